@@ -1,0 +1,67 @@
+//! The command-line grammar: global flags and the top-level subcommands.
+//!
+//! Each resource module owns its own subcommand enum; this module only assembles them.
+//! It must not do IO: parsing is clap's job, running is [`crate::run`]'s.
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Tollgate: a self-hosted AI gateway.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every admin command accepts (before or after the subcommand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Base URL of the Tollgate server.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global",
+        env = "TOLLGATE_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub url: String,
+    /// Admin-capable gateway token; without it, `<TOLLGATE_DATA_DIR or ./tollgate-data>/admin.token` is read when present.
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global",
+        env = "TOLLGATE_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, help_heading = "Global", value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// How answers are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// The top-level subcommands. Parsed once per process, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(crate::serve::ServeArgs),
+    /// Manage LLM providers.
+    #[command(subcommand, name = "provider", visible_aliases = ["llm-provider", "llm", "lp"])]
+    Provider(crate::provider::ProviderCommand),
+    /// Manage secrets (write-only values referenced by providers).
+    #[command(subcommand, name = "secret", visible_alias = "secrets")]
+    Secret(crate::secret::SecretCommand),
+    /// Manage gateway tokens.
+    #[command(subcommand, name = "token", visible_alias = "tokens")]
+    Token(crate::token::TokenCommand),
+}

@@ -1,0 +1,29 @@
+//! The `tollgate` command line: `serve` runs the gateway; every other command is a thin
+//! client of the admin REST API (so the CLI exercises exactly what automation uses).
+//!
+//! The admin commands hold no domain logic beyond turning flags into request bodies
+//! (pure functions in [`provider`] and [`token`], tested without sockets) and rendering
+//! answers ([`output`]). They must not depend on the server or the store: only on HTTP.
+
+pub mod args;
+pub mod client;
+pub mod output;
+pub mod provider;
+pub mod secret;
+pub mod serve;
+pub mod token;
+
+use args::{Cli, Command};
+use client::Client;
+
+/// Runs one parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let fmt = cli.global.output;
+    match cli.command {
+        Command::Serve(a) => serve::run(a).await,
+        Command::Provider(cmd) => provider::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Secret(secret::SecretCommand::RotateKey(a)) => serve::rotate_key(a).await,
+        Command::Secret(cmd) => secret::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Token(cmd) => token::run(&Client::new(&cli.global)?, fmt, cmd).await,
+    }
+}

@@ -1,0 +1,149 @@
+//! `tollgate secret …`: set (value from stdin or a hidden prompt, never an argument),
+//! list, get and delete over `/api/v1/secrets`. Values are write-only: nothing here
+//! ever prints one.
+//!
+//! `secrets rotate-key` is the offline master-key rotation and lives in [`crate::serve`].
+
+use crate::args::OutputFormat;
+use crate::client::Client;
+use crate::output;
+use crate::provider::fetch_pages;
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use std::io::{IsTerminal as _, Read as _};
+
+const COLLECTION: &str = "secrets";
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Create or replace a secret. The value is read from stdin when it is not a terminal,
+    /// otherwise from a hidden prompt; it is never taken as an argument.
+    Set(SecretName),
+    /// List secret names (never values).
+    #[command(visible_alias = "ls")]
+    List(SecretListArgs),
+    /// Show a secret's metadata (never its value).
+    Get(SecretName),
+    /// Delete a secret (refused while a provider references it).
+    #[command(visible_alias = "rm")]
+    Delete(SecretName),
+    /// Re-seal every secret under a new master key (offline: works on the database directly).
+    RotateKey(crate::serve::RotateKeyArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretName {
+    /// Secret name (UPPER_SNAKE_CASE, e.g. ANTHROPIC_API_KEY).
+    pub name: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretListArgs {
+    #[arg(long)]
+    pub page_size: Option<u32>,
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Strips exactly one trailing `"\n"` or `"\r\n"` (what `echo` or a file's last line adds).
+pub fn strip_one_newline(s: &str) -> &str {
+    s.strip_suffix("\r\n")
+        .or_else(|| s.strip_suffix('\n'))
+        .unwrap_or(s)
+}
+
+/// Reads the secret value: all of stdin when piped, else a hidden prompt.
+fn read_value(name: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let value = if stdin.is_terminal() {
+        rpassword::prompt_password(format!("Value for {name}: "))
+            .context("reading the secret value")?
+    } else {
+        let mut buf = Vec::new();
+        stdin
+            .lock()
+            .read_to_end(&mut buf)
+            .context("reading the secret value from stdin")?;
+        let text = String::from_utf8(buf)
+            .map_err(|_| anyhow::anyhow!("the secret value on stdin is not UTF-8"))?;
+        strip_one_newline(&text).to_owned()
+    };
+    if value.is_empty() {
+        bail!("empty secret value for {name}");
+    }
+    Ok(value)
+}
+
+/// Runs one secret command (all but `rotate-key`).
+pub async fn run(client: &Client, fmt: OutputFormat, cmd: SecretCommand) -> anyhow::Result<()> {
+    match cmd {
+        SecretCommand::Set(a) => {
+            let value = read_value(&a.name)?;
+            let answer = client
+                .put(&[COLLECTION, &a.name], &json!({ "value": value }))
+                .await?;
+            drop(value);
+            let verb = if answer.status == 201 {
+                "created"
+            } else {
+                "updated"
+            };
+            let meta = answer.json();
+            match fmt {
+                OutputFormat::Table => output::line(&format!("{verb} secret {}", a.name)),
+                _ => output::document(&meta, fmt)?,
+            }
+            Ok(())
+        }
+        SecretCommand::List(a) => {
+            let mut q = Vec::new();
+            if let Some(n) = a.page_size {
+                q.push(("page_size", n.to_string()));
+            }
+            if let Some(t) = a.page_token {
+                q.push(("page_token", t));
+            }
+            let (items, next, raw) = fetch_pages(client, COLLECTION, "secrets", q, a.all).await?;
+            if fmt != OutputFormat::Table {
+                return output::document(&raw, fmt);
+            }
+            let rows: Vec<Vec<String>> = items.iter().map(secret_row).collect();
+            output::table(&["NAME", "UPDATED"], &rows);
+            if let Some(t) = next {
+                output::note(&format!("more results: --page-token {t} (or --all)"));
+            }
+            Ok(())
+        }
+        SecretCommand::Get(a) => {
+            let meta = client.get(&[COLLECTION, &a.name], &[]).await?;
+            match fmt {
+                OutputFormat::Table => output::key_values(&meta),
+                _ => output::document(&meta, fmt)?,
+            }
+            Ok(())
+        }
+        SecretCommand::Delete(a) => {
+            client.delete(&[COLLECTION, &a.name]).await?;
+            if fmt == OutputFormat::Table {
+                output::line(&format!("deleted secret {}", a.name));
+            }
+            Ok(())
+        }
+        SecretCommand::RotateKey(_) => {
+            bail!("`secrets rotate-key` runs offline, not through the admin API")
+        }
+    }
+}
+
+/// One row of the secrets table: NAME, UPDATED.
+pub fn secret_row(s: &Value) -> Vec<String> {
+    let updated = match output::cell(s, "updated_at").as_str() {
+        "-" => output::cell(s, "created_at"),
+        u => u.to_owned(),
+    };
+    vec![output::cell(s, "name"), updated]
+}

@@ -1,0 +1,1207 @@
+//! The `tollgate` admin client: pure tests of the flag → JSON mapping (no sockets), then
+//! end-to-end runs of the real binary against a real gateway ([`TestGateway`]).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use clap::Parser as _;
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use tollgate_cli::args::{Cli, Command as Cmd};
+use tollgate_cli::client::ApiError;
+use tollgate_cli::output;
+use tollgate_cli::provider::{self, ProviderCommand};
+use tollgate_cli::secret::strip_one_newline;
+use tollgate_cli::token::{self, TokenCommand};
+use tollgate_testkit::TestGateway;
+
+// ---------------------------------------------------------------- pure: flags → JSON
+
+fn parse(args: &[&str]) -> Cmd {
+    let argv = std::iter::once("tollgate").chain(args.iter().copied());
+    match Cli::try_parse_from(argv) {
+        Ok(cli) => cli.command,
+        Err(e) => panic!("{args:?} did not parse: {e}"),
+    }
+}
+
+fn create(args: &[&str]) -> anyhow::Result<Value> {
+    let mut argv = vec!["provider", "create"];
+    argv.extend_from_slice(args);
+    match parse(&argv) {
+        Cmd::Provider(ProviderCommand::Create(a)) => provider::create_body(&a),
+        other => panic!("not a create: {other:?}"),
+    }
+}
+
+fn update(args: &[&str]) -> anyhow::Result<Value> {
+    let mut argv = vec!["provider", "update"];
+    argv.extend_from_slice(args);
+    match parse(&argv) {
+        Cmd::Provider(ProviderCommand::Update(a)) => provider::update_patch(&a),
+        other => panic!("not an update: {other:?}"),
+    }
+}
+
+/// Asserts `args` build exactly `want` on create.
+fn check_create(args: &[&str], want: Value) {
+    let got = create(args).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+    assert_eq!(got, want, "{args:?}");
+}
+
+/// Asserts `args` fail on create with a message containing every `needle`.
+fn check_create_err(args: &[&str], needles: &[&str]) {
+    let err = format!("{:#}", create(args).expect_err("should fail"));
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: `{err}` lacks `{n}`");
+    }
+}
+
+#[test]
+fn create_openai_flags() {
+    check_create(
+        &[
+            "p1",
+            "--openai-config.api-key-ref",
+            "OPENAI_KEY",
+            "--openai-config.base-url",
+            "https://example.test/v1",
+            "--provider-models",
+            "gpt-4o",
+            "--provider-models",
+            "gpt-4o-mini",
+            "--tags",
+            "team=search",
+            "--tags",
+            "env=prod",
+            "--enabled",
+            "false",
+            "--transcripts.record-input-messages",
+            "true",
+            "--transcripts.record-output-messages",
+            "false",
+        ],
+        json!({
+            "name": "p1", "display_name": "p1", "type": "openai", "enabled": false,
+            "openai_config": {"api_key_ref": "OPENAI_KEY", "base_url": "https://example.test/v1"},
+            "provider_models": [{"name": "gpt-4o"}, {"name": "gpt-4o-mini"}],
+            "tags": {"team": "search", "env": "prod"},
+            "transcripts": {"record_input_messages": true, "record_output_messages": false},
+        }),
+    );
+}
+
+#[test]
+fn create_each_type_from_its_config_group() {
+    check_create(
+        &[
+            "a",
+            "--display-name",
+            "Prod A",
+            "--anthropic-config.api-key-ref",
+            "K",
+            "--anthropic-config.authorization-passthrough",
+        ],
+        json!({"name": "a", "display_name": "Prod A", "type": "anthropic",
+               "anthropic_config": {"api_key_ref": "K", "authorization_passthrough": true}}),
+    );
+    check_create(
+        &[
+            "a",
+            "--anthropic-config.base-url",
+            "http://x",
+            "--anthropic-config.authorization-passthrough",
+            "false",
+        ],
+        json!({"name": "a", "display_name": "a", "type": "anthropic",
+               "anthropic_config": {"base_url": "http://x", "authorization_passthrough": false}}),
+    );
+    check_create(
+        &[
+            "g",
+            "--google-config.api-key-ref",
+            "G",
+            "--google-config.base-url",
+            "http://g",
+        ],
+        json!({"name": "g", "display_name": "g", "type": "google",
+               "google_config": {"api_key_ref": "G", "base_url": "http://g"}}),
+    );
+    check_create(
+        &[
+            "b",
+            "--bedrock-config.region",
+            "us-east-1",
+            "--bedrock-config.base-url",
+            "http://b",
+            "--bedrock-config.guardrail",
+            "gr",
+            "--bedrock-config.static-credentials.access-key-id-ref",
+            "AK",
+            "--bedrock-config.static-credentials.secret-access-key-ref",
+            "SK",
+        ],
+        json!({"name": "b", "display_name": "b", "type": "bedrock",
+               "bedrock_config": {"region": "us-east-1", "base_url": "http://b", "guardrail": "gr",
+                   "static_credentials": {"access_key_id_ref": "AK", "secret_access_key_ref": "SK"}}}),
+    );
+    check_create(
+        &[
+            "b",
+            "--bedrock-config.region",
+            "eu-west-1",
+            "--bedrock-config.assume-role.role-arn",
+            "arn:aws:iam::123456789012:role/r",
+            "--bedrock-config.assume-role.external-id",
+            "ext",
+            "--bedrock-config.assume-role.session-name",
+            "sess",
+        ],
+        json!({"name": "b", "display_name": "b", "type": "bedrock",
+               "bedrock_config": {"region": "eu-west-1", "assume_role": {
+                   "role_arn": "arn:aws:iam::123456789012:role/r", "external_id": "ext", "session_name": "sess"}}}),
+    );
+    check_create(
+        &[
+            "c",
+            "--openai-compatible-config.base-url",
+            "http://localhost:11434/v1",
+            "--openai-compatible-config.api-key-ref",
+            "C",
+            "--openai-compatible-config.authorization-passthrough",
+            "true",
+        ],
+        json!({"name": "c", "display_name": "c", "type": "openai_compatible",
+               "openai_compatible_config": {"base_url": "http://localhost:11434/v1", "api_key_ref": "C",
+                   "authorization_passthrough": true}}),
+    );
+}
+
+#[test]
+fn create_type_flag_and_inference_errors() {
+    // --type alone: an empty config lets the server name the missing field.
+    check_create(
+        &["x", "--type", "bedrock"],
+        json!({"name": "x", "display_name": "x", "type": "bedrock", "bedrock_config": {}}),
+    );
+    check_create(
+        &[
+            "x",
+            "--type",
+            "openai-compatible",
+            "--openai-compatible-config.base-url",
+            "http://l",
+        ],
+        json!({"name": "x", "display_name": "x", "type": "openai_compatible",
+               "openai_compatible_config": {"base_url": "http://l"}}),
+    );
+    check_create_err(&["x"], &["--type"]);
+    check_create_err(
+        &[
+            "x",
+            "--openai-config.api-key-ref",
+            "A",
+            "--anthropic-config.api-key-ref",
+            "B",
+        ],
+        &["--openai-config.*", "--anthropic-config.*", "exactly one"],
+    );
+    check_create_err(
+        &[
+            "x",
+            "--google-config.api-key-ref",
+            "A",
+            "--bedrock-config.region",
+            "us-east-1",
+        ],
+        &["config groups"],
+    );
+    check_create_err(
+        &["x", "--openai-config.api-key-ref", "A", "--tags", "novalue"],
+        &["--tags", "key=value"],
+    );
+    let err = Cli::try_parse_from(["tollgate", "provider", "create", "x", "--type", "azure"])
+        .expect_err("bad type");
+    assert_eq!(err.exit_code(), 2);
+}
+
+#[test]
+fn pricing_converts_usd_per_million_to_microcents() {
+    let (model, p) = provider::parse_pricing(
+        "model=m,input=3,output=15,cached=0.075,cache_write_5m=0,cache_write_1h=",
+    )
+    .unwrap();
+    assert_eq!(model, "m");
+    assert_eq!(
+        Value::Object(p),
+        json!({"input_per_million": 300000000, "output_per_million": 1500000000,
+               "cached_input_per_million": 7500000, "cache_creation_5m_per_million": 0})
+    );
+    let (_, p) = provider::parse_pricing("model=m,cache_write_1h=6,cache_write_5m=3.75").unwrap();
+    assert_eq!(
+        Value::Object(p),
+        json!({"cache_creation_1h_per_million": 600000000, "cache_creation_5m_per_million": 375000000})
+    );
+    for (spec, needles) in [
+        ("model=m,input=abc", &["`input`", "abc"][..]),
+        ("model=m,output=-1", &["`output`", "negative"][..]),
+        ("model=m,cached=0.000000001", &["`cached`"][..]),
+        ("model=m,inptu=3", &["unknown key `inptu`"][..]),
+        ("input=3", &["model="][..]),
+        ("model=m,input", &["not key=value"][..]),
+    ] {
+        let err = format!("{:#}", provider::parse_pricing(spec).expect_err(spec));
+        for n in needles {
+            assert!(err.contains(n), "{spec}: `{err}` lacks `{n}`");
+        }
+    }
+    check_create_err(
+        &[
+            "x",
+            "--openai-config.api-key-ref",
+            "A",
+            "--pricing",
+            "model=m,input=abc",
+        ],
+        &["input", "abc"],
+    );
+}
+
+#[test]
+fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
+    check_create(
+        &[
+            "x",
+            "--openai-config.api-key-ref",
+            "A",
+            "--provider-models",
+            "gpt-4o",
+            "--provider-models",
+            "gpt-4o-mini",
+            "--pricing",
+            "model=gpt-4o-mini,input=0.15,output=0.6",
+            "--pricing",
+            "model=o3,input=2",
+        ],
+        json!({"name": "x", "display_name": "x", "type": "openai", "openai_config": {"api_key_ref": "A"},
+               "provider_models": [
+                   {"name": "gpt-4o"},
+                   {"name": "gpt-4o-mini", "custom_pricing": {"input_per_million": 15000000, "output_per_million": 60000000}},
+                   {"name": "o3", "custom_pricing": {"input_per_million": 200000000}}]}),
+    );
+    // A JSON model object is accepted as-is.
+    check_create(
+        &[
+            "x",
+            "--openai-config.api-key-ref",
+            "A",
+            "--provider-models",
+            r#"{"name":"m","custom_pricing":{"input_per_million":1}}"#,
+        ],
+        json!({"name": "x", "display_name": "x", "type": "openai", "openai_config": {"api_key_ref": "A"},
+               "provider_models": [{"name": "m", "custom_pricing": {"input_per_million": 1}}]}),
+    );
+}
+
+#[test]
+fn create_from_manifest_with_flag_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.yaml");
+    std::fs::write(
+        &path,
+        "name: from-file\ndisplay_name: From File\ntype: anthropic\nenabled: true\n\
+         anthropic_config:\n  base_url: null\n  api_key_ref: OLD\n  authorization_passthrough: false\n\
+         provider_models:\n- name: claude-a\n- name: claude-b\n\
+         transcripts:\n  record_input_messages: false\n  record_output_messages: false\n\
+         tags:\n  team: x\n\
+         url: http://h/llm/v1/providers/from-file\ncreated_at: '2025-01-01T00:00:00Z'\nupdated_at: '2025-01-01T00:00:00Z'\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    check_create(
+        &[
+            "-f",
+            file,
+            "--anthropic-config.api-key-ref",
+            "NEW",
+            "--pricing",
+            "model=claude-b,input=3",
+            "--tags",
+            "env=dev",
+        ],
+        json!({"name": "from-file", "display_name": "From File", "type": "anthropic", "enabled": true,
+               "anthropic_config": {"base_url": null, "api_key_ref": "NEW", "authorization_passthrough": false},
+               "provider_models": [{"name": "claude-a"}, {"name": "claude-b", "custom_pricing": {"input_per_million": 300000000}}],
+               "transcripts": {"record_input_messages": false, "record_output_messages": false},
+               "tags": {"team": "x", "env": "dev"}}),
+    );
+    // NAME overrides the manifest's name; a second config group next to the manifest's is refused.
+    assert_eq!(create(&["renamed", "-f", file]).unwrap()["name"], "renamed");
+    check_create_err(
+        &["-f", file, "--openai-config.api-key-ref", "A"],
+        &["openai_config", "anthropic_config"],
+    );
+}
+
+#[test]
+fn update_patch_holds_only_the_flags_given() {
+    assert_eq!(
+        update(&["p", "--display-name", "New", "--enabled", "false"]).unwrap(),
+        json!({"display_name": "New", "enabled": false})
+    );
+    assert_eq!(
+        update(&[
+            "p",
+            "--anthropic-config.api-key-ref",
+            "K2",
+            "--transcripts.record-output-messages",
+            "true"
+        ])
+        .unwrap(),
+        json!({"anthropic_config": {"api_key_ref": "K2"}, "transcripts": {"record_output_messages": true}})
+    );
+    assert_eq!(
+        update(&[
+            "p",
+            "--bedrock-config.assume-role.role-arn",
+            "arn:r",
+            "--bedrock-config.static-credentials.access-key-id-ref",
+            "AK"
+        ])
+        .unwrap(),
+        json!({"bedrock_config": {"assume_role": {"role_arn": "arn:r"}, "static_credentials": {"access_key_id_ref": "AK"}}})
+    );
+    // --pricing alone replaces the list with the priced models; --tags merge key by key.
+    assert_eq!(
+        update(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"]).unwrap(),
+        json!({"provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 1500000000}}], "tags": {"a": "b"}})
+    );
+    assert_eq!(
+        update(&["p", "--type", "anthropic"]).unwrap(),
+        json!({"type": "anthropic"})
+    );
+    assert!(format!("{:#}", update(&["p"]).expect_err("empty")).contains("nothing to update"));
+    assert!(
+        update(&[
+            "p",
+            "--openai-config.base-url",
+            "u",
+            "--google-config.base-url",
+            "u"
+        ])
+        .is_err()
+    );
+}
+
+#[test]
+fn update_clear_sets_paths_to_null() {
+    assert_eq!(
+        update(&[
+            "p",
+            "--clear",
+            "anthropic_config.base_url",
+            "--clear",
+            "tags.team"
+        ])
+        .unwrap(),
+        json!({"anthropic_config": {"base_url": null}, "tags": {"team": null}})
+    );
+    assert_eq!(
+        update(&[
+            "p",
+            "--clear",
+            "bedrock_config.static_credentials",
+            "--bedrock-config.assume-role.role-arn",
+            "arn:r"
+        ])
+        .unwrap(),
+        json!({"bedrock_config": {"static_credentials": null, "assume_role": {"role_arn": "arn:r"}}})
+    );
+    assert_eq!(
+        update(&["p", "--clear", "provider_models"]).unwrap(),
+        json!({"provider_models": null})
+    );
+    assert!(update(&["p", "--clear", "a..b"]).is_err());
+}
+
+#[test]
+fn token_body_and_expiry() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let body = |args: &[&str]| {
+        let mut argv = vec!["token", "create"];
+        argv.extend_from_slice(args);
+        match parse(&argv) {
+            Cmd::Token(TokenCommand::Create(a)) => token::create_body(&a, now),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        body(&[
+            "ci",
+            "--role",
+            "invoker",
+            "--user",
+            "a@b.c",
+            "--agent",
+            "bot",
+            "--provider",
+            "p1",
+            "--provider",
+            "p2",
+            "--expires-in",
+            "30d"
+        ])
+        .unwrap(),
+        json!({"name": "ci", "role": "invoker", "user": "a@b.c", "agent": "bot", "providers": ["p1", "p2"],
+               "expires_at": "2026-01-31T00:00:00Z"})
+    );
+    assert_eq!(
+        body(&["t", "--role", "admin", "--expires-in", "90m"]).unwrap()["expires_at"],
+        "2026-01-01T01:30:00Z"
+    );
+    assert_eq!(
+        body(&["t", "--role", "reader", "--expires-in", "12h"]).unwrap()["expires_at"],
+        "2026-01-01T12:00:00Z"
+    );
+    assert_eq!(
+        body(&[
+            "t",
+            "--role",
+            "writer",
+            "--expires-at",
+            "2027-05-01T10:00:00+02:00"
+        ])
+        .unwrap()["expires_at"],
+        "2027-05-01T08:00:00Z"
+    );
+    assert_eq!(
+        body(&["t", "--role", "writer"]).unwrap(),
+        json!({"name": "t", "role": "writer"})
+    );
+    assert!(body(&["t", "--role", "reader", "--expires-in", "3y"]).is_err());
+    assert!(body(&["t", "--role", "reader", "--expires-at", "tomorrow"]).is_err());
+    for bad in [
+        &["tollgate", "token", "create", "t", "--role", "root"][..],
+        &["tollgate", "token", "create", "t"][..],
+        &[
+            "tollgate",
+            "token",
+            "create",
+            "t",
+            "--role",
+            "admin",
+            "--expires-in",
+            "1d",
+            "--expires-at",
+            "2027-01-01T00:00:00Z",
+        ][..],
+    ] {
+        assert_eq!(
+            Cli::try_parse_from(bad)
+                .expect_err("usage error")
+                .exit_code(),
+            2,
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn rendering_helpers() {
+    assert_eq!(strip_one_newline("v\n"), "v");
+    assert_eq!(strip_one_newline("v\r\n"), "v");
+    assert_eq!(strip_one_newline("v\n\n"), "v\n");
+    assert_eq!(strip_one_newline("v"), "v");
+
+    let err = ApiError::from_body(
+        400,
+        br#"{"error":{"code":"invalid_argument","message":"secret \"X\" not found","field":"openai_config.api_key_ref"}}"#,
+    );
+    assert_eq!(
+        output::error_text(&err.into()),
+        "Error: secret \"X\" not found\n  field: openai_config.api_key_ref\n  code: invalid_argument"
+    );
+    assert_eq!(
+        output::error_text(&ApiError::from_body(502, b"bad gateway").into()),
+        "Error: HTTP 502 Bad Gateway: bad gateway"
+    );
+
+    let p = json!({"name": "p", "type": "openai", "enabled": false, "url": "http://u",
+                   "provider_models": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]});
+    assert_eq!(
+        provider::provider_row(&p),
+        ["p", "openai", "Disabled", "a, b +2", "http://u"]
+    );
+    assert_eq!(
+        provider::provider_row(&json!({"name": "q", "enabled": true}))[3],
+        "(all)"
+    );
+    assert_eq!(
+        output::format_table(&["A", "LONGER"], &[vec!["xxxx".into(), "1".into()]]),
+        "A      LONGER\nxxxx   1"
+    );
+}
+
+// ---------------------------------------------------------------- end to end: the binary
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// Runs the real `tollgate` binary in an empty directory with a clean environment.
+fn tg_raw(args: &[&str], stdin: Option<&str>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.args(args)
+        .current_dir(dir.path())
+        .env_remove("TOLLGATE_URL")
+        .env_remove("TOLLGATE_TOKEN")
+        .env_remove("TOLLGATE_DATA_DIR")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs the binary against `gw` with its admin token.
+fn tg(gw: &TestGateway, args: &[&str]) -> Run {
+    tg_in(gw, args, None)
+}
+
+fn tg_in(gw: &TestGateway, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut all = vec![
+        "--url",
+        gw.base_url.as_str(),
+        "--token",
+        gw.admin_token.as_str(),
+    ];
+    all.extend_from_slice(args);
+    tg_raw(&all, stdin)
+}
+
+fn without_timestamps(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("created_at");
+        o.remove("updated_at");
+    }
+    v
+}
+
+#[tokio::test]
+async fn e2e_secrets_never_show_values() {
+    let gw = TestGateway::start().await.unwrap();
+    let run = tg_in(
+        &gw,
+        &["secret", "set", "OPENAI_KEY"],
+        Some("sk-very-secret-value\n"),
+    )
+    .ok();
+    assert_eq!(run.stdout.trim(), "created secret OPENAI_KEY");
+    let run = tg_in(
+        &gw,
+        &["secrets", "set", "OPENAI_KEY"],
+        Some("sk-very-secret-value-2\r\n"),
+    )
+    .ok();
+    assert_eq!(run.stdout.trim(), "updated secret OPENAI_KEY");
+    // The value is never an argument.
+    assert_eq!(tg(&gw, &["secret", "set", "X_KEY", "value"]).code, 2);
+    assert_eq!(
+        tg_in(&gw, &["secret", "set", "EMPTY_KEY"], Some("\n")).code,
+        1
+    );
+
+    for args in [
+        &["secret", "list"][..],
+        &["secret", "list", "-o", "json"],
+        &["secret", "get", "OPENAI_KEY"],
+        &["secret", "list", "-o", "yaml"],
+    ] {
+        let run = tg(&gw, args).ok();
+        assert!(
+            run.stdout.contains("OPENAI_KEY"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert!(
+            !run.stdout.contains("sk-very"),
+            "{args:?} leaked the value: {}",
+            run.stdout
+        );
+        assert!(!run.stderr.contains("sk-very"));
+    }
+    let list = tg(&gw, &["secret", "list"]).ok();
+    assert!(list.stdout.starts_with("NAME"), "{}", list.stdout);
+    let names: Vec<Value> = tg(&gw, &["secret", "list", "-o", "json"]).json()["secrets"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(names.len(), 1);
+
+    // A referenced secret cannot be deleted.
+    tg(
+        &gw,
+        &[
+            "provider",
+            "create",
+            "uses-key",
+            "--openai-config.api-key-ref",
+            "OPENAI_KEY",
+        ],
+    )
+    .ok();
+    let run = tg(&gw, &["secret", "delete", "OPENAI_KEY"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("Error: "), "{}", run.stderr);
+    assert!(run.stderr.contains("code: conflict"), "{}", run.stderr);
+    tg(&gw, &["provider", "delete", "uses-key"]).ok();
+    assert_eq!(
+        tg(&gw, &["secret", "delete", "OPENAI_KEY"])
+            .ok()
+            .stdout
+            .trim(),
+        "deleted secret OPENAI_KEY"
+    );
+    let run = tg(&gw, &["secret", "get", "OPENAI_KEY"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("code: not_found"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn e2e_providers_crud_filters_and_round_trip() {
+    let gw = TestGateway::start().await.unwrap();
+    for s in ["OPENAI_KEY", "ANTHROPIC_KEY", "GOOGLE_KEY"] {
+        gw.put_secret(s, "v").await.unwrap();
+    }
+    tg(
+        &gw,
+        &[
+            "provider",
+            "create",
+            "p-openai",
+            "--openai-config.api-key-ref",
+            "OPENAI_KEY",
+            "--provider-models",
+            "gpt-4o",
+            "--provider-models",
+            "gpt-4o-mini",
+            "--provider-models",
+            "o3",
+            "--pricing",
+            "model=gpt-4o,input=2.5,output=10,cached=1.25",
+            "--tags",
+            "team=search",
+        ],
+    )
+    .ok();
+    tg(
+        &gw,
+        &[
+            "llm",
+            "create",
+            "p-anthropic",
+            "--display-name",
+            "Prod Anthropic",
+            "--anthropic-config.api-key-ref",
+            "ANTHROPIC_KEY",
+            "--transcripts.record-input-messages",
+            "true",
+        ],
+    )
+    .ok();
+    tg(
+        &gw,
+        &[
+            "lp",
+            "create",
+            "p-google",
+            "--google-config.api-key-ref",
+            "GOOGLE_KEY",
+            "--enabled",
+            "false",
+        ],
+    )
+    .ok();
+    tg(
+        &gw,
+        &[
+            "llm-provider",
+            "create",
+            "p-bedrock",
+            "--bedrock-config.region",
+            "us-east-1",
+            "--bedrock-config.assume-role.role-arn",
+            "arn:aws:iam::123456789012:role/tollgate",
+            "--bedrock-config.assume-role.external-id",
+            "ext-1",
+            "--pricing",
+            "model=us.anthropic.claude-sonnet-4-6,input=3.3,output=16.5",
+        ],
+    )
+    .ok();
+    let run = tg(
+        &gw,
+        &[
+            "provider",
+            "create",
+            "p-local",
+            "--openai-compatible-config.base-url",
+            "http://127.0.0.1:11434/v1",
+        ],
+    )
+    .ok();
+    assert_eq!(run.stdout.trim(), "created provider p-local");
+
+    let openai = tg(&gw, &["provider", "get", "p-openai", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(openai["type"], "openai");
+    assert_eq!(openai["display_name"], "p-openai");
+    assert_eq!(openai["enabled"], true);
+    assert_eq!(openai["openai_config"]["api_key_ref"], "OPENAI_KEY");
+    assert_eq!(
+        openai["provider_models"][0]["custom_pricing"],
+        json!({"input_per_million": 250000000, "output_per_million": 1000000000, "cached_input_per_million": 125000000})
+    );
+    assert_eq!(openai["tags"], json!({"team": "search"}));
+    assert!(
+        openai["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/llm/v1/providers/p-openai"),
+        "{openai}"
+    );
+    let bedrock = tg(&gw, &["provider", "get", "p-bedrock", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(bedrock["bedrock_config"]["region"], "us-east-1");
+    assert_eq!(
+        bedrock["bedrock_config"]["assume_role"]["role_arn"],
+        "arn:aws:iam::123456789012:role/tollgate"
+    );
+    assert_eq!(
+        bedrock["bedrock_config"]["assume_role"]["external_id"],
+        "ext-1"
+    );
+    assert_eq!(
+        bedrock["provider_models"],
+        json!([{"name": "us.anthropic.claude-sonnet-4-6",
+        "custom_pricing": {"input_per_million": 330000000, "output_per_million": 1650000000}}])
+    );
+    let anthropic = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(anthropic["display_name"], "Prod Anthropic");
+    assert_eq!(anthropic["transcripts"]["record_input_messages"], true);
+    assert_eq!(
+        tg(&gw, &["provider", "get", "p-local", "-o", "json"])
+            .ok()
+            .json()["type"],
+        "openai_compatible"
+    );
+    let kv = tg(&gw, &["provider", "get", "p-openai"]).ok().stdout;
+    assert!(
+        kv.contains("openai_config.api_key_ref") && kv.contains("OPENAI_KEY"),
+        "{kv}"
+    );
+
+    // list: table and every filter.
+    let table = tg(&gw, &["provider", "list"]).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("TYPE")
+            && lines[0].contains("STATUS")
+            && lines[0].contains("MODELS")
+    );
+    assert!(table.contains("gpt-4o, gpt-4o-mini +1"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("p-google") && l.contains("Disabled")),
+        "{table}"
+    );
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut all = vec!["provider", "list", "-o", "json"];
+        all.extend_from_slice(args);
+        let v = tg(&gw, &all).ok().json();
+        v["llm_providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&["--type", "bedrock"]), ["p-bedrock"]);
+    assert_eq!(names(&["--type", "openai-compatible"]), ["p-local"]);
+    assert_eq!(names(&["--enabled", "false"]), ["p-google"]);
+    assert_eq!(names(&["--enabled", "true"]).len(), 4);
+    assert_eq!(names(&["--name-contains", "o"]).len(), 5);
+    assert_eq!(names(&["--name-contains", "anth"]), ["p-anthropic"]);
+    let page = tg(&gw, &["provider", "list", "--page-size", "2", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(page["llm_providers"].as_array().unwrap().len(), 2);
+    let token = page["next_page_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        names(&["--page-size", "2", "--page-token", &token]).len(),
+        2
+    );
+    assert_eq!(names(&["--page-size", "2", "--all"]).len(), 5);
+    let run = tg(&gw, &["provider", "list", "--page-size", "2"]).ok();
+    assert!(run.stderr.contains("--page-token"), "{}", run.stderr);
+
+    // -o yaml parses as YAML and says the same as -o json.
+    let yaml = tg(&gw, &["provider", "get", "p-bedrock", "-o", "yaml"])
+        .ok()
+        .stdout;
+    let from_yaml: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    assert_eq!(from_yaml, bedrock);
+
+    // Round trip: get -o json → delete → create -f → get -o json, equal but for timestamps.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, fmt) in [("p-openai", "json"), ("p-bedrock", "yaml")] {
+        let before = tg(&gw, &["provider", "get", name, "-o", "json"])
+            .ok()
+            .json();
+        let manifest = tg(&gw, &["provider", "get", name, "-o", fmt]).ok().stdout;
+        let path = dir.path().join(format!("{name}.{fmt}"));
+        std::fs::write(&path, manifest).unwrap();
+        assert_eq!(
+            tg(&gw, &["provider", "delete", name]).ok().stdout.trim(),
+            format!("deleted provider {name}")
+        );
+        assert_eq!(tg(&gw, &["provider", "get", name]).code, 1);
+        tg(&gw, &["provider", "create", "-f", path.to_str().unwrap()]).ok();
+        let after = tg(&gw, &["provider", "get", name, "-o", "json"])
+            .ok()
+            .json();
+        assert_eq!(
+            without_timestamps(after),
+            without_timestamps(before),
+            "{name} via {fmt}"
+        );
+    }
+
+    // update (merge patch).
+    let run = tg(
+        &gw,
+        &[
+            "provider",
+            "update",
+            "p-anthropic",
+            "--display-name",
+            "Renamed",
+            "--enabled",
+            "false",
+        ],
+    )
+    .ok();
+    assert_eq!(run.stdout.trim(), "updated provider p-anthropic");
+    let updated = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(updated["display_name"], "Renamed");
+    assert_eq!(updated["enabled"], false);
+    assert_eq!(updated["anthropic_config"]["api_key_ref"], "ANTHROPIC_KEY");
+    assert_eq!(updated["transcripts"]["record_input_messages"], true);
+    let patched = tg(
+        &gw,
+        &[
+            "provider",
+            "update",
+            "p-openai",
+            "--clear",
+            "tags.team",
+            "--tags",
+            "env=prod",
+            "--pricing",
+            "model=gpt-4o,input=0",
+            "-o",
+            "json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(patched["tags"], json!({"env": "prod"}));
+    assert_eq!(
+        patched["provider_models"],
+        json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}])
+    );
+
+    // Changing the type is refused by the server.
+    let run = tg(
+        &gw,
+        &["provider", "update", "p-openai", "--type", "anthropic"],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("Error: ") && run.stderr.contains("immutable"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("  field: type") && run.stderr.contains("  code: invalid_argument"),
+        "{}",
+        run.stderr
+    );
+
+    // A missing secret: exit 1, the server's message, field and code on stderr, nothing on stdout.
+    let run = tg(
+        &gw,
+        &[
+            "provider",
+            "create",
+            "bad",
+            "--anthropic-config.api-key-ref",
+            "NOPE_KEY",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.starts_with("Error: ") && run.stderr.contains("NOPE_KEY"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("  field: anthropic_config.api_key_ref"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("  code: invalid_argument"),
+        "{}",
+        run.stderr
+    );
+    // Client-side errors exit 1 too; clap usage errors exit 2.
+    assert_eq!(
+        tg(
+            &gw,
+            &[
+                "provider",
+                "create",
+                "x",
+                "--openai-config.api-key-ref",
+                "A",
+                "--google-config.api-key-ref",
+                "B"
+            ]
+        )
+        .code,
+        1
+    );
+    assert_eq!(
+        tg(&gw, &["provider", "create", "x", "--enabled", "maybe"]).code,
+        2
+    );
+
+    for name in [
+        "p-openai",
+        "p-anthropic",
+        "p-google",
+        "p-bedrock",
+        "p-local",
+    ] {
+        tg(&gw, &["provider", "delete", name]).ok();
+    }
+    let run = tg(&gw, &["provider", "delete", "p-local"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("code: not_found"), "{}", run.stderr);
+    assert_eq!(
+        tg(&gw, &["provider", "list"]).ok().stdout.lines().count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn e2e_tokens_create_list_revoke() {
+    let gw = TestGateway::start().await.unwrap();
+    let run = tg(
+        &gw,
+        &[
+            "token",
+            "create",
+            "ci-bot",
+            "--role",
+            "invoker",
+            "--user",
+            "ops@example.com",
+            "--agent",
+            "ci",
+            "--expires-in",
+            "30d",
+        ],
+    )
+    .ok();
+    let secret = run.stdout.trim().to_owned();
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert!(secret.starts_with("tg_"), "{secret}");
+    assert!(run.stderr.contains("not be shown again"), "{}", run.stderr);
+
+    let created = tg(
+        &gw,
+        &[
+            "token", "create", "reader", "--role", "reader", "-o", "json",
+        ],
+    )
+    .ok()
+    .json();
+    assert!(created["token"].as_str().unwrap().starts_with("tg_"));
+    assert_eq!(created["role"], "reader");
+
+    // The new token works as a bearer for what its role allows.
+    let mut as_reader = vec![
+        "--url",
+        gw.base_url.as_str(),
+        "--token",
+        created["token"].as_str().unwrap(),
+    ];
+    as_reader.extend(["provider", "list"]);
+    tg_raw(&as_reader, None).ok();
+
+    let list = tg(&gw, &["token", "list", "-o", "json"]).ok().json();
+    let tokens = list["tokens"].as_array().unwrap();
+    let bot = tokens.iter().find(|t| t["name"] == "ci-bot").unwrap();
+    assert!(
+        bot.get("token").is_none_or(Value::is_null),
+        "list must not show the token: {bot}"
+    );
+    assert_eq!(bot["user"], "ops@example.com");
+    let id = bot["id"].as_str().unwrap().to_owned();
+    let table = tg(&gw, &["token", "list"]).ok().stdout;
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    let row = table.lines().find(|l| l.contains("ci-bot")).unwrap();
+    assert!(
+        row.contains("invoker") && row.contains("ops@example.com") && row.contains("Active"),
+        "{row}"
+    );
+    assert!(!table.contains(&secret));
+
+    assert_eq!(
+        tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"],
+        "ci-bot"
+    );
+    assert_eq!(
+        tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(),
+        format!("revoked token {id}")
+    );
+    let row = tg(&gw, &["token", "list"])
+        .ok()
+        .stdout
+        .lines()
+        .find(|l| l.contains("ci-bot"))
+        .unwrap()
+        .to_owned();
+    assert!(row.contains("Revoked"), "{row}");
+    assert!(!tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["revoked_at"].is_null());
+}
+
+#[tokio::test]
+async fn e2e_connection_and_auth_failures() {
+    let gw = TestGateway::start().await.unwrap();
+    let run = tg_raw(&["--url", gw.base_url.as_str(), "provider", "list"], None);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    let run = tg_raw(
+        &[
+            "--url",
+            gw.base_url.as_str(),
+            "--token",
+            "tg_wrong",
+            "secret",
+            "list",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("code: unauthenticated"),
+        "{}",
+        run.stderr
+    );
+
+    // The token file in the data dir is used when no token is given.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("admin.token"),
+        format!("{}\n", gw.admin_token),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["--url", gw.base_url.as_str(), "provider", "list"])
+        .env_remove("TOLLGATE_TOKEN")
+        .env("TOLLGATE_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    drop(gw);
+    let run = tg_raw(
+        &[
+            "--url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+            "provider",
+            "list",
+        ],
+        None,
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"),
+        "{}",
+        run.stderr
+    );
+}

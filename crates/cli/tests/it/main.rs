@@ -1,0 +1,13 @@
+//! The one integration-test binary: every test here drives real servers over HTTP (or the
+//! real `tollgate` binary), on SQLite always and on PostgreSQL when
+//! `TOLLGATE_TEST_DATABASE_URL` is set.
+
+mod support;
+
+mod admin_auth;
+mod admin_providers;
+mod admin_secrets_tokens;
+mod cli;
+mod openapi;
+mod serve_binary;
+mod store;

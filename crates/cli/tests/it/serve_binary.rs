@@ -1,0 +1,381 @@
+//! The real `tollgate serve` process, as an operator runs it: first start (bootstrap token
+//! printed once and saved 0600), graceful SIGTERM, restart, read-only secret backends, key
+//! rotation, and a grep of every log line and response for secret values.
+
+use crate::support::*;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tollgate");
+
+pub struct Served {
+    child: Child,
+    pub base_url: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn pump(stream: impl Read + Send + 'static, sink: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }
+    });
+}
+
+/// Starts `tollgate serve` on a free port with `data_dir` and waits until it listens.
+pub fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Served {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve").arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(args);
+    cmd.env("TOLLGATE_LOG", "debug").env_remove("TOLLGATE_DATABASE_URL").env_remove("TOLLGATE_MASTER_KEY");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let stderr = Arc::new(Mutex::new(String::new()));
+    if let Some(o) = child.stdout.take() {
+        pump(o, stdout.clone());
+    }
+    if let Some(e) = child.stderr.take() {
+        pump(e, stderr.clone());
+    }
+    let start = Instant::now();
+    loop {
+        let out = stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        if let Some(rest) = out.split("Tollgate is listening on ").nth(1) {
+            let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+            return Served { child, base_url: url, stdout, stderr };
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("tollgate serve exited early ({status}): {}", stderr.lock().map(|s| s.clone()).unwrap_or_default());
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "tollgate serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Served {
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns (stdout, stderr).
+    pub fn terminate(mut self) -> (String, String) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").arg("-TERM").arg(&pid).status();
+        assert!(killed.is_ok_and(|s| s.success()), "kill -TERM failed");
+        let start = Instant::now();
+        let status = loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                break s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "no exit within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100)); // let the pumps drain
+        assert!(status.success(), "exit after SIGTERM: {status}; stderr: {}", self.stderr());
+        (self.stdout(), self.stderr())
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn req(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+    transcript: &mut String,
+) -> (u16, Value) {
+    let mut r = client.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    transcript.push_str(&text);
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_bootstraps_then_stops_gracefully_and_never_logs_secrets() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("tollgate-data");
+    let served = serve(&data, &[], &[]);
+    let out = served.stdout();
+    assert!(out.contains("Bootstrap admin token"), "{out}");
+    let token = out.split_whitespace().find(|w| w.starts_with("tg_")).unwrap_or_default().to_string();
+    assert_eq!(token.len(), 46, "{out}");
+    let saved = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default();
+    assert_eq!(saved.trim(), token, "the printed token is the saved one");
+    assert_eq!(mode(&data.join("admin.token")), 0o600);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert!(data.join("tollgate.sqlite").exists(), "SQLite in the data dir by default");
+
+    let client = reqwest::Client::new();
+    let base = served.base_url.clone();
+    let mut transcript = String::new();
+    assert_eq!(req(&client, Method::GET, format!("{base}/readyz"), "", None, &mut transcript).await.0, 200);
+    // exercise every path that handles a secret value, including failures
+    for (name, value) in SECRET_VALUES {
+        let (s, _) = req(
+            &client,
+            Method::PUT,
+            format!("{base}/api/v1/secrets/{name}"),
+            &token,
+            Some(json!({"value": value})),
+            &mut transcript,
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let via_cli = "sk-cli-LEAKCHECK-from-stdin-77";
+    let mut cli = Command::new(BIN)
+        .args(["--url", &base, "--token", &token, "secret", "set", "CLI_KEY"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if let Some(mut stdin) = cli.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{via_cli}\n").as_bytes());
+    }
+    let cli_out = cli.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(cli_out.status.success(), "{}", String::from_utf8_lossy(&cli_out.stderr));
+    transcript.push_str(&String::from_utf8_lossy(&cli_out.stdout));
+    transcript.push_str(&String::from_utf8_lossy(&cli_out.stderr));
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+        let (s, _) = req(
+            &client,
+            Method::POST,
+            format!("{base}/api/v1/llm-providers"),
+            &token,
+            Some(provider_body(kind, &format!("p-{}", kind.replace('_', "-")))),
+            &mut transcript,
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    let _ =
+        req(&client, Method::DELETE, format!("{base}/api/v1/secrets/OPENAI_API_KEY"), &token, None, &mut transcript)
+            .await;
+    let _ = req(
+        &client,
+        Method::PUT,
+        format!("{base}/api/v1/secrets/bad-name"),
+        &token,
+        Some(json!({"value": "sk-bad-LEAKCHECK-1"})),
+        &mut transcript,
+    )
+    .await;
+    let _ = req(&client, Method::GET, format!("{base}/api/v1/secrets"), &token, None, &mut transcript).await;
+    let _ = req(&client, Method::GET, format!("{base}/api/v1/llm-providers"), &token, None, &mut transcript).await;
+
+    let (stdout, stderr) = served.terminate();
+    assert!(stderr.contains("shutting down"), "{stderr}");
+    assert!(stderr.contains("DEBUG") || stderr.contains("debug"), "debug logging was on: {stderr}");
+    let everything = format!("{stdout}\n{stderr}\n{transcript}");
+    let mut values: Vec<&str> = SECRET_VALUES.iter().map(|(_, v)| *v).collect();
+    values.push(via_cli);
+    values.push("sk-bad-LEAKCHECK-1");
+    for v in values {
+        assert!(!everything.contains(v), "secret value {v} leaked into logs or responses");
+    }
+    let master = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
+    assert!(!everything.contains(master.trim()), "the master key leaked");
+
+    // restart: no new bootstrap token, the old one still works, data persisted
+    let again = serve(&data, &[], &[]);
+    assert!(!again.stdout().contains("Bootstrap admin token"), "{}", again.stdout());
+    let (s, v) =
+        req(&client, Method::GET, format!("{}/api/v1/llm-providers", again.base_url), &token, None, &mut String::new())
+            .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["llm_providers"].as_array().map(Vec::len), Some(5));
+    again.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_secret_backend_is_read_only() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let served = serve(
+        &dir.path().join("d"),
+        &["--secret-backend", "env", "--secret-env-prefix", "TGTEST_"],
+        &[("TGTEST_OPENAI_API_KEY", "sk-env-LEAKCHECK-1"), ("TGTEST_lower", "ignored")],
+    );
+    let token = served.stdout().split_whitespace().find(|w| w.starts_with("tg_")).unwrap_or_default().to_string();
+    let client = reqwest::Client::new();
+    let base = served.base_url.clone();
+    let mut t = String::new();
+    let (s, v) = req(&client, Method::GET, format!("{base}/api/v1/secrets"), &token, None, &mut t).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["secrets"], json!([{"name": "OPENAI_API_KEY"}]), "only well-formed names under the prefix");
+    let (s, _) = req(
+        &client,
+        Method::POST,
+        format!("{base}/api/v1/llm-providers"),
+        &token,
+        Some(provider_body("openai", "env-openai")),
+        &mut t,
+    )
+    .await;
+    assert_eq!(s, 201, "a reference resolves against the environment");
+    let (s, v) = req(
+        &client,
+        Method::POST,
+        format!("{base}/api/v1/llm-providers"),
+        &token,
+        Some(provider_body("google", "env-google")),
+        &mut t,
+    )
+    .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("google_config.api_key_ref")), "{v}");
+    let (s, v) = req(
+        &client,
+        Method::PUT,
+        format!("{base}/api/v1/secrets/NEW_ONE"),
+        &token,
+        Some(json!({"value": "x"})),
+        &mut t,
+    )
+    .await;
+    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("failed_precondition")), "{v}");
+    let (s, _) =
+        req(&client, Method::DELETE, format!("{base}/api/v1/secrets/OPENAI_API_KEY"), &token, None, &mut t).await;
+    assert_eq!(s, 400);
+    assert!(!t.contains("sk-env-LEAKCHECK-1"));
+    let (_, stderr) = served.terminate();
+    assert!(!stderr.contains("sk-env-LEAKCHECK-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dir_secret_backend_reads_files() {
+    let secrets = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(secrets.path().join("ANTHROPIC_API_KEY"), "sk-ant-dir-LEAKCHECK\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(secrets.path().join("not-a-secret-name"), "x").unwrap_or_else(|e| panic!("{e}"));
+    let path = secrets.path().to_path_buf();
+    let gw = TestGateway::start_with(None, move |s| {
+        s.secret_backend = tollgate_server::SecretBackendKind::Dir;
+        s.secret_dir = Some(path);
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let list = expect(admin(&gw, Method::GET, "/api/v1/secrets", None).await, 200);
+    let names: Vec<&str> =
+        list["secrets"].as_array().map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect()).unwrap_or_default();
+    assert_eq!(names, ["ANTHROPIC_API_KEY"]);
+    expect(
+        admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("anthropic", "dir-claude"))).await,
+        201,
+    );
+    expect_field(
+        admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "dir-openai"))).await,
+        "openai_config.api_key_ref",
+    );
+    let ro = expect(admin(&gw, Method::PUT, "/api/v1/secrets/X", Some(json!({"value": "v"}))).await, 400);
+    assert_eq!(ro["error"]["code"], "failed_precondition");
+    let v = gw.client.get(gw.url("/api/v1/secrets/ANTHROPIC_API_KEY")).bearer_auth(&gw.admin_token).send().await;
+    let text = match v {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(e) => panic!("{e}"),
+    };
+    assert!(!text.contains("LEAKCHECK"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_reseals_every_secret() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let served = serve(&data, &[], &[]);
+    let token = served.stdout().split_whitespace().find(|w| w.starts_with("tg_")).unwrap_or_default().to_string();
+    let client = reqwest::Client::new();
+    for (name, value) in SECRET_VALUES {
+        let (s, _) = req(
+            &client,
+            Method::PUT,
+            format!("{}/api/v1/secrets/{name}", served.base_url),
+            &token,
+            Some(json!({"value": value})),
+            &mut String::new(),
+        )
+        .await;
+        assert_eq!(s, 201);
+    }
+    served.terminate();
+    let old_key = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
+    let out = Command::new(BIN)
+        .args(["secrets", "rotate-key", "--data-dir"])
+        .arg(&data)
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("re-sealed 5 secret(s)"), "{stdout}");
+    let new_key = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
+    assert_ne!(old_key, new_key, "the key file holds a new key");
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    let retired: Vec<_> = std::fs::read_dir(&data)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("master.key.retired-"))
+        .collect();
+    assert_eq!(retired.len(), 1);
+    assert_eq!(mode(&retired[0].path()), 0o600);
+    // every value is readable with only the new key, and sealed under its id
+    let new = tollgate_store::seal::MasterKey::from_base64(new_key.trim()).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("sqlite://{}", data.join("tollgate.sqlite").display());
+    let store = tollgate_store::Store::connect(&url, tollgate_store::seal::Keyring::new(new.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (name, value) in SECRET_VALUES {
+        let got = store.secret_value(name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got.as_ref().map(|v| v.expose()), Some(value));
+        assert_eq!(store.get_secret_meta(name).await.ok().flatten().map(|m| m.key_id), Some(new.key_id()));
+    }
+    store.close().await;
+    // and the gateway starts with the rotated key
+    let again = serve(&data, &[], &[]);
+    let (s, _) = req(
+        &client,
+        Method::POST,
+        format!("{}/api/v1/llm-providers", again.base_url),
+        &token,
+        Some(provider_body("openai", "after-rotation")),
+        &mut String::new(),
+    )
+    .await;
+    assert_eq!(s, 201);
+    again.terminate();
+}

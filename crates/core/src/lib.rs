@@ -1,0 +1,16 @@
+//! Tollgate's domain: the types and rules every other crate shares.
+//!
+//! This crate does no IO: no sockets, no files, no clock, no randomness. Time and
+//! randomness are passed in by callers. It must not depend on any other Tollgate crate.
+
+pub mod error;
+pub mod money;
+pub mod patch;
+pub mod provider;
+pub mod token;
+pub mod validate;
+
+pub use error::ValidationError;
+pub use money::Microcents;
+pub use provider::{ProviderSpec, ProviderType};
+pub use token::Role;

@@ -1,0 +1,752 @@
+//! The LLM provider resource: its wire shape, defaults and every validation rule.
+//!
+//! One struct, [`ProviderSpec`], is both what clients send and what the API answers.
+//! Parsing is lenient about `null` (treated as absent) and strict about unknown fields;
+//! [`ProviderSpec::parse`] turns JSON into a validated, normalised spec or a
+//! [`ValidationError`] naming the offending field.
+
+use crate::error::ValidationError;
+use crate::validate;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use utoipa::ToSchema;
+
+/// The five upstream families a provider can proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderType {
+    Openai,
+    Anthropic,
+    Google,
+    Bedrock,
+    OpenaiCompatible,
+}
+
+impl ProviderType {
+    pub const ALL: [ProviderType; 5] = [
+        ProviderType::Openai,
+        ProviderType::Anthropic,
+        ProviderType::Google,
+        ProviderType::Bedrock,
+        ProviderType::OpenaiCompatible,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderType::Openai => "openai",
+            ProviderType::Anthropic => "anthropic",
+            ProviderType::Google => "google",
+            ProviderType::Bedrock => "bedrock",
+            ProviderType::OpenaiCompatible => "openai_compatible",
+        }
+    }
+
+    /// The name of the config object that must accompany this type.
+    pub fn config_field(self) -> &'static str {
+        match self {
+            ProviderType::Openai => "openai_config",
+            ProviderType::Anthropic => "anthropic_config",
+            ProviderType::Google => "google_config",
+            ProviderType::Bedrock => "bedrock_config",
+            ProviderType::OpenaiCompatible => "openai_compatible_config",
+        }
+    }
+
+    /// Human label, as the console shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderType::Openai => "OpenAI",
+            ProviderType::Anthropic => "Anthropic",
+            ProviderType::Google => "Google AI",
+            ProviderType::Bedrock => "AWS Bedrock",
+            ProviderType::OpenaiCompatible => "OpenAI-compatible",
+        }
+    }
+}
+
+impl fmt::Display for ProviderType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "openai" => Ok(ProviderType::Openai),
+            "anthropic" => Ok(ProviderType::Anthropic),
+            "google" => Ok(ProviderType::Google),
+            "bedrock" => Ok(ProviderType::Bedrock),
+            "openai_compatible" | "openai-compatible" => Ok(ProviderType::OpenaiCompatible),
+            other => Err(format!(
+                "unknown provider type `{other}`; expected openai, anthropic, google, bedrock or openai_compatible"
+            )),
+        }
+    }
+}
+
+/// `null` in JSON means "absent": deserialize it as the type's default.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `openai_config` and `google_config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Upstream base URL; absent means the type's public default.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Secret reference (UPPER_SNAKE_CASE) holding the upstream API key.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+}
+
+/// `anthropic_config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicConfig {
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Required unless `authorization_passthrough` is on.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+    /// Forward the client's own `Authorization` header upstream instead of a stored key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub authorization_passthrough: bool,
+}
+
+/// `openai_compatible_config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiCompatibleConfig {
+    /// Required: the endpoint that serves `/chat/completions`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Optional: leave empty for unauthenticated local runtimes.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub authorization_passthrough: bool,
+}
+
+/// Static AWS keys, both held in the secret store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredentials {
+    #[serde(default)]
+    pub access_key_id_ref: Option<String>,
+    #[serde(default)]
+    pub secret_access_key_ref: Option<String>,
+}
+
+/// An IAM role assumed through STS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRole {
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Shown in CloudTrail; absent means `tollgate`.
+    #[serde(default)]
+    pub session_name: Option<String>,
+}
+
+/// Default STS session name for assumed roles.
+pub const DEFAULT_SESSION_NAME: &str = "tollgate";
+
+/// `bedrock_config`. Neither credentials object set means the AWS default chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockConfig {
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_credentials: Option<StaticCredentials>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRole>,
+    /// Name of a Bedrock guardrail to attach, or absent for none.
+    #[serde(default)]
+    pub guardrail: Option<String>,
+}
+
+/// How a Bedrock provider gets AWS credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BedrockCredentialMode {
+    DefaultChain,
+    StaticKeys,
+    AssumeRole,
+}
+
+/// Per-model price overrides in microcents per 1M tokens. Absent = catalog rate; 0 = free.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPricing {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_per_million: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_per_million: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_million: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_5m_per_million: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_creation_1h_per_million: Option<i64>,
+}
+
+impl ModelPricing {
+    /// The buckets with their JSON names, in rate-card order.
+    pub fn buckets(&self) -> [(&'static str, Option<i64>); 5] {
+        [
+            ("input_per_million", self.input_per_million),
+            ("output_per_million", self.output_per_million),
+            ("cached_input_per_million", self.cached_input_per_million),
+            ("cache_creation_5m_per_million", self.cache_creation_5m_per_million),
+            ("cache_creation_1h_per_million", self.cache_creation_1h_per_million),
+        ]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buckets().iter().all(|(_, v)| v.is_none())
+    }
+}
+
+/// A model the provider exposes, with optional price overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderModel {
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_pricing: Option<ModelPricing>,
+}
+
+/// Whether message bodies are recorded. Both off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transcripts {
+    #[serde(default, deserialize_with = "null_default")]
+    pub record_input_messages: bool,
+    #[serde(default, deserialize_with = "null_default")]
+    pub record_output_messages: bool,
+}
+
+/// An LLM provider, as clients send it and as the API answers.
+///
+/// `url`, `created_at` and `updated_at` are output only: accepted on input (so a
+/// fetched resource can be sent back) and ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// Resource ID: `^[a-z][a-z0-9-]*$`, at most 63 characters, ends alphanumeric. Immutable.
+    #[serde(default, deserialize_with = "null_default")]
+    pub name: String,
+    /// Human-readable label, 1 to 253 characters.
+    #[serde(default, deserialize_with = "null_default")]
+    pub display_name: String,
+    /// Upstream family. Immutable.
+    #[serde(rename = "type", default)]
+    #[schema(value_type = ProviderType)]
+    pub provider_type: Option<ProviderType>,
+    /// Defaults to true on create.
+    #[serde(default)]
+    #[schema(value_type = bool)]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai_config: Option<ApiKeyConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic_config: Option<AnthropicConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_config: Option<ApiKeyConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrock_config: Option<BedrockConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai_compatible_config: Option<OpenaiCompatibleConfig>,
+    /// Models exposed; empty means every model is allowed.
+    #[serde(default, deserialize_with = "null_default")]
+    pub provider_models: Vec<ProviderModel>,
+    /// Deprecated flat list of model names; accepted on input, folded into `provider_models`.
+    #[serde(default, skip_serializing)]
+    #[schema(ignore)]
+    pub models: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "null_default")]
+    pub transcripts: Transcripts,
+    #[serde(default, deserialize_with = "null_default")]
+    pub tags: BTreeMap<String, String>,
+    /// Output only: the proxy URL clients use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub url: Option<String>,
+    /// Output only (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub created_at: Option<String>,
+    /// Output only (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(read_only)]
+    pub updated_at: Option<String>,
+}
+
+/// The validated config of a provider, by type.
+#[derive(Debug, Clone, Copy)]
+pub enum ProviderConfig<'a> {
+    Openai(&'a ApiKeyConfig),
+    Anthropic(&'a AnthropicConfig),
+    Google(&'a ApiKeyConfig),
+    Bedrock(&'a BedrockConfig),
+    OpenaiCompatible(&'a OpenaiCompatibleConfig),
+}
+
+/// Limits on tags and models.
+pub const MAX_TAGS: usize = 50;
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+pub const MAX_MODEL_NAME_CHARS: usize = 256;
+pub const MAX_MODELS: usize = 1000;
+
+fn field_err(field: impl Into<String>) -> impl FnOnce(String) -> ValidationError {
+    let field = field.into();
+    move |m| ValidationError::new(field, m)
+}
+
+impl ProviderSpec {
+    /// Parses a JSON body into a validated, normalised spec.
+    pub fn parse(body: &[u8]) -> Result<ProviderSpec, ValidationError> {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| ValidationError::new("", format!("request body is not valid JSON: {e}")))?;
+        Self::from_value(value)
+    }
+
+    /// Deserializes a JSON value (reporting the path of any type error) and validates it.
+    pub fn from_value(value: serde_json::Value) -> Result<ProviderSpec, ValidationError> {
+        if !value.is_object() {
+            return Err(ValidationError::new("", "request body must be a JSON object"));
+        }
+        let mut spec: ProviderSpec = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let field = unknown_field_path(&path, &inner);
+            ValidationError::new(field, inner)
+        })?;
+        spec.normalize_and_validate()?;
+        Ok(spec)
+    }
+
+    /// The validated type. Panics never: `validate` guarantees it is set; `Openai` is only a
+    /// placeholder for unvalidated specs.
+    pub fn kind(&self) -> ProviderType {
+        self.provider_type.unwrap_or(ProviderType::Openai)
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.unwrap_or(true)
+    }
+
+    /// The config object matching the type, if present.
+    pub fn config(&self) -> Option<ProviderConfig<'_>> {
+        match self.provider_type? {
+            ProviderType::Openai => self.openai_config.as_ref().map(ProviderConfig::Openai),
+            ProviderType::Anthropic => self.anthropic_config.as_ref().map(ProviderConfig::Anthropic),
+            ProviderType::Google => self.google_config.as_ref().map(ProviderConfig::Google),
+            ProviderType::Bedrock => self.bedrock_config.as_ref().map(ProviderConfig::Bedrock),
+            ProviderType::OpenaiCompatible => {
+                self.openai_compatible_config.as_ref().map(ProviderConfig::OpenaiCompatible)
+            }
+        }
+    }
+
+    /// Every secret reference in the spec, with the field that holds it.
+    pub fn secret_refs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut push = |field: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push((field.to_string(), v.clone()));
+            }
+        };
+        if let Some(c) = &self.openai_config {
+            push("openai_config.api_key_ref", &c.api_key_ref);
+        }
+        if let Some(c) = &self.anthropic_config {
+            push("anthropic_config.api_key_ref", &c.api_key_ref);
+        }
+        if let Some(c) = &self.google_config {
+            push("google_config.api_key_ref", &c.api_key_ref);
+        }
+        if let Some(c) = &self.openai_compatible_config {
+            push("openai_compatible_config.api_key_ref", &c.api_key_ref);
+        }
+        if let Some(s) = self.bedrock_config.as_ref().and_then(|c| c.static_credentials.as_ref()) {
+            push("bedrock_config.static_credentials.access_key_id_ref", &s.access_key_id_ref);
+            push("bedrock_config.static_credentials.secret_access_key_ref", &s.secret_access_key_ref);
+        }
+        out
+    }
+
+    /// The upstream base URL: the configured one or the type's default.
+    pub fn upstream_base_url(&self) -> String {
+        let configured = match self.config() {
+            Some(ProviderConfig::Openai(c) | ProviderConfig::Google(c)) => c.base_url.clone(),
+            Some(ProviderConfig::Anthropic(c)) => c.base_url.clone(),
+            Some(ProviderConfig::OpenaiCompatible(c)) => c.base_url.clone(),
+            Some(ProviderConfig::Bedrock(c)) => c.base_url.clone(),
+            None => None,
+        };
+        configured.unwrap_or_else(|| match self.config() {
+            Some(ProviderConfig::Anthropic(_)) => "https://api.anthropic.com".into(),
+            Some(ProviderConfig::Google(_)) => "https://generativelanguage.googleapis.com".into(),
+            Some(ProviderConfig::Bedrock(c)) => {
+                format!("https://bedrock-runtime.{}.amazonaws.com", c.region.as_deref().unwrap_or("us-east-1"))
+            }
+            _ => "https://api.openai.com/v1".into(),
+        })
+    }
+
+    /// Whether the client's own `Authorization` header is forwarded upstream.
+    pub fn authorization_passthrough(&self) -> bool {
+        match self.config() {
+            Some(ProviderConfig::Anthropic(c)) => c.authorization_passthrough,
+            Some(ProviderConfig::OpenaiCompatible(c)) => c.authorization_passthrough,
+            _ => false,
+        }
+    }
+
+    /// The Bedrock credential mode, for Bedrock providers.
+    pub fn bedrock_credential_mode(&self) -> Option<BedrockCredentialMode> {
+        let c = self.bedrock_config.as_ref()?;
+        Some(if c.static_credentials.is_some() {
+            BedrockCredentialMode::StaticKeys
+        } else if c.assume_role.is_some() {
+            BedrockCredentialMode::AssumeRole
+        } else {
+            BedrockCredentialMode::DefaultChain
+        })
+    }
+
+    /// Whether `model` may be called: true when the list is empty or names it.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.provider_models.is_empty() || self.provider_models.iter().any(|m| m.name == model)
+    }
+
+    /// Clears output-only fields and applies defaults, then checks every rule.
+    pub fn normalize_and_validate(&mut self) -> Result<(), ValidationError> {
+        self.url = None;
+        self.created_at = None;
+        self.updated_at = None;
+        self.enabled = Some(self.enabled.unwrap_or(true));
+
+        validate::resource_name(&self.name).map_err(field_err("name"))?;
+        if self.display_name.trim().is_empty() {
+            return Err(ValidationError::new("display_name", "is required (1 to 253 characters, not only spaces)"));
+        }
+        validate::char_len(&self.display_name, 1, 253).map_err(field_err("display_name"))?;
+        validate::no_control(&self.display_name).map_err(field_err("display_name"))?;
+
+        let Some(kind) = self.provider_type else {
+            return Err(ValidationError::new(
+                "type",
+                "is required: one of openai, anthropic, google, bedrock, openai_compatible",
+            ));
+        };
+        self.check_config_objects(kind)?;
+        match kind {
+            ProviderType::Openai | ProviderType::Google => {
+                let f = kind.config_field();
+                let c = if kind == ProviderType::Openai {
+                    self.openai_config.as_mut()
+                } else {
+                    self.google_config.as_mut()
+                };
+                let Some(c) = c else {
+                    return Err(missing_config(kind));
+                };
+                normalize_base_url(&mut c.base_url, f)?;
+                required_ref(&c.api_key_ref, &format!("{f}.api_key_ref"))?;
+            }
+            ProviderType::Anthropic => {
+                let c = self.anthropic_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                normalize_base_url(&mut c.base_url, "anthropic_config")?;
+                check_key_or_passthrough(&c.api_key_ref, c.authorization_passthrough, "anthropic_config", true)?;
+            }
+            ProviderType::OpenaiCompatible => {
+                let c = self.openai_compatible_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                if c.base_url.is_none() {
+                    return Err(ValidationError::new(
+                        "openai_compatible_config.base_url",
+                        "is required: the URL of your OpenAI-compatible endpoint, e.g. http://ollama.local:11434/v1",
+                    ));
+                }
+                normalize_base_url(&mut c.base_url, "openai_compatible_config")?;
+                check_key_or_passthrough(
+                    &c.api_key_ref,
+                    c.authorization_passthrough,
+                    "openai_compatible_config",
+                    false,
+                )?;
+            }
+            ProviderType::Bedrock => {
+                let c = self.bedrock_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                validate_bedrock(c)?;
+            }
+        }
+
+        self.normalize_models()?;
+        self.validate_tags()?;
+        Ok(())
+    }
+
+    fn check_config_objects(&self, kind: ProviderType) -> Result<(), ValidationError> {
+        let present = [
+            (ProviderType::Openai, self.openai_config.is_some()),
+            (ProviderType::Anthropic, self.anthropic_config.is_some()),
+            (ProviderType::Google, self.google_config.is_some()),
+            (ProviderType::Bedrock, self.bedrock_config.is_some()),
+            (ProviderType::OpenaiCompatible, self.openai_compatible_config.is_some()),
+        ];
+        for (t, is) in present {
+            if is && t != kind {
+                return Err(ValidationError::new(
+                    t.config_field(),
+                    format!(
+                        "must not be set when type is {kind}: exactly one config object, {}, is allowed",
+                        kind.config_field()
+                    ),
+                ));
+            }
+        }
+        if !present.iter().any(|(t, is)| *is && *t == kind) {
+            return Err(missing_config(kind));
+        }
+        Ok(())
+    }
+
+    fn normalize_models(&mut self) -> Result<(), ValidationError> {
+        if let Some(flat) = self.models.take() {
+            if !self.provider_models.is_empty() {
+                return Err(ValidationError::new(
+                    "models",
+                    "must not be set together with provider_models (models is the deprecated flat list)",
+                ));
+            }
+            self.provider_models = flat.into_iter().map(|name| ProviderModel { name, custom_pricing: None }).collect();
+        }
+        if self.provider_models.len() > MAX_MODELS {
+            return Err(ValidationError::new("provider_models", format!("must have at most {MAX_MODELS} models")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.provider_models.iter_mut().enumerate() {
+            let f = format!("provider_models[{i}].name");
+            if m.name.is_empty() {
+                return Err(ValidationError::new(f, "is required"));
+            }
+            validate::char_len(&m.name, 1, MAX_MODEL_NAME_CHARS).map_err(field_err(&f))?;
+            if m.name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(ValidationError::new(f, "must not contain whitespace or control characters"));
+            }
+            if !seen.insert(m.name.clone()) {
+                return Err(ValidationError::new(f, format!("duplicate model `{}`", m.name)));
+            }
+            if let Some(p) = &m.custom_pricing {
+                for (bucket, v) in p.buckets() {
+                    if v.is_some_and(|v| v < 0) {
+                        return Err(ValidationError::new(
+                            format!("provider_models[{i}].custom_pricing.{bucket}"),
+                            "must be 0 or more (microcents per 1M tokens; 0 means free, absent means the catalog rate)",
+                        ));
+                    }
+                }
+                if p.is_empty() {
+                    m.custom_pricing = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_tags(&self) -> Result<(), ValidationError> {
+        if self.tags.len() > MAX_TAGS {
+            return Err(ValidationError::new("tags", format!("must have at most {MAX_TAGS} entries")));
+        }
+        for (k, v) in &self.tags {
+            let f = format!("tags.{k}");
+            validate::char_len(k, 1, 63).map_err(|m| ValidationError::new(&f, format!("key {m}")))?;
+            validate::charset(k, "_.-", "letters, digits, `_`, `.` and `-`")
+                .map_err(|m| ValidationError::new(&f, format!("key {m}")))?;
+            validate::char_len(v, 0, MAX_TAG_VALUE_CHARS)
+                .map_err(|m| ValidationError::new(&f, format!("value {m}")))?;
+            validate::no_control(v).map_err(|m| ValidationError::new(&f, format!("value {m}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// serde reports an unknown field at its parent path; name the field itself.
+fn unknown_field_path(path: &str, message: &str) -> String {
+    let base = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        if base.is_empty() || base.ends_with(name) {
+            return if base.is_empty() { name.to_string() } else { base.to_string() };
+        }
+        return format!("{base}.{name}");
+    }
+    base.to_string()
+}
+
+fn missing_config(kind: ProviderType) -> ValidationError {
+    ValidationError::new(kind.config_field(), format!("is required when type is {kind}"))
+}
+
+fn normalize_base_url(v: &mut Option<String>, cfg: &str) -> Result<(), ValidationError> {
+    if let Some(u) = v.as_deref() {
+        *v = Some(validate::base_url(u).map_err(field_err(format!("{cfg}.base_url")))?);
+    }
+    Ok(())
+}
+
+fn required_ref(v: &Option<String>, field: &str) -> Result<(), ValidationError> {
+    match v.as_deref() {
+        None | Some("") => Err(ValidationError::new(
+            field,
+            "is required: the name of the secret holding the credential, e.g. OPENAI_API_KEY",
+        )),
+        Some(r) => validate::secret_name(r).map_err(field_err(field)),
+    }
+}
+
+fn optional_ref(v: &Option<String>, field: &str) -> Result<(), ValidationError> {
+    match v.as_deref() {
+        None => Ok(()),
+        Some(r) => validate::secret_name(r).map_err(field_err(field)),
+    }
+}
+
+fn check_key_or_passthrough(
+    key: &Option<String>,
+    passthrough: bool,
+    cfg: &str,
+    key_required: bool,
+) -> Result<(), ValidationError> {
+    let f = format!("{cfg}.api_key_ref");
+    if passthrough && key.is_some() {
+        return Err(ValidationError::new(
+            f,
+            "must be empty when authorization_passthrough is true (clients send their own Authorization)",
+        ));
+    }
+    if key_required && !passthrough {
+        return required_ref(key, &f).map_err(|e| {
+            if key.is_none() {
+                ValidationError::new(&f, "is required unless authorization_passthrough is true")
+            } else {
+                e
+            }
+        });
+    }
+    optional_ref(key, &f)
+}
+
+fn is_aws_region(r: &str) -> bool {
+    // e.g. us-east-1, eu-central-2, ap-southeast-4, us-gov-west-1, cn-north-1
+    let parts: Vec<&str> = r.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
+        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts.last().is_some_and(|d| (1..=2).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn is_role_arn(a: &str) -> bool {
+    // arn:<partition>:iam::<12 digits>:role/<path/name>
+    let mut it = a.splitn(6, ':');
+    let (Some("arn"), Some(part), Some("iam"), Some(""), Some(account), Some(res)) =
+        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return false;
+    };
+    part.starts_with("aws")
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && res
+            .strip_prefix("role/")
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)))
+        && a.len() <= 2048
+}
+
+fn validate_bedrock(c: &mut BedrockConfig) -> Result<(), ValidationError> {
+    match c.region.as_deref() {
+        None | Some("") => {
+            return Err(ValidationError::new(
+                "bedrock_config.region",
+                "is required: the AWS region of the Bedrock endpoint, e.g. us-east-1",
+            ));
+        }
+        Some(r) if !is_aws_region(r) => {
+            return Err(ValidationError::new(
+                "bedrock_config.region",
+                format!("`{r}` is not an AWS region name such as us-east-1"),
+            ));
+        }
+        Some(_) => {}
+    }
+    normalize_base_url(&mut c.base_url, "bedrock_config")?;
+    if c.static_credentials.is_some() && c.assume_role.is_some() {
+        return Err(ValidationError::new(
+            "bedrock_config.assume_role",
+            "must not be set together with static_credentials: pick one credential type (neither means the default chain)",
+        ));
+    }
+    if let Some(s) = &c.static_credentials {
+        required_ref(&s.access_key_id_ref, "bedrock_config.static_credentials.access_key_id_ref")?;
+        required_ref(&s.secret_access_key_ref, "bedrock_config.static_credentials.secret_access_key_ref")?;
+    }
+    if let Some(a) = &c.assume_role {
+        match a.role_arn.as_deref() {
+            None | Some("") => {
+                return Err(ValidationError::new(
+                    "bedrock_config.assume_role.role_arn",
+                    "is required: the ARN of the IAM role to assume, e.g. arn:aws:iam::123456789012:role/bedrock-invoker",
+                ));
+            }
+            Some(arn) if !is_role_arn(arn) => {
+                return Err(ValidationError::new(
+                    "bedrock_config.assume_role.role_arn",
+                    format!("`{arn}` is not an IAM role ARN (arn:aws:iam::<12-digit account>:role/<name>)"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(x) = a.external_id.as_deref() {
+            let f = "bedrock_config.assume_role.external_id";
+            validate::char_len(x, 2, 1224).map_err(field_err(f))?;
+            validate::charset(x, "+=,.@:/-_", "letters, digits and +=,.@:/-_").map_err(field_err(f))?;
+        }
+        if let Some(x) = a.session_name.as_deref() {
+            let f = "bedrock_config.assume_role.session_name";
+            validate::char_len(x, 2, 64).map_err(field_err(f))?;
+            validate::charset(x, "+=,.@-_", "letters, digits and +=,.@-_").map_err(field_err(f))?;
+        }
+    }
+    if let Some(g) = c.guardrail.as_deref() {
+        if g.is_empty() {
+            c.guardrail = None;
+        } else {
+            let f = "bedrock_config.guardrail";
+            validate::char_len(g, 1, 63).map_err(field_err(f))?;
+            validate::charset(g, "_-", "letters, digits, `_` and `-`").map_err(field_err(f))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

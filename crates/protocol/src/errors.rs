@@ -1,0 +1,177 @@
+//! Errors the gateway produces on the proxy path, rendered in each upstream's own error JSON
+//! (DESIGN.md §3) so official SDKs raise their usual exception types:
+//! OpenAI `{"error":{"message","type","code"}}`, Anthropic `{"type":"error","error":{"type","message"}}`,
+//! Google `{"error":{"code","message","status"}}`, Bedrock `{"message"}` + `x-amzn-ErrorType`.
+
+use serde_json::json;
+use tollgate_core::ProviderType;
+
+/// Why the gateway refused or failed a proxied request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayErrorKind {
+    /// 400: the request is malformed (or lacks the gateway token under passthrough).
+    BadRequest,
+    /// 401: missing, unknown, revoked or expired gateway token.
+    Unauthenticated,
+    /// 403: the token may not use this provider, or the provider is disabled.
+    PermissionDenied,
+    /// 403: the model is not in the provider's allow-list.
+    ModelNotAllowed,
+    /// 404: no such provider.
+    NotFound,
+    /// 413: the request body is over the configured cap.
+    PayloadTooLarge,
+    /// 429: a budget is exhausted.
+    BudgetExceeded,
+    /// 502: the upstream could not be reached or answered badly.
+    BadGateway,
+    /// 504: the upstream did not answer in time.
+    GatewayTimeout,
+}
+
+impl GatewayErrorKind {
+    pub fn status(self) -> u16 {
+        match self {
+            GatewayErrorKind::BadRequest => 400,
+            GatewayErrorKind::Unauthenticated => 401,
+            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => 403,
+            GatewayErrorKind::NotFound => 404,
+            GatewayErrorKind::PayloadTooLarge => 413,
+            GatewayErrorKind::BudgetExceeded => 429,
+            GatewayErrorKind::BadGateway => 502,
+            GatewayErrorKind::GatewayTimeout => 504,
+        }
+    }
+
+    fn openai(self) -> (&'static str, &'static str) {
+        match self {
+            GatewayErrorKind::BadRequest => ("invalid_request_error", "invalid_request"),
+            GatewayErrorKind::Unauthenticated => ("invalid_request_error", "invalid_api_key"),
+            GatewayErrorKind::PermissionDenied => ("permission_error", "permission_denied"),
+            GatewayErrorKind::ModelNotAllowed => ("permission_error", "model_not_allowed"),
+            GatewayErrorKind::NotFound => ("invalid_request_error", "not_found"),
+            GatewayErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
+            GatewayErrorKind::BudgetExceeded => ("insufficient_quota", "budget_exceeded"),
+            GatewayErrorKind::BadGateway => ("api_error", "bad_gateway"),
+            GatewayErrorKind::GatewayTimeout => ("api_error", "timeout"),
+        }
+    }
+
+    fn anthropic(self) -> &'static str {
+        match self {
+            GatewayErrorKind::BadRequest => "invalid_request_error",
+            GatewayErrorKind::Unauthenticated => "authentication_error",
+            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "permission_error",
+            GatewayErrorKind::NotFound => "not_found_error",
+            GatewayErrorKind::PayloadTooLarge => "request_too_large",
+            GatewayErrorKind::BudgetExceeded => "rate_limit_error",
+            GatewayErrorKind::BadGateway | GatewayErrorKind::GatewayTimeout => "api_error",
+        }
+    }
+
+    fn google(self) -> &'static str {
+        match self {
+            GatewayErrorKind::BadRequest | GatewayErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
+            GatewayErrorKind::Unauthenticated => "UNAUTHENTICATED",
+            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "PERMISSION_DENIED",
+            GatewayErrorKind::NotFound => "NOT_FOUND",
+            GatewayErrorKind::BudgetExceeded => "RESOURCE_EXHAUSTED",
+            GatewayErrorKind::BadGateway => "UNAVAILABLE",
+            GatewayErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
+        }
+    }
+
+    fn bedrock(self) -> &'static str {
+        match self {
+            GatewayErrorKind::BadRequest | GatewayErrorKind::PayloadTooLarge => "ValidationException",
+            GatewayErrorKind::Unauthenticated => "UnrecognizedClientException",
+            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "AccessDeniedException",
+            GatewayErrorKind::NotFound => "ResourceNotFoundException",
+            GatewayErrorKind::BudgetExceeded => "ThrottlingException",
+            GatewayErrorKind::BadGateway => "ServiceUnavailableException",
+            GatewayErrorKind::GatewayTimeout => "ModelTimeoutException",
+        }
+    }
+}
+
+/// A rendered native error: status, extra headers and the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeError {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Renders a gateway error in the shape of `provider` (`None`: the provider is unknown, so
+/// the OpenAI shape). A refused model's message always starts with `model_not_allowed:`.
+pub fn render(provider: Option<ProviderType>, kind: GatewayErrorKind, message: &str) -> NativeError {
+    let message = if kind == GatewayErrorKind::ModelNotAllowed && !message.starts_with("model_not_allowed:") {
+        format!("model_not_allowed: {message}")
+    } else {
+        message.to_string()
+    };
+    let status = kind.status();
+    let mut headers = vec![("content-type", "application/json".to_string())];
+    let body = match provider {
+        None | Some(ProviderType::Openai | ProviderType::OpenaiCompatible) => {
+            let (t, code) = kind.openai();
+            json!({"error": {"message": message, "type": t, "param": null, "code": code}})
+        }
+        Some(ProviderType::Anthropic) => {
+            json!({"type": "error", "error": {"type": kind.anthropic(), "message": message}})
+        }
+        Some(ProviderType::Google) => {
+            json!({"error": {"code": status, "message": message, "status": kind.google()}})
+        }
+        Some(ProviderType::Bedrock) => {
+            headers.push(("x-amzn-errortype", kind.bedrock().to_string()));
+            json!({"message": message})
+        }
+    };
+    NativeError { status, headers, body: body.to_string().into_bytes() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn body(e: &NativeError) -> Value {
+        serde_json::from_slice(&e.body).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn each_provider_shape() {
+        let o = render(Some(ProviderType::Openai), GatewayErrorKind::Unauthenticated, "bad token");
+        assert_eq!(o.status, 401);
+        assert_eq!(
+            body(&o),
+            json!({"error": {"message": "bad token", "type": "invalid_request_error", "param": null, "code": "invalid_api_key"}})
+        );
+        let a = render(Some(ProviderType::Anthropic), GatewayErrorKind::NotFound, "no such provider");
+        assert_eq!(
+            body(&a),
+            json!({"type": "error", "error": {"type": "not_found_error", "message": "no such provider"}})
+        );
+        let g = render(Some(ProviderType::Google), GatewayErrorKind::PermissionDenied, "disabled");
+        assert_eq!(body(&g), json!({"error": {"code": 403, "message": "disabled", "status": "PERMISSION_DENIED"}}));
+        let b = render(Some(ProviderType::Bedrock), GatewayErrorKind::BudgetExceeded, "over budget");
+        assert_eq!(b.status, 429);
+        assert_eq!(body(&b), json!({"message": "over budget"}));
+        assert!(b.headers.contains(&("x-amzn-errortype", "ThrottlingException".to_string())));
+        let unknown = render(None, GatewayErrorKind::NotFound, "x");
+        assert_eq!(body(&unknown)["error"]["code"], "not_found");
+    }
+
+    #[test]
+    fn model_not_allowed_prefix_in_every_shape() {
+        for p in ProviderType::ALL {
+            let e = render(Some(p), GatewayErrorKind::ModelNotAllowed, "gpt-4o is not enabled on prod");
+            assert_eq!(e.status, 403);
+            let text = String::from_utf8_lossy(&e.body).to_string();
+            assert!(text.contains("model_not_allowed: gpt-4o is not enabled on prod"), "{p}: {text}");
+        }
+        let twice = render(None, GatewayErrorKind::ModelNotAllowed, "model_not_allowed: x");
+        assert!(!String::from_utf8_lossy(&twice.body).contains("model_not_allowed: model_not_allowed"));
+    }
+}

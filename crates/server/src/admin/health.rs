@@ -1,0 +1,46 @@
+//! `/healthz` (the process is alive) and `/readyz` (the database answers and the config
+//! snapshot is loaded).
+
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Health status.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Liveness: answers while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok", reason: None })
+}
+
+/// Readiness: the database answers and the configuration is loaded.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()),
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    if !state.is_ready() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health { status: "unavailable", reason: Some("configuration not loaded yet".into()) }),
+        );
+    }
+    match state.store().ping().await {
+        Ok(()) => (StatusCode::OK, Json(Health { status: "ready", reason: None })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: database ping failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health { status: "unavailable", reason: Some("database unreachable".into()) }),
+            )
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The admin REST API under `/api/v1`, its OpenAPI 3.1 document (generated from the handler
+//! annotations by utoipa, so routes and spec cannot drift) and the health endpoints.
+//!
+//! Every handler authenticates with [`crate::auth::authorize`] first. Errors are
+//! [`crate::ApiError`]s, mapped to HTTP in one place.
+
+pub mod health;
+pub mod paging;
+pub mod providers;
+pub mod secrets;
+pub mod tokens;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::{Extension, Json, Router};
+use std::sync::Arc;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate admin API",
+        description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway. \
+Authenticate with a gateway token: `Authorization: Bearer tg_…`. Roles: reader may get and list, \
+writer may also create, update and delete providers and secrets, admin also manages tokens."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "providers", description = "LLM providers and their proxy URLs"),
+        (name = "secrets", description = "Write-only upstream credentials"),
+        (name = "tokens", description = "Gateway tokens"),
+        (name = "health", description = "Liveness, readiness and this document")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// The admin router (with state applied) and its OpenAPI document.
+pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.settings().max_admin_body_bytes;
+    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(openapi_json))
+        .routes(routes!(providers::list, providers::create))
+        .routes(routes!(providers::get, providers::update, providers::delete))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::get, secrets::put, secrets::delete))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::get, tokens::revoke))
+        .with_state(state)
+        .split_for_parts();
+    let router =
+        router.layer(Extension(Arc::new(spec.clone()))).layer(DefaultBodyLimit::max(body_limit)).fallback(not_found);
+    (router, spec)
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health", security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
+    Json((*spec).clone())
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}

@@ -1,0 +1,252 @@
+//! `/api/v1/llm-providers`: create, list (filters + pagination), get, PATCH (JSON merge
+//! patch; name and type immutable) and delete. Secret references must resolve at save time.
+
+use crate::admin::paging;
+use crate::auth::{authorize, require_scope};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::time::{now_ms, rfc3339};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use tollgate_core::patch::merge_patch;
+use tollgate_core::{ProviderSpec, ProviderType, Role};
+use tollgate_store::{ProviderQuery, ProviderRecord};
+use utoipa::{IntoParams, ToSchema};
+
+/// A page of providers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListProvidersResponse {
+    pub llm_providers: Vec<ProviderSpec>,
+    /// Pass as `page_token` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// List filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListProvidersParams {
+    /// openai | anthropic | google | bedrock | openai_compatible
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub provider_type: Option<String>,
+    /// true | false
+    pub enabled: Option<String>,
+    /// Case-insensitive substring of the name or display name.
+    pub name_contains: Option<String>,
+    /// 1..=1000, default 50.
+    pub page_size: Option<String>,
+    pub page_token: Option<String>,
+}
+
+/// The API view of a stored provider: the spec plus output-only fields.
+pub fn view(state: &AppState, mut spec: ProviderSpec, created_ms: i64, updated_ms: i64) -> ProviderSpec {
+    spec.url = Some(state.proxy_url(&spec.name));
+    spec.created_at = Some(rfc3339(created_ms));
+    spec.updated_at = Some(rfc3339(updated_ms));
+    spec
+}
+
+fn record_view(state: &AppState, rec: &ProviderRecord) -> Result<ProviderSpec, ApiError> {
+    let spec: ProviderSpec = serde_json::from_str(&rec.spec_json)
+        .map_err(|e| ApiError::Internal(format!("stored provider {} is unreadable: {e}", rec.name)))?;
+    Ok(view(state, spec, rec.created_at_ms, rec.updated_at_ms))
+}
+
+fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// For read-only secret backends the store cannot check references; check them here.
+async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiError> {
+    if state.secrets().is_writable() {
+        return Ok(true); // checked inside the store's write transaction
+    }
+    for (field, name) in spec.secret_refs() {
+        if !state.secrets().exists(state.store(), &name).await? {
+            return Err(ApiError::invalid(field, format!("secret \"{name}\" not found")));
+        }
+    }
+    Ok(false)
+}
+
+fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<ProviderRecord, ApiError> {
+    Ok(ProviderRecord {
+        name: spec.name.clone(),
+        provider_type: spec.kind(),
+        display_name: spec.display_name.clone(),
+        enabled: spec.is_enabled(),
+        spec_json: serde_json::to_string(spec).map_err(|e| ApiError::Internal(e.to_string()))?,
+        secret_refs: spec.secret_refs(),
+        created_at_ms: created_ms,
+        updated_at_ms: updated_ms,
+    })
+}
+
+async fn reload(state: &AppState) {
+    if let Err(e) = state.reload().await {
+        tracing::error!(error = %e, "config reload after a write failed; the poller will retry");
+    }
+}
+
+/// Create a provider.
+#[utoipa::path(post, path = "/api/v1/llm-providers", tag = "providers",
+    request_body = ProviderSpec,
+    responses(
+        (status = 201, description = "Created", body = ProviderSpec),
+        (status = 400, description = "Invalid; `field` names the offending field", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "A provider with this name exists", body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let caller = authorize(&state, &headers, Role::Writer)?;
+    let spec = ProviderSpec::from_value(parse_json_object(&body)?)?;
+    require_scope(&caller, &spec.name)?;
+    let in_db = check_refs(&state, &spec).await?;
+    let now = now_ms();
+    let rec = record(&spec, now, now)?;
+    state.store().insert_provider(&rec, in_db).await?;
+    reload(&state).await;
+    tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
+    let location = format!("/api/v1/llm-providers/{}", spec.name);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, spec, now, now))))
+}
+
+/// List providers.
+#[utoipa::path(get, path = "/api/v1/llm-providers", tag = "providers",
+    params(ListProvidersParams),
+    responses((status = 200, body = ListProvidersResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<ListProvidersParams>,
+) -> Result<Json<ListProvidersResponse>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Reader)?;
+    let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
+    let provider_type = match p.provider_type.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(t) => Some(t.parse::<ProviderType>().map_err(|m| ApiError::invalid("type", m))?),
+    };
+    let enabled = match p.enabled.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => return Err(ApiError::invalid("enabled", format!("`{other}` must be true or false"))),
+    };
+    let name_contains = p.name_contains.filter(|s| !s.is_empty());
+    let limit = page.limit as usize;
+    let mut visible: Vec<ProviderRecord> = Vec::new();
+    let mut after = page.after;
+    // Scoped tokens see only their providers, so a store page may shrink: keep reading until
+    // one row past the page is visible (or the rows run out), so no token leads to an empty page.
+    let scoped = caller.providers.is_some();
+    let more = loop {
+        let q =
+            ProviderQuery { provider_type, enabled, name_contains: name_contains.clone(), after, limit: page.limit };
+        let res = state.store().list_providers(&q).await?;
+        visible.extend(res.items.into_iter().filter(|r| crate::auth::in_scope(&caller, &r.name)));
+        if !scoped {
+            break res.next_after.is_some();
+        }
+        if visible.len() > limit || res.next_after.is_none() {
+            break visible.len() > limit;
+        }
+        after = res.next_after;
+    };
+    visible.truncate(limit);
+    let next = if more { visible.last().map(|r| r.name.clone()) } else { None };
+    let items = visible.iter().map(|r| record_view(&state, r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(ListProvidersResponse { llm_providers: items, next_page_token: next.map(|k| paging::encode(&k)) }))
+}
+
+/// Get a provider.
+#[utoipa::path(get, path = "/api/v1/llm-providers/{name}", tag = "providers",
+    params(("name" = String, Path, description = "Provider name")),
+    responses((status = 200, body = ProviderSpec), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<ProviderSpec>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Reader)?;
+    require_scope(&caller, &name)?;
+    let rec = state
+        .store()
+        .get_provider(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
+    Ok(Json(record_view(&state, &rec)?))
+}
+
+/// Update a provider with a JSON merge patch (RFC 7396). `name` and `type` cannot change.
+#[utoipa::path(patch, path = "/api/v1/llm-providers/{name}", tag = "providers",
+    params(("name" = String, Path, description = "Provider name")),
+    request_body(content = ProviderSpec, content_type = "application/merge-patch+json",
+        description = "Fields to change; `null` clears a field"),
+    responses((status = 200, body = ProviderSpec), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<ProviderSpec>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Writer)?;
+    require_scope(&caller, &name)?;
+    let patch = parse_json_object(&body)?;
+    let current = state
+        .store()
+        .get_provider(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
+    let mut doc: serde_json::Value = serde_json::from_str(&current.spec_json)
+        .map_err(|e| ApiError::Internal(format!("stored provider {name} is unreadable: {e}")))?;
+    for (field, now) in [("name", Some(current.name.as_str())), ("type", Some(current.provider_type.as_str()))] {
+        if let Some(v) = patch.get(field)
+            && v.as_str() != now
+        {
+            return Err(ApiError::invalid(field, format!("is immutable; it is `{}`", now.unwrap_or_default())));
+        }
+    }
+    merge_patch(&mut doc, &patch);
+    let spec = ProviderSpec::from_value(doc)?;
+    let in_db = check_refs(&state, &spec).await?;
+    let now = now_ms();
+    let rec = record(&spec, current.created_at_ms, now)?;
+    state.store().update_provider(&rec, in_db).await?;
+    reload(&state).await;
+    tracing::info!(provider = %name, "provider updated");
+    Ok(Json(view(&state, spec, current.created_at_ms, now)))
+}
+
+/// Delete a provider. Its usage history stays in reports.
+#[utoipa::path(delete, path = "/api/v1/llm-providers/{name}", tag = "providers",
+    params(("name" = String, Path, description = "Provider name")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let caller = authorize(&state, &headers, Role::Writer)?;
+    require_scope(&caller, &name)?;
+    state.store().delete_provider(&name).await?;
+    reload(&state).await;
+    tracing::info!(provider = %name, "provider deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

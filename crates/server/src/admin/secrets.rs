@@ -1,0 +1,183 @@
+//! `/api/v1/secrets`: write-only values, readable names. A value is never returned,
+//! logged or echoed in an error; deleting a secret a provider references is refused.
+
+use crate::admin::paging;
+use crate::auth::authorize;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::time::{now_ms, rfc3339};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use tollgate_core::{Role, validate};
+use tollgate_store::{PageQuery, SecretMeta, SecretValue};
+use utoipa::{IntoParams, ToSchema};
+
+/// Largest secret value accepted.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// Secret metadata. The value is write-only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretView {
+    pub name: String,
+    /// RFC 3339; absent for read-only backends that do not know it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+impl From<&SecretMeta> for SecretView {
+    fn from(m: &SecretMeta) -> Self {
+        let t = |ms: i64| (ms > 0).then(|| rfc3339(ms));
+        SecretView { name: m.name.clone(), created_at: t(m.created_at_ms), updated_at: t(m.updated_at_ms) }
+    }
+}
+
+/// A page of secret names.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListSecretsResponse {
+    pub secrets: Vec<SecretView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+/// Body of `PUT /api/v1/secrets/{name}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PutSecretRequest {
+    /// The secret value (write-only; never returned).
+    pub value: String,
+}
+
+/// Pagination parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    pub page_size: Option<String>,
+    pub page_token: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    validate::secret_name(name).map_err(|m| ApiError::invalid("name", m))
+}
+
+/// List secret names.
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", params(PageParams),
+    responses((status = 200, body = ListSecretsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> Result<Json<ListSecretsResponse>, ApiError> {
+    authorize(&state, &headers, Role::Reader)?;
+    let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
+    let (items, next) = if state.secrets().is_writable() {
+        let res = state.store().list_secrets(&PageQuery { after: page.after, limit: page.limit }).await?;
+        (res.items, res.next_after)
+    } else {
+        let all = state.secrets().list_read_only().await;
+        let mut rest: Vec<SecretMeta> =
+            all.into_iter().filter(|m| page.after.as_ref().is_none_or(|a| m.name > *a)).collect();
+        let more = rest.len() > page.limit as usize;
+        rest.truncate(page.limit as usize);
+        let next = if more { rest.last().map(|m| m.name.clone()) } else { None };
+        (rest, next)
+    };
+    Ok(Json(ListSecretsResponse {
+        secrets: items.iter().map(SecretView::from).collect(),
+        next_page_token: next.map(|k| paging::encode(&k)),
+    }))
+}
+
+/// Get a secret's metadata (never its value).
+#[utoipa::path(get, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    responses((status = 200, body = SecretView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<SecretView>, ApiError> {
+    authorize(&state, &headers, Role::Reader)?;
+    check_name(&name)?;
+    let not_found = || ApiError::NotFound(format!("secret \"{name}\" not found"));
+    if state.secrets().is_writable() {
+        let meta = state.store().get_secret_meta(&name).await?.ok_or_else(not_found)?;
+        Ok(Json(SecretView::from(&meta)))
+    } else {
+        let all = state.secrets().list_read_only().await;
+        let meta = all.iter().find(|m| m.name == name).ok_or_else(not_found)?;
+        Ok(Json(SecretView::from(meta)))
+    }
+}
+
+/// Create or replace a secret's value.
+#[utoipa::path(put, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    request_body = PutSecretRequest,
+    responses((status = 201, description = "Created", body = SecretView), (status = 200, description = "Replaced", body = SecretView),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SecretView>), ApiError> {
+    authorize(&state, &headers, Role::Writer)?;
+    check_name(&name)?;
+    if !state.secrets().is_writable() {
+        return Err(state.secrets().read_only_error());
+    }
+    // Parse without serde error text: it could quote part of the value.
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|_| ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}"))?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "value") {
+        return Err(ApiError::invalid(k.clone(), "unknown field; the only field is `value`"));
+    }
+    let value = match obj.get("value") {
+        None | Some(serde_json::Value::Null) => return Err(ApiError::invalid("value", "is required")),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err(ApiError::invalid("value", "must be a string")),
+    };
+    if value.is_empty() {
+        return Err(ApiError::invalid("value", "must not be empty"));
+    }
+    if value.len() > MAX_SECRET_BYTES {
+        return Err(ApiError::invalid("value", format!("must be at most {MAX_SECRET_BYTES} bytes")));
+    }
+    let created = state.store().put_secret(&name, &SecretValue::new(value.clone()), now_ms()).await?;
+    let meta = state
+        .store()
+        .get_secret_meta(&name)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("secret {name} vanished after write")))?;
+    tracing::info!(secret = %name, created, "secret stored");
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(SecretView::from(&meta))))
+}
+
+/// Delete a secret. Refused (409) while a provider references it.
+#[utoipa::path(delete, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "Referenced by providers", body = ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    authorize(&state, &headers, Role::Writer)?;
+    check_name(&name)?;
+    if !state.secrets().is_writable() {
+        return Err(state.secrets().read_only_error());
+    }
+    state.store().delete_secret(&name).await?;
+    tracing::info!(secret = %name, "secret deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,270 @@
+//! `/api/v1/tokens`: gateway tokens. The token is shown once, on create; only its SHA-256
+//! is stored. Admin role required throughout.
+
+use crate::admin::paging;
+use crate::admin::secrets::PageParams;
+use crate::auth::{authorize, generate_token, hash_token};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::time::{now_ms, parse_rfc3339, rfc3339};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use tollgate_core::token::display_prefix;
+use tollgate_core::{Role, validate};
+use tollgate_store::{PageQuery, TokenRecord};
+use utoipa::ToSchema;
+
+/// Body of `POST /api/v1/tokens`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// A label, 1 to 128 characters.
+    pub name: Option<String>,
+    /// admin | writer | reader | invoker
+    pub role: Option<Role>,
+    /// The user this token acts for (an email); usage is attributed to it.
+    pub user: Option<String>,
+    /// The agent this token acts for (a slug like `support-bot`).
+    pub agent: Option<String>,
+    /// Restrict the token to these providers; absent = all.
+    pub providers: Option<Vec<String>>,
+    /// RFC 3339; absent = never expires.
+    pub expires_at: Option<String>,
+}
+
+/// A gateway token. `token` is present only in the response to create.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    /// The token itself: shown once, on create.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// First characters of the token, to recognise it.
+    pub prefix: String,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub role: Role,
+    pub providers: Option<Vec<String>>,
+    pub expires_at: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// active | expired | revoked
+    pub status: String,
+}
+
+impl TokenView {
+    fn of(t: &TokenRecord, now: i64) -> TokenView {
+        let status = if t.revoked_at_ms.is_some() {
+            "revoked"
+        } else if t.expires_at_ms.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        TokenView {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            token: None,
+            prefix: t.prefix.clone(),
+            user: t.user.clone(),
+            agent: t.agent.clone(),
+            role: t.role,
+            providers: t.providers.clone(),
+            expires_at: t.expires_at_ms.map(rfc3339),
+            created_at: rfc3339(t.created_at_ms),
+            revoked_at: t.revoked_at_ms.map(rfc3339),
+            status: status.into(),
+        }
+    }
+}
+
+/// A page of tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListTokensResponse {
+    pub tokens: Vec<TokenView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+fn is_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && s.len() <= 254
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Validates a create request into a record (without id, hash or times).
+fn validate_request(req: CreateTokenRequest, now: i64) -> Result<(String, Role, TokenRecord), ApiError> {
+    let name = req.name.unwrap_or_default();
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "is required (1 to 128 characters)"));
+    }
+    validate::char_len(&name, 1, 128).map_err(|m| ApiError::invalid("name", m))?;
+    validate::no_control(&name).map_err(|m| ApiError::invalid("name", m))?;
+    let role =
+        req.role.ok_or_else(|| ApiError::invalid("role", "is required: one of admin, writer, reader, invoker"))?;
+    if let Some(u) = &req.user
+        && !is_email(u)
+    {
+        return Err(ApiError::invalid("user", format!("`{u}` is not an email address")));
+    }
+    if let Some(a) = &req.agent {
+        validate::resource_name(a).map_err(|m| ApiError::invalid("agent", m))?;
+    }
+    let providers = match req.providers {
+        None => None,
+        Some(list) => {
+            if list.is_empty() {
+                return Err(ApiError::invalid(
+                    "providers",
+                    "must name at least one provider; omit it for a token that may use every provider",
+                ));
+            }
+            let mut out: Vec<String> = Vec::new();
+            for (i, p) in list.into_iter().enumerate() {
+                validate::resource_name(&p).map_err(|m| ApiError::invalid(format!("providers[{i}]"), m))?;
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+            Some(out)
+        }
+    };
+    let expires_at_ms = match req.expires_at.as_deref() {
+        None => None,
+        Some(s) => {
+            let ms = parse_rfc3339(s).ok_or_else(|| {
+                ApiError::invalid("expires_at", format!("`{s}` is not an RFC 3339 timestamp like 2027-01-31T00:00:00Z"))
+            })?;
+            if ms <= now {
+                return Err(ApiError::invalid("expires_at", "must be in the future"));
+            }
+            Some(ms)
+        }
+    };
+    let rec = TokenRecord {
+        id: String::new(),
+        name: name.clone(),
+        hash: [0; 32],
+        prefix: String::new(),
+        user: req.user,
+        agent: req.agent,
+        role,
+        providers,
+        expires_at_ms,
+        created_at_ms: now,
+        revoked_at_ms: None,
+    };
+    Ok((name, role, rec))
+}
+
+/// Builds a new token record for `template`; returns the token and the record to store.
+pub fn mint(mut template: TokenRecord) -> Result<(String, TokenRecord), ApiError> {
+    let token = generate_token()?;
+    template.id = uuid::Uuid::now_v7().to_string();
+    template.hash = hash_token(&token);
+    template.prefix = display_prefix(&token);
+    Ok((token, template))
+}
+
+/// Create a gateway token. The response carries the token once.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
+    responses((status = 201, body = TokenView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
+    authorize(&state, &headers, Role::Admin)?;
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    }
+    let req: CreateTokenRequest = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.into_inner().to_string();
+        let field = match msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            Some(f) => f.to_string(),
+            None => path,
+        };
+        ApiError::invalid(if field == "." { String::new() } else { field }, msg)
+    })?;
+    let now = now_ms();
+    let (name, role, template) = validate_request(req, now)?;
+    let (token, rec) = mint(template)?;
+    state.store().insert_token(&rec).await?;
+    if let Err(e) = state.reload().await {
+        tracing::error!(error = %e, "config reload after token create failed");
+    }
+    tracing::info!(token_id = %rec.id, name = %name, role = %role, "gateway token created");
+    let mut view = TokenView::of(&rec, now);
+    view.token = Some(token);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// List gateway tokens (never the tokens themselves).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(PageParams),
+    responses((status = 200, body = ListTokensResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> Result<Json<ListTokensResponse>, ApiError> {
+    authorize(&state, &headers, Role::Admin)?;
+    let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
+    let res = state.store().list_tokens(&PageQuery { after: page.after, limit: page.limit }).await?;
+    let now = now_ms();
+    Ok(Json(ListTokensResponse {
+        tokens: res.items.iter().map(|t| TokenView::of(t, now)).collect(),
+        next_page_token: res.next_after.map(|k| paging::encode(&k)),
+    }))
+}
+
+/// Get one gateway token's metadata.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    authorize(&state, &headers, Role::Admin)?;
+    let t =
+        state.store().get_token(&id).await?.ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
+    Ok(Json(TokenView::of(&t, now_ms())))
+}
+
+/// Revoke a gateway token. It stops working for the next request.
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "Revoked", body = TokenView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The last active admin token", body = ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<TokenView>, ApiError> {
+    authorize(&state, &headers, Role::Admin)?;
+    let now = now_ms();
+    let t = state.store().revoke_token(&id, now).await?;
+    if let Err(e) = state.reload().await {
+        tracing::error!(error = %e, "config reload after token revoke failed");
+    }
+    tracing::info!(token_id = %id, "gateway token revoked");
+    Ok(Json(TokenView::of(&t, now)))
+}

@@ -1,0 +1,134 @@
+//! Starting and stopping one gateway process: open the store (running migrations), load the
+//! master key, create the bootstrap admin token on first start, load the config snapshot,
+//! bind the listener, serve until the shutdown signal, then drain and close.
+
+use crate::admin;
+use crate::error::ServerError;
+use crate::keys::{load_keyring, write_private_file};
+use crate::secrets::SecretSource;
+use crate::settings::Settings;
+use crate::state::AppState;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tollgate_core::Role;
+use tollgate_store::{Store, TokenRecord};
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// File in the data dir that receives the bootstrap admin token (0600).
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// A started (bound, not yet serving) gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+    local_addr: SocketAddr,
+    bootstrap_token: Option<String>,
+}
+
+fn default_public_url(addr: SocketAddr) -> String {
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else if addr.is_ipv6() {
+        format!("[{}]", addr.ip())
+    } else {
+        addr.ip().to_string()
+    };
+    format!("http://{host}:{}", addr.port())
+}
+
+impl Gateway {
+    /// Opens everything and binds the listener. Fails fast on a bad setting.
+    pub async fn start(settings: Settings) -> Result<Gateway, ServerError> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(ServerError::io(format!("creating data dir {}", settings.data_dir.display())))?;
+        let secrets = SecretSource::from_settings(&settings).map_err(ServerError::Settings)?;
+        let keyring = load_keyring(&settings)?;
+        let store = Store::connect(&settings.effective_database_url(), keyring).await?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(ServerError::io(format!("listening on {}", settings.listen)))?;
+        let local_addr = listener.local_addr().map_err(ServerError::io("reading the bound address"))?;
+        let public_url = match &settings.public_url {
+            Some(u) => {
+                tollgate_core::validate::base_url(u).map_err(|m| ServerError::Settings(format!("--public-url {m}")))?
+            }
+            None => default_public_url(local_addr),
+        };
+        let state = AppState::new(store, secrets, public_url, settings);
+        let bootstrap_token = bootstrap_admin(&state).await?;
+        state.reload().await?;
+        let (admin, _spec) = admin::router(state.clone());
+        let router = admin.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin token created on first start (also written to `<data_dir>/admin.token`).
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.bootstrap_token.as_deref()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests and
+    /// closes the database.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let poller = tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx));
+        tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await
+            .map_err(ServerError::io("serving"));
+        let _ = stop_tx.send(true);
+        let _ = poller.await;
+        self.state.store().close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// On first start (no tokens at all), creates an admin token and writes it to the data dir.
+async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, ServerError> {
+    let template = TokenRecord {
+        id: String::new(),
+        name: "bootstrap-admin".into(),
+        hash: [0; 32],
+        prefix: String::new(),
+        user: None,
+        agent: None,
+        role: Role::Admin,
+        providers: None,
+        expires_at_ms: None,
+        created_at_ms: crate::time::now_ms(),
+        revoked_at_ms: None,
+    };
+    let (token, rec) = admin::tokens::mint(template).map_err(|e| ServerError::MasterKey(e.to_string()))?;
+    if !state.store().insert_bootstrap_token(&rec).await? {
+        return Ok(None);
+    }
+    let path = state.settings().data_dir.join(ADMIN_TOKEN_FILE);
+    if let Err(e) = write_private_file(&path, &format!("{token}\n")) {
+        tracing::error!(error = %e, "could not write the bootstrap admin token file");
+    } else {
+        tracing::info!(path = %path.display(), "wrote the bootstrap admin token");
+    }
+    Ok(Some(token))
+}

@@ -1,0 +1,20 @@
+//! The Tollgate service as a library: settings, the in-memory config snapshot, the admin
+//! REST API (with its generated OpenAPI document), health endpoints and graceful startup
+//! and shutdown. The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
+//!
+//! SQL lives only in `tollgate-store`; this crate talks to the database through it.
+//! Request handlers read configuration and gateway tokens from the snapshot, never the DB.
+
+pub mod admin;
+pub mod auth;
+pub mod error;
+pub mod gateway;
+pub mod keys;
+pub mod secrets;
+pub mod settings;
+pub mod state;
+pub mod time;
+
+pub use error::{ApiError, ServerError};
+pub use gateway::Gateway;
+pub use settings::{SecretBackendKind, Settings};

@@ -1,0 +1,77 @@
+//! Bootstrap settings of one gateway process. Operator-managed data (providers, secrets,
+//! tokens) lives in the database; only what is needed to reach it is configured here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where secret values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecretBackendKind {
+    /// Sealed with AES-256-GCM in the database; writable through the API.
+    #[default]
+    Database,
+    /// Read-only: environment variables `<prefix><NAME>`.
+    Env,
+    /// Read-only: one file per secret in a directory (e.g. a Kubernetes secret mount).
+    Dir,
+}
+
+impl SecretBackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretBackendKind::Database => "database",
+            SecretBackendKind::Env => "env",
+            SecretBackendKind::Dir => "dir",
+        }
+    }
+}
+
+/// Everything `Gateway::start` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Holds the SQLite database, the generated master key and the bootstrap admin token.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: `<data_dir>/tollgate.sqlite`.
+    pub database_url: Option<String>,
+    /// Base64 of 32 bytes; default: `<data_dir>/master.key`, generated on first start.
+    pub master_key: Option<String>,
+    /// Base of the proxy URLs shown to users; default: `http://<listen address>`.
+    pub public_url: Option<String>,
+    pub secret_backend: SecretBackendKind,
+    /// Directory for the `dir` secret backend.
+    pub secret_dir: Option<PathBuf>,
+    /// Prefix of environment variables for the `env` secret backend.
+    pub secret_env_prefix: String,
+    /// How often to poll the database for config changes made by other replicas.
+    pub config_poll_interval: Duration,
+    /// Largest admin API request body.
+    pub max_admin_body_bytes: usize,
+}
+
+impl Settings {
+    /// Defaults for a single local node with its data in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: data_dir.into(),
+            database_url: None,
+            master_key: None,
+            public_url: None,
+            secret_backend: SecretBackendKind::Database,
+            secret_dir: None,
+            secret_env_prefix: "TOLLGATE_SECRET_".into(),
+            config_poll_interval: Duration::from_secs(1),
+            max_admin_body_bytes: 1024 * 1024,
+        }
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("tollgate.sqlite").display()))
+    }
+}

@@ -1,0 +1,135 @@
+//! Shared state of a running gateway and the in-memory config snapshot.
+//!
+//! Every request reads providers and gateway tokens from an immutable [`Snapshot`] behind an
+//! `ArcSwap` (a lock-free load). Writes go to the database, then [`AppState::reload`] builds a
+//! new snapshot; a poller reloads when another replica bumped the config version.
+
+use crate::secrets::SecretSource;
+use crate::settings::Settings;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tollgate_core::ProviderSpec;
+use tollgate_store::{Store, StoreError, TokenRecord};
+
+/// A provider as the snapshot holds it.
+#[derive(Debug, Clone)]
+pub struct ProviderEntry {
+    pub spec: ProviderSpec,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Immutable view of the configuration at one config version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub providers: HashMap<String, Arc<ProviderEntry>>,
+    /// Active (not revoked) tokens by SHA-256 of the token. Expiry is checked per request.
+    pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
+}
+
+/// Cheap to clone; one per process.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    snapshot: ArcSwap<Snapshot>,
+    reload_lock: tokio::sync::Mutex<()>,
+    secrets: SecretSource,
+    public_url: String,
+    settings: Settings,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    pub fn new(store: Store, secrets: SecretSource, public_url: String, settings: Settings) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                snapshot: ArcSwap::from_pointee(Snapshot::default()),
+                reload_lock: tokio::sync::Mutex::new(()),
+                secrets,
+                public_url: public_url.trim_end_matches('/').to_string(),
+                settings,
+                ready: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn secrets(&self) -> &SecretSource {
+        &self.inner.secrets
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.load_full()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    /// The proxy URL of a provider: `<public base>/llm/v1/providers/<name>`.
+    pub fn proxy_url(&self, name: &str) -> String {
+        format!("{}/llm/v1/providers/{name}", self.inner.public_url)
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.inner.public_url
+    }
+
+    /// Rebuilds the snapshot from the database. Reloads are serialised so a slower, older
+    /// reload can never replace a newer snapshot.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        let _guard = self.inner.reload_lock.lock().await;
+        let version = self.inner.store.config_version().await?;
+        let mut providers = HashMap::new();
+        for rec in self.inner.store.all_providers().await? {
+            let spec: ProviderSpec = serde_json::from_str(&rec.spec_json)
+                .map_err(|e| StoreError::Corrupt(format!("provider {}: {e}", rec.name)))?;
+            providers.insert(
+                rec.name.clone(),
+                Arc::new(ProviderEntry { spec, created_at_ms: rec.created_at_ms, updated_at_ms: rec.updated_at_ms }),
+            );
+        }
+        let tokens = self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
+        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens }));
+        self.inner.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Reloads whenever the database's config version moves (changes by other replicas).
+    pub async fn poll_config(self, interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            match self.inner.store.config_version().await {
+                Ok(v) if v != self.snapshot().version => {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!(error = %e, "config reload failed; serving the previous snapshot");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "config version poll failed"),
+            }
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Connections, migrations and the per-backend dispatch every query goes through.
+//!
+//! [`Pool`] is an enum of the two concrete sqlx pools; `on_pool!` and `write_tx!` expand a
+//! block of query code once per variant, so `sqlx::query(...)` and `Row::try_get` are typed
+//! against a concrete database without generic bounds (no sqlx `Any`). Write transactions begin
+//! `IMMEDIATE` on SQLite (no lock-upgrade `SQLITE_BUSY`) and, on both backends, first bump the
+//! config version: that single row lock serialises config writes across replicas on Postgres,
+//! which makes check-then-write sequences (last admin, bootstrap token, secret refs) race-free
+//! and means no write transaction can wait on another while holding other row locks.
+//! Migrations are embedded with `include_str!` and run on connect; on Postgres sqlx's migrator
+//! holds an advisory lock, so replicas starting together apply them once.
+
+use crate::StoreError;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, SqlSafeStr};
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The two concrete pools behind one [`crate::Store`].
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// `on_pool!(store, |p| body)`: runs `body` with `p` bound to the concrete pool.
+macro_rules! on_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.inner.pool {
+            $crate::db::Pool::Sqlite($p) => $body,
+            $crate::db::Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// `write_tx!(store, |tx, is_pg| body)`: runs `body` in a write transaction `tx` that has
+/// already bumped the config version, then commits and evaluates to `body`'s value.
+/// Leaving `body` early (`?`, `return`) drops `tx`, which rolls everything back, the version
+/// bump included. `is_pg` lets the body pick Postgres-only SQL such as `FOR SHARE`.
+macro_rules! write_tx {
+    ($store:expr, |$tx:ident, $is_pg:ident| $body:expr) => {
+        match &$store.inner.pool {
+            $crate::db::Pool::Sqlite(p) => {
+                #[allow(unused_variables)]
+                let $is_pg = false;
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                sqlx::query($crate::db::BUMP_VERSION)
+                    .execute(&mut *$tx)
+                    .await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+            $crate::db::Pool::Postgres(p) => {
+                #[allow(unused_variables)]
+                let $is_pg = true;
+                let mut $tx = p.begin().await?;
+                sqlx::query($crate::db::BUMP_VERSION)
+                    .execute(&mut *$tx)
+                    .await?;
+                let out = $body;
+                $tx.commit().await?;
+                out
+            }
+        }
+    };
+}
+
+pub(crate) const BUMP_VERSION: &str =
+    "UPDATE config_version SET version = version + 1 WHERE id = 1";
+
+/// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "config",
+    include_str!("../migrations/sqlite/0001_config.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "config",
+    include_str!("../migrations/postgres/0001_config.sql"),
+)];
+
+fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        list.iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Opens a pool for `url` and runs pending migrations.
+pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("bad postgres url: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(options)
+            .await?;
+        migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
+        tracing::debug!(backend = "postgres", "store connected and migrated");
+        return Ok(Pool::Postgres(pool));
+    }
+
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    let options = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("bad sqlite url: {e}")))?
+    } else if url.is_empty() || url.contains("://") {
+        let scheme = url.split("://").next().unwrap_or_default();
+        return Err(StoreError::InvalidUrl(format!(
+            "unsupported database url scheme \"{scheme}\"; expected sqlite://, postgres:// or a file path"
+        )));
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true);
+    let parent = options
+        .get_filename()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty());
+    if let (false, Some(dir)) = (in_memory, parent) {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(sqlx::Error::Io)?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
+    migrator(SQLITE_MIGRATIONS).run(&pool).await?;
+    tracing::debug!(backend = "sqlite", "store connected and migrated");
+    Ok(Pool::Sqlite(pool))
+}
+
+/// Column access shared by both row types, so row mapping is written once.
+pub(crate) trait RowExt {
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn boolean(&self, col: &str) -> Result<bool, StoreError>;
+    fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError>;
+}
+
+macro_rules! impl_row_ext {
+    ($row:ty) => {
+        impl RowExt for $row {
+            fn text(&self, col: &str) -> Result<String, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn int(&self, col: &str) -> Result<i64, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn boolean(&self, col: &str) -> Result<bool, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn bytes(&self, col: &str) -> Result<Vec<u8>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+        }
+    };
+}
+
+impl_row_ext!(SqliteRow);
+impl_row_ext!(PgRow);

@@ -1,0 +1,109 @@
+//! Tollgate's store: the only crate with SQL.
+//!
+//! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
+//! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
+//! config version replicas poll; later issues add usage events, rollups and budgets here too.
+//! Every query is written once and expanded per concrete pool by the macros in `db`, so the
+//! SQL text is the same for both dialects wherever possible. The store never reads the clock:
+//! callers pass `now_ms`. It depends on `tollgate-core` for domain enums only, never on the
+//! server, and it never logs or returns secret values except through [`SecretValue`].
+
+#![forbid(unsafe_code)]
+
+#[macro_use]
+mod db;
+mod error;
+mod providers;
+pub mod seal;
+mod secrets;
+mod tokens;
+mod types;
+
+pub use error::StoreError;
+pub use seal::{Keyring, MasterKey};
+pub use tollgate_core::{ProviderType, Role};
+pub use types::{
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta,
+    SecretValue, TokenRecord,
+};
+
+use db::Pool;
+use std::sync::{Arc, RwLock};
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the config database plus the keyring that seals its secrets. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    keyring: RwLock<Keyring>,
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path?mode=rwc`, a plain file path, or `postgres://...`)
+    /// and runs pending migrations. SQLite parent directories are created as needed.
+    pub async fn connect(url: &str, keyring: Keyring) -> Result<Store, StoreError> {
+        let pool = db::connect(url).await?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                keyring: RwLock::new(keyring),
+            }),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |p| {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    /// Replaces the keyring (after the server reloads key files).
+    pub fn set_keyring(&self, keyring: Keyring) {
+        match self.inner.keyring.write() {
+            Ok(mut guard) => *guard = keyring,
+            Err(poisoned) => *poisoned.into_inner() = keyring,
+        }
+    }
+
+    pub fn keyring(&self) -> Keyring {
+        match self.inner.keyring.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Bumped in the same transaction as every provider/secret/token write; replicas poll it.
+    pub async fn config_version(&self) -> Result<i64, StoreError> {
+        let v: i64 = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT version FROM config_version WHERE id = 1")
+                .fetch_one(p)
+                .await?
+        });
+        Ok(v)
+    }
+}

@@ -1,0 +1,185 @@
+//! Sealed secrets: named values stored encrypted under the keyring's primary master key.
+//!
+//! Values are sealed before they reach SQL and opened after they leave it, with
+//! AAD `secret/<name>` so a sealed value moved to another name does not open. Only
+//! [`Store::secret_value`] returns plaintext, wrapped in a redacting [`SecretValue`].
+
+use crate::db::RowExt;
+use crate::types::page_size;
+use crate::{Keyring, MasterKey, Page, PageQuery, SecretMeta, SecretValue, Store, StoreError};
+
+fn aad(name: &str) -> Vec<u8> {
+    let mut aad = b"secret/".to_vec();
+    aad.extend_from_slice(name.as_bytes());
+    aad
+}
+
+fn meta_from_row<R: RowExt>(row: &R) -> Result<SecretMeta, StoreError> {
+    Ok(SecretMeta {
+        name: row.text("name")?,
+        key_id: row.text("key_id")?,
+        created_at_ms: row.int("created_at")?,
+        updated_at_ms: row.int("updated_at")?,
+    })
+}
+
+fn open_value(keyring: &Keyring, name: &str, sealed: &str) -> Result<SecretValue, StoreError> {
+    let bytes = keyring.open(&aad(name), sealed)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| StoreError::Corrupt(format!("secret \"{name}\" is not UTF-8")))?;
+    Ok(SecretValue::new(text))
+}
+
+impl Store {
+    /// Creates or replaces a secret; returns true when it was created.
+    pub async fn put_secret(
+        &self,
+        name: &str,
+        value: &SecretValue,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let keyring = self.keyring();
+        let sealed = keyring.seal(&aad(name), value.expose().as_bytes())?;
+        let key_id = keyring.primary_id();
+        let created = write_tx!(self, |tx, is_pg| {
+            let existing = sqlx::query("SELECT name FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO secrets (name, sealed, key_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET \
+                 sealed = excluded.sealed, key_id = excluded.key_id, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(&sealed)
+            .bind(&key_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            existing.is_none()
+        });
+        Ok(created)
+    }
+
+    pub async fn get_secret_meta(&self, name: &str) -> Result<Option<SecretMeta>, StoreError> {
+        on_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT name, key_id, created_at, updated_at FROM secrets WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(p)
+            .await?;
+            row.as_ref().map(meta_from_row).transpose()
+        })
+    }
+
+    /// One page of secret metadata, ordered by name.
+    pub async fn list_secrets(&self, q: &PageQuery) -> Result<Page<SecretMeta>, StoreError> {
+        let size = page_size(q.limit);
+        let items = on_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT name, key_id, created_at, updated_at FROM secrets \
+                 WHERE ($1 IS NULL OR name > $1) ORDER BY name LIMIT $2",
+            )
+            .bind(q.after.as_deref())
+            .bind(i64::from(size) + 1)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(meta_from_row)
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        Ok(Page::from_rows(items, size, |m| &m.name))
+    }
+
+    /// The plaintext of a secret, opened with the current keyring.
+    pub async fn secret_value(&self, name: &str) -> Result<Option<SecretValue>, StoreError> {
+        let sealed: Option<String> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT sealed FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(p)
+                .await?
+        });
+        sealed
+            .map(|s| open_value(&self.keyring(), name, &s))
+            .transpose()
+    }
+
+    /// Deletes, then (same tx) checks provider refs; any → rollback + SecretInUse (sorted names).
+    /// This order matters on Postgres READ COMMITTED: the DELETE waits on a concurrent provider
+    /// save's FOR SHARE lock, and the ref check that follows then sees that save's refs.
+    pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
+        write_tx!(self, |tx, is_pg| {
+            let deleted = sqlx::query("DELETE FROM secrets WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            if deleted.rows_affected() == 0 {
+                return Err(StoreError::NotFound {
+                    what: "secret",
+                    name: name.to_owned(),
+                });
+            }
+            let providers: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider",
+            )
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !providers.is_empty() {
+                return Err(StoreError::SecretInUse {
+                    name: name.to_owned(),
+                    providers,
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// Names of the providers whose refs name `secret`, sorted.
+    pub async fn providers_referencing(&self, secret: &str) -> Result<Vec<String>, StoreError> {
+        let names = on_pool!(self, |p| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider",
+            )
+            .bind(secret)
+            .fetch_all(p)
+            .await?
+        });
+        Ok(names)
+    }
+
+    /// Re-seals every secret under `new_primary` in one transaction; on success the store's
+    /// keyring becomes (new_primary, old keys retained for reading). Returns how many secrets
+    /// were re-sealed. Fails without changing anything if any secret cannot be opened.
+    /// `updated_at` is left alone: the values did not change.
+    pub async fn rotate_master_key(&self, new_primary: MasterKey) -> Result<usize, StoreError> {
+        let current = self.keyring();
+        let next = current
+            .keys()
+            .cloned()
+            .fold(Keyring::new(new_primary), Keyring::with_old);
+        let new_id = next.primary_id();
+        let count = write_tx!(self, |tx, is_pg| {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT name, sealed FROM secrets ORDER BY name")
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for (name, sealed) in &rows {
+                let plain = next.open(&aad(name), sealed)?;
+                let resealed = next.seal(&aad(name), &plain)?;
+                sqlx::query("UPDATE secrets SET sealed = $2, key_id = $3 WHERE name = $1")
+                    .bind(name)
+                    .bind(&resealed)
+                    .bind(&new_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            rows.len()
+        });
+        self.set_keyring(next);
+        tracing::info!(key_id = %new_id, secrets = count, "master key rotated");
+        Ok(count)
+    }
+}
