@@ -19,22 +19,10 @@ pub struct Cli {
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// Base URL of the Tollgate server.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global",
-        env = "TOLLGATE_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, help_heading = "Global", env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Admin-capable gateway token; without it, `<TOLLGATE_DATA_DIR or ./tollgate-data>/admin.token` is read when present.
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global",
-        env = "TOLLGATE_TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, help_heading = "Global", env = "TOLLGATE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, help_heading = "Global", value_enum, default_value_t = OutputFormat::Table)]

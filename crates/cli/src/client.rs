@@ -38,18 +38,11 @@ impl ApiError {
     pub fn from_body(status: u16, body: &[u8]) -> ApiError {
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         let err = parsed.as_ref().and_then(|v| v.get("error"));
-        let text = |k: &str| {
-            err.and_then(|e| e.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let text = |k: &str| err.and_then(|e| e.get(k)).and_then(Value::as_str).map(str::to_owned);
         let message = text("message").unwrap_or_else(|| {
             let raw = String::from_utf8_lossy(body);
             let raw = raw.trim();
-            let reason = StatusCode::from_u16(status)
-                .ok()
-                .and_then(|s| s.canonical_reason())
-                .unwrap_or("");
+            let reason = StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
             if raw.is_empty() {
                 format!("HTTP {status} {reason}")
             } else {
@@ -57,13 +50,7 @@ impl ApiError {
                 format!("HTTP {status} {reason}: {snippet}")
             }
         });
-        ApiError {
-            status,
-            code: text("code"),
-            message,
-            field: text("field").filter(|f| !f.is_empty()),
-            hint: None,
-        }
+        ApiError { status, code: text("code"), message, field: text("field").filter(|f| !f.is_empty()), hint: None }
     }
 }
 
@@ -99,27 +86,20 @@ impl fmt::Debug for Client {
 
 /// Where the bootstrap admin token is looked for when no `--token` is given.
 pub fn default_token_file() -> PathBuf {
-    let dir = std::env::var_os("TOLLGATE_DATA_DIR")
-        .map_or_else(|| PathBuf::from("./tollgate-data"), PathBuf::from);
+    let dir = std::env::var_os("TOLLGATE_DATA_DIR").map_or_else(|| PathBuf::from("./tollgate-data"), PathBuf::from);
     dir.join("admin.token")
 }
 
 impl Client {
     /// Builds the client from the global flags, resolving the token (flag, env, then token file).
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Client> {
-        let token = match global
-            .token
-            .as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
+        let token = match global.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => Some(t.to_owned()),
             None => {
                 let path = default_token_file();
                 if path.is_file() {
-                    let raw = std::fs::read_to_string(&path).with_context(|| {
-                        format!("reading the admin token from {}", path.display())
-                    })?;
+                    let raw = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading the admin token from {}", path.display()))?;
                     Some(raw.trim().to_owned()).filter(|t| !t.is_empty())
                 } else {
                     None
@@ -160,23 +140,15 @@ impl Client {
     }
 
     pub async fn post(&self, segments: &[&str], body: &Value) -> anyhow::Result<Answer> {
-        self.send(
-            Method::POST,
-            segments,
-            &[],
-            Some((body, "application/json")),
-        )
-        .await
+        self.send(Method::POST, segments, &[], Some((body, "application/json"))).await
     }
 
     pub async fn put(&self, segments: &[&str], body: &Value) -> anyhow::Result<Answer> {
-        self.send(Method::PUT, segments, &[], Some((body, "application/json")))
-            .await
+        self.send(Method::PUT, segments, &[], Some((body, "application/json"))).await
     }
 
     pub async fn patch(&self, segments: &[&str], body: &Value) -> anyhow::Result<Answer> {
-        self.send(Method::PATCH, segments, &[], Some((body, MERGE_PATCH)))
-            .await
+        self.send(Method::PATCH, segments, &[], Some((body, MERGE_PATCH))).await
     }
 
     pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<Answer> {
@@ -194,30 +166,18 @@ impl Client {
     ) -> anyhow::Result<Answer> {
         let mut url = self.url(segments);
         if !query.is_empty() {
-            url.query_pairs_mut()
-                .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self
-            .http
-            .request(method.clone(), url.clone())
-            .header("accept", "application/json");
+        let mut req = self.http.request(method.clone(), url.clone()).header("accept", "application/json");
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
         if let Some((body, content_type)) = body {
-            req = req
-                .header("content-type", content_type)
-                .body(serde_json::to_vec(body)?);
+            req = req.header("content-type", content_type).body(serde_json::to_vec(body)?);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.base, &e))?;
+        let resp = req.send().await.map_err(|e| transport_error(&self.base, &e))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| transport_error(&self.base, &e))?;
+        let bytes = resp.bytes().await.map_err(|e| transport_error(&self.base, &e))?;
         if !status.is_success() {
             let mut err = ApiError::from_body(status.as_u16(), &bytes);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
@@ -231,14 +191,12 @@ impl Client {
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
-            Some(serde_json::from_slice(&bytes).with_context(|| {
-                format!("{method} {url} answered {status} with a body that is not JSON")
-            })?)
+            Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{method} {url} answered {status} with a body that is not JSON"))?,
+            )
         };
-        Ok(Answer {
-            status: status.as_u16(),
-            body,
-        })
+        Ok(Answer { status: status.as_u16(), body })
     }
 }
 

@@ -6,15 +6,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = tollgate_cli::args::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            tollgate_cli::output::error(
-                &anyhow::Error::new(e).context("starting the async runtime"),
-            );
+            tollgate_cli::output::error(&anyhow::Error::new(e).context("starting the async runtime"));
             return ExitCode::FAILURE;
         }
     };

@@ -52,12 +52,7 @@ pub fn format_table(headers: &[&str], rows: &[Vec<String>]) -> String {
         for (i, cell) in cells.into_iter().enumerate() {
             s.push_str(cell);
             if i < last {
-                let pad = widths
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(cell.chars().count())
-                    + 3;
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count()) + 3;
                 s.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -83,11 +78,7 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
             Value::Null => {}
             Value::Object(map) => {
                 for (k, v) in map {
-                    let p = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                     walk(&p, v, out);
                 }
             }
@@ -108,15 +99,8 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
 /// Prints a resource as `key  value` lines.
 pub fn key_values(value: &Value) {
     let pairs = flatten(value);
-    let width = pairs
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    let text: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{k:<width$}   {v}"))
-        .collect();
+    let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k:<width$}   {v}")).collect();
     line(&text.join("\n"));
 }
 

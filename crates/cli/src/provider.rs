@@ -18,13 +18,8 @@ use tollgate_core::{Microcents, ProviderType};
 const COLLECTION: &str = "llm-providers";
 
 /// The `<type>_config` keys, in `ProviderType::ALL` order.
-pub const CONFIG_KEYS: [&str; 5] = [
-    "openai_config",
-    "anthropic_config",
-    "google_config",
-    "bedrock_config",
-    "openai_compatible_config",
-];
+pub const CONFIG_KEYS: [&str; 5] =
+    ["openai_config", "anthropic_config", "google_config", "bedrock_config", "openai_compatible_config"];
 
 /// Output-only fields of a fetched resource, dropped from manifests before sending.
 const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "@type"];
@@ -109,65 +104,29 @@ pub struct ProviderFlags {
     #[arg(long, value_name = "true|false")]
     pub enabled: Option<bool>,
 
-    #[arg(
-        long = "openai-config.base-url",
-        value_name = "URL",
-        help_heading = "OpenAI"
-    )]
+    #[arg(long = "openai-config.base-url", value_name = "URL", help_heading = "OpenAI")]
     pub openai_base_url: Option<String>,
-    #[arg(
-        long = "openai-config.api-key-ref",
-        value_name = "SECRET",
-        help_heading = "OpenAI"
-    )]
+    #[arg(long = "openai-config.api-key-ref", value_name = "SECRET", help_heading = "OpenAI")]
     pub openai_api_key_ref: Option<String>,
 
-    #[arg(
-        long = "anthropic-config.base-url",
-        value_name = "URL",
-        help_heading = "Anthropic"
-    )]
+    #[arg(long = "anthropic-config.base-url", value_name = "URL", help_heading = "Anthropic")]
     pub anthropic_base_url: Option<String>,
-    #[arg(
-        long = "anthropic-config.api-key-ref",
-        value_name = "SECRET",
-        help_heading = "Anthropic"
-    )]
+    #[arg(long = "anthropic-config.api-key-ref", value_name = "SECRET", help_heading = "Anthropic")]
     pub anthropic_api_key_ref: Option<String>,
     #[arg(long = "anthropic-config.authorization-passthrough", value_name = "true|false",
           num_args = 0..=1, default_missing_value = "true", help_heading = "Anthropic")]
     pub anthropic_authorization_passthrough: Option<bool>,
 
-    #[arg(
-        long = "google-config.base-url",
-        value_name = "URL",
-        help_heading = "Google"
-    )]
+    #[arg(long = "google-config.base-url", value_name = "URL", help_heading = "Google")]
     pub google_base_url: Option<String>,
-    #[arg(
-        long = "google-config.api-key-ref",
-        value_name = "SECRET",
-        help_heading = "Google"
-    )]
+    #[arg(long = "google-config.api-key-ref", value_name = "SECRET", help_heading = "Google")]
     pub google_api_key_ref: Option<String>,
 
-    #[arg(
-        long = "bedrock-config.region",
-        value_name = "REGION",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.region", value_name = "REGION", help_heading = "Bedrock")]
     pub bedrock_region: Option<String>,
-    #[arg(
-        long = "bedrock-config.base-url",
-        value_name = "URL",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.base-url", value_name = "URL", help_heading = "Bedrock")]
     pub bedrock_base_url: Option<String>,
-    #[arg(
-        long = "bedrock-config.guardrail",
-        value_name = "NAME",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.guardrail", value_name = "NAME", help_heading = "Bedrock")]
     pub bedrock_guardrail: Option<String>,
     #[arg(
         long = "bedrock-config.static-credentials.access-key-id-ref",
@@ -181,36 +140,16 @@ pub struct ProviderFlags {
         help_heading = "Bedrock"
     )]
     pub bedrock_secret_access_key_ref: Option<String>,
-    #[arg(
-        long = "bedrock-config.assume-role.role-arn",
-        value_name = "ARN",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.assume-role.role-arn", value_name = "ARN", help_heading = "Bedrock")]
     pub bedrock_role_arn: Option<String>,
-    #[arg(
-        long = "bedrock-config.assume-role.external-id",
-        value_name = "ID",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.assume-role.external-id", value_name = "ID", help_heading = "Bedrock")]
     pub bedrock_external_id: Option<String>,
-    #[arg(
-        long = "bedrock-config.assume-role.session-name",
-        value_name = "NAME",
-        help_heading = "Bedrock"
-    )]
+    #[arg(long = "bedrock-config.assume-role.session-name", value_name = "NAME", help_heading = "Bedrock")]
     pub bedrock_session_name: Option<String>,
 
-    #[arg(
-        long = "openai-compatible-config.base-url",
-        value_name = "URL",
-        help_heading = "OpenAI-compatible"
-    )]
+    #[arg(long = "openai-compatible-config.base-url", value_name = "URL", help_heading = "OpenAI-compatible")]
     pub openai_compatible_base_url: Option<String>,
-    #[arg(
-        long = "openai-compatible-config.api-key-ref",
-        value_name = "SECRET",
-        help_heading = "OpenAI-compatible"
-    )]
+    #[arg(long = "openai-compatible-config.api-key-ref", value_name = "SECRET", help_heading = "OpenAI-compatible")]
     pub openai_compatible_api_key_ref: Option<String>,
     #[arg(long = "openai-compatible-config.authorization-passthrough", value_name = "true|false",
           num_args = 0..=1, default_missing_value = "true", help_heading = "OpenAI-compatible")]
@@ -255,90 +194,36 @@ impl ProviderFlags {
         }
         let all: [(&'static str, &'static [&'static str], Option<Value>); 20] = [
             ("openai_config", &["base_url"], s(&self.openai_base_url)),
-            (
-                "openai_config",
-                &["api_key_ref"],
-                s(&self.openai_api_key_ref),
-            ),
-            (
-                "anthropic_config",
-                &["base_url"],
-                s(&self.anthropic_base_url),
-            ),
-            (
-                "anthropic_config",
-                &["api_key_ref"],
-                s(&self.anthropic_api_key_ref),
-            ),
-            (
-                "anthropic_config",
-                &["authorization_passthrough"],
-                b(&self.anthropic_authorization_passthrough),
-            ),
+            ("openai_config", &["api_key_ref"], s(&self.openai_api_key_ref)),
+            ("anthropic_config", &["base_url"], s(&self.anthropic_base_url)),
+            ("anthropic_config", &["api_key_ref"], s(&self.anthropic_api_key_ref)),
+            ("anthropic_config", &["authorization_passthrough"], b(&self.anthropic_authorization_passthrough)),
             ("google_config", &["base_url"], s(&self.google_base_url)),
-            (
-                "google_config",
-                &["api_key_ref"],
-                s(&self.google_api_key_ref),
-            ),
+            ("google_config", &["api_key_ref"], s(&self.google_api_key_ref)),
             ("bedrock_config", &["region"], s(&self.bedrock_region)),
             ("bedrock_config", &["base_url"], s(&self.bedrock_base_url)),
             ("bedrock_config", &["guardrail"], s(&self.bedrock_guardrail)),
-            (
-                "bedrock_config",
-                &["static_credentials", "access_key_id_ref"],
-                s(&self.bedrock_access_key_id_ref),
-            ),
+            ("bedrock_config", &["static_credentials", "access_key_id_ref"], s(&self.bedrock_access_key_id_ref)),
             (
                 "bedrock_config",
                 &["static_credentials", "secret_access_key_ref"],
                 s(&self.bedrock_secret_access_key_ref),
             ),
-            (
-                "bedrock_config",
-                &["assume_role", "role_arn"],
-                s(&self.bedrock_role_arn),
-            ),
-            (
-                "bedrock_config",
-                &["assume_role", "external_id"],
-                s(&self.bedrock_external_id),
-            ),
-            (
-                "bedrock_config",
-                &["assume_role", "session_name"],
-                s(&self.bedrock_session_name),
-            ),
-            (
-                "openai_compatible_config",
-                &["base_url"],
-                s(&self.openai_compatible_base_url),
-            ),
-            (
-                "openai_compatible_config",
-                &["api_key_ref"],
-                s(&self.openai_compatible_api_key_ref),
-            ),
+            ("bedrock_config", &["assume_role", "role_arn"], s(&self.bedrock_role_arn)),
+            ("bedrock_config", &["assume_role", "external_id"], s(&self.bedrock_external_id)),
+            ("bedrock_config", &["assume_role", "session_name"], s(&self.bedrock_session_name)),
+            ("openai_compatible_config", &["base_url"], s(&self.openai_compatible_base_url)),
+            ("openai_compatible_config", &["api_key_ref"], s(&self.openai_compatible_api_key_ref)),
             (
                 "openai_compatible_config",
                 &["authorization_passthrough"],
                 b(&self.openai_compatible_authorization_passthrough),
             ),
-            (
-                "transcripts",
-                &["record_input_messages"],
-                b(&self.record_input_messages),
-            ),
-            (
-                "transcripts",
-                &["record_output_messages"],
-                b(&self.record_output_messages),
-            ),
+            ("transcripts", &["record_input_messages"], b(&self.record_input_messages)),
+            ("transcripts", &["record_output_messages"], b(&self.record_output_messages)),
         ];
         all.into_iter()
-            .filter_map(|(group, path, value)| {
-                value.map(|value| ConfigField { group, path, value })
-            })
+            .filter_map(|(group, path, value)| value.map(|value| ConfigField { group, path, value }))
             .collect()
     }
 
@@ -356,21 +241,14 @@ impl ProviderFlags {
             many => bail!(
                 "flags of {} config groups given ({}); a provider has exactly one",
                 many.len(),
-                many.iter()
-                    .map(|g| format!("--{}.*", g.replace('_', "-")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                many.iter().map(|g| format!("--{}.*", g.replace('_', "-"))).collect::<Vec<_>>().join(", ")
             ),
         }
     }
 
     /// Writes every flag into `body` (config groups nested, scalars at the top).
     /// `base_models` is the list `--pricing` applies to when `--provider-models` is absent.
-    fn apply(
-        &self,
-        body: &mut Map<String, Value>,
-        base_models: Option<Vec<Value>>,
-    ) -> anyhow::Result<()> {
+    fn apply(&self, body: &mut Map<String, Value>, base_models: Option<Vec<Value>>) -> anyhow::Result<()> {
         if let Some(d) = &self.display_name {
             body.insert("display_name".into(), json!(d));
         }
@@ -389,10 +267,7 @@ impl ProviderFlags {
             let mut models = if self.provider_models.is_empty() {
                 base_models.unwrap_or_default()
             } else {
-                self.provider_models
-                    .iter()
-                    .map(|m| parse_model(m))
-                    .collect::<anyhow::Result<Vec<_>>>()?
+                self.provider_models.iter().map(|m| parse_model(m)).collect::<anyhow::Result<Vec<_>>>()?
             };
             for spec in &self.pricing {
                 let (model, pricing) = parse_pricing(spec)?;
@@ -412,8 +287,7 @@ impl ProviderFlags {
 pub fn parse_model(s: &str) -> anyhow::Result<Value> {
     let t = s.trim();
     if t.starts_with('{') {
-        let v: Value = serde_json::from_str(t)
-            .with_context(|| format!("--provider-models `{t}` is not valid JSON"))?;
+        let v: Value = serde_json::from_str(t).with_context(|| format!("--provider-models `{t}` is not valid JSON"))?;
         if !v.get("name").is_some_and(Value::is_string) {
             bail!("--provider-models `{t}`: the object needs a string `name`");
         }
@@ -461,17 +335,13 @@ pub fn parse_pricing(spec: &str) -> anyhow::Result<(String, Map<String, Value>)>
         }
         let Some((_, bucket)) = PRICING_KEYS.iter().find(|(k, _)| *k == key) else {
             let known: Vec<&str> = PRICING_KEYS.iter().map(|(k, _)| *k).collect();
-            bail!(
-                "--pricing `{spec}`: unknown key `{key}` (expected model, {})",
-                known.join(", ")
-            );
+            bail!("--pricing `{spec}`: unknown key `{key}` (expected model, {})", known.join(", "));
         };
         if value.is_empty() {
             pricing.remove(*bucket);
             continue;
         }
-        let micro = Microcents::parse_usd(value)
-            .map_err(|e| anyhow::anyhow!("--pricing `{spec}`: `{key}`: {e}"))?;
+        let micro = Microcents::parse_usd(value).map_err(|e| anyhow::anyhow!("--pricing `{spec}`: `{key}`: {e}"))?;
         pricing.insert((*bucket).to_owned(), json!(micro.0));
     }
     let Some(model) = model else {
@@ -481,10 +351,7 @@ pub fn parse_pricing(spec: &str) -> anyhow::Result<(String, Map<String, Value>)>
 }
 
 fn apply_pricing(models: &mut Vec<Value>, model: &str, pricing: Map<String, Value>) {
-    let entry = match models
-        .iter()
-        .position(|m| m.get("name").and_then(Value::as_str) == Some(model))
-    {
+    let entry = match models.iter().position(|m| m.get("name").and_then(Value::as_str) == Some(model)) {
         Some(i) => &mut models[i],
         None => {
             models.push(json!({ "name": model }));
@@ -508,9 +375,7 @@ pub fn set_path(body: &mut Map<String, Value>, path: &[&str], value: Value) {
     };
     let mut cur = body;
     for p in parents {
-        let slot = cur
-            .entry((*p).to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let slot = cur.entry((*p).to_owned()).or_insert_with(|| Value::Object(Map::new()));
         if !slot.is_object() {
             *slot = Value::Object(Map::new());
         }
@@ -537,9 +402,7 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Map<String, Value>> {
         Err(_) => serde_yaml_ng::from_str(text).context("the manifest is neither JSON nor YAML")?,
     };
     let Value::Object(mut map) = value else {
-        bail!(
-            "the manifest must be an object (a provider as printed by `tollgate provider get -o yaml`)"
-        );
+        bail!("the manifest must be an object (a provider as printed by `tollgate provider get -o yaml`)");
     };
     for k in OUTPUT_ONLY {
         map.remove(k);
@@ -548,11 +411,7 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Map<String, Value>> {
 }
 
 fn configs_present(body: &Map<String, Value>) -> Vec<&'static str> {
-    CONFIG_KEYS
-        .iter()
-        .copied()
-        .filter(|k| body.get(*k).is_some_and(|v| !v.is_null()))
-        .collect()
+    CONFIG_KEYS.iter().copied().filter(|k| body.get(*k).is_some_and(|v| !v.is_null())).collect()
 }
 
 /// The POST body of `provider create`: the manifest (if any), overridden by the flags.
@@ -564,10 +423,7 @@ pub fn create_body(args: &CreateArgs) -> anyhow::Result<Value> {
         Some(path) => read_manifest(path)?,
         None => Map::new(),
     };
-    let file_models = body
-        .get("provider_models")
-        .and_then(Value::as_array)
-        .cloned();
+    let file_models = body.get("provider_models").and_then(Value::as_array).cloned();
     flags.apply(&mut body, file_models)?;
     if let Some(name) = &args.name {
         body.insert("name".into(), json!(name));
@@ -576,26 +432,17 @@ pub fn create_body(args: &CreateArgs) -> anyhow::Result<Value> {
         Some(n) if !n.is_empty() => n.to_owned(),
         _ => bail!("missing provider name: pass NAME or set `name` in the manifest"),
     };
-    if body
-        .get("display_name")
-        .is_none_or(|d| d.is_null() || d.as_str() == Some(""))
-    {
+    if body.get("display_name").is_none_or(|d| d.is_null() || d.as_str() == Some("")) {
         body.insert("display_name".into(), json!(name));
     }
     let present = configs_present(&body);
     if present.len() > 1 {
-        bail!(
-            "two config groups given ({}); a provider has exactly one",
-            present.join(", ")
-        );
+        bail!("two config groups given ({}); a provider has exactly one", present.join(", "));
     }
     let ty = body.get("type").and_then(Value::as_str).map(str::to_owned);
     match (ty, present.first()) {
         (None, Some(cfg)) => {
-            let inferred = ProviderType::ALL
-                .iter()
-                .find(|t| t.config_field() == *cfg)
-                .map(|t| t.as_str());
+            let inferred = ProviderType::ALL.iter().find(|t| t.config_field() == *cfg).map(|t| t.as_str());
             if let Some(t) = inferred {
                 body.insert("type".into(), json!(t));
             }
@@ -627,16 +474,11 @@ pub fn update_patch(args: &UpdateArgs) -> anyhow::Result<Value> {
     if patch.get("name").and_then(Value::as_str) == Some(args.name.as_str()) {
         patch.remove("name");
     }
-    let file_models = patch
-        .get("provider_models")
-        .and_then(Value::as_array)
-        .cloned();
+    let file_models = patch.get("provider_models").and_then(Value::as_array).cloned();
     for path in &args.clear {
         let segments: Vec<&str> = path.split('.').map(str::trim).collect();
         if segments.iter().any(|s| s.is_empty()) {
-            bail!(
-                "--clear `{path}`: expected a dotted JSON path such as anthropic_config.base_url"
-            );
+            bail!("--clear `{path}`: expected a dotted JSON path such as anthropic_config.base_url");
         }
         set_path(&mut patch, &segments, Value::Null);
     }
@@ -661,10 +503,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
         }
         ProviderCommand::Update(args) => {
             let patch = update_patch(&args)?;
-            let updated = client
-                .patch(&[COLLECTION, &args.name], &patch)
-                .await?
-                .json();
+            let updated = client.patch(&[COLLECTION, &args.name], &patch).await?.json();
             show_one(&updated, fmt, "updated")
         }
         ProviderCommand::Delete(a) => {
@@ -714,8 +553,7 @@ pub fn list_query(a: &ListArgs) -> Vec<(&'static str, String)> {
 }
 
 async fn list(client: &Client, fmt: OutputFormat, a: &ListArgs) -> anyhow::Result<()> {
-    let (items, next, raw) =
-        fetch_pages(client, COLLECTION, "llm_providers", list_query(a), a.all).await?;
+    let (items, next, raw) = fetch_pages(client, COLLECTION, "llm_providers", list_query(a), a.all).await?;
     if fmt != OutputFormat::Table {
         return output::document(&raw, fmt);
     }
@@ -739,17 +577,8 @@ pub async fn fetch_pages(
     let mut items = Vec::new();
     loop {
         let page = client.get(&[collection], &query).await?;
-        items.extend(
-            page.get(key)
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
-        let next = page
-            .get("next_page_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned);
+        items.extend(page.get(key).and_then(Value::as_array).cloned().unwrap_or_default());
+        let next = page.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
         match next {
             Some(t) if all => {
                 query.retain(|(k, _)| *k != "page_token");
@@ -774,22 +603,12 @@ pub fn provider_row(p: &Value) -> Vec<String> {
     let models: Vec<&str> = p
         .get("provider_models")
         .and_then(Value::as_array)
-        .map(|ms| {
-            ms.iter()
-                .filter_map(|m| m.get("name").and_then(Value::as_str))
-                .collect()
-        })
+        .map(|ms| ms.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).collect())
         .unwrap_or_default();
     let models = match models.len() {
         0 => "(all)".to_owned(),
         1 | 2 => models.join(", "),
         n => format!("{} +{}", models[..2].join(", "), n - 2),
     };
-    vec![
-        output::cell(p, "name"),
-        output::cell(p, "type"),
-        status.to_owned(),
-        models,
-        output::cell(p, "url"),
-    ]
+    vec![output::cell(p, "name"), output::cell(p, "type"), status.to_owned(), models, output::cell(p, "url")]
 }

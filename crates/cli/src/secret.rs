@@ -51,25 +51,18 @@ pub struct SecretListArgs {
 
 /// Strips exactly one trailing `"\n"` or `"\r\n"` (what `echo` or a file's last line adds).
 pub fn strip_one_newline(s: &str) -> &str {
-    s.strip_suffix("\r\n")
-        .or_else(|| s.strip_suffix('\n'))
-        .unwrap_or(s)
+    s.strip_suffix("\r\n").or_else(|| s.strip_suffix('\n')).unwrap_or(s)
 }
 
 /// Reads the secret value: all of stdin when piped, else a hidden prompt.
 fn read_value(name: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let value = if stdin.is_terminal() {
-        rpassword::prompt_password(format!("Value for {name}: "))
-            .context("reading the secret value")?
+        rpassword::prompt_password(format!("Value for {name}: ")).context("reading the secret value")?
     } else {
         let mut buf = Vec::new();
-        stdin
-            .lock()
-            .read_to_end(&mut buf)
-            .context("reading the secret value from stdin")?;
-        let text = String::from_utf8(buf)
-            .map_err(|_| anyhow::anyhow!("the secret value on stdin is not UTF-8"))?;
+        stdin.lock().read_to_end(&mut buf).context("reading the secret value from stdin")?;
+        let text = String::from_utf8(buf).map_err(|_| anyhow::anyhow!("the secret value on stdin is not UTF-8"))?;
         strip_one_newline(&text).to_owned()
     };
     if value.is_empty() {
@@ -83,15 +76,9 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SecretCommand) -> anyh
     match cmd {
         SecretCommand::Set(a) => {
             let value = read_value(&a.name)?;
-            let answer = client
-                .put(&[COLLECTION, &a.name], &json!({ "value": value }))
-                .await?;
+            let answer = client.put(&[COLLECTION, &a.name], &json!({ "value": value })).await?;
             drop(value);
-            let verb = if answer.status == 201 {
-                "created"
-            } else {
-                "updated"
-            };
+            let verb = if answer.status == 201 { "created" } else { "updated" };
             let meta = answer.json();
             match fmt {
                 OutputFormat::Table => output::line(&format!("{verb} secret {}", a.name)),

@@ -5,7 +5,7 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tollgate_server::{Gateway, SecretBackendKind, Settings};
+use tollgate_server::{Gateway, SecretBackendKind, Sensitive, Settings};
 
 /// Where the data lives: shared by `serve` and `secrets rotate-key`.
 #[derive(Debug, Clone, clap::Args)]
@@ -15,12 +15,12 @@ pub struct StoreArgs {
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://USER@HOST/DB`. Default: SQLite in the data dir.
     #[arg(long, env = "TOLLGATE_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<Sensitive>,
     /// Master key (base64 of 32 bytes) sealing stored secrets. Prefer the environment variable
     /// or --master-key-file to keep it out of shell history. Default: `<data-dir>/master.key`,
     /// generated on first start.
     #[arg(long, env = "TOLLGATE_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    pub master_key: Option<Sensitive>,
     /// Read the master key from this file instead.
     #[arg(long, env = "TOLLGATE_MASTER_KEY_FILE", conflicts_with = "master_key")]
     pub master_key_file: Option<PathBuf>,
@@ -76,17 +76,17 @@ pub struct ServeArgs {
 }
 
 impl StoreArgs {
-    fn master_key(&self) -> anyhow::Result<Option<String>> {
+    fn master_key(&self) -> anyhow::Result<Option<Sensitive>> {
         if let Some(k) = &self.master_key {
             return Ok(Some(k.clone()));
         }
         match &self.master_key_file {
-            Some(p) => Ok(Some(
+            Some(p) => Ok(Some(Sensitive(
                 std::fs::read_to_string(p)
                     .with_context(|| format!("reading master key file {}", p.display()))?
                     .trim()
                     .to_string(),
-            )),
+            ))),
             None => Ok(None),
         }
     }

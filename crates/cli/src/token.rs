@@ -79,9 +79,8 @@ pub fn parse_expires_in(s: &str) -> anyhow::Result<TimeDelta> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: i64 = num.parse().map_err(|_| {
-        anyhow::anyhow!("--expires-in `{s}`: expected a number and a unit, e.g. 30d")
-    })?;
+    let n: i64 =
+        num.parse().map_err(|_| anyhow::anyhow!("--expires-in `{s}`: expected a number and a unit, e.g. 30d"))?;
     let d = match unit {
         "s" => TimeDelta::try_seconds(n),
         "m" => TimeDelta::try_minutes(n),
@@ -114,24 +113,14 @@ pub fn create_body(args: &TokenCreateArgs, now: DateTime<Utc>) -> anyhow::Result
     let expires = match (&args.expires_at, &args.expires_in) {
         (Some(at), _) => Some(
             DateTime::parse_from_rfc3339(at.trim())
-                .with_context(|| {
-                    format!(
-                        "--expires-at `{at}` is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)"
-                    )
-                })?
+                .with_context(|| format!("--expires-at `{at}` is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)"))?
                 .with_timezone(&Utc),
         ),
-        (None, Some(d)) => Some(
-            now.checked_add_signed(parse_expires_in(d)?)
-                .context("--expires-in is too large")?,
-        ),
+        (None, Some(d)) => Some(now.checked_add_signed(parse_expires_in(d)?).context("--expires-in is too large")?),
         (None, None) => None,
     };
     if let Some(t) = expires {
-        body.insert(
-            "expires_at".into(),
-            json!(t.to_rfc3339_opts(SecondsFormat::Secs, true)),
-        );
+        body.insert("expires_at".into(), json!(t.to_rfc3339_opts(SecondsFormat::Secs, true)));
     }
     Ok(Value::Object(body))
 }
@@ -145,10 +134,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             if fmt != OutputFormat::Table {
                 return output::document(&created, fmt);
             }
-            let token = created
-                .get("token")
-                .and_then(Value::as_str)
-                .context("the server answered without a token")?;
+            let token = created.get("token").and_then(Value::as_str).context("the server answered without a token")?;
             output::line(token);
             output::note(&format!(
                 "created token {} (id {}, role {}). Save it now: it will not be shown again.",
@@ -172,12 +158,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             }
             let now = Utc::now();
             let rows: Vec<Vec<String>> = items.iter().map(|t| token_row(t, now)).collect();
-            output::table(
-                &[
-                    "ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS",
-                ],
-                &rows,
-            );
+            output::table(&["ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS"], &rows);
             if let Some(t) = next {
                 output::note(&format!("more results: --page-token {t} (or --all)"));
             }

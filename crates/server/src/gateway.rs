@@ -48,7 +48,9 @@ impl Gateway {
             .map_err(ServerError::io(format!("creating data dir {}", settings.data_dir.display())))?;
         let secrets = SecretSource::from_settings(&settings).map_err(ServerError::Settings)?;
         let keyring = load_keyring(&settings)?;
-        let store = Store::connect(&settings.effective_database_url(), keyring).await?;
+        let db_url = settings.effective_database_url();
+        let store = Store::connect(&db_url, keyring).await?;
+        tracing::info!(database = %crate::settings::redact_url(&db_url), "store open, migrations applied");
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(ServerError::io(format!("listening on {}", settings.listen)))?;

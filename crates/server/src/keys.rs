@@ -54,7 +54,7 @@ fn older_keys(data_dir: &Path) -> Result<Vec<MasterKey>, ServerError> {
 /// Loads (or on first start generates) the keyring.
 pub fn load_keyring(settings: &Settings) -> Result<Keyring, ServerError> {
     let primary = match &settings.master_key {
-        Some(b64) => MasterKey::from_base64(b64.trim()).map_err(|e| {
+        Some(b64) => MasterKey::from_base64(b64.expose().trim()).map_err(|e| {
             ServerError::MasterKey(format!("TOLLGATE_MASTER_KEY must be the base64 of 32 random bytes: {e}"))
         })?,
         None => {

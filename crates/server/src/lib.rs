@@ -17,4 +17,4 @@ pub mod time;
 
 pub use error::{ApiError, ServerError};
 pub use gateway::Gateway;
-pub use settings::{SecretBackendKind, Settings};
+pub use settings::{SecretBackendKind, Sensitive, Settings};

@@ -5,6 +5,42 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A setting that must never be printed (the master key, a database URL with a password):
+/// its `Debug` is redacted. Parsed from a string, so clap flags can hold it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(pub String);
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sensitive(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Sensitive {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Sensitive(s.to_string()))
+    }
+}
+
+impl Sensitive {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A database URL for logs: the password, if any, replaced by `***`.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => u.to_string(),
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
 /// Where secret values come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecretBackendKind {
@@ -35,9 +71,9 @@ pub struct Settings {
     /// Holds the SQLite database, the generated master key and the bootstrap admin token.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: `<data_dir>/tollgate.sqlite`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Sensitive>,
     /// Base64 of 32 bytes; default: `<data_dir>/master.key`, generated on first start.
-    pub master_key: Option<String>,
+    pub master_key: Option<Sensitive>,
     /// Base of the proxy URLs shown to users; default: `http://<listen address>`.
     pub public_url: Option<String>,
     pub secret_backend: SecretBackendKind,
@@ -71,7 +107,8 @@ impl Settings {
     /// The database URL, defaulting to a SQLite file in the data dir.
     pub fn effective_database_url(&self) -> String {
         self.database_url
-            .clone()
+            .as_ref()
+            .map(|u| u.0.clone())
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("tollgate.sqlite").display()))
     }
 }

@@ -14,8 +14,7 @@ use crate::StoreError;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlSafeStr};
 use std::borrow::Cow;
@@ -50,9 +49,7 @@ macro_rules! write_tx {
                 #[allow(unused_variables)]
                 let $is_pg = false;
                 let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                sqlx::query($crate::db::BUMP_VERSION)
-                    .execute(&mut *$tx)
-                    .await?;
+                sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -61,9 +58,7 @@ macro_rules! write_tx {
                 #[allow(unused_variables)]
                 let $is_pg = true;
                 let mut $tx = p.begin().await?;
-                sqlx::query($crate::db::BUMP_VERSION)
-                    .execute(&mut *$tx)
-                    .await?;
+                sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -72,32 +67,18 @@ macro_rules! write_tx {
     };
 }
 
-pub(crate) const BUMP_VERSION: &str =
-    "UPDATE config_version SET version = version + 1 WHERE id = 1";
+pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = version + 1 WHERE id = 1";
 
 /// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "config",
-    include_str!("../migrations/sqlite/0001_config.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "config",
-    include_str!("../migrations/postgres/0001_config.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "config", include_str!("../migrations/sqlite/0001_config.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "config", include_str!("../migrations/postgres/0001_config.sql"))];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         list.iter()
             .map(|&(version, description, sql)| {
-                Migration::new(
-                    version,
-                    Cow::Borrowed(description),
-                    MigrationType::Simple,
-                    sql.into_sql_str(),
-                    false,
-                )
+                Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
             })
             .collect(),
     )
@@ -107,12 +88,9 @@ fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
 pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidUrl(format!("bad postgres url: {e}")))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(options)
-            .await?;
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(format!("bad postgres url: {e}")))?;
+        let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await?;
         migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
         tracing::debug!(backend = "postgres", "store connected and migrated");
         return Ok(Pool::Postgres(pool));
@@ -120,8 +98,7 @@ pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
 
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     let options = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidUrl(format!("bad sqlite url: {e}")))?
+        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(format!("bad sqlite url: {e}")))?
     } else if url.is_empty() || url.contains("://") {
         let scheme = url.split("://").next().unwrap_or_default();
         return Err(StoreError::InvalidUrl(format!(
@@ -136,19 +113,11 @@ pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
         .foreign_keys(true);
-    let parent = options
-        .get_filename()
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty());
+    let parent = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty());
     if let (false, Some(dir)) = (in_memory, parent) {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(sqlx::Error::Io)?;
+        tokio::fs::create_dir_all(dir).await.map_err(sqlx::Error::Io)?;
     }
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await?;
+    let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
     migrator(SQLITE_MIGRATIONS).run(&pool).await?;
     tracing::debug!(backend = "sqlite", "store connected and migrated");
     Ok(Pool::Sqlite(pool))

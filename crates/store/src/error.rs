@@ -17,10 +17,7 @@ pub enum StoreError {
     SecretNotFound { field: String, name: String },
     /// `providers` is sorted.
     #[error("secret \"{name}\" is used by provider(s) {}", .providers.join(", "))]
-    SecretInUse {
-        name: String,
-        providers: Vec<String>,
-    },
+    SecretInUse { name: String, providers: Vec<String> },
     #[error("cannot revoke the last active admin token")]
     LastAdmin,
     /// A sealed value names a key id the keyring does not hold.

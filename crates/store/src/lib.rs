@@ -23,8 +23,8 @@ pub use error::StoreError;
 pub use seal::{Keyring, MasterKey};
 pub use tollgate_core::{ProviderType, Role};
 pub use types::{
-    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta,
-    SecretValue, TokenRecord,
+    DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
+    TokenRecord,
 };
 
 use db::Pool;
@@ -54,12 +54,7 @@ impl Store {
     /// and runs pending migrations. SQLite parent directories are created as needed.
     pub async fn connect(url: &str, keyring: Keyring) -> Result<Store, StoreError> {
         let pool = db::connect(url).await?;
-        Ok(Store {
-            inner: Arc::new(Inner {
-                pool,
-                keyring: RwLock::new(keyring),
-            }),
-        })
+        Ok(Store { inner: Arc::new(Inner { pool, keyring: RwLock::new(keyring) }) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -100,9 +95,7 @@ impl Store {
     /// Bumped in the same transaction as every provider/secret/token write; replicas poll it.
     pub async fn config_version(&self) -> Result<i64, StoreError> {
         let v: i64 = on_pool!(self, |p| {
-            sqlx::query_scalar("SELECT version FROM config_version WHERE id = 1")
-                .fetch_one(p)
-                .await?
+            sqlx::query_scalar("SELECT version FROM config_version WHERE id = 1").fetch_one(p).await?
         });
         Ok(v)
     }

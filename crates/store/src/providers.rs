@@ -34,8 +34,7 @@ const INSERT_SQL: &str = "INSERT INTO providers \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING";
 const UPDATE_SQL: &str = "UPDATE providers SET type = $2, display_name = $3, enabled = $4, \
      spec_json = $5, updated_at = $6 WHERE name = $1";
-const INSERT_REF_SQL: &str =
-    "INSERT INTO provider_secret_refs (provider, field, secret) VALUES ($1, $2, $3)";
+const INSERT_REF_SQL: &str = "INSERT INTO provider_secret_refs (provider, field, secret) VALUES ($1, $2, $3)";
 const DELETE_REFS_SQL: &str = "DELETE FROM provider_secret_refs WHERE provider = $1";
 const SECRET_EXISTS_SQL: &str = "SELECT name FROM secrets WHERE name = $1";
 const SECRET_EXISTS_PG_SQL: &str = "SELECT name FROM secrets WHERE name = $1 FOR SHARE";
@@ -47,11 +46,9 @@ fn group_rows<R: RowExt>(rows: &[R]) -> Result<Vec<ProviderRecord>, StoreError> 
         let name = row.text("name")?;
         if out.last().is_none_or(|p| p.name != name) {
             let type_text = row.text("type")?;
-            let provider_type = type_text.parse::<ProviderType>().map_err(|_| {
-                StoreError::Corrupt(format!(
-                    "provider \"{name}\" has unknown type \"{type_text}\""
-                ))
-            })?;
+            let provider_type = type_text
+                .parse::<ProviderType>()
+                .map_err(|_| StoreError::Corrupt(format!("provider \"{name}\" has unknown type \"{type_text}\"")))?;
             out.push(ProviderRecord {
                 name,
                 provider_type,
@@ -63,11 +60,8 @@ fn group_rows<R: RowExt>(rows: &[R]) -> Result<Vec<ProviderRecord>, StoreError> 
                 updated_at_ms: row.int("updated_at")?,
             });
         }
-        if let (Some(field), Some(secret), Some(p)) = (
-            row.opt_text("field")?,
-            row.opt_text("secret")?,
-            out.last_mut(),
-        ) {
+        if let (Some(field), Some(secret), Some(p)) = (row.opt_text("field")?, row.opt_text("secret")?, out.last_mut())
+        {
             p.secret_refs.push((field, secret));
         }
     }
@@ -92,11 +86,7 @@ impl Store {
     /// Inserts a new provider and its refs. `AlreadyExists` when the name is taken. With
     /// `check_refs_in_db`, every referenced secret must exist in the secrets table (rows are
     /// locked `FOR SHARE` on Postgres until commit), else `SecretNotFound` naming the field.
-    pub async fn insert_provider(
-        &self,
-        record: &ProviderRecord,
-        check_refs_in_db: bool,
-    ) -> Result<(), StoreError> {
+    pub async fn insert_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
         write_tx!(self, |tx, is_pg| {
             let inserted = sqlx::query(INSERT_SQL)
                 .bind(&record.name)
@@ -109,37 +99,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if inserted.rows_affected() == 0 {
-                return Err(StoreError::AlreadyExists {
-                    what: "provider",
-                    name: record.name.clone(),
-                });
+                return Err(StoreError::AlreadyExists { what: "provider", name: record.name.clone() });
             }
             if check_refs_in_db {
-                let sql = if is_pg {
-                    SECRET_EXISTS_PG_SQL
-                } else {
-                    SECRET_EXISTS_SQL
-                };
+                let sql = if is_pg { SECRET_EXISTS_PG_SQL } else { SECRET_EXISTS_SQL };
                 for (field, secret) in &record.secret_refs {
-                    let found = sqlx::query(sql)
-                        .bind(secret)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let found = sqlx::query(sql).bind(secret).fetch_optional(&mut *tx).await?;
                     if found.is_none() {
-                        return Err(StoreError::SecretNotFound {
-                            field: field.clone(),
-                            name: secret.clone(),
-                        });
+                        return Err(StoreError::SecretNotFound { field: field.clone(), name: secret.clone() });
                     }
                 }
             }
             for (field, secret) in &record.secret_refs {
-                sqlx::query(INSERT_REF_SQL)
-                    .bind(&record.name)
-                    .bind(field)
-                    .bind(secret)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(INSERT_REF_SQL).bind(&record.name).bind(field).bind(secret).execute(&mut *tx).await?;
             }
         });
         Ok(())
@@ -147,11 +119,7 @@ impl Store {
 
     /// Replaces a provider's columns and refs; `created_at` is kept. `NotFound` when absent.
     /// `check_refs_in_db` as for [`Store::insert_provider`].
-    pub async fn update_provider(
-        &self,
-        record: &ProviderRecord,
-        check_refs_in_db: bool,
-    ) -> Result<(), StoreError> {
+    pub async fn update_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
         write_tx!(self, |tx, is_pg| {
             let updated = sqlx::query(UPDATE_SQL)
                 .bind(&record.name)
@@ -163,41 +131,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if updated.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    what: "provider",
-                    name: record.name.clone(),
-                });
+                return Err(StoreError::NotFound { what: "provider", name: record.name.clone() });
             }
             if check_refs_in_db {
-                let sql = if is_pg {
-                    SECRET_EXISTS_PG_SQL
-                } else {
-                    SECRET_EXISTS_SQL
-                };
+                let sql = if is_pg { SECRET_EXISTS_PG_SQL } else { SECRET_EXISTS_SQL };
                 for (field, secret) in &record.secret_refs {
-                    let found = sqlx::query(sql)
-                        .bind(secret)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let found = sqlx::query(sql).bind(secret).fetch_optional(&mut *tx).await?;
                     if found.is_none() {
-                        return Err(StoreError::SecretNotFound {
-                            field: field.clone(),
-                            name: secret.clone(),
-                        });
+                        return Err(StoreError::SecretNotFound { field: field.clone(), name: secret.clone() });
                     }
                 }
             }
-            sqlx::query(DELETE_REFS_SQL)
-                .bind(&record.name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(DELETE_REFS_SQL).bind(&record.name).execute(&mut *tx).await?;
             for (field, secret) in &record.secret_refs {
-                sqlx::query(INSERT_REF_SQL)
-                    .bind(&record.name)
-                    .bind(field)
-                    .bind(secret)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(INSERT_REF_SQL).bind(&record.name).bind(field).bind(secret).execute(&mut *tx).await?;
             }
         });
         Ok(())
@@ -212,10 +159,7 @@ impl Store {
     }
 
     /// One page of providers matching `q`, ordered by name.
-    pub async fn list_providers(
-        &self,
-        q: &ProviderQuery,
-    ) -> Result<Page<ProviderRecord>, StoreError> {
+    pub async fn list_providers(&self, q: &ProviderQuery) -> Result<Page<ProviderRecord>, StoreError> {
         let size = page_size(q.limit);
         let pattern = q.name_contains.as_deref().map(like_pattern);
         let records = on_pool!(self, |p| {
@@ -243,19 +187,10 @@ impl Store {
     /// Deletes a provider and its refs. `NotFound` when absent.
     pub async fn delete_provider(&self, name: &str) -> Result<(), StoreError> {
         write_tx!(self, |tx, is_pg| {
-            sqlx::query(DELETE_REFS_SQL)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            let deleted = sqlx::query("DELETE FROM providers WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(DELETE_REFS_SQL).bind(name).execute(&mut *tx).await?;
+            let deleted = sqlx::query("DELETE FROM providers WHERE name = $1").bind(name).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    what: "provider",
-                    name: name.to_owned(),
-                });
+                return Err(StoreError::NotFound { what: "provider", name: name.to_owned() });
             }
         });
         Ok(())

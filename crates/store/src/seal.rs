@@ -28,27 +28,21 @@ impl MasterKey {
     /// A fresh random key from the system CSPRNG.
     pub fn generate() -> Result<MasterKey, StoreError> {
         let mut bytes = [0u8; KEY_LEN];
-        aws_lc_rs::rand::fill(&mut bytes)
-            .map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
+        aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
         Ok(Self::from_array(bytes))
     }
 
     /// Exactly 32 bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<MasterKey, StoreError> {
-        let arr: [u8; KEY_LEN] = bytes.try_into().map_err(|_| {
-            StoreError::Crypto(format!(
-                "master key must be {KEY_LEN} bytes, got {}",
-                bytes.len()
-            ))
-        })?;
+        let arr: [u8; KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| StoreError::Crypto(format!("master key must be {KEY_LEN} bytes, got {}", bytes.len())))?;
         Ok(Self::from_array(arr))
     }
 
     /// Standard base64 (surrounding whitespace ignored) of exactly 32 bytes.
     pub fn from_base64(text: &str) -> Result<MasterKey, StoreError> {
-        let bytes = B64
-            .decode(text.trim())
-            .map_err(|_| StoreError::Crypto("master key is not valid base64".into()))?;
+        let bytes = B64.decode(text.trim()).map_err(|_| StoreError::Crypto("master key is not valid base64".into()))?;
         Self::from_bytes(&bytes)
     }
 
@@ -63,10 +57,7 @@ impl MasterKey {
 
     fn from_array(bytes: [u8; KEY_LEN]) -> MasterKey {
         let hash = digest(&SHA256, &bytes);
-        let id = hash.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = hash.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
         MasterKey { bytes, id }
     }
 
@@ -78,9 +69,7 @@ impl MasterKey {
 
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MasterKey")
-            .field("key_id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("MasterKey").field("key_id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -93,10 +82,7 @@ pub struct Keyring {
 
 impl Keyring {
     pub fn new(primary: MasterKey) -> Self {
-        Keyring {
-            primary,
-            old: Vec::new(),
-        }
+        Keyring { primary, old: Vec::new() }
     }
 
     /// Adds a retired key, kept for opening. Ignored when a key with its id is already held.
@@ -126,11 +112,7 @@ impl Keyring {
         let mut blob = Vec::with_capacity(NONCE_LEN + in_out.len());
         blob.extend_from_slice(nonce.as_ref());
         blob.extend_from_slice(&in_out);
-        Ok(format!(
-            "{VERSION}:{}:{}",
-            self.primary.id,
-            B64.encode(blob)
-        ))
+        Ok(format!("{VERSION}:{}:{}", self.primary.id, B64.encode(blob)))
     }
 
     /// Opens a value sealed by [`Keyring::seal`] with any key held here.
@@ -138,13 +120,8 @@ impl Keyring {
     /// authenticate (wrong AAD, tampered bytes).
     pub fn open(&self, aad: &[u8], sealed: &str) -> Result<Vec<u8>, StoreError> {
         let (key_id, body) = parse_sealed(sealed)?;
-        let key = self
-            .keys()
-            .find(|k| k.id == key_id)
-            .ok_or_else(|| StoreError::UnknownKeyId(key_id.to_owned()))?;
-        let mut blob = B64
-            .decode(body)
-            .map_err(|_| StoreError::Crypto("sealed value is not valid base64".into()))?;
+        let key = self.keys().find(|k| k.id == key_id).ok_or_else(|| StoreError::UnknownKeyId(key_id.to_owned()))?;
+        let mut blob = B64.decode(body).map_err(|_| StoreError::Crypto("sealed value is not valid base64".into()))?;
         if blob.len() < NONCE_LEN {
             return Err(StoreError::Crypto("sealed value is too short".into()));
         }
@@ -153,9 +130,7 @@ impl Keyring {
         let plain = key
             .aead_key()?
             .open_in_place(nonce, Aad::from(aad), &mut blob[NONCE_LEN..])
-            .map_err(|_| {
-                StoreError::Crypto(format!("cannot open value sealed with key \"{key_id}\""))
-            })?;
+            .map_err(|_| StoreError::Crypto(format!("cannot open value sealed with key \"{key_id}\"")))?;
         Ok(plain.to_vec())
     }
 }
@@ -165,18 +140,13 @@ pub(crate) fn parse_sealed(sealed: &str) -> Result<(&str, &str), StoreError> {
     let mut parts = sealed.splitn(3, ':');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(VERSION), Some(id), Some(body)) if !id.is_empty() => Ok((id, body)),
-        _ => Err(StoreError::Crypto(
-            "sealed value has an unknown format".into(),
-        )),
+        _ => Err(StoreError::Crypto("sealed value has an unknown format".into())),
     }
 }
 
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let old: Vec<&str> = self.old.iter().map(|k| k.id.as_str()).collect();
-        f.debug_struct("Keyring")
-            .field("primary", &self.primary.id)
-            .field("old", &old)
-            .finish()
+        f.debug_struct("Keyring").field("primary", &self.primary.id).field("old", &old).finish()
     }
 }

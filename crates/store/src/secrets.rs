@@ -25,27 +25,19 @@ fn meta_from_row<R: RowExt>(row: &R) -> Result<SecretMeta, StoreError> {
 
 fn open_value(keyring: &Keyring, name: &str, sealed: &str) -> Result<SecretValue, StoreError> {
     let bytes = keyring.open(&aad(name), sealed)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| StoreError::Corrupt(format!("secret \"{name}\" is not UTF-8")))?;
+    let text = String::from_utf8(bytes).map_err(|_| StoreError::Corrupt(format!("secret \"{name}\" is not UTF-8")))?;
     Ok(SecretValue::new(text))
 }
 
 impl Store {
     /// Creates or replaces a secret; returns true when it was created.
-    pub async fn put_secret(
-        &self,
-        name: &str,
-        value: &SecretValue,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
+    pub async fn put_secret(&self, name: &str, value: &SecretValue, now_ms: i64) -> Result<bool, StoreError> {
         let keyring = self.keyring();
         let sealed = keyring.seal(&aad(name), value.expose().as_bytes())?;
         let key_id = keyring.primary_id();
         let created = write_tx!(self, |tx, is_pg| {
-            let existing = sqlx::query("SELECT name FROM secrets WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let existing =
+                sqlx::query("SELECT name FROM secrets WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO secrets (name, sealed, key_id, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET \
@@ -64,12 +56,10 @@ impl Store {
 
     pub async fn get_secret_meta(&self, name: &str) -> Result<Option<SecretMeta>, StoreError> {
         on_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT name, key_id, created_at, updated_at FROM secrets WHERE name = $1",
-            )
-            .bind(name)
-            .fetch_optional(p)
-            .await?;
+            let row = sqlx::query("SELECT name, key_id, created_at, updated_at FROM secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(p)
+                .await?;
             row.as_ref().map(meta_from_row).transpose()
         })
     }
@@ -86,9 +76,7 @@ impl Store {
             .bind(i64::from(size) + 1)
             .fetch_all(p)
             .await?;
-            rows.iter()
-                .map(meta_from_row)
-                .collect::<Result<Vec<_>, _>>()?
+            rows.iter().map(meta_from_row).collect::<Result<Vec<_>, _>>()?
         });
         Ok(Page::from_rows(items, size, |m| &m.name))
     }
@@ -96,14 +84,9 @@ impl Store {
     /// The plaintext of a secret, opened with the current keyring.
     pub async fn secret_value(&self, name: &str) -> Result<Option<SecretValue>, StoreError> {
         let sealed: Option<String> = on_pool!(self, |p| {
-            sqlx::query_scalar("SELECT sealed FROM secrets WHERE name = $1")
-                .bind(name)
-                .fetch_optional(p)
-                .await?
+            sqlx::query_scalar("SELECT sealed FROM secrets WHERE name = $1").bind(name).fetch_optional(p).await?
         });
-        sealed
-            .map(|s| open_value(&self.keyring(), name, &s))
-            .transpose()
+        sealed.map(|s| open_value(&self.keyring(), name, &s)).transpose()
     }
 
     /// Deletes, then (same tx) checks provider refs; any → rollback + SecretInUse (sorted names).
@@ -111,15 +94,9 @@ impl Store {
     /// save's FOR SHARE lock, and the ref check that follows then sees that save's refs.
     pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
         write_tx!(self, |tx, is_pg| {
-            let deleted = sqlx::query("DELETE FROM secrets WHERE name = $1")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            let deleted = sqlx::query("DELETE FROM secrets WHERE name = $1").bind(name).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
-                return Err(StoreError::NotFound {
-                    what: "secret",
-                    name: name.to_owned(),
-                });
+                return Err(StoreError::NotFound { what: "secret", name: name.to_owned() });
             }
             let providers: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider",
@@ -128,10 +105,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             if !providers.is_empty() {
-                return Err(StoreError::SecretInUse {
-                    name: name.to_owned(),
-                    providers,
-                });
+                return Err(StoreError::SecretInUse { name: name.to_owned(), providers });
             }
         });
         Ok(())
@@ -140,12 +114,10 @@ impl Store {
     /// Names of the providers whose refs name `secret`, sorted.
     pub async fn providers_referencing(&self, secret: &str) -> Result<Vec<String>, StoreError> {
         let names = on_pool!(self, |p| {
-            sqlx::query_scalar(
-                "SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider",
-            )
-            .bind(secret)
-            .fetch_all(p)
-            .await?
+            sqlx::query_scalar("SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider")
+                .bind(secret)
+                .fetch_all(p)
+                .await?
         });
         Ok(names)
     }
@@ -156,16 +128,11 @@ impl Store {
     /// `updated_at` is left alone: the values did not change.
     pub async fn rotate_master_key(&self, new_primary: MasterKey) -> Result<usize, StoreError> {
         let current = self.keyring();
-        let next = current
-            .keys()
-            .cloned()
-            .fold(Keyring::new(new_primary), Keyring::with_old);
+        let next = current.keys().cloned().fold(Keyring::new(new_primary), Keyring::with_old);
         let new_id = next.primary_id();
         let count = write_tx!(self, |tx, is_pg| {
             let rows: Vec<(String, String)> =
-                sqlx::query_as("SELECT name, sealed FROM secrets ORDER BY name")
-                    .fetch_all(&mut *tx)
-                    .await?;
+                sqlx::query_as("SELECT name, sealed FROM secrets ORDER BY name").fetch_all(&mut *tx).await?;
             for (name, sealed) in &rows {
                 let plain = next.open(&aad(name), sealed)?;
                 let resealed = next.seal(&aad(name), &plain)?;

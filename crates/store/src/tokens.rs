@@ -28,18 +28,20 @@ const INSERT_IF_EMPTY_SQL: &str = "INSERT INTO gateway_tokens (id, name, hash, p
 
 fn token_from_row<R: RowExt>(row: &R) -> Result<TokenRecord, StoreError> {
     let id = row.text("id")?;
-    let hash: [u8; 32] = row.bytes("hash")?.try_into().map_err(|_| {
-        StoreError::Corrupt(format!("token \"{id}\" has a hash that is not 32 bytes"))
-    })?;
+    let hash: [u8; 32] = row
+        .bytes("hash")?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("token \"{id}\" has a hash that is not 32 bytes")))?;
     let role_text = row.text("role")?;
-    let role = role_text.parse::<Role>().map_err(|_| {
-        StoreError::Corrupt(format!("token \"{id}\" has unknown role \"{role_text}\""))
-    })?;
+    let role = role_text
+        .parse::<Role>()
+        .map_err(|_| StoreError::Corrupt(format!("token \"{id}\" has unknown role \"{role_text}\"")))?;
     let providers = match row.opt_text("providers_json")? {
         None => None,
-        Some(json) => Some(serde_json::from_str::<Vec<String>>(&json).map_err(|e| {
-            StoreError::Corrupt(format!("token \"{id}\" has bad providers_json: {e}"))
-        })?),
+        Some(json) => Some(
+            serde_json::from_str::<Vec<String>>(&json)
+                .map_err(|e| StoreError::Corrupt(format!("token \"{id}\" has bad providers_json: {e}")))?,
+        ),
     };
     Ok(TokenRecord {
         name: row.text("name")?,
@@ -87,14 +89,9 @@ impl Store {
     pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         let providers = providers_json(t)?;
         write_tx!(self, |tx, is_pg| {
-            let done = bind_token!(sqlx::query(INSERT_SQL), t, providers)
-                .execute(&mut *tx)
-                .await?;
+            let done = bind_token!(sqlx::query(INSERT_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::AlreadyExists {
-                    what: "token",
-                    name: t.id.clone(),
-                });
+                return Err(StoreError::AlreadyExists { what: "token", name: t.id.clone() });
             }
         });
         Ok(())
@@ -105,9 +102,7 @@ impl Store {
     pub async fn insert_bootstrap_token(&self, t: &TokenRecord) -> Result<bool, StoreError> {
         let providers = providers_json(t)?;
         write_tx!(self, |tx, is_pg| {
-            let done = bind_token!(sqlx::query(INSERT_IF_EMPTY_SQL), t, providers)
-                .execute(&mut *tx)
-                .await?;
+            let done = bind_token!(sqlx::query(INSERT_IF_EMPTY_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Ok(false);
             }
@@ -117,10 +112,7 @@ impl Store {
 
     pub async fn get_token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         on_pool!(self, |p| {
-            let row = sqlx::query(token_select!("WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(p)
-                .await?;
+            let row = sqlx::query(token_select!("WHERE id = $1")).bind(id).fetch_optional(p).await?;
             row.as_ref().map(token_from_row).transpose()
         })
     }
@@ -129,16 +121,12 @@ impl Store {
     pub async fn list_tokens(&self, q: &PageQuery) -> Result<Page<TokenRecord>, StoreError> {
         let size = page_size(q.limit);
         let items = on_pool!(self, |p| {
-            let rows = sqlx::query(token_select!(
-                "WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
-            ))
-            .bind(q.after.as_deref())
-            .bind(i64::from(size) + 1)
-            .fetch_all(p)
-            .await?;
-            rows.iter()
-                .map(token_from_row)
-                .collect::<Result<Vec<_>, _>>()?
+            let rows = sqlx::query(token_select!("WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"))
+                .bind(q.after.as_deref())
+                .bind(i64::from(size) + 1)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(token_from_row).collect::<Result<Vec<_>, _>>()?
         });
         Ok(Page::from_rows(items, size, |t| &t.id))
     }
@@ -146,9 +134,7 @@ impl Store {
     /// Every token not revoked (expired ones included), ordered by id.
     pub async fn all_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         on_pool!(self, |p| {
-            let rows = sqlx::query(token_select!("WHERE revoked_at IS NULL ORDER BY id"))
-                .fetch_all(p)
-                .await?;
+            let rows = sqlx::query(token_select!("WHERE revoked_at IS NULL ORDER BY id")).fetch_all(p).await?;
             rows.iter().map(token_from_row).collect()
         })
     }
@@ -157,17 +143,11 @@ impl Store {
     /// when it is the last admin token that is neither revoked nor expired at `now_ms`.
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<TokenRecord, StoreError> {
         let token = write_tx!(self, |tx, is_pg| {
-            let row = sqlx::query(token_select!("WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row = sqlx::query(token_select!("WHERE id = $1")).bind(id).fetch_optional(&mut *tx).await?;
             let mut token = match row {
                 Some(row) => token_from_row(&row)?,
                 None => {
-                    return Err(StoreError::NotFound {
-                        what: "token",
-                        name: id.to_owned(),
-                    });
+                    return Err(StoreError::NotFound { what: "token", name: id.to_owned() });
                 }
             };
             if token.revoked_at_ms.is_some() {

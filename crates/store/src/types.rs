@@ -71,10 +71,7 @@ impl<T> Page<T> {
         } else {
             None
         };
-        Page {
-            items: rows,
-            next_after,
-        }
+        Page { items: rows, next_after }
     }
 }
 

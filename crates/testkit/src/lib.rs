@@ -47,7 +47,7 @@ impl TestGateway {
         let data_dir = dir.path().join("data");
         let mut settings = Settings::new(&data_dir);
         settings.listen = "127.0.0.1:0".parse()?;
-        settings.database_url = db.as_ref().map(|d| d.url().to_string());
+        settings.database_url = db.as_ref().map(|d| tollgate_server::Sensitive(d.url().to_string()));
         settings.config_poll_interval = std::time::Duration::from_millis(200);
         tweak(&mut settings);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<(String, Option<String>)>>();

@@ -169,10 +169,11 @@ async fn replicas_share_config(db: TestDb) {
     // Two gateways on one database: a change through one is seen by the other without restart.
     let url = db.url().to_string();
     let a = gateway(db).await;
-    let b = match TestGateway::start_with(None, |s| s.database_url = Some(url.clone())).await {
-        Ok(g) => g,
-        Err(e) => panic!("{e:#}"),
-    };
+    let b =
+        match TestGateway::start_with(None, |s| s.database_url = Some(tollgate_server::Sensitive(url.clone()))).await {
+            Ok(g) => g,
+            Err(e) => panic!("{e:#}"),
+        };
     // b did not bootstrap (tokens existed); a's admin token works on b after a poll
     let token = token_of(&a, json!({"name": "shared", "role": "reader"})).await;
     let mut ok = false;

@@ -1,11 +1,6 @@
 //! The `tollgate` admin client: pure tests of the flag → JSON mapping (no sockets), then
 //! end-to-end runs of the real binary against a real gateway ([`TestGateway`]).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stdout,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use clap::Parser as _;
 use serde_json::{Value, json};
@@ -110,24 +105,12 @@ fn create_each_type_from_its_config_group() {
                "anthropic_config": {"api_key_ref": "K", "authorization_passthrough": true}}),
     );
     check_create(
-        &[
-            "a",
-            "--anthropic-config.base-url",
-            "http://x",
-            "--anthropic-config.authorization-passthrough",
-            "false",
-        ],
+        &["a", "--anthropic-config.base-url", "http://x", "--anthropic-config.authorization-passthrough", "false"],
         json!({"name": "a", "display_name": "a", "type": "anthropic",
                "anthropic_config": {"base_url": "http://x", "authorization_passthrough": false}}),
     );
     check_create(
-        &[
-            "g",
-            "--google-config.api-key-ref",
-            "G",
-            "--google-config.base-url",
-            "http://g",
-        ],
+        &["g", "--google-config.api-key-ref", "G", "--google-config.base-url", "http://g"],
         json!({"name": "g", "display_name": "g", "type": "google",
                "google_config": {"api_key_ref": "G", "base_url": "http://g"}}),
     );
@@ -189,52 +172,28 @@ fn create_type_flag_and_inference_errors() {
         json!({"name": "x", "display_name": "x", "type": "bedrock", "bedrock_config": {}}),
     );
     check_create(
-        &[
-            "x",
-            "--type",
-            "openai-compatible",
-            "--openai-compatible-config.base-url",
-            "http://l",
-        ],
+        &["x", "--type", "openai-compatible", "--openai-compatible-config.base-url", "http://l"],
         json!({"name": "x", "display_name": "x", "type": "openai_compatible",
                "openai_compatible_config": {"base_url": "http://l"}}),
     );
     check_create_err(&["x"], &["--type"]);
     check_create_err(
-        &[
-            "x",
-            "--openai-config.api-key-ref",
-            "A",
-            "--anthropic-config.api-key-ref",
-            "B",
-        ],
+        &["x", "--openai-config.api-key-ref", "A", "--anthropic-config.api-key-ref", "B"],
         &["--openai-config.*", "--anthropic-config.*", "exactly one"],
     );
     check_create_err(
-        &[
-            "x",
-            "--google-config.api-key-ref",
-            "A",
-            "--bedrock-config.region",
-            "us-east-1",
-        ],
+        &["x", "--google-config.api-key-ref", "A", "--bedrock-config.region", "us-east-1"],
         &["config groups"],
     );
-    check_create_err(
-        &["x", "--openai-config.api-key-ref", "A", "--tags", "novalue"],
-        &["--tags", "key=value"],
-    );
-    let err = Cli::try_parse_from(["tollgate", "provider", "create", "x", "--type", "azure"])
-        .expect_err("bad type");
+    check_create_err(&["x", "--openai-config.api-key-ref", "A", "--tags", "novalue"], &["--tags", "key=value"]);
+    let err = Cli::try_parse_from(["tollgate", "provider", "create", "x", "--type", "azure"]).expect_err("bad type");
     assert_eq!(err.exit_code(), 2);
 }
 
 #[test]
 fn pricing_converts_usd_per_million_to_microcents() {
-    let (model, p) = provider::parse_pricing(
-        "model=m,input=3,output=15,cached=0.075,cache_write_5m=0,cache_write_1h=",
-    )
-    .unwrap();
+    let (model, p) =
+        provider::parse_pricing("model=m,input=3,output=15,cached=0.075,cache_write_5m=0,cache_write_1h=").unwrap();
     assert_eq!(model, "m");
     assert_eq!(
         Value::Object(p),
@@ -259,16 +218,7 @@ fn pricing_converts_usd_per_million_to_microcents() {
             assert!(err.contains(n), "{spec}: `{err}` lacks `{n}`");
         }
     }
-    check_create_err(
-        &[
-            "x",
-            "--openai-config.api-key-ref",
-            "A",
-            "--pricing",
-            "model=m,input=abc",
-        ],
-        &["input", "abc"],
-    );
+    check_create_err(&["x", "--openai-config.api-key-ref", "A", "--pricing", "model=m,input=abc"], &["input", "abc"]);
 }
 
 #[test]
@@ -341,10 +291,7 @@ fn create_from_manifest_with_flag_overrides() {
     );
     // NAME overrides the manifest's name; a second config group next to the manifest's is refused.
     assert_eq!(create(&["renamed", "-f", file]).unwrap()["name"], "renamed");
-    check_create_err(
-        &["-f", file, "--openai-config.api-key-ref", "A"],
-        &["openai_config", "anthropic_config"],
-    );
+    check_create_err(&["-f", file, "--openai-config.api-key-ref", "A"], &["openai_config", "anthropic_config"]);
 }
 
 #[test]
@@ -354,14 +301,7 @@ fn update_patch_holds_only_the_flags_given() {
         json!({"display_name": "New", "enabled": false})
     );
     assert_eq!(
-        update(&[
-            "p",
-            "--anthropic-config.api-key-ref",
-            "K2",
-            "--transcripts.record-output-messages",
-            "true"
-        ])
-        .unwrap(),
+        update(&["p", "--anthropic-config.api-key-ref", "K2", "--transcripts.record-output-messages", "true"]).unwrap(),
         json!({"anthropic_config": {"api_key_ref": "K2"}, "transcripts": {"record_output_messages": true}})
     );
     assert_eq!(
@@ -380,34 +320,15 @@ fn update_patch_holds_only_the_flags_given() {
         update(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"]).unwrap(),
         json!({"provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 1500000000}}], "tags": {"a": "b"}})
     );
-    assert_eq!(
-        update(&["p", "--type", "anthropic"]).unwrap(),
-        json!({"type": "anthropic"})
-    );
+    assert_eq!(update(&["p", "--type", "anthropic"]).unwrap(), json!({"type": "anthropic"}));
     assert!(format!("{:#}", update(&["p"]).expect_err("empty")).contains("nothing to update"));
-    assert!(
-        update(&[
-            "p",
-            "--openai-config.base-url",
-            "u",
-            "--google-config.base-url",
-            "u"
-        ])
-        .is_err()
-    );
+    assert!(update(&["p", "--openai-config.base-url", "u", "--google-config.base-url", "u"]).is_err());
 }
 
 #[test]
 fn update_clear_sets_paths_to_null() {
     assert_eq!(
-        update(&[
-            "p",
-            "--clear",
-            "anthropic_config.base_url",
-            "--clear",
-            "tags.team"
-        ])
-        .unwrap(),
+        update(&["p", "--clear", "anthropic_config.base_url", "--clear", "tags.team"]).unwrap(),
         json!({"anthropic_config": {"base_url": null}, "tags": {"team": null}})
     );
     assert_eq!(
@@ -421,18 +342,13 @@ fn update_clear_sets_paths_to_null() {
         .unwrap(),
         json!({"bedrock_config": {"static_credentials": null, "assume_role": {"role_arn": "arn:r"}}})
     );
-    assert_eq!(
-        update(&["p", "--clear", "provider_models"]).unwrap(),
-        json!({"provider_models": null})
-    );
+    assert_eq!(update(&["p", "--clear", "provider_models"]).unwrap(), json!({"provider_models": null}));
     assert!(update(&["p", "--clear", "a..b"]).is_err());
 }
 
 #[test]
 fn token_body_and_expiry() {
-    let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
+    let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
     let body = |args: &[&str]| {
         let mut argv = vec!["token", "create"];
         argv.extend_from_slice(args);
@@ -461,29 +377,13 @@ fn token_body_and_expiry() {
         json!({"name": "ci", "role": "invoker", "user": "a@b.c", "agent": "bot", "providers": ["p1", "p2"],
                "expires_at": "2026-01-31T00:00:00Z"})
     );
+    assert_eq!(body(&["t", "--role", "admin", "--expires-in", "90m"]).unwrap()["expires_at"], "2026-01-01T01:30:00Z");
+    assert_eq!(body(&["t", "--role", "reader", "--expires-in", "12h"]).unwrap()["expires_at"], "2026-01-01T12:00:00Z");
     assert_eq!(
-        body(&["t", "--role", "admin", "--expires-in", "90m"]).unwrap()["expires_at"],
-        "2026-01-01T01:30:00Z"
-    );
-    assert_eq!(
-        body(&["t", "--role", "reader", "--expires-in", "12h"]).unwrap()["expires_at"],
-        "2026-01-01T12:00:00Z"
-    );
-    assert_eq!(
-        body(&[
-            "t",
-            "--role",
-            "writer",
-            "--expires-at",
-            "2027-05-01T10:00:00+02:00"
-        ])
-        .unwrap()["expires_at"],
+        body(&["t", "--role", "writer", "--expires-at", "2027-05-01T10:00:00+02:00"]).unwrap()["expires_at"],
         "2027-05-01T08:00:00Z"
     );
-    assert_eq!(
-        body(&["t", "--role", "writer"]).unwrap(),
-        json!({"name": "t", "role": "writer"})
-    );
+    assert_eq!(body(&["t", "--role", "writer"]).unwrap(), json!({"name": "t", "role": "writer"}));
     assert!(body(&["t", "--role", "reader", "--expires-in", "3y"]).is_err());
     assert!(body(&["t", "--role", "reader", "--expires-at", "tomorrow"]).is_err());
     for bad in [
@@ -502,13 +402,7 @@ fn token_body_and_expiry() {
             "2027-01-01T00:00:00Z",
         ][..],
     ] {
-        assert_eq!(
-            Cli::try_parse_from(bad)
-                .expect_err("usage error")
-                .exit_code(),
-            2,
-            "{bad:?}"
-        );
+        assert_eq!(Cli::try_parse_from(bad).expect_err("usage error").exit_code(), 2, "{bad:?}");
     }
 }
 
@@ -534,18 +428,9 @@ fn rendering_helpers() {
 
     let p = json!({"name": "p", "type": "openai", "enabled": false, "url": "http://u",
                    "provider_models": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]});
-    assert_eq!(
-        provider::provider_row(&p),
-        ["p", "openai", "Disabled", "a, b +2", "http://u"]
-    );
-    assert_eq!(
-        provider::provider_row(&json!({"name": "q", "enabled": true}))[3],
-        "(all)"
-    );
-    assert_eq!(
-        output::format_table(&["A", "LONGER"], &[vec!["xxxx".into(), "1".into()]]),
-        "A      LONGER\nxxxx   1"
-    );
+    assert_eq!(provider::provider_row(&p), ["p", "openai", "Disabled", "a, b +2", "http://u"]);
+    assert_eq!(provider::provider_row(&json!({"name": "q", "enabled": true}))[3], "(all)");
+    assert_eq!(output::format_table(&["A", "LONGER"], &[vec!["xxxx".into(), "1".into()]]), "A      LONGER\nxxxx   1");
 }
 
 // ---------------------------------------------------------------- end to end: the binary
@@ -558,16 +443,11 @@ struct Run {
 
 impl Run {
     fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "stdout: {}\nstderr: {}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
 
@@ -580,21 +460,12 @@ fn tg_raw(args: &[&str], stdin: Option<&str>) -> Run {
         .env_remove("TOLLGATE_URL")
         .env_remove("TOLLGATE_TOKEN")
         .env_remove("TOLLGATE_DATA_DIR")
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
     Run {
@@ -610,12 +481,7 @@ fn tg(gw: &TestGateway, args: &[&str]) -> Run {
 }
 
 fn tg_in(gw: &TestGateway, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut all = vec![
-        "--url",
-        gw.base_url.as_str(),
-        "--token",
-        gw.admin_token.as_str(),
-    ];
+    let mut all = vec!["--url", gw.base_url.as_str(), "--token", gw.admin_token.as_str()];
     all.extend_from_slice(args);
     tg_raw(&all, stdin)
 }
@@ -631,26 +497,13 @@ fn without_timestamps(mut v: Value) -> Value {
 #[tokio::test]
 async fn e2e_secrets_never_show_values() {
     let gw = TestGateway::start().await.unwrap();
-    let run = tg_in(
-        &gw,
-        &["secret", "set", "OPENAI_KEY"],
-        Some("sk-very-secret-value\n"),
-    )
-    .ok();
+    let run = tg_in(&gw, &["secret", "set", "OPENAI_KEY"], Some("sk-very-secret-value\n")).ok();
     assert_eq!(run.stdout.trim(), "created secret OPENAI_KEY");
-    let run = tg_in(
-        &gw,
-        &["secrets", "set", "OPENAI_KEY"],
-        Some("sk-very-secret-value-2\r\n"),
-    )
-    .ok();
+    let run = tg_in(&gw, &["secrets", "set", "OPENAI_KEY"], Some("sk-very-secret-value-2\r\n")).ok();
     assert_eq!(run.stdout.trim(), "updated secret OPENAI_KEY");
     // The value is never an argument.
     assert_eq!(tg(&gw, &["secret", "set", "X_KEY", "value"]).code, 2);
-    assert_eq!(
-        tg_in(&gw, &["secret", "set", "EMPTY_KEY"], Some("\n")).code,
-        1
-    );
+    assert_eq!(tg_in(&gw, &["secret", "set", "EMPTY_KEY"], Some("\n")).code, 1);
 
     for args in [
         &["secret", "list"][..],
@@ -659,50 +512,23 @@ async fn e2e_secrets_never_show_values() {
         &["secret", "list", "-o", "yaml"],
     ] {
         let run = tg(&gw, args).ok();
-        assert!(
-            run.stdout.contains("OPENAI_KEY"),
-            "{args:?}: {}",
-            run.stdout
-        );
-        assert!(
-            !run.stdout.contains("sk-very"),
-            "{args:?} leaked the value: {}",
-            run.stdout
-        );
+        assert!(run.stdout.contains("OPENAI_KEY"), "{args:?}: {}", run.stdout);
+        assert!(!run.stdout.contains("sk-very"), "{args:?} leaked the value: {}", run.stdout);
         assert!(!run.stderr.contains("sk-very"));
     }
     let list = tg(&gw, &["secret", "list"]).ok();
     assert!(list.stdout.starts_with("NAME"), "{}", list.stdout);
-    let names: Vec<Value> = tg(&gw, &["secret", "list", "-o", "json"]).json()["secrets"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let names: Vec<Value> = tg(&gw, &["secret", "list", "-o", "json"]).json()["secrets"].as_array().unwrap().clone();
     assert_eq!(names.len(), 1);
 
     // A referenced secret cannot be deleted.
-    tg(
-        &gw,
-        &[
-            "provider",
-            "create",
-            "uses-key",
-            "--openai-config.api-key-ref",
-            "OPENAI_KEY",
-        ],
-    )
-    .ok();
+    tg(&gw, &["provider", "create", "uses-key", "--openai-config.api-key-ref", "OPENAI_KEY"]).ok();
     let run = tg(&gw, &["secret", "delete", "OPENAI_KEY"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.starts_with("Error: "), "{}", run.stderr);
     assert!(run.stderr.contains("code: conflict"), "{}", run.stderr);
     tg(&gw, &["provider", "delete", "uses-key"]).ok();
-    assert_eq!(
-        tg(&gw, &["secret", "delete", "OPENAI_KEY"])
-            .ok()
-            .stdout
-            .trim(),
-        "deleted secret OPENAI_KEY"
-    );
+    assert_eq!(tg(&gw, &["secret", "delete", "OPENAI_KEY"]).ok().stdout.trim(), "deleted secret OPENAI_KEY");
     let run = tg(&gw, &["secret", "get", "OPENAI_KEY"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("code: not_found"), "{}", run.stderr);
@@ -750,19 +576,7 @@ async fn e2e_providers_crud_filters_and_round_trip() {
         ],
     )
     .ok();
-    tg(
-        &gw,
-        &[
-            "lp",
-            "create",
-            "p-google",
-            "--google-config.api-key-ref",
-            "GOOGLE_KEY",
-            "--enabled",
-            "false",
-        ],
-    )
-    .ok();
+    tg(&gw, &["lp", "create", "p-google", "--google-config.api-key-ref", "GOOGLE_KEY", "--enabled", "false"]).ok();
     tg(
         &gw,
         &[
@@ -780,22 +594,12 @@ async fn e2e_providers_crud_filters_and_round_trip() {
         ],
     )
     .ok();
-    let run = tg(
-        &gw,
-        &[
-            "provider",
-            "create",
-            "p-local",
-            "--openai-compatible-config.base-url",
-            "http://127.0.0.1:11434/v1",
-        ],
-    )
-    .ok();
+    let run =
+        tg(&gw, &["provider", "create", "p-local", "--openai-compatible-config.base-url", "http://127.0.0.1:11434/v1"])
+            .ok();
     assert_eq!(run.stdout.trim(), "created provider p-local");
 
-    let openai = tg(&gw, &["provider", "get", "p-openai", "-o", "json"])
-        .ok()
-        .json();
+    let openai = tg(&gw, &["provider", "get", "p-openai", "-o", "json"]).ok().json();
     assert_eq!(openai["type"], "openai");
     assert_eq!(openai["display_name"], "p-openai");
     assert_eq!(openai["enabled"], true);
@@ -805,46 +609,22 @@ async fn e2e_providers_crud_filters_and_round_trip() {
         json!({"input_per_million": 250000000, "output_per_million": 1000000000, "cached_input_per_million": 125000000})
     );
     assert_eq!(openai["tags"], json!({"team": "search"}));
-    assert!(
-        openai["url"]
-            .as_str()
-            .unwrap()
-            .ends_with("/llm/v1/providers/p-openai"),
-        "{openai}"
-    );
-    let bedrock = tg(&gw, &["provider", "get", "p-bedrock", "-o", "json"])
-        .ok()
-        .json();
+    assert!(openai["url"].as_str().unwrap().ends_with("/llm/v1/providers/p-openai"), "{openai}");
+    let bedrock = tg(&gw, &["provider", "get", "p-bedrock", "-o", "json"]).ok().json();
     assert_eq!(bedrock["bedrock_config"]["region"], "us-east-1");
-    assert_eq!(
-        bedrock["bedrock_config"]["assume_role"]["role_arn"],
-        "arn:aws:iam::123456789012:role/tollgate"
-    );
-    assert_eq!(
-        bedrock["bedrock_config"]["assume_role"]["external_id"],
-        "ext-1"
-    );
+    assert_eq!(bedrock["bedrock_config"]["assume_role"]["role_arn"], "arn:aws:iam::123456789012:role/tollgate");
+    assert_eq!(bedrock["bedrock_config"]["assume_role"]["external_id"], "ext-1");
     assert_eq!(
         bedrock["provider_models"],
         json!([{"name": "us.anthropic.claude-sonnet-4-6",
         "custom_pricing": {"input_per_million": 330000000, "output_per_million": 1650000000}}])
     );
-    let anthropic = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"])
-        .ok()
-        .json();
+    let anthropic = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"]).ok().json();
     assert_eq!(anthropic["display_name"], "Prod Anthropic");
     assert_eq!(anthropic["transcripts"]["record_input_messages"], true);
-    assert_eq!(
-        tg(&gw, &["provider", "get", "p-local", "-o", "json"])
-            .ok()
-            .json()["type"],
-        "openai_compatible"
-    );
+    assert_eq!(tg(&gw, &["provider", "get", "p-local", "-o", "json"]).ok().json()["type"], "openai_compatible");
     let kv = tg(&gw, &["provider", "get", "p-openai"]).ok().stdout;
-    assert!(
-        kv.contains("openai_config.api_key_ref") && kv.contains("OPENAI_KEY"),
-        "{kv}"
-    );
+    assert!(kv.contains("openai_config.api_key_ref") && kv.contains("OPENAI_KEY"), "{kv}");
 
     // list: table and every filter.
     let table = tg(&gw, &["provider", "list"]).ok().stdout;
@@ -857,22 +637,12 @@ async fn e2e_providers_crud_filters_and_round_trip() {
             && lines[0].contains("MODELS")
     );
     assert!(table.contains("gpt-4o, gpt-4o-mini +1"), "{table}");
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("p-google") && l.contains("Disabled")),
-        "{table}"
-    );
+    assert!(table.lines().any(|l| l.starts_with("p-google") && l.contains("Disabled")), "{table}");
     let names = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["provider", "list", "-o", "json"];
         all.extend_from_slice(args);
         let v = tg(&gw, &all).ok().json();
-        v["llm_providers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["name"].as_str().unwrap().to_owned())
-            .collect()
+        v["llm_providers"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect()
     };
     assert_eq!(names(&["--type", "bedrock"]), ["p-bedrock"]);
     assert_eq!(names(&["--type", "openai-compatible"]), ["p-local"]);
@@ -880,69 +650,37 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     assert_eq!(names(&["--enabled", "true"]).len(), 4);
     assert_eq!(names(&["--name-contains", "o"]).len(), 5);
     assert_eq!(names(&["--name-contains", "anth"]), ["p-anthropic"]);
-    let page = tg(&gw, &["provider", "list", "--page-size", "2", "-o", "json"])
-        .ok()
-        .json();
+    let page = tg(&gw, &["provider", "list", "--page-size", "2", "-o", "json"]).ok().json();
     assert_eq!(page["llm_providers"].as_array().unwrap().len(), 2);
     let token = page["next_page_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        names(&["--page-size", "2", "--page-token", &token]).len(),
-        2
-    );
+    assert_eq!(names(&["--page-size", "2", "--page-token", &token]).len(), 2);
     assert_eq!(names(&["--page-size", "2", "--all"]).len(), 5);
     let run = tg(&gw, &["provider", "list", "--page-size", "2"]).ok();
     assert!(run.stderr.contains("--page-token"), "{}", run.stderr);
 
     // -o yaml parses as YAML and says the same as -o json.
-    let yaml = tg(&gw, &["provider", "get", "p-bedrock", "-o", "yaml"])
-        .ok()
-        .stdout;
+    let yaml = tg(&gw, &["provider", "get", "p-bedrock", "-o", "yaml"]).ok().stdout;
     let from_yaml: Value = serde_yaml_ng::from_str(&yaml).unwrap();
     assert_eq!(from_yaml, bedrock);
 
     // Round trip: get -o json → delete → create -f → get -o json, equal but for timestamps.
     let dir = tempfile::tempdir().unwrap();
     for (name, fmt) in [("p-openai", "json"), ("p-bedrock", "yaml")] {
-        let before = tg(&gw, &["provider", "get", name, "-o", "json"])
-            .ok()
-            .json();
+        let before = tg(&gw, &["provider", "get", name, "-o", "json"]).ok().json();
         let manifest = tg(&gw, &["provider", "get", name, "-o", fmt]).ok().stdout;
         let path = dir.path().join(format!("{name}.{fmt}"));
         std::fs::write(&path, manifest).unwrap();
-        assert_eq!(
-            tg(&gw, &["provider", "delete", name]).ok().stdout.trim(),
-            format!("deleted provider {name}")
-        );
+        assert_eq!(tg(&gw, &["provider", "delete", name]).ok().stdout.trim(), format!("deleted provider {name}"));
         assert_eq!(tg(&gw, &["provider", "get", name]).code, 1);
         tg(&gw, &["provider", "create", "-f", path.to_str().unwrap()]).ok();
-        let after = tg(&gw, &["provider", "get", name, "-o", "json"])
-            .ok()
-            .json();
-        assert_eq!(
-            without_timestamps(after),
-            without_timestamps(before),
-            "{name} via {fmt}"
-        );
+        let after = tg(&gw, &["provider", "get", name, "-o", "json"]).ok().json();
+        assert_eq!(without_timestamps(after), without_timestamps(before), "{name} via {fmt}");
     }
 
     // update (merge patch).
-    let run = tg(
-        &gw,
-        &[
-            "provider",
-            "update",
-            "p-anthropic",
-            "--display-name",
-            "Renamed",
-            "--enabled",
-            "false",
-        ],
-    )
-    .ok();
+    let run = tg(&gw, &["provider", "update", "p-anthropic", "--display-name", "Renamed", "--enabled", "false"]).ok();
     assert_eq!(run.stdout.trim(), "updated provider p-anthropic");
-    let updated = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"])
-        .ok()
-        .json();
+    let updated = tg(&gw, &["provider", "get", "p-anthropic", "-o", "json"]).ok().json();
     assert_eq!(updated["display_name"], "Renamed");
     assert_eq!(updated["enabled"], false);
     assert_eq!(updated["anthropic_config"]["api_key_ref"], "ANTHROPIC_KEY");
@@ -966,94 +704,36 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     .ok()
     .json();
     assert_eq!(patched["tags"], json!({"env": "prod"}));
-    assert_eq!(
-        patched["provider_models"],
-        json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}])
-    );
+    assert_eq!(patched["provider_models"], json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}]));
 
     // Changing the type is refused by the server.
-    let run = tg(
-        &gw,
-        &["provider", "update", "p-openai", "--type", "anthropic"],
-    );
+    let run = tg(&gw, &["provider", "update", "p-openai", "--type", "anthropic"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stderr.starts_with("Error: ") && run.stderr.contains("immutable"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("  field: type") && run.stderr.contains("  code: invalid_argument"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.starts_with("Error: ") && run.stderr.contains("immutable"), "{}", run.stderr);
+    assert!(run.stderr.contains("  field: type") && run.stderr.contains("  code: invalid_argument"), "{}", run.stderr);
 
     // A missing secret: exit 1, the server's message, field and code on stderr, nothing on stdout.
-    let run = tg(
-        &gw,
-        &[
-            "provider",
-            "create",
-            "bad",
-            "--anthropic-config.api-key-ref",
-            "NOPE_KEY",
-        ],
-    );
+    let run = tg(&gw, &["provider", "create", "bad", "--anthropic-config.api-key-ref", "NOPE_KEY"]);
     assert_eq!(run.code, 1);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
-    assert!(
-        run.stderr.starts_with("Error: ") && run.stderr.contains("NOPE_KEY"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("  field: anthropic_config.api_key_ref"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("  code: invalid_argument"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.starts_with("Error: ") && run.stderr.contains("NOPE_KEY"), "{}", run.stderr);
+    assert!(run.stderr.contains("  field: anthropic_config.api_key_ref"), "{}", run.stderr);
+    assert!(run.stderr.contains("  code: invalid_argument"), "{}", run.stderr);
     // Client-side errors exit 1 too; clap usage errors exit 2.
     assert_eq!(
-        tg(
-            &gw,
-            &[
-                "provider",
-                "create",
-                "x",
-                "--openai-config.api-key-ref",
-                "A",
-                "--google-config.api-key-ref",
-                "B"
-            ]
-        )
-        .code,
+        tg(&gw, &["provider", "create", "x", "--openai-config.api-key-ref", "A", "--google-config.api-key-ref", "B"])
+            .code,
         1
     );
-    assert_eq!(
-        tg(&gw, &["provider", "create", "x", "--enabled", "maybe"]).code,
-        2
-    );
+    assert_eq!(tg(&gw, &["provider", "create", "x", "--enabled", "maybe"]).code, 2);
 
-    for name in [
-        "p-openai",
-        "p-anthropic",
-        "p-google",
-        "p-bedrock",
-        "p-local",
-    ] {
+    for name in ["p-openai", "p-anthropic", "p-google", "p-bedrock", "p-local"] {
         tg(&gw, &["provider", "delete", name]).ok();
     }
     let run = tg(&gw, &["provider", "delete", "p-local"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("code: not_found"), "{}", run.stderr);
-    assert_eq!(
-        tg(&gw, &["provider", "list"]).ok().stdout.lines().count(),
-        1
-    );
+    assert_eq!(tg(&gw, &["provider", "list"]).ok().stdout.lines().count(), 1);
 }
 
 #[tokio::test]
@@ -1081,60 +761,30 @@ async fn e2e_tokens_create_list_revoke() {
     assert!(secret.starts_with("tg_"), "{secret}");
     assert!(run.stderr.contains("not be shown again"), "{}", run.stderr);
 
-    let created = tg(
-        &gw,
-        &[
-            "token", "create", "reader", "--role", "reader", "-o", "json",
-        ],
-    )
-    .ok()
-    .json();
+    let created = tg(&gw, &["token", "create", "reader", "--role", "reader", "-o", "json"]).ok().json();
     assert!(created["token"].as_str().unwrap().starts_with("tg_"));
     assert_eq!(created["role"], "reader");
 
     // The new token works as a bearer for what its role allows.
-    let mut as_reader = vec![
-        "--url",
-        gw.base_url.as_str(),
-        "--token",
-        created["token"].as_str().unwrap(),
-    ];
+    let mut as_reader = vec!["--url", gw.base_url.as_str(), "--token", created["token"].as_str().unwrap()];
     as_reader.extend(["provider", "list"]);
     tg_raw(&as_reader, None).ok();
 
     let list = tg(&gw, &["token", "list", "-o", "json"]).ok().json();
     let tokens = list["tokens"].as_array().unwrap();
     let bot = tokens.iter().find(|t| t["name"] == "ci-bot").unwrap();
-    assert!(
-        bot.get("token").is_none_or(Value::is_null),
-        "list must not show the token: {bot}"
-    );
+    assert!(bot.get("token").is_none_or(Value::is_null), "list must not show the token: {bot}");
     assert_eq!(bot["user"], "ops@example.com");
     let id = bot["id"].as_str().unwrap().to_owned();
     let table = tg(&gw, &["token", "list"]).ok().stdout;
     assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
     let row = table.lines().find(|l| l.contains("ci-bot")).unwrap();
-    assert!(
-        row.contains("invoker") && row.contains("ops@example.com") && row.contains("Active"),
-        "{row}"
-    );
+    assert!(row.contains("invoker") && row.contains("ops@example.com") && row.contains("Active"), "{row}");
     assert!(!table.contains(&secret));
 
-    assert_eq!(
-        tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"],
-        "ci-bot"
-    );
-    assert_eq!(
-        tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(),
-        format!("revoked token {id}")
-    );
-    let row = tg(&gw, &["token", "list"])
-        .ok()
-        .stdout
-        .lines()
-        .find(|l| l.contains("ci-bot"))
-        .unwrap()
-        .to_owned();
+    assert_eq!(tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"], "ci-bot");
+    assert_eq!(tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(), format!("revoked token {id}"));
+    let row = tg(&gw, &["token", "list"]).ok().stdout.lines().find(|l| l.contains("ci-bot")).unwrap().to_owned();
     assert!(row.contains("Revoked"), "{row}");
     assert!(!tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["revoked_at"].is_null());
 }
@@ -1144,64 +794,24 @@ async fn e2e_connection_and_auth_failures() {
     let gw = TestGateway::start().await.unwrap();
     let run = tg_raw(&["--url", gw.base_url.as_str(), "provider", "list"], None);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_TOKEN"),
-        "{}",
-        run.stderr
-    );
-    let run = tg_raw(
-        &[
-            "--url",
-            gw.base_url.as_str(),
-            "--token",
-            "tg_wrong",
-            "secret",
-            "list",
-        ],
-        None,
-    );
+    assert!(run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_TOKEN"), "{}", run.stderr);
+    let run = tg_raw(&["--url", gw.base_url.as_str(), "--token", "tg_wrong", "secret", "list"], None);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("code: unauthenticated"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("code: unauthenticated"), "{}", run.stderr);
 
     // The token file in the data dir is used when no token is given.
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("admin.token"),
-        format!("{}\n", gw.admin_token),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("admin.token"), format!("{}\n", gw.admin_token)).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["--url", gw.base_url.as_str(), "provider", "list"])
         .env_remove("TOLLGATE_TOKEN")
         .env("TOLLGATE_DATA_DIR", dir.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     drop(gw);
-    let run = tg_raw(
-        &[
-            "--url",
-            "http://127.0.0.1:9",
-            "--token",
-            "t",
-            "provider",
-            "list",
-        ],
-        None,
-    );
+    let run = tg_raw(&["--url", "http://127.0.0.1:9", "--token", "t", "provider", "list"], None);
     assert_eq!(run.code, 1);
-    assert!(
-        run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"), "{}", run.stderr);
 }

@@ -379,3 +379,16 @@ async fn rotate_key_reseals_every_secret() {
     assert_eq!(s, 201);
     again.terminate();
 }
+
+#[test]
+fn settings_debug_never_shows_the_master_key_or_db_password() {
+    let mut s = tollgate_server::Settings::new("/tmp/x");
+    s.master_key = Some(tollgate_server::Sensitive("bWFzdGVyLWtleS1MRUFLQ0hFQ0s=".into()));
+    s.database_url = Some(tollgate_server::Sensitive("postgres://app:pw-LEAKCHECK@db/tollgate".into()));
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("LEAKCHECK") && !shown.contains("bWFzdGVy"), "{shown}");
+    assert_eq!(
+        tollgate_server::settings::redact_url("postgres://app:pw-LEAKCHECK@db/tollgate"),
+        "postgres://app:***@db/tollgate"
+    );
+}

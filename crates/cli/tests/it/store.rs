@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use tollgate_store::{
-    Backend, Keyring, MasterKey, PageQuery, ProviderQuery, ProviderRecord, ProviderType, Role,
-    SecretValue, Store, StoreError, TokenRecord,
+    Backend, Keyring, MasterKey, PageQuery, ProviderQuery, ProviderRecord, ProviderType, Role, SecretValue, Store,
+    StoreError, TokenRecord,
 };
 use tollgate_testkit::db::TestDb;
 
@@ -106,9 +106,7 @@ fn names(items: &[ProviderRecord]) -> Vec<&str> {
 }
 
 async fn list_names(store: &Store, q: ProviderQuery) -> anyhow::Result<Vec<String>> {
-    let page = store
-        .list_providers(&ProviderQuery { limit: 100, ..q })
-        .await?;
+    let page = store.list_providers(&ProviderQuery { limit: 100, ..q }).await?;
     anyhow::ensure!(page.next_after.is_none(), "one page expected");
     Ok(page.items.into_iter().map(|p| p.name).collect())
 }
@@ -119,19 +117,12 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
     let keyring = new_keyring()?;
     if db.is_postgres() {
         // Two replicas starting at once on an empty database: the advisory lock serialises them.
-        let (a, b) = tokio::join!(
-            Store::connect(db.url(), keyring.clone()),
-            Store::connect(db.url(), keyring.clone())
-        );
+        let (a, b) = tokio::join!(Store::connect(db.url(), keyring.clone()), Store::connect(db.url(), keyring.clone()));
         a?.close().await;
         b?.close().await;
     }
     let store = Store::connect(db.url(), keyring.clone()).await?;
-    let expected = if db.is_postgres() {
-        Backend::Postgres
-    } else {
-        Backend::Sqlite
-    };
+    let expected = if db.is_postgres() { Backend::Postgres } else { Backend::Sqlite };
     assert_eq!(store.backend(), expected);
     store.ping().await?;
     assert_eq!(store.config_version().await?, 0);
@@ -141,27 +132,11 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
 
     let again = Store::connect(db.url(), keyring).await?;
     again.ping().await?;
-    assert_eq!(
-        again.config_version().await?,
-        version,
-        "reconnecting must not rerun migrations"
-    );
-    let kept = again
-        .secret_value("KEEP_ME")
-        .await?
-        .context("secret lost on reconnect")?;
+    assert_eq!(again.config_version().await?, version, "reconnecting must not rerun migrations");
+    let kept = again.secret_value("KEEP_ME").await?.context("secret lost on reconnect")?;
     assert_eq!(kept.expose(), "v");
-    let applied = db
-        .raw_strings(
-            "SELECT description FROM _sqlx_migrations WHERE $1 = $1",
-            "x",
-        )
-        .await?;
-    assert_eq!(
-        applied,
-        vec!["config".to_owned()],
-        "each migration recorded once"
-    );
+    let applied = db.raw_strings("SELECT description FROM _sqlx_migrations WHERE $1 = $1", "x").await?;
+    assert_eq!(applied, vec!["config".to_owned()], "each migration recorded once");
     again.close().await;
     Ok(())
 }
@@ -169,102 +144,47 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
 async fn provider_crud(db: TestDb) -> anyhow::Result<()> {
     let store = open(&db).await?;
     let rec = with_ref(
-        with_ref(
-            provider("prod-openai", ProviderType::Openai, "Prod OpenAI", true),
-            "b.ref",
-            "B_KEY",
-        ),
+        with_ref(provider("prod-openai", ProviderType::Openai, "Prod OpenAI", true), "b.ref", "B_KEY"),
         "a.ref",
         "A_KEY",
     );
     store.insert_provider(&rec, false).await?;
-    let got = store
-        .get_provider("prod-openai")
-        .await?
-        .context("inserted provider missing")?;
+    let got = store.get_provider("prod-openai").await?.context("inserted provider missing")?;
     let mut sorted = rec.clone();
     sorted.secret_refs.sort();
     assert_eq!(got, sorted, "round trip, refs sorted by field");
     assert!(store.get_provider("nope").await?.is_none());
 
-    let dup = err(store
-        .insert_provider(
-            &provider("prod-openai", ProviderType::Google, "x", false),
-            false,
-        )
-        .await);
-    assert!(
-        matches!(&dup, StoreError::AlreadyExists { what: "provider", name } if name == "prod-openai"),
-        "{dup:?}"
-    );
-    assert_eq!(
-        store.get_provider("prod-openai").await?.context("gone")?,
-        sorted,
-        "failed insert changed nothing"
-    );
+    let dup = err(store.insert_provider(&provider("prod-openai", ProviderType::Google, "x", false), false).await);
+    assert!(matches!(&dup, StoreError::AlreadyExists { what: "provider", name } if name == "prod-openai"), "{dup:?}");
+    assert_eq!(store.get_provider("prod-openai").await?.context("gone")?, sorted, "failed insert changed nothing");
 
-    let mut changed = with_ref(
-        provider("prod-openai", ProviderType::Openai, "Renamed", false),
-        "c.ref",
-        "C_KEY",
-    );
+    let mut changed = with_ref(provider("prod-openai", ProviderType::Openai, "Renamed", false), "c.ref", "C_KEY");
     changed.spec_json = r#"{"v":2}"#.to_owned();
     changed.created_at_ms = 9_999; // must be ignored
     changed.updated_at_ms = 2_000;
     store.update_provider(&changed, false).await?;
-    let got = store
-        .get_provider("prod-openai")
-        .await?
-        .context("updated provider missing")?;
+    let got = store.get_provider("prod-openai").await?.context("updated provider missing")?;
     assert_eq!(got.display_name, "Renamed");
     assert!(!got.enabled);
     assert_eq!(got.spec_json, r#"{"v":2}"#);
     assert_eq!(got.created_at_ms, 1_000, "created_at kept");
     assert_eq!(got.updated_at_ms, 2_000);
-    assert_eq!(
-        got.secret_refs,
-        vec![("c.ref".to_owned(), "C_KEY".to_owned())],
-        "refs replaced"
-    );
+    assert_eq!(got.secret_refs, vec![("c.ref".to_owned(), "C_KEY".to_owned())], "refs replaced");
     assert!(store.providers_referencing("A_KEY").await?.is_empty());
-    assert_eq!(
-        store.providers_referencing("C_KEY").await?,
-        vec!["prod-openai".to_owned()]
-    );
+    assert_eq!(store.providers_referencing("C_KEY").await?, vec!["prod-openai".to_owned()]);
 
-    let missing = err(store
-        .update_provider(&provider("ghost", ProviderType::Openai, "G", true), false)
-        .await);
-    assert!(
-        matches!(&missing, StoreError::NotFound { what: "provider", name } if name == "ghost"),
-        "{missing:?}"
-    );
+    let missing = err(store.update_provider(&provider("ghost", ProviderType::Openai, "G", true), false).await);
+    assert!(matches!(&missing, StoreError::NotFound { what: "provider", name } if name == "ghost"), "{missing:?}");
     assert_eq!(missing.to_string(), r#"provider "ghost" not found"#);
 
     store.delete_provider("prod-openai").await?;
     assert!(store.get_provider("prod-openai").await?.is_none());
-    assert!(
-        store.providers_referencing("C_KEY").await?.is_empty(),
-        "refs rows dropped"
-    );
+    assert!(store.providers_referencing("C_KEY").await?.is_empty(), "refs rows dropped");
     let again = err(store.delete_provider("prod-openai").await);
-    assert!(
-        matches!(
-            again,
-            StoreError::NotFound {
-                what: "provider",
-                ..
-            }
-        ),
-        "{again:?}"
-    );
+    assert!(matches!(again, StoreError::NotFound { what: "provider", .. }), "{again:?}");
     // The name is free again.
-    store
-        .insert_provider(
-            &provider("prod-openai", ProviderType::Google, "G", true),
-            false,
-        )
-        .await?;
+    store.insert_provider(&provider("prod-openai", ProviderType::Google, "G", true), false).await?;
     assert_eq!(store.all_providers().await?.len(), 1);
     store.close().await;
     Ok(())
@@ -283,28 +203,15 @@ async fn provider_list_filters(db: TestDb) -> anyhow::Result<()> {
         store.insert_provider(&p, false).await?;
     }
     let all = store.all_providers().await?;
-    assert_eq!(
-        names(&all),
-        ["alpha", "beta", "delta", "epsilon", "gamma", "zeta-alpha"]
-    );
+    assert_eq!(names(&all), ["alpha", "beta", "delta", "epsilon", "gamma", "zeta-alpha"]);
 
     let q = |f: fn(&mut ProviderQuery)| {
         let mut q = ProviderQuery::default();
         f(&mut q);
         q
     };
-    assert_eq!(
-        list_names(
-            &store,
-            q(|q| q.provider_type = Some(ProviderType::Anthropic))
-        )
-        .await?,
-        ["beta", "gamma"]
-    );
-    assert_eq!(
-        list_names(&store, q(|q| q.enabled = Some(false))).await?,
-        ["epsilon", "gamma"]
-    );
+    assert_eq!(list_names(&store, q(|q| q.provider_type = Some(ProviderType::Anthropic))).await?, ["beta", "gamma"]);
+    assert_eq!(list_names(&store, q(|q| q.enabled = Some(false))).await?, ["epsilon", "gamma"]);
     assert_eq!(
         list_names(
             &store,
@@ -317,41 +224,15 @@ async fn provider_list_filters(db: TestDb) -> anyhow::Result<()> {
         ["delta"]
     );
     // Case-insensitive on the display name and the name.
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("alpha".into()))).await?,
-        ["alpha", "zeta-alpha"]
-    );
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("team a".into()))).await?,
-        ["alpha"]
-    );
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("ZETA".into()))).await?,
-        ["zeta-alpha"]
-    );
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("alpha".into()))).await?, ["alpha", "zeta-alpha"]);
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("team a".into()))).await?, ["alpha"]);
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("ZETA".into()))).await?, ["zeta-alpha"]);
     // `%` and `_` are literals, not wildcards.
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("100%".into()))).await?,
-        ["beta"]
-    );
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("r_s".into()))).await?,
-        ["delta"]
-    );
-    assert_eq!(
-        list_names(&store, q(|q| q.name_contains = Some("%".into()))).await?,
-        ["beta"]
-    );
-    assert!(
-        list_names(&store, q(|q| q.name_contains = Some("\\".into())))
-            .await?
-            .is_empty()
-    );
-    assert!(
-        list_names(&store, q(|q| q.name_contains = Some("nothing".into())))
-            .await?
-            .is_empty()
-    );
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("100%".into()))).await?, ["beta"]);
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("r_s".into()))).await?, ["delta"]);
+    assert_eq!(list_names(&store, q(|q| q.name_contains = Some("%".into()))).await?, ["beta"]);
+    assert!(list_names(&store, q(|q| q.name_contains = Some("\\".into()))).await?.is_empty());
+    assert!(list_names(&store, q(|q| q.name_contains = Some("nothing".into()))).await?.is_empty());
     // Filters combine with keyset paging.
     assert_eq!(
         list_names(
@@ -373,11 +254,7 @@ async fn provider_pagination(db: TestDb) -> anyhow::Result<()> {
     let mut expected = Vec::new();
     for i in (0..23).rev() {
         let name = format!("p-{i:02}");
-        let p = with_ref(
-            provider(&name, ProviderType::Openai, "P", i % 3 != 0),
-            "openai_config.api_key_ref",
-            "K",
-        );
+        let p = with_ref(provider(&name, ProviderType::Openai, "P", i % 3 != 0), "openai_config.api_key_ref", "K");
         store.insert_provider(&p, false).await?;
         expected.push(name);
     }
@@ -385,14 +262,7 @@ async fn provider_pagination(db: TestDb) -> anyhow::Result<()> {
 
     for (filter, want) in [
         (None, expected.clone()),
-        (
-            Some(true),
-            expected
-                .iter()
-                .filter(|n| n[2..].parse::<u32>().is_ok_and(|i| i % 3 != 0))
-                .cloned()
-                .collect(),
-        ),
+        (Some(true), expected.iter().filter(|n| n[2..].parse::<u32>().is_ok_and(|i| i % 3 != 0)).cloned().collect()),
     ] {
         let mut seen: Vec<String> = Vec::new();
         let mut after = None;
@@ -408,10 +278,7 @@ async fn provider_pagination(db: TestDb) -> anyhow::Result<()> {
                 .await?;
             pages += 1;
             assert!(page.items.len() <= 5);
-            assert!(
-                page.items.iter().all(|p| p.secret_refs.len() == 1),
-                "refs joined on every page"
-            );
+            assert!(page.items.iter().all(|p| p.secret_refs.len() == 1), "refs joined on every page");
             seen.extend(page.items.iter().map(|p| p.name.clone()));
             match page.next_after {
                 Some(next) => {
@@ -427,12 +294,7 @@ async fn provider_pagination(db: TestDb) -> anyhow::Result<()> {
         assert_eq!(pages, want.len().div_ceil(5));
     }
     // An exact multiple of the page size ends without an empty extra page.
-    let page = store
-        .list_providers(&ProviderQuery {
-            limit: 23,
-            ..Default::default()
-        })
-        .await?;
+    let page = store.list_providers(&ProviderQuery { limit: 23, ..Default::default() }).await?;
     assert_eq!(page.items.len(), 23);
     assert!(page.next_after.is_none());
     store.close().await;
@@ -454,54 +316,29 @@ async fn provider_refs_checked_in_db(db: TestDb) -> anyhow::Result<()> {
     let e = err(store.insert_provider(&rec, true).await);
     match &e {
         StoreError::SecretNotFound { field, name } => {
-            assert_eq!(
-                field,
-                "bedrock_config.static_credentials.secret_access_key_ref"
-            );
+            assert_eq!(field, "bedrock_config.static_credentials.secret_access_key_ref");
             assert_eq!(name, "AWS_SECRET");
         }
         other => panic!("expected SecretNotFound, got {other:?}"),
     }
     assert_eq!(e.to_string(), r#"secret "AWS_SECRET" not found"#);
     assert!(store.get_provider("a").await?.is_none(), "rolled back");
-    assert!(
-        store.providers_referencing("AWS_ID").await?.is_empty(),
-        "no ref rows left behind"
-    );
+    assert!(store.providers_referencing("AWS_ID").await?.is_empty(), "no ref rows left behind");
 
     store.put_secret("AWS_SECRET", &secret("s"), 2).await?;
     store.insert_provider(&rec, true).await?;
     assert!(store.get_provider("a").await?.is_some());
 
-    let bad = with_ref(
-        provider("a", ProviderType::Bedrock, "Changed", true),
-        "x.ref",
-        "MISSING",
-    );
+    let bad = with_ref(provider("a", ProviderType::Bedrock, "Changed", true), "x.ref", "MISSING");
     let e = err(store.update_provider(&bad, true).await);
-    assert!(
-        matches!(&e, StoreError::SecretNotFound { field, name } if field == "x.ref" && name == "MISSING"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, StoreError::SecretNotFound { field, name } if field == "x.ref" && name == "MISSING"), "{e:?}");
     let unchanged = store.get_provider("a").await?.context("provider lost")?;
     assert_eq!(unchanged.display_name, "A", "failed update changed nothing");
     assert_eq!(unchanged.secret_refs.len(), 2);
 
     // Without the check (secret held by another backend), a missing secret is accepted.
-    store
-        .insert_provider(
-            &with_ref(
-                provider("b", ProviderType::Openai, "B", true),
-                "f",
-                "ENV_ONLY",
-            ),
-            false,
-        )
-        .await?;
-    assert_eq!(
-        store.providers_referencing("ENV_ONLY").await?,
-        vec!["b".to_owned()]
-    );
+    store.insert_provider(&with_ref(provider("b", ProviderType::Openai, "B", true), "f", "ENV_ONLY"), false).await?;
+    assert_eq!(store.providers_referencing("ENV_ONLY").await?, vec!["b".to_owned()]);
     store.close().await;
     Ok(())
 }
@@ -513,11 +350,7 @@ async fn secret_in_use_is_not_deleted(db: TestDb) -> anyhow::Result<()> {
     for name in ["zulu", "alpha", "mike"] {
         store
             .insert_provider(
-                &with_ref(
-                    provider(name, ProviderType::Openai, name, true),
-                    "openai_config.api_key_ref",
-                    "SHARED",
-                ),
+                &with_ref(provider(name, ProviderType::Openai, name, true), "openai_config.api_key_ref", "SHARED"),
                 true,
             )
             .await?;
@@ -531,27 +364,14 @@ async fn secret_in_use_is_not_deleted(db: TestDb) -> anyhow::Result<()> {
         other => panic!("expected SecretInUse, got {other:?}"),
     }
     let msg = e.to_string();
-    assert!(
-        msg.contains("alpha") && msg.contains("mike") && msg.contains("zulu"),
-        "{msg}"
-    );
-    assert_eq!(
-        store
-            .secret_value("SHARED")
-            .await?
-            .context("secret deleted")?
-            .expose(),
-        "shh"
-    );
+    assert!(msg.contains("alpha") && msg.contains("mike") && msg.contains("zulu"), "{msg}");
+    assert_eq!(store.secret_value("SHARED").await?.context("secret deleted")?.expose(), "shh");
     assert!(store.get_secret_meta("SHARED").await?.is_some());
 
     store.delete_secret("FREE").await?;
     assert!(store.secret_value("FREE").await?.is_none());
     let gone = err(store.delete_secret("FREE").await);
-    assert!(
-        matches!(&gone, StoreError::NotFound { what: "secret", name } if name == "FREE"),
-        "{gone:?}"
-    );
+    assert!(matches!(&gone, StoreError::NotFound { what: "secret", name } if name == "FREE"), "{gone:?}");
 
     for name in ["zulu", "alpha", "mike"] {
         store.delete_provider(name).await?;
@@ -566,55 +386,21 @@ async fn secrets_sealed_at_rest(db: TestDb) -> anyhow::Result<()> {
     let store = open(&db).await?;
     let key_id = store.keyring().primary_id();
     let plaintext = "sk-live-very-secret-value-123";
-    assert!(
-        store
-            .put_secret("OPENAI_API_KEY", &secret(plaintext), 10)
-            .await?,
-        "created"
-    );
-    let raw = db
-        .raw_strings(
-            "SELECT sealed FROM secrets WHERE name = $1",
-            "OPENAI_API_KEY",
-        )
-        .await?;
+    assert!(store.put_secret("OPENAI_API_KEY", &secret(plaintext), 10).await?, "created");
+    let raw = db.raw_strings("SELECT sealed FROM secrets WHERE name = $1", "OPENAI_API_KEY").await?;
     assert_eq!(raw.len(), 1);
     assert!(raw[0].starts_with(&format!("v1:{key_id}:")), "{}", raw[0]);
     assert!(!raw[0].contains(plaintext) && !raw[0].contains("very-secret"));
-    let raw_id = db
-        .raw_strings(
-            "SELECT key_id FROM secrets WHERE name = $1",
-            "OPENAI_API_KEY",
-        )
-        .await?;
+    let raw_id = db.raw_strings("SELECT key_id FROM secrets WHERE name = $1", "OPENAI_API_KEY").await?;
     assert_eq!(raw_id, vec![key_id.clone()]);
 
-    assert!(
-        !store
-            .put_secret("OPENAI_API_KEY", &secret("second"), 20)
-            .await?,
-        "replaced, not created"
-    );
-    let meta = store
-        .get_secret_meta("OPENAI_API_KEY")
-        .await?
-        .context("meta missing")?;
-    assert_eq!(
-        (meta.created_at_ms, meta.updated_at_ms, meta.key_id.as_str()),
-        (10, 20, key_id.as_str())
-    );
-    let value = store
-        .secret_value("OPENAI_API_KEY")
-        .await?
-        .context("value missing")?;
+    assert!(!store.put_secret("OPENAI_API_KEY", &secret("second"), 20).await?, "replaced, not created");
+    let meta = store.get_secret_meta("OPENAI_API_KEY").await?.context("meta missing")?;
+    assert_eq!((meta.created_at_ms, meta.updated_at_ms, meta.key_id.as_str()), (10, 20, key_id.as_str()));
+    let value = store.secret_value("OPENAI_API_KEY").await?.context("value missing")?;
     assert_eq!(value.expose(), "second");
     assert_eq!(format!("{value:?}"), "SecretValue(<redacted>)");
-    let raw2 = db
-        .raw_strings(
-            "SELECT sealed FROM secrets WHERE name = $1",
-            "OPENAI_API_KEY",
-        )
-        .await?;
+    let raw2 = db.raw_strings("SELECT sealed FROM secrets WHERE name = $1", "OPENAI_API_KEY").await?;
     assert_ne!(raw2, raw, "new value, new envelope");
 
     // A sealed value copied under another name does not open (AAD binds the name).
@@ -625,37 +411,15 @@ async fn secrets_sealed_at_rest(db: TestDb) -> anyhow::Result<()> {
 
     // Listing pages by name and never shows values.
     for i in 0..5 {
-        store
-            .put_secret(&format!("S_{i}"), &secret("v"), 40)
-            .await?;
+        store.put_secret(&format!("S_{i}"), &secret("v"), 40).await?;
     }
-    let first = store
-        .list_secrets(&PageQuery {
-            after: None,
-            limit: 4,
-        })
-        .await?;
+    let first = store.list_secrets(&PageQuery { after: None, limit: 4 }).await?;
     assert_eq!(
-        first
-            .items
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>(),
+        first.items.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         ["OPENAI_API_KEY", "OTHER", "S_0", "S_1"]
     );
-    let rest = store
-        .list_secrets(&PageQuery {
-            after: first.next_after.clone(),
-            limit: 4,
-        })
-        .await?;
-    assert_eq!(
-        rest.items
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect::<Vec<_>>(),
-        ["S_2", "S_3", "S_4"]
-    );
+    let rest = store.list_secrets(&PageQuery { after: first.next_after.clone(), limit: 4 }).await?;
+    assert_eq!(rest.items.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["S_2", "S_3", "S_4"]);
     assert!(rest.next_after.is_none());
     store.close().await;
     Ok(())
@@ -668,25 +432,12 @@ async fn wrong_keyring_is_unknown_key_id(db: TestDb) -> anyhow::Result<()> {
 
     let other = Store::connect(db.url(), new_keyring()?).await?;
     let e = err(other.secret_value("API_KEY").await);
-    assert!(
-        matches!(&e, StoreError::UnknownKeyId(id) if *id == right.key_id()),
-        "{e:?}"
-    );
-    assert!(
-        other.get_secret_meta("API_KEY").await?.is_some(),
-        "metadata needs no key"
-    );
+    assert!(matches!(&e, StoreError::UnknownKeyId(id) if *id == right.key_id()), "{e:?}");
+    assert!(other.get_secret_meta("API_KEY").await?.is_some(), "metadata needs no key");
 
     // The right key as a retired key still opens it.
     other.set_keyring(Keyring::new(MasterKey::generate()?).with_old(right.clone()));
-    assert_eq!(
-        other
-            .secret_value("API_KEY")
-            .await?
-            .context("missing")?
-            .expose(),
-        "v"
-    );
+    assert_eq!(other.secret_value("API_KEY").await?.context("missing")?.expose(), "v");
     // A different key that claims the same id cannot exist: ids are derived from the key bytes.
     let from_b64 = MasterKey::from_base64(&right.to_base64())?;
     assert_eq!(from_b64.key_id(), right.key_id());
@@ -699,36 +450,17 @@ async fn rotate_master_key_reseals_all(db: TestDb) -> anyhow::Result<()> {
     let k1 = MasterKey::generate()?;
     let k2 = MasterKey::generate()?;
     let store = Store::connect(db.url(), Keyring::new(k1.clone())).await?;
-    let secrets = [
-        ("A", "alpha-value"),
-        ("B", "bravo-value"),
-        ("C", "charlie-value"),
-    ];
+    let secrets = [("A", "alpha-value"), ("B", "bravo-value"), ("C", "charlie-value")];
     for (name, v) in secrets {
         store.put_secret(name, &secret(v), 1).await?;
     }
-    let before: Vec<String> = db
-        .raw_strings(
-            "SELECT sealed FROM secrets WHERE $1 = $1 ORDER BY name",
-            "x",
-        )
-        .await?;
+    let before: Vec<String> = db.raw_strings("SELECT sealed FROM secrets WHERE $1 = $1 ORDER BY name", "x").await?;
 
     assert_eq!(store.rotate_master_key(k2.clone()).await?, 3);
     assert_eq!(store.keyring().primary_id(), k2.key_id());
-    let ids = db
-        .raw_strings(
-            "SELECT key_id FROM secrets WHERE $1 = $1 ORDER BY name",
-            "x",
-        )
-        .await?;
+    let ids = db.raw_strings("SELECT key_id FROM secrets WHERE $1 = $1 ORDER BY name", "x").await?;
     assert_eq!(ids, vec![k2.key_id(); 3]);
-    let after = db
-        .raw_strings(
-            "SELECT sealed FROM secrets WHERE $1 = $1 ORDER BY name",
-            "x",
-        )
-        .await?;
+    let after = db.raw_strings("SELECT sealed FROM secrets WHERE $1 = $1 ORDER BY name", "x").await?;
     for (old, new) in before.iter().zip(&after) {
         assert!(old.starts_with(&format!("v1:{}:", k1.key_id())));
         assert!(new.starts_with(&format!("v1:{}:", k2.key_id())));
@@ -740,36 +472,22 @@ async fn rotate_master_key_reseals_all(db: TestDb) -> anyhow::Result<()> {
     }
     // A new secret is sealed with the new primary.
     store.put_secret("D", &secret("delta"), 2).await?;
-    assert_eq!(
-        db.raw_strings("SELECT key_id FROM secrets WHERE name = $1", "D")
-            .await?,
-        vec![k2.key_id()]
-    );
+    assert_eq!(db.raw_strings("SELECT key_id FROM secrets WHERE name = $1", "D").await?, vec![k2.key_id()]);
 
     let only_new = Store::connect(db.url(), Keyring::new(k2.clone())).await?;
     for (name, v) in secrets {
-        assert_eq!(
-            only_new.secret_value(name).await?.context("lost")?.expose(),
-            v
-        );
+        assert_eq!(only_new.secret_value(name).await?.context("lost")?.expose(), v);
     }
     let only_old = Store::connect(db.url(), Keyring::new(k1.clone())).await?;
     let e = err(only_old.secret_value("A").await);
-    assert!(
-        matches!(&e, StoreError::UnknownKeyId(id) if *id == k2.key_id()),
-        "{e:?}"
-    );
+    assert!(matches!(&e, StoreError::UnknownKeyId(id) if *id == k2.key_id()), "{e:?}");
 
     // A rotation that cannot open some secret fails as a whole and keeps the keyring.
     let k3 = MasterKey::generate()?;
     let e = err(only_old.rotate_master_key(k3).await);
     assert!(matches!(e, StoreError::UnknownKeyId(_)), "{e:?}");
     assert_eq!(only_old.keyring().primary_id(), k1.key_id());
-    assert_eq!(
-        db.raw_strings("SELECT key_id FROM secrets WHERE name = $1", "A")
-            .await?,
-        vec![k2.key_id()]
-    );
+    assert_eq!(db.raw_strings("SELECT key_id FROM secrets WHERE name = $1", "A").await?, vec![k2.key_id()]);
     for s in [only_new, only_old, store] {
         s.close().await;
     }
@@ -792,39 +510,24 @@ async fn tokens_insert_list_paginate(db: TestDb) -> anyhow::Result<()> {
     }
     inserted.sort_by(|a, b| a.id.cmp(&b.id));
     for t in &inserted {
-        assert_eq!(
-            store.get_token(&t.id).await?.as_ref(),
-            Some(t),
-            "round trip"
-        );
+        assert_eq!(store.get_token(&t.id).await?.as_ref(), Some(t), "round trip");
     }
     assert!(store.get_token("missing").await?.is_none());
 
     let mut dup_id = token(50, Role::Reader, None);
     dup_id.id = inserted[0].id.clone();
     let e = err(store.insert_token(&dup_id).await);
-    assert!(
-        matches!(&e, StoreError::AlreadyExists { what: "token", name } if *name == dup_id.id),
-        "{e:?}"
-    );
+    assert!(matches!(&e, StoreError::AlreadyExists { what: "token", name } if *name == dup_id.id), "{e:?}");
     let mut dup_hash = token(51, Role::Reader, None);
     dup_hash.hash = inserted[3].hash;
     let e = err(store.insert_token(&dup_hash).await);
-    assert!(
-        matches!(e, StoreError::AlreadyExists { what: "token", .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, StoreError::AlreadyExists { what: "token", .. }), "{e:?}");
     assert!(store.get_token(&dup_hash.id).await?.is_none());
 
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store
-            .list_tokens(&PageQuery {
-                after: after.clone(),
-                limit: 3,
-            })
-            .await?;
+        let page = store.list_tokens(&PageQuery { after: after.clone(), limit: 3 }).await?;
         seen.extend(page.items);
         after = page.next_after;
         if after.is_none() {
@@ -833,23 +536,12 @@ async fn tokens_insert_list_paginate(db: TestDb) -> anyhow::Result<()> {
     }
     assert_eq!(seen, inserted, "all tokens, once each, in id order");
 
-    let victim = inserted
-        .iter()
-        .find(|t| t.role != Role::Admin)
-        .context("no invoker")?;
+    let victim = inserted.iter().find(|t| t.role != Role::Admin).context("no invoker")?;
     store.revoke_token(&victim.id, 10_000).await?;
     let live = store.all_tokens().await?;
     assert_eq!(live.len(), 6);
-    assert!(
-        live.iter().all(|t| t.id != victim.id),
-        "all_tokens skips revoked"
-    );
-    let listed = store
-        .list_tokens(&PageQuery {
-            after: None,
-            limit: 0,
-        })
-        .await?;
+    assert!(live.iter().all(|t| t.id != victim.id), "all_tokens skips revoked");
+    let listed = store.list_tokens(&PageQuery { after: None, limit: 0 }).await?;
     assert_eq!(listed.items.len(), 7, "list_tokens keeps revoked");
     store.close().await;
     Ok(())
@@ -866,35 +558,14 @@ async fn revoke_protects_last_admin(db: TestDb) -> anyhow::Result<()> {
         store.insert_token(t).await?;
     }
     let e = err(store.revoke_token(&admin.id, now).await);
-    assert!(
-        matches!(e, StoreError::LastAdmin),
-        "expired admins do not count: {e:?}"
-    );
-    assert!(
-        store
-            .get_token(&admin.id)
-            .await?
-            .context("gone")?
-            .revoked_at_ms
-            .is_none()
-    );
+    assert!(matches!(e, StoreError::LastAdmin), "expired admins do not count: {e:?}");
+    assert!(store.get_token(&admin.id).await?.context("gone")?.revoked_at_ms.is_none());
 
     let revoked = store.revoke_token(&writer.id, now).await?;
     assert_eq!(revoked.revoked_at_ms, Some(now));
     let again = store.revoke_token(&writer.id, now + 50).await?;
-    assert_eq!(
-        again.revoked_at_ms,
-        Some(now),
-        "idempotent: first revocation time kept"
-    );
-    assert_eq!(
-        store
-            .revoke_token(&expired_admin.id, now)
-            .await?
-            .revoked_at_ms,
-        Some(now),
-        "expired admin may go"
-    );
+    assert_eq!(again.revoked_at_ms, Some(now), "idempotent: first revocation time kept");
+    assert_eq!(store.revoke_token(&expired_admin.id, now).await?.revoked_at_ms, Some(now), "expired admin may go");
 
     let second = token(5, Role::Admin, Some(now + 10_000));
     store.insert_token(&second).await?;
@@ -903,19 +574,10 @@ async fn revoke_protects_last_admin(db: TestDb) -> anyhow::Result<()> {
     assert!(matches!(e, StoreError::LastAdmin), "{e:?}");
     assert_eq!(e.to_string(), "cannot revoke the last active admin token");
     // Once the last admin has expired, revoking it locks nobody out any more than it is.
-    assert_eq!(
-        store
-            .revoke_token(&second.id, now + 10_000)
-            .await?
-            .revoked_at_ms,
-        Some(now + 10_000)
-    );
+    assert_eq!(store.revoke_token(&second.id, now + 10_000).await?.revoked_at_ms, Some(now + 10_000));
 
     let missing = err(store.revoke_token("no-such-id", now).await);
-    assert!(
-        matches!(&missing, StoreError::NotFound { what: "token", name } if name == "no-such-id"),
-        "{missing:?}"
-    );
+    assert!(matches!(&missing, StoreError::NotFound { what: "token", name } if name == "no-such-id"), "{missing:?}");
     store.close().await;
     Ok(())
 }
@@ -935,11 +597,7 @@ async fn bootstrap_token_only_on_empty_table(db: TestDb) -> anyhow::Result<()> {
 
     // Revoked tokens still count: bootstrap is for a never-used table only.
     let other = Store::connect(db.url(), new_keyring()?).await?;
-    assert!(
-        !other
-            .insert_bootstrap_token(&token(3, Role::Admin, None))
-            .await?
-    );
+    assert!(!other.insert_bootstrap_token(&token(3, Role::Admin, None)).await?);
     assert_eq!(store.all_tokens().await?.len(), 1);
     other.close().await;
     store.close().await;
@@ -953,13 +611,7 @@ async fn config_version_bumps_on_every_write(db: TestDb) -> anyhow::Result<()> {
         ($what:literal, $call:expr) => {{
             let out = $call;
             let v = store.config_version().await?;
-            assert!(
-                v > last,
-                "{} must bump config_version ({} -> {})",
-                $what,
-                last,
-                v
-            );
+            assert!(v > last, "{} must bump config_version ({} -> {})", $what, last, v);
             last = v;
             out
         }};
@@ -967,74 +619,37 @@ async fn config_version_bumps_on_every_write(db: TestDb) -> anyhow::Result<()> {
     macro_rules! no_bump {
         ($what:literal, $call:expr) => {{
             let out = $call;
-            assert_eq!(
-                store.config_version().await?,
-                last,
-                "failed {} must not bump",
-                $what
-            );
+            assert_eq!(store.config_version().await?, last, "failed {} must not bump", $what);
             out
         }};
     }
-    bumps!(
-        "put_secret (create)",
-        store.put_secret("K", &secret("v"), 1).await?
-    );
-    bumps!(
-        "put_secret (replace)",
-        store.put_secret("K", &secret("w"), 2).await?
-    );
+    bumps!("put_secret (create)", store.put_secret("K", &secret("v"), 1).await?);
+    bumps!("put_secret (replace)", store.put_secret("K", &secret("w"), 2).await?);
     bumps!(
         "insert_provider",
-        store
-            .insert_provider(
-                &with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"),
-                true
-            )
-            .await?
+        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true).await?
     );
-    bumps!(
-        "update_provider",
-        store
-            .update_provider(&provider("p", ProviderType::Openai, "P2", true), true)
-            .await?
-    );
+    bumps!("update_provider", store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true).await?);
     no_bump!(
         "insert_provider",
-        err(store
-            .insert_provider(&provider("p", ProviderType::Openai, "P", true), false)
-            .await)
+        err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false).await)
     );
     no_bump!(
         "update_provider",
-        err(store
-            .update_provider(&provider("q", ProviderType::Openai, "Q", true), false)
-            .await)
+        err(store.update_provider(&provider("q", ProviderType::Openai, "Q", true), false).await)
     );
     bumps!("delete_provider", store.delete_provider("p").await?);
-    bumps!(
-        "rotate_master_key",
-        store.rotate_master_key(MasterKey::generate()?).await?
-    );
+    bumps!("rotate_master_key", store.rotate_master_key(MasterKey::generate()?).await?);
     bumps!("delete_secret", store.delete_secret("K").await?);
     no_bump!("delete_secret", err(store.delete_secret("K").await));
     let admin = token(1, Role::Admin, None);
-    bumps!(
-        "insert_bootstrap_token",
-        store.insert_bootstrap_token(&admin).await?
-    );
+    bumps!("insert_bootstrap_token", store.insert_bootstrap_token(&admin).await?);
     let reader = token(2, Role::Reader, None);
     bumps!("insert_token", store.insert_token(&reader).await?);
     no_bump!("insert_token", err(store.insert_token(&reader).await));
     bumps!("revoke_token", store.revoke_token(&reader.id, 5).await?);
-    no_bump!(
-        "revoke_token (already revoked)",
-        store.revoke_token(&reader.id, 6).await?
-    );
-    no_bump!(
-        "revoke_token (last admin)",
-        err(store.revoke_token(&admin.id, 6).await)
-    );
+    no_bump!("revoke_token (already revoked)", store.revoke_token(&reader.id, 6).await?);
+    no_bump!("revoke_token (last admin)", err(store.revoke_token(&admin.id, 6).await));
     assert!(last >= 10);
     store.close().await;
     Ok(())
@@ -1048,10 +663,7 @@ async fn concurrent_writes_stay_consistent(db: TestDb) -> anyhow::Result<()> {
     let mut survivor: Option<String> = None;
     for round in 0..8u8 {
         // The last two active admins revoked at once: exactly one revocation may win.
-        let (x, y) = (
-            token(2 * round + 1, Role::Admin, None),
-            token(2 * round + 2, Role::Admin, None),
-        );
+        let (x, y) = (token(2 * round + 1, Role::Admin, None), token(2 * round + 2, Role::Admin, None));
         a.insert_token(&x).await?;
         a.insert_token(&y).await?;
         if let Some(previous) = survivor.take() {
@@ -1075,8 +687,7 @@ async fn concurrent_writes_stay_consistent(db: TestDb) -> anyhow::Result<()> {
             "openai_config.api_key_ref",
             &secret_name,
         );
-        let (saved, deleted) =
-            tokio::join!(a.insert_provider(&rec, true), b.delete_secret(&secret_name));
+        let (saved, deleted) = tokio::join!(a.insert_provider(&rec, true), b.delete_secret(&secret_name));
         let provider_exists = a.get_provider(&provider_name).await?.is_some();
         let secret_exists = a.get_secret_meta(&secret_name).await?.is_some();
         match (&saved, &deleted) {
@@ -1101,40 +712,21 @@ fn seal_round_trip_and_redaction() -> anyhow::Result<()> {
     let key = MasterKey::generate()?;
     let id = key.key_id();
     assert_eq!(id.len(), 16);
-    assert!(
-        id.bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    );
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     let keyring = Keyring::new(key.clone());
     let sealed = keyring.seal(b"secret/X", b"plain words")?;
     assert!(sealed.starts_with(&format!("v1:{id}:")));
     assert!(!sealed.contains("plain"));
-    assert_ne!(
-        sealed,
-        keyring.seal(b"secret/X", b"plain words")?,
-        "random nonce per seal"
-    );
+    assert_ne!(sealed, keyring.seal(b"secret/X", b"plain words")?, "random nonce per seal");
     assert_eq!(keyring.open(b"secret/X", &sealed)?, b"plain words");
-    assert!(
-        matches!(
-            keyring.open(b"secret/Y", &sealed),
-            Err(StoreError::Crypto(_))
-        ),
-        "AAD bound"
-    );
+    assert!(matches!(keyring.open(b"secret/Y", &sealed), Err(StoreError::Crypto(_))), "AAD bound");
 
     // Tamper with the last base64 character of the body.
     let mut tampered = sealed.clone();
     let last = tampered.pop().context("empty")?;
     tampered.push(if last == 'A' { 'B' } else { 'A' });
-    assert!(matches!(
-        keyring.open(b"secret/X", &tampered),
-        Err(StoreError::Crypto(_))
-    ));
-    assert!(matches!(
-        keyring.open(b"secret/X", "garbage"),
-        Err(StoreError::Crypto(_))
-    ));
+    assert!(matches!(keyring.open(b"secret/X", &tampered), Err(StoreError::Crypto(_))));
+    assert!(matches!(keyring.open(b"secret/X", "garbage"), Err(StoreError::Crypto(_))));
     assert!(
         matches!(keyring.open(b"secret/X", "v1:0000000000000000:AAAA"), Err(StoreError::UnknownKeyId(k)) if k == "0000000000000000")
     );
@@ -1147,30 +739,15 @@ fn seal_round_trip_and_redaction() -> anyhow::Result<()> {
         assert!(debug.contains(&id), "{debug}");
         assert!(!debug.contains(&b64), "key bytes leaked in Debug: {debug}");
     }
-    let rotated = Keyring::new(MasterKey::generate()?)
-        .with_old(key.clone())
-        .with_old(key);
-    assert_eq!(
-        rotated.open(b"secret/X", &sealed)?,
-        b"plain words",
-        "old keys open"
-    );
-    assert_eq!(
-        format!("{rotated:?}").matches(&id).count(),
-        1,
-        "duplicate old keys ignored"
-    );
+    let rotated = Keyring::new(MasterKey::generate()?).with_old(key.clone()).with_old(key);
+    assert_eq!(rotated.open(b"secret/X", &sealed)?, b"plain words", "old keys open");
+    assert_eq!(format!("{rotated:?}").matches(&id).count(), 1, "duplicate old keys ignored");
     Ok(())
 }
 
 #[tokio::test]
 async fn connect_rejects_unknown_scheme() {
-    let Ok(keyring) = MasterKey::generate().map(Keyring::new) else {
-        panic!("keygen")
-    };
+    let Ok(keyring) = MasterKey::generate().map(Keyring::new) else { panic!("keygen") };
     let e = err(Store::connect("mysql://user:pw@host/db", keyring).await);
-    assert!(
-        matches!(&e, StoreError::InvalidUrl(m) if !m.contains("pw")),
-        "{e:?}"
-    );
+    assert!(matches!(&e, StoreError::InvalidUrl(m) if !m.contains("pw")), "{e:?}");
 }
