@@ -53,3 +53,31 @@ pub enum Command {
     #[command(subcommand, name = "token", visible_alias = "tokens")]
     Token(crate::token::TokenCommand),
 }
+
+/// Pagination flags shared by every `list` command.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PageArgs {
+    /// Page size (1 to 1000; the server's default is 50).
+    #[arg(long)]
+    pub page_size: Option<u32>,
+    /// Page token from a previous answer.
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Follow every page.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl PageArgs {
+    /// The query-string pairs these flags add.
+    pub fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        if let Some(n) = self.page_size {
+            q.push(("page_size", n.to_string()));
+        }
+        if let Some(t) = &self.page_token {
+            q.push(("page_token", t.clone()));
+        }
+        q
+    }
+}

@@ -221,3 +221,42 @@ fn transport_error(base: &Url, e: &reqwest::Error) -> anyhow::Error {
         anyhow::anyhow!("request to Tollgate at {base} failed: {cause}")
     }
 }
+
+/// What a `list` command fetched.
+#[derive(Debug)]
+pub struct Listing {
+    pub items: Vec<Value>,
+    /// Token of the next page, when one page was fetched and more exist.
+    pub next: Option<String>,
+    /// What `-o json|yaml` prints: the server's page, or every item merged.
+    pub document: Value,
+}
+
+/// Fetches one page, or every page with `all`; answers the items, the next page token and
+/// the document to print for `-o json|yaml` (the server's page, or all items merged).
+pub async fn fetch_pages(
+    client: &Client,
+    collection: &str,
+    key: &str,
+    mut query: Vec<(&'static str, String)>,
+    all: bool,
+) -> anyhow::Result<Listing> {
+    let mut items = Vec::new();
+    loop {
+        let page = client.get(&[collection], &query).await?;
+        items.extend(page.get(key).and_then(Value::as_array).cloned().unwrap_or_default());
+        let next = page.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
+        match next {
+            Some(t) if all => {
+                query.retain(|(k, _)| *k != "page_token");
+                query.push(("page_token", t));
+            }
+            next if !all => return Ok(Listing { items, next, document: page }),
+            _ => {
+                let mut doc = serde_json::Map::new();
+                doc.insert(key.to_owned(), Value::Array(items.clone()));
+                return Ok(Listing { items, next: None, document: Value::Object(doc) });
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use crate::args::OutputFormat;
-use crate::client::ApiError;
+use crate::client::{ApiError, Listing};
 use serde_json::Value;
 use std::io::Write as _;
 
@@ -138,4 +138,23 @@ pub fn error_text(err: &anyhow::Error) -> String {
         }
         None => format!("Error: {err:#}"),
     }
+}
+
+/// Prints a fetched list: the document for `-o json|yaml`, else a table of `row(item)` and,
+/// when more pages exist, a note on stderr saying how to get them.
+pub fn listing(
+    list: &Listing,
+    fmt: OutputFormat,
+    headers: &[&str],
+    row: impl Fn(&Value) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if fmt != OutputFormat::Table {
+        return document(&list.document, fmt);
+    }
+    let rows: Vec<Vec<String>> = list.items.iter().map(row).collect();
+    table(headers, &rows);
+    if let Some(t) = &list.next {
+        note(&format!("more results: --page-token {t} (or --all)"));
+    }
+    Ok(())
 }

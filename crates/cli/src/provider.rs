@@ -6,8 +6,9 @@
 //! resource itself is the server's job; the client only rejects what it cannot express
 //! (two config groups, a malformed `--pricing` or `--tags`).
 
-use crate::args::OutputFormat;
+use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
+use crate::client::fetch_pages;
 use crate::output;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
@@ -78,15 +79,8 @@ pub struct ListArgs {
     /// Only providers whose name contains this text.
     #[arg(long)]
     pub name_contains: Option<String>,
-    /// Page size.
-    #[arg(long)]
-    pub page_size: Option<u32>,
-    /// Page token from a previous answer.
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// The resource flags shared by `create` and `update`. Dots in names mirror the JSON fields.
@@ -543,55 +537,13 @@ pub fn list_query(a: &ListArgs) -> Vec<(&'static str, String)> {
     if let Some(n) = &a.name_contains {
         q.push(("name_contains", n.clone()));
     }
-    if let Some(n) = a.page_size {
-        q.push(("page_size", n.to_string()));
-    }
-    if let Some(t) = &a.page_token {
-        q.push(("page_token", t.clone()));
-    }
+    q.extend(a.page.query());
     q
 }
 
 async fn list(client: &Client, fmt: OutputFormat, a: &ListArgs) -> anyhow::Result<()> {
-    let (items, next, raw) = fetch_pages(client, COLLECTION, "llm_providers", list_query(a), a.all).await?;
-    if fmt != OutputFormat::Table {
-        return output::document(&raw, fmt);
-    }
-    let rows: Vec<Vec<String>> = items.iter().map(provider_row).collect();
-    output::table(&["NAME", "TYPE", "STATUS", "MODELS", "URL"], &rows);
-    if let Some(t) = next {
-        output::note(&format!("more results: --page-token {t} (or --all)"));
-    }
-    Ok(())
-}
-
-/// Fetches one page, or every page with `all`; answers the items, the next page token and
-/// the document to print for `-o json|yaml` (the server's page, or all items merged).
-pub async fn fetch_pages(
-    client: &Client,
-    collection: &str,
-    key: &str,
-    mut query: Vec<(&'static str, String)>,
-    all: bool,
-) -> anyhow::Result<(Vec<Value>, Option<String>, Value)> {
-    let mut items = Vec::new();
-    loop {
-        let page = client.get(&[collection], &query).await?;
-        items.extend(page.get(key).and_then(Value::as_array).cloned().unwrap_or_default());
-        let next = page.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
-        match next {
-            Some(t) if all => {
-                query.retain(|(k, _)| *k != "page_token");
-                query.push(("page_token", t));
-            }
-            next if !all => return Ok((items, next, page)),
-            _ => {
-                let mut doc = Map::new();
-                doc.insert(key.to_owned(), Value::Array(items.clone()));
-                return Ok((items, None, Value::Object(doc)));
-            }
-        }
-    }
+    let page = fetch_pages(client, COLLECTION, "llm_providers", list_query(a), a.page.all).await?;
+    output::listing(&page, fmt, &["NAME", "TYPE", "STATUS", "MODELS", "URL"], provider_row)
 }
 
 /// One row of the provider table: NAME, TYPE, STATUS, MODELS, URL.

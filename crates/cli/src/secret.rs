@@ -4,10 +4,10 @@
 //!
 //! `secrets rotate-key` is the offline master-key rotation and lives in [`crate::serve`].
 
-use crate::args::OutputFormat;
+use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
+use crate::client::fetch_pages;
 use crate::output;
-use crate::provider::fetch_pages;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -40,13 +40,8 @@ pub struct SecretName {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SecretListArgs {
-    #[arg(long)]
-    pub page_size: Option<u32>,
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 /// Strips exactly one trailing `"\n"` or `"\r\n"` (what `echo` or a file's last line adds).
@@ -87,23 +82,8 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SecretCommand) -> anyh
             Ok(())
         }
         SecretCommand::List(a) => {
-            let mut q = Vec::new();
-            if let Some(n) = a.page_size {
-                q.push(("page_size", n.to_string()));
-            }
-            if let Some(t) = a.page_token {
-                q.push(("page_token", t));
-            }
-            let (items, next, raw) = fetch_pages(client, COLLECTION, "secrets", q, a.all).await?;
-            if fmt != OutputFormat::Table {
-                return output::document(&raw, fmt);
-            }
-            let rows: Vec<Vec<String>> = items.iter().map(secret_row).collect();
-            output::table(&["NAME", "UPDATED"], &rows);
-            if let Some(t) = next {
-                output::note(&format!("more results: --page-token {t} (or --all)"));
-            }
-            Ok(())
+            let list = fetch_pages(client, COLLECTION, "secrets", a.page.query(), a.page.all).await?;
+            output::listing(&list, fmt, &["NAME", "UPDATED"], secret_row)
         }
         SecretCommand::Get(a) => {
             let meta = client.get(&[COLLECTION, &a.name], &[]).await?;

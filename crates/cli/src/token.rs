@@ -4,10 +4,10 @@
 //! [`create_body`] takes the current time as an argument so `--expires-in` is tested
 //! without a clock. This module never logs a token.
 
-use crate::args::OutputFormat;
+use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
+use crate::client::fetch_pages;
 use crate::output;
-use crate::provider::fetch_pages;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::Subcommand;
@@ -37,13 +37,8 @@ pub struct TokenId {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenListArgs {
-    #[arg(long)]
-    pub page_size: Option<u32>,
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Follow every page.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -145,24 +140,10 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             Ok(())
         }
         TokenCommand::List(a) => {
-            let mut q = Vec::new();
-            if let Some(n) = a.page_size {
-                q.push(("page_size", n.to_string()));
-            }
-            if let Some(t) = a.page_token {
-                q.push(("page_token", t));
-            }
-            let (items, next, raw) = fetch_pages(client, COLLECTION, "tokens", q, a.all).await?;
-            if fmt != OutputFormat::Table {
-                return output::document(&raw, fmt);
-            }
+            let list = fetch_pages(client, COLLECTION, "tokens", a.page.query(), a.page.all).await?;
             let now = Utc::now();
-            let rows: Vec<Vec<String>> = items.iter().map(|t| token_row(t, now)).collect();
-            output::table(&["ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS"], &rows);
-            if let Some(t) = next {
-                output::note(&format!("more results: --page-token {t} (or --all)"));
-            }
-            Ok(())
+            let headers = ["ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS"];
+            output::listing(&list, fmt, &headers, |t| token_row(t, now))
         }
         TokenCommand::Get(a) => {
             let t = client.get(&[COLLECTION, &a.id], &[]).await?;

@@ -82,6 +82,27 @@ fn like_pattern(needle: &str) -> String {
     out
 }
 
+/// Inside a write transaction: with `check`, every referenced secret must exist (locked
+/// `FOR SHARE` on Postgres until commit), else `SecretNotFound` naming the field; then the
+/// provider's ref rows replace its old ones (none, on insert).
+macro_rules! save_refs {
+    ($tx:ident, $is_pg:ident, $record:expr, $check:expr) => {{
+        if $check {
+            let sql = if $is_pg { SECRET_EXISTS_PG_SQL } else { SECRET_EXISTS_SQL };
+            for (field, secret) in &$record.secret_refs {
+                let found = sqlx::query(sql).bind(secret).fetch_optional(&mut *$tx).await?;
+                if found.is_none() {
+                    return Err(StoreError::SecretNotFound { field: field.clone(), name: secret.clone() });
+                }
+            }
+        }
+        sqlx::query(DELETE_REFS_SQL).bind(&$record.name).execute(&mut *$tx).await?;
+        for (field, secret) in &$record.secret_refs {
+            sqlx::query(INSERT_REF_SQL).bind(&$record.name).bind(field).bind(secret).execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 impl Store {
     /// Inserts a new provider and its refs. `AlreadyExists` when the name is taken. With
     /// `check_refs_in_db`, every referenced secret must exist in the secrets table (rows are
@@ -101,18 +122,7 @@ impl Store {
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::AlreadyExists { what: "provider", name: record.name.clone() });
             }
-            if check_refs_in_db {
-                let sql = if is_pg { SECRET_EXISTS_PG_SQL } else { SECRET_EXISTS_SQL };
-                for (field, secret) in &record.secret_refs {
-                    let found = sqlx::query(sql).bind(secret).fetch_optional(&mut *tx).await?;
-                    if found.is_none() {
-                        return Err(StoreError::SecretNotFound { field: field.clone(), name: secret.clone() });
-                    }
-                }
-            }
-            for (field, secret) in &record.secret_refs {
-                sqlx::query(INSERT_REF_SQL).bind(&record.name).bind(field).bind(secret).execute(&mut *tx).await?;
-            }
+            save_refs!(tx, is_pg, record, check_refs_in_db);
         });
         Ok(())
     }
@@ -133,19 +143,7 @@ impl Store {
             if updated.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "provider", name: record.name.clone() });
             }
-            if check_refs_in_db {
-                let sql = if is_pg { SECRET_EXISTS_PG_SQL } else { SECRET_EXISTS_SQL };
-                for (field, secret) in &record.secret_refs {
-                    let found = sqlx::query(sql).bind(secret).fetch_optional(&mut *tx).await?;
-                    if found.is_none() {
-                        return Err(StoreError::SecretNotFound { field: field.clone(), name: secret.clone() });
-                    }
-                }
-            }
-            sqlx::query(DELETE_REFS_SQL).bind(&record.name).execute(&mut *tx).await?;
-            for (field, secret) in &record.secret_refs {
-                sqlx::query(INSERT_REF_SQL).bind(&record.name).bind(field).bind(secret).execute(&mut *tx).await?;
-            }
+            save_refs!(tx, is_pg, record, check_refs_in_db);
         });
         Ok(())
     }
