@@ -44,8 +44,7 @@ fn default_public_url(addr: SocketAddr) -> String {
 impl Gateway {
     /// Opens everything and binds the listener. Fails fast on a bad setting.
     pub async fn start(settings: Settings) -> Result<Gateway, ServerError> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .map_err(ServerError::io(format!("creating data dir {}", settings.data_dir.display())))?;
+        crate::keys::create_private_dir(&settings.data_dir)?;
         let secrets = SecretSource::from_settings(&settings).map_err(ServerError::Settings)?;
         let keyring = load_keyring(&settings)?;
         let db_url = settings.effective_database_url();

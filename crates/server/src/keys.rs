@@ -15,6 +15,20 @@ fn key_file(data_dir: &Path) -> PathBuf {
     data_dir.join(KEY_FILE)
 }
 
+/// Creates the data dir (and parents) when missing; the dir itself gets mode 0700 since it
+/// holds the master key and the bootstrap token. An existing dir is left as the operator set it.
+pub fn create_private_dir(path: &Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(ServerError::io(format!("creating data dir {}", path.display())))
+}
+
 /// Writes `contents` to a new file readable only by its owner (0600).
 pub fn write_private_file(path: &Path, contents: &str) -> Result<(), ServerError> {
     let ctx = || format!("writing {}", path.display());
@@ -58,8 +72,7 @@ pub fn load_keyring(settings: &Settings) -> Result<Keyring, ServerError> {
             ServerError::MasterKey(format!("TOLLGATE_MASTER_KEY must be the base64 of 32 random bytes: {e}"))
         })?,
         None => {
-            std::fs::create_dir_all(&settings.data_dir)
-                .map_err(ServerError::io(format!("creating {}", settings.data_dir.display())))?;
+            create_private_dir(&settings.data_dir)?;
             let path = key_file(&settings.data_dir);
             if path.exists() {
                 read_key(&path)?

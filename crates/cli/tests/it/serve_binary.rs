@@ -137,6 +137,7 @@ async fn first_start_bootstraps_then_stops_gracefully_and_never_logs_secrets() {
     assert_eq!(saved.trim(), token, "the printed token is the saved one");
     assert_eq!(mode(&data.join("admin.token")), 0o600);
     assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert_eq!(mode(&data), 0o700, "the data dir is private");
     assert!(data.join("tollgate.sqlite").exists(), "SQLite in the data dir by default");
 
     let client = reqwest::Client::new();

@@ -44,11 +44,18 @@ pub struct ListSecretsResponse {
     pub next_page_token: Option<String>,
 }
 
-/// Body of `PUT /api/v1/secrets/{name}`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `PUT /api/v1/secrets/{name}` (documents the shape; the handler parses the body
+/// itself so that no error message can quote the value).
+#[derive(Deserialize, ToSchema)]
 pub struct PutSecretRequest {
     /// The secret value (write-only; never returned).
     pub value: String,
+}
+
+impl std::fmt::Debug for PutSecretRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PutSecretRequest { value: <redacted> }")
+    }
 }
 
 /// Pagination parameters.
