@@ -25,3 +25,27 @@ impl fmt::Display for ValidationError {
         }
     }
 }
+
+/// Deserializes a JSON value into `T`, turning a type error into a [`ValidationError`] whose
+/// `field` is the dotted path of the offending field (for an unknown field: that field itself,
+/// which serde reports at its parent).
+pub fn from_json_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        ValidationError::new(unknown_field_path(&path, &message), message)
+    })
+}
+
+fn unknown_field_path(path: &str, message: &str) -> String {
+    let base = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        if base.is_empty() || base.ends_with(name) {
+            return if base.is_empty() { name.to_string() } else { base.to_string() };
+        }
+        return format!("{base}.{name}");
+    }
+    base.to_string()
+}

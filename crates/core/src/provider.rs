@@ -331,12 +331,7 @@ impl ProviderSpec {
         if !value.is_object() {
             return Err(ValidationError::new("", "request body must be a JSON object"));
         }
-        let mut spec: ProviderSpec = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let field = unknown_field_path(&path, &inner);
-            ValidationError::new(field, inner)
-        })?;
+        let mut spec: ProviderSpec = crate::error::from_json_value(value)?;
         spec.normalize_and_validate()?;
         Ok(spec)
     }
@@ -586,20 +581,6 @@ impl ProviderSpec {
         }
         Ok(())
     }
-}
-
-/// serde reports an unknown field at its parent path; name the field itself.
-fn unknown_field_path(path: &str, message: &str) -> String {
-    let base = if path == "." { "" } else { path };
-    if let Some(rest) = message.strip_prefix("unknown field `")
-        && let Some(name) = rest.split('`').next()
-    {
-        if base.is_empty() || base.ends_with(name) {
-            return if base.is_empty() { name.to_string() } else { base.to_string() };
-        }
-        return format!("{base}.{name}");
-    }
-    base.to_string()
 }
 
 fn missing_config(kind: ProviderType) -> ValidationError {

@@ -136,6 +136,8 @@ pub enum ServerError {
     MasterKey(String),
     #[error("settings: {0}")]
     Settings(String),
+    #[error("bootstrap admin token: {0}")]
+    Bootstrap(String),
 }
 
 impl ServerError {

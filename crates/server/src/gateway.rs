@@ -121,7 +121,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, ServerError
         created_at_ms: crate::time::now_ms(),
         revoked_at_ms: None,
     };
-    let (token, rec) = admin::tokens::mint(template).map_err(|e| ServerError::MasterKey(e.to_string()))?;
+    let (token, rec) = admin::tokens::mint(template).map_err(|e| ServerError::Bootstrap(e.to_string()))?;
     if !state.store().insert_bootstrap_token(&rec).await? {
         return Ok(None);
     }

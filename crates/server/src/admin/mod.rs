@@ -75,6 +75,16 @@ async fn openapi_json(Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>)
     Json((*spec).clone())
 }
 
+/// Parses a request body that must be a JSON object.
+pub(crate) fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("", "request body must be a JSON object"));
+    }
+    Ok(v)
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("no route for {}", uri.path()))
 }

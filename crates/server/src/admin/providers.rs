@@ -1,7 +1,7 @@
 //! `/api/v1/llm-providers`: create, list (filters + pagination), get, PATCH (JSON merge
 //! patch; name and type immutable) and delete. Secret references must resolve at save time.
 
-use crate::admin::paging;
+use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, require_scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -55,15 +55,6 @@ fn record_view(state: &AppState, rec: &ProviderRecord) -> Result<ProviderSpec, A
     let spec: ProviderSpec = serde_json::from_str(&rec.spec_json)
         .map_err(|e| ApiError::Internal(format!("stored provider {} is unreadable: {e}", rec.name)))?;
     Ok(view(state, spec, rec.created_at_ms, rec.updated_at_ms))
-}
-
-fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::invalid("", "request body must be a JSON object"));
-    }
-    Ok(v)
 }
 
 /// For read-only secret backends the store cannot check references; check them here.

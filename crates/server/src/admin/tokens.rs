@@ -1,8 +1,8 @@
 //! `/api/v1/tokens`: gateway tokens. The token is shown once, on create; only its SHA-256
 //! is stored. Admin role required throughout.
 
-use crate::admin::paging;
 use crate::admin::secrets::PageParams;
+use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, generate_token, hash_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -103,8 +103,8 @@ fn is_email(s: &str) -> bool {
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-/// Validates a create request into a record (without id, hash or times).
-fn validate_request(req: CreateTokenRequest, now: i64) -> Result<(String, Role, TokenRecord), ApiError> {
+/// Validates a create request into a record (without id, hash or prefix: see [`mint`]).
+fn validate_request(req: CreateTokenRequest, now: i64) -> Result<TokenRecord, ApiError> {
     let name = req.name.unwrap_or_default();
     if name.trim().is_empty() {
         return Err(ApiError::invalid("name", "is required (1 to 128 characters)"));
@@ -152,9 +152,9 @@ fn validate_request(req: CreateTokenRequest, now: i64) -> Result<(String, Role, 
             Some(ms)
         }
     };
-    let rec = TokenRecord {
+    Ok(TokenRecord {
         id: String::new(),
-        name: name.clone(),
+        name,
         hash: [0; 32],
         prefix: String::new(),
         user: req.user,
@@ -164,8 +164,7 @@ fn validate_request(req: CreateTokenRequest, now: i64) -> Result<(String, Role, 
         expires_at_ms,
         created_at_ms: now,
         revoked_at_ms: None,
-    };
-    Ok((name, role, rec))
+    })
 }
 
 /// Builds a new token record for `template`; returns the token and the record to store.
@@ -187,28 +186,15 @@ pub async fn create(
     body: Bytes,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     authorize(&state, &headers, Role::Admin)?;
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::invalid("", "request body must be a JSON object"));
-    }
-    let req: CreateTokenRequest = serde_path_to_error::deserialize(v).map_err(|e| {
-        let path = e.path().to_string();
-        let msg = e.into_inner().to_string();
-        let field = match msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-            Some(f) => f.to_string(),
-            None => path,
-        };
-        ApiError::invalid(if field == "." { String::new() } else { field }, msg)
-    })?;
+    let req: CreateTokenRequest = tollgate_core::error::from_json_value(parse_json_object(&body)?)?;
     let now = now_ms();
-    let (name, role, template) = validate_request(req, now)?;
+    let template = validate_request(req, now)?;
     let (token, rec) = mint(template)?;
     state.store().insert_token(&rec).await?;
     if let Err(e) = state.reload().await {
         tracing::error!(error = %e, "config reload after token create failed");
     }
-    tracing::info!(token_id = %rec.id, name = %name, role = %role, "gateway token created");
+    tracing::info!(token_id = %rec.id, name = %rec.name, role = %rec.role, "gateway token created");
     let mut view = TokenView::of(&rec, now);
     view.token = Some(token);
     Ok((StatusCode::CREATED, Json(view)))
