@@ -102,6 +102,9 @@ pub struct ProviderFlags {
     pub openai_base_url: Option<String>,
     #[arg(long = "openai-config.api-key-ref", value_name = "SECRET", help_heading = "OpenAI")]
     pub openai_api_key_ref: Option<String>,
+    #[arg(long = "openai-config.authorization-passthrough", value_name = "true|false",
+          num_args = 0..=1, default_missing_value = "true", help_heading = "OpenAI")]
+    pub openai_authorization_passthrough: Option<bool>,
 
     #[arg(long = "anthropic-config.base-url", value_name = "URL", help_heading = "Anthropic")]
     pub anthropic_base_url: Option<String>,
@@ -186,9 +189,10 @@ impl ProviderFlags {
         fn b(v: &Option<bool>) -> Option<Value> {
             v.map(Value::Bool)
         }
-        let all: [(&'static str, &'static [&'static str], Option<Value>); 20] = [
+        let all: [(&'static str, &'static [&'static str], Option<Value>); 21] = [
             ("openai_config", &["base_url"], s(&self.openai_base_url)),
             ("openai_config", &["api_key_ref"], s(&self.openai_api_key_ref)),
+            ("openai_config", &["authorization_passthrough"], b(&self.openai_authorization_passthrough)),
             ("anthropic_config", &["base_url"], s(&self.anthropic_base_url)),
             ("anthropic_config", &["api_key_ref"], s(&self.anthropic_api_key_ref)),
             ("anthropic_config", &["authorization_passthrough"], b(&self.anthropic_authorization_passthrough)),

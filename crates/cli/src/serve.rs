@@ -68,6 +68,27 @@ pub struct ServeArgs {
     /// Seconds between checks for config changes made by other replicas.
     #[arg(long, env = "TOLLGATE_CONFIG_POLL_SECONDS", default_value_t = 1.0)]
     pub config_poll_seconds: f64,
+    /// Usage events database. Default: `<data-dir>/usage.sqlite` with SQLite, the config
+    /// database with PostgreSQL.
+    #[arg(long, env = "TOLLGATE_USAGE_DATABASE_URL", hide_env_values = true)]
+    pub usage_database_url: Option<Sensitive>,
+    /// Largest proxied request body, in bytes (larger requests get 413).
+    #[arg(long, env = "TOLLGATE_MAX_REQUEST_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_request_body_bytes: usize,
+    /// Seconds allowed to connect to an upstream (TCP + TLS); failures answer 502.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub upstream_connect_timeout_seconds: f64,
+    /// Longest wait, in seconds, for any single read from an upstream (the response head or
+    /// the next chunk of a stream); a timeout answers 504. Not a limit on a whole stream.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_READ_TIMEOUT_SECONDS", default_value_t = 600.0)]
+    pub upstream_read_timeout_seconds: f64,
+    /// Capacity of the in-memory usage event queue (events beyond it are dropped and counted).
+    #[arg(long, env = "TOLLGATE_USAGE_QUEUE_CAPACITY", default_value_t = 65_536)]
+    pub usage_queue_capacity: usize,
+    /// Milliseconds between usage writer flushes (it also flushes every 1000 events, and
+    /// drains everything on shutdown).
+    #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
+    pub usage_flush_interval_ms: u64,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -99,6 +120,14 @@ impl StoreArgs {
     }
 }
 
+/// A positive number of seconds, at most a day.
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v > 0.0 && v <= 86_400.0) {
+        anyhow::bail!("{flag} must be greater than 0 and at most 86400");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
 impl ServeArgs {
     /// The server settings these flags describe.
     pub fn settings(&self) -> anyhow::Result<Settings> {
@@ -116,6 +145,22 @@ impl ServeArgs {
             anyhow::bail!("--config-poll-seconds must be between 0 and 3600");
         }
         s.config_poll_interval = Duration::from_secs_f64(self.config_poll_seconds);
+        s.usage_database_url = self.usage_database_url.clone();
+        if self.max_request_body_bytes == 0 {
+            anyhow::bail!("--max-request-body-bytes must be at least 1");
+        }
+        s.max_request_body_bytes = self.max_request_body_bytes;
+        s.upstream_connect_timeout =
+            seconds("--upstream-connect-timeout-seconds", self.upstream_connect_timeout_seconds)?;
+        s.upstream_read_timeout = seconds("--upstream-read-timeout-seconds", self.upstream_read_timeout_seconds)?;
+        if self.usage_queue_capacity == 0 {
+            anyhow::bail!("--usage-queue-capacity must be at least 1");
+        }
+        s.usage_queue_capacity = self.usage_queue_capacity;
+        if self.usage_flush_interval_ms == 0 {
+            anyhow::bail!("--usage-flush-interval-ms must be at least 1");
+        }
+        s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
         Ok(s)
     }
 }

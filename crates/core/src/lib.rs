@@ -8,9 +8,11 @@ pub mod money;
 pub mod patch;
 pub mod provider;
 pub mod token;
+pub mod usage;
 pub mod validate;
 
 pub use error::ValidationError;
 pub use money::Microcents;
 pub use provider::{ProviderSpec, ProviderType};
 pub use token::Role;
+pub use usage::{Cost, RequestStatus, Usage};

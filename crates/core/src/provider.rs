@@ -97,7 +97,23 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// `openai_config` and `google_config`.
+/// `openai_config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenaiConfig {
+    /// Upstream base URL; absent means `https://api.openai.com/v1` (override for Azure).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Secret reference (UPPER_SNAKE_CASE) holding the upstream API key; required unless
+    /// `authorization_passthrough` is on.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+    /// Forward the client's own `Authorization` header upstream instead of a stored key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub authorization_passthrough: bool,
+}
+
+/// `google_config`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
@@ -263,7 +279,7 @@ pub struct ProviderSpec {
     #[schema(value_type = bool)]
     pub enabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub openai_config: Option<ApiKeyConfig>,
+    pub openai_config: Option<OpenaiConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anthropic_config: Option<AnthropicConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -300,7 +316,7 @@ pub struct ProviderSpec {
 /// The validated config of a provider, by type.
 #[derive(Debug, Clone, Copy)]
 pub enum ProviderConfig<'a> {
-    Openai(&'a ApiKeyConfig),
+    Openai(&'a OpenaiConfig),
     Anthropic(&'a AnthropicConfig),
     Google(&'a ApiKeyConfig),
     Bedrock(&'a BedrockConfig),
@@ -389,7 +405,8 @@ impl ProviderSpec {
     /// The upstream base URL: the configured one or the type's default.
     pub fn upstream_base_url(&self) -> String {
         let configured = match self.config() {
-            Some(ProviderConfig::Openai(c) | ProviderConfig::Google(c)) => c.base_url.clone(),
+            Some(ProviderConfig::Openai(c)) => c.base_url.clone(),
+            Some(ProviderConfig::Google(c)) => c.base_url.clone(),
             Some(ProviderConfig::Anthropic(c)) => c.base_url.clone(),
             Some(ProviderConfig::OpenaiCompatible(c)) => c.base_url.clone(),
             Some(ProviderConfig::Bedrock(c)) => c.base_url.clone(),
@@ -408,6 +425,7 @@ impl ProviderSpec {
     /// Whether the client's own `Authorization` header is forwarded upstream.
     pub fn authorization_passthrough(&self) -> bool {
         match self.config() {
+            Some(ProviderConfig::Openai(c)) => c.authorization_passthrough,
             Some(ProviderConfig::Anthropic(c)) => c.authorization_passthrough,
             Some(ProviderConfig::OpenaiCompatible(c)) => c.authorization_passthrough,
             _ => false,
@@ -453,18 +471,15 @@ impl ProviderSpec {
         };
         self.check_config_objects(kind)?;
         match kind {
-            ProviderType::Openai | ProviderType::Google => {
-                let f = kind.config_field();
-                let c = if kind == ProviderType::Openai {
-                    self.openai_config.as_mut()
-                } else {
-                    self.google_config.as_mut()
-                };
-                let Some(c) = c else {
-                    return Err(missing_config(kind));
-                };
-                normalize_base_url(&mut c.base_url, f)?;
-                required_ref(&c.api_key_ref, &format!("{f}.api_key_ref"))?;
+            ProviderType::Openai => {
+                let c = self.openai_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                normalize_base_url(&mut c.base_url, "openai_config")?;
+                check_key_or_passthrough(&c.api_key_ref, c.authorization_passthrough, "openai_config", true)?;
+            }
+            ProviderType::Google => {
+                let c = self.google_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                normalize_base_url(&mut c.base_url, "google_config")?;
+                required_ref(&c.api_key_ref, "google_config.api_key_ref")?;
             }
             ProviderType::Anthropic => {
                 let c = self.anthropic_config.as_mut().ok_or_else(|| missing_config(kind))?;

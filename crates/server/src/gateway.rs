@@ -1,20 +1,24 @@
 //! Starting and stopping one gateway process: open the store (running migrations), load the
 //! master key, create the bootstrap admin token on first start, load the config snapshot,
-//! bind the listener, serve until the shutdown signal, then drain and close.
+//! open the usage store and start its writer, bind the listener, serve until the shutdown
+//! signal, then finish in-flight requests, drain the usage queue and close.
 
 use crate::admin;
 use crate::error::ServerError;
 use crate::keys::{load_keyring, write_private_file};
+use crate::meter::UsageWriter;
+use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
-use crate::state::AppState;
+use crate::state::{AppState, Parts};
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tollgate_core::Role;
-use tollgate_store::{Store, TokenRecord};
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tollgate_store::{Store, TokenRecord, UsageStore};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// File in the data dir that receives the bootstrap admin token (0600).
@@ -28,6 +32,8 @@ pub struct Gateway {
     router: Router,
     local_addr: SocketAddr,
     bootstrap_token: Option<String>,
+    writer: UsageWriter,
+    usage: UsageStore,
 }
 
 fn default_public_url(addr: SocketAddr) -> String {
@@ -60,16 +66,37 @@ impl Gateway {
             }
             None => default_public_url(local_addr),
         };
-        let state = AppState::new(store, secrets, public_url, settings);
+        let usage = match settings.effective_usage_database_url() {
+            Some(url) => {
+                let u = UsageStore::connect(&url).await?;
+                tracing::info!(database = %crate::settings::redact_url(&url), "usage store open");
+                u
+            }
+            None => UsageStore::sharing(&store)
+                .ok_or_else(|| ServerError::Settings("the usage store cannot share a SQLite database".into()))?,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (meter, writer) = crate::meter::channel(
+            usage.clone(),
+            metrics.clone(),
+            settings.usage_queue_capacity,
+            settings.usage_batch_size,
+            settings.usage_flush_interval,
+        );
+        let http = crate::upstream::build_client(&settings)?;
+        let state = AppState::new(store, settings, Parts { secrets, public_url, meter, metrics, http });
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());
-        let router = admin.layer(
+        let router = crate::proxy::router(state.clone()).merge(admin).layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    // The path only: a query string may carry a credential (`?key=`).
+                    tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token })
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -85,11 +112,13 @@ impl Gateway {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests and
-    /// closes the database.
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
+    /// (streams included), drains the usage queue into the store and closes the databases.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let poller = tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx));
+        let poller =
+            tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx.clone()));
+        let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let result = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(async move {
@@ -100,6 +129,8 @@ impl Gateway {
             .map_err(ServerError::io("serving"));
         let _ = stop_tx.send(true);
         let _ = poller.await;
+        let _ = writer.await;
+        self.usage.close().await;
         self.state.store().close().await;
         tracing::info!("stopped");
         result

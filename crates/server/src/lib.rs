@@ -1,6 +1,7 @@
-//! The Tollgate service as a library: settings, the in-memory config snapshot, the admin
-//! REST API (with its generated OpenAPI document), health endpoints and graceful startup
-//! and shutdown. The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
+//! The Tollgate service as a library: settings, the in-memory config snapshot, the native
+//! proxy (`/llm/v1/providers/{name}/…`) with its off-path usage metering, the admin REST
+//! API (with its generated OpenAPI document), health and metrics endpoints, and graceful
+//! startup and shutdown. The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
 //!
 //! SQL lives only in `tollgate-store`; this crate talks to the database through it.
 //! Request handlers read configuration and gateway tokens from the snapshot, never the DB.
@@ -10,10 +11,14 @@ pub mod auth;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod meter;
+pub mod metrics;
+pub mod proxy;
 pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod time;
+pub mod upstream;
 
 pub use error::{ApiError, ServerError};
 pub use gateway::Gateway;

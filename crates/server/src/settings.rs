@@ -85,6 +85,22 @@ pub struct Settings {
     pub config_poll_interval: Duration,
     /// Largest admin API request body.
     pub max_admin_body_bytes: usize,
+    /// Usage events database; default: `<data_dir>/usage.sqlite` with a SQLite config
+    /// database, the config database itself with PostgreSQL.
+    pub usage_database_url: Option<Sensitive>,
+    /// Largest proxied request body; larger requests get 413 in the provider's error shape.
+    pub max_request_body_bytes: usize,
+    /// Time allowed to open a connection (TCP + TLS) to an upstream.
+    pub upstream_connect_timeout: Duration,
+    /// Longest wait for any single read from an upstream (response head or next body chunk).
+    /// Not a total timeout: streams may run for minutes.
+    pub upstream_read_timeout: Duration,
+    /// Capacity of the in-memory usage event queue; when full, events are dropped and counted.
+    pub usage_queue_capacity: usize,
+    /// The usage writer commits at most this many events per transaction…
+    pub usage_batch_size: usize,
+    /// …and flushes at least this often.
+    pub usage_flush_interval: Duration,
 }
 
 impl Settings {
@@ -101,6 +117,13 @@ impl Settings {
             secret_env_prefix: "TOLLGATE_SECRET_".into(),
             config_poll_interval: Duration::from_secs(1),
             max_admin_body_bytes: 1024 * 1024,
+            usage_database_url: None,
+            max_request_body_bytes: 32 * 1024 * 1024,
+            upstream_connect_timeout: Duration::from_secs(10),
+            upstream_read_timeout: Duration::from_secs(600),
+            usage_queue_capacity: 65_536,
+            usage_batch_size: 1000,
+            usage_flush_interval: Duration::from_millis(250),
         }
     }
 
@@ -110,5 +133,18 @@ impl Settings {
             .as_ref()
             .map(|u| u.0.clone())
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("tollgate.sqlite").display()))
+    }
+
+    /// The usage database URL, or `None` to share the PostgreSQL config database.
+    pub fn effective_usage_database_url(&self) -> Option<String> {
+        if let Some(u) = &self.usage_database_url {
+            return Some(u.0.clone());
+        }
+        let config = self.effective_database_url();
+        if config.starts_with("postgres://") || config.starts_with("postgresql://") {
+            None
+        } else {
+            Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("usage.sqlite").display()))
+        }
     }
 }

@@ -3,7 +3,13 @@
 //! Every request reads providers and gateway tokens from an immutable [`Snapshot`] behind an
 //! `ArcSwap` (a lock-free load). Writes go to the database, then [`AppState::reload`] builds a
 //! new snapshot; a poller reloads when another replica bumped the config version.
+//!
+//! The snapshot also caches the plaintext of every database secret a provider references,
+//! so the proxy never reads the database per request (a secret write bumps the config
+//! version like any other config write, so the cache follows it).
 
+use crate::meter::Meter;
+use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use arc_swap::ArcSwap;
@@ -12,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tollgate_core::ProviderSpec;
-use tollgate_store::{Store, StoreError, TokenRecord};
+use tollgate_store::{SecretValue, Store, StoreError, TokenRecord};
 
 /// A provider as the snapshot holds it.
 #[derive(Debug, Clone)]
@@ -29,6 +35,8 @@ pub struct Snapshot {
     pub providers: HashMap<String, Arc<ProviderEntry>>,
     /// Active (not revoked) tokens by SHA-256 of the token. Expiry is checked per request.
     pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
+    /// Values of the database secrets that providers reference, by secret name.
+    pub credentials: HashMap<String, SecretValue>,
 }
 
 /// Cheap to clone; one per process.
@@ -46,20 +54,58 @@ struct Inner {
     public_url: String,
     settings: Settings,
     ready: AtomicBool,
+    meter: Meter,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+}
+
+/// What [`AppState::new`] needs besides the store and settings.
+#[derive(Debug)]
+pub struct Parts {
+    pub secrets: SecretSource,
+    pub public_url: String,
+    pub meter: Meter,
+    pub metrics: Arc<Metrics>,
+    pub http: reqwest::Client,
 }
 
 impl AppState {
-    pub fn new(store: Store, secrets: SecretSource, public_url: String, settings: Settings) -> AppState {
+    pub fn new(store: Store, settings: Settings, parts: Parts) -> AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 reload_lock: tokio::sync::Mutex::new(()),
-                secrets,
-                public_url: public_url.trim_end_matches('/').to_string(),
+                secrets: parts.secrets,
+                public_url: parts.public_url.trim_end_matches('/').to_string(),
                 settings,
                 ready: AtomicBool::new(false),
+                meter: parts.meter,
+                metrics: parts.metrics,
+                http: parts.http,
             }),
+        }
+    }
+
+    pub fn meter(&self) -> &Meter {
+        &self.inner.meter
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The shared upstream HTTP client.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// A provider credential by secret name: from the snapshot for the database backend (no
+    /// database read), from the environment or the secret directory otherwise.
+    pub async fn credential(&self, snap: &Snapshot, name: &str) -> Option<SecretValue> {
+        match &self.inner.secrets {
+            SecretSource::Database => snap.credentials.get(name).cloned(),
+            other => other.value(&self.inner.store, name).await.ok().flatten(),
         }
     }
 
@@ -98,16 +144,31 @@ impl AppState {
         let _guard = self.inner.reload_lock.lock().await;
         let version = self.inner.store.config_version().await?;
         let mut providers = HashMap::new();
+        let mut credentials = HashMap::new();
         for rec in self.inner.store.all_providers().await? {
             let spec: ProviderSpec = serde_json::from_str(&rec.spec_json)
                 .map_err(|e| StoreError::Corrupt(format!("provider {}: {e}", rec.name)))?;
+            if matches!(self.inner.secrets, SecretSource::Database) {
+                for (_, secret) in spec.secret_refs() {
+                    if credentials.contains_key(&secret) {
+                        continue;
+                    }
+                    match self.inner.store.secret_value(&secret).await {
+                        Ok(Some(v)) => {
+                            credentials.insert(secret, v);
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(secret = %secret, error = %e, "cannot unseal a provider secret"),
+                    }
+                }
+            }
             providers.insert(
                 rec.name.clone(),
                 Arc::new(ProviderEntry { spec, created_at_ms: rec.created_at_ms, updated_at_ms: rec.updated_at_ms }),
             );
         }
         let tokens = self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
-        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens }));
+        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials }));
         self.inner.ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -70,9 +70,16 @@ macro_rules! write_tx {
 pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = version + 1 WHERE id = 1";
 
 /// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(1, "config", include_str!("../migrations/sqlite/0001_config.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "config", include_str!("../migrations/postgres/0001_config.sql"))];
+pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "config", include_str!("../migrations/sqlite/0001_config.sql"))];
+/// On PostgreSQL usage tables live in the same database, so they are in the same list.
+pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "config", include_str!("../migrations/postgres/0001_config.sql")),
+    (2, "usage events", include_str!("../migrations/postgres/0002_usage_events.sql")),
+];
+/// On SQLite usage events live in their own file with its own migration history.
+pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "usage events", include_str!("../migrations/sqlite_usage/0001_usage_events.sql"))];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
@@ -84,14 +91,23 @@ fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     )
 }
 
-/// Opens a pool for `url` and runs pending migrations.
-pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
+/// Which migration lists to run on a SQLite file: `(sqlite, postgres)`.
+pub(crate) type Migrations =
+    (&'static [(i64, &'static str, &'static str)], &'static [(i64, &'static str, &'static str)]);
+
+/// The config database's migrations.
+pub(crate) const CONFIG: Migrations = (SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS);
+/// The usage database's migrations (on PostgreSQL the same list as the config database).
+pub(crate) const USAGE: Migrations = (SQLITE_USAGE_MIGRATIONS, POSTGRES_MIGRATIONS);
+
+/// Opens a pool for `url` and runs pending migrations of `migrations`.
+pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, StoreError> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(format!("bad postgres url: {e}")))?;
         let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await?;
-        migrator(POSTGRES_MIGRATIONS).run(&pool).await?;
+        migrator(migrations.1).run(&pool).await?;
         tracing::debug!(backend = "postgres", "store connected and migrated");
         return Ok(Pool::Postgres(pool));
     }
@@ -118,7 +134,7 @@ pub(crate) async fn connect(url: &str) -> Result<Pool, StoreError> {
         tokio::fs::create_dir_all(dir).await.map_err(sqlx::Error::Io)?;
     }
     let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-    migrator(SQLITE_MIGRATIONS).run(&pool).await?;
+    migrator(migrations.0).run(&pool).await?;
     tracing::debug!(backend = "sqlite", "store connected and migrated");
     Ok(Pool::Sqlite(pool))
 }

@@ -2,7 +2,8 @@
 //!
 //! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
 //! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
-//! config version replicas poll; later issues add usage events, rollups and budgets here too.
+//! config version replicas poll. Usage events have their own handle, [`UsageStore`] (a
+//! separate SQLite file, or the same PostgreSQL database).
 //! Every query is written once and expanded per concrete pool by the macros in `db`, so the
 //! SQL text is the same for both dialects wherever possible. The store never reads the clock:
 //! callers pass `now_ms`. It depends on `tollgate-core` for domain enums only, never on the
@@ -18,6 +19,7 @@ pub mod seal;
 mod secrets;
 mod tokens;
 mod types;
+mod usage;
 
 pub use error::StoreError;
 pub use seal::{Keyring, MasterKey};
@@ -26,6 +28,7 @@ pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
     TokenRecord,
 };
+pub use usage::{UsageEvent, UsageQuery, UsageStore};
 
 use db::Pool;
 use std::sync::{Arc, RwLock};
@@ -53,7 +56,7 @@ impl Store {
     /// Connects to `url` (`sqlite://path?mode=rwc`, a plain file path, or `postgres://...`)
     /// and runs pending migrations. SQLite parent directories are created as needed.
     pub async fn connect(url: &str, keyring: Keyring) -> Result<Store, StoreError> {
-        let pool = db::connect(url).await?;
+        let pool = db::connect(url, db::CONFIG).await?;
         Ok(Store { inner: Arc::new(Inner { pool, keyring: RwLock::new(keyring) }) })
     }
 
@@ -61,6 +64,14 @@ impl Store {
         match self.inner.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL pool, for stores that share the config database.
+    pub(crate) fn postgres_pool(&self) -> Option<Pool> {
+        match &self.inner.pool {
+            Pool::Postgres(p) => Some(Pool::Postgres(p.clone())),
+            Pool::Sqlite(_) => None,
         }
     }
 

@@ -1,10 +1,11 @@
-//! Test-only building blocks: a real gateway on a free port ([`TestGateway`]) and a fresh
-//! database per test ([`db::TestDb`]). Everything talks over real sockets; nothing here
-//! short-circuits the HTTP layer.
+//! Test-only building blocks: a real gateway on a free port ([`TestGateway`]), a fresh
+//! database per test ([`db::TestDb`]) and fake LLM upstreams ([`upstream::FakeUpstream`]).
+//! Everything talks over real sockets; nothing here short-circuits the HTTP layer.
 //!
 //! Only dev-dependencies of other crates may depend on this crate.
 
 pub mod db;
+pub mod upstream;
 
 use anyhow::{Context, anyhow, bail};
 use db::TestDb;
@@ -26,6 +27,8 @@ pub struct TestGateway {
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Where the gateway writes usage events.
+    usage_url: String,
     _dir: tempfile::TempDir,
     _db: Option<TestDb>,
 }
@@ -50,6 +53,7 @@ impl TestGateway {
         settings.database_url = db.as_ref().map(|d| tollgate_server::Sensitive(d.url().to_string()));
         settings.config_poll_interval = std::time::Duration::from_millis(200);
         tweak(&mut settings);
+        let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<(String, Option<String>)>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -91,6 +95,7 @@ impl TestGateway {
             client: reqwest::Client::new(),
             shutdown: Some(stop_tx),
             thread: Some(thread),
+            usage_url,
             _dir: dir,
             _db: db,
         })
@@ -157,6 +162,20 @@ impl TestGateway {
             bail!("POST token: {s} {b}");
         }
         b["token"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no token in {b}"))
+    }
+
+    /// Every usage event the gateway has committed so far, oldest first.
+    pub async fn usage_events(&self) -> anyhow::Result<Vec<tollgate_store::UsageEvent>> {
+        let store = tollgate_store::UsageStore::connect(&self.usage_url).await?;
+        let events =
+            store.list_events(&tollgate_store::UsageQuery { limit: Some(100_000), ..Default::default() }).await;
+        store.close().await;
+        Ok(events?)
+    }
+
+    /// The usage database URL (a SQLite file in the data dir, or the PostgreSQL test database).
+    pub fn usage_url(&self) -> &str {
+        &self.usage_url
     }
 
     /// Stops the gateway gracefully and waits for it.

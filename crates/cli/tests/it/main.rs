@@ -9,5 +9,6 @@ mod admin_providers;
 mod admin_secrets_tokens;
 mod cli;
 mod openapi;
+mod proxy;
 mod serve_binary;
 mod store;

@@ -5,9 +5,10 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 16] = [
+const ROUTES: [(&str, &str); 17] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/api/openapi.json"),
     ("get", "/api/v1/llm-providers"),
     ("post", "/api/v1/llm-providers"),

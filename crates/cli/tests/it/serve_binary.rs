@@ -393,3 +393,86 @@ fn settings_debug_never_shows_the_master_key_or_db_password() {
         "postgres://app:***@db/tollgate"
     );
 }
+
+/// The real binary proxies (with debug logs on), and on SIGTERM writes every queued usage event
+/// before exiting: the flush interval is an hour, so only the shutdown drain can have written
+/// them. Neither the upstream key nor the gateway token appears in any log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_drains_usage_on_sigterm_and_never_logs_keys() {
+    use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+    let upstream_key = "sk-up-LEAKCHECK-3e9d0c";
+    let up = FakeUpstream::start(Flavor::Google, Some(upstream_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("tollgate-data");
+    let served = serve(&data, &["--usage-flush-interval-ms", "3600000"], &[]);
+    let admin_token = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default().trim().to_string();
+    let client = reqwest::Client::new();
+    let base = served.base_url.clone();
+    let mut transcript = String::new();
+    let put = req(
+        &client,
+        Method::PUT,
+        format!("{base}/api/v1/secrets/GEMINI_KEY"),
+        &admin_token,
+        Some(json!({"value": upstream_key})),
+        &mut transcript,
+    )
+    .await;
+    assert_eq!(put.0, 201);
+    let provider = json!({"name": "gem", "display_name": "Gem", "type": "google",
+        "google_config": {"api_key_ref": "GEMINI_KEY", "base_url": up.provider_base_url()}});
+    assert_eq!(
+        req(
+            &client,
+            Method::POST,
+            format!("{base}/api/v1/llm-providers"),
+            &admin_token,
+            Some(provider),
+            &mut transcript
+        )
+        .await
+        .0,
+        201
+    );
+    let (_, tok) = req(
+        &client,
+        Method::POST,
+        format!("{base}/api/v1/tokens"),
+        &admin_token,
+        Some(json!({"name": "app", "role": "invoker"})),
+        &mut String::new(),
+    )
+    .await; // shown once, by design
+    let token = tok["token"].as_str().unwrap_or_default().to_string();
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let n = 12;
+    for i in 0..n {
+        let url = match i % 3 {
+            0 => format!("{base}/llm/v1/providers/gem/v1beta/models/gemini-2.5-flash:generateContent"),
+            1 => format!("{base}/llm/v1/providers/gem/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"),
+            _ => {
+                format!("{base}/llm/v1/providers/gem/v1beta/models/gemini-2.5-flash:streamGenerateContent?key={token}")
+            }
+        };
+        let mut r = client.post(url).json(&body);
+        if i % 3 != 2 {
+            r = r.header("x-goog-api-key", &token);
+        }
+        let resp = r.send().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(resp.status(), 200);
+        transcript.push_str(&resp.text().await.unwrap_or_default());
+    }
+    let (stdout, stderr) = served.terminate();
+    let usage = tollgate_store::UsageStore::connect(&format!("sqlite://{}", data.join("usage.sqlite").display()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let events = usage.list_events(&tollgate_store::UsageQuery::default()).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(events.len(), n, "every queued event was written on shutdown");
+    assert!(events.iter().all(|e| e.usage.input > 0 && e.model.as_deref() == Some("gemini-2.5-flash")), "{events:#?}");
+    let logs = format!("{stdout}\n{stderr}");
+    assert!(logs.contains("/llm/v1/providers/gem/"), "proxied requests are logged (by path): {stderr}");
+    for secret in [upstream_key, token.as_str()] {
+        assert!(!logs.contains(secret), "{secret} leaked into the logs");
+        assert!(!transcript.contains(secret), "{secret} leaked into a response");
+    }
+}

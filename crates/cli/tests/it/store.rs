@@ -29,6 +29,7 @@ macro_rules! store_cases {
 }
 
 store_cases!(
+    usage_events_batch_roundtrip,
     migrations_idempotent,
     provider_crud,
     provider_list_filters,
@@ -135,8 +136,12 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
     assert_eq!(again.config_version().await?, version, "reconnecting must not rerun migrations");
     let kept = again.secret_value("KEEP_ME").await?.context("secret lost on reconnect")?;
     assert_eq!(kept.expose(), "v");
-    let applied = db.raw_strings("SELECT description FROM _sqlx_migrations WHERE $1 = $1", "x").await?;
-    assert_eq!(applied, vec!["config".to_owned()], "each migration recorded once");
+    let applied =
+        db.raw_strings("SELECT description FROM _sqlx_migrations WHERE $1 = $1 ORDER BY version", "x").await?;
+    // On PostgreSQL the usage tables share the database (and its migration history); on
+    // SQLite they live in their own file.
+    let expected: &[&str] = if db.is_postgres() { &["config", "usage events"] } else { &["config"] };
+    assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;
     Ok(())
 }
@@ -750,4 +755,85 @@ async fn connect_rejects_unknown_scheme() {
     let Ok(keyring) = MasterKey::generate().map(Keyring::new) else { panic!("keygen") };
     let e = err(Store::connect("mysql://user:pw@host/db", keyring).await);
     assert!(matches!(&e, StoreError::InvalidUrl(m) if !m.contains("pw")), "{e:?}");
+}
+
+/// The usage store on this backend: a sibling SQLite file, or the PostgreSQL database itself.
+async fn usage_store(db: &TestDb) -> anyhow::Result<tollgate_store::UsageStore> {
+    if db.is_postgres() {
+        Ok(tollgate_store::UsageStore::connect(db.url()).await?)
+    } else {
+        let url = db.url().replace("tollgate.db", "usage.sqlite");
+        Ok(tollgate_store::UsageStore::connect(&url).await?)
+    }
+}
+
+/// A batch larger than one INSERT statement round-trips every column exactly, in one
+/// transaction; filters and ordering work; reconnecting does not re-migrate.
+async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_core::{Cost, RequestStatus, Usage};
+    let store = usage_store(&db).await?;
+    let events: Vec<tollgate_store::UsageEvent> = (0..450)
+        .map(|i: i64| tollgate_store::UsageEvent {
+            id: format!("ev-{i:04}"),
+            ts_ms: 1_000 + i,
+            provider: if i % 2 == 0 { "even".into() } else { "odd".into() },
+            provider_type: ProviderType::Anthropic,
+            model: (i % 3 != 0).then(|| format!("m-{i}")),
+            endpoint: "/v1/messages".into(),
+            user: Some("u@example.com".into()),
+            agent: None,
+            token_id: Some("tok".into()),
+            status: if i % 5 == 0 { RequestStatus::ClientCancelled } else { RequestStatus::Success },
+            http_status: Some(200),
+            error_class: (i % 5 == 0).then(|| "client_cancelled".into()),
+            streamed: i % 2 == 1,
+            latency_ms: i * 3,
+            ttft_ms: (i % 4 != 0).then_some(i),
+            usage: Usage {
+                input: i,
+                output: i + 1,
+                reasoning: i + 2,
+                cached_input: i + 3,
+                cache_write_5m: i + 4,
+                cache_write_1h: i + 5,
+                cache_write_unknown: i + 6,
+            },
+            cost: Cost {
+                input: 1,
+                output: 2,
+                reasoning: 3,
+                cached_input: 4,
+                cache_write_5m: 5,
+                cache_write_1h: 6,
+                cache_write_unknown: 7,
+                total: 28,
+            },
+            catalog_version: Some("2026-11-01".into()),
+            priced_by_override: i % 7 == 0,
+            request_id: format!("req-{i}"),
+            conversation_id: (i % 2 == 0).then(|| "conv".into()),
+        })
+        .collect();
+    store.insert_events(&events).await?;
+    assert_eq!(store.count_events().await?, 450);
+    let all = store.list_events(&tollgate_store::UsageQuery::default()).await?;
+    assert_eq!(all, events, "every column round-trips, oldest first");
+    let odd = store
+        .list_events(&tollgate_store::UsageQuery {
+            provider: Some("odd".into()),
+            since_ms: Some(1_400),
+            limit: Some(10),
+        })
+        .await?;
+    assert_eq!(odd.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), (1_401..1_420).step_by(2).collect::<Vec<_>>());
+    // A batch with a duplicate id fails as a whole: nothing of it is written.
+    let mut bad = events[..3].to_vec();
+    bad[0].id = "fresh-1".into();
+    assert!(store.insert_events(&bad).await.is_err());
+    assert_eq!(store.count_events().await?, 450, "a failed batch writes nothing");
+    store.close().await;
+    let again = usage_store(&db).await?;
+    assert_eq!(again.count_events().await?, 450);
+    again.close().await;
+    Ok(())
 }

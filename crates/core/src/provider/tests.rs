@@ -117,8 +117,17 @@ fn credential_rules_per_type() {
         with(base(), json!({"openai_config": {"api_key_ref": "K", "base_url": "https://u:p@x.io"}})),
         Some("openai_config.base_url"),
     );
+    let o = |cfg: Value| json!({"name": "o", "display_name": "O", "type": "openai", "openai_config": cfg});
+    check(o(json!({"authorization_passthrough": true})), None);
+    check(o(json!({"authorization_passthrough": true, "api_key_ref": "K"})), Some("openai_config.api_key_ref"));
+    check(o(json!({"authorization_passthrough": false})), Some("openai_config.api_key_ref"));
     let g = json!({"name": "g", "display_name": "G", "type": "google", "google_config": {}});
     check(g, Some("google_config.api_key_ref"));
+    check(
+        json!({"name": "g", "display_name": "G", "type": "google",
+               "google_config": {"api_key_ref": "K", "authorization_passthrough": true}}),
+        Some("google_config.authorization_passthrough"),
+    );
     let a = |cfg: Value| json!({"name": "a", "display_name": "A", "type": "anthropic", "anthropic_config": cfg});
     check(a(json!({})), Some("anthropic_config.api_key_ref"));
     check(a(json!({"authorization_passthrough": false})), Some("anthropic_config.api_key_ref"));

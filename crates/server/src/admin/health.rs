@@ -1,5 +1,5 @@
-//! `/healthz` (the process is alive) and `/readyz` (the database answers and the config
-//! snapshot is loaded).
+//! `/healthz` (the process is alive), `/readyz` (the database answers and the config
+//! snapshot is loaded) and `/metrics` (Prometheus counters).
 
 use crate::state::AppState;
 use axum::Json;
@@ -43,4 +43,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             )
         }
     }
+}
+
+/// Prometheus counters: proxied requests forwarded and refused (by reason), upstream failures,
+/// client cancellations, usage events queued, written and dropped.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
+pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics().render())
 }

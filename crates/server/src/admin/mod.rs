@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
         .routes(routes!(openapi_json))
         .routes(routes!(providers::list, providers::create))
         .routes(routes!(providers::get, providers::update, providers::delete))
@@ -73,6 +74,14 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>) -> Json<utoipa::openapi::OpenApi> {
     Json((*spec).clone())
+}
+
+/// Rebuilds this replica's snapshot right after a config write, so the next request (proxy
+/// or admin) sees it; if that fails, the config poller retries.
+pub(crate) async fn reload_after_write(state: &AppState) {
+    if let Err(e) = state.reload().await {
+        tracing::error!(error = %e, "config reload after a write failed; the poller will retry");
+    }
 }
 
 /// Parses a request body that must be a JSON object.

@@ -83,12 +83,6 @@ fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<Provi
     })
 }
 
-async fn reload(state: &AppState) {
-    if let Err(e) = state.reload().await {
-        tracing::error!(error = %e, "config reload after a write failed; the poller will retry");
-    }
-}
-
 /// Create a provider.
 #[utoipa::path(post, path = "/api/v1/llm-providers", tag = "providers",
     request_body = ProviderSpec,
@@ -109,7 +103,7 @@ pub async fn create(
     let now = now_ms();
     let rec = record(&spec, now, now)?;
     state.store().insert_provider(&rec, in_db).await?;
-    reload(&state).await;
+    super::reload_after_write(&state).await;
     tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
     let location = format!("/api/v1/llm-providers/{}", spec.name);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, spec, now, now))))
@@ -219,7 +213,7 @@ pub async fn update(
     let now = now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
     state.store().update_provider(&rec, in_db).await?;
-    reload(&state).await;
+    super::reload_after_write(&state).await;
     tracing::info!(provider = %name, "provider updated");
     Ok(Json(view(&state, spec, current.created_at_ms, now)))
 }
@@ -237,7 +231,7 @@ pub async fn delete(
     let caller = authorize(&state, &headers, Role::Writer)?;
     require_scope(&caller, &name)?;
     state.store().delete_provider(&name).await?;
-    reload(&state).await;
+    super::reload_after_write(&state).await;
     tracing::info!(provider = %name, "provider deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -165,6 +165,7 @@ pub async fn put(
         .await?
         .ok_or_else(|| ApiError::Internal(format!("secret {name} vanished after write")))?;
     tracing::info!(secret = %name, created, "secret stored");
+    super::reload_after_write(&state).await;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(SecretView::from(&meta))))
 }
@@ -186,5 +187,6 @@ pub async fn delete(
     }
     state.store().delete_secret(&name).await?;
     tracing::info!(secret = %name, "secret deleted");
+    super::reload_after_write(&state).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -191,9 +191,7 @@ pub async fn create(
     let template = validate_request(req, now)?;
     let (token, rec) = mint(template)?;
     state.store().insert_token(&rec).await?;
-    if let Err(e) = state.reload().await {
-        tracing::error!(error = %e, "config reload after token create failed");
-    }
+    super::reload_after_write(&state).await;
     tracing::info!(token_id = %rec.id, name = %rec.name, role = %rec.role, "gateway token created");
     let mut view = TokenView::of(&rec, now);
     view.token = Some(token);
@@ -248,9 +246,7 @@ pub async fn revoke(
     authorize(&state, &headers, Role::Admin)?;
     let now = now_ms();
     let t = state.store().revoke_token(&id, now).await?;
-    if let Err(e) = state.reload().await {
-        tracing::error!(error = %e, "config reload after token revoke failed");
-    }
+    super::reload_after_write(&state).await;
     tracing::info!(token_id = %id, "gateway token revoked");
     Ok(Json(TokenView::of(&t, now)))
 }

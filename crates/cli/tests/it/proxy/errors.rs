@@ -1,0 +1,302 @@
+//! Every refusal and failure on the proxy path, in each provider's native error shape, in the
+//! documented order (401 → 404 → 403 → 413 → 403 model), with no usage event for refusals and
+//! exactly one for failures after the upstream was contacted.
+
+use super::*;
+use crate::both_backends;
+use tollgate_core::RequestStatus;
+use tollgate_testkit::upstream::{FakeUpstream, Reply as UpReply};
+
+/// Asserts `r` is `status` in the native error shape of `kind` and its message contains `needle`.
+#[track_caller]
+pub fn assert_native(r: &Reply, kind: &str, status: u16, needle: &str) {
+    assert_eq!(r.status, status, "{kind}: {}", r.text());
+    let v = r.json();
+    let message = match kind {
+        "anthropic" => {
+            assert_eq!(v["type"], "error", "{v}");
+            assert!(v["error"]["type"].is_string(), "{v}");
+            v["error"]["message"].as_str()
+        }
+        "google" => {
+            assert_eq!(v["error"]["code"], status, "{v}");
+            assert!(v["error"]["status"].is_string(), "{v}");
+            v["error"]["message"].as_str()
+        }
+        _ => {
+            assert!(v["error"]["type"].is_string(), "{v}");
+            v["error"]["message"].as_str()
+        }
+    };
+    let message = message.unwrap_or_else(|| panic!("no message in {v}"));
+    assert!(message.contains(needle), "{kind}: message {message:?} lacks {needle:?}");
+}
+
+/// A minimal generation request of each type: (path, body).
+pub fn generation(kind: &str, model: &str) -> (String, Value) {
+    match kind {
+        "anthropic" => (
+            "/v1/messages".into(),
+            json!({"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}),
+        ),
+        "google" => (
+            format!("/v1beta/models/{model}:generateContent"),
+            json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+        ),
+        _ => ("/chat/completions".into(), json!({"model": model, "messages": [{"role": "user", "content": "hi"}]})),
+    }
+}
+
+/// Every refusal for one provider type, then one allowed request.
+async fn refusals(db: TestDb, kind: &'static str) {
+    {
+        let rig = Rig::new(db, kind, json!({"provider_models": [{"name": "allowed-model"}]})).await;
+        let (path, body) = generation(kind, "allowed-model");
+
+        // 401: missing, malformed, unknown, revoked, expired.
+        let r = send(rig.gw.client.post(rig.url(&path)).json(&body)).await;
+        assert_native(&r, kind, 401, "missing gateway token");
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, "not-a-token").json(&body)).await;
+        assert_native(&r, kind, 401, "gateway token");
+        let unknown = format!("tg_{}", "A".repeat(43));
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &unknown).json(&body)).await;
+        assert_native(&r, kind, 401, "gateway token");
+        let revoked = expect(
+            admin(&rig.gw, Method::POST, "/api/v1/tokens", Some(json!({"name": "gone", "role": "invoker"}))).await,
+            201,
+        );
+        let revoked_token = revoked["token"].as_str().unwrap_or_default().to_string();
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &revoked_token).json(&body)).await;
+        assert!(r.status != 401, "a fresh token works before revocation: {}", r.text());
+        let id = revoked["id"].as_str().unwrap_or_default();
+        expect(admin(&rig.gw, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await, 200);
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &revoked_token).json(&body)).await;
+        assert_native(&r, kind, 401, "gateway token");
+        let soon = chrono_like_rfc3339(std::time::SystemTime::now() + Duration::from_millis(1200));
+        let expiring = expect(
+            admin(
+                &rig.gw,
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "brief", "role": "invoker", "expires_at": soon})),
+            )
+            .await,
+            201,
+        );
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let expiring = expiring["token"].as_str().unwrap_or_default().to_string();
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &expiring).json(&body)).await;
+        assert_native(&r, kind, 401, "expired");
+
+        // 404: unknown provider, OpenAI shape (no type known) — even for a valid token.
+        let r = send(
+            sdk_auth(rig.gw.client.post(rig.gw.url(&format!("/llm/v1/providers/nope{path}"))), kind, &rig.token)
+                .json(&body),
+        )
+        .await;
+        assert_native(&r, "openai", 404, "no LLM provider named \"nope\"");
+        // …and 401 comes first.
+        let r = send(rig.gw.client.post(rig.gw.url(&format!("/llm/v1/providers/nope{path}"))).json(&body)).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+
+        // 403: model not in the allow-list (from the body, or the path for Gemini).
+        let (bad_path, bad_body) = generation(kind, "other-model");
+        let r = rig.post(&bad_path, &bad_body).await;
+        assert_native(&r, kind, 403, "model_not_allowed: model \"other-model\" is not enabled");
+        if kind != "google" {
+            // Ambiguous model (given twice) with an allow-list: refused, naming the field.
+            let raw = r#"{"model":"allowed-model","model":"other-model","messages":[]}"#;
+            let r = send(rig.request(Method::POST, &path).header("content-type", "application/json").body(raw)).await;
+            assert_native(&r, kind, 400, "model");
+        } else {
+            // Percent-encoded path model is decoded before the check.
+            let r = rig.post("/v1beta/models/other%2Dmodel:generateContent", &bad_body).await;
+            assert_native(&r, kind, 403, "model_not_allowed");
+        }
+
+        // 413: body over the cap (the default cap is 32 MiB; send 33 MiB).
+        let big = vec![b' '; 33 * 1024 * 1024];
+        let r = send(rig.request(Method::POST, &path).header("content-type", "application/json").body(big)).await;
+        assert_native(&r, kind, 413, "request body");
+
+        // 403: disabled provider, then 403 out-of-scope token.
+        expect(
+            admin(
+                &rig.gw,
+                Method::PATCH,
+                &format!("/api/v1/llm-providers/{}", rig.name),
+                Some(json!({"enabled": false})),
+            )
+            .await,
+            200,
+        );
+        let r = rig.post(&path, &body).await;
+        assert_native(&r, kind, 403, "is disabled");
+        expect(
+            admin(
+                &rig.gw,
+                Method::PATCH,
+                &format!("/api/v1/llm-providers/{}", rig.name),
+                Some(json!({"enabled": true})),
+            )
+            .await,
+            200,
+        );
+        let scoped = expect(
+            admin(
+                &rig.gw,
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": "scoped", "role": "invoker", "providers": ["elsewhere"]})),
+            )
+            .await,
+            201,
+        );
+        let scoped = scoped["token"].as_str().unwrap_or_default().to_string();
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &scoped).json(&body)).await;
+        assert_native(&r, kind, 403, "not scoped to provider");
+
+        // Only the one request made with the not-yet-revoked token reached the upstream; the
+        // allowed request goes through too; those are the only usage events.
+        assert_eq!(rig.up.requests().len(), 1, "{kind}: refused requests reached the upstream");
+        let r = rig.post(&path, &body).await;
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+        let events = rig.events(2).await;
+        assert!(events.iter().all(|e| e.status == RequestStatus::Success), "{events:#?}");
+
+        // Refusals are counted in /metrics.
+        let metrics = send(rig.gw.client.get(rig.gw.url("/metrics"))).await.text();
+        let model_refusals = if kind == "google" { 2 } else { 1 };
+        assert!(
+            metrics.contains(&format!(
+                "tollgate_proxy_requests_refused_total{{reason=\"model_not_allowed\"}} {model_refusals}"
+            )),
+            "{metrics}"
+        );
+        assert!(metrics.contains("tollgate_proxy_requests_forwarded_total 2"), "{metrics}");
+    }
+}
+
+async fn refusals_openai(db: TestDb) {
+    refusals(db, "openai").await;
+}
+
+async fn refusals_anthropic(db: TestDb) {
+    refusals(db, "anthropic").await;
+}
+
+async fn refusals_google(db: TestDb) {
+    refusals(db, "google").await;
+}
+
+async fn refusals_openai_compatible(db: TestDb) {
+    refusals(db, "openai_compatible").await;
+}
+
+both_backends!(refusals_openai, refusals_anthropic, refusals_google, refusals_openai_compatible);
+
+/// RFC 3339 (UTC, milliseconds) of a system time, for token expiries.
+fn chrono_like_rfc3339(t: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Upstream failures after the request left the gateway: each answers in the native shape
+/// and records exactly one usage event with its class.
+async fn upstream_failures(db: TestDb) {
+    let gw = match TestGateway::start_with(Some(db), |s| {
+        s.upstream_read_timeout = Duration::from_millis(400);
+        s.upstream_connect_timeout = Duration::from_secs(2);
+    })
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => panic!("{e:#}"),
+    };
+    let rig = Rig::on(gw, "anthropic", json!({})).await;
+    let (path, body) = generation("anthropic", "claude-x");
+
+    // 3xx → 502, the redirect is not followed.
+    rig.up.push(UpReply::redirect(307, "http://169.254.169.254/steal"));
+    let r = rig.post(&path, &body).await;
+    assert_native(&r, "anthropic", 502, "redirect");
+    // The head never comes → 504.
+    rig.up.push(UpReply::stall_headers(200).delayed(Duration::from_secs(5)));
+    let r = rig.post(&path, &body).await;
+    assert_native(&r, "anthropic", 504, "did not answer in time");
+    // An upstream error passes through unchanged.
+    let upstream_error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    rig.up.push(UpReply::json(529, &upstream_error));
+    let r = rig.post(&path, &body).await;
+    assert_eq!(r.status, 529);
+    assert_eq!(r.json(), upstream_error);
+
+    let events = rig.events(3).await;
+    let got: Vec<(RequestStatus, Option<&str>, Option<i64>)> =
+        events.iter().map(|e| (e.status, e.error_class.as_deref(), e.http_status)).collect();
+    assert_eq!(
+        got,
+        [
+            (RequestStatus::UpstreamError, Some("upstream_redirect"), Some(502)),
+            (RequestStatus::Timeout, Some("read_timeout"), Some(504)),
+            (RequestStatus::UpstreamError, Some("upstream_5xx"), Some(529)),
+        ]
+    );
+
+    // Nothing listens → 502, one event.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(1)
+    };
+    expect(
+        admin(
+            &rig.gw,
+            Method::PATCH,
+            &format!("/api/v1/llm-providers/{}", rig.name),
+            Some(json!({"anthropic_config": {"base_url": format!("http://127.0.0.1:{dead}")}})),
+        )
+        .await,
+        200,
+    );
+    let r = rig.post(&path, &body).await;
+    assert_native(&r, "anthropic", 502, "could not be reached");
+    let events = rig.events(4).await;
+    assert_eq!(events[3].status, RequestStatus::ConnectionError);
+    assert_eq!(events[3].error_class.as_deref(), Some("connect_error"));
+}
+
+/// Authorization passthrough: the client's own `Authorization` goes upstream, the gateway
+/// token must be in `X-Tollgate-Token` (else 400 saying so).
+async fn passthrough(db: TestDb) {
+    let gw = gateway(db).await;
+    let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    for (i, kind) in ["anthropic", "openai", "openai_compatible"].into_iter().enumerate() {
+        let cfg = format!("{kind}_config");
+        let up = FakeUpstream::start(flavor(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let name = format!("pt-{i}");
+        let body = json!({"name": name, "display_name": "PT", "type": kind,
+                          cfg.clone(): {"base_url": up.provider_base_url(), "authorization_passthrough": true}});
+        expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+        let (path, req) = generation(kind, "m");
+        let url = gw.url(&format!("/llm/v1/providers/{name}{path}"));
+
+        let r =
+            send(gw.client.post(&url).bearer_auth(&token).header("anthropic-version", "2023-06-01").json(&req)).await;
+        assert_native(&r, kind, 400, "X-Tollgate-Token");
+        let r = send(
+            gw.client
+                .post(&url)
+                .bearer_auth("client-own-upstream-key")
+                .header("x-tollgate-token", &token)
+                .header("anthropic-version", "2023-06-01")
+                .json(&req),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{kind}: {}", r.text());
+        let got = up.wait_requests(1, Duration::from_secs(5)).await.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(got[0].header("authorization"), Some("Bearer client-own-upstream-key"), "{kind}");
+        assert!(got[0].header("x-tollgate-token").is_none());
+        assert_eq!(usage_events(&gw, i + 1).await.len(), i + 1);
+    }
+}
+
+both_backends!(upstream_failures, passthrough);

@@ -1,0 +1,192 @@
+//! Streams: passed through as they arrive (never buffered), the include_usage injection and
+//! its hidden chunk, a client that disconnects mid-stream, an upstream that stalls mid-stream.
+
+use super::*;
+use crate::both_backends;
+use std::sync::Arc;
+use tollgate_core::{RequestStatus, Usage};
+use tollgate_testkit::upstream::{Reply as UpReply, Step, openai as fake_openai};
+
+/// The next body chunk within `within`, or None when the body ended.
+async fn next_chunk(resp: &mut reqwest::Response, within: Duration) -> Option<Bytes> {
+    match tokio::time::timeout(within, resp.chunk()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => panic!("body failed: {e:#}"),
+        Err(_) => panic!("no chunk within {within:?}"),
+    }
+}
+
+/// The first SSE event reaches the client while the upstream still holds the second —
+/// both for plain passthrough and for a stream the gateway filters (injected include_usage).
+async fn first_event_is_not_buffered(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    for client_asked_usage in [true, false] {
+        let events = fake_openai::chat_stream("gpt-4o", true);
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let mut steps = vec![Step::Send(events[0].clone()), Step::Wait(gate.clone())];
+        steps.extend(events[1..].iter().cloned().map(Step::Send));
+        rig.up.push(UpReply::script(200, "text/event-stream", steps));
+        let mut body = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        if client_asked_usage {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let mut resp = match rig.request(Method::POST, "/chat/completions").json(&body).send().await {
+            Ok(r) => r,
+            Err(e) => panic!("{e:#}"),
+        };
+        assert_eq!(resp.status(), 200);
+        let first = next_chunk(&mut resp, Duration::from_secs(5)).await.unwrap_or_default();
+        assert_eq!(first, events[0], "the first event arrived whole and unchanged before the second was sent");
+        gate.notify_one();
+        let mut rest = Vec::new();
+        while let Some(c) = next_chunk(&mut resp, Duration::from_secs(5)).await {
+            rest.extend_from_slice(&c);
+        }
+        let expected_rest: Vec<u8> = events[1..]
+            .iter()
+            .filter(|e| client_asked_usage || !String::from_utf8_lossy(e).contains("\"choices\":[]"))
+            .flat_map(|e| e.to_vec())
+            .collect();
+        assert_eq!(String::from_utf8_lossy(&rest), String::from_utf8_lossy(&expected_rest));
+    }
+    let events = rig.events(2).await;
+    for e in &events {
+        assert_eq!(e.status, RequestStatus::Success);
+        assert!(e.streamed);
+        assert_eq!(e.usage, chat_usage_buckets());
+    }
+}
+
+/// The fake's chat usage (prompt 57 incl. 12 cached; completion 17 incl. 5 reasoning) in buckets.
+fn chat_usage_buckets() -> Usage {
+    Usage {
+        input: (fake_openai::CHAT_PROMPT_TOKENS - fake_openai::CHAT_CACHED_TOKENS) as i64,
+        cached_input: fake_openai::CHAT_CACHED_TOKENS as i64,
+        output: (fake_openai::CHAT_COMPLETION_TOKENS - fake_openai::CHAT_REASONING_TOKENS) as i64,
+        reasoning: fake_openai::CHAT_REASONING_TOKENS as i64,
+        ..Usage::default()
+    }
+}
+
+/// A client that did not ask for usage gets exactly the stream it asked for (no usage-only
+/// chunk), while the gateway still meters it: the fake only sends usage when asked, so the
+/// stored buckets prove the injection happened.
+async fn injected_include_usage(db: TestDb) {
+    let rig = Rig::new(db, "openai_compatible", json!({})).await;
+    let body = json!({"model": "llama3", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = rig.post("/chat/completions", &body).await;
+    assert_eq!(r.status, 200);
+    let want: Vec<u8> = fake_openai::chat_stream("llama3", true)
+        .into_iter()
+        .filter(|e| !String::from_utf8_lossy(e).contains("\"choices\":[]"))
+        .flat_map(|e| e.to_vec())
+        .collect();
+    assert_eq!(r.text(), String::from_utf8_lossy(&want));
+    assert!(!r.text().contains("prompt_tokens"), "the usage-only chunk leaked: {}", r.text());
+    let got = rig.up.last_request().unwrap_or_else(|| panic!("no upstream request"));
+    assert_eq!(got.json().unwrap_or_default()["stream_options"], json!({"include_usage": true}));
+    let events = rig.events(1).await;
+    assert_eq!(events[0].usage, chat_usage_buckets());
+    assert_eq!(events[0].model.as_deref(), Some("llama3"));
+}
+
+/// The client goes away mid-stream: exactly one usage event, client_cancelled, with the
+/// usage seen so far; the upstream connection is closed too.
+async fn client_disconnect_mid_stream(db: TestDb) {
+    let rig = Rig::new(db, "anthropic", json!({})).await;
+    let events = tollgate_testkit::upstream::anthropic::message_stream("claude-x");
+    rig.up.push(UpReply::script(
+        200,
+        "text/event-stream",
+        vec![Step::Send(events[0].clone()), Step::Send(events[1].clone()), Step::Hang],
+    ));
+    let body =
+        json!({"model": "claude-x", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut resp = match rig.request(Method::POST, "/v1/messages").json(&body).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("{e:#}"),
+    };
+    let first = next_chunk(&mut resp, Duration::from_secs(5)).await.unwrap_or_default();
+    assert!(String::from_utf8_lossy(&first).contains("message_start"));
+    drop(resp);
+    let stored = rig.events(1).await;
+    assert_eq!(stored[0].status, RequestStatus::ClientCancelled);
+    assert_eq!(stored[0].error_class.as_deref(), Some("client_cancelled"));
+    // message_start carried the input side: it is kept.
+    assert_eq!(stored[0].usage.input, tollgate_testkit::upstream::anthropic::INPUT_TOKENS as i64);
+    assert!(stored[0].streamed);
+    match rig.up.wait_bodies(1, Duration::from_secs(5)).await {
+        Ok((_, aborted)) => assert_eq!(aborted, 1, "the upstream stream was not closed"),
+        Err(e) => panic!("{e:#}"),
+    }
+    let metrics = send(rig.gw.client.get(rig.gw.url("/metrics"))).await.text();
+    assert!(metrics.contains("tollgate_proxy_client_cancelled_total 1"), "{metrics}");
+}
+
+/// The upstream stops sending mid-stream for longer than the read timeout: the client's body
+/// ends with an error and one event records the timeout with the usage seen so far.
+async fn upstream_stalls_mid_stream(db: TestDb) {
+    let gw = TestGateway::start_with(Some(db), |s| s.upstream_read_timeout = Duration::from_millis(400))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let rig = Rig::on(gw, "google", json!({})).await;
+    rig.up.push(UpReply::script(
+        200,
+        "text/event-stream",
+        vec![
+            Step::Send(Bytes::from_static(
+                b"data: {\"candidates\":[],\"usageMetadata\":{\"promptTokenCount\":9,\"candidatesTokenCount\":2}}\r\n\r\n",
+            )),
+            Step::Sleep(Duration::from_secs(3)),
+        ],
+    ));
+    let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]});
+    let resp = rig
+        .request(Method::POST, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(resp.status(), 200);
+    assert!(resp.bytes().await.is_err(), "the body should end with an error");
+    let stored = rig.events(1).await;
+    assert_eq!(stored[0].status, RequestStatus::Timeout);
+    assert_eq!(stored[0].usage, Usage { input: 9, output: 2, ..Usage::default() });
+    assert_eq!(stored[0].model.as_deref(), Some("gemini-2.5-flash"));
+}
+
+/// Built-in streams of every family, paced, metered end to end.
+async fn paced_streams_every_family(db: TestDb) {
+    let rig = Rig::new(db, "anthropic", json!({})).await;
+    rig.up.set_pace(Duration::from_millis(5));
+    let body =
+        json!({"model": "claude-x", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = rig.post("/v1/messages", &body).await;
+    let want: Vec<u8> = tollgate_testkit::upstream::anthropic::message_stream("claude-x")
+        .into_iter()
+        .flat_map(|e| e.to_vec())
+        .collect();
+    assert_eq!(r.text(), String::from_utf8_lossy(&want));
+    let a = tollgate_testkit::upstream::anthropic::INPUT_TOKENS as i64;
+    let stored = rig.events(1).await;
+    assert_eq!(
+        stored[0].usage,
+        Usage {
+            input: a,
+            output: tollgate_testkit::upstream::anthropic::OUTPUT_TOKENS as i64,
+            cached_input: tollgate_testkit::upstream::anthropic::CACHE_READ_INPUT_TOKENS as i64,
+            cache_write_5m: tollgate_testkit::upstream::anthropic::EPHEMERAL_5M_INPUT_TOKENS as i64,
+            cache_write_1h: tollgate_testkit::upstream::anthropic::EPHEMERAL_1H_INPUT_TOKENS as i64,
+            ..Usage::default()
+        }
+    );
+    assert!(stored[0].ttft_ms.is_some_and(|t| t < stored[0].latency_ms || stored[0].latency_ms == 0));
+}
+
+both_backends!(
+    first_event_is_not_buffered,
+    injected_include_usage,
+    client_disconnect_mid_stream,
+    upstream_stalls_mid_stream,
+    paced_streams_every_family
+);

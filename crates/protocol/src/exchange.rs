@@ -1,0 +1,664 @@
+//! One proxied exchange, as the proxy sees it: classify the request ([`inspect`]), make the one
+//! documented body edit ([`prepare_body`]), watch the response on the side ([`Tap`]), and
+//! narrow a models list ([`filter_model_list`]). Family-specific rules live in the provider
+//! modules; this module dispatches to them with one `match` on [`Family`] per operation.
+//!
+//! Pure: bytes in, bytes out. The caller owns sockets, time and the usage event.
+
+use bytes::Bytes;
+
+use crate::json_scan::{self, ArraySplitter, ObjectCapture};
+use crate::sse::{SseEvent, SseParser};
+use crate::{Family, MAX_HELD_BYTES, Usage, anthropic, google, openai};
+
+/// What a request asks the upstream to do (drives metering and the body edit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// OpenAI `POST /chat/completions`.
+    ChatCompletions,
+    /// OpenAI legacy `POST /completions`.
+    Completions,
+    /// OpenAI `POST /responses`.
+    Responses,
+    /// OpenAI `POST /embeddings`.
+    Embeddings,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`, Gemini `:countTokens`.
+    CountTokens,
+    /// Gemini `:generateContent`.
+    GenerateContent,
+    /// Gemini `:streamGenerateContent`.
+    StreamGenerateContent,
+    /// Gemini `:embedContent` / `:batchEmbedContents`.
+    EmbedContent,
+    /// `GET` of the models list.
+    ListModels,
+    /// Anything else: passed through, not metered.
+    Other,
+}
+
+impl Endpoint {
+    /// Whether responses of this endpoint carry billable usage that the [`Tap`] extracts.
+    pub fn is_metered(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Responses
+                | Endpoint::Embeddings
+                | Endpoint::Messages
+                | Endpoint::GenerateContent
+                | Endpoint::StreamGenerateContent
+        )
+    }
+}
+
+/// What [`inspect`] learned about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub endpoint: Endpoint,
+    /// Model from the JSON body `model` (OpenAI, Anthropic) or from the path for Google
+    /// (`/v1beta/models/{model}:action`, `/v1/models/{model}:action`, `/v1alpha/...`, also GET
+    /// `/v1beta/models/{model}`), percent-decoded.
+    pub model: Option<String>,
+    /// The client asked for a streamed response (body `"stream": true`, or Google
+    /// streamGenerateContent).
+    pub stream: bool,
+    /// Set when the body looks like JSON (first non-whitespace byte `{`) but the model cannot
+    /// be read unambiguously: invalid JSON, `model` not a string, or `model` given twice.
+    /// The message names the field and the rule. (The proxy refuses such requests with 400
+    /// when the provider has an allow-list.)
+    pub body_error: Option<String>,
+}
+
+/// Classifies a request. `path` is the upstream-relative path with a leading slash (as it
+/// will be appended to the provider's base URL), `query` the raw query string without `?`.
+/// Never fails; reads the body with a borrowing visitor, never a full `Value`.
+pub fn inspect(family: Family, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo {
+    match family {
+        Family::OpenAi => openai::request::inspect(method, path, query, body),
+        Family::Anthropic => anthropic::request::inspect(method, path, query, body),
+        Family::Google => google::request::inspect(method, path, query, body),
+    }
+}
+
+/// The one documented body edit: an OpenAI chat/completions stream that does not already ask
+/// for `stream_options.include_usage=true` gets it, and `true` is returned (the [`Tap`] then
+/// removes the extra usage-only chunk). Every other byte of the body is kept as-is. Any other
+/// request: the same `Bytes` and `false`.
+pub fn prepare_body(family: Family, info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
+    match family {
+        Family::OpenAi => openai::request::prepare_body(info, body),
+        Family::Anthropic | Family::Google => (body, false),
+    }
+}
+
+/// Narrows a models-list response to the models `allowed` accepts. OpenAI/Anthropic filter
+/// `data[].id`; Google filters `models[].name` ("models/gemini-2.5-flash" matches either
+/// "gemini-2.5-flash" or the full name). Other members and the kept elements' bytes are
+/// unchanged. `None` when the body is not the expected shape (pass it through).
+pub fn filter_model_list(family: Family, body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    match family {
+        Family::OpenAi => openai::request::filter_model_list(body, allowed),
+        Family::Anthropic => anthropic::request::filter_model_list(body, allowed),
+        Family::Google => google::request::filter_model_list(body, allowed),
+    }
+}
+
+/// Keeps the elements of the array member `list` of the top-level object whose string member
+/// `field` passes `keep`; elements without it are dropped. Whitespace around and between
+/// elements follows the original.
+pub(crate) fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let obj = json_scan::object_members(body, 0)?;
+    let member = json_scan::find_member(body, &obj, list)?;
+    let arr = json_scan::array_elements(body, member.value.start)?;
+    let kept: Vec<_> = arr
+        .elements
+        .iter()
+        .filter(|r| {
+            let el = &body[(*r).clone()];
+            json_scan::object_members(el, 0)
+                .and_then(|o| json_scan::find_member(el, &o, field).cloned())
+                .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
+                .is_some_and(|name| keep(&name))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..=arr.open]);
+    if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())
+        && !kept.is_empty()
+    {
+        let sep = match arr.elements.get(1) {
+            Some(second) => &body[first.end..second.start],
+            None => b",".as_slice(),
+        };
+        out.extend_from_slice(&body[arr.open + 1..first.start]);
+        for (i, r) in kept.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(sep);
+            }
+            out.extend_from_slice(&body[(*r).clone()]);
+        }
+        out.extend_from_slice(&body[last.end..arr.close]);
+    }
+    out.extend_from_slice(&body[arr.close..]);
+    Some(out)
+}
+
+/// What a filtering tap does with one SSE event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Forward,
+    Drop,
+}
+
+/// The per-family response decoder. Each family's `stream::Decoder` has the same methods.
+#[derive(Debug)]
+enum Decoder {
+    OpenAi(openai::stream::Decoder),
+    Anthropic(anthropic::stream::Decoder),
+    Google(google::stream::Decoder),
+}
+
+impl Decoder {
+    fn new(family: Family, endpoint: Endpoint, filter: bool) -> Decoder {
+        match family {
+            Family::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(endpoint, filter)),
+            Family::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(endpoint)),
+            Family::Google => Decoder::Google(google::stream::Decoder::new(endpoint)),
+        }
+    }
+
+    /// Top-level members of a non-streamed JSON body the decoder wants.
+    fn body_members(&self) -> &'static [&'static str] {
+        match self {
+            Decoder::OpenAi(_) => openai::stream::BODY_MEMBERS,
+            Decoder::Anthropic(_) => anthropic::stream::BODY_MEMBERS,
+            Decoder::Google(_) => google::stream::BODY_MEMBERS,
+        }
+    }
+
+    fn on_event(&mut self, ev: &SseEvent) -> Action {
+        match self {
+            Decoder::OpenAi(d) => d.on_event(ev),
+            Decoder::Anthropic(d) => d.on_event(ev),
+            Decoder::Google(d) => d.on_event(ev),
+        }
+    }
+
+    fn on_element(&mut self, json: &[u8]) {
+        match self {
+            Decoder::OpenAi(d) => d.on_element(json),
+            Decoder::Anthropic(d) => d.on_element(json),
+            Decoder::Google(d) => d.on_element(json),
+        }
+    }
+
+    fn on_member(&mut self, name: &str, raw: &[u8]) {
+        match self {
+            Decoder::OpenAi(d) => d.on_member(name, raw),
+            Decoder::Anthropic(d) => d.on_member(name, raw),
+            Decoder::Google(d) => d.on_member(name, raw),
+        }
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        match self {
+            Decoder::OpenAi(d) => d.usage(),
+            Decoder::Anthropic(d) => d.usage(),
+            Decoder::Google(d) => d.usage(),
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        match self {
+            Decoder::OpenAi(d) => d.error(),
+            Decoder::Anthropic(d) => d.error(),
+            Decoder::Google(d) => d.error(),
+        }
+    }
+}
+
+/// How the tap reads the response body.
+#[derive(Debug)]
+enum Reader {
+    /// Not metered, or not 2xx: nothing is parsed.
+    Off,
+    Sse {
+        parser: SseParser,
+        filter: Option<Held>,
+    },
+    Json(ObjectCapture),
+    JsonArray(ArraySplitter),
+}
+
+/// The unforwarded tail of a filtered SSE stream: at most one incomplete event.
+#[derive(Debug, Default)]
+struct Held {
+    bytes: Vec<u8>,
+    /// Stream offset of `bytes[0]`.
+    start: u64,
+    /// The open event outgrew [`MAX_HELD_BYTES`]: its bytes are forwarded as they arrive
+    /// until it closes (it cannot be the small usage-only chunk).
+    through: bool,
+}
+
+impl Held {
+    /// Applies `events` (every event completed by `chunk`), appends `chunk`, and returns the
+    /// bytes to forward: every closed block up to `boundary` except dropped events.
+    fn process(&mut self, chunk: &Bytes, events: &[SseEvent], boundary: u64, decoder: &mut Decoder) -> Bytes {
+        let mut drops: Vec<(u64, u64)> = Vec::new();
+        for ev in events {
+            // A truncated (over-cap) event is never dropped, and only it can start before
+            // `self.start` (its head was already forwarded).
+            if decoder.on_event(ev) == Action::Drop && ev.start >= self.start {
+                drops.push((ev.start, ev.end));
+            }
+        }
+        let chunk_end = self.start + (self.bytes.len() + chunk.len()) as u64;
+        let closed_any = boundary > self.start;
+        if self.through && closed_any {
+            self.through = false;
+        }
+        if self.bytes.is_empty() && drops.is_empty() && (boundary == chunk_end || self.through) {
+            // Nothing held, nothing dropped, nothing left open (or the open event flows
+            // through): forward the chunk itself.
+            self.start = chunk_end;
+            return chunk.clone();
+        }
+        self.bytes.extend_from_slice(chunk);
+        let mut out: Vec<u8> = Vec::with_capacity(self.bytes.len());
+        let mut cursor = self.start;
+        for (start, end) in drops {
+            out.extend_from_slice(&self.bytes[self.rel(cursor)..self.rel(start)]);
+            cursor = end;
+        }
+        let end = boundary.max(cursor);
+        out.extend_from_slice(&self.bytes[self.rel(cursor)..self.rel(end)]);
+        self.bytes.drain(..self.rel(end));
+        self.start = end;
+        if self.through || self.bytes.len() > MAX_HELD_BYTES {
+            self.through = true;
+            self.start += self.bytes.len() as u64;
+            out.append(&mut self.bytes);
+        }
+        Bytes::from(out)
+    }
+
+    fn rel(&self, offset: u64) -> usize {
+        usize::try_from(offset.saturating_sub(self.start)).unwrap_or(usize::MAX).min(self.bytes.len())
+    }
+}
+
+/// Side tap over one upstream response: forwards bytes (byte-for-byte, or minus the usage-only
+/// chunk an injected `include_usage` caused) and extracts normalised usage and in-stream
+/// errors. Memory is bounded by [`MAX_HELD_BYTES`] per event / element / captured value.
+#[derive(Debug)]
+pub struct Tap {
+    decoder: Option<Decoder>,
+    reader: Reader,
+}
+
+impl Tap {
+    /// Starts a tap once the upstream's status and headers are known. `content_type` is the
+    /// upstream `Content-Type`: `text/event-stream` is parsed as SSE; Google
+    /// streamGenerateContent without `alt=sse` as a progressively streamed JSON array; any
+    /// other 2xx body as one JSON object whose `usage` / `usageMetadata` member is captured.
+    /// Non-2xx responses and unmetered endpoints are passed through without parsing.
+    /// `injected_include_usage` is the second value [`prepare_body`] returned.
+    pub fn new(
+        family: Family,
+        info: &RequestInfo,
+        status: u16,
+        content_type: Option<&str>,
+        injected_include_usage: bool,
+    ) -> Tap {
+        if !info.endpoint.is_metered() || !(200..300).contains(&status) {
+            return Tap { decoder: None, reader: Reader::Off };
+        }
+        let sse = content_type.is_some_and(is_event_stream);
+        let filter = sse
+            && injected_include_usage
+            && family == Family::OpenAi
+            && matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
+        let decoder = Decoder::new(family, info.endpoint, filter);
+        let reader = if sse {
+            Reader::Sse { parser: SseParser::new(), filter: filter.then(Held::default) }
+        } else if info.endpoint == Endpoint::StreamGenerateContent {
+            Reader::JsonArray(ArraySplitter::new())
+        } else {
+            Reader::Json(ObjectCapture::new(decoder.body_members()))
+        };
+        Tap { decoder: Some(decoder), reader }
+    }
+
+    /// Feeds one chunk as received from upstream; returns the bytes to forward to the client
+    /// now. Unless filtering, that is `chunk` itself (a cheap clone). When filtering, every
+    /// complete SSE event is forwarded as soon as its blank line arrives, only an incomplete
+    /// trailing event is held, and the usage-only chunk is dropped (its usage recorded).
+    pub fn feed(&mut self, chunk: Bytes) -> Bytes {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return chunk;
+        };
+        match &mut self.reader {
+            Reader::Off => chunk,
+            Reader::Sse { parser, filter } => {
+                let events = parser.push(&chunk);
+                match filter {
+                    Some(held) => held.process(&chunk, &events, parser.boundary(), decoder),
+                    None => {
+                        for ev in &events {
+                            decoder.on_event(ev);
+                        }
+                        chunk
+                    }
+                }
+            }
+            Reader::Json(capture) => {
+                for (name, raw) in capture.push(&chunk) {
+                    decoder.on_member(name, &raw);
+                }
+                chunk
+            }
+            Reader::JsonArray(splitter) => {
+                for element in splitter.push(&chunk) {
+                    decoder.on_element(&element);
+                }
+                chunk
+            }
+        }
+    }
+
+    /// Upstream EOF: returns any held bytes to forward, after parsing a final event that lacks
+    /// its trailing blank line. Calling it again returns nothing.
+    pub fn finish(&mut self) -> Bytes {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Bytes::new();
+        };
+        match &mut self.reader {
+            Reader::Sse { parser, filter } => {
+                let events = parser.finish();
+                match filter {
+                    Some(held) => held.process(&Bytes::new(), &events, parser.offset(), decoder),
+                    None => {
+                        for ev in &events {
+                            decoder.on_event(ev);
+                        }
+                        Bytes::new()
+                    }
+                }
+            }
+            Reader::Off | Reader::Json(_) | Reader::JsonArray(_) => Bytes::new(),
+        }
+    }
+
+    /// Normalised usage seen so far (`None` if the response carried none).
+    pub fn usage(&self) -> Option<Usage> {
+        self.decoder.as_ref().and_then(Decoder::usage)
+    }
+
+    /// An error reported inside a 2xx response (Anthropic `event: error`, an OpenAI chunk with
+    /// a top-level `error`, Responses `response.failed` / `error`, a Gemini error element):
+    /// the upstream's message text, shortened.
+    pub fn stream_error(&self) -> Option<&str> {
+        self.decoder.as_ref().and_then(Decoder::error)
+    }
+
+    /// Bytes the tap currently holds (parser buffers and unforwarded output); bounded by a
+    /// small multiple of [`MAX_HELD_BYTES`] plus one chunk.
+    pub fn buffered_len(&self) -> usize {
+        match &self.reader {
+            Reader::Off => 0,
+            Reader::Sse { parser, filter } => parser.buffered_len() + filter.as_ref().map_or(0, |h| h.bytes.len()),
+            Reader::Json(c) => c.buffered_len(),
+            Reader::JsonArray(s) => s.buffered_len(),
+        }
+    }
+}
+
+/// `text/event-stream`, ignoring case and parameters.
+fn is_event_stream(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn chat_stream_info() -> RequestInfo {
+        inspect(Family::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o","stream":true}"#)
+    }
+
+    #[test]
+    fn inspect_reads_model_stream_and_body_errors() {
+        let i =
+            inspect(Family::OpenAi, "POST", "/v1/chat/completions", None, br#" {"stream": true, "model": "gpt-4o"}"#);
+        assert_eq!(
+            i,
+            RequestInfo {
+                endpoint: Endpoint::ChatCompletions,
+                model: Some("gpt-4o".into()),
+                stream: true,
+                body_error: None
+            }
+        );
+        let dup =
+            inspect(Family::Anthropic, "POST", "/v1/messages", None, br#"{"model":"a","max_tokens":1,"model":"b"}"#);
+        assert_eq!(dup.model, None);
+        assert!(dup.body_error.unwrap().contains("`model`"));
+        let not_string = inspect(Family::OpenAi, "POST", "/embeddings", None, br#"{"model":["a"]}"#);
+        assert!(not_string.body_error.unwrap().contains("must be a string"));
+        let invalid = inspect(Family::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o""#);
+        assert!(invalid.body_error.unwrap().contains("not valid JSON"));
+        let multipart =
+            inspect(Family::OpenAi, "POST", "/audio/transcriptions", None, b"--boundary\r\nContent-Disposition");
+        assert_eq!((multipart.model, multipart.body_error), (None, None));
+        let google =
+            inspect(Family::Google, "POST", "/v1beta/models/tunedModels%2Fx:generateContent", Some("alt=sse"), b"{");
+        assert_eq!(
+            google,
+            RequestInfo {
+                endpoint: Endpoint::GenerateContent,
+                model: Some("tunedModels/x".into()),
+                stream: false,
+                body_error: None
+            }
+        );
+        let get = inspect(Family::Google, "GET", "/v1beta/models/gemini-2.5-flash", None, b"");
+        assert_eq!((get.endpoint, get.model.as_deref()), (Endpoint::Other, Some("gemini-2.5-flash")));
+    }
+
+    #[test]
+    fn filter_model_lists_of_every_family() {
+        let openai = b"{\n  \"object\": \"list\",\n  \"data\": [\n    {\"id\": \"gpt-4o\", \"object\": \"model\"},\n    {\"id\": \"gpt-4.1\", \"object\": \"model\"},\n    {\"id\": \"o3\", \"object\": \"model\"}\n  ]\n}";
+        let allow = |m: &str| m == "gpt-4o" || m == "o3";
+        let got = filter_model_list(Family::OpenAi, openai, &allow).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "{\n  \"object\": \"list\",\n  \"data\": [\n    {\"id\": \"gpt-4o\", \"object\": \"model\"},\n    {\"id\": \"o3\", \"object\": \"model\"}\n  ]\n}"
+        );
+        let none = filter_model_list(Family::OpenAi, openai, &|_| false).unwrap();
+        assert_eq!(String::from_utf8(none).unwrap(), "{\n  \"object\": \"list\",\n  \"data\": []\n}");
+
+        let anthropic = br#"{"data":[{"type":"model","id":"claude-sonnet-4-5-20250929"},{"type":"model","id":"claude-opus-4-1-20250805"}],"has_more":false,"first_id":"claude-sonnet-4-5-20250929","last_id":"claude-opus-4-1-20250805"}"#;
+        let got = filter_model_list(Family::Anthropic, anthropic, &|m| m.starts_with("claude-opus")).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            r#"{"data":[{"type":"model","id":"claude-opus-4-1-20250805"}],"has_more":false,"first_id":"claude-sonnet-4-5-20250929","last_id":"claude-opus-4-1-20250805"}"#
+        );
+
+        let google = br#"{"models": [{"name": "models/gemini-2.5-flash"}, {"name": "models/gemini-2.5-pro"}, {"displayName": "no name"}], "nextPageToken": "x"}"#;
+        let short = filter_model_list(Family::Google, google, &|m| m == "gemini-2.5-pro").unwrap();
+        assert_eq!(
+            String::from_utf8(short).unwrap(),
+            r#"{"models": [{"name": "models/gemini-2.5-pro"}], "nextPageToken": "x"}"#
+        );
+        let full = filter_model_list(Family::Google, google, &|m| m == "models/gemini-2.5-flash").unwrap();
+        assert_eq!(
+            String::from_utf8(full).unwrap(),
+            r#"{"models": [{"name": "models/gemini-2.5-flash"}], "nextPageToken": "x"}"#
+        );
+
+        assert_eq!(filter_model_list(Family::OpenAi, b"[1,2]", &|_| true), None);
+        assert_eq!(filter_model_list(Family::OpenAi, br#"{"data": {"id": "x"}}"#, &|_| true), None);
+        assert_eq!(filter_model_list(Family::Google, br#"{"data": []}"#, &|_| true), None);
+        assert_eq!(filter_model_list(Family::Anthropic, b"not json", &|_| true), None);
+    }
+
+    #[test]
+    fn passthrough_returns_the_same_bytes_and_parses_nothing() {
+        let info = chat_stream_info();
+        let chunk = Bytes::from_static(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n");
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), false);
+        let out = tap.feed(chunk.clone());
+        assert_eq!(out.as_ptr(), chunk.as_ptr());
+        assert_eq!(tap.usage(), Some(Usage { input: 1, ..Usage::default() }));
+
+        let mut error = Tap::new(Family::OpenAi, &info, 500, Some("text/event-stream"), true);
+        assert_eq!(error.feed(chunk.clone()).as_ptr(), chunk.as_ptr());
+        assert_eq!((error.usage(), error.finish().len()), (None, 0));
+
+        let count = inspect(Family::Anthropic, "POST", "/v1/messages/count_tokens", None, b"{}");
+        let mut tap = Tap::new(Family::Anthropic, &count, 200, Some("application/json"), false);
+        tap.feed(Bytes::from_static(br#"{"input_tokens": 14, "usage": {"input_tokens": 14}}"#));
+        assert_eq!((tap.usage(), tap.buffered_len()), (None, 0));
+    }
+
+    #[test]
+    fn filtering_forwards_complete_events_at_once() {
+        let info = chat_stream_info();
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("Text/Event-Stream; charset=utf-8"), true);
+        let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n";
+        let out = tap.feed(Bytes::from(format!("{first}data: {{\"choi")));
+        assert_eq!(out, first.as_bytes());
+        let out = tap.feed(Bytes::from_static(b"ces\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n"));
+        assert!(out.is_empty(), "the usage chunk is incomplete and held");
+        let out = tap.feed(Bytes::from_static(b"\ndata: [DONE]\n\n"));
+        assert_eq!(out, &b"data: [DONE]\n\n"[..]);
+        assert_eq!(tap.finish().len(), 0);
+        assert_eq!(tap.usage(), Some(Usage { input: 3, output: 1, ..Usage::default() }));
+    }
+
+    #[test]
+    fn filtering_every_split_with_crlf_and_comments() {
+        let keep1 = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}],\"usage\":null}\r\n\r\n";
+        let comment = ": keep-alive\r\n\r\n";
+        let usage = "data: {\"choices\":[],\r\ndata: \"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\r\n\r\n";
+        let done = "data: [DONE]\r\n\r\n";
+        let upstream = format!("{keep1}{comment}{usage}{done}");
+        let expected = format!("{keep1}{comment}{done}");
+        let info = chat_stream_info();
+        for a in 0..=upstream.len() {
+            for b in (a..=upstream.len()).step_by(7) {
+                let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+                let mut out = Vec::new();
+                for piece in [&upstream[..a], &upstream[a..b], &upstream[b..]] {
+                    out.extend_from_slice(&tap.feed(Bytes::copy_from_slice(piece.as_bytes())));
+                }
+                out.extend_from_slice(&tap.finish());
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "split at {a}, {b}");
+                assert_eq!(tap.usage(), Some(Usage { input: 4, output: 2, ..Usage::default() }));
+            }
+        }
+        // Nothing held and only complete events: the chunk itself comes back.
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let chunk = Bytes::from(keep1);
+        assert_eq!(tap.feed(chunk.clone()).as_ptr(), chunk.as_ptr());
+    }
+
+    #[test]
+    fn filtering_final_event_without_blank_line() {
+        let info = chat_stream_info();
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let head = "data: {\"choices\":[{\"index\":0,\"delta\":{}}],\"usage\":null}\n\n";
+        let body = format!("{head}data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":2}}}}");
+        let mut out = tap.feed(Bytes::from(body)).to_vec();
+        out.extend_from_slice(&tap.finish());
+        assert_eq!(out, head.as_bytes());
+        assert_eq!(tap.usage(), Some(Usage { input: 2, ..Usage::default() }));
+    }
+
+    #[test]
+    fn google_json_array_or_sse_by_content_type() {
+        let info = inspect(Family::Google, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", None, b"");
+        let array = br#"[{"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 1}}, {"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6}}]"#;
+        let mut tap = Tap::new(Family::Google, &info, 200, Some("application/json; charset=UTF-8"), false);
+        tap.feed(Bytes::from_static(array));
+        assert_eq!(tap.usage(), Some(Usage { input: 4, output: 6, ..Usage::default() }));
+        let sse = b"data: {\"usageMetadata\": {\"promptTokenCount\": 4, \"candidatesTokenCount\": 2}}\r\n\r\n";
+        let mut tap = Tap::new(Family::Google, &info, 200, Some("text/event-stream"), false);
+        tap.feed(Bytes::from_static(sse));
+        assert_eq!(tap.usage(), Some(Usage { input: 4, output: 2, ..Usage::default() }));
+    }
+
+    /// A 17 MiB event in 64 KiB chunks, then a usage chunk.
+    fn huge_stream() -> Vec<Bytes> {
+        let mut chunks = vec![Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"")];
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..(17 * 16) {
+            chunks.push(piece.clone());
+        }
+        chunks.push(Bytes::from_static(b"\"}}],\"usage\":null}\n\n"));
+        chunks.push(Bytes::from_static(
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n",
+        ));
+        chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+        chunks
+    }
+
+    #[test]
+    fn huge_event_stays_bounded_when_filtering() {
+        let info = chat_stream_info();
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let chunks = huge_stream();
+        let total: usize = chunks.iter().map(Bytes::len).sum();
+        let mut forwarded = 0;
+        let mut max_held = 0;
+        let mut flushed = false;
+        for chunk in chunks {
+            let (n, x_piece) = (chunk.len(), chunk.len() == 64 * 1024);
+            let out = tap.feed(chunk).len();
+            if flushed && x_piece {
+                assert_eq!(out, n, "past the cap, the open event flows through without holding");
+            }
+            flushed |= out > MAX_HELD_BYTES;
+            forwarded += out;
+            assert!(tap.buffered_len() <= 2 * MAX_HELD_BYTES + 128 * 1024, "held {}", tap.buffered_len());
+            max_held = max_held.max(tap.buffered_len());
+        }
+        forwarded += tap.finish().len();
+        let usage_chunk = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n".len();
+        assert_eq!(forwarded, total - usage_chunk, "everything but the usage chunk reaches the client");
+        assert!(max_held <= 2 * MAX_HELD_BYTES + 128 * 1024);
+        assert_eq!(tap.usage(), Some(Usage { input: 7, output: 9, ..Usage::default() }));
+    }
+
+    #[test]
+    fn huge_event_stays_bounded_when_only_parsing() {
+        let info = chat_stream_info();
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), false);
+        for chunk in huge_stream() {
+            let n = chunk.len();
+            assert_eq!(tap.feed(chunk).len(), n);
+            assert!(tap.buffered_len() <= MAX_HELD_BYTES, "held {}", tap.buffered_len());
+        }
+        tap.finish();
+        assert_eq!(tap.usage(), Some(Usage { input: 7, output: 9, ..Usage::default() }));
+    }
+
+    #[test]
+    fn huge_json_body_is_not_held() {
+        let info = inspect(Family::OpenAi, "POST", "/embeddings", None, br#"{"model":"text-embedding-3-small"}"#);
+        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("application/json"), false);
+        tap.feed(Bytes::from_static(b"{\"object\":\"list\",\"data\":[{\"embedding\":["));
+        let numbers = Bytes::from("0.0123456,".repeat(100_000));
+        for _ in 0..20 {
+            tap.feed(numbers.clone());
+            assert!(tap.buffered_len() < 128);
+        }
+        tap.feed(Bytes::from_static(b"1]}],\"model\":\"m\",\"usage\":{\"prompt_tokens\":5,\"total_tokens\":5}}"));
+        assert_eq!(tap.usage(), Some(Usage { input: 5, ..Usage::default() }));
+    }
+}

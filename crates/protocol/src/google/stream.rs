@@ -1,0 +1,74 @@
+//! Gemini responses on the side. Every streamed chunk (an SSE event with `alt=sse`, else an
+//! element of the streamed JSON array) carries the cumulative `usageMetadata` so far: the last
+//! one with counts wins. An element with a top-level `error` records the upstream's message.
+//! Non-streamed bodies: the top-level `usageMetadata` member.
+
+use serde::Deserialize;
+
+use crate::Usage;
+use crate::exchange::{Action, Endpoint};
+use crate::google::usage::RawUsage;
+use crate::json_scan::ErrorField;
+use crate::sse::SseEvent;
+
+/// Top-level members of a non-streamed body that carry usage.
+pub(crate) const BODY_MEMBERS: &[&str] = &["usageMetadata"];
+
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    usage: Option<Usage>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload {
+    #[serde(default)]
+    usage_metadata: Option<RawUsage>,
+    #[serde(default)]
+    error: Option<ErrorField>,
+}
+
+impl Decoder {
+    pub(crate) fn new(_endpoint: Endpoint) -> Decoder {
+        Decoder { usage: None, error: None }
+    }
+
+    pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
+        if !ev.truncated {
+            self.on_element(ev.data.as_bytes());
+        }
+        Action::Forward
+    }
+
+    pub(crate) fn on_element(&mut self, json: &[u8]) {
+        let Ok(p) = serde_json::from_slice::<Payload>(json) else {
+            return;
+        };
+        if let Some(u) = p.usage_metadata.filter(RawUsage::has_counts) {
+            self.usage = Some(u.normalize());
+        }
+        if self.error.is_none()
+            && let Some(e) = &p.error
+        {
+            self.error = e.message().or_else(|| Some("error".to_string()));
+        }
+    }
+
+    pub(crate) fn on_member(&mut self, name: &str, raw: &[u8]) {
+        if name == "usageMetadata"
+            && let Ok(Some(u)) = serde_json::from_slice::<Option<RawUsage>>(raw)
+            && u.has_counts()
+        {
+            self.usage = Some(u.normalize());
+        }
+    }
+
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}

@@ -1,0 +1,190 @@
+//! OpenAI requests: the endpoint from the path (matched by suffix, so `/v1/chat/completions`
+//! and Azure-style `/openai/deployments/x/chat/completions` classify too), `model` and
+//! `stream` from the JSON body, the `stream_options.include_usage` edit, and models-list
+//! filtering on `data[].id`.
+
+use bytes::Bytes;
+
+use crate::exchange::{Endpoint, RequestInfo, filter_list};
+use crate::json_scan::{self, find_member, object_members};
+
+pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8]) -> RequestInfo {
+    let p = path.trim_end_matches('/');
+    let endpoint = if method.eq_ignore_ascii_case("POST") {
+        if p.ends_with("/chat/completions") {
+            Endpoint::ChatCompletions
+        } else if p.ends_with("/completions") {
+            Endpoint::Completions
+        } else if p.ends_with("/responses") {
+            Endpoint::Responses
+        } else if p.ends_with("/embeddings") {
+            Endpoint::Embeddings
+        } else {
+            Endpoint::Other
+        }
+    } else if method.eq_ignore_ascii_case("GET") && p.ends_with("/models") {
+        Endpoint::ListModels
+    } else {
+        Endpoint::Other
+    };
+    let peek = json_scan::peek_body(body);
+    RequestInfo { endpoint, model: peek.model, stream: peek.stream, body_error: peek.error }
+}
+
+pub(crate) fn prepare_body(info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
+    if !matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+        || !info.stream
+        || info.body_error.is_some()
+    {
+        return (body, false);
+    }
+    match with_include_usage(&body) {
+        Some(edited) => (Bytes::from(edited), true),
+        None => (body, false),
+    }
+}
+
+const STREAM_OPTIONS: &[u8] = br#""stream_options":{"include_usage":true}"#;
+const INCLUDE_USAGE: &[u8] = br#""include_usage":true"#;
+
+/// `body` with `stream_options.include_usage` set to `true`, or `None` when it already is (or
+/// the body's shape does not allow a safe edit: then the request goes as the client sent it).
+fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
+    let obj = object_members(body, 0)?;
+    let Some(options) = find_member(body, &obj, "stream_options") else {
+        return Some(insert_member(body, obj.open, STREAM_OPTIONS, !obj.members.is_empty()));
+    };
+    let value = options.value.clone();
+    match body[value.start] {
+        b'n' if &body[value.clone()] == b"null" => Some(splice(body, value, br#"{"include_usage":true}"#)),
+        b'{' => {
+            let inner = object_members(body, value.start)?;
+            match find_member(body, &inner, "include_usage") {
+                Some(m) if &body[m.value.clone()] == b"true" => None,
+                Some(m) => Some(splice(body, m.value.clone(), b"true")),
+                None => Some(insert_member(body, inner.open, INCLUDE_USAGE, !inner.members.is_empty())),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Inserts `member` right after the `{` at `open`, with a comma if other members follow.
+fn insert_member(body: &[u8], open: usize, member: &[u8], comma: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + member.len() + 1);
+    out.extend_from_slice(&body[..=open]);
+    out.extend_from_slice(member);
+    if comma {
+        out.push(b',');
+    }
+    out.extend_from_slice(&body[open + 1..]);
+    out
+}
+
+fn splice(body: &[u8], range: std::ops::Range<usize>, with: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + with.len());
+    out.extend_from_slice(&body[..range.start]);
+    out.extend_from_slice(with);
+    out.extend_from_slice(&body[range.end..]);
+    out
+}
+
+pub(crate) fn filter_model_list(body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    filter_list(body, "data", "id", allowed)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn info(endpoint: Endpoint, stream: bool) -> RequestInfo {
+        RequestInfo { endpoint, model: Some("gpt-4o".into()), stream, body_error: None }
+    }
+
+    fn edit(body: &str) -> (String, bool) {
+        let (b, injected) =
+            prepare_body(&info(Endpoint::ChatCompletions, true), Bytes::copy_from_slice(body.as_bytes()));
+        (String::from_utf8(b.to_vec()).unwrap(), injected)
+    }
+
+    #[test]
+    fn inserts_when_absent() {
+        assert_eq!(
+            edit(r#"{"model":"gpt-4o","stream":true}"#),
+            (r#"{"stream_options":{"include_usage":true},"model":"gpt-4o","stream":true}"#.into(), true)
+        );
+        assert_eq!(
+            edit("  {\n  \"stream\": true\n}\n"),
+            ("  {\"stream_options\":{\"include_usage\":true},\n  \"stream\": true\n}\n".into(), true)
+        );
+    }
+
+    #[test]
+    fn empty_object_gets_no_trailing_comma() {
+        assert_eq!(edit("{}"), (r#"{"stream_options":{"include_usage":true}}"#.into(), true));
+        assert_eq!(edit("{ }"), (r#"{"stream_options":{"include_usage":true} }"#.into(), true));
+    }
+
+    #[test]
+    fn rewrites_only_the_stream_options_value() {
+        assert_eq!(
+            edit(r#"{"stream":true, "stream_options": {"foo": 1}, "n": 2}"#),
+            (r#"{"stream":true, "stream_options": {"include_usage":true,"foo": 1}, "n": 2}"#.into(), true)
+        );
+        assert_eq!(
+            edit(r#"{"stream":true,"stream_options":{}}"#),
+            (r#"{"stream":true,"stream_options":{"include_usage":true}}"#.into(), true)
+        );
+        assert_eq!(
+            edit(r#"{"stream":true,"stream_options":{ "include_usage" : false , "x":1}}"#),
+            (r#"{"stream":true,"stream_options":{ "include_usage" : true , "x":1}}"#.into(), true)
+        );
+        assert_eq!(
+            edit(r#"{"stream":true,"stream_options":null}"#),
+            (r#"{"stream":true,"stream_options":{"include_usage":true}}"#.into(), true)
+        );
+    }
+
+    #[test]
+    fn unchanged_when_already_true_or_not_applicable() {
+        let body = "{ \"stream\" : true,\n \"stream_options\" : { \"include_usage\" : true } }";
+        let original = Bytes::copy_from_slice(body.as_bytes());
+        let (b, injected) = prepare_body(&info(Endpoint::ChatCompletions, true), original.clone());
+        assert!(!injected);
+        assert_eq!(b.as_ptr(), original.as_ptr(), "the same Bytes comes back");
+        for (endpoint, stream) in
+            [(Endpoint::ChatCompletions, false), (Endpoint::Responses, true), (Endpoint::Embeddings, true)]
+        {
+            let original = Bytes::from_static(br#"{"stream":true}"#);
+            let (b, injected) = prepare_body(&info(endpoint, stream), original.clone());
+            assert!(!injected);
+            assert_eq!(b, original);
+        }
+        let bad = RequestInfo { body_error: Some("x".into()), ..info(Endpoint::ChatCompletions, true) };
+        assert!(!prepare_body(&bad, Bytes::from_static(b"{\"stream\":true}")).1);
+        assert!(!edit(r#"{"stream":true,"stream_options":"weird"}"#).1);
+        let (b, injected) =
+            prepare_body(&info(Endpoint::Completions, true), Bytes::from_static(br#"{"prompt":"x","stream":true}"#));
+        assert!(injected);
+        assert_eq!(&b[..], br#"{"stream_options":{"include_usage":true},"prompt":"x","stream":true}"#);
+    }
+
+    #[test]
+    fn classifies_by_suffix() {
+        let e = |m: &str, p: &str| inspect(m, p, None, b"").endpoint;
+        assert_eq!(e("POST", "/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(e("POST", "/v1/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(e("post", "/openai/deployments/x/chat/completions"), Endpoint::ChatCompletions);
+        assert_eq!(e("POST", "/completions"), Endpoint::Completions);
+        assert_eq!(e("POST", "/responses"), Endpoint::Responses);
+        assert_eq!(e("POST", "/embeddings"), Endpoint::Embeddings);
+        assert_eq!(e("GET", "/models"), Endpoint::ListModels);
+        assert_eq!(e("GET", "/models/gpt-4o"), Endpoint::Other);
+        assert_eq!(e("GET", "/chat/completions"), Endpoint::Other);
+        assert_eq!(e("POST", "/responses/resp_1/cancel"), Endpoint::Other);
+        assert_eq!(e("POST", "/images/generations"), Endpoint::Other);
+        let i = inspect("POST", "/audio/speech", None, br#"{"model":"tts-1","input":"hi"}"#);
+        assert_eq!(i.model.as_deref(), Some("tts-1"));
+    }
+}

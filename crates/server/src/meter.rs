@@ -1,0 +1,131 @@
+//! Metering off the request path: proxied requests hand their finished [`UsageEvent`] to a
+//! bounded in-memory queue with `try_send` (never awaiting), and one writer task commits
+//! them to the usage store in batches (N events or T ms, whichever first).
+//!
+//! When the queue is full the event is dropped, counted in [`Metrics`] and logged at most once
+//! a minute: the proxy never slows down because the database is slow. On shutdown the writer
+//! drains everything still queued before the process exits. A failed batch is retried a few
+//! times, then dropped and counted, so a database outage cannot grow memory without bound.
+
+use crate::metrics::Metrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tollgate_store::{UsageEvent, UsageStore};
+
+/// The sending half, held by the app state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    tx: mpsc::Sender<UsageEvent>,
+    metrics: Arc<Metrics>,
+    last_drop_log_ms: Arc<AtomicI64>,
+}
+
+/// The receiving half, run by [`UsageWriter::run`].
+#[derive(Debug)]
+pub struct UsageWriter {
+    rx: mpsc::Receiver<UsageEvent>,
+    store: UsageStore,
+    metrics: Arc<Metrics>,
+    batch_size: usize,
+    flush_interval: Duration,
+}
+
+/// Builds a connected meter/writer pair.
+pub fn channel(
+    store: UsageStore,
+    metrics: Arc<Metrics>,
+    capacity: usize,
+    batch_size: usize,
+    flush_interval: Duration,
+) -> (Meter, UsageWriter) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let meter = Meter { tx, metrics: metrics.clone(), last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)) };
+    let writer = UsageWriter { rx, store, metrics, batch_size: batch_size.max(1), flush_interval };
+    (meter, writer)
+}
+
+impl Meter {
+    /// Queues one event without waiting. Never blocks the caller.
+    pub fn record(&self, event: UsageEvent) {
+        match self.tx.try_send(event) {
+            Ok(()) => Metrics::inc(&self.metrics.usage_events_queued),
+            Err(e) => {
+                Metrics::inc(&self.metrics.usage_events_dropped);
+                let now = crate::time::now_ms();
+                let last = self.last_drop_log_ms.load(Ordering::Relaxed);
+                if now.saturating_sub(last) >= 60_000
+                    && self.last_drop_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+                {
+                    let why = match e {
+                        mpsc::error::TrySendError::Full(_) => "the usage queue is full",
+                        mpsc::error::TrySendError::Closed(_) => "the usage writer has stopped",
+                    };
+                    tracing::warn!(
+                        dropped_total = self.metrics.usage_events_dropped.load(Ordering::Relaxed),
+                        "dropping usage events: {why}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+const MAX_ATTEMPTS: u32 = 3;
+
+impl UsageWriter {
+    /// Commits batches until `shutdown` flips, then drains the queue and returns.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut batch: Vec<UsageEvent> = Vec::with_capacity(self.batch_size);
+        let mut tick = tokio::time::interval(self.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                n = self.rx.recv_many(&mut batch, self.batch_size) => {
+                    if n == 0 {
+                        break;
+                    }
+                    if batch.len() >= self.batch_size {
+                        self.flush(&mut batch).await;
+                    }
+                }
+                _ = tick.tick() => self.flush(&mut batch).await,
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Drain: no new events can be queued once the receiver is closed.
+        self.rx.close();
+        while self.rx.recv_many(&mut batch, self.batch_size).await > 0 {
+            self.flush(&mut batch).await;
+        }
+        self.flush(&mut batch).await;
+        tracing::debug!("usage writer drained");
+    }
+
+    async fn flush(&self, batch: &mut Vec<UsageEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.store.insert_events(batch).await {
+                Ok(()) => {
+                    Metrics::add(&self.metrics.usage_events_written, batch.len() as u64);
+                    break;
+                }
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, events = batch.len(), "usage batch write failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    Metrics::add(&self.metrics.usage_events_dropped, batch.len() as u64);
+                    tracing::error!(error = %e, events = batch.len(), "usage batch write failed; events dropped");
+                    break;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

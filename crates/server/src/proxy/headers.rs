@@ -1,0 +1,159 @@
+//! Header hygiene on the proxy path: what the client sent that must not reach the upstream
+//! (every client credential, hop-by-hop headers, the gateway's own `x-tollgate-*` headers),
+//! what the upstream sent that must not reach the client (hop-by-hop), and the upstream
+//! credential the gateway injects instead.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use tollgate_core::ProviderType;
+use tollgate_store::SecretValue;
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) plus those the HTTP client recomputes.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+fn is_hop_by_hop(name: &HeaderName, connection_listed: &[String]) -> bool {
+    HOP_BY_HOP.contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
+        || connection_listed.iter().any(|c| c == name.as_str())
+}
+
+/// Header names listed in `Connection` (they are hop-by-hop too).
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The headers to send upstream: the client's end-to-end headers (`anthropic-version`,
+/// `anthropic-beta`, `OpenAI-Organization`, `content-type`, …) minus every credential and
+/// hop-by-hop header; the client's `Authorization` is kept only under passthrough.
+/// `accept-encoding` is dropped so the upstream answers uncompressed and the usage tap can
+/// read the body; `host` and `content-length` are set by the HTTP client.
+pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> HeaderMap {
+    let listed = connection_listed(client);
+    let mut out = HeaderMap::with_capacity(client.len());
+    for (name, value) in client {
+        let n = name.as_str();
+        let drop = is_hop_by_hop(name, &listed)
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+            || name == header::ACCEPT_ENCODING
+            || (name == header::AUTHORIZATION && !passthrough)
+            || n == "x-api-key"
+            || n == "x-goog-api-key"
+            || n.starts_with("x-tollgate-");
+        if !drop {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Adds the provider's credential in its native header. Errors only if the secret holds
+/// bytes that are not a valid header value (never echoing them).
+pub fn inject_credential(headers: &mut HeaderMap, ptype: ProviderType, secret: &SecretValue) -> Result<(), String> {
+    let (name, value) = match ptype {
+        ProviderType::Anthropic => (HeaderName::from_static("x-api-key"), secret.expose().to_string()),
+        ProviderType::Google => (HeaderName::from_static("x-goog-api-key"), secret.expose().to_string()),
+        _ => (header::AUTHORIZATION, format!("Bearer {}", secret.expose())),
+    };
+    let mut value = HeaderValue::from_str(&value)
+        .map_err(|_| "the API key contains characters not allowed in a header".to_string())?;
+    value.set_sensitive(true);
+    headers.insert(name, value);
+    Ok(())
+}
+
+/// The upstream's response headers minus hop-by-hop ones; `content-length` too when the
+/// gateway may change the body length.
+pub fn client_response_headers(upstream: &HeaderMap, body_may_change: bool) -> HeaderMap {
+    let listed = connection_listed(upstream);
+    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    for (name, value) in upstream {
+        if is_hop_by_hop(name, &listed) || (body_may_change && name == header::CONTENT_LENGTH) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// Removes `key=` from a query string (a client credential for Google), keeping the rest as sent.
+pub fn strip_query_key(query: &str) -> String {
+    query.split('&').filter(|p| !p.starts_with("key=") && !p.is_empty()).collect::<Vec<_>>().join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_credentials_and_hop_by_hop() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("authorization", "Bearer tg_x"),
+            ("x-api-key", "tg_x"),
+            ("x-goog-api-key", "tg_x"),
+            ("x-tollgate-token", "tg_x"),
+            ("x-tollgate-conversation", "c1"),
+            ("connection", "keep-alive, x-custom-hop"),
+            ("x-custom-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("accept-encoding", "gzip"),
+            ("host", "gw"),
+            ("content-length", "12"),
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "prompt-caching-2024-07-31"),
+            ("openai-organization", "org-1"),
+            ("content-type", "application/json"),
+        ] {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        let out = upstream_request_headers(&h, false);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["anthropic-version", "anthropic-beta", "openai-organization", "content-type"]);
+        let out = upstream_request_headers(&h, true);
+        assert_eq!(out.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tg_x"));
+        assert!(out.get("x-tollgate-token").is_none());
+    }
+
+    #[test]
+    fn injects_native_credential_headers() {
+        let secret = SecretValue::new("sk-up".into());
+        for (t, name, value) in [
+            (ProviderType::Openai, "authorization", "Bearer sk-up"),
+            (ProviderType::OpenaiCompatible, "authorization", "Bearer sk-up"),
+            (ProviderType::Anthropic, "x-api-key", "sk-up"),
+            (ProviderType::Google, "x-goog-api-key", "sk-up"),
+        ] {
+            let mut h = HeaderMap::new();
+            assert!(inject_credential(&mut h, t, &secret).is_ok());
+            assert_eq!(h.get(name).and_then(|v| v.to_str().ok()), Some(value), "{t}");
+            assert!(h.get(name).is_some_and(HeaderValue::is_sensitive));
+        }
+        let bad = SecretValue::new("line\nbreak".into());
+        let err = inject_credential(&mut HeaderMap::new(), ProviderType::Openai, &bad).err().unwrap_or_default();
+        assert!(!err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn query_key_is_removed() {
+        assert_eq!(strip_query_key("alt=sse&key=tg_x"), "alt=sse");
+        assert_eq!(strip_query_key("key=tg_x"), "");
+        assert_eq!(strip_query_key("a=1&b=2"), "a=1&b=2");
+    }
+}

@@ -1,0 +1,40 @@
+-- Usage events: one row per proxied request (DESIGN.md §4), written in batches by the
+-- gateway's usage writer, never on the request path.
+CREATE TABLE usage_events (
+    id TEXT PRIMARY KEY,
+    ts BIGINT NOT NULL,
+    provider TEXT NOT NULL,
+    provider_type TEXT NOT NULL,
+    model TEXT,
+    endpoint TEXT NOT NULL,
+    user_email TEXT,
+    agent TEXT,
+    token_id TEXT,
+    status TEXT NOT NULL,
+    http_status BIGINT,
+    error_class TEXT,
+    streamed BOOLEAN NOT NULL,
+    latency_ms BIGINT NOT NULL,
+    ttft_ms BIGINT,
+    tokens_input BIGINT NOT NULL DEFAULT 0,
+    tokens_output BIGINT NOT NULL DEFAULT 0,
+    tokens_reasoning BIGINT NOT NULL DEFAULT 0,
+    tokens_cached_input BIGINT NOT NULL DEFAULT 0,
+    tokens_cache_write_5m BIGINT NOT NULL DEFAULT 0,
+    tokens_cache_write_1h BIGINT NOT NULL DEFAULT 0,
+    tokens_cache_write_unknown BIGINT NOT NULL DEFAULT 0,
+    cost_input BIGINT NOT NULL DEFAULT 0,
+    cost_output BIGINT NOT NULL DEFAULT 0,
+    cost_reasoning BIGINT NOT NULL DEFAULT 0,
+    cost_cached_input BIGINT NOT NULL DEFAULT 0,
+    cost_cache_write_5m BIGINT NOT NULL DEFAULT 0,
+    cost_cache_write_1h BIGINT NOT NULL DEFAULT 0,
+    cost_cache_write_unknown BIGINT NOT NULL DEFAULT 0,
+    cost_total BIGINT NOT NULL DEFAULT 0,
+    catalog_version TEXT,
+    priced_by_override BOOLEAN NOT NULL DEFAULT FALSE,
+    request_id TEXT NOT NULL,
+    conversation_id TEXT
+);
+CREATE INDEX usage_events_ts ON usage_events (ts);
+CREATE INDEX usage_events_provider_ts ON usage_events (provider, ts);

@@ -1,0 +1,40 @@
+-- Usage events live in their own SQLite file (usage.sqlite), so batched usage writes never
+-- contend with config reads and writes. One row per proxied request (DESIGN.md §4).
+CREATE TABLE usage_events (
+    id TEXT PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    provider_type TEXT NOT NULL,
+    model TEXT,
+    endpoint TEXT NOT NULL,
+    user_email TEXT,
+    agent TEXT,
+    token_id TEXT,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    error_class TEXT,
+    streamed BOOLEAN NOT NULL,
+    latency_ms INTEGER NOT NULL,
+    ttft_ms INTEGER,
+    tokens_input INTEGER NOT NULL DEFAULT 0,
+    tokens_output INTEGER NOT NULL DEFAULT 0,
+    tokens_reasoning INTEGER NOT NULL DEFAULT 0,
+    tokens_cached_input INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write_5m INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write_1h INTEGER NOT NULL DEFAULT 0,
+    tokens_cache_write_unknown INTEGER NOT NULL DEFAULT 0,
+    cost_input INTEGER NOT NULL DEFAULT 0,
+    cost_output INTEGER NOT NULL DEFAULT 0,
+    cost_reasoning INTEGER NOT NULL DEFAULT 0,
+    cost_cached_input INTEGER NOT NULL DEFAULT 0,
+    cost_cache_write_5m INTEGER NOT NULL DEFAULT 0,
+    cost_cache_write_1h INTEGER NOT NULL DEFAULT 0,
+    cost_cache_write_unknown INTEGER NOT NULL DEFAULT 0,
+    cost_total INTEGER NOT NULL DEFAULT 0,
+    catalog_version TEXT,
+    priced_by_override BOOLEAN NOT NULL DEFAULT FALSE,
+    request_id TEXT NOT NULL,
+    conversation_id TEXT
+);
+CREATE INDEX usage_events_ts ON usage_events (ts);
+CREATE INDEX usage_events_provider_ts ON usage_events (provider, ts);

@@ -1,0 +1,234 @@
+//! Usage events: one row per proxied request, written in batches by the gateway's usage
+//! writer (never on the request path) and read back by reports and tests.
+//!
+//! [`UsageStore`] is separate from [`crate::Store`]: on SQLite it is its own file
+//! (`usage.sqlite`), so a burst of usage writes never holds the config database's write lock;
+//! on PostgreSQL it is the same database (and may share the config pool).
+
+use crate::db::{Pool, RowExt};
+use crate::{Store, StoreError};
+use std::sync::Arc;
+use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
+
+/// One proxied request as metered (DESIGN.md §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    /// UUIDv7 (time-ordered).
+    pub id: String,
+    /// When the request arrived, epoch ms.
+    pub ts_ms: i64,
+    pub provider: String,
+    pub provider_type: ProviderType,
+    /// The model as the client called it (body or path), if the request named one.
+    pub model: Option<String>,
+    /// Upstream-relative path, e.g. `/chat/completions` (no query string).
+    pub endpoint: String,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub token_id: Option<String>,
+    pub status: RequestStatus,
+    /// The status the client received, when a response head was sent.
+    pub http_status: Option<i64>,
+    /// Short machine-readable class for non-success outcomes, e.g. `upstream_4xx`, `read_timeout`.
+    pub error_class: Option<String>,
+    pub streamed: bool,
+    /// Arrival to the end of the response body (or the failure), ms.
+    pub latency_ms: i64,
+    /// Arrival to the first response body byte sent to the client, ms.
+    pub ttft_ms: Option<i64>,
+    pub usage: Usage,
+    pub cost: Cost,
+    pub catalog_version: Option<String>,
+    pub priced_by_override: bool,
+    pub request_id: String,
+    pub conversation_id: Option<String>,
+}
+
+/// Filters for [`UsageStore::list_events`]; events come back oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct UsageQuery {
+    pub provider: Option<String>,
+    /// Inclusive lower bound on `ts_ms`.
+    pub since_ms: Option<i64>,
+    /// At most this many rows (default 1000).
+    pub limit: Option<u32>,
+}
+
+/// Handle on the usage database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct UsageStore {
+    inner: Arc<UsageInner>,
+}
+
+#[derive(Debug)]
+struct UsageInner {
+    pool: Pool,
+}
+
+macro_rules! columns {
+    () => {
+        "id, ts, provider, provider_type, model, endpoint, user_email, agent, token_id, status, \
+     http_status, error_class, streamed, latency_ms, ttft_ms, tokens_input, tokens_output, tokens_reasoning, \
+     tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h, tokens_cache_write_unknown, cost_input, \
+     cost_output, cost_reasoning, cost_cached_input, cost_cache_write_5m, cost_cache_write_1h, \
+     cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, request_id, conversation_id"
+    };
+}
+const COLUMNS: &str = columns!();
+
+/// Rows per INSERT statement: 34 columns × 400 stays under both backends' bind limits.
+const ROWS_PER_INSERT: usize = 400;
+
+fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
+    let id = row.text("id")?;
+    let type_text = row.text("provider_type")?;
+    let provider_type = type_text
+        .parse::<ProviderType>()
+        .map_err(|_| StoreError::Corrupt(format!("usage event \"{id}\" has unknown provider type \"{type_text}\"")))?;
+    let status_text = row.text("status")?;
+    let status = RequestStatus::parse(&status_text)
+        .ok_or_else(|| StoreError::Corrupt(format!("usage event \"{id}\" has unknown status \"{status_text}\"")))?;
+    Ok(UsageEvent {
+        ts_ms: row.int("ts")?,
+        provider: row.text("provider")?,
+        provider_type,
+        model: row.opt_text("model")?,
+        endpoint: row.text("endpoint")?,
+        user: row.opt_text("user_email")?,
+        agent: row.opt_text("agent")?,
+        token_id: row.opt_text("token_id")?,
+        status,
+        http_status: row.opt_int("http_status")?,
+        error_class: row.opt_text("error_class")?,
+        streamed: row.boolean("streamed")?,
+        latency_ms: row.int("latency_ms")?,
+        ttft_ms: row.opt_int("ttft_ms")?,
+        usage: Usage {
+            input: row.int("tokens_input")?,
+            output: row.int("tokens_output")?,
+            reasoning: row.int("tokens_reasoning")?,
+            cached_input: row.int("tokens_cached_input")?,
+            cache_write_5m: row.int("tokens_cache_write_5m")?,
+            cache_write_1h: row.int("tokens_cache_write_1h")?,
+            cache_write_unknown: row.int("tokens_cache_write_unknown")?,
+        },
+        cost: Cost {
+            input: row.int("cost_input")?,
+            output: row.int("cost_output")?,
+            reasoning: row.int("cost_reasoning")?,
+            cached_input: row.int("cost_cached_input")?,
+            cache_write_5m: row.int("cost_cache_write_5m")?,
+            cache_write_1h: row.int("cost_cache_write_1h")?,
+            cache_write_unknown: row.int("cost_cache_write_unknown")?,
+            total: row.int("cost_total")?,
+        },
+        catalog_version: row.opt_text("catalog_version")?,
+        priced_by_override: row.boolean("priced_by_override")?,
+        request_id: row.text("request_id")?,
+        conversation_id: row.opt_text("conversation_id")?,
+        id,
+    })
+}
+
+/// Pushes one event's 34 values, in [`COLUMNS`] order, onto a `push_values` row builder.
+macro_rules! push_event {
+    ($b:expr, $e:expr) => {{
+        let e: &UsageEvent = $e;
+        $b.push_bind(e.id.clone())
+            .push_bind(e.ts_ms)
+            .push_bind(e.provider.clone())
+            .push_bind(e.provider_type.as_str())
+            .push_bind(e.model.clone())
+            .push_bind(e.endpoint.clone())
+            .push_bind(e.user.clone())
+            .push_bind(e.agent.clone())
+            .push_bind(e.token_id.clone())
+            .push_bind(e.status.as_str())
+            .push_bind(e.http_status)
+            .push_bind(e.error_class.clone())
+            .push_bind(e.streamed)
+            .push_bind(e.latency_ms)
+            .push_bind(e.ttft_ms)
+            .push_bind(e.usage.input)
+            .push_bind(e.usage.output)
+            .push_bind(e.usage.reasoning)
+            .push_bind(e.usage.cached_input)
+            .push_bind(e.usage.cache_write_5m)
+            .push_bind(e.usage.cache_write_1h)
+            .push_bind(e.usage.cache_write_unknown)
+            .push_bind(e.cost.input)
+            .push_bind(e.cost.output)
+            .push_bind(e.cost.reasoning)
+            .push_bind(e.cost.cached_input)
+            .push_bind(e.cost.cache_write_5m)
+            .push_bind(e.cost.cache_write_1h)
+            .push_bind(e.cost.cache_write_unknown)
+            .push_bind(e.cost.total)
+            .push_bind(e.catalog_version.clone())
+            .push_bind(e.priced_by_override)
+            .push_bind(e.request_id.clone())
+            .push_bind(e.conversation_id.clone());
+    }};
+}
+
+impl UsageStore {
+    /// Opens the usage database at `url` (a SQLite file of its own, or PostgreSQL) and runs
+    /// its migrations.
+    pub async fn connect(url: &str) -> Result<UsageStore, StoreError> {
+        let pool = crate::db::connect(url, crate::db::USAGE).await?;
+        Ok(UsageStore { inner: Arc::new(UsageInner { pool }) })
+    }
+
+    /// Shares the config store's pool (PostgreSQL: usage tables are in the same database and
+    /// the config migrations created them). `None` on SQLite, whose usage lives in its own file.
+    pub fn sharing(store: &Store) -> Option<UsageStore> {
+        store.postgres_pool().map(|pool| UsageStore { inner: Arc::new(UsageInner { pool }) })
+    }
+
+    /// Writes a batch of events in one transaction: all or none.
+    pub async fn insert_events(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for chunk in events.chunks(ROWS_PER_INSERT) {
+                let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO usage_events ({COLUMNS}) "));
+                qb.push_values(chunk, |mut b, e| push_event!(b, e));
+                qb.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Events matching `q`, oldest first.
+    pub async fn list_events(&self, q: &UsageQuery) -> Result<Vec<UsageEvent>, StoreError> {
+        let limit = i64::from(q.limit.unwrap_or(1000));
+        const SQL: &str = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM usage_events WHERE ($1 IS NULL OR provider = $1) AND ts >= $2 ORDER BY ts, id LIMIT $3"
+        );
+        on_pool!(self, |p| {
+            let rows = sqlx::query(SQL)
+                .bind(q.provider.as_deref())
+                .bind(q.since_ms.unwrap_or(i64::MIN))
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// How many events are stored.
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        let n: i64 =
+            on_pool!(self, |p| { sqlx::query_scalar("SELECT COUNT(*) FROM usage_events").fetch_one(p).await? });
+        Ok(n)
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
