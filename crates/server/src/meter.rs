@@ -129,3 +129,76 @@ impl UsageWriter {
         batch.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+    use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
+
+    fn event(i: usize) -> UsageEvent {
+        UsageEvent {
+            id: format!("e{i}"),
+            ts_ms: i as i64,
+            provider: "p".into(),
+            provider_type: ProviderType::Openai,
+            model: None,
+            endpoint: "/chat/completions".into(),
+            user: None,
+            agent: None,
+            token_id: None,
+            status: RequestStatus::Success,
+            http_status: Some(200),
+            error_class: None,
+            streamed: false,
+            latency_ms: 1,
+            ttft_ms: None,
+            usage: Usage { input: i as i64, ..Usage::default() },
+            cost: Cost::default(),
+            catalog_version: None,
+            priced_by_override: false,
+            request_id: format!("r{i}"),
+            conversation_id: None,
+        }
+    }
+
+    async fn store(dir: &std::path::Path) -> UsageStore {
+        match UsageStore::connect(&format!("sqlite://{}/usage.sqlite?mode=rwc", dir.display())).await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn full_queue_drops_and_counts_without_waiting() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let metrics = Arc::new(Metrics::default());
+        let (meter, _writer) = channel(store(dir.path()).await, metrics.clone(), 2, 10, Duration::from_secs(3600));
+        for i in 0..5 {
+            meter.record(event(i)); // no writer is running: the queue fills after 2
+        }
+        assert_eq!(metrics.usage_events_queued.load(Relaxed), 2);
+        assert_eq!(metrics.usage_events_dropped.load(Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_everything_queued() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        let metrics = Arc::new(Metrics::default());
+        // Batches of 7 and an hour between timed flushes: only size and the drain flush.
+        let (meter, writer) = channel(usage.clone(), metrics.clone(), 100, 7, Duration::from_secs(3600));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(writer.run(stop_rx));
+        for i in 0..30 {
+            meter.record(event(i));
+        }
+        let _ = stop_tx.send(true);
+        task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 30);
+        assert_eq!(metrics.usage_events_written.load(Relaxed), 30);
+        // After the writer stopped, recording is refused without blocking and counted.
+        meter.record(event(99));
+        assert_eq!(metrics.usage_events_dropped.load(Relaxed), 1);
+    }
+}

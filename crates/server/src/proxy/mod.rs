@@ -322,10 +322,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
-            let (status, class, kind, msg) = if e.is_timeout() {
-                (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
-            } else if e.is_connect() {
+            // A connect timeout is both: it is a connection failure (502), not a slow answer.
+            let (status, class, kind, msg) = if e.is_connect() {
                 (RequestStatus::ConnectionError, "connect_error", GatewayErrorKind::BadGateway, "could not be reached")
+            } else if e.is_timeout() {
+                (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
             } else {
                 (RequestStatus::ConnectionError, "upstream_error", GatewayErrorKind::BadGateway, "failed")
             };

@@ -123,6 +123,20 @@ async fn client_disconnect_mid_stream(db: TestDb) {
     assert!(metrics.contains("tollgate_proxy_client_cancelled_total 1"), "{metrics}");
 }
 
+/// The client gives up while the gateway still waits for the upstream's response head: the
+/// request is abandoned at once (the upstream connection closed) and still gets its one event.
+async fn client_gives_up_before_the_head(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    rig.up.push(UpReply::stall_headers(200).delayed(Duration::from_secs(30)));
+    let (path, body) = super::errors::generation("openai", "gpt-4o");
+    let gave_up = rig.request(Method::POST, &path).json(&body).timeout(Duration::from_millis(300)).send().await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    let stored = rig.events(1).await;
+    assert_eq!(stored[0].status, RequestStatus::ClientCancelled);
+    assert_eq!(stored[0].http_status, None, "no response head was ever sent");
+    assert!(stored[0].latency_ms < 10_000, "recorded when the client left, not when the upstream answered");
+}
+
 /// The upstream stops sending mid-stream for longer than the read timeout: the client's body
 /// ends with an error and one event records the timeout with the usage seen so far.
 async fn upstream_stalls_mid_stream(db: TestDb) {
@@ -187,6 +201,7 @@ both_backends!(
     first_event_is_not_buffered,
     injected_include_usage,
     client_disconnect_mid_stream,
+    client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
     paced_streams_every_family
 );
