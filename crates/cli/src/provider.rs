@@ -40,6 +40,17 @@ pub enum ProviderCommand {
     /// Delete a provider.
     #[command(visible_alias = "rm")]
     Delete(NameArg),
+    /// Test the connection: probe the upstream with the stored credential (exit code 1 on failure).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// Provider name.
+    pub name: String,
+    /// Also check that the upstream lists this model.
+    #[arg(long)]
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -512,6 +523,29 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             Ok(())
         }
         ProviderCommand::List(a) => list(client, fmt, &a).await,
+        ProviderCommand::Check(a) => {
+            let body = match &a.model {
+                Some(m) => serde_json::json!({"model": m}),
+                None => serde_json::json!({}),
+            };
+            let result = client.post(&[COLLECTION, &a.name, "check"], &body).await?.json();
+            if fmt == OutputFormat::Table {
+                let verdict = if result["ok"] == true { "PASS" } else { "FAIL" };
+                let status = result["upstream_status"].as_u64().map_or("-".to_string(), |s| s.to_string());
+                output::line(&format!(
+                    "{verdict} {} ({} ms, upstream status {status}): {}",
+                    output::cell(&result, "probe"),
+                    output::cell(&result, "latency_ms"),
+                    output::cell(&result, "message")
+                ));
+            } else {
+                output::document(&result, fmt)?;
+            }
+            if result["ok"] != true {
+                anyhow::bail!("connection check failed: {}", output::cell(&result, "message"));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -435,6 +435,7 @@ fn rendering_helpers() {
 
 // ---------------------------------------------------------------- end to end: the binary
 
+#[derive(Debug)]
 struct Run {
     code: i32,
     stdout: String,
@@ -814,4 +815,24 @@ async fn e2e_connection_and_auth_failures() {
     let run = tg_raw(&["--url", "http://127.0.0.1:9", "--token", "t", "provider", "list"], None);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
+
+/// `tollgate provider check` prints PASS/FAIL and sets the exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_provider_check() {
+    use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+    let up = FakeUpstream::start(Flavor::OpenAi, Some("sk-good")).await.unwrap();
+    let gw = TestGateway::start().await.unwrap();
+    tg_in(&gw, &["secret", "set", "OA_KEY"], Some("sk-good\n")).ok();
+    let base = up.provider_base_url();
+    tg(&gw, &["provider", "create", "oa", "--openai-config.api-key-ref", "OA_KEY", "--openai-config.base-url", &base])
+        .ok();
+    let pass = tg(&gw, &["provider", "check", "oa", "--model", "gpt-4o-mini"]).ok();
+    assert!(pass.stdout.starts_with("PASS GET /models"), "{}", pass.stdout);
+    let json = tg(&gw, &["-o", "json", "provider", "check", "oa"]).ok().json();
+    assert_eq!(json["ok"], true);
+    let fail = tg(&gw, &["provider", "check", "oa", "--model", "gpt-9"]);
+    assert_eq!(fail.code, 1, "{fail:?}");
+    assert!(fail.stdout.starts_with("FAIL"), "{}", fail.stdout);
+    assert!(fail.stderr.contains("does not list model \"gpt-9\""), "{}", fail.stderr);
 }

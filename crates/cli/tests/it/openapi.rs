@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 17] = [
+const ROUTES: [(&str, &str); 18] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -15,6 +15,7 @@ const ROUTES: [(&str, &str); 17] = [
     ("get", "/api/v1/llm-providers/{name}"),
     ("patch", "/api/v1/llm-providers/{name}"),
     ("delete", "/api/v1/llm-providers/{name}"),
+    ("post", "/api/v1/llm-providers/{name}/check"),
     ("get", "/api/v1/secrets"),
     ("get", "/api/v1/secrets/{name}"),
     ("put", "/api/v1/secrets/{name}"),

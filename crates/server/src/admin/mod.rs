@@ -4,6 +4,7 @@
 //! Every handler authenticates with [`crate::auth::authorize`] first. Errors are
 //! [`crate::ApiError`]s, mapped to HTTP in one place.
 
+pub mod check;
 pub mod health;
 pub mod paging;
 pub mod providers;
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(openapi_json))
         .routes(routes!(providers::list, providers::create))
         .routes(routes!(providers::get, providers::update, providers::delete))
+        .routes(routes!(check::check))
         .routes(routes!(secrets::list))
         .routes(routes!(secrets::get, secrets::put, secrets::delete))
         .routes(routes!(tokens::list, tokens::create))

@@ -28,7 +28,7 @@ use client_auth::TokenProblem;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Instant;
-use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
+use tollgate_core::{Cost, ProviderSpec, ProviderType, RequestStatus, Usage};
 use tollgate_protocol::errors::{GatewayErrorKind, render};
 use tollgate_protocol::{Endpoint, Family, RequestInfo, Tap};
 use tollgate_store::{TokenRecord, UsageEvent};
@@ -100,7 +100,7 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
 /// The upstream URL: base + path + query. When the base already ends in `/v1` and the
 /// client's path repeats it (`/v1/chat/completions` with base `https://api.openai.com/v1`),
 /// the duplicate segment is dropped, so SDKs configured with or without `/v1` both work.
-fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
+pub(crate) fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
     let base = base.trim_end_matches('/');
     let path = match path.strip_prefix("/v1") {
         Some(rest) if base.ends_with("/v1") && (rest.is_empty() || rest.starts_with('/')) => rest,
@@ -222,6 +222,26 @@ async fn read_body(state: &AppState, ptype: ProviderType, headers: &HeaderMap, b
     Ok(buf.freeze())
 }
 
+/// Injects the provider's stored upstream key (if it has one) into `headers`. The error is a
+/// message for the client that names the secret, never its value.
+pub(crate) async fn add_credential(
+    state: &AppState,
+    snap: &Snapshot,
+    name: &str,
+    spec: &ProviderSpec,
+    ptype: ProviderType,
+    headers: &mut HeaderMap,
+) -> Result<(), String> {
+    let Some((_, secret_name)) = spec.secret_refs().into_iter().next() else {
+        return Ok(());
+    };
+    let Some(secret) = state.credential(snap, &secret_name).await else {
+        tracing::warn!(provider = name, secret = %secret_name, "provider credential is missing");
+        return Err(format!("provider \"{name}\" has no usable upstream credential (secret \"{secret_name}\")"));
+    };
+    headers::inject_credential(headers, ptype, &secret)
+}
+
 /// Step 3: the model allow-list.
 fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Refusal> {
     let spec = &a.entry.spec;
@@ -267,19 +287,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let spec = &a.entry.spec;
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
-    if !passthrough && let Some((_, secret_name)) = spec.secret_refs().into_iter().next() {
-        let Some(secret) = state.credential(&snap, &secret_name).await else {
-            tracing::warn!(provider = name, secret = %secret_name, "provider credential is missing");
-            return refuse(
-                &state,
-                Some(a.ptype),
-                GatewayErrorKind::BadGateway,
-                &format!("provider \"{name}\" has no usable upstream credential (secret \"{secret_name}\")"),
-            );
-        };
-        if let Err(msg) = headers::inject_credential(&mut headers, a.ptype, &secret) {
-            return refuse(&state, Some(a.ptype), GatewayErrorKind::BadGateway, &msg);
-        }
+    if !passthrough && let Err(msg) = add_credential(&state, &snap, name, spec, a.ptype, &mut headers).await {
+        return refuse(&state, Some(a.ptype), GatewayErrorKind::BadGateway, &msg);
     }
     let (body, injected) = tollgate_protocol::prepare_body(a.family, &info, body);
     let stripped_query = query.map(headers::strip_query_key);
@@ -397,7 +406,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 async fn filtered_model_list(
     upstream: reqwest::Response,
     family: Family,
-    spec: &tollgate_core::ProviderSpec,
+    spec: &ProviderSpec,
     mut recorder: Recorder,
     headers: HeaderMap,
     status: StatusCode,

@@ -162,4 +162,60 @@ async fn discovery(db: TestDb) {
     assert_eq!(r.json(), tollgate_testkit::upstream::anthropic::models(), "no allow-list: the list is untouched");
 }
 
-both_backends!(changes_apply_without_restart, token_in_every_place, headers_and_attribution, discovery);
+/// Test Connection: pass with latency, the model lookup, a refused key, an unreachable
+/// upstream; a reader may not run it; nothing is metered.
+async fn connection_check(db: TestDb) {
+    let rig = Rig::new(db, "anthropic", json!({})).await;
+    let path = format!("/api/v1/llm-providers/{}/check", rig.name);
+    let ok = expect(admin(&rig.gw, Method::POST, &path, None).await, 200);
+    assert_eq!(ok["ok"], true, "{ok}");
+    assert_eq!(ok["upstream_status"], 200);
+    assert_eq!(ok["probe"], "GET /v1/models");
+    assert!(ok["latency_ms"].as_i64().is_some_and(|l| l >= 0), "{ok}");
+    let q = rig.up.last_request().unwrap_or_else(|| panic!("no probe"));
+    assert_credential_swapped("anthropic", &q, &rig.gw.admin_token);
+    assert_eq!(q.header("anthropic-version"), Some("2023-06-01"));
+
+    let found =
+        expect(admin(&rig.gw, Method::POST, &path, Some(json!({"model": "claude-opus-4-1-20250805"}))).await, 200);
+    assert_eq!((found["ok"].clone(), found["model_found"].clone()), (json!(true), json!(true)), "{found}");
+    let missing = expect(admin(&rig.gw, Method::POST, &path, Some(json!({"model": "claude-nope"}))).await, 200);
+    assert_eq!((missing["ok"].clone(), missing["model_found"].clone()), (json!(false), json!(false)), "{missing}");
+    assert!(missing["message"].as_str().unwrap_or_default().contains("claude-nope"), "{missing}");
+    expect_field(admin(&rig.gw, Method::POST, &path, Some(json!({"modle": "x"}))).await, "modle");
+
+    secret(&rig.gw, "ANTHROPIC_API_KEY", "sk-wrong").await;
+    let refused = expect(admin(&rig.gw, Method::POST, &path, None).await, 200);
+    assert_eq!((refused["ok"].clone(), refused["upstream_status"].clone()), (json!(false), json!(401)), "{refused}");
+    assert!(!refused.to_string().contains("sk-wrong"), "the key must not be echoed: {refused}");
+
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(1);
+    expect(
+        admin(
+            &rig.gw,
+            Method::PATCH,
+            &format!("/api/v1/llm-providers/{}", rig.name),
+            Some(json!({"anthropic_config": {"base_url": format!("http://127.0.0.1:{dead}")}})),
+        )
+        .await,
+        200,
+    );
+    let down = expect(admin(&rig.gw, Method::POST, &path, None).await, 200);
+    assert_eq!(down["ok"], false);
+    assert!(down.get("upstream_status").is_none(), "{down}");
+    assert!(down["message"].as_str().unwrap_or_default().contains("could not be reached"), "{down}");
+
+    let reader = rig.gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(call(&rig.gw, Method::POST, &path, Some(&reader), None).await.0, 403);
+    expect(admin(&rig.gw, Method::POST, "/api/v1/llm-providers/nope/check", None).await, 404);
+    let events = rig.gw.usage_events().await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(events.is_empty(), "checks are not metered: {events:?}");
+}
+
+both_backends!(
+    changes_apply_without_restart,
+    token_in_every_place,
+    headers_and_attribution,
+    discovery,
+    connection_check
+);

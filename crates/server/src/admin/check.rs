@@ -1,0 +1,179 @@
+//! `POST /api/v1/llm-providers/{name}/check` (the console's "Test Connection"): probes the
+//! upstream with the provider's stored credential, through the same client and credential
+//! injection as the proxy, and reports pass/fail with latency and a message.
+//!
+//! The probe is the upstream's free model-list endpoint (OpenAI `/models`, Anthropic
+//! `/v1/models`, Gemini `/v1beta/models`), which proves reachability, TLS and the key without
+//! spending tokens; with a `model`, it also says whether the upstream lists that model.
+//! Nothing is metered.
+
+use crate::auth::{authorize, require_scope};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::{Deserialize, Serialize};
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+use tollgate_core::Role;
+use tollgate_protocol::Family;
+use utoipa::ToSchema;
+
+/// How long a probe may take in all.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What to check.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// A model id to look for in the upstream's model list.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+/// The outcome of a connection check.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckResult {
+    /// The upstream answered 2xx to the probe (and listed `model`, when one was given).
+    pub ok: bool,
+    /// What was probed, e.g. `GET /v1/models`.
+    pub probe: String,
+    /// The upstream's HTTP status; absent when it could not be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    pub latency_ms: i64,
+    /// Whether the upstream lists `model`; absent when no model was asked about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_found: Option<bool>,
+    /// One line for people: what worked or what failed.
+    pub message: String,
+}
+
+/// Test a provider's connection: reachability, TLS and the stored credential.
+#[utoipa::path(post, path = "/api/v1/llm-providers/{name}/check", tag = "providers",
+    params(("name" = String, Path, description = "Provider name")),
+    request_body(content = CheckRequest, description = "Optional: a model to look for"),
+    responses((status = 200, description = "The check ran (see `ok`)", body = CheckResult),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn check(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<CheckResult>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Writer)?;
+    require_scope(&caller, &name)?;
+    let req: CheckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CheckRequest::default()
+    } else {
+        tollgate_core::error::from_json_value(super::parse_json_object(&body)?).map_err(ApiError::from)?
+    };
+    let snap = state.snapshot();
+    let entry = snap
+        .providers
+        .get(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
+    let spec = &entry.spec;
+    let ptype = spec.provider_type.ok_or_else(|| ApiError::Internal(format!("provider \"{name}\" has no type")))?;
+    let family = Family::of(ptype).ok_or_else(|| {
+        ApiError::FailedPrecondition(format!("connection checks for {ptype} providers are not available yet"))
+    })?;
+    let probe_path = match family {
+        Family::OpenAi => "/models",
+        Family::Anthropic => "/v1/models?limit=1000",
+        Family::Google => "/v1beta/models?pageSize=1000",
+    };
+    let (path, query) = probe_path.split_once('?').map_or((probe_path, None), |(p, q)| (p, Some(q)));
+    let url = crate::proxy::upstream_url(&spec.upstream_base_url(), path, query);
+    let mut upstream_headers = HeaderMap::new();
+    if let Some(v) = ptype_headers(family) {
+        upstream_headers.extend(v);
+    }
+    let passthrough = spec.authorization_passthrough();
+    if !passthrough
+        && let Err(msg) = crate::proxy::add_credential(&state, &snap, &name, spec, ptype, &mut upstream_headers).await
+    {
+        return Ok(Json(CheckResult {
+            ok: false,
+            probe: format!("GET {path}"),
+            upstream_status: None,
+            latency_ms: 0,
+            model_found: None,
+            message: msg,
+        }));
+    }
+    let started = Instant::now();
+    let sent = tokio::time::timeout(PROBE_TIMEOUT, async {
+        let resp = state.http().get(&url).headers(upstream_headers).send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        Ok::<_, reqwest::Error>((status, bytes))
+    })
+    .await;
+    let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let probe = format!("GET {path}");
+    let (status, bytes) = match sent {
+        Err(_) => {
+            return Ok(Json(CheckResult {
+                ok: false,
+                probe,
+                upstream_status: None,
+                latency_ms,
+                model_found: None,
+                message: format!("the upstream did not answer within {} s", PROBE_TIMEOUT.as_secs()),
+            }));
+        }
+        Ok(Err(e)) => {
+            let what = if e.is_connect() { "could not be reached" } else { "failed" };
+            return Ok(Json(CheckResult {
+                ok: false,
+                probe,
+                upstream_status: None,
+                latency_ms,
+                model_found: None,
+                message: format!("the upstream {what}: {}", e.without_url()),
+            }));
+        }
+        Ok(Ok(v)) => v,
+    };
+    let model_found = req.model.as_deref().filter(|_| (200..300).contains(&status)).map(|model| {
+        let found = Cell::new(false);
+        let _ = tollgate_protocol::filter_model_list(family, &bytes, &|m: &str| {
+            if m == model {
+                found.set(true);
+            }
+            false
+        });
+        found.get()
+    });
+    let (ok, message) = match (status, model_found) {
+        (200..=299, Some(false)) => (
+            false,
+            format!("connected, but the upstream does not list model \"{}\"", req.model.as_deref().unwrap_or_default()),
+        ),
+        (200..=299, _) if passthrough => {
+            (true, "reachable (authorization passthrough: clients bring their own credential)".to_string())
+        }
+        (200..=299, _) => (true, "connected: the upstream accepted the credential".to_string()),
+        (401 | 403, _) => (false, format!("the upstream refused the credential ({status})")),
+        (300..=399, _) => (false, format!("the upstream redirected ({status}); check the base URL")),
+        _ => (false, format!("the upstream answered {status}")),
+    };
+    Ok(Json(CheckResult { ok, probe, upstream_status: Some(status), latency_ms, model_found, message }))
+}
+
+/// Headers each family's API requires on every call.
+fn ptype_headers(family: Family) -> Option<HeaderMap> {
+    match family {
+        Family::Anthropic => {
+            let mut h = HeaderMap::new();
+            h.insert("anthropic-version", axum::http::HeaderValue::from_static("2023-06-01"));
+            Some(h)
+        }
+        _ => None,
+    }
+}
