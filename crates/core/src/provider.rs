@@ -402,6 +402,18 @@ impl ProviderSpec {
         out
     }
 
+    /// The secret holding the upstream API key (OpenAI, Anthropic, Google, OpenAI-compatible),
+    /// without allocating: the proxy calls this on every request.
+    pub fn api_key_ref(&self) -> Option<&str> {
+        match self.config()? {
+            ProviderConfig::Openai(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::Anthropic(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::Google(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::OpenaiCompatible(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::Bedrock(_) => None,
+        }
+    }
+
     /// The upstream base URL: the configured one or the type's default.
     pub fn upstream_base_url(&self) -> String {
         let configured = match self.config() {

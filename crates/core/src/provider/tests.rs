@@ -296,3 +296,15 @@ fn not_an_object_or_not_json() {
     assert_eq!(ProviderSpec::parse(b"[1]").map_err(|e| e.field), Err(String::new()));
     assert!(ProviderSpec::parse(b"{").is_err());
 }
+
+#[test]
+fn api_key_ref_per_type() {
+    let spec = |v: Value| ProviderSpec::from_value(v).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec(base()).api_key_ref(), Some("OPENAI_API_KEY"));
+    let pt = spec(json!({"name": "a", "display_name": "A", "type": "anthropic",
+        "anthropic_config": {"authorization_passthrough": true}}));
+    assert_eq!(pt.api_key_ref(), None);
+    let local = spec(json!({"name": "c", "display_name": "C", "type": "openai_compatible",
+        "openai_compatible_config": {"base_url": "http://x:1/v1"}}));
+    assert_eq!(local.api_key_ref(), None);
+}

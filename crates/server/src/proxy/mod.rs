@@ -232,10 +232,10 @@ pub(crate) async fn add_credential(
     ptype: ProviderType,
     headers: &mut HeaderMap,
 ) -> Result<(), String> {
-    let Some((_, secret_name)) = spec.secret_refs().into_iter().next() else {
+    let Some(secret_name) = spec.api_key_ref() else {
         return Ok(());
     };
-    let Some(secret) = state.credential(snap, &secret_name).await else {
+    let Some(secret) = state.credential(snap, secret_name).await else {
         tracing::warn!(provider = name, secret = %secret_name, "provider credential is missing");
         return Err(format!("provider \"{name}\" has no usable upstream credential (secret \"{secret_name}\")"));
     };
