@@ -243,20 +243,7 @@ async fn upstream_failures(db: TestDb) {
     );
 
     // Nothing listens → 502, one event.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or(1)
-    };
-    expect(
-        admin(
-            &rig.gw,
-            Method::PATCH,
-            &format!("/api/v1/llm-providers/{}", rig.name),
-            Some(json!({"anthropic_config": {"base_url": format!("http://127.0.0.1:{dead}")}})),
-        )
-        .await,
-        200,
-    );
+    rig.point_at_nothing().await;
     let r = rig.post(&path, &body).await;
     assert_native(&r, "anthropic", 502, "could not be reached");
     let events = rig.events(4).await;

@@ -118,6 +118,16 @@ impl Rig {
         send(self.request(Method::POST, path).json(body)).await
     }
 
+    /// Repoints the provider's base URL at a local port where nothing listens.
+    pub async fn point_at_nothing(&self) {
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+            l.local_addr().map(|a| a.port()).unwrap_or(1)
+        };
+        let patch = json!({format!("{}_config", self.kind): {"base_url": format!("http://127.0.0.1:{dead}")}});
+        expect(admin(&self.gw, Method::PATCH, &format!("/api/v1/llm-providers/{}", self.name), Some(patch)).await, 200);
+    }
+
     /// Waits for exactly `n` usage events (failing if more or fewer arrive).
     pub async fn events(&self, n: usize) -> Vec<UsageEvent> {
         usage_events(&self.gw, n).await
