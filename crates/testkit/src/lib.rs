@@ -173,11 +173,6 @@ impl TestGateway {
         Ok(events?)
     }
 
-    /// The usage database URL (a SQLite file in the data dir, or the PostgreSQL test database).
-    pub fn usage_url(&self) -> &str {
-        &self.usage_url
-    }
-
     /// Stops the gateway gracefully and waits for it.
     pub fn stop(mut self) {
         self.halt();

@@ -51,6 +51,20 @@ pub struct CheckResult {
     pub message: String,
 }
 
+impl CheckResult {
+    /// A failed check that got no HTTP answer from the upstream.
+    fn no_answer(probe: &str, latency_ms: i64, message: String) -> Json<CheckResult> {
+        Json(CheckResult {
+            ok: false,
+            probe: probe.to_string(),
+            upstream_status: None,
+            latency_ms,
+            model_found: None,
+            message,
+        })
+    }
+}
+
 /// Test a provider's connection: reachability, TLS and the stored credential.
 #[utoipa::path(post, path = "/api/v1/llm-providers/{name}/check", tag = "providers",
     params(("name" = String, Path, description = "Provider name")),
@@ -89,22 +103,17 @@ pub async fn check(
     };
     let (path, query) = probe_path.split_once('?').map_or((probe_path, None), |(p, q)| (p, Some(q)));
     let url = crate::proxy::upstream_url(&spec.upstream_base_url(), path, query);
+    let probe = format!("GET {path}");
     let mut upstream_headers = HeaderMap::new();
-    if let Some(v) = ptype_headers(family) {
-        upstream_headers.extend(v);
+    if family == Family::Anthropic {
+        // The Messages API refuses calls without a version header.
+        upstream_headers.insert("anthropic-version", axum::http::HeaderValue::from_static("2023-06-01"));
     }
     let passthrough = spec.authorization_passthrough();
     if !passthrough
         && let Err(msg) = crate::proxy::add_credential(&state, &snap, &name, spec, ptype, &mut upstream_headers).await
     {
-        return Ok(Json(CheckResult {
-            ok: false,
-            probe: format!("GET {path}"),
-            upstream_status: None,
-            latency_ms: 0,
-            model_found: None,
-            message: msg,
-        }));
+        return Ok(CheckResult::no_answer(&probe, 0, msg));
     }
     let started = Instant::now();
     let sent = tokio::time::timeout(PROBE_TIMEOUT, async {
@@ -115,28 +124,15 @@ pub async fn check(
     })
     .await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let probe = format!("GET {path}");
     let (status, bytes) = match sent {
         Err(_) => {
-            return Ok(Json(CheckResult {
-                ok: false,
-                probe,
-                upstream_status: None,
-                latency_ms,
-                model_found: None,
-                message: format!("the upstream did not answer within {} s", PROBE_TIMEOUT.as_secs()),
-            }));
+            let message = format!("the upstream did not answer within {} s", PROBE_TIMEOUT.as_secs());
+            return Ok(CheckResult::no_answer(&probe, latency_ms, message));
         }
         Ok(Err(e)) => {
             let what = if e.is_connect() { "could not be reached" } else { "failed" };
-            return Ok(Json(CheckResult {
-                ok: false,
-                probe,
-                upstream_status: None,
-                latency_ms,
-                model_found: None,
-                message: format!("the upstream {what}: {}", e.without_url()),
-            }));
+            let message = format!("the upstream {what}: {}", e.without_url());
+            return Ok(CheckResult::no_answer(&probe, latency_ms, message));
         }
         Ok(Ok(v)) => v,
     };
@@ -164,16 +160,4 @@ pub async fn check(
         _ => (false, format!("the upstream answered {status}")),
     };
     Ok(Json(CheckResult { ok, probe, upstream_status: Some(status), latency_ms, model_found, message }))
-}
-
-/// Headers each family's API requires on every call.
-fn ptype_headers(family: Family) -> Option<HeaderMap> {
-    match family {
-        Family::Anthropic => {
-            let mut h = HeaderMap::new();
-            h.insert("anthropic-version", axum::http::HeaderValue::from_static("2023-06-01"));
-            Some(h)
-        }
-        _ => None,
-    }
 }
