@@ -89,6 +89,14 @@ pub struct ServeArgs {
     /// drains everything on shutdown).
     #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
     pub usage_flush_interval_ms: u64,
+    /// STS endpoint used by Bedrock providers that assume an IAM role. Default: the regional
+    /// AWS STS endpoint.
+    #[arg(long, env = "TOLLGATE_AWS_STS_ENDPOINT")]
+    pub aws_sts_endpoint: Option<String>,
+    /// Bedrock control-plane endpoint (guardrail validation, connection checks). Default:
+    /// https://bedrock.<region>.amazonaws.com.
+    #[arg(long, env = "TOLLGATE_BEDROCK_CONTROL_ENDPOINT")]
+    pub bedrock_control_endpoint: Option<String>,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -161,6 +169,18 @@ impl ServeArgs {
             anyhow::bail!("--usage-flush-interval-ms must be at least 1");
         }
         s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
+        for (flag, v) in [
+            ("--aws-sts-endpoint", &self.aws_sts_endpoint),
+            ("--bedrock-control-endpoint", &self.bedrock_control_endpoint),
+        ] {
+            if let Some(u) = v
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                anyhow::bail!("{flag} must be an http:// or https:// URL");
+            }
+        }
+        s.aws_sts_endpoint = self.aws_sts_endpoint.clone();
+        s.bedrock_control_endpoint = self.bedrock_control_endpoint.clone();
         Ok(s)
     }
 }

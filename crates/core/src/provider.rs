@@ -191,9 +191,19 @@ pub struct BedrockConfig {
     pub static_credentials: Option<StaticCredentials>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role: Option<AssumeRole>,
-    /// Name of a Bedrock guardrail to attach, or absent for none.
+    /// A Bedrock guardrail to attach, or absent for none: its identifier, optionally with
+    /// `:<version>` (a number or `DRAFT`; default `DRAFT`), e.g. `gr7x2k4m9p1q:3`. Checked
+    /// against the Bedrock control plane (`GetGuardrail`) when saved.
     #[serde(default)]
     pub guardrail: Option<String>,
+}
+
+impl BedrockConfig {
+    /// The guardrail's identifier and version (`DRAFT` when no version is given).
+    pub fn guardrail_parts(&self) -> Option<(&str, &str)> {
+        let g = self.guardrail.as_deref().filter(|g| !g.is_empty())?;
+        Some(g.split_once(':').unwrap_or((g, "DRAFT")))
+    }
 }
 
 /// How a Bedrock provider gets AWS credentials.
@@ -749,8 +759,16 @@ fn validate_bedrock(c: &mut BedrockConfig) -> Result<(), ValidationError> {
             c.guardrail = None;
         } else {
             let f = "bedrock_config.guardrail";
-            validate::char_len(g, 1, 63).map_err(field_err(f))?;
-            validate::charset(g, "_-", "letters, digits, `_` and `-`").map_err(field_err(f))?;
+            let (id, version) = g.split_once(':').unwrap_or((g, "DRAFT"));
+            validate::char_len(id, 1, 63).map_err(field_err(f))?;
+            validate::charset(id, "_-", "letters, digits, `_` and `-`").map_err(field_err(f))?;
+            let numeric = (1..=8).contains(&version.len()) && version.bytes().all(|b| b.is_ascii_digit());
+            if version != "DRAFT" && !numeric {
+                return Err(ValidationError::new(
+                    f,
+                    format!("version `{version}` must be a number or DRAFT (write <identifier>:<version>)"),
+                ));
+            }
         }
     }
     Ok(())

@@ -7,9 +7,10 @@
 
 use bytes::Bytes;
 
+use crate::bedrock::eventstream::{EventStreamReader, Frame};
 use crate::json_scan::{self, ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
-use crate::{Family, MAX_HELD_BYTES, Usage, anthropic, google, openai};
+use crate::{Family, MAX_HELD_BYTES, Usage, anthropic, bedrock, google, openai};
 
 /// What a request asks the upstream to do (drives metering and the body edit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,14 @@ pub enum Endpoint {
     StreamGenerateContent,
     /// Gemini `:embedContent` / `:batchEmbedContents`.
     EmbedContent,
+    /// Bedrock `POST /model/{id}/invoke`.
+    Invoke,
+    /// Bedrock `POST /model/{id}/invoke-with-response-stream`.
+    InvokeStream,
+    /// Bedrock `POST /model/{id}/converse`.
+    Converse,
+    /// Bedrock `POST /model/{id}/converse-stream`.
+    ConverseStream,
     /// `GET` of the models list.
     ListModels,
     /// Anything else: passed through, not metered.
@@ -50,6 +59,10 @@ impl Endpoint {
                 | Endpoint::Messages
                 | Endpoint::GenerateContent
                 | Endpoint::StreamGenerateContent
+                | Endpoint::Invoke
+                | Endpoint::InvokeStream
+                | Endpoint::Converse
+                | Endpoint::ConverseStream
         )
     }
 }
@@ -58,12 +71,13 @@ impl Endpoint {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestInfo {
     pub endpoint: Endpoint,
-    /// Model from the JSON body `model` (OpenAI, Anthropic) or from the path for Google
-    /// (`/v1beta/models/{model}:action`, `/v1/models/{model}:action`, `/v1alpha/...`, also GET
-    /// `/v1beta/models/{model}`), percent-decoded.
+    /// Model from the JSON body `model` (OpenAI, Anthropic, Bedrock's OpenAI-compatible path)
+    /// or from the path for Google (`/v1beta/models/{model}:action`, `/v1/models/{model}:action`,
+    /// `/v1alpha/...`, also GET `/v1beta/models/{model}`) and Bedrock (`/model/{id}/...`),
+    /// percent-decoded.
     pub model: Option<String>,
-    /// The client asked for a streamed response (body `"stream": true`, or Google
-    /// streamGenerateContent).
+    /// The client asked for a streamed response (body `"stream": true`, Google
+    /// streamGenerateContent, Bedrock `*-stream`).
     pub stream: bool,
     /// Set when the body looks like JSON (first non-whitespace byte `{`) but the model cannot
     /// be read unambiguously: invalid JSON, `model` not a string, or `model` given twice.
@@ -80,6 +94,7 @@ pub fn inspect(family: Family, method: &str, path: &str, query: Option<&str>, bo
         Family::OpenAi => openai::request::inspect(method, path, query, body),
         Family::Anthropic => anthropic::request::inspect(method, path, query, body),
         Family::Google => google::request::inspect(method, path, query, body),
+        Family::Bedrock => bedrock::request::inspect(method, path, query, body),
     }
 }
 
@@ -89,7 +104,8 @@ pub fn inspect(family: Family, method: &str, path: &str, query: Option<&str>, bo
 /// request: the same `Bytes` and `false`.
 pub fn prepare_body(family: Family, info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
     match family {
-        Family::OpenAi => openai::request::prepare_body(info, body),
+        // Bedrock's OpenAI-compatible chat completions get the same edit.
+        Family::OpenAi | Family::Bedrock => openai::request::prepare_body(info, body),
         Family::Anthropic | Family::Google => (body, false),
     }
 }
@@ -100,7 +116,7 @@ pub fn prepare_body(family: Family, info: &RequestInfo, body: Bytes) -> (Bytes, 
 /// unchanged. `None` when the body is not the expected shape (pass it through).
 pub fn filter_model_list(family: Family, body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
     match family {
-        Family::OpenAi => openai::request::filter_model_list(body, allowed),
+        Family::OpenAi | Family::Bedrock => openai::request::filter_model_list(body, allowed),
         Family::Anthropic => anthropic::request::filter_model_list(body, allowed),
         Family::Google => google::request::filter_model_list(body, allowed),
     }
@@ -159,14 +175,21 @@ enum Decoder {
     OpenAi(openai::stream::Decoder),
     Anthropic(anthropic::stream::Decoder),
     Google(google::stream::Decoder),
+    Bedrock(bedrock::stream::Decoder),
 }
 
 impl Decoder {
     fn new(family: Family, endpoint: Endpoint, filter: bool) -> Decoder {
+        let openai_endpoint = matches!(
+            endpoint,
+            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses | Endpoint::Embeddings
+        );
         match family {
             Family::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(endpoint, filter)),
+            Family::Bedrock if openai_endpoint => Decoder::OpenAi(openai::stream::Decoder::new(endpoint, filter)),
             Family::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(endpoint)),
             Family::Google => Decoder::Google(google::stream::Decoder::new(endpoint)),
+            Family::Bedrock => Decoder::Bedrock(bedrock::stream::Decoder::new(endpoint)),
         }
     }
 
@@ -176,6 +199,7 @@ impl Decoder {
             Decoder::OpenAi(_) => openai::stream::BODY_MEMBERS,
             Decoder::Anthropic(_) => anthropic::stream::BODY_MEMBERS,
             Decoder::Google(_) => google::stream::BODY_MEMBERS,
+            Decoder::Bedrock(_) => bedrock::stream::BODY_MEMBERS,
         }
     }
 
@@ -184,6 +208,19 @@ impl Decoder {
             Decoder::OpenAi(d) => d.on_event(ev),
             Decoder::Anthropic(d) => d.on_event(ev),
             Decoder::Google(d) => d.on_event(ev),
+            Decoder::Bedrock(_) => Action::Forward,
+        }
+    }
+
+    fn on_frame(&mut self, frame: &Frame) {
+        if let Decoder::Bedrock(d) = self {
+            d.on_frame(frame);
+        }
+    }
+
+    fn on_header(&mut self, name: &str, value: &str) {
+        if let Decoder::Bedrock(d) = self {
+            d.on_header(name, value);
         }
     }
 
@@ -192,6 +229,7 @@ impl Decoder {
             Decoder::OpenAi(d) => d.on_element(json),
             Decoder::Anthropic(d) => d.on_element(json),
             Decoder::Google(d) => d.on_element(json),
+            Decoder::Bedrock(_) => {}
         }
     }
 
@@ -200,6 +238,7 @@ impl Decoder {
             Decoder::OpenAi(d) => d.on_member(name, raw),
             Decoder::Anthropic(d) => d.on_member(name, raw),
             Decoder::Google(d) => d.on_member(name, raw),
+            Decoder::Bedrock(d) => d.on_member(name, raw),
         }
     }
 
@@ -208,6 +247,7 @@ impl Decoder {
             Decoder::OpenAi(d) => d.usage(),
             Decoder::Anthropic(d) => d.usage(),
             Decoder::Google(d) => d.usage(),
+            Decoder::Bedrock(d) => d.usage(),
         }
     }
 
@@ -216,6 +256,7 @@ impl Decoder {
             Decoder::OpenAi(d) => d.error(),
             Decoder::Anthropic(d) => d.error(),
             Decoder::Google(d) => d.error(),
+            Decoder::Bedrock(d) => d.error(),
         }
     }
 }
@@ -231,6 +272,8 @@ enum Reader {
     },
     Json(ObjectCapture),
     JsonArray(ArraySplitter),
+    /// AWS binary event stream (Bedrock `*-stream`).
+    EventStream(EventStreamReader),
 }
 
 /// The unforwarded tail of a filtered SSE stream: at most one incomplete event.
@@ -320,10 +363,12 @@ impl Tap {
         let sse = content_type.is_some_and(is_event_stream);
         let filter = sse
             && injected_include_usage
-            && family == Family::OpenAi
+            && matches!(family, Family::OpenAi | Family::Bedrock)
             && matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
         let decoder = Decoder::new(family, info.endpoint, filter);
-        let reader = if sse {
+        let reader = if content_type.is_some_and(is_aws_event_stream) {
+            Reader::EventStream(EventStreamReader::new())
+        } else if sse {
             Reader::Sse { parser: SseParser::new(), filter: filter.then(Held::default) }
         } else if info.endpoint == Endpoint::StreamGenerateContent {
             Reader::JsonArray(ArraySplitter::new())
@@ -367,6 +412,20 @@ impl Tap {
                 }
                 chunk
             }
+            Reader::EventStream(reader) => {
+                for frame in reader.push(&chunk) {
+                    decoder.on_frame(&frame);
+                }
+                chunk
+            }
+        }
+    }
+
+    /// Shows the tap one upstream response header (Bedrock reports InvokeModel token counts
+    /// in `x-amzn-bedrock-*-token-count` headers). Other families ignore headers.
+    pub fn observe_header(&mut self, name: &str, value: &str) {
+        if let (Some(decoder), false) = (self.decoder.as_mut(), matches!(self.reader, Reader::Off)) {
+            decoder.on_header(name, value);
         }
     }
 
@@ -389,7 +448,7 @@ impl Tap {
                     }
                 }
             }
-            Reader::Off | Reader::Json(_) | Reader::JsonArray(_) => Bytes::new(),
+            Reader::Off | Reader::Json(_) | Reader::JsonArray(_) | Reader::EventStream(_) => Bytes::new(),
         }
     }
 
@@ -413,8 +472,14 @@ impl Tap {
             Reader::Sse { parser, filter } => parser.buffered_len() + filter.as_ref().map_or(0, |h| h.bytes.len()),
             Reader::Json(c) => c.buffered_len(),
             Reader::JsonArray(s) => s.buffered_len(),
+            Reader::EventStream(r) => r.buffered_len(),
         }
     }
+}
+
+/// `application/vnd.amazon.eventstream`, ignoring case and parameters.
+fn is_aws_event_stream(content_type: &str) -> bool {
+    content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/vnd.amazon.eventstream"))
 }
 
 /// `text/event-stream`, ignoring case and parameters.

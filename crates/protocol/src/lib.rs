@@ -11,9 +11,13 @@
 //! - [`errors`] renders errors the gateway itself produces in each family's native shape.
 //! - [`fixture`] describes the golden wire fixtures under `tests/fixtures/<family>/`.
 //!
-//! Each provider family has one module with the same files (`request`, `usage`, `stream`);
-//! [`Family`] is matched exhaustively wherever the families differ, so adding one (Bedrock) is
-//! adding a variant, a module, and the match arms the compiler asks for.
+//! - [`sigv4`] signs a Bedrock request (AWS Signature Version 4) over the exact bytes sent;
+//!   credentials, region and time are arguments.
+//!
+//! Each provider family has one module with the same files (`request`, `usage`, `stream`;
+//! Bedrock adds `eventstream`, the AWS binary frame reader); [`Family`] is matched
+//! exhaustively wherever the families differ, so adding one is adding a variant, a module, and
+//! the match arms the compiler asks for.
 //!
 //! Memory stays bounded on long streams: parsers keep only the current SSE event or JSON-array
 //! element, and a non-streamed JSON body is scanned for its top-level `usage` member without
@@ -26,9 +30,14 @@ pub mod fixture;
 pub mod json_scan;
 pub mod sse;
 
+pub mod sigv4;
+
 mod anthropic;
+mod bedrock;
 mod google;
 mod openai;
+
+pub use bedrock::request::is_profile_or_arn;
 
 pub use exchange::{Endpoint, RequestInfo, Tap, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
@@ -48,20 +57,21 @@ pub enum Family {
     OpenAi,
     Anthropic,
     Google,
+    /// Bedrock runtime: native paths, plus the OpenAI-compatible chat completions.
+    Bedrock,
 }
 
 impl Family {
     /// Every family, in a stable order.
-    pub const ALL: [Family; 3] = [Family::OpenAi, Family::Anthropic, Family::Google];
+    pub const ALL: [Family; 4] = [Family::OpenAi, Family::Anthropic, Family::Google, Family::Bedrock];
 
-    /// The wire family of a provider type; `None` for types whose wire format this crate does
-    /// not handle yet (Bedrock).
-    pub fn of(t: ProviderType) -> Option<Family> {
+    /// The wire family of a provider type.
+    pub fn of(t: ProviderType) -> Family {
         match t {
-            ProviderType::Openai | ProviderType::OpenaiCompatible => Some(Family::OpenAi),
-            ProviderType::Anthropic => Some(Family::Anthropic),
-            ProviderType::Google => Some(Family::Google),
-            ProviderType::Bedrock => None,
+            ProviderType::Openai | ProviderType::OpenaiCompatible => Family::OpenAi,
+            ProviderType::Anthropic => Family::Anthropic,
+            ProviderType::Google => Family::Google,
+            ProviderType::Bedrock => Family::Bedrock,
         }
     }
 
@@ -71,6 +81,7 @@ impl Family {
             Family::OpenAi => "openai",
             Family::Anthropic => "anthropic",
             Family::Google => "google",
+            Family::Bedrock => "bedrock",
         }
     }
 }
@@ -81,12 +92,12 @@ mod tests {
 
     #[test]
     fn family_of_each_type() {
-        assert_eq!(Family::of(ProviderType::Openai), Some(Family::OpenAi));
-        assert_eq!(Family::of(ProviderType::OpenaiCompatible), Some(Family::OpenAi));
-        assert_eq!(Family::of(ProviderType::Anthropic), Some(Family::Anthropic));
-        assert_eq!(Family::of(ProviderType::Google), Some(Family::Google));
-        assert_eq!(Family::of(ProviderType::Bedrock), None);
+        assert_eq!(Family::of(ProviderType::Openai), Family::OpenAi);
+        assert_eq!(Family::of(ProviderType::OpenaiCompatible), Family::OpenAi);
+        assert_eq!(Family::of(ProviderType::Anthropic), Family::Anthropic);
+        assert_eq!(Family::of(ProviderType::Google), Family::Google);
+        assert_eq!(Family::of(ProviderType::Bedrock), Family::Bedrock);
         let dirs: Vec<_> = Family::ALL.iter().map(|f| f.fixture_dir()).collect();
-        assert_eq!(dirs, ["openai", "anthropic", "google"]);
+        assert_eq!(dirs, ["openai", "anthropic", "google", "bedrock"]);
     }
 }

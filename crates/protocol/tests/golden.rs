@@ -7,7 +7,18 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use tollgate_protocol::fixture::event_stream_frames;
 use tollgate_protocol::{Case, Endpoint, Family, Tap, inspect, prepare_body};
+
+/// A fixture body's bytes: `.events.json` descriptions are encoded into event-stream frames.
+fn body_bytes(dir: &Path, file: &str) -> Vec<u8> {
+    let raw = std::fs::read(dir.join(file)).unwrap();
+    if file.ends_with(".events.json") {
+        event_stream_frames(&raw).unwrap_or_else(|e| panic!("{file}: {e}")).concat()
+    } else {
+        raw
+    }
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
@@ -40,6 +51,9 @@ fn run(
 ) -> (Vec<u8>, Option<tollgate_protocol::Usage>, Option<String>) {
     let info = inspect(family, &case.method, &case.path, case.query.as_deref(), &case.request_body());
     let mut tap = Tap::new(family, &info, case.status, Some(&case.content_type), injected);
+    for (name, value) in &case.response_headers {
+        tap.observe_header(name, value);
+    }
     let mut out = Vec::new();
     let mut at = 0;
     let mut i = 0;
@@ -70,7 +84,7 @@ fn every_fixture_case() {
             assert_ne!(info.endpoint, Endpoint::Other, "{ctx}: every fixture names a known endpoint");
             let body_model = case.request.as_ref().and_then(|r| r.get("model")).and_then(|m| m.as_str());
             match (family, body_model) {
-                (Family::Google, _) => {
+                (Family::Google, _) | (Family::Bedrock, None) => {
                     assert_eq!(
                         info.model.is_some(),
                         info.endpoint != Endpoint::ListModels,
@@ -91,8 +105,8 @@ fn every_fixture_case() {
                 assert_eq!(sent, body, "{ctx}: body unchanged");
             }
 
-            let response = std::fs::read(dir.join(&case.response)).unwrap();
-            let client = std::fs::read(dir.join(case.client_file())).unwrap();
+            let response = body_bytes(&dir, &case.response);
+            let client = body_bytes(&dir, case.client_file());
             assert_eq!(case.client_response.is_some(), injected, "{ctx}: a client file exactly when injected");
             let splits: [&[usize]; 5] = [&[usize::MAX], &[1], &[7, 3, 64], &[13, 1, 250], &[2, 5, 11, 17, 1024]];
             for sizes in splits {
@@ -107,7 +121,7 @@ fn every_fixture_case() {
             }
         }
     }
-    assert!(count >= 24, "only {count} cases");
+    assert!(count >= 30, "only {count} cases");
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod aws;
 pub mod error;
 pub mod gateway;
 pub mod keys;

@@ -101,6 +101,11 @@ pub struct Settings {
     pub usage_batch_size: usize,
     /// …and flushes at least this often.
     pub usage_flush_interval: Duration,
+    /// STS endpoint for Bedrock providers that assume a role; default: the regional AWS one.
+    pub aws_sts_endpoint: Option<String>,
+    /// Bedrock control-plane endpoint (guardrail validation, connection checks); default:
+    /// `https://bedrock.<region>.amazonaws.com`.
+    pub bedrock_control_endpoint: Option<String>,
 }
 
 impl Settings {
@@ -124,6 +129,8 @@ impl Settings {
             usage_queue_capacity: 65_536,
             usage_batch_size: 1000,
             usage_flush_interval: Duration::from_millis(250),
+            aws_sts_endpoint: None,
+            bedrock_control_endpoint: None,
         }
     }
 
@@ -133,6 +140,14 @@ impl Settings {
             .as_ref()
             .map(|u| u.0.clone())
             .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("tollgate.sqlite").display()))
+    }
+
+    /// The Bedrock control-plane base URL for `region`.
+    pub fn bedrock_control_url(&self, region: &str) -> String {
+        match &self.bedrock_control_endpoint {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("https://bedrock.{region}.amazonaws.com"),
+        }
     }
 
     /// The usage database URL, or `None` to share the PostgreSQL config database.

@@ -57,6 +57,7 @@ struct Inner {
     meter: Meter,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
+    aws: crate::aws::AwsCredentials,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -78,11 +79,12 @@ impl AppState {
                 reload_lock: tokio::sync::Mutex::new(()),
                 secrets: parts.secrets,
                 public_url: parts.public_url.trim_end_matches('/').to_string(),
-                settings,
                 ready: AtomicBool::new(false),
                 meter: parts.meter,
                 metrics: parts.metrics,
                 http: parts.http,
+                aws: crate::aws::AwsCredentials::new(settings.aws_sts_endpoint.clone()),
+                settings,
             }),
         }
     }
@@ -93,6 +95,11 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// AWS credentials of Bedrock providers (cached per provider configuration).
+    pub fn aws(&self) -> &crate::aws::AwsCredentials {
+        &self.inner.aws
     }
 
     /// The shared upstream HTTP client.

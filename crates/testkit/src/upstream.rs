@@ -1,6 +1,8 @@
-//! Fake LLM upstreams: real HTTP servers on 127.0.0.1 that speak the OpenAI, Anthropic and
-//! Gemini wire formats (streaming included) and record every request they receive, so
-//! integration tests can point a provider's `base_url` at one and drive the gateway through it.
+//! Fake LLM upstreams: real HTTP servers on 127.0.0.1 that speak the OpenAI, Anthropic,
+//! Gemini and AWS Bedrock wire formats (streaming included) and record every request they
+//! receive, so integration tests can point a provider's `base_url` at one and drive the
+//! gateway through it. The Bedrock flavor is a small fake AWS ([`bedrock`]): it verifies every
+//! SigV4 signature independently ([`sigv4`]) and also serves STS and the metadata endpoints.
 //!
 //! Each [`FakeUpstream`] answers, in this order:
 //! 1. the next queued [`Reply`] ([`FakeUpstream::push`]), whatever the path, credential or
@@ -45,6 +47,8 @@ pub enum Flavor {
     Anthropic,
     /// Gemini API: `/v1beta/models/{model}:{method}` (and `/v1/...`), `x-goog-api-key` or `?key=`.
     Google,
+    /// AWS Bedrock runtime + control plane + STS + metadata, SigV4 everywhere (see [`bedrock`]).
+    Bedrock,
 }
 
 /// One request as the fake upstream received it.
@@ -189,19 +193,31 @@ impl Reply {
             .and_then(Value::as_str)
             .with_context(|| format!("{}: no \"response\" file name", case_file.display()))?;
         let is_sse = response.ends_with(".sse");
+        let is_events = response.ends_with(".events.json");
         let content_type = match case.get("content_type").and_then(Value::as_str) {
             Some(ct) => ct.to_string(),
             None if is_sse => "text/event-stream".to_string(),
+            None if is_events => "application/vnd.amazon.eventstream".to_string(),
             None => "application/json".to_string(),
         };
         let dir = case_file.parent().unwrap_or(Path::new("."));
         let path = dir.join(response);
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        if is_sse {
-            Ok(Reply::script(status, &content_type, paced(split_sse_events(&bytes), pace)))
+        let mut reply = if is_sse {
+            Reply::script(status, &content_type, paced(split_sse_events(&bytes), pace))
+        } else if is_events {
+            let frames = tollgate_protocol::fixture::event_stream_frames(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Reply::script(status, &content_type, paced(frames.into_iter().map(Bytes::from).collect(), pace))
         } else {
-            Ok(Reply::raw(status, &content_type, bytes))
+            Reply::raw(status, &content_type, bytes)
+        };
+        for pair in case.get("response_headers").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(n), Some(v)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) {
+                reply = reply.with_header(n, v);
+            }
         }
+        Ok(reply)
     }
 }
 
@@ -272,6 +288,7 @@ struct Shared {
     pace: Mutex<Duration>,
     completed: AtomicUsize,
     aborted: AtomicUsize,
+    aws: bedrock::AwsState,
 }
 
 /// Locks, ignoring poisoning (a panicking test thread must not hide what was recorded).
@@ -283,7 +300,8 @@ impl FakeUpstream {
     /// Starts a fake upstream. `credential` is the API key it expects (OpenAI
     /// `Authorization: Bearer <k>`, Anthropic `x-api-key: <k>`, Google `x-goog-api-key: <k>` or
     /// `?key=<k>`); a wrong or missing one gets a 401 in the provider's error JSON. `None`
-    /// accepts anything (like a local Ollama).
+    /// accepts anything (like a local Ollama). Bedrock: `"ACCESS_KEY_ID:SECRET"` registers one
+    /// static key pair (more with [`FakeUpstream::aws_add_key`]); signatures are always checked.
     pub async fn start(flavor: Flavor, credential: Option<&str>) -> anyhow::Result<FakeUpstream> {
         let shared = Arc::new(Shared {
             flavor,
@@ -293,6 +311,7 @@ impl FakeUpstream {
             pace: Mutex::new(Duration::ZERO),
             completed: AtomicUsize::new(0),
             aborted: AtomicUsize::new(0),
+            aws: bedrock::AwsState::default(),
         });
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<SocketAddr>>();
@@ -331,7 +350,14 @@ impl FakeUpstream {
             rt.shutdown_timeout(Duration::from_secs(1));
         })?;
         let addr = ready_rx.await.context("fake upstream thread died")??;
-        Ok(FakeUpstream { base_url: format!("http://{addr}"), shared, shutdown: Some(stop_tx), thread: Some(thread) })
+        let up =
+            FakeUpstream { base_url: format!("http://{addr}"), shared, shutdown: Some(stop_tx), thread: Some(thread) };
+        if flavor == Flavor::Bedrock
+            && let Some((ak, sk)) = credential.and_then(|c| c.split_once(':'))
+        {
+            up.aws_add_key(ak, sk);
+        }
+        Ok(up)
     }
 
     pub fn flavor(&self) -> Flavor {
@@ -342,7 +368,7 @@ impl FakeUpstream {
     pub fn provider_base_url(&self) -> String {
         match self.shared.flavor {
             Flavor::OpenAi => format!("{}/v1", self.base_url),
-            Flavor::Anthropic | Flavor::Google => self.base_url.clone(),
+            Flavor::Anthropic | Flavor::Google | Flavor::Bedrock => self.base_url.clone(),
         }
     }
 
@@ -452,7 +478,17 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         headers: parts.headers,
         body,
     };
+    if shared.flavor == Flavor::Bedrock
+        && let Some(reply) = bedrock::side_service(&shared, &received)
+    {
+        return respond(reply, shared).await;
+    }
     lock(&shared.requests).push(received.clone());
+    if shared.flavor == Flavor::Bedrock
+        && let Err(reply) = bedrock::check_signature(&shared, &received)
+    {
+        return respond(reply, shared).await;
+    }
     let queued = lock(&shared.queue).pop_front();
     let reply = match queued {
         Some(reply) => reply,
@@ -462,6 +498,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 Flavor::OpenAi => openai::serve(&received, shared.credential.as_deref(), pace),
                 Flavor::Anthropic => anthropic::serve(&received, shared.credential.as_deref(), pace),
                 Flavor::Google => google::serve(&received, shared.credential.as_deref(), pace),
+                Flavor::Bedrock => bedrock::serve(&shared, &received, pace),
             }
         }
     };
@@ -1330,6 +1367,9 @@ pub mod google {
         }
     }
 }
+
+pub mod bedrock;
+pub mod sigv4;
 
 #[cfg(test)]
 mod tests;

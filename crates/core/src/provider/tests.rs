@@ -192,6 +192,14 @@ fn bedrock_rules() {
     );
     check(b(json!({"region": "us-east-1", "guardrail": "no spaces allowed"})), Some("bedrock_config.guardrail"));
     check(b(json!({"region": "us-east-1", "guardrail": "pii-filter"})), None);
+    check(b(json!({"region": "us-east-1", "guardrail": "gr7x2k4m9p1q:3"})), None);
+    check(b(json!({"region": "us-east-1", "guardrail": "gr7x2k4m9p1q:DRAFT"})), None);
+    check(b(json!({"region": "us-east-1", "guardrail": "gr7x2k4m9p1q:latest"})), Some("bedrock_config.guardrail"));
+    check(b(json!({"region": "us-east-1", "guardrail": "gr7x2k4m9p1q:"})), Some("bedrock_config.guardrail"));
+    let cfg = BedrockConfig { guardrail: Some("g1:7".into()), ..BedrockConfig::default() };
+    assert_eq!(cfg.guardrail_parts(), Some(("g1", "7")));
+    let cfg = BedrockConfig { guardrail: Some("g1".into()), ..BedrockConfig::default() };
+    assert_eq!(cfg.guardrail_parts(), Some(("g1", "DRAFT")));
 }
 
 #[test]

@@ -3,9 +3,10 @@
 //! injection as the proxy, and reports pass/fail with latency and a message.
 //!
 //! The probe is the upstream's free model-list endpoint (OpenAI `/models`, Anthropic
-//! `/v1/models`, Gemini `/v1beta/models`), which proves reachability, TLS and the key without
-//! spending tokens; with a `model`, it also says whether the upstream lists that model.
-//! Nothing is metered.
+//! `/v1/models`, Gemini `/v1beta/models`, Bedrock's control-plane `ListFoundationModels`,
+//! signed with the provider's AWS credentials in its region), which proves reachability, TLS
+//! and the key without spending tokens; with a `model`, it also says whether the upstream
+//! lists that model (for Bedrock, an inference profile's foundation model). Nothing is metered.
 
 use crate::auth::{authorize, require_scope};
 use crate::error::{ApiError, ErrorBody};
@@ -93,16 +94,19 @@ pub async fn check(
         .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
     let spec = &entry.spec;
     let ptype = spec.provider_type.ok_or_else(|| ApiError::Internal(format!("provider \"{name}\" has no type")))?;
-    let family = Family::of(ptype).ok_or_else(|| {
-        ApiError::FailedPrecondition(format!("connection checks for {ptype} providers are not available yet"))
-    })?;
+    let family = Family::of(ptype);
     let probe_path = match family {
         Family::OpenAi => "/models",
         Family::Anthropic => "/v1/models?limit=1000",
         Family::Google => "/v1beta/models?pageSize=1000",
+        Family::Bedrock => "/foundation-models",
     };
     let (path, query) = probe_path.split_once('?').map_or((probe_path, None), |(p, q)| (p, Some(q)));
-    let url = crate::proxy::upstream_url(&spec.upstream_base_url(), path, query);
+    let base = match family {
+        Family::Bedrock => state.settings().bedrock_control_url(crate::aws::region(spec)),
+        _ => spec.upstream_base_url(),
+    };
+    let url = crate::proxy::upstream_url(&base, path, query);
     let probe = format!("GET {path}");
     let mut upstream_headers = HeaderMap::new();
     if family == Family::Anthropic {
@@ -110,7 +114,22 @@ pub async fn check(
         upstream_headers.insert("anthropic-version", axum::http::HeaderValue::from_static("2023-06-01"));
     }
     let passthrough = spec.authorization_passthrough();
-    if !passthrough
+    if family == Family::Bedrock {
+        let lookup = crate::aws::SecretLookup::Snapshot(&snap);
+        if let Err(e) = state
+            .aws()
+            .sign(
+                &state,
+                lookup,
+                spec,
+                crate::aws::Outgoing { method: "GET", url: &url, body: b"" },
+                &mut upstream_headers,
+            )
+            .await
+        {
+            return Ok(CheckResult::no_answer(&probe, 0, e.to_string()));
+        }
+    } else if !passthrough
         && let Err(msg) = crate::proxy::add_credential(&state, &snap, &name, spec, ptype, &mut upstream_headers).await
     {
         return Ok(CheckResult::no_answer(&probe, 0, msg));
@@ -137,6 +156,9 @@ pub async fn check(
         Ok(Ok(v)) => v,
     };
     let model_found = req.model.as_deref().filter(|_| (200..300).contains(&status)).map(|model| {
+        if family == Family::Bedrock {
+            return bedrock_lists(&bytes, model);
+        }
         let found = Cell::new(false);
         let _ = tollgate_protocol::filter_model_list(family, &bytes, &|m: &str| {
             if m == model {
@@ -160,4 +182,17 @@ pub async fn check(
         _ => (false, format!("the upstream answered {status}")),
     };
     Ok(Json(CheckResult { ok, probe, upstream_status: Some(status), latency_ms, model_found, message }))
+}
+
+/// Whether a `ListFoundationModels` answer lists `model`, or the foundation model of the
+/// inference profile `model` names (`us.anthropic.x` → `anthropic.x`).
+fn bedrock_lists(body: &[u8], model: &str) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return false };
+    let bare = model.split_once('.').filter(|_| tollgate_protocol::is_profile_or_arn(model)).map_or(model, |(_, b)| b);
+    v["modelSummaries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["modelId"].as_str())
+        .any(|id| id == model || id == bare)
 }

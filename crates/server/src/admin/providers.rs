@@ -1,5 +1,7 @@
 //! `/api/v1/llm-providers`: create, list (filters + pagination), get, PATCH (JSON merge
-//! patch; name and type immutable) and delete. Secret references must resolve at save time.
+//! patch; name and type immutable) and delete. Secret references must resolve at save time,
+//! and a Bedrock guardrail must exist: it is looked up with `GetGuardrail` on the Bedrock
+//! control plane, signed with the provider's own credentials in its region.
 
 use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, require_scope};
@@ -70,6 +72,77 @@ async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiEr
     Ok(false)
 }
 
+/// How long the guardrail lookup may take.
+const GUARDRAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A Bedrock provider's guardrail must exist (and not be on its way out).
+async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), ApiError> {
+    const FIELD: &str = "bedrock_config.guardrail";
+    let Some((id, version)) = spec.bedrock_config.as_ref().and_then(|c| c.guardrail_parts()) else {
+        return Ok(());
+    };
+    let region = crate::aws::region(spec);
+    let base = state.settings().bedrock_control_url(region);
+    let url = reqwest::Url::parse(&format!("{base}/guardrails/{id}?guardrailVersion={version}"))
+        .map_err(|e| ApiError::Internal(format!("guardrail URL: {e}")))?;
+    let mut headers = HeaderMap::new();
+    state
+        .aws()
+        .sign(
+            state,
+            crate::aws::SecretLookup::Backend,
+            spec,
+            crate::aws::Outgoing { method: "GET", url: url.as_str(), body: b"" },
+            &mut headers,
+        )
+        .await
+        .map_err(|e| match e {
+            // A key pair that does not resolve is the secret field's problem, not the guardrail's.
+            crate::aws::AwsError::MissingSecret { secret, .. } => {
+                let field = spec.secret_refs().into_iter().find(|(_, s)| *s == secret).map(|(f, _)| f);
+                ApiError::invalid(field.unwrap_or_else(|| FIELD.to_string()), format!("secret \"{secret}\" not found"))
+            }
+            other => ApiError::invalid(FIELD, format!("the guardrail could not be checked: {other}")),
+        })?;
+    let sent = tokio::time::timeout(GUARDRAIL_TIMEOUT, async {
+        let resp = state.http().get(url).headers(headers).send().await?;
+        let status = resp.status().as_u16();
+        Ok::<_, reqwest::Error>((status, resp.bytes().await?))
+    })
+    .await;
+    let (status, body) = match sent {
+        Err(_) => {
+            return Err(ApiError::invalid(FIELD, "the guardrail could not be checked: Bedrock did not answer in time"));
+        }
+        Ok(Err(e)) => {
+            return Err(ApiError::invalid(
+                FIELD,
+                format!("the guardrail could not be checked: the Bedrock control plane failed: {}", e.without_url()),
+            ));
+        }
+        Ok(Ok(v)) => v,
+    };
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or_default().to_string();
+    match status {
+        200..=299 => match json["status"].as_str() {
+            Some("DELETING" | "FAILED") => Err(ApiError::invalid(
+                FIELD,
+                format!(
+                    "guardrail \"{id}\" version {version} is {} in {region}",
+                    json["status"].as_str().unwrap_or_default()
+                ),
+            )),
+            _ => Ok(()),
+        },
+        404 => Err(ApiError::invalid(FIELD, format!("guardrail \"{id}\" version {version} not found in {region}"))),
+        _ => Err(ApiError::invalid(
+            FIELD,
+            format!("the guardrail could not be checked: Bedrock answered {status} {message}").trim_end().to_string(),
+        )),
+    }
+}
+
 fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<ProviderRecord, ApiError> {
     Ok(ProviderRecord {
         name: spec.name.clone(),
@@ -100,6 +173,7 @@ pub async fn create(
     let spec = ProviderSpec::from_value(parse_json_object(&body)?)?;
     require_scope(&caller, &spec.name)?;
     let in_db = check_refs(&state, &spec).await?;
+    check_guardrail(&state, &spec).await?;
     let now = now_ms();
     let rec = record(&spec, now, now)?;
     state.store().insert_provider(&rec, in_db).await?;
@@ -210,6 +284,7 @@ pub async fn update(
     merge_patch(&mut doc, &patch);
     let spec = ProviderSpec::from_value(doc)?;
     let in_db = check_refs(&state, &spec).await?;
+    check_guardrail(&state, &spec).await?;
     let now = now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
     state.store().update_provider(&rec, in_db).await?;

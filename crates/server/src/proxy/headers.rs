@@ -5,6 +5,8 @@
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tollgate_core::ProviderType;
+use tollgate_core::provider::BedrockConfig;
+use tollgate_protocol::{Endpoint, RequestInfo};
 use tollgate_store::SecretValue;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1) plus those the HTTP client recomputes.
@@ -75,6 +77,29 @@ pub fn inject_credential(headers: &mut HeaderMap, ptype: ProviderType, secret: &
     value.set_sensitive(true);
     headers.insert(name, value);
     Ok(())
+}
+
+/// Removes what a client's own SigV4 signing left behind (the gateway signs anew; a stale
+/// `x-amz-date` or session token would break or confuse the new signature).
+pub fn strip_aws_signing(headers: &mut HeaderMap) {
+    for h in ["x-amz-date", "x-amz-security-token", "x-amz-content-sha256"] {
+        headers.remove(h);
+    }
+}
+
+/// The provider's guardrail on InvokeModel requests (`X-Amzn-Bedrock-GuardrailIdentifier` /
+/// `-GuardrailVersion`), replacing any the client sent: the operator's guardrail applies to
+/// every call. Converse takes a guardrail only in its body (`guardrailConfig`), which the
+/// gateway does not edit.
+pub fn bedrock_guardrail(headers: &mut HeaderMap, info: &RequestInfo, cfg: &BedrockConfig) {
+    let Some((id, version)) = cfg.guardrail_parts() else { return };
+    if !matches!(info.endpoint, Endpoint::Invoke | Endpoint::InvokeStream) {
+        return;
+    }
+    if let (Ok(id), Ok(version)) = (HeaderValue::from_str(id), HeaderValue::from_str(version)) {
+        headers.insert("x-amzn-bedrock-guardrailidentifier", id);
+        headers.insert("x-amzn-bedrock-guardrailversion", version);
+    }
 }
 
 /// The upstream's response headers minus hop-by-hop ones; `content-length` too when the

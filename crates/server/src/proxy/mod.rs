@@ -8,13 +8,17 @@
 //! reaches the upstream produces exactly one usage event (see [`body`]). Wire knowledge lives
 //! in `tollgate-protocol`; this module only moves bytes and headers.
 //!
-//! Bedrock is not proxied yet: its SigV4 signing slots in where the credential is injected.
+//! Bedrock is signed instead: after the body is final (the `include_usage` edit of its
+//! OpenAI-compatible path included), [`crate::aws`] signs exactly the bytes and headers sent
+//! with SigV4. A bare foundation-model id of a model that only runs through an inference
+//! profile is refused with Bedrock's own 400 `ValidationException` before any upstream call.
 
 pub mod body;
 pub mod client_auth;
 pub mod headers;
 
 use crate::auth;
+use crate::aws::{Outgoing, SecretLookup};
 use crate::state::{AppState, ProviderEntry, Snapshot};
 use axum::Router;
 use axum::body::Body;
@@ -175,14 +179,7 @@ fn admit(
             format!("provider \"{name}\" is disabled"),
         ));
     }
-    let Some(family) = Family::of(ptype) else {
-        return Err(Refusal::new(
-            Some(ptype),
-            GatewayErrorKind::BadRequest,
-            format!("provider \"{name}\" is of type {ptype}, which this gateway does not proxy yet"),
-        ));
-    };
-    Ok(Admitted { token, entry, ptype, family })
+    Ok(Admitted { token, entry, ptype, family: Family::of(ptype) })
 }
 
 /// Reads the request body up to the configured cap. An oversized body is still read (and
@@ -287,12 +284,38 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let spec = &a.entry.spec;
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
-    if !passthrough && let Err(msg) = add_credential(&state, &snap, name, spec, a.ptype, &mut headers).await {
+    let bedrock = a.ptype == ProviderType::Bedrock;
+    if bedrock {
+        headers::strip_aws_signing(&mut headers);
+        if let Some(cfg) = spec.bedrock_config.as_ref() {
+            headers::bedrock_guardrail(&mut headers, &info, cfg);
+        }
+    } else if !passthrough && let Err(msg) = add_credential(&state, &snap, name, spec, a.ptype, &mut headers).await {
         return refuse(&state, Some(a.ptype), GatewayErrorKind::BadGateway, &msg);
     }
     let (body, injected) = tollgate_protocol::prepare_body(a.family, &info, body);
     let stripped_query = query.map(headers::strip_query_key);
     let url = upstream_url(&spec.upstream_base_url(), path, stripped_query.as_deref());
+    let Ok(url) = reqwest::Url::parse(&url) else {
+        return refuse(&state, Some(a.ptype), GatewayErrorKind::BadRequest, "the request path is not a valid URL path");
+    };
+    if bedrock {
+        // Sign the final bytes: the URL as it will be sent, these headers, this body.
+        let signed = state
+            .aws()
+            .sign(
+                &state,
+                SecretLookup::Snapshot(&snap),
+                spec,
+                Outgoing { method: parts.method.as_str(), url: url.as_str(), body: &body },
+                &mut headers,
+            )
+            .await;
+        if let Err(e) = signed {
+            tracing::warn!(provider = name, error = %e, "cannot sign the Bedrock request");
+            return refuse(&state, Some(a.ptype), GatewayErrorKind::BadGateway, &e.to_string());
+        }
+    }
 
     let event_id = uuid::Uuid::now_v7().to_string();
     let conversation_id = parts
@@ -327,7 +350,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let mut recorder = Recorder::new(state.meter().clone(), state.metrics().clone(), draft, started);
 
     let method = parts.method.clone();
-    let sent = state.http().request(method.clone(), &url).headers(headers).body(body).send().await;
+    let sent = state.http().request(method.clone(), url).headers(headers).body(body).send().await;
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
@@ -370,7 +393,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         });
         return resp;
     }
-    if let Some(rid) = ["x-request-id", "request-id"]
+    if let Some(rid) = ["x-request-id", "request-id", "x-amzn-requestid"]
         .iter()
         .find_map(|h| upstream.headers().get(*h))
         .and_then(|v| v.to_str().ok())
@@ -380,7 +403,14 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
 
     let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let tap = Tap::new(a.family, &info, status.as_u16(), content_type.as_deref(), injected);
+    let mut tap = Tap::new(a.family, &info, status.as_u16(), content_type.as_deref(), injected);
+    if bedrock {
+        for (k, v) in upstream.headers() {
+            if let Ok(v) = v.to_str() {
+                tap.observe_header(k.as_str(), v);
+            }
+        }
+    }
     let filter_models = info.endpoint == Endpoint::ListModels
         && method == Method::GET
         && status.is_success()

@@ -444,7 +444,16 @@ fn every_repo_fixture_loads_with_exact_bytes() -> anyhow::Result<()> {
             let reply = Reply::from_case(&path, Duration::from_millis(1))?;
             let case: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
             let response = case["response"].as_str().unwrap_or_default();
-            let recorded = std::fs::read(path.with_file_name(response))?;
+            let mut recorded = std::fs::read(path.with_file_name(response))?;
+            if response.ends_with(".events.json") {
+                recorded = tollgate_protocol::fixture::event_stream_frames(&recorded)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                    .concat();
+            }
+            for pair in case["response_headers"].as_array().into_iter().flatten() {
+                let (n, v) = (pair[0].as_str().unwrap_or_default(), pair[1].as_str().unwrap_or_default());
+                ensure!(reply.headers.contains(&(n.into(), v.into())), "{}: header {n}", path.display());
+            }
             ensure!(u64::from(reply.status) == case["status"].as_u64().unwrap_or(200), "{}", path.display());
             ensure!(
                 reply.headers.contains(&("content-type".into(), case["content_type"].as_str().unwrap_or("").into()))
