@@ -1,6 +1,7 @@
 //! The native proxy, end to end: a real gateway in front of real fake upstreams (HTTP servers
 //! speaking each provider's wire format), driven over HTTP the way each SDK calls it.
 
+mod bedrock;
 mod config;
 mod errors;
 mod fixtures;
@@ -56,7 +57,7 @@ pub fn provider_at(kind: &str, name: &str, base_url: &str, extra: Value) -> Valu
     body
 }
 
-fn merge(into: &mut Value, patch: Value) {
+pub fn merge(into: &mut Value, patch: Value) {
     match (into, patch) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {

@@ -1,0 +1,564 @@
+//! Bedrock through the running gateway: the AWS SDK's way in (`AWS_BEARER_TOKEN_BEDROCK` =
+//! gateway token as `Authorization: Bearer`), SigV4 re-signing verified independently by the
+//! fake AWS for every request, the four native paths and the OpenAI-compatible one (stream and
+//! non-stream), exact usage buckets including cache reads and writes by TTL, each credential
+//! mode (static keys in-process; default chain and AssumeRole through the real binary, whose
+//! environment the test controls), upstream 403s passed through, guardrails and profile-only
+//! models.
+
+use super::*;
+use crate::serve_binary::serve;
+use tollgate_core::{RequestStatus, Usage};
+use tollgate_testkit::upstream::bedrock::{self as fake, Verified};
+
+const AK: &str = "AKIATOLLGATE0TEST001";
+const SK: &str = "bedrock-secret-LEAKCHECK-9d1f2a";
+const STATIC_USAGE: Usage = Usage {
+    input: fake::INPUT_TOKENS as i64,
+    output: fake::OUTPUT_TOKENS as i64,
+    reasoning: 0,
+    cached_input: fake::CACHE_READ_TOKENS as i64,
+    cache_write_5m: fake::CACHE_WRITE_5M_TOKENS as i64,
+    cache_write_1h: fake::CACHE_WRITE_1H_TOKENS as i64,
+    cache_write_unknown: 0,
+};
+
+/// A gateway with a static-keys Bedrock provider `p-bedrock` in front of a fake AWS.
+struct Aws {
+    gw: TestGateway,
+    up: FakeUpstream,
+    token: String,
+}
+
+fn bedrock_body(name: &str, base_url: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "name": name, "display_name": "Bedrock", "type": "bedrock",
+        "bedrock_config": {"region": "us-east-1", "base_url": base_url,
+            "static_credentials": {"access_key_id_ref": "AWS_ACCESS_KEY_ID", "secret_access_key_ref": "AWS_SECRET_ACCESS_KEY"}}
+    });
+    super::merge(&mut body, extra);
+    body
+}
+
+impl Aws {
+    async fn new(db: TestDb, extra: Value) -> Aws {
+        let up =
+            FakeUpstream::start(Flavor::Bedrock, Some(&format!("{AK}:{SK}"))).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let control = up.base_url.clone();
+        let gw = TestGateway::start_with(Some(db), |s| s.bedrock_control_endpoint = Some(control))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        secret(&gw, "AWS_ACCESS_KEY_ID", AK).await;
+        secret(&gw, "AWS_SECRET_ACCESS_KEY", SK).await;
+        expect(
+            admin(&gw, Method::POST, "/api/v1/llm-providers", Some(bedrock_body("p-bedrock", &up.base_url, extra)))
+                .await,
+            201,
+        );
+        let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+        Aws { gw, up, token }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.gw.url(&format!("/llm/v1/providers/p-bedrock{path}"))
+    }
+
+    /// What boto3 sends with `AWS_BEARER_TOKEN_BEDROCK`: the token as a bearer, JSON body.
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        send(
+            self.gw
+                .client
+                .post(self.url(path))
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+                .header("accept", "application/json")
+                .header("user-agent", "Boto3/1.40.0 md/Botocore#1.40.0 ua/2.1 os/linux")
+                .body(body.to_string()),
+        )
+        .await
+    }
+}
+
+fn converse_body() -> Value {
+    json!({"messages": [{"role": "user", "content": [{"text": "Hello"}]}], "inferenceConfig": {"maxTokens": 64}})
+}
+
+fn anthropic_body() -> Value {
+    json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}]})
+}
+
+/// Every upstream request was signed by `ak` (the fake verified each one) and never saw the
+/// gateway token.
+#[track_caller]
+fn assert_signed(up: &FakeUpstream, ak: &str, n: usize, token: &str) {
+    let verified: Vec<Verified> = up.aws_verified();
+    assert_eq!(verified.len(), n, "verified: {verified:#?}; rejected: {:?}", up.aws_rejected());
+    for v in &verified {
+        assert_eq!((v.access_key_id.as_str(), v.region.as_str(), v.service.as_str()), (ak, "us-east-1", "bedrock"));
+        assert!(
+            v.signed_headers.iter().any(|h| h == "content-type")
+                || v.path.starts_with("/guardrails")
+                || v.path == "/foundation-models"
+        );
+    }
+    for r in up.requests() {
+        for (name, value) in &r.headers {
+            assert!(!String::from_utf8_lossy(value.as_bytes()).contains(token), "gateway token leaked in {name}");
+        }
+        assert!(r.header("authorization").is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256 ")), "{:?}", r.headers);
+    }
+}
+
+async fn native_paths_with_static_keys(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    let model = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let enc = "anthropic.claude-sonnet-4-5-20250929-v1%3A0";
+
+    let r = aws.post(&format!("/model/{enc}/converse"), &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["usage"]["cacheWriteInputTokens"], fake::CACHE_WRITE_TOKENS);
+
+    let r = aws.post(&format!("/model/{enc}/converse-stream"), &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/vnd.amazon.eventstream"));
+    assert_eq!(
+        r.body.to_vec(),
+        fake::frames(&fake::converse_stream_events()).concat(),
+        "frames pass through byte for byte"
+    );
+
+    let r = aws.post(&format!("/model/{enc}/invoke"), &anthropic_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["content"][0]["text"], tollgate_testkit::upstream::TEXT);
+    assert_eq!(r.headers.get("x-amzn-bedrock-input-token-count").and_then(|v| v.to_str().ok()), Some("31"));
+
+    let r = aws.post(&format!("/model/{enc}/invoke-with-response-stream"), &anthropic_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.to_vec(), fake::frames(&fake::invoke_stream_events(model)).concat());
+
+    // An inference-profile ARN, percent-encoded the way the SDKs send path labels.
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let arn_enc = arn.replace(':', "%3A").replace('/', "%2F");
+    let r = aws.post(&format!("/model/{arn_enc}/converse"), &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // The OpenAI-compatible endpoint, non-stream and stream (include_usage injected, and the
+    // usage-only chunk it caused removed).
+    let chat = json!({"model": "openai.gpt-oss-120b-1:0", "messages": [{"role": "user", "content": "Hi"}]});
+    let r = aws.post("/openai/v1/chat/completions", &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut chat_stream = chat.clone();
+    chat_stream["stream"] = json!(true);
+    let r = aws.post("/openai/v1/chat/completions", &chat_stream).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("\"usage\":{"), "the injected usage chunk is removed: {}", r.text());
+    let sent = aws.up.last_request().map(|q| q.json().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(sent["stream_options"]["include_usage"], true, "include_usage was signed and sent");
+
+    assert_signed(&aws.up, AK, 7, &aws.token);
+    let events = usage_events(&aws.gw, 7).await;
+    let openai = Usage {
+        input: (tollgate_testkit::upstream::openai::CHAT_PROMPT_TOKENS
+            - tollgate_testkit::upstream::openai::CHAT_CACHED_TOKENS) as i64,
+        cached_input: tollgate_testkit::upstream::openai::CHAT_CACHED_TOKENS as i64,
+        output: (tollgate_testkit::upstream::openai::CHAT_COMPLETION_TOKENS
+            - tollgate_testkit::upstream::openai::CHAT_REASONING_TOKENS) as i64,
+        reasoning: tollgate_testkit::upstream::openai::CHAT_REASONING_TOKENS as i64,
+        ..Usage::default()
+    };
+    let expected: [(&str, bool, Usage, &str); 7] = [
+        (model, false, STATIC_USAGE, "/converse"),
+        (model, true, STATIC_USAGE, "/converse-stream"),
+        (model, false, STATIC_USAGE, "/invoke"),
+        (model, true, STATIC_USAGE, "/invoke-with-response-stream"),
+        (arn, false, STATIC_USAGE, "/converse"),
+        ("openai.gpt-oss-120b-1:0", false, openai, "/openai/v1/chat/completions"),
+        ("openai.gpt-oss-120b-1:0", true, openai, "/openai/v1/chat/completions"),
+    ];
+    for (e, (m, streamed, usage, suffix)) in events.iter().zip(expected) {
+        assert_eq!(e.provider_type, tollgate_core::ProviderType::Bedrock);
+        assert_eq!((e.model.as_deref(), e.streamed, e.status), (Some(m), streamed, RequestStatus::Success), "{e:#?}");
+        assert_eq!(e.usage, usage, "{}", e.endpoint);
+        assert!(e.endpoint.ends_with(suffix), "{}", e.endpoint);
+        assert_eq!(e.http_status, Some(200));
+    }
+    // The upstream's request id is recorded.
+    assert_ne!(events[0].request_id, events[0].id);
+}
+
+async fn allow_list_and_errors_in_bedrock_shape(db: TestDb) {
+    let aws = Aws::new(db, json!({"provider_models": [{"name": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}]})).await;
+    let r = aws.post("/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("AccessDeniedException"));
+    assert!(r.json()["message"].as_str().unwrap_or_default().starts_with("model_not_allowed:"), "{}", r.text());
+    let r = send(aws.gw.client.post(aws.url("/model/x/converse")).bearer_auth("tg_nope").body("{}")).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("UnrecognizedClientException"));
+    assert!(r.json()["message"].is_string(), "{}", r.text());
+    assert_eq!(aws.up.requests().len(), 1, "refusals never reach the upstream");
+    usage_events(&aws.gw, 1).await;
+}
+
+async fn tampered_and_expired_credentials_pass_403_through(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    // Tampered: the gateway signs with a secret the upstream does not know.
+    secret(&aws.gw, "AWS_SECRET_ACCESS_KEY", "not-the-right-secret").await;
+    let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("InvalidSignatureException")),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("signature"), "{}", r.text());
+    // Expired: the key itself is no longer valid upstream.
+    secret(&aws.gw, "AWS_SECRET_ACCESS_KEY", SK).await;
+    aws.up.aws_expire_key(AK);
+    let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse-stream", &converse_body()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("ExpiredTokenException")),
+        "{:?}",
+        r.headers
+    );
+    assert_eq!(
+        aws.up.aws_rejected(),
+        [tollgate_testkit::upstream::sigv4::Rejection::Mismatch, tollgate_testkit::upstream::sigv4::Rejection::Expired]
+    );
+    let events = usage_events(&aws.gw, 2).await;
+    for e in &events {
+        assert_eq!(
+            (e.status, e.http_status, e.usage),
+            (RequestStatus::UpstreamError, Some(403), Usage::default()),
+            "{e:#?}"
+        );
+    }
+    assert!(events[1].streamed);
+}
+
+async fn guardrail_is_checked_at_save_and_attached_to_invoke(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    // Missing upstream: 400 naming the field, nothing saved.
+    let body = bedrock_body("p-guarded", &aws.up.base_url, json!({"bedrock_config": {"guardrail": "gr7x2k4m9p1q:2"}}));
+    let err = expect_field(
+        admin(&aws.gw, Method::POST, "/api/v1/llm-providers", Some(body.clone())).await,
+        "bedrock_config.guardrail",
+    );
+    assert!(err["error"]["message"].as_str().unwrap_or_default().contains("not found"), "{err}");
+    expect(admin(&aws.gw, Method::GET, "/api/v1/llm-providers/p-guarded", None).await, 404);
+    // Present: saved; PATCHing to a missing one is refused the same way.
+    aws.up.add_guardrail("gr7x2k4m9p1q", "2");
+    expect(admin(&aws.gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    let patch = json!({"bedrock_config": {"guardrail": "gr7x2k4m9p1q:3"}});
+    expect_field(
+        admin(&aws.gw, Method::PATCH, "/api/v1/llm-providers/p-guarded", Some(patch)).await,
+        "bedrock_config.guardrail",
+    );
+    let lookups: Vec<Verified> =
+        aws.up.aws_verified().into_iter().filter(|v| v.path.starts_with("/guardrails/")).collect();
+    assert_eq!(lookups.len(), 3, "each save looked the guardrail up, signed with the provider's key");
+
+    // InvokeModel carries the guardrail headers (replacing the client's); Converse does not.
+    let url = aws.gw.url("/llm/v1/providers/p-guarded/model/amazon.titan-text-express-v1/invoke");
+    let r = send(
+        aws.gw
+            .client
+            .post(url)
+            .bearer_auth(&aws.token)
+            .header("content-type", "application/json")
+            .header("x-amzn-bedrock-guardrailidentifier", "client-choice")
+            .body(json!({"inputText": "Hi"}).to_string()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = aws.up.last_request().unwrap_or_else(|| panic!("no request"));
+    assert_eq!(got.header("x-amzn-bedrock-guardrailidentifier"), Some("gr7x2k4m9p1q"));
+    assert_eq!(got.header("x-amzn-bedrock-guardrailversion"), Some("2"));
+    let url = aws.gw.url("/llm/v1/providers/p-guarded/model/amazon.nova-pro-v1:0/converse");
+    let r = send(aws.gw.client.post(url).bearer_auth(&aws.token).body(converse_body().to_string())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        aws.up.last_request().and_then(|q| q.header("x-amzn-bedrock-guardrailidentifier").map(str::to_string)),
+        None
+    );
+}
+
+async fn connection_check_lists_foundation_models(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    let ok = expect(
+        admin(
+            &aws.gw,
+            Method::POST,
+            "/api/v1/llm-providers/p-bedrock/check",
+            Some(json!({"model": "us.anthropic.claude-haiku-4-5-20251001-v1:0"})),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(
+        (ok["ok"].as_bool(), ok["model_found"].as_bool(), ok["probe"].as_str()),
+        (Some(true), Some(true), Some("GET /foundation-models")),
+        "{ok}"
+    );
+    secret(&aws.gw, "AWS_SECRET_ACCESS_KEY", "wrong").await;
+    let bad = expect(admin(&aws.gw, Method::POST, "/api/v1/llm-providers/p-bedrock/check", None).await, 200);
+    assert_eq!((bad["ok"].as_bool(), bad["upstream_status"].as_u64()), (Some(false), Some(403)), "{bad}");
+}
+
+crate::both_backends!(
+    native_paths_with_static_keys,
+    allow_list_and_errors_in_bedrock_shape,
+    tampered_and_expired_credentials_pass_403_through,
+    guardrail_is_checked_at_save_and_attached_to_invoke,
+    connection_check_lists_foundation_models,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Default chain and AssumeRole: the real binary, with the AWS environment the test gives it.
+
+/// A `tollgate serve` child whose AWS environment is exactly `aws_env` (plus a private HOME,
+/// empty shared config files unless given, and instance metadata disabled unless pointed at
+/// the fake), with a Bedrock provider `p-aws` whose `bedrock_config` is merged with `cfg`.
+struct Child {
+    served: crate::serve_binary::Served,
+    data: std::path::PathBuf,
+    client: reqwest::Client,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn child(up: &FakeUpstream, aws_env: &[(&str, &str)], cfg: Value) -> Child {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap_or_else(|e| panic!("{e}"));
+    let none = dir.path().join("no-such-file").display().to_string();
+    let home_s = home.display().to_string();
+    let mut envs: Vec<(&str, &str)> = vec![
+        ("HOME", &home_s),
+        ("AWS_CONFIG_FILE", &none),
+        ("AWS_SHARED_CREDENTIALS_FILE", &none),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("TOLLGATE_AWS_STS_ENDPOINT", &up.base_url),
+        ("TOLLGATE_USAGE_FLUSH_INTERVAL_MS", "50"),
+    ];
+    for (k, v) in aws_env {
+        envs.retain(|(e, _)| e != k);
+        envs.push((k, v));
+    }
+    let served = serve(&data, &[], &envs);
+    let admin_token = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default().trim().to_string();
+    let client = reqwest::Client::new();
+    let mut body = json!({"name": "p-aws", "display_name": "AWS", "type": "bedrock",
+        "bedrock_config": {"region": "us-east-1", "base_url": up.base_url}});
+    super::merge(&mut body, json!({"bedrock_config": cfg}));
+    let r =
+        send(client.post(format!("{}/api/v1/llm-providers", served.base_url)).bearer_auth(&admin_token).json(&body))
+            .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = send(
+        client
+            .post(format!("{}/api/v1/tokens", served.base_url))
+            .bearer_auth(&admin_token)
+            .json(&json!({"name": "inv", "role": "invoker"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap_or_default().to_string();
+    Child { served, data, client, token, _dir: dir }
+}
+
+impl Child {
+    async fn post(&self, path: &str, body: &Value) -> Reply {
+        let url = format!("{}/llm/v1/providers/p-aws{path}", self.served.base_url);
+        send(
+            self.client
+                .post(url)
+                .bearer_auth(&self.token)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn events(&self, n: usize) -> Vec<tollgate_store::UsageEvent> {
+        let url = format!("sqlite://{}?mode=rwc", self.data.join("usage.sqlite").display());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let store = tollgate_store::UsageStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+            let events =
+                store.list_events(&tollgate_store::UsageQuery { limit: Some(1000), ..Default::default() }).await;
+            store.close().await;
+            let events = events.unwrap_or_default();
+            if events.len() >= n || std::time::Instant::now() > deadline {
+                assert_eq!(events.len(), n, "{events:#?}");
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The child's log must never contain these values.
+    fn assert_log_clean(&self, secrets: &[&str]) {
+        let log = format!("{}{}", self.served.stdout(), self.served.stderr());
+        for s in secrets {
+            assert!(!log.contains(s), "secret {s} in the log");
+        }
+    }
+}
+
+async fn start_fake() -> FakeUpstream {
+    FakeUpstream::start(Flavor::Bedrock, None).await.unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_environment_keys() {
+    let up = start_fake().await;
+    up.aws_add_key("AKIAENVKEYS000000001", "env-secret-LEAKCHECK");
+    let c = child(
+        &up,
+        &[("AWS_ACCESS_KEY_ID", "AKIAENVKEYS000000001"), ("AWS_SECRET_ACCESS_KEY", "env-secret-LEAKCHECK")],
+        json!({}),
+    )
+    .await;
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse-stream", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_signed(&up, "AKIAENVKEYS000000001", 2, &c.token);
+    let events = c.events(2).await;
+    assert!(events.iter().all(|e| e.usage == STATIC_USAGE), "{events:#?}");
+    c.assert_log_clean(&["env-secret-LEAKCHECK"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_shared_credentials_profile() {
+    let up = start_fake().await;
+    up.aws_add_key("AKIAPROFILE000000002", "profile-secret-LEAKCHECK");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id = AKIAWRONGDEFAULT0000\naws_secret_access_key = nope\n\n\
+         [bedrock-team]\naws_access_key_id = AKIAPROFILE000000002\naws_secret_access_key = profile-secret-LEAKCHECK\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let path = file.display().to_string();
+    let c = child(&up, &[("AWS_SHARED_CREDENTIALS_FILE", &path), ("AWS_PROFILE", "bedrock-team")], json!({})).await;
+    let r = c.post("/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke", &anthropic_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = c
+        .post("/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke-with-response-stream", &anthropic_body())
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_signed(&up, "AKIAPROFILE000000002", 2, &c.token);
+    assert!(c.events(2).await.iter().all(|e| e.usage == STATIC_USAGE));
+    c.assert_log_clean(&["profile-secret-LEAKCHECK"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_container_and_instance_metadata() {
+    let up = start_fake().await;
+    let container = format!("{}/container-credentials", up.base_url);
+    let c = child(&up, &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", &container)], json!({})).await;
+    for _ in 0..3 {
+        let r = c.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(up.metadata_credentials_issued(), 1, "container credentials are cached");
+    let ak = up.aws_verified()[0].access_key_id.clone();
+    assert!(ak.starts_with("ASIAECS"), "{ak}");
+    assert!(up.requests().iter().all(|r| r.header("x-amz-security-token").is_some()));
+    drop(c);
+
+    let imds = start_fake().await;
+    let c = child(
+        &imds,
+        &[("AWS_EC2_METADATA_DISABLED", "false"), ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.base_url)],
+        json!({}),
+    )
+    .await;
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse-stream", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(imds.metadata_credentials_issued(), 1);
+    assert!(imds.aws_verified()[0].access_key_id.starts_with("ASIAIMDS"));
+    assert_eq!(c.events(1).await[0].usage, STATIC_USAGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assume_role_caches_refreshes_and_passes_expiry_through() {
+    let up = start_fake().await;
+    up.aws_add_key("AKIABASEIDENTITY0003", "base-secret-LEAKCHECK");
+    up.sts_set_lifetime(Duration::from_secs(4));
+    let role = "arn:aws:iam::123456789012:role/bedrock-invoker";
+    let c = child(
+        &up,
+        &[("AWS_ACCESS_KEY_ID", "AKIABASEIDENTITY0003"), ("AWS_SECRET_ACCESS_KEY", "base-secret-LEAKCHECK")],
+        json!({"assume_role": {"role_arn": role, "external_id": "ext-42"}}),
+    )
+    .await;
+    // Concurrent first requests share one AssumeRole call.
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let (path, body) = if i % 2 == 0 {
+            ("/model/amazon.nova-pro-v1%3A0/converse", converse_body())
+        } else {
+            ("/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke-with-response-stream", anthropic_body())
+        };
+        let (client, url, token) =
+            (c.client.clone(), format!("{}/llm/v1/providers/p-aws{path}", c.served.base_url), c.token.clone());
+        tasks.push(tokio::spawn(async move {
+            send(client.post(url).bearer_auth(token).body(body.to_string())).await.status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap_or_default(), 200);
+    }
+    let calls = up.sts_calls();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].action, "AssumeRole");
+    assert_eq!(calls[0].role_arn.as_deref(), Some(role));
+    assert_eq!(calls[0].session_name.as_deref(), Some("tollgate"));
+    assert_eq!(calls[0].external_id.as_deref(), Some("ext-42"));
+    assert_eq!(
+        calls[0].signed_by.as_deref(),
+        Some("AKIABASEIDENTITY0003"),
+        "STS was called with the default chain's identity"
+    );
+    let first = calls[0].issued.clone();
+    assert!(up.aws_verified().iter().all(|v| v.access_key_id == first));
+
+    // Past half the (4 s) lifetime: refreshed before expiry, once.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let calls = up.sts_calls();
+    assert_eq!(calls.len(), 2);
+    let second = calls[1].issued.clone();
+    assert_eq!(up.aws_verified().last().map(|v| v.access_key_id.clone()), Some(second.clone()));
+
+    // The upstream revokes the current credentials early: its 403 is passed through and metered.
+    up.aws_expire_key(&second);
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("ExpiredTokenException"))
+    );
+    let events = c.events(8).await;
+    let last = events.last().cloned().unwrap_or_else(|| panic!("no events"));
+    assert_eq!((last.status, last.http_status), (RequestStatus::UpstreamError, Some(403)));
+    assert!(events[..7].iter().all(|e| e.usage == STATIC_USAGE && e.status == RequestStatus::Success), "{events:#?}");
+    c.assert_log_clean(&["base-secret-LEAKCHECK", "fake-secret-"]);
+}
