@@ -3,6 +3,7 @@
 //! This crate does no IO: no sockets, no files, no clock, no randomness. Time and
 //! randomness are passed in by callers. It must not depend on any other Tollgate crate.
 
+pub mod catalog;
 pub mod error;
 pub mod money;
 pub mod patch;
@@ -11,6 +12,7 @@ pub mod token;
 pub mod usage;
 pub mod validate;
 
+pub use catalog::{Catalog, CatalogError, ModelEntry};
 pub use error::ValidationError;
 pub use money::Microcents;
 pub use provider::{ProviderSpec, ProviderType};
