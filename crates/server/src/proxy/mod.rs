@@ -258,6 +258,54 @@ fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Refus
     }
 }
 
+/// The embedded model catalog, loaded once (for the Bedrock profile-only model list).
+fn catalog() -> Option<&'static tollgate_core::catalog::Catalog> {
+    static CATALOG: std::sync::OnceLock<Option<tollgate_core::catalog::Catalog>> = std::sync::OnceLock::new();
+    CATALOG
+        .get_or_init(|| match tollgate_core::catalog::Catalog::embedded() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "the embedded model catalog does not load; profile-only checks are off");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Bedrock models that only run through an inference profile (Claude 4.6 and later), called
+/// by their bare foundation-model id: refused the way Bedrock refuses them (400
+/// `ValidationException`), naming the profile ids to use, without an upstream call.
+fn check_profile_only(
+    catalog: &tollgate_core::catalog::Catalog,
+    ptype: ProviderType,
+    info: &RequestInfo,
+) -> Result<(), Refusal> {
+    if ptype != ProviderType::Bedrock
+        || !matches!(
+            info.endpoint,
+            Endpoint::Invoke | Endpoint::InvokeStream | Endpoint::Converse | Endpoint::ConverseStream
+        )
+    {
+        return Ok(());
+    }
+    let Some(model) = info.model.as_deref().filter(|m| !tollgate_protocol::is_profile_or_arn(m)) else {
+        return Ok(());
+    };
+    if !catalog.get(ProviderType::Bedrock, model).is_some_and(|m| m.requires_inference_profile) {
+        return Ok(());
+    }
+    let profiles = catalog.inference_profiles_for(model);
+    let hint = if profiles.is_empty() { format!("us.{model}") } else { profiles.join(", ") };
+    Err(Refusal::new(
+        Some(ptype),
+        GatewayErrorKind::BadRequest,
+        format!(
+            "Invocation of model ID {model} with on-demand throughput isn’t supported. Retry your request with the ID \
+             or ARN of an inference profile that contains this model: {hint}."
+        ),
+    ))
+}
+
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
     let ts_ms = crate::time::now_ms();
@@ -277,6 +325,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     };
     let info = tollgate_protocol::inspect(a.family, parts.method.as_str(), path, query, &body);
     if let Err(r) = check_model(&a, name, &info) {
+        return r.respond(&state);
+    }
+    if let Some(catalog) = catalog()
+        && let Err(r) = check_profile_only(catalog, a.ptype, &info)
+    {
         return r.respond(&state);
     }
 
@@ -491,6 +544,32 @@ mod tests {
             Some(("g", "/v1beta/models/tunedModels%2Fx:generateContent"))
         );
         assert_eq!(split_path("/llm/v1/providers/oa"), None);
+    }
+
+    #[test]
+    fn profile_only_bedrock_models_name_their_profiles() {
+        let Some(catalog) = catalog() else { panic!("the embedded catalog loads") };
+        let info = |path: &str| tollgate_protocol::inspect(Family::Bedrock, "POST", path, None, b"{}");
+        let refused =
+            check_profile_only(catalog, ProviderType::Bedrock, &info("/model/anthropic.claude-sonnet-4-6/converse"));
+        let Err(r) = refused else { panic!("a bare Sonnet 4.6 id is refused") };
+        assert_eq!(r.kind, GatewayErrorKind::BadRequest);
+        for p in
+            ["us.anthropic.claude-sonnet-4-6", "eu.anthropic.claude-sonnet-4-6", "global.anthropic.claude-sonnet-4-6"]
+        {
+            assert!(r.message.contains(p), "{}", r.message);
+        }
+        for ok in [
+            "/model/us.anthropic.claude-sonnet-4-6/converse",
+            "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/invoke",
+            "/model/anthropic.claude-sonnet-4-6/count-tokens",
+        ] {
+            assert!(check_profile_only(catalog, ProviderType::Bedrock, &info(ok)).is_ok(), "{ok}");
+        }
+        assert!(
+            check_profile_only(catalog, ProviderType::Anthropic, &info("/model/anthropic.claude-sonnet-4-6/converse"))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -314,7 +314,28 @@ async fn connection_check_lists_foundation_models(db: TestDb) {
     assert_eq!((bad["ok"].as_bool(), bad["upstream_status"].as_u64()), (Some(false), Some(403)), "{bad}");
 }
 
+async fn profile_only_models_need_an_inference_profile(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    for path in
+        ["/model/anthropic.claude-sonnet-4-6/converse", "/model/anthropic.claude-opus-4-7/invoke-with-response-stream"]
+    {
+        let r = aws.post(path, &anthropic_body()).await;
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ValidationException"));
+        let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("with on-demand throughput isn’t supported"), "{msg}");
+        let model = path.split('/').nth(2).unwrap_or_default();
+        assert!(msg.contains(&format!("us.{model}")) && msg.contains(&format!("global.{model}")), "{msg}");
+    }
+    assert!(aws.up.requests().is_empty(), "no upstream call for a refused bare id");
+    let r = aws.post("/model/us.anthropic.claude-sonnet-4-6/converse", &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = usage_events(&aws.gw, 1).await;
+    assert_eq!(events[0].model.as_deref(), Some("us.anthropic.claude-sonnet-4-6"));
+}
+
 crate::both_backends!(
+    profile_only_models_need_an_inference_profile,
     native_paths_with_static_keys,
     allow_list_and_errors_in_bedrock_shape,
     tampered_and_expired_credentials_pass_403_through,
