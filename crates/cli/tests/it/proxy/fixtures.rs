@@ -31,7 +31,13 @@ fn cases(family: &str) -> Vec<(PathBuf, Case)> {
 }
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
-    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    let raw = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    if file.ends_with(".events.json") {
+        return tollgate_protocol::fixture::event_stream_frames(&raw)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .concat();
+    }
+    raw
 }
 
 /// Replays every case of `family` through a provider of type `kind`.
@@ -101,7 +107,9 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
         if let Some(m) = body_model {
             assert_eq!(ev.model.as_deref(), Some(m.as_str()), "{label}: model");
         }
-        let streamed = case.content_type.contains("event-stream") || case.path.contains("streamGenerate");
+        let streamed = case.content_type.contains("event-stream")
+            || case.content_type.contains("eventstream")
+            || case.path.contains("streamGenerate");
         assert_eq!(ev.streamed, streamed, "{label}: streamed");
         assert!(ev.latency_ms >= 0 && ev.ttft_ms.is_some_and(|t| t <= ev.latency_ms), "{label}: timings {ev:?}");
     }
@@ -123,4 +131,9 @@ async fn google(db: TestDb) {
     replay(db, "google", "google").await;
 }
 
-both_backends!(openai, openai_compatible, anthropic, google);
+async fn bedrock(db: TestDb) {
+    replay(db, "bedrock", "bedrock").await;
+    // (every replayed request passed the fake's independent SigV4 check, else it got a 403)
+}
+
+both_backends!(openai, openai_compatible, anthropic, google, bedrock);

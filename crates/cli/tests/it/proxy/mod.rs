@@ -31,6 +31,7 @@ pub fn flavor(kind: &str) -> Flavor {
     match kind {
         "anthropic" => Flavor::Anthropic,
         "google" => Flavor::Google,
+        "bedrock" => Flavor::Bedrock,
         _ => Flavor::OpenAi,
     }
 }
@@ -45,12 +46,20 @@ fn key_ref(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// The AWS key pair a Bedrock rig signs with (stored as two secrets, known to the fake).
+pub const AWS_KEY: (&str, &str) = ("AKIARIGTEST000000001", "aws-secret-LEAKCHECK-rig-7c2e");
+
 /// A provider body of `kind` pointing at `base_url`, merged with `extra`.
 pub fn provider_at(kind: &str, name: &str, base_url: &str, extra: Value) -> Value {
     let cfg_key = format!("{kind}_config");
     let mut cfg = json!({"base_url": base_url});
     if let Some(r) = key_ref(kind) {
         cfg["api_key_ref"] = json!(r);
+    }
+    if kind == "bedrock" {
+        cfg["region"] = json!("us-east-1");
+        cfg["static_credentials"] =
+            json!({"access_key_id_ref": "AWS_ACCESS_KEY_ID", "secret_access_key_ref": "AWS_SECRET_ACCESS_KEY"});
     }
     let mut body = json!({"name": name, "display_name": format!("Test {name}"), "type": kind, cfg_key: cfg});
     merge(&mut body, extra);
@@ -77,13 +86,18 @@ impl Rig {
 
     /// Adds a provider `kind` and its fake upstream to a running gateway.
     pub async fn on(gw: TestGateway, kind: &'static str, extra: Value) -> Rig {
-        let credential = key_ref(kind).map(|_| UPSTREAM_KEY);
+        let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
+        let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
         let up = match FakeUpstream::start(flavor(kind), credential).await {
             Ok(u) => u,
             Err(e) => panic!("fake upstream: {e:#}"),
         };
         if let Some(r) = key_ref(kind) {
             secret(&gw, r, UPSTREAM_KEY).await;
+        }
+        if kind == "bedrock" {
+            secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;
+            secret(&gw, "AWS_SECRET_ACCESS_KEY", AWS_KEY.1).await;
         }
         let name = format!("p-{}", kind.replace('_', "-"));
         expect(
@@ -207,6 +221,11 @@ pub fn assert_credential_swapped(kind: &str, got: &tollgate_testkit::upstream::R
         _ => None,
     };
     match expected {
+        _ if kind == "bedrock" => {
+            let auth = got.header("authorization").unwrap_or_default();
+            let scope = format!("AWS4-HMAC-SHA256 Credential={}/", AWS_KEY.0);
+            assert!(auth.starts_with(&scope), "bedrock: a SigV4 signature, not {auth}");
+        }
         Some((h, v)) => assert_eq!(got.header(h), Some(v.as_str()), "{kind}: upstream headers {:?}", got.headers),
         None => assert!(got.header("authorization").is_none(), "keyless upstream got {:?}", got.headers),
     }
