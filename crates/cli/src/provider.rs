@@ -134,7 +134,9 @@ pub struct ProviderFlags {
     pub bedrock_region: Option<String>,
     #[arg(long = "bedrock-config.base-url", value_name = "URL", help_heading = "Bedrock")]
     pub bedrock_base_url: Option<String>,
-    #[arg(long = "bedrock-config.guardrail", value_name = "NAME", help_heading = "Bedrock")]
+    /// Bedrock guardrail identifier, optionally `:VERSION` (default DRAFT); checked with
+    /// GetGuardrail when saved.
+    #[arg(long = "bedrock-config.guardrail", value_name = "ID[:VERSION]", help_heading = "Bedrock")]
     pub bedrock_guardrail: Option<String>,
     #[arg(
         long = "bedrock-config.static-credentials.access-key-id-ref",

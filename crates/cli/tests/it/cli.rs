@@ -436,18 +436,18 @@ fn rendering_helpers() {
 // ---------------------------------------------------------------- end to end: the binary
 
 #[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn ok(self) -> Run {
+    pub(crate) fn ok(self) -> Run {
         assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
     }
 }
@@ -477,7 +477,7 @@ fn tg_raw(args: &[&str], stdin: Option<&str>) -> Run {
 }
 
 /// Runs the binary against `gw` with its admin token.
-fn tg(gw: &TestGateway, args: &[&str]) -> Run {
+pub(crate) fn tg(gw: &TestGateway, args: &[&str]) -> Run {
     tg_in(gw, args, None)
 }
 

@@ -334,7 +334,40 @@ async fn profile_only_models_need_an_inference_profile(db: TestDb) {
     assert_eq!(events[0].model.as_deref(), Some("us.anthropic.claude-sonnet-4-6"));
 }
 
+/// The CLI creates a Bedrock provider with static keys and a guardrail (checked upstream),
+/// and its connection check passes.
+async fn cli_creates_and_checks_bedrock_providers(db: TestDb) {
+    use crate::cli::tg;
+    let aws = Aws::new(db, json!({})).await;
+    aws.up.add_guardrail("grcli0001", "DRAFT");
+    let base = aws.up.base_url.clone();
+    let args = [
+        "provider",
+        "create",
+        "p-cli",
+        "--bedrock-config.region",
+        "us-east-1",
+        "--bedrock-config.base-url",
+        &base,
+        "--bedrock-config.static-credentials.access-key-id-ref",
+        "AWS_ACCESS_KEY_ID",
+        "--bedrock-config.static-credentials.secret-access-key-ref",
+        "AWS_SECRET_ACCESS_KEY",
+        "--bedrock-config.guardrail",
+        "grcli0001",
+    ];
+    tg(&aws.gw, &args).ok();
+    let got = tg(&aws.gw, &["-o", "json", "provider", "get", "p-cli"]).ok().json();
+    assert_eq!(got["bedrock_config"]["guardrail"], "grcli0001", "{got}");
+    let bad = tg(&aws.gw, &["provider", "update", "p-cli", "--bedrock-config.guardrail", "missing0001:4"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("bedrock_config.guardrail"), "{}", bad.stderr);
+    let check = tg(&aws.gw, &["provider", "check", "p-cli"]).ok();
+    assert!(check.stdout.starts_with("PASS GET /foundation-models"), "{}", check.stdout);
+}
+
 crate::both_backends!(
+    cli_creates_and_checks_bedrock_providers,
     profile_only_models_need_an_inference_profile,
     native_paths_with_static_keys,
     allow_list_and_errors_in_bedrock_shape,
