@@ -89,6 +89,14 @@ pub struct ServeArgs {
     /// drains everything on shutdown).
     #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
     pub usage_flush_interval_ms: u64,
+    /// A JSON file of model catalog corrections and additions, merged into the built-in
+    /// catalog and re-read whenever it changes (no restart). See catalog/README.md.
+    #[arg(long, env = "TOLLGATE_CATALOG_OVERLAY")]
+    pub catalog_overlay: Option<PathBuf>,
+    /// Days raw usage events are kept (hourly rollups, which reports read, are kept forever);
+    /// 0 keeps raw events forever.
+    #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_retention_days: u32,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -161,6 +169,8 @@ impl ServeArgs {
             anyhow::bail!("--usage-flush-interval-ms must be at least 1");
         }
         s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
+        s.catalog_overlay = self.catalog_overlay.clone();
+        s.usage_retention_days = self.usage_retention_days;
         Ok(s)
     }
 }

@@ -101,6 +101,11 @@ pub struct Settings {
     pub usage_batch_size: usize,
     /// …and flushes at least this often.
     pub usage_flush_interval: Duration,
+    /// Operator overlay merged into the embedded model catalog, re-read when it changes.
+    pub catalog_overlay: Option<PathBuf>,
+    /// Raw usage events older than this many days are deleted (hourly rollups are kept);
+    /// 0 keeps them forever.
+    pub usage_retention_days: u32,
 }
 
 impl Settings {
@@ -124,6 +129,8 @@ impl Settings {
             usage_queue_capacity: 65_536,
             usage_batch_size: 1000,
             usage_flush_interval: Duration::from_millis(250),
+            catalog_overlay: None,
+            usage_retention_days: 90,
         }
     }
 

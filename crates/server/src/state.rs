@@ -8,6 +8,7 @@
 //! so the proxy never reads the database per request (a secret write bumps the config
 //! version like any other config write, so the cache follows it).
 
+use crate::catalog::CatalogHandle;
 use crate::meter::Meter;
 use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
@@ -17,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tollgate_core::ProviderSpec;
-use tollgate_store::{SecretValue, Store, StoreError, TokenRecord};
+use tollgate_core::{Catalog, ProviderSpec};
+use tollgate_store::{SecretValue, Store, StoreError, TokenRecord, UsageStore};
 
 /// A provider as the snapshot holds it.
 #[derive(Debug, Clone)]
@@ -57,6 +58,8 @@ struct Inner {
     meter: Meter,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
+    catalog: Arc<CatalogHandle>,
+    usage: UsageStore,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -67,6 +70,8 @@ pub struct Parts {
     pub meter: Meter,
     pub metrics: Arc<Metrics>,
     pub http: reqwest::Client,
+    pub catalog: Arc<CatalogHandle>,
+    pub usage: UsageStore,
 }
 
 impl AppState {
@@ -83,6 +88,8 @@ impl AppState {
                 meter: parts.meter,
                 metrics: parts.metrics,
                 http: parts.http,
+                catalog: parts.catalog,
+                usage: parts.usage,
             }),
         }
     }
@@ -93,6 +100,22 @@ impl AppState {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// The model catalog in use now: the embedded one merged with the operator overlay
+    /// (hot-reloaded when the overlay file changes). A lock-free load.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.current()
+    }
+
+    /// The live catalog and its overlay status.
+    pub fn catalog_handle(&self) -> &Arc<CatalogHandle> {
+        &self.inner.catalog
+    }
+
+    /// The usage store (events and hourly rollups), for reports.
+    pub fn usage(&self) -> &UsageStore {
+        &self.inner.usage
     }
 
     /// The shared upstream HTTP client.
