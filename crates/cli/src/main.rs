@@ -6,7 +6,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = tollgate_cli::args::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let tollgate_cli::args::Command::Serve(a) = &cli.command
+        && let Some(n) = a.worker_threads.filter(|n| *n > 0)
+    {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tollgate_cli::output::error(&anyhow::Error::new(e).context("starting the async runtime"));

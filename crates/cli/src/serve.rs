@@ -89,6 +89,13 @@ pub struct ServeArgs {
     /// drains everything on shutdown).
     #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
     pub usage_flush_interval_ms: u64,
+    /// Record one usage event per proxied request. `false` turns metering off (nothing is
+    /// queued or written), e.g. to measure what metering costs.
+    #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub usage_recording: bool,
+    /// Threads of the async runtime that serves requests. Default: one per CPU core.
+    #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -161,6 +168,10 @@ impl ServeArgs {
             anyhow::bail!("--usage-flush-interval-ms must be at least 1");
         }
         s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
+        s.usage_recording = self.usage_recording;
+        if self.worker_threads == Some(0) {
+            anyhow::bail!("--worker-threads must be at least 1");
+        }
         Ok(s)
     }
 }

@@ -101,6 +101,9 @@ pub struct Settings {
     pub usage_batch_size: usize,
     /// …and flushes at least this often.
     pub usage_flush_interval: Duration,
+    /// Record a usage event per proxied request (off: nothing is queued or written; for
+    /// measuring the cost of metering, or a deployment that meters elsewhere).
+    pub usage_recording: bool,
 }
 
 impl Settings {
@@ -124,6 +127,7 @@ impl Settings {
             usage_queue_capacity: 65_536,
             usage_batch_size: 1000,
             usage_flush_interval: Duration::from_millis(250),
+            usage_recording: true,
         }
     }
 

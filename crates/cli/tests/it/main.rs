@@ -7,6 +7,7 @@ mod support;
 mod admin_auth;
 mod admin_providers;
 mod admin_secrets_tokens;
+mod bench_smoke;
 mod cli;
 mod openapi;
 mod proxy;

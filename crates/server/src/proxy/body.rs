@@ -26,6 +26,7 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     draft: Option<UsageEvent>,
     started: Instant,
+    done: bool,
 }
 
 /// How a forwarded request ended, for [`Recorder::emit`].
@@ -39,15 +40,18 @@ pub struct Outcome<'a> {
 }
 
 impl Recorder {
-    /// `draft` holds everything known before forwarding; `started` is the request's arrival.
-    pub fn new(meter: Meter, metrics: Arc<Metrics>, draft: UsageEvent, started: Instant) -> Recorder {
+    /// `draft` holds everything known before forwarding (`None` when usage recording is off:
+    /// the outcome is still counted in the metrics); `started` is the request's arrival.
+    pub fn new(meter: Meter, metrics: Arc<Metrics>, draft: Option<UsageEvent>, started: Instant) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
-        Recorder { meter, metrics, draft: Some(draft), started }
+        Recorder { meter, metrics, draft, started, done: false }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
     pub fn emit(&mut self, outcome: Outcome<'_>) {
-        let Some(mut event) = self.draft.take() else { return };
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         match outcome.status {
             RequestStatus::ClientCancelled => Metrics::inc(&self.metrics.proxy_client_cancelled),
             RequestStatus::Timeout | RequestStatus::ConnectionError => {
@@ -55,6 +59,7 @@ impl Recorder {
             }
             _ => {}
         }
+        let Some(mut event) = self.draft.take() else { return };
         event.status = outcome.status;
         event.http_status = outcome.http_status.map(i64::from);
         event.error_class = outcome.error_class.map(str::to_string);

@@ -242,6 +242,15 @@ pub(crate) async fn add_credential(
     headers::inject_credential(headers, ptype, &secret)
 }
 
+/// The client's `X-Tollgate-Conversation` label, trimmed and cut to [`MAX_CONVERSATION_ID`].
+fn conversation_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-tollgate-conversation")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
 /// Step 3: the model allow-list.
 fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Refusal> {
     let spec = &a.entry.spec;
@@ -295,13 +304,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let url = upstream_url(&spec.upstream_base_url(), path, stripped_query.as_deref());
 
     let event_id = uuid::Uuid::now_v7().to_string();
-    let conversation_id = parts
-        .headers
-        .get("x-tollgate-conversation")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
-        .filter(|v| !v.is_empty());
-    let draft = UsageEvent {
+    let draft = state.settings().usage_recording.then(|| UsageEvent {
         id: event_id.clone(),
         ts_ms,
         provider: name.to_string(),
@@ -322,8 +325,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         catalog_version: None,
         priced_by_override: false,
         request_id: event_id.clone(),
-        conversation_id,
-    };
+        conversation_id: conversation_id(&parts.headers),
+    });
     let mut recorder = Recorder::new(state.meter().clone(), state.metrics().clone(), draft, started);
 
     let method = parts.method.clone();
