@@ -11,6 +11,7 @@
 # fresh data dir; after it, the gateway is stopped (SIGTERM drains the usage queue) and the
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
 #
+# BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
 # --peers adds LiteLLM (pip, in a venv) and Portkey's gateway (npm) where they install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,11 +60,14 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-pinned_proxy() { nice -n -20 taskset -c "$PROXY_CPU" "$@"; }
-pinned_load() { nice -n -20 taskset -c "$LOAD_CPU" "$@"; }
+# Prefixes, not functions: `"${PIN_PROXY[@]}" cmd &` leaves $! = the command's own pid
+# (nice and taskset exec it), which is what gets watched and stopped.
+PIN_PROXY=(nice -n -20 taskset -c "$PROXY_CPU")
+PIN_LOAD=(nice -n -20 taskset -c "$LOAD_CPU")
 
 wait_port() {
   for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
@@ -78,7 +82,7 @@ stop_pid() { # pid: SIGTERM, wait for it to exit
 
 MOCK_PID=
 start_mock() { # mock flags...
-  pinned_load "$BIN/tollgate-bench" mock --listen "127.0.0.1:$MOCK_PORT" --key "$UPSTREAM_KEY" "$@" &
+  "${PIN_LOAD[@]}" "$BIN/tollgate-bench" mock --listen "127.0.0.1:$MOCK_PORT" --key "$UPSTREAM_KEY" "$@" &
   MOCK_PID=$!; PIDS+=("$MOCK_PID")
   wait_port "$MOCK_PORT"
 }
@@ -106,6 +110,7 @@ http {
   proxy_temp_path $d/tmp/proxy;
   keepalive_requests 10000000;
   keepalive_timeout 75s;
+  map_hash_bucket_size 128;
   map \$http_authorization \$gateway_token_ok { "Bearer $NGINX_TOKEN" 1; default 0; }
   upstream mock {
     server 127.0.0.1:$MOCK_PORT;
@@ -126,7 +131,7 @@ http {
   }
 }
 EOF
-  pinned_proxy "$NGINX" -p "$d" -c "$d/nginx.conf" &
+  "${PIN_PROXY[@]}" "$NGINX" -p "$d" -c "$d/nginx.conf" &
   NGINX_PID=$!; PIDS+=("$NGINX_PID")
   wait_port "$NGINX_PORT"
   WATCH=$(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" | awk '{print $1}')
@@ -137,7 +142,7 @@ stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 TG_DATA=
 start_tollgate() { # usage recording: true|false
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
-  pinned_proxy "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
+  "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
     --worker-threads 1 --usage-recording="$1" --log warn >"$TG_DATA/serve.log" 2>&1 &
   TG_PID=$!; PIDS+=("$TG_PID")
   wait_port "$TG_PORT"
@@ -148,7 +153,7 @@ start_tollgate() { # usage recording: true|false
   "${cli[@]}" provider create mock --type openai_compatible \
     --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
     --openai-compatible-config.api-key-ref MOCK_API_KEY >/dev/null
-  TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o 'tg_[A-Za-z0-9]*' | head -1)
+  TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
 }
@@ -175,7 +180,7 @@ model_list:
     litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "$UPSTREAM_KEY"}
 general_settings: {master_key: $LITELLM_TOKEN}
 EOF
-  pinned_proxy "$PEER_DIR/litellm/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
+  "${PIN_PROXY[@]}" "$PEER_DIR/litellm/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
     --port "$LITELLM_PORT" --num_workers 1 >"$WORK/litellm.log" 2>&1 &
   LITELLM_PID=$!; PIDS+=("$LITELLM_PID")
   for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$LITELLM_PORT") 2>/dev/null && break; sleep 0.1; done
@@ -184,7 +189,7 @@ EOF
 stop_litellm() { stop_pid "$LITELLM_PID"; wait "$LITELLM_PID" 2>/dev/null || true; }
 
 start_portkey() {
-  PORT=$PORTKEY_PORT pinned_proxy "$PEER_DIR/portkey/node_modules/.bin/portkey-gateway" \
+  PORT=$PORTKEY_PORT "${PIN_PROXY[@]}" "$PEER_DIR/portkey/node_modules/.bin/portkey-gateway" \
     --port="$PORTKEY_PORT" >"$WORK/portkey.log" 2>&1 &
   PORTKEY_PID=$!; PIDS+=("$PORTKEY_PID")
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORTKEY_PORT") 2>/dev/null && break; sleep 0.1; done
@@ -205,7 +210,7 @@ row() { # scenario target -- load flags...
   esac
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
-  pinned_load "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
+  "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
   if [ "$target" = tollgate ]; then

@@ -84,7 +84,8 @@ impl Gateway {
             settings.usage_flush_interval,
         );
         let http = crate::upstream::build_client(&settings)?;
-        let state = AppState::new(store, settings, Parts { secrets, public_url, meter, metrics, http });
+        let proxy_client = crate::upstream::build_proxy_client(&settings)?;
+        let state = AppState::new(store, settings, Parts { secrets, public_url, meter, metrics, http, proxy_client });
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());

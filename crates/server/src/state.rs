@@ -12,6 +12,7 @@ use crate::meter::Meter;
 use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
+use crate::upstream::ProxyClient;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ struct Inner {
     meter: Meter,
     metrics: Arc<Metrics>,
     http: reqwest::Client,
+    proxy_client: ProxyClient,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -67,6 +69,7 @@ pub struct Parts {
     pub meter: Meter,
     pub metrics: Arc<Metrics>,
     pub http: reqwest::Client,
+    pub proxy_client: ProxyClient,
 }
 
 impl AppState {
@@ -83,6 +86,7 @@ impl AppState {
                 meter: parts.meter,
                 metrics: parts.metrics,
                 http: parts.http,
+                proxy_client: parts.proxy_client,
             }),
         }
     }
@@ -95,9 +99,14 @@ impl AppState {
         &self.inner.metrics
     }
 
-    /// The shared upstream HTTP client.
+    /// The shared upstream HTTP client of the admin side (Test Connection).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The shared upstream client of the proxy path.
+    pub fn proxy_client(&self) -> &ProxyClient {
+        &self.inner.proxy_client
     }
 
     /// A provider credential by secret name: from the snapshot for the database backend (no

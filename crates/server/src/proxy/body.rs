@@ -11,10 +11,13 @@ use crate::meter::Meter;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use futures_util::Stream;
+use hyper::body::{Body as _, Incoming};
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 use tollgate_core::{RequestStatus, Usage};
 use tollgate_protocol::Tap;
 use tollgate_store::UsageEvent;
@@ -99,11 +102,14 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 /// The client-facing body stream.
 pub struct MeteredStream {
-    upstream: UpstreamStream,
+    upstream: Incoming,
+    /// Longest wait for the next upstream read; the timer is armed only when a read is
+    /// pending, so a body that is already buffered costs no timer at all.
+    read_timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+    armed: bool,
     tap: Tap,
     recorder: Recorder,
     http_status: u16,
@@ -123,13 +129,37 @@ impl std::fmt::Debug for MeteredStream {
 
 impl MeteredStream {
     pub fn new(
-        upstream: UpstreamStream,
+        upstream: Incoming,
+        read_timeout: Duration,
         tap: Tap,
         recorder: Recorder,
         http_status: u16,
         expected_len: Option<u64>,
     ) -> MeteredStream {
-        MeteredStream { upstream, tap, recorder, http_status, expected_len, received: 0, ttft: None, done: false }
+        MeteredStream {
+            upstream,
+            read_timeout,
+            deadline: None,
+            armed: false,
+            tap,
+            recorder,
+            http_status,
+            expected_len,
+            received: 0,
+            ttft: None,
+            done: false,
+        }
+    }
+
+    /// Starts the read timer if it is not running; true once it has fired.
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = tokio::time::Instant::now() + self.read_timeout;
+        let sleep = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if !self.armed {
+            sleep.as_mut().reset(at);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
     }
 
     /// The body reached its end: classify and emit.
@@ -151,9 +181,9 @@ impl MeteredStream {
         });
     }
 
-    fn fail(&mut self, err: &reqwest::Error) {
+    fn fail(&mut self, timed_out: bool) {
         self.done = true;
-        let (status, class) = if err.is_timeout() {
+        let (status, class) = if timed_out {
             (RequestStatus::Timeout, "read_timeout")
         } else {
             (RequestStatus::ConnectionError, "upstream_body_error")
@@ -192,9 +222,26 @@ impl Stream for MeteredStream {
             if this.done {
                 return Poll::Ready(None);
             }
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
+            let chunk = match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Pending => {
+                    if this.timed_out(cx) {
+                        this.fail(true);
+                        return Poll::Ready(Some(Err(std::io::Error::other("upstream read timed out"))));
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    this.armed = false;
+                    match frame.into_data() {
+                        Ok(data) => Some(Ok(data)),
+                        Err(_trailers) => continue,
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => Some(Err(e)),
+                Poll::Ready(None) => None,
+            };
+            match chunk {
+                Some(Ok(chunk)) => {
                     this.received += chunk.len() as u64;
                     let mut out = this.tap.feed(chunk);
                     if this.expected_len.is_some_and(|n| this.received >= n) {
@@ -217,11 +264,11 @@ impl Stream for MeteredStream {
                     this.mark_first_byte();
                     return Poll::Ready(Some(Ok(out)));
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    this.fail(&e);
+                Some(Err(_)) => {
+                    this.fail(false);
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
                 }
-                Poll::Ready(None) => {
+                None => {
                     let tail = this.tap.finish();
                     if !tail.is_empty() {
                         this.mark_first_byte();
