@@ -6,12 +6,21 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = tollgate_cli::args::Cli::parse();
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let tollgate_cli::args::Command::Serve(a) = &cli.command
-        && let Some(n) = a.worker_threads.filter(|n| *n > 0)
-    {
-        builder.worker_threads(n);
-    }
+    // One worker thread means the current-thread scheduler: the same single thread runs every
+    // task, with no work-stealing queues or cross-thread wakeups to pay for.
+    let workers = match &cli.command {
+        tollgate_cli::args::Command::Serve(a) => a.worker_threads,
+        _ => None,
+    };
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -93,7 +93,8 @@ pub struct ServeArgs {
     /// queued or written), e.g. to measure what metering costs.
     #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
     pub usage_recording: bool,
-    /// Threads of the async runtime that serves requests. Default: one per CPU core.
+    /// Threads of the async runtime that serves requests (1: the single-threaded scheduler).
+    /// Default: one per CPU core.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
