@@ -12,6 +12,7 @@ use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::state::{AppState, Parts};
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,7 +122,14 @@ impl Gateway {
             tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx.clone()));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
-        let result = axum::serve(self.listener, self.router)
+        // TCP_NODELAY: a stream's small chunks must leave at once, not wait (Nagle) for the
+        // client's delayed ACK of the previous one (up to 40 ms per chunk on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a client connection");
+            }
+        });
+        let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");
