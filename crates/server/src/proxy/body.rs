@@ -119,6 +119,12 @@ pub struct MeteredStream {
     received: u64,
     ttft: Option<Duration>,
     done: bool,
+    /// The upstream failed after bytes that were sent first; the error goes out next.
+    failed_after_batch: bool,
+    /// Bytes held over a scheduler round so that chunks already read join them, and how many
+    /// polls in a row found nothing new.
+    held: Batch,
+    idle_polls: u8,
 }
 
 impl std::fmt::Debug for MeteredStream {
@@ -148,6 +154,9 @@ impl MeteredStream {
             received: 0,
             ttft: None,
             done: false,
+            failed_after_batch: false,
+            held: Batch::Empty,
+            idle_polls: 0,
         }
     }
 
@@ -213,68 +222,162 @@ pub fn upstream_class(status: u16) -> &'static str {
     }
 }
 
+/// What the upstream body had next.
+enum Upstream {
+    Data(Bytes),
+    End,
+    Failed,
+    Pending,
+}
+
+/// The bytes of one poll for the client: every chunk the upstream already had, joined, so
+/// a burst of small SSE chunks goes out in one write instead of one write (and one wakeup
+/// of the client) per chunk. Only data that is already there is joined; nothing waits.
+#[derive(Default)]
+enum Batch {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(bytes::BytesMut),
+}
+
+impl Batch {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Batch::Empty => Batch::One(b),
+            Batch::One(a) => {
+                let mut m = bytes::BytesMut::with_capacity((a.len() + b.len()).max(4096));
+                m.extend_from_slice(&a);
+                m.extend_from_slice(&b);
+                Batch::Many(m)
+            }
+            Batch::Many(mut m) => {
+                m.extend_from_slice(&b);
+                Batch::Many(m)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Empty => 0,
+            Batch::One(b) => b.len(),
+            Batch::Many(m) => m.len(),
+        }
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        match std::mem::take(self) {
+            Batch::Empty => None,
+            Batch::One(b) => Some(b),
+            Batch::Many(m) => Some(m.freeze()),
+        }
+    }
+}
+
+/// Polls in a row without new upstream data before held bytes are sent.
+const HOLD_POLLS: u8 = 3;
+
+/// A batch stops growing here (it is sent, and the next poll starts another).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+impl MeteredStream {
+    fn next_upstream(&mut self, cx: &mut Context<'_>) -> Upstream {
+        loop {
+            match Pin::new(&mut self.upstream).poll_frame(cx) {
+                Poll::Pending => return Upstream::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.armed = false;
+                    if let Ok(data) = frame.into_data() {
+                        return Upstream::Data(data);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return Upstream::Failed,
+                Poll::Ready(None) => return Upstream::End,
+            }
+        }
+    }
+
+    /// Sends what the batch holds (if anything) and records the first byte.
+    fn ready(&mut self, batch: &mut Batch) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let out = batch.take();
+        if out.is_some() {
+            self.mark_first_byte();
+        }
+        Poll::Ready(out.map(Ok))
+    }
+}
+
 impl Stream for MeteredStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.failed_after_batch {
+            this.failed_after_batch = false;
+            this.fail(false);
+            return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
+        }
+        let mut batch = std::mem::take(&mut this.held);
+        let mut idle_polls = std::mem::take(&mut this.idle_polls);
         loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            let chunk = match Pin::new(&mut this.upstream).poll_frame(cx) {
-                Poll::Pending => {
+            match this.next_upstream(cx) {
+                Upstream::Data(chunk) => {
+                    // More was there: another round may find more still.
+                    idle_polls = 0;
+                    this.received += chunk.len() as u64;
+                    batch.push(this.tap.feed(chunk));
+                    if this.expected_len.is_some_and(|n| this.received >= n) {
+                        batch.push(this.tap.finish());
+                        let out = this.ready(&mut batch);
+                        this.complete();
+                        return out;
+                    }
+                    if batch.len() >= MAX_BATCH_BYTES {
+                        return this.ready(&mut batch);
+                    }
+                }
+                Upstream::Pending => {
+                    if batch.len() > 0 && idle_polls < HOLD_POLLS {
+                        // hyper's client hands the body over one chunk per run of its
+                        // connection task, which has usually read more already: give it a
+                        // scheduler round (no timer) and send once rounds bring nothing, so a
+                        // burst of chunks leaves in one write. hyper's server may poll again
+                        // within the same round, hence a few polls rather than one.
+                        this.held = batch;
+                        this.idle_polls = idle_polls + 1;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    if batch.len() > 0 {
+                        return this.ready(&mut batch);
+                    }
                     if this.timed_out(cx) {
                         this.fail(true);
                         return Poll::Ready(Some(Err(std::io::Error::other("upstream read timed out"))));
                     }
                     return Poll::Pending;
                 }
-                Poll::Ready(Some(Ok(frame))) => {
-                    this.armed = false;
-                    match frame.into_data() {
-                        Ok(data) => Some(Ok(data)),
-                        Err(_trailers) => continue,
+                Upstream::Failed => {
+                    if batch.len() > 0 {
+                        // The bytes that arrived before the failure go first; the error next.
+                        this.failed_after_batch = true;
+                        return this.ready(&mut batch);
                     }
-                }
-                Poll::Ready(Some(Err(e))) => Some(Err(e)),
-                Poll::Ready(None) => None,
-            };
-            match chunk {
-                Some(Ok(chunk)) => {
-                    this.received += chunk.len() as u64;
-                    let mut out = this.tap.feed(chunk);
-                    if this.expected_len.is_some_and(|n| this.received >= n) {
-                        let tail = this.tap.finish();
-                        if !tail.is_empty() {
-                            let mut joined = Vec::with_capacity(out.len() + tail.len());
-                            joined.extend_from_slice(&out);
-                            joined.extend_from_slice(&tail);
-                            out = Bytes::from(joined);
-                        }
-                        if !out.is_empty() {
-                            this.mark_first_byte();
-                        }
-                        this.complete();
-                        return Poll::Ready(if out.is_empty() { None } else { Some(Ok(out)) });
-                    }
-                    if out.is_empty() {
-                        continue;
-                    }
-                    this.mark_first_byte();
-                    return Poll::Ready(Some(Ok(out)));
-                }
-                Some(Err(_)) => {
                     this.fail(false);
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
                 }
-                None => {
-                    let tail = this.tap.finish();
-                    if !tail.is_empty() {
-                        this.mark_first_byte();
-                    }
+                Upstream::End => {
+                    batch.push(this.tap.finish());
+                    let out = this.ready(&mut batch);
                     this.complete();
-                    return Poll::Ready(if tail.is_empty() { None } else { Some(Ok(tail)) });
+                    return out;
                 }
             }
         }
