@@ -95,24 +95,26 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 1.5,
         format!("{:.1} vs {:.1} µs", cpu(tg).unwrap_or(0.0), cpu(ng).unwrap_or(0.0)),
     ));
-    let (t3, d3) = (load(rows, "P3", TOLLGATE), load(rows, "P3", DIRECT));
+    let (t3, d3, n3) = (load(rows, "P3", TOLLGATE), load(rows, "P3", DIRECT), load(rows, "P3", NGINX));
+    let p50 = |l: Option<&LoadReport>| l.map_or(0, |l| l.latency_us.p50) as f64;
     let added = t3.zip(d3).map(|(t, d)| t.latency_us.p50 as f64 - d.latency_us.p50 as f64);
     v.push(verdict(
         "P3 added p50 latency, 1 connection (µs)",
         added,
         "<= 100",
         |x| x <= 100.0,
-        format!("{} vs {} µs direct", t3.map_or(0, |t| t.latency_us.p50), d3.map_or(0, |d| d.latency_us.p50)),
+        format!("{} vs {} µs direct; nginx adds {} µs", p50(t3), p50(d3), p50(n3) - p50(d3)),
     ));
     let ttft = |l: Option<&LoadReport>| l.and_then(|l| l.ttft_us.as_ref()).map(|t| t.p99);
-    let (t5, d5) = (load(rows, "P5", TOLLGATE), load(rows, "P5", DIRECT));
+    let (t5, d5, n5) = (load(rows, "P5", TOLLGATE), load(rows, "P5", DIRECT), load(rows, "P5", NGINX));
     let added = ttft(t5).zip(ttft(d5)).map(|(t, d)| t as f64 - d as f64);
+    let nginx_added = ttft(n5).unwrap_or(0) as f64 - ttft(d5).unwrap_or(0) as f64;
     v.push(verdict(
         "P5 added TTFT p99 (µs)",
         added,
         "<= 500",
         |x| x <= 500.0,
-        format!("{} vs {} µs direct", ttft(t5).unwrap_or(0), ttft(d5).unwrap_or(0)),
+        format!("{} vs {} µs direct; nginx adds {nginx_added} µs", ttft(t5).unwrap_or(0), ttft(d5).unwrap_or(0)),
     ));
     let rss = load(rows, "P6", TOLLGATE).and_then(|l| l.proxy.as_ref()).map(|p| p.rss_peak_kib as f64 / 1024.0);
     let streams = load(rows, "P6", TOLLGATE).map_or(0, |l| l.connections);
