@@ -344,7 +344,8 @@ impl Stream for MeteredStream {
                     }
                 }
                 Upstream::Pending => {
-                    if batch.len() > 0 && idle_polls < HOLD_POLLS {
+                    // The first bytes of a response leave at once (time to first token).
+                    if batch.len() > 0 && idle_polls < HOLD_POLLS && this.ttft.is_some() {
                         // hyper's client hands the body over one chunk per run of its
                         // connection task, which has usually read more already: give it a
                         // scheduler round (no timer) and send once rounds bring nothing, so a
