@@ -6,7 +6,22 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = tollgate_cli::args::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One worker thread means the current-thread scheduler: the same single thread runs every
+    // task, with no work-stealing queues or cross-thread wakeups to pay for.
+    let workers = match &cli.command {
+        tollgate_cli::args::Command::Serve(a) => a.worker_threads,
+        _ => None,
+    };
+    let mut builder = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tollgate_cli::output::error(&anyhow::Error::new(e).context("starting the async runtime"));

@@ -105,6 +105,14 @@ pub struct ServeArgs {
     /// 0 keeps raw events forever.
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,
+    /// Record one usage event per proxied request. `false` turns metering off (nothing is
+    /// queued or written), e.g. to measure what metering costs.
+    #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
+    pub usage_recording: bool,
+    /// Threads of the async runtime that serves requests (1: the single-threaded scheduler).
+    /// Default: one per CPU core.
+    #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
+    pub worker_threads: Option<usize>,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -191,6 +199,10 @@ impl ServeArgs {
         s.bedrock_control_endpoint = self.bedrock_control_endpoint.clone();
         s.catalog_overlay = self.catalog_overlay.clone();
         s.usage_retention_days = self.usage_retention_days;
+        s.usage_recording = self.usage_recording;
+        if self.worker_threads == Some(0) {
+            anyhow::bail!("--worker-threads must be at least 1");
+        }
         Ok(s)
     }
 }

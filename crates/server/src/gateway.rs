@@ -13,6 +13,7 @@ use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::state::{AppState, Parts};
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,10 +88,11 @@ impl Gateway {
             settings.usage_flush_interval,
         );
         let http = crate::upstream::build_client(&settings)?;
+        let proxy_client = crate::upstream::build_proxy_client(&settings)?;
         let state = AppState::new(
             store,
             settings,
-            Parts { secrets, public_url, meter, metrics, http, catalog, usage: usage.clone() },
+            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone() },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;
@@ -137,7 +139,14 @@ impl Gateway {
         ));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
-        let result = axum::serve(self.listener, self.router)
+        // TCP_NODELAY: a stream's small chunks must leave at once, not wait (Nagle) for the
+        // client's delayed ACK of the previous one (up to 40 ms per chunk on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a client connection");
+            }
+        });
+        let result = axum::serve(listener, self.router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing in-flight requests");

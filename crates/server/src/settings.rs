@@ -111,6 +111,9 @@ pub struct Settings {
     /// Raw usage events older than this many days are deleted (hourly rollups are kept);
     /// 0 keeps them forever.
     pub usage_retention_days: u32,
+    /// Record a usage event per proxied request (off: nothing is queued or written; for
+    /// measuring the cost of metering, or a deployment that meters elsewhere).
+    pub usage_recording: bool,
 }
 
 impl Settings {
@@ -138,6 +141,7 @@ impl Settings {
             bedrock_control_endpoint: None,
             catalog_overlay: None,
             usage_retention_days: 90,
+            usage_recording: true,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::meter::Meter;
 use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
+use crate::upstream::ProxyClient;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ struct Inner {
     aws: crate::aws::AwsCredentials,
     catalog: Arc<CatalogHandle>,
     usage: UsageStore,
+    proxy_client: ProxyClient,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -73,6 +75,7 @@ pub struct Parts {
     pub http: reqwest::Client,
     pub catalog: Arc<CatalogHandle>,
     pub usage: UsageStore,
+    pub proxy_client: ProxyClient,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
                 catalog: parts.catalog,
                 usage: parts.usage,
                 settings,
+                proxy_client: parts.proxy_client,
             }),
         }
     }
@@ -125,9 +129,14 @@ impl AppState {
         &self.inner.usage
     }
 
-    /// The shared upstream HTTP client.
+    /// The shared upstream HTTP client of the admin side (Test Connection).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The shared upstream client of the proxy path.
+    pub fn proxy_client(&self) -> &ProxyClient {
+        &self.inner.proxy_client
     }
 
     /// A provider credential by secret name: from the snapshot for the database backend (no

@@ -1,23 +1,75 @@
-//! The one place that builds the HTTP client used to reach upstreams (DESIGN.md §5
-//! invariant): pooled keep-alive connections, HTTP/1.1 and HTTP/2 (ALPN), rustls with the
-//! platform's root store, no redirects followed (an upstream 3xx becomes a 502 so a
-//! credential is never replayed to another host), a connect timeout and a per-read timeout
-//! but no total timeout, because streams legitimately run for minutes.
+//! The one place that builds the HTTP clients used to reach upstreams (DESIGN.md §5
+//! invariant): pooled keep-alive connections, HTTP/1.1 and HTTP/2 (ALPN), rustls on
+//! aws-lc-rs with the platform's root store, no redirects followed (an upstream 3xx becomes a
+//! 502 so a credential is never replayed to another host), a connect timeout and a per-read
+//! timeout but no total timeout, because streams legitimately run for minutes.
+//!
+//! Two clients share these rules. The proxy forwards through [`ProxyClient`], hyper's pooled
+//! client used directly: the request is already an `http::Request` with a fully read body,
+//! so reqwest's layers (URL re-parsing, redirect and retry services, body and timeout
+//! wrappers) were pure per-request cost on the hot path; the proxy applies the read timeout
+//! itself (to the response head here, to each body read in `proxy::body`). The admin side
+//! (Test Connection) keeps the convenient reqwest client.
 
 use crate::error::ServerError;
 use crate::settings::Settings;
+use bytes::Bytes;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls_platform_verifier::BuilderVerifierExt as _;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Builds the shared upstream client from the settings.
+/// Request body of a proxied request: the client's body, read whole before forwarding.
+pub type ProxyBody = http_body_util::Full<Bytes>;
+
+/// The shared client of the proxy path.
+pub type ProxyClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const POOL_MAX_IDLE_PER_HOST: usize = 1024;
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Builds the shared upstream client used by the admin side (Test Connection).
 pub fn build_client(settings: &Settings) -> Result<reqwest::Client, ServerError> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.upstream_connect_timeout)
         .read_timeout(settings.upstream_read_timeout)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .tcp_keepalive(Duration::from_secs(60))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .tcp_keepalive(TCP_KEEPALIVE)
         .tcp_nodelay(true)
         .build()
         .map_err(|e| ServerError::Settings(format!("cannot build the upstream HTTP client: {e}")))
+}
+
+/// Builds the proxy's client: the same TLS, pooling and connect rules as [`build_client`].
+pub fn build_proxy_client(settings: &Settings) -> Result<ProxyClient, ServerError> {
+    let fail = |e: rustls::Error| ServerError::Settings(format!("cannot set up TLS for upstreams: {e}"));
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(fail)?
+        .with_platform_verifier()
+        .map_err(fail)?
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(settings.upstream_connect_timeout));
+    http.set_keepalive(Some(TCP_KEEPALIVE));
+    http.set_nodelay(true);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https))
 }

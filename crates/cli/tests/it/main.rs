@@ -8,6 +8,7 @@ mod admin_auth;
 mod admin_providers;
 mod admin_secrets_tokens;
 mod catalog_api;
+mod bench_smoke;
 mod cli;
 mod cost;
 mod openapi;

@@ -12,10 +12,13 @@ use crate::metrics::Metrics;
 use crate::state::ProviderEntry;
 use bytes::Bytes;
 use futures_util::Stream;
+use hyper::body::{Body as _, Incoming};
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::time::Sleep;
 use tollgate_core::{RequestStatus, Usage};
 use tollgate_protocol::Tap;
 use tollgate_store::UsageEvent;
@@ -29,6 +32,7 @@ pub struct Recorder {
     started: Instant,
     /// The provider as served, for its price overrides (priced later by the usage writer).
     provider: Arc<ProviderEntry>,
+    done: bool,
 }
 
 /// How a forwarded request ended, for [`Recorder::emit`].
@@ -42,22 +46,25 @@ pub struct Outcome<'a> {
 }
 
 impl Recorder {
-    /// `draft` holds everything known before forwarding; `started` is the request's arrival;
+    /// `draft` holds everything known before forwarding (`None` when usage recording is off:
+    /// the outcome is still counted in the metrics); `started` is the request's arrival;
     /// `provider` is the snapshot entry the request is served with.
     pub fn new(
         meter: Meter,
         metrics: Arc<Metrics>,
-        draft: UsageEvent,
+        draft: Option<UsageEvent>,
         started: Instant,
         provider: Arc<ProviderEntry>,
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
-        Recorder { meter, metrics, draft: Some(draft), started, provider }
+        Recorder { meter, metrics, draft, started, provider, done: false }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
     pub fn emit(&mut self, outcome: Outcome<'_>) {
-        let Some(mut event) = self.draft.take() else { return };
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         match outcome.status {
             RequestStatus::ClientCancelled => Metrics::inc(&self.metrics.proxy_client_cancelled),
             RequestStatus::Timeout | RequestStatus::ConnectionError => {
@@ -65,6 +72,7 @@ impl Recorder {
             }
             _ => {}
         }
+        let Some(mut event) = self.draft.take() else { return };
         event.status = outcome.status;
         event.http_status = outcome.http_status.map(i64::from);
         event.error_class = outcome.error_class.map(str::to_string);
@@ -104,11 +112,14 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-type UpstreamStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
 /// The client-facing body stream.
 pub struct MeteredStream {
-    upstream: UpstreamStream,
+    upstream: Incoming,
+    /// Longest wait for the next upstream read; the timer is armed only when a read is
+    /// pending, so a body that is already buffered costs no timer at all.
+    read_timeout: Duration,
+    deadline: Option<Pin<Box<Sleep>>>,
+    armed: bool,
     tap: Tap,
     recorder: Recorder,
     http_status: u16,
@@ -118,6 +129,12 @@ pub struct MeteredStream {
     received: u64,
     ttft: Option<Duration>,
     done: bool,
+    /// The upstream failed after bytes that were sent first; the error goes out next.
+    failed_after_batch: bool,
+    /// Bytes held over a scheduler round so that chunks already read join them, and how many
+    /// polls in a row found nothing new.
+    held: Batch,
+    idle_polls: u8,
 }
 
 impl std::fmt::Debug for MeteredStream {
@@ -128,13 +145,40 @@ impl std::fmt::Debug for MeteredStream {
 
 impl MeteredStream {
     pub fn new(
-        upstream: UpstreamStream,
+        upstream: Incoming,
+        read_timeout: Duration,
         tap: Tap,
         recorder: Recorder,
         http_status: u16,
         expected_len: Option<u64>,
     ) -> MeteredStream {
-        MeteredStream { upstream, tap, recorder, http_status, expected_len, received: 0, ttft: None, done: false }
+        MeteredStream {
+            upstream,
+            read_timeout,
+            deadline: None,
+            armed: false,
+            tap,
+            recorder,
+            http_status,
+            expected_len,
+            received: 0,
+            ttft: None,
+            done: false,
+            failed_after_batch: false,
+            held: Batch::Empty,
+            idle_polls: 0,
+        }
+    }
+
+    /// Starts the read timer if it is not running; true once it has fired.
+    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = tokio::time::Instant::now() + self.read_timeout;
+        let sleep = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if !self.armed {
+            sleep.as_mut().reset(at);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
     }
 
     /// The body reached its end: classify and emit.
@@ -156,9 +200,9 @@ impl MeteredStream {
         });
     }
 
-    fn fail(&mut self, err: &reqwest::Error) {
+    fn fail(&mut self, timed_out: bool) {
         self.done = true;
-        let (status, class) = if err.is_timeout() {
+        let (status, class) = if timed_out {
             (RequestStatus::Timeout, "read_timeout")
         } else {
             (RequestStatus::ConnectionError, "upstream_body_error")
@@ -188,51 +232,163 @@ pub fn upstream_class(status: u16) -> &'static str {
     }
 }
 
+/// What the upstream body had next.
+enum Upstream {
+    Data(Bytes),
+    End,
+    Failed,
+    Pending,
+}
+
+/// The bytes of one poll for the client: every chunk the upstream already had, joined, so
+/// a burst of small SSE chunks goes out in one write instead of one write (and one wakeup
+/// of the client) per chunk. Only data that is already there is joined; nothing waits.
+#[derive(Default)]
+enum Batch {
+    #[default]
+    Empty,
+    One(Bytes),
+    Many(bytes::BytesMut),
+}
+
+impl Batch {
+    fn push(&mut self, b: Bytes) {
+        if b.is_empty() {
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Batch::Empty => Batch::One(b),
+            Batch::One(a) => {
+                let mut m = bytes::BytesMut::with_capacity((a.len() + b.len()).max(4096));
+                m.extend_from_slice(&a);
+                m.extend_from_slice(&b);
+                Batch::Many(m)
+            }
+            Batch::Many(mut m) => {
+                m.extend_from_slice(&b);
+                Batch::Many(m)
+            }
+        };
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Empty => 0,
+            Batch::One(b) => b.len(),
+            Batch::Many(m) => m.len(),
+        }
+    }
+
+    fn take(&mut self) -> Option<Bytes> {
+        match std::mem::take(self) {
+            Batch::Empty => None,
+            Batch::One(b) => Some(b),
+            Batch::Many(m) => Some(m.freeze()),
+        }
+    }
+}
+
+/// Polls in a row without new upstream data before held bytes are sent.
+const HOLD_POLLS: u8 = 3;
+
+/// A batch stops growing here (it is sent, and the next poll starts another).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+impl MeteredStream {
+    fn next_upstream(&mut self, cx: &mut Context<'_>) -> Upstream {
+        loop {
+            match Pin::new(&mut self.upstream).poll_frame(cx) {
+                Poll::Pending => return Upstream::Pending,
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.armed = false;
+                    if let Ok(data) = frame.into_data() {
+                        return Upstream::Data(data);
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return Upstream::Failed,
+                Poll::Ready(None) => return Upstream::End,
+            }
+        }
+    }
+
+    /// Sends what the batch holds (if anything) and records the first byte.
+    fn ready(&mut self, batch: &mut Batch) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        let out = batch.take();
+        if out.is_some() {
+            self.mark_first_byte();
+        }
+        Poll::Ready(out.map(Ok))
+    }
+}
+
 impl Stream for MeteredStream {
     type Item = Result<Bytes, std::io::Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        if this.failed_after_batch {
+            this.failed_after_batch = false;
+            this.fail(false);
+            return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
+        }
+        let mut batch = std::mem::take(&mut this.held);
+        let mut idle_polls = std::mem::take(&mut this.idle_polls);
         loop {
-            if this.done {
-                return Poll::Ready(None);
-            }
-            match this.upstream.as_mut().poll_next(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
+            match this.next_upstream(cx) {
+                Upstream::Data(chunk) => {
+                    // More was there: another round may find more still.
+                    idle_polls = 0;
                     this.received += chunk.len() as u64;
-                    let mut out = this.tap.feed(chunk);
+                    batch.push(this.tap.feed(chunk));
                     if this.expected_len.is_some_and(|n| this.received >= n) {
-                        let tail = this.tap.finish();
-                        if !tail.is_empty() {
-                            let mut joined = Vec::with_capacity(out.len() + tail.len());
-                            joined.extend_from_slice(&out);
-                            joined.extend_from_slice(&tail);
-                            out = Bytes::from(joined);
-                        }
-                        if !out.is_empty() {
-                            this.mark_first_byte();
-                        }
+                        batch.push(this.tap.finish());
+                        let out = this.ready(&mut batch);
                         this.complete();
-                        return Poll::Ready(if out.is_empty() { None } else { Some(Ok(out)) });
+                        return out;
                     }
-                    if out.is_empty() {
-                        continue;
+                    if batch.len() >= MAX_BATCH_BYTES {
+                        return this.ready(&mut batch);
                     }
-                    this.mark_first_byte();
-                    return Poll::Ready(Some(Ok(out)));
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    this.fail(&e);
+                Upstream::Pending => {
+                    // The first bytes of a response leave at once (time to first token).
+                    if batch.len() > 0 && idle_polls < HOLD_POLLS && this.ttft.is_some() {
+                        // hyper's client hands the body over one chunk per run of its
+                        // connection task, which has usually read more already: give it a
+                        // scheduler round (no timer) and send once rounds bring nothing, so a
+                        // burst of chunks leaves in one write. hyper's server may poll again
+                        // within the same round, hence a few polls rather than one.
+                        this.held = batch;
+                        this.idle_polls = idle_polls + 1;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    if batch.len() > 0 {
+                        return this.ready(&mut batch);
+                    }
+                    if this.timed_out(cx) {
+                        this.fail(true);
+                        return Poll::Ready(Some(Err(std::io::Error::other("upstream read timed out"))));
+                    }
+                    return Poll::Pending;
+                }
+                Upstream::Failed => {
+                    if batch.len() > 0 {
+                        // The bytes that arrived before the failure go first; the error next.
+                        this.failed_after_batch = true;
+                        return this.ready(&mut batch);
+                    }
+                    this.fail(false);
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
                 }
-                Poll::Ready(None) => {
-                    let tail = this.tap.finish();
-                    if !tail.is_empty() {
-                        this.mark_first_byte();
-                    }
+                Upstream::End => {
+                    batch.push(this.tap.finish());
+                    let out = this.ready(&mut batch);
                     this.complete();
-                    return Poll::Ready(if tail.is_empty() { None } else { Some(Ok(tail)) });
+                    return out;
                 }
             }
         }

@@ -30,6 +30,8 @@ use body::{MeteredStream, Outcome, Recorder};
 use bytes::Bytes;
 use client_auth::TokenProblem;
 use futures_util::StreamExt;
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
 use std::sync::Arc;
 use std::time::Instant;
 use tollgate_core::{Cost, ProviderSpec, ProviderType, RequestStatus, Usage};
@@ -239,6 +241,15 @@ pub(crate) async fn add_credential(
     headers::inject_credential(headers, ptype, &secret)
 }
 
+/// The client's `X-Tollgate-Conversation` label, trimmed and cut to [`MAX_CONVERSATION_ID`].
+fn conversation_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-tollgate-conversation")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
 /// Step 3: the model allow-list.
 fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Refusal> {
     let spec = &a.entry.spec;
@@ -371,13 +382,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
 
     let event_id = uuid::Uuid::now_v7().to_string();
-    let conversation_id = parts
-        .headers
-        .get("x-tollgate-conversation")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
-        .filter(|v| !v.is_empty());
-    let draft = UsageEvent {
+    let draft = state.settings().usage_recording.then(|| UsageEvent {
         id: event_id.clone(),
         ts_ms,
         provider: name.to_string(),
@@ -399,24 +404,43 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         priced_by_override: false,
         unpriced: false,
         request_id: event_id.clone(),
-        conversation_id,
-    };
+        conversation_id: conversation_id(&parts.headers),
+    });
     let mut recorder = Recorder::new(state.meter().clone(), state.metrics().clone(), draft, started, a.entry.clone());
 
     let method = parts.method.clone();
-    let sent = state.http().request(method.clone(), url).headers(headers).body(body).send().await;
+    let read_timeout = state.settings().upstream_read_timeout;
+    let sent = match url.as_str().parse::<http::Uri>() {
+        Ok(uri) => {
+            let mut up = http::Request::new(crate::upstream::ProxyBody::new(body));
+            *up.method_mut() = method.clone();
+            *up.uri_mut() = uri;
+            *up.headers_mut() = headers;
+            match tokio::time::timeout(read_timeout, state.proxy_client().request(up)).await {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(e)) => Err(SendError::Client(e)),
+                Err(_) => Err(SendError::Timeout),
+            }
+        }
+        Err(_) => Err(SendError::BadUrl),
+    };
     let upstream = match sent {
         Ok(r) => r,
         Err(e) => {
             // A connect timeout is both: it is a connection failure (502), not a slow answer.
-            let (status, class, kind, msg) = if e.is_connect() {
-                (RequestStatus::ConnectionError, "connect_error", GatewayErrorKind::BadGateway, "could not be reached")
-            } else if e.is_timeout() {
-                (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
-            } else {
-                (RequestStatus::ConnectionError, "upstream_error", GatewayErrorKind::BadGateway, "failed")
+            let (status, class, kind, msg) = match &e {
+                SendError::Client(c) if c.is_connect() => (
+                    RequestStatus::ConnectionError,
+                    "connect_error",
+                    GatewayErrorKind::BadGateway,
+                    "could not be reached",
+                ),
+                SendError::Timeout => {
+                    (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
+                }
+                _ => (RequestStatus::ConnectionError, "upstream_error", GatewayErrorKind::BadGateway, "failed"),
             };
-            tracing::warn!(provider = name, error = %e.without_url(), "upstream request failed");
+            tracing::warn!(provider = name, error = %e, "upstream request failed");
             let resp = native(Some(a.ptype), kind, &format!("the upstream of provider \"{name}\" {msg}"));
             recorder.emit(Outcome {
                 status,
@@ -475,20 +499,52 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
 
     if filter_models {
-        return filtered_model_list(upstream, a.family, spec, recorder, out_headers, status).await;
+        return filtered_model_list(upstream, read_timeout, a.family, spec, recorder, out_headers, status).await;
     }
 
-    let expected_len = if injected { None } else { upstream.content_length() };
-    let stream = MeteredStream::new(upstream.bytes_stream().boxed(), tap, recorder, status.as_u16(), expected_len);
+    let expected_len = if injected { None } else { upstream.body().size_hint().exact() };
+    let stream = MeteredStream::new(upstream.into_body(), read_timeout, tap, recorder, status.as_u16(), expected_len);
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     *resp.headers_mut() = out_headers;
     resp
 }
 
+/// Why the upstream request produced no response head.
+#[derive(Debug)]
+enum SendError {
+    /// The base URL + path did not make a valid URI.
+    BadUrl,
+    /// Connecting, sending or reading the head failed.
+    Client(hyper_util::client::legacy::Error),
+    /// No response head within the read timeout.
+    Timeout,
+}
+
+impl std::fmt::Display for SendError {
+    /// The error and its causes (`client error (Connect): tcp connect error: Connection
+    /// refused`); never a URL or a header value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::BadUrl => f.write_str("the upstream URL is not valid"),
+            SendError::Timeout => f.write_str("no response head within the read timeout"),
+            SendError::Client(e) => {
+                write!(f, "{e}")?;
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    write!(f, ": {s}")?;
+                    source = s.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Discovery: a models list filtered to the provider's allow-list.
 async fn filtered_model_list(
-    upstream: reqwest::Response,
+    upstream: http::Response<hyper::body::Incoming>,
+    read_timeout: std::time::Duration,
     family: Family,
     spec: &ProviderSpec,
     mut recorder: Recorder,
@@ -497,11 +553,17 @@ async fn filtered_model_list(
 ) -> Response {
     let ttft = recorder.started().elapsed();
     let mut bytes = Vec::new();
-    let mut stream = upstream.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) if bytes.len() + c.len() <= MAX_MODEL_LIST_BYTES => bytes.extend_from_slice(&c),
-            Ok(_) | Err(_) => {
+    let mut body = upstream.into_body();
+    loop {
+        let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map(|f| f.into_data()).map_err(|_| ()),
+            Err(_) => Err(()),
+        };
+        match frame {
+            Ok(Ok(c)) if bytes.len() + c.len() <= MAX_MODEL_LIST_BYTES => bytes.extend_from_slice(&c),
+            Ok(Err(_trailers)) => {}
+            Ok(Ok(_)) | Err(()) => {
                 recorder.emit(Outcome {
                     status: RequestStatus::ConnectionError,
                     http_status: Some(502),

@@ -1,0 +1,73 @@
+//! What the benchmark reads about a process from `/proc`: CPU time (user + system, all
+//! threads, including exited ones) and resident memory, plus the machine's load average.
+//! Linux only; every reader returns `None` where `/proc` does not answer.
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`AT_CLKTCK` from the aux vector;
+/// 100 on every Linux we know of, which is also the fallback).
+pub fn clock_ticks() -> u64 {
+    const AT_CLKTCK: u64 = 17;
+    let Ok(raw) = std::fs::read("/proc/self/auxv") else { return 100 };
+    let words: Vec<u64> = raw
+        .chunks_exact(8)
+        .map(|c| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            u64::from_ne_bytes(b)
+        })
+        .collect();
+    words.chunks_exact(2).find(|kv| kv[0] == AT_CLKTCK).map_or(100, |kv| kv[1].max(1))
+}
+
+/// User + system CPU time of a process in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_cpu_ticks(&stat)
+}
+
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Resident set size in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&status, "VmRSS:")
+}
+
+fn status_field(status: &str, name: &str) -> Option<u64> {
+    status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `/proc/loadavg`'s first three numbers, e.g. `"0.52 0.31 0.20"`.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_an_awkward_name() {
+        let stat = "4242 (tok (io) x) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 37 0 0 20 0 3 0 1000 1 2 3";
+        assert_eq!(parse_cpu_ticks(stat), Some(287));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let me = std::process::id();
+        assert!(rss_kib(me).is_some_and(|k| k > 0));
+        assert!(cpu_ticks(me).is_some());
+        assert_eq!(status_field("Name:\tx\nVmRSS:\t  1234 kB\n", "VmRSS:"), Some(1234));
+        assert!(clock_ticks() >= 1);
+    }
+}

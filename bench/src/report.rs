@@ -1,0 +1,289 @@
+//! The results of one `bench/run.sh` run: rows (one per scenario × target, appended as JSON
+//! lines while the run goes), the ratios the issue sets as targets, and the markdown table.
+//!
+//! Targets are judged only between rows of the same run, so a slow or busy machine moves
+//! every row together: RPS and CPU per request against nginx, added latency and added time
+//! to first chunk against the mock reached directly.
+
+use crate::load::LoadReport;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Target names as run.sh writes them.
+pub const DIRECT: &str = "direct";
+pub const NGINX: &str = "nginx";
+pub const TOLLGATE: &str = "tollgate";
+pub const TOLLGATE_UNMETERED: &str = "tollgate-unmetered";
+
+/// One line of the rows file: a load run, or the usage-event count of a Tollgate run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub scenario: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+    /// Events in the gateway's usage store after it drained (metered Tollgate rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_events: Option<i64>,
+}
+
+/// One target of the issue, judged.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub name: String,
+    pub value: Option<f64>,
+    pub limit: String,
+    pub met: Option<bool>,
+    pub detail: String,
+}
+
+/// The whole run, as written to `bench/results/<stamp>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub machine: String,
+    pub commit: String,
+    pub date: String,
+    pub rows: Vec<Row>,
+    pub targets: Vec<Verdict>,
+}
+
+/// Merges rows of the same scenario and target (a load row and its usage count).
+pub fn merge(lines: Vec<Row>) -> Vec<Row> {
+    let mut out: Vec<Row> = Vec::new();
+    for r in lines {
+        match out.iter_mut().find(|o| o.scenario == r.scenario && o.target == r.target) {
+            Some(o) => {
+                if r.load.is_some() {
+                    o.load = r.load;
+                }
+                if r.usage_events.is_some() {
+                    o.usage_events = r.usage_events;
+                }
+            }
+            None => out.push(r),
+        }
+    }
+    out
+}
+
+fn load<'a>(rows: &'a [Row], scenario: &str, target: &str) -> Option<&'a LoadReport> {
+    rows.iter().find(|r| r.scenario == scenario && r.target == target).and_then(|r| r.load.as_ref())
+}
+
+fn verdict(name: &str, value: Option<f64>, limit: &str, ok: impl Fn(f64) -> bool, detail: String) -> Verdict {
+    Verdict { name: name.into(), value, limit: limit.into(), met: value.map(ok), detail }
+}
+
+/// Judges every target the issue sets from the rows of one run.
+pub fn judge(rows: &[Row]) -> Vec<Verdict> {
+    let mut v = Vec::new();
+    let (tg, ng) = (load(rows, "P1", TOLLGATE), load(rows, "P1", NGINX));
+    let rps = tg.zip(ng).map(|(t, n)| t.rps / n.rps);
+    v.push(verdict(
+        "P1 RPS, Tollgate / nginx",
+        rps,
+        ">= 0.90",
+        |x| x >= 0.9,
+        format!("{:.0} vs {:.0} req/s", tg.map_or(0.0, |t| t.rps), ng.map_or(0.0, |n| n.rps)),
+    ));
+    let cpu = |l: Option<&LoadReport>| l.and_then(|l| l.proxy.as_ref()).map(|p| p.cpu_us_per_request);
+    let ratio = cpu(tg).zip(cpu(ng)).filter(|(_, n)| *n > 0.0).map(|(t, n)| t / n);
+    v.push(verdict(
+        "P1 CPU per request, Tollgate / nginx",
+        ratio,
+        "<= 1.50",
+        |x| x <= 1.5,
+        format!("{:.1} vs {:.1} µs", cpu(tg).unwrap_or(0.0), cpu(ng).unwrap_or(0.0)),
+    ));
+    let (t3, d3, n3) = (load(rows, "P3", TOLLGATE), load(rows, "P3", DIRECT), load(rows, "P3", NGINX));
+    let p50 = |l: Option<&LoadReport>| l.map_or(0, |l| l.latency_us.p50) as f64;
+    let added = t3.zip(d3).map(|(t, d)| t.latency_us.p50 as f64 - d.latency_us.p50 as f64);
+    v.push(verdict(
+        "P3 added p50 latency, 1 connection (µs)",
+        added,
+        "<= 100",
+        |x| x <= 100.0,
+        format!("{} vs {} µs direct; nginx adds {} µs", p50(t3), p50(d3), p50(n3) - p50(d3)),
+    ));
+    let ttft = |l: Option<&LoadReport>| l.and_then(|l| l.ttft_us.as_ref()).map(|t| t.p99);
+    let (t5, d5, n5) = (load(rows, "P5", TOLLGATE), load(rows, "P5", DIRECT), load(rows, "P5", NGINX));
+    let added = ttft(t5).zip(ttft(d5)).map(|(t, d)| t as f64 - d as f64);
+    let nginx_added = ttft(n5).unwrap_or(0) as f64 - ttft(d5).unwrap_or(0) as f64;
+    v.push(verdict(
+        "P5 added TTFT p99 (µs)",
+        added,
+        "<= 500",
+        |x| x <= 500.0,
+        format!("{} vs {} µs direct; nginx adds {nginx_added} µs", ttft(t5).unwrap_or(0), ttft(d5).unwrap_or(0)),
+    ));
+    let rss = load(rows, "P6", TOLLGATE).and_then(|l| l.proxy.as_ref()).map(|p| p.rss_peak_kib as f64 / 1024.0);
+    let streams = load(rows, "P6", TOLLGATE).map_or(0, |l| l.connections);
+    v.push(verdict(
+        "P6 RSS with 1,000 open streams (MiB)",
+        rss,
+        "<= 48",
+        |x| x <= 48.0,
+        format!("peak over the run, {streams} concurrent streams"),
+    ));
+    let (on, off) = (load(rows, "P7", TOLLGATE), load(rows, "P7", TOLLGATE_UNMETERED));
+    let cost = on.zip(off).map(|(on, off)| (1.0 - on.rps / off.rps) * 100.0);
+    v.push(verdict(
+        "P7 metering cost (% RPS)",
+        cost,
+        "<= 5",
+        |x| x <= 5.0,
+        format!("{:.0} metered vs {:.0} unmetered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
+    ));
+    let metered: Vec<&Row> = rows.iter().filter(|r| r.target == TOLLGATE && r.load.is_some()).collect();
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for r in &metered {
+        let Some(l) = &r.load else { continue };
+        match r.usage_events {
+            Some(n) if l.errors == 0 && n == l.total_2xx as i64 && l.missing_usage == 0 => checked += 1,
+            Some(n) => bad.push(format!(
+                "{}: {n} events for {} 2xx ({} errors, {} without usage)",
+                r.scenario, l.total_2xx, l.errors, l.missing_usage
+            )),
+            None => bad.push(format!("{}: not counted", r.scenario)),
+        }
+    }
+    let total: u64 = metered.iter().filter_map(|r| r.load.as_ref()).map(|l| l.total_2xx).sum();
+    v.push(Verdict {
+        name: "Usage events: exactly one per 2xx".into(),
+        value: Some(bad.len() as f64),
+        limit: "0 rows off".into(),
+        met: Some(bad.is_empty() && checked > 0),
+        detail: if bad.is_empty() {
+            format!("{checked} metered rows, {total} responses, every one with exactly one event")
+        } else {
+            bad.join("; ")
+        },
+    });
+    v
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+/// What each scenario is, for the table.
+pub fn scenario_label(s: &str) -> &'static str {
+    match s {
+        "P1" => "P1: 50 connections, instant JSON",
+        "P2" => "P2: 50 connections, stream of 20 chunks + usage",
+        "P3" => "P3: 1 connection, instant JSON",
+        "P4" => "P4: open loop, 5,000 req/s",
+        "P5" => "P5: paced streams (20 ms to first chunk, 10 ms apart), 50 connections",
+        "P6" => "P6: 1,000 concurrent 5 s streams",
+        "P7" => "P7: P1 with metering on / off",
+        _ => "",
+    }
+}
+
+/// The markdown report: the rows table, then the targets.
+pub fn markdown(s: &Summary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Machine: {}  \nCommit: `{}`  \nDate: {}\n", s.machine, s.commit, s.date);
+    out.push_str(
+        "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | TTFT p50 / p99 ms | proxy CPU µs/req | proxy RSS MiB | \
+         errors | usage events / 2xx | load avg before → after |\n",
+    );
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
+    let mut last = String::new();
+    for r in &s.rows {
+        let Some(l) = &r.load else { continue };
+        let scen = if r.scenario == last {
+            String::new()
+        } else {
+            format!("{} {}", r.scenario, scenario_label(&r.scenario).split_once(": ").map_or("", |x| x.1))
+        };
+        last = r.scenario.clone();
+        let ttft = l.ttft_us.as_ref().map_or("–".into(), |t| format!("{} / {}", ms(t.p50), ms(t.p99)));
+        let (cpu, rss) = match &l.proxy {
+            Some(p) => (format!("{:.1}", p.cpu_us_per_request), format!("{:.1}", p.rss_peak_kib as f64 / 1024.0)),
+            None => ("–".into(), "–".into()),
+        };
+        let usage = r.usage_events.map_or("–".into(), |n| format!("{n} / {}", l.total_2xx));
+        let _ = writeln!(
+            out,
+            "| {scen} | {} | {:.0} | {} | {} | {} | {ttft} | {cpu} | {rss} | {} | {usage} | {} → {} |",
+            r.target,
+            l.rps,
+            ms(l.latency_us.p50),
+            ms(l.latency_us.p90),
+            ms(l.latency_us.p99),
+            l.errors,
+            l.loadavg_before,
+            l.loadavg_after
+        );
+    }
+    out.push_str("\n| target | value | limit | met | detail |\n|---|--:|---|---|---|\n");
+    for v in &s.targets {
+        let value = v.value.map_or("–".into(), |x| if x.abs() >= 10.0 { format!("{x:.0}") } else { format!("{x:.2}") });
+        let met = match v.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {} | {value} | {} | {met} | {} |", v.name, v.limit, v.detail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::{Percentiles, ProcStats};
+
+    fn row(scenario: &str, target: &str, rps: f64, cpu: f64, p50: u64) -> Row {
+        Row {
+            scenario: scenario.into(),
+            target: target.into(),
+            load: Some(LoadReport {
+                rps,
+                total_2xx: 100,
+                latency_us: Percentiles { p50, ..Percentiles::default() },
+                ttft_us: Some(Percentiles { p99: p50 * 2, ..Percentiles::default() }),
+                proxy: Some(ProcStats { cpu_us_per_request: cpu, rss_peak_kib: 30 * 1024, ..ProcStats::default() }),
+                ..LoadReport::default()
+            }),
+            usage_events: None,
+        }
+    }
+
+    #[test]
+    fn judges_ratios_within_one_run() {
+        let mut rows = vec![
+            row("P1", NGINX, 1000.0, 10.0, 100),
+            row("P1", TOLLGATE, 950.0, 16.0, 120),
+            row("P3", DIRECT, 0.0, 0.0, 50),
+            row("P3", TOLLGATE, 0.0, 0.0, 140),
+            row("P6", TOLLGATE, 0.0, 0.0, 1),
+            row("P7", TOLLGATE, 960.0, 0.0, 1),
+            row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
+            Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
+            Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
+        ];
+        rows = merge(rows);
+        let v = judge(&rows);
+        let get = |n: &str| v.iter().find(|x| x.name.starts_with(n)).map(|x| (x.value, x.met));
+        assert_eq!(get("P1 RPS"), Some((Some(0.95), Some(true))));
+        assert_eq!(get("P1 CPU"), Some((Some(1.6), Some(false))));
+        assert_eq!(get("P3"), Some((Some(90.0), Some(true))));
+        assert_eq!(get("P5"), Some((None, None)));
+        assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
+        assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
+        let usage = v.iter().find(|x| x.name.starts_with("Usage")).map(|x| (x.met, x.detail.clone()));
+        assert!(usage.as_ref().is_some_and(|(m, d)| *m == Some(false) && d.contains("P7: 99 events")), "{usage:?}");
+        let md = markdown(&Summary {
+            machine: "m".into(),
+            commit: "c".into(),
+            date: "d".into(),
+            rows: rows.clone(),
+            targets: v,
+        });
+        assert!(md.contains("| P1 50 connections, instant JSON | nginx | 1000 |"), "{md}");
+        assert!(md.contains("| P1 RPS, Tollgate / nginx | 0.95 | >= 0.90 | yes |"), "{md}");
+    }
+}
