@@ -170,11 +170,12 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
     let took = seed(&store, a, end_ms).await;
     let rollup_rows = store.rollup_rows(i64::MIN, i64::MAX).await.expect("rollups").len();
     store.close().await;
-    eprintln!(
-        "{label}: seeded in {:.1} s ({:.0} events/s), {rollup_rows} rollup rows",
+    let seeded = format!(
+        "seeded in {:.1} s ({:.0} events/s through insert_events, rollups included)",
         took.as_secs_f64(),
         a.events as f64 / took.as_secs_f64()
     );
+    eprintln!("{label}: {seeded}, {rollup_rows} hourly rollup rows");
 
     let gw = Gateway::start(settings).await.expect("gateway");
     let base = format!("http://{}", gw.local_addr());
@@ -192,11 +193,13 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
         ("bucket=hour&group_by=provider", "bucket=hour&group_by=provider"),
         ("bucket=day&group_by=model", "bucket=day&group_by=model"),
         ("bucket=day&group_by=user", "bucket=day&group_by=user"),
+        ("bucket=hour&group_by=user (top 10 + other)", "bucket=hour&group_by=user"),
+        ("bucket=hour&group_by=user&limit=1000", "bucket=hour&group_by=user&limit=1000"),
         ("bucket=hour&group_by=token_type", "bucket=hour&group_by=token_type"),
         ("bucket=day + provider filter", "bucket=day&provider=prod-anthropic"),
     ];
-    println!("\n{label}: {} events over {} days, {rollup_rows} rollup rows", a.events, a.days);
-    println!("| timeseries query (30 days) | p50 ms | max ms | series × points |");
+    println!("\n{label}: {} events over {} days, {rollup_rows} hourly rollup rows; {seeded}", a.events, a.days);
+    println!("| timeseries query (30 days) | p50 ms | max ms | series × points, size |");
     println!("|---|---:|---:|---:|");
     for (name, q) in variants {
         let url = format!("{base}/api/v1/spending/timeseries?start={start}&end={end}&{q}");
@@ -206,13 +209,15 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
             let t = Instant::now();
             let resp = client.get(&url).bearer_auth(&token).send().await.expect("request");
             assert_eq!(resp.status().as_u16(), 200, "{name}");
-            let body: serde_json::Value = resp.json().await.expect("json");
+            // Timed until the whole answer has arrived (parsing it is the client's business).
+            let bytes = resp.bytes().await.expect("body");
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             if run == 0 {
+                let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
                 // warm-up run (connection, first page cache), not counted
                 let series = body["series"].as_array().map_or(0, Vec::len);
                 let points = body["series"][0]["points"].as_array().map_or(0, Vec::len);
-                shape = format!("{series} × {points}");
+                shape = format!("{series} × {points}, {} KiB", bytes.len() / 1024);
                 continue;
             }
             times.push(ms);

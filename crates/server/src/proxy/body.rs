@@ -30,8 +30,9 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     draft: Option<UsageEvent>,
     started: Instant,
-    /// The provider as served, for its price overrides (priced later by the usage writer).
-    provider: Arc<ProviderEntry>,
+    /// The provider as served, for its price overrides (priced later by the usage writer);
+    /// handed over with the event.
+    provider: Option<Arc<ProviderEntry>>,
     done: bool,
 }
 
@@ -57,7 +58,7 @@ impl Recorder {
         provider: Arc<ProviderEntry>,
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
-        Recorder { meter, metrics, draft, started, provider, done: false }
+        Recorder { meter, metrics, draft, started, provider: Some(provider), done: false }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -79,7 +80,7 @@ impl Recorder {
         event.usage = outcome.usage.unwrap_or_default();
         event.latency_ms = millis(self.started.elapsed());
         event.ttft_ms = outcome.ttft.map(millis);
-        self.meter.record(event, Some(self.provider.clone()));
+        self.meter.record(event, self.provider.take());
     }
 
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.
