@@ -52,6 +52,12 @@ pub enum Command {
     /// Manage gateway tokens.
     #[command(subcommand, name = "token", visible_alias = "tokens")]
     Token(crate::token::TokenCommand),
+    /// Read the model catalog (prices, context windows, capabilities).
+    #[command(subcommand, name = "model", visible_alias = "models")]
+    Model(crate::model::ModelCommand),
+    /// Cost and usage reports.
+    #[command(subcommand, name = "spending")]
+    Spending(crate::spending::SpendingCommand),
 }
 
 /// Pagination flags shared by every `list` command.

@@ -155,6 +155,12 @@ impl Client {
         self.send(Method::DELETE, segments, &[], None).await
     }
 
+    /// A GET whose answer is text (e.g. CSV), not JSON.
+    pub async fn get_text(&self, segments: &[&str], query: &[(&str, String)]) -> anyhow::Result<String> {
+        let (_, bytes, _) = self.exchange(Method::GET, segments, query, None, "text/csv, text/plain").await?;
+        String::from_utf8(bytes).context("the server answered with text that is not UTF-8")
+    }
+
     /// Sends one request; a non-2xx answer becomes an [`ApiError`], a transport failure a
     /// message naming the URL.
     pub async fn send(
@@ -164,11 +170,32 @@ impl Client {
         query: &[(&str, String)],
         body: Option<(&Value, &str)>,
     ) -> anyhow::Result<Answer> {
+        let (status, bytes, url) = self.exchange(method.clone(), segments, query, body, "application/json").await?;
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{method} {url} answered {status} with a body that is not JSON"))?,
+            )
+        };
+        Ok(Answer { status: status.as_u16(), body })
+    }
+
+    /// One round trip: the status, body bytes and URL of a 2xx answer, else the mapped error.
+    async fn exchange(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<(&Value, &str)>,
+        accept: &str,
+    ) -> anyhow::Result<(StatusCode, Vec<u8>, Url)> {
         let mut url = self.url(segments);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())));
         }
-        let mut req = self.http.request(method.clone(), url.clone()).header("accept", "application/json");
+        let mut req = self.http.request(method, url.clone()).header("accept", accept);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -188,15 +215,7 @@ impl Client {
             }
             return Err(err.into());
         }
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
-            None
-        } else {
-            Some(
-                serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{method} {url} answered {status} with a body that is not JSON"))?,
-            )
-        };
-        Ok(Answer { status: status.as_u16(), body })
+        Ok((status, bytes.to_vec(), url))
     }
 }
 

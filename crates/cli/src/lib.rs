@@ -7,10 +7,12 @@
 
 pub mod args;
 pub mod client;
+pub mod model;
 pub mod output;
 pub mod provider;
 pub mod secret;
 pub mod serve;
+pub mod spending;
 pub mod token;
 
 use args::{Cli, Command};
@@ -25,5 +27,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secret(secret::SecretCommand::RotateKey(a)) => serve::rotate_key(a).await,
         Command::Secret(cmd) => secret::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Token(cmd) => token::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Model(cmd) => model::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Spending(cmd) => spending::run(&Client::new(&cli.global)?, fmt, cmd).await,
     }
 }

@@ -97,6 +97,14 @@ pub struct ServeArgs {
     /// https://bedrock.<region>.amazonaws.com.
     #[arg(long, env = "TOLLGATE_BEDROCK_CONTROL_ENDPOINT")]
     pub bedrock_control_endpoint: Option<String>,
+    /// A JSON file of model catalog corrections and additions, merged into the built-in
+    /// catalog and re-read whenever it changes (no restart). See catalog/README.md.
+    #[arg(long, env = "TOLLGATE_CATALOG_OVERLAY")]
+    pub catalog_overlay: Option<PathBuf>,
+    /// Days raw usage events are kept (hourly rollups, which reports read, are kept forever);
+    /// 0 keeps raw events forever.
+    #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90)]
+    pub usage_retention_days: u32,
     /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
@@ -181,6 +189,8 @@ impl ServeArgs {
         }
         s.aws_sts_endpoint = self.aws_sts_endpoint.clone();
         s.bedrock_control_endpoint = self.bedrock_control_endpoint.clone();
+        s.catalog_overlay = self.catalog_overlay.clone();
+        s.usage_retention_days = self.usage_retention_days;
         Ok(s)
     }
 }

@@ -64,6 +64,89 @@ pub struct Cost {
     pub total: i64,
 }
 
+/// One token bucket, as reports name it (`token_type` in the spending API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    Input,
+    Output,
+    CachedInput,
+    CacheWrite5m,
+    CacheWrite1h,
+    CacheWriteUnknown,
+    Reasoning,
+}
+
+impl Bucket {
+    /// Every bucket, in report order.
+    pub const ALL: [Bucket; 7] = [
+        Bucket::Input,
+        Bucket::Output,
+        Bucket::CachedInput,
+        Bucket::CacheWrite5m,
+        Bucket::CacheWrite1h,
+        Bucket::CacheWriteUnknown,
+        Bucket::Reasoning,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bucket::Input => "input",
+            Bucket::Output => "output",
+            Bucket::CachedInput => "cached_input",
+            Bucket::CacheWrite5m => "cache_write_5m",
+            Bucket::CacheWrite1h => "cache_write_1h",
+            Bucket::CacheWriteUnknown => "cache_write_unknown",
+            Bucket::Reasoning => "reasoning",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Bucket::Input => "Input",
+            Bucket::Output => "Output",
+            Bucket::CachedInput => "Cached input (cache reads)",
+            Bucket::CacheWrite5m => "Cache writes (5 minutes)",
+            Bucket::CacheWrite1h => "Cache writes (1 hour)",
+            Bucket::CacheWriteUnknown => "Cache writes (unknown TTL)",
+            Bucket::Reasoning => "Reasoning",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Bucket> {
+        Bucket::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+}
+
+impl Usage {
+    /// The tokens of one bucket.
+    pub fn get(&self, b: Bucket) -> i64 {
+        match b {
+            Bucket::Input => self.input,
+            Bucket::Output => self.output,
+            Bucket::CachedInput => self.cached_input,
+            Bucket::CacheWrite5m => self.cache_write_5m,
+            Bucket::CacheWrite1h => self.cache_write_1h,
+            Bucket::CacheWriteUnknown => self.cache_write_unknown,
+            Bucket::Reasoning => self.reasoning,
+        }
+    }
+}
+
+impl Cost {
+    /// The cost of one bucket.
+    pub fn get(&self, b: Bucket) -> i64 {
+        match b {
+            Bucket::Input => self.input,
+            Bucket::Output => self.output,
+            Bucket::CachedInput => self.cached_input,
+            Bucket::CacheWrite5m => self.cache_write_5m,
+            Bucket::CacheWrite1h => self.cache_write_1h,
+            Bucket::CacheWriteUnknown => self.cache_write_unknown,
+            Bucket::Reasoning => self.reasoning,
+        }
+    }
+}
+
 /// How a proxied request ended. Stored as its snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -125,6 +208,27 @@ mod tests {
         assert_eq!(u.total_tokens(), 127);
         assert!(!u.is_zero());
         assert!(Usage::default().is_zero());
+    }
+
+    #[test]
+    fn buckets_name_and_read_every_field() {
+        let u = Usage {
+            input: 1,
+            output: 2,
+            reasoning: 3,
+            cached_input: 4,
+            cache_write_5m: 5,
+            cache_write_1h: 6,
+            cache_write_unknown: 7,
+        };
+        let sum: i64 = Bucket::ALL.iter().map(|b| u.get(*b)).sum();
+        assert_eq!(sum, u.total_tokens());
+        for b in Bucket::ALL {
+            assert_eq!(Bucket::parse(b.as_str()), Some(b));
+        }
+        assert_eq!(Bucket::parse("cached"), None);
+        let c = Cost { input: 1, reasoning: 10, total: 11, ..Cost::default() };
+        assert_eq!(c.get(Bucket::Reasoning), 10);
     }
 
     #[test]

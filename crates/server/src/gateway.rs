@@ -4,6 +4,7 @@
 //! signal, then finish in-flight requests, drain the usage queue and close.
 
 use crate::admin;
+use crate::catalog::CatalogHandle;
 use crate::error::ServerError;
 use crate::keys::{load_keyring, write_private_file};
 use crate::meter::UsageWriter;
@@ -76,15 +77,21 @@ impl Gateway {
                 .ok_or_else(|| ServerError::Settings("the usage store cannot share a SQLite database".into()))?,
         };
         let metrics = Arc::new(Metrics::default());
+        let catalog = Arc::new(CatalogHandle::load(settings.catalog_overlay.clone(), metrics.clone())?);
         let (meter, writer) = crate::meter::channel(
             usage.clone(),
+            catalog.clone(),
             metrics.clone(),
             settings.usage_queue_capacity,
             settings.usage_batch_size,
             settings.usage_flush_interval,
         );
         let http = crate::upstream::build_client(&settings)?;
-        let state = AppState::new(store, settings, Parts { secrets, public_url, meter, metrics, http });
+        let state = AppState::new(
+            store,
+            settings,
+            Parts { secrets, public_url, meter, metrics, http, catalog, usage: usage.clone() },
+        );
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());
@@ -118,6 +125,16 @@ impl Gateway {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let poller =
             tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx.clone()));
+        let catalog_watch = tokio::spawn(
+            self.state.catalog_handle().clone().watch(self.state.settings().config_poll_interval, stop_rx.clone()),
+        );
+        let retention = tokio::spawn(crate::retention::run(
+            self.usage.clone(),
+            self.state.metrics().clone(),
+            self.state.settings().usage_retention_days,
+            std::time::Duration::from_secs(3600),
+            stop_rx.clone(),
+        ));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let result = axum::serve(self.listener, self.router)
@@ -129,6 +146,8 @@ impl Gateway {
             .map_err(ServerError::io("serving"));
         let _ = stop_tx.send(true);
         let _ = poller.await;
+        let _ = catalog_watch.await;
+        let _ = retention.await;
         let _ = writer.await;
         self.usage.close().await;
         self.state.store().close().await;

@@ -9,12 +9,14 @@
 pub mod admin;
 pub mod auth;
 pub mod aws;
+pub mod catalog;
 pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod meter;
 pub mod metrics;
 pub mod proxy;
+pub mod retention;
 pub mod secrets;
 pub mod settings;
 pub mod state;

@@ -2,22 +2,37 @@
 //! bounded in-memory queue with `try_send` (never awaiting), and one writer task commits
 //! them to the usage store in batches (N events or T ms, whichever first).
 //!
+//! The writer prices each event just before it is stored (never on the request path), with the
+//! catalog current at that moment and the provider's price overrides captured when the request
+//! arrived (an `Arc` of its snapshot entry, so capturing them costs a reference count).
+//!
 //! When the queue is full the event is dropped, counted in [`Metrics`] and logged at most once
 //! a minute: the proxy never slows down because the database is slow. On shutdown the writer
 //! drains everything still queued before the process exits. A failed batch is retried a few
 //! times, then dropped and counted, so a database outage cannot grow memory without bound.
 
+use crate::catalog::CatalogHandle;
 use crate::metrics::Metrics;
+use crate::state::ProviderEntry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tollgate_core::pricing::{PriceInput, price};
 use tollgate_store::{UsageEvent, UsageStore};
+
+/// A finished event on its way to the writer, with the provider as it was configured when the
+/// request arrived (for its price overrides).
+#[derive(Debug)]
+pub struct Metered {
+    pub event: UsageEvent,
+    pub provider: Option<Arc<ProviderEntry>>,
+}
 
 /// The sending half, held by the app state; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Meter {
-    tx: mpsc::Sender<UsageEvent>,
+    tx: mpsc::Sender<Metered>,
     metrics: Arc<Metrics>,
     last_drop_log_ms: Arc<AtomicI64>,
 }
@@ -25,8 +40,9 @@ pub struct Meter {
 /// The receiving half, run by [`UsageWriter::run`].
 #[derive(Debug)]
 pub struct UsageWriter {
-    rx: mpsc::Receiver<UsageEvent>,
+    rx: mpsc::Receiver<Metered>,
     store: UsageStore,
+    catalog: Arc<CatalogHandle>,
     metrics: Arc<Metrics>,
     batch_size: usize,
     flush_interval: Duration,
@@ -35,6 +51,7 @@ pub struct UsageWriter {
 /// Builds a connected meter/writer pair.
 pub fn channel(
     store: UsageStore,
+    catalog: Arc<CatalogHandle>,
     metrics: Arc<Metrics>,
     capacity: usize,
     batch_size: usize,
@@ -42,14 +59,15 @@ pub fn channel(
 ) -> (Meter, UsageWriter) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let meter = Meter { tx, metrics: metrics.clone(), last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)) };
-    let writer = UsageWriter { rx, store, metrics, batch_size: batch_size.max(1), flush_interval };
+    let writer = UsageWriter { rx, store, catalog, metrics, batch_size: batch_size.max(1), flush_interval };
     (meter, writer)
 }
 
 impl Meter {
-    /// Queues one event without waiting. Never blocks the caller.
-    pub fn record(&self, event: UsageEvent) {
-        match self.tx.try_send(event) {
+    /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
+    /// entry the request was served with: its `custom_pricing` overrides the catalog.
+    pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
+        match self.tx.try_send(Metered { event, provider }) {
             Ok(()) => Metrics::inc(&self.metrics.usage_events_queued),
             Err(e) => {
                 Metrics::inc(&self.metrics.usage_events_dropped);
@@ -77,7 +95,7 @@ const MAX_ATTEMPTS: u32 = 3;
 impl UsageWriter {
     /// Commits batches until `shutdown` flips, then drains the queue and returns.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut batch: Vec<UsageEvent> = Vec::with_capacity(self.batch_size);
+        let mut batch: Vec<Metered> = Vec::with_capacity(self.batch_size);
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -103,14 +121,44 @@ impl UsageWriter {
         tracing::debug!("usage writer drained");
     }
 
-    async fn flush(&self, batch: &mut Vec<UsageEvent>) {
-        if batch.is_empty() {
+    /// Fills in cost, catalog version and the override / unpriced flags.
+    fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
+        let mut event = m.event;
+        let overrides = match (&m.provider, &event.model) {
+            (Some(p), Some(model)) => {
+                p.spec.provider_models.iter().find(|pm| &pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
+            }
+            _ => None,
+        };
+        let priced = price(
+            &PriceInput {
+                provider_type: event.provider_type,
+                model: event.model.as_deref(),
+                usage: &event.usage,
+                overrides,
+            },
+            catalog,
+        );
+        if priced.unpriced {
+            Metrics::inc(&self.metrics.usage_events_unpriced);
+        }
+        event.cost = priced.cost;
+        event.unpriced = priced.unpriced;
+        event.priced_by_override = priced.override_applied;
+        event.catalog_version = Some(catalog.version().to_string());
+        event
+    }
+
+    async fn flush(&self, pending: &mut Vec<Metered>) {
+        if pending.is_empty() {
             return;
         }
+        let catalog = self.catalog.current();
+        let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.store.insert_events(batch).await {
+            match self.store.insert_events(&batch).await {
                 Ok(()) => {
                     Metrics::add(&self.metrics.usage_events_written, batch.len() as u64);
                     break;
@@ -126,7 +174,6 @@ impl UsageWriter {
                 }
             }
         }
-        batch.clear();
     }
 }
 
@@ -157,9 +204,14 @@ mod tests {
             cost: Cost::default(),
             catalog_version: None,
             priced_by_override: false,
+            unpriced: false,
             request_id: format!("r{i}"),
             conversation_id: None,
         }
+    }
+
+    fn catalog() -> Arc<CatalogHandle> {
+        Arc::new(CatalogHandle::load(None, Arc::new(Metrics::default())).unwrap_or_else(|e| panic!("{e}")))
     }
 
     async fn store(dir: &std::path::Path) -> UsageStore {
@@ -173,9 +225,10 @@ mod tests {
     async fn full_queue_drops_and_counts_without_waiting() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let metrics = Arc::new(Metrics::default());
-        let (meter, _writer) = channel(store(dir.path()).await, metrics.clone(), 2, 10, Duration::from_secs(3600));
+        let (meter, _writer) =
+            channel(store(dir.path()).await, catalog(), metrics.clone(), 2, 10, Duration::from_secs(3600));
         for i in 0..5 {
-            meter.record(event(i)); // no writer is running: the queue fills after 2
+            meter.record(event(i), None); // no writer is running: the queue fills after 2
         }
         assert_eq!(metrics.usage_events_queued.load(Relaxed), 2);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 3);
@@ -187,18 +240,57 @@ mod tests {
         let usage = store(dir.path()).await;
         let metrics = Arc::new(Metrics::default());
         // Batches of 7 and an hour between timed flushes: only size and the drain flush.
-        let (meter, writer) = channel(usage.clone(), metrics.clone(), 100, 7, Duration::from_secs(3600));
+        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 7, Duration::from_secs(3600));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(writer.run(stop_rx));
         for i in 0..30 {
-            meter.record(event(i));
+            meter.record(event(i), None);
         }
         let _ = stop_tx.send(true);
         task.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(usage.count_events().await.unwrap_or(-1), 30);
         assert_eq!(metrics.usage_events_written.load(Relaxed), 30);
         // After the writer stopped, recording is refused without blocking and counted.
-        meter.record(event(99));
+        meter.record(event(99), None);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_prices_with_the_current_catalog_and_captured_overrides() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        let metrics = Arc::new(Metrics::default());
+        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 100, Duration::from_secs(3600));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(writer.run(stop_rx));
+        let spec: tollgate_core::ProviderSpec = serde_json::from_value(serde_json::json!({
+            "name": "p", "display_name": "P", "type": "openai", "openai_config": {"api_key_ref": "K"},
+            "provider_models": [{"name": "gpt-5.4", "custom_pricing": {"output_per_million": 0}}]
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let entry = Arc::new(ProviderEntry { spec, created_at_ms: 0, updated_at_ms: 0 });
+        let mut a = event(1);
+        a.model = Some("gpt-5.4".into());
+        a.usage = Usage { input: 1000, output: 1000, ..Usage::default() };
+        meter.record(a.clone(), None);
+        a.id = "e2".into();
+        meter.record(a.clone(), Some(entry));
+        a.id = "e3".into();
+        a.model = Some("gpt-unknown".into());
+        meter.record(a, None);
+        let _ = stop_tx.send(true);
+        task.await.unwrap_or_else(|e| panic!("{e}"));
+        let events = usage.list_events(&tollgate_store::UsageQuery::default()).await.unwrap_or_default();
+        let by_id = |id: &str| events.iter().find(|e| e.id == id).cloned().unwrap_or_else(|| panic!("{id}"));
+        let (e1, e2, e3) = (by_id("e1"), by_id("e2"), by_id("e3"));
+        // gpt-5.4: $2.50 in, $15 out per 1M → 1000 × 2.5e8 / 1e6 = 250,000; 1000 × 1.5e9 / 1e6 = 1,500,000
+        assert_eq!((e1.cost.input, e1.cost.output, e1.cost.total), (250_000, 1_500_000, 1_750_000));
+        assert!(!e1.priced_by_override && !e1.unpriced);
+        assert_eq!(e1.catalog_version.as_deref(), Some("2026-11-24.1"));
+        // the override makes output free
+        assert_eq!((e2.cost.output, e2.cost.total), (0, 250_000));
+        assert!(e2.priced_by_override);
+        assert!(e3.unpriced && e3.cost.total == 0);
+        assert_eq!(metrics.usage_events_unpriced.load(Relaxed), 1);
     }
 }

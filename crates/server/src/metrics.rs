@@ -22,6 +22,12 @@ pub struct Metrics {
     pub usage_events_queued: AtomicU64,
     pub usage_events_written: AtomicU64,
     pub usage_events_dropped: AtomicU64,
+    /// Usage events stored with `unpriced` set (a model or bucket the catalog cannot price).
+    pub usage_events_unpriced: AtomicU64,
+    pub catalog_overlay_reloads: AtomicU64,
+    pub catalog_overlay_errors: AtomicU64,
+    /// Raw usage events deleted by the retention task.
+    pub usage_events_expired: AtomicU64,
 }
 
 impl Metrics {
@@ -79,6 +85,26 @@ impl Metrics {
             "tollgate_usage_events_dropped_total",
             "Usage events dropped (queue full or write failed).",
             &[("", &self.usage_events_dropped)],
+        );
+        counter(
+            "tollgate_usage_events_unpriced_total",
+            "Usage events whose model or a token bucket has no price (cost 0, flagged unpriced).",
+            &[("", &self.usage_events_unpriced)],
+        );
+        counter(
+            "tollgate_usage_events_expired_total",
+            "Raw usage events deleted by retention (hourly rollups are kept).",
+            &[("", &self.usage_events_expired)],
+        );
+        counter(
+            "tollgate_catalog_overlay_reloads_total",
+            "Times the catalog overlay file changed and was merged in.",
+            &[("", &self.catalog_overlay_reloads)],
+        );
+        counter(
+            "tollgate_catalog_overlay_errors_total",
+            "Catalog overlay edits rejected (the last good catalog stays in use).",
+            &[("", &self.catalog_overlay_errors)],
         );
         out
     }

@@ -106,6 +106,11 @@ pub struct Settings {
     /// Bedrock control-plane endpoint (guardrail validation, connection checks); default:
     /// `https://bedrock.<region>.amazonaws.com`.
     pub bedrock_control_endpoint: Option<String>,
+    /// Operator overlay merged into the embedded model catalog, re-read when it changes.
+    pub catalog_overlay: Option<PathBuf>,
+    /// Raw usage events older than this many days are deleted (hourly rollups are kept);
+    /// 0 keeps them forever.
+    pub usage_retention_days: u32,
 }
 
 impl Settings {
@@ -131,6 +136,8 @@ impl Settings {
             usage_flush_interval: Duration::from_millis(250),
             aws_sts_endpoint: None,
             bedrock_control_endpoint: None,
+            catalog_overlay: None,
+            usage_retention_days: 90,
         }
     }
 

@@ -8,6 +8,7 @@
 //! so the proxy never reads the database per request (a secret write bumps the config
 //! version like any other config write, so the cache follows it).
 
+use crate::catalog::CatalogHandle;
 use crate::meter::Meter;
 use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
@@ -17,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tollgate_core::ProviderSpec;
-use tollgate_store::{SecretValue, Store, StoreError, TokenRecord};
+use tollgate_core::{Catalog, ProviderSpec};
+use tollgate_store::{SecretValue, Store, StoreError, TokenRecord, UsageStore};
 
 /// A provider as the snapshot holds it.
 #[derive(Debug, Clone)]
@@ -58,6 +59,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     aws: crate::aws::AwsCredentials,
+    catalog: Arc<CatalogHandle>,
+    usage: UsageStore,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -68,6 +71,8 @@ pub struct Parts {
     pub meter: Meter,
     pub metrics: Arc<Metrics>,
     pub http: reqwest::Client,
+    pub catalog: Arc<CatalogHandle>,
+    pub usage: UsageStore,
 }
 
 impl AppState {
@@ -84,6 +89,8 @@ impl AppState {
                 metrics: parts.metrics,
                 http: parts.http,
                 aws: crate::aws::AwsCredentials::new(settings.aws_sts_endpoint.clone()),
+                catalog: parts.catalog,
+                usage: parts.usage,
                 settings,
             }),
         }
@@ -100,6 +107,22 @@ impl AppState {
     /// AWS credentials of Bedrock providers (cached per provider configuration).
     pub fn aws(&self) -> &crate::aws::AwsCredentials {
         &self.inner.aws
+    }
+
+    /// The model catalog in use now: the embedded one merged with the operator overlay
+    /// (hot-reloaded when the overlay file changes). A lock-free load.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.current()
+    }
+
+    /// The live catalog and its overlay status.
+    pub fn catalog_handle(&self) -> &Arc<CatalogHandle> {
+        &self.inner.catalog
+    }
+
+    /// The usage store (events and hourly rollups), for reports.
+    pub fn usage(&self) -> &UsageStore {
+        &self.inner.usage
     }
 
     /// The shared upstream HTTP client.

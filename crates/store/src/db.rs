@@ -76,10 +76,13 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "config", include_str!("../migrations/postgres/0001_config.sql")),
     (2, "usage events", include_str!("../migrations/postgres/0002_usage_events.sql")),
+    (3, "cost rollups", include_str!("../migrations/postgres/0003_cost_rollups.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
-pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "usage events", include_str!("../migrations/sqlite_usage/0001_usage_events.sql"))];
+pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "usage events", include_str!("../migrations/sqlite_usage/0001_usage_events.sql")),
+    (2, "cost rollups", include_str!("../migrations/sqlite_usage/0002_cost_rollups.sql")),
+];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

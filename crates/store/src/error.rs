@@ -31,6 +31,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query argument outside what the store accepts (a caller bug, not user input).
+    #[error("invalid argument: {0}")]
+    Invalid(String),
     /// A stored row that the store cannot decode (bad enum text, wrong hash length, bad JSON).
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -17,12 +17,15 @@ mod error;
 mod providers;
 pub mod seal;
 mod secrets;
+#[macro_use]
+mod spending;
 mod tokens;
 mod types;
 mod usage;
 
 pub use error::StoreError;
 pub use seal::{Keyring, MasterKey};
+pub use spending::{DAY_MS, Dimension, HOUR_MS, RollupKey, RollupStats, SpendingFilter, SpendingRow};
 pub use tollgate_core::{ProviderType, Role};
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,

@@ -1,5 +1,7 @@
 //! Usage events: one row per proxied request, written in batches by the gateway's usage
-//! writer (never on the request path) and read back by reports and tests.
+//! writer (never on the request path), plus their hourly rollups, upserted in the same
+//! transaction (so a report never sees an event without its rollup or the reverse). Reports
+//! read the rollups (`spending.rs`); raw events are for drill-down and expire with retention.
 //!
 //! [`UsageStore`] is separate from [`crate::Store`]: on SQLite it is its own file
 //! (`usage.sqlite`), so a burst of usage writes never holds the config database's write lock;
@@ -40,6 +42,8 @@ pub struct UsageEvent {
     pub cost: Cost,
     pub catalog_version: Option<String>,
     pub priced_by_override: bool,
+    /// The model (or a bucket with tokens) had no price: the cost is 0, not a guess.
+    pub unpriced: bool,
     pub request_id: String,
     pub conversation_id: Option<String>,
 }
@@ -57,12 +61,12 @@ pub struct UsageQuery {
 /// Handle on the usage database. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct UsageStore {
-    inner: Arc<UsageInner>,
+    pub(crate) inner: Arc<UsageInner>,
 }
 
 #[derive(Debug)]
-struct UsageInner {
-    pool: Pool,
+pub(crate) struct UsageInner {
+    pub(crate) pool: Pool,
 }
 
 macro_rules! columns {
@@ -71,12 +75,12 @@ macro_rules! columns {
      http_status, error_class, streamed, latency_ms, ttft_ms, tokens_input, tokens_output, tokens_reasoning, \
      tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h, tokens_cache_write_unknown, cost_input, \
      cost_output, cost_reasoning, cost_cached_input, cost_cache_write_5m, cost_cache_write_1h, \
-     cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, request_id, conversation_id"
+     cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, unpriced, request_id, conversation_id"
     };
 }
 const COLUMNS: &str = columns!();
 
-/// Rows per INSERT statement: 34 columns × 400 stays under both backends' bind limits.
+/// Rows per INSERT statement: 35 columns × 400 stays under both backends' bind limits.
 const ROWS_PER_INSERT: usize = 400;
 
 fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
@@ -124,13 +128,14 @@ fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
         },
         catalog_version: row.opt_text("catalog_version")?,
         priced_by_override: row.boolean("priced_by_override")?,
+        unpriced: row.boolean("unpriced")?,
         request_id: row.text("request_id")?,
         conversation_id: row.opt_text("conversation_id")?,
         id,
     })
 }
 
-/// Pushes one event's 34 values, in [`COLUMNS`] order, onto a `push_values` row builder.
+/// Pushes one event's 35 values, in [`COLUMNS`] order, onto a `push_values` row builder.
 macro_rules! push_event {
     ($b:expr, $e:expr) => {{
         let e: &UsageEvent = $e;
@@ -166,6 +171,7 @@ macro_rules! push_event {
             .push_bind(e.cost.total)
             .push_bind(e.catalog_version.clone())
             .push_bind(e.priced_by_override)
+            .push_bind(e.unpriced)
             .push_bind(e.request_id.clone())
             .push_bind(e.conversation_id.clone());
     }};
@@ -185,11 +191,13 @@ impl UsageStore {
         store.postgres_pool().map(|pool| UsageStore { inner: Arc::new(UsageInner { pool }) })
     }
 
-    /// Writes a batch of events in one transaction: all or none.
+    /// Writes a batch of events and adds them to their hourly rollups, in one transaction:
+    /// all or none.
     pub async fn insert_events(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
+        let rollups = crate::spending::rollup(events);
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for chunk in events.chunks(ROWS_PER_INSERT) {
@@ -197,9 +205,35 @@ impl UsageStore {
                 qb.push_values(chunk, |mut b, e| push_event!(b, e));
                 qb.build().execute(&mut *tx).await?;
             }
+            // Keys are sorted (a BTreeMap), so concurrent writers on PostgreSQL lock rollup
+            // rows in the same order and cannot deadlock each other.
+            let rows: Vec<_> = rollups.iter().collect();
+            for chunk in rows.chunks(crate::spending::ROLLUP_ROWS_PER_UPSERT) {
+                let mut qb = sqlx::QueryBuilder::new(crate::spending::UPSERT_HEAD);
+                qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v));
+                qb.push(crate::spending::UPSERT_TAIL.as_str());
+                qb.build().execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// Deletes raw events older than `before_ms`, at most `chunk` per statement, until none
+    /// are left; returns how many went. Rollups are kept.
+    pub async fn delete_events_before(&self, before_ms: i64, chunk: i64) -> Result<u64, StoreError> {
+        const SQL: &str =
+            "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE ts < $1 ORDER BY ts LIMIT $2)";
+        let mut total = 0u64;
+        loop {
+            let n = on_pool!(self, |p| {
+                sqlx::query(SQL).bind(before_ms).bind(chunk.max(1)).execute(p).await?.rows_affected()
+            });
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
     }
 
     /// Events matching `q`, oldest first.

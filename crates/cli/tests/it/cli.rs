@@ -407,6 +407,35 @@ fn token_body_and_expiry() {
 }
 
 #[test]
+fn model_rows_and_spending_filters() {
+    let m = json!({"name": "m", "provider_type": "openai", "label": "M",
+        "pricing": {"input_per_million": 250000000, "output_per_million": 7500000}, "max_input_tokens": 1000});
+    assert_eq!(tollgate_cli::model::model_row(&m), vec!["m", "openai", "M", "$2.5", "$0.075", "-", "-", "-", "1000"]);
+    let cmd = parse(&[
+        "spending",
+        "summary",
+        "--start",
+        "2026-11-01T00:00:00Z",
+        "--provider",
+        "p",
+        "--token-type",
+        "reasoning",
+    ]);
+    let Cmd::Spending(tollgate_cli::spending::SpendingCommand::Summary(f)) = cmd else { panic!("not a summary") };
+    assert_eq!(
+        f.query(),
+        vec![
+            ("start", "2026-11-01T00:00:00Z".to_string()),
+            ("provider", "p".to_string()),
+            ("token_type", "reasoning".to_string())
+        ]
+    );
+    let s =
+        json!({"total_cost_microcents": 123_456_789, "total_requests": 3, "failed_requests": 1, "total_tokens": 42});
+    assert_eq!(tollgate_cli::spending::stats_cells(&s), vec!["$1.23456789", "3", "1", "42"]);
+}
+
+#[test]
 fn rendering_helpers() {
     assert_eq!(strip_one_newline("v\n"), "v");
     assert_eq!(strip_one_newline("v\r\n"), "v");
@@ -835,4 +864,73 @@ async fn e2e_provider_check() {
     assert_eq!(fail.code, 1, "{fail:?}");
     assert!(fail.stdout.starts_with("FAIL"), "{}", fail.stdout);
     assert!(fail.stderr.contains("does not list model \"gpt-9\""), "{}", fail.stderr);
+}
+
+#[tokio::test]
+async fn e2e_models_and_spending() {
+    use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
+    let gw = TestGateway::start().await.unwrap();
+    // Two priced events through the usage store's real write path (events + rollups).
+    let now = tollgate_server::time::now_ms();
+    let usage_db = format!("sqlite://{}?mode=rwc", gw.data_dir.join("usage.sqlite").display());
+    let store = tollgate_store::UsageStore::connect(&usage_db).await.unwrap();
+    let ev = |id: &str, provider: &str, total: i64| tollgate_store::UsageEvent {
+        id: id.into(),
+        ts_ms: now - 600_000,
+        provider: provider.into(),
+        provider_type: ProviderType::Openai,
+        model: Some("gpt-5.4".into()),
+        endpoint: "/chat/completions".into(),
+        user: Some("cli@example.com".into()),
+        agent: None,
+        token_id: None,
+        status: RequestStatus::Success,
+        http_status: Some(200),
+        error_class: None,
+        streamed: false,
+        latency_ms: 3,
+        ttft_ms: None,
+        usage: Usage { input: 1000, output: 100, ..Usage::default() },
+        cost: Cost { input: total - 150_000, output: 150_000, total, ..Cost::default() },
+        catalog_version: Some("2026-11-24.1".into()),
+        priced_by_override: false,
+        unpriced: false,
+        request_id: id.into(),
+        conversation_id: None,
+    };
+    store.insert_events(&[ev("e1", "gone-openai", 400_000), ev("e2", "gone-openai", 400_000)]).await.unwrap();
+    store.close().await;
+
+    let table = tg(&gw, &["model", "list", "--provider-type", "anthropic", "--page-size", "1000"]).ok();
+    assert!(table.stdout.lines().next().unwrap().starts_with("NAME"), "{}", table.stdout);
+    let row = table.stdout.lines().find(|l| l.starts_with("claude-sonnet-4-6 ")).unwrap();
+    for cell in ["anthropic", "Claude Sonnet 4.6", "$3", "$15", "$0.3", "$3.75", "$6", "1000000"] {
+        assert!(row.contains(cell), "{row} lacks {cell}");
+    }
+    assert!(table.stderr.contains("catalog 2026-11-24.1"), "{}", table.stderr);
+    let got = tg(&gw, &["model", "get", "us.anthropic.claude-sonnet-4-6", "-o", "json"]).ok().json();
+    assert_eq!(got["model"]["pricing"]["input_per_million"], 330_000_000);
+    let missing = tg(&gw, &["model", "get", "nope"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("not in the catalog"), "{}", missing.stderr);
+
+    let summary = tg(&gw, &["spending", "summary", "-o", "json"]).ok().json();
+    assert_eq!(summary["stats"]["total_cost_microcents"], 800_000);
+    assert_eq!(summary["stats"]["total_requests"], 2);
+    let table = tg(&gw, &["spending", "summary"]).ok().stdout;
+    let total = table.lines().find(|l| l.starts_with("total")).unwrap();
+    assert!(total.contains("$0.008") && total.contains(" 2 ") && total.contains("2200"), "{table}");
+    let breakdown = tg(&gw, &["spending", "breakdown", "provider"]).ok().stdout;
+    let row = breakdown.lines().find(|l| l.starts_with("gone-openai")).unwrap();
+    assert!(row.contains("(deleted)") && row.contains("$0.008"), "{breakdown}");
+    let series =
+        tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "model", "-o", "json"]).ok().json();
+    assert_eq!(series["series"][0]["key"], "gpt-5.4");
+    let csv = tg(&gw, &["spending", "export", "--bucket", "total", "--group-by", "user"]).ok().stdout;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].contains(",user,cli@example.com,cli@example.com,false,2,0,0,2200,800000,0.008,"), "{csv}");
+    let bad = tg(&gw, &["spending", "breakdown", "colour"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("field: dimension"), "{}", bad.stderr);
 }

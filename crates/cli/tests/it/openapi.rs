@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 18] = [
+const ROUTES: [(&str, &str); 24] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -24,6 +24,12 @@ const ROUTES: [(&str, &str); 18] = [
     ("post", "/api/v1/tokens"),
     ("get", "/api/v1/tokens/{id}"),
     ("delete", "/api/v1/tokens/{id}"),
+    ("get", "/api/v1/models"),
+    ("get", "/api/v1/models/{name}"),
+    ("get", "/api/v1/spending/summary"),
+    ("get", "/api/v1/spending/timeseries"),
+    ("get", "/api/v1/spending/breakdown"),
+    ("get", "/api/v1/spending/export.csv"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,8 @@ macro_rules! store_cases {
 
 store_cases!(
     usage_events_batch_roundtrip,
+    usage_rollups_follow_events,
+    usage_retention_keeps_rollups,
     migrations_idempotent,
     provider_crud,
     provider_list_filters,
@@ -810,6 +812,7 @@ async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
             },
             catalog_version: Some("2026-11-01".into()),
             priced_by_override: i % 7 == 0,
+            unpriced: i % 11 == 0,
             request_id: format!("req-{i}"),
             conversation_id: (i % 2 == 0).then(|| "conv".into()),
         })
@@ -835,5 +838,110 @@ async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
     let again = usage_store(&db).await?;
     assert_eq!(again.count_events().await?, 450);
     again.close().await;
+    Ok(())
+}
+
+fn priced_event(i: i64, ts_ms: i64, provider: &str, user: Option<&str>) -> tollgate_store::UsageEvent {
+    use tollgate_core::{Cost, RequestStatus, Usage};
+    tollgate_store::UsageEvent {
+        id: format!("ev-{provider}-{i:05}"),
+        ts_ms,
+        provider: provider.into(),
+        provider_type: ProviderType::Openai,
+        model: Some("gpt-5.4".into()),
+        endpoint: "/chat/completions".into(),
+        user: user.map(str::to_string),
+        agent: None,
+        token_id: None,
+        status: if i % 4 == 0 { RequestStatus::UpstreamError } else { RequestStatus::Success },
+        http_status: Some(200),
+        error_class: None,
+        streamed: false,
+        latency_ms: 1,
+        ttft_ms: None,
+        usage: Usage { input: 10, output: 5, cached_input: 2, ..Usage::default() },
+        cost: Cost { input: 100, output: 50, cached_input: 1, total: 151, ..Cost::default() },
+        catalog_version: Some("v".into()),
+        priced_by_override: i % 3 == 0,
+        unpriced: i % 5 == 0,
+        request_id: format!("r{i}"),
+        conversation_id: None,
+    }
+}
+
+/// Each batch adds to its hourly rollups in the same transaction: rows are keyed by hour,
+/// provider, type, model, user and agent; counters add up across batches; a failed batch adds
+/// nothing; spending queries group by bucket and dimension and respect filters.
+async fn usage_rollups_follow_events(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_store::{DAY_MS, Dimension, HOUR_MS, SpendingFilter};
+    let store = usage_store(&db).await?;
+    let t0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z, a day and hour boundary
+    // 10 events in hour 0 (5 for alice, 5 unattributed), 10 in hour 1, all provider "a";
+    // 4 events in hour 25 (day 2) for provider "b".
+    let mut batch1: Vec<_> =
+        (0..10).map(|i| priced_event(i, t0 + i * 60_000, "a", (i % 2 == 0).then_some("alice@example.com"))).collect();
+    batch1.extend((10..20).map(|i| priced_event(i, t0 + HOUR_MS + i, "a", None)));
+    store.insert_events(&batch1).await?;
+    let batch2: Vec<_> = (0..4).map(|i| priced_event(i, t0 + 25 * HOUR_MS + i, "b", None)).collect();
+    store.insert_events(&batch2).await?;
+    // a duplicate id fails the batch: neither events nor rollups change
+    let dup = vec![priced_event(99, t0, "a", None), priced_event(0, t0, "a", Some("alice@example.com"))];
+    assert!(store.insert_events(&dup).await.is_err());
+
+    let rows = store.rollup_rows(t0, t0 + 2 * DAY_MS).await?;
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    let (k, v) = &rows[0];
+    assert_eq!((k.hour_start_ms, k.provider.as_str(), k.user.as_str()), (t0, "a", ""));
+    assert_eq!((v.requests, v.tokens.input, v.cost.total), (5, 50, 755));
+    let (k, v) = &rows[1];
+    assert_eq!((k.user.as_str(), k.model.as_str(), k.provider_type), ("alice@example.com", "gpt-5.4", "openai"));
+    // alice: i = 0,2,4,6,8 → failed (i%4==0): 0,4,8; unpriced (i%5==0): 0; override (i%3==0): 0,6
+    assert_eq!((v.requests, v.failed_requests, v.unpriced_requests, v.override_requests), (5, 3, 1, 2));
+
+    let all = SpendingFilter { start_ms: t0, end_ms: t0 + 2 * DAY_MS, ..SpendingFilter::default() };
+    let total = store.spending(&all, None, None).await?;
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0].stats.requests, 24);
+    assert_eq!(total[0].stats.cost.total, 24 * 151);
+    assert_eq!(total[0].stats.tokens.cached_input, 48);
+    let hourly = store.spending(&all, Some(Dimension::Provider), Some(HOUR_MS)).await?;
+    let mut got: Vec<(i64, String, i64)> =
+        hourly.iter().map(|r| ((r.bucket_start_ms - t0) / HOUR_MS, r.key.clone(), r.stats.requests)).collect();
+    got.sort();
+    assert_eq!(got, vec![(0, "a".into(), 10), (1, "a".into(), 10), (25, "b".into(), 4)]);
+    let daily = store.spending(&all, None, Some(DAY_MS)).await?;
+    let mut got: Vec<(i64, i64)> =
+        daily.iter().map(|r| ((r.bucket_start_ms - t0) / DAY_MS, r.stats.requests)).collect();
+    got.sort();
+    assert_eq!(got, vec![(0, 20), (1, 4)]);
+    let alice = SpendingFilter { user: Some("alice@example.com".into()), ..all.clone() };
+    assert_eq!(store.spending(&alice, None, None).await?[0].stats.requests, 5);
+    let unattributed = SpendingFilter { user: Some(String::new()), provider: Some("a".into()), ..all.clone() };
+    assert_eq!(store.spending(&unattributed, None, None).await?[0].stats.requests, 15);
+    let window = SpendingFilter { start_ms: t0 + HOUR_MS, end_ms: t0 + 2 * HOUR_MS, ..all.clone() };
+    assert_eq!(store.spending(&window, None, None).await?[0].stats.requests, 10, "end is exclusive");
+    let by_type = store.spending(&all, Some(Dimension::ProviderType), None).await?;
+    assert_eq!(by_type.len(), 1);
+    assert_eq!(by_type[0].key, "openai");
+    let none = SpendingFilter { provider: Some("nope".into()), ..all };
+    assert_eq!(store.spending(&none, None, None).await?[0].stats.requests, 0, "no rows sum to zero");
+    store.close().await;
+    Ok(())
+}
+
+/// Retention deletes raw events in chunks; the rollups reports read stay.
+async fn usage_retention_keeps_rollups(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_store::{HOUR_MS, SpendingFilter};
+    let store = usage_store(&db).await?;
+    let t0 = 1_767_225_600_000;
+    let events: Vec<_> = (0..25).map(|i| priced_event(i, t0 + i * HOUR_MS, "a", None)).collect();
+    store.insert_events(&events).await?;
+    let deleted = store.delete_events_before(t0 + 20 * HOUR_MS, 7).await?;
+    assert_eq!(deleted, 20, "events of hours 0..20 go, in chunks of 7");
+    assert_eq!(store.count_events().await?, 5);
+    let all = SpendingFilter { start_ms: t0, end_ms: t0 + 30 * HOUR_MS, ..SpendingFilter::default() };
+    assert_eq!(store.spending(&all, None, None).await?[0].stats.requests, 25, "rollups are kept");
+    assert_eq!(store.delete_events_before(t0 + 20 * HOUR_MS, 7).await?, 0);
+    store.close().await;
     Ok(())
 }

@@ -6,9 +6,11 @@
 
 pub mod check;
 pub mod health;
+pub mod models;
 pub mod paging;
 pub mod providers;
 pub mod secrets;
+pub mod spending;
 pub mod tokens;
 
 use crate::error::ApiError;
@@ -25,9 +27,10 @@ use utoipa_axum::routes;
 #[openapi(
     info(
         title = "Tollgate admin API",
-        description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway. \
-Authenticate with a gateway token: `Authorization: Bearer tg_…`. Roles: reader may get and list, \
-writer may also create, update and delete providers and secrets, admin also manages tokens."
+        description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
+the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
+Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
+create, update and delete providers and secrets, admin also manages tokens."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -35,6 +38,8 @@ writer may also create, update and delete providers and secrets, admin also mana
         (name = "providers", description = "LLM providers and their proxy URLs"),
         (name = "secrets", description = "Write-only upstream credentials"),
         (name = "tokens", description = "Gateway tokens"),
+        (name = "models", description = "The model catalog: prices, limits and capabilities"),
+        (name = "spending", description = "Cost and usage reports, from hourly rollups"),
         (name = "health", description = "Liveness, readiness and this document")
     )
 )]
@@ -64,6 +69,12 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(secrets::get, secrets::put, secrets::delete))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::revoke))
+        .routes(routes!(models::list))
+        .routes(routes!(models::get))
+        .routes(routes!(spending::summary))
+        .routes(routes!(spending::timeseries))
+        .routes(routes!(spending::breakdown))
+        .routes(routes!(spending::export_csv))
         .with_state(state)
         .split_for_parts();
     let router =

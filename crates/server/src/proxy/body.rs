@@ -9,6 +9,7 @@
 
 use crate::meter::Meter;
 use crate::metrics::Metrics;
+use crate::state::ProviderEntry;
 use bytes::Bytes;
 use futures_util::Stream;
 use std::pin::Pin;
@@ -26,6 +27,8 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     draft: Option<UsageEvent>,
     started: Instant,
+    /// The provider as served, for its price overrides (priced later by the usage writer).
+    provider: Arc<ProviderEntry>,
 }
 
 /// How a forwarded request ended, for [`Recorder::emit`].
@@ -39,10 +42,17 @@ pub struct Outcome<'a> {
 }
 
 impl Recorder {
-    /// `draft` holds everything known before forwarding; `started` is the request's arrival.
-    pub fn new(meter: Meter, metrics: Arc<Metrics>, draft: UsageEvent, started: Instant) -> Recorder {
+    /// `draft` holds everything known before forwarding; `started` is the request's arrival;
+    /// `provider` is the snapshot entry the request is served with.
+    pub fn new(
+        meter: Meter,
+        metrics: Arc<Metrics>,
+        draft: UsageEvent,
+        started: Instant,
+        provider: Arc<ProviderEntry>,
+    ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
-        Recorder { meter, metrics, draft: Some(draft), started }
+        Recorder { meter, metrics, draft: Some(draft), started, provider }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -61,7 +71,7 @@ impl Recorder {
         event.usage = outcome.usage.unwrap_or_default();
         event.latency_ms = millis(self.started.elapsed());
         event.ttft_ms = outcome.ttft.map(millis);
-        self.meter.record(event);
+        self.meter.record(event, Some(self.provider.clone()));
     }
 
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.

@@ -397,10 +397,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         cost: Cost::default(),
         catalog_version: None,
         priced_by_override: false,
+        unpriced: false,
         request_id: event_id.clone(),
         conversation_id,
     };
-    let mut recorder = Recorder::new(state.meter().clone(), state.metrics().clone(), draft, started);
+    let mut recorder = Recorder::new(state.meter().clone(), state.metrics().clone(), draft, started, a.entry.clone());
 
     let method = parts.method.clone();
     let sent = state.http().request(method.clone(), url).headers(headers).body(body).send().await;
