@@ -9,6 +9,7 @@ mod admin_providers;
 mod admin_secrets_tokens;
 mod catalog_api;
 mod cli;
+mod console;
 mod cost;
 mod openapi;
 mod proxy;
