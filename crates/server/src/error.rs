@@ -40,6 +40,11 @@ impl ApiError {
         ApiError::InvalidArgument { field: field.into(), message: message.into() }
     }
 
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidArgument { .. } => (StatusCode::BAD_REQUEST, "invalid_argument"),

@@ -97,14 +97,15 @@ impl Gateway {
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());
-        let router = crate::proxy::router(state.clone()).merge(admin).layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<_>| {
-                    // The path only: a query string may carry a credential (`?key=`).
-                    tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        );
+        let router =
+            crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin).layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &axum::http::Request<_>| {
+                        // The path only: a query string may carry a credential (`?key=`).
+                        tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                    })
+                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+            );
         Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage })
     }
 

@@ -1,7 +1,7 @@
 //! The Tollgate service as a library: settings, the in-memory config snapshot, the native
 //! proxy (`/llm/v1/providers/{name}/…`) with its off-path usage metering, the admin REST
 //! API (with its generated OpenAPI document), health and metrics endpoints, and graceful
-//! startup and shutdown. The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
+//! startup and shutdown, and the web console (`/`). The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
 //!
 //! SQL lives only in `tollgate-store`; this crate talks to the database through it.
 //! Request handlers read configuration and gateway tokens from the snapshot, never the DB.
@@ -10,6 +10,7 @@ pub mod admin;
 pub mod auth;
 pub mod aws;
 pub mod catalog;
+pub mod console;
 pub mod error;
 pub mod gateway;
 pub mod keys;

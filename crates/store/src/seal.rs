@@ -97,6 +97,19 @@ impl Keyring {
         self.primary.key_id()
     }
 
+    /// A 256-bit key for another purpose, derived from the primary key: HMAC-SHA256 keyed with
+    /// the master key over `tollgate/v1/<purpose>`. Every replica sharing the master key derives
+    /// the same key (the console signs its session cookies with one); rotating the master key
+    /// changes it.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.primary.bytes);
+        let tag = hmac::sign(&key, format!("tollgate/v1/{purpose}").as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     /// Every key held, primary first.
     pub(crate) fn keys(&self) -> impl Iterator<Item = &MasterKey> {
         std::iter::once(&self.primary).chain(self.old.iter())
@@ -148,5 +161,25 @@ impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let old: Vec<&str> = self.old.iter().map(|k| k.id.as_str()).collect();
         f.debug_struct("Keyring").field("primary", &self.primary.id).field("old", &old).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn derived_keys_depend_on_purpose_and_primary_key_only() {
+        let a = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let b = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        let ring = Keyring::new(a.clone());
+        assert_eq!(
+            ring.derive("console-session"),
+            Keyring::new(a.clone()).with_old(b.clone()).derive("console-session")
+        );
+        assert_ne!(ring.derive("console-session"), ring.derive("other"));
+        assert_ne!(ring.derive("console-session"), Keyring::new(b).derive("console-session"));
+        assert_ne!(ring.derive("console-session"), [7u8; 32]);
     }
 }

@@ -10,6 +10,7 @@ mod admin_secrets_tokens;
 mod catalog_api;
 mod bench_smoke;
 mod cli;
+mod console;
 mod cost;
 mod openapi;
 mod proxy;

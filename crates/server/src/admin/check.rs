@@ -86,6 +86,20 @@ pub async fn check(
     } else {
         tollgate_core::error::from_json_value(super::parse_json_object(&body)?).map_err(ApiError::from)?
     };
+    run(&state, &caller, &name, req).await
+}
+
+/// Runs the connection check of provider `name` for `caller` (role checked by the caller of
+/// this function). Shared by the admin API and the console's Test Connection button.
+pub async fn run(
+    state: &AppState,
+    caller: &tollgate_store::TokenRecord,
+    name: &str,
+    req: CheckRequest,
+) -> Result<Json<CheckResult>, ApiError> {
+    require_scope(caller, name)?;
+    let state = state.clone();
+    let name = name.to_string();
     let snap = state.snapshot();
     let entry = snap
         .providers

@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tollgate_core::patch::merge_patch;
 use tollgate_core::{ProviderSpec, ProviderType, Role};
-use tollgate_store::{ProviderQuery, ProviderRecord};
+use tollgate_store::{ProviderQuery, ProviderRecord, TokenRecord};
 use utoipa::{IntoParams, ToSchema};
 
 /// A page of providers.
@@ -171,16 +171,24 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let spec = ProviderSpec::from_value(parse_json_object(&body)?)?;
-    require_scope(&caller, &spec.name)?;
-    let in_db = check_refs(&state, &spec).await?;
-    check_guardrail(&state, &spec).await?;
+    let created = create_spec(&state, &caller, spec).await?;
+    let location = format!("/api/v1/llm-providers/{}", created.name);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
+}
+
+/// Creates a validated provider for `caller` (whose role the caller of this function has
+/// checked): scope, secret references, the Bedrock guardrail, the write and the reload. The
+/// admin API and the console both create providers through here.
+pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderSpec) -> Result<ProviderSpec, ApiError> {
+    require_scope(caller, &spec.name)?;
+    let in_db = check_refs(state, &spec).await?;
+    check_guardrail(state, &spec).await?;
     let now = now_ms();
     let rec = record(&spec, now, now)?;
     state.store().insert_provider(&rec, in_db).await?;
-    super::reload_after_write(&state).await;
+    super::reload_after_write(state).await;
     tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
-    let location = format!("/api/v1/llm-providers/{}", spec.name);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view(&state, spec, now, now))))
+    Ok(view(state, spec, now, now))
 }
 
 /// List providers.
@@ -265,11 +273,23 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Json<ProviderSpec>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
-    require_scope(&caller, &name)?;
     let patch = parse_json_object(&body)?;
+    Ok(Json(update_spec(&state, &caller, &name, &patch).await?))
+}
+
+/// Applies a JSON merge patch to a provider for `caller` (whose role the caller of this
+/// function has checked): scope, immutable fields, full re-validation, secret references, the
+/// guardrail, the write and the reload. Shared by the admin API and the console.
+pub async fn update_spec(
+    state: &AppState,
+    caller: &TokenRecord,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<ProviderSpec, ApiError> {
+    require_scope(caller, name)?;
     let current = state
         .store()
-        .get_provider(&name)
+        .get_provider(name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
     let mut doc: serde_json::Value = serde_json::from_str(&current.spec_json)
@@ -281,16 +301,16 @@ pub async fn update(
             return Err(ApiError::invalid(field, format!("is immutable; it is `{}`", now.unwrap_or_default())));
         }
     }
-    merge_patch(&mut doc, &patch);
+    merge_patch(&mut doc, patch);
     let spec = ProviderSpec::from_value(doc)?;
-    let in_db = check_refs(&state, &spec).await?;
-    check_guardrail(&state, &spec).await?;
+    let in_db = check_refs(state, &spec).await?;
+    check_guardrail(state, &spec).await?;
     let now = now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
     state.store().update_provider(&rec, in_db).await?;
-    super::reload_after_write(&state).await;
+    super::reload_after_write(state).await;
     tracing::info!(provider = %name, "provider updated");
-    Ok(Json(view(&state, spec, current.created_at_ms, now)))
+    Ok(view(state, spec, current.created_at_ms, now))
 }
 
 /// Delete a provider. Its usage history stays in reports.
@@ -304,9 +324,16 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
-    require_scope(&caller, &name)?;
-    state.store().delete_provider(&name).await?;
-    super::reload_after_write(&state).await;
-    tracing::info!(provider = %name, "provider deleted");
+    delete_named(&state, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a provider for `caller` (role checked by the caller of this function). Shared by
+/// the admin API and the console.
+pub async fn delete_named(state: &AppState, caller: &TokenRecord, name: &str) -> Result<(), ApiError> {
+    require_scope(caller, name)?;
+    state.store().delete_provider(name).await?;
+    super::reload_after_write(state).await;
+    tracing::info!(provider = %name, "provider deleted");
+    Ok(())
 }

@@ -70,17 +70,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     validate::secret_name(name).map_err(|m| ApiError::invalid("name", m))
 }
 
-/// List secret names.
-#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", params(PageParams),
-    responses((status = 200, body = ListSecretsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(p): Query<PageParams>,
-) -> Result<Json<ListSecretsResponse>, ApiError> {
-    authorize(&state, &headers, Role::Reader)?;
-    let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
-    let (items, next) = if state.secrets().is_writable() {
+/// One page of secret metadata from whichever backend holds the secrets, and the last name
+/// when more follow. Shared by the admin API and the console.
+pub async fn list_meta(
+    state: &AppState,
+    page: paging::PageRequest,
+) -> Result<(Vec<SecretMeta>, Option<String>), ApiError> {
+    Ok(if state.secrets().is_writable() {
         let res = state.store().list_secrets(&PageQuery { after: page.after, limit: page.limit }).await?;
         (res.items, res.next_after)
     } else {
@@ -91,7 +87,20 @@ pub async fn list(
         rest.truncate(page.limit as usize);
         let next = if more { rest.last().map(|m| m.name.clone()) } else { None };
         (rest, next)
-    };
+    })
+}
+
+/// List secret names.
+#[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", params(PageParams),
+    responses((status = 200, body = ListSecretsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(p): Query<PageParams>,
+) -> Result<Json<ListSecretsResponse>, ApiError> {
+    authorize(&state, &headers, Role::Reader)?;
+    let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
+    let (items, next) = list_meta(&state, page).await?;
     Ok(Json(ListSecretsResponse {
         secrets: items.iter().map(SecretView::from).collect(),
         next_page_token: next.map(|k| paging::encode(&k)),
@@ -152,22 +161,34 @@ pub async fn put(
         Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err(ApiError::invalid("value", "must be a string")),
     };
+    let (created, meta) = store_value(&state, &name, value).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(SecretView::from(&meta))))
+}
+
+/// Checks and stores a secret value (the caller has checked the role): name rule, writable
+/// backend, size, the sealed write and the reload. Returns whether it was created (not
+/// replaced) and its metadata. Shared by the admin API and the console.
+pub async fn store_value(state: &AppState, name: &str, value: &str) -> Result<(bool, SecretMeta), ApiError> {
+    check_name(name)?;
+    if !state.secrets().is_writable() {
+        return Err(state.secrets().read_only_error());
+    }
     if value.is_empty() {
         return Err(ApiError::invalid("value", "must not be empty"));
     }
     if value.len() > MAX_SECRET_BYTES {
         return Err(ApiError::invalid("value", format!("must be at most {MAX_SECRET_BYTES} bytes")));
     }
-    let created = state.store().put_secret(&name, &SecretValue::new(value.clone()), now_ms()).await?;
+    let created = state.store().put_secret(name, &SecretValue::new(value.to_string()), now_ms()).await?;
     let meta = state
         .store()
-        .get_secret_meta(&name)
+        .get_secret_meta(name)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("secret {name} vanished after write")))?;
     tracing::info!(secret = %name, created, "secret stored");
-    super::reload_after_write(&state).await;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(SecretView::from(&meta))))
+    super::reload_after_write(state).await;
+    Ok((created, meta))
 }
 
 /// Delete a secret. Refused (409) while a provider references it.
@@ -181,12 +202,19 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     authorize(&state, &headers, Role::Writer)?;
-    check_name(&name)?;
+    remove(&state, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a secret (the caller has checked the role); refused while a provider references
+/// it. Shared by the admin API and the console.
+pub async fn remove(state: &AppState, name: &str) -> Result<(), ApiError> {
+    check_name(name)?;
     if !state.secrets().is_writable() {
         return Err(state.secrets().read_only_error());
     }
-    state.store().delete_secret(&name).await?;
+    state.store().delete_secret(name).await?;
     tracing::info!(secret = %name, "secret deleted");
-    super::reload_after_write(&state).await;
-    Ok(StatusCode::NO_CONTENT)
+    super::reload_after_write(state).await;
+    Ok(())
 }

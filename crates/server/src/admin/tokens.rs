@@ -57,7 +57,7 @@ pub struct TokenView {
 }
 
 impl TokenView {
-    fn of(t: &TokenRecord, now: i64) -> TokenView {
+    pub fn of(t: &TokenRecord, now: i64) -> TokenView {
         let status = if t.revoked_at_ms.is_some() {
             "revoked"
         } else if t.expires_at_ms.is_some_and(|e| e <= now) {
@@ -187,15 +187,21 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     authorize(&state, &headers, Role::Admin)?;
     let req: CreateTokenRequest = tollgate_core::error::from_json_value(parse_json_object(&body)?)?;
+    Ok((StatusCode::CREATED, Json(create_from(&state, req).await?)))
+}
+
+/// Validates, mints and stores a token (the caller has checked the role); the view carries the
+/// token, once. Shared by the admin API and the console.
+pub async fn create_from(state: &AppState, req: CreateTokenRequest) -> Result<TokenView, ApiError> {
     let now = now_ms();
     let template = validate_request(req, now)?;
     let (token, rec) = mint(template)?;
     state.store().insert_token(&rec).await?;
-    super::reload_after_write(&state).await;
+    super::reload_after_write(state).await;
     tracing::info!(token_id = %rec.id, name = %rec.name, role = %rec.role, "gateway token created");
     let mut view = TokenView::of(&rec, now);
     view.token = Some(token);
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(view)
 }
 
 /// List gateway tokens (never the tokens themselves).
@@ -244,9 +250,15 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
     authorize(&state, &headers, Role::Admin)?;
+    Ok(Json(revoke_id(&state, &id).await?))
+}
+
+/// Revokes a token (the caller has checked the role); the last active admin token cannot be
+/// revoked. Shared by the admin API and the console.
+pub async fn revoke_id(state: &AppState, id: &str) -> Result<TokenView, ApiError> {
     let now = now_ms();
-    let t = state.store().revoke_token(&id, now).await?;
-    super::reload_after_write(&state).await;
+    let t = state.store().revoke_token(id, now).await?;
+    super::reload_after_write(state).await;
     tracing::info!(token_id = %id, "gateway token revoked");
-    Ok(Json(TokenView::of(&t, now)))
+    Ok(TokenView::of(&t, now))
 }

@@ -1,0 +1,700 @@
+//! The console over plain HTTP: sign-in and sessions, CSRF, what a reader may not do, form
+//! errors next to their fields, inline secrets that never outlive a refused form, every page
+//! rendering, and the spend a page shows matching the spending API.
+
+use super::{Console, section, token_of};
+use crate::both_backends;
+use crate::proxy::Rig;
+use crate::support::*;
+
+both_backends!(
+    sign_in_sessions_and_sign_out,
+    every_post_needs_the_csrf_token,
+    a_reader_sees_everything_and_changes_nothing,
+    form_errors_show_next_to_their_fields,
+    providers_are_created_edited_disabled_and_deleted_through_forms,
+    every_page_renders,
+    secrets_and_tokens_pages,
+    spend_on_pages_matches_the_spending_api,
+);
+
+async fn sign_in_sessions_and_sign_out(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    // no session: pages send you to sign in and come back
+    let p = c.get("/providers?type=openai").await;
+    assert_eq!(p.status, 303);
+    assert_eq!(p.location.as_deref(), Some("/login?next=%2Fproviders%3Ftype%3Dopenai"));
+    assert_eq!(c.get("/").await.location.as_deref(), Some("/providers"));
+    let login = c.get("/login?next=/usage").await;
+    login.expect(200);
+    assert!(login.body.contains(r#"name="next" value="/usage""#));
+    let login_cookie = login.set_cookie("tollgate_login").unwrap_or_default();
+    assert!(login_cookie.contains("HttpOnly") && login_cookie.contains("SameSite=Strict"), "{login_cookie}");
+
+    // wrong tokens
+    let p = c.post("/login", &[("token", "tg_nope"), ("next", "/usage")]).await;
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("invalid gateway token"), "{}", p.body);
+    let invoker = token_of(&gw, "invoker").await;
+    let p = c.post("/login", &[("token", &invoker), ("next", "/usage")]).await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("may only call the proxy"), "{}", p.body);
+    assert!(p.set_cookie("tollgate_session").is_none());
+
+    // the admin token: a session cookie that does not carry the token
+    let p = c.post("/login", &[("token", &gw.admin_token), ("next", "/usage")]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/usage"));
+    let cookie = p.set_cookie("tollgate_session").unwrap_or_else(|| panic!("no session cookie"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(attr), "{attr} missing in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: no Secure flag: {cookie}");
+    assert!(!cookie.contains(&gw.admin_token) && !cookie.contains("tg_"), "{cookie}");
+    let p = c.get("/usage").await;
+    p.expect(200);
+    let timing = p.headers.get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(timing.starts_with("app;dur="), "{timing}");
+    assert!(p.body.contains("bootstrap-admin"), "who is signed in is shown");
+
+    // an open redirect is not possible
+    let mut other = Console::new(&gw);
+    other.get("/login").await;
+    let p = other.post("/login", &[("token", &gw.admin_token), ("next", "//evil.example/x")]).await;
+    assert_eq!(p.location.as_deref(), Some("/providers"));
+
+    // behind a TLS proxy the cookie is Secure
+    let mut tls = Console::new(&gw);
+    tls.get("/login").await;
+    let csrf = tls.csrf.clone();
+    let body = format!("token={}&_csrf={csrf}", gw.admin_token);
+    let r = tls
+        .client
+        .post(format!("{}/login", gw.base_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set: Vec<String> =
+        r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
+    assert!(set.iter().any(|c| c.starts_with("tollgate_session=") && c.contains("; Secure")), "{set:?}");
+
+    // sign out: the cookie goes, pages send you back to sign in
+    let p = c.post("/logout", &[]).await;
+    assert_eq!(p.location.as_deref(), Some("/login"));
+    assert!(p.set_cookie("tollgate_session").unwrap_or_default().contains("Max-Age=0"));
+    assert_eq!(c.get("/providers").await.status, 303);
+
+    // revoking the token ends its sessions at once
+    let reader = token_of(&gw, "reader").await;
+    let mut r = Console::new(&gw);
+    r.sign_in(&reader).await;
+    let (_, tokens) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
+    let id = tokens["tokens"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["role"] == "reader"))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    expect(admin(&gw, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await, 200);
+    let p = r.get("/providers").await;
+    assert_eq!(p.status, 303, "a revoked token's session must end");
+    // and JSON fetches get 401, not a redirect
+    let p = r.post_json("/providers/x/check", &json!({})).await;
+    assert_eq!(p.status, 401);
+}
+
+async fn every_post_needs_the_csrf_token(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "csrf-target"))).await, 201);
+    let mut c = Console::new(&gw);
+    // sign-in itself: without the login nonce cookie's token
+    let p = c.post_raw("/login", &[("token", &gw.admin_token)]).await;
+    assert_eq!(p.status, 403);
+    assert!(p.body.contains("CSRF"), "{}", p.body);
+    c.sign_in(&gw.admin_token).await;
+    let good = c.csrf.clone();
+    for path in [
+        "/providers/csrf-target/disable",
+        "/providers/csrf-target/delete",
+        "/providers/new",
+        "/secrets",
+        "/tokens",
+        "/logout",
+    ] {
+        let p = c.post_raw(path, &[("confirm", "csrf-target")]).await;
+        assert_eq!(p.status, 403, "{path} without a token");
+        let p = c.post_raw(path, &[("confirm", "csrf-target"), ("_csrf", "forged")]).await;
+        assert_eq!(p.status, 403, "{path} with a forged token");
+    }
+    // another session's token does not work here
+    let mut other = Console::new(&gw);
+    other.sign_in(&gw.admin_token).await;
+    assert_ne!(other.csrf, good);
+    let p = c.post_raw("/providers/csrf-target/disable", &[("_csrf", &other.csrf)]).await;
+    assert_eq!(p.status, 403);
+    let p = c.post_json("/providers/csrf-target/check", &json!({})).await;
+    assert_ne!(p.status, 403, "the header form of the token is accepted: {}", p.body);
+    let mut no_header = c.client.post(format!("{}/providers/csrf-target/check", gw.base_url));
+    no_header = no_header.json(&json!({}));
+    let r = no_header.send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 403);
+    // nothing changed
+    let (_, p) = admin(&gw, Method::GET, "/api/v1/llm-providers/csrf-target", None).await;
+    assert_eq!(p["enabled"], true);
+    // with the token it works
+    let p = c.post("/providers/csrf-target/disable", &[]).await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, p) = admin(&gw, Method::GET, "/api/v1/llm-providers/csrf-target", None).await;
+    assert_eq!(p["enabled"], false);
+}
+
+async fn a_reader_sees_everything_and_changes_nothing(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("anthropic", "ro-target"))).await, 201);
+    let reader = token_of(&gw, "reader").await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&reader).await;
+    // read: every page, without write controls
+    let list = c.get("/providers").await;
+    list.expect(200);
+    assert!(list.body.contains("ro-target"));
+    assert!(!list.body.contains("Create provider"), "no create button for readers");
+    assert!(!list.body.contains(r#"href="/tokens""#), "no tokens page for readers");
+    let detail = c.get("/providers/ro-target").await;
+    detail.expect(200);
+    for hidden in ["edit-provider", "disable-provider", "delete-provider", "id=\"test-connection\""] {
+        assert!(!detail.body.contains(hidden), "a reader sees {hidden}");
+    }
+    assert!(detail.body.contains("Test Connection needs a writer"));
+    c.get("/providers/ro-target?tab=connect").await.expect(200);
+    c.get("/usage").await.expect(200);
+    let secrets = c.get("/secrets").await;
+    secrets.expect(200);
+    assert!(secrets.body.contains("ANTHROPIC_API_KEY") && !secrets.body.contains("secret-form"));
+    // write: refused, even with a valid CSRF token
+    c.get("/providers/new").await.expect(403);
+    c.get("/providers/ro-target/edit").await.expect(403);
+    c.get("/tokens").await.expect(403);
+    let fields = [("display_name", "X"), ("name", "x-new"), ("type", "openai")];
+    c.post("/providers/new", &fields).await.expect(403);
+    c.post("/providers/ro-target/edit", &[("display_name", "Renamed")]).await.expect(403);
+    c.post("/providers/ro-target/disable", &[]).await.expect(403);
+    c.post("/providers/ro-target/delete", &[("confirm", "ro-target")]).await.expect(403);
+    c.post("/secrets", &[("name", "NEW_ONE"), ("value", "v")]).await.expect(403);
+    c.post("/secrets/ANTHROPIC_API_KEY/delete", &[]).await.expect(403);
+    c.post("/tokens", &[("name", "t"), ("role", "admin")]).await.expect(403);
+    c.post_json("/providers/ro-target/check", &json!({})).await.expect(403);
+    let (_, p) = admin(&gw, Method::GET, "/api/v1/llm-providers/ro-target", None).await;
+    assert_eq!((p["enabled"].as_bool(), p["display_name"].as_str()), (Some(true), Some("Test ro-target")));
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/ANTHROPIC_API_KEY", None).await, 200);
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/NEW_ONE", None).await, 404);
+
+    // a writer scoped to one provider sees only that one
+    let (_, t) = admin(
+        &gw,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "scoped", "role": "writer", "providers": ["other"]})),
+    )
+    .await;
+    let mut s = Console::new(&gw);
+    s.sign_in(t["token"].as_str().unwrap_or_default()).await;
+    assert!(!s.get("/providers").await.body.contains("ro-target"));
+    s.get("/providers/ro-target").await.expect(403);
+    s.post("/providers/ro-target/disable", &[]).await.expect(403);
+    s.get("/usage?provider=ro-target").await.expect(403);
+}
+
+const FORM_BASE: [(&str, &str); 2] = [("display_name", "Form Test"), ("name", "form-test")];
+
+fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut v = FORM_BASE.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+async fn form_errors_show_next_to_their_fields(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "OPENAI_API_KEY", "sk-1").await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    c.get("/providers/new").await.expect(200);
+
+    // no type: the error is under the type cards, and the values typed are kept
+    let p = c.post("/providers/new", &with(&[])).await;
+    p.expect(400);
+    assert!(section(&p.body, "Provider type</h2>", "</section>").contains("is required: one of openai"), "{}", p.body);
+    assert!(p.body.contains(r#"value="Form Test""#));
+
+    // a bad Resource ID
+    let p = c.post("/providers/new", &[("display_name", "X"), ("name", "Bad_Name"), ("type", "openai")]).await;
+    p.expect(400);
+    assert!(section(&p.body, r#"for="name""#, "</div>\n      </div>").contains("must match ^[a-z][a-z0-9-]*$"));
+
+    // a required key left empty, and a secret that does not exist
+    let p =
+        c.post("/providers/new", &with(&[("type", "openai"), ("openai_config.api_key_ref.mode", "existing")])).await;
+    p.expect(400);
+    let box_ = section(&p.body, r#"data-secret-field="openai_config.api_key_ref""#, "data-secret-field=");
+    assert!(box_.contains("field-error") && box_.contains("is required"), "{box_}");
+    let p = c
+        .post(
+            "/providers/new",
+            &with(&[
+                ("type", "google"),
+                ("google_config.api_key_ref", "NOPE_KEY"),
+                ("google_config.api_key_ref.mode", "existing"),
+            ]),
+        )
+        .await;
+    p.expect(400);
+    let box_ = section(&p.body, r#"data-secret-field="google_config.api_key_ref""#, "data-secret-field=");
+    assert!(box_.contains(r#"secret &#34;NOPE_KEY&#34; not found"#), "{box_}");
+
+    // an override price that is not an amount: on its model row
+    let p = c
+        .post(
+            "/providers/new",
+            &with(&[
+                ("type", "openai"),
+                ("openai_config.api_key_ref", "OPENAI_API_KEY"),
+                ("m0.name", "gpt-4o-mini"),
+                ("m0.input_per_million", "abc"),
+            ]),
+        )
+        .await;
+    p.expect(400);
+    let row = section(&p.body, r#"data-name="gpt-4o-mini""#, "</tr>");
+    assert!(row.contains("Input price") && row.contains("is not a decimal number"), "{row}");
+    assert!(row.contains(r#"value="abc""#), "the typed value is kept");
+
+    // inline "New" secrets: a name that exists is refused, not overwritten
+    let p = c
+        .post(
+            "/providers/new",
+            &with(&[
+                ("type", "openai"),
+                ("openai_config.api_key_ref.mode", "new"),
+                ("openai_config.api_key_ref.new_name", "OPENAI_API_KEY"),
+                ("openai_config.api_key_ref.new_value", "sk-overwrite-attempt"),
+            ]),
+        )
+        .await;
+    p.expect(400);
+    assert!(p.body.contains("a secret named OPENAI_API_KEY already exists"));
+    assert!(!p.body.contains("sk-overwrite-attempt"), "a secret value is never echoed");
+    // a bad new name and an empty value
+    let p = c
+        .post(
+            "/providers/new",
+            &with(&[
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "new"),
+                ("anthropic_config.api_key_ref.new_name", "lower_case"),
+            ]),
+        )
+        .await;
+    p.expect(400);
+    let box_ = section(&p.body, r#"data-secret-field="anthropic_config.api_key_ref""#, "data-secret-field=");
+    assert!(box_.contains("UPPER_SNAKE_CASE") && box_.contains("paste the secret value"), "{box_}");
+
+    // the provider fails after its new secret was written (the name is taken): the secret goes again
+    expect(
+        admin(
+            &gw,
+            Method::POST,
+            "/api/v1/llm-providers",
+            Some(json!({"name": "form-test", "display_name": "Taken",
+        "type": "openai", "openai_config": {"api_key_ref": "OPENAI_API_KEY"}})),
+        )
+        .await,
+        201,
+    );
+    let p = c
+        .post(
+            "/providers/new",
+            &with(&[
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "new"),
+                ("anthropic_config.api_key_ref.new_name", "FRESH_ANTHROPIC_KEY"),
+                ("anthropic_config.api_key_ref.new_value", "sk-ant-fresh-LEAKCHECK"),
+            ]),
+        )
+        .await;
+    p.expect(400);
+    assert!(section(&p.body, r#"for="name""#, "</div>\n      </div>").contains("already exists"), "{}", p.body);
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/FRESH_ANTHROPIC_KEY", None).await, 404);
+    assert!(!p.body.contains("sk-ant-fresh-LEAKCHECK"));
+
+    // the live Resource ID check uses the same rule (and knows taken names)
+    let v = c.client.get(format!("{}/ui/resource-id?name=Bad_Name", gw.base_url)).send().await;
+    let v: Value = v.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+    assert_eq!(v["ok"], false);
+    assert!(v["message"].as_str().unwrap_or_default().contains("^[a-z][a-z0-9-]*$"));
+    let v: Value = c
+        .client
+        .get(format!("{}/ui/resource-id?name=form-test", gw.base_url))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        (v["ok"].as_bool(), v["message"].as_str().map(|m| m.contains("already exists"))),
+        (Some(false), Some(true))
+    );
+    let v: Value = c
+        .client
+        .get(format!("{}/ui/resource-id?name=fresh-name", gw.base_url))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_default();
+    assert_eq!(v["ok"], true);
+}
+
+async fn providers_are_created_edited_disabled_and_deleted_through_forms(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    c.get("/providers/new").await.expect(200);
+    // Anthropic with an inline new secret and a price override (blank keeps the catalog, 0 is free)
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Prod Anthropic"),
+                ("name", "prod-anthropic"),
+                ("type", "anthropic"),
+                ("anthropic_config.base_url", ""),
+                ("anthropic_config.api_key_ref.mode", "new"),
+                ("anthropic_config.api_key_ref.new_name", "ANTHROPIC_API_KEY"),
+                ("anthropic_config.api_key_ref.new_value", "sk-ant-inline-LEAKCHECK"),
+                ("m3.name", "claude-haiku-4-5"),
+                ("m3.input_per_million", "0.75"),
+                ("m3.output_per_million", ""),
+                ("m3.cached_input_per_million", "0"),
+                ("m7.name", "my-private-model"),
+                ("transcripts.record_input_messages", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/providers/prod-anthropic?notice=created&name=prod-anthropic"));
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await;
+    assert_eq!(spec["anthropic_config"]["api_key_ref"], "ANTHROPIC_API_KEY");
+    assert_eq!(
+        spec["provider_models"],
+        json!([{"name": "claude-haiku-4-5", "custom_pricing": {"input_per_million": 75_000_000, "cached_input_per_million": 0}},
+               {"name": "my-private-model"}])
+    );
+    assert_eq!(spec["transcripts"], json!({"record_input_messages": true, "record_output_messages": false}));
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/ANTHROPIC_API_KEY", None).await, 200);
+    let detail = c.get("/providers/prod-anthropic?notice=created&name=prod-anthropic").await;
+    detail.expect(200);
+    assert!(detail.body.contains("Provider &#34;prod-anthropic&#34; created."));
+    assert!(!detail.body.contains("sk-ant-inline-LEAKCHECK"));
+
+    // edit: the form comes back filled; change the display name, drop a model, clear an override
+    let edit = c.get("/providers/prod-anthropic/edit").await;
+    edit.expect(200);
+    assert!(edit.body.contains(r#"value="Prod Anthropic""#) && edit.body.contains(r#"value="0.75""#));
+    assert!(edit.body.contains(r#"<option value="ANTHROPIC_API_KEY" selected>"#));
+    let p = c
+        .post(
+            "/providers/prod-anthropic/edit",
+            &[
+                ("display_name", "Prod Anthropic EU"),
+                ("enabled", "on"),
+                ("anthropic_config.base_url", "https://anthropic.example.eu"),
+                ("anthropic_config.api_key_ref.mode", "existing"),
+                ("anthropic_config.api_key_ref", "ANTHROPIC_API_KEY"),
+                ("m0.name", "claude-haiku-4-5"),
+                ("m0.input_per_million", ""),
+                ("m0.output_per_million", "4"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await;
+    assert_eq!(spec["display_name"], "Prod Anthropic EU");
+    assert_eq!(spec["anthropic_config"]["base_url"], "https://anthropic.example.eu");
+    assert_eq!(
+        spec["provider_models"],
+        json!([{"name": "claude-haiku-4-5", "custom_pricing": {"output_per_million": 400_000_000}}])
+    );
+    assert_eq!(spec["transcripts"]["record_input_messages"], false);
+    // clearing the base URL through the form clears it in the provider
+    let p = c
+        .post(
+            "/providers/prod-anthropic/edit",
+            &[
+                ("display_name", "Prod Anthropic EU"),
+                ("enabled", "on"),
+                ("anthropic_config.base_url", ""),
+                ("anthropic_config.api_key_ref.mode", "existing"),
+                ("anthropic_config.api_key_ref", "ANTHROPIC_API_KEY"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await;
+    assert!(spec["anthropic_config"].get("base_url").is_none_or(Value::is_null), "{spec}");
+    assert_eq!(spec["provider_models"], json!([]));
+
+    // disable / enable
+    c.post("/providers/prod-anthropic/disable", &[]).await;
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await;
+    assert_eq!(spec["enabled"], false);
+    let d = c.get("/providers/prod-anthropic").await;
+    assert!(d.body.contains(r#"id="status-badge">Disabled"#) && d.body.contains("enable-provider"));
+    c.post("/providers/prod-anthropic/enable", &[]).await;
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await;
+    assert_eq!(spec["enabled"], true);
+
+    // delete needs the name typed
+    c.get("/providers/prod-anthropic").await;
+    let p = c.post("/providers/prod-anthropic/delete", &[("confirm", "prod")]).await;
+    p.expect(400);
+    assert!(p.body.contains("nothing was deleted"));
+    expect(admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await, 200);
+    c.get("/providers/prod-anthropic").await;
+    let p = c.post("/providers/prod-anthropic/delete", &[("confirm", "prod-anthropic")]).await;
+    assert_eq!(p.location.as_deref(), Some("/providers?notice=deleted&name=prod-anthropic"));
+    expect(admin(&gw, Method::GET, "/api/v1/llm-providers/prod-anthropic", None).await, 404);
+    c.get("/providers/prod-anthropic").await.expect(404);
+}
+
+async fn every_page_renders(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+        let name = format!("r-{}", kind.replace('_', "-"));
+        let mut body = provider_body(kind, &name);
+        body["provider_models"] = json!([{"name": "model-a"}, {"name": "model-b"}, {"name": "model-c"}]);
+        expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    }
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    let list = c.get("/providers").await;
+    list.expect(200);
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+        let name = format!("r-{}", kind.replace('_', "-"));
+        let row = section(&list.body, &format!(r#"data-provider="{name}""#), "</tr>");
+        assert!(row.contains(&format!("/assets/icons/{kind}.svg")), "{row}");
+        assert!(row.contains(&format!("{}/llm/v1/providers/{name}", gw.base_url)), "proxy URL preview: {row}");
+        assert!(row.contains("model-a") && row.contains("model-b") && !row.contains("model-c") && row.contains("+1"));
+        assert!(row.contains("Enabled") && row.contains("just now") && row.contains("$0.00"), "{row}");
+        for page in
+            [format!("/providers/{name}"), format!("/providers/{name}?tab=connect"), format!("/providers/{name}/edit")]
+        {
+            let p = c.get(&page).await;
+            p.expect(200);
+            assert!(p.headers.get("server-timing").is_some());
+        }
+        let connect = c.get(&format!("/providers/{name}?tab=connect")).await;
+        for id in ["code-curl", "code-python", "code-typescript", "code-go", "token-cmd"] {
+            assert!(section(&connect.body, &format!(r#"id="{id}""#), "</pre>").contains(&name), "{kind} {id}");
+        }
+    }
+    // filters and pagination
+    let p = c.get("/providers?type=google").await;
+    assert!(p.body.contains("r-google") && !p.body.contains(r#"data-provider="r-openai""#));
+    let p = c.get("/providers?per_page=10&q=r-").await;
+    assert!(p.body.contains("1–5 of 5"), "{}", p.body);
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/r-bedrock", Some(json!({"enabled": false}))).await, 200);
+    let p = c.get("/providers?status=disabled").await;
+    assert!(p.body.contains(r#"data-provider="r-bedrock""#) && !p.body.contains(r#"data-provider="r-google""#));
+    for page in [
+        "/providers/new",
+        "/secrets",
+        "/tokens",
+        "/usage",
+        "/usage?group_by=model&range=30d",
+        "/usage?range=ytd&group_by=token_type",
+    ] {
+        c.get(page).await.expect(200);
+    }
+    c.get("/providers/nope").await.expect(404);
+    // assets: embedded, typed, cached by version, revalidated by ETag
+    let r = gw.client.get(gw.url("/assets/app.css?v=1")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/css"));
+    assert!(r.headers()["cache-control"].to_str().unwrap_or_default().contains("immutable"));
+    let etag = r.headers()["etag"].to_str().unwrap_or_default().to_string();
+    let r = gw
+        .client
+        .get(gw.url("/assets/icons/bedrock.svg"))
+        .header("if-none-match", etag.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 200, "another file, another ETag");
+    let r = gw.client.get(gw.url("/assets/app.css")).header("if-none-match", etag).send().await;
+    assert_eq!(r.map(|r| r.status().as_u16()).unwrap_or_default(), 304);
+    // the console does not shadow the API or the health endpoints
+    assert_eq!(gw.client.get(gw.url("/healthz")).send().await.map(|r| r.status().as_u16()).unwrap_or_default(), 200);
+    expect(call(&gw, Method::GET, "/api/v1/llm-providers", None, None).await, 401);
+}
+
+async fn secrets_and_tokens_pages(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    c.get("/secrets").await.expect(200);
+    let p = c.post("/secrets", &[("name", "bad name"), ("value", "v")]).await;
+    p.expect(400);
+    assert!(section(&p.body, r#"id="secret-name""#, "</div>").contains("UPPER_SNAKE_CASE"));
+    let p = c.post("/secrets", &[("name", "OPENAI_API_KEY"), ("value", "sk-page-LEAKCHECK")]).await;
+    assert_eq!(p.location.as_deref(), Some("/secrets?notice=secret-created&name=OPENAI_API_KEY"));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "uses-key"))).await, 201);
+    let page = c.get("/secrets").await;
+    assert!(section(&page.body, r#"data-secret="OPENAI_API_KEY""#, "</tr>").contains("uses-key"));
+    assert!(!page.body.contains("sk-page-LEAKCHECK"));
+    // referenced: refused with the reason
+    let p = c.post("/secrets/OPENAI_API_KEY/delete", &[]).await;
+    p.expect(409);
+    assert!(p.body.contains("referenced by providers: uses-key"), "{}", p.body);
+    expect(admin(&gw, Method::DELETE, "/api/v1/llm-providers/uses-key", None).await, 204);
+    c.get("/secrets").await;
+    let p = c.post("/secrets/OPENAI_API_KEY/delete", &[]).await;
+    assert_eq!(p.status, 303);
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/OPENAI_API_KEY", None).await, 404);
+
+    // tokens: prefilled from the Connect tab's link, shown once, revocable
+    let p = c.get("/tokens?providers=p1&role=invoker&name=p1-app").await;
+    assert!(p.body.contains(r#"value="p1-app""#) && p.body.contains(r#"<option value="invoker" selected>"#));
+    let p = c.post("/tokens", &[("name", ""), ("role", "invoker")]).await;
+    p.expect(400);
+    assert!(section(&p.body, r#"id="token-name""#, "</div>").contains("is required"));
+    let p = c
+        .post(
+            "/tokens",
+            &[("name", "ci-bot"), ("role", "invoker"), ("agent", "ci-bot"), ("expires_at", "2099-01-01T00:00")],
+        )
+        .await;
+    p.expect(201);
+    let token = section(&p.body, r#"id="new-token-value">"#, "</code>")
+        .trim_start_matches(r#"id="new-token-value">"#)
+        .to_string();
+    assert!(token.starts_with("tg_") && token.len() == 46, "{token}");
+    assert_eq!(p.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    let again = c.get("/tokens").await;
+    assert!(!again.body.contains(&token), "a token is shown once");
+    assert!(section(&again.body, r#"data-token="ci-bot""#, "</tr>").contains("Jan 1, 2099 00:00 UTC"));
+    // the new token works on the proxy side (auth) and is revoked from the page
+    let (_, list) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
+    let id = list["tokens"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["name"] == "ci-bot"))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let p = c.post(&format!("/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(p.location.as_deref(), Some("/tokens?notice=revoked"));
+    let (_, t) = admin(&gw, Method::GET, &format!("/api/v1/tokens/{id}"), None).await;
+    assert_eq!(t["status"], "revoked");
+    // the last admin cannot be revoked
+    let me = list["tokens"]
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["role"] == "admin"))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    c.get("/tokens").await;
+    let p = c.post(&format!("/tokens/{me}/revoke"), &[]).await;
+    p.expect(409);
+    assert!(p.body.contains("last active admin token"));
+}
+
+async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({"provider_models": [{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]})).await;
+    for model in ["gpt-4o-mini", "gpt-4o", "gpt-4o"] {
+        let r = rig
+            .post("/chat/completions", &json!({"model": model, "messages": [{"role": "user", "content": "hi"}]}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    rig.events(3).await;
+    let gw = &rig.gw;
+    let (_, summary) = admin(gw, Method::GET, "/api/v1/spending/summary", None).await;
+    let total = summary["stats"]["total_cost_microcents"].as_i64().unwrap_or_default();
+    assert!(total > 0, "{summary}");
+    let usd = |mc: i64| {
+        let cents = (mc + 500_000) / 1_000_000;
+        if cents == 0 { "&#60; $0.01".to_string() } else { format!("${}.{:02}", cents / 100, cents % 100) }
+    };
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+    // list: 7-day spend and a sparkline
+    let list = c.get("/providers").await;
+    let row = section(&list.body, r#"data-provider="p-openai""#, "</tr>");
+    assert!(row.contains(&usd(total)) && row.contains("<polyline"), "{row}");
+    // detail: KPIs and per-model spend
+    let d = c.get("/providers/p-openai").await;
+    assert!(section(&d.body, r#"id="kpi-spend""#, "</div>\n  </div>").contains(&usd(total)));
+    assert!(section(&d.body, r#"id="kpi-requests""#, "</div>\n  </div>").contains(">3<"));
+    let tokens = summary["stats"]["total_tokens"].as_i64().unwrap_or_default();
+    assert!(section(&d.body, r#"id="kpi-tokens""#, "</div>\n  </div>").contains(&tokens.to_string()));
+    let (_, by_model) = admin(gw, Method::GET, "/api/v1/spending/breakdown?dimension=model", None).await;
+    for e in by_model["entries"].as_array().cloned().unwrap_or_default() {
+        let key = e["key"].as_str().unwrap_or_default();
+        let row = section(&d.body, &format!(r#"data-model="{key}""#), "</tr>");
+        assert!(row.contains(&usd(e["stats"]["total_cost_microcents"].as_i64().unwrap_or_default())), "{row}");
+    }
+    // Cost & Usage: totals, one zero-height bar per empty day, the footer, filters, CSV
+    let u = c.get("/usage?range=7d&provider=p-openai").await;
+    u.expect(200);
+    assert!(section(&u.body, r#"id="headline""#, "</div>\n</div>").contains(&usd(total)));
+    assert!(u.body.contains(r#"data-buckets="7""#));
+    assert_eq!(section(&u.body, r#"id="chart-spend""#, "</svg>").matches(r#"class="bar-empty""#).count(), 6);
+    assert!(
+        section(&u.body, r#"id="cost-sums""#, "</section>")
+            .contains(&format!("Total</span><span class=\"v\">{}", usd(total)))
+    );
+    assert!(u.body.contains(r#"data-dim="provider" data-value="p-openai""#), "the filter chip");
+    let by_model_page = c.get("/usage?range=7d&group_by=model&model=gpt-4o").await;
+    let gpt4o = by_model["entries"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["key"] == "gpt-4o"))
+        .map(|e| e["stats"]["total_cost_microcents"].as_i64().unwrap_or_default())
+        .unwrap_or_default();
+    assert!(section(&by_model_page.body, r#"id="headline""#, "</div>\n</div>").contains(&usd(gpt4o)));
+    assert!(!by_model_page.body.contains(r#"data-key="gpt-4o-mini""#));
+    // a filter with no traffic: empty, not an error
+    let none = c.get("/usage?agent=nobody").await;
+    assert!(none.body.contains(r#"id="no-usage""#));
+    // a custom range is canonicalised into ISO-8601 in the URL
+    let p = c.get("/usage?range=custom&customStart=2026-11-01T00:00&customEnd=2026-11-02").await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/usage?range=custom&customStart=2026-11-01T00%3A00%3A00Z&customEnd=2026-11-03T00%3A00%3A00Z")
+    );
+    let p = c.get(p.location.as_deref().unwrap_or_default()).await;
+    p.expect(200);
+    assert!(
+        p.body.contains("Nov 1 – Nov 2, 2026 · hourly buckets"),
+        "{}",
+        section(&p.body, "usage-subtitle", "</div>")
+    );
+    let p = c.get("/usage?range=custom&customStart=2026-11-05&customEnd=2026-11-01").await;
+    p.expect(400);
+    assert!(p.body.contains("customStart must be before customEnd"));
+    // CSV of the same view
+    let csv = c.get("/usage/export.csv?range=7d&group_by=model").await;
+    csv.expect(200);
+    assert!(csv.headers["content-type"].to_str().unwrap_or_default().starts_with("text/csv"));
+    let rows: Vec<&str> = csv.body.lines().collect();
+    assert!(rows[0].starts_with("bucket_start,group_by,key,label,requests"));
+    let sum: i64 = rows[1..].iter().filter_map(|r| r.split(',').nth(8)?.parse::<i64>().ok()).sum();
+    assert_eq!(sum, total, "{}", csv.body);
+}

@@ -1,0 +1,353 @@
+// Tollgate console: small progressive enhancements over server-rendered pages.
+// Every page works without this file except the model picker, the pricing dialog and
+// Test Connection, which need it.
+(function () {
+  "use strict";
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const $$ = (sel, root) => Array.from((root || document).querySelectorAll(sel));
+  const csrf = () => document.body.dataset.csrf || "";
+
+  function el(tag, attrs, children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "text") e.textContent = v;
+      else if (k === "hidden") e.hidden = !!v;
+      else e.setAttribute(k, v);
+    }
+    for (const c of children || []) e.append(c);
+    return e;
+  }
+
+  // ---- copy buttons
+  function copyText(text, button) {
+    const done = () => {
+      const old = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = old; }, 1200);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
+    } else {
+      fallbackCopy(text, done);
+    }
+  }
+  function fallbackCopy(text, done) {
+    const t = el("textarea", { readonly: "" });
+    t.value = text;
+    document.body.append(t);
+    t.select();
+    try { document.execCommand("copy"); done(); } catch (_) { /* the text stays selectable */ }
+    t.remove();
+  }
+  document.addEventListener("click", (ev) => {
+    const b = ev.target.closest("[data-copy],[data-copy-from]");
+    if (!b) return;
+    ev.preventDefault();
+    const text = b.dataset.copy !== undefined ? b.dataset.copy : ($("#" + b.dataset.copyFrom) || {}).textContent || "";
+    copyText(text, b);
+  });
+
+  // ---- forms that submit when a select changes
+  $$("form[data-autosubmit]").forEach((f) => {
+    $$("select", f).forEach((s) => s.addEventListener("change", () => {
+      if (s.value !== "" || !s.id.startsWith("add-")) f.requestSubmit();
+    }));
+  });
+
+  // ---- confirmations
+  $$("form[data-confirm]").forEach((f) => f.addEventListener("submit", (ev) => {
+    if (!window.confirm(f.dataset.confirm)) ev.preventDefault();
+  }));
+  $$("[data-must-equal]").forEach((input) => {
+    const button = $("[data-enable-when-confirmed]", input.form);
+    const sync = () => { if (button) button.disabled = input.value.trim() !== input.dataset.mustEqual; };
+    input.addEventListener("input", sync);
+    sync();
+  });
+
+  // ---- Cost & Usage: range picker; custom ranges go into the URL as ISO-8601 (UTC)
+  const rangeForm = $("#range-form");
+  if (rangeForm) {
+    const range = $("#range", rangeForm);
+    range.addEventListener("change", () => { if (range.value !== "custom") rangeForm.requestSubmit(); });
+    rangeForm.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const params = new URLSearchParams();
+      for (const [k, v] of new FormData(rangeForm)) {
+        if ((k === "customStart" || k === "customEnd") && range.value !== "custom") continue;
+        let val = v;
+        if ((k === "customStart" || k === "customEnd") && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/.test(v)) val = v + ":00Z";
+        params.append(k, val);
+      }
+      window.location.assign("/usage?" + params.toString());
+    });
+  }
+
+  // ---- Test Connection
+  const testBtn = $("#test-connection");
+  if (testBtn) {
+    testBtn.addEventListener("click", async () => {
+      const line = $("#check-status");
+      const text = $("#check-text");
+      line.classList.remove("pass", "fail");
+      text.textContent = "Testing…";
+      testBtn.disabled = true;
+      try {
+        const resp = await fetch(testBtn.dataset.checkUrl, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), "Accept": "application/json" },
+          body: JSON.stringify({ model: $("#check-model").value }),
+          credentials: "same-origin",
+        });
+        const body = await resp.json().catch(() => ({}));
+        if (resp.ok) {
+          line.classList.add(body.ok ? "pass" : "fail");
+          const status = body.upstream_status ? ` · HTTP ${body.upstream_status}` : "";
+          text.textContent = `${body.ok ? "Passed" : "Failed"} · ${body.latency_ms} ms${status} · ${body.message}`;
+        } else {
+          line.classList.add("fail");
+          text.textContent = `Failed · ${(body.error && body.error.message) || resp.status}`;
+        }
+      } catch (e) {
+        line.classList.add("fail");
+        text.textContent = "Failed · the console could not reach the gateway";
+      } finally {
+        testBtn.disabled = false;
+      }
+    });
+  }
+
+  // ---- provider form
+  const form = $("#provider-form");
+  if (!form) return;
+  const editing = form.dataset.editing === "true";
+  const nameInput = $("#name");
+  const displayInput = $("#display_name");
+  const submit = $("#submit-provider");
+  const typeValue = () => {
+    const r = $("input[id^=type-]:checked", form);
+    return r ? r.value : "";
+  };
+
+  // Resource ID: derived from the display name until edited by hand; checked live
+  function derive(s) {
+    let id = s.toLowerCase().normalize("NFKD").replace(/[\u0300-\u036f]/g, "")
+      .replace(/[^a-z0-9]+/g, "-").replace(/^[^a-z]+/, "").replace(/-+$/, "");
+    id = id.slice(0, 63).replace(/-+$/, "");
+    return id;
+  }
+  let manual = editing || (nameInput && nameInput.value !== "" && nameInput.value !== derive(displayInput.value));
+  let checkTimer = null;
+  function liveCheck() {
+    if (editing || !nameInput) return;
+    clearTimeout(checkTimer);
+    const ok = $("#name-ok");
+    const bad = $("#name-live-error");
+    const v = nameInput.value.trim();
+    if (v === "") { ok.classList.add("hidden"); bad.classList.add("hidden"); return; }
+    checkTimer = setTimeout(async () => {
+      try {
+        const r = await fetch("/ui/resource-id?name=" + encodeURIComponent(v), { headers: { "Accept": "application/json" } });
+        const j = await r.json();
+        if (nameInput.value.trim() !== v) return;
+        ok.textContent = j.ok ? j.message : "";
+        bad.textContent = j.ok ? "" : j.message;
+        ok.classList.toggle("hidden", !j.ok);
+        bad.classList.toggle("hidden", j.ok);
+        nameInput.closest(".field").classList.toggle("has-error", !j.ok);
+      } catch (_) { /* the server checks again on save */ }
+    }, 250);
+  }
+  if (!editing && nameInput) {
+    displayInput.addEventListener("input", () => {
+      if (!manual) nameInput.value = derive(displayInput.value);
+      liveCheck();
+      summary();
+    });
+    nameInput.addEventListener("input", () => {
+      manual = nameInput.value !== "" && nameInput.value !== derive(displayInput.value);
+      liveCheck();
+      summary();
+    });
+  }
+
+  // Summary panel
+  function summary() {
+    const name = nameInput ? nameInput.value.trim() : "";
+    const t = typeValue();
+    const card = t ? $(`label[for=type-${t}] strong`) : null;
+    $("#sum-name").classList.toggle("done", name !== "");
+    $("#sum-name-val").textContent = name;
+    $("#sum-type").classList.toggle("done", t !== "");
+    $("#sum-type-val").textContent = card ? card.textContent : "";
+    const n = $$("#model-rows tr.model-row").length;
+    $("#sum-models-val").textContent = n === 0 ? "all" : String(n);
+    $("#models-empty").hidden = n !== 0;
+    if (!editing) submit.disabled = !(name !== "" && t !== "");
+  }
+  $$("input[id^=type-]", form).forEach((r) => r.addEventListener("change", () => { summary(); loadCatalog(); }));
+
+  // Model picker
+  const search = $("#model-search");
+  const list = $("#model-suggestions");
+  const rows = $("#model-rows");
+  let nextIdx = parseInt(rows.dataset.nextIdx || "0", 10);
+  const catalogs = {};
+  let active = -1;
+  const BUCKETS = ["input_per_million", "output_per_million", "cached_input_per_million",
+    "cache_creation_5m_per_million", "cache_creation_1h_per_million"];
+
+  async function loadCatalog() {
+    const t = typeValue();
+    if (!t || t === "openai_compatible" || catalogs[t]) return catalogs[t] || [];
+    try {
+      const r = await fetch("/ui/catalog?type=" + encodeURIComponent(t), { headers: { "Accept": "application/json" } });
+      catalogs[t] = (await r.json()).models || [];
+    } catch (_) {
+      catalogs[t] = [];
+    }
+    return catalogs[t];
+  }
+  function selectedNames() { return $$("#model-rows tr.model-row").map((r) => r.dataset.name); }
+  function money(dollars) {
+    if (dollars === "") return "—";
+    const [w, f = ""] = dollars.split(".");
+    return "$" + w + "." + (f + "00").slice(0, Math.max(2, f.length));
+  }
+  function addRow(name, label, rates) {
+    if (!name || selectedNames().includes(name)) return;
+    const idx = nextIdx++;
+    const r = (rates || "||||").split("|");
+    const nameCell = el("td", {}, [el("code", { class: "m-name", text: name })]);
+    if (label && label !== name) nameCell.append(" ", el("span", { class: "muted small", text: label }));
+    nameCell.append(" ", el("span", { class: "price-badge", title: "Custom pricing", hidden: true, text: "$" }));
+    const hidden = el("input", { type: "hidden", name: `m${idx}.name` });
+    hidden.value = name;
+    nameCell.append(hidden);
+    for (const b of BUCKETS) {
+      nameCell.append(el("input", { type: "hidden", class: "ov", "data-bucket": b, name: `m${idx}.${b}`, value: "" }));
+    }
+    const tr = el("tr", { class: "model-row", "data-idx": String(idx), "data-rates": r.join("|"), "data-name": name }, [
+      nameCell,
+      el("td", { class: "num m-in", text: money(r[0]) }),
+      el("td", { class: "num m-out", text: money(r[1]) }),
+      el("td", { class: "right nowrap" }, [
+        el("button", { type: "button", class: "icon-btn", "data-action": "override", title: "Override pricing", "aria-label": `Override pricing for ${name}`, text: "✎" }),
+        el("button", { type: "button", class: "icon-btn", "data-action": "remove", title: "Remove", "aria-label": `Remove ${name}`, text: "×" }),
+      ]),
+    ]);
+    rows.insertBefore(tr, $("#models-empty"));
+    summary();
+  }
+  function hideList() { list.classList.add("hidden"); list.innerHTML = ""; active = -1; }
+  async function showList() {
+    const q = search.value.trim().toLowerCase();
+    const catalog = await loadCatalog();
+    const chosen = selectedNames();
+    const matches = catalog.filter((m) => !chosen.includes(m.name) &&
+      (q === "" || m.name.toLowerCase().includes(q) || (m.label || "").toLowerCase().includes(q))).slice(0, 60);
+    list.innerHTML = "";
+    const typed = search.value.trim();
+    if (typed !== "" && !catalog.some((m) => m.name === typed) && !chosen.includes(typed)) {
+      list.append(el("div", { class: "picker-item", role: "option", "data-name": typed, "data-custom": "1" }, [
+        el("span", {}, [el("span", { class: "pm-name", text: `Add "${typed}"` }), el("span", { class: "pm-label", text: "  not in the catalog" })]),
+        el("span", { class: "pm-price", text: "no catalog price" }),
+      ]));
+    }
+    for (const m of matches) {
+      list.append(el("div", { class: "picker-item", role: "option", "data-name": m.name, "data-label": m.label || "", "data-rates": m.rates }, [
+        el("span", {}, [el("span", { class: "pm-name", text: m.name }), el("span", { class: "pm-label", text: m.label && m.label !== m.name ? "  " + m.label : "" })]),
+        el("span", { class: "pm-price", text: `${m.input} in · ${m.output} out / 1M` }),
+      ]));
+    }
+    list.classList.toggle("hidden", list.children.length === 0);
+    active = -1;
+  }
+  function pick(item) {
+    addRow(item.dataset.name, item.dataset.label || "", item.dataset.rates || "");
+    search.value = "";
+    hideList();
+    search.focus();
+  }
+  search.addEventListener("input", showList);
+  search.addEventListener("focus", showList);
+  search.addEventListener("keydown", (ev) => {
+    const items = $$(".picker-item", list);
+    if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+      ev.preventDefault();
+      if (!items.length) return;
+      active = (active + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
+      items.forEach((it, i) => it.classList.toggle("active", i === active));
+      items[active].scrollIntoView({ block: "nearest" });
+    } else if (ev.key === "Enter") {
+      ev.preventDefault();
+      if (active >= 0 && items[active]) pick(items[active]);
+      else if (search.value.trim() !== "") {
+        const exact = items.find((it) => it.dataset.name === search.value.trim());
+        if (exact) pick(exact);
+        else { addRow(search.value.trim(), "", ""); search.value = ""; hideList(); }
+      }
+    } else if (ev.key === "Escape") {
+      hideList();
+    }
+  });
+  list.addEventListener("mousedown", (ev) => {
+    const item = ev.target.closest(".picker-item");
+    if (item) { ev.preventDefault(); pick(item); }
+  });
+  search.addEventListener("blur", () => setTimeout(hideList, 150));
+
+  // Pricing dialog
+  const dialog = $("#pricing-dialog");
+  let editingRow = null;
+  const RATE = /^(\d+(\.\d{0,8})?|\.\d{1,8})$/;
+  function openPricing(tr) {
+    editingRow = tr;
+    $("#pricing-model").textContent = tr.dataset.name;
+    const rates = (tr.dataset.rates || "||||").split("|");
+    BUCKETS.forEach((b, i) => {
+      const input = $("#ov-" + b);
+      input.value = $(`input.ov[data-bucket=${b}]`, tr).value;
+      input.placeholder = rates[i] !== "" ? rates[i] : "no catalog rate";
+      $("#cat-" + b).textContent = rates[i] !== "" ? `catalog $${rates[i]}` : "catalog: none";
+    });
+    $("#pricing-error").classList.add("hidden");
+    dialog.showModal();
+  }
+  rows.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-action]");
+    if (!b) return;
+    const tr = b.closest("tr");
+    if (b.dataset.action === "remove") { tr.remove(); summary(); }
+    if (b.dataset.action === "override") openPricing(tr);
+  });
+  dialog.addEventListener("click", (ev) => {
+    const r = ev.target.closest("[data-reset]");
+    if (r) $("#ov-" + r.dataset.reset).value = "";
+  });
+  $("#pricing-reset-all").addEventListener("click", () => BUCKETS.forEach((b) => { $("#ov-" + b).value = ""; }));
+  $("#pricing-cancel").addEventListener("click", () => dialog.close());
+  $("#pricing-form").addEventListener("submit", (ev) => {
+    const bad = BUCKETS.map((b) => $("#ov-" + b)).find((i) => i.value.trim() !== "" && !RATE.test(i.value.trim()));
+    if (bad) {
+      ev.preventDefault();
+      const err = $("#pricing-error");
+      err.textContent = `"${bad.value}" is not an amount in dollars (at most 8 decimals), e.g. 3 or 0.075`;
+      err.classList.remove("hidden");
+      return;
+    }
+    const rates = (editingRow.dataset.rates || "||||").split("|");
+    let any = false;
+    BUCKETS.forEach((b, i) => {
+      const v = $("#ov-" + b).value.trim();
+      $(`input.ov[data-bucket=${b}]`, editingRow).value = v;
+      if (v !== "") any = true;
+      if (i === 0) $(".m-in", editingRow).textContent = money(v !== "" ? v : rates[0]);
+      if (i === 1) $(".m-out", editingRow).textContent = money(v !== "" ? v : rates[1]);
+    });
+    $(".price-badge", editingRow).hidden = !any;
+  });
+
+  summary();
+  if (typeValue()) loadCatalog();
+})();

@@ -1,0 +1,132 @@
+//! The Secrets Store page (`/secrets`): secret names with the providers that reference them,
+//! a form to store a new value, and delete (refused while a provider references the secret).
+//! Values are write-only here as everywhere: the page never shows one. Writes go through the
+//! admin API's functions.
+
+use super::{Console, ConsoleError, Form, Layout, Notice, Session, format, html_page, notice_from};
+use crate::admin;
+use crate::time::now_ms;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tollgate_core::Role;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SecretParams {
+    pub after: Option<String>,
+    pub notice: Option<String>,
+    pub name: Option<String>,
+}
+
+/// One secret row.
+#[derive(Debug)]
+pub struct SecretRow {
+    pub name: String,
+    pub used_by: Vec<String>,
+    pub updated: String,
+    pub updated_full: String,
+}
+
+#[derive(Template)]
+#[template(path = "secrets.html")]
+struct SecretsPage {
+    layout: Layout,
+    rows: Vec<SecretRow>,
+    next_url: String,
+    writable: bool,
+    backend: &'static str,
+    new_name: String,
+    name_error: String,
+    value_error: String,
+}
+
+async fn render(
+    console: &Console,
+    session: &Session,
+    after: Option<String>,
+    notice: Option<Notice>,
+    form: (String, String, String),
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
+    let page = admin::paging::PageRequest { after, limit: 200 };
+    let (items, next) = admin::secrets::list_meta(&console.state, page).await?;
+    let snap = console.state.snapshot();
+    let now = now_ms();
+    let rows = items
+        .into_iter()
+        .map(|m| {
+            let mut used_by: Vec<String> = snap
+                .providers
+                .values()
+                .filter(|p| p.spec.secret_refs().iter().any(|(_, s)| *s == m.name))
+                .map(|p| p.spec.name.clone())
+                .collect();
+            used_by.sort();
+            SecretRow {
+                used_by,
+                updated: if m.updated_at_ms > 0 { format::ago(m.updated_at_ms, now) } else { "—".into() },
+                updated_full: if m.updated_at_ms > 0 { format::date_time(m.updated_at_ms) } else { String::new() },
+                name: m.name,
+            }
+        })
+        .collect();
+    let (new_name, name_error, value_error) = form;
+    let p = SecretsPage {
+        layout: Layout::of(session, "Secrets Store", "secrets").with_notice(notice),
+        rows,
+        next_url: next.map(|n| format!("/secrets?after={n}")).unwrap_or_default(),
+        writable: console.state.secrets().is_writable(),
+        backend: console.state.secrets().kind().as_str(),
+        new_name,
+        name_error,
+        value_error,
+    };
+    html_page(status, &p)
+}
+
+/// `GET /secrets`.
+pub async fn page(
+    State(console): State<Console>,
+    session: Session,
+    Query(p): Query<SecretParams>,
+) -> Result<Response, ConsoleError> {
+    let notice = notice_from(p.notice.as_deref(), p.name.as_deref());
+    render(&console, &session, p.after, notice, Default::default(), StatusCode::OK).await
+}
+
+/// `POST /secrets`: store a new secret (or a new value of an existing one).
+pub async fn create(State(console): State<Console>, session: Session, body: Bytes) -> Result<Response, ConsoleError> {
+    session.require(Role::Writer)?;
+    let form = Form::parse(&body);
+    let name = form.text("name");
+    let value = form.get("value").unwrap_or_default().to_string();
+    match admin::secrets::store_value(&console.state, &name, &value).await {
+        Ok(_) => Ok(Redirect::to(&format!("/secrets?notice=secret-created&name={name}")).into_response()),
+        Err(crate::ApiError::InvalidArgument { field, message }) => {
+            let (ne, ve) = if field == "value" { (String::new(), message) } else { (message, String::new()) };
+            let notice = Notice::error("The secret was not stored.");
+            render(&console, &session, None, notice, (name, ne, ve), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /secrets/{name}/delete`.
+pub async fn delete(
+    State(console): State<Console>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Response, ConsoleError> {
+    session.require(Role::Writer)?;
+    match admin::secrets::remove(&console.state, &name).await {
+        Ok(()) => Ok(Redirect::to(&format!("/secrets?notice=secret-deleted&name={name}")).into_response()),
+        Err(e @ (crate::ApiError::Conflict(_) | crate::ApiError::NotFound(_))) => {
+            let status = e.status();
+            render(&console, &session, None, Notice::error(e.to_string()), Default::default(), status).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,853 @@
+//! Cost & Usage (`/usage`): spend, requests and tokens over time as stacked bars, grouped by
+//! provider, model, token type, user or agent; filter chips for provider, model, cost type,
+//! token type, user and agent (several values per filter, all combined); ranges of the last
+//! 7/14/30/90 days, month/quarter/year to date and custom; a footer summing the view by cost
+//! bucket; a breakdown table; and the same view as CSV (`/usage/export.csv`).
+//!
+//! The URL is the state: `range`, `customStart`/`customEnd` (ISO-8601, rewritten to
+//! `YYYY-MM-DDTHH:MM:SSZ` so a copied URL opens the same window), `group_by` and repeatable
+//! filter parameters. Windows are whole UTC days for the presets and whole hours for custom
+//! ranges; buckets are hours for windows up to 2 days, days otherwise. Everything is read from
+//! the hourly rollups (see [`super::spend`]).
+
+use super::charts::{self, BarChart, OKABE_ITO, Series};
+use super::spend::{self, Query as SpendQuery};
+use super::{Console, ConsoleError, Layout, Session, format, html_page};
+use askama::Template;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use std::collections::{BTreeMap, HashMap};
+use tollgate_core::{Bucket, ProviderType};
+use tollgate_store::{DAY_MS, Dimension, HOUR_MS, RollupStats, SpendingRow};
+
+/// The date ranges of the picker.
+pub const RANGES: [(&str, &str); 8] = [
+    ("7d", "Last 7 days"),
+    ("14d", "Last 14 days"),
+    ("30d", "Last 30 days"),
+    ("90d", "Last 90 days"),
+    ("mtd", "Month to date"),
+    ("qtd", "Quarter to date"),
+    ("ytd", "Year to date"),
+    ("custom", "Custom range"),
+];
+
+/// Group-by choices.
+pub const GROUPS: [(&str, &str); 6] = [
+    ("provider", "Provider"),
+    ("model", "Model"),
+    ("token_type", "Token type"),
+    ("user", "User"),
+    ("agent", "Agent"),
+    ("none", "Nothing"),
+];
+
+/// Cost types: the footer's cost categories (cache writes of every TTL are one).
+pub const COST_TYPES: [(&str, &str); 5] = [
+    ("input", "Input"),
+    ("output", "Output"),
+    ("cached", "Cached input"),
+    ("cache_writes", "Cache writes"),
+    ("reasoning", "Reasoning"),
+];
+
+/// Longest custom window.
+const MAX_WINDOW_MS: i64 = 400 * DAY_MS;
+/// Most series drawn; the rest are summed into "Other".
+const MAX_SERIES: usize = 10;
+
+fn cost_type_buckets(c: &str) -> &'static [Bucket] {
+    match c {
+        "input" => &[Bucket::Input],
+        "output" => &[Bucket::Output],
+        "cached" => &[Bucket::CachedInput],
+        "cache_writes" => &[Bucket::CacheWrite5m, Bucket::CacheWrite1h, Bucket::CacheWriteUnknown],
+        "reasoning" => &[Bucket::Reasoning],
+        _ => &[],
+    }
+}
+
+fn bucket_color(b: Bucket) -> &'static str {
+    match b {
+        Bucket::Input => OKABE_ITO[4],
+        Bucket::Output => OKABE_ITO[0],
+        Bucket::CachedInput => OKABE_ITO[2],
+        Bucket::CacheWrite5m => OKABE_ITO[6],
+        Bucket::CacheWrite1h => OKABE_ITO[5],
+        Bucket::CacheWriteUnknown => OKABE_ITO[1],
+        Bucket::Reasoning => OKABE_ITO[3],
+    }
+}
+
+/// The parsed, canonical view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    pub range: String,
+    pub custom_start: Option<i64>,
+    pub custom_end: Option<i64>,
+    pub group_by: String,
+    pub providers: Vec<String>,
+    pub models: Vec<String>,
+    pub users: Vec<String>,
+    pub agents: Vec<String>,
+    pub token_types: Vec<String>,
+    pub cost_types: Vec<String>,
+}
+
+/// Parses an ISO-8601 time: RFC 3339, or a date-time / date without zone (taken as UTC). A bare
+/// date as an end means the end of that day.
+pub fn parse_iso(s: &str, is_end: bool) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        return Some(d.timestamp_millis());
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(d) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(d.and_utc().timestamp_millis());
+        }
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let ms = d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some(if is_end { ms + DAY_MS } else { ms })
+}
+
+impl View {
+    /// Reads the query string; unknown values fall back to defaults, bad custom times are errors.
+    pub fn parse(query: &str) -> Result<View, String> {
+        let mut v = View {
+            range: "7d".into(),
+            custom_start: None,
+            custom_end: None,
+            group_by: "provider".into(),
+            providers: vec![],
+            models: vec![],
+            users: vec![],
+            agents: vec![],
+            token_types: vec![],
+            cost_types: vec![],
+        };
+        let push = |list: &mut Vec<String>, val: &str| {
+            let val = val.trim();
+            if !val.is_empty() && !list.iter().any(|x| x == val) {
+                list.push(val.to_string());
+            }
+        };
+        let mut errors = Vec::new();
+        for (k, val) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "range" if RANGES.iter().any(|(r, _)| *r == val) => v.range = val.into_owned(),
+                "group_by" if GROUPS.iter().any(|(g, _)| *g == val) => v.group_by = val.into_owned(),
+                "customStart" if !val.trim().is_empty() => match parse_iso(&val, false) {
+                    Some(ms) => v.custom_start = Some(ms),
+                    None => {
+                        errors.push(format!("customStart `{val}` is not an ISO-8601 time like 2026-11-01T00:00:00Z"))
+                    }
+                },
+                "customEnd" if !val.trim().is_empty() => match parse_iso(&val, true) {
+                    Some(ms) => v.custom_end = Some(ms),
+                    None => errors.push(format!("customEnd `{val}` is not an ISO-8601 time like 2026-11-24T00:00:00Z")),
+                },
+                "provider" => push(&mut v.providers, &val),
+                "model" => push(&mut v.models, &val),
+                "user" => push(&mut v.users, &val),
+                "agent" => push(&mut v.agents, &val),
+                "token_type" if Bucket::parse(&val).is_some() => push(&mut v.token_types, &val),
+                "cost_type" if COST_TYPES.iter().any(|(c, _)| *c == val) => push(&mut v.cost_types, &val),
+                _ => {}
+            }
+        }
+        if v.range == "custom" {
+            match (v.custom_start, v.custom_end) {
+                (Some(s), Some(e)) if s >= e => errors.push("customStart must be before customEnd".into()),
+                (Some(s), Some(e)) if e - s > MAX_WINDOW_MS => {
+                    errors.push("a custom range may span at most 400 days".into())
+                }
+                (Some(_), Some(_)) => {}
+                _ => errors.push("a custom range needs customStart and customEnd".into()),
+            }
+        }
+        if errors.is_empty() { Ok(v) } else { Err(errors.join("; ")) }
+    }
+
+    /// The window `[start, end)` and the bucket width, at `now_ms`.
+    pub fn window(&self, now_ms: i64) -> (i64, i64, i64) {
+        let today = spend::day_start(now_ms);
+        let tomorrow = today + DAY_MS;
+        let now = DateTime::<Utc>::from_timestamp_millis(now_ms).unwrap_or_default();
+        let ms_of =
+            |y: i32, m: u32| Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().map_or(today, |d| d.timestamp_millis());
+        let (start, end) = match self.range.as_str() {
+            "14d" => (today - 13 * DAY_MS, tomorrow),
+            "30d" => (today - 29 * DAY_MS, tomorrow),
+            "90d" => (today - 89 * DAY_MS, tomorrow),
+            "mtd" => (ms_of(now.year(), now.month()), tomorrow),
+            "qtd" => (ms_of(now.year(), (now.month() - 1) / 3 * 3 + 1), tomorrow),
+            "ytd" => (ms_of(now.year(), 1), tomorrow),
+            "custom" => (
+                spend::floor_hour(self.custom_start.unwrap_or(today)),
+                spend::ceil_hour(self.custom_end.unwrap_or(tomorrow)),
+            ),
+            _ => (today - 6 * DAY_MS, tomorrow),
+        };
+        let width = if end - start <= 2 * DAY_MS { HOUR_MS } else { DAY_MS };
+        (start, end, width)
+    }
+
+    /// The canonical query pairs (what the URL should say).
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        let mut out = vec![("range".to_string(), self.range.clone())];
+        if self.range == "custom" {
+            if let Some(s) = self.custom_start {
+                out.push(("customStart".into(), format::iso(s)));
+            }
+            if let Some(e) = self.custom_end {
+                out.push(("customEnd".into(), format::iso(e)));
+            }
+        }
+        if self.group_by != "provider" {
+            out.push(("group_by".into(), self.group_by.clone()));
+        }
+        for (k, list) in self.filter_lists() {
+            for v in list {
+                out.push((k.to_string(), v.clone()));
+            }
+        }
+        out
+    }
+
+    fn filter_lists(&self) -> [(&'static str, &Vec<String>); 6] {
+        [
+            ("provider", &self.providers),
+            ("model", &self.models),
+            ("cost_type", &self.cost_types),
+            ("token_type", &self.token_types),
+            ("user", &self.users),
+            ("agent", &self.agents),
+        ]
+    }
+
+    /// The buckets the token-type and cost-type chips keep (`None` = all).
+    pub fn buckets(&self) -> Option<Vec<Bucket>> {
+        if self.token_types.is_empty() && self.cost_types.is_empty() {
+            return None;
+        }
+        let by_token: Vec<Bucket> = self.token_types.iter().filter_map(|t| Bucket::parse(t)).collect();
+        let by_cost: Vec<Bucket> = self.cost_types.iter().flat_map(|c| cost_type_buckets(c).iter().copied()).collect();
+        Some(
+            Bucket::ALL
+                .into_iter()
+                .filter(|b| {
+                    (by_token.is_empty() || by_token.contains(b)) && (by_cost.is_empty() || by_cost.contains(b))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A URL of this page for `pairs`.
+fn url_of(path: &str, pairs: &[(String, String)]) -> String {
+    let mut ser = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    format!("{path}?{}", ser.finish())
+}
+
+/// A filter chip.
+#[derive(Debug)]
+pub struct Chip {
+    pub dim: &'static str,
+    pub value: String,
+    pub label: String,
+    pub remove_url: String,
+}
+
+/// A filter `<select>` that adds a chip.
+#[derive(Debug)]
+pub struct FilterSelect {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub options: Vec<(String, String)>,
+    pub hidden: Vec<(String, String)>,
+}
+
+/// One chart and its legend.
+#[derive(Debug)]
+pub struct ChartView {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub svg: String,
+    pub legend: Vec<(String, String)>,
+    pub total: String,
+}
+
+/// A row of the breakdown table.
+#[derive(Debug)]
+pub struct BreakdownRow {
+    pub key: String,
+    pub label: String,
+    pub deleted: bool,
+    pub spend: String,
+    pub requests: String,
+    pub tokens: String,
+    pub share: String,
+}
+
+#[derive(Template)]
+#[template(path = "usage.html")]
+struct UsagePage {
+    layout: Layout,
+    subtitle: String,
+    ranges: Vec<(&'static str, &'static str, bool)>,
+    groups: Vec<(&'static str, &'static str, bool)>,
+    custom_start: String,
+    custom_end: String,
+    hidden_range: Vec<(String, String)>,
+    hidden_group: Vec<(String, String)>,
+    chips: Vec<Chip>,
+    filters: Vec<FilterSelect>,
+    clear_url: String,
+    charts: Vec<ChartView>,
+    sums: Vec<(&'static str, String)>,
+    headline: Vec<(&'static str, String)>,
+    breakdown: Vec<BreakdownRow>,
+    group_label: &'static str,
+    csv_url: String,
+}
+
+/// What a view resolves to: the store query and the labels of providers.
+struct Resolved {
+    view: View,
+    query: SpendQuery,
+    width: i64,
+}
+
+fn resolve(session: &Session, view: View) -> Result<Resolved, ConsoleError> {
+    let (start_ms, end_ms, width) = view.window(crate::time::now_ms());
+    let mut providers = view.providers.clone();
+    if let Some(scope) = &session.token.providers {
+        if let Some(p) = providers.iter().find(|p| !scope.contains(p)) {
+            return Err(ConsoleError::Forbidden(format!("your token is not scoped to provider \"{p}\"")));
+        }
+        if providers.is_empty() {
+            providers = scope.clone();
+        }
+    }
+    let query = SpendQuery {
+        start_ms,
+        end_ms,
+        providers,
+        models: view.models.clone(),
+        users: view.users.clone(),
+        agents: view.agents.clone(),
+        buckets: view.buckets(),
+    };
+    Ok(Resolved { view, query, width })
+}
+
+fn group_dimension(g: &str) -> Option<Dimension> {
+    match g {
+        "provider" => Some(Dimension::Provider),
+        "model" => Some(Dimension::Model),
+        "user" => Some(Dimension::User),
+        "agent" => Some(Dimension::Agent),
+        _ => None,
+    }
+}
+
+/// Per-series counters per bucket: `(key, points)` highest total cost first.
+fn series_points(
+    group: &str,
+    rows: &[SpendingRow],
+    first: i64,
+    width: i64,
+    n: usize,
+) -> Vec<(String, Vec<RollupStats>)> {
+    let index = |ms: i64| usize::try_from((ms - first).div_euclid(width)).ok().filter(|i| *i < n);
+    let mut by: BTreeMap<String, Vec<RollupStats>> = BTreeMap::new();
+    let blank = || vec![RollupStats::default(); n];
+    for r in rows {
+        let Some(i) = index(r.bucket_start_ms) else { continue };
+        if group == "token_type" {
+            for b in Bucket::ALL {
+                by.entry(b.as_str().to_string()).or_insert_with(blank)[i].add(&spend::keep_buckets(&r.stats, &[b]));
+            }
+        } else {
+            let key = if group == "none" { "all".to_string() } else { r.key.clone() };
+            by.entry(key).or_insert_with(blank)[i].add(&r.stats);
+        }
+    }
+    let mut out: Vec<(String, Vec<RollupStats>)> = by.into_iter().collect();
+    let total = |v: &Vec<RollupStats>| v.iter().map(|s| s.cost.total).sum::<i64>();
+    let size = |v: &Vec<RollupStats>| v.iter().map(|s| s.requests + s.tokens.total_tokens()).sum::<i64>();
+    out.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then(size(&b.1).cmp(&size(&a.1))).then_with(|| a.0.cmp(&b.0)));
+    if group == "token_type" {
+        out.retain(|(_, v)| v.iter().any(|s| s.tokens.total_tokens() > 0 || s.cost.total > 0));
+    }
+    out
+}
+
+/// The label of a group key.
+fn key_label(console: &Console, group: &str, key: &str) -> (String, bool) {
+    match group {
+        "provider" => match console.state.snapshot().providers.get(key) {
+            Some(p) => (p.spec.display_name.clone(), false),
+            None => (format!("{key} (deleted provider)"), true),
+        },
+        "token_type" => (Bucket::parse(key).map_or_else(|| key.to_string(), |b| b.label().to_string()), false),
+        "none" => ("All".into(), false),
+        _ if key.is_empty() => (if group == "model" { "(no model)" } else { "(unattributed)" }.to_string(), false),
+        _ => (key.to_string(), false),
+    }
+}
+
+/// Colour and hatch per series: providers by type (hatched by their rank within the type),
+/// token types by bucket, anything else through the palette then hatches.
+fn styles(console: &Console, group: &str, keys: &[String]) -> Vec<(String, usize)> {
+    let snap = console.state.snapshot();
+    let mut per_type: HashMap<Option<ProviderType>, usize> = HashMap::new();
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| match group {
+            "provider" => {
+                let t = snap.providers.get(k).map(|p| p.spec.kind());
+                let n = per_type.entry(t).or_insert(0);
+                let hatch = *n;
+                *n += 1;
+                (t.map_or(OKABE_ITO[7], charts::type_color).to_string(), hatch)
+            }
+            "token_type" => (Bucket::parse(k).map_or(OKABE_ITO[7], bucket_color).to_string(), 0),
+            _ => (OKABE_ITO[i % OKABE_ITO.len()].to_string(), i / OKABE_ITO.len()),
+        })
+        .collect()
+}
+
+fn tick_label(ms: i64, width: i64) -> (String, String) {
+    let d = DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default();
+    if width == HOUR_MS {
+        (d.format("%H:%M").to_string(), d.format("%b %-d, %Y %H:00 UTC").to_string())
+    } else {
+        (d.format("%b %-d").to_string(), d.format("%a %b %-d, %Y").to_string())
+    }
+}
+
+/// Everything the page and the CSV need.
+struct Data {
+    resolved: Resolved,
+    first: i64,
+    n: usize,
+    series: Vec<(String, Vec<RollupStats>)>,
+    totals: RollupStats,
+}
+
+async fn load(console: &Console, session: &Session, view: View) -> Result<Data, ConsoleError> {
+    let resolved = resolve(session, view)?;
+    let q = &resolved.query;
+    let width = resolved.width;
+    let first = q.start_ms - q.start_ms.rem_euclid(width);
+    let n = usize::try_from((q.end_ms - first + width - 1) / width).unwrap_or(0);
+    let group = resolved.view.group_by.clone();
+    let rows = spend::rows(console, q, group_dimension(&group), Some(width)).await?;
+    let mut totals = RollupStats::default();
+    for r in &rows {
+        totals.add(&r.stats);
+    }
+    let series = series_points(&group, &rows, first, width, n);
+    Ok(Data { resolved, first, n, series, totals })
+}
+
+/// `GET /usage`.
+pub async fn page(
+    State(console): State<Console>,
+    session: Session,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ConsoleError> {
+    let raw = raw.unwrap_or_default();
+    let view = match View::parse(&raw) {
+        Ok(v) => v,
+        Err(msg) => {
+            let fallback = View::parse("").map_err(ConsoleError::BadRequest)?;
+            return render(&console, &session, fallback, super::Notice::error(msg), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    // a custom range is written back as canonical ISO-8601 so the URL is shareable as is
+    if view.range == "custom" {
+        let canonical = url_of("/usage", &view.pairs());
+        if canonical != format!("/usage?{raw}") {
+            return Ok(Redirect::to(&canonical).into_response());
+        }
+    }
+    render(&console, &session, view, None, StatusCode::OK).await
+}
+
+async fn render(
+    console: &Console,
+    session: &Session,
+    view: View,
+    notice: Option<super::Notice>,
+    status: StatusCode,
+) -> Result<Response, ConsoleError> {
+    let data = load(console, session, view).await?;
+    let view = &data.resolved.view;
+    let q = &data.resolved.query;
+    let width = data.resolved.width;
+    let group = view.group_by.as_str();
+    let pairs = view.pairs();
+    let without = |key: &str| pairs.iter().filter(|(k, _)| k != key).cloned().collect::<Vec<_>>();
+
+    // charts
+    let (ticks, titles): (Vec<String>, Vec<String>) =
+        (0..data.n).map(|i| tick_label(data.first + i as i64 * width, width)).unzip();
+    let shown: Vec<&(String, Vec<RollupStats>)> = data.series.iter().take(MAX_SERIES).collect();
+    let mut keys: Vec<String> = shown.iter().map(|(k, _)| k.clone()).collect();
+    let rest: Vec<&(String, Vec<RollupStats>)> = data.series.iter().skip(MAX_SERIES).collect();
+    let mut style = styles(console, group, &keys);
+    let mut points: Vec<Vec<RollupStats>> = shown.iter().map(|(_, p)| p.clone()).collect();
+    if !rest.is_empty() {
+        let mut other = vec![RollupStats::default(); data.n];
+        for (_, p) in &rest {
+            for (o, s) in other.iter_mut().zip(p) {
+                o.add(s);
+            }
+        }
+        keys.push(format!("{} more", rest.len()));
+        style.push(("#8a94a3".into(), 0));
+        points.push(other);
+    }
+    let labels: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| if i >= shown.len() { format!("Other ({k})") } else { key_label(console, group, k).0 })
+        .collect();
+    let build = |id: &'static str,
+                 title: &'static str,
+                 metric: &dyn Fn(&RollupStats) -> i64,
+                 fmt: fn(i64) -> String,
+                 axis: fn(i64) -> String,
+                 min_top: i64| {
+        let series: Vec<Series> = if group == "token_type" && id == "chart-requests" {
+            // requests are not split by token type: one series
+            vec![Series {
+                label: "Requests".into(),
+                color: OKABE_ITO[4].into(),
+                hatch: 0,
+                values: (0..data.n)
+                    .map(|i| {
+                        let mut s = RollupStats::default();
+                        if let Some((_, p)) = data.series.first() {
+                            s = p[i];
+                        }
+                        metric(&s)
+                    })
+                    .collect(),
+            }]
+        } else {
+            points
+                .iter()
+                .zip(&labels)
+                .zip(&style)
+                .map(|((p, label), (color, hatch))| Series {
+                    label: label.clone(),
+                    color: color.clone(),
+                    hatch: *hatch,
+                    values: p.iter().map(metric).collect(),
+                })
+                .collect()
+        };
+        let svg = charts::bars(&BarChart {
+            id,
+            title,
+            buckets: titles.clone(),
+            ticks: ticks.clone(),
+            series: series.clone(),
+            fmt,
+            axis_fmt: axis,
+            width: 960,
+            height: 240,
+            min_top,
+        });
+        let legend = series
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.values.iter().any(|v| *v > 0) || series.len() <= MAX_SERIES)
+            .map(|(i, s)| (charts::swatch(&format!("{id}-lg{i}"), s), s.label.clone()))
+            .collect();
+        let total: i64 = series.iter().flat_map(|s| s.values.iter()).sum();
+        ChartView { id, title, svg, legend, total: fmt(total) }
+    };
+    let charts = vec![
+        build("chart-spend", "Spend over time", &|s| s.cost.total, format::usd, format::usd_compact, 1_000_000),
+        build("chart-requests", "Requests over time", &|s| s.requests, format::int, format::compact, 4),
+        build("chart-tokens", "Tokens over time", &|s| s.tokens.total_tokens(), format::int, format::compact, 4),
+    ];
+
+    // footer: the view by cost bucket
+    let t = &data.totals;
+    let mut sums = vec![("Total", format::usd(t.cost.total))];
+    for (label, v) in [
+        ("Input", t.cost.input),
+        ("Output", t.cost.output),
+        ("Cached", t.cost.cached_input),
+        ("Cache writes", t.cost.cache_write_5m + t.cost.cache_write_1h + t.cost.cache_write_unknown),
+        ("Reasoning", t.cost.reasoning),
+    ] {
+        let tokens = match label {
+            "Input" => t.tokens.input,
+            "Output" => t.tokens.output,
+            "Cached" => t.tokens.cached_input,
+            "Cache writes" => t.tokens.cache_write_5m + t.tokens.cache_write_1h + t.tokens.cache_write_unknown,
+            _ => t.tokens.reasoning,
+        };
+        if v != 0 || tokens != 0 {
+            sums.push((label, format::usd(v)));
+        }
+    }
+    let headline = vec![
+        ("Total spend", format::usd(t.cost.total)),
+        ("Requests", format::int(t.requests)),
+        ("Failed requests", format::int(t.failed_requests)),
+        ("Tokens", format::int(t.tokens.total_tokens())),
+    ];
+
+    // breakdown table
+    let grand = t.cost.total.max(1);
+    let breakdown = data
+        .series
+        .iter()
+        .map(|(k, p)| {
+            let mut s = RollupStats::default();
+            for x in p {
+                s.add(x);
+            }
+            let (label, deleted) = key_label(console, group, k);
+            let share = s.cost.total * 1000 / grand;
+            BreakdownRow {
+                key: k.clone(),
+                label,
+                deleted,
+                spend: format::usd(s.cost.total),
+                requests: format::int(s.requests),
+                tokens: format::int(s.tokens.total_tokens()),
+                share: if t.cost.total == 0 { "—".into() } else { format!("{}.{}%", share / 10, share % 10) },
+            }
+        })
+        .collect();
+
+    // chips and filter options (each list honours the other filters)
+    let mut chips = Vec::new();
+    for (dim, list) in view.filter_lists() {
+        for v in list {
+            let remove: Vec<(String, String)> =
+                pairs.iter().filter(|(k, val)| !(k == dim && val == v)).cloned().collect();
+            let label = match dim {
+                "provider" => key_label(console, "provider", v).0,
+                "token_type" => Bucket::parse(v).map_or_else(|| v.clone(), |b| b.label().to_string()),
+                "cost_type" => COST_TYPES.iter().find(|(c, _)| c == v).map_or(v.as_str(), |(_, l)| l).to_string(),
+                _ => v.clone(),
+            };
+            chips.push(Chip { dim, value: v.clone(), label, remove_url: url_of("/usage", &remove) });
+        }
+    }
+    let mut filters = Vec::new();
+    for (key, label, dim) in [
+        ("provider", "Provider", Dimension::Provider),
+        ("model", "Model", Dimension::Model),
+        ("user", "User", Dimension::User),
+        ("agent", "Agent", Dimension::Agent),
+    ] {
+        let mut oq = q.clone();
+        match dim {
+            Dimension::Provider => oq.providers = session.token.providers.clone().unwrap_or_default(),
+            Dimension::Model => oq.models.clear(),
+            Dimension::User => oq.users.clear(),
+            _ => oq.agents.clear(),
+        }
+        oq.buckets = None;
+        let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+        for r in spend::rows(console, &oq, Some(dim), None).await? {
+            *totals.entry(r.key).or_default() += r.stats.cost.total + r.stats.requests;
+        }
+        let taken: Vec<&String> =
+            view.filter_lists().iter().filter(|(d, _)| *d == key).flat_map(|(_, l)| l.iter()).collect();
+        let options = totals
+            .keys()
+            .filter(|k| !taken.contains(k))
+            .map(|k| (k.clone(), key_label(console, key, k).0))
+            .collect();
+        filters.push(FilterSelect { key, label, options, hidden: pairs.clone() });
+    }
+    filters.push(FilterSelect {
+        key: "cost_type",
+        label: "Cost type",
+        options: COST_TYPES
+            .iter()
+            .filter(|(c, _)| !view.cost_types.iter().any(|x| x == c))
+            .map(|(c, l)| ((*c).to_string(), (*l).to_string()))
+            .collect(),
+        hidden: pairs.clone(),
+    });
+    filters.push(FilterSelect {
+        key: "token_type",
+        label: "Token type",
+        options: Bucket::ALL
+            .iter()
+            .filter(|b| !view.token_types.iter().any(|x| x == b.as_str()))
+            .map(|b| (b.as_str().to_string(), b.label().to_string()))
+            .collect(),
+        hidden: pairs.clone(),
+    });
+
+    let range_label = RANGES.iter().find(|(r, _)| *r == view.range).map_or("", |(_, l)| l);
+    let subtitle = format!(
+        "{} · {}{} buckets",
+        format::date_range(q.start_ms, q.end_ms),
+        if view.range == "custom" { String::new() } else { format!("{range_label} · ") },
+        if width == HOUR_MS { "hourly" } else { "daily" }
+    );
+    let page = UsagePage {
+        layout: Layout::of(session, "Cost & Usage", "usage").with_notice(notice),
+        subtitle,
+        ranges: RANGES.iter().map(|(r, l)| (*r, *l, *r == view.range)).collect(),
+        groups: GROUPS.iter().map(|(g, l)| (*g, *l, *g == group)).collect(),
+        custom_start: format::datetime_local(view.custom_start.unwrap_or(q.start_ms)),
+        custom_end: format::datetime_local(view.custom_end.unwrap_or(q.end_ms)),
+        hidden_range: without("range").into_iter().filter(|(k, _)| k != "customStart" && k != "customEnd").collect(),
+        hidden_group: without("group_by"),
+        chips,
+        filters,
+        clear_url: url_of(
+            "/usage",
+            &pairs
+                .iter()
+                .filter(|(k, _)| ["range", "customStart", "customEnd", "group_by"].contains(&k.as_str()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ),
+        charts,
+        sums,
+        headline,
+        breakdown,
+        group_label: GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l),
+        csv_url: url_of("/usage/export.csv", &pairs),
+    };
+    html_page(status, &page)
+}
+
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// `GET /usage/export.csv`: the current view, one row per bucket and group.
+pub async fn csv(
+    State(console): State<Console>,
+    session: Session,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ConsoleError> {
+    let view = View::parse(&raw.unwrap_or_default()).map_err(ConsoleError::BadRequest)?;
+    let data = load(&console, &session, view).await?;
+    let group = data.resolved.view.group_by.clone();
+    let width = data.resolved.width;
+    let mut out = String::from(
+        "bucket_start,group_by,key,label,requests,failed_requests,total_tokens,total_cost_usd,total_cost_microcents",
+    );
+    for b in Bucket::ALL {
+        out.push_str(&format!(",{0}_tokens,{0}_cost_microcents", b.as_str()));
+    }
+    out.push('\n');
+    for (key, points) in &data.series {
+        let (label, _) = key_label(&console, &group, key);
+        for (i, s) in points.iter().enumerate() {
+            if s.requests == 0 && s.cost.total == 0 && s.tokens.total_tokens() == 0 {
+                continue;
+            }
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{}",
+                crate::time::rfc3339(data.first + i as i64 * width),
+                group,
+                csv_field(key),
+                csv_field(&label),
+                s.requests,
+                s.failed_requests,
+                s.tokens.total_tokens(),
+                tollgate_core::Microcents(s.cost.total).to_usd_string(),
+                s.cost.total
+            ));
+            for b in Bucket::ALL {
+                out.push_str(&format!(",{},{}", s.tokens.get(b), s.cost.get(b)));
+            }
+            out.push('\n');
+        }
+    }
+    let q = &data.resolved.query;
+    let filename = format!(
+        "attachment; filename=\"tollgate-usage-{}-{}.csv\"",
+        format::iso(q.start_ms).replace(':', ""),
+        format::iso(q.end_ms).replace(':', "")
+    );
+    let mut resp = out.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(&filename) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOV24: i64 = 1_795_478_400_000;
+
+    #[test]
+    fn parses_repeated_filters_and_canonicalises_custom_ranges() {
+        let v = View::parse(
+            "range=custom&customStart=2026-11-01T00:00&customEnd=2026-11-24&provider=a&provider=b&provider=a&token_type=input&cost_type=output&group_by=model&bogus=1",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.providers, vec!["a", "b"]);
+        assert_eq!(v.group_by, "model");
+        assert_eq!(v.custom_end, Some(NOV24 + DAY_MS));
+        let pairs = v.pairs();
+        assert!(pairs.contains(&("customStart".into(), "2026-11-01T00:00:00Z".into())));
+        assert!(pairs.contains(&("customEnd".into(), "2026-11-25T00:00:00Z".into())));
+        // input ∩ output is empty: nothing is kept
+        assert_eq!(v.buckets(), Some(vec![]));
+        assert!(View::parse("range=custom&customStart=2026-11-02&customEnd=2026-11-01").is_err());
+        assert!(View::parse("range=custom&customStart=yesterday&customEnd=2026-11-01").is_err());
+        assert!(View::parse("range=custom").is_err());
+        assert_eq!(View::parse("range=nonsense").map(|v| v.range).unwrap_or_default(), "7d");
+    }
+
+    #[test]
+    fn windows_and_bucket_sizes() {
+        let now = NOV24 + 5 * HOUR_MS;
+        let v = |q: &str| View::parse(q).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v("").window(now), (NOV24 - 6 * DAY_MS, NOV24 + DAY_MS, DAY_MS));
+        assert_eq!(v("range=90d").window(now).0, NOV24 - 89 * DAY_MS);
+        assert_eq!(v("range=mtd").window(now).0, NOV24 - 23 * DAY_MS);
+        assert_eq!(v("range=qtd").window(now).0, parse_iso("2026-10-01", false).unwrap_or(0));
+        assert_eq!(v("range=ytd").window(now).0, parse_iso("2026-01-01", false).unwrap_or(0));
+        let c = v("range=custom&customStart=2026-11-23T10:30:00Z&customEnd=2026-11-24T09:10:00Z").window(now);
+        assert_eq!(c, (NOV24 - 14 * HOUR_MS, NOV24 + 10 * HOUR_MS, HOUR_MS), "hourly up to 2 days");
+    }
+
+    #[test]
+    fn cost_types_combine_with_token_types() {
+        let v = View::parse("cost_type=cache_writes&token_type=cache_write_1h").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.buckets(), Some(vec![Bucket::CacheWrite1h]));
+        let v = View::parse("cost_type=cache_writes").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(v.buckets().map(|b| b.len()), Some(3));
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}
