@@ -671,11 +671,8 @@ async fn render(
         }
         let taken: Vec<&String> =
             view.filter_lists().iter().filter(|(d, _)| *d == key).flat_map(|(_, l)| l.iter()).collect();
-        let options = totals
-            .keys()
-            .filter(|k| !taken.contains(k))
-            .map(|k| (k.clone(), key_label(console, key, k).0))
-            .collect();
+        let options =
+            totals.keys().filter(|k| !taken.contains(k)).map(|k| (k.clone(), key_label(console, key, k).0)).collect();
         filters.push(FilterSelect { key, label, options, hidden: pairs.clone() });
     }
     filters.push(FilterSelect {
