@@ -55,6 +55,9 @@ pub struct TimeseriesArgs {
     /// provider | model | user | agent | provider_type | token_type.
     #[arg(long)]
     pub group_by: Option<String>,
+    /// With --group-by: at most this many series (default 10); the rest are summed as `(other)`.
+    #[arg(long)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -159,6 +162,9 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SpendingCommand) -> an
             }
             if let Some(g) = &a.group_by {
                 q.push(("group_by", g.clone()));
+            }
+            if let Some(n) = a.limit {
+                q.push(("limit", n.to_string()));
             }
             let v = client.get(&["spending", "timeseries"], &q).await?;
             if fmt != OutputFormat::Table {

@@ -53,3 +53,57 @@ pub async fn run(
         sweep(&usage, &metrics, days, crate::time::now_ms()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+    use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
+    use tollgate_store::{SpendingFilter, UsageEvent};
+
+    fn event(id: &str, ts_ms: i64) -> UsageEvent {
+        UsageEvent {
+            id: id.into(),
+            ts_ms,
+            provider: "p".into(),
+            provider_type: ProviderType::Openai,
+            model: Some("m".into()),
+            endpoint: "/chat/completions".into(),
+            user: None,
+            agent: None,
+            token_id: None,
+            status: RequestStatus::Success,
+            http_status: Some(200),
+            error_class: None,
+            streamed: false,
+            latency_ms: 1,
+            ttft_ms: None,
+            usage: Usage { input: 1, ..Usage::default() },
+            cost: Cost { input: 7, total: 7, ..Cost::default() },
+            catalog_version: None,
+            priced_by_override: false,
+            unpriced: false,
+            request_id: id.into(),
+            conversation_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sweep_deletes_old_raw_events_and_keeps_rollups() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}/usage.sqlite?mode=rwc", dir.path().display());
+        let usage = UsageStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let now = 100 * DAY_MS;
+        let events = [event("old", now - 10 * DAY_MS), event("edge", now - 3 * DAY_MS + 1), event("new", now - 1)];
+        usage.insert_events(&events).await.unwrap_or_else(|e| panic!("{e}"));
+        let metrics = Metrics::default();
+        assert_eq!(sweep(&usage, &metrics, 0, now).await, 0, "0 keeps everything");
+        assert_eq!(sweep(&usage, &metrics, 3, now).await, 1);
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 2);
+        assert_eq!(metrics.usage_events_expired.load(Relaxed), 1);
+        let all = SpendingFilter { start_ms: 0, end_ms: now + DAY_MS, ..SpendingFilter::default() };
+        let rows = usage.spending(&all, None, None).await.unwrap_or_default();
+        assert_eq!(rows[0].stats.requests, 3, "rollups keep the deleted event");
+        assert_eq!(rows[0].stats.cost.total, 21);
+    }
+}

@@ -1,10 +1,13 @@
 //! Hourly usage rollups: how a batch of events becomes rollup rows (upserted with the events,
 //! see `usage.rs`), and the spending queries that read them.
 //!
-//! A rollup row is keyed by (hour start, provider, provider type, model, user, agent) — absent
+//! A rollup row is keyed by (hour or day, provider, provider type, model, user, agent) — absent
 //! model, user or agent are stored as `''` — and holds request counts plus tokens and cost per
-//! bucket. Reports group rollup rows by an hour or day bucket and one dimension; they never
-//! scan raw events, so their cost grows with hours × groups, not with traffic.
+//! bucket. Four tables (hourly/daily × with/without user and agent) hold the same counters; a
+//! report reads the smallest that can answer it: the `*_model` tables unless it filters or
+//! groups by user or agent, and the daily tables for the whole days of a window that is not
+//! bucketed by hour (the hours at its edges come from the hourly table). Reports never scan raw
+//! events, so their cost grows with buckets × groups, not with traffic.
 
 use crate::db::RowExt;
 use crate::usage::UsageEvent;
@@ -20,7 +23,8 @@ pub const DAY_MS: i64 = 86_400_000;
 /// The identity of a rollup row.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RollupKey {
-    pub hour_start_ms: i64,
+    /// Start of the row's hour or day, epoch ms.
+    pub bucket_start_ms: i64,
     pub provider: String,
     pub provider_type: &'static str,
     pub model: String,
@@ -77,34 +81,93 @@ impl RollupStats {
     }
 }
 
-/// The rollup rows a batch of events adds to, summed per key (sorted, so upserts take row
-/// locks in one global order).
-pub(crate) fn rollup(events: &[UsageEvent]) -> BTreeMap<RollupKey, RollupStats> {
-    let mut out: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
+/// A rollup table. All four hold the same counters; the `*_model` ones drop user and agent
+/// (far fewer rows), the daily ones are keyed by UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    Hourly,
+    HourlyModel,
+    Daily,
+    DailyModel,
+}
+
+impl Table {
+    pub(crate) const ALL: [Table; 4] = [Table::Hourly, Table::HourlyModel, Table::Daily, Table::DailyModel];
+
+    fn name(self) -> &'static str {
+        match self {
+            Table::Hourly => "usage_rollup_hourly",
+            Table::HourlyModel => "usage_rollup_hourly_model",
+            Table::Daily => "usage_rollup_daily",
+            Table::DailyModel => "usage_rollup_daily_model",
+        }
+    }
+
+    /// Whether rows are keyed by user and agent too.
+    pub(crate) fn principal(self) -> bool {
+        matches!(self, Table::Hourly | Table::Daily)
+    }
+
+    fn width_ms(self) -> i64 {
+        match self {
+            Table::Hourly | Table::HourlyModel => HOUR_MS,
+            Table::Daily | Table::DailyModel => DAY_MS,
+        }
+    }
+
+    /// `INSERT INTO <table> (<key>, <counters>) ` — the head of a multi-row upsert.
+    pub(crate) fn upsert_head(self) -> &'static str {
+        &UPSERTS[self as usize].0
+    }
+
+    /// `ON CONFLICT (<key>) DO UPDATE SET x = <table>.x + excluded.x, …`
+    pub(crate) fn upsert_tail(self) -> &'static str {
+        &UPSERTS[self as usize].1
+    }
+}
+
+static UPSERTS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+    Table::ALL
+        .iter()
+        .map(|t| {
+            let key = if t.principal() {
+                "bucket_start, provider, provider_type, model, user_email, agent"
+            } else {
+                "bucket_start, provider, provider_type, model"
+            };
+            let sets: Vec<String> =
+                STAT_COLUMNS.iter().map(|c| format!("{c} = {}.{c} + excluded.{c}", t.name())).collect();
+            (
+                format!("INSERT INTO {} ({key}, {}) ", t.name(), STAT_COLUMNS.join(", ")),
+                format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", ")),
+            )
+        })
+        .collect()
+});
+
+/// The rollup rows a batch of events adds to, per table, summed per key (sorted, so upserts
+/// take row locks in one global order and concurrent writers cannot deadlock).
+pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
+    let mut out: Vec<(Table, BTreeMap<RollupKey, RollupStats>)> =
+        Table::ALL.iter().map(|t| (*t, BTreeMap::new())).collect();
     for e in events {
-        let key = RollupKey {
-            hour_start_ms: e.ts_ms - e.ts_ms.rem_euclid(HOUR_MS),
-            provider: e.provider.clone(),
-            provider_type: e.provider_type.as_str(),
-            model: e.model.clone().unwrap_or_default(),
-            user: e.user.clone().unwrap_or_default(),
-            agent: e.agent.clone().unwrap_or_default(),
-        };
-        out.entry(key).or_default().add(&RollupStats::of(e));
+        let stats = RollupStats::of(e);
+        for (table, rows) in &mut out {
+            let key = RollupKey {
+                bucket_start_ms: e.ts_ms - e.ts_ms.rem_euclid(table.width_ms()),
+                provider: e.provider.clone(),
+                provider_type: e.provider_type.as_str(),
+                model: e.model.clone().unwrap_or_default(),
+                user: if table.principal() { e.user.clone().unwrap_or_default() } else { String::new() },
+                agent: if table.principal() { e.agent.clone().unwrap_or_default() } else { String::new() },
+            };
+            rows.entry(key).or_default().add(&stats);
+        }
     }
     out
 }
 
-macro_rules! stat_columns {
-    () => {
-        "requests, failed_requests, unpriced_requests, override_requests, tokens_input, tokens_output, \
-         tokens_reasoning, tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h, \
-         tokens_cache_write_unknown, cost_input, cost_output, cost_reasoning, cost_cached_input, \
-         cost_cache_write_5m, cost_cache_write_1h, cost_cache_write_unknown, cost_total"
-    };
-}
-
-/// The counter columns of `usage_rollup_hourly`, in [`RollupStats`] order.
+/// The counter columns of the rollup tables, in [`RollupStats`] order.
 const STAT_COLUMNS: [&str; 19] = [
     "requests",
     "failed_requests",
@@ -127,37 +190,23 @@ const STAT_COLUMNS: [&str; 19] = [
     "cost_total",
 ];
 
-pub(crate) const UPSERT_HEAD: &str = concat!(
-    "INSERT INTO usage_rollup_hourly (hour_start, provider, provider_type, model, user_email, agent, ",
-    stat_columns!(),
-    ") "
-);
-
-/// `ON CONFLICT … DO UPDATE SET x = usage_rollup_hourly.x + excluded.x` for every counter.
-pub(crate) static UPSERT_TAIL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let sets: Vec<String> =
-        STAT_COLUMNS.iter().map(|c| format!("{c} = usage_rollup_hourly.{c} + excluded.{c}")).collect();
-    format!(
-        " ON CONFLICT (hour_start, provider, provider_type, model, user_email, agent) DO UPDATE SET {}",
-        sets.join(", ")
-    )
-});
-
-/// Rows per upsert statement: 25 columns × 400 stays under both backends' bind limits.
+/// Rows per upsert statement: at most 25 columns × 400 stays under both backends' bind limits.
 pub(crate) const ROLLUP_ROWS_PER_UPSERT: usize = 400;
 
-/// Pushes one rollup row's 25 values onto a `push_values` row builder.
+/// Pushes one rollup row's values (the key, user and agent only for `principal` tables, then
+/// the counters) onto a `push_values` row builder.
 macro_rules! push_rollup {
-    ($b:expr, $k:expr, $v:expr) => {{
+    ($b:expr, $k:expr, $v:expr, $principal:expr) => {{
         let k: &$crate::spending::RollupKey = $k;
         let v: &$crate::spending::RollupStats = $v;
-        $b.push_bind(k.hour_start_ms)
+        $b.push_bind(k.bucket_start_ms)
             .push_bind(k.provider.clone())
             .push_bind(k.provider_type)
-            .push_bind(k.model.clone())
-            .push_bind(k.user.clone())
-            .push_bind(k.agent.clone())
-            .push_bind(v.requests)
+            .push_bind(k.model.clone());
+        if $principal {
+            $b.push_bind(k.user.clone()).push_bind(k.agent.clone());
+        }
+        $b.push_bind(v.requests)
             .push_bind(v.failed_requests)
             .push_bind(v.unpriced_requests)
             .push_bind(v.override_requests)
@@ -233,11 +282,55 @@ impl UsageStore {
         group: Option<Dimension>,
         bucket_ms: Option<i64>,
     ) -> Result<Vec<SpendingRow>, StoreError> {
-        // Both expressions come from fixed sets (never from user text).
+        let principal =
+            f.user.is_some() || f.agent.is_some() || matches!(group, Some(Dimension::User | Dimension::Agent));
+        let (hourly, daily) =
+            if principal { (Table::Hourly, Table::Daily) } else { (Table::HourlyModel, Table::DailyModel) };
+        let (start, end) = (f.start_ms, f.end_ms);
+        let segments: Vec<(Table, i64, i64)> = match bucket_ms {
+            Some(HOUR_MS) => vec![(hourly, start, end)],
+            None | Some(DAY_MS) => {
+                let first_day = start + (DAY_MS - start.rem_euclid(DAY_MS)) % DAY_MS;
+                let last_day = end - end.rem_euclid(DAY_MS);
+                if first_day < last_day {
+                    vec![(hourly, start, first_day), (daily, first_day, last_day), (hourly, last_day, end)]
+                } else {
+                    vec![(hourly, start, end)]
+                }
+            }
+            Some(w) => return Err(StoreError::Invalid(format!("bucket width {w} ms is neither an hour nor a day"))),
+        };
+        let mut merged: BTreeMap<(i64, String), RollupStats> = BTreeMap::new();
+        let mut queries = 0;
+        for (table, from, to) in segments.into_iter().filter(|(_, from, to)| from < to) {
+            queries += 1;
+            for r in self.spending_segment(table, f, from, to, group, bucket_ms).await? {
+                merged.entry((r.bucket_start_ms, r.key)).or_default().add(&r.stats);
+            }
+        }
+        if queries == 0 || (merged.is_empty() && group.is_none() && bucket_ms.is_none()) {
+            merged.insert((0, String::new()), RollupStats::default());
+        }
+        Ok(merged
+            .into_iter()
+            .map(|((bucket_start_ms, key), stats)| SpendingRow { bucket_start_ms, key, stats })
+            .collect())
+    }
+
+    /// One table over `[from, to)`.
+    async fn spending_segment(
+        &self,
+        table: Table,
+        f: &SpendingFilter,
+        from: i64,
+        to: i64,
+        group: Option<Dimension>,
+        bucket_ms: Option<i64>,
+    ) -> Result<Vec<SpendingRow>, StoreError> {
+        // Every piece of SQL text below comes from fixed sets (never from user input).
         let bucket_expr = match bucket_ms {
-            Some(HOUR_MS) => "hour_start".to_string(),
-            Some(w) if w > 0 && w % HOUR_MS == 0 => format!("(hour_start - (hour_start % {w}))"),
-            Some(w) => return Err(StoreError::Invalid(format!("bucket width {w} ms is not a whole number of hours"))),
+            Some(w) if w == table.width_ms() => "bucket_start".to_string(),
+            Some(w) => format!("(bucket_start - (bucket_start % {w}))"),
             None => "CAST(0 AS BIGINT)".to_string(),
         };
         let key_expr = group.map_or("''", Dimension::column);
@@ -251,17 +344,22 @@ impl UsageStore {
             grouping.push(key_expr.to_string());
         }
         let group_by = if grouping.is_empty() { String::new() } else { format!(" GROUP BY {}", grouping.join(", ")) };
+        let principal_filters = if table.principal() {
+            " AND ($5 IS NULL OR user_email = $5) AND ($6 IS NULL OR agent = $6)"
+        } else {
+            " AND $5 IS NULL AND $6 IS NULL"
+        };
         let sql = format!(
-            "SELECT {bucket_expr} AS bucket_start, {key_expr} AS group_key, {} FROM usage_rollup_hourly \
-             WHERE hour_start >= $1 AND hour_start < $2 AND ($3 IS NULL OR provider = $3) \
-             AND ($4 IS NULL OR model = $4) AND ($5 IS NULL OR user_email = $5) AND ($6 IS NULL OR agent = $6) \
-             AND ($7 IS NULL OR provider_type = $7){group_by}",
-            sums.join(", ")
+            "SELECT {bucket_expr} AS bucket_start, {key_expr} AS group_key, {} FROM {} \
+             WHERE bucket_start >= $1 AND bucket_start < $2 AND ($3 IS NULL OR provider = $3) \
+             AND ($4 IS NULL OR model = $4){principal_filters} AND ($7 IS NULL OR provider_type = $7){group_by}",
+            sums.join(", "),
+            table.name()
         );
         let rows = on_pool!(self, |p| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(f.start_ms)
-                .bind(f.end_ms)
+                .bind(from)
+                .bind(to)
                 .bind(f.provider.as_deref())
                 .bind(f.model.as_deref())
                 .bind(f.user.as_deref())
@@ -274,16 +372,16 @@ impl UsageStore {
         Ok(rows)
     }
 
-    /// Rollup rows, for tests and exports that need every key (ordered by key).
+    /// Rows of the full hourly rollup (per user and agent) in `[start_ms, end_ms)`, ordered by key.
     pub async fn rollup_rows(&self, start_ms: i64, end_ms: i64) -> Result<Vec<(RollupKey, RollupStats)>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT hour_start, provider, provider_type, model, user_email, agent, ",
-            stat_columns!(),
-            " FROM usage_rollup_hourly WHERE hour_start >= $1 AND hour_start < $2 ",
-            "ORDER BY hour_start, provider, provider_type, model, user_email, agent"
+        let sql = format!(
+            "SELECT bucket_start, provider, provider_type, model, user_email, agent, {} FROM usage_rollup_hourly \
+             WHERE bucket_start >= $1 AND bucket_start < $2 \
+             ORDER BY bucket_start, provider, provider_type, model, user_email, agent",
+            STAT_COLUMNS.join(", ")
         );
         on_pool!(self, |p| {
-            let rows = sqlx::query(SQL).bind(start_ms).bind(end_ms).fetch_all(p).await?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(start_ms).bind(end_ms).fetch_all(p).await?;
             rows.iter()
                 .map(|r| {
                     let pt = r.text("provider_type")?;
@@ -292,7 +390,7 @@ impl UsageStore {
                         .map_err(|_| StoreError::Corrupt(format!("rollup row has unknown provider type \"{pt}\"")))?
                         .as_str();
                     let key = RollupKey {
-                        hour_start_ms: r.int("hour_start")?,
+                        bucket_start_ms: r.int("bucket_start")?,
                         provider: r.text("provider")?,
                         provider_type,
                         model: r.text("model")?,

@@ -205,14 +205,17 @@ impl UsageStore {
                 qb.push_values(chunk, |mut b, e| push_event!(b, e));
                 qb.build().execute(&mut *tx).await?;
             }
-            // Keys are sorted (a BTreeMap), so concurrent writers on PostgreSQL lock rollup
-            // rows in the same order and cannot deadlock each other.
-            let rows: Vec<_> = rollups.iter().collect();
-            for chunk in rows.chunks(crate::spending::ROLLUP_ROWS_PER_UPSERT) {
-                let mut qb = sqlx::QueryBuilder::new(crate::spending::UPSERT_HEAD);
-                qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v));
-                qb.push(crate::spending::UPSERT_TAIL.as_str());
-                qb.build().execute(&mut *tx).await?;
+            // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
+            // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
+            for (table, rows) in &rollups {
+                let rows: Vec<_> = rows.iter().collect();
+                let principal = table.principal();
+                for chunk in rows.chunks(crate::spending::ROLLUP_ROWS_PER_UPSERT) {
+                    let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
+                    qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
+                    qb.push(table.upsert_tail());
+                    qb.build().execute(&mut *tx).await?;
+                }
             }
             tx.commit().await?;
         });

@@ -222,6 +222,7 @@ async fn spending_api_windows_parameters_and_roles() {
         event("a", t0 + 30 * 60_000, "p1", "claude-sonnet-4-6", 1000, RequestStatus::Success),
         event("b", t0 + 2 * 24 * h + 5, "p1", "claude-sonnet-4-6", 3000, RequestStatus::UpstreamError),
         event("c", t0 - 24 * h, "p2", "claude-haiku-5-5", 500, RequestStatus::Success), // previous period
+        event("d", t0 + 3 * h, "p1", "claude-haiku-5-5", 200, RequestStatus::Success),
     ];
     usage.insert_events(&events).await.unwrap_or_else(|e| panic!("{e}"));
     usage.close().await;
@@ -231,11 +232,12 @@ async fn spending_api_windows_parameters_and_roles() {
     let s = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/summary?{window}"), None).await, 200);
     assert_eq!(s["start"], "2026-01-01T00:00:00.000Z");
     assert_eq!(s["end"], "2026-01-04T01:00:00.000Z");
-    assert_eq!(s["stats"]["total_cost_microcents"], 4000);
-    assert_eq!(s["stats"]["total_requests"], 2);
+    assert_eq!(s["stats"]["total_cost_microcents"], 4200);
+    assert_eq!(s["stats"]["total_requests"], 3);
     assert_eq!(s["stats"]["failed_requests"], 1);
-    assert_eq!(s["stats"]["total_tokens"], 220);
-    assert_eq!(s["stats"]["buckets"]["output"]["cost_microcents"], 2);
+    assert_eq!(s["stats"]["total_tokens"], 330);
+    assert_eq!(s["stats"]["buckets"]["output"]["cost_microcents"], 3);
+    assert_eq!(s["stats"]["buckets"]["input"]["cost_microcents"], 4197);
     assert_eq!(s["previous"]["total_cost_microcents"], 500);
     assert_eq!(s["previous_end"], "2026-01-01T00:00:00.000Z");
 
@@ -251,7 +253,7 @@ async fn spending_api_windows_parameters_and_roles() {
         .flatten()
         .map(|p| p["stats"]["total_cost_microcents"].as_i64().unwrap_or(-1))
         .collect();
-    assert_eq!(costs, vec![1000, 0, 3000, 0], "zero-filled days 1..4");
+    assert_eq!(costs, vec![1200, 0, 3000, 0], "zero-filled days 1..4");
     assert_eq!(series[0]["points"][1]["start"], "2026-01-02T00:00:00.000Z");
     assert_eq!(ts["series"][0]["points"].as_array().map_or(0, Vec::len), 4);
     let daily = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{window}"), None).await, 200);
@@ -262,6 +264,25 @@ async fn spending_api_windows_parameters_and_roles() {
     assert_eq!(hourly["series"][0]["points"].as_array().map_or(0, Vec::len), 48);
     assert_eq!(hourly["series"][0]["points"][0]["stats"]["total_cost_microcents"], 1000);
 
+    let top = expect(
+        admin(
+            &gw,
+            Method::GET,
+            &format!("/api/v1/spending/timeseries?{window}&bucket=day&group_by=model&limit=1"),
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(top["truncated_key_count"], 1);
+    let keys: Vec<&str> = top["series"].as_array().into_iter().flatten().filter_map(|s| s["key"].as_str()).collect();
+    assert_eq!(keys, vec!["claude-sonnet-4-6", "(other)"]);
+    assert_eq!(top["series"][1]["label"], "Other (1 more)");
+    assert_eq!(top["series"][1]["points"][0]["stats"]["total_cost_microcents"], 200);
+    expect_field(
+        admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{window}&group_by=model&limit=0"), None).await,
+        "limit",
+    );
     let by_model = expect(
         admin(&gw, Method::GET, &format!("/api/v1/spending/breakdown?{window}&dimension=model"), None).await,
         200,

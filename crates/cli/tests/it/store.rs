@@ -32,6 +32,7 @@ store_cases!(
     usage_events_batch_roundtrip,
     usage_rollups_follow_events,
     usage_retention_keeps_rollups,
+    usage_rollup_tables_agree,
     migrations_idempotent,
     provider_crud,
     provider_list_filters,
@@ -891,7 +892,7 @@ async fn usage_rollups_follow_events(db: TestDb) -> anyhow::Result<()> {
     let rows = store.rollup_rows(t0, t0 + 2 * DAY_MS).await?;
     assert_eq!(rows.len(), 4, "{rows:#?}");
     let (k, v) = &rows[0];
-    assert_eq!((k.hour_start_ms, k.provider.as_str(), k.user.as_str()), (t0, "a", ""));
+    assert_eq!((k.bucket_start_ms, k.provider.as_str(), k.user.as_str()), (t0, "a", ""));
     assert_eq!((v.requests, v.tokens.input, v.cost.total), (5, 50, 755));
     let (k, v) = &rows[1];
     assert_eq!((k.user.as_str(), k.model.as_str(), k.provider_type), ("alice@example.com", "gpt-5.4", "openai"));
@@ -942,6 +943,49 @@ async fn usage_retention_keeps_rollups(db: TestDb) -> anyhow::Result<()> {
     let all = SpendingFilter { start_ms: t0, end_ms: t0 + 30 * HOUR_MS, ..SpendingFilter::default() };
     assert_eq!(store.spending(&all, None, None).await?[0].stats.requests, 25, "rollups are kept");
     assert_eq!(store.delete_events_before(t0 + 20 * HOUR_MS, 7).await?, 0);
+    store.close().await;
+    Ok(())
+}
+
+/// Reports read the smallest rollup table that answers them; every path gives the same sums:
+/// whole days come from the daily tables, edge hours from the hourly ones, user and agent
+/// filters or groupings from the tables that keep them.
+async fn usage_rollup_tables_agree(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_store::{DAY_MS, Dimension, HOUR_MS, SpendingFilter};
+    let store = usage_store(&db).await?;
+    let t0 = 1_767_225_600_000; // a UTC midnight
+    // 5 days, an event every 5 hours (25 events), alternating users and providers
+    let events: Vec<_> = (0..25)
+        .map(|i| {
+            let mut e = priced_event(i, t0 + i * 5 * HOUR_MS + 7, if i % 2 == 0 { "a" } else { "b" }, None);
+            e.user = Some(format!("u{}", i % 3));
+            e
+        })
+        .collect();
+    store.insert_events(&events).await?;
+    // a window with ragged edges: 03:00 on day 0 to 21:00 on day 4
+    let f = SpendingFilter { start_ms: t0 + 3 * HOUR_MS, end_ms: t0 + 4 * DAY_MS + 21 * HOUR_MS, ..Default::default() };
+    let inside: Vec<_> = events.iter().filter(|e| e.ts_ms >= f.start_ms && e.ts_ms < f.end_ms).collect();
+    let want_cost: i64 = inside.iter().map(|e| e.cost.total).sum();
+    let total = store.spending(&f, None, None).await?;
+    assert_eq!(total.len(), 1);
+    assert_eq!((total[0].stats.requests, total[0].stats.cost.total), (inside.len() as i64, want_cost));
+    let hourly: i64 = store.spending(&f, None, Some(HOUR_MS)).await?.iter().map(|r| r.stats.requests).sum();
+    assert_eq!(hourly, inside.len() as i64);
+    let daily = store.spending(&f, None, Some(DAY_MS)).await?;
+    assert_eq!(daily.len(), 5, "{daily:#?}");
+    for r in &daily {
+        let want = inside.iter().filter(|e| e.ts_ms - e.ts_ms % DAY_MS == r.bucket_start_ms).count() as i64;
+        assert_eq!(r.stats.requests, want, "day {}", (r.bucket_start_ms - t0) / DAY_MS);
+    }
+    let by_user = store.spending(&f, Some(Dimension::User), Some(DAY_MS)).await?;
+    assert_eq!(by_user.iter().map(|r| r.stats.requests).sum::<i64>(), inside.len() as i64);
+    let u1 = SpendingFilter { user: Some("u1".into()), ..f.clone() };
+    let want_u1 = inside.iter().filter(|e| e.user.as_deref() == Some("u1")).count() as i64;
+    assert_eq!(store.spending(&u1, None, None).await?[0].stats.requests, want_u1);
+    let by_provider = store.spending(&f, Some(Dimension::Provider), None).await?;
+    let a = inside.iter().filter(|e| e.provider == "a").count() as i64;
+    assert_eq!(by_provider.iter().find(|r| r.key == "a").map(|r| r.stats.requests), Some(a));
     store.close().await;
     Ok(())
 }

@@ -27,6 +27,11 @@ use utoipa::{IntoParams, ToSchema};
 const DEFAULT_WINDOW_MS: i64 = 7 * DAY_MS;
 /// Most points a time series may have (buckets × 1).
 const MAX_POINTS: i64 = 10_000;
+/// Default and largest number of series of a grouped time series.
+const DEFAULT_SERIES: usize = 10;
+const MAX_SERIES: usize = 1000;
+/// The key of the series that sums the groups beyond `limit`.
+pub const OTHER_KEY: &str = "(other)";
 
 /// Filters and options of the spending endpoints.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -53,6 +58,9 @@ pub struct SpendingParams {
     pub group_by: Option<String>,
     /// breakdown (required): provider | model | user | agent | provider_type | token_type.
     pub dimension: Option<String>,
+    /// timeseries with group_by: at most this many series (1..=1000, default 10), the highest
+    /// total cost first; the other groups are summed into one series keyed `(other)`.
+    pub limit: Option<String>,
 }
 
 /// Tokens and cost of one bucket.
@@ -148,8 +156,10 @@ pub struct TimeseriesResponse {
     pub bucket: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<String>,
-    /// Highest total cost first.
+    /// Highest total cost first (an `(other)` series, if any, last).
     pub series: Vec<Series>,
+    /// How many groups were summed into the `(other)` series (0 when none).
+    pub truncated_key_count: usize,
 }
 
 /// A grouping: a rollup column or the token bucket.
@@ -519,17 +529,38 @@ pub async fn timeseries(
     let mut ordered: Vec<(String, Vec<RollupStats>)> = series.into_iter().collect();
     let total = |v: &Vec<RollupStats>| v.iter().map(|s| s.cost.total).sum::<i64>();
     ordered.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
+    let limit = match p.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_SERIES,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_SERIES).contains(&n) => n,
+            _ => return Err(ApiError::invalid("limit", format!("`{v}` must be an integer from 1 to {MAX_SERIES}"))),
+        },
+    };
+    let mut truncated_key_count = 0;
+    if group.is_some() && ordered.len() > limit {
+        let rest = ordered.split_off(limit);
+        truncated_key_count = rest.len();
+        let mut other = blank();
+        for (_, points) in &rest {
+            for (o, p) in other.iter_mut().zip(points) {
+                o.add(p);
+            }
+        }
+        ordered.push((OTHER_KEY.to_string(), other));
+    }
+    let start_text: Vec<String> = starts.iter().map(|s| rfc3339(*s)).collect();
     let series = ordered
         .into_iter()
         .map(|(key, points)| {
             let (label, deleted) = match group {
                 None => ("All".to_string(), false),
+                Some(_) if key == OTHER_KEY => (format!("Other ({truncated_key_count} more)"), false),
                 Some(g) => label(&state, g, &key),
             };
             let points = points
                 .iter()
-                .zip(&starts)
-                .map(|(s, start)| Point { start: rfc3339(*start), stats: stats(s, req.only) })
+                .zip(&start_text)
+                .map(|(s, start)| Point { start: start.clone(), stats: stats(s, req.only) })
                 .collect();
             Series { key, label, deleted, points }
         })
@@ -540,6 +571,7 @@ pub async fn timeseries(
         bucket: if width == HOUR_MS { "hour" } else { "day" }.to_string(),
         group_by: group.map(|g| g.name().to_string()),
         series,
+        truncated_key_count,
     }))
 }
 

@@ -27,8 +27,9 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     draft: Option<UsageEvent>,
     started: Instant,
-    /// The provider as served, for its price overrides (priced later by the usage writer).
-    provider: Arc<ProviderEntry>,
+    /// The provider as served, for its price overrides (priced later by the usage writer);
+    /// handed over with the event.
+    provider: Option<Arc<ProviderEntry>>,
 }
 
 /// How a forwarded request ended, for [`Recorder::emit`].
@@ -52,7 +53,7 @@ impl Recorder {
         provider: Arc<ProviderEntry>,
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
-        Recorder { meter, metrics, draft: Some(draft), started, provider }
+        Recorder { meter, metrics, draft: Some(draft), started, provider: Some(provider) }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -71,7 +72,7 @@ impl Recorder {
         event.usage = outcome.usage.unwrap_or_default();
         event.latency_ms = millis(self.started.elapsed());
         event.ttft_ms = outcome.ttft.map(millis);
-        self.meter.record(event, Some(self.provider.clone()));
+        self.meter.record(event, self.provider.take());
     }
 
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.

@@ -1,0 +1,245 @@
+//! Spending-report benchmark: seeds N usage events over D days through the usage store's real
+//! write path (`UsageStore::insert_events`: events + hourly rollups in one transaction per
+//! batch of 1,000), starts a real gateway on that database, and times
+//! `GET /api/v1/spending/timeseries` over the whole window (several `bucket` / `group_by`
+//! variants, p50 and max of R runs each) on SQLite and PostgreSQL.
+//!
+//! ```sh
+//! cargo run --release -p tollgate-cli --example spending_bench -- [--events 1000000] [--days 30] \
+//!     [--runs 20] [--backend sqlite|postgres|both]
+//! ```
+//! PostgreSQL uses `TOLLGATE_TEST_DATABASE_URL` (a fresh `t_<uuid>` database, dropped after).
+//!
+//! Traffic shape (deterministic): 60 gateway tokens (40 users × agents), each calling one home
+//! model 80% of the time and one other 20%, over 6 providers of 4 types (one provider deleted,
+//! as its history stays in reports) and 12 models; token counts vary per request; cost is
+//! priced with the embedded catalog. This gives about 100 rollup rows per hour.
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+use tollgate_core::pricing::{PriceInput, price};
+use tollgate_core::{Catalog, ProviderType, RequestStatus, Usage};
+use tollgate_server::{Gateway, Sensitive, Settings};
+use tollgate_store::{UsageEvent, UsageStore};
+use tollgate_testkit::db::TestDb;
+
+const PROVIDERS: [(&str, ProviderType, &[&str]); 6] = [
+    ("prod-openai", ProviderType::Openai, &["gpt-5.4", "gpt-5-mini", "gpt-4.1"]),
+    ("prod-anthropic", ProviderType::Anthropic, &["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"]),
+    ("prod-gemini", ProviderType::Google, &["gemini-2.5-pro", "gemini-2.5-flash"]),
+    (
+        "bedrock-us",
+        ProviderType::Bedrock,
+        &["us.anthropic.claude-sonnet-4-6", "global.anthropic.claude-haiku-4-5-20251001-v1:0"],
+    ),
+    ("ollama", ProviderType::OpenaiCompatible, &["llama-3.3-70b"]),
+    ("old-openai", ProviderType::Openai, &["gpt-4o"]),
+];
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+struct Args {
+    events: u64,
+    days: i64,
+    runs: usize,
+    backend: String,
+}
+
+fn args() -> Args {
+    let mut a = Args { events: 1_000_000, days: 30, runs: 20, backend: "both".into() };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    for pair in argv.chunks(2) {
+        let v = pair.get(1).cloned().unwrap_or_default();
+        match pair[0].as_str() {
+            "--events" => a.events = v.parse().expect("--events N"),
+            "--days" => a.days = v.parse().expect("--days N"),
+            "--runs" => a.runs = v.parse().expect("--runs N"),
+            "--backend" => a.backend = v,
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+/// The model each of 60 tokens calls: (provider index, model index) for home and other.
+fn token_plan(rng: &mut Rng) -> Vec<[(usize, usize); 2]> {
+    (0..60)
+        .map(|_| {
+            let mut pick = || {
+                let p = rng.below(PROVIDERS.len() as u64) as usize;
+                (p, rng.below(PROVIDERS[p].2.len() as u64) as usize)
+            };
+            [pick(), pick()]
+        })
+        .collect()
+}
+
+async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
+    let catalog = Catalog::embedded().expect("catalog");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let plan = token_plan(&mut rng);
+    let span = a.days * 86_400_000;
+    let start = end_ms - span;
+    let t = Instant::now();
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..a.events {
+        // events spread evenly over the window, in time order (as a live writer sees them)
+        let ts = start + (i as i64 * span) / a.events as i64;
+        let tok = rng.below(60) as usize;
+        let (p, m) = plan[tok][usize::from(rng.below(10) >= 8)];
+        let (provider, ptype, models) = PROVIDERS[p];
+        let model = models[m];
+        let input = 200 + rng.below(20_000) as i64;
+        let cached = if rng.below(3) == 0 { rng.below(30_000) as i64 } else { 0 };
+        let usage = Usage {
+            input,
+            output: 20 + rng.below(2_000) as i64,
+            reasoning: if rng.below(4) == 0 { rng.below(3_000) as i64 } else { 0 },
+            cached_input: cached,
+            cache_write_5m: if ptype == ProviderType::Anthropic && rng.below(5) == 0 { 2048 } else { 0 },
+            ..Usage::default()
+        };
+        let priced =
+            price(&PriceInput { provider_type: ptype, model: Some(model), usage: &usage, overrides: None }, &catalog);
+        let failed = rng.below(50) == 0;
+        batch.push(UsageEvent {
+            id: format!("{i:016x}"),
+            ts_ms: ts,
+            provider: provider.into(),
+            provider_type: ptype,
+            model: Some(model.into()),
+            endpoint: "/v1/messages".into(),
+            user: Some(format!("user{}@example.com", tok % 40)),
+            agent: (!tok.is_multiple_of(4)).then(|| format!("agent-{}", tok % 15)),
+            token_id: Some(format!("tok{tok}")),
+            status: if failed { RequestStatus::UpstreamError } else { RequestStatus::Success },
+            http_status: Some(if failed { 529 } else { 200 }),
+            error_class: failed.then(|| "upstream_5xx".into()),
+            streamed: rng.below(2) == 0,
+            latency_ms: 300 + rng.below(5_000) as i64,
+            ttft_ms: Some(100 + rng.below(900) as i64),
+            usage: if failed { Usage::default() } else { usage },
+            cost: if failed { Default::default() } else { priced.cost },
+            catalog_version: Some(catalog.version().to_string()),
+            priced_by_override: false,
+            unpriced: priced.unpriced,
+            request_id: format!("req{i}"),
+            conversation_id: None,
+        });
+        if batch.len() == 1000 {
+            store.insert_events(&batch).await.expect("insert");
+            batch.clear();
+        }
+        if i > 0 && i % 200_000 == 0 {
+            eprintln!("  seeded {i} events ({:.0}/s)", i as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    store.insert_events(&batch).await.expect("insert");
+    t.elapsed()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::new(dir.path().join("data"));
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.database_url = db.as_ref().map(|d| Sensitive(d.url().to_string()));
+    settings.usage_retention_days = 0;
+    let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
+    std::fs::create_dir_all(&settings.data_dir).expect("data dir");
+    // Align the window end to an hour so every run reads the same rollups.
+    let now = tollgate_server::time::now_ms();
+    let end_ms = now - now % 3_600_000;
+    let store = UsageStore::connect(&usage_url).await.expect("usage store");
+    eprintln!("{label}: seeding {} events over {} days…", a.events, a.days);
+    let took = seed(&store, a, end_ms).await;
+    let rollup_rows = store.rollup_rows(i64::MIN, i64::MAX).await.expect("rollups").len();
+    store.close().await;
+    let seeded = format!(
+        "seeded in {:.1} s ({:.0} events/s through insert_events, rollups included)",
+        took.as_secs_f64(),
+        a.events as f64 / took.as_secs_f64()
+    );
+    eprintln!("{label}: {seeded}, {rollup_rows} hourly rollup rows");
+
+    let gw = Gateway::start(settings).await.expect("gateway");
+    let base = format!("http://{}", gw.local_addr());
+    let token = gw.bootstrap_token().expect("fresh data dir").to_string();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gw.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::new();
+    let start = tollgate_server::time::rfc3339(end_ms - a.days * 86_400_000);
+    let end = tollgate_server::time::rfc3339(end_ms);
+    let variants = [
+        ("bucket=hour", "bucket=hour"),
+        ("bucket=day", "bucket=day"),
+        ("bucket=hour&group_by=provider", "bucket=hour&group_by=provider"),
+        ("bucket=day&group_by=model", "bucket=day&group_by=model"),
+        ("bucket=day&group_by=user", "bucket=day&group_by=user"),
+        ("bucket=hour&group_by=user (top 10 + other)", "bucket=hour&group_by=user"),
+        ("bucket=hour&group_by=user&limit=1000", "bucket=hour&group_by=user&limit=1000"),
+        ("bucket=hour&group_by=token_type", "bucket=hour&group_by=token_type"),
+        ("bucket=day + provider filter", "bucket=day&provider=prod-anthropic"),
+    ];
+    println!("\n{label}: {} events over {} days, {rollup_rows} hourly rollup rows; {seeded}", a.events, a.days);
+    println!("| timeseries query (30 days) | p50 ms | max ms | series × points, size |");
+    println!("|---|---:|---:|---:|");
+    for (name, q) in variants {
+        let url = format!("{base}/api/v1/spending/timeseries?start={start}&end={end}&{q}");
+        let mut times = Vec::with_capacity(a.runs);
+        let mut shape = String::new();
+        for run in 0..=a.runs {
+            let t = Instant::now();
+            let resp = client.get(&url).bearer_auth(&token).send().await.expect("request");
+            assert_eq!(resp.status().as_u16(), 200, "{name}");
+            // Timed until the whole answer has arrived (parsing it is the client's business).
+            let bytes = resp.bytes().await.expect("body");
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            if run == 0 {
+                let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+                // warm-up run (connection, first page cache), not counted
+                let series = body["series"].as_array().map_or(0, Vec::len);
+                let points = body["series"][0]["points"].as_array().map_or(0, Vec::len);
+                shape = format!("{series} × {points}, {} KiB", bytes.len() / 1024);
+                continue;
+            }
+            times.push(ms);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("| `{name}` | {:.1} | {:.1} | {shape} |", pct(&times, 0.5), times[times.len() - 1]);
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    drop(db);
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let a = args();
+    if a.backend == "sqlite" || a.backend == "both" {
+        bench("SQLite", None, &a).await;
+    }
+    if a.backend == "postgres" || a.backend == "both" {
+        match TestDb::postgres().await {
+            Some(db) => bench("PostgreSQL", Some(db), &a).await,
+            None => eprintln!("PostgreSQL skipped: set TOLLGATE_TEST_DATABASE_URL"),
+        }
+    }
+}
