@@ -309,7 +309,7 @@
       const input = $("#ov-" + b);
       input.value = $(`input.ov[data-bucket=${b}]`, tr).value;
       input.placeholder = rates[i] !== "" ? rates[i] : "no catalog rate";
-      $("#cat-" + b).textContent = rates[i] !== "" ? `catalog $${rates[i]}` : "catalog: none";
+      $("#cat-" + b).textContent = rates[i] !== "" ? `catalog ${money(rates[i])}` : "catalog: none";
     });
     $("#pricing-error").classList.add("hidden");
     dialog.showModal();

@@ -138,7 +138,7 @@ pub async fn list(
                 models: spec.provider_models.iter().take(2).map(|m| m.name.clone()).collect(),
                 more_models: spec.provider_models.len().saturating_sub(2),
                 spend: format::usd(total_mc),
-                spark: super::charts::sparkline(&daily, 96, 24, &format!("7-day spend of {}", spec.name)),
+                spark: super::charts::sparkline(&daily, 72, 22, &format!("7-day spend of {}", spec.name)),
                 updated: format::ago(e.updated_at_ms, now),
                 updated_full: format::date_time(e.updated_at_ms),
             }

@@ -474,9 +474,13 @@ pub async fn page(
     };
     // a custom range is written back as canonical ISO-8601 so the URL is shareable as is
     if view.range == "custom" {
-        let canonical = url_of("/usage", &view.pairs());
-        if canonical != format!("/usage?{raw}") {
-            return Ok(Redirect::to(&canonical).into_response());
+        let canonical = |key: &str, ms: Option<i64>| {
+            url::form_urlencoded::parse(raw.as_bytes())
+                .filter(|(k, _)| k == key)
+                .all(|(_, v)| ms.is_some_and(|ms| v == format::iso(ms)))
+        };
+        if !canonical("customStart", view.custom_start) || !canonical("customEnd", view.custom_end) {
+            return Ok(Redirect::to(&url_of("/usage", &view.pairs())).into_response());
         }
     }
     render(&console, &session, view, None, StatusCode::OK).await

@@ -1,6 +1,7 @@
 //! The web console: HTTP-level tests (a cookie-keeping client, no browser) on both stores, and
 //! end-to-end tests that drive headless Chromium through the real pages.
 
+mod browser;
 mod http;
 
 use crate::support::*;

@@ -1,0 +1,679 @@
+//! The console end to end in headless Chromium (Debian `chromium` + `chromium-driver`, driven
+//! over WebDriver by fantoccini): sign in; store a secret; create a provider of every type
+//! through the form (Resource ID derived as you type, type cards, Existing and New secrets, the
+//! catalog model picker, free-typed models, a price override in the dialog, transcripts); see
+//! them listed; send traffic through the proxy to fake upstreams; Test Connection; see the spend
+//! on the detail KPIs and on Cost & Usage (groups, chips, a shared custom-range URL); edit,
+//! disable and delete; a reader's read-only view.
+//!
+//! One browser session serves the whole flow (Chromium is slow to start on two cores). Without
+//! `/usr/bin/chromedriver` the test fails, unless `TOLLGATE_SKIP_BROWSER_TESTS=1`. With
+//! `TOLLGATE_SCREENSHOTS=1` it saves a PNG of every page under `docs/screenshots/`.
+
+use super::token_of;
+use crate::proxy::{AWS_KEY, UPSTREAM_KEY, sdk_auth, send, usage_events};
+use crate::support::*;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tollgate_core::pricing::{PriceInput, price};
+use tollgate_core::{Catalog, ProviderType, RequestStatus, Usage};
+use tollgate_server::console::format as fmt;
+use tollgate_store::{UsageEvent, UsageStore};
+use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DAY_MS: i64 = 86_400_000;
+
+/// A chromedriver process this test started; killed (by its own handle) when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    fmt::iso(ms)
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    l.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts chromedriver, or says why the browser tests cannot run.
+fn driver() -> Option<Driver> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() {
+        if std::env::var("TOLLGATE_SKIP_BROWSER_TESTS").as_deref() == Ok("1") {
+            #[allow(clippy::print_stderr)] // the one way to tell a test runner a test was skipped
+            {
+                eprintln!("browser tests skipped: {CHROMEDRIVER} is missing and TOLLGATE_SKIP_BROWSER_TESTS=1");
+            }
+            return None;
+        }
+        panic!(
+            "{CHROMEDRIVER} is missing: install Debian's chromium and chromium-driver (.ci/run does), \
+             or set TOLLGATE_SKIP_BROWSER_TESTS=1 to skip the browser tests"
+        );
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting chromedriver: {e}"));
+    let d = Driver { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(d)
+}
+
+/// The browser, plus where screenshots go.
+struct Browser {
+    c: Client,
+    base: String,
+    shots: Option<PathBuf>,
+    _driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start(base: &str, driver: Driver) -> Browser {
+        let profile = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--disable-dev-shm-usage", "--window-size=1400,1000",
+                         format!("--user-data-dir={}", profile.path().display())]
+            }
+        }))
+        .unwrap_or_default();
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.port))
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver session: {e}"));
+        let shots = (std::env::var("TOLLGATE_SCREENSHOTS").as_deref() == Ok("1"))
+            .then(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots"));
+        Browser { c, base: base.to_string(), shots, _driver: driver, _profile: profile }
+    }
+
+    async fn go(&self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap_or_else(|e| panic!("goto {path}: {e}"));
+    }
+
+    async fn el(&self, css: &str) -> Element {
+        match self.c.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await {
+            Ok(e) => e,
+            Err(e) => panic!("no element {css} on {:?}: {e}", self.c.current_url().await.ok()),
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.el(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let e = self.el(css).await;
+        e.clear().await.unwrap_or_else(|e| panic!("clear {css}: {e}"));
+        e.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    async fn select(&self, css: &str, value: &str) {
+        self.el(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.el(css).await.text().await.unwrap_or_default()
+    }
+
+    async fn prop(&self, css: &str, prop: &str) -> Option<String> {
+        self.el(css).await.prop(prop).await.unwrap_or_default()
+    }
+
+    async fn exists(&self, css: &str) -> bool {
+        self.c.find(Locator::Css(css)).await.is_ok()
+    }
+
+    /// Waits until nothing matches `css` (e.g. after a navigation).
+    async fn wait_gone(&self, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.exists(css).await {
+            assert!(Instant::now() < deadline, "{css} is still there");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn js(&self, script: &str) -> Value {
+        self.c.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script: {e}"))
+    }
+
+    /// Waits until `css`'s text contains `needle`.
+    async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let t = self.text(css).await;
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "{css} never showed {needle:?}; it shows {t:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn path(&self) -> String {
+        let u = self.c.current_url().await.unwrap_or_else(|e| panic!("{e}"));
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    /// Saves a full-page PNG as `docs/screenshots/<name>.png` when screenshots are on.
+    async fn shot(&self, name: &str) {
+        let Some(dir) = &self.shots else { return };
+        let h = self
+            .js("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
+            .await
+            .as_u64()
+            .unwrap_or(1000);
+        let _ = self.c.set_window_size(1400, (h + 140).clamp(800, 4200) as u32).await;
+        let png = self.c.screenshot().await.unwrap_or_else(|e| panic!("screenshot: {e}"));
+        let _ = self.c.set_window_size(1400, 1000).await;
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// What the form should be filled with for one provider.
+struct NewProvider<'a> {
+    display: &'a str,
+    expected_id: &'a str,
+    kind: &'a str,
+    base_url: String,
+    /// (field, how): `("openai_config.api_key_ref", Existing("OPENAI_API_KEY"))`.
+    secrets: Vec<(&'a str, SecretInput<'a>)>,
+    /// Catalog models picked from the suggestions.
+    picked: Vec<&'a str>,
+    /// Models typed (not in the catalog).
+    typed: Vec<&'a str>,
+}
+
+enum SecretInput<'a> {
+    Existing(&'a str),
+    New(&'a str, &'a str),
+}
+
+async fn create_through_form(b: &Browser, p: &NewProvider<'_>, shot: Option<&str>) {
+    b.go("/providers/new").await;
+    assert_eq!(b.prop("#submit-provider", "disabled").await.as_deref(), Some("true"), "Create starts inactive");
+    b.fill("#display_name", p.display).await;
+    // the Resource ID follows the display name, and the live check approves it
+    assert_eq!(b.prop("#name", "value").await.as_deref(), Some(p.expected_id));
+    b.wait_text("#name-ok", "available").await;
+    assert!(b.el("#sum-name").await.attr("class").await.unwrap_or_default().unwrap_or_default().contains("done"));
+    assert_eq!(b.prop("#submit-provider", "disabled").await.as_deref(), Some("true"), "Type is still missing");
+    b.click(&format!("label[for=type-{}]", p.kind)).await;
+    assert_eq!(b.prop("#submit-provider", "disabled").await.as_deref(), Some("false"), "Name and Type set");
+    let base_input = match p.kind {
+        "openai" => "#openai-base-url",
+        "anthropic" => "#anthropic-base-url",
+        "google" => "#google-base-url",
+        "bedrock" => "#bedrock-base-url",
+        _ => "#compat-base-url",
+    };
+    b.fill(base_input, &p.base_url).await;
+    if p.kind == "bedrock" {
+        b.click("label:has(> #cred-static)").await;
+    }
+    for (field, how) in &p.secrets {
+        let boxed = format!(r#"div[data-secret-field="{field}"]"#);
+        let id = field.replace(['.', '_'], "-");
+        match how {
+            SecretInput::Existing(name) => b.select(&format!("select#{id}"), name).await,
+            SecretInput::New(name, value) => {
+                b.click(&format!("{boxed} label:has(> .mode-new)")).await;
+                b.fill(&format!("#{id}-new-name"), name).await;
+                b.fill(&format!("#{id}-new-value"), value).await;
+            }
+        }
+    }
+    for m in &p.picked {
+        b.fill("#model-search", m).await;
+        b.click(&format!(r#"#model-suggestions .picker-item[data-name="{m}"]"#)).await;
+        b.el(&format!(r#"#model-rows tr[data-name="{m}"]"#)).await;
+    }
+    for m in &p.typed {
+        b.fill("#model-search", &format!("{m}\u{E007}")).await;
+        b.el(&format!(r#"#model-rows tr[data-name="{m}"]"#)).await;
+    }
+    if let Some(name) = shot {
+        b.shot(name).await;
+    }
+}
+
+async fn submit_provider(b: &Browser, id: &str) {
+    b.click("#submit-provider").await;
+    b.wait_text("#notice", &format!("Provider \"{id}\" created.")).await;
+    assert_eq!(b.path().await, format!("/providers/{id}?notice=created&name={id}"));
+}
+
+/// Priced historical events for the last `days` days (not today), so the charts have a shape.
+fn history(kind: ProviderType, provider: &str, models: &[&str], days: i64, now_ms: i64) -> Vec<UsageEvent> {
+    let catalog = Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+    let today = now_ms - now_ms.rem_euclid(DAY_MS);
+    let mut out = Vec::new();
+    for d in 1..=days {
+        for (i, model) in models.iter().enumerate() {
+            let n = ((d * 7 + i as i64 * 3) % 5) + 1;
+            for k in 0..n {
+                let usage = Usage {
+                    input: 1_000 * (d % 4 + 1) + 250 * k,
+                    output: 400 * (i as i64 + 1),
+                    cached_input: if kind == ProviderType::Anthropic { 2_000 } else { 0 },
+                    cache_write_5m: if kind == ProviderType::Anthropic && k == 0 { 500 } else { 0 },
+                    reasoning: if kind == ProviderType::Openai { 120 } else { 0 },
+                    ..Usage::default()
+                };
+                let priced = price(
+                    &PriceInput { provider_type: kind, model: Some(model), usage: &usage, overrides: None },
+                    &catalog,
+                );
+                out.push(UsageEvent {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    ts_ms: today - d * DAY_MS + (k + 1) * 3_600_000 + i as i64 * 60_000,
+                    provider: provider.to_string(),
+                    provider_type: kind,
+                    model: Some(model.to_string()),
+                    endpoint: "/v1/messages".into(),
+                    user: Some(["ana@example.com", "li@example.com"][(k % 2) as usize].to_string()),
+                    agent: Some(["support-bot", "coder"][(d % 2) as usize].to_string()),
+                    token_id: None,
+                    status: if k == 3 { RequestStatus::UpstreamError } else { RequestStatus::Success },
+                    http_status: Some(200),
+                    error_class: None,
+                    streamed: k % 2 == 0,
+                    latency_ms: 800,
+                    ttft_ms: Some(200),
+                    usage,
+                    cost: priced.cost,
+                    catalog_version: Some(catalog.version().to_string()),
+                    priced_by_override: false,
+                    unpriced: priced.unpriced,
+                    request_id: format!("hist-{provider}-{d}-{i}-{k}"),
+                    conversation_id: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_end_to_end_in_chromium() {
+    let Some(driver) = driver() else { return };
+    // fake upstreams for every type
+    let up = |flavor, key: Option<&'static str>| async move {
+        FakeUpstream::start(flavor, key).await.unwrap_or_else(|e| panic!("fake upstream: {e:#}"))
+    };
+    let openai = up(Flavor::OpenAi, Some(UPSTREAM_KEY)).await;
+    let anthropic = up(Flavor::Anthropic, Some(UPSTREAM_KEY)).await;
+    let google = up(Flavor::Google, Some(UPSTREAM_KEY)).await;
+    let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
+    let bedrock = FakeUpstream::start(Flavor::Bedrock, Some(&aws_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let local = up(Flavor::OpenAi, None).await;
+    let control = bedrock.base_url.clone();
+    let gw = TestGateway::start_with(None, |s| s.bedrock_control_endpoint = Some(control))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "GOOGLE_AI_API_KEY", UPSTREAM_KEY).await;
+    let b = Browser::start(&gw.base_url, driver).await;
+
+    // ---- sign in
+    b.go("/providers").await;
+    assert!(b.path().await.starts_with("/login?next=%2Fproviders"));
+    b.shot("01-sign-in").await;
+    b.fill("#token", "tg_not-a-real-token").await;
+    b.click("#sign-in").await;
+    b.wait_text("#login-error", "invalid gateway token").await;
+    b.fill("#token", &gw.admin_token).await;
+    b.click("#sign-in").await;
+    b.wait_text("#no-providers", "No providers yet").await;
+    assert_eq!(b.text("#role").await, "admin");
+
+    // ---- a secret through the Secrets page
+    b.click(r#"a[href="/secrets"]"#).await;
+    b.fill("#secret-name", "OPENAI_API_KEY").await;
+    b.fill("#secret-value", UPSTREAM_KEY).await;
+    b.click("#save-secret").await;
+    b.wait_text("#notice", "Secret OPENAI_API_KEY stored.").await;
+    assert!(b.exists(r#"tr[data-secret="OPENAI_API_KEY"]"#).await);
+
+    // ---- one provider of each type through the form
+    let anthropic_p = NewProvider {
+        display: "Claude Team",
+        expected_id: "claude-team",
+        kind: "anthropic",
+        base_url: anthropic.provider_base_url(),
+        secrets: vec![("anthropic_config.api_key_ref", SecretInput::New("ANTHROPIC_API_KEY", UPSTREAM_KEY))],
+        picked: vec!["claude-haiku-4-5", "claude-sonnet-4-5"],
+        typed: vec![],
+    };
+    create_through_form(&b, &anthropic_p, None).await;
+    // override the price of one model in the dialog: input $0.75, cached input free, output blank
+    b.click(r#"tr[data-name="claude-haiku-4-5"] button[data-action="override"]"#).await;
+    let placeholder = b.el("#ov-input_per_million").await.attr("placeholder").await.ok().flatten().unwrap_or_default();
+    assert_eq!(placeholder, "1", "the catalog rate is the placeholder");
+    b.fill("#ov-input_per_million", "0.75").await;
+    b.fill("#ov-output_per_million", "9").await;
+    b.fill("#ov-cached_input_per_million", "0").await;
+    b.click(r#"button[data-reset="output_per_million"]"#).await;
+    assert_eq!(b.prop("#ov-output_per_million", "value").await.as_deref(), Some(""), "per-field reset");
+    b.shot("03-override-pricing").await;
+    b.click("#pricing-save").await;
+    assert_eq!(b.text(r#"tr[data-name="claude-haiku-4-5"] .m-in"#).await, "$0.75");
+    assert!(b.el(r#"tr[data-name="claude-haiku-4-5"] .price-badge"#).await.is_displayed().await.unwrap_or(false));
+    b.click("#record-inputs").await;
+    b.shot("02-create-provider").await;
+    submit_provider(&b, "claude-team").await;
+
+    let providers = [
+        NewProvider {
+            display: "Prod OpenAI",
+            expected_id: "prod-openai",
+            kind: "openai",
+            base_url: openai.provider_base_url(),
+            secrets: vec![("openai_config.api_key_ref", SecretInput::Existing("OPENAI_API_KEY"))],
+            picked: vec!["gpt-4o-mini", "gpt-4o"],
+            typed: vec![],
+        },
+        NewProvider {
+            display: "Gemini",
+            expected_id: "gemini",
+            kind: "google",
+            base_url: google.provider_base_url(),
+            secrets: vec![("google_config.api_key_ref", SecretInput::Existing("GOOGLE_AI_API_KEY"))],
+            picked: vec![],
+            typed: vec![],
+        },
+        NewProvider {
+            display: "Bedrock US",
+            expected_id: "bedrock-us",
+            kind: "bedrock",
+            base_url: bedrock.provider_base_url(),
+            secrets: vec![
+                (
+                    "bedrock_config.static_credentials.access_key_id_ref",
+                    SecretInput::New("AWS_ACCESS_KEY_ID", AWS_KEY.0),
+                ),
+                (
+                    "bedrock_config.static_credentials.secret_access_key_ref",
+                    SecretInput::New("AWS_SECRET_ACCESS_KEY", AWS_KEY.1),
+                ),
+            ],
+            picked: vec!["us.anthropic.claude-haiku-4-5-20251001-v1:0"],
+            typed: vec![],
+        },
+        NewProvider {
+            display: "Local Llama",
+            expected_id: "local-llama",
+            kind: "openai_compatible",
+            base_url: local.provider_base_url(),
+            secrets: vec![],
+            picked: vec![],
+            typed: vec!["llama3.1:8b"],
+        },
+    ];
+    for p in &providers {
+        let shot = (p.kind == "bedrock").then_some("02b-create-bedrock");
+        create_through_form(&b, p, shot).await;
+        submit_provider(&b, p.expected_id).await;
+    }
+    // what the forms stored
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/claude-team", None).await;
+    assert_eq!(
+        spec["provider_models"],
+        json!([{"name": "claude-haiku-4-5", "custom_pricing": {"input_per_million": 75_000_000, "cached_input_per_million": 0}},
+               {"name": "claude-sonnet-4-5"}])
+    );
+    assert_eq!(spec["transcripts"], json!({"record_input_messages": true, "record_output_messages": false}));
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/bedrock-us", None).await;
+    assert_eq!(spec["bedrock_config"]["static_credentials"]["access_key_id_ref"], "AWS_ACCESS_KEY_ID");
+    let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/local-llama", None).await;
+    assert_eq!(spec["provider_models"], json!([{"name": "llama3.1:8b"}]));
+    // a second OpenAI provider (through the API), so the charts need two hatches of one colour
+    let mut second = crate::proxy::provider_at("openai", "batch-openai", &openai.provider_base_url(), json!({}));
+    second["display_name"] = json!("Batch OpenAI");
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(second)).await, 201);
+
+    // ---- the list
+    b.go("/providers").await;
+    for id in ["batch-openai", "bedrock-us", "claude-team", "gemini", "local-llama", "prod-openai"] {
+        assert!(b.exists(&format!(r#"tr[data-provider="{id}"]"#)).await, "{id} listed");
+    }
+    assert_eq!(b.text("#page-range").await, "1–6 of 6");
+
+    // ---- traffic through the proxy, with a token made on the Tokens page
+    b.go("/tokens?providers=claude-team&role=invoker&name=app").await;
+    b.select("#token-role", "invoker").await;
+    b.js("for (const o of document.querySelectorAll('#token-providers option')) o.selected = false").await;
+    b.fill("#token-agent", "support-bot").await;
+    b.fill("#token-user", "ana@example.com").await;
+    b.click("#create-token").await;
+    let app_token = b.text("#new-token-value").await;
+    assert!(app_token.starts_with("tg_"), "{app_token}");
+    b.shot("09-tokens").await;
+    let hi = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let proxy = |p: &str| gw.url(&format!("/llm/v1/providers/{p}"));
+    let mut sent = 0;
+    for (p, kind, path, model) in [
+        ("claude-team", "anthropic", "/v1/messages", "claude-haiku-4-5"),
+        ("claude-team", "anthropic", "/v1/messages", "claude-sonnet-4-5"),
+        ("prod-openai", "openai", "/chat/completions", "gpt-4o-mini"),
+        ("batch-openai", "openai", "/chat/completions", "gpt-4o"),
+        ("local-llama", "openai_compatible", "/chat/completions", "llama3.1:8b"),
+    ] {
+        let mut body = hi.clone();
+        body["model"] = json!(model);
+        body["max_tokens"] = json!(64);
+        let r = send(sdk_auth(gw.client.post(format!("{}{path}", proxy(p))), kind, &app_token).json(&body)).await;
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+        sent += 1;
+    }
+    let r = send(
+        sdk_auth(
+            gw.client.post(format!("{}/v1beta/models/gemini-2.5-flash:generateContent", proxy("gemini"))),
+            "google",
+            &app_token,
+        )
+        .json(&json!({"contents": [{"parts": [{"text": "hi"}]}]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(
+        gw.client
+            .post(format!("{}/model/us.anthropic.claude-haiku-4-5-20251001-v1:0/converse", proxy("bedrock-us")))
+            .bearer_auth(&app_token)
+            .json(&json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    sent += 2;
+    usage_events(&gw, sent).await;
+    // and two weeks of history, so the charts have a shape
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut past = history(ProviderType::Anthropic, "claude-team", &["claude-haiku-4-5", "claude-sonnet-4-5"], 13, now);
+    past.extend(history(ProviderType::Openai, "prod-openai", &["gpt-4o-mini", "gpt-4o"], 13, now));
+    past.extend(history(ProviderType::Openai, "batch-openai", &["gpt-4o"], 9, now));
+    past.extend(history(ProviderType::Google, "gemini", &["gemini-2.5-flash"], 11, now));
+    let usage_url = format!("sqlite://{}?mode=rwc", gw.data_dir.join("usage.sqlite").display());
+    let store = UsageStore::connect(&usage_url).await.unwrap_or_else(|e| panic!("{e}"));
+    store.insert_events(&past).await.unwrap_or_else(|e| panic!("{e}"));
+    store.close().await;
+
+    // ---- the detail page: KPIs match the spending API, Test Connection passes
+    let today = now - now.rem_euclid(DAY_MS);
+    let week = |p: &str| {
+        format!(
+            "/api/v1/spending/summary?provider={p}&start={}&end={}",
+            rfc3339(today - 6 * DAY_MS),
+            rfc3339(today + DAY_MS)
+        )
+    };
+    let (_, s) = admin(&gw, Method::GET, &week("claude-team"), None).await;
+    let spend = s["stats"]["total_cost_microcents"].as_i64().unwrap_or_default();
+    assert!(spend > 0, "{s}");
+    b.go("/providers/claude-team").await;
+    assert_eq!(b.text("#kpi-spend .kpi-value").await, fmt::usd(spend));
+    assert_eq!(b.text("#kpi-requests .kpi-value").await, fmt::int(s["stats"]["total_requests"].as_i64().unwrap_or(0)));
+    assert_eq!(b.text("#kpi-tokens .kpi-value").await, fmt::int(s["stats"]["total_tokens"].as_i64().unwrap_or(0)));
+    assert!(b.text(r#"tr[data-model="claude-haiku-4-5"]"#).await.contains("$0.75"), "override price in the list");
+    assert!(b.text("#connection-card").await.contains(&proxy("claude-team")));
+    assert_eq!(b.text("#check-text").await, "Not tested yet");
+    // the fake upstream does not list this model: a failure with the reason
+    b.select("#check-model", "claude-haiku-4-5").await;
+    b.click("#test-connection").await;
+    b.wait_text("#check-text", "does not list model").await;
+    assert!(b.el("#check-status").await.attr("class").await.ok().flatten().unwrap_or_default().contains("fail"));
+    b.select("#check-model", "").await;
+    b.click("#test-connection").await;
+    let status = b.wait_text("#check-text", "Passed").await;
+    assert!(status.contains(" ms"), "{status}");
+    b.click("#show-commands summary").await;
+    assert!(b.text("#cmd-1").await.contains("/api/v1/llm-providers/claude-team/check"));
+    b.shot("04-provider-detail").await;
+    // Test Connection on Bedrock signs ListFoundationModels against the fake control plane
+    b.go("/providers/bedrock-us").await;
+    b.click("#test-connection").await;
+    b.wait_text("#check-text", "Passed").await;
+    // Connect tab
+    b.go("/providers/claude-team").await;
+    b.click("#tab-connect").await;
+    assert!(b.text("#code-curl").await.contains(&format!("curl {}/v1/messages", proxy("claude-team"))));
+    b.click("label:has(> .lang-go)").await;
+    assert!(b.text("#code-go").await.contains("anthropic-sdk-go"));
+    assert!(b.text("#step-clients").await.contains("ANTHROPIC_BASE_URL"));
+    b.click("label:has(> .lang-python)").await;
+    b.shot("05-provider-connect").await;
+    b.go("/providers/gemini?tab=connect").await;
+    assert!(b.text("#code-curl").await.contains(":generateContent"));
+
+    // ---- the list with spend
+    b.go("/providers").await;
+    let row = b.text(r#"tr[data-provider="claude-team"]"#).await;
+    assert!(row.contains(&fmt::usd(spend)), "{row}");
+    b.shot("06-providers").await;
+
+    // ---- Cost & Usage
+    b.click(r#"a[href="/usage"]"#).await;
+    let sub = b.text("#usage-subtitle").await;
+    assert!(sub.ends_with("Last 7 days · daily buckets"), "{sub}");
+    let bars = b.el("#chart-spend").await.attr("data-buckets").await.ok().flatten().unwrap_or_default();
+    assert_eq!(bars, "7");
+    let (_, all) = admin(
+        &gw,
+        Method::GET,
+        &format!("/api/v1/spending/summary?start={}&end={}", rfc3339(today - 6 * DAY_MS), rfc3339(today + DAY_MS)),
+        None,
+    )
+    .await;
+    let total = all["stats"]["total_cost_microcents"].as_i64().unwrap_or_default();
+    assert!(b.text("#cost-sums").await.contains(&fmt::usd(total)));
+    // two OpenAI providers: one colour, distinct hatches
+    let legend = b.text("#chart-spend-card .legend").await;
+    assert!(legend.contains("Prod OpenAI") && legend.contains("Batch OpenAI"), "{legend}");
+    let hatched: i64 =
+        b.js("return document.querySelectorAll('#chart-spend pattern').length").await.as_i64().unwrap_or(0);
+    assert!(hatched >= 1, "the second OpenAI provider is hatched");
+    b.shot("07-cost-and-usage").await;
+    // group by model, filter to one provider and one cost type through the chips
+    b.select("#group-by", "model").await;
+    b.wait_text("#breakdown-card h2", "By Model").await;
+    b.select("#add-provider", "claude-team").await;
+    b.el(r#".fchip[data-dim="provider"][data-value="claude-team"]"#).await;
+    b.select("#add-cost_type", "input").await;
+    b.el(r#".fchip[data-dim="cost_type"][data-value="input"]"#).await;
+    let sums = b.text("#cost-sums").await;
+    assert!(!sums.contains("Output"), "only input cost is left: {sums}");
+    assert!(b.path().await.contains("provider=claude-team") && b.path().await.contains("cost_type=input"));
+    b.shot("08-cost-and-usage-filtered").await;
+    b.click(r#".fchip[data-dim="cost_type"] a"#).await;
+    b.wait_gone(r#".fchip[data-dim="cost_type"]"#).await;
+    assert!(b.text("#chips").await.contains("Claude Team"), "the other chip stays");
+    assert!(!b.path().await.contains("cost_type"));
+    // a shared custom-range URL opens the same window
+    let shared = format!(
+        "/usage?range=custom&customStart={}&customEnd={}&group_by=provider",
+        fmt::iso(today - 2 * DAY_MS),
+        fmt::iso(today + DAY_MS)
+    );
+    b.go(&shared).await;
+    assert_eq!(b.path().await, shared, "the shared URL stays as it is");
+    assert_eq!(b.prop("#range", "value").await.as_deref(), Some("custom"));
+    let sub = b.text("#usage-subtitle").await;
+    assert!(sub.ends_with("daily buckets") && sub.contains(" – "), "{sub}");
+    assert_eq!(b.el("#chart-spend").await.attr("data-buckets").await.ok().flatten().as_deref(), Some("3"));
+    b.shot("08b-cost-and-usage-custom-range").await;
+
+    // ---- edit, disable, delete
+    b.go("/providers/prod-openai").await;
+    b.click("#edit-provider").await;
+    assert_eq!(b.prop("#name", "readOnly").await.as_deref(), Some("true"));
+    assert_eq!(b.prop("#type-openai", "disabled").await.as_deref(), Some("true"));
+    b.shot("10-provider-edit").await;
+    b.fill("#display_name", "Prod OpenAI (EU)").await;
+    b.click("#submit-provider").await;
+    b.wait_text("#notice", "saved").await;
+    assert_eq!(b.text("#provider-title").await, "Prod OpenAI (EU)");
+    b.click("#disable-provider").await;
+    b.wait_text("#status-badge", "Disabled").await;
+    let r = send(
+        sdk_auth(gw.client.post(format!("{}/chat/completions", proxy("prod-openai"))), "openai", &gw.admin_token)
+            .json(&json!({"model": "gpt-4o-mini", "messages": []})),
+    )
+    .await;
+    assert_eq!(r.status, 403, "a disabled provider refuses the proxy");
+    assert!(b.prop("#delete-provider", "disabled").await.as_deref() == Some("true"), "delete waits for the name");
+    b.fill("#confirm-name", "prod-openai").await;
+    assert_eq!(b.prop("#delete-provider", "disabled").await.as_deref(), Some("false"));
+    b.click("#delete-provider").await;
+    b.wait_text("#notice", "deleted").await;
+    assert!(!b.exists(r#"tr[data-provider="prod-openai"]"#).await);
+    // its spend stays in Cost & Usage, marked deleted
+    b.go("/usage").await;
+    assert!(b.text("#breakdown").await.contains("prod-openai (deleted provider)"));
+
+    // ---- secrets page with its users, and a reader's read-only console
+    b.go("/secrets").await;
+    assert!(b.text(r#"tr[data-secret="ANTHROPIC_API_KEY"]"#).await.contains("claude-team"));
+    b.shot("11-secrets").await;
+    let reader = token_of(&gw, "reader").await;
+    b.click("#sign-out").await;
+    b.el("#token").await;
+    b.fill("#token", &reader).await;
+    b.click("#sign-in").await;
+    b.el("#providers-table").await;
+    assert!(!b.exists("#create-provider").await && !b.exists(r#"a[href="/tokens"]"#).await);
+    b.go("/providers/claude-team").await;
+    assert!(
+        !b.exists("#edit-provider").await && !b.exists("#test-connection").await && !b.exists("#delete-card").await
+    );
+    b.shot("12-reader-view").await;
+    let _ = b.c.close().await;
+}
