@@ -217,7 +217,10 @@ impl UsageStore {
                     let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
                     qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
                     qb.push(table.upsert_tail());
-                    qb.build().execute(&mut *tx).await?;
+                    // As above: only the full-size upsert stays prepared, or every distinct
+                    // partial size would grow each connection's statement cache.
+                    let full = chunk.len() == crate::spending::ROLLUP_ROWS_PER_UPSERT;
+                    qb.build().persistent(full).execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;
