@@ -144,7 +144,9 @@ impl AppState {
     pub async fn credential(&self, snap: &Snapshot, name: &str) -> Option<SecretValue> {
         match &self.inner.secrets {
             SecretSource::Database => snap.credentials.get(name).cloned(),
-            other => other.value(&self.inner.store, name).await.ok().flatten(),
+            // Boxed: an external secret source's lookup (files, env, a database query) is a
+            // large future, and inlined it would grow every proxied request's future.
+            other => Box::pin(other.value(&self.inner.store, name)).await.ok().flatten(),
         }
     }
 

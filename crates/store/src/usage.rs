@@ -83,6 +83,23 @@ const COLUMNS: &str = columns!();
 /// Rows per INSERT statement: 35 columns × 400 stays under both backends' bind limits.
 const ROWS_PER_INSERT: usize = 400;
 
+/// The statement sizes a batch is cut into, largest first. Every size stays prepared on the
+/// connection, so no batch re-parses a statement (parsing a multi-row INSERT of ~200 rows
+/// cost more than executing it), and the statement cache holds at most these five.
+const INSERT_SIZES: [usize; 5] = [ROWS_PER_INSERT, 100, 25, 5, 1];
+
+/// Cuts `n` rows into statement sizes from [`INSERT_SIZES`], largest first.
+fn insert_pieces(mut n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    for size in INSERT_SIZES {
+        while n >= size {
+            out.push(size);
+            n -= size;
+        }
+    }
+    out
+}
+
 fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
     let id = row.text("id")?;
     let type_text = row.text("provider_type")?;
@@ -200,13 +217,16 @@ impl UsageStore {
         let rollups = crate::spending::rollup(events);
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for chunk in events.chunks(ROWS_PER_INSERT) {
+            let mut rest = events;
+            for size in insert_pieces(events.len()) {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
                 let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO usage_events ({COLUMNS}) "));
                 qb.push_values(chunk, |mut b, e| push_event!(b, e));
-                // Only the full-size statement is worth keeping prepared: caching every partial
-                // batch size (1..=ROWS_PER_INSERT rows, ~13,600 binds each) grew each pooled
-                // connection's statement cache by megabytes per distinct size.
-                qb.build().persistent(chunk.len() == ROWS_PER_INSERT).execute(&mut *tx).await?;
+                // Prepared once per size: caching every batch size (1..=ROWS_PER_INSERT rows,
+                // ~13,600 binds each) grew each pooled connection's statement cache by
+                // megabytes per distinct size.
+                qb.build().persistent(true).execute(&mut *tx).await?;
             }
             // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
             // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
@@ -273,5 +293,23 @@ impl UsageStore {
 
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_cut_into_the_prepared_sizes_only() {
+        assert_eq!(insert_pieces(0), Vec::<usize>::new());
+        assert_eq!(insert_pieces(1000), vec![400, 400, 100, 100]);
+        assert_eq!(insert_pieces(237), vec![100, 100, 25, 5, 5, 1, 1]);
+        for n in 0..=1234 {
+            let pieces = insert_pieces(n);
+            assert_eq!(pieces.iter().sum::<usize>(), n, "{n}");
+            assert!(pieces.iter().all(|p| INSERT_SIZES.contains(p)), "{n}: {pieces:?}");
+            assert!(pieces.windows(2).all(|w| w[0] >= w[1]), "{n}: largest first");
+        }
     }
 }

@@ -365,16 +365,16 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     };
     if bedrock {
         // Sign the final bytes: the URL as it will be sent, these headers, this body.
-        let signed = state
-            .aws()
-            .sign(
-                &state,
-                SecretLookup::Snapshot(&snap),
-                spec,
-                Outgoing { method: parts.method.as_str(), url: url.as_str(), body: &body },
-                &mut headers,
-            )
-            .await;
+        // Boxed: credential loading (STS, metadata endpoints) makes this a large future, and
+        // inlined it would grow the future of every request, Bedrock or not.
+        let signed = Box::pin(state.aws().sign(
+            &state,
+            SecretLookup::Snapshot(&snap),
+            spec,
+            Outgoing { method: parts.method.as_str(), url: url.as_str(), body: &body },
+            &mut headers,
+        ))
+        .await;
         if let Err(e) = signed {
             tracing::warn!(provider = name, error = %e, "cannot sign the Bedrock request");
             return refuse(&state, Some(a.ptype), GatewayErrorKind::BadGateway, &e.to_string());
@@ -499,7 +499,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     }
 
     if filter_models {
-        return filtered_model_list(upstream, read_timeout, a.family, spec, recorder, out_headers, status).await;
+        return Box::pin(filtered_model_list(upstream, read_timeout, a.family, spec, recorder, out_headers, status))
+            .await;
     }
 
     let expected_len = if injected { None } else { upstream.body().size_hint().exact() };
