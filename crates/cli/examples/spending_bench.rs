@@ -9,6 +9,8 @@
 //!     [--runs 20] [--backend sqlite|postgres|both]
 //! ```
 //! PostgreSQL uses `TOLLGATE_TEST_DATABASE_URL` (a fresh `t_<uuid>` database, dropped after).
+//! After the API, the same data is read through the console: every page that shows usage (and
+//! the secrets and tokens pages) is timed signed in as an admin (see `console_pages`).
 //!
 //! Traffic shape (deterministic): 60 gateway tokens (40 users × agents), each calling one home
 //! model 80% of the time and one other 20%, over 6 providers of 4 types (one provider deleted,
@@ -225,9 +227,175 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
         times.sort_by(f64::total_cmp);
         println!("| `{name}` | {:.1} | {:.1} | {shape} |", pct(&times, 0.5), times[times.len() - 1]);
     }
+    console_pages(label, &base, &token, &client, a, end_ms).await;
     let _ = stop_tx.send(());
     let _ = server.await;
     drop(db);
+}
+
+// ---- Console pages -------------------------------------------------------------------------
+
+/// The `_csrf` hidden input of a console page.
+fn csrf_of(html: &str) -> String {
+    let marker = r#"name="_csrf" value=""#;
+    let at = html.find(marker).expect("a _csrf field in the page") + marker.len();
+    html[at..].split('"').next().unwrap_or_default().to_string()
+}
+
+/// The `app;dur=<ms>` of a console response's `Server-Timing` header.
+fn server_ms(resp: &reqwest::Response) -> f64 {
+    resp.headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split("dur=").nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("Server-Timing: app;dur=<ms>")
+}
+
+/// Times every console page that reads usage (and the secrets and tokens pages) through a real
+/// console session: the five live providers of the seeded traffic are created through the admin
+/// API first (so the providers list and the detail page have spend to show), then a reader
+/// token signs in through `/login` like a browser (nonce cookie + CSRF field → session cookie).
+/// Reports the server time (`Server-Timing: app;dur`, handler and template render: the whole
+/// answer is built before the first byte is sent) and the time until the whole answer arrived.
+async fn console_pages(label: &str, base: &str, admin: &str, api: &reqwest::Client, a: &Args, end_ms: i64) {
+    let admin_call = |method: reqwest::Method, path: String, body: serde_json::Value| async move {
+        let resp = api.request(method, format!("{base}{path}")).bearer_auth(admin).json(&body).send().await;
+        let resp = resp.expect("admin request");
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()
+    };
+    for (name, value) in [
+        ("OPENAI_API_KEY", "sk-bench"),
+        ("ANTHROPIC_API_KEY", "sk-ant-bench"),
+        ("GOOGLE_AI_API_KEY", "AIza-bench"),
+        ("AWS_ACCESS_KEY_ID", "AKIABENCH"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-bench"),
+    ] {
+        admin_call(reqwest::Method::PUT, format!("/api/v1/secrets/{name}"), serde_json::json!({"value": value})).await;
+    }
+    // `old-openai` stays deleted: its history shows in Cost & Usage only.
+    for (name, ptype, models) in &PROVIDERS[..5] {
+        let cfg = match ptype {
+            ProviderType::Openai => serde_json::json!({"openai_config": {"api_key_ref": "OPENAI_API_KEY"}}),
+            ProviderType::Anthropic => serde_json::json!({"anthropic_config": {"api_key_ref": "ANTHROPIC_API_KEY"}}),
+            ProviderType::Google => serde_json::json!({"google_config": {"api_key_ref": "GOOGLE_AI_API_KEY"}}),
+            ProviderType::Bedrock => serde_json::json!({"bedrock_config": {"region": "us-east-1",
+                "static_credentials": {"access_key_id_ref": "AWS_ACCESS_KEY_ID",
+                    "secret_access_key_ref": "AWS_SECRET_ACCESS_KEY"}}}),
+            ProviderType::OpenaiCompatible => {
+                serde_json::json!({"openai_compatible_config": {"base_url": "http://127.0.0.1:11434/v1"}})
+            }
+        };
+        let mut body =
+            serde_json::json!({"name": name, "display_name": name, "type": ptype.as_str(), "models": models});
+        for (k, v) in cfg.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        admin_call(reqwest::Method::POST, "/api/v1/llm-providers".into(), body).await;
+    }
+    let operator = admin_call(
+        reqwest::Method::POST,
+        "/api/v1/tokens".into(),
+        serde_json::json!({"name": "bench-console", "role": "admin", "user": "bench@example.com"}),
+    )
+    .await["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = browser.get(format!("{base}/login")).send().await.expect("login page");
+    let csrf = csrf_of(&login.text().await.expect("body"));
+    let signed_in = browser
+        .post(format!("{base}/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([("token", operator.as_str()), ("next", "/providers"), ("_csrf", csrf.as_str())])
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status().as_u16(), 303, "sign-in");
+
+    let two_days = format!(
+        "/usage?range=custom&customStart={}&customEnd={}",
+        tollgate_server::console::format::iso(end_ms - 2 * 86_400_000),
+        tollgate_server::console::format::iso(end_ms)
+    );
+    let pages: Vec<(&str, String)> = vec![
+        ("Providers list (7-day spend + sparklines)", "/providers".into()),
+        ("Provider detail, Overview (KPIs, per-model spend)", "/providers/prod-anthropic".into()),
+        ("Provider detail, Connect tab", "/providers/prod-anthropic?tab=connect".into()),
+        ("Cost & Usage, default (last 7 days by provider)", "/usage".into()),
+        ("Cost & Usage, last 30 days", "/usage?range=30d".into()),
+        ("Cost & Usage, last 90 days", "/usage?range=90d".into()),
+        ("Cost & Usage, 30 days by model", "/usage?range=30d&group_by=model".into()),
+        ("Cost & Usage, 30 days by user", "/usage?range=30d&group_by=user".into()),
+        ("Cost & Usage, 30 days by agent", "/usage?range=30d&group_by=agent".into()),
+        ("Cost & Usage, 30 days by token type", "/usage?range=30d&group_by=token_type".into()),
+        (
+            "Cost & Usage, 30 days, filters (2 providers × 2 models, output cost)",
+            "/usage?range=30d&group_by=model&provider=prod-anthropic&provider=bedrock-us\
+             &model=claude-sonnet-4-6&model=us.anthropic.claude-sonnet-4-6&cost_type=output"
+                .into(),
+        ),
+        ("Cost & Usage, 30 days, user + agent filter", "/usage?range=30d&user=user3@example.com&agent=agent-3".into()),
+        ("Cost & Usage, custom 2 days by user (hourly)", format!("{two_days}&group_by=user")),
+        ("Cost & Usage, custom 2 days (hourly buckets)", two_days),
+        ("CSV download, 30 days by model", "/usage/export.csv?range=30d&group_by=model".into()),
+        ("CSV download, 30 days by user", "/usage/export.csv?range=30d&group_by=user".into()),
+        ("Secrets", "/secrets".into()),
+        ("Tokens", "/tokens".into()),
+    ];
+    println!("load average before: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    println!("\n{label}: console pages, signed in as an admin ({} runs after one warm-up)", a.runs);
+    println!("| console page | server p50 ms | server max ms | answer p50 ms | answer max ms | size |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, path) in &pages {
+        let (mut server, mut answer) = (Vec::with_capacity(a.runs), Vec::with_capacity(a.runs));
+        let mut size = 0;
+        for run in 0..=a.runs {
+            let t = Instant::now();
+            let resp = browser.get(format!("{base}{path}")).send().await.expect("request");
+            assert_eq!(resp.status().as_u16(), 200, "{name}: {path}");
+            let s = server_ms(&resp);
+            let bytes = resp.bytes().await.expect("body");
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            if run == 0 {
+                size = bytes.len();
+                let text = String::from_utf8_lossy(&bytes);
+                // the seeded spend reaches the pages (the window ends at the last seeded hour)
+                if path.starts_with("/providers/prod-anthropic") && !path.contains("tab=") {
+                    assert!(!text.contains(r#"<span class="kpi-value">$0.00</span>"#), "{name}: no spend shown");
+                }
+                if path == "/providers" {
+                    assert!(text.contains("prod-anthropic") && text.contains("<polyline"), "{name}");
+                }
+                continue;
+            }
+            server.push(s);
+            answer.push(ms);
+        }
+        server.sort_by(f64::total_cmp);
+        answer.sort_by(f64::total_cmp);
+        println!(
+            "| {name} `{path}` | {:.1} | {:.1} | {:.1} | {:.1} | {} KiB |",
+            pct(&server, 0.5),
+            server[server.len() - 1],
+            pct(&answer, 0.5),
+            answer[answer.len() - 1],
+            size / 1024
+        );
+    }
+    println!("load average after: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
 }
 
 #[tokio::main(flavor = "multi_thread")]

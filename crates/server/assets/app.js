@@ -43,7 +43,9 @@
     const b = ev.target.closest("[data-copy],[data-copy-from]");
     if (!b) return;
     ev.preventDefault();
-    const text = b.dataset.copy !== undefined ? b.dataset.copy : ($("#" + b.dataset.copyFrom) || {}).textContent || "";
+    let text = b.dataset.copy !== undefined ? b.dataset.copy : ($("#" + b.dataset.copyFrom) || {}).textContent || "";
+    // a local link (the Cost & Usage view) is copied as an absolute URL, ready to share
+    if (text.startsWith("/")) text = window.location.origin + text;
     copyText(text, b);
   });
 

@@ -252,7 +252,8 @@ fn url_of(path: &str, pairs: &[(String, String)]) -> String {
     for (k, v) in pairs {
         ser.append_pair(k, v);
     }
-    format!("{path}?{}", ser.finish())
+    // `:` may stand unescaped in a query (RFC 3986), so shared ISO-8601 times stay readable
+    format!("{path}?{}", ser.finish().replace("%3A", ":"))
 }
 
 /// A filter chip.
@@ -315,6 +316,8 @@ struct UsagePage {
     breakdown: Vec<BreakdownRow>,
     group_label: &'static str,
     csv_url: String,
+    /// This view's canonical URL (custom ranges as `customStart` / `customEnd`), to share.
+    share_url: String,
 }
 
 /// What a view resolves to: the store query and the labels of providers.
@@ -732,6 +735,7 @@ async fn render(
         breakdown,
         group_label: GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l),
         csv_url: url_of("/usage/export.csv", &pairs),
+        share_url: url_of("/usage", &pairs),
     };
     html_page(status, &page)
 }

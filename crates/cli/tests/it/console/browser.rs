@@ -213,6 +213,8 @@ struct NewProvider<'a> {
     picked: Vec<&'a str>,
     /// Models typed (not in the catalog).
     typed: Vec<&'a str>,
+    /// Screenshot the catalog suggestions open for the first picked model under this name.
+    picker_shot: Option<&'a str>,
 }
 
 enum SecretInput<'a> {
@@ -254,8 +256,14 @@ async fn create_through_form(b: &Browser, p: &NewProvider<'_>, shot: Option<&str
             }
         }
     }
-    for m in &p.picked {
+    for (i, m) in p.picked.iter().enumerate() {
         b.fill("#model-search", m).await;
+        if let (0, Some(name)) = (i, p.picker_shot) {
+            // the suggestions come from the catalog, with input/output prices per 1M
+            let item = b.text(&format!(r#"#model-suggestions .picker-item[data-name="{m}"]"#)).await;
+            assert!(item.contains('$'), "a catalog suggestion shows its prices: {item}");
+            b.shot(name).await;
+        }
         b.click(&format!(r#"#model-suggestions .picker-item[data-name="{m}"]"#)).await;
         b.el(&format!(r#"#model-rows tr[data-name="{m}"]"#)).await;
     }
@@ -374,7 +382,12 @@ async fn the_console_end_to_end_in_chromium() {
         secrets: vec![("anthropic_config.api_key_ref", SecretInput::New("ANTHROPIC_API_KEY", UPSTREAM_KEY))],
         picked: vec!["claude-haiku-4-5", "claude-sonnet-4-5"],
         typed: vec![],
+        picker_shot: None,
     };
+    // the blank form: Create is inactive until Name and Type are set
+    b.go("/providers/new").await;
+    assert_eq!(b.prop("#submit-provider", "disabled").await.as_deref(), Some("true"));
+    b.shot("02a-create-empty").await;
     create_through_form(&b, &anthropic_p, None).await;
     // override the price of one model in the dialog: input $0.75, cached input free, output blank
     b.click(r#"tr[data-name="claude-haiku-4-5"] button[data-action="override"]"#).await;
@@ -400,8 +413,9 @@ async fn the_console_end_to_end_in_chromium() {
             kind: "openai",
             base_url: openai.provider_base_url(),
             secrets: vec![("openai_config.api_key_ref", SecretInput::Existing("OPENAI_API_KEY"))],
-            picked: vec!["gpt-4o-mini", "gpt-4o"],
+            picked: vec!["gpt-4o-mini", "gpt-4o", "gpt-4.1"],
             typed: vec![],
+            picker_shot: Some("02c-model-picker"),
         },
         NewProvider {
             display: "Gemini",
@@ -411,6 +425,7 @@ async fn the_console_end_to_end_in_chromium() {
             secrets: vec![("google_config.api_key_ref", SecretInput::Existing("GOOGLE_AI_API_KEY"))],
             picked: vec![],
             typed: vec![],
+            picker_shot: None,
         },
         NewProvider {
             display: "Bedrock US",
@@ -429,6 +444,7 @@ async fn the_console_end_to_end_in_chromium() {
             ],
             picked: vec!["us.anthropic.claude-haiku-4-5-20251001-v1:0"],
             typed: vec![],
+            picker_shot: None,
         },
         NewProvider {
             display: "Local Llama",
@@ -437,11 +453,16 @@ async fn the_console_end_to_end_in_chromium() {
             base_url: local.provider_base_url(),
             secrets: vec![],
             picked: vec![],
-            typed: vec!["llama3.1:8b"],
+            typed: vec!["llama3.1:8b", "qwen2.5-coder:7b"],
+            picker_shot: None,
         },
     ];
     for p in &providers {
-        let shot = (p.kind == "bedrock").then_some("02b-create-bedrock");
+        let shot = match p.kind {
+            "bedrock" => Some("02b-create-bedrock"),
+            "openai_compatible" => Some("02d-create-openai-compatible"),
+            _ => None,
+        };
         create_through_form(&b, p, shot).await;
         submit_provider(&b, p.expected_id).await;
     }
@@ -456,7 +477,20 @@ async fn the_console_end_to_end_in_chromium() {
     let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/bedrock-us", None).await;
     assert_eq!(spec["bedrock_config"]["static_credentials"]["access_key_id_ref"], "AWS_ACCESS_KEY_ID");
     let (_, spec) = admin(&gw, Method::GET, "/api/v1/llm-providers/local-llama", None).await;
-    assert_eq!(spec["provider_models"], json!([{"name": "llama3.1:8b"}]));
+    assert_eq!(spec["provider_models"], json!([{"name": "llama3.1:8b"}, {"name": "qwen2.5-coder:7b"}]));
+    // a server-side error is shown next to its field: an Assume IAM role without a valid role ARN
+    b.go("/providers/new").await;
+    b.fill("#display_name", "Bedrock EU").await;
+    b.wait_text("#name-ok", "available").await;
+    b.click("label[for=type-bedrock]").await;
+    b.fill("#bedrock-region", "eu-west-1").await;
+    b.click("label:has(> #cred-assume)").await;
+    b.fill("#bedrock-role-arn", "tollgate-bedrock").await;
+    b.click("#submit-provider").await;
+    let err = b.wait_text(".pane-assume .field-error", "role").await;
+    assert!(b.path().await.starts_with("/providers/new"), "the form is shown again: {err}");
+    assert_eq!(b.prop("#bedrock-role-arn", "value").await.as_deref(), Some("tollgate-bedrock"), "input kept");
+    b.shot("02e-create-server-error").await;
     // a second OpenAI provider (through the API), so the charts need two hatches of one colour
     let mut second = crate::proxy::provider_at("openai", "batch-openai", &openai.provider_base_url(), json!({}));
     second["display_name"] = json!("Batch OpenAI");
@@ -468,6 +502,9 @@ async fn the_console_end_to_end_in_chromium() {
         assert!(b.exists(&format!(r#"tr[data-provider="{id}"]"#)).await, "{id} listed");
     }
     assert_eq!(b.text("#page-range").await, "1–6 of 6");
+    let models = b.text(r#"tr[data-provider="prod-openai"]"#).await;
+    assert!(models.contains("gpt-4o-mini") && models.contains("gpt-4o") && models.contains("+1"), "{models}");
+    assert!(!models.contains("gpt-4.1"), "only the first two models are named: {models}");
 
     // ---- traffic through the proxy, with a token made on the Tokens page
     b.go("/tokens?providers=claude-team&role=invoker&name=app").await;
@@ -629,7 +666,28 @@ async fn the_console_end_to_end_in_chromium() {
     let sub = b.text("#usage-subtitle").await;
     assert!(sub.ends_with("daily buckets") && sub.contains(" – "), "{sub}");
     assert_eq!(b.el("#chart-spend").await.attr("data-buckets").await.ok().flatten().as_deref(), Some("3"));
+    // the link to this view: the same window, the default grouping left out
+    assert_eq!(b.text("#share-url").await, shared.replace("&group_by=provider", ""));
     b.shot("08b-cost-and-usage-custom-range").await;
+    // two days bucketed by hour, by token type: hours without traffic are zero-height bars
+    let hourly = format!(
+        "/usage?range=custom&customStart={}&customEnd={}&group_by=token_type",
+        fmt::iso(today - 2 * DAY_MS),
+        fmt::iso(today)
+    );
+    b.go(&hourly).await;
+    assert!(b.text("#usage-subtitle").await.ends_with("hourly buckets"));
+    assert_eq!(b.el("#chart-spend").await.attr("data-buckets").await.ok().flatten().as_deref(), Some("48"));
+    let legend = b.text("#chart-spend-card .legend").await;
+    assert!(legend.contains("Input") && legend.contains("Output"), "{legend}");
+    b.shot("08c-cost-and-usage-token-type-hourly").await;
+    // by user, filtered to one agent
+    b.go("/usage?range=14d&group_by=user&agent=support-bot").await;
+    b.wait_text("#breakdown-card h2", "By User").await;
+    let rows = b.text("#breakdown").await;
+    assert!(rows.contains("ana@example.com") && rows.contains("li@example.com"), "{rows}");
+    assert!(b.exists(r#".fchip[data-dim="agent"][data-value="support-bot"]"#).await);
+    b.shot("08d-cost-and-usage-by-user").await;
 
     // ---- edit, disable, delete
     b.go("/providers/prod-openai").await;
@@ -652,6 +710,8 @@ async fn the_console_end_to_end_in_chromium() {
     assert!(b.prop("#delete-provider", "disabled").await.as_deref() == Some("true"), "delete waits for the name");
     b.fill("#confirm-name", "prod-openai").await;
     assert_eq!(b.prop("#delete-provider", "disabled").await.as_deref(), Some("false"));
+    assert!(b.exists("#enable-provider").await, "a disabled provider offers Enable");
+    b.shot("10b-provider-disabled-delete").await;
     b.click("#delete-provider").await;
     b.wait_text("#notice", "deleted").await;
     assert!(!b.exists(r#"tr[data-provider="prod-openai"]"#).await);
@@ -663,6 +723,30 @@ async fn the_console_end_to_end_in_chromium() {
     b.go("/secrets").await;
     assert!(b.text(r#"tr[data-secret="ANTHROPIC_API_KEY"]"#).await.contains("claude-team"));
     b.shot("11-secrets").await;
+    // delete a secret no provider uses (the page asks first)
+    b.fill("#secret-name", "SPARE_KEY").await;
+    b.fill("#secret-value", "spare-value").await;
+    b.click("#save-secret").await;
+    b.wait_text("#notice", "Secret SPARE_KEY stored.").await;
+    b.click(r#"tr[data-secret="SPARE_KEY"] button[type=submit]"#).await;
+    b.c.accept_alert().await.unwrap_or_else(|e| panic!("confirm: {e}"));
+    b.wait_text("#notice", "Secret SPARE_KEY deleted.").await;
+    assert!(!b.exists(r#"tr[data-secret="SPARE_KEY"]"#).await);
+    // revoke the application token: the proxy refuses it at once
+    b.go("/tokens").await;
+    b.click(r#"tr[data-token="app"] button[type=submit]"#).await;
+    b.c.accept_alert().await.unwrap_or_else(|e| panic!("confirm: {e}"));
+    b.wait_text("#notice", "Token revoked").await;
+    assert!(b.text(r#"tr[data-token="app"]"#).await.contains("revoked"));
+    b.shot("09b-tokens-revoked").await;
+    let mut body = hi.clone();
+    body["model"] = json!("claude-haiku-4-5");
+    body["max_tokens"] = json!(8);
+    let r = send(
+        sdk_auth(gw.client.post(format!("{}/v1/messages", proxy("claude-team"))), "anthropic", &app_token).json(&body),
+    )
+    .await;
+    assert_eq!(r.status, 401, "a revoked token is refused: {}", r.text());
     let reader = token_of(&gw, "reader").await;
     b.click("#sign-out").await;
     b.el("#token").await;

@@ -677,7 +677,7 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     let p = c.get("/usage?range=custom&customStart=2026-11-01T00:00&customEnd=2026-11-02").await;
     assert_eq!(
         p.location.as_deref(),
-        Some("/usage?range=custom&customStart=2026-11-01T00%3A00%3A00Z&customEnd=2026-11-03T00%3A00%3A00Z")
+        Some("/usage?range=custom&customStart=2026-11-01T00:00:00Z&customEnd=2026-11-03T00:00:00Z")
     );
     let p = c.get(p.location.as_deref().unwrap_or_default()).await;
     p.expect(200);
