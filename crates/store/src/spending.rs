@@ -220,6 +220,9 @@ const STAT_COLUMNS: [&str; 19] = [
     "cost_total",
 ];
 
+/// Working memory for a report over the per-user hourly rollup on PostgreSQL (`SET LOCAL`).
+const PG_REPORT_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
 /// Rows per upsert statement: at most 25 columns × 400 stays under both backends' bind limits.
 pub(crate) const ROLLUP_ROWS_PER_UPSERT: usize = 400;
 
@@ -464,22 +467,36 @@ impl UsageStore {
             sums.join(", "),
             table.name()
         );
-        let rows = on_pool!(self, |p| {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(from)
-                .bind(to)
-                .bind(f.provider.as_deref())
-                .bind(f.model.as_deref())
-                .bind(f.user.as_deref())
-                .bind(f.agent.as_deref())
-                .bind(f.provider_type.as_deref());
-            for k in keys {
-                q = q.bind(k.as_str());
+        macro_rules! bound {
+            () => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(from)
+                    .bind(to)
+                    .bind(f.provider.as_deref())
+                    .bind(f.model.as_deref())
+                    .bind(f.user.as_deref())
+                    .bind(f.agent.as_deref())
+                    .bind(f.provider_type.as_deref());
+                for k in keys {
+                    q = q.bind(k.as_str());
+                }
+                q
+            }};
+        }
+        match &self.inner.pool {
+            crate::db::Pool::Sqlite(p) => bound!().fetch_all(p).await?.iter().map(spending_row).collect(),
+            crate::db::Pool::Postgres(p) if table == Table::Hourly => {
+                // The per-user hourly rollup is the one table whose grouped reads sort or hash
+                // tens of thousands of rows: give the report room so it does not spill to disk
+                // (PostgreSQL's default work_mem is 4 MB), for this transaction only.
+                let mut tx = p.begin().await?;
+                sqlx::query(PG_REPORT_WORK_MEM).execute(&mut *tx).await?;
+                let rows = bound!().fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows.iter().map(spending_row).collect()
             }
-            let rows = q.fetch_all(p).await?;
-            rows.iter().map(spending_row).collect::<Result<Vec<_>, StoreError>>()?
-        });
-        Ok(rows)
+            crate::db::Pool::Postgres(p) => bound!().fetch_all(p).await?.iter().map(spending_row).collect(),
+        }
     }
 
     /// Rows of the full hourly rollup (per user and agent) in `[start_ms, end_ms)`, ordered by key.
