@@ -25,7 +25,7 @@ mod usage;
 
 pub use error::StoreError;
 pub use seal::{Keyring, MasterKey};
-pub use spending::{DAY_MS, Dimension, HOUR_MS, RollupKey, RollupStats, SpendingFilter, SpendingRow};
+pub use spending::{DAY_MS, Dimension, HOUR_MS, RollupKey, RollupStats, SpendingFilter, SpendingRow, TopSpending};
 pub use tollgate_core::{ProviderType, Role};
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,

@@ -8,6 +8,11 @@
 //! groups by user or agent, and the daily tables for the whole days of a window that is not
 //! bucketed by hour (the hours at its edges come from the hourly table). Reports never scan raw
 //! events, so their cost grows with buckets × groups, not with traffic.
+//!
+//! A grouped series cut to its top N keys ([`UsageStore::spending_top`]) never aggregates the
+//! keys it cuts: it ranks keys by their window totals (the daily tables), buckets only the top
+//! N, and gets "other" per bucket as the ungrouped total (the small `*_model` tables when no
+//! user or agent is involved) minus the top N. Counters are integers, so this is exact.
 
 use crate::db::RowExt;
 use crate::usage::UsageEvent;
@@ -67,6 +72,31 @@ impl RollupStats {
         c.cache_write_1h += d.cache_write_1h;
         c.cache_write_unknown += d.cache_write_unknown;
         c.total += d.total;
+    }
+
+    /// Takes `o` away (the inverse of [`RollupStats::add`]).
+    pub fn sub(&mut self, o: &RollupStats) {
+        self.requests -= o.requests;
+        self.failed_requests -= o.failed_requests;
+        self.unpriced_requests -= o.unpriced_requests;
+        self.override_requests -= o.override_requests;
+        let (t, u) = (&mut self.tokens, &o.tokens);
+        t.input -= u.input;
+        t.output -= u.output;
+        t.reasoning -= u.reasoning;
+        t.cached_input -= u.cached_input;
+        t.cache_write_5m -= u.cache_write_5m;
+        t.cache_write_1h -= u.cache_write_1h;
+        t.cache_write_unknown -= u.cache_write_unknown;
+        let (c, d) = (&mut self.cost, &o.cost);
+        c.input -= d.input;
+        c.output -= d.output;
+        c.reasoning -= d.reasoning;
+        c.cached_input -= d.cached_input;
+        c.cache_write_5m -= d.cache_write_5m;
+        c.cache_write_1h -= d.cache_write_1h;
+        c.cache_write_unknown -= d.cache_write_unknown;
+        c.total -= d.total;
     }
 
     fn of(e: &UsageEvent) -> RollupStats {
@@ -190,6 +220,9 @@ const STAT_COLUMNS: [&str; 19] = [
     "cost_total",
 ];
 
+/// Working memory for a report over the per-user hourly rollup on PostgreSQL (`SET LOCAL`).
+const PG_REPORT_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
 /// Rows per upsert statement: at most 25 columns × 400 stays under both backends' bind limits.
 pub(crate) const ROLLUP_ROWS_PER_UPSERT: usize = 400;
 
@@ -273,6 +306,19 @@ pub struct SpendingRow {
     pub stats: RollupStats,
 }
 
+/// A grouped, bucketed report cut to its largest keys (see [`UsageStore::spending_top`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopSpending {
+    /// The kept keys with their totals over the window, largest cost first (ties by key).
+    pub keys: Vec<(String, RollupStats)>,
+    /// The kept keys' rows per bucket (only buckets with rows).
+    pub rows: Vec<SpendingRow>,
+    /// Everything the cut keys add up to, per bucket (key `""`); empty when nothing was cut.
+    pub other: Vec<SpendingRow>,
+    /// How many keys were cut into `other`.
+    pub truncated_key_count: usize,
+}
+
 impl UsageStore {
     /// Sums rollups matching `f`, grouped by bucket (`bucket_ms` = [`HOUR_MS`] or [`DAY_MS`],
     /// UTC-aligned) and/or by one dimension. Only groups with rows come back (callers zero-fill).
@@ -281,6 +327,58 @@ impl UsageStore {
         f: &SpendingFilter,
         group: Option<Dimension>,
         bucket_ms: Option<i64>,
+    ) -> Result<Vec<SpendingRow>, StoreError> {
+        self.spending_of(f, group, bucket_ms, None).await
+    }
+
+    /// [`UsageStore::spending`] grouped by `group` and bucketed by `bucket_ms`, keeping the
+    /// `limit` keys with the largest total cost over the window (ties: the smaller key) and
+    /// summing the rest per bucket into `other`. The cut keys are never bucketed one by one:
+    /// the ranking comes from the window totals (daily rollups), the kept keys are bucketed
+    /// with a key filter, and `other` is the ungrouped bucketed total minus the kept keys.
+    pub async fn spending_top(
+        &self,
+        f: &SpendingFilter,
+        group: Dimension,
+        bucket_ms: i64,
+        limit: usize,
+    ) -> Result<TopSpending, StoreError> {
+        let mut keys: Vec<(String, RollupStats)> =
+            self.spending_of(f, Some(group), None, None).await?.into_iter().map(|r| (r.key, r.stats)).collect();
+        keys.sort_by(|a, b| b.1.cost.total.cmp(&a.1.cost.total).then_with(|| a.0.cmp(&b.0)));
+        if keys.len() <= limit {
+            let rows = self.spending_of(f, Some(group), Some(bucket_ms), None).await?;
+            return Ok(TopSpending { keys, rows, other: Vec::new(), truncated_key_count: 0 });
+        }
+        let truncated_key_count = keys.len() - limit;
+        keys.truncate(limit);
+        let kept: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        // The kept keys' buckets and the ungrouped total are independent reads: run them together.
+        let (rows, total) = tokio::try_join!(
+            self.spending_of(f, Some(group), Some(bucket_ms), Some(&kept)),
+            self.spending_of(f, None, Some(bucket_ms), None)
+        )?;
+        let mut other: BTreeMap<i64, RollupStats> = BTreeMap::new();
+        for r in total {
+            other.entry(r.bucket_start_ms).or_default().add(&r.stats);
+        }
+        for r in &rows {
+            other.entry(r.bucket_start_ms).or_default().sub(&r.stats);
+        }
+        let other = other
+            .into_iter()
+            .map(|(bucket_start_ms, stats)| SpendingRow { bucket_start_ms, key: String::new(), stats })
+            .collect();
+        Ok(TopSpending { keys, rows, other, truncated_key_count })
+    }
+
+    /// [`UsageStore::spending`], limited to the groups in `keys` when given.
+    async fn spending_of(
+        &self,
+        f: &SpendingFilter,
+        group: Option<Dimension>,
+        bucket_ms: Option<i64>,
+        keys: Option<&[String]>,
     ) -> Result<Vec<SpendingRow>, StoreError> {
         let principal =
             f.user.is_some() || f.agent.is_some() || matches!(group, Some(Dimension::User | Dimension::Agent));
@@ -304,7 +402,7 @@ impl UsageStore {
         let mut queries = 0;
         for (table, from, to) in segments.into_iter().filter(|(_, from, to)| from < to) {
             queries += 1;
-            for r in self.spending_segment(table, f, from, to, group, bucket_ms).await? {
+            for r in self.spending_segment(table, f, from, to, group, bucket_ms, keys).await? {
                 merged.entry((r.bucket_start_ms, r.key)).or_default().add(&r.stats);
             }
         }
@@ -317,7 +415,8 @@ impl UsageStore {
             .collect())
     }
 
-    /// One table over `[from, to)`.
+    /// One table over `[from, to)`; with `keys`, only those groups (`group` must be set).
+    #[allow(clippy::too_many_arguments)]
     async fn spending_segment(
         &self,
         table: Table,
@@ -326,6 +425,7 @@ impl UsageStore {
         to: i64,
         group: Option<Dimension>,
         bucket_ms: Option<i64>,
+        keys: Option<&[String]>,
     ) -> Result<Vec<SpendingRow>, StoreError> {
         // Every piece of SQL text below comes from fixed sets (never from user input).
         let bucket_expr = match bucket_ms {
@@ -349,27 +449,54 @@ impl UsageStore {
         } else {
             " AND $5 IS NULL AND $6 IS NULL"
         };
+        let keys = match (keys, group) {
+            (Some(k), Some(_)) => k,
+            (Some(_), None) => return Err(StoreError::Invalid("a key filter needs a grouping".into())),
+            (None, _) => &[],
+        };
+        let key_filter = if keys.is_empty() {
+            String::new()
+        } else {
+            let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 8)).collect();
+            format!(" AND {key_expr} IN ({})", marks.join(", "))
+        };
         let sql = format!(
             "SELECT {bucket_expr} AS bucket_start, {key_expr} AS group_key, {} FROM {} \
              WHERE bucket_start >= $1 AND bucket_start < $2 AND ($3 IS NULL OR provider = $3) \
-             AND ($4 IS NULL OR model = $4){principal_filters} AND ($7 IS NULL OR provider_type = $7){group_by}",
+             AND ($4 IS NULL OR model = $4){principal_filters} AND ($7 IS NULL OR provider_type = $7){key_filter}{group_by}",
             sums.join(", "),
             table.name()
         );
-        let rows = on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(from)
-                .bind(to)
-                .bind(f.provider.as_deref())
-                .bind(f.model.as_deref())
-                .bind(f.user.as_deref())
-                .bind(f.agent.as_deref())
-                .bind(f.provider_type.as_deref())
-                .fetch_all(p)
-                .await?;
-            rows.iter().map(spending_row).collect::<Result<Vec<_>, StoreError>>()?
-        });
-        Ok(rows)
+        macro_rules! bound {
+            () => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(from)
+                    .bind(to)
+                    .bind(f.provider.as_deref())
+                    .bind(f.model.as_deref())
+                    .bind(f.user.as_deref())
+                    .bind(f.agent.as_deref())
+                    .bind(f.provider_type.as_deref());
+                for k in keys {
+                    q = q.bind(k.as_str());
+                }
+                q
+            }};
+        }
+        match &self.inner.pool {
+            crate::db::Pool::Sqlite(p) => bound!().fetch_all(p).await?.iter().map(spending_row).collect(),
+            crate::db::Pool::Postgres(p) if table == Table::Hourly => {
+                // The per-user hourly rollup is the one table whose grouped reads sort or hash
+                // tens of thousands of rows: give the report room so it does not spill to disk
+                // (PostgreSQL's default work_mem is 4 MB), for this transaction only.
+                let mut tx = p.begin().await?;
+                sqlx::query(PG_REPORT_WORK_MEM).execute(&mut *tx).await?;
+                let rows = bound!().fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows.iter().map(spending_row).collect()
+            }
+            crate::db::Pool::Postgres(p) => bound!().fetch_all(p).await?.iter().map(spending_row).collect(),
+        }
     }
 
     /// Rows of the full hourly rollup (per user and agent) in `[start_ms, end_ms)`, ordered by key.

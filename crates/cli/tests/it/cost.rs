@@ -5,11 +5,14 @@
 //!
 //! A case is one JSON file: the provider type, the provider's `custom_pricing` for the model
 //! (or null), the request, the upstream reply (`response` JSON or `response_text` raw/SSE) and
-//! `expected`. Adding a case is adding a file. Each case gets its own provider, so overrides
-//! and per-provider totals stay separate.
+//! `expected`. Bedrock cases go to a fake AWS that verifies every request's SigV4 signature;
+//! their event-stream replies are `response_events` (the `.events.json` frame description,
+//! encoded into real frames) and InvokeModel's token-count headers are `response_headers`.
+//! Adding a case is adding a file. Each case gets its own provider, so overrides and
+//! per-provider totals stay separate.
 
 use crate::both_backends;
-use crate::proxy::{UPSTREAM_KEY, flavor, provider_at, sdk_auth, send, usage_events};
+use crate::proxy::{AWS_KEY, UPSTREAM_KEY, flavor, provider_at, sdk_auth, send, usage_events};
 use crate::support::*;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +42,12 @@ struct CostCase {
     response: Option<Value>,
     #[serde(default)]
     response_text: Option<String>,
+    /// An AWS event stream, described frame by frame (see `tollgate_protocol::fixture`).
+    #[serde(default)]
+    response_events: Option<Value>,
+    /// Upstream response headers besides the content type (Bedrock's token counts).
+    #[serde(default)]
+    response_headers: Vec<(String, String)>,
     expected: Expected,
     why: Vec<String>,
 }
@@ -84,7 +93,17 @@ fn the_cost_fixtures_are_consistent() {
         let sum: i64 = Bucket::ALL.iter().map(|b| e.cost.get(*b)).sum();
         assert_eq!(sum, e.cost.total, "{name}: buckets do not add up to the total");
         assert!(!c.why.is_empty() && !c.description.is_empty(), "{name}: explain the arithmetic");
-        assert!(c.response.is_some() != c.response_text.is_some(), "{name}: exactly one of response, response_text");
+        let bodies = [c.response.is_some(), c.response_text.is_some(), c.response_events.is_some()];
+        assert_eq!(
+            bodies.iter().filter(|b| **b).count(),
+            1,
+            "{name}: exactly one of response, response_text, response_events"
+        );
+        assert_eq!(
+            c.response_events.is_some(),
+            c.content_type == "application/vnd.amazon.eventstream",
+            "{name}: response_events is for AWS event streams"
+        );
         assert_eq!(c.method, "POST", "{name}");
         if e.unpriced {
             assert_eq!(e.cost.total, 0, "{name}: an unpriced case costs 0");
@@ -103,14 +122,50 @@ fn the_cost_fixtures_are_consistent() {
             "no named case for the DESIGN.md §8 bug: {regression}"
         );
     }
-    for kind in ["openai", "anthropic", "google", "openai_compatible"] {
+    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
         for stream in [false, true] {
             assert!(
-                all.iter().any(|(_, c)| c.provider_type == kind && c.content_type.contains("event-stream") == stream),
+                all.iter().any(|(_, c)| c.provider_type == kind && is_stream(c) == stream),
                 "no {kind} case with stream={stream}"
             );
         }
     }
+}
+
+fn is_stream(c: &CostCase) -> bool {
+    c.content_type.contains("event-stream") || c.content_type.contains("eventstream")
+}
+
+/// The Bedrock cases cover all four native endpoints, streamed and not, at the headline rate,
+/// a geographic profile's own rate, headline × 1.10 for a profile the catalog lacks, `global.`,
+/// overrides and override 0.
+#[test]
+fn the_bedrock_cost_fixtures_cover_the_matrix() {
+    let all = cases();
+    let bedrock: Vec<&(String, CostCase)> = all.iter().filter(|(_, c)| c.provider_type == "bedrock").collect();
+    for action in ["/converse", "/converse-stream", "/invoke", "/invoke-with-response-stream"] {
+        let at: Vec<&str> = bedrock.iter().filter(|(_, c)| c.path.ends_with(action)).map(|(n, _)| n.as_str()).collect();
+        for variant in [
+            "no-cache",
+            "cache-read",
+            "cache-write-5m",
+            "cache-write-1h",
+            "geo-profile",
+            "geo-profile-not-in-catalog",
+            "global-profile",
+            "override",
+            "override-0",
+            "long-context",
+        ] {
+            let action_name = action.trim_start_matches('/').replace("-with-response", "");
+            let want = format!("bedrock-{action_name}-{variant}");
+            assert!(at.contains(&want.as_str()), "no {want} case for {action}: {at:?}");
+        }
+    }
+    assert!(bedrock.iter().any(|(_, c)| c.expected.usage.reasoning > 0 && is_stream(c)));
+    assert!(bedrock.iter().any(|(_, c)| c.expected.usage.reasoning > 0 && !is_stream(c)));
+    assert!(bedrock.iter().any(|(_, c)| c.expected.usage.cache_write_unknown > 0));
+    assert!(bedrock.iter().any(|(_, c)| c.expected.model.starts_with("arn:aws:bedrock:")));
 }
 
 /// The secret a provider type references (keyless OpenAI-compatible: none).
@@ -123,7 +178,34 @@ fn key_ref(kind: &str) -> Option<&'static str> {
     }
 }
 
+/// The frames of a case's AWS event stream.
+fn event_frames(description: &Value) -> Vec<bytes::Bytes> {
+    tollgate_protocol::fixture::event_stream_frames(description.to_string().as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(bytes::Bytes::from)
+        .collect()
+}
+
 fn reply(c: &CostCase) -> Reply {
+    let mut reply = body_reply(c);
+    for (name, value) in &c.response_headers {
+        reply = reply.with_header(name, value);
+    }
+    reply
+}
+
+fn body_reply(c: &CostCase) -> Reply {
+    if let Some(events) = &c.response_events {
+        let mut steps = Vec::new();
+        for (i, frame) in event_frames(events).into_iter().enumerate() {
+            if i > 0 {
+                steps.push(Step::Sleep(Duration::from_millis(1)));
+            }
+            steps.push(Step::Send(frame));
+        }
+        return Reply::script(c.status, &c.content_type, steps);
+    }
     match (&c.response, &c.response_text) {
         (Some(v), _) => Reply::raw(c.status, &c.content_type, v.to_string()),
         (None, Some(text)) if c.content_type.contains("event-stream") => {
@@ -173,14 +255,17 @@ async fn conformance(db: TestDb) {
     let cases = cases();
     let gw = gateway(db).await;
     let mut ups: HashMap<&str, FakeUpstream> = HashMap::new();
-    for kind in ["openai", "anthropic", "google", "openai_compatible"] {
-        let credential = key_ref(kind).map(|_| UPSTREAM_KEY);
+    let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
+    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
+        let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
         let up = FakeUpstream::start(flavor(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
         if let Some(r) = key_ref(kind) {
             secret(&gw, r, UPSTREAM_KEY).await;
         }
         ups.insert(kind, up);
     }
+    secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;
+    secret(&gw, "AWS_SECRET_ACCESS_KEY", AWS_KEY.1).await;
     let created = expect(
         admin(
             &gw,
@@ -214,6 +299,7 @@ async fn conformance(db: TestDb) {
             "openai" => "openai",
             "anthropic" => "anthropic",
             "google" => "google",
+            "bedrock" => "bedrock",
             _ => "openai_compatible",
         };
         expect(
@@ -244,7 +330,15 @@ async fn conformance(db: TestDb) {
         if let Some(v) = &c.response {
             assert_eq!(got.json(), *v, "{file}: the client must receive the upstream's answer");
         }
+        if let Some(events) = &c.response_events {
+            assert_eq!(got.body.to_vec(), event_frames(events).concat(), "{file}: frames pass through byte for byte");
+        }
     }
+    // Every Bedrock request was re-signed with the provider's keys and verified by the fake.
+    let bedrock_cases = cases.iter().filter(|(_, c)| c.provider_type == "bedrock").count();
+    let verified = ups["bedrock"].aws_verified();
+    assert_eq!(verified.len(), bedrock_cases, "rejected: {:?}", ups["bedrock"].aws_rejected());
+    assert!(verified.iter().all(|v| v.access_key_id == AWS_KEY.0));
 
     // Stored events: one per case, priced exactly as worked out by hand.
     let events = usage_events(&gw, cases.len()).await;

@@ -31,6 +31,7 @@ macro_rules! store_cases {
 store_cases!(
     usage_events_batch_roundtrip,
     usage_rollups_follow_events,
+    top_n_series_plus_other_equal_the_total,
     usage_retention_keeps_rollups,
     usage_rollup_tables_agree,
     migrations_idempotent,
@@ -926,6 +927,96 @@ async fn usage_rollups_follow_events(db: TestDb) -> anyhow::Result<()> {
     assert_eq!(by_type[0].key, "openai");
     let none = SpendingFilter { provider: Some("nope".into()), ..all };
     assert_eq!(store.spending(&none, None, None).await?[0].stats.requests, 0, "no rows sum to zero");
+    store.close().await;
+    Ok(())
+}
+
+/// A grouped series cut to its top N keys: the kept keys are the N largest by window total
+/// (ties by key) with exactly their full rows, "other" per bucket is exactly what the cut keys
+/// add up to, and kept + other equal the ungrouped total in every bucket — hourly and daily,
+/// by user and by agent, over a window whose edges are not whole days.
+async fn top_n_series_plus_other_equal_the_total(db: TestDb) -> anyhow::Result<()> {
+    use std::collections::BTreeMap;
+    use tollgate_store::{DAY_MS, Dimension, HOUR_MS, RollupStats, SpendingFilter, SpendingRow};
+    let store = usage_store(&db).await?;
+    let t0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+    let mut events = Vec::new();
+    for i in 0..600i64 {
+        // 13 users (one unattributed), 5 agents, spread over 3 days; cost varies by user so the
+        // ranking is not alphabetical, and users 3 and 4 tie (same events, same cost).
+        let u = i % 13;
+        let user = (u != 12).then(|| format!("user{:02}@example.com", u));
+        let mut e = priced_event(i, t0 + (i * 7 * 60_000) % (3 * DAY_MS), "a", user.as_deref());
+        let per = [900, 40, 700, 333, 333, 120, 15, 610, 77, 480, 260, 5, 150][u as usize];
+        e.cost.input = per;
+        e.cost.total = per + e.cost.output + e.cost.cached_input;
+        e.agent = (i % 5 != 0).then(|| format!("agent-{}", i % 5));
+        if i % 7 == 0 {
+            e.provider = "b".into();
+        }
+        events.push(e);
+    }
+    store.insert_events(&events).await?;
+    let f = SpendingFilter { start_ms: t0 + 5 * HOUR_MS, end_ms: t0 + 2 * DAY_MS + 7 * HOUR_MS, ..Default::default() };
+    let by_bucket = |rows: &[SpendingRow]| {
+        let mut m: BTreeMap<i64, RollupStats> = BTreeMap::new();
+        for r in rows {
+            m.entry(r.bucket_start_ms).or_default().add(&r.stats);
+        }
+        m
+    };
+    for (dim, width, limit) in [
+        (Dimension::User, HOUR_MS, 5), // cuts between the two tied users
+        (Dimension::User, DAY_MS, 3),
+        (Dimension::Agent, HOUR_MS, 2),
+        (Dimension::User, HOUR_MS, 4),
+    ] {
+        let what = format!("{dim:?} / {width} / top {limit}");
+        let full = store.spending(&f, Some(dim), Some(width)).await?;
+        let mut totals: BTreeMap<String, RollupStats> = BTreeMap::new();
+        for r in &full {
+            totals.entry(r.key.clone()).or_default().add(&r.stats);
+        }
+        let mut ranked: Vec<(String, RollupStats)> = totals.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cost.total.cmp(&a.1.cost.total).then_with(|| a.0.cmp(&b.0)));
+        assert!(ranked.len() > limit, "{what}: the case must cut keys");
+        if (dim, width, limit) == (Dimension::User, HOUR_MS, 5) {
+            assert_eq!(ranked[4].1.cost.total, ranked[5].1.cost.total, "users 3 and 4 tie at the cut");
+            assert_eq!((ranked[4].0.as_str(), ranked[5].0.as_str()), ("user03@example.com", "user04@example.com"));
+        }
+        let kept: Vec<String> = ranked[..limit].iter().map(|(k, _)| k.clone()).collect();
+
+        let top = store.spending_top(&f, dim, width, limit).await?;
+        assert_eq!(top.keys, ranked[..limit].to_vec(), "{what}: the largest keys, ties by key");
+        assert_eq!(top.truncated_key_count, ranked.len() - limit, "{what}");
+        let full_kept: Vec<SpendingRow> = full.iter().filter(|r| kept.contains(&r.key)).cloned().collect();
+        assert_eq!(top.rows, full_kept, "{what}: the kept keys' rows are exactly the full query's");
+        let cut: Vec<SpendingRow> = full.iter().filter(|r| !kept.contains(&r.key)).cloned().collect();
+        let mut other = by_bucket(&top.other);
+        other.retain(|_, s| *s != RollupStats::default());
+        assert_eq!(other, by_bucket(&cut), "{what}: other is what the cut keys add up to, bucket by bucket");
+        assert!(top.other.iter().all(|r| r.key.is_empty()));
+
+        let mut sum = by_bucket(&top.rows);
+        for r in &top.other {
+            sum.entry(r.bucket_start_ms).or_default().add(&r.stats);
+        }
+        let total = by_bucket(&store.spending(&f, None, Some(width)).await?);
+        assert_eq!(sum, total, "{what}: top N + other = the ungrouped total in every bucket");
+        assert!(total.len() > 1, "{what}: several buckets");
+
+        let all = store.spending_top(&f, dim, width, ranked.len()).await?;
+        assert_eq!((all.rows, all.other.len(), all.truncated_key_count), (full, 0, 0), "{what}: nothing cut");
+    }
+    // A filter narrows both the ranking and the total.
+    let only_b = SpendingFilter { provider: Some("b".into()), ..f.clone() };
+    let top = store.spending_top(&only_b, Dimension::User, HOUR_MS, 2).await?;
+    let mut sum = by_bucket(&top.rows);
+    for r in &top.other {
+        sum.entry(r.bucket_start_ms).or_default().add(&r.stats);
+    }
+    assert_eq!(sum, by_bucket(&store.spending(&only_b, None, Some(HOUR_MS)).await?));
+    assert!(top.truncated_key_count > 0);
     store.close().await;
     Ok(())
 }

@@ -493,7 +493,23 @@ pub async fn timeseries(
         None => None,
         Some(g) => Some(Group::parse("group_by", g)?),
     };
-    let rows = state.usage().spending(f, group.and_then(Group::column), Some(width)).await?;
+    let limit = match p.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_SERIES,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_SERIES).contains(&n) => n,
+            _ => return Err(ApiError::invalid("limit", format!("`{v}` must be an integer from 1 to {MAX_SERIES}"))),
+        },
+    };
+    // Grouped by a column: the store keeps the top `limit` keys and sums the rest itself, so the
+    // cut keys are never bucketed one by one.
+    let (rows, cut) = match group {
+        Some(Group::Column(dim)) => {
+            let top = state.usage().spending_top(f, dim, width, limit).await?;
+            let cut = (top.truncated_key_count > 0).then_some((top.other, top.truncated_key_count));
+            (top.rows, cut)
+        }
+        _ => (state.usage().spending(f, group.and_then(Group::column), Some(width)).await?, None),
+    };
     let starts: Vec<i64> = (0..n).map(|i| first + i * width).collect();
     let index = |ms: i64| usize::try_from((ms - first) / width).ok().filter(|i| *i < starts.len());
     // key → per-bucket counters
@@ -529,15 +545,17 @@ pub async fn timeseries(
     let mut ordered: Vec<(String, Vec<RollupStats>)> = series.into_iter().collect();
     let total = |v: &Vec<RollupStats>| v.iter().map(|s| s.cost.total).sum::<i64>();
     ordered.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
-    let limit = match p.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => DEFAULT_SERIES,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if (1..=MAX_SERIES).contains(&n) => n,
-            _ => return Err(ApiError::invalid("limit", format!("`{v}` must be an integer from 1 to {MAX_SERIES}"))),
-        },
-    };
     let mut truncated_key_count = 0;
-    if group.is_some() && ordered.len() > limit {
+    if let Some((other_rows, cut_keys)) = cut {
+        truncated_key_count = cut_keys;
+        let mut other = blank();
+        for r in &other_rows {
+            if let Some(i) = index(r.bucket_start_ms) {
+                other[i].add(&r.stats);
+            }
+        }
+        ordered.push((OTHER_KEY.to_string(), other));
+    } else if group.is_some() && ordered.len() > limit {
         let rest = ordered.split_off(limit);
         truncated_key_count = rest.len();
         let mut other = blank();
