@@ -171,7 +171,8 @@ if [ "$PEERS" = 1 ]; then
   if [ -x "$PEER_DIR/litellm/bin/litellm" ] || { python3 -m venv "$PEER_DIR/litellm" &&
       "$PEER_DIR/litellm/bin/pip" install -q 'litellm[proxy]'; }; then LITELLM_OK=1
   else log "LiteLLM did not install: skipped"; fi
-  if [ -x "$PEER_DIR/portkey/node_modules/.bin/portkey-gateway" ] || {
+  # The package's executable is `gateway` (build/start-server.js); `--port=N`, `--headless`.
+  if [ -x "$PEER_DIR/portkey/node_modules/.bin/gateway" ] || {
       mkdir -p "$PEER_DIR/portkey" && npm install --prefix "$PEER_DIR/portkey" --silent @portkey-ai/gateway; }; then PORTKEY_OK=1
   else log "Portkey did not install: skipped"; fi
 fi
@@ -193,8 +194,8 @@ EOF
 stop_litellm() { stop_pid "$LITELLM_PID"; wait "$LITELLM_PID" 2>/dev/null || true; }
 
 start_portkey() {
-  PORT=$PORTKEY_PORT "${PIN_PROXY[@]}" "$PEER_DIR/portkey/node_modules/.bin/portkey-gateway" \
-    --port="$PORTKEY_PORT" >"$WORK/portkey.log" 2>&1 &
+  PORT=$PORTKEY_PORT "${PIN_PROXY[@]}" "$PEER_DIR/portkey/node_modules/.bin/gateway" \
+    --port="$PORTKEY_PORT" --headless >"$WORK/portkey.log" 2>&1 &
   PORTKEY_PID=$!; PIDS+=("$PORTKEY_PID")
   for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$PORTKEY_PORT") 2>/dev/null && break; sleep 0.1; done
   URL="http://127.0.0.1:$PORTKEY_PORT/v1/chat/completions"; TOKEN=$UPSTREAM_KEY; WATCH=$PORTKEY_PID

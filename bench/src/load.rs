@@ -144,6 +144,8 @@ struct Run {
     warm_end: Instant,
     end: Instant,
     slots: Option<Mutex<mpsc::UnboundedReceiver<Instant>>>,
+    /// Open loop: slots taken after the end of the run (the target could not keep the rate).
+    unsent: std::sync::atomic::AtomicU64,
 }
 
 /// What one connection task measured.
@@ -253,6 +255,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         warm_end,
         end,
         slots,
+        unsent: std::sync::atomic::AtomicU64::new(0),
         cfg,
     });
     let watcher = run.cfg.watch_pid.map(|pid| tokio::spawn(watch(pid, warm_end, end)));
@@ -263,6 +266,20 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     }
     if let Some(p) = pacer {
         let _ = p.join();
+    }
+    // Open loop against a target slower than the rate: the slots still queued when the run
+    // ended were never sent. They count as errors (not as latency), so a slow target cannot
+    // make the run last until its backlog drains.
+    let mut unsent = run.unsent.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(slots) = &run.slots {
+        let mut rx = slots.lock().await;
+        while rx.try_recv().is_ok() {
+            unsent += 1;
+        }
+    }
+    if unsent > 0 {
+        total.error(format!("{unsent} requests of the fixed rate were not started before the end of the run"));
+        total.errors += unsent - 1;
     }
     let window = run.cfg.duration.as_secs_f64();
     let proxy = match watcher {
@@ -364,7 +381,14 @@ async fn connect(run: &Run) -> anyhow::Result<SendRequest<Full<Bytes>>> {
 async fn next_start(run: &Run) -> Option<Instant> {
     match &run.slots {
         None => Some(Instant::now()).filter(|now| *now < run.end),
-        Some(slots) => slots.lock().await.recv().await,
+        Some(slots) => {
+            let slot = slots.lock().await.recv().await?;
+            if Instant::now() >= run.end {
+                run.unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return None;
+            }
+            Some(slot)
+        }
     }
 }
 
