@@ -269,20 +269,6 @@ fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Refus
     }
 }
 
-/// The embedded model catalog, loaded once (for the Bedrock profile-only model list).
-fn catalog() -> Option<&'static tollgate_core::catalog::Catalog> {
-    static CATALOG: std::sync::OnceLock<Option<tollgate_core::catalog::Catalog>> = std::sync::OnceLock::new();
-    CATALOG
-        .get_or_init(|| match tollgate_core::catalog::Catalog::embedded() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::error!(error = %e, "the embedded model catalog does not load; profile-only checks are off");
-                None
-            }
-        })
-        .as_ref()
-}
-
 /// Bedrock models that only run through an inference profile (Claude 4.6 and later), called
 /// by their bare foundation-model id: refused the way Bedrock refuses them (400
 /// `ValidationException`), naming the profile ids to use, without an upstream call.
@@ -338,8 +324,10 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     if let Err(r) = check_model(&a, name, &info) {
         return r.respond(&state);
     }
-    if let Some(catalog) = catalog()
-        && let Err(r) = check_profile_only(catalog, a.ptype, &info)
+    // The live catalog (embedded + the operator's overlay), so an overlay that marks a model
+    // profile-only, or lists new profiles, takes effect without a restart.
+    if a.ptype == ProviderType::Bedrock
+        && let Err(r) = check_profile_only(&state.catalog(), a.ptype, &info)
     {
         return r.respond(&state);
     }
@@ -612,7 +600,8 @@ mod tests {
 
     #[test]
     fn profile_only_bedrock_models_name_their_profiles() {
-        let Some(catalog) = catalog() else { panic!("the embedded catalog loads") };
+        let catalog = tollgate_core::catalog::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let catalog = &catalog;
         let info = |path: &str| tollgate_protocol::inspect(Family::Bedrock, "POST", path, None, b"{}");
         let refused =
             check_profile_only(catalog, ProviderType::Bedrock, &info("/model/anthropic.claude-sonnet-4-6/converse"));

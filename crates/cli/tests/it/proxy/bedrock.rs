@@ -42,12 +42,20 @@ fn bedrock_body(name: &str, base_url: &str, extra: Value) -> Value {
 
 impl Aws {
     async fn new(db: TestDb, extra: Value) -> Aws {
+        Aws::with_overlay(db, extra, None).await
+    }
+
+    /// A gateway with a catalog overlay file (`--catalog-overlay`).
+    async fn with_overlay(db: TestDb, extra: Value, overlay: Option<std::path::PathBuf>) -> Aws {
         let up =
             FakeUpstream::start(Flavor::Bedrock, Some(&format!("{AK}:{SK}"))).await.unwrap_or_else(|e| panic!("{e:#}"));
         let control = up.base_url.clone();
-        let gw = TestGateway::start_with(Some(db), |s| s.bedrock_control_endpoint = Some(control))
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let gw = TestGateway::start_with(Some(db), |s| {
+            s.bedrock_control_endpoint = Some(control);
+            s.catalog_overlay = overlay;
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
         secret(&gw, "AWS_ACCESS_KEY_ID", AK).await;
         secret(&gw, "AWS_SECRET_ACCESS_KEY", SK).await;
         expect(
@@ -334,6 +342,30 @@ async fn profile_only_models_need_an_inference_profile(db: TestDb) {
     assert_eq!(events[0].model.as_deref(), Some("us.anthropic.claude-sonnet-4-6"));
 }
 
+/// The profile-only check reads the live catalog: an operator overlay that marks a model as
+/// needing an inference profile (and names its profiles) takes effect on the proxy.
+async fn overlay_marks_a_model_profile_only(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let overlay = dir.path().join("overlay.json");
+    let bare = "amazon.nova-pro-v1:0";
+    std::fs::write(
+        &overlay,
+        json!({"version": "ops-profiles", "models": [
+            {"provider_type": "bedrock", "name": bare, "requires_inference_profile": true}]})
+        .to_string(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let aws = Aws::with_overlay(db, json!({}), Some(overlay)).await;
+    let r = aws.post(&format!("/model/{bare}/converse"), &converse_body()).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ValidationException"));
+    let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains(&format!("us.{bare}")), "the catalog's profiles are named: {msg}");
+    assert!(aws.up.requests().is_empty(), "no upstream call for a refused bare id");
+    let r = aws.post(&format!("/model/us.{bare}/converse"), &converse_body()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
 /// The CLI creates a Bedrock provider with static keys and a guardrail (checked upstream),
 /// and its connection check passes.
 async fn cli_creates_and_checks_bedrock_providers(db: TestDb) {
@@ -368,6 +400,7 @@ async fn cli_creates_and_checks_bedrock_providers(db: TestDb) {
 
 crate::both_backends!(
     cli_creates_and_checks_bedrock_providers,
+    overlay_marks_a_model_profile_only,
     profile_only_models_need_an_inference_profile,
     native_paths_with_static_keys,
     allow_list_and_errors_in_bedrock_shape,
