@@ -182,7 +182,12 @@ impl Tally {
     }
 
     fn error(&mut self, e: impl std::fmt::Display) {
-        self.errors += 1;
+        self.errors_of(1, e);
+    }
+
+    /// `n` errors of one kind.
+    fn errors_of(&mut self, n: u64, e: impl std::fmt::Display) {
+        self.errors += n;
         if self.first_error.is_none() {
             self.first_error = Some(e.to_string());
         }
@@ -278,8 +283,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         }
     }
     if unsent > 0 {
-        total.error(format!("{unsent} requests of the fixed rate were not started before the end of the run"));
-        total.errors += unsent - 1;
+        total.errors_of(
+            unsent,
+            format!("{unsent} requests of the fixed rate were not started before the end of the run"),
+        );
     }
     let window = run.cfg.duration.as_secs_f64();
     let proxy = match watcher {

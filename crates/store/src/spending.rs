@@ -51,52 +51,37 @@ pub struct RollupStats {
 
 impl RollupStats {
     pub fn add(&mut self, o: &RollupStats) {
-        self.requests += o.requests;
-        self.failed_requests += o.failed_requests;
-        self.unpriced_requests += o.unpriced_requests;
-        self.override_requests += o.override_requests;
-        let (t, u) = (&mut self.tokens, &o.tokens);
-        t.input += u.input;
-        t.output += u.output;
-        t.reasoning += u.reasoning;
-        t.cached_input += u.cached_input;
-        t.cache_write_5m += u.cache_write_5m;
-        t.cache_write_1h += u.cache_write_1h;
-        t.cache_write_unknown += u.cache_write_unknown;
-        let (c, d) = (&mut self.cost, &o.cost);
-        c.input += d.input;
-        c.output += d.output;
-        c.reasoning += d.reasoning;
-        c.cached_input += d.cached_input;
-        c.cache_write_5m += d.cache_write_5m;
-        c.cache_write_1h += d.cache_write_1h;
-        c.cache_write_unknown += d.cache_write_unknown;
-        c.total += d.total;
+        self.combine(o, 1);
     }
 
     /// Takes `o` away (the inverse of [`RollupStats::add`]).
     pub fn sub(&mut self, o: &RollupStats) {
-        self.requests -= o.requests;
-        self.failed_requests -= o.failed_requests;
-        self.unpriced_requests -= o.unpriced_requests;
-        self.override_requests -= o.override_requests;
+        self.combine(o, -1);
+    }
+
+    /// Adds `sign` × `o`, counter by counter (the counters are integers: exact either way).
+    fn combine(&mut self, o: &RollupStats, sign: i64) {
+        self.requests += sign * o.requests;
+        self.failed_requests += sign * o.failed_requests;
+        self.unpriced_requests += sign * o.unpriced_requests;
+        self.override_requests += sign * o.override_requests;
         let (t, u) = (&mut self.tokens, &o.tokens);
-        t.input -= u.input;
-        t.output -= u.output;
-        t.reasoning -= u.reasoning;
-        t.cached_input -= u.cached_input;
-        t.cache_write_5m -= u.cache_write_5m;
-        t.cache_write_1h -= u.cache_write_1h;
-        t.cache_write_unknown -= u.cache_write_unknown;
+        t.input += sign * u.input;
+        t.output += sign * u.output;
+        t.reasoning += sign * u.reasoning;
+        t.cached_input += sign * u.cached_input;
+        t.cache_write_5m += sign * u.cache_write_5m;
+        t.cache_write_1h += sign * u.cache_write_1h;
+        t.cache_write_unknown += sign * u.cache_write_unknown;
         let (c, d) = (&mut self.cost, &o.cost);
-        c.input -= d.input;
-        c.output -= d.output;
-        c.reasoning -= d.reasoning;
-        c.cached_input -= d.cached_input;
-        c.cache_write_5m -= d.cache_write_5m;
-        c.cache_write_1h -= d.cache_write_1h;
-        c.cache_write_unknown -= d.cache_write_unknown;
-        c.total -= d.total;
+        c.input += sign * d.input;
+        c.output += sign * d.output;
+        c.reasoning += sign * d.reasoning;
+        c.cached_input += sign * d.cached_input;
+        c.cache_write_5m += sign * d.cache_write_5m;
+        c.cache_write_1h += sign * d.cache_write_1h;
+        c.cache_write_unknown += sign * d.cache_write_unknown;
+        c.total += sign * d.total;
     }
 
     fn of(e: &UsageEvent) -> RollupStats {

@@ -129,8 +129,9 @@ async fn binary_with_one_worker_and_recording_off_proxies_but_stores_no_usage() 
 }
 
 /// Open loop against a target slower than the rate: requests the target never got to count
-/// as errors and the run still ends on time, instead of draining the backlog for minutes (a
-/// 5,000 req/s schedule against a peer that serves ~100 req/s).
+/// as errors instead of being sent after the run's end, which drained the backlog for minutes
+/// (a 5,000 req/s schedule against a peer that serves ~100 req/s). Had the backlog been
+/// drained, nearly all 1,000 requests would be answered and none would be an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_counts_unsent_requests_and_ends_on_time() {
     let mock = match Mock::start(
@@ -148,12 +149,10 @@ async fn open_loop_counts_unsent_requests_and_ends_on_time() {
     cfg.rate = Some(1000.0);
     cfg.warmup = Duration::ZERO;
     cfg.duration = Duration::from_secs(1);
-    let started = std::time::Instant::now();
     let r = load::run(cfg).await.unwrap_or_else(|e| panic!("load: {e:#}"));
     // Two connections at 50 ms per answer serve ~40 of the 1,000 scheduled requests; draining
     // the rest would take ~25 s.
     assert!(r.total_2xx > 0 && r.total_2xx < 100, "{r:?}");
     assert!(r.errors >= 800, "the unsent requests are errors: {r:?}");
     assert!(r.first_error.as_deref().is_some_and(|e| e.contains("not started before the end")), "{r:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "the run waited for the backlog: {:?}", started.elapsed());
 }
