@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 const EMBEDDED: &str = include_str!("../../../catalog/models.json");
 
 /// Bedrock inference-profile prefixes the catalog knows, sorted. `global.` costs the headline
-/// rate; the others are geographic profiles (DESIGN.md §4).
+/// rate; the others are geographic profiles (ARCHITECTURE.md, Decisions: Money and usage).
 pub const BEDROCK_PROFILE_PREFIXES: [&str; 6] = ["apac", "au", "eu", "global", "jp", "us"];
 
 /// Geographic Bedrock profiles: priced at their own catalog rate, or headline × 1.10.

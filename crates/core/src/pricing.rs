@@ -2,7 +2,7 @@
 //! cost per bucket and total, in microcents. Pure and deterministic: the usage writer calls
 //! [`price`] just before an event is stored, with the catalog current at that time.
 //!
-//! Rules (DESIGN.md §4), each a named unit test below:
+//! Rules (ARCHITECTURE.md, Decisions: Money and usage), each a named unit test below:
 //! - cost per bucket = tokens × rate / 1,000,000, rounded half-up; the total is the sum.
 //! - A provider override beats the catalog for its bucket (absent keeps the catalog rate,
 //!   `0` is free) and is a flat rate: context tiers never apply to an overridden bucket.

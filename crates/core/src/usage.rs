@@ -1,5 +1,5 @@
-//! Token usage of one proxied request, normalised into disjoint buckets (DESIGN.md §4), and
-//! the outcome vocabulary of a usage event. Pure data: the protocol crate fills a [`Usage`]
+//! Token usage of one proxied request, normalised into disjoint buckets (ARCHITECTURE.md,
+//! Decisions: Money and usage), and the outcome vocabulary of a usage event. Pure data: the protocol crate fills a [`Usage`]
 //! from each provider's wire format; the pricing engine (cost issue) turns it into money.
 //!
 //! Buckets never overlap, so their costs add up to the total:

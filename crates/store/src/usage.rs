@@ -12,7 +12,7 @@ use crate::{Store, StoreError};
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
 
-/// One proxied request as metered (DESIGN.md §4).
+/// One proxied request as metered (ARCHITECTURE.md, Decisions: Money and usage).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageEvent {
     /// UUIDv7 (time-ordered).

@@ -26,7 +26,7 @@ use tollgate_testkit::upstream::{FakeUpstream, Reply, Step, fixtures_dir, split_
 #[serde(deny_unknown_fields)]
 struct CostCase {
     description: String,
-    /// The DESIGN.md §8 bug this case guards against, if it is a named regression case.
+    /// The incumbent mistake (ARCHITECTURE.md, Decisions: Mistakes the incumbents made) this case guards against, if it is a named regression case.
     #[serde(default)]
     regression: Option<String>,
     provider_type: String,
@@ -119,7 +119,7 @@ fn the_cost_fixtures_are_consistent() {
     ] {
         assert!(
             all.iter().any(|(_, c)| c.regression.as_deref().is_some_and(|r| r.contains(regression))),
-            "no named case for the DESIGN.md §8 bug: {regression}"
+            "no named case for the incumbent mistake: {regression}"
         );
     }
     for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
