@@ -165,7 +165,7 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
     let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
     std::fs::create_dir_all(&settings.data_dir).expect("data dir");
     // Align the window end to an hour so every run reads the same rollups.
-    let now = tollgate_server::time::now_ms();
+    let now = tollgate_server::time::system_now_ms();
     let end_ms = now - now % 3_600_000;
     let store = UsageStore::connect(&usage_url).await.expect("usage store");
     eprintln!("{label}: seeding {} events over {} days…", a.events, a.days);

@@ -63,7 +63,7 @@ pub fn lookup(state: &AppState, token: &str, now_ms: i64) -> Result<Arc<TokenRec
 pub fn authorize(state: &AppState, headers: &HeaderMap, required: Role) -> Result<Arc<TokenRecord>, ApiError> {
     let token = bearer(headers)
         .ok_or_else(|| ApiError::Unauthenticated("missing gateway token: send `Authorization: Bearer tg_…`".into()))?;
-    let rec = lookup(state, token, crate::time::now_ms())?;
+    let rec = lookup(state, token, state.now_ms())?;
     if !rec.role.allows(required) {
         return Err(ApiError::PermissionDenied(format!(
             "this token's role `{}` may not do this; it needs `{}` or higher",

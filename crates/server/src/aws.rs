@@ -81,6 +81,8 @@ pub struct Outgoing<'a> {
 #[derive(Debug)]
 pub struct AwsCredentials {
     sts_endpoint: Option<String>,
+    /// Decides when cached credentials are due for a refresh (tests move it).
+    clock: crate::time::Clock,
     entries: Mutex<HashMap<String, Arc<Entry>>>,
 }
 
@@ -243,8 +245,8 @@ pub fn region(spec: &ProviderSpec) -> &str {
 }
 
 impl AwsCredentials {
-    pub fn new(sts_endpoint: Option<String>) -> AwsCredentials {
-        AwsCredentials { sts_endpoint, entries: Mutex::new(HashMap::new()) }
+    pub fn new(sts_endpoint: Option<String>, clock: crate::time::Clock) -> AwsCredentials {
+        AwsCredentials { sts_endpoint, clock, entries: Mutex::new(HashMap::new()) }
     }
 
     fn entry(&self, key: String, source: impl FnOnce() -> Source) -> Arc<Entry> {
@@ -299,7 +301,7 @@ impl AwsCredentials {
     }
 
     async fn fetch(&self, entry: &Entry, provider: &str) -> Result<Creds, AwsError> {
-        entry.get(SystemTime::now(), self.sts_endpoint.as_deref()).await.map_err(|reason| AwsError::Provider {
+        entry.get(self.clock.now_system(), self.sts_endpoint.as_deref()).await.map_err(|reason| AwsError::Provider {
             provider: provider.to_string(),
             mode: entry.mode(),
             reason,
@@ -322,6 +324,8 @@ impl AwsCredentials {
         let pairs: Vec<(&str, &str)> =
             headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
         let req = sigv4::Request { method, url, headers: &pairs, body };
+        // The signature's time is checked by AWS against its own clock: the real one, not the
+        // gateway's (which only tests move).
         let added = sigv4::sign_request(&req, &creds, region(spec), SERVICE, SystemTime::now())
             .map_err(|e| AwsError::Signing(e, spec.name.clone()))?;
         for (name, value) in added {

@@ -50,7 +50,7 @@ impl CatalogHandle {
                 let merged = merge(&embedded, &bytes)
                     .map_err(|e| ServerError::Settings(format!("--catalog-overlay {}: {e}", path.display())))?;
                 status.version = merged.overlay_version().map(str::to_string);
-                status.loaded_at_ms = Some(crate::time::now_ms());
+                status.loaded_at_ms = Some(crate::time::system_now_ms());
                 (merged, Some(bytes))
             }
         };
@@ -101,7 +101,7 @@ impl CatalogHandle {
                 Metrics::inc(&self.metrics.catalog_overlay_reloads);
                 seen.1.version = merged.overlay_version().map(str::to_string);
                 seen.1.error = None;
-                seen.1.loaded_at_ms = Some(crate::time::now_ms());
+                seen.1.loaded_at_ms = Some(crate::time::system_now_ms());
                 self.current.store(Arc::new(merged));
                 true
             }

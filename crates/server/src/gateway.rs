@@ -134,6 +134,7 @@ impl Gateway {
         let retention = tokio::spawn(crate::retention::run(
             self.usage.clone(),
             self.state.metrics().clone(),
+            self.state.clock().clone(),
             self.state.settings().usage_retention_days,
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
@@ -183,7 +184,7 @@ async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, ServerError
         role: Role::Admin,
         providers: None,
         expires_at_ms: None,
-        created_at_ms: crate::time::now_ms(),
+        created_at_ms: state.now_ms(),
         revoked_at_ms: None,
     };
     let (token, rec) = admin::tokens::mint(template).map_err(|e| ServerError::Bootstrap(e.to_string()))?;

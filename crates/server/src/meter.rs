@@ -15,9 +15,9 @@ use crate::catalog::CatalogHandle;
 use crate::metrics::Metrics;
 use crate::state::ProviderEntry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tollgate_core::pricing::{PriceInput, price};
 use tollgate_store::{UsageEvent, UsageStore};
 
@@ -35,12 +35,22 @@ pub struct Meter {
     tx: mpsc::Sender<Metered>,
     metrics: Arc<Metrics>,
     last_drop_log_ms: Arc<AtomicI64>,
+    inflight: Arc<Inflight>,
+    flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+/// Requests forwarded whose usage event is not emitted yet (see [`Meter::flush`]).
+#[derive(Debug, Default)]
+struct Inflight {
+    n: AtomicUsize,
+    idle: Notify,
 }
 
 /// The receiving half, run by [`UsageWriter::run`].
 #[derive(Debug)]
 pub struct UsageWriter {
     rx: mpsc::Receiver<Metered>,
+    flush_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     store: UsageStore,
     catalog: Arc<CatalogHandle>,
     metrics: Arc<Metrics>,
@@ -58,12 +68,51 @@ pub fn channel(
     flush_interval: Duration,
 ) -> (Meter, UsageWriter) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    let meter = Meter { tx, metrics: metrics.clone(), last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)) };
-    let writer = UsageWriter { rx, store, catalog, metrics, batch_size: batch_size.max(1), flush_interval };
+    let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+    let meter = Meter {
+        tx,
+        metrics: metrics.clone(),
+        last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)),
+        inflight: Arc::default(),
+        flush_tx,
+    };
+    let writer = UsageWriter { rx, flush_rx, store, catalog, metrics, batch_size: batch_size.max(1), flush_interval };
     (meter, writer)
 }
 
 impl Meter {
+    /// A forwarded request whose event will follow ([`end`](Self::end) is called once when it
+    /// is emitted, or when the request ends without one).
+    pub(crate) fn begin(&self) {
+        self.inflight.n.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The event of a request counted by [`begin`](Self::begin) has been queued (or was not
+    /// recorded).
+    pub(crate) fn end(&self) {
+        if self.inflight.n.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.inflight.idle.notify_waiters();
+        }
+    }
+
+    /// Waits until every request forwarded so far has emitted its usage event and the writer has
+    /// committed (or dropped and counted) every event queued before that: after it returns,
+    /// the store holds every event of the requests that came before. For tests and shutdown
+    /// checks; the request path never calls it.
+    pub async fn flush(&self) {
+        loop {
+            let idle = self.inflight.idle.notified();
+            if self.inflight.n.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        let (ack, done) = oneshot::channel();
+        if self.flush_tx.send(ack).is_ok() {
+            let _ = done.await;
+        }
+    }
+
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
@@ -71,7 +120,7 @@ impl Meter {
             Ok(()) => Metrics::inc(&self.metrics.usage_events_queued),
             Err(e) => {
                 Metrics::inc(&self.metrics.usage_events_dropped);
-                let now = crate::time::now_ms();
+                let now = crate::time::system_now_ms();
                 let last = self.last_drop_log_ms.load(Ordering::Relaxed);
                 if now.saturating_sub(last) >= 60_000
                     && self.last_drop_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
@@ -109,6 +158,17 @@ impl UsageWriter {
                     }
                 }
                 _ = tick.tick() => self.flush(&mut batch).await,
+                Some(ack) = self.flush_rx.recv() => {
+                    // Everything queued before the flush request, committed before the answer.
+                    while let Ok(m) = self.rx.try_recv() {
+                        batch.push(m);
+                        if batch.len() >= self.batch_size {
+                            self.flush(&mut batch).await;
+                        }
+                    }
+                    self.flush(&mut batch).await;
+                    let _ = ack.send(());
+                }
                 _ = shutdown.changed() => break,
             }
         }
@@ -253,6 +313,35 @@ mod tests {
         // After the writer stopped, recording is refused without blocking and counted.
         meter.record(event(99), None);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn flush_waits_for_open_requests_and_commits_what_was_queued() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        let metrics = Arc::new(Metrics::default());
+        // An hour between timed flushes and batches larger than the test: only `flush` writes.
+        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 50, Duration::from_secs(3600));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let _task = tokio::spawn(writer.run(stop_rx));
+        for i in 0..3 {
+            meter.record(event(i), None);
+        }
+        meter.flush().await;
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 3, "flush commits everything queued before it");
+
+        // A request still open holds the flush until its event is queued.
+        meter.begin();
+        let waiting = tokio::spawn({
+            let meter = meter.clone();
+            async move { meter.flush().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "flush returned while a request was still open");
+        meter.record(event(3), None);
+        meter.end();
+        waiting.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 4);
     }
 
     #[tokio::test]

@@ -36,6 +36,7 @@ pub async fn sweep(usage: &UsageStore, metrics: &Metrics, days: u32, now_ms: i64
 pub async fn run(
     usage: UsageStore,
     metrics: Arc<Metrics>,
+    clock: crate::time::Clock,
     days: u32,
     interval: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -50,7 +51,7 @@ pub async fn run(
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
-        sweep(&usage, &metrics, days, crate::time::now_ms()).await;
+        sweep(&usage, &metrics, days, clock.now_ms()).await;
     }
 }
 

@@ -114,6 +114,8 @@ pub struct Settings {
     /// Record a usage event per proxied request (off: nothing is queued or written; for
     /// measuring the cost of metering, or a deployment that meters elsewhere).
     pub usage_recording: bool,
+    /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
+    pub clock: crate::time::Clock,
 }
 
 impl Settings {
@@ -142,6 +144,7 @@ impl Settings {
             catalog_overlay: None,
             usage_retention_days: 90,
             usage_recording: true,
+            clock: crate::time::Clock::default(),
         }
     }
 

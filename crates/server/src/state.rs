@@ -91,7 +91,7 @@ impl AppState {
                 meter: parts.meter,
                 metrics: parts.metrics,
                 http: parts.http,
-                aws: crate::aws::AwsCredentials::new(settings.aws_sts_endpoint.clone()),
+                aws: crate::aws::AwsCredentials::new(settings.aws_sts_endpoint.clone(), settings.clock.clone()),
                 catalog: parts.catalog,
                 usage: parts.usage,
                 settings,
@@ -102,6 +102,16 @@ impl AppState {
 
     pub fn meter(&self) -> &Meter {
         &self.inner.meter
+    }
+
+    /// The gateway's wall clock (see [`crate::time`]).
+    pub fn clock(&self) -> &crate::time::Clock {
+        &self.inner.settings.clock
+    }
+
+    /// Milliseconds since the Unix epoch, by the gateway's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.settings.clock.now_ms()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

@@ -1,9 +1,50 @@
-//! The one place the server reads the wall clock, and timestamp formatting for the API.
+//! The one place the server reads the wall clock ([`Clock`]), and timestamp formatting for the
+//! API.
+//!
+//! Every decision that depends on the time of day — token expiry, credential refresh, retention,
+//! report windows, event timestamps — reads the gateway's [`Clock`] (`AppState::clock`), never
+//! the system clock directly, so tests move time instead of sleeping. Durations measured on the
+//! request path (latency, time to first token) use `Instant` and are not affected.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime};
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
+/// The gateway's wall clock: the system clock plus an offset that only tests change. Cheap to
+/// clone; clones share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        system_now_ms().saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// The same instant as a `SystemTime` (for APIs that take one, such as SigV4 signing).
+    pub fn now_system(&self) -> SystemTime {
+        let offset = self.offset_ms.load(Ordering::Relaxed);
+        let d = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 { SystemTime::now() + d } else { SystemTime::now() - d }
+    }
+
+    /// Moves this clock (and its clones) forward by `d`. For tests.
+    pub fn advance(&self, d: Duration) {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Sets this clock so that it reads `ms` now (and runs on from there). For tests.
+    pub fn set_now_ms(&self, ms: i64) {
+        self.offset_ms.store(ms.saturating_sub(system_now_ms()), Ordering::Relaxed);
+    }
+}
+
+/// The system clock, for what is not a decision (log rate limits, file timestamps).
+pub fn system_now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 

@@ -25,6 +25,11 @@ pub struct TestGateway {
     /// The data dir (master key, admin.token, SQLite unless `db` says otherwise).
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// The gateway's wall clock: `advance` it instead of sleeping (token expiry, credential
+    /// refresh, retention, report windows).
+    pub clock: tollgate_server::time::Clock,
+    /// The gateway's usage meter, for [`flush_usage`](Self::flush_usage).
+    meter: tollgate_server::meter::Meter,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where the gateway writes usage events.
@@ -53,8 +58,10 @@ impl TestGateway {
         settings.database_url = db.as_ref().map(|d| tollgate_server::Sensitive(d.url().to_string()));
         settings.config_poll_interval = std::time::Duration::from_millis(200);
         tweak(&mut settings);
+        let clock = settings.clock.clone();
         let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<(String, Option<String>)>>();
+        type Ready = (String, Option<String>, tollgate_server::meter::Meter);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<Ready>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -73,7 +80,8 @@ impl TestGateway {
                     }
                 };
                 let base = format!("http://{}", gw.local_addr());
-                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string))));
+                let meter = gw.state().meter().clone();
+                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter)));
                 let _ = gw
                     .serve(async move {
                         let _ = stop_rx.await;
@@ -81,7 +89,7 @@ impl TestGateway {
                     .await;
             });
         });
-        let (base_url, token) = ready_rx.await.context("gateway thread died")??;
+        let (base_url, token, meter) = ready_rx.await.context("gateway thread died")??;
         let admin_token = match token {
             Some(t) => t,
             None => {
@@ -93,6 +101,8 @@ impl TestGateway {
             admin_token,
             data_dir,
             client: reqwest::Client::new(),
+            clock,
+            meter,
             shutdown: Some(stop_tx),
             thread: Some(thread),
             usage_url,
@@ -162,6 +172,12 @@ impl TestGateway {
             bail!("POST token: {s} {b}");
         }
         b["token"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no token in {b}"))
+    }
+
+    /// Returns once every request forwarded so far has its usage event committed (see
+    /// `Meter::flush`): no waiting for the writer's flush interval, no polling.
+    pub async fn flush_usage(&self) {
+        self.meter.flush().await;
     }
 
     /// Every usage event the gateway has committed so far, oldest first.

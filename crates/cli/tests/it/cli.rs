@@ -871,7 +871,7 @@ async fn e2e_models_and_spending() {
     use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
     let gw = TestGateway::start().await.unwrap();
     // Two priced events through the usage store's real write path (events + rollups).
-    let now = tollgate_server::time::now_ms();
+    let now = tollgate_server::time::system_now_ms();
     let usage_db = format!("sqlite://{}?mode=rwc", gw.data_dir.join("usage.sqlite").display());
     let store = tollgate_store::UsageStore::connect(&usage_db).await.unwrap();
     let ev = |id: &str, provider: &str, total: i64| tollgate_store::UsageEvent {

@@ -282,7 +282,7 @@ async fn conformance(db: TestDb) {
         .unwrap_or_default()
         .to_string();
     assert!(!catalog_version.is_empty());
-    let started = tollgate_server::time::now_ms();
+    let started = tollgate_server::time::system_now_ms();
 
     // One provider per case, so its override applies to it alone.
     let mut provider_of: BTreeMap<String, &CostCase> = BTreeMap::new();
@@ -361,7 +361,7 @@ async fn conformance(db: TestDb) {
     let (usage, cost) = sum_of(cases.iter().map(|(_, c)| c));
     let unpriced = cases.iter().filter(|(_, c)| c.expected.unpriced).count() as i64;
     let start = tollgate_server::time::rfc3339(started - 3_600_000);
-    let end = tollgate_server::time::rfc3339(tollgate_server::time::now_ms() + 3_600_000);
+    let end = tollgate_server::time::rfc3339(tollgate_server::time::system_now_ms() + 3_600_000);
     let window = format!("start={start}&end={end}");
     let summary = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/summary?{window}"), None).await, 200);
     let stats = &summary["stats"];

@@ -7,7 +7,7 @@ use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, require_scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -183,7 +183,7 @@ pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderS
     require_scope(caller, &spec.name)?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
-    let now = now_ms();
+    let now = state.now_ms();
     let rec = record(&spec, now, now)?;
     state.store().insert_provider(&rec, in_db).await?;
     super::reload_after_write(state).await;
@@ -305,7 +305,7 @@ pub async fn update_spec(
     let spec = ProviderSpec::from_value(doc)?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
-    let now = now_ms();
+    let now = state.now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
     state.store().update_provider(&rec, in_db).await?;
     super::reload_after_write(state).await;

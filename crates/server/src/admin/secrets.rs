@@ -5,7 +5,7 @@ use crate::admin::paging;
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::time::{now_ms, rfc3339};
+use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -180,7 +180,7 @@ pub async fn store_value(state: &AppState, name: &str, value: &str) -> Result<(b
     if value.len() > MAX_SECRET_BYTES {
         return Err(ApiError::invalid("value", format!("must be at most {MAX_SECRET_BYTES} bytes")));
     }
-    let created = state.store().put_secret(name, &SecretValue::new(value.to_string()), now_ms()).await?;
+    let created = state.store().put_secret(name, &SecretValue::new(value.to_string()), state.now_ms()).await?;
     let meta = state
         .store()
         .get_secret_meta(name)

@@ -12,7 +12,7 @@
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::time::{now_ms, parse_rfc3339, rfc3339};
+use crate::time::{parse_rfc3339, rfc3339};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -217,7 +217,7 @@ fn opt(v: &Option<String>) -> Option<String> {
     v.as_ref().map(|s| s.trim().to_string())
 }
 
-fn parse_request(caller: &tollgate_store::TokenRecord, p: &SpendingParams) -> Result<Request, ApiError> {
+fn parse_request(caller: &tollgate_store::TokenRecord, p: &SpendingParams, now_ms: i64) -> Result<Request, ApiError> {
     let time = |field: &'static str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
         match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(None),
@@ -226,7 +226,7 @@ fn parse_request(caller: &tollgate_store::TokenRecord, p: &SpendingParams) -> Re
             }),
         }
     };
-    let end = time("end", &p.end)?.unwrap_or_else(now_ms);
+    let end = time("end", &p.end)?.unwrap_or(now_ms);
     let start = time("start", &p.start)?.unwrap_or(end - DEFAULT_WINDOW_MS);
     if start >= end {
         return Err(ApiError::invalid("start", "must be before end"));
@@ -409,7 +409,7 @@ pub async fn summary(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<SummaryResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p)?;
+    let req = parse_request(&caller, &p, state.now_ms())?;
     let f = &req.filter;
     let len = f.end_ms - f.start_ms;
     let prev = SpendingFilter { start_ms: f.start_ms - len, end_ms: f.start_ms, ..f.clone() };
@@ -436,7 +436,7 @@ pub async fn breakdown(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<BreakdownResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p)?;
+    let req = parse_request(&caller, &p, state.now_ms())?;
     let dim = p.dimension.as_deref().map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
         ApiError::invalid("dimension", "is required: provider, model, user, agent, provider_type or token_type")
     })?;
@@ -477,7 +477,7 @@ pub async fn timeseries(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<TimeseriesResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p)?;
+    let req = parse_request(&caller, &p, state.now_ms())?;
     let f = &req.filter;
     let default = if f.end_ms - f.start_ms <= 3 * DAY_MS { HOUR_MS } else { DAY_MS };
     let width = bucket_width(p.bucket.as_deref(), default)?;
@@ -612,7 +612,7 @@ pub async fn export_csv(
     Query(p): Query<SpendingParams>,
 ) -> Result<Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p)?;
+    let req = parse_request(&caller, &p, state.now_ms())?;
     let f = &req.filter;
     let width = match p.bucket.as_deref().map(str::trim) {
         Some("total") => None,

@@ -6,7 +6,7 @@ use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, generate_token, hash_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::time::{now_ms, parse_rfc3339, rfc3339};
+use crate::time::{parse_rfc3339, rfc3339};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -193,7 +193,7 @@ pub async fn create(
 /// Validates, mints and stores a token (the caller has checked the role); the view carries the
 /// token, once. Shared by the admin API and the console.
 pub async fn create_from(state: &AppState, req: CreateTokenRequest) -> Result<TokenView, ApiError> {
-    let now = now_ms();
+    let now = state.now_ms();
     let template = validate_request(req, now)?;
     let (token, rec) = mint(template)?;
     state.store().insert_token(&rec).await?;
@@ -215,7 +215,7 @@ pub async fn list(
     authorize(&state, &headers, Role::Admin)?;
     let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
     let res = state.store().list_tokens(&PageQuery { after: page.after, limit: page.limit }).await?;
-    let now = now_ms();
+    let now = state.now_ms();
     Ok(Json(ListTokensResponse {
         tokens: res.items.iter().map(|t| TokenView::of(t, now)).collect(),
         next_page_token: res.next_after.map(|k| paging::encode(&k)),
@@ -235,7 +235,7 @@ pub async fn get(
     authorize(&state, &headers, Role::Admin)?;
     let t =
         state.store().get_token(&id).await?.ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
-    Ok(Json(TokenView::of(&t, now_ms())))
+    Ok(Json(TokenView::of(&t, state.now_ms())))
 }
 
 /// Revoke a gateway token. It stops working for the next request.
@@ -256,7 +256,7 @@ pub async fn revoke(
 /// Revokes a token (the caller has checked the role); the last active admin token cannot be
 /// revoked. Shared by the admin API and the console.
 pub async fn revoke_id(state: &AppState, id: &str) -> Result<TokenView, ApiError> {
-    let now = now_ms();
+    let now = state.now_ms();
     let t = state.store().revoke_token(id, now).await?;
     super::reload_after_write(state).await;
     tracing::info!(token_id = %id, "gateway token revoked");

@@ -136,7 +136,7 @@ pub async fn show(
     let usage_url = format!("/usage?range=7d&provider={name}");
 
     // 7 days: per day (KPIs) and per model (model list), from the rollups
-    let (start_ms, end_ms) = spend::last_7_days(crate::time::now_ms());
+    let (start_ms, end_ms) = spend::last_7_days(console.state.now_ms());
     let q = SpendQuery { start_ms, end_ms, providers: vec![name.clone()], ..SpendQuery::default() };
     let days = spend::daily(&spend::rows(&console, &q, None, Some(DAY_MS)).await?, start_ms, 7);
     let by_model = spend::rows(&console, &q, Some(Dimension::Model), None).await?;

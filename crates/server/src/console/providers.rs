@@ -6,7 +6,7 @@
 //! grouped query over the hourly rollups.
 
 use super::{Console, ConsoleError, Layout, Session, format, html_page, notice_from, type_icon};
-use crate::time::now_ms;
+
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -122,7 +122,7 @@ pub async fn list(
     let shown: Vec<_> = visible.into_iter().skip(start).take(per_page).collect();
     let names: Vec<String> = shown.iter().map(|e| e.spec.name.clone()).collect();
     let spend = super::spend::last_7_days_by_provider(&console, &names).await?;
-    let now = now_ms();
+    let now = console.state.now_ms();
     let rows = shown
         .into_iter()
         .map(|e| {

@@ -5,7 +5,7 @@
 
 use super::{Console, ConsoleError, Form, Layout, Notice, Session, format, html_page, notice_from};
 use crate::admin;
-use crate::time::now_ms;
+
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -54,7 +54,7 @@ async fn render(
     let page = admin::paging::PageRequest { after, limit: 200 };
     let (items, next) = admin::secrets::list_meta(&console.state, page).await?;
     let snap = console.state.snapshot();
-    let now = now_ms();
+    let now = console.state.now_ms();
     let rows = items
         .into_iter()
         .map(|m| {

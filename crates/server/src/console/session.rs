@@ -10,7 +10,7 @@
 //! without a valid one.
 
 use super::{Console, ConsoleError, Layout, html_page};
-use crate::time::now_ms;
+
 use askama::Template;
 use aws_lc_rs::{constant_time, hmac};
 use axum::body::{Body, Bytes};
@@ -177,7 +177,7 @@ impl Session {
 /// of reader or higher.
 pub fn session_of(console: &Console, headers: &HeaderMap) -> Option<Session> {
     let raw = cookie(headers, SESSION_COOKIE)?;
-    let now = now_ms();
+    let now = console.state.now_ms();
     let (id, _) = console.keys.verify_session(raw, now)?;
     let snap = console.state.snapshot();
     let token = snap.tokens.values().find(|t| t.id == id)?.clone();
@@ -321,7 +321,7 @@ pub async fn login(State(console): State<Console>, headers: HeaderMap, body: Byt
     let form = super::Form::parse(&body);
     let next = safe_next(form.get("next")).to_string();
     let token = form.get("token").unwrap_or_default().trim();
-    let now = now_ms();
+    let now = console.state.now_ms();
     let rec = match crate::auth::lookup(&console.state, token, now) {
         Ok(rec) => rec,
         Err(_) if token.is_empty() => {

@@ -135,7 +135,7 @@ pub async fn last_7_days_by_provider(
     if names.is_empty() {
         return Ok(HashMap::new());
     }
-    let (start_ms, end_ms) = last_7_days(crate::time::now_ms());
+    let (start_ms, end_ms) = last_7_days(console.state.now_ms());
     let q = Query { start_ms, end_ms, ..Query::default() };
     let rows = rows(console, &q, Some(Dimension::Provider), Some(DAY_MS)).await?;
     let mut out: HashMap<String, (i64, Vec<i64>)> = names.iter().map(|n| (n.clone(), (0, vec![0; 7]))).collect();

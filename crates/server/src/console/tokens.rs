@@ -81,7 +81,7 @@ async fn render(
 ) -> Result<Response, ConsoleError> {
     let res =
         console.state.store().list_tokens(&PageQuery { after, limit: 200 }).await.map_err(crate::ApiError::from)?;
-    let now = crate::time::now_ms();
+    let now = console.state.now_ms();
     let rows = res
         .items
         .iter()

@@ -327,8 +327,8 @@ struct Resolved {
     width: i64,
 }
 
-fn resolve(session: &Session, view: View) -> Result<Resolved, ConsoleError> {
-    let (start_ms, end_ms, width) = view.window(crate::time::now_ms());
+fn resolve(session: &Session, view: View, now_ms: i64) -> Result<Resolved, ConsoleError> {
+    let (start_ms, end_ms, width) = view.window(now_ms);
     let mut providers = view.providers.clone();
     if let Some(scope) = &session.token.providers {
         if let Some(p) = providers.iter().find(|p| !scope.contains(p)) {
@@ -446,7 +446,7 @@ struct Data {
 }
 
 async fn load(console: &Console, session: &Session, view: View) -> Result<Data, ConsoleError> {
-    let resolved = resolve(session, view)?;
+    let resolved = resolve(session, view, console.state.now_ms())?;
     let q = &resolved.query;
     let width = resolved.width;
     let first = q.start_ms - q.start_ms.rem_euclid(width);

@@ -58,6 +58,7 @@ impl Recorder {
         provider: Arc<ProviderEntry>,
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
+        meter.begin();
         Recorder { meter, metrics, draft, started, provider: Some(provider), done: false }
     }
 
@@ -73,14 +74,16 @@ impl Recorder {
             }
             _ => {}
         }
-        let Some(mut event) = self.draft.take() else { return };
-        event.status = outcome.status;
-        event.http_status = outcome.http_status.map(i64::from);
-        event.error_class = outcome.error_class.map(str::to_string);
-        event.usage = outcome.usage.unwrap_or_default();
-        event.latency_ms = millis(self.started.elapsed());
-        event.ttft_ms = outcome.ttft.map(millis);
-        self.meter.record(event, self.provider.take());
+        if let Some(mut event) = self.draft.take() {
+            event.status = outcome.status;
+            event.http_status = outcome.http_status.map(i64::from);
+            event.error_class = outcome.error_class.map(str::to_string);
+            event.usage = outcome.usage.unwrap_or_default();
+            event.latency_ms = millis(self.started.elapsed());
+            event.ttft_ms = outcome.ttft.map(millis);
+            self.meter.record(event, self.provider.take());
+        }
+        self.meter.end();
     }
 
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.

@@ -162,7 +162,7 @@ fn admit(
             ));
         }
     };
-    let token = auth::lookup(state, presented, crate::time::now_ms())
+    let token = auth::lookup(state, presented, state.now_ms())
         .map_err(|e| Refusal::new(ptype, GatewayErrorKind::Unauthenticated, e.to_string()))?;
     let (Some(entry), Some(ptype)) = (entry, ptype) else {
         return Err(Refusal::new(None, GatewayErrorKind::NotFound, format!("no LLM provider named \"{name}\"")));
@@ -305,7 +305,7 @@ fn check_profile_only(
 
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let started = Instant::now();
-    let ts_ms = crate::time::now_ms();
+    let ts_ms = state.now_ms();
     let (parts, body) = req.into_parts();
     let Some((name, path)) = split_path(parts.uri.path()) else {
         return refuse(&state, None, GatewayErrorKind::NotFound, "no such route");

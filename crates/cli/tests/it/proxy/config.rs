@@ -198,6 +198,7 @@ async fn connection_check(db: TestDb) {
     let reader = rig.gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(call(&rig.gw, Method::POST, &path, Some(&reader), None).await.0, 403);
     expect(admin(&rig.gw, Method::POST, "/api/v1/llm-providers/nope/check", None).await, 404);
+    rig.gw.flush_usage().await;
     let events = rig.gw.usage_events().await.unwrap_or_else(|e| panic!("{e:#}"));
     assert!(events.is_empty(), "checks are not metered: {events:?}");
 }

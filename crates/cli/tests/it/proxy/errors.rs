@@ -83,7 +83,7 @@ async fn refusals(db: TestDb, kind: &'static str) {
             .await,
             201,
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        rig.gw.clock.advance(Duration::from_millis(1500)); // past its expiry, by the gateway's clock
         let expiring = expiring["token"].as_str().unwrap_or_default().to_string();
         let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, &expiring).json(&body)).await;
         assert_native(&r, kind, 401, "expired");

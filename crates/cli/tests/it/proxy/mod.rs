@@ -190,24 +190,24 @@ pub async fn send(req: reqwest::RequestBuilder) -> Reply {
     Reply { status, headers, body }
 }
 
-/// Waits until the gateway has stored exactly `n` usage events, then returns them (oldest
-/// first); fails if more than `n` appear within a short grace period.
+/// Returns the gateway's usage events (oldest first) once it has stored `n`, and asserts there
+/// are exactly `n`. `flush_usage` returns only when every request forwarded so far has emitted
+/// its one event and the writer has committed it, so the count is final when it returns; the
+/// loop only covers requests whose end the gateway has not seen yet (a client that hung up is
+/// noticed asynchronously).
 pub async fn usage_events(gw: &TestGateway, n: usize) -> Vec<UsageEvent> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
+        gw.flush_usage().await;
         let events = match gw.usage_events().await {
             Ok(e) => e,
             Err(e) => panic!("reading usage events: {e:#}"),
         };
         if events.len() >= n || std::time::Instant::now() > deadline {
             assert_eq!(events.len(), n, "usage events: {events:#?}");
-            // Give a duplicate the writer's flush interval to show up.
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let again = gw.usage_events().await.unwrap_or_default();
-            assert_eq!(again.len(), n, "more usage events than expected: {again:#?}");
             return events;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
