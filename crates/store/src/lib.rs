@@ -15,23 +15,25 @@
 mod db;
 mod error;
 mod providers;
+mod rollup;
 pub mod seal;
 mod secrets;
-#[macro_use]
 mod spending;
 mod tokens;
 mod types;
 mod usage;
 
 pub use error::StoreError;
+pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
-pub use spending::{DAY_MS, Dimension, HOUR_MS, RollupKey, RollupStats, SpendingFilter, SpendingRow, TopSpending};
+pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use tollgate_core::{ProviderType, Role};
+pub use types::UsageEvent;
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
     TokenRecord,
 };
-pub use usage::{UsageEvent, UsageQuery, UsageStore};
+pub use usage::{UsageQuery, UsageStore};
 
 use db::Pool;
 use std::sync::{Arc, RwLock};

@@ -5,6 +5,7 @@
 
 use crate::{ProviderType, Role};
 use std::fmt;
+use tollgate_core::{Cost, RequestStatus, Usage};
 
 /// One LLM provider as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,4 +125,40 @@ pub struct TokenRecord {
     pub expires_at_ms: Option<i64>,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
+}
+
+/// One proxied request as metered (ARCHITECTURE.md, Decisions: Money and usage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageEvent {
+    /// UUIDv7 (time-ordered).
+    pub id: String,
+    /// When the request arrived, epoch ms.
+    pub ts_ms: i64,
+    pub provider: String,
+    pub provider_type: ProviderType,
+    /// The model as the client called it (body or path), if the request named one.
+    pub model: Option<String>,
+    /// Upstream-relative path, e.g. `/chat/completions` (no query string).
+    pub endpoint: String,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub token_id: Option<String>,
+    pub status: RequestStatus,
+    /// The status the client received, when a response head was sent.
+    pub http_status: Option<i64>,
+    /// Short machine-readable class for non-success outcomes, e.g. `upstream_4xx`, `read_timeout`.
+    pub error_class: Option<String>,
+    pub streamed: bool,
+    /// Arrival to the end of the response body (or the failure), ms.
+    pub latency_ms: i64,
+    /// Arrival to the first response body byte sent to the client, ms.
+    pub ttft_ms: Option<i64>,
+    pub usage: Usage,
+    pub cost: Cost,
+    pub catalog_version: Option<String>,
+    pub priced_by_override: bool,
+    /// The model (or a bucket with tokens) had no price: the cost is 0, not a guess.
+    pub unpriced: bool,
+    pub request_id: String,
+    pub conversation_id: Option<String>,
 }

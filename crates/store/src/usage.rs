@@ -8,45 +8,10 @@
 //! on PostgreSQL it is the same database (and may share the config pool).
 
 use crate::db::{Pool, RowExt};
-use crate::{Store, StoreError};
+use crate::rollup::{ROLLUP_ROWS_PER_UPSERT, push_rollup, rollup};
+use crate::{Store, StoreError, UsageEvent};
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
-
-/// One proxied request as metered (ARCHITECTURE.md, Decisions: Money and usage).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsageEvent {
-    /// UUIDv7 (time-ordered).
-    pub id: String,
-    /// When the request arrived, epoch ms.
-    pub ts_ms: i64,
-    pub provider: String,
-    pub provider_type: ProviderType,
-    /// The model as the client called it (body or path), if the request named one.
-    pub model: Option<String>,
-    /// Upstream-relative path, e.g. `/chat/completions` (no query string).
-    pub endpoint: String,
-    pub user: Option<String>,
-    pub agent: Option<String>,
-    pub token_id: Option<String>,
-    pub status: RequestStatus,
-    /// The status the client received, when a response head was sent.
-    pub http_status: Option<i64>,
-    /// Short machine-readable class for non-success outcomes, e.g. `upstream_4xx`, `read_timeout`.
-    pub error_class: Option<String>,
-    pub streamed: bool,
-    /// Arrival to the end of the response body (or the failure), ms.
-    pub latency_ms: i64,
-    /// Arrival to the first response body byte sent to the client, ms.
-    pub ttft_ms: Option<i64>,
-    pub usage: Usage,
-    pub cost: Cost,
-    pub catalog_version: Option<String>,
-    pub priced_by_override: bool,
-    /// The model (or a bucket with tokens) had no price: the cost is 0, not a guess.
-    pub unpriced: bool,
-    pub request_id: String,
-    pub conversation_id: Option<String>,
-}
 
 /// Filters for [`UsageStore::list_events`]; events come back oldest first.
 #[derive(Debug, Clone, Default)]
@@ -214,7 +179,7 @@ impl UsageStore {
         if events.is_empty() {
             return Ok(());
         }
-        let rollups = crate::spending::rollup(events);
+        let rollups = rollup(events);
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let mut rest = events;
@@ -233,13 +198,13 @@ impl UsageStore {
             for (table, rows) in &rollups {
                 let rows: Vec<_> = rows.iter().collect();
                 let principal = table.principal();
-                for chunk in rows.chunks(crate::spending::ROLLUP_ROWS_PER_UPSERT) {
+                for chunk in rows.chunks(ROLLUP_ROWS_PER_UPSERT) {
                     let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
                     qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
                     qb.push(table.upsert_tail());
                     // As above: only the full-size upsert stays prepared, or every distinct
                     // partial size would grow each connection's statement cache.
-                    let full = chunk.len() == crate::spending::ROLLUP_ROWS_PER_UPSERT;
+                    let full = chunk.len() == ROLLUP_ROWS_PER_UPSERT;
                     qb.build().persistent(full).execute(&mut *tx).await?;
                 }
             }
