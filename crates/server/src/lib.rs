@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod retention;
 pub mod secrets;
 pub mod settings;
+pub mod snapshot;
 pub mod state;
 pub mod time;
 pub mod upstream;

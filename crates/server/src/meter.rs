@@ -13,7 +13,7 @@
 
 use crate::catalog::CatalogHandle;
 use crate::metrics::Metrics;
-use crate::state::ProviderEntry;
+use crate::snapshot::ProviderEntry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;

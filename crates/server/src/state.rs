@@ -20,26 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tollgate_core::{Catalog, ProviderSpec};
-use tollgate_store::{SecretValue, Store, StoreError, TokenRecord, UsageStore};
+use tollgate_store::{SecretValue, Store, StoreError, UsageStore};
 
-/// A provider as the snapshot holds it.
-#[derive(Debug, Clone)]
-pub struct ProviderEntry {
-    pub spec: ProviderSpec,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-/// Immutable view of the configuration at one config version.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub version: i64,
-    pub providers: HashMap<String, Arc<ProviderEntry>>,
-    /// Active (not revoked) tokens by SHA-256 of the token. Expiry is checked per request.
-    pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
-    /// Values of the database secrets that providers reference, by secret name.
-    pub credentials: HashMap<String, SecretValue>,
-}
+pub use crate::snapshot::{ProviderEntry, Snapshot};
 
 /// Cheap to clone; one per process.
 #[derive(Debug, Clone)]
