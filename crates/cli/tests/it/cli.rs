@@ -34,10 +34,17 @@ fn create(args: &[&str]) -> anyhow::Result<Value> {
 }
 
 fn update(args: &[&str]) -> anyhow::Result<Value> {
+    update_over(args, None)
+}
+
+/// `update` where the provider's current model list is `current` (what the command fetches
+/// before a `--pricing` without `--provider-models`).
+fn update_over(args: &[&str], current: Option<Value>) -> anyhow::Result<Value> {
     let mut argv = vec!["provider", "update"];
     argv.extend_from_slice(args);
+    let current = current.map(|c| c.as_array().cloned().unwrap());
     match parse(&argv) {
-        Cmd::Provider(ProviderCommand::Update(a)) => provider::update_patch(&a),
+        Cmd::Provider(ProviderCommand::Update(a)) => provider::update_patch(&a, current),
         other => panic!("not an update: {other:?}"),
     }
 }
@@ -222,7 +229,7 @@ fn pricing_converts_usd_per_million_to_microcents() {
 }
 
 #[test]
-fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
+fn pricing_attaches_to_listed_models_and_refuses_others() {
     check_create(
         &[
             "x",
@@ -232,6 +239,8 @@ fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
             "gpt-4o",
             "--provider-models",
             "gpt-4o-mini",
+            "--provider-models",
+            "o3",
             "--pricing",
             "model=gpt-4o-mini,input=0.15,output=0.6",
             "--pricing",
@@ -242,6 +251,16 @@ fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
                    {"name": "gpt-4o"},
                    {"name": "gpt-4o-mini", "custom_pricing": {"input_per_million": 15000000, "output_per_million": 60000000}},
                    {"name": "o3", "custom_pricing": {"input_per_million": 200000000}}]}),
+    );
+    // A priced model missing from --provider-models is an error, not a silent addition to
+    // the allow-list; so is pricing with no list at all (the provider would serve one model).
+    check_create_err(
+        &["x", "--openai-config.api-key-ref", "A", "--provider-models", "gpt-4o", "--pricing", "model=o3,input=2"],
+        &["--pricing", "`o3`", "not in --provider-models (gpt-4o)", "--provider-models o3"],
+    );
+    check_create_err(
+        &["x", "--openai-config.api-key-ref", "A", "--pricing", "model=o3,input=2"],
+        &["`o3`", "no model list"],
     );
     // A JSON model object is accepted as-is.
     check_create(
@@ -315,11 +334,25 @@ fn update_patch_holds_only_the_flags_given() {
         .unwrap(),
         json!({"bedrock_config": {"assume_role": {"role_arn": "arn:r"}, "static_credentials": {"access_key_id_ref": "AK"}}})
     );
-    // --pricing alone replaces the list with the priced models; --tags merge key by key.
+    // --pricing alone changes only the named model of the current list (the patch carries the
+    // whole list, as a merge patch replaces arrays); --tags merge key by key.
+    let current = json!([{"name": "a", "custom_pricing": {"input_per_million": 1}}, {"name": "m"}, {"name": "z"}]);
     assert_eq!(
-        update(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"]).unwrap(),
-        json!({"provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 1500000000}}], "tags": {"a": "b"}})
+        update_over(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"], Some(current.clone())).unwrap(),
+        json!({"provider_models": [{"name": "a", "custom_pricing": {"input_per_million": 1}},
+                                   {"name": "m", "custom_pricing": {"output_per_million": 1500000000}},
+                                   {"name": "z"}],
+               "tags": {"a": "b"}})
     );
+    // An empty spec clears that model's override and nothing else.
+    assert_eq!(
+        update_over(&["p", "--pricing", "model=a"], Some(current.clone())).unwrap(),
+        json!({"provider_models": [{"name": "a"}, {"name": "m"}, {"name": "z"}]})
+    );
+    let err = format!("{:#}", update_over(&["p", "--pricing", "model=q,input=1"], Some(current)).unwrap_err());
+    assert!(err.contains("`q`") && err.contains("not in the provider's model list (a, m, z)"), "{err}");
+    let err = format!("{:#}", update_over(&["p", "--pricing", "model=q,input=1"], Some(json!([]))).unwrap_err());
+    assert!(err.contains("`q`") && err.contains("no model list"), "{err}");
     assert_eq!(update(&["p", "--type", "anthropic"]).unwrap(), json!({"type": "anthropic"}));
     assert!(format!("{:#}", update(&["p"]).expect_err("empty")).contains("nothing to update"));
     assert!(update(&["p", "--openai-config.base-url", "u", "--google-config.base-url", "u"]).is_err());
@@ -619,6 +652,8 @@ async fn e2e_providers_crud_filters_and_round_trip() {
             "arn:aws:iam::123456789012:role/tollgate",
             "--bedrock-config.assume-role.external-id",
             "ext-1",
+            "--provider-models",
+            "us.anthropic.claude-sonnet-4-6",
             "--pricing",
             "model=us.anthropic.claude-sonnet-4-6,input=3.3,output=16.5",
         ],
@@ -734,7 +769,19 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     .ok()
     .json();
     assert_eq!(patched["tags"], json!({"env": "prod"}));
-    assert_eq!(patched["provider_models"], json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}]));
+    // Only gpt-4o's pricing changed; the other models stay served.
+    assert_eq!(
+        patched["provider_models"],
+        json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}, {"name": "gpt-4o-mini"}, {"name": "o3"}])
+    );
+    // Pricing a model outside the list changes nothing and says why.
+    let run = tg(&gw, &["provider", "update", "p-openai", "--pricing", "model=gpt-9,input=1"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("`gpt-9`") && run.stderr.contains("gpt-4o, gpt-4o-mini, o3"), "{}", run.stderr);
+    assert_eq!(
+        tg(&gw, &["provider", "get", "p-openai", "-o", "json"]).ok().json()["provider_models"],
+        patched["provider_models"]
+    );
 
     // Changing the type is refused by the server.
     let run = tg(&gw, &["provider", "update", "p-openai", "--type", "anthropic"]);
