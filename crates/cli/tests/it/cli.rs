@@ -522,6 +522,7 @@ fn tg_raw(args: &[&str], stdin: Option<&str>) -> Run {
         .current_dir(dir.path())
         .env_remove("TOLLGATE_URL")
         .env_remove("TOLLGATE_TOKEN")
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
         .env_remove("TOLLGATE_DATA_DIR")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -871,7 +872,12 @@ async fn e2e_connection_and_auth_failures() {
     let gw = TestGateway::start().await.unwrap();
     let run = tg_raw(&["--url", gw.base_url.as_str(), "provider", "list"], None);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_TOKEN"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_ADMIN_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("TOLLGATE_TOKEN "), "{}", run.stderr);
     let run = tg_raw(&["--url", gw.base_url.as_str(), "--token", "tg_wrong", "secret", "list"], None);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("code: unauthenticated"), "{}", run.stderr);
@@ -882,6 +888,7 @@ async fn e2e_connection_and_auth_failures() {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["--url", gw.base_url.as_str(), "provider", "list"])
         .env_remove("TOLLGATE_TOKEN")
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
         .env("TOLLGATE_DATA_DIR", dir.path())
         .output()
         .unwrap();
@@ -891,6 +898,49 @@ async fn e2e_connection_and_auth_failures() {
     let run = tg_raw(&["--url", "http://127.0.0.1:9", "--token", "t", "provider", "list"], None);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
+
+/// The CLI's admin token comes from `--token` / `TOLLGATE_ADMIN_TOKEN` / `admin.token`, never from
+/// `TOLLGATE_TOKEN`, where the docs used to tell users to keep their application's token.
+#[tokio::test]
+async fn e2e_cli_ignores_the_application_token_variable() {
+    let gw = TestGateway::start().await.unwrap();
+    let app_token = tg(&gw, &["token", "create", "my-app", "--role", "invoker"]).ok().stdout.trim().to_owned();
+    let run_env = |data_dir: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.args(["--url", gw.base_url.as_str(), "provider", "list"])
+            .env_remove("TOLLGATE_TOKEN")
+            .env_remove("TOLLGATE_ADMIN_TOKEN")
+            .env("TOLLGATE_DATA_DIR", data_dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let with_file = tempfile::tempdir().unwrap();
+    std::fs::write(with_file.path().join("admin.token"), &gw.admin_token).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+
+    // An application's token in TOLLGATE_TOKEN does not shadow the bootstrap token file.
+    run_env(with_file.path(), &[("TOLLGATE_TOKEN", &app_token)]).ok();
+    // TOLLGATE_ADMIN_TOKEN is the CLI's variable.
+    run_env(empty.path(), &[("TOLLGATE_ADMIN_TOKEN", &gw.admin_token), ("TOLLGATE_TOKEN", &app_token)]).ok();
+    // TOLLGATE_TOKEN alone: nothing is sent, and the hint says the variable is ignored.
+    let run = run_env(empty.path(), &[("TOLLGATE_TOKEN", &app_token)]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("code: unauthenticated"), "{}", run.stderr);
+    assert!(run.stderr.contains("set TOLLGATE_ADMIN_TOKEN"), "{}", run.stderr);
+    assert!(run.stderr.contains("TOLLGATE_TOKEN is set but the CLI ignores it"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&app_token), "{}", run.stderr);
+    // The help names the CLI's variable.
+    let help = tg_raw(&["provider", "list", "--help"], None).ok().stdout;
+    assert!(help.contains("[env: TOLLGATE_ADMIN_TOKEN"), "{help}");
+    assert!(!help.contains("[env: TOLLGATE_TOKEN"), "{help}");
 }
 
 /// `tollgate provider check` prints PASS/FAIL and sets the exit code.
