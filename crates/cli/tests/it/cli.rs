@@ -440,6 +440,41 @@ fn token_body_and_expiry() {
 }
 
 #[test]
+fn token_resolution_by_id_or_name() {
+    use tollgate_cli::token::{Purpose, resolve};
+    let t = |id: &str, name: &str, revoked: bool| {
+        json!({"id": id, "name": name, "role": "invoker", "status": if revoked { "revoked" } else { "active" },
+               "revoked_at": if revoked { json!("2026-01-01T00:00:00Z") } else { Value::Null }})
+    };
+    let tokens = vec![
+        t("id-1", "app", false),
+        t("id-2", "app", true),
+        t("id-3", "twin", false),
+        t("id-4", "twin", false),
+        t("app", "other", false),
+    ];
+    // An exact id wins over a name.
+    assert_eq!(resolve(&tokens, "app", Purpose::Get).map(|t| t["id"].clone()).ok(), Some(json!("app")));
+    assert_eq!(resolve(&tokens, "id-2", Purpose::Revoke).unwrap()["id"], "id-2");
+    let tokens = &tokens[..4];
+    // get sees both `app` tokens; revoke only the unrevoked one.
+    let err = format!("{:#}", resolve(tokens, "app", Purpose::Get).unwrap_err());
+    assert!(
+        err.contains("2 tokens are named `app`") && err.contains("id-1 (invoker, active)") && err.contains("id-2"),
+        "{err}"
+    );
+    assert_eq!(resolve(tokens, "app", Purpose::Revoke).unwrap()["id"], "id-1");
+    let err = format!("{:#}", resolve(tokens, "twin", Purpose::Revoke).unwrap_err());
+    assert!(err.contains("id-3") && err.contains("id-4") && err.contains("pass the id"), "{err}");
+    assert!(
+        format!("{:#}", resolve(tokens, "x", Purpose::Get).unwrap_err()).contains("no token has the id or name `x`")
+    );
+    let only_revoked = [t("id-9", "gone", true)];
+    assert!(format!("{:#}", resolve(&only_revoked, "gone", Purpose::Revoke).unwrap_err()).contains("already revoked"));
+    assert_eq!(resolve(&only_revoked, "gone", Purpose::Get).unwrap()["id"], "id-9");
+}
+
+#[test]
 fn model_rows_and_spending_filters() {
     let m = json!({"name": "m", "provider_type": "openai", "label": "M",
         "pricing": {"input_per_million": 250000000, "output_per_million": 7500000}, "max_input_tokens": 1000});
@@ -861,10 +896,42 @@ async fn e2e_tokens_create_list_revoke() {
     assert!(!table.contains(&secret));
 
     assert_eq!(tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"], "ci-bot");
-    assert_eq!(tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(), format!("revoked token {id}"));
+    assert_eq!(tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(), format!("revoked token ci-bot (id {id})"));
     let row = tg(&gw, &["token", "list"]).ok().stdout.lines().find(|l| l.contains("ci-bot")).unwrap().to_owned();
     assert!(row.contains("Revoked"), "{row}");
     assert!(!tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["revoked_at"].is_null());
+
+    // By name: a unique name works for get and revoke; a shared name is refused with the ids.
+    let solo = tg(&gw, &["token", "create", "solo-app", "--role", "invoker", "-o", "json"]).ok().json();
+    let solo_id = solo["id"].as_str().unwrap();
+    assert_eq!(tg(&gw, &["token", "get", "solo-app", "-o", "json"]).ok().json()["id"], solo["id"]);
+    let run = tg(&gw, &["token", "revoke", "solo-app"]).ok();
+    assert_eq!(run.stdout.trim(), format!("revoked token solo-app (id {solo_id})"));
+    assert_eq!(tg(&gw, &["token", "get", "solo-app", "-o", "json"]).ok().json()["status"], "revoked");
+    let again = tg(&gw, &["token", "revoke", "solo-app"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("already revoked") && again.stderr.contains(solo_id), "{}", again.stderr);
+    // A new token may reuse a revoked token's name: revoke picks the one still active.
+    let solo2 = tg(&gw, &["token", "create", "solo-app", "--role", "reader", "-o", "json"]).ok().json();
+    let run = tg(&gw, &["token", "revoke", "solo-app", "-o", "json"]).ok().json();
+    assert_eq!(run["id"], solo2["id"]);
+    assert_eq!(run["status"], "revoked");
+
+    let a = tg(&gw, &["token", "create", "twin", "--role", "invoker", "-o", "json"]).ok().json();
+    let b = tg(&gw, &["token", "create", "twin", "--role", "reader", "-o", "json"]).ok().json();
+    for verb in ["get", "revoke"] {
+        let run = tg(&gw, &["token", verb, "twin"]);
+        assert_eq!(run.code, 1, "{verb}: {run:?}");
+        assert!(run.stderr.contains("2 tokens are named `twin`"), "{}", run.stderr);
+        for t in [&a, &b] {
+            assert!(run.stderr.contains(t["id"].as_str().unwrap()), "{}", run.stderr);
+        }
+    }
+    assert_eq!(tg(&gw, &["token", "get", "twin", "-o", "json"]).code, 1);
+    assert_eq!(tg(&gw, &["token", "get", a["id"].as_str().unwrap(), "-o", "json"]).ok().json()["status"], "active");
+    let missing = tg(&gw, &["token", "revoke", "no-such-token"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("no token has the id or name `no-such-token`"), "{}", missing.stderr);
 }
 
 #[tokio::test]
