@@ -601,7 +601,7 @@ fn show_one(p: &Value, fmt: OutputFormat, verb: &str) -> anyhow::Result<()> {
             Ok(())
         }
         OutputFormat::Table => {
-            output::key_values(p);
+            output::key_values_usd(p);
             Ok(())
         }
         _ => output::document(p, fmt),

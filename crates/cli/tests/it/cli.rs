@@ -528,6 +528,20 @@ fn rendering_helpers() {
     assert_eq!(provider::provider_row(&p), ["p", "openai", "Disabled", "a, b +2", "http://u"]);
     assert_eq!(provider::provider_row(&json!({"name": "q", "enabled": true}))[3], "(all)");
     assert_eq!(output::format_table(&["A", "LONGER"], &[vec!["xxxx".into(), "1".into()]]), "A      LONGER\nxxxx   1");
+
+    // Prices (`*_per_million`, microcents per 1M) become exact USD for tables; nothing else changes.
+    let doc = json!({"name": "p", "max_input_tokens": 200000, "pricing": {"input_per_million": 300000000,
+        "tiers": [{"above_input_tokens": 200000, "input_per_million": 600000000}]},
+        "provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 7500000, "cached_input_per_million": 0}}]});
+    let (shown, priced) = output::prices_in_usd(&doc);
+    assert!(priced);
+    assert_eq!(
+        shown,
+        json!({"name": "p", "max_input_tokens": 200000, "pricing": {"input_per_million": "$3",
+            "tiers": [{"above_input_tokens": 200000, "input_per_million": "$6"}]},
+            "provider_models": [{"name": "m", "custom_pricing": {"output_per_million": "$0.075", "cached_input_per_million": "$0"}}]})
+    );
+    assert_eq!(output::prices_in_usd(&json!({"name": "q"})), (json!({"name": "q"}), false));
 }
 
 // ---------------------------------------------------------------- end to end: the binary
@@ -724,8 +738,16 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     assert_eq!(anthropic["display_name"], "Prod Anthropic");
     assert_eq!(anthropic["transcripts"]["record_input_messages"], true);
     assert_eq!(tg(&gw, &["provider", "get", "p-local", "-o", "json"]).ok().json()["type"], "openai_compatible");
-    let kv = tg(&gw, &["provider", "get", "p-openai"]).ok().stdout;
+    let run = tg(&gw, &["provider", "get", "p-openai"]).ok();
+    let kv = run.stdout;
     assert!(kv.contains("openai_config.api_key_ref") && kv.contains("OPENAI_KEY"), "{kv}");
+    // The table shows custom prices in USD per 1M tokens, as --pricing took them.
+    let price = |key: &str| kv.lines().find(|l| l.starts_with(key)).map(|l| l[key.len()..].trim().to_owned());
+    assert_eq!(price("provider_models[0].custom_pricing.input_per_million").as_deref(), Some("$2.5"), "{kv}");
+    assert_eq!(price("provider_models[0].custom_pricing.output_per_million").as_deref(), Some("$10"), "{kv}");
+    assert_eq!(price("provider_models[0].custom_pricing.cached_input_per_million").as_deref(), Some("$1.25"), "{kv}");
+    assert!(!kv.contains("250000000"), "{kv}");
+    assert!(run.stderr.contains("prices in USD per 1M tokens"), "{}", run.stderr);
 
     // list: table and every filter.
     let table = tg(&gw, &["provider", "list"]).ok().stdout;
@@ -1074,6 +1096,12 @@ async fn e2e_models_and_spending() {
     assert!(table.stderr.contains("catalog 2026-11-24.1"), "{}", table.stderr);
     let got = tg(&gw, &["model", "get", "us.anthropic.claude-sonnet-4-6", "-o", "json"]).ok().json();
     assert_eq!(got["model"]["pricing"]["input_per_million"], 330_000_000);
+    // `model get` as a table: USD per 1M like `model list`, never microcents.
+    let run = tg(&gw, &["model", "get", "us.anthropic.claude-sonnet-4-6"]).ok();
+    let line = run.stdout.lines().find(|l| l.starts_with("model.pricing.input_per_million")).unwrap();
+    assert_eq!(line["model.pricing.input_per_million".len()..].trim(), "$3.3", "{}", run.stdout);
+    assert!(!run.stdout.contains("330000000"), "{}", run.stdout);
+    assert!(run.stderr.contains("prices in USD per 1M tokens"), "{}", run.stderr);
     let missing = tg(&gw, &["model", "get", "nope"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("not in the catalog"), "{}", missing.stderr);
