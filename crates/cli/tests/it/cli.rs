@@ -500,7 +500,11 @@ fn model_rows_and_spending_filters() {
     );
     let s =
         json!({"total_cost_microcents": 123_456_789, "total_requests": 3, "failed_requests": 1, "total_tokens": 42});
-    assert_eq!(tollgate_cli::spending::stats_cells(&s), vec!["$1.23456789", "3", "1", "42"]);
+    assert_eq!(tollgate_cli::spending::stats_cells(&s, true), vec!["$1.23456789", "3", "1", "42"]);
+    assert_eq!(tollgate_cli::spending::stats_cells(&s, false), vec!["$1.23456789", "42"]);
+    let per_type = json!({"total_cost_microcents": 5, "total_requests": null, "total_tokens": 1});
+    assert!(tollgate_cli::spending::has_request_counts([&s, &per_type]));
+    assert!(!tollgate_cli::spending::has_request_counts([&per_type]));
 }
 
 #[test]
@@ -1115,6 +1119,39 @@ async fn e2e_models_and_spending() {
     let breakdown = tg(&gw, &["spending", "breakdown", "provider"]).ok().stdout;
     let row = breakdown.lines().find(|l| l.starts_with("gone-openai")).unwrap();
     assert!(row.contains("(deleted)") && row.contains("$0.008"), "{breakdown}");
+    // By token type: each row is one bucket's tokens and cost; requests are not split by
+    // bucket, so the API sends null counts and the table and CSV leave them out.
+    let by_type = tg(&gw, &["spending", "breakdown", "token_type", "-o", "json"]).ok().json();
+    let entries = by_type["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 7, "{by_type}");
+    let input = entries.iter().find(|e| e["key"] == "input").unwrap();
+    assert_eq!(input["stats"]["total_tokens"], 2000);
+    assert_eq!(input["stats"]["total_cost_microcents"], 500_000);
+    for e in entries {
+        for k in ["total_requests", "failed_requests", "unpriced_requests"] {
+            assert!(e["stats"][k].is_null(), "{k} of {e}");
+        }
+    }
+    let table = tg(&gw, &["spending", "breakdown", "token_type"]).ok().stdout;
+    let head = table.lines().next().unwrap();
+    assert!(
+        head.contains("SPEND") && head.contains("TOKENS") && !head.contains("REQUESTS") && !head.contains("FAILED"),
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().find(|l| l.starts_with("output ")).unwrap().split_whitespace().collect();
+    assert_eq!(row, ["output", "Output", "$0.003", "200"], "{table}");
+    let series =
+        tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "token_type", "-o", "json"]).ok().json();
+    assert!(series["series"][0]["points"][0]["stats"]["total_requests"].is_null(), "{series}");
+    let table = tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "token_type"]).ok().stdout;
+    assert!(!table.lines().next().unwrap().contains("REQUESTS"), "{table}");
+    let csv = tg(&gw, &["spending", "export", "--bucket", "total", "--group-by", "token_type"]).ok().stdout;
+    let output_row = csv.lines().find(|l| l.contains(",token_type,output,")).unwrap();
+    assert!(output_row.contains(",token_type,output,Output,false,,,,200,300000,0.003,"), "{csv}");
+    // Grouped by anything else the counts stay.
+    let table = tg(&gw, &["spending", "breakdown", "model"]).ok().stdout;
+    assert!(table.lines().next().unwrap().contains("REQUESTS"), "{table}");
+
     let series =
         tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "model", "-o", "json"]).ok().json();
     assert_eq!(series["series"][0]["key"], "gpt-5.4");
