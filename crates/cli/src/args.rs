@@ -5,6 +5,12 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+/// The environment variable the CLI reads its admin token from (twin of `--token`).
+pub const ADMIN_TOKEN_ENV: &str = "TOLLGATE_ADMIN_TOKEN";
+/// A variable the CLI does not read (an application's gateway token often lives there); named
+/// in the hint of a 401 so a user who set it for the CLI learns why it was not used.
+pub const IGNORED_TOKEN_ENV: &str = "TOLLGATE_TOKEN";
+
 /// Tollgate: a self-hosted AI gateway.
 #[derive(Debug, Parser)]
 #[command(name = "tollgate", version, about, propagate_version = true)]
@@ -22,7 +28,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, help_heading = "Global", env = "TOLLGATE_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// Admin-capable gateway token; without it, `<TOLLGATE_DATA_DIR or ./tollgate-data>/admin.token` is read when present.
-    #[arg(long, global = true, help_heading = "Global", env = "TOLLGATE_TOKEN", hide_env_values = true)]
+    /// (`TOLLGATE_TOKEN` is not read: that name is left to applications' gateway tokens, `TOLLGATE_API_KEY` in the docs.)
+    #[arg(long, global = true, help_heading = "Global", env = ADMIN_TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, help_heading = "Global", value_enum, default_value_t = OutputFormat::Table)]

@@ -4,7 +4,7 @@
 //! It knows URLs and HTTP, not resources: callers pass path segments and JSON bodies.
 //! It must not print anything; rendering is [`crate::output`]'s job.
 
-use crate::args::GlobalArgs;
+use crate::args::{ADMIN_TOKEN_ENV, GlobalArgs, IGNORED_TOKEN_ENV};
 use anyhow::Context as _;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
@@ -91,7 +91,8 @@ pub fn default_token_file() -> PathBuf {
 }
 
 impl Client {
-    /// Builds the client from the global flags, resolving the token (flag, env, then token file).
+    /// Builds the client from the global flags, resolving the token (`--token` or
+    /// `TOLLGATE_ADMIN_TOKEN`, then the token file).
     pub fn new(global: &GlobalArgs) -> anyhow::Result<Client> {
         let token = match global.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             Some(t) => Some(t.to_owned()),
@@ -208,15 +209,27 @@ impl Client {
         if !status.is_success() {
             let mut err = ApiError::from_body(status.as_u16(), &bytes);
             if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
-                err.hint = Some(format!(
-                    "no token was sent: pass --token, set TOLLGATE_TOKEN, or keep the bootstrap token in {}",
-                    default_token_file().display()
-                ));
+                err.hint = Some(no_token_hint(std::env::var_os(IGNORED_TOKEN_ENV).is_some_and(|v| !v.is_empty())));
             }
             return Err(err.into());
         }
         Ok((status, bytes.to_vec(), url))
     }
+}
+
+/// The hint of a 401 when no token was sent; `ignored_set` says `TOLLGATE_TOKEN` is set (and
+/// so was probably meant for the CLI, which does not read it).
+pub fn no_token_hint(ignored_set: bool) -> String {
+    let mut hint = format!(
+        "no token was sent: pass --token, set {ADMIN_TOKEN_ENV}, or keep the bootstrap token in {}",
+        default_token_file().display()
+    );
+    if ignored_set {
+        hint.push_str(&format!(
+            " ({IGNORED_TOKEN_ENV} is set but the CLI ignores it: it names an application's gateway token)"
+        ));
+    }
+    hint
 }
 
 fn transport_error(base: &Url, e: &reqwest::Error) -> anyhow::Error {

@@ -1,12 +1,12 @@
 //! `tollgate model list|get` over `/api/v1/models`: the model catalog in use (built-in catalog
-//! plus the operator overlay), with prices shown in USD per 1M tokens.
+//! plus the operator overlay), with prices shown in USD per 1M tokens in tables (the API's
+//! integer microcents with `-o json|yaml`).
 
 use crate::args::{OutputFormat, PageArgs};
 use crate::client::{Client, fetch_pages};
 use crate::output;
 use clap::Subcommand;
 use serde_json::Value;
-use tollgate_core::Microcents;
 
 const COLLECTION: &str = "models";
 
@@ -43,7 +43,7 @@ pub struct ModelGetArgs {
 /// A price in microcents per 1M tokens as `$3` / `$0.075`, or `-` when the catalog has none.
 pub fn usd(v: Option<&Value>) -> String {
     match v.and_then(Value::as_i64) {
-        Some(m) => format!("${}", Microcents(m).to_usd_string()),
+        Some(m) => output::usd_per_million(m),
         None => "-".to_owned(),
     }
 }
@@ -93,7 +93,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ModelCommand) -> anyho
             }
             let m = client.get(&[COLLECTION, &a.name], &q).await?;
             match fmt {
-                OutputFormat::Table => output::key_values(&m),
+                OutputFormat::Table => output::key_values_usd(&m),
                 _ => output::document(&m, fmt)?,
             }
             Ok(())

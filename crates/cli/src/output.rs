@@ -9,6 +9,7 @@ use crate::args::OutputFormat;
 use crate::client::{ApiError, Listing};
 use serde_json::Value;
 use std::io::Write as _;
+use tollgate_core::Microcents;
 
 /// Prints one line on stdout.
 pub fn line(s: &str) {
@@ -102,6 +103,49 @@ pub fn key_values(value: &Value) {
     let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
     let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k:<width$}   {v}")).collect();
     line(&text.join("\n"));
+}
+
+/// A price in integer microcents per 1M tokens as exact USD: `300000000` → `$3`, `7500000` → `$0.075`.
+pub fn usd_per_million(microcents: i64) -> String {
+    format!("${}", Microcents(microcents).to_usd_string())
+}
+
+/// A copy of an API document for a table: every integer field named `*_per_million` (a price
+/// in microcents per 1M tokens: catalog pricing, its tiers, a provider's `custom_pricing`)
+/// becomes exact USD (`$3`), so tables show USD per 1M like `--pricing` takes. Answers whether
+/// any price was converted. JSON and YAML output keep the API's integers.
+pub fn prices_in_usd(value: &Value) -> (Value, bool) {
+    fn walk(v: &mut Value, changed: &mut bool) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    match v.as_i64() {
+                        Some(m) if k.ends_with("_per_million") => {
+                            *v = Value::String(usd_per_million(m));
+                            *changed = true;
+                        }
+                        _ => walk(v, changed),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, changed)),
+            Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {}
+        }
+    }
+    let mut out = value.clone();
+    let mut changed = false;
+    walk(&mut out, &mut changed);
+    (out, changed)
+}
+
+/// Prints a resource as `key  value` lines with prices in USD per 1M tokens (see
+/// [`prices_in_usd`]), and says so on stderr when it has prices.
+pub fn key_values_usd(value: &Value) {
+    let (shown, priced) = prices_in_usd(value);
+    key_values(&shown);
+    if priced {
+        note("prices in USD per 1M tokens");
+    }
 }
 
 /// A string field of a JSON object, or `-` when absent, null or empty.

@@ -171,7 +171,9 @@ pub struct ProviderFlags {
     pub provider_models: Vec<String>,
     /// Price override in USD per 1M tokens:
     /// `model=M,input=3,output=15,cached=0.3,cache_write_5m=3.75,cache_write_1h=6`.
-    /// Repeatable; an omitted key keeps the catalog rate, 0 means free.
+    /// Repeatable; an omitted key keeps the catalog rate, 0 means free. The model must be in
+    /// the provider's model list (`--provider-models`, the manifest's or, on update, the
+    /// current one); only the models named change.
     #[arg(long = "pricing", value_name = "SPEC")]
     pub pricing: Vec<String>,
     /// A tag `key=value`. Repeatable.
@@ -258,7 +260,8 @@ impl ProviderFlags {
     }
 
     /// Writes every flag into `body` (config groups nested, scalars at the top).
-    /// `base_models` is the list `--pricing` applies to when `--provider-models` is absent.
+    /// `base_models` is the list `--pricing` applies to when `--provider-models` is absent
+    /// (the manifest's, or on update the provider's current list); `None` means no list.
     fn apply(&self, body: &mut Map<String, Value>, base_models: Option<Vec<Value>>) -> anyhow::Result<()> {
         if let Some(d) = &self.display_name {
             body.insert("display_name".into(), json!(d));
@@ -275,14 +278,17 @@ impl ProviderFlags {
             set_path(body, &path, f.value);
         }
         if !self.provider_models.is_empty() || !self.pricing.is_empty() {
-            let mut models = if self.provider_models.is_empty() {
-                base_models.unwrap_or_default()
+            let (mut models, source) = if self.provider_models.is_empty() {
+                (base_models.unwrap_or_default(), PricingBase::Existing)
             } else {
-                self.provider_models.iter().map(|m| parse_model(m)).collect::<anyhow::Result<Vec<_>>>()?
+                (
+                    self.provider_models.iter().map(|m| parse_model(m)).collect::<anyhow::Result<Vec<_>>>()?,
+                    PricingBase::Flags,
+                )
             };
             for spec in &self.pricing {
                 let (model, pricing) = parse_pricing(spec)?;
-                apply_pricing(&mut models, &model, pricing);
+                apply_pricing(&mut models, &model, pricing, source)?;
             }
             body.insert("provider_models".into(), Value::Array(models));
         }
@@ -361,13 +367,40 @@ pub fn parse_pricing(spec: &str) -> anyhow::Result<(String, Map<String, Value>)>
     Ok((model, pricing))
 }
 
-fn apply_pricing(models: &mut Vec<Value>, model: &str, pricing: Map<String, Value>) {
-    let entry = match models.iter().position(|m| m.get("name").and_then(Value::as_str) == Some(model)) {
-        Some(i) => &mut models[i],
-        None => {
-            models.push(json!({ "name": model }));
-            let last = models.len() - 1;
-            &mut models[last]
+/// Where the model list `--pricing` applies to came from, for the error when a model is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PricingBase {
+    /// `--provider-models` given on this command line.
+    Flags,
+    /// The manifest's list, or on update the provider's current list.
+    Existing,
+}
+
+/// Sets (or with an empty `pricing`, removes) the `custom_pricing` of `model` in `models`.
+/// `--pricing` never adds a model: the list is the provider's allow-list, so adding one
+/// would silently change which models the provider serves.
+fn apply_pricing(
+    models: &mut [Value],
+    model: &str,
+    pricing: Map<String, Value>,
+    source: PricingBase,
+) -> anyhow::Result<()> {
+    let Some(entry) = models.iter_mut().find(|m| m.get("name").and_then(Value::as_str) == Some(model)) else {
+        let names: Vec<&str> = models.iter().filter_map(|m| m.get("name").and_then(Value::as_str)).collect();
+        let listed = if names.is_empty() { "none".to_owned() } else { names.join(", ") };
+        match source {
+            PricingBase::Flags => bail!(
+                "--pricing model=`{model}`: the model is not in --provider-models ({listed}); \
+                 add `--provider-models {model}` to serve and price it"
+            ),
+            PricingBase::Existing if names.is_empty() => bail!(
+                "--pricing model=`{model}`: the provider has no model list (it serves every model), so there is \
+                 nothing to price; pass --provider-models with every model it should serve, `{model}` included"
+            ),
+            PricingBase::Existing => bail!(
+                "--pricing model=`{model}`: the model is not in the provider's model list ({listed}); \
+                 pass --provider-models with the full list, `{model}` included, to add it"
+            ),
         }
     };
     if let Some(obj) = entry.as_object_mut() {
@@ -377,6 +410,7 @@ fn apply_pricing(models: &mut Vec<Value>, model: &str, pricing: Map<String, Valu
             obj.insert("custom_pricing".into(), Value::Object(pricing));
         }
     }
+    Ok(())
 }
 
 /// Sets `path` inside `body`, creating (or replacing non-object) intermediate objects.
@@ -473,9 +507,11 @@ pub fn create_body(args: &CreateArgs) -> anyhow::Result<Value> {
 }
 
 /// The JSON merge patch (RFC 7396) of `provider update`: the manifest (if any), then
-/// `--clear` paths set to null, then the flags given. `--provider-models`/`--pricing`
-/// replace the whole list; `--tags` merge into the existing tags.
-pub fn update_patch(args: &UpdateArgs) -> anyhow::Result<Value> {
+/// `--clear` paths set to null, then the flags given. `--provider-models` replaces the whole
+/// list; `--pricing` alone changes only the models it names, in the manifest's list or else in
+/// `current_models` (the provider's list as fetched; the patch then carries the whole list,
+/// since a merge patch replaces arrays); `--tags` merge into the existing tags.
+pub fn update_patch(args: &UpdateArgs, current_models: Option<Vec<Value>>) -> anyhow::Result<Value> {
     let flags = &args.flags;
     flags.config_group()?;
     let mut patch = match &flags.file {
@@ -485,7 +521,7 @@ pub fn update_patch(args: &UpdateArgs) -> anyhow::Result<Value> {
     if patch.get("name").and_then(Value::as_str) == Some(args.name.as_str()) {
         patch.remove("name");
     }
-    let file_models = patch.get("provider_models").and_then(Value::as_array).cloned();
+    let base_models = patch.get("provider_models").and_then(Value::as_array).cloned().or(current_models);
     for path in &args.clear {
         let segments: Vec<&str> = path.split('.').map(str::trim).collect();
         if segments.iter().any(|s| s.is_empty()) {
@@ -493,7 +529,7 @@ pub fn update_patch(args: &UpdateArgs) -> anyhow::Result<Value> {
         }
         set_path(&mut patch, &segments, Value::Null);
     }
-    flags.apply(&mut patch, file_models)?;
+    flags.apply(&mut patch, base_models)?;
     if patch.is_empty() {
         bail!("nothing to update: pass flags, -f FILE or --clear PATH");
     }
@@ -513,7 +549,14 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             show_one(&p, fmt, "")
         }
         ProviderCommand::Update(args) => {
-            let patch = update_patch(&args)?;
+            // `--pricing` without `--provider-models` edits the current list in place.
+            let current_models = if !args.flags.pricing.is_empty() && args.flags.provider_models.is_empty() {
+                let current = client.get(&[COLLECTION, &args.name], &[]).await?;
+                Some(current.get("provider_models").and_then(Value::as_array).cloned().unwrap_or_default())
+            } else {
+                None
+            };
+            let patch = update_patch(&args, current_models)?;
             let updated = client.patch(&[COLLECTION, &args.name], &patch).await?.json();
             show_one(&updated, fmt, "updated")
         }
@@ -558,7 +601,7 @@ fn show_one(p: &Value, fmt: OutputFormat, verb: &str) -> anyhow::Result<()> {
             Ok(())
         }
         OutputFormat::Table => {
-            output::key_values(p);
+            output::key_values_usd(p);
             Ok(())
         }
         _ => output::document(p, fmt),

@@ -106,9 +106,36 @@ fn int(v: &Value, k: &str) -> String {
     v.get(k).and_then(Value::as_i64).unwrap_or(0).to_string()
 }
 
-/// SPEND, REQUESTS, FAILED, TOKENS of a stats object.
-pub fn stats_cells(s: &Value) -> Vec<String> {
-    vec![usd(&s["total_cost_microcents"]), int(s, "total_requests"), int(s, "failed_requests"), int(s, "total_tokens")]
+/// SPEND, REQUESTS, FAILED, TOKENS of a stats object; without `requests`, SPEND and TOKENS.
+pub fn stats_cells(s: &Value, requests: bool) -> Vec<String> {
+    if requests {
+        vec![
+            usd(&s["total_cost_microcents"]),
+            int(s, "total_requests"),
+            int(s, "failed_requests"),
+            int(s, "total_tokens"),
+        ]
+    } else {
+        vec![usd(&s["total_cost_microcents"]), int(s, "total_tokens")]
+    }
+}
+
+/// Whether rows carry request counts: the API sends null ones on rows of one token type
+/// (requests are not split by token type), and then the table leaves the columns out.
+pub fn has_request_counts<'a>(stats: impl IntoIterator<Item = &'a Value>) -> bool {
+    let mut seen = false;
+    for s in stats {
+        seen = true;
+        if !s["total_requests"].is_null() {
+            return true;
+        }
+    }
+    !seen
+}
+
+/// The stats headers, with or without REQUESTS and FAILED.
+fn stats_headers(requests: bool) -> &'static [&'static str] {
+    if requests { &["SPEND", "REQUESTS", "FAILED", "TOKENS"] } else { &["SPEND", "TOKENS"] }
 }
 
 const BUCKETS: [&str; 7] =
@@ -123,8 +150,8 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SpendingCommand) -> an
             }
             output::line(&format!("{} .. {}", output::cell(&v, "start"), output::cell(&v, "end")));
             let mut rows = vec![
-                [vec!["total".to_owned()], stats_cells(&v["stats"])].concat(),
-                [vec!["previous period".to_owned()], stats_cells(&v["previous"])].concat(),
+                [vec!["total".to_owned()], stats_cells(&v["stats"], true)].concat(),
+                [vec!["previous period".to_owned()], stats_cells(&v["previous"], true)].concat(),
             ];
             for b in BUCKETS {
                 let x = &v["stats"]["buckets"][b];
@@ -140,19 +167,19 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SpendingCommand) -> an
             if fmt != OutputFormat::Table {
                 return output::document(&v, fmt);
             }
-            let rows: Vec<Vec<String>> = v["entries"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let entries = v["entries"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let requests = has_request_counts(entries.iter().map(|e| &e["stats"]));
+            let rows: Vec<Vec<String>> = entries
+                .iter()
                 .map(|e| {
                     let mut label = output::cell(e, "label");
                     if e["deleted"].as_bool() == Some(true) {
                         label.push_str(" (deleted)");
                     }
-                    [vec![output::cell(e, "key"), label], stats_cells(&e["stats"])].concat()
+                    [vec![output::cell(e, "key"), label], stats_cells(&e["stats"], requests)].concat()
                 })
                 .collect();
-            output::table(&["KEY", "LABEL", "SPEND", "REQUESTS", "FAILED", "TOKENS"], &rows);
+            output::table(&[&["KEY", "LABEL"][..], stats_headers(requests)].concat(), &rows);
             Ok(())
         }
         SpendingCommand::Timeseries(a) => {
@@ -170,15 +197,17 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SpendingCommand) -> an
             if fmt != OutputFormat::Table {
                 return output::document(&v, fmt);
             }
-            let mut rows = Vec::new();
-            for s in v["series"].as_array().into_iter().flatten() {
-                for p in s["points"].as_array().into_iter().flatten() {
-                    rows.push(
-                        [vec![output::cell(p, "start"), output::cell(s, "key")], stats_cells(&p["stats"])].concat(),
-                    );
-                }
-            }
-            output::table(&["START", "SERIES", "SPEND", "REQUESTS", "FAILED", "TOKENS"], &rows);
+            let series = v["series"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let points =
+                || series.iter().flat_map(|s| s["points"].as_array().into_iter().flatten().map(move |p| (s, p)));
+            let requests = has_request_counts(points().map(|(_, p)| &p["stats"]));
+            let rows: Vec<Vec<String>> = points()
+                .map(|(s, p)| {
+                    [vec![output::cell(p, "start"), output::cell(s, "key")], stats_cells(&p["stats"], requests)]
+                        .concat()
+                })
+                .collect();
+            output::table(&[&["START", "SERIES"][..], stats_headers(requests)].concat(), &rows);
             Ok(())
         }
         SpendingCommand::Export(a) => {

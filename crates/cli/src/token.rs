@@ -1,5 +1,6 @@
 //! `tollgate token …`: create (the token is shown once), list, get and revoke over
-//! `/api/v1/tokens`.
+//! `/api/v1/tokens`. `get` and `revoke` take an id or a unique name: the API addresses tokens
+//! by id only, so the name is resolved here from the list ([`resolve`]).
 //!
 //! [`create_body`] takes the current time as an argument so `--expires-in` is tested
 //! without a clock. This module never logs a token.
@@ -23,16 +24,59 @@ pub enum TokenCommand {
     /// List tokens (never their secret part).
     #[command(visible_alias = "ls")]
     List(TokenListArgs),
-    /// Show one token.
+    /// Show one token (by id, or by name when the name is unique).
     Get(TokenId),
-    /// Revoke a token.
+    /// Revoke a token (by id, or by name when one unrevoked token has it).
     Revoke(TokenId),
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenId {
-    /// Token id.
+    /// Token id, or its name when no other token has that name.
+    #[arg(value_name = "ID|NAME")]
     pub id: String,
+}
+
+/// What a token id or name is resolved for: `revoke` only considers tokens not yet revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Get,
+    Revoke,
+}
+
+/// Finds the token `arg` names among `tokens` (as listed by the API): an exact id wins; else
+/// the one token with that name (for [`Purpose::Revoke`], the one not yet revoked). Several
+/// tokens with the name is an error listing their ids; so is none.
+pub fn resolve<'a>(tokens: &'a [Value], arg: &str, purpose: Purpose) -> anyhow::Result<&'a Value> {
+    let text = |t: &Value, k: &str| t.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    if let Some(t) = tokens.iter().find(|t| text(t, "id") == arg) {
+        return Ok(t);
+    }
+    let named: Vec<&Value> = tokens.iter().filter(|t| text(t, "name") == arg).collect();
+    let revoked = |t: &&Value| t.get("revoked_at").is_some_and(|v| !v.is_null());
+    let candidates: Vec<&Value> = match purpose {
+        Purpose::Get => named.clone(),
+        Purpose::Revoke => named.iter().copied().filter(|t| !revoked(t)).collect(),
+    };
+    let describe = |ts: &[&Value]| {
+        ts.iter()
+            .map(|t| format!("{} ({}, {})", text(t, "id"), text(t, "role"), text(t, "status")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match candidates.as_slice() {
+        [one] => Ok(one),
+        [] if named.is_empty() => bail!("no token has the id or name `{arg}` (see `tollgate token list`)"),
+        [] => bail!("every token named `{arg}` is already revoked: {}", describe(&named)),
+        many => bail!("{} tokens are named `{arg}`: {}; pass the id of the one you mean", many.len(), describe(many)),
+    }
+}
+
+/// Lists every token and resolves `arg` among them (see [`resolve`]); answers the token's id.
+async fn resolve_id(client: &Client, arg: &str, purpose: Purpose) -> anyhow::Result<String> {
+    let list = fetch_pages(client, COLLECTION, "tokens", vec![("page_size", "1000".to_owned())], true).await?;
+    let t = resolve(&list.items, arg, purpose)?;
+    t.get("id").and_then(Value::as_str).map(str::to_owned).context("the server listed a token without an id")
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -146,7 +190,8 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             output::listing(&list, fmt, &headers, |t| token_row(t, now))
         }
         TokenCommand::Get(a) => {
-            let t = client.get(&[COLLECTION, &a.id], &[]).await?;
+            let id = resolve_id(client, &a.id, Purpose::Get).await?;
+            let t = client.get(&[COLLECTION, &id], &[]).await?;
             match fmt {
                 OutputFormat::Table => output::key_values(&t),
                 _ => output::document(&t, fmt)?,
@@ -154,9 +199,10 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             Ok(())
         }
         TokenCommand::Revoke(a) => {
-            let t = client.delete(&[COLLECTION, &a.id]).await?.json();
+            let id = resolve_id(client, &a.id, Purpose::Revoke).await?;
+            let t = client.delete(&[COLLECTION, &id]).await?.json();
             match fmt {
-                OutputFormat::Table => output::line(&format!("revoked token {}", a.id)),
+                OutputFormat::Table => output::line(&format!("revoked token {} (id {id})", output::cell(&t, "name"))),
                 _ => output::document(&t, fmt)?,
             }
             Ok(())

@@ -34,10 +34,17 @@ fn create(args: &[&str]) -> anyhow::Result<Value> {
 }
 
 fn update(args: &[&str]) -> anyhow::Result<Value> {
+    update_over(args, None)
+}
+
+/// `update` where the provider's current model list is `current` (what the command fetches
+/// before a `--pricing` without `--provider-models`).
+fn update_over(args: &[&str], current: Option<Value>) -> anyhow::Result<Value> {
     let mut argv = vec!["provider", "update"];
     argv.extend_from_slice(args);
+    let current = current.map(|c| c.as_array().cloned().unwrap());
     match parse(&argv) {
-        Cmd::Provider(ProviderCommand::Update(a)) => provider::update_patch(&a),
+        Cmd::Provider(ProviderCommand::Update(a)) => provider::update_patch(&a, current),
         other => panic!("not an update: {other:?}"),
     }
 }
@@ -222,7 +229,7 @@ fn pricing_converts_usd_per_million_to_microcents() {
 }
 
 #[test]
-fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
+fn pricing_attaches_to_listed_models_and_refuses_others() {
     check_create(
         &[
             "x",
@@ -232,6 +239,8 @@ fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
             "gpt-4o",
             "--provider-models",
             "gpt-4o-mini",
+            "--provider-models",
+            "o3",
             "--pricing",
             "model=gpt-4o-mini,input=0.15,output=0.6",
             "--pricing",
@@ -242,6 +251,16 @@ fn pricing_attaches_to_listed_models_and_adds_missing_ones() {
                    {"name": "gpt-4o"},
                    {"name": "gpt-4o-mini", "custom_pricing": {"input_per_million": 15000000, "output_per_million": 60000000}},
                    {"name": "o3", "custom_pricing": {"input_per_million": 200000000}}]}),
+    );
+    // A priced model missing from --provider-models is an error, not a silent addition to
+    // the allow-list; so is pricing with no list at all (the provider would serve one model).
+    check_create_err(
+        &["x", "--openai-config.api-key-ref", "A", "--provider-models", "gpt-4o", "--pricing", "model=o3,input=2"],
+        &["--pricing", "`o3`", "not in --provider-models (gpt-4o)", "--provider-models o3"],
+    );
+    check_create_err(
+        &["x", "--openai-config.api-key-ref", "A", "--pricing", "model=o3,input=2"],
+        &["`o3`", "no model list"],
     );
     // A JSON model object is accepted as-is.
     check_create(
@@ -315,11 +334,25 @@ fn update_patch_holds_only_the_flags_given() {
         .unwrap(),
         json!({"bedrock_config": {"assume_role": {"role_arn": "arn:r"}, "static_credentials": {"access_key_id_ref": "AK"}}})
     );
-    // --pricing alone replaces the list with the priced models; --tags merge key by key.
+    // --pricing alone changes only the named model of the current list (the patch carries the
+    // whole list, as a merge patch replaces arrays); --tags merge key by key.
+    let current = json!([{"name": "a", "custom_pricing": {"input_per_million": 1}}, {"name": "m"}, {"name": "z"}]);
     assert_eq!(
-        update(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"]).unwrap(),
-        json!({"provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 1500000000}}], "tags": {"a": "b"}})
+        update_over(&["p", "--pricing", "model=m,output=15", "--tags", "a=b"], Some(current.clone())).unwrap(),
+        json!({"provider_models": [{"name": "a", "custom_pricing": {"input_per_million": 1}},
+                                   {"name": "m", "custom_pricing": {"output_per_million": 1500000000}},
+                                   {"name": "z"}],
+               "tags": {"a": "b"}})
     );
+    // An empty spec clears that model's override and nothing else.
+    assert_eq!(
+        update_over(&["p", "--pricing", "model=a"], Some(current.clone())).unwrap(),
+        json!({"provider_models": [{"name": "a"}, {"name": "m"}, {"name": "z"}]})
+    );
+    let err = format!("{:#}", update_over(&["p", "--pricing", "model=q,input=1"], Some(current)).unwrap_err());
+    assert!(err.contains("`q`") && err.contains("not in the provider's model list (a, m, z)"), "{err}");
+    let err = format!("{:#}", update_over(&["p", "--pricing", "model=q,input=1"], Some(json!([]))).unwrap_err());
+    assert!(err.contains("`q`") && err.contains("no model list"), "{err}");
     assert_eq!(update(&["p", "--type", "anthropic"]).unwrap(), json!({"type": "anthropic"}));
     assert!(format!("{:#}", update(&["p"]).expect_err("empty")).contains("nothing to update"));
     assert!(update(&["p", "--openai-config.base-url", "u", "--google-config.base-url", "u"]).is_err());
@@ -407,6 +440,41 @@ fn token_body_and_expiry() {
 }
 
 #[test]
+fn token_resolution_by_id_or_name() {
+    use tollgate_cli::token::{Purpose, resolve};
+    let t = |id: &str, name: &str, revoked: bool| {
+        json!({"id": id, "name": name, "role": "invoker", "status": if revoked { "revoked" } else { "active" },
+               "revoked_at": if revoked { json!("2026-01-01T00:00:00Z") } else { Value::Null }})
+    };
+    let tokens = vec![
+        t("id-1", "app", false),
+        t("id-2", "app", true),
+        t("id-3", "twin", false),
+        t("id-4", "twin", false),
+        t("app", "other", false),
+    ];
+    // An exact id wins over a name.
+    assert_eq!(resolve(&tokens, "app", Purpose::Get).map(|t| t["id"].clone()).ok(), Some(json!("app")));
+    assert_eq!(resolve(&tokens, "id-2", Purpose::Revoke).unwrap()["id"], "id-2");
+    let tokens = &tokens[..4];
+    // get sees both `app` tokens; revoke only the unrevoked one.
+    let err = format!("{:#}", resolve(tokens, "app", Purpose::Get).unwrap_err());
+    assert!(
+        err.contains("2 tokens are named `app`") && err.contains("id-1 (invoker, active)") && err.contains("id-2"),
+        "{err}"
+    );
+    assert_eq!(resolve(tokens, "app", Purpose::Revoke).unwrap()["id"], "id-1");
+    let err = format!("{:#}", resolve(tokens, "twin", Purpose::Revoke).unwrap_err());
+    assert!(err.contains("id-3") && err.contains("id-4") && err.contains("pass the id"), "{err}");
+    assert!(
+        format!("{:#}", resolve(tokens, "x", Purpose::Get).unwrap_err()).contains("no token has the id or name `x`")
+    );
+    let only_revoked = [t("id-9", "gone", true)];
+    assert!(format!("{:#}", resolve(&only_revoked, "gone", Purpose::Revoke).unwrap_err()).contains("already revoked"));
+    assert_eq!(resolve(&only_revoked, "gone", Purpose::Get).unwrap()["id"], "id-9");
+}
+
+#[test]
 fn model_rows_and_spending_filters() {
     let m = json!({"name": "m", "provider_type": "openai", "label": "M",
         "pricing": {"input_per_million": 250000000, "output_per_million": 7500000}, "max_input_tokens": 1000});
@@ -432,7 +500,11 @@ fn model_rows_and_spending_filters() {
     );
     let s =
         json!({"total_cost_microcents": 123_456_789, "total_requests": 3, "failed_requests": 1, "total_tokens": 42});
-    assert_eq!(tollgate_cli::spending::stats_cells(&s), vec!["$1.23456789", "3", "1", "42"]);
+    assert_eq!(tollgate_cli::spending::stats_cells(&s, true), vec!["$1.23456789", "3", "1", "42"]);
+    assert_eq!(tollgate_cli::spending::stats_cells(&s, false), vec!["$1.23456789", "42"]);
+    let per_type = json!({"total_cost_microcents": 5, "total_requests": null, "total_tokens": 1});
+    assert!(tollgate_cli::spending::has_request_counts([&s, &per_type]));
+    assert!(!tollgate_cli::spending::has_request_counts([&per_type]));
 }
 
 #[test]
@@ -460,6 +532,20 @@ fn rendering_helpers() {
     assert_eq!(provider::provider_row(&p), ["p", "openai", "Disabled", "a, b +2", "http://u"]);
     assert_eq!(provider::provider_row(&json!({"name": "q", "enabled": true}))[3], "(all)");
     assert_eq!(output::format_table(&["A", "LONGER"], &[vec!["xxxx".into(), "1".into()]]), "A      LONGER\nxxxx   1");
+
+    // Prices (`*_per_million`, microcents per 1M) become exact USD for tables; nothing else changes.
+    let doc = json!({"name": "p", "max_input_tokens": 200000, "pricing": {"input_per_million": 300000000,
+        "tiers": [{"above_input_tokens": 200000, "input_per_million": 600000000}]},
+        "provider_models": [{"name": "m", "custom_pricing": {"output_per_million": 7500000, "cached_input_per_million": 0}}]});
+    let (shown, priced) = output::prices_in_usd(&doc);
+    assert!(priced);
+    assert_eq!(
+        shown,
+        json!({"name": "p", "max_input_tokens": 200000, "pricing": {"input_per_million": "$3",
+            "tiers": [{"above_input_tokens": 200000, "input_per_million": "$6"}]},
+            "provider_models": [{"name": "m", "custom_pricing": {"output_per_million": "$0.075", "cached_input_per_million": "$0"}}]})
+    );
+    assert_eq!(output::prices_in_usd(&json!({"name": "q"})), (json!({"name": "q"}), false));
 }
 
 // ---------------------------------------------------------------- end to end: the binary
@@ -489,6 +575,7 @@ fn tg_raw(args: &[&str], stdin: Option<&str>) -> Run {
         .current_dir(dir.path())
         .env_remove("TOLLGATE_URL")
         .env_remove("TOLLGATE_TOKEN")
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
         .env_remove("TOLLGATE_DATA_DIR")
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -619,6 +706,8 @@ async fn e2e_providers_crud_filters_and_round_trip() {
             "arn:aws:iam::123456789012:role/tollgate",
             "--bedrock-config.assume-role.external-id",
             "ext-1",
+            "--provider-models",
+            "us.anthropic.claude-sonnet-4-6",
             "--pricing",
             "model=us.anthropic.claude-sonnet-4-6,input=3.3,output=16.5",
         ],
@@ -653,8 +742,16 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     assert_eq!(anthropic["display_name"], "Prod Anthropic");
     assert_eq!(anthropic["transcripts"]["record_input_messages"], true);
     assert_eq!(tg(&gw, &["provider", "get", "p-local", "-o", "json"]).ok().json()["type"], "openai_compatible");
-    let kv = tg(&gw, &["provider", "get", "p-openai"]).ok().stdout;
+    let run = tg(&gw, &["provider", "get", "p-openai"]).ok();
+    let kv = run.stdout;
     assert!(kv.contains("openai_config.api_key_ref") && kv.contains("OPENAI_KEY"), "{kv}");
+    // The table shows custom prices in USD per 1M tokens, as --pricing took them.
+    let price = |key: &str| kv.lines().find(|l| l.starts_with(key)).map(|l| l[key.len()..].trim().to_owned());
+    assert_eq!(price("provider_models[0].custom_pricing.input_per_million").as_deref(), Some("$2.5"), "{kv}");
+    assert_eq!(price("provider_models[0].custom_pricing.output_per_million").as_deref(), Some("$10"), "{kv}");
+    assert_eq!(price("provider_models[0].custom_pricing.cached_input_per_million").as_deref(), Some("$1.25"), "{kv}");
+    assert!(!kv.contains("250000000"), "{kv}");
+    assert!(run.stderr.contains("prices in USD per 1M tokens"), "{}", run.stderr);
 
     // list: table and every filter.
     let table = tg(&gw, &["provider", "list"]).ok().stdout;
@@ -734,7 +831,19 @@ async fn e2e_providers_crud_filters_and_round_trip() {
     .ok()
     .json();
     assert_eq!(patched["tags"], json!({"env": "prod"}));
-    assert_eq!(patched["provider_models"], json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}]));
+    // Only gpt-4o's pricing changed; the other models stay served.
+    assert_eq!(
+        patched["provider_models"],
+        json!([{"name": "gpt-4o", "custom_pricing": {"input_per_million": 0}}, {"name": "gpt-4o-mini"}, {"name": "o3"}])
+    );
+    // Pricing a model outside the list changes nothing and says why.
+    let run = tg(&gw, &["provider", "update", "p-openai", "--pricing", "model=gpt-9,input=1"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("`gpt-9`") && run.stderr.contains("gpt-4o, gpt-4o-mini, o3"), "{}", run.stderr);
+    assert_eq!(
+        tg(&gw, &["provider", "get", "p-openai", "-o", "json"]).ok().json()["provider_models"],
+        patched["provider_models"]
+    );
 
     // Changing the type is refused by the server.
     let run = tg(&gw, &["provider", "update", "p-openai", "--type", "anthropic"]);
@@ -813,10 +922,42 @@ async fn e2e_tokens_create_list_revoke() {
     assert!(!table.contains(&secret));
 
     assert_eq!(tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"], "ci-bot");
-    assert_eq!(tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(), format!("revoked token {id}"));
+    assert_eq!(tg(&gw, &["token", "revoke", &id]).ok().stdout.trim(), format!("revoked token ci-bot (id {id})"));
     let row = tg(&gw, &["token", "list"]).ok().stdout.lines().find(|l| l.contains("ci-bot")).unwrap().to_owned();
     assert!(row.contains("Revoked"), "{row}");
     assert!(!tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["revoked_at"].is_null());
+
+    // By name: a unique name works for get and revoke; a shared name is refused with the ids.
+    let solo = tg(&gw, &["token", "create", "solo-app", "--role", "invoker", "-o", "json"]).ok().json();
+    let solo_id = solo["id"].as_str().unwrap();
+    assert_eq!(tg(&gw, &["token", "get", "solo-app", "-o", "json"]).ok().json()["id"], solo["id"]);
+    let run = tg(&gw, &["token", "revoke", "solo-app"]).ok();
+    assert_eq!(run.stdout.trim(), format!("revoked token solo-app (id {solo_id})"));
+    assert_eq!(tg(&gw, &["token", "get", "solo-app", "-o", "json"]).ok().json()["status"], "revoked");
+    let again = tg(&gw, &["token", "revoke", "solo-app"]);
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("already revoked") && again.stderr.contains(solo_id), "{}", again.stderr);
+    // A new token may reuse a revoked token's name: revoke picks the one still active.
+    let solo2 = tg(&gw, &["token", "create", "solo-app", "--role", "reader", "-o", "json"]).ok().json();
+    let run = tg(&gw, &["token", "revoke", "solo-app", "-o", "json"]).ok().json();
+    assert_eq!(run["id"], solo2["id"]);
+    assert_eq!(run["status"], "revoked");
+
+    let a = tg(&gw, &["token", "create", "twin", "--role", "invoker", "-o", "json"]).ok().json();
+    let b = tg(&gw, &["token", "create", "twin", "--role", "reader", "-o", "json"]).ok().json();
+    for verb in ["get", "revoke"] {
+        let run = tg(&gw, &["token", verb, "twin"]);
+        assert_eq!(run.code, 1, "{verb}: {run:?}");
+        assert!(run.stderr.contains("2 tokens are named `twin`"), "{}", run.stderr);
+        for t in [&a, &b] {
+            assert!(run.stderr.contains(t["id"].as_str().unwrap()), "{}", run.stderr);
+        }
+    }
+    assert_eq!(tg(&gw, &["token", "get", "twin", "-o", "json"]).code, 1);
+    assert_eq!(tg(&gw, &["token", "get", a["id"].as_str().unwrap(), "-o", "json"]).ok().json()["status"], "active");
+    let missing = tg(&gw, &["token", "revoke", "no-such-token"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("no token has the id or name `no-such-token`"), "{}", missing.stderr);
 }
 
 #[tokio::test]
@@ -824,7 +965,12 @@ async fn e2e_connection_and_auth_failures() {
     let gw = TestGateway::start().await.unwrap();
     let run = tg_raw(&["--url", gw.base_url.as_str(), "provider", "list"], None);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_TOKEN"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("code: unauthenticated") && run.stderr.contains("TOLLGATE_ADMIN_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("TOLLGATE_TOKEN "), "{}", run.stderr);
     let run = tg_raw(&["--url", gw.base_url.as_str(), "--token", "tg_wrong", "secret", "list"], None);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("code: unauthenticated"), "{}", run.stderr);
@@ -835,6 +981,7 @@ async fn e2e_connection_and_auth_failures() {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["--url", gw.base_url.as_str(), "provider", "list"])
         .env_remove("TOLLGATE_TOKEN")
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
         .env("TOLLGATE_DATA_DIR", dir.path())
         .output()
         .unwrap();
@@ -844,6 +991,49 @@ async fn e2e_connection_and_auth_failures() {
     let run = tg_raw(&["--url", "http://127.0.0.1:9", "--token", "t", "provider", "list"], None);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("http://127.0.0.1:9") && run.stderr.contains("cannot connect"), "{}", run.stderr);
+}
+
+/// The CLI's admin token comes from `--token` / `TOLLGATE_ADMIN_TOKEN` / `admin.token`, never from
+/// `TOLLGATE_TOKEN`, where the docs used to tell users to keep their application's token.
+#[tokio::test]
+async fn e2e_cli_ignores_the_application_token_variable() {
+    let gw = TestGateway::start().await.unwrap();
+    let app_token = tg(&gw, &["token", "create", "my-app", "--role", "invoker"]).ok().stdout.trim().to_owned();
+    let run_env = |data_dir: &std::path::Path, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+        cmd.args(["--url", gw.base_url.as_str(), "provider", "list"])
+            .env_remove("TOLLGATE_TOKEN")
+            .env_remove("TOLLGATE_ADMIN_TOKEN")
+            .env("TOLLGATE_DATA_DIR", data_dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let with_file = tempfile::tempdir().unwrap();
+    std::fs::write(with_file.path().join("admin.token"), &gw.admin_token).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+
+    // An application's token in TOLLGATE_TOKEN does not shadow the bootstrap token file.
+    run_env(with_file.path(), &[("TOLLGATE_TOKEN", &app_token)]).ok();
+    // TOLLGATE_ADMIN_TOKEN is the CLI's variable.
+    run_env(empty.path(), &[("TOLLGATE_ADMIN_TOKEN", &gw.admin_token), ("TOLLGATE_TOKEN", &app_token)]).ok();
+    // TOLLGATE_TOKEN alone: nothing is sent, and the hint says the variable is ignored.
+    let run = run_env(empty.path(), &[("TOLLGATE_TOKEN", &app_token)]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("code: unauthenticated"), "{}", run.stderr);
+    assert!(run.stderr.contains("set TOLLGATE_ADMIN_TOKEN"), "{}", run.stderr);
+    assert!(run.stderr.contains("TOLLGATE_TOKEN is set but the CLI ignores it"), "{}", run.stderr);
+    assert!(!run.stderr.contains(&app_token), "{}", run.stderr);
+    // The help names the CLI's variable.
+    let help = tg_raw(&["provider", "list", "--help"], None).ok().stdout;
+    assert!(help.contains("[env: TOLLGATE_ADMIN_TOKEN"), "{help}");
+    assert!(!help.contains("[env: TOLLGATE_TOKEN"), "{help}");
 }
 
 /// `tollgate provider check` prints PASS/FAIL and sets the exit code.
@@ -910,6 +1100,12 @@ async fn e2e_models_and_spending() {
     assert!(table.stderr.contains("catalog 2026-11-24.1"), "{}", table.stderr);
     let got = tg(&gw, &["model", "get", "us.anthropic.claude-sonnet-4-6", "-o", "json"]).ok().json();
     assert_eq!(got["model"]["pricing"]["input_per_million"], 330_000_000);
+    // `model get` as a table: USD per 1M like `model list`, never microcents.
+    let run = tg(&gw, &["model", "get", "us.anthropic.claude-sonnet-4-6"]).ok();
+    let line = run.stdout.lines().find(|l| l.starts_with("model.pricing.input_per_million")).unwrap();
+    assert_eq!(line["model.pricing.input_per_million".len()..].trim(), "$3.3", "{}", run.stdout);
+    assert!(!run.stdout.contains("330000000"), "{}", run.stdout);
+    assert!(run.stderr.contains("prices in USD per 1M tokens"), "{}", run.stderr);
     let missing = tg(&gw, &["model", "get", "nope"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("not in the catalog"), "{}", missing.stderr);
@@ -923,6 +1119,39 @@ async fn e2e_models_and_spending() {
     let breakdown = tg(&gw, &["spending", "breakdown", "provider"]).ok().stdout;
     let row = breakdown.lines().find(|l| l.starts_with("gone-openai")).unwrap();
     assert!(row.contains("(deleted)") && row.contains("$0.008"), "{breakdown}");
+    // By token type: each row is one bucket's tokens and cost; requests are not split by
+    // bucket, so the API sends null counts and the table and CSV leave them out.
+    let by_type = tg(&gw, &["spending", "breakdown", "token_type", "-o", "json"]).ok().json();
+    let entries = by_type["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 7, "{by_type}");
+    let input = entries.iter().find(|e| e["key"] == "input").unwrap();
+    assert_eq!(input["stats"]["total_tokens"], 2000);
+    assert_eq!(input["stats"]["total_cost_microcents"], 500_000);
+    for e in entries {
+        for k in ["total_requests", "failed_requests", "unpriced_requests"] {
+            assert!(e["stats"][k].is_null(), "{k} of {e}");
+        }
+    }
+    let table = tg(&gw, &["spending", "breakdown", "token_type"]).ok().stdout;
+    let head = table.lines().next().unwrap();
+    assert!(
+        head.contains("SPEND") && head.contains("TOKENS") && !head.contains("REQUESTS") && !head.contains("FAILED"),
+        "{table}"
+    );
+    let row: Vec<&str> = table.lines().find(|l| l.starts_with("output ")).unwrap().split_whitespace().collect();
+    assert_eq!(row, ["output", "Output", "$0.003", "200"], "{table}");
+    let series =
+        tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "token_type", "-o", "json"]).ok().json();
+    assert!(series["series"][0]["points"][0]["stats"]["total_requests"].is_null(), "{series}");
+    let table = tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "token_type"]).ok().stdout;
+    assert!(!table.lines().next().unwrap().contains("REQUESTS"), "{table}");
+    let csv = tg(&gw, &["spending", "export", "--bucket", "total", "--group-by", "token_type"]).ok().stdout;
+    let output_row = csv.lines().find(|l| l.contains(",token_type,output,")).unwrap();
+    assert!(output_row.contains(",token_type,output,Output,false,,,,200,300000,0.003,"), "{csv}");
+    // Grouped by anything else the counts stay.
+    let table = tg(&gw, &["spending", "breakdown", "model"]).ok().stdout;
+    assert!(table.lines().next().unwrap().contains("REQUESTS"), "{table}");
+
     let series =
         tg(&gw, &["spending", "timeseries", "--bucket", "day", "--group-by", "model", "-o", "json"]).ok().json();
     assert_eq!(series["series"][0]["key"], "gpt-5.4");

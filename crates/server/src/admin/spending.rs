@@ -5,7 +5,8 @@
 //! The window is `[start, end)` (RFC 3339; default the last 7 days) widened to whole hours; every
 //! response states the effective window. Filters match exactly (`""` = unattributed). A
 //! `token_type` filter keeps one bucket: its tokens and cost become the totals. Empty buckets
-//! come back as zeros. Providers that no longer exist keep their history, marked
+//! come back as zeros. Rows of one token type carry no request counts (`null`): requests are
+//! not split by token type. Providers that no longer exist keep their history, marked
 //! `deleted: true` and labelled with their name. Readers may read spending; a token scoped to
 //! providers must name one of them in `provider`.
 
@@ -87,11 +88,18 @@ pub struct Buckets {
 pub struct Stats {
     /// Microcents (1 USD = 100,000,000).
     pub total_cost_microcents: i64,
-    pub total_requests: i64,
+    /// Null on a row of one token type (breakdown, timeseries or export by `token_type`):
+    /// requests are not split by token type, so no per-type count exists.
+    #[schema(required = true)]
+    pub total_requests: Option<i64>,
     /// Requests that did not end in success (upstream errors, timeouts, cancellations).
-    pub failed_requests: i64,
-    /// Requests whose model or a bucket had no price (counted at 0).
-    pub unpriced_requests: i64,
+    /// Null on a row of one token type, like `total_requests`.
+    #[schema(required = true)]
+    pub failed_requests: Option<i64>,
+    /// Requests whose model or a bucket had no price (counted at 0). Null on a row of one
+    /// token type, like `total_requests`.
+    #[schema(required = true)]
+    pub unpriced_requests: Option<i64>,
     pub total_tokens: i64,
     pub buckets: Buckets,
 }
@@ -281,8 +289,26 @@ fn bucket_names() -> Vec<&'static str> {
     Bucket::ALL.iter().map(|b| b.as_str()).collect()
 }
 
+/// Whether a row's request counts are meaningful: not on a row of one token type, where the
+/// rollup's counts are every request's (they are not split by bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Requests {
+    Counted,
+    NotPerTokenType,
+}
+
+impl Requests {
+    /// Request counts are left out of rows grouped by token type.
+    fn of(group: Option<Group>) -> Requests {
+        match group {
+            Some(Group::TokenType) => Requests::NotPerTokenType,
+            Some(Group::Column(_)) | None => Requests::Counted,
+        }
+    }
+}
+
 /// Rollup counters → API stats, keeping only `only` when set.
-fn stats(r: &RollupStats, only: Option<Bucket>) -> Stats {
+fn stats(r: &RollupStats, only: Option<Bucket>, requests: Requests) -> Stats {
     let keep = |b: Bucket| only.is_none_or(|o| o == b);
     let bs = |b: Bucket| {
         if keep(b) {
@@ -304,11 +330,15 @@ fn stats(r: &RollupStats, only: Option<Bucket>) -> Stats {
         None => (r.tokens.total_tokens(), r.cost.total),
         Some(b) => (r.tokens.get(b), r.cost.get(b)),
     };
+    let count = |n: i64| match requests {
+        Requests::Counted => Some(n),
+        Requests::NotPerTokenType => None,
+    };
     Stats {
         total_cost_microcents: total_cost,
-        total_requests: r.requests,
-        failed_requests: r.failed_requests,
-        unpriced_requests: r.unpriced_requests,
+        total_requests: count(r.requests),
+        failed_requests: count(r.failed_requests),
+        unpriced_requests: count(r.unpriced_requests),
         total_tokens,
         buckets,
     }
@@ -418,10 +448,10 @@ pub async fn summary(
     Ok(Json(SummaryResponse {
         start: rfc3339(f.start_ms),
         end: rfc3339(f.end_ms),
-        stats: stats(&now, req.only),
+        stats: stats(&now, req.only, Requests::Counted),
         previous_start: rfc3339(prev.start_ms),
         previous_end: rfc3339(prev.end_ms),
-        previous: stats(&before, req.only),
+        previous: stats(&before, req.only, Requests::Counted),
     }))
 }
 
@@ -446,7 +476,7 @@ pub async fn breakdown(
         .into_iter()
         .map(|(key, s)| {
             let (label, deleted) = label(&state, group, &key);
-            BreakdownEntry { stats: stats(&s, req.only), key, label, deleted }
+            BreakdownEntry { stats: stats(&s, req.only, Requests::of(Some(group))), key, label, deleted }
         })
         .collect();
     Ok(Json(BreakdownResponse {
@@ -578,7 +608,7 @@ pub async fn timeseries(
             let points = points
                 .iter()
                 .zip(&start_text)
-                .map(|(s, start)| Point { start: start.clone(), stats: stats(s, req.only) })
+                .map(|(s, start)| Point { start: start.clone(), stats: stats(s, req.only, Requests::of(group)) })
                 .collect();
             Series { key, label, deleted, points }
         })
@@ -599,12 +629,18 @@ fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
+/// A request count for CSV: empty when the row has none (one token type).
+fn count_cell(n: Option<i64>) -> String {
+    n.map_or_else(String::new, |n| n.to_string())
+}
+
 /// The report as CSV: one row per bucket (hour, day, or the whole window) and group.
 #[utoipa::path(get, path = "/api/v1/spending/export.csv", tag = "spending",
     params(SpendingParams),
     responses((status = 200, description = "CSV: bucket_start, dimension, key, label, deleted, requests, \
 failed_requests, unpriced_requests, total_tokens, total_cost_microcents, total_cost_usd, then tokens and \
-cost per bucket", content_type = "text/csv"),
+cost per bucket; with group_by=token_type the three request counts are empty (requests are not split by \
+token type)", content_type = "text/csv"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn export_csv(
     State(state): State<AppState>,
@@ -648,7 +684,7 @@ pub async fn export_csv(
         if s.requests == 0 && s.cost.total == 0 && s.tokens.total_tokens() == 0 {
             continue;
         }
-        let st = stats(s, req.only);
+        let st = stats(s, req.only, Requests::of(group));
         let (lbl, deleted) = match group {
             None => ("All".to_string(), false),
             Some(g) => label(&state, g, key),
@@ -662,9 +698,9 @@ pub async fn export_csv(
             csv_field(key),
             csv_field(&lbl),
             deleted,
-            st.total_requests,
-            st.failed_requests,
-            st.unpriced_requests,
+            count_cell(st.total_requests),
+            count_cell(st.failed_requests),
+            count_cell(st.unpriced_requests),
             st.total_tokens,
             st.total_cost_microcents,
             tollgate_core::Microcents(st.total_cost_microcents).to_usd_string()

@@ -315,6 +315,9 @@ struct UsagePage {
     headline: Vec<(&'static str, String)>,
     breakdown: Vec<BreakdownRow>,
     group_label: &'static str,
+    /// False when grouped by token type: requests are not split by token type, so a
+    /// per-type request count does not exist (the column is left out).
+    show_requests: bool,
     csv_url: String,
     /// This view's canonical URL (custom ranges as `customStart` / `customEnd`), to share.
     share_url: String,
@@ -734,6 +737,7 @@ async fn render(
         headline,
         breakdown,
         group_label: GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l),
+        show_requests: group != "token_type",
         csv_url: url_of("/usage/export.csv", &pairs),
         share_url: url_of("/usage", &pairs),
     };
@@ -762,6 +766,9 @@ pub async fn csv(
         out.push_str(&format!(",{0}_tokens,{0}_cost_microcents", b.as_str()));
     }
     out.push('\n');
+    // Requests are not split by token type: a token-type row leaves its request counts empty.
+    let per_token_type = group == "token_type";
+    let count = |n: i64| if per_token_type { String::new() } else { n.to_string() };
     for (key, points) in &data.series {
         let (label, _) = key_label(&console, &group, key);
         for (i, s) in points.iter().enumerate() {
@@ -774,8 +781,8 @@ pub async fn csv(
                 group,
                 csv_field(key),
                 csv_field(&label),
-                s.requests,
-                s.failed_requests,
+                count(s.requests),
+                count(s.failed_requests),
                 s.tokens.total_tokens(),
                 tollgate_core::Microcents(s.cost.total).to_usd_string(),
                 s.cost.total

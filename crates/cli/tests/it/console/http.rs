@@ -697,4 +697,19 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     assert!(rows[0].starts_with("bucket_start,group_by,key,label,requests"));
     let sum: i64 = rows[1..].iter().filter_map(|r| r.split(',').nth(8)?.parse::<i64>().ok()).sum();
     assert_eq!(sum, total, "{}", csv.body);
+    // By model the table counts requests per row (2 + 1); by token type there is no per-type
+    // request count, so the column is left out instead of repeating the total on every row.
+    let by_model_page = c.get("/usage?range=7d&group_by=model").await;
+    let by_model_table = section(&by_model_page.body, r#"id="breakdown""#, "</table>");
+    assert!(by_model_table.contains("Requests</th>"), "{by_model_table}");
+    assert!(section(by_model_table, r#"data-key="gpt-4o""#, "</tr>").contains(r#"<td class="num">2</td>"#));
+    let by_type = c.get("/usage?range=7d&group_by=token_type").await;
+    by_type.expect(200);
+    let table = section(&by_type.body, r#"id="breakdown""#, "</table>");
+    assert!(table.contains(r#"data-key="input""#) && !table.contains("Requests"), "{table}");
+    assert!(!section(table, r#"data-key="input""#, "</tr>").contains(r#"<td class="num">3</td>"#), "{table}");
+    let csv = c.get("/usage/export.csv?range=7d&group_by=token_type").await;
+    let input_row = csv.body.lines().find(|l| l.contains(",token_type,input,")).unwrap_or_default();
+    let cells: Vec<&str> = input_row.split(',').collect();
+    assert_eq!(cells.get(4..6), Some(&["", ""][..]), "requests and failed_requests are empty: {}", csv.body);
 }
