@@ -1,0 +1,29 @@
+//! The in-memory configuration snapshot: providers, active gateway tokens and the cached
+//! values of the secrets providers reference, at one config version. Plain data, built by
+//! `AppState::reload` and read lock-free by every request; it depends on nothing else in the
+//! server, so the usage writer, the proxy and the console can all use it without importing
+//! the application state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use tollgate_core::ProviderSpec;
+use tollgate_store::{SecretValue, TokenRecord};
+
+/// A provider as the snapshot holds it.
+#[derive(Debug, Clone)]
+pub struct ProviderEntry {
+    pub spec: ProviderSpec,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Immutable view of the configuration at one config version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    pub providers: HashMap<String, Arc<ProviderEntry>>,
+    /// Active (not revoked) tokens by SHA-256 of the token. Expiry is checked per request.
+    pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
+    /// Values of the database secrets that providers reference, by secret name.
+    pub credentials: HashMap<String, SecretValue>,
+}
