@@ -3,7 +3,8 @@
 //!
 //! Checks run in a fixed order, each refusal in the provider's native error JSON: gateway
 //! token (401, or 400 when passthrough needs `X-Tollgate-Token`), provider (404), token scope
-//! and enabled (403), body size (413), model allow-list (403 `model_not_allowed`). Everything
+//! and enabled (403), body size (413), model allow-list (404, the native unknown-model error,
+//! message `model_not_allowed: …`). Everything
 //! is read from the in-memory snapshot; the request never awaits the database. A request that
 //! reaches the upstream produces exactly one usage event (see [`body`]). Wire knowledge lives
 //! in `tollgate-protocol`; this module only moves bytes and headers.

@@ -199,8 +199,8 @@ async fn allow_list_and_errors_in_bedrock_shape(db: TestDb) {
     let r = aws.post("/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse", &converse_body()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("AccessDeniedException"));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ResourceNotFoundException"));
     assert!(r.json()["message"].as_str().unwrap_or_default().starts_with("model_not_allowed:"), "{}", r.text());
     let r = send(aws.gw.client.post(aws.url("/model/x/converse")).bearer_auth("tg_nope").body("{}")).await;
     assert_eq!(r.status, 401);

@@ -19,7 +19,7 @@ async fn changes_apply_without_restart(db: TestDb) {
         admin(&rig.gw, Method::PATCH, &provider, Some(json!({"provider_models": [{"name": "gpt-4o-mini"}]}))).await,
         200,
     );
-    assert_eq!(rig.post(&path, &body).await.status, 403);
+    assert_eq!(rig.post(&path, &body).await.status, 404, "model_not_allowed");
     let (_, mini) = generation("openai", "gpt-4o-mini");
     assert_eq!(rig.post(&path, &mini).await.status, 200);
     // Edit: a different upstream key is injected from the next request on.

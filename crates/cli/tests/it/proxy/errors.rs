@@ -1,5 +1,5 @@
 //! Every refusal and failure on the proxy path, in each provider's native error shape, in the
-//! documented order (401 → 404 → 403 → 413 → 403 model), with no usage event for refusals and
+//! documented order (401 → 404 → 403 → 413 → 404 model), with no usage event for refusals and
 //! exactly one for failures after the upstream was contacted.
 
 use super::*;
@@ -99,10 +99,21 @@ async fn refusals(db: TestDb, kind: &'static str) {
         let r = send(rig.gw.client.post(rig.gw.url(&format!("/llm/v1/providers/nope{path}"))).json(&body)).await;
         assert_eq!(r.status, 401, "{}", r.text());
 
-        // 403: model not in the allow-list (from the body, or the path for Gemini).
+        // 404: model not in the allow-list (from the body, or the path for Gemini), answered
+        // as each upstream answers an unknown model (so clients say "model not found", not
+        // "failed to authenticate").
         let (bad_path, bad_body) = generation(kind, "other-model");
         let r = rig.post(&bad_path, &bad_body).await;
-        assert_native(&r, kind, 403, "model_not_allowed: model \"other-model\" is not enabled");
+        assert_native(&r, kind, 404, "model_not_allowed: model \"other-model\" is not enabled");
+        let v = r.json();
+        match kind {
+            "anthropic" => assert_eq!(v["error"]["type"], "not_found_error", "{v}"),
+            "google" => assert_eq!(v["error"]["status"], "NOT_FOUND", "{v}"),
+            _ => {
+                assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+                assert_eq!(v["error"]["code"], "model_not_found", "{v}");
+            }
+        }
         if kind != "google" {
             // Ambiguous model (given twice) with an allow-list: refused, naming the field.
             let raw = r#"{"model":"allowed-model","model":"other-model","messages":[]}"#;
@@ -111,7 +122,7 @@ async fn refusals(db: TestDb, kind: &'static str) {
         } else {
             // Percent-encoded path model is decoded before the check.
             let r = rig.post("/v1beta/models/other%2Dmodel:generateContent", &bad_body).await;
-            assert_native(&r, kind, 403, "model_not_allowed");
+            assert_native(&r, kind, 404, "model_not_allowed");
         }
 
         // 413: body over the cap (the default cap is 32 MiB; send 33 MiB).
