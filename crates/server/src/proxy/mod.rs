@@ -49,7 +49,12 @@ const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/llm/v1/providers/{name}/{*path}", any(handle)).with_state(state)
+    Router::new()
+        // The bare proxy URL (with or without its slash): only the HEAD probe is answered there.
+        .route("/llm/v1/providers/{name}", any(handle))
+        .route("/llm/v1/providers/{name}/", any(handle))
+        .route("/llm/v1/providers/{name}/{*path}", any(handle))
+        .with_state(state)
 }
 
 /// Why the gateway refused a request before contacting the upstream.
@@ -97,11 +102,25 @@ fn native(ptype: Option<ProviderType>, kind: GatewayErrorKind, message: &str) ->
     resp
 }
 
-/// Splits `/llm/v1/providers/<name>/<rest>` into the name and `/<rest>` (raw, still encoded).
+/// Splits `/llm/v1/providers/<name>/<rest>` into the name and `/<rest>` (raw, still encoded);
+/// the bare `/llm/v1/providers/<name>` gives an empty rest.
 fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix(PREFIX)?;
-    let slash = rest.find('/')?;
-    Some((&rest[..slash], &rest[slash..]))
+    let (name, rest) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    (!name.is_empty()).then_some((name, rest))
+}
+
+/// `HEAD` on the bare proxy URL (`…/providers/<name>` or `…/providers/<name>/`), the probe
+/// Claude Code sends before its first request: 200 with no body, for any name and with or
+/// without a token, so it reveals nothing (not even whether the provider exists). No upstream
+/// call, no usage event.
+fn base_probe() -> Response {
+    let mut resp = Response::new(Body::empty());
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
 }
 
 /// The upstream URL: base + path + query. When the base already ends in `/v1` and the
@@ -311,6 +330,17 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let Some((name, path)) = split_path(parts.uri.path()) else {
         return refuse(&state, None, GatewayErrorKind::NotFound, "no such route");
     };
+    if path.is_empty() || path == "/" {
+        if parts.method == Method::HEAD {
+            return base_probe();
+        }
+        return refuse(
+            &state,
+            None,
+            GatewayErrorKind::NotFound,
+            "no such route: send requests to the proxy URL followed by the upstream's own path",
+        );
+    }
     let query = parts.uri.query();
     let snap = state.snapshot();
     let a = match admit(&state, &snap, name, &parts.headers, query) {
@@ -596,7 +626,9 @@ mod tests {
             split_path("/llm/v1/providers/g/v1beta/models/tunedModels%2Fx:generateContent"),
             Some(("g", "/v1beta/models/tunedModels%2Fx:generateContent"))
         );
-        assert_eq!(split_path("/llm/v1/providers/oa"), None);
+        assert_eq!(split_path("/llm/v1/providers/oa"), Some(("oa", "")));
+        assert_eq!(split_path("/llm/v1/providers/oa/"), Some(("oa", "/")));
+        assert_eq!(split_path("/llm/v1/providers/"), None);
     }
 
     #[test]
