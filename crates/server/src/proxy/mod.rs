@@ -447,17 +447,36 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             // A connect timeout is both: it is a connection failure (502), not a slow answer.
+            // The message names the cause and the host (never the path, query or a credential).
+            let host = crate::upstream::host_of(url.as_str());
             let (status, class, kind, msg) = match &e {
                 SendError::Client(c) if c.is_connect() => (
                     RequestStatus::ConnectionError,
                     "connect_error",
                     GatewayErrorKind::BadGateway,
-                    "could not be reached",
+                    format!("could not be reached at {host}: {}", crate::upstream::failure_cause(c)),
                 ),
-                SendError::Timeout => {
-                    (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
-                }
-                _ => (RequestStatus::ConnectionError, "upstream_error", GatewayErrorKind::BadGateway, "failed"),
+                SendError::Timeout => (
+                    RequestStatus::Timeout,
+                    "read_timeout",
+                    GatewayErrorKind::GatewayTimeout,
+                    format!(
+                        "at {host} did not answer in time (no response head within {} s)",
+                        read_timeout.as_secs_f64()
+                    ),
+                ),
+                SendError::Client(c) => (
+                    RequestStatus::ConnectionError,
+                    "upstream_error",
+                    GatewayErrorKind::BadGateway,
+                    format!("at {host} failed: {}", crate::upstream::failure_cause(c)),
+                ),
+                SendError::BadUrl => (
+                    RequestStatus::ConnectionError,
+                    "upstream_error",
+                    GatewayErrorKind::BadGateway,
+                    "failed: the upstream URL is not valid".to_string(),
+                ),
             };
             tracing::warn!(provider = name, error = %e, "upstream request failed");
             let resp = native(Some(a.ptype), kind, &format!("the upstream of provider \"{name}\" {msg}"));
