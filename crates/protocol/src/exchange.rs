@@ -126,20 +126,21 @@ pub fn filter_model_list(family: Family, body: &[u8], allowed: &dyn Fn(&str) -> 
 /// `field` passes `keep`; elements without it are dropped. Whitespace around and between
 /// elements follows the original.
 pub(crate) fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    filter_list_by(body, list, &|el| {
+        json_scan::object_members(el, 0)
+            .and_then(|o| json_scan::find_member(el, &o, field).cloned())
+            .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
+            .is_some_and(|name| keep(&name))
+    })
+}
+
+/// Keeps the elements of the array member `list` of the top-level object that `keep` accepts
+/// (given each element's raw JSON bytes); the rest of the body is unchanged.
+pub(crate) fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let obj = json_scan::object_members(body, 0)?;
     let member = json_scan::find_member(body, &obj, list)?;
     let arr = json_scan::array_elements(body, member.value.start)?;
-    let kept: Vec<_> = arr
-        .elements
-        .iter()
-        .filter(|r| {
-            let el = &body[(*r).clone()];
-            json_scan::object_members(el, 0)
-                .and_then(|o| json_scan::find_member(el, &o, field).cloned())
-                .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
-                .is_some_and(|name| keep(&name))
-        })
-        .collect();
+    let kept: Vec<_> = arr.elements.iter().filter(|r| keep(&body[(*r).clone()])).collect();
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(&body[..=arr.open]);
     if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())

@@ -9,6 +9,9 @@
 //! reaches the upstream produces exactly one usage event (see [`body`]). Wire knowledge lives
 //! in `tollgate-protocol`; this module only moves bytes and headers.
 //!
+//! Bedrock control-plane calls clients make on the proxy URL (`ListInferenceProfiles`,
+//! `GetInferenceProfile`, `ListFoundationModels`) are served by [`control`], unmetered.
+//!
 //! Bedrock is signed instead: after the body is final (the `include_usage` edit of its
 //! OpenAI-compatible path included), [`crate::aws`] signs exactly the bytes and headers sent
 //! with SigV4. A bare foundation-model id of a model that only runs through an inference
@@ -16,6 +19,7 @@
 
 pub mod body;
 pub mod client_auth;
+mod control;
 pub mod headers;
 
 use crate::auth;
@@ -347,6 +351,13 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Ok(a) => a,
         Err(r) => return r.respond(&state),
     };
+    // Bedrock control-plane calls made on the runtime URL (Claude Code lists inference
+    // profiles): served from the control endpoint, filtered, not metered.
+    if a.ptype == ProviderType::Bedrock
+        && let Some(call) = tollgate_protocol::ControlCall::of(parts.method.as_str(), path)
+    {
+        return Box::pin(control::serve(&state, &snap, name, &a.entry.spec, call, path, query)).await;
+    }
     let body = match read_body(&state, a.ptype, &parts.headers, body).await {
         Ok(b) => b,
         Err(r) => return r.respond(&state),
