@@ -15,7 +15,9 @@ pub enum GatewayErrorKind {
     Unauthenticated,
     /// 403: the token may not use this provider, or the provider is disabled.
     PermissionDenied,
-    /// 403: the model is not in the provider's allow-list.
+    /// 404: the model is not in the provider's allow-list. Answered the way each upstream
+    /// answers an unknown model, so SDKs and tools (Claude Code) report "model not found"
+    /// rather than an authentication or permission failure.
     ModelNotAllowed,
     /// 404: no such provider.
     NotFound,
@@ -34,8 +36,8 @@ impl GatewayErrorKind {
         match self {
             GatewayErrorKind::BadRequest => 400,
             GatewayErrorKind::Unauthenticated => 401,
-            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => 403,
-            GatewayErrorKind::NotFound => 404,
+            GatewayErrorKind::PermissionDenied => 403,
+            GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => 404,
             GatewayErrorKind::PayloadTooLarge => 413,
             GatewayErrorKind::BudgetExceeded => 429,
             GatewayErrorKind::BadGateway => 502,
@@ -48,7 +50,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::BadRequest => ("invalid_request_error", "invalid_request"),
             GatewayErrorKind::Unauthenticated => ("invalid_request_error", "invalid_api_key"),
             GatewayErrorKind::PermissionDenied => ("permission_error", "permission_denied"),
-            GatewayErrorKind::ModelNotAllowed => ("permission_error", "model_not_allowed"),
+            GatewayErrorKind::ModelNotAllowed => ("invalid_request_error", "model_not_found"),
             GatewayErrorKind::NotFound => ("invalid_request_error", "not_found"),
             GatewayErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
             GatewayErrorKind::BudgetExceeded => ("insufficient_quota", "budget_exceeded"),
@@ -61,8 +63,8 @@ impl GatewayErrorKind {
         match self {
             GatewayErrorKind::BadRequest => "invalid_request_error",
             GatewayErrorKind::Unauthenticated => "authentication_error",
-            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "permission_error",
-            GatewayErrorKind::NotFound => "not_found_error",
+            GatewayErrorKind::PermissionDenied => "permission_error",
+            GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "not_found_error",
             GatewayErrorKind::PayloadTooLarge => "request_too_large",
             GatewayErrorKind::BudgetExceeded => "rate_limit_error",
             GatewayErrorKind::BadGateway | GatewayErrorKind::GatewayTimeout => "api_error",
@@ -73,8 +75,8 @@ impl GatewayErrorKind {
         match self {
             GatewayErrorKind::BadRequest | GatewayErrorKind::PayloadTooLarge => "INVALID_ARGUMENT",
             GatewayErrorKind::Unauthenticated => "UNAUTHENTICATED",
-            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "PERMISSION_DENIED",
-            GatewayErrorKind::NotFound => "NOT_FOUND",
+            GatewayErrorKind::PermissionDenied => "PERMISSION_DENIED",
+            GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "NOT_FOUND",
             GatewayErrorKind::BudgetExceeded => "RESOURCE_EXHAUSTED",
             GatewayErrorKind::BadGateway => "UNAVAILABLE",
             GatewayErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
@@ -85,8 +87,8 @@ impl GatewayErrorKind {
         match self {
             GatewayErrorKind::BadRequest | GatewayErrorKind::PayloadTooLarge => "ValidationException",
             GatewayErrorKind::Unauthenticated => "UnrecognizedClientException",
-            GatewayErrorKind::PermissionDenied | GatewayErrorKind::ModelNotAllowed => "AccessDeniedException",
-            GatewayErrorKind::NotFound => "ResourceNotFoundException",
+            GatewayErrorKind::PermissionDenied => "AccessDeniedException",
+            GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "ResourceNotFoundException",
             GatewayErrorKind::BudgetExceeded => "ThrottlingException",
             GatewayErrorKind::BadGateway => "ServiceUnavailableException",
             GatewayErrorKind::GatewayTimeout => "ModelTimeoutException",
@@ -167,10 +169,17 @@ mod tests {
     fn model_not_allowed_prefix_in_every_shape() {
         for p in ProviderType::ALL {
             let e = render(Some(p), GatewayErrorKind::ModelNotAllowed, "gpt-4o is not enabled on prod");
-            assert_eq!(e.status, 403);
+            assert_eq!(e.status, 404, "{p}: the unknown-model answer, not an auth failure");
             let text = String::from_utf8_lossy(&e.body).to_string();
             assert!(text.contains("model_not_allowed: gpt-4o is not enabled on prod"), "{p}: {text}");
         }
+        let body_of = |p| body(&render(Some(p), GatewayErrorKind::ModelNotAllowed, "m"));
+        assert_eq!(body_of(ProviderType::Openai)["error"]["code"], "model_not_found");
+        assert_eq!(body_of(ProviderType::Openai)["error"]["type"], "invalid_request_error");
+        assert_eq!(body_of(ProviderType::Anthropic)["error"]["type"], "not_found_error");
+        assert_eq!(body_of(ProviderType::Google)["error"]["status"], "NOT_FOUND");
+        let b = render(Some(ProviderType::Bedrock), GatewayErrorKind::ModelNotAllowed, "m");
+        assert!(b.headers.contains(&("x-amzn-errortype", "ResourceNotFoundException".to_string())));
         let twice = render(None, GatewayErrorKind::ModelNotAllowed, "model_not_allowed: x");
         assert!(!String::from_utf8_lossy(&twice.body).contains("model_not_allowed: model_not_allowed"));
     }

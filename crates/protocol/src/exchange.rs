@@ -126,20 +126,21 @@ pub fn filter_model_list(family: Family, body: &[u8], allowed: &dyn Fn(&str) -> 
 /// `field` passes `keep`; elements without it are dropped. Whitespace around and between
 /// elements follows the original.
 pub(crate) fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    filter_list_by(body, list, &|el| {
+        json_scan::object_members(el, 0)
+            .and_then(|o| json_scan::find_member(el, &o, field).cloned())
+            .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
+            .is_some_and(|name| keep(&name))
+    })
+}
+
+/// Keeps the elements of the array member `list` of the top-level object that `keep` accepts
+/// (given each element's raw JSON bytes); the rest of the body is unchanged.
+pub(crate) fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let obj = json_scan::object_members(body, 0)?;
     let member = json_scan::find_member(body, &obj, list)?;
     let arr = json_scan::array_elements(body, member.value.start)?;
-    let kept: Vec<_> = arr
-        .elements
-        .iter()
-        .filter(|r| {
-            let el = &body[(*r).clone()];
-            json_scan::object_members(el, 0)
-                .and_then(|o| json_scan::find_member(el, &o, field).cloned())
-                .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
-                .is_some_and(|name| keep(&name))
-        })
-        .collect();
+    let kept: Vec<_> = arr.elements.iter().filter(|r| keep(&body[(*r).clone()])).collect();
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(&body[..=arr.open]);
     if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())
@@ -257,6 +258,14 @@ impl Decoder {
             Decoder::Anthropic(d) => d.error(),
             Decoder::Google(d) => d.error(),
             Decoder::Bedrock(d) => d.error(),
+        }
+    }
+    fn terminal(&self) -> bool {
+        match self {
+            Decoder::OpenAi(d) => d.terminal(),
+            Decoder::Anthropic(d) => d.terminal(),
+            Decoder::Google(d) => d.terminal(),
+            Decoder::Bedrock(d) => d.terminal(),
         }
     }
 }
@@ -464,6 +473,17 @@ impl Tap {
         self.decoder.as_ref().and_then(Decoder::error)
     }
 
+    /// The stream's terminal event has been fed: OpenAI `data: [DONE]`, Responses
+    /// `response.completed` (or `.failed` / `.incomplete`), Anthropic `message_stop`, a Gemini
+    /// chunk with a `finishReason`, Bedrock's `metadata` event or the chunk with
+    /// `amazon-bedrock-invocationMetrics`. The bytes of that event are in the output of the
+    /// [`feed`](Self::feed) call that made this true (a terminal event is never held), so once
+    /// that output reached the client the exchange is complete, whatever the client does next.
+    /// Always false for unmetered endpoints and non-2xx responses.
+    pub fn terminal_seen(&self) -> bool {
+        !matches!(self.reader, Reader::Off) && self.decoder.as_ref().is_some_and(Decoder::terminal)
+    }
+
     /// Bytes the tap currently holds (parser buffers and unforwarded output); bounded by a
     /// small multiple of [`MAX_HELD_BYTES`] plus one chunk.
     pub fn buffered_len(&self) -> usize {
@@ -600,8 +620,10 @@ mod tests {
         assert_eq!(out, first.as_bytes());
         let out = tap.feed(Bytes::from_static(b"ces\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n"));
         assert!(out.is_empty(), "the usage chunk is incomplete and held");
+        assert!(!tap.terminal_seen());
         let out = tap.feed(Bytes::from_static(b"\ndata: [DONE]\n\n"));
         assert_eq!(out, &b"data: [DONE]\n\n"[..]);
+        assert!(tap.terminal_seen(), "[DONE] was in the bytes just returned");
         assert_eq!(tap.finish().len(), 0);
         assert_eq!(tap.usage(), Some(Usage { input: 3, output: 1, ..Usage::default() }));
     }
@@ -656,6 +678,12 @@ mod tests {
         let mut tap = Tap::new(Family::Google, &info, 200, Some("text/event-stream"), false);
         tap.feed(Bytes::from_static(sse));
         assert_eq!(tap.usage(), Some(Usage { input: 4, output: 2, ..Usage::default() }));
+        assert!(!tap.terminal_seen(), "no finishReason yet");
+        tap.feed(Bytes::from_static(b"data: {\"candidates\": [{\"finishReason\": \"STOP\"}]}\r\n\r\n"));
+        assert!(tap.terminal_seen());
+        let mut off = Tap::new(Family::Google, &info, 500, Some("text/event-stream"), false);
+        off.feed(Bytes::from_static(b"data: {\"candidates\": [{\"finishReason\": \"STOP\"}]}\r\n\r\n"));
+        assert!(!off.terminal_seen(), "an error response is never complete");
     }
 
     /// A 17 MiB event in 64 KiB chunks, then a usage chunk.

@@ -37,6 +37,7 @@ mod bedrock;
 mod google;
 mod openai;
 
+pub use bedrock::control::{ControlCall, filter_control_list, profile_allowed};
 pub use bedrock::request::is_profile_or_arn;
 
 pub use exchange::{Endpoint, RequestInfo, Tap, filter_model_list, inspect, prepare_body};

@@ -73,3 +73,82 @@ pub fn build_proxy_client(settings: &Settings) -> Result<ProxyClient, ServerErro
         .timer(TokioTimer::new())
         .build(https))
 }
+
+/// Why an upstream could not be reached, in a few words for people: the cause found in the
+/// error chain (hyper-util's connector, reqwest, rustls, the OS), never a URL or a header.
+pub fn failure_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut timed_out = false;
+    let mut innermost = err.to_string();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        innermost = e.to_string();
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return format!("TLS handshake failed ({tls})");
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            // tokio-rustls wraps the rustls error in an io::Error, sometimes twice; io::Error's
+            // `source` skips the wrapped error itself, so unwrap it by hand.
+            let mut inner = io.get_ref();
+            while let Some(i) = inner {
+                if let Some(tls) = i.downcast_ref::<rustls::Error>() {
+                    return format!("TLS handshake failed ({tls})");
+                }
+                inner = i.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref);
+            }
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused".to_string(),
+                std::io::ErrorKind::ConnectionReset => return "connection reset by the upstream".to_string(),
+                std::io::ErrorKind::TimedOut => timed_out = true,
+                _ => {}
+            }
+        }
+        // hyper-util's connector reports resolver failures as "dns error", with the
+        // resolver's own words as the source.
+        if innermost.starts_with("dns error") {
+            let detail = e.source().map(|s| s.to_string()).unwrap_or_default();
+            return if detail.is_empty() {
+                "DNS lookup failed".to_string()
+            } else {
+                format!("DNS lookup failed ({detail})")
+            };
+        }
+        if innermost.contains("timed out") || innermost.contains("timeout") {
+            timed_out = true;
+        }
+        source = e.source();
+    }
+    if timed_out { "timed out".to_string() } else { innermost }
+}
+
+/// `host` or `host:port` of `url` (no scheme, path, query or userinfo), for error messages.
+pub fn host_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            (None, _) => "unknown host".to_string(),
+        },
+        Err(_) => "unknown host".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_from_error_chains() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(failure_cause(&refused), "connection refused");
+        // As tokio-rustls reports it: an io::Error around an io::Error around the rustls error.
+        let tls = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        ));
+        assert!(failure_cause(&tls).starts_with("TLS handshake failed ("), "{}", failure_cause(&tls));
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout");
+        assert_eq!(failure_cause(&slow), "timed out");
+        assert_eq!(host_of("https://user:pw@api.example.com/v1?key=secret"), "api.example.com");
+        assert_eq!(host_of("http://127.0.0.1:9/x"), "127.0.0.1:9");
+    }
+}

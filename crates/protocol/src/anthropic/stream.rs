@@ -19,6 +19,8 @@ pub(crate) const BODY_MEMBERS: &[&str] = &["usage"];
 pub(crate) struct Decoder {
     usage: Option<RawUsage>,
     error: Option<String>,
+    /// `message_stop` (the stream's last event) was seen.
+    terminal: bool,
 }
 
 #[derive(Deserialize)]
@@ -41,7 +43,7 @@ struct MessageObject {
 
 impl Decoder {
     pub(crate) fn new(_endpoint: Endpoint) -> Decoder {
-        Decoder { usage: None, error: None }
+        Decoder { usage: None, error: None, terminal: false }
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
@@ -55,6 +57,9 @@ impl Decoder {
         let Ok(p) = serde_json::from_slice::<Payload>(json) else {
             return;
         };
+        if p.kind.as_deref() == Some("message_stop") {
+            self.terminal = true;
+        }
         if p.kind.as_deref() == Some("message_start")
             && let Some(u) = p.message.and_then(|m| m.usage)
         {
@@ -87,5 +92,9 @@ impl Decoder {
 
     pub(crate) fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    pub(crate) fn terminal(&self) -> bool {
+        self.terminal
     }
 }

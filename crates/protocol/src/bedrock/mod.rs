@@ -11,9 +11,13 @@
 //!   they combine with the model's own (Anthropic-shaped) usage into disjoint buckets.
 //! - `stream`: the usage decoder over AWS event-stream frames (invoke `chunk` events carrying
 //!   base64 model chunks; converse `metadata` events) and non-streamed JSON bodies.
+//! - `control`: the control-plane calls Bedrock clients make on the proxy URL
+//!   (`ListInferenceProfiles`, `GetInferenceProfile`, `ListFoundationModels`) and the
+//!   allow-list filter over their answers.
 //! - `eventstream`: the incremental binary event-stream frame reader (prelude + headers +
 //!   payload + CRCs, checked by `aws-smithy-eventstream`), fed chunk by chunk as bytes pass.
 
+pub(crate) mod control;
 pub(crate) mod eventstream;
 pub(crate) mod request;
 pub(crate) mod stream;

@@ -39,6 +39,9 @@ pub(crate) struct Decoder {
     /// Llama-style top-level counts.
     llama: (Option<i64>, Option<i64>),
     error: Option<String>,
+    /// The stream's final event was seen: ConverseStream's `metadata`, or the
+    /// InvokeModelWithResponseStream chunk carrying `amazon-bedrock-invocationMetrics`.
+    terminal: bool,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +87,7 @@ impl Decoder {
             anthropic: anthropic::stream::Decoder::new(endpoint),
             llama: (None, None),
             error: None,
+            terminal: false,
         }
     }
 
@@ -116,6 +120,7 @@ impl Decoder {
             _ => match f.event_type.as_deref() {
                 Some("chunk") => self.on_chunk(&f.payload),
                 Some("metadata") => {
+                    self.terminal = true;
                     if let Ok(MetadataEvent { usage: Some(u) }) = serde_json::from_slice(&f.payload) {
                         self.converse = Some(u);
                     }
@@ -136,6 +141,7 @@ impl Decoder {
         self.anthropic.on_element(&inner);
         if let Ok(InnerChunk { metrics: Some(m) }) = serde_json::from_slice(&inner) {
             self.totals = Some(m.totals());
+            self.terminal = true;
         }
     }
 
@@ -174,6 +180,10 @@ impl Decoder {
 
     pub(crate) fn error(&self) -> Option<&str> {
         self.error.as_deref().or_else(|| self.anthropic.error())
+    }
+
+    pub(crate) fn terminal(&self) -> bool {
+        self.terminal
     }
 }
 
@@ -218,6 +228,7 @@ mod tests {
                 ..Usage::default()
             })
         );
+        assert!(!d.terminal());
         d.on_frame(&chunk(
             r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":21,"outputTokenCount":17,"invocationLatency":1200,"firstByteLatency":300,"cacheReadInputTokenCount":400,"cacheWriteInputTokenCount":90}}"#,
         ));
@@ -233,17 +244,21 @@ mod tests {
             })
         );
         assert_eq!(d.error(), None);
+        assert!(d.terminal(), "the invocation metrics chunk ends an invoke stream");
     }
 
     #[test]
     fn converse_stream_metadata_and_exceptions() {
         let mut d = Decoder::new(Endpoint::ConverseStream);
         d.on_frame(&event("messageStart", r#"{"role":"assistant"}"#));
+        d.on_frame(&event("messageStop", r#"{"stopReason":"end_turn"}"#));
+        assert!(!d.terminal(), "metadata follows messageStop");
         d.on_frame(&event(
             "metadata",
             r#"{"usage":{"inputTokens":9,"outputTokens":4,"totalTokens":113,"cacheReadInputTokens":100},"metrics":{"latencyMs":80}}"#,
         ));
         assert_eq!(d.usage(), Some(Usage { input: 9, output: 4, cached_input: 100, ..Usage::default() }));
+        assert!(d.terminal());
         let ex = Frame {
             message_type: Some("exception".into()),
             exception_type: Some("throttlingException".into()),

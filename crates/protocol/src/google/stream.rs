@@ -18,6 +18,8 @@ pub(crate) const BODY_MEMBERS: &[&str] = &["usageMetadata"];
 pub(crate) struct Decoder {
     usage: Option<Usage>,
     error: Option<String>,
+    /// A chunk with a candidate's `finishReason` (the stream's last chunk) was seen.
+    terminal: bool,
 }
 
 #[derive(Deserialize)]
@@ -27,11 +29,20 @@ struct Payload {
     usage_metadata: Option<RawUsage>,
     #[serde(default)]
     error: Option<ErrorField>,
+    #[serde(default)]
+    candidates: Option<Vec<Candidate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 impl Decoder {
     pub(crate) fn new(_endpoint: Endpoint) -> Decoder {
-        Decoder { usage: None, error: None }
+        Decoder { usage: None, error: None, terminal: false }
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
@@ -45,6 +56,12 @@ impl Decoder {
         let Ok(p) = serde_json::from_slice::<Payload>(json) else {
             return;
         };
+        let finished = |c: &Candidate| {
+            c.finish_reason.as_deref().is_some_and(|r| !r.is_empty() && r != "FINISH_REASON_UNSPECIFIED")
+        };
+        if p.candidates.as_ref().is_some_and(|cs| cs.iter().any(finished)) {
+            self.terminal = true;
+        }
         if let Some(u) = p.usage_metadata.filter(RawUsage::has_counts) {
             self.usage = Some(u.normalize());
         }
@@ -70,5 +87,9 @@ impl Decoder {
 
     pub(crate) fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    pub(crate) fn terminal(&self) -> bool {
+        self.terminal
     }
 }

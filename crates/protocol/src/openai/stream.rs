@@ -21,6 +21,9 @@ pub(crate) struct Decoder {
     filter: bool,
     usage: Option<Usage>,
     error: Option<String>,
+    /// The stream's last event was seen: `data: [DONE]` (chat/completions, completions) or a
+    /// Responses `response.completed` / `response.failed` / `response.incomplete`.
+    terminal: bool,
 }
 
 /// The parts of a chat/completions chunk or a Responses event the tap reads.
@@ -50,11 +53,15 @@ struct ResponseObject {
 
 impl Decoder {
     pub(crate) fn new(_endpoint: Endpoint, filter: bool) -> Decoder {
-        Decoder { filter, usage: None, error: None }
+        Decoder { filter, usage: None, error: None, terminal: false }
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
-        if ev.truncated || ev.data.trim() == "[DONE]" {
+        if ev.truncated {
+            return Action::Forward;
+        }
+        if ev.data.trim() == "[DONE]" {
+            self.terminal = true;
             return Action::Forward;
         }
         let Ok(p) = serde_json::from_str::<Payload>(&ev.data) else {
@@ -87,7 +94,14 @@ impl Decoder {
         self.error.as_deref()
     }
 
+    pub(crate) fn terminal(&self) -> bool {
+        self.terminal
+    }
+
     fn apply(&mut self, p: Payload) {
+        if matches!(p.kind.as_deref(), Some("response.completed" | "response.failed" | "response.incomplete")) {
+            self.terminal = true;
+        }
         if let Some(u) = &p.usage {
             self.usage = Some(u.normalize());
         }
@@ -130,7 +144,9 @@ mod tests {
         assert_eq!(d.on_event(&ev(content)), Action::Forward);
         let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
         assert_eq!(d.on_event(&ev(usage)), Action::Drop);
+        assert!(!d.terminal());
         assert_eq!(d.on_event(&ev("[DONE]")), Action::Forward);
+        assert!(d.terminal(), "[DONE] ends a chat stream");
         assert_eq!(d.usage(), Some(Usage { input: 3, output: 1, ..Usage::default() }));
         let mut pass = Decoder::new(Endpoint::ChatCompletions, false);
         assert_eq!(pass.on_event(&ev(usage)), Action::Forward);
@@ -154,5 +170,8 @@ mod tests {
         let mut d = Decoder::new(Endpoint::Responses, false);
         d.on_event(&ev(r#"{"type":"response.created","response":{"error":null,"usage":null}}"#));
         assert_eq!((d.error(), d.usage()), (None, None));
+        assert!(!d.terminal());
+        d.on_event(&ev(r#"{"type":"response.completed","response":{"usage":{"input_tokens":4,"output_tokens":1}}}"#));
+        assert!(d.terminal(), "response.completed ends a Responses stream");
     }
 }

@@ -159,12 +159,23 @@ pub async fn run(
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let (status, bytes) = match sent {
         Err(_) => {
-            let message = format!("the upstream did not answer within {} s", PROBE_TIMEOUT.as_secs());
+            let message = format!(
+                "the upstream at {} did not answer within {} s",
+                crate::upstream::host_of(&url),
+                PROBE_TIMEOUT.as_secs()
+            );
             return Ok(CheckResult::no_answer(&probe, latency_ms, message));
         }
         Ok(Err(e)) => {
-            let what = if e.is_connect() { "could not be reached" } else { "failed" };
-            let message = format!("the upstream {what}: {}", e.without_url());
+            // The cause (DNS, refused, TLS, timeout) and the host; never the URL's query.
+            let host = crate::upstream::host_of(&url);
+            let connect = e.is_connect();
+            let cause = crate::upstream::failure_cause(&e.without_url());
+            let message = if connect {
+                format!("the upstream could not be reached at {host}: {cause}")
+            } else {
+                format!("the upstream at {host} failed: {cause}")
+            };
             return Ok(CheckResult::no_answer(&probe, latency_ms, message));
         }
         Ok(Ok(v)) => v,

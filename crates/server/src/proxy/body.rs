@@ -4,8 +4,11 @@
 //!
 //! Exactly one usage event per forwarded request is guaranteed by ownership: the
 //! [`Recorder`] emits once, either when the body ends (success, upstream error inside the
-//! stream, read timeout) or, if the client went away first, when hyper drops the body
-//! (client cancelled).
+//! stream, read timeout) or, if the client went away first, when hyper drops the body. A
+//! body dropped after the stream's terminal event (`[DONE]`, `message_stop`,
+//! `response.completed`, Gemini's finishing chunk, Bedrock's final metadata) was handed to
+//! the client is complete — SDKs hang up right after it without reading the chunked
+//! terminator — and is recorded as such; dropped earlier, it is client cancelled.
 
 use crate::meter::Meter;
 use crate::metrics::Metrics;
@@ -133,6 +136,9 @@ pub struct MeteredStream {
     received: u64,
     ttft: Option<Duration>,
     done: bool,
+    /// The bytes of the stream's terminal event were returned from `poll_next` (not merely
+    /// read into a held batch): a drop from here on is a complete exchange.
+    terminal_sent: bool,
     /// The upstream failed after bytes that were sent first; the error goes out next.
     failed_after_batch: bool,
     /// Bytes held over a scheduler round so that chunks already read join them, and how many
@@ -168,6 +174,7 @@ impl MeteredStream {
             received: 0,
             ttft: None,
             done: false,
+            terminal_sent: false,
             failed_after_batch: false,
             held: Batch::Empty,
             idle_polls: 0,
@@ -320,6 +327,11 @@ impl MeteredStream {
         let out = batch.take();
         if out.is_some() {
             self.mark_first_byte();
+            // The tap reports the terminal event only after the feed whose output holds its
+            // bytes, and a batch always leaves whole: these bytes include it.
+            if self.tap.terminal_seen() {
+                self.terminal_sent = true;
+            }
         }
         Poll::Ready(out.map(Ok))
     }
@@ -335,6 +347,10 @@ impl Stream for MeteredStream {
         }
         if this.failed_after_batch {
             this.failed_after_batch = false;
+            if this.terminal_sent {
+                this.complete();
+                return Poll::Ready(None);
+            }
             this.fail(false);
             return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
         }
@@ -374,6 +390,12 @@ impl Stream for MeteredStream {
                         return this.ready(&mut batch);
                     }
                     if this.timed_out(cx) {
+                        if this.terminal_sent {
+                            // Everything the client needed arrived; the upstream only failed
+                            // to close the body. End it cleanly.
+                            this.complete();
+                            return Poll::Ready(None);
+                        }
                         this.fail(true);
                         return Poll::Ready(Some(Err(std::io::Error::other("upstream read timed out"))));
                     }
@@ -384,6 +406,10 @@ impl Stream for MeteredStream {
                         // The bytes that arrived before the failure go first; the error next.
                         this.failed_after_batch = true;
                         return this.ready(&mut batch);
+                    }
+                    if this.terminal_sent {
+                        this.complete();
+                        return Poll::Ready(None);
                     }
                     this.fail(false);
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
@@ -401,7 +427,13 @@ impl Stream for MeteredStream {
 
 impl Drop for MeteredStream {
     fn drop(&mut self) {
-        if !self.done {
+        if self.done {
+            return;
+        }
+        if self.terminal_sent {
+            // The whole stream reached the client; it just did not wait for the end of the body.
+            self.complete();
+        } else {
             self.recorder.emit(Outcome {
                 status: RequestStatus::ClientCancelled,
                 http_status: Some(self.http_status),

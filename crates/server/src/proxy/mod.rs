@@ -3,10 +3,14 @@
 //!
 //! Checks run in a fixed order, each refusal in the provider's native error JSON: gateway
 //! token (401, or 400 when passthrough needs `X-Tollgate-Token`), provider (404), token scope
-//! and enabled (403), body size (413), model allow-list (403 `model_not_allowed`). Everything
+//! and enabled (403), body size (413), model allow-list (404, the native unknown-model error,
+//! message `model_not_allowed: …`). Everything
 //! is read from the in-memory snapshot; the request never awaits the database. A request that
 //! reaches the upstream produces exactly one usage event (see [`body`]). Wire knowledge lives
 //! in `tollgate-protocol`; this module only moves bytes and headers.
+//!
+//! Bedrock control-plane calls clients make on the proxy URL (`ListInferenceProfiles`,
+//! `GetInferenceProfile`, `ListFoundationModels`) are served by [`control`], unmetered.
 //!
 //! Bedrock is signed instead: after the body is final (the `include_usage` edit of its
 //! OpenAI-compatible path included), [`crate::aws`] signs exactly the bytes and headers sent
@@ -15,6 +19,7 @@
 
 pub mod body;
 pub mod client_auth;
+mod control;
 pub mod headers;
 
 use crate::auth;
@@ -48,7 +53,12 @@ const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    Router::new().route("/llm/v1/providers/{name}/{*path}", any(handle)).with_state(state)
+    Router::new()
+        // The bare proxy URL (with or without its slash): only the HEAD probe is answered there.
+        .route("/llm/v1/providers/{name}", any(handle))
+        .route("/llm/v1/providers/{name}/", any(handle))
+        .route("/llm/v1/providers/{name}/{*path}", any(handle))
+        .with_state(state)
 }
 
 /// Why the gateway refused a request before contacting the upstream.
@@ -96,11 +106,25 @@ fn native(ptype: Option<ProviderType>, kind: GatewayErrorKind, message: &str) ->
     resp
 }
 
-/// Splits `/llm/v1/providers/<name>/<rest>` into the name and `/<rest>` (raw, still encoded).
+/// Splits `/llm/v1/providers/<name>/<rest>` into the name and `/<rest>` (raw, still encoded);
+/// the bare `/llm/v1/providers/<name>` gives an empty rest.
 fn split_path(path: &str) -> Option<(&str, &str)> {
     let rest = path.strip_prefix(PREFIX)?;
-    let slash = rest.find('/')?;
-    Some((&rest[..slash], &rest[slash..]))
+    let (name, rest) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, ""),
+    };
+    (!name.is_empty()).then_some((name, rest))
+}
+
+/// `HEAD` on the bare proxy URL (`…/providers/<name>` or `…/providers/<name>/`), the probe
+/// Claude Code sends before its first request: 200 with no body, for any name and with or
+/// without a token, so it reveals nothing (not even whether the provider exists). No upstream
+/// call, no usage event.
+fn base_probe() -> Response {
+    let mut resp = Response::new(Body::empty());
+    resp.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    resp
 }
 
 /// The upstream URL: base + path + query. When the base already ends in `/v1` and the
@@ -310,12 +334,30 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let Some((name, path)) = split_path(parts.uri.path()) else {
         return refuse(&state, None, GatewayErrorKind::NotFound, "no such route");
     };
+    if path.is_empty() || path == "/" {
+        if parts.method == Method::HEAD {
+            return base_probe();
+        }
+        return refuse(
+            &state,
+            None,
+            GatewayErrorKind::NotFound,
+            "no such route: send requests to the proxy URL followed by the upstream's own path",
+        );
+    }
     let query = parts.uri.query();
     let snap = state.snapshot();
     let a = match admit(&state, &snap, name, &parts.headers, query) {
         Ok(a) => a,
         Err(r) => return r.respond(&state),
     };
+    // Bedrock control-plane calls made on the runtime URL (Claude Code lists inference
+    // profiles): served from the control endpoint, filtered, not metered.
+    if a.ptype == ProviderType::Bedrock
+        && let Some(call) = tollgate_protocol::ControlCall::of(parts.method.as_str(), path)
+    {
+        return Box::pin(control::serve(&state, &snap, name, &a.entry.spec, call, path, query)).await;
+    }
     let body = match read_body(&state, a.ptype, &parts.headers, body).await {
         Ok(b) => b,
         Err(r) => return r.respond(&state),
@@ -416,17 +458,36 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => {
             // A connect timeout is both: it is a connection failure (502), not a slow answer.
+            // The message names the cause and the host (never the path, query or a credential).
+            let host = crate::upstream::host_of(url.as_str());
             let (status, class, kind, msg) = match &e {
                 SendError::Client(c) if c.is_connect() => (
                     RequestStatus::ConnectionError,
                     "connect_error",
                     GatewayErrorKind::BadGateway,
-                    "could not be reached",
+                    format!("could not be reached at {host}: {}", crate::upstream::failure_cause(c)),
                 ),
-                SendError::Timeout => {
-                    (RequestStatus::Timeout, "read_timeout", GatewayErrorKind::GatewayTimeout, "did not answer in time")
-                }
-                _ => (RequestStatus::ConnectionError, "upstream_error", GatewayErrorKind::BadGateway, "failed"),
+                SendError::Timeout => (
+                    RequestStatus::Timeout,
+                    "read_timeout",
+                    GatewayErrorKind::GatewayTimeout,
+                    format!(
+                        "at {host} did not answer in time (no response head within {} s)",
+                        read_timeout.as_secs_f64()
+                    ),
+                ),
+                SendError::Client(c) => (
+                    RequestStatus::ConnectionError,
+                    "upstream_error",
+                    GatewayErrorKind::BadGateway,
+                    format!("at {host} failed: {}", crate::upstream::failure_cause(c)),
+                ),
+                SendError::BadUrl => (
+                    RequestStatus::ConnectionError,
+                    "upstream_error",
+                    GatewayErrorKind::BadGateway,
+                    "failed: the upstream URL is not valid".to_string(),
+                ),
             };
             tracing::warn!(provider = name, error = %e, "upstream request failed");
             let resp = native(Some(a.ptype), kind, &format!("the upstream of provider \"{name}\" {msg}"));
@@ -595,7 +656,9 @@ mod tests {
             split_path("/llm/v1/providers/g/v1beta/models/tunedModels%2Fx:generateContent"),
             Some(("g", "/v1beta/models/tunedModels%2Fx:generateContent"))
         );
-        assert_eq!(split_path("/llm/v1/providers/oa"), None);
+        assert_eq!(split_path("/llm/v1/providers/oa"), Some(("oa", "")));
+        assert_eq!(split_path("/llm/v1/providers/oa/"), Some(("oa", "/")));
+        assert_eq!(split_path("/llm/v1/providers/"), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Bedrock flavor: a fake AWS on one port — bedrock-runtime (InvokeModel, Converse, both
 //! streams as real binary event-stream frames, the OpenAI-compatible chat completions), the
-//! Bedrock control plane (`GetGuardrail`, `ListFoundationModels`), STS (`AssumeRole`,
+//! Bedrock control plane (`GetGuardrail`, `ListFoundationModels`, `ListInferenceProfiles`,
+//! `GetInferenceProfile`), STS (`AssumeRole`,
 //! `AssumeRoleWithWebIdentity`), and the EC2 instance metadata and container credential
 //! endpoints.
 //!
@@ -41,6 +42,79 @@ pub const PROFILE_ONLY: [&str; 3] =
 /// Models `GET /foundation-models` lists.
 pub const FOUNDATION_MODELS: [&str; 3] =
     ["anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "amazon.nova-pro-v1:0"];
+
+/// System-defined inference profiles `GET /inference-profiles` lists: (profile id, the
+/// foundation model it routes to).
+pub const INFERENCE_PROFILES: [(&str, &str); 5] = [
+    ("us.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6"),
+    ("global.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6"),
+    ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+    ("us.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0"),
+];
+
+/// The regions a fake inference profile routes to.
+const PROFILE_REGIONS: [&str; 3] = ["us-east-1", "us-east-2", "us-west-2"];
+
+/// One inference profile as `ListInferenceProfiles` and `GetInferenceProfile` describe it.
+pub fn inference_profile(region: &str, id: &str, model: &str) -> Value {
+    let models: Vec<Value> = PROFILE_REGIONS
+        .iter()
+        .map(|r| json!({"modelArn": format!("arn:aws:bedrock:{r}::foundation-model/{model}")}))
+        .collect();
+    let scope = if id.starts_with("global.") { "Global" } else { "US" };
+    json!({
+        "inferenceProfileName": format!("{scope} {}", model.replace(['.', ':'], " ")),
+        "description": format!("Routes requests to {model} in several regions."),
+        "createdAt": "2025-09-29T00:00:00Z",
+        "updatedAt": "2025-09-29T00:00:00Z",
+        "inferenceProfileArn": format!("arn:aws:bedrock:{region}:123456789012:inference-profile/{id}"),
+        "models": models,
+        "inferenceProfileId": id,
+        "status": "ACTIVE",
+        "type": "SYSTEM_DEFINED"
+    })
+}
+
+/// `ListInferenceProfiles`: `type` (`SYSTEM_DEFINED` lists [`INFERENCE_PROFILES`],
+/// `APPLICATION` nothing), `maxResults` (1–1000) and `nextToken` pagination.
+fn list_inference_profiles(region: &str, req: &Received) -> Reply {
+    let kind = req.query_param("type");
+    if kind.as_deref().is_some_and(|t| t != "SYSTEM_DEFINED" && t != "APPLICATION") {
+        return error_reply(
+            400,
+            "ValidationException",
+            "1 validation error detected: Value at 'typeEquals' failed to satisfy constraint: Member must satisfy enum value set: [SYSTEM_DEFINED, APPLICATION]",
+        );
+    }
+    let all: Vec<Value> = if kind.as_deref() == Some("APPLICATION") {
+        Vec::new()
+    } else {
+        INFERENCE_PROFILES.iter().map(|(id, model)| inference_profile(region, id, model)).collect()
+    };
+    let max = match req.query_param("maxResults").map(|m| m.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(m)) if (1..=1000).contains(&m) => m,
+        Some(_) => {
+            return error_reply(
+                400,
+                "ValidationException",
+                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 1000",
+            );
+        }
+    };
+    let start = match req.query_param("nextToken").map(|t| t.parse::<usize>()) {
+        None => 0,
+        Some(Ok(s)) if s <= all.len() => s,
+        Some(_) => return error_reply(400, "ValidationException", "The provided pagination token is invalid."),
+    };
+    let end = (start + max).min(all.len());
+    let mut body = json!({"inferenceProfileSummaries": all[start..end]});
+    if end < all.len() {
+        body["nextToken"] = json!(end.to_string());
+    }
+    with_request_id(Reply::json(200, &body))
+}
 
 /// One `AssumeRole` / `AssumeRoleWithWebIdentity` call the fake STS answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,6 +575,22 @@ pub(super) fn serve(shared: &Shared, req: &Received, pace: Duration) -> Reply {
                     "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z"
                 }),
             ));
+        }
+        if req.path == "/inference-profiles" {
+            let region = lock(&aws.region).clone();
+            return list_inference_profiles(&region, req);
+        }
+        if let Some(id) = req.path.strip_prefix("/inference-profiles/") {
+            let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
+            let region = lock(&aws.region).clone();
+            let found = INFERENCE_PROFILES.iter().map(|(p, m)| inference_profile(&region, p, m)).find(|p| {
+                p["inferenceProfileId"].as_str() == Some(id.as_str())
+                    || p["inferenceProfileArn"].as_str() == Some(id.as_str())
+            });
+            return match found {
+                Some(p) => with_request_id(Reply::json(200, &p)),
+                None => error_reply(404, "ResourceNotFoundException", "The specified inference profile was not found."),
+            };
         }
         if req.path == "/foundation-models" {
             let models: Vec<Value> = FOUNDATION_MODELS

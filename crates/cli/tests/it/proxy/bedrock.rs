@@ -4,7 +4,7 @@
 //! non-stream), exact usage buckets including cache reads and writes by TTL, each credential
 //! mode (static keys in-process; default chain and AssumeRole through the real binary, whose
 //! environment the test controls), upstream 403s passed through, guardrails and profile-only
-//! models.
+//! models, control-plane calls (inference profiles, foundation models) on the proxy URL.
 
 use super::*;
 use crate::serve_binary::serve;
@@ -199,8 +199,8 @@ async fn allow_list_and_errors_in_bedrock_shape(db: TestDb) {
     let r = aws.post("/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse", &converse_body()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
-    assert_eq!(r.status, 403, "{}", r.text());
-    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("AccessDeniedException"));
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ResourceNotFoundException"));
     assert!(r.json()["message"].as_str().unwrap_or_default().starts_with("model_not_allowed:"), "{}", r.text());
     let r = send(aws.gw.client.post(aws.url("/model/x/converse")).bearer_auth("tg_nope").body("{}")).await;
     assert_eq!(r.status, 401);
@@ -398,6 +398,114 @@ async fn cli_creates_and_checks_bedrock_providers(db: TestDb) {
     assert!(check.stdout.starts_with("PASS GET /foundation-models"), "{}", check.stdout);
 }
 
+/// The control-plane calls Bedrock clients make on the proxy URL (Claude Code lists
+/// `GET /inference-profiles?type=SYSTEM_DEFINED` at start): served from the control endpoint
+/// (a different fake than the runtime base here), signed, narrowed to the allow-list, never
+/// metered; refusals and upstream errors in Bedrock's shape.
+async fn control_plane_calls_on_the_proxy_url(db: TestDb) {
+    let start = || async {
+        let up = FakeUpstream::start(Flavor::Bedrock, Some(&format!("{AK}:{SK}"))).await;
+        up.unwrap_or_else(|e| panic!("{e:#}"))
+    };
+    let (runtime, control) = (start().await, start().await);
+    let control_url = control.base_url.clone();
+    let gw = TestGateway::start_with(Some(db), |s| s.bedrock_control_endpoint = Some(control_url))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "AWS_ACCESS_KEY_ID", AK).await;
+    secret(&gw, "AWS_SECRET_ACCESS_KEY", SK).await;
+    // A profile by its id, and a foundation model (which lets its profiles through).
+    let allow = json!({"provider_models": [{"name": "us.anthropic.claude-sonnet-4-6"},
+                                           {"name": "anthropic.claude-haiku-4-5-20251001-v1:0"}]});
+    expect(
+        admin(&gw, Method::POST, "/api/v1/llm-providers", Some(bedrock_body("p-bedrock", &runtime.base_url, allow)))
+            .await,
+        201,
+    );
+    let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let get = |path: &str| {
+        let url = gw.url(&format!("/llm/v1/providers/p-bedrock{path}"));
+        let req = gw.client.get(url).bearer_auth(&token);
+        async move { send(req).await }
+    };
+    let ids = |r: &Reply, list: &str, field: &str| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}", r.text()))
+            .iter()
+            .map(|p| p[field].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    let r = get("/inference-profiles?type=SYSTEM_DEFINED").await;
+    assert_eq!(
+        ids(&r, "inferenceProfileSummaries", "inferenceProfileId"),
+        [
+            "us.anthropic.claude-sonnet-4-6",
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "global.anthropic.claude-haiku-4-5-20251001-v1:0"
+        ]
+    );
+    assert!(r.json()["inferenceProfileSummaries"][0]["models"][0]["modelArn"].is_string(), "{}", r.text());
+    // Pagination passes through: the first page of two keeps one, and says where to go on.
+    let r = get("/inference-profiles?maxResults=2&type=SYSTEM_DEFINED").await;
+    assert_eq!(ids(&r, "inferenceProfileSummaries", "inferenceProfileId"), ["us.anthropic.claude-sonnet-4-6"]);
+    assert_eq!(r.json()["nextToken"], "2");
+
+    let r = get("/inference-profiles/us.anthropic.claude-sonnet-4-6").await;
+    assert_eq!(
+        (r.status, r.json()["inferenceProfileId"].as_str()),
+        (200, Some("us.anthropic.claude-sonnet-4-6")),
+        "{}",
+        r.text()
+    );
+    let r = get("/inference-profiles/global.anthropic.claude-sonnet-4-6").await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ResourceNotFoundException"));
+    assert!(r.json()["message"].as_str().unwrap_or_default().starts_with("model_not_allowed:"), "{}", r.text());
+    let r = get("/inference-profiles/us.nope").await;
+    assert_eq!(r.status, 404, "the control plane's own 404 passes: {}", r.text());
+    assert!(
+        r.headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .starts_with("ResourceNotFoundException")
+    );
+
+    let r = get("/foundation-models").await;
+    assert_eq!(ids(&r, "modelSummaries", "modelId"), ["anthropic.claude-haiku-4-5-20251001-v1:0"]);
+
+    // The gateway token is still required.
+    let r = send(gw.client.get(gw.url("/llm/v1/providers/p-bedrock/inference-profiles"))).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+
+    // Every call went to the control endpoint, signed for service bedrock; none to the runtime.
+    assert!(runtime.requests().is_empty(), "runtime got {:?}", runtime.requests());
+    let verified = control.aws_verified();
+    assert_eq!(verified.len(), 6, "{verified:#?}; rejected {:?}", control.aws_rejected());
+    for v in &verified {
+        assert_eq!((v.access_key_id.as_str(), v.service.as_str(), v.region.as_str()), (AK, "bedrock", "us-east-1"));
+    }
+    for q in control.requests() {
+        for (name, value) in &q.headers {
+            assert!(!String::from_utf8_lossy(value.as_bytes()).contains(&token), "gateway token leaked in {name}");
+        }
+    }
+    // Not model calls: no usage event.
+    usage_events(&gw, 0).await;
+
+    // Without an allow-list, the lists pass whole.
+    expect(
+        admin(&gw, Method::PATCH, "/api/v1/llm-providers/p-bedrock", Some(json!({"provider_models": null}))).await,
+        200,
+    );
+    let r = get("/inference-profiles").await;
+    assert_eq!(ids(&r, "inferenceProfileSummaries", "inferenceProfileId").len(), fake::INFERENCE_PROFILES.len());
+    usage_events(&gw, 0).await;
+}
+
 crate::both_backends!(
     cli_creates_and_checks_bedrock_providers,
     overlay_marks_a_model_profile_only,
@@ -407,6 +515,7 @@ crate::both_backends!(
     tampered_and_expired_credentials_pass_403_through,
     guardrail_is_checked_at_save_and_attached_to_invoke,
     connection_check_lists_foundation_models,
+    control_plane_calls_on_the_proxy_url,
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ async fn changes_apply_without_restart(db: TestDb) {
         admin(&rig.gw, Method::PATCH, &provider, Some(json!({"provider_models": [{"name": "gpt-4o-mini"}]}))).await,
         200,
     );
-    assert_eq!(rig.post(&path, &body).await.status, 403);
+    assert_eq!(rig.post(&path, &body).await.status, 404, "model_not_allowed");
     let (_, mini) = generation("openai", "gpt-4o-mini");
     assert_eq!(rig.post(&path, &mini).await.status, 200);
     // Edit: a different upstream key is injected from the next request on.
@@ -203,10 +203,41 @@ async fn connection_check(db: TestDb) {
     assert!(events.is_empty(), "checks are not metered: {events:?}");
 }
 
+/// `HEAD` on the bare proxy URL (Claude Code probes it): 200, no body, for any provider name
+/// and with or without a token, so it says nothing about which providers exist; no upstream
+/// call and no usage event. Other methods on the bare URL stay a 404.
+async fn head_on_the_proxy_base(db: TestDb) {
+    let rig = Rig::new(db, "anthropic", json!({})).await;
+    let known = rig.gw.url(&format!("/llm/v1/providers/{}", rig.name));
+    let unknown = rig.gw.url("/llm/v1/providers/no-such-provider");
+    for base in [known.clone(), format!("{known}/"), unknown.clone(), format!("{unknown}/")] {
+        for token in [Some(rig.token.as_str()), None] {
+            let mut req = rig.gw.client.head(&base);
+            if let Some(t) = token {
+                req = sdk_auth(req, "anthropic", t);
+            }
+            let r = send(req).await;
+            assert_eq!(r.status, 200, "HEAD {base} (token: {}): {:?}", token.is_some(), r.headers);
+            assert!(r.body.is_empty());
+        }
+    }
+    let r = send(rig.request(Method::GET, "")).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(rig.up.requests().is_empty(), "the probe never reaches the upstream: {:?}", rig.up.requests());
+    rig.events(0).await;
+    // A HEAD on a real upstream path is still proxied.
+    send(rig.request(Method::HEAD, "/v1/models")).await;
+    assert_eq!(
+        rig.up.requests().iter().map(|q| (q.method.as_str(), q.path.as_str())).collect::<Vec<_>>(),
+        [("HEAD", "/v1/models")]
+    );
+}
+
 both_backends!(
     changes_apply_without_restart,
     token_in_every_place,
     headers_and_attribution,
     discovery,
-    connection_check
+    connection_check,
+    head_on_the_proxy_base
 );

@@ -1,5 +1,5 @@
 //! Every refusal and failure on the proxy path, in each provider's native error shape, in the
-//! documented order (401 → 404 → 403 → 413 → 403 model), with no usage event for refusals and
+//! documented order (401 → 404 → 403 → 413 → 404 model), with no usage event for refusals and
 //! exactly one for failures after the upstream was contacted.
 
 use super::*;
@@ -99,10 +99,21 @@ async fn refusals(db: TestDb, kind: &'static str) {
         let r = send(rig.gw.client.post(rig.gw.url(&format!("/llm/v1/providers/nope{path}"))).json(&body)).await;
         assert_eq!(r.status, 401, "{}", r.text());
 
-        // 403: model not in the allow-list (from the body, or the path for Gemini).
+        // 404: model not in the allow-list (from the body, or the path for Gemini), answered
+        // as each upstream answers an unknown model (so clients say "model not found", not
+        // "failed to authenticate").
         let (bad_path, bad_body) = generation(kind, "other-model");
         let r = rig.post(&bad_path, &bad_body).await;
-        assert_native(&r, kind, 403, "model_not_allowed: model \"other-model\" is not enabled");
+        assert_native(&r, kind, 404, "model_not_allowed: model \"other-model\" is not enabled");
+        let v = r.json();
+        match kind {
+            "anthropic" => assert_eq!(v["error"]["type"], "not_found_error", "{v}"),
+            "google" => assert_eq!(v["error"]["status"], "NOT_FOUND", "{v}"),
+            _ => {
+                assert_eq!(v["error"]["type"], "invalid_request_error", "{v}");
+                assert_eq!(v["error"]["code"], "model_not_found", "{v}");
+            }
+        }
         if kind != "google" {
             // Ambiguous model (given twice) with an allow-list: refused, naming the field.
             let raw = r#"{"model":"allowed-model","model":"other-model","messages":[]}"#;
@@ -111,7 +122,7 @@ async fn refusals(db: TestDb, kind: &'static str) {
         } else {
             // Percent-encoded path model is decoded before the check.
             let r = rig.post("/v1beta/models/other%2Dmodel:generateContent", &bad_body).await;
-            assert_native(&r, kind, 403, "model_not_allowed");
+            assert_native(&r, kind, 404, "model_not_allowed");
         }
 
         // 413: body over the cap (the default cap is 32 MiB; send 33 MiB).
@@ -286,4 +297,65 @@ async fn passthrough(db: TestDb) {
     }
 }
 
-both_backends!(upstream_failures, passthrough);
+/// An unreachable upstream: the proxy's 502 (504 for no answer), the check API and the CLI's
+/// `provider check` name the cause and the host — connection refused, DNS failure, TLS error,
+/// timeout — and never the URL's path or a credential.
+async fn unreachable_upstream_names_cause_and_host(db: TestDb) {
+    let gw = match TestGateway::start_with(Some(db), |s| {
+        s.upstream_read_timeout = Duration::from_millis(400);
+        s.upstream_connect_timeout = Duration::from_secs(2);
+    })
+    .await
+    {
+        Ok(g) => g,
+        Err(e) => panic!("{e:#}"),
+    };
+    let rig = Rig::on(gw, "anthropic", json!({})).await;
+    let (path, body) = generation("anthropic", "claude-x");
+    let port_of =
+        |url: &str| url.trim_start_matches("http://").split(['/', ':']).nth(1).unwrap_or_default().to_string();
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(1)
+    };
+    // Accepts connections and never answers (held open until the test ends).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let silent_port = silent.local_addr().map(|a| a.port()).unwrap_or(1);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = silent.accept().await {
+            held.push(sock);
+        }
+    });
+    let fake_port = port_of(&rig.up.provider_base_url());
+    let cases = [
+        (format!("http://127.0.0.1:{dead}"), 502, "connection refused", format!("127.0.0.1:{dead}")),
+        ("http://upstream.invalid".to_string(), 502, "DNS lookup failed", "upstream.invalid".to_string()),
+        // The plain-HTTP fake addressed with https://.
+        (format!("https://127.0.0.1:{fake_port}"), 502, "TLS handshake failed", format!("127.0.0.1:{fake_port}")),
+        (format!("http://127.0.0.1:{silent_port}"), 504, "did not answer in time", format!("127.0.0.1:{silent_port}")),
+    ];
+    let check_path = format!("/api/v1/llm-providers/{}/check", rig.name);
+    for (base, status, cause, host) in cases {
+        let patch = json!({"anthropic_config": {"base_url": base}});
+        expect(admin(&rig.gw, Method::PATCH, &format!("/api/v1/llm-providers/{}", rig.name), Some(patch)).await, 200);
+        let r = rig.post(&path, &body).await;
+        assert_native(&r, "anthropic", status, cause);
+        assert_native(&r, "anthropic", status, &host);
+        assert!(!r.text().contains("/v1/messages"), "the path stays out of the message: {}", r.text());
+
+        // Test Connection: a timeout there is the client's read timeout.
+        let check_cause = if status == 504 { "timed out" } else { cause };
+        let v = expect(admin(&rig.gw, Method::POST, &check_path, None).await, 200);
+        let message = v["message"].as_str().unwrap_or_default();
+        assert!(message.contains(check_cause) && message.contains(&host), "{base}: {v}");
+        assert!(!message.contains(UPSTREAM_KEY) && !message.contains("/v1/models"), "{v}");
+        let gw = &rig.gw;
+        let run = tokio::task::block_in_place(|| crate::cli::tg(gw, &["provider", "check", &rig.name]));
+        assert_ne!(run.code, 0);
+        let shown = format!("{}{}", run.stdout, run.stderr);
+        assert!(shown.contains(check_cause) && shown.contains(&host), "{base}: {shown}");
+    }
+}
+
+both_backends!(upstream_failures, passthrough, unreachable_upstream_names_cause_and_host);

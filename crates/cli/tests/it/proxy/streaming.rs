@@ -1,5 +1,6 @@
 //! Streams: passed through as they arrive (never buffered), the include_usage injection and
-//! its hidden chunk, a client that disconnects mid-stream, an upstream that stalls mid-stream.
+//! its hidden chunk, a client that disconnects mid-stream or right after the terminal event
+//! (complete, not cancelled), an upstream that stalls mid-stream.
 
 use super::*;
 use crate::both_backends;
@@ -197,9 +198,229 @@ async fn paced_streams_every_family(db: TestDb) {
     assert!(stored[0].ttft_ms.is_some_and(|t| t < stored[0].latency_ms || stored[0].latency_ms == 0));
 }
 
+/// A hand-written HTTP/1.1 client: sends `body` to the proxy, reads the chunked response until
+/// `want` body bytes arrived, then closes the socket without reading the rest (the chunked
+/// terminator) — as the OpenAI SDK, LangChain and Codex do once they have the last event.
+/// Returns the body bytes read.
+async fn read_then_hang_up(rig: &Rig, path: &str, body: &Value, want: usize) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = rig.gw.base_url.trim_start_matches("http://").to_string();
+    let auth = match rig.kind {
+        "anthropic" => format!("x-api-key: {}\r\nanthropic-version: 2023-06-01\r\n", rig.token),
+        "google" => format!("x-goog-api-key: {}\r\n", rig.token),
+        _ => format!("authorization: Bearer {}\r\n", rig.token),
+    };
+    let payload = body.to_string();
+    let request = format!(
+        "POST /llm/v1/providers/{}{path} HTTP/1.1\r\nhost: {addr}\r\n{auth}content-type: application/json\r\n\
+         content-length: {}\r\n\r\n{payload}",
+        rig.name,
+        payload.len()
+    );
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    sock.write_all(request.as_bytes()).await.unwrap_or_else(|e| panic!("write: {e}"));
+    let mut raw = Vec::new();
+    let mut out = Vec::new();
+    let mut pos: Option<usize> = None;
+    let mut buf = [0u8; 8192];
+    loop {
+        // Parse what arrived: the head once, then every complete chunk.
+        if pos.is_none()
+            && let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(head.contains("transfer-encoding: chunked"), "{head}");
+            pos = Some(end + 4);
+        }
+        while let Some(p) = pos {
+            let Some(eol) = raw[p..].windows(2).position(|w| w == b"\r\n") else { break };
+            let line = String::from_utf8_lossy(&raw[p..p + eol]).to_string();
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                .unwrap_or_else(|e| panic!("chunk size {line:?}: {e}"));
+            assert!(size > 0, "the body ended before {want} bytes: {}", String::from_utf8_lossy(&out));
+            let start = p + eol + 2;
+            if raw.len() < start + size + 2 {
+                break;
+            }
+            out.extend_from_slice(&raw[start..start + size]);
+            pos = Some(start + size + 2);
+        }
+        if out.len() >= want {
+            drop(sock);
+            return out;
+        }
+        let n = match tokio::time::timeout(Duration::from_secs(10), sock.read(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => panic!("read: {e}"),
+            Err(_) => panic!("stalled at {} of {want} bytes: {}", out.len(), String::from_utf8_lossy(&out)),
+        };
+        assert!(n > 0, "connection closed at {} of {want} bytes", out.len());
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// One streamed call: where it goes, what the upstream sends (one chunk per element), and how
+/// many trailing chunks make up its terminal event (and anything after it).
+struct Streamed {
+    path: String,
+    body: Value,
+    content_type: &'static str,
+    chunks: Vec<Bytes>,
+    tail: usize,
+}
+
+/// Every family's streams, each three times: read whole by a normal client (the reference),
+/// read up to the terminal event by a client that then hangs up while the upstream keeps the
+/// body open (a success with the reference's usage), and left one event before the end
+/// (client cancelled).
+async fn complete_stream_then_client_hangs_up(db: TestDb) {
+    use tollgate_testkit::upstream::{anthropic as fake_anthropic, bedrock as fake_bedrock, google as fake_google};
+    let chat = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut chat_with_usage = chat.clone();
+    chat_with_usage["stream_options"] = json!({"include_usage": true});
+    let invoke_model = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
+    let families: Vec<(&'static str, Vec<Streamed>)> = vec![
+        (
+            "openai",
+            vec![
+                Streamed {
+                    path: "/chat/completions".into(),
+                    body: chat_with_usage,
+                    content_type: "text/event-stream",
+                    chunks: fake_openai::chat_stream("gpt-4o", true),
+                    tail: 1,
+                },
+                // Injected include_usage: the gateway drops the usage-only chunk.
+                Streamed {
+                    path: "/chat/completions".into(),
+                    body: chat,
+                    content_type: "text/event-stream",
+                    chunks: fake_openai::chat_stream("gpt-4o", true),
+                    tail: 1,
+                },
+                Streamed {
+                    path: "/responses".into(),
+                    body: json!({"model": "gpt-4o", "stream": true, "input": "hi"}),
+                    content_type: "text/event-stream",
+                    chunks: fake_openai::response_stream("gpt-4o"),
+                    tail: 1,
+                },
+            ],
+        ),
+        (
+            "anthropic",
+            vec![Streamed {
+                path: "/v1/messages".into(),
+                body: json!({"model": "claude-x", "max_tokens": 10, "stream": true,
+                             "messages": [{"role": "user", "content": "hi"}]}),
+                content_type: "text/event-stream",
+                chunks: fake_anthropic::message_stream("claude-x"),
+                tail: 1,
+            }],
+        ),
+        (
+            "google",
+            vec![
+                Streamed {
+                    path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse".into(),
+                    body: json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+                    content_type: "text/event-stream",
+                    chunks: fake_google::stream_sse("gemini-2.5-flash"),
+                    tail: 1,
+                },
+                Streamed {
+                    path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent".into(),
+                    body: json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}),
+                    content_type: "application/json; charset=UTF-8",
+                    chunks: fake_google::stream_json_array("gemini-2.5-flash"),
+                    // The finishing element, then the closing `]`.
+                    tail: 2,
+                },
+            ],
+        ),
+        (
+            "bedrock",
+            vec![
+                Streamed {
+                    path: "/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/converse-stream".into(),
+                    body: json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}),
+                    content_type: "application/vnd.amazon.eventstream",
+                    chunks: fake_bedrock::frames(&fake_bedrock::converse_stream_events()),
+                    tail: 1,
+                },
+                Streamed {
+                    path: "/model/us.anthropic.claude-haiku-4-5-20251001-v1%3A0/invoke-with-response-stream".into(),
+                    body: json!({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
+                                 "messages": [{"role": "user", "content": "hi"}]}),
+                    content_type: "application/vnd.amazon.eventstream",
+                    chunks: fake_bedrock::frames(&fake_bedrock::invoke_stream_events(invoke_model)),
+                    tail: 1,
+                },
+            ],
+        ),
+    ];
+    let mut db = Some(db);
+    for (kind, calls) in families {
+        // One database per test: the first family uses it, the others run on SQLite.
+        let db = match db.take() {
+            Some(d) => d,
+            None => TestDb::sqlite().await,
+        };
+        let rig = Rig::new(db, kind, json!({})).await;
+        let mut stored = 0;
+        for call in calls {
+            let label = format!("{kind} {}", call.path);
+            let queue = |chunks: &[Bytes], hang: bool| {
+                let mut steps: Vec<Step> = chunks.iter().cloned().map(Step::Send).collect();
+                if hang {
+                    steps.push(Step::Hang);
+                }
+                rig.up.push(UpReply::script(200, call.content_type, steps));
+            };
+            // The reference: a client that reads to the end.
+            queue(&call.chunks, false);
+            let reference = rig.post(&call.path, &call.body).await;
+            assert_eq!(reference.status, 200, "{label}: {}", reference.text());
+            // Everything up to and including the terminal event; the upstream keeps the body
+            // open, so only the client's hang-up ends the exchange.
+            queue(&call.chunks, true);
+            let got = read_then_hang_up(&rig, &call.path, &call.body, reference.body.len()).await;
+            assert_eq!(got, reference.body.to_vec(), "{label}: the client got the whole stream");
+            // Gone before the terminal event.
+            let cut = call.chunks.len() - call.tail;
+            let short: usize = call.chunks[cut..].iter().map(Bytes::len).sum();
+            queue(&call.chunks[..cut], true);
+            read_then_hang_up(&rig, &call.path, &call.body, reference.body.len() - short).await;
+
+            stored += 3;
+            let events = rig.events(stored).await;
+            let [full, hung_up, left] = &events[stored - 3..] else { panic!("{label}: {events:#?}") };
+            assert_eq!(full.status, RequestStatus::Success, "{label}");
+            assert_ne!(full.usage, Usage::default(), "{label}: the reference stream is metered");
+            assert_eq!(
+                (hung_up.status, hung_up.error_class.as_deref(), hung_up.http_status),
+                (RequestStatus::Success, None, Some(200)),
+                "{label}: the whole stream reached the client"
+            );
+            assert_eq!(hung_up.usage, full.usage, "{label}: full usage");
+            assert!(hung_up.streamed, "{label}");
+            assert_eq!(
+                (left.status, left.error_class.as_deref()),
+                (RequestStatus::ClientCancelled, Some("client_cancelled")),
+                "{label}: left before the terminal event"
+            );
+        }
+        let metrics = send(rig.gw.client.get(rig.gw.url("/metrics"))).await.text();
+        let cancelled = stored / 3;
+        assert!(metrics.contains(&format!("tollgate_proxy_client_cancelled_total {cancelled}")), "{kind}: {metrics}");
+    }
+}
+
 both_backends!(
     first_event_is_not_buffered,
     injected_include_usage,
+    complete_stream_then_client_hangs_up,
     client_disconnect_mid_stream,
     client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
