@@ -268,6 +268,9 @@ pub fn check_commands(public_url: &str, name: &str, t: &Target<'_>, model: Optio
         ProviderType::Openai | ProviderType::OpenaiCompatible => {
             format!("curl {p}/models -H \"Authorization: Bearer $TOLLGATE_API_KEY\"")
         }
+        ProviderType::Anthropic if t.passthrough => format!(
+            "curl {p}/v1/models -H \"X-Tollgate-Token: $TOLLGATE_API_KEY\" \\\n  -H \"Authorization: Bearer $ANTHROPIC_AUTH_TOKEN\" -H \"anthropic-version: 2023-06-01\""
+        ),
         ProviderType::Anthropic => {
             format!("curl {p}/v1/models -H \"x-api-key: $TOLLGATE_API_KEY\" -H \"anthropic-version: 2023-06-01\"")
         }
@@ -283,6 +286,9 @@ pub fn check_commands(public_url: &str, name: &str, t: &Target<'_>, model: Optio
         ProviderType::Openai | ProviderType::OpenaiCompatible => {
             format!("OpenAI(base_url=\"{p}\", api_key=token).models.list()")
         }
+        ProviderType::Anthropic if t.passthrough => format!(
+            "anthropic.Anthropic(base_url=\"{p}\", auth_token=own_credential, default_headers={{\"X-Tollgate-Token\": token}}).models.list()"
+        ),
         ProviderType::Anthropic => format!("anthropic.Anthropic(base_url=\"{p}\", api_key=token).models.list()"),
         ProviderType::Google => {
             format!("genai.Client(api_key=token, http_options={{\"base_url\": \"{p}\"}}).models.list()")
@@ -356,6 +362,10 @@ mod tests {
         assert!(
             client_setups(&t)[0].shell.contains("ANTHROPIC_CUSTOM_HEADERS=\"X-Tollgate-Token: $TOLLGATE_API_KEY\"")
         );
+        // "Show commands": the probe through the proxy too
+        let checks = check_commands("http://gw.example:8080", "prod-x", &t, None);
+        assert!(checks[2].1.contains("X-Tollgate-Token: $TOLLGATE_API_KEY") && !checks[2].1.contains("x-api-key"));
+        assert!(checks[3].1.contains("\"X-Tollgate-Token\": token") && !checks[3].1.contains("api_key="));
     }
 
     #[test]
