@@ -350,7 +350,17 @@ async fn every_connect_tab_snippet_runs_as_written() {
         }
         assert!(!html.contains(r#"id="code-python-note""#) || p.kind == "bedrock", "{}: no boto3 note", p.name);
 
-        // client setups: setup-1, setup-2, … (with their files)
+        // client setups: setup-1, setup-2, … (with their files); which tools each type gets
+        let tools_for: &[&str] = match p.kind {
+            "openai" | "openai_compatible" => &["OpenAI SDKs", "Codex"],
+            "anthropic" => &["Claude Code"],
+            "bedrock" => &["Claude Code (Bedrock)"],
+            _ => &["Gemini CLI"],
+        };
+        for title in tools_for {
+            assert!(html.contains(&format!(r#"<h3 class="small">{title}</h3>"#)), "{}: no {title} setup", p.name);
+        }
+        let mut setups = 0;
         for n in 1.. {
             let id = format!("setup-{n}");
             let Some(shell) = code_block(html, &id) else { break };
@@ -370,7 +380,9 @@ async fn every_connect_tab_snippet_runs_as_written() {
             assert!(run.ok && run.stdout.contains(TEXT), "{what} failed:\n{shell}\n{}", run.show());
             p.assert_credentials(before, &token, &what);
             ran.push(what);
+            setups += 1;
         }
+        assert_eq!(setups, tools_for.len(), "{}: every setup ran", p.name);
     }
 
     // every forwarded request was metered, with this token, and none was refused upstream
