@@ -10,6 +10,7 @@ mod admin_secrets_tokens;
 mod bench_smoke;
 mod catalog_api;
 mod cli;
+mod connect_snippets;
 mod console;
 mod cost;
 mod openapi;

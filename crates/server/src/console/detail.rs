@@ -126,10 +126,12 @@ pub async fn show(
     let proxy_url = console.state.proxy_url(&name);
     let region = spec.bedrock_config.as_ref().and_then(|c| c.region.clone()).unwrap_or_else(|| "us-east-1".into());
     let example = spec.provider_models.first().map_or(connect::example_model(ptype), |m| m.name.as_str()).to_string();
+    let allowed: Vec<String> = spec.provider_models.iter().map(|m| m.name.clone()).collect();
     let target = Target {
         ptype,
         proxy_url: &proxy_url,
         model: &example,
+        models: &allowed,
         region: &region,
         passthrough: spec.authorization_passthrough(),
     };

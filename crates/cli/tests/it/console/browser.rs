@@ -602,9 +602,10 @@ async fn the_console_end_to_end_in_chromium() {
     // Connect tab
     b.go("/providers/claude-team").await;
     b.click("#tab-connect").await;
-    assert!(b.text("#code-curl").await.contains(&format!("curl {}/v1/messages", proxy("claude-team"))));
-    b.click("label:has(> .lang-go)").await;
-    assert!(b.text("#code-go").await.contains("anthropic-sdk-go"));
+    let curl = b.text("#code-curl").await;
+    assert!(curl.contains(&format!("curl {}/v1/messages", proxy("claude-team"))), "{curl:?}");
+    b.click("label:has(> .lang-typescript)").await;
+    assert!(b.text("#code-typescript").await.contains("@anthropic-ai/sdk"));
     assert!(b.text("#step-clients").await.contains("ANTHROPIC_BASE_URL"));
     b.click("label:has(> .lang-python)").await;
     b.shot("05-provider-connect").await;

@@ -502,7 +502,7 @@ async fn every_page_renders(db: TestDb) {
             assert!(p.headers.get("server-timing").is_some());
         }
         let connect = c.get(&format!("/providers/{name}?tab=connect")).await;
-        for id in ["code-curl", "code-python", "code-typescript", "code-go", "token-cmd"] {
+        for id in ["code-curl", "code-python", "code-typescript", "token-cmd"] {
             assert!(section(&connect.body, &format!(r#"id="{id}""#), "</pre>").contains(&name), "{kind} {id}");
         }
     }
