@@ -4,7 +4,7 @@
 //! It knows URLs and HTTP, not resources: callers pass path segments and JSON bodies.
 //! It must not print anything; rendering is [`crate::output`]'s job.
 
-use crate::args::{ADMIN_TOKEN_ENV, GlobalArgs, IGNORED_TOKEN_ENV};
+use crate::opts::{ADMIN_TOKEN_ENV, GlobalArgs, IGNORED_TOKEN_ENV};
 use anyhow::Context as _;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;

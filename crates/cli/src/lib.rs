@@ -8,6 +8,7 @@
 pub mod args;
 pub mod client;
 pub mod model;
+pub mod opts;
 pub mod output;
 pub mod provider;
 pub mod secret;

@@ -2,8 +2,8 @@
 //! plus the operator overlay), with prices shown in USD per 1M tokens in tables (the API's
 //! integer microcents with `-o json|yaml`).
 
-use crate::args::{OutputFormat, PageArgs};
 use crate::client::{Client, fetch_pages};
+use crate::opts::{OutputFormat, PageArgs};
 use crate::output;
 use clap::Subcommand;
 use serde_json::Value;

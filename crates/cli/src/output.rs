@@ -5,8 +5,8 @@
 //! panicking. This module must not talk to the network.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use crate::args::OutputFormat;
 use crate::client::{ApiError, Listing};
+use crate::opts::OutputFormat;
 use serde_json::Value;
 use std::io::Write as _;
 use tollgate_core::Microcents;

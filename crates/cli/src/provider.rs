@@ -6,9 +6,9 @@
 //! resource itself is the server's job; the client only rejects what it cannot express
 //! (two config groups, a malformed `--pricing` or `--tags`).
 
-use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
 use crate::client::fetch_pages;
+use crate::opts::{OutputFormat, PageArgs};
 use crate::output;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;

@@ -4,9 +4,9 @@
 //!
 //! `secrets rotate-key` is the offline master-key rotation and lives in [`crate::serve`].
 
-use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
 use crate::client::fetch_pages;
+use crate::opts::{OutputFormat, PageArgs};
 use crate::output;
 use anyhow::{Context as _, bail};
 use clap::Subcommand;

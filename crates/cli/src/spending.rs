@@ -1,8 +1,8 @@
 //! `tollgate spending summary|timeseries|breakdown|export` over `/api/v1/spending/*`: tables of
 //! cost, requests and tokens (USD shown exactly from microcents), or the API's JSON with `-o json`.
 
-use crate::args::OutputFormat;
 use crate::client::Client;
+use crate::opts::OutputFormat;
 use crate::output;
 use clap::Subcommand;
 use serde_json::Value;

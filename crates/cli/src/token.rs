@@ -5,9 +5,9 @@
 //! [`create_body`] takes the current time as an argument so `--expires-in` is tested
 //! without a clock. This module never logs a token.
 
-use crate::args::{OutputFormat, PageArgs};
 use crate::client::Client;
 use crate::client::fetch_pages;
+use crate::opts::{OutputFormat, PageArgs};
 use crate::output;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
