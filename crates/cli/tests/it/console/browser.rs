@@ -15,6 +15,7 @@ use crate::proxy::{AWS_KEY, UPSTREAM_KEY, sdk_auth, send, usage_events};
 use crate::support::*;
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +29,9 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const DAY_MS: i64 = 86_400_000;
 
-/// A chromedriver process this test started; killed (by its own handle) when dropped.
+/// A chromedriver process this test started, in a process group of its own with the Chromium it
+/// launches; the whole group is killed when dropped, so a failed run leaves no browser behind
+/// (killing chromedriver alone orphans its Chromium processes).
 struct Driver {
     child: Child,
     port: u16,
@@ -36,6 +39,7 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -67,6 +71,7 @@ fn driver() -> Option<Driver> {
     }
     let port = free_port();
     let child = Command::new(CHROMEDRIVER)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
