@@ -582,14 +582,47 @@ async fn secrets_and_tokens_pages(db: TestDb) {
             &[("name", "ci-bot"), ("role", "invoker"), ("agent", "ci-bot"), ("expires_at", "2099-01-01T00:00")],
         )
         .await;
-    p.expect(201);
-    let token = section(&p.body, r#"id="new-token-value">"#, "</code>")
+    // Post/Redirect/Get: the create answers 303; the token is never in the URL
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/tokens?notice=token-created"));
+    let sealed = p.set_cookie("tollgate_new_token").unwrap_or_else(|| panic!("no sealed token cookie"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/tokens", "Max-Age=120"] {
+        assert!(sealed.contains(attr), "{attr} missing in {sealed}");
+    }
+    assert!(!sealed.contains("tg_"), "the cookie is sealed: {sealed}");
+    let shown = c.get("/tokens?notice=token-created").await;
+    shown.expect(200);
+    let token = section(&shown.body, r#"id="new-token-value">"#, "</code>")
         .trim_start_matches(r#"id="new-token-value">"#)
         .to_string();
     assert!(token.starts_with("tg_") && token.len() == 46, "{token}");
-    assert_eq!(p.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
-    let again = c.get("/tokens").await;
+    assert_eq!(shown.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert!(shown.set_cookie("tollgate_new_token").unwrap_or_default().contains("Max-Age=0"), "shown once: cleared");
+    // the form after a create starts again on the least privilege
+    let roles = section(&shown.body, r#"id="token-role""#, "</select>");
+    assert!(roles.contains(r#"<option value="invoker" selected>"#), "{roles}");
+    assert_eq!(roles.matches(" selected>").count(), 1, "{roles}");
+    // reloading the page after the create neither shows the token again nor creates another
+    let again = c.get("/tokens?notice=token-created").await;
+    again.expect(200);
     assert!(!again.body.contains(&token), "a token is shown once");
+    assert!(again.body.contains("shown once"), "{}", again.body);
+    let (_, list) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
+    let n = list["tokens"].as_array().map_or(0, |a| a.iter().filter(|t| t["name"] == "ci-bot").count());
+    assert_eq!(n, 1, "one create, one token: {list}");
+    // the sealed cookie opens in no other session
+    let mut other = Console::new(&gw);
+    other.sign_in(&gw.admin_token).await;
+    let value = sealed.split(';').next().unwrap_or_default().to_string();
+    let r = other
+        .client
+        .get(format!("{}/tokens", gw.base_url))
+        .header("cookie", value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = r.text().await.unwrap_or_default();
+    assert!(!body.contains(&token) && !body.contains("new-token-value"), "another session sees nothing");
     assert!(section(&again.body, r#"data-token="ci-bot""#, "</tr>").contains("Jan 1, 2099 00:00 UTC"));
     // the new token works on the proxy side (auth) and is revoked from the page
     let (_, list) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
@@ -614,6 +647,10 @@ async fn secrets_and_tokens_pages(db: TestDb) {
     let p = c.post(&format!("/tokens/{me}/revoke"), &[]).await;
     p.expect(409);
     assert!(p.body.contains("last active admin token"));
+    // the create form of that page is on the least privilege too, listed first
+    let roles = section(&p.body, r#"id="token-role""#, "</select>");
+    assert!(roles.contains(r#"<option value="invoker" selected>"#), "{roles}");
+    assert!(roles.find("invoker") < roles.find("admin"), "least privilege first: {roles}");
 }
 
 async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
