@@ -216,7 +216,10 @@
     const [w, f = ""] = dollars.split(".");
     return "$" + w + "." + (f + "00").slice(0, Math.max(2, f.length));
   }
-  function addRow(name, label, rates) {
+  function unknownWarning(name) {
+    return `model "${name}" is not in the catalog for type ${typeValue()}: it will be unpriced unless custom_pricing is set`;
+  }
+  function addRow(name, label, rates, custom) {
     if (!name || selectedNames().includes(name)) return;
     const idx = nextIdx++;
     const r = (rates || "||||").split("|");
@@ -229,7 +232,11 @@
     for (const b of BUCKETS) {
       nameCell.append(el("input", { type: "hidden", class: "ov", "data-bucket": b, name: `m${idx}.${b}`, value: "" }));
     }
-    const tr = el("tr", { class: "model-row", "data-idx": String(idx), "data-rates": r.join("|"), "data-name": name }, [
+    if (custom) nameCell.append(el("p", { class: "field-warn", text: unknownWarning(name) }));
+    const attrs = { class: "model-row", "data-idx": String(idx), "data-rates": r.join("|"), "data-name": name };
+    if (custom) attrs["data-custom"] = "1";
+    else attrs["data-catalog-type"] = typeValue();
+    const tr = el("tr", attrs, [
       nameCell,
       el("td", { class: "num m-in", text: money(r[0]) }),
       el("td", { class: "num m-out", text: money(r[1]) }),
@@ -250,23 +257,36 @@
       (q === "" || m.name.toLowerCase().includes(q) || (m.label || "").toLowerCase().includes(q))).slice(0, 60);
     list.innerHTML = "";
     const typed = search.value.trim();
-    if (typed !== "" && !catalog.some((m) => m.name === typed) && !chosen.includes(typed)) {
-      list.append(el("div", { class: "picker-item", role: "option", "data-name": typed, "data-custom": "1" }, [
-        el("span", {}, [el("span", { class: "pm-name", text: `Add "${typed}"` }), el("span", { class: "pm-label", text: "  not in the catalog" })]),
-        el("span", { class: "pm-price", text: "no catalog price" }),
-      ]));
-    }
+    // catalog entries first: Enter takes the highlighted one (the first, unless arrows moved it)
     for (const m of matches) {
       list.append(el("div", { class: "picker-item", role: "option", "data-name": m.name, "data-label": m.label || "", "data-rates": m.rates }, [
         el("span", {}, [el("span", { class: "pm-name", text: m.name }), el("span", { class: "pm-label", text: m.label && m.label !== m.name ? "  " + m.label : "" })]),
         el("span", { class: "pm-price", text: `${m.input} in · ${m.output} out / 1M` }),
       ]));
     }
+    // free text is added only through this explicit entry (or, for a type without a catalog,
+    // by Enter: there is nothing else to pick)
+    if (typed !== "" && !catalog.some((m) => m.name === typed) && !chosen.includes(typed)) {
+      list.append(el("div", { class: "picker-item picker-custom", role: "option", "data-name": typed, "data-custom": "1", id: "add-custom-model" }, [
+        el("span", {}, [el("span", { class: "pm-name", text: `Add custom "${typed}"` }), el("span", { class: "pm-label", text: "  not in the catalog: unpriced unless you override its pricing" })]),
+        el("span", { class: "pm-price", text: "no catalog price" }),
+      ]));
+    }
     list.classList.toggle("hidden", list.children.length === 0);
-    active = -1;
+    const items = $$(".picker-item", list);
+    const noCatalog = catalog.length === 0;
+    setActive(items, typed !== "" && items.length > 0 && (matches.length > 0 || noCatalog) ? 0 : -1);
+  }
+  function setActive(items, i) {
+    active = i;
+    items.forEach((it, j) => {
+      it.classList.toggle("active", j === active);
+      it.setAttribute("aria-selected", j === active ? "true" : "false");
+    });
+    if (active >= 0) items[active].scrollIntoView({ block: "nearest" });
   }
   function pick(item) {
-    addRow(item.dataset.name, item.dataset.label || "", item.dataset.rates || "");
+    addRow(item.dataset.name, item.dataset.label || "", item.dataset.rates || "", item.dataset.custom === "1");
     search.value = "";
     hideList();
     search.focus();
@@ -278,17 +298,12 @@
     if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
       ev.preventDefault();
       if (!items.length) return;
-      active = (active + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
-      items.forEach((it, i) => it.classList.toggle("active", i === active));
-      items[active].scrollIntoView({ block: "nearest" });
+      const from = active < 0 ? (ev.key === "ArrowDown" ? -1 : 0) : active;
+      setActive(items, (from + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length);
     } else if (ev.key === "Enter") {
+      // Enter never submits the form here; it takes the highlighted entry, and only that
       ev.preventDefault();
       if (active >= 0 && items[active]) pick(items[active]);
-      else if (search.value.trim() !== "") {
-        const exact = items.find((it) => it.dataset.name === search.value.trim());
-        if (exact) pick(exact);
-        else { addRow(search.value.trim(), "", ""); search.value = ""; hideList(); }
-      }
     } else if (ev.key === "Escape") {
       hideList();
     }
@@ -348,6 +363,9 @@
       if (i === 1) $(".m-out", editingRow).textContent = money(v !== "" ? v : rates[1]);
     });
     $(".price-badge", editingRow).hidden = !any;
+    // an overridden model is priced: its "not in the catalog" warning no longer applies
+    const warn = $(".field-warn", editingRow);
+    if (warn && editingRow.dataset.custom === "1") warn.hidden = any;
   });
 
   summary();

@@ -91,6 +91,8 @@ struct DetailPage {
     token_url: String,
     passthrough: bool,
     usage_url: String,
+    /// Models the catalog does not know or Bedrock cannot serve by bare id.
+    warnings: Vec<tollgate_core::warnings::FieldWarning>,
 }
 
 fn entry(console: &Console, session: &Session, name: &str) -> Result<Arc<ProviderEntry>, ConsoleError> {
@@ -249,7 +251,7 @@ pub async fn show(
         spec.provider_models.iter().map(|m| line(&m.name, m.custom_pricing.as_ref())).collect()
     };
     let check_models: Vec<String> = if all_models {
-        catalog.models_of(ptype).take(200).map(|m| m.name.clone()).collect()
+        super::form::pickable_models(&catalog, ptype).into_iter().take(200).map(|m| m.name.clone()).collect()
     } else {
         spec.provider_models.iter().map(|m| m.name.clone()).collect()
     };
@@ -280,6 +282,7 @@ pub async fn show(
         token_url: format!("/tokens?providers={name}&role=invoker&name={name}-app"),
         passthrough: spec.authorization_passthrough(),
         usage_url,
+        warnings: tollgate_core::warnings::model_warnings(spec, &catalog),
     };
     html_page(StatusCode::OK, &page)
 }

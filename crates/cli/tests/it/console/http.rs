@@ -16,6 +16,8 @@ both_backends!(
     every_page_renders,
     secrets_and_tokens_pages,
     spend_on_pages_matches_the_spending_api,
+    unknown_models_are_saved_with_a_visible_warning,
+    the_bedrock_picker_offers_inference_profiles,
 );
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
@@ -734,4 +736,70 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     assert!(rows[0].starts_with("bucket_start,group_by,key,label,requests"));
     let sum: i64 = rows[1..].iter().filter_map(|r| r.split(',').nth(8)?.parse::<i64>().ok()).sum();
     assert_eq!(sum, total, "{}", csv.body);
+}
+
+async fn unknown_models_are_saved_with_a_visible_warning(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "ANTHROPIC_API_KEY", "sk-ant").await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    c.get("/providers/new").await.expect(200);
+    // a form posted without the script: one catalog model, one typed ID the catalog lacks
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Typed"),
+                ("name", "typed"),
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "existing"),
+                ("anthropic_config.api_key_ref", "ANTHROPIC_API_KEY"),
+                ("m0.name", "claude-sonnet-4-6"),
+                ("m1.name", "sonnet-4-6"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let detail = c.get(p.location.as_deref().unwrap_or_default()).await;
+    detail.expect(200);
+    let warn = section(&detail.body, r#"id="model-warnings""#, "</div>\n");
+    assert!(
+        warn.contains("model &#34;sonnet-4-6&#34; is not in the catalog for type anthropic: it will be unpriced"),
+        "{warn}"
+    );
+    assert!(!warn.contains("claude-sonnet-4-6"), "a catalog model is not warned about: {warn}");
+    // the edit form says it next to the row
+    let edit = c.get("/providers/typed/edit").await;
+    let row = section(&edit.body, r#"data-name="sonnet-4-6""#, "</tr>");
+    assert!(row.contains(r#"class="field-warn""#) && row.contains("not in the catalog"), "{row}");
+    assert!(row.contains(r#"data-custom="1""#), "{row}");
+    let row = section(&edit.body, r#"data-name="claude-sonnet-4-6""#, "</tr>");
+    assert!(!row.contains("field-warn") && row.contains(r#"data-catalog-type="anthropic""#), "{row}");
+}
+
+async fn the_bedrock_picker_offers_inference_profiles(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    let r = c.client.get(format!("{}/ui/catalog?type=bedrock", gw.base_url)).send().await;
+    let v: Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+    let names: Vec<&str> =
+        v["models"].as_array().map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect()).unwrap_or_default();
+    let catalog = tollgate_core::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+    let profile_only: Vec<&str> = catalog
+        .models_of(tollgate_core::ProviderType::Bedrock)
+        .filter(|m| m.requires_inference_profile)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert!(profile_only.contains(&"anthropic.claude-sonnet-4-6"));
+    for bare in &profile_only {
+        assert!(!names.contains(bare), "{bare} is offered by its bare id, which the gateway refuses");
+    }
+    // its profiles are offered instead, next to each other
+    let sonnet: Vec<&str> = names.iter().copied().filter(|n| n.ends_with(".anthropic.claude-sonnet-4-6")).collect();
+    assert_eq!(sonnet, catalog.inference_profiles_for("anthropic.claude-sonnet-4-6"));
+    let at = names.iter().position(|n| *n == sonnet[0]).unwrap_or_default();
+    assert_eq!(&names[at..at + sonnet.len()], &sonnet[..], "a model's profiles sort together");
+    // models Bedrock serves on demand stay bare
+    assert!(names.contains(&"ai21.jamba-1-5-large-v1:0"), "{names:?}");
 }
