@@ -52,7 +52,9 @@
   // ---- forms that submit when a select changes
   $$("form[data-autosubmit]").forEach((f) => {
     $$("select", f).forEach((s) => s.addEventListener("change", () => {
-      if (s.value !== "" || !s.id.startsWith("add-")) f.requestSubmit();
+      // a filter select's first option is its disabled placeholder; "" is a real choice there
+      // ("(unattributed)", "(no model)")
+      if (!s.id.startsWith("add-") || s.selectedIndex > 0) f.requestSubmit();
     }));
   });
 

@@ -4,7 +4,7 @@
 
 use super::{Console, section, token_of};
 use crate::both_backends;
-use crate::proxy::Rig;
+use crate::proxy::{Rig, send};
 use crate::support::*;
 
 both_backends!(
@@ -18,6 +18,7 @@ both_backends!(
     spend_on_pages_matches_the_spending_api,
     unknown_models_are_saved_with_a_visible_warning,
     the_bedrock_picker_offers_inference_profiles,
+    no_user_and_no_model_filters_narrow_the_numbers,
 );
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
@@ -802,4 +803,56 @@ async fn the_bedrock_picker_offers_inference_profiles(db: TestDb) {
     assert_eq!(&names[at..at + sonnet.len()], &sonnet[..], "a model's profiles sort together");
     // models Bedrock serves on demand stay bare
     assert!(names.contains(&"ai21.jamba-1-5-large-v1:0"), "{names:?}");
+}
+
+async fn no_user_and_no_model_filters_narrow_the_numbers(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let gw = &rig.gw;
+    let (_, t) = admin(
+        gw,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "ana", "role": "invoker", "user": "ana@example.com"})),
+    )
+    .await;
+    let ana = t["token"].as_str().unwrap_or_default().to_string();
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    for token in [ana.as_str(), ana.as_str(), rig.token.as_str()] {
+        let r = send(crate::proxy::sdk_auth(gw.client.post(rig.url("/chat/completions")), "openai", token).json(&chat))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // a request without a model, by the token without a user
+    let r = send(rig.request(Method::GET, "/models")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = rig.events(4).await;
+    assert_eq!(events.iter().filter(|e| e.user.is_none()).count(), 2);
+    assert_eq!(events.iter().filter(|e| e.model.is_none()).count(), 1);
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+    let requests = |body: &str| section(body, "Requests</span>", "</div>").to_string();
+    let all = c.get("/usage?range=7d").await;
+    assert!(requests(&all.body).contains(">4<"), "{}", requests(&all.body));
+    // the filter menus offer "(unattributed)" and "(no model)" as real choices; the placeholder is not one
+    let users = section(&all.body, r#"id="add-user""#, "</select>");
+    assert!(users.contains(r#"<option value="" disabled selected>"#), "{users}");
+    assert!(users.contains(r#"<option value="">(unattributed)</option>"#), "{users}");
+    let models = section(&all.body, r#"id="add-model""#, "</select>");
+    assert!(models.contains(r#"<option value="">(no model)</option>"#), "{models}");
+    // no user: the two requests of the token without one
+    let p = c.get("/usage?range=7d&user=").await;
+    p.expect(200);
+    assert!(requests(&p.body).contains(">2<"), "{}", requests(&p.body));
+    assert!(p.body.contains(r#"data-dim="user" data-value="""#) && p.body.contains("(unattributed)"), "the chip");
+    let p = c.get("/usage?range=7d&user=ana%40example.com").await;
+    assert!(requests(&p.body).contains(">2<"), "{}", requests(&p.body));
+    // no model: the model list request only
+    let p = c.get("/usage?range=7d&model=").await;
+    assert!(requests(&p.body).contains(">1<"), "{}", requests(&p.body));
+    let p = c.get("/usage?range=7d&model=&user=").await;
+    assert!(requests(&p.body).contains(">1<"), "{}", requests(&p.body));
+    // the CSV of the view agrees
+    let csv = c.get("/usage/export.csv?range=7d&user=").await;
+    let n: i64 = csv.body.lines().skip(1).filter_map(|r| r.split(',').nth(4)?.parse::<i64>().ok()).sum();
+    assert_eq!(n, 2, "{}", csv.body);
 }
