@@ -18,12 +18,20 @@
     return e;
   }
 
-  // ---- copy buttons
+  // ---- copy buttons: "Copied" for a moment, then the button's own content (icon or text) again
+  const copyContent = new WeakMap();
+  const copyTimers = new WeakMap();
   function copyText(text, button) {
     const done = () => {
-      const old = button.textContent;
+      // the content is saved once, so a second click while it says "Copied" cannot lose it
+      if (!copyContent.has(button)) copyContent.set(button, Array.from(button.childNodes, (n) => n.cloneNode(true)));
+      clearTimeout(copyTimers.get(button));
+      button.classList.add("copied");
       button.textContent = "Copied";
-      setTimeout(() => { button.textContent = old; }, 1200);
+      copyTimers.set(button, setTimeout(() => {
+        button.replaceChildren(...copyContent.get(button).map((n) => n.cloneNode(true)));
+        button.classList.remove("copied");
+      }, 1200));
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
@@ -85,6 +93,21 @@
       }
       window.location.assign("/usage?" + params.toString());
     });
+  }
+
+  // ---- Show commands follow the model chosen for Test Connection
+  const commands = $("#show-commands");
+  const checkModel = $("#check-model");
+  if (commands && checkModel) {
+    const slot = commands.dataset.modelSlot;
+    const syncCommands = () => {
+      const m = checkModel.value;
+      $$("pre[data-template]", commands).forEach((pre) => {
+        pre.textContent = m === "" ? pre.dataset.any : pre.dataset.template.split(slot).join(m);
+      });
+    };
+    checkModel.addEventListener("change", syncCommands);
+    syncCommands();
   }
 
   // ---- Test Connection

@@ -19,6 +19,7 @@ both_backends!(
     unknown_models_are_saved_with_a_visible_warning,
     the_bedrock_picker_offers_inference_profiles,
     no_user_and_no_model_filters_narrow_the_numbers,
+    show_commands_follow_the_checked_model,
 );
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
@@ -855,4 +856,41 @@ async fn no_user_and_no_model_filters_narrow_the_numbers(db: TestDb) {
     let csv = c.get("/usage/export.csv?range=7d&user=").await;
     let n: i64 = csv.body.lines().skip(1).filter_map(|r| r.split(',').nth(4)?.parse::<i64>().ok()).sum();
     assert_eq!(n, 2, "{}", csv.body);
+}
+
+async fn show_commands_follow_the_checked_model(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    let mut listed = provider_body("anthropic", "listed");
+    listed["provider_models"] = json!([{"name": "claude-haiku-4-5"}, {"name": "claude-sonnet-4-6"}]);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(listed)).await, 201);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "every"))).await, 201);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("bedrock", "rock"))).await, 201);
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    // listed models: the first is selected, and the commands name it
+    let d = c.get("/providers/listed").await;
+    let cli = section(&d.body, r#"id="cmd-2""#, "</pre>");
+    assert!(cli.contains(">tollgate provider check listed --model claude-haiku-4-5"), "{cli}");
+    // the script gets both forms: without a model, and with a slot for the one picked
+    let slot = section(&d.body, "data-model-slot=\"", "\"").trim_start_matches("data-model-slot=\"").to_string();
+    assert!(!slot.is_empty());
+    assert!(cli.contains(&format!(r#"data-template="tollgate provider check listed --model {slot}""#)), "{cli}");
+    assert!(cli.contains(r#"data-any="tollgate provider check listed""#), "{cli}");
+    // the copy button sits beside the title, not over the command
+    let head = section(&d.body, r#"<div class="cmd-head">"#, "</div>");
+    assert!(head.contains(r#"data-copy-from="cmd-1""#), "{head}");
+    // every model allowed: "Any model" is selected, so the commands name none
+    let d = c.get("/providers/every").await;
+    let cli = section(&d.body, r#"id="cmd-2""#, "</pre>");
+    assert!(
+        cli.ends_with(">tollgate provider check every") || cli.contains(">tollgate provider check every<"),
+        "{cli}"
+    );
+    assert!(!section(&d.body, r#"id="cmd-1""#, "</pre>").contains("-d '{"), "no model in the check body");
+    // Bedrock: the card says the probe goes to the control plane, not the Base URL
+    let d = c.get("/providers/rock").await;
+    let note = section(&d.body, r#"id="probe-note""#, "</p>");
+    assert!(note.contains("control plane") && note.contains("does not call") && note.contains("Base URL"), "{note}");
+    assert!(note.contains("/foundation-models"), "{note}");
 }
