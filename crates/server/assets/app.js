@@ -164,6 +164,8 @@
     return id;
   }
   let manual = editing || (nameInput && nameInput.value !== "" && nameInput.value !== derive(displayInput.value));
+  // the Resource ID as the live check judged it: "ok", "bad" (invalid or taken) or "unknown"
+  let nameState = editing ? "ok" : (form.dataset.nameError === "true" ? "bad" : "unknown");
   let checkTimer = null;
   function liveCheck() {
     if (editing || !nameInput) return;
@@ -171,17 +173,20 @@
     const ok = $("#name-ok");
     const bad = $("#name-live-error");
     const v = nameInput.value.trim();
+    nameState = "unknown";
     if (v === "") { ok.classList.add("hidden"); bad.classList.add("hidden"); return; }
     checkTimer = setTimeout(async () => {
       try {
         const r = await fetch("/ui/resource-id?name=" + encodeURIComponent(v), { headers: { "Accept": "application/json" } });
         const j = await r.json();
         if (nameInput.value.trim() !== v) return;
+        nameState = j.ok ? "ok" : "bad";
         ok.textContent = j.ok ? j.message : "";
         bad.textContent = j.ok ? "" : j.message;
         ok.classList.toggle("hidden", !j.ok);
         bad.classList.toggle("hidden", j.ok);
         nameInput.closest(".field").classList.toggle("has-error", !j.ok);
+        summary();
       } catch (_) { /* the server checks again on save */ }
     }, 250);
   }
@@ -203,16 +208,28 @@
     const name = nameInput ? nameInput.value.trim() : "";
     const t = typeValue();
     const card = t ? $(`label[for=type-${t}] strong`) : null;
-    $("#sum-name").classList.toggle("done", name !== "");
+    // ticked only once the live check approved it (a taken or invalid name is not done)
+    $("#sum-name").classList.toggle("done", name !== "" && nameState === "ok");
+    $("#sum-name").classList.toggle("bad", nameState === "bad");
     $("#sum-name-val").textContent = name;
     $("#sum-type").classList.toggle("done", t !== "");
     $("#sum-type-val").textContent = card ? card.textContent : "";
     const n = $$("#model-rows tr.model-row").length;
     $("#sum-models-val").textContent = n === 0 ? "all" : String(n);
     $("#models-empty").hidden = n !== 0;
-    if (!editing) submit.disabled = !(name !== "" && t !== "");
+    if (!editing) submit.disabled = !(name !== "" && t !== "" && nameState !== "bad");
   }
-  $$("input[id^=type-]", form).forEach((r) => r.addEventListener("change", () => { summary(); loadCatalog(); }));
+  // switching type drops the models picked from the other type's catalog (models added as
+  // custom IDs stay)
+  $$("input[id^=type-]", form).forEach((r) => r.addEventListener("change", () => {
+    const t = typeValue();
+    $$("#model-rows tr.model-row").forEach((tr) => {
+      if (tr.dataset.custom !== "1" && tr.dataset.catalogType !== t) tr.remove();
+    });
+    hideList();
+    summary();
+    loadCatalog();
+  }));
 
   // Model picker
   const search = $("#model-search");
@@ -394,5 +411,6 @@
   });
 
   summary();
+  if (!editing && nameInput && nameInput.value.trim() !== "" && nameState === "unknown") liveCheck();
   if (typeValue()) loadCatalog();
 })();

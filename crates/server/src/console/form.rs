@@ -309,7 +309,12 @@ impl ProviderForm {
         }
         for f in self.secret_fields_mut() {
             if field == f.field {
-                f.error = message.to_string();
+                // with "New", the reference is the new name: its error belongs there, once
+                if !f.mode_new {
+                    f.error = message.to_string();
+                } else if f.new_name_error.is_empty() {
+                    f.new_name_error = message.to_string();
+                }
                 return;
             }
             if let Some(sub) = field.strip_prefix(&f.field) {

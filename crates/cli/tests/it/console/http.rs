@@ -20,6 +20,7 @@ both_backends!(
     the_bedrock_picker_offers_inference_profiles,
     no_user_and_no_model_filters_narrow_the_numbers,
     show_commands_follow_the_checked_model,
+    form_polish,
 );
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
@@ -893,4 +894,63 @@ async fn show_commands_follow_the_checked_model(db: TestDb) {
     let note = section(&d.body, r#"id="probe-note""#, "</p>");
     assert!(note.contains("control plane") && note.contains("does not call") && note.contains("Base URL"), "{note}");
     assert!(note.contains("/foundation-models"), "{note}");
+}
+
+async fn form_polish(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "polish"))).await, 201);
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    // the edit page has its type: no "Choose a provider type"
+    let edit = c.get("/providers/polish/edit").await;
+    edit.expect(200);
+    assert!(!edit.body.contains("Choose a provider type"), "{}", section(&edit.body, r#"id="config-card""#, "</h2>"));
+    assert!(c.get("/providers/new").await.body.contains("Choose a provider type"));
+    // an inline "New" secret with a bad name: its error appears once, under the name
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Inline"),
+                ("name", "inline"),
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "new"),
+                ("anthropic_config.api_key_ref.new_name", "lower_case"),
+                ("anthropic_config.api_key_ref.new_value", "v"),
+            ],
+        )
+        .await;
+    p.expect(400);
+    let box_ = section(&p.body, r#"data-secret-field="anthropic_config.api_key_ref""#, "data-secret-field=");
+    assert_eq!(box_.matches("field-error").count(), 1, "{box_}");
+    assert_eq!(box_.matches("must be an UPPER_SNAKE_CASE").count(), 1, "{box_}");
+    // Disable asks first
+    let d = c.get("/providers/polish").await;
+    let disable = section(&d.body, r#"action="/providers/polish/disable""#, ">");
+    assert!(disable.contains("data-confirm=") && disable.contains("403"), "{disable}");
+    // a secret in use cannot be deleted from the page, and the page does not pretend otherwise
+    secret(&gw, "SPARE_KEY", "spare").await;
+    let s = c.get("/secrets").await;
+    let used = section(&s.body, r#"data-secret="OPENAI_API_KEY""#, "</tr>");
+    assert!(!used.contains("/secrets/OPENAI_API_KEY/delete") && used.contains("disabled"), "{used}");
+    assert!(used.contains("remove it from"), "{used}");
+    let spare = section(&s.body, r#"data-secret="SPARE_KEY""#, "</tr>");
+    assert!(spare.contains("/secrets/SPARE_KEY/delete") && !spare.contains("can no longer use it"), "{spare}");
+    // a Resource ID that is taken is not ticked in the Summary when the form comes back
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Polish"),
+                ("name", "polish"),
+                ("type", "openai"),
+                ("openai_config.api_key_ref.mode", "existing"),
+                ("openai_config.api_key_ref", "OPENAI_API_KEY"),
+            ],
+        )
+        .await;
+    p.expect(400);
+    assert!(section(&p.body, r#"id="sum-name""#, "</li>").starts_with(r#"id="sum-name" >"#), "not done");
+    assert!(p.body.contains(r#"data-name-error="true""#));
 }
