@@ -290,10 +290,15 @@
     rows.insertBefore(tr, $("#models-empty"));
     summary();
   }
-  function hideList() { list.classList.add("hidden"); list.innerHTML = ""; active = -1; }
+  let listSeq = 0;
+  function hideList() { listSeq++; list.classList.add("hidden"); list.innerHTML = ""; active = -1; }
   async function showList() {
-    const q = search.value.trim().toLowerCase();
+    // only the latest call draws: an older one finishing late (the first catalog fetch) would
+    // show, and highlight for Enter, the suggestions of text no longer typed
+    const seq = ++listSeq;
     const catalog = await loadCatalog();
+    if (seq !== listSeq) return;
+    const q = search.value.trim().toLowerCase();
     const chosen = selectedNames();
     const matches = catalog.filter((m) => !chosen.includes(m.name) &&
       (q === "" || m.name.toLowerCase().includes(q) || (m.label || "").toLowerCase().includes(q))).slice(0, 60);

@@ -125,8 +125,19 @@ impl Browser {
         }
     }
 
+    /// Clicks `css`; an element the page redrew between finding and clicking (a suggestion list
+    /// redrawn as typing goes on) is found again.
     async fn click(&self, css: &str) {
-        self.el(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.el(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     async fn fill(&self, css: &str, text: &str) {
