@@ -12,6 +12,7 @@ pub mod provider;
 pub mod token;
 pub mod usage;
 pub mod validate;
+pub mod warnings;
 
 pub use catalog::{Catalog, CatalogError, ModelEntry};
 pub use error::ValidationError;

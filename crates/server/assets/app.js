@@ -18,12 +18,20 @@
     return e;
   }
 
-  // ---- copy buttons
+  // ---- copy buttons: "Copied" for a moment, then the button's own content (icon or text) again
+  const copyContent = new WeakMap();
+  const copyTimers = new WeakMap();
   function copyText(text, button) {
     const done = () => {
-      const old = button.textContent;
+      // the content is saved once, so a second click while it says "Copied" cannot lose it
+      if (!copyContent.has(button)) copyContent.set(button, Array.from(button.childNodes, (n) => n.cloneNode(true)));
+      clearTimeout(copyTimers.get(button));
+      button.classList.add("copied");
       button.textContent = "Copied";
-      setTimeout(() => { button.textContent = old; }, 1200);
+      copyTimers.set(button, setTimeout(() => {
+        button.replaceChildren(...copyContent.get(button).map((n) => n.cloneNode(true)));
+        button.classList.remove("copied");
+      }, 1200));
     };
     if (navigator.clipboard && window.isSecureContext) {
       navigator.clipboard.writeText(text).then(done, () => fallbackCopy(text, done));
@@ -52,7 +60,9 @@
   // ---- forms that submit when a select changes
   $$("form[data-autosubmit]").forEach((f) => {
     $$("select", f).forEach((s) => s.addEventListener("change", () => {
-      if (s.value !== "" || !s.id.startsWith("add-")) f.requestSubmit();
+      // a filter select's first option is its disabled placeholder; "" is a real choice there
+      // ("(unattributed)", "(no model)")
+      if (!s.id.startsWith("add-") || s.selectedIndex > 0) f.requestSubmit();
     }));
   });
 
@@ -83,6 +93,21 @@
       }
       window.location.assign("/usage?" + params.toString());
     });
+  }
+
+  // ---- Show commands follow the model chosen for Test Connection
+  const commands = $("#show-commands");
+  const checkModel = $("#check-model");
+  if (commands && checkModel) {
+    const slot = commands.dataset.modelSlot;
+    const syncCommands = () => {
+      const m = checkModel.value;
+      $$("pre[data-template]", commands).forEach((pre) => {
+        pre.textContent = m === "" ? pre.dataset.any : pre.dataset.template.split(slot).join(m);
+      });
+    };
+    checkModel.addEventListener("change", syncCommands);
+    syncCommands();
   }
 
   // ---- Test Connection
@@ -139,6 +164,8 @@
     return id;
   }
   let manual = editing || (nameInput && nameInput.value !== "" && nameInput.value !== derive(displayInput.value));
+  // the Resource ID as the live check judged it: "ok", "bad" (invalid or taken) or "unknown"
+  let nameState = editing ? "ok" : (form.dataset.nameError === "true" ? "bad" : "unknown");
   let checkTimer = null;
   function liveCheck() {
     if (editing || !nameInput) return;
@@ -146,17 +173,20 @@
     const ok = $("#name-ok");
     const bad = $("#name-live-error");
     const v = nameInput.value.trim();
+    nameState = "unknown";
     if (v === "") { ok.classList.add("hidden"); bad.classList.add("hidden"); return; }
     checkTimer = setTimeout(async () => {
       try {
         const r = await fetch("/ui/resource-id?name=" + encodeURIComponent(v), { headers: { "Accept": "application/json" } });
         const j = await r.json();
         if (nameInput.value.trim() !== v) return;
+        nameState = j.ok ? "ok" : "bad";
         ok.textContent = j.ok ? j.message : "";
         bad.textContent = j.ok ? "" : j.message;
         ok.classList.toggle("hidden", !j.ok);
         bad.classList.toggle("hidden", j.ok);
         nameInput.closest(".field").classList.toggle("has-error", !j.ok);
+        summary();
       } catch (_) { /* the server checks again on save */ }
     }, 250);
   }
@@ -178,16 +208,28 @@
     const name = nameInput ? nameInput.value.trim() : "";
     const t = typeValue();
     const card = t ? $(`label[for=type-${t}] strong`) : null;
-    $("#sum-name").classList.toggle("done", name !== "");
+    // ticked only once the live check approved it (a taken or invalid name is not done)
+    $("#sum-name").classList.toggle("done", name !== "" && nameState === "ok");
+    $("#sum-name").classList.toggle("bad", nameState === "bad");
     $("#sum-name-val").textContent = name;
     $("#sum-type").classList.toggle("done", t !== "");
     $("#sum-type-val").textContent = card ? card.textContent : "";
     const n = $$("#model-rows tr.model-row").length;
     $("#sum-models-val").textContent = n === 0 ? "all" : String(n);
     $("#models-empty").hidden = n !== 0;
-    if (!editing) submit.disabled = !(name !== "" && t !== "");
+    if (!editing) submit.disabled = !(name !== "" && t !== "" && nameState !== "bad");
   }
-  $$("input[id^=type-]", form).forEach((r) => r.addEventListener("change", () => { summary(); loadCatalog(); }));
+  // switching type drops the models picked from the other type's catalog (models added as
+  // custom IDs stay)
+  $$("input[id^=type-]", form).forEach((r) => r.addEventListener("change", () => {
+    const t = typeValue();
+    $$("#model-rows tr.model-row").forEach((tr) => {
+      if (tr.dataset.custom !== "1" && tr.dataset.catalogType !== t) tr.remove();
+    });
+    hideList();
+    summary();
+    loadCatalog();
+  }));
 
   // Model picker
   const search = $("#model-search");
@@ -216,7 +258,10 @@
     const [w, f = ""] = dollars.split(".");
     return "$" + w + "." + (f + "00").slice(0, Math.max(2, f.length));
   }
-  function addRow(name, label, rates) {
+  function unknownWarning(name) {
+    return `model "${name}" is not in the catalog for type ${typeValue()}: it will be unpriced unless custom_pricing is set`;
+  }
+  function addRow(name, label, rates, custom) {
     if (!name || selectedNames().includes(name)) return;
     const idx = nextIdx++;
     const r = (rates || "||||").split("|");
@@ -229,7 +274,11 @@
     for (const b of BUCKETS) {
       nameCell.append(el("input", { type: "hidden", class: "ov", "data-bucket": b, name: `m${idx}.${b}`, value: "" }));
     }
-    const tr = el("tr", { class: "model-row", "data-idx": String(idx), "data-rates": r.join("|"), "data-name": name }, [
+    if (custom) nameCell.append(el("p", { class: "field-warn", text: unknownWarning(name) }));
+    const attrs = { class: "model-row", "data-idx": String(idx), "data-rates": r.join("|"), "data-name": name };
+    if (custom) attrs["data-custom"] = "1";
+    else attrs["data-catalog-type"] = typeValue();
+    const tr = el("tr", attrs, [
       nameCell,
       el("td", { class: "num m-in", text: money(r[0]) }),
       el("td", { class: "num m-out", text: money(r[1]) }),
@@ -241,32 +290,50 @@
     rows.insertBefore(tr, $("#models-empty"));
     summary();
   }
-  function hideList() { list.classList.add("hidden"); list.innerHTML = ""; active = -1; }
+  let listSeq = 0;
+  function hideList() { listSeq++; list.classList.add("hidden"); list.innerHTML = ""; active = -1; }
   async function showList() {
-    const q = search.value.trim().toLowerCase();
+    // only the latest call draws: an older one finishing late (the first catalog fetch) would
+    // show, and highlight for Enter, the suggestions of text no longer typed
+    const seq = ++listSeq;
     const catalog = await loadCatalog();
+    if (seq !== listSeq) return;
+    const q = search.value.trim().toLowerCase();
     const chosen = selectedNames();
     const matches = catalog.filter((m) => !chosen.includes(m.name) &&
       (q === "" || m.name.toLowerCase().includes(q) || (m.label || "").toLowerCase().includes(q))).slice(0, 60);
     list.innerHTML = "";
     const typed = search.value.trim();
-    if (typed !== "" && !catalog.some((m) => m.name === typed) && !chosen.includes(typed)) {
-      list.append(el("div", { class: "picker-item", role: "option", "data-name": typed, "data-custom": "1" }, [
-        el("span", {}, [el("span", { class: "pm-name", text: `Add "${typed}"` }), el("span", { class: "pm-label", text: "  not in the catalog" })]),
-        el("span", { class: "pm-price", text: "no catalog price" }),
-      ]));
-    }
+    // catalog entries first: Enter takes the highlighted one (the first, unless arrows moved it)
     for (const m of matches) {
       list.append(el("div", { class: "picker-item", role: "option", "data-name": m.name, "data-label": m.label || "", "data-rates": m.rates }, [
         el("span", {}, [el("span", { class: "pm-name", text: m.name }), el("span", { class: "pm-label", text: m.label && m.label !== m.name ? "  " + m.label : "" })]),
         el("span", { class: "pm-price", text: `${m.input} in · ${m.output} out / 1M` }),
       ]));
     }
+    // free text is added only through this explicit entry (or, for a type without a catalog,
+    // by Enter: there is nothing else to pick)
+    if (typed !== "" && !catalog.some((m) => m.name === typed) && !chosen.includes(typed)) {
+      list.append(el("div", { class: "picker-item picker-custom", role: "option", "data-name": typed, "data-custom": "1", id: "add-custom-model" }, [
+        el("span", {}, [el("span", { class: "pm-name", text: `Add custom "${typed}"` }), el("span", { class: "pm-label", text: "  not in the catalog: unpriced unless you override its pricing" })]),
+        el("span", { class: "pm-price", text: "no catalog price" }),
+      ]));
+    }
     list.classList.toggle("hidden", list.children.length === 0);
-    active = -1;
+    const items = $$(".picker-item", list);
+    const noCatalog = catalog.length === 0;
+    setActive(items, typed !== "" && items.length > 0 && (matches.length > 0 || noCatalog) ? 0 : -1);
+  }
+  function setActive(items, i) {
+    active = i;
+    items.forEach((it, j) => {
+      it.classList.toggle("active", j === active);
+      it.setAttribute("aria-selected", j === active ? "true" : "false");
+    });
+    if (active >= 0) items[active].scrollIntoView({ block: "nearest" });
   }
   function pick(item) {
-    addRow(item.dataset.name, item.dataset.label || "", item.dataset.rates || "");
+    addRow(item.dataset.name, item.dataset.label || "", item.dataset.rates || "", item.dataset.custom === "1");
     search.value = "";
     hideList();
     search.focus();
@@ -278,17 +345,12 @@
     if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
       ev.preventDefault();
       if (!items.length) return;
-      active = (active + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length;
-      items.forEach((it, i) => it.classList.toggle("active", i === active));
-      items[active].scrollIntoView({ block: "nearest" });
+      const from = active < 0 ? (ev.key === "ArrowDown" ? -1 : 0) : active;
+      setActive(items, (from + (ev.key === "ArrowDown" ? 1 : items.length - 1)) % items.length);
     } else if (ev.key === "Enter") {
+      // Enter never submits the form here; it takes the highlighted entry, and only that
       ev.preventDefault();
       if (active >= 0 && items[active]) pick(items[active]);
-      else if (search.value.trim() !== "") {
-        const exact = items.find((it) => it.dataset.name === search.value.trim());
-        if (exact) pick(exact);
-        else { addRow(search.value.trim(), "", ""); search.value = ""; hideList(); }
-      }
     } else if (ev.key === "Escape") {
       hideList();
     }
@@ -348,8 +410,12 @@
       if (i === 1) $(".m-out", editingRow).textContent = money(v !== "" ? v : rates[1]);
     });
     $(".price-badge", editingRow).hidden = !any;
+    // an overridden model is priced: its "not in the catalog" warning no longer applies
+    const warn = $(".field-warn", editingRow);
+    if (warn && editingRow.dataset.custom === "1") warn.hidden = any;
   });
 
   summary();
+  if (!editing && nameInput && nameInput.value.trim() !== "" && nameState === "unknown") liveCheck();
   if (typeValue()) loadCatalog();
 })();

@@ -10,7 +10,8 @@ both_backends!(
     invalid_payloads_name_the_field,
     name_and_type_are_immutable,
     secret_refs_resolve_at_save,
-    patch_semantics
+    patch_semantics,
+    unknown_models_are_saved_with_warnings
 );
 
 const TYPES: [&str; 5] = ["openai", "anthropic", "google", "bedrock", "openai_compatible"];
@@ -20,8 +21,11 @@ async fn crud_every_type(db: TestDb) {
     all_secrets(&gw).await;
     for (i, kind) in TYPES.iter().enumerate() {
         let name = format!("p{i}-{}", kind.replace('_', "-"));
-        let created =
+        let mut created =
             expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body(kind, &name))).await, 201);
+        // the write answer adds `warnings` (the models of this body are all priced or none)
+        let warnings = created.as_object_mut().and_then(|o| o.remove("warnings"));
+        assert!(warnings.as_ref().is_some_and(Value::is_array), "{created}");
         assert_eq!(created["name"], name.as_str());
         assert_eq!(created["type"], *kind);
         assert_eq!(created["enabled"], true, "enabled defaults to true");
@@ -384,7 +388,45 @@ async fn patch_semantics(db: TestDb) {
     assert_eq!(p["tags"], json!({"env": "prod"}));
     assert_eq!(p["provider_models"], json!([]));
     let again = expect(admin(&gw, Method::GET, "/api/v1/llm-providers/aws", None).await, 200);
+    let mut p = p;
+    let warnings = p.as_object_mut().and_then(|o| o.remove("warnings"));
+    assert_eq!(warnings, Some(json!([])), "the PATCH answer adds its warnings");
     assert_eq!(again, p, "PATCH answer equals what is stored");
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/nope", Some(json!({"enabled": false}))).await, 404);
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/aws", Some(json!("string"))).await, 400);
+}
+
+async fn unknown_models_are_saved_with_warnings(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    let mut body = provider_body("openai", "warned");
+    body["provider_models"] = json!([{"name": "gpt-4o"}, {"name": "gpt-4o-mini"}, {"name": "x"},
+        {"name": "y", "custom_pricing": {"input_per_million": 100, "output_per_million": 200}}]);
+    let created = expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    assert_eq!(
+        created["warnings"],
+        json!([{"field": "provider_models[2].name",
+                "message": "model \"x\" is not in the catalog for type openai: it will be unpriced unless custom_pricing is set"}])
+    );
+    assert_eq!(created["provider_models"][2]["name"], "x", "a warning never refuses the save");
+    let updated = expect(
+        admin(
+            &gw,
+            Method::PATCH,
+            "/api/v1/llm-providers/warned",
+            Some(json!({"provider_models": [{"name": "gpt-4o"}]})),
+        )
+        .await,
+        200,
+    );
+    assert_eq!(updated["warnings"], json!([]));
+    // Bedrock: the bare id of a profile-only model is refused by the proxy; the save says so
+    let mut body = provider_body("bedrock", "warned-bedrock");
+    body["provider_models"] =
+        json!([{"name": "anthropic.claude-sonnet-4-6"}, {"name": "us.anthropic.claude-sonnet-4-6"}]);
+    let created = expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    let w = created["warnings"].as_array().cloned().unwrap_or_default();
+    assert_eq!(w.len(), 1, "{created}");
+    assert_eq!(w[0]["field"], "provider_models[0].name");
+    assert!(w[0]["message"].as_str().is_some_and(|m| m.contains("us.anthropic.claude-sonnet-4-6")), "{w:?}");
 }

@@ -1163,3 +1163,38 @@ async fn e2e_models_and_spending() {
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("field: dimension"), "{}", bad.stderr);
 }
+
+/// A model the catalog does not know is saved, with a warning on stderr (stdout stays the
+/// document); a known model gives none.
+#[tokio::test]
+async fn e2e_unknown_models_warn_on_stderr() {
+    let gw = TestGateway::start().await.unwrap();
+    tg_in(&gw, &["secret", "set", "ANTHROPIC_KEY"], Some("sk-ant\n")).ok();
+    let run = tg(
+        &gw,
+        &[
+            "provider",
+            "create",
+            "warned",
+            "--anthropic-config.api-key-ref",
+            "ANTHROPIC_KEY",
+            "--provider-models",
+            "claude-sonnet-4-6",
+            "--provider-models",
+            "sonnet-4-6",
+        ],
+    )
+    .ok();
+    assert_eq!(run.stdout.trim(), "created provider warned");
+    assert_eq!(
+        run.stderr.trim(),
+        "warning: provider_models[1].name: model \"sonnet-4-6\" is not in the catalog for type anthropic: \
+         it will be unpriced unless custom_pricing is set"
+    );
+    let run = tg(&gw, &["provider", "update", "warned", "--provider-models", "claude-sonnet-4-6", "-o", "json"]).ok();
+    assert_eq!(run.json()["warnings"], json!([]));
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    let run = tg(&gw, &["provider", "update", "warned", "--provider-models", "haiku", "-o", "json"]).ok();
+    assert_eq!(run.json()["warnings"][0]["field"], "provider_models[0].name");
+    assert!(run.stderr.contains("warning: provider_models[0].name: model \"haiku\""), "{}", run.stderr);
+}

@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 use tollgate_core::patch::merge_patch;
+use tollgate_core::warnings::{FieldWarning, model_warnings};
 use tollgate_core::{ProviderSpec, ProviderType, Role};
 use tollgate_store::{ProviderQuery, ProviderRecord, TokenRecord};
 use utoipa::{IntoParams, ToSchema};
@@ -43,6 +44,23 @@ pub struct ListProvidersParams {
     /// 1..=1000, default 50.
     pub page_size: Option<String>,
     pub page_token: Option<String>,
+}
+
+/// The answer to a create or update: the provider, plus warnings about what was saved (models
+/// the catalog does not know, Bedrock models named by a bare id that needs an inference
+/// profile). Warnings never refuse a save; the list is empty when there is nothing to say.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderWriteResponse {
+    #[serde(flatten)]
+    pub provider: ProviderSpec,
+    pub warnings: Vec<FieldWarning>,
+}
+
+impl ProviderWriteResponse {
+    fn of(state: &AppState, provider: ProviderSpec) -> ProviderWriteResponse {
+        let warnings = model_warnings(&provider, &state.catalog());
+        ProviderWriteResponse { provider, warnings }
+    }
 }
 
 /// The API view of a stored provider: the spec plus output-only fields.
@@ -160,7 +178,7 @@ fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<Provi
 #[utoipa::path(post, path = "/api/v1/llm-providers", tag = "providers",
     request_body = ProviderSpec,
     responses(
-        (status = 201, description = "Created", body = ProviderSpec),
+        (status = 201, description = "Created; `warnings` lists models that will be unpriced or refused", body = ProviderWriteResponse),
         (status = 400, description = "Invalid; `field` names the offending field", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "A provider with this name exists", body = ErrorBody)))]
@@ -173,7 +191,7 @@ pub async fn create(
     let spec = ProviderSpec::from_value(parse_json_object(&body)?)?;
     let created = create_spec(&state, &caller, spec).await?;
     let location = format!("/api/v1/llm-providers/{}", created.name);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ProviderWriteResponse::of(&state, created))))
 }
 
 /// Creates a validated provider for `caller` (whose role the caller of this function has
@@ -264,17 +282,19 @@ pub async fn get(
     params(("name" = String, Path, description = "Provider name")),
     request_body(content = ProviderSpec, content_type = "application/merge-patch+json",
         description = "Fields to change; `null` clears a field"),
-    responses((status = 200, body = ProviderSpec), (status = 400, body = ErrorBody),
+    responses((status = 200, description = "Updated; `warnings` lists models that will be unpriced or refused",
+            body = ProviderWriteResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<ProviderSpec>, ApiError> {
+) -> Result<Json<ProviderWriteResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let patch = parse_json_object(&body)?;
-    Ok(Json(update_spec(&state, &caller, &name, &patch).await?))
+    let updated = update_spec(&state, &caller, &name, &patch).await?;
+    Ok(Json(ProviderWriteResponse::of(&state, updated)))
 }
 
 /// Applies a JSON merge patch to a provider for `caller` (whose role the caller of this

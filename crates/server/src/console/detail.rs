@@ -61,12 +61,20 @@ pub struct ModelLine {
     pub requests: String,
 }
 
-/// A block of copyable code.
+/// A command of "Show commands": as shown for the model selected when the page loads, and the
+/// two forms the page's script switches between when another model is chosen.
 #[derive(Debug)]
-pub struct Code {
+pub struct CheckCommand {
     pub title: String,
     pub code: String,
+    /// For "Any model (credential only)".
+    pub any: String,
+    /// For a model: [`MODEL_SLOT`] stands where the model goes.
+    pub template: String,
 }
+
+/// Where the model goes in a [`CheckCommand::template`].
+pub const MODEL_SLOT: &str = "__TOLLGATE_MODEL__";
 
 #[derive(Template)]
 #[template(path = "provider_detail.html")]
@@ -83,7 +91,10 @@ struct DetailPage {
     models: Vec<ModelLine>,
     all_models: bool,
     check_models: Vec<String>,
-    commands: Vec<Code>,
+    commands: Vec<CheckCommand>,
+    model_slot: &'static str,
+    /// What Test Connection calls, said plainly (for Bedrock: the control plane, not the Base URL).
+    probe_note: String,
     setups: Vec<connect::ClientSetup>,
     snippets: connect::Snippets,
     proxy_url: String,
@@ -91,6 +102,8 @@ struct DetailPage {
     token_url: String,
     passthrough: bool,
     usage_url: String,
+    /// Models the catalog does not know or Bedrock cannot serve by bare id.
+    warnings: Vec<tollgate_core::warnings::FieldWarning>,
 }
 
 fn entry(console: &Console, session: &Session, name: &str) -> Result<Arc<ProviderEntry>, ConsoleError> {
@@ -251,15 +264,34 @@ pub async fn show(
         spec.provider_models.iter().map(|m| line(&m.name, m.custom_pricing.as_ref())).collect()
     };
     let check_models: Vec<String> = if all_models {
-        catalog.models_of(ptype).take(200).map(|m| m.name.clone()).collect()
+        super::form::pickable_models(&catalog, ptype).into_iter().take(200).map(|m| m.name.clone()).collect()
     } else {
         spec.provider_models.iter().map(|m| m.name.clone()).collect()
     };
-    let commands =
-        connect::check_commands(console.state.public_url(), &name, &target, check_models.first().map(String::as_str))
-            .into_iter()
-            .map(|(title, code)| Code { title, code })
-            .collect();
+    // the commands follow the dropdown: its first choice when the page loads ("Any model" when
+    // every model is allowed), and the script swaps in the model picked
+    let selected = if all_models { None } else { check_models.first().map(String::as_str) };
+    let public = console.state.public_url();
+    let commands = connect::check_commands(public, &name, &target, selected)
+        .into_iter()
+        .zip(connect::check_commands(public, &name, &target, None))
+        .zip(connect::check_commands(public, &name, &target, Some(MODEL_SLOT)))
+        .map(|(((title, code), (_, any)), (_, template))| CheckCommand { title, code, any, template })
+        .collect();
+    let probe_note = match ptype {
+        ProviderType::Bedrock => {
+            let control = console.state.settings().bedrock_control_url(crate::aws::region(spec));
+            format!(
+                "For Bedrock, Test Connection calls ListFoundationModels on the control plane, {control}/foundation-models, \
+                 signed with the provider's credentials: it proves the region and the credentials. It does not call \
+                 the Base URL ({}), which only the proxy uses; the curl command below goes through it.",
+                spec.upstream_base_url()
+            )
+        }
+        ProviderType::Openai | ProviderType::Anthropic | ProviderType::Google | ProviderType::OpenaiCompatible => {
+            format!("Test Connection asks {} for its model list.", spec.upstream_base_url())
+        }
+    };
     let page = DetailPage {
         layout: Layout::of(&session, spec.display_name.clone(), "providers")
             .with_notice(notice_from(p.notice.as_deref(), p.name.as_deref())),
@@ -275,6 +307,8 @@ pub async fn show(
         all_models,
         check_models,
         commands,
+        model_slot: MODEL_SLOT,
+        probe_note,
         setups: connect::client_setups(&target),
         snippets: connect::snippets(&target),
         proxy_url: proxy_url.clone(),
@@ -282,6 +316,7 @@ pub async fn show(
         token_url: format!("/tokens?providers={name}&role=invoker&name={name}-app"),
         passthrough: spec.authorization_passthrough(),
         usage_url,
+        warnings: tollgate_core::warnings::model_warnings(spec, &catalog),
     };
     html_page(StatusCode::OK, &page)
 }

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use tollgate_core::catalog::CatalogPricing;
+use tollgate_core::catalog::{Catalog, CatalogPricing, ModelEntry, split_bedrock_profile};
 use tollgate_core::money::Microcents;
 use tollgate_core::{ProviderSpec, ProviderType, Role, validate};
 
@@ -113,6 +113,10 @@ pub struct ModelRow {
     pub rates: String,
     pub overridden: bool,
     pub error: String,
+    /// Not in the catalog (unpriced) or a bare Bedrock id that needs an inference profile.
+    pub warning: String,
+    /// The catalog of the form's type has this model (else it was added as a custom ID).
+    pub in_catalog: bool,
 }
 
 #[derive(Debug, Template)]
@@ -305,7 +309,12 @@ impl ProviderForm {
         }
         for f in self.secret_fields_mut() {
             if field == f.field {
-                f.error = message.to_string();
+                // with "New", the reference is the new name: its error belongs there, once
+                if !f.mode_new {
+                    f.error = message.to_string();
+                } else if f.new_name_error.is_empty() {
+                    f.new_name_error = message.to_string();
+                }
                 return;
             }
             if let Some(sub) = field.strip_prefix(&f.field) {
@@ -371,6 +380,9 @@ fn model_row(
             Microcents::parse_usd(&rates[i]).map(|m| format::rate(m.0)).unwrap_or_default()
         }
     };
+    let priced = overrides.iter().any(|o| !o.trim().is_empty());
+    let warning =
+        ptype.and_then(|t| tollgate_core::warnings::model_warning(t, name, priced, &catalog)).unwrap_or_default();
     ModelRow {
         idx,
         name: name.to_string(),
@@ -385,6 +397,8 @@ fn model_row(
             .collect(),
         rates: rates.join("|"),
         error: String::new(),
+        warning,
+        in_catalog: entry.is_some(),
     }
 }
 
@@ -852,6 +866,25 @@ pub async fn resource_id_check(
     }
 }
 
+/// The catalog models a user may pick for a provider of type `t`, in picker order. Bedrock
+/// models served only through inference profiles are offered as their profiles (`us.…`,
+/// `eu.…`, …), never by the bare id the gateway refuses; each model's profiles sort together.
+pub fn pickable_models(catalog: &Catalog, t: ProviderType) -> Vec<&ModelEntry> {
+    let bedrock = t == ProviderType::Bedrock;
+    let mut models: Vec<&ModelEntry> =
+        catalog.models_of(t).filter(|m| !(bedrock && m.requires_inference_profile)).collect();
+    if bedrock {
+        models.sort_by(|a, b| {
+            let (pa, ba) = split_bedrock_profile(&a.name);
+            let (pb, bb) = split_bedrock_profile(&b.name);
+            ba.cmp(bb).then(pa.cmp(&pb))
+        });
+    } else {
+        models.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    models
+}
+
 #[derive(Debug, Deserialize)]
 pub struct TypeParam {
     #[serde(rename = "type", default)]
@@ -866,8 +899,7 @@ pub async fn catalog_json(
 ) -> Result<Json<Value>, ConsoleError> {
     let t = p.provider_type.parse::<ProviderType>().map_err(ConsoleError::BadRequest)?;
     let catalog = console.state.catalog();
-    let mut models: Vec<_> = catalog.models_of(t).collect();
-    models.sort_by(|a, b| a.name.cmp(&b.name));
+    let models = pickable_models(&catalog, t);
     let price = |v: Option<i64>| v.map(format::rate).unwrap_or_else(|| "—".into());
     let out: Vec<Value> = models
         .iter()

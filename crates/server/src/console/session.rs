@@ -115,9 +115,10 @@ fn over_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
 }
 
-fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64) -> HeaderValue {
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` behind HTTPS, on `path`.
+pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64, path: &str) -> HeaderValue {
     let secure = if over_https(headers) { "; Secure" } else { "" };
-    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
+    let v = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
 
@@ -299,7 +300,7 @@ fn login_response(
     layout.csrf = console.keys.csrf_for(&format!("login:{nonce}"));
     let page = LoginPage { layout, next: next.to_string(), error };
     let mut resp = html_page(status, &page)?;
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &nonce, 3600));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &nonce, 3600, "/"));
     Ok(resp)
 }
 
@@ -342,15 +343,15 @@ pub async fn login(State(console): State<Console>, headers: HeaderMap, body: Byt
     tracing::info!(token_id = %rec.id, role = %rec.role, "console sign-in");
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, &value, (expires - now) / 1000));
-    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0));
+    h.append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, &value, (expires - now) / 1000, "/"));
+    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0, "/"));
     Ok(resp)
 }
 
 /// `POST /logout`: ends the session (the cookie is cleared; the token stays valid).
 pub async fn logout(headers: HeaderMap) -> Response {
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0, "/"));
     resp
 }
 

@@ -1,18 +1,55 @@
 //! The gateway tokens page (`/tokens`, admin only, like the tokens API): the tokens with role,
-//! principal, scope and status; create (the new token is shown once, in the response to the
-//! create, and never again) and revoke. Writes go through the admin API's functions.
+//! principal, scope and status; create and revoke. Writes go through the admin API's functions.
+//!
+//! Every successful POST answers `303` (Post/Redirect/Get), so reloading a page never repeats a
+//! write. The new token still has to be shown once after the redirect: the create seals it
+//! (AES-256-GCM under the master keyring, bound to the session cookie as associated data, valid
+//! for [`NEW_TOKEN_TTL_MS`]) into the HttpOnly cookie [`NEW_TOKEN_COOKIE`], which the next
+//! `GET /tokens` opens, shows and clears. The token is never in a URL; a reload, another
+//! session or another browser shows nothing.
 
+use super::session::{SESSION_COOKIE, cookie, set_cookie};
 use super::{Console, ConsoleError, Form, Layout, Notice, Session, format, html_page, notice_from};
 use crate::admin;
 use crate::admin::tokens::{CreateTokenRequest, TokenView};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tollgate_core::Role;
 use tollgate_store::PageQuery;
+
+/// The cookie that carries a just-created token, sealed, from the create to the page after it.
+pub const NEW_TOKEN_COOKIE: &str = "tollgate_new_token";
+/// How long the sealed token waits to be shown.
+pub const NEW_TOKEN_TTL_MS: i64 = 120_000;
+/// The role the create form starts with: the least privilege.
+pub const DEFAULT_ROLE: &str = "invoker";
+
+/// A token just created, shown once.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct CreatedToken {
+    pub name: String,
+    pub token: String,
+    /// Epoch ms after which it is no longer shown.
+    pub exp: i64,
+}
+
+/// The associated data that binds a sealed new token to one session.
+fn new_token_aad(session_cookie: &str) -> Vec<u8> {
+    format!("console-new-token\0{session_cookie}").into_bytes()
+}
+
+/// The sealed new token of this session, if the cookie holds a genuine, unexpired one.
+fn open_created(console: &Console, headers: &HeaderMap) -> Option<CreatedToken> {
+    let sealed = cookie(headers, NEW_TOKEN_COOKIE).filter(|v| !v.is_empty())?;
+    let session = cookie(headers, SESSION_COOKIE)?;
+    let plain = console.state.store().keyring().open(&new_token_aad(session), sealed).ok()?;
+    let created: CreatedToken = serde_json::from_slice(&plain).ok()?;
+    (created.exp > crate::time::now_ms()).then_some(created)
+}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenParams {
@@ -61,7 +98,14 @@ struct TokensPage {
     form: TokenForm,
     roles: Vec<&'static str>,
     provider_names: Vec<String>,
-    created: Option<TokenView>,
+    created: Option<CreatedToken>,
+}
+
+impl TokenForm {
+    /// An empty create form, on the least privileged role.
+    pub fn fresh() -> TokenForm {
+        TokenForm { role: DEFAULT_ROLE.into(), ..TokenForm::default() }
+    }
 }
 
 impl TokensPage {
@@ -75,10 +119,14 @@ async fn render(
     session: &Session,
     after: Option<String>,
     notice: Option<Notice>,
-    form: TokenForm,
-    created: Option<TokenView>,
+    mut form: TokenForm,
+    created: Option<CreatedToken>,
     status: StatusCode,
 ) -> Result<Response, ConsoleError> {
+    // a role the form does not know falls back to the least privilege, never to the first option
+    if form.role.parse::<Role>().is_err() {
+        form.role = DEFAULT_ROLE.into();
+    }
     let res =
         console.state.store().list_tokens(&PageQuery { after, limit: 200 }).await.map_err(crate::ApiError::from)?;
     let now = console.state.now_ms();
@@ -112,7 +160,8 @@ async fn render(
         rows,
         next_url: res.next_after.map(|n| format!("/tokens?after={n}")).unwrap_or_default(),
         form,
-        roles: Role::ALL.iter().rev().map(|r| r.as_str()).collect(),
+        // least privilege first: what the browser shows when nothing is selected
+        roles: Role::ALL.iter().map(|r| r.as_str()).collect(),
         provider_names,
         created,
     };
@@ -121,25 +170,42 @@ async fn render(
     Ok(resp)
 }
 
-/// `GET /tokens`.
+/// `GET /tokens`; right after a create, shows the new token once (and clears its cookie).
 pub async fn page(
     State(console): State<Console>,
     session: Session,
+    headers: HeaderMap,
     Query(p): Query<TokenParams>,
 ) -> Result<Response, ConsoleError> {
     session.require(Role::Admin)?;
     let form = TokenForm {
         name: p.name.clone().unwrap_or_default(),
-        role: p.role.clone().unwrap_or_else(|| "invoker".into()),
+        role: p.role.clone().unwrap_or_else(|| DEFAULT_ROLE.into()),
         providers: p.providers.clone().map(|s| vec![s]).unwrap_or_default(),
         ..TokenForm::default()
     };
-    let notice = notice_from(p.notice.as_deref(), None);
-    render(&console, &session, p.after, notice, form, None, StatusCode::OK).await
+    let created = open_created(&console, &headers);
+    let notice = match (&created, p.notice.as_deref()) {
+        (Some(c), _) => Notice::ok(format!("Token \"{}\" created. Copy it now: it is not shown again.", c.name)),
+        (None, Some("token-created")) => Notice::ok(
+            "The new token was shown once and is not shown again; revoke it and create another if it was lost.",
+        ),
+        (None, code) => notice_from(code, None),
+    };
+    let mut resp = render(&console, &session, p.after, notice, form, created, StatusCode::OK).await?;
+    if cookie(&headers, NEW_TOKEN_COOKIE).is_some() {
+        resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, NEW_TOKEN_COOKIE, "", 0, "/tokens"));
+    }
+    Ok(resp)
 }
 
-/// `POST /tokens`: creates a token and shows it once.
-pub async fn create(State(console): State<Console>, session: Session, body: Bytes) -> Result<Response, ConsoleError> {
+/// `POST /tokens`: creates a token and redirects to `GET /tokens`, which shows it once.
+pub async fn create(
+    State(console): State<Console>,
+    session: Session,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
     session.require(Role::Admin)?;
     let f = Form::parse(&body);
     let mut form = TokenForm {
@@ -174,12 +240,7 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     };
     if role.is_some() {
         match admin::tokens::create_from(&console.state, req).await {
-            Ok(view) => {
-                let notice =
-                    Notice::ok(format!("Token \"{}\" created. Copy it now: it is not shown again.", view.name));
-                return render(&console, &session, None, notice, TokenForm::default(), Some(view), StatusCode::CREATED)
-                    .await;
-            }
+            Ok(view) => return redirect_created(&console, &headers, view),
             Err(crate::ApiError::InvalidArgument { field, message }) => {
                 form.error_field = field.split('[').next().unwrap_or_default().to_string();
                 form.error = message;
@@ -189,6 +250,28 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     }
     let notice = Notice::error("The token was not created.");
     render(&console, &session, None, notice, form, None, StatusCode::BAD_REQUEST).await
+}
+
+/// The answer to a successful create: `303` to the tokens page, the token sealed in a cookie
+/// bound to this session.
+fn redirect_created(console: &Console, headers: &HeaderMap, view: TokenView) -> Result<Response, ConsoleError> {
+    let session = cookie(headers, SESSION_COOKIE).unwrap_or_default();
+    let created = CreatedToken {
+        name: view.name,
+        token: view.token.unwrap_or_default(),
+        exp: crate::time::now_ms() + NEW_TOKEN_TTL_MS,
+    };
+    let plain = serde_json::to_vec(&created).map_err(|e| ConsoleError::Internal(e.to_string()))?;
+    let sealed = console
+        .state
+        .store()
+        .keyring()
+        .seal(&new_token_aad(session), &plain)
+        .map_err(|e| ConsoleError::Internal(format!("sealing the new token: {e}")))?;
+    let mut resp = Redirect::to("/tokens?notice=token-created").into_response();
+    resp.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(headers, NEW_TOKEN_COOKIE, &sealed, NEW_TOKEN_TTL_MS / 1000, "/tokens"));
+    Ok(resp)
 }
 
 /// `POST /tokens/{id}/revoke`.
@@ -203,7 +286,7 @@ pub async fn revoke(
         Ok(_) => Ok(Redirect::to("/tokens?notice=revoked").into_response()),
         Err(e @ crate::ApiError::Conflict(_)) => {
             let status = e.status();
-            render(&console, &session, None, Notice::error(e.to_string()), TokenForm::default(), None, status).await
+            render(&console, &session, None, Notice::error(e.to_string()), TokenForm::fresh(), None, status).await
         }
         Err(e) => Err(e.into()),
     }

@@ -134,6 +134,13 @@ impl View {
                 list.push(val.to_string());
             }
         };
+        // model, user and agent: an empty value is a real key, "(no model)" / "(unattributed)"
+        let push_key = |list: &mut Vec<String>, val: &str| {
+            let val = val.trim();
+            if !list.iter().any(|x| x == val) {
+                list.push(val.to_string());
+            }
+        };
         let mut errors = Vec::new();
         for (k, val) in url::form_urlencoded::parse(query.as_bytes()) {
             match k.as_ref() {
@@ -150,9 +157,9 @@ impl View {
                     None => errors.push(format!("customEnd `{val}` is not an ISO-8601 time like 2026-11-24T00:00:00Z")),
                 },
                 "provider" => push(&mut v.providers, &val),
-                "model" => push(&mut v.models, &val),
-                "user" => push(&mut v.users, &val),
-                "agent" => push(&mut v.agents, &val),
+                "model" => push_key(&mut v.models, &val),
+                "user" => push_key(&mut v.users, &val),
+                "agent" => push_key(&mut v.agents, &val),
                 "token_type" if Bucket::parse(&val).is_some() => push(&mut v.token_types, &val),
                 "cost_type" if COST_TYPES.iter().any(|(c, _)| *c == val) => push(&mut v.cost_types, &val),
                 _ => {}
@@ -655,7 +662,7 @@ async fn render(
                 "provider" => key_label(console, "provider", v).0,
                 "token_type" => Bucket::parse(v).map_or_else(|| v.clone(), |b| b.label().to_string()),
                 "cost_type" => COST_TYPES.iter().find(|(c, _)| c == v).map_or(v.as_str(), |(_, l)| l).to_string(),
-                _ => v.clone(),
+                _ => key_label(console, dim, v).0,
             };
             chips.push(Chip { dim, value: v.clone(), label, remove_url: url_of("/usage", &remove) });
         }

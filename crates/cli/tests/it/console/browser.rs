@@ -130,8 +130,19 @@ impl Browser {
         }
     }
 
+    /// Clicks `css`; an element the page redrew between finding and clicking (a suggestion list
+    /// redrawn as typing goes on) is found again.
     async fn click(&self, css: &str) {
-        self.el(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.el(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     async fn fill(&self, css: &str, text: &str) {
@@ -408,8 +419,44 @@ async fn the_console_end_to_end_in_chromium() {
     assert_eq!(b.text(r#"tr[data-name="claude-haiku-4-5"] .m-in"#).await, "$0.75");
     assert!(b.el(r#"tr[data-name="claude-haiku-4-5"] .price-badge"#).await.is_displayed().await.unwrap_or(false));
     b.click("#record-inputs").await;
+    // the picker: Enter takes the highlighted catalog entry, not the text typed
+    b.fill("#model-search", "sonnet-4-6").await;
+    b.wait_text("#model-suggestions .picker-item.active", "claude-sonnet-4-6").await;
+    b.el("#model-search").await.send_keys("\u{E007}").await.unwrap_or_else(|e| panic!("{e}"));
+    b.el(r#"#model-rows tr[data-name="claude-sonnet-4-6"]"#).await;
+    assert!(!b.exists(r#"#model-rows tr[data-name="sonnet-4-6"]"#).await, "Enter saved the typed text");
+    // an ID the catalog does not know: Enter adds nothing, "Add custom" adds it with a warning
+    b.fill("#model-search", "my-fine-tune").await;
+    b.el("#add-custom-model").await;
+    b.el("#model-search").await.send_keys("\u{E007}").await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!b.exists(r#"#model-rows tr[data-name="my-fine-tune"]"#).await, "Enter added free text");
+    b.fill("#model-search", "my-fine-tune").await;
+    b.click("#add-custom-model").await;
+    let warn = b.text(r#"#model-rows tr[data-name="my-fine-tune"] .field-warn"#).await;
+    assert!(warn.contains("not in the catalog for type anthropic"), "{warn}");
+    for m in ["claude-sonnet-4-6", "my-fine-tune"] {
+        b.click(&format!(r#"#model-rows tr[data-name="{m}"] button[data-action="remove"]"#)).await;
+        b.wait_gone(&format!(r#"#model-rows tr[data-name="{m}"]"#)).await;
+    }
     b.shot("02-create-provider").await;
     submit_provider(&b, "claude-team").await;
+    // a Resource ID that is taken is not ticked in the Summary, and Create stays inactive
+    b.go("/providers/new").await;
+    b.fill("#display_name", "Claude Team").await;
+    b.wait_text("#name-live-error", "already exists").await;
+    assert!(!b.el("#sum-name").await.attr("class").await.ok().flatten().unwrap_or_default().contains("done"));
+    b.click("label[for=type-anthropic]").await;
+    assert_eq!(b.prop("#submit-provider", "disabled").await.as_deref(), Some("true"), "a taken name");
+    // switching type drops the other type's catalog models and keeps custom IDs
+    b.click("label[for=type-openai]").await;
+    b.fill("#model-search", "gpt-4o-mini").await;
+    b.click(r#"#model-suggestions .picker-item[data-name="gpt-4o-mini"]"#).await;
+    b.fill("#model-search", "house-model").await;
+    b.click("#add-custom-model").await;
+    b.el(r#"#model-rows tr[data-name="house-model"]"#).await;
+    b.click("label[for=type-google]").await;
+    b.wait_gone(r#"#model-rows tr[data-name="gpt-4o-mini"]"#).await;
+    assert!(b.exists(r#"#model-rows tr[data-name="house-model"]"#).await, "a custom ID stays");
 
     let providers = [
         NewProvider {
@@ -564,6 +611,12 @@ async fn the_console_end_to_end_in_chromium() {
     past.extend(history(ProviderType::Openai, "prod-openai", &["gpt-4o-mini", "gpt-4o"], 13, now));
     past.extend(history(ProviderType::Openai, "batch-openai", &["gpt-4o"], 9, now));
     past.extend(history(ProviderType::Google, "gemini", &["gemini-2.5-flash"], 11, now));
+    // one call without a user or a model (a model list through a token without a user)
+    let mut anonymous = past[0].clone();
+    anonymous.id = uuid::Uuid::now_v7().to_string();
+    anonymous.request_id = "hist-anonymous".into();
+    (anonymous.user, anonymous.agent, anonymous.model) = (None, None, None);
+    past.push(anonymous);
     let usage_url = format!("sqlite://{}?mode=rwc", gw.data_dir.join("usage.sqlite").display());
     let store = UsageStore::connect(&usage_url).await.unwrap_or_else(|e| panic!("{e}"));
     store.insert_events(&past).await.unwrap_or_else(|e| panic!("{e}"));
@@ -599,6 +652,19 @@ async fn the_console_end_to_end_in_chromium() {
     assert!(status.contains(" ms"), "{status}");
     b.click("#show-commands summary").await;
     assert!(b.text("#cmd-1").await.contains("/api/v1/llm-providers/claude-team/check"));
+    // the commands follow the model chosen in the dropdown
+    assert_eq!(b.text("#cmd-2").await, "tollgate provider check claude-team");
+    b.select("#check-model", "claude-sonnet-4-5").await;
+    assert_eq!(b.text("#cmd-2").await, "tollgate provider check claude-team --model claude-sonnet-4-5");
+    assert!(b.text("#cmd-1").await.contains(r#"{"model": "claude-sonnet-4-5"}"#));
+    // copy buttons keep their icon after "Copied" (twice in a row, too)
+    let icon = r#"#connection-card button[data-copy] svg"#;
+    b.el(icon).await;
+    b.click("#connection-card button[data-copy]").await;
+    b.click("#connection-card button[data-copy]").await;
+    b.wait_text("#connection-card button[data-copy]", "Copied").await;
+    b.el(icon).await;
+    assert_eq!(b.text("#connection-card button[data-copy]").await, "", "the icon, not text");
     b.shot("04-provider-detail").await;
     // Test Connection on Bedrock signs ListFoundationModels against the fake control plane
     b.go("/providers/bedrock-us").await;
@@ -694,6 +760,18 @@ async fn the_console_end_to_end_in_chromium() {
     assert!(rows.contains("ana@example.com") && rows.contains("li@example.com"), "{rows}");
     assert!(b.exists(r#".fchip[data-dim="agent"][data-value="support-bot"]"#).await);
     b.shot("08d-cost-and-usage-by-user").await;
+    // "(unattributed)" is a filter like any other user
+    b.go("/usage?range=14d&group_by=user").await;
+    b.c.find(Locator::XPath(r#"//select[@id='add-user']/option[.='(unattributed)']"#))
+        .await
+        .unwrap_or_else(|e| panic!("no (unattributed) option: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    b.el(r#".fchip[data-dim="user"][data-value=""]"#).await;
+    assert!(b.path().await.contains("user=&") || b.path().await.ends_with("user="), "{}", b.path().await);
+    let rows = b.text("#breakdown").await;
+    assert!(rows.contains("(unattributed)") && !rows.contains("ana@example.com"), "{rows}");
 
     // ---- edit, disable, delete
     b.go("/providers/prod-openai").await;
@@ -706,6 +784,7 @@ async fn the_console_end_to_end_in_chromium() {
     b.wait_text("#notice", "saved").await;
     assert_eq!(b.text("#provider-title").await, "Prod OpenAI (EU)");
     b.click("#disable-provider").await;
+    b.c.accept_alert().await.unwrap_or_else(|e| panic!("Disable asks first: {e}"));
     b.wait_text("#status-badge", "Disabled").await;
     let r = send(
         sdk_auth(gw.client.post(format!("{}/chat/completions", proxy("prod-openai"))), "openai", &gw.admin_token)

@@ -4,7 +4,7 @@
 
 use super::{Console, section, token_of};
 use crate::both_backends;
-use crate::proxy::Rig;
+use crate::proxy::{Rig, send};
 use crate::support::*;
 
 both_backends!(
@@ -16,6 +16,11 @@ both_backends!(
     every_page_renders,
     secrets_and_tokens_pages,
     spend_on_pages_matches_the_spending_api,
+    unknown_models_are_saved_with_a_visible_warning,
+    the_bedrock_picker_offers_inference_profiles,
+    no_user_and_no_model_filters_narrow_the_numbers,
+    show_commands_follow_the_checked_model,
+    form_polish,
 );
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
@@ -582,14 +587,47 @@ async fn secrets_and_tokens_pages(db: TestDb) {
             &[("name", "ci-bot"), ("role", "invoker"), ("agent", "ci-bot"), ("expires_at", "2099-01-01T00:00")],
         )
         .await;
-    p.expect(201);
-    let token = section(&p.body, r#"id="new-token-value">"#, "</code>")
+    // Post/Redirect/Get: the create answers 303; the token is never in the URL
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert_eq!(p.location.as_deref(), Some("/tokens?notice=token-created"));
+    let sealed = p.set_cookie("tollgate_new_token").unwrap_or_else(|| panic!("no sealed token cookie"));
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/tokens", "Max-Age=120"] {
+        assert!(sealed.contains(attr), "{attr} missing in {sealed}");
+    }
+    assert!(!sealed.contains("tg_"), "the cookie is sealed: {sealed}");
+    let shown = c.get("/tokens?notice=token-created").await;
+    shown.expect(200);
+    let token = section(&shown.body, r#"id="new-token-value">"#, "</code>")
         .trim_start_matches(r#"id="new-token-value">"#)
         .to_string();
     assert!(token.starts_with("tg_") && token.len() == 46, "{token}");
-    assert_eq!(p.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
-    let again = c.get("/tokens").await;
+    assert_eq!(shown.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert!(shown.set_cookie("tollgate_new_token").unwrap_or_default().contains("Max-Age=0"), "shown once: cleared");
+    // the form after a create starts again on the least privilege
+    let roles = section(&shown.body, r#"id="token-role""#, "</select>");
+    assert!(roles.contains(r#"<option value="invoker" selected>"#), "{roles}");
+    assert_eq!(roles.matches(" selected>").count(), 1, "{roles}");
+    // reloading the page after the create neither shows the token again nor creates another
+    let again = c.get("/tokens?notice=token-created").await;
+    again.expect(200);
     assert!(!again.body.contains(&token), "a token is shown once");
+    assert!(again.body.contains("shown once"), "{}", again.body);
+    let (_, list) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
+    let n = list["tokens"].as_array().map_or(0, |a| a.iter().filter(|t| t["name"] == "ci-bot").count());
+    assert_eq!(n, 1, "one create, one token: {list}");
+    // the sealed cookie opens in no other session
+    let mut other = Console::new(&gw);
+    other.sign_in(&gw.admin_token).await;
+    let value = sealed.split(';').next().unwrap_or_default().to_string();
+    let r = other
+        .client
+        .get(format!("{}/tokens", gw.base_url))
+        .header("cookie", value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let body = r.text().await.unwrap_or_default();
+    assert!(!body.contains(&token) && !body.contains("new-token-value"), "another session sees nothing");
     assert!(section(&again.body, r#"data-token="ci-bot""#, "</tr>").contains("Jan 1, 2099 00:00 UTC"));
     // the new token works on the proxy side (auth) and is revoked from the page
     let (_, list) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
@@ -614,6 +652,10 @@ async fn secrets_and_tokens_pages(db: TestDb) {
     let p = c.post(&format!("/tokens/{me}/revoke"), &[]).await;
     p.expect(409);
     assert!(p.body.contains("last active admin token"));
+    // the create form of that page is on the least privilege too, listed first
+    let roles = section(&p.body, r#"id="token-role""#, "</select>");
+    assert!(roles.contains(r#"<option value="invoker" selected>"#), "{roles}");
+    assert!(roles.find("invoker") < roles.find("admin"), "least privilege first: {roles}");
 }
 
 async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
@@ -712,4 +754,218 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     let input_row = csv.body.lines().find(|l| l.contains(",token_type,input,")).unwrap_or_default();
     let cells: Vec<&str> = input_row.split(',').collect();
     assert_eq!(cells.get(4..6), Some(&["", ""][..]), "requests and failed_requests are empty: {}", csv.body);
+}
+
+async fn unknown_models_are_saved_with_a_visible_warning(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "ANTHROPIC_API_KEY", "sk-ant").await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    c.get("/providers/new").await.expect(200);
+    // a form posted without the script: one catalog model, one typed ID the catalog lacks
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Typed"),
+                ("name", "typed"),
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "existing"),
+                ("anthropic_config.api_key_ref", "ANTHROPIC_API_KEY"),
+                ("m0.name", "claude-sonnet-4-6"),
+                ("m1.name", "sonnet-4-6"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let detail = c.get(p.location.as_deref().unwrap_or_default()).await;
+    detail.expect(200);
+    let warn = section(&detail.body, r#"id="model-warnings""#, "</div>\n");
+    assert!(
+        warn.contains("model &#34;sonnet-4-6&#34; is not in the catalog for type anthropic: it will be unpriced"),
+        "{warn}"
+    );
+    assert!(!warn.contains("claude-sonnet-4-6"), "a catalog model is not warned about: {warn}");
+    // the edit form says it next to the row
+    let edit = c.get("/providers/typed/edit").await;
+    let row = section(&edit.body, r#"data-name="sonnet-4-6""#, "</tr>");
+    assert!(row.contains(r#"class="field-warn""#) && row.contains("not in the catalog"), "{row}");
+    assert!(row.contains(r#"data-custom="1""#), "{row}");
+    let row = section(&edit.body, r#"data-name="claude-sonnet-4-6""#, "</tr>");
+    assert!(!row.contains("field-warn") && row.contains(r#"data-catalog-type="anthropic""#), "{row}");
+}
+
+async fn the_bedrock_picker_offers_inference_profiles(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    let r = c.client.get(format!("{}/ui/catalog?type=bedrock", gw.base_url)).send().await;
+    let v: Value = r.unwrap_or_else(|e| panic!("{e}")).json().await.unwrap_or_default();
+    let names: Vec<&str> =
+        v["models"].as_array().map(|a| a.iter().filter_map(|m| m["name"].as_str()).collect()).unwrap_or_default();
+    let catalog = tollgate_core::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+    let profile_only: Vec<&str> = catalog
+        .models_of(tollgate_core::ProviderType::Bedrock)
+        .filter(|m| m.requires_inference_profile)
+        .map(|m| m.name.as_str())
+        .collect();
+    assert!(profile_only.contains(&"anthropic.claude-sonnet-4-6"));
+    for bare in &profile_only {
+        assert!(!names.contains(bare), "{bare} is offered by its bare id, which the gateway refuses");
+    }
+    // its profiles are offered instead, next to each other
+    let sonnet: Vec<&str> = names.iter().copied().filter(|n| n.ends_with(".anthropic.claude-sonnet-4-6")).collect();
+    assert_eq!(sonnet, catalog.inference_profiles_for("anthropic.claude-sonnet-4-6"));
+    let at = names.iter().position(|n| *n == sonnet[0]).unwrap_or_default();
+    assert_eq!(&names[at..at + sonnet.len()], &sonnet[..], "a model's profiles sort together");
+    // models Bedrock serves on demand stay bare
+    assert!(names.contains(&"ai21.jamba-1-5-large-v1:0"), "{names:?}");
+}
+
+async fn no_user_and_no_model_filters_narrow_the_numbers(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let gw = &rig.gw;
+    let (_, t) = admin(
+        gw,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "ana", "role": "invoker", "user": "ana@example.com"})),
+    )
+    .await;
+    let ana = t["token"].as_str().unwrap_or_default().to_string();
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    for token in [ana.as_str(), ana.as_str(), rig.token.as_str()] {
+        let r = send(crate::proxy::sdk_auth(gw.client.post(rig.url("/chat/completions")), "openai", token).json(&chat))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    // a request without a model, by the token without a user
+    let r = send(rig.request(Method::GET, "/models")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events = rig.events(4).await;
+    assert_eq!(events.iter().filter(|e| e.user.is_none()).count(), 2);
+    assert_eq!(events.iter().filter(|e| e.model.is_none()).count(), 1);
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+    let requests = |body: &str| section(body, "Requests</span>", "</div>").to_string();
+    let all = c.get("/usage?range=7d").await;
+    assert!(requests(&all.body).contains(">4<"), "{}", requests(&all.body));
+    // the filter menus offer "(unattributed)" and "(no model)" as real choices; the placeholder is not one
+    let users = section(&all.body, r#"id="add-user""#, "</select>");
+    assert!(users.contains(r#"<option value="" disabled selected>"#), "{users}");
+    assert!(users.contains(r#"<option value="">(unattributed)</option>"#), "{users}");
+    let models = section(&all.body, r#"id="add-model""#, "</select>");
+    assert!(models.contains(r#"<option value="">(no model)</option>"#), "{models}");
+    // no user: the two requests of the token without one
+    let p = c.get("/usage?range=7d&user=").await;
+    p.expect(200);
+    assert!(requests(&p.body).contains(">2<"), "{}", requests(&p.body));
+    assert!(p.body.contains(r#"data-dim="user" data-value="""#) && p.body.contains("(unattributed)"), "the chip");
+    let p = c.get("/usage?range=7d&user=ana%40example.com").await;
+    assert!(requests(&p.body).contains(">2<"), "{}", requests(&p.body));
+    // no model: the model list request only
+    let p = c.get("/usage?range=7d&model=").await;
+    assert!(requests(&p.body).contains(">1<"), "{}", requests(&p.body));
+    let p = c.get("/usage?range=7d&model=&user=").await;
+    assert!(requests(&p.body).contains(">1<"), "{}", requests(&p.body));
+    // the CSV of the view agrees
+    let csv = c.get("/usage/export.csv?range=7d&user=").await;
+    let n: i64 = csv.body.lines().skip(1).filter_map(|r| r.split(',').nth(4)?.parse::<i64>().ok()).sum();
+    assert_eq!(n, 2, "{}", csv.body);
+}
+
+async fn show_commands_follow_the_checked_model(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    let mut listed = provider_body("anthropic", "listed");
+    listed["provider_models"] = json!([{"name": "claude-haiku-4-5"}, {"name": "claude-sonnet-4-6"}]);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(listed)).await, 201);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "every"))).await, 201);
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("bedrock", "rock"))).await, 201);
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    // listed models: the first is selected, and the commands name it
+    let d = c.get("/providers/listed").await;
+    let cli = section(&d.body, r#"id="cmd-2""#, "</pre>");
+    assert!(cli.contains(">tollgate provider check listed --model claude-haiku-4-5"), "{cli}");
+    // the script gets both forms: without a model, and with a slot for the one picked
+    let slot = section(&d.body, "data-model-slot=\"", "\"").trim_start_matches("data-model-slot=\"").to_string();
+    assert!(!slot.is_empty());
+    assert!(cli.contains(&format!(r#"data-template="tollgate provider check listed --model {slot}""#)), "{cli}");
+    assert!(cli.contains(r#"data-any="tollgate provider check listed""#), "{cli}");
+    // the copy button sits beside the title, not over the command
+    let head = section(&d.body, r#"<div class="cmd-head">"#, "</div>");
+    assert!(head.contains(r#"data-copy-from="cmd-1""#), "{head}");
+    // every model allowed: "Any model" is selected, so the commands name none
+    let d = c.get("/providers/every").await;
+    let cli = section(&d.body, r#"id="cmd-2""#, "</pre>");
+    assert!(
+        cli.ends_with(">tollgate provider check every") || cli.contains(">tollgate provider check every<"),
+        "{cli}"
+    );
+    assert!(!section(&d.body, r#"id="cmd-1""#, "</pre>").contains("-d '{"), "no model in the check body");
+    // Bedrock: the card says the probe goes to the control plane, not the Base URL
+    let d = c.get("/providers/rock").await;
+    let note = section(&d.body, r#"id="probe-note""#, "</p>");
+    assert!(note.contains("control plane") && note.contains("does not call") && note.contains("Base URL"), "{note}");
+    assert!(note.contains("/foundation-models"), "{note}");
+}
+
+async fn form_polish(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "polish"))).await, 201);
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    // the edit page has its type: no "Choose a provider type"
+    let edit = c.get("/providers/polish/edit").await;
+    edit.expect(200);
+    assert!(!edit.body.contains("Choose a provider type"), "{}", section(&edit.body, r#"id="config-card""#, "</h2>"));
+    assert!(c.get("/providers/new").await.body.contains("Choose a provider type"));
+    // an inline "New" secret with a bad name: its error appears once, under the name
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Inline"),
+                ("name", "inline"),
+                ("type", "anthropic"),
+                ("anthropic_config.api_key_ref.mode", "new"),
+                ("anthropic_config.api_key_ref.new_name", "lower_case"),
+                ("anthropic_config.api_key_ref.new_value", "v"),
+            ],
+        )
+        .await;
+    p.expect(400);
+    let box_ = section(&p.body, r#"data-secret-field="anthropic_config.api_key_ref""#, "data-secret-field=");
+    assert_eq!(box_.matches("field-error").count(), 1, "{box_}");
+    assert_eq!(box_.matches("must be an UPPER_SNAKE_CASE").count(), 1, "{box_}");
+    // Disable asks first
+    let d = c.get("/providers/polish").await;
+    let disable = section(&d.body, r#"action="/providers/polish/disable""#, ">");
+    assert!(disable.contains("data-confirm=") && disable.contains("403"), "{disable}");
+    // a secret in use cannot be deleted from the page, and the page does not pretend otherwise
+    secret(&gw, "SPARE_KEY", "spare").await;
+    let s = c.get("/secrets").await;
+    let used = section(&s.body, r#"data-secret="OPENAI_API_KEY""#, "</tr>");
+    assert!(!used.contains("/secrets/OPENAI_API_KEY/delete") && used.contains("disabled"), "{used}");
+    assert!(used.contains("remove it from"), "{used}");
+    let spare = section(&s.body, r#"data-secret="SPARE_KEY""#, "</tr>");
+    assert!(spare.contains("/secrets/SPARE_KEY/delete") && !spare.contains("can no longer use it"), "{spare}");
+    // a Resource ID that is taken is not ticked in the Summary when the form comes back
+    let p = c
+        .post(
+            "/providers/new",
+            &[
+                ("display_name", "Polish"),
+                ("name", "polish"),
+                ("type", "openai"),
+                ("openai_config.api_key_ref.mode", "existing"),
+                ("openai_config.api_key_ref", "OPENAI_API_KEY"),
+            ],
+        )
+        .await;
+    p.expect(400);
+    assert!(section(&p.body, r#"id="sum-name""#, "</li>").starts_with(r#"id="sum-name" >"#), "not done");
+    assert!(p.body.contains(r#"data-name-error="true""#));
 }
