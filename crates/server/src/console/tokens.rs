@@ -48,7 +48,7 @@ fn open_created(console: &Console, headers: &HeaderMap) -> Option<CreatedToken> 
     let session = cookie(headers, SESSION_COOKIE)?;
     let plain = console.state.store().keyring().open(&new_token_aad(session), sealed).ok()?;
     let created: CreatedToken = serde_json::from_slice(&plain).ok()?;
-    (created.exp > crate::time::now_ms()).then_some(created)
+    (created.exp > console.state.now_ms()).then_some(created)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -259,7 +259,7 @@ fn redirect_created(console: &Console, headers: &HeaderMap, view: TokenView) -> 
     let created = CreatedToken {
         name: view.name,
         token: view.token.unwrap_or_default(),
-        exp: crate::time::now_ms() + NEW_TOKEN_TTL_MS,
+        exp: console.state.now_ms() + NEW_TOKEN_TTL_MS,
     };
     let plain = serde_json::to_vec(&created).map_err(|e| ConsoleError::Internal(e.to_string()))?;
     let sealed = console
