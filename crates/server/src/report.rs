@@ -3,7 +3,7 @@
 //! into a [`Query`], run it here and only render the result (JSON, HTML, CSV).
 //!
 //! It owns: the window (explicit RFC 3339 bounds widened to whole hours, or the console's
-//! presets), the bucket width (hours for windows up to 3 days, days beyond), the grouping (a
+//! presets), the bucket width (hours for windows up to 2 days, days beyond), the grouping (a
 //! rollup column or the token bucket), the filters (several values per dimension, `""` =
 //! unattributed / no model; token-type and cost-type filters keep only their buckets), the
 //! caller's provider scope, the labels of group keys, the top-N + "(other)" cut of a series and
@@ -30,7 +30,7 @@ pub const MAX_COMBINATIONS: usize = 64;
 /// Most points a time series may have.
 pub const MAX_POINTS: i64 = 10_000;
 /// Windows up to this long are bucketed by hour by default, longer ones by day.
-pub const HOURLY_UP_TO_MS: i64 = 3 * DAY_MS;
+pub const HOURLY_UP_TO_MS: i64 = 2 * DAY_MS;
 /// Default window of an explicit query without `start`: the 7 days before `end`.
 pub const DEFAULT_WINDOW_MS: i64 = 7 * DAY_MS;
 /// The key of the series that sums the groups beyond a series limit.
@@ -697,8 +697,8 @@ mod tests {
         assert_eq!(explicit_window(None, None, now).ok(), Some((now - 7 * DAY_MS, now)));
         assert_eq!(explicit_window(Some(NOV24 + 1), Some(NOV24 + 2), now).ok(), Some((NOV24, NOV24 + HOUR_MS)));
         assert!(explicit_window(Some(NOV24), Some(NOV24), now).is_err());
-        assert_eq!(default_width(0, 3 * DAY_MS), HOUR_MS);
-        assert_eq!(default_width(0, 3 * DAY_MS + HOUR_MS), DAY_MS);
+        assert_eq!(default_width(0, 2 * DAY_MS), HOUR_MS);
+        assert_eq!(default_width(0, 2 * DAY_MS + HOUR_MS), DAY_MS);
         assert_eq!(buckets_of(NOV24 + HOUR_MS, NOV24 + 2 * DAY_MS, DAY_MS).ok(), Some((NOV24, 2)));
         assert!(buckets_of(0, (MAX_POINTS + 1) * HOUR_MS, HOUR_MS).is_err());
         assert!(parse_width("bucket", Some("week"), DAY_MS).is_err());

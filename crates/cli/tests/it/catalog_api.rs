@@ -257,10 +257,14 @@ async fn spending_api_windows_parameters_and_roles() {
     assert_eq!(series[0]["points"][1]["start"], "2026-01-02T00:00:00.000Z");
     assert_eq!(ts["series"][0]["points"].as_array().map_or(0, Vec::len), 4);
     let daily = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{window}"), None).await, 200);
-    assert_eq!(daily["bucket"], "day", "over 3 days: daily by default");
+    assert_eq!(daily["bucket"], "day", "over 2 days: daily by default");
     let two_days = "start=2026-01-01T00:30:00Z&end=2026-01-03T00:00:00Z";
     let hourly = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{two_days}"), None).await, 200);
-    assert_eq!(hourly["bucket"], "hour", "up to 3 days: hourly by default");
+    assert_eq!(hourly["bucket"], "hour", "up to 2 days: hourly by default");
+    // beyond 2 days daily, as the console's Cost & Usage page buckets the same window
+    let three_days = "start=2026-01-01T00:00:00Z&end=2026-01-04T00:00:00Z";
+    let d3 = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{three_days}"), None).await, 200);
+    assert_eq!(d3["bucket"], "day", "3 days: daily by default");
     assert_eq!(hourly["series"][0]["points"].as_array().map_or(0, Vec::len), 48);
     assert_eq!(hourly["series"][0]["points"][0]["stats"]["total_cost_microcents"], 1000);
 

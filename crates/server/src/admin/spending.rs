@@ -47,7 +47,7 @@ pub struct SpendingParams {
     /// input | output | cached_input | cache_write_5m | cache_write_1h | cache_write_unknown | reasoning:
     /// report only this bucket.
     pub token_type: Option<String>,
-    /// timeseries: hour | day (default hour up to 3 days, else day); export.csv: hour | day | total
+    /// timeseries: hour | day (default hour up to 2 days, else day); export.csv: hour | day | total
     /// (default day).
     pub bucket: Option<String>,
     /// timeseries and export.csv: provider | model | user | agent | provider_type | token_type.

@@ -7,7 +7,7 @@
 //! The URL is the state: `range`, `customStart`/`customEnd` (ISO-8601, rewritten to
 //! `YYYY-MM-DDTHH:MM:SSZ` so a copied URL opens the same window), `group_by` and repeatable
 //! filter parameters. Windows are whole UTC days for the presets and whole hours for custom
-//! ranges; buckets are hours for windows up to 3 days, days otherwise. The page is a thin
+//! ranges; buckets are hours for windows up to 2 days, days otherwise. The page is a thin
 //! adapter: the view becomes a [`report::Query`] and the numbers, labels and CSV come from the
 //! reporting engine shared with the admin spending API ([`crate::report`]).
 
