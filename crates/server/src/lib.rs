@@ -17,6 +17,7 @@ pub mod keys;
 pub mod meter;
 pub mod metrics;
 pub mod proxy;
+pub mod report;
 pub mod retention;
 pub mod secrets;
 pub mod settings;

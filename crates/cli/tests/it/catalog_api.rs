@@ -206,7 +206,7 @@ fn event(id: &str, ts_ms: i64, provider: &str, model: &str, cost_total: i64, sta
 
 /// Spending parameters: the effective window is widened to whole hours, day buckets are
 /// zero-filled, the previous period is compared, bad parameters name the field, readers may
-/// read, invokers may not, and a scoped token must name one of its providers.
+/// read, invokers may not, and a scoped token reads only its providers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spending_api_windows_parameters_and_roles() {
     let gw = gateway(TestDb::sqlite().await).await;
@@ -257,10 +257,14 @@ async fn spending_api_windows_parameters_and_roles() {
     assert_eq!(series[0]["points"][1]["start"], "2026-01-02T00:00:00.000Z");
     assert_eq!(ts["series"][0]["points"].as_array().map_or(0, Vec::len), 4);
     let daily = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{window}"), None).await, 200);
-    assert_eq!(daily["bucket"], "day", "over 3 days: daily by default");
+    assert_eq!(daily["bucket"], "day", "over 2 days: daily by default");
     let two_days = "start=2026-01-01T00:30:00Z&end=2026-01-03T00:00:00Z";
     let hourly = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{two_days}"), None).await, 200);
-    assert_eq!(hourly["bucket"], "hour", "up to 3 days: hourly by default");
+    assert_eq!(hourly["bucket"], "hour", "up to 2 days: hourly by default");
+    // beyond 2 days daily, as the console's Cost & Usage page buckets the same window
+    let three_days = "start=2026-01-01T00:00:00Z&end=2026-01-04T00:00:00Z";
+    let d3 = expect(admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{three_days}"), None).await, 200);
+    assert_eq!(d3["bucket"], "day", "3 days: daily by default");
     assert_eq!(hourly["series"][0]["points"].as_array().map_or(0, Vec::len), 48);
     assert_eq!(hourly["series"][0]["points"][0]["stats"]["total_cost_microcents"], 1000);
 
@@ -331,8 +335,20 @@ async fn spending_api_windows_parameters_and_roles() {
         .as_str()
         .unwrap_or_default()
         .to_string();
-    expect(call(&gw, Method::GET, "/api/v1/spending/summary", Some(&scoped), None).await, 403);
     expect(call(&gw, Method::GET, "/api/v1/spending/summary?provider=p1", Some(&scoped), None).await, 403);
+    // without `provider` a scoped token reads its scope's providers only (as the console does)
+    let wide = "start=2025-12-31T00:00:00Z&end=2026-01-05T00:00:00Z";
+    let scope_only = expect(
+        call(&gw, Method::GET, &format!("/api/v1/spending/breakdown?{wide}&dimension=provider"), Some(&scoped), None)
+            .await,
+        200,
+    );
+    let keys: Vec<&str> =
+        scope_only["entries"].as_array().into_iter().flatten().filter_map(|e| e["key"].as_str()).collect();
+    assert_eq!(keys, vec!["p2"], "{scope_only}");
+    let all =
+        expect(call(&gw, Method::GET, &format!("/api/v1/spending/summary?{wide}"), Some(&scoped), None).await, 200);
+    assert_eq!(all["stats"]["total_cost_microcents"], 500);
     let own = expect(
         call(
             &gw,

@@ -1,6 +1,6 @@
 //! `/api/v1/spending/{summary,timeseries,breakdown,export.csv}` (DESIGN.md §2): where the money
-//! went, read from the hourly rollups only (never raw events), so every report costs
-//! hours × groups whatever the traffic.
+//! went. A thin adapter over the reporting engine ([`crate::report`], shared with the console):
+//! it parses the query parameters into a [`report::Query`], runs it and renders JSON or CSV.
 //!
 //! The window is `[start, end)` (RFC 3339; default the last 7 days) widened to whole hours; every
 //! response states the effective window. Filters match exactly (`""` = unattributed). A
@@ -8,10 +8,12 @@
 //! come back as zeros. Rows of one token type carry no request counts (`null`): requests are
 //! not split by token type. Providers that no longer exist keep their history, marked
 //! `deleted: true` and labelled with their name. Readers may read spending; a token scoped to
-//! providers must name one of them in `provider`.
+//! providers reads only those: a `provider` outside its scope is refused, and without one the
+//! report covers the scope's providers.
 
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
+use crate::report::{self, Group, Query as ReportQuery};
 use crate::state::AppState;
 use crate::time::{parse_rfc3339, rfc3339};
 use axum::Json;
@@ -19,20 +21,13 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use tollgate_core::{Bucket, ProviderType, Role};
-use tollgate_store::{DAY_MS, Dimension, HOUR_MS, RollupStats, SpendingFilter, SpendingRow};
+use tollgate_core::{Bucket, Role};
+use tollgate_store::{DAY_MS, HOUR_MS, RollupStats};
 use utoipa::{IntoParams, ToSchema};
 
-/// Default window when `start` is absent: the 7 days before `end`.
-const DEFAULT_WINDOW_MS: i64 = 7 * DAY_MS;
-/// Most points a time series may have (buckets × 1).
-const MAX_POINTS: i64 = 10_000;
 /// Default and largest number of series of a grouped time series.
 const DEFAULT_SERIES: usize = 10;
 const MAX_SERIES: usize = 1000;
-/// The key of the series that sums the groups beyond `limit`.
-pub const OTHER_KEY: &str = "(other)";
 
 /// Filters and options of the spending endpoints.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -52,7 +47,7 @@ pub struct SpendingParams {
     /// input | output | cached_input | cache_write_5m | cache_write_1h | cache_write_unknown | reasoning:
     /// report only this bucket.
     pub token_type: Option<String>,
-    /// timeseries: hour | day (default hour up to 3 days, else day); export.csv: hour | day | total
+    /// timeseries: hour | day (default hour up to 2 days, else day); export.csv: hour | day | total
     /// (default day).
     pub bucket: Option<String>,
     /// timeseries and export.csv: provider | model | user | agent | provider_type | token_type.
@@ -170,153 +165,56 @@ pub struct TimeseriesResponse {
     pub truncated_key_count: usize,
 }
 
-/// A grouping: a rollup column or the token bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Group {
-    Column(Dimension),
-    TokenType,
-}
-
-impl Group {
-    fn parse(field: &str, v: &str) -> Result<Group, ApiError> {
-        Ok(match v {
-            "provider" => Group::Column(Dimension::Provider),
-            "model" => Group::Column(Dimension::Model),
-            "user" => Group::Column(Dimension::User),
-            "agent" => Group::Column(Dimension::Agent),
-            "provider_type" => Group::Column(Dimension::ProviderType),
-            "token_type" => Group::TokenType,
-            other => {
-                return Err(ApiError::invalid(
-                    field,
-                    format!("`{other}` is not one of provider, model, user, agent, provider_type, token_type"),
-                ));
-            }
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Group::Column(Dimension::Provider) => "provider",
-            Group::Column(Dimension::Model) => "model",
-            Group::Column(Dimension::User) => "user",
-            Group::Column(Dimension::Agent) => "agent",
-            Group::Column(Dimension::ProviderType) => "provider_type",
-            Group::TokenType => "token_type",
-        }
-    }
-
-    fn column(self) -> Option<Dimension> {
-        match self {
-            Group::Column(d) => Some(d),
-            Group::TokenType => None,
-        }
-    }
-}
-
-/// A parsed request: the store filter on the effective window, and the bucket to keep.
-#[derive(Debug)]
-struct Request {
-    filter: SpendingFilter,
-    only: Option<Bucket>,
-}
-
 fn opt(v: &Option<String>) -> Option<String> {
     v.as_ref().map(|s| s.trim().to_string())
 }
 
-fn parse_request(caller: &tollgate_store::TokenRecord, p: &SpendingParams, now_ms: i64) -> Result<Request, ApiError> {
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The parameters → the engine's query: one value per filter (`""` = unattributed for model,
+/// user and agent), the caller's provider scope applied.
+fn parse_query(caller: &tollgate_store::TokenRecord, p: &SpendingParams, now_ms: i64) -> Result<ReportQuery, ApiError> {
     let time = |field: &'static str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        match nonempty(v) {
             None => Ok(None),
             Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| {
                 ApiError::invalid(field, format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-11-24T00:00:00Z)"))
             }),
         }
     };
-    let end = time("end", &p.end)?.unwrap_or(now_ms);
-    let start = time("start", &p.start)?.unwrap_or(end - DEFAULT_WINDOW_MS);
-    if start >= end {
-        return Err(ApiError::invalid("start", "must be before end"));
-    }
-    let start_ms = start - start.rem_euclid(HOUR_MS);
-    let end_ms = match end.rem_euclid(HOUR_MS) {
-        0 => end,
-        r => end - r + HOUR_MS,
+    let (start_ms, end_ms) = report::explicit_window(time("start", &p.start)?, time("end", &p.end)?, now_ms)?;
+    let provider_types = match nonempty(&p.provider_type) {
+        None => vec![],
+        Some(t) => vec![report::parse_provider_type("provider_type", t)?],
     };
-    let provider_type = match p.provider_type.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let buckets = match nonempty(&p.token_type) {
         None => None,
-        Some(t) => {
-            Some(t.parse::<ProviderType>().map_err(|m| ApiError::invalid("provider_type", m))?.as_str().to_string())
-        }
+        Some(t) => Some(vec![report::parse_bucket("token_type", t)?]),
     };
-    let only = match p.token_type.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(t) => Some(Bucket::parse(t).ok_or_else(|| {
-            ApiError::invalid("token_type", format!("`{t}` is not one of {}", bucket_names().join(", ")))
-        })?),
+    let mut q = ReportQuery {
+        start_ms,
+        end_ms,
+        providers: nonempty(&p.provider).map(str::to_string).into_iter().collect(),
+        models: opt(&p.model).into_iter().collect(),
+        users: opt(&p.user).into_iter().collect(),
+        agents: opt(&p.agent).into_iter().collect(),
+        provider_types,
+        buckets,
     };
-    let provider = opt(&p.provider).filter(|s| !s.is_empty());
-    if let Some(scope) = &caller.providers {
-        match &provider {
-            Some(name) if scope.iter().any(|s| s == name) => {}
-            Some(name) => {
-                return Err(ApiError::PermissionDenied(format!("this token is not scoped to provider \"{name}\"")));
-            }
-            None => {
-                return Err(ApiError::PermissionDenied(format!(
-                    "this token is scoped to providers ({}); pass one of them as `provider`",
-                    scope.join(", ")
-                )));
-            }
-        }
-    }
-    Ok(Request {
-        filter: SpendingFilter {
-            start_ms,
-            end_ms,
-            provider,
-            model: opt(&p.model),
-            user: opt(&p.user),
-            agent: opt(&p.agent),
-            provider_type,
-        },
-        only,
-    })
+    q.scope(caller.providers.as_deref())?;
+    Ok(q)
 }
 
-fn bucket_names() -> Vec<&'static str> {
-    Bucket::ALL.iter().map(|b| b.as_str()).collect()
+fn parse_group(field: &'static str, v: &Option<String>) -> Result<Option<Group>, ApiError> {
+    Ok(nonempty(v).map(|g| Group::parse(field, g)).transpose()?)
 }
 
-/// Whether a row's request counts are meaningful: not on a row of one token type, where the
-/// rollup's counts are every request's (they are not split by bucket).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Requests {
-    Counted,
-    NotPerTokenType,
-}
-
-impl Requests {
-    /// Request counts are left out of rows grouped by token type.
-    fn of(group: Option<Group>) -> Requests {
-        match group {
-            Some(Group::TokenType) => Requests::NotPerTokenType,
-            Some(Group::Column(_)) | None => Requests::Counted,
-        }
-    }
-}
-
-/// Rollup counters → API stats, keeping only `only` when set.
-fn stats(r: &RollupStats, only: Option<Bucket>, requests: Requests) -> Stats {
-    let keep = |b: Bucket| only.is_none_or(|o| o == b);
-    let bs = |b: Bucket| {
-        if keep(b) {
-            BucketStats { tokens: r.tokens.get(b), cost_microcents: r.cost.get(b) }
-        } else {
-            BucketStats::default()
-        }
-    };
+/// Rollup counters → API stats; request counts only where `requests` (not on a row of one
+/// token type, see [`report::requests_split`]).
+fn stats(r: &RollupStats, requests: bool) -> Stats {
+    let bs = |b: Bucket| BucketStats { tokens: r.tokens.get(b), cost_microcents: r.cost.get(b) };
     let buckets = Buckets {
         input: bs(Bucket::Input),
         output: bs(Bucket::Output),
@@ -326,106 +224,15 @@ fn stats(r: &RollupStats, only: Option<Bucket>, requests: Requests) -> Stats {
         cache_write_unknown: bs(Bucket::CacheWriteUnknown),
         reasoning: bs(Bucket::Reasoning),
     };
-    let (total_tokens, total_cost) = match only {
-        None => (r.tokens.total_tokens(), r.cost.total),
-        Some(b) => (r.tokens.get(b), r.cost.get(b)),
-    };
-    let count = |n: i64| match requests {
-        Requests::Counted => Some(n),
-        Requests::NotPerTokenType => None,
-    };
+    let count = |n: i64| requests.then_some(n);
     Stats {
-        total_cost_microcents: total_cost,
+        total_cost_microcents: r.cost.total,
         total_requests: count(r.requests),
         failed_requests: count(r.failed_requests),
         unpriced_requests: count(r.unpriced_requests),
-        total_tokens,
+        total_tokens: r.tokens.total_tokens(),
         buckets,
     }
-}
-
-/// The label and deleted flag of a group key.
-fn label(state: &AppState, group: Group, key: &str) -> (String, bool) {
-    match group {
-        Group::Column(Dimension::Provider) => match state.snapshot().providers.get(key) {
-            Some(p) => (p.spec.display_name.clone(), false),
-            None => (key.to_string(), true),
-        },
-        Group::Column(Dimension::Model) => {
-            if key.is_empty() {
-                return ("(no model)".into(), false);
-            }
-            let catalog = state.catalog();
-            let found = ProviderType::ALL.iter().find_map(|t| catalog.get(*t, key)).map(|m| m.label.clone());
-            (found.unwrap_or_else(|| key.to_string()), false)
-        }
-        Group::Column(Dimension::User) | Group::Column(Dimension::Agent) => {
-            (if key.is_empty() { "(unattributed)".to_string() } else { key.to_string() }, false)
-        }
-        Group::Column(Dimension::ProviderType) => {
-            (key.parse::<ProviderType>().map(|t| t.label().to_string()).unwrap_or_else(|_| key.to_string()), false)
-        }
-        Group::TokenType => {
-            (Bucket::parse(key).map(|b| b.label().to_string()).unwrap_or_else(|| key.to_string()), false)
-        }
-    }
-}
-
-fn single(rows: &[SpendingRow]) -> RollupStats {
-    let mut s = RollupStats::default();
-    for r in rows {
-        s.add(&r.stats);
-    }
-    s
-}
-
-/// A rollup's counters restricted to one bucket (requests stay: they are not split by bucket).
-fn of_bucket(r: &RollupStats, b: Bucket) -> RollupStats {
-    let mut t = tollgate_core::Usage::default();
-    let mut c = tollgate_core::Cost::default();
-    let set_u = |u: &mut tollgate_core::Usage, v: i64| match b {
-        Bucket::Input => u.input = v,
-        Bucket::Output => u.output = v,
-        Bucket::CachedInput => u.cached_input = v,
-        Bucket::CacheWrite5m => u.cache_write_5m = v,
-        Bucket::CacheWrite1h => u.cache_write_1h = v,
-        Bucket::CacheWriteUnknown => u.cache_write_unknown = v,
-        Bucket::Reasoning => u.reasoning = v,
-    };
-    set_u(&mut t, r.tokens.get(b));
-    let v = r.cost.get(b);
-    match b {
-        Bucket::Input => c.input = v,
-        Bucket::Output => c.output = v,
-        Bucket::CachedInput => c.cached_input = v,
-        Bucket::CacheWrite5m => c.cache_write_5m = v,
-        Bucket::CacheWrite1h => c.cache_write_1h = v,
-        Bucket::CacheWriteUnknown => c.cache_write_unknown = v,
-        Bucket::Reasoning => c.reasoning = v,
-    }
-    c.total = v;
-    RollupStats { tokens: t, cost: c, ..*r }
-}
-
-/// Totals per group key (for token_type: per bucket), highest cost first.
-fn grouped(group: Group, rows: &[SpendingRow]) -> Vec<(String, RollupStats)> {
-    let mut by: BTreeMap<String, RollupStats> = BTreeMap::new();
-    match group {
-        Group::TokenType => {
-            let all = single(rows);
-            for b in Bucket::ALL {
-                by.insert(b.as_str().to_string(), of_bucket(&all, b));
-            }
-        }
-        Group::Column(_) => {
-            for r in rows {
-                by.entry(r.key.clone()).or_default().add(&r.stats);
-            }
-        }
-    }
-    let mut out: Vec<(String, RollupStats)> = by.into_iter().collect();
-    out.sort_by(|a, b| b.1.cost.total.cmp(&a.1.cost.total).then_with(|| a.0.cmp(&b.0)));
-    out
 }
 
 /// Totals, with the same filters and the previous window of equal length for comparison.
@@ -439,19 +246,17 @@ pub async fn summary(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<SummaryResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p, state.now_ms())?;
-    let f = &req.filter;
-    let len = f.end_ms - f.start_ms;
-    let prev = SpendingFilter { start_ms: f.start_ms - len, end_ms: f.start_ms, ..f.clone() };
-    let now = single(&state.usage().spending(f, None, None).await?);
-    let before = single(&state.usage().spending(&prev, None, None).await?);
+    let q = parse_query(&caller, &p, state.now_ms())?;
+    let prev = q.previous();
+    let now = report::totals(&state, &q).await?;
+    let before = report::totals(&state, &prev).await?;
     Ok(Json(SummaryResponse {
-        start: rfc3339(f.start_ms),
-        end: rfc3339(f.end_ms),
-        stats: stats(&now, req.only, Requests::Counted),
+        start: rfc3339(q.start_ms),
+        end: rfc3339(q.end_ms),
+        stats: stats(&now, true),
         previous_start: rfc3339(prev.start_ms),
         previous_end: rfc3339(prev.end_ms),
-        previous: stats(&before, req.only, Requests::Counted),
+        previous: stats(&before, true),
     }))
 }
 
@@ -466,34 +271,24 @@ pub async fn breakdown(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<BreakdownResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p, state.now_ms())?;
-    let dim = p.dimension.as_deref().map(str::trim).filter(|s| !s.is_empty()).ok_or_else(|| {
+    let q = parse_query(&caller, &p, state.now_ms())?;
+    let group = parse_group("dimension", &p.dimension)?.ok_or_else(|| {
         ApiError::invalid("dimension", "is required: provider, model, user, agent, provider_type or token_type")
     })?;
-    let group = Group::parse("dimension", dim)?;
-    let rows = state.usage().spending(&req.filter, group.column(), None).await?;
-    let entries = grouped(group, &rows)
+    let entries = report::breakdown(&state, &q, group)
+        .await?
         .into_iter()
-        .map(|(key, s)| {
-            let (label, deleted) = label(&state, group, &key);
-            BreakdownEntry { stats: stats(&s, req.only, Requests::of(Some(group))), key, label, deleted }
+        .map(|e| {
+            let (label, deleted) = report::label(&state, Some(group), &e.key, 0);
+            BreakdownEntry { stats: stats(&e.value, report::requests_split(Some(group))), key: e.key, label, deleted }
         })
         .collect();
     Ok(Json(BreakdownResponse {
-        start: rfc3339(req.filter.start_ms),
-        end: rfc3339(req.filter.end_ms),
+        start: rfc3339(q.start_ms),
+        end: rfc3339(q.end_ms),
         dimension: group.name().to_string(),
         entries,
     }))
-}
-
-fn bucket_width(v: Option<&str>, default: i64) -> Result<i64, ApiError> {
-    match v.map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(default),
-        Some("hour") => Ok(HOUR_MS),
-        Some("day") => Ok(DAY_MS),
-        Some(other) => Err(ApiError::invalid("bucket", format!("`{other}` must be hour or day"))),
-    }
 }
 
 /// Spend over time in hour or day buckets (UTC), zero-filled, optionally one series per group.
@@ -507,131 +302,40 @@ pub async fn timeseries(
     Query(p): Query<SpendingParams>,
 ) -> Result<Json<TimeseriesResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p, state.now_ms())?;
-    let f = &req.filter;
-    let default = if f.end_ms - f.start_ms <= 3 * DAY_MS { HOUR_MS } else { DAY_MS };
-    let width = bucket_width(p.bucket.as_deref(), default)?;
-    let first = f.start_ms - f.start_ms.rem_euclid(width);
-    let n = (f.end_ms - first + width - 1) / width;
-    if n > MAX_POINTS {
-        return Err(ApiError::invalid(
-            "bucket",
-            format!("{n} buckets is more than {MAX_POINTS}; use a shorter window or day buckets"),
-        ));
-    }
-    let group = match p.group_by.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(g) => Some(Group::parse("group_by", g)?),
-    };
-    let limit = match p.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let q = parse_query(&caller, &p, state.now_ms())?;
+    let width = report::parse_width("bucket", p.bucket.as_deref(), report::default_width(q.start_ms, q.end_ms))?;
+    let group = parse_group("group_by", &p.group_by)?;
+    let limit = match nonempty(&p.limit) {
         None => DEFAULT_SERIES,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_SERIES).contains(&n) => n,
             _ => return Err(ApiError::invalid("limit", format!("`{v}` must be an integer from 1 to {MAX_SERIES}"))),
         },
     };
-    // Grouped by a column: the store keeps the top `limit` keys and sums the rest itself, so the
-    // cut keys are never bucketed one by one.
-    let (rows, cut) = match group {
-        Some(Group::Column(dim)) => {
-            let top = state.usage().spending_top(f, dim, width, limit).await?;
-            let cut = (top.truncated_key_count > 0).then_some((top.other, top.truncated_key_count));
-            (top.rows, cut)
-        }
-        _ => (state.usage().spending(f, group.and_then(Group::column), Some(width)).await?, None),
-    };
-    let starts: Vec<i64> = (0..n).map(|i| first + i * width).collect();
-    let index = |ms: i64| usize::try_from((ms - first) / width).ok().filter(|i| *i < starts.len());
-    // key → per-bucket counters
-    let mut series: BTreeMap<String, Vec<RollupStats>> = BTreeMap::new();
-    let blank = || vec![RollupStats::default(); starts.len()];
-    match group {
-        None => {
-            let s = series.entry("all".to_string()).or_insert_with(blank);
-            for r in &rows {
-                if let Some(i) = index(r.bucket_start_ms) {
-                    s[i].add(&r.stats);
-                }
-            }
-        }
-        Some(Group::TokenType) => {
-            for b in Bucket::ALL {
-                let s = series.entry(b.as_str().to_string()).or_insert_with(blank);
-                for r in &rows {
-                    if let Some(i) = index(r.bucket_start_ms) {
-                        s[i].add(&of_bucket(&r.stats, b));
-                    }
-                }
-            }
-        }
-        Some(Group::Column(_)) => {
-            for r in &rows {
-                if let Some(i) = index(r.bucket_start_ms) {
-                    series.entry(r.key.clone()).or_insert_with(blank)[i].add(&r.stats);
-                }
-            }
-        }
-    }
-    let mut ordered: Vec<(String, Vec<RollupStats>)> = series.into_iter().collect();
-    let total = |v: &Vec<RollupStats>| v.iter().map(|s| s.cost.total).sum::<i64>();
-    ordered.sort_by(|a, b| total(&b.1).cmp(&total(&a.1)).then_with(|| a.0.cmp(&b.0)));
-    let mut truncated_key_count = 0;
-    if let Some((other_rows, cut_keys)) = cut {
-        truncated_key_count = cut_keys;
-        let mut other = blank();
-        for r in &other_rows {
-            if let Some(i) = index(r.bucket_start_ms) {
-                other[i].add(&r.stats);
-            }
-        }
-        ordered.push((OTHER_KEY.to_string(), other));
-    } else if group.is_some() && ordered.len() > limit {
-        let rest = ordered.split_off(limit);
-        truncated_key_count = rest.len();
-        let mut other = blank();
-        for (_, points) in &rest {
-            for (o, p) in other.iter_mut().zip(points) {
-                o.add(p);
-            }
-        }
-        ordered.push((OTHER_KEY.to_string(), other));
-    }
-    let start_text: Vec<String> = starts.iter().map(|s| rfc3339(*s)).collect();
-    let series = ordered
+    let ts = report::timeseries(&state, &q, group, width, limit).await?;
+    let start_text: Vec<String> = ts.starts.iter().map(|s| rfc3339(*s)).collect();
+    let series = ts
+        .series
         .into_iter()
-        .map(|(key, points)| {
-            let (label, deleted) = match group {
-                None => ("All".to_string(), false),
-                Some(_) if key == OTHER_KEY => (format!("Other ({truncated_key_count} more)"), false),
-                Some(g) => label(&state, g, &key),
-            };
-            let points = points
+        .map(|s| {
+            let (label, deleted) = report::label(&state, group, &s.key, ts.truncated_key_count);
+            let points = s
+                .value
                 .iter()
                 .zip(&start_text)
-                .map(|(s, start)| Point { start: start.clone(), stats: stats(s, req.only, Requests::of(group)) })
+                .map(|(st, start)| Point { start: start.clone(), stats: stats(st, report::requests_split(group)) })
                 .collect();
-            Series { key, label, deleted, points }
+            Series { key: s.key, label, deleted, points }
         })
         .collect();
     Ok(Json(TimeseriesResponse {
-        start: rfc3339(f.start_ms),
-        end: rfc3339(f.end_ms),
+        start: rfc3339(q.start_ms),
+        end: rfc3339(q.end_ms),
         bucket: if width == HOUR_MS { "hour" } else { "day" }.to_string(),
         group_by: group.map(|g| g.name().to_string()),
         series,
-        truncated_key_count,
+        truncated_key_count: ts.truncated_key_count,
     }))
-}
-
-fn csv_field(s: &str) -> String {
-    // Quote when needed; a leading =+-@ is prefixed so spreadsheets do not run it as a formula.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
-/// A request count for CSV: empty when the row has none (one token type).
-fn count_cell(n: Option<i64>) -> String {
-    n.map_or_else(String::new, |n| n.to_string())
 }
 
 /// The report as CSV: one row per bucket (hour, day, or the whole window) and group.
@@ -648,80 +352,22 @@ pub async fn export_csv(
     Query(p): Query<SpendingParams>,
 ) -> Result<Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let req = parse_request(&caller, &p, state.now_ms())?;
-    let f = &req.filter;
+    let q = parse_query(&caller, &p, state.now_ms())?;
     let width = match p.bucket.as_deref().map(str::trim) {
         Some("total") => None,
-        other => Some(bucket_width(other, DAY_MS)?),
+        other => Some(report::parse_width("bucket", other, DAY_MS)?),
     };
-    let group = match p.group_by.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(g) => Some(Group::parse("group_by", g)?),
-    };
-    let rows = state.usage().spending(f, group.and_then(Group::column), width).await?;
-    // (bucket start, key) → counters
-    let mut cells: BTreeMap<(i64, String), RollupStats> = BTreeMap::new();
-    for r in &rows {
-        let start = if width.is_some() { r.bucket_start_ms } else { f.start_ms };
-        match group {
-            Some(Group::TokenType) => {
-                for b in Bucket::ALL {
-                    cells.entry((start, b.as_str().to_string())).or_default().add(&of_bucket(&r.stats, b));
-                }
-            }
-            _ => cells.entry((start, r.key.clone())).or_default().add(&r.stats),
-        }
+    let group = parse_group("group_by", &p.group_by)?;
+    Ok(csv_response(report::csv(&state, &q, group, width).await?, &q))
+}
+
+/// A CSV body as a download named after the window (shared with the console's export).
+pub fn csv_response(body: String, q: &ReportQuery) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(&report::csv_disposition(q)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
     }
-    let mut out = String::from(
-        "bucket_start,dimension,key,label,deleted,requests,failed_requests,unpriced_requests,total_tokens,\
-         total_cost_microcents,total_cost_usd",
-    );
-    for b in Bucket::ALL {
-        out.push_str(&format!(",{0}_tokens,{0}_cost_microcents", b.as_str()));
-    }
-    out.push('\n');
-    for ((start, key), s) in &cells {
-        if s.requests == 0 && s.cost.total == 0 && s.tokens.total_tokens() == 0 {
-            continue;
-        }
-        let st = stats(s, req.only, Requests::of(group));
-        let (lbl, deleted) = match group {
-            None => ("All".to_string(), false),
-            Some(g) => label(&state, g, key),
-        };
-        let dim = group.map_or("all", Group::name);
-        let key = if group.is_none() { "all" } else { key.as_str() };
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{}",
-            rfc3339(*start),
-            dim,
-            csv_field(key),
-            csv_field(&lbl),
-            deleted,
-            count_cell(st.total_requests),
-            count_cell(st.failed_requests),
-            count_cell(st.unpriced_requests),
-            st.total_tokens,
-            st.total_cost_microcents,
-            tollgate_core::Microcents(st.total_cost_microcents).to_usd_string()
-        ));
-        let b = &st.buckets;
-        for x in
-            [b.input, b.output, b.cached_input, b.cache_write_5m, b.cache_write_1h, b.cache_write_unknown, b.reasoning]
-        {
-            out.push_str(&format!(",{},{}", x.tokens, x.cost_microcents));
-        }
-        out.push('\n');
-    }
-    let filename = format!(
-        "attachment; filename=\"tollgate-spending-{}-{}.csv\"",
-        rfc3339(f.start_ms).replace(':', ""),
-        rfc3339(f.end_ms).replace(':', "")
-    );
-    let mut resp = out.into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
-    if let Ok(v) = HeaderValue::from_str(&filename) {
-        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    resp
 }

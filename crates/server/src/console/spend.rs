@@ -1,112 +1,32 @@
-//! Spending for console pages, read from the hourly rollups through the store's one spending
-//! query ([`tollgate_store::UsageStore::spending`]); nothing here scans raw events.
-//!
-//! The console's filters may hold several values per dimension (chips combine): the store
-//! filter takes one value per dimension, so a filter with several values runs one store query
-//! per combination and adds the rows up (each rollup row has exactly one value per dimension,
-//! so the combinations are disjoint and the sum is exact). Token-type and cost-type filters keep
-//! only the chosen buckets of every row.
+//! Spending for console pages, through the reporting engine ([`crate::report`], shared with the
+//! admin spending API): the 7-day figures of the providers list and detail pages. Nothing here
+//! scans raw events.
 
 use super::{Console, ConsoleError};
+use crate::report::{self, ReportError};
+pub use crate::report::{Query, ceil_hour, day_start, floor_hour};
 use std::collections::HashMap;
-use tollgate_core::{Bucket, Cost, Usage};
-use tollgate_store::{DAY_MS, Dimension, HOUR_MS, RollupStats, SpendingFilter, SpendingRow};
+use tollgate_store::{DAY_MS, Dimension, RollupStats, SpendingRow};
 
-/// Most store queries one console filter may expand to.
-pub const MAX_COMBINATIONS: usize = 64;
-
-/// What to read: a window on hour boundaries, value lists per dimension (empty = any), and the
-/// buckets to keep (`None` = all).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Query {
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub providers: Vec<String>,
-    pub models: Vec<String>,
-    pub users: Vec<String>,
-    pub agents: Vec<String>,
-    pub buckets: Option<Vec<Bucket>>,
-}
-
-impl Query {
-    /// Every single-valued store filter this query stands for.
-    pub fn filters(&self) -> Result<Vec<SpendingFilter>, ConsoleError> {
-        let dim = |v: &Vec<String>| -> Vec<Option<String>> {
-            if v.is_empty() { vec![None] } else { v.iter().cloned().map(Some).collect() }
-        };
-        let (p, m, u, a) = (dim(&self.providers), dim(&self.models), dim(&self.users), dim(&self.agents));
-        let n = p.len() * m.len() * u.len() * a.len();
-        if n > MAX_COMBINATIONS {
-            return Err(ConsoleError::BadRequest(format!(
-                "these filters combine into {n} queries (at most {MAX_COMBINATIONS}); remove some chips"
-            )));
-        }
-        let mut out = Vec::with_capacity(n);
-        for provider in &p {
-            for model in &m {
-                for user in &u {
-                    for agent in &a {
-                        out.push(SpendingFilter {
-                            start_ms: self.start_ms,
-                            end_ms: self.end_ms,
-                            provider: provider.clone(),
-                            model: model.clone(),
-                            user: user.clone(),
-                            agent: agent.clone(),
-                            provider_type: None,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// A rollup's counters with only the buckets in `keep` (requests are not split by bucket and
-/// stay whole); the total is the sum of the kept buckets.
-pub fn keep_buckets(r: &RollupStats, keep: &[Bucket]) -> RollupStats {
-    let mut tokens = Usage::default();
-    let mut cost = Cost::default();
-    for b in keep {
-        let (t, c) = (r.tokens.get(*b), r.cost.get(*b));
-        match b {
-            Bucket::Input => (tokens.input, cost.input) = (t, c),
-            Bucket::Output => (tokens.output, cost.output) = (t, c),
-            Bucket::CachedInput => (tokens.cached_input, cost.cached_input) = (t, c),
-            Bucket::CacheWrite5m => (tokens.cache_write_5m, cost.cache_write_5m) = (t, c),
-            Bucket::CacheWrite1h => (tokens.cache_write_1h, cost.cache_write_1h) = (t, c),
-            Bucket::CacheWriteUnknown => (tokens.cache_write_unknown, cost.cache_write_unknown) = (t, c),
-            Bucket::Reasoning => (tokens.reasoning, cost.reasoning) = (t, c),
+impl From<ReportError> for ConsoleError {
+    fn from(e: ReportError) -> ConsoleError {
+        match e {
+            ReportError::Invalid { message, .. } => ConsoleError::BadRequest(message),
+            ReportError::Forbidden(m) => ConsoleError::Forbidden(m),
+            ReportError::Store(e) => ConsoleError::Api(crate::ApiError::from(e)),
         }
     }
-    cost.total = Bucket::ALL.iter().map(|b| cost.get(*b)).sum();
-    RollupStats { tokens, cost, ..*r }
 }
 
-/// Rollup rows for `q`, grouped by `group` and bucketed by `bucket_ms` (see the store's
-/// `spending`), bucket filters applied.
+/// Rollup rows for `q`, grouped by `group` and bucketed by `bucket_ms`, bucket filters applied
+/// (see [`report::rows`]).
 pub async fn rows(
     console: &Console,
     q: &Query,
     group: Option<Dimension>,
     bucket_ms: Option<i64>,
 ) -> Result<Vec<SpendingRow>, ConsoleError> {
-    let mut out = Vec::new();
-    for f in q.filters()? {
-        out.extend(console.state.usage().spending(&f, group, bucket_ms).await.map_err(crate::ApiError::from)?);
-    }
-    if let Some(keep) = &q.buckets {
-        for r in &mut out {
-            r.stats = keep_buckets(&r.stats, keep);
-        }
-    }
-    Ok(out)
-}
-
-/// The start of the UTC day holding `ms`.
-pub fn day_start(ms: i64) -> i64 {
-    ms - ms.rem_euclid(DAY_MS)
+    Ok(report::rows(&console.state, q, group, bucket_ms).await?)
 }
 
 /// The last 7 UTC days, today included: `[today − 6 days, tomorrow)`.
@@ -151,21 +71,11 @@ pub async fn last_7_days_by_provider(
     Ok(out)
 }
 
-/// Hour boundaries at or around `ms`.
-pub fn floor_hour(ms: i64) -> i64 {
-    ms - ms.rem_euclid(HOUR_MS)
-}
-
-pub fn ceil_hour(ms: i64) -> i64 {
-    match ms.rem_euclid(HOUR_MS) {
-        0 => ms,
-        r => ms - r + HOUR_MS,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_core::{Cost, Usage};
+    use tollgate_store::HOUR_MS;
 
     fn stats(cost_in: i64, cost_out: i64) -> RollupStats {
         RollupStats {
@@ -174,34 +84,6 @@ mod tests {
             cost: Cost { input: cost_in, output: cost_out, total: cost_in + cost_out, ..Cost::default() },
             ..RollupStats::default()
         }
-    }
-
-    #[test]
-    fn bucket_filters_keep_only_their_buckets() {
-        let r = keep_buckets(&stats(100, 250), &[Bucket::Output]);
-        assert_eq!((r.tokens.input, r.tokens.output, r.cost.total, r.requests), (0, 20, 250, 2));
-        let all = keep_buckets(&stats(100, 250), &Bucket::ALL);
-        assert_eq!(all.cost.total, 350);
-    }
-
-    #[test]
-    fn several_values_expand_into_disjoint_single_filters() {
-        let q = Query {
-            start_ms: 0,
-            end_ms: HOUR_MS,
-            providers: vec!["a".into(), "b".into()],
-            models: vec!["m1".into(), "m2".into(), "m3".into()],
-            ..Query::default()
-        };
-        let f = q.filters().unwrap_or_default();
-        assert_eq!(f.len(), 6);
-        assert!(f.iter().all(|f| f.user.is_none() && f.agent.is_none() && f.end_ms == HOUR_MS));
-        assert_eq!(f[0].provider.as_deref(), Some("a"));
-        assert_eq!(f[5].model.as_deref(), Some("m3"));
-        let none = Query::default().filters().unwrap_or_default();
-        assert_eq!(none.len(), 1);
-        let many = Query { users: (0..65).map(|i| i.to_string()).collect(), ..Query::default() };
-        assert!(many.filters().is_err());
     }
 
     #[test]

@@ -736,8 +736,8 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     csv.expect(200);
     assert!(csv.headers["content-type"].to_str().unwrap_or_default().starts_with("text/csv"));
     let rows: Vec<&str> = csv.body.lines().collect();
-    assert!(rows[0].starts_with("bucket_start,group_by,key,label,requests"));
-    let sum: i64 = rows[1..].iter().filter_map(|r| r.split(',').nth(8)?.parse::<i64>().ok()).sum();
+    assert!(rows[0].starts_with("bucket_start,dimension,key,label,deleted,requests"));
+    let sum: i64 = rows[1..].iter().filter_map(|r| r.split(',').nth(9)?.parse::<i64>().ok()).sum();
     assert_eq!(sum, total, "{}", csv.body);
     // By model the table counts requests per row (2 + 1); by token type there is no per-type
     // request count, so the column is left out instead of repeating the total on every row.
@@ -753,7 +753,7 @@ async fn spend_on_pages_matches_the_spending_api(db: TestDb) {
     let csv = c.get("/usage/export.csv?range=7d&group_by=token_type").await;
     let input_row = csv.body.lines().find(|l| l.contains(",token_type,input,")).unwrap_or_default();
     let cells: Vec<&str> = input_row.split(',').collect();
-    assert_eq!(cells.get(4..6), Some(&["", ""][..]), "requests and failed_requests are empty: {}", csv.body);
+    assert_eq!(cells.get(5..8), Some(&["", "", ""][..]), "the request counts are empty: {}", csv.body);
 }
 
 async fn unknown_models_are_saved_with_a_visible_warning(db: TestDb) {

@@ -3,6 +3,7 @@
 
 mod browser;
 mod http;
+mod reports;
 
 use crate::support::*;
 
