@@ -180,7 +180,7 @@ async fn refusals(db: TestDb, kind: &'static str) {
         let model_refusals = if kind == "google" { 2 } else { 1 };
         assert!(
             metrics.contains(&format!(
-                "tollgate_proxy_requests_refused_total{{reason=\"model_not_allowed\"}} {model_refusals}"
+                "tollgate_proxy_requests_refused_total{{source=\"downstream\",reason=\"model_not_allowed\"}} {model_refusals}"
             )),
             "{metrics}"
         );
