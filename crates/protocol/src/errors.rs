@@ -25,6 +25,9 @@ pub enum GatewayErrorKind {
     PayloadTooLarge,
     /// 429: a budget is exhausted.
     BudgetExceeded,
+    /// 500: the gateway's own configuration or state failed (a provider's credential secret
+    /// is missing or unusable, signing failed): not the client's fault, not the upstream's.
+    Internal,
     /// 502: the upstream could not be reached or answered badly.
     BadGateway,
     /// 504: the upstream did not answer in time.
@@ -40,6 +43,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => 404,
             GatewayErrorKind::PayloadTooLarge => 413,
             GatewayErrorKind::BudgetExceeded => 429,
+            GatewayErrorKind::Internal => 500,
             GatewayErrorKind::BadGateway => 502,
             GatewayErrorKind::GatewayTimeout => 504,
         }
@@ -54,6 +58,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::NotFound => ("invalid_request_error", "not_found"),
             GatewayErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
             GatewayErrorKind::BudgetExceeded => ("insufficient_quota", "budget_exceeded"),
+            GatewayErrorKind::Internal => ("server_error", "internal_error"),
             GatewayErrorKind::BadGateway => ("api_error", "bad_gateway"),
             GatewayErrorKind::GatewayTimeout => ("api_error", "timeout"),
         }
@@ -67,7 +72,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "not_found_error",
             GatewayErrorKind::PayloadTooLarge => "request_too_large",
             GatewayErrorKind::BudgetExceeded => "rate_limit_error",
-            GatewayErrorKind::BadGateway | GatewayErrorKind::GatewayTimeout => "api_error",
+            GatewayErrorKind::Internal | GatewayErrorKind::BadGateway | GatewayErrorKind::GatewayTimeout => "api_error",
         }
     }
 
@@ -78,6 +83,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => "PERMISSION_DENIED",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "NOT_FOUND",
             GatewayErrorKind::BudgetExceeded => "RESOURCE_EXHAUSTED",
+            GatewayErrorKind::Internal => "INTERNAL",
             GatewayErrorKind::BadGateway => "UNAVAILABLE",
             GatewayErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
         }
@@ -90,6 +96,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => "AccessDeniedException",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "ResourceNotFoundException",
             GatewayErrorKind::BudgetExceeded => "ThrottlingException",
+            GatewayErrorKind::Internal => "InternalServerException",
             GatewayErrorKind::BadGateway => "ServiceUnavailableException",
             GatewayErrorKind::GatewayTimeout => "ModelTimeoutException",
         }
@@ -161,6 +168,16 @@ mod tests {
         assert_eq!(b.status, 429);
         assert_eq!(body(&b), json!({"message": "over budget"}));
         assert!(b.headers.contains(&("x-amzn-errortype", "ThrottlingException".to_string())));
+        // A gateway fault: 500 in each family's own server-error shape.
+        let o = render(Some(ProviderType::Openai), GatewayErrorKind::Internal, "no credential");
+        assert_eq!(o.status, 500);
+        assert_eq!(body(&o)["error"]["type"], "server_error");
+        let a = render(Some(ProviderType::Anthropic), GatewayErrorKind::Internal, "x");
+        assert_eq!(body(&a)["error"]["type"], "api_error");
+        let g = render(Some(ProviderType::Google), GatewayErrorKind::Internal, "x");
+        assert_eq!(body(&g), json!({"error": {"code": 500, "message": "x", "status": "INTERNAL"}}));
+        let b = render(Some(ProviderType::Bedrock), GatewayErrorKind::Internal, "x");
+        assert!(b.headers.contains(&("x-amzn-errortype", "InternalServerException".to_string())));
         let unknown = render(None, GatewayErrorKind::NotFound, "x");
         assert_eq!(body(&unknown)["error"]["code"], "not_found");
     }

@@ -23,7 +23,8 @@
 //! can be overridden (`--aws-sts-endpoint`); the metadata endpoints follow the standard
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT` / `AWS_CONTAINER_CREDENTIALS_FULL_URI` variables.
 
-use crate::state::{AppState, Snapshot};
+use crate::secrets::SecretSource;
+use crate::snapshot::Snapshot;
 use arc_swap::ArcSwapOption;
 use aws_config::BehaviorVersion;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
@@ -37,6 +38,7 @@ use tollgate_core::ProviderSpec;
 use tollgate_core::provider::BedrockCredentialMode;
 use tollgate_core::provider::{BedrockConfig, DEFAULT_SESSION_NAME};
 use tollgate_protocol::sigv4::{self, AwsCredentials as Creds};
+use tollgate_store::{SecretValue, Store};
 
 /// The SigV4 service name of Bedrock (runtime and control plane).
 pub const SERVICE: &str = "bedrock";
@@ -55,17 +57,28 @@ pub enum AwsError {
     MissingSecret { provider: String, secret: String },
     #[error("provider \"{provider}\": AWS credentials ({mode}) could not be obtained: {reason}")]
     Provider { provider: String, mode: &'static str, reason: String },
-    #[error("provider \"{provider}\": {0}", provider = .1)]
-    Signing(sigv4::SigningError, String),
+    #[error("provider \"{provider}\": the Bedrock request could not be signed: {reason}")]
+    Signing { provider: String, reason: String },
 }
 
-/// Where static key secrets are read from.
+/// Where static key secrets are read from: what the caller passes in, so this module needs
+/// nothing of the application state.
 #[derive(Debug, Clone, Copy)]
-pub enum SecretLookup<'a> {
-    /// The request path: the snapshot's cache (database backend) or env/dir.
-    Snapshot(&'a Snapshot),
-    /// The admin path, for a provider not saved yet: the secret backend itself.
-    Backend,
+pub struct SecretLookup<'a> {
+    pub source: &'a SecretSource,
+    pub store: &'a Store,
+    /// The request path: the snapshot's cache (database backend) or env/dir. `None` on the
+    /// admin path, for a provider not saved yet: the secret backend itself.
+    pub snapshot: Option<&'a Snapshot>,
+}
+
+impl SecretLookup<'_> {
+    async fn value(&self, name: &str) -> Option<SecretValue> {
+        match self.snapshot {
+            Some(snap) => self.source.credential(self.store, snap, name).await,
+            None => self.source.value(self.store, name).await.ok().flatten(),
+        }
+    }
 }
 
 /// The request line and body of an outgoing request to sign.
@@ -255,12 +268,7 @@ impl AwsCredentials {
     }
 
     /// The credentials to sign a request of provider `spec` with.
-    pub async fn credentials(
-        &self,
-        state: &AppState,
-        secrets: SecretLookup<'_>,
-        spec: &ProviderSpec,
-    ) -> Result<Creds, AwsError> {
+    pub async fn credentials(&self, secrets: SecretLookup<'_>, spec: &ProviderSpec) -> Result<Creds, AwsError> {
         let name = spec.name.as_str();
         let (Some(cfg), Some(mode)) = (config(spec), spec.bedrock_credential_mode()) else {
             return Err(AwsError::NotBedrock { provider: name.to_string() });
@@ -271,8 +279,8 @@ impl AwsCredentials {
                 let refs = cfg.static_credentials.as_ref();
                 let ak_ref = refs.and_then(|s| s.access_key_id_ref.as_deref()).unwrap_or_default();
                 let sk_ref = refs.and_then(|s| s.secret_access_key_ref.as_deref()).unwrap_or_default();
-                let ak = secret(state, secrets, name, ak_ref).await?;
-                let sk = secret(state, secrets, name, sk_ref).await?;
+                let ak = secret(secrets, name, ak_ref).await?;
+                let sk = secret(secrets, name, sk_ref).await?;
                 Ok(Creds {
                     access_key_id: ak.expose().trim().to_string(),
                     secret_access_key: sk.expose().trim().to_string(),
@@ -313,27 +321,26 @@ impl AwsCredentials {
     /// and `body` as they will be sent.
     pub async fn sign(
         &self,
-        state: &AppState,
         secrets: SecretLookup<'_>,
         spec: &ProviderSpec,
         out: Outgoing<'_>,
         headers: &mut HeaderMap,
     ) -> Result<(), AwsError> {
         let Outgoing { method, url, body } = out;
-        let creds = self.credentials(state, secrets, spec).await?;
+        let creds = self.credentials(secrets, spec).await?;
         let pairs: Vec<(&str, &str)> =
             headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v))).collect();
         let req = sigv4::Request { method, url, headers: &pairs, body };
         // The signature's time is checked by AWS against its own clock: the real one, not the
         // gateway's (which only tests move).
         let added = sigv4::sign_request(&req, &creds, region(spec), SERVICE, SystemTime::now())
-            .map_err(|e| AwsError::Signing(e, spec.name.clone()))?;
+            .map_err(|e| AwsError::Signing { provider: spec.name.clone(), reason: e.to_string() })?;
         for (name, value) in added {
             let Ok(mut v) = HeaderValue::from_str(&value) else {
-                return Err(AwsError::Provider {
+                // Never the value: it holds the access key id (or the session token).
+                return Err(AwsError::Signing {
                     provider: spec.name.clone(),
-                    mode: "signing",
-                    reason: format!("the {name} header value is not valid"),
+                    reason: format!("the {name} header it produced is not a valid header value"),
                 });
             };
             v.set_sensitive(name != "x-amz-date");
@@ -343,20 +350,11 @@ impl AwsCredentials {
     }
 }
 
-async fn secret(
-    state: &AppState,
-    lookup: SecretLookup<'_>,
-    provider: &str,
-    name: &str,
-) -> Result<tollgate_store::SecretValue, AwsError> {
-    let value = match lookup {
-        SecretLookup::Snapshot(snap) => state.credential(snap, name).await,
-        SecretLookup::Backend => state.secrets().value(state.store(), name).await.ok().flatten(),
-    };
-    value.ok_or_else(|| {
-        tracing::warn!(provider, secret = %name, "provider credential is missing");
-        AwsError::MissingSecret { provider: provider.to_string(), secret: name.to_string() }
-    })
+async fn secret(lookup: SecretLookup<'_>, provider: &str, name: &str) -> Result<SecretValue, AwsError> {
+    lookup
+        .value(name)
+        .await
+        .ok_or_else(|| AwsError::MissingSecret { provider: provider.to_string(), secret: name.to_string() })
 }
 
 #[cfg(test)]

@@ -1,22 +1,36 @@
 //! Process-wide counters, rendered in the Prometheus text format on `GET /metrics`.
 //!
 //! Plain atomics: incrementing one costs a relaxed add on the request path. Requests the
-//! gateway refuses before reaching an upstream create no usage event; they are counted here.
+//! gateway refuses before reaching an upstream create no usage event; they are counted here,
+//! by the source of the fault (`downstream`: the client's request; `internal`: the gateway's
+//! own configuration) and its reason, as the proxy's error table (`proxy::error`) says.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The `(source, reason)` label pairs of `tollgate_proxy_requests_refused_total`, in
+/// exposition order: every fault `proxy::error::Fault::row` answers before an upstream (a
+/// test there checks each one is listed).
+pub const REFUSED: [(&str, &str); 10] = [
+    ("downstream", "unauthenticated"),
+    ("downstream", "not_found"),
+    ("downstream", "permission_denied"),
+    ("downstream", "model_not_allowed"),
+    ("downstream", "bad_request"),
+    ("downstream", "payload_too_large"),
+    ("internal", "missing_credential"),
+    ("internal", "invalid_credential"),
+    ("internal", "credential_unavailable"),
+    ("internal", "signing_failed"),
+];
 
 /// Every counter the gateway exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Proxied requests that reached an upstream (each produces one usage event).
     pub proxy_requests_forwarded: AtomicU64,
-    pub proxy_refused_unauthenticated: AtomicU64,
-    pub proxy_refused_not_found: AtomicU64,
-    pub proxy_refused_permission: AtomicU64,
-    pub proxy_refused_model: AtomicU64,
-    pub proxy_refused_bad_request: AtomicU64,
-    pub proxy_refused_too_large: AtomicU64,
+    /// Proxied requests answered before an upstream, one counter per [`REFUSED`] label pair.
+    pub proxy_refused: [AtomicU64; REFUSED.len()],
     pub proxy_upstream_failures: AtomicU64,
     pub proxy_client_cancelled: AtomicU64,
     pub usage_events_queued: AtomicU64,
@@ -39,16 +53,16 @@ impl Metrics {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts a request refused before an upstream (a pair not in [`REFUSED`] is a bug the
+    /// proxy's table test catches; it is not counted).
+    pub fn refused(&self, source: &str, reason: &str) {
+        if let Some(i) = REFUSED.iter().position(|l| *l == (source, reason)) {
+            Self::inc(&self.proxy_refused[i]);
+        }
+    }
+
     /// The Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let refused = [
-            ("unauthenticated", &self.proxy_refused_unauthenticated),
-            ("not_found", &self.proxy_refused_not_found),
-            ("permission_denied", &self.proxy_refused_permission),
-            ("model_not_allowed", &self.proxy_refused_model),
-            ("bad_request", &self.proxy_refused_bad_request),
-            ("payload_too_large", &self.proxy_refused_too_large),
-        ];
         let mut out = String::new();
         let mut counter = |name: &str, help: &str, samples: &[(&str, &AtomicU64)]| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -61,17 +75,20 @@ impl Metrics {
             "Proxied requests that reached an upstream.",
             &[("", &self.proxy_requests_forwarded)],
         );
-        let labelled: Vec<(String, &AtomicU64)> =
-            refused.iter().map(|(reason, v)| (format!("{{reason=\"{reason}\"}}"), *v)).collect();
+        let labelled: Vec<(String, &AtomicU64)> = REFUSED
+            .iter()
+            .zip(&self.proxy_refused)
+            .map(|((source, reason), v)| (format!("{{source=\"{source}\",reason=\"{reason}\"}}"), v))
+            .collect();
         let labelled: Vec<(&str, &AtomicU64)> = labelled.iter().map(|(l, v)| (l.as_str(), *v)).collect();
         counter(
             "tollgate_proxy_requests_refused_total",
-            "Proxied requests the gateway refused before reaching an upstream.",
+            "Proxied requests the gateway answered itself before reaching an upstream, by source (downstream: the client's request; internal: the gateway's configuration) and reason.",
             &labelled,
         );
         counter(
             "tollgate_proxy_upstream_failures_total",
-            "Proxied requests whose upstream could not be reached, timed out or redirected.",
+            "Proxied requests whose upstream could not be reached, timed out or broke the connection.",
             &[("", &self.proxy_upstream_failures)],
         );
         counter(

@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::settings::{SecretBackendKind, Settings};
+use crate::snapshot::Snapshot;
 use std::path::PathBuf;
 use tollgate_core::validate;
 use tollgate_store::{SecretMeta, SecretValue, Store, StoreError};
@@ -49,6 +50,17 @@ impl SecretSource {
 
     fn env_name(prefix: &str, name: &str) -> String {
         format!("{prefix}{name}")
+    }
+
+    /// A provider credential on the request path: from the snapshot's cache for the database
+    /// backend (no database read), from the environment or the secret directory otherwise.
+    pub async fn credential(&self, store: &Store, snap: &Snapshot, name: &str) -> Option<SecretValue> {
+        match self {
+            SecretSource::Database => snap.credentials.get(name).cloned(),
+            // Boxed: an external secret source's lookup (files, env) is a large future, and
+            // inlined it would grow every proxied request's future.
+            other => Box::pin(other.value(store, name)).await.ok().flatten(),
+        }
     }
 
     /// The value of a secret, if it exists.

@@ -135,12 +135,13 @@ impl AppState {
     /// A provider credential by secret name: from the snapshot for the database backend (no
     /// database read), from the environment or the secret directory otherwise.
     pub async fn credential(&self, snap: &Snapshot, name: &str) -> Option<SecretValue> {
-        match &self.inner.secrets {
-            SecretSource::Database => snap.credentials.get(name).cloned(),
-            // Boxed: an external secret source's lookup (files, env, a database query) is a
-            // large future, and inlined it would grow every proxied request's future.
-            other => Box::pin(other.value(&self.inner.store, name)).await.ok().flatten(),
-        }
+        self.inner.secrets.credential(&self.inner.store, snap, name).await
+    }
+
+    /// Where [`crate::aws`] reads static key secrets: the snapshot's cache on the request path
+    /// (`Some(snap)`), the secret backend itself on the admin path (`None`).
+    pub fn secret_lookup<'a>(&'a self, snap: Option<&'a Snapshot>) -> crate::aws::SecretLookup<'a> {
+        crate::aws::SecretLookup { source: &self.inner.secrets, store: &self.inner.store, snapshot: snap }
     }
 
     pub fn store(&self) -> &Store {

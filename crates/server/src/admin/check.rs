@@ -129,12 +129,10 @@ pub async fn run(
     }
     let passthrough = spec.authorization_passthrough();
     if family == Family::Bedrock {
-        let lookup = crate::aws::SecretLookup::Snapshot(&snap);
         if let Err(e) = state
             .aws()
             .sign(
-                &state,
-                lookup,
+                state.secret_lookup(Some(&snap)),
                 spec,
                 crate::aws::Outgoing { method: "GET", url: &url, body: b"" },
                 &mut upstream_headers,
@@ -146,7 +144,7 @@ pub async fn run(
     } else if !passthrough
         && let Err(msg) = crate::proxy::add_credential(&state, &snap, &name, spec, ptype, &mut upstream_headers).await
     {
-        return Ok(CheckResult::no_answer(&probe, 0, msg));
+        return Ok(CheckResult::no_answer(&probe, 0, msg.to_string()));
     }
     let started = Instant::now();
     let sent = tokio::time::timeout(PROBE_TIMEOUT, async {

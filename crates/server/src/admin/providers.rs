@@ -107,8 +107,7 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
     state
         .aws()
         .sign(
-            state,
-            crate::aws::SecretLookup::Backend,
+            state.secret_lookup(None),
             spec,
             crate::aws::Outgoing { method: "GET", url: url.as_str(), body: b"" },
             &mut headers,

@@ -9,17 +9,19 @@
 //! `GetInferenceProfile` of a profile outside the list is the native unknown-model 404.
 //!
 //! They are not model calls: no usage event is recorded (like Test Connection), whatever the
-//! control plane answers; control-plane errors pass through unchanged.
+//! control plane answers; control-plane errors pass through unchanged. The gateway's own
+//! errors are [`ProxyError`]s like the model calls' (a signing failure is internal), but an
+//! upstream failure here records nothing.
 
-use super::{MAX_MODEL_LIST_BYTES, native};
-use crate::aws::{Outgoing, SecretLookup};
+use super::error::{Fault, ProxyError};
+use super::respond::MAX_MODEL_LIST_BYTES;
+use crate::aws::Outgoing;
 use crate::state::{AppState, Snapshot};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use tollgate_core::{ProviderSpec, ProviderType};
 use tollgate_protocol::ControlCall;
-use tollgate_protocol::errors::GatewayErrorKind;
 
 /// Response headers of the control plane that reach the client.
 const PASSED_HEADERS: [&str; 3] = ["content-type", "x-amzn-requestid", "x-amzn-errortype"];
@@ -34,27 +36,38 @@ pub(super) async fn serve(
     path: &str,
     query: Option<&str>,
 ) -> Response {
+    match answer(state, snap, name, spec, call, path, query).await {
+        Ok(resp) => resp,
+        Err(e) => e.respond(state.metrics(), None),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    snap: &Snapshot,
+    name: &str,
+    spec: &ProviderSpec,
+    call: ControlCall,
+    path: &str,
+    query: Option<&str>,
+) -> Result<Response, ProxyError> {
     let bedrock = Some(ProviderType::Bedrock);
     let base = state.settings().bedrock_control_url(crate::aws::region(spec));
     let Ok(url) = reqwest::Url::parse(&super::upstream_url(&base, path, query)) else {
-        return native(bedrock, GatewayErrorKind::BadRequest, "the request path is not a valid URL path");
+        return Err(ProxyError::new(Fault::BadRequest, bedrock, "the request path is not a valid URL path"));
     };
     let mut headers = HeaderMap::new();
     headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let signed = state
+    state
         .aws()
         .sign(
-            state,
-            SecretLookup::Snapshot(snap),
+            state.secret_lookup(Some(snap)),
             spec,
             Outgoing { method: "GET", url: url.as_str(), body: b"" },
             &mut headers,
         )
-        .await;
-    if let Err(e) = signed {
-        tracing::warn!(provider = name, error = %e, "cannot sign the Bedrock control-plane request");
-        return native(bedrock, GatewayErrorKind::BadGateway, &e.to_string());
-    }
+        .await
+        .map_err(|e| ProxyError::from_aws(&e))?;
     let host = crate::upstream::host_of(url.as_str());
     let sent = async {
         let resp = state.http().get(url.clone()).headers(headers).send().await?;
@@ -70,19 +83,22 @@ pub(super) async fn serve(
             let e = e.without_url();
             tracing::warn!(provider = name, operation = call.operation(), error = %e, "Bedrock control plane failed");
             let cause = crate::upstream::failure_cause(&e);
-            let kind =
-                if cause == "timed out" { GatewayErrorKind::GatewayTimeout } else { GatewayErrorKind::BadGateway };
-            return native(
+            let fault = if cause == "timed out" { Fault::Timeout } else { Fault::Unreachable };
+            return Err(ProxyError::new(
+                fault,
                 bedrock,
-                kind,
-                &format!("the Bedrock control plane of provider \"{name}\" could not be reached at {host}: {cause}"),
-            );
+                format!("the Bedrock control plane of provider \"{name}\" could not be reached at {host}: {cause}"),
+            ));
         }
     };
     let mut body = body.to_vec();
     if status.is_success() && !spec.provider_models.is_empty() {
         if body.len() > MAX_MODEL_LIST_BYTES {
-            return native(bedrock, GatewayErrorKind::BadGateway, "the control plane's answer is too large to filter");
+            return Err(ProxyError::new(
+                Fault::BodyUnreadable,
+                bedrock,
+                "the control plane's answer is too large to filter",
+            ));
         }
         let ok = |m: &str| spec.allows_model(m);
         match call {
@@ -90,11 +106,11 @@ pub(super) async fn serve(
                 if tollgate_protocol::profile_allowed(&body, &ok) == Some(false) {
                     let id = path.trim_start_matches("/inference-profiles/");
                     let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
-                    return native(
+                    return Err(ProxyError::new(
+                        Fault::ModelNotAllowed,
                         bedrock,
-                        GatewayErrorKind::ModelNotAllowed,
-                        &format!("inference profile \"{id}\" is not enabled on provider \"{name}\""),
-                    );
+                        format!("inference profile \"{id}\" is not enabled on provider \"{name}\""),
+                    ));
                 }
             }
             ControlCall::ListInferenceProfiles | ControlCall::ListFoundationModels => {
@@ -111,5 +127,5 @@ pub(super) async fn serve(
             resp.headers_mut().insert(h, v);
         }
     }
-    resp
+    Ok(resp)
 }

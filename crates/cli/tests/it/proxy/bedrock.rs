@@ -253,6 +253,35 @@ async fn tampered_and_expired_credentials_pass_403_through(db: TestDb) {
     assert!(events[1].streamed);
 }
 
+/// SigV4 signing that fails for real: the access key id secret holds a line break, so the
+/// signature cannot be a header value. A gateway configuration fault: 500
+/// `InternalServerException` naming the provider (never the key), counted as
+/// `source="internal",reason="signing_failed"`, nothing sent, no usage event — on a model
+/// call and on a control-plane call alike.
+async fn signing_failure_is_an_internal_error(db: TestDb) {
+    let aws = Aws::new(db, json!({})).await;
+    secret(&aws.gw, "AWS_ACCESS_KEY_ID", "AKIATOLLGATE\nBROKEN01").await;
+    let r = aws.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("InternalServerException"));
+    let message = r.json()["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("provider \"p-bedrock\"") && message.contains("could not be signed"), "{message}");
+    assert!(!message.contains("BROKEN"), "{message}");
+    let r = send(aws.gw.client.get(aws.url("/inference-profiles?type=SYSTEM_DEFINED")).bearer_auth(&aws.token)).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(aws.up.requests().is_empty(), "nothing reaches AWS: {:?}", aws.up.requests().len());
+    usage_events(&aws.gw, 0).await;
+    let metrics = send(aws.gw.client.get(aws.gw.url("/metrics"))).await.text();
+    assert!(
+        metrics.contains("tollgate_proxy_requests_refused_total{source=\"internal\",reason=\"signing_failed\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_proxy_requests_refused_total{source=\"downstream\",reason=\"bad_request\"} 0"),
+        "{metrics}"
+    );
+}
+
 async fn guardrail_is_checked_at_save_and_attached_to_invoke(db: TestDb) {
     let aws = Aws::new(db, json!({})).await;
     // Missing upstream: 400 naming the field, nothing saved.
@@ -513,6 +542,7 @@ crate::both_backends!(
     native_paths_with_static_keys,
     allow_list_and_errors_in_bedrock_shape,
     tampered_and_expired_credentials_pass_403_through,
+    signing_failure_is_an_internal_error,
     guardrail_is_checked_at_save_and_attached_to_invoke,
     connection_check_lists_foundation_models,
     control_plane_calls_on_the_proxy_url,
@@ -634,6 +664,28 @@ async fn default_chain_environment_keys() {
     let events = c.events(2).await;
     assert!(events.iter().all(|e| e.usage == STATIC_USAGE), "{events:#?}");
     c.assert_log_clean(&["env-secret-LEAKCHECK"]);
+}
+
+/// The default chain finds no credentials at all: an internal error (500 naming the provider),
+/// one error line in the log naming the provider, no usage event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_chain_without_credentials_is_an_internal_error() {
+    let up = start_fake().await;
+    let c = child(&up, &[], json!({})).await;
+    let r = c.post("/model/amazon.nova-pro-v1%3A0/converse", &converse_body()).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_eq!(r.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("InternalServerException"));
+    assert!(r.json()["message"].as_str().unwrap_or_default().contains("provider \"p-aws\""), "{}", r.text());
+    assert!(up.requests().is_empty());
+    c.events(0).await;
+    // Stopping the child is what flushes its log.
+    let (stdout, stderr) = c.served.terminate();
+    let log = format!("{stdout}{stderr}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("credential_unavailable") && l.contains("provider \"p-aws\"")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,7 +180,7 @@ async fn refusals(db: TestDb, kind: &'static str) {
         let model_refusals = if kind == "google" { 2 } else { 1 };
         assert!(
             metrics.contains(&format!(
-                "tollgate_proxy_requests_refused_total{{reason=\"model_not_allowed\"}} {model_refusals}"
+                "tollgate_proxy_requests_refused_total{{source=\"downstream\",reason=\"model_not_allowed\"}} {model_refusals}"
             )),
             "{metrics}"
         );
@@ -359,3 +359,93 @@ async fn unreachable_upstream_names_cause_and_host(db: TestDb) {
 }
 
 both_backends!(upstream_failures, passthrough, unreachable_upstream_names_cause_and_host);
+
+/// `tollgate_proxy_requests_refused_total{source,reason}` as `/metrics` shows it.
+async fn refused_metric(gw: &TestGateway, source: &str, reason: &str) -> u64 {
+    let metrics = send(gw.client.get(gw.url("/metrics"))).await.text();
+    let prefix = format!("tollgate_proxy_requests_refused_total{{source=\"{source}\",reason=\"{reason}\"}} ");
+    let line = metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str()));
+    line.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+}
+
+/// One error of each source, each answered and counted as its source says: downstream (a bad
+/// gateway token: 401), internal (a provider whose credential secret is gone, or holds a value
+/// that cannot be a header: 500 in the native server-error shape, naming the provider and the
+/// secret but never its value, counted as `source="internal"`, not as the client's
+/// `bad_request`, no usage event, nothing sent upstream), upstream (nothing listening: 502
+/// and one usage event).
+async fn errors_are_classified_by_source(db: TestDb) {
+    let secrets = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key_file = secrets.path().join("ANTHROPIC_API_KEY");
+    std::fs::write(&key_file, format!("{UPSTREAM_KEY}\n")).unwrap_or_else(|e| panic!("{e}"));
+    // A newline inside the value: stored and read back as is, never a valid header value.
+    std::fs::write(secrets.path().join("OPENAI_API_KEY"), "sk-LEAKCHECK-half\nsk-other-half\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = secrets.path().to_path_buf();
+    let gw = TestGateway::start_with(Some(db), move |s| {
+        s.secret_backend = tollgate_server::SecretBackendKind::Dir;
+        s.secret_dir = Some(dir);
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let up = FakeUpstream::start(flavor("anthropic"), Some(UPSTREAM_KEY)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let base = up.provider_base_url();
+    for (kind, name) in [("anthropic", "p-dir"), ("openai", "p-bad-key")] {
+        let body = provider_at(kind, name, &base, json!({}));
+        expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    }
+    let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let (path, body) = generation("anthropic", "claude-x");
+    let url = gw.url(&format!("/llm/v1/providers/p-dir{path}"));
+
+    // Downstream: a bad gateway token.
+    let r = send(sdk_auth(gw.client.post(&url), "anthropic", "tg_nope").json(&body)).await;
+    assert_native(&r, "anthropic", 401, "gateway token");
+
+    // Internal: the secret the provider references is gone.
+    std::fs::remove_file(&key_file).unwrap_or_else(|e| panic!("{e}"));
+    let r = send(sdk_auth(gw.client.post(&url), "anthropic", &token).json(&body)).await;
+    assert_native(
+        &r,
+        "anthropic",
+        500,
+        "provider \"p-dir\" has no usable upstream credential (secret \"ANTHROPIC_API_KEY\")",
+    );
+    assert_eq!(r.json()["error"]["type"], "api_error", "{}", r.text());
+
+    // Internal: the secret holds a value that cannot be sent.
+    let (opath, obody) = generation("openai", "gpt-x");
+    let r =
+        send(gw.client.post(gw.url(&format!("/llm/v1/providers/p-bad-key{opath}"))).bearer_auth(&token).json(&obody))
+            .await;
+    assert_native(&r, "openai", 500, "secret \"OPENAI_API_KEY\"");
+    assert_eq!(r.json()["error"]["type"], "server_error", "{}", r.text());
+    assert!(!r.text().contains("LEAKCHECK"), "{}", r.text());
+    assert!(up.requests().is_empty(), "internal faults never reach the upstream");
+
+    // Upstream: the secret is back, nothing listens.
+    std::fs::write(&key_file, UPSTREAM_KEY).unwrap_or_else(|e| panic!("{e}"));
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(1)
+    };
+    let patch = json!({"anthropic_config": {"base_url": format!("http://127.0.0.1:{dead}")}});
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/p-dir", Some(patch)).await, 200);
+    let r = send(sdk_auth(gw.client.post(&url), "anthropic", &token).json(&body)).await;
+    assert_native(&r, "anthropic", 502, "could not be reached");
+
+    // Only the upstream failure has a usage event; each source is counted as itself.
+    let events = usage_events(&gw, 1).await;
+    assert_eq!(
+        (events[0].status, events[0].error_class.as_deref(), events[0].http_status),
+        (RequestStatus::ConnectionError, Some("connect_error"), Some(502))
+    );
+    assert_eq!(refused_metric(&gw, "downstream", "unauthenticated").await, 1);
+    assert_eq!(refused_metric(&gw, "internal", "missing_credential").await, 1);
+    assert_eq!(refused_metric(&gw, "internal", "invalid_credential").await, 1);
+    assert_eq!(refused_metric(&gw, "downstream", "bad_request").await, 0, "a gateway fault is not the client's");
+    let metrics = send(gw.client.get(gw.url("/metrics"))).await.text();
+    assert!(metrics.contains("tollgate_proxy_upstream_failures_total 1"), "{metrics}");
+}
+
+both_backends!(errors_are_classified_by_source);

@@ -1,0 +1,239 @@
+//! Stage 1, **admit**: decides whether the gateway serves this request at all, before anything
+//! is sent anywhere. [`caller`]: the gateway token (401, or 400 when passthrough needs
+//! `X-Tollgate-Token`) → the provider (404, OpenAI shape) → token scope and enabled (403).
+//! [`request`]: the body up to `--max-request-body-bytes` (413), the protocol's reading of it
+//! (endpoint, model, stream flag), the model allow-list (404, the native unknown-model error,
+//! message `model_not_allowed: …`) and Bedrock's profile-only models (400
+//! `ValidationException`).
+//!
+//! Invariants: the checks run in this fixed order; everything is read from the snapshot (no
+//! database, no upstream); every refusal is a downstream [`ProxyError`] (counted, no usage
+//! event).
+
+use super::client_auth::{self, TokenProblem};
+use super::error::{Fault, ProxyError};
+use crate::auth;
+use crate::state::{AppState, ProviderEntry, Snapshot};
+use axum::body::Body;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use tollgate_core::ProviderType;
+use tollgate_protocol::{Endpoint, Family, RequestInfo};
+use tollgate_store::TokenRecord;
+
+/// How much of an oversized request body is read and discarded before answering 413.
+const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything about the caller and the provider once the checks passed.
+pub(super) struct Admitted {
+    pub token: Arc<TokenRecord>,
+    pub entry: Arc<ProviderEntry>,
+    pub ptype: ProviderType,
+    pub family: Family,
+}
+
+/// The request as the protocol reads it, once its body and model passed.
+pub(super) struct Inbound {
+    pub body: Bytes,
+    pub info: RequestInfo,
+}
+
+/// Gateway token, provider, scope, enabled.
+pub(super) fn caller(
+    state: &AppState,
+    snap: &Snapshot,
+    name: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Admitted, ProxyError> {
+    let entry = snap.providers.get(name).cloned();
+    let ptype = entry.as_ref().and_then(|e| e.spec.provider_type);
+    let passthrough = entry.as_ref().is_some_and(|e| e.spec.authorization_passthrough());
+    let presented = match client_auth::presented_token(headers, query, passthrough) {
+        Ok(t) => t,
+        Err(TokenProblem::PassthroughNeedsHeader) => {
+            return Err(ProxyError::new(
+                Fault::BadRequest,
+                ptype,
+                format!(
+                    "provider \"{name}\" forwards your Authorization header to the upstream (authorization \
+                     passthrough), so send the gateway token in the X-Tollgate-Token header"
+                ),
+            ));
+        }
+        Err(TokenProblem::Missing) => {
+            return Err(ProxyError::new(
+                Fault::Unauthenticated,
+                ptype,
+                "missing gateway token: send it as `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or \
+                 `X-Tollgate-Token`",
+            ));
+        }
+    };
+    let token = auth::lookup(state, presented, state.now_ms())
+        .map_err(|e| ProxyError::new(Fault::Unauthenticated, ptype, e.to_string()))?;
+    let (Some(entry), Some(ptype)) = (entry, ptype) else {
+        return Err(ProxyError::new(Fault::NotFound, None, format!("no LLM provider named \"{name}\"")));
+    };
+    if !auth::in_scope(&token, name) {
+        return Err(ProxyError::new(
+            Fault::PermissionDenied,
+            Some(ptype),
+            format!("this gateway token is not scoped to provider \"{name}\""),
+        ));
+    }
+    if !entry.spec.is_enabled() {
+        return Err(ProxyError::new(Fault::PermissionDenied, Some(ptype), format!("provider \"{name}\" is disabled")));
+    }
+    Ok(Admitted { token, entry, ptype, family: Family::of(ptype) })
+}
+
+/// Body size, the protocol's reading of the request, the model checks.
+pub(super) async fn request(
+    state: &AppState,
+    a: &Admitted,
+    name: &str,
+    parts: &Parts,
+    path: &str,
+    body: Body,
+) -> Result<Inbound, ProxyError> {
+    let body = read_body(state, a.ptype, &parts.headers, body).await?;
+    let info = tollgate_protocol::inspect(a.family, parts.method.as_str(), path, parts.uri.query(), &body);
+    check_model(a, name, &info)?;
+    // The live catalog (embedded + the operator's overlay), so an overlay that marks a model
+    // profile-only, or lists new profiles, takes effect without a restart.
+    if a.ptype == ProviderType::Bedrock {
+        check_profile_only(&state.catalog(), a.ptype, &info)?;
+    }
+    Ok(Inbound { body, info })
+}
+
+/// Reads the request body up to the configured cap. An oversized body is still read (and
+/// discarded, up to [`MAX_DRAIN_BYTES`]) before the 413 goes out, so clients that write the
+/// whole body before reading see the error instead of a reset connection.
+async fn read_body(
+    state: &AppState,
+    ptype: ProviderType,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ProxyError> {
+    let cap = state.settings().max_request_body_bytes;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut over = declared.is_some_and(|n| n > cap as u64);
+    let mut buf = bytes::BytesMut::with_capacity(if over { 0 } else { declared.unwrap_or(0).min(cap as u64) as usize });
+    let mut drained: usize = 0;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(ProxyError::new(Fault::BadRequest, Some(ptype), "request body: could not be read"));
+        };
+        if over {
+            drained += chunk.len();
+            if drained > MAX_DRAIN_BYTES {
+                break;
+            }
+        } else if buf.len() + chunk.len() > cap {
+            over = true;
+            buf = bytes::BytesMut::new();
+        } else {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if over {
+        return Err(ProxyError::new(
+            Fault::PayloadTooLarge,
+            Some(ptype),
+            format!("request body: larger than the gateway's limit of {cap} bytes"),
+        ));
+    }
+    Ok(buf.freeze())
+}
+
+/// The model allow-list.
+fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), ProxyError> {
+    let spec = &a.entry.spec;
+    if spec.provider_models.is_empty() {
+        return Ok(());
+    }
+    if let Some(problem) = &info.body_error {
+        return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), problem.clone()));
+    }
+    match &info.model {
+        Some(model) if !spec.allows_model(model) => Err(ProxyError::new(
+            Fault::ModelNotAllowed,
+            Some(a.ptype),
+            format!("model \"{model}\" is not enabled on provider \"{name}\""),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Bedrock models that only run through an inference profile (Claude 4.6 and later), called
+/// by their bare foundation-model id: refused the way Bedrock refuses them (400
+/// `ValidationException`), naming the profile ids to use, without an upstream call.
+fn check_profile_only(
+    catalog: &tollgate_core::catalog::Catalog,
+    ptype: ProviderType,
+    info: &RequestInfo,
+) -> Result<(), ProxyError> {
+    if ptype != ProviderType::Bedrock
+        || !matches!(
+            info.endpoint,
+            Endpoint::Invoke | Endpoint::InvokeStream | Endpoint::Converse | Endpoint::ConverseStream
+        )
+    {
+        return Ok(());
+    }
+    let Some(model) = info.model.as_deref().filter(|m| !tollgate_protocol::is_profile_or_arn(m)) else {
+        return Ok(());
+    };
+    if !catalog.get(ProviderType::Bedrock, model).is_some_and(|m| m.requires_inference_profile) {
+        return Ok(());
+    }
+    let profiles = catalog.inference_profiles_for(model);
+    let hint = if profiles.is_empty() { format!("us.{model}") } else { profiles.join(", ") };
+    Err(ProxyError::new(
+        Fault::BadRequest,
+        Some(ptype),
+        format!(
+            "Invocation of model ID {model} with on-demand throughput isn’t supported. Retry your request with the ID \
+             or ARN of an inference profile that contains this model: {hint}."
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_only_bedrock_models_name_their_profiles() {
+        let catalog = tollgate_core::catalog::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
+        let catalog = &catalog;
+        let info = |path: &str| tollgate_protocol::inspect(Family::Bedrock, "POST", path, None, b"{}");
+        let refused =
+            check_profile_only(catalog, ProviderType::Bedrock, &info("/model/anthropic.claude-sonnet-4-6/converse"));
+        let Err(r) = refused else { panic!("a bare Sonnet 4.6 id is refused") };
+        assert_eq!(r.fault, Fault::BadRequest);
+        for p in
+            ["us.anthropic.claude-sonnet-4-6", "eu.anthropic.claude-sonnet-4-6", "global.anthropic.claude-sonnet-4-6"]
+        {
+            assert!(r.message.contains(p), "{}", r.message);
+        }
+        for ok in [
+            "/model/us.anthropic.claude-sonnet-4-6/converse",
+            "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/invoke",
+            "/model/anthropic.claude-sonnet-4-6/count-tokens",
+        ] {
+            assert!(check_profile_only(catalog, ProviderType::Bedrock, &info(ok)).is_ok(), "{ok}");
+        }
+        assert!(
+            check_profile_only(catalog, ProviderType::Anthropic, &info("/model/anthropic.claude-sonnet-4-6/converse"))
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Stage 3, **forward**: sends the prepared request and waits for the upstream's response head.
+//!
+//! It first creates the [`Recorder`] holding the draft usage event — from here on exactly one
+//! event follows, whatever happens. The shared client (hyper's, pooled) sends; a connect
+//! failure, a failure before the head, no head within the read timeout, or a 3xx are upstream
+//! [`ProxyError`]s (502, or 504 for the timeout), handed back with the recorder so the caller
+//! records them; their messages name the cause found in the error chain
+//! (`upstream::failure_cause`: refused, DNS, TLS, timeout) and the host, never the path, query
+//! or a credential.
+//!
+//! Invariant: nothing here reads the request body or the response body; any status the
+//! upstream answers except a redirect (2xx, 4xx, 5xx) is a response, passed on to
+//! [`super::respond`] unchanged.
+
+use super::admit::{Admitted, Inbound};
+use super::body::Recorder;
+use super::error::{Fault, ProxyError};
+use super::prepare::Prepared;
+use crate::state::AppState;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use hyper::body::Incoming;
+use std::time::Instant;
+use tollgate_core::{Cost, RequestStatus, Usage};
+use tollgate_store::UsageEvent;
+
+/// Conversation ids longer than this are cut (they are labels, not payloads).
+const MAX_CONVERSATION_ID: usize = 200;
+
+/// When and how the request arrived: what the usage event needs besides the stages' results.
+pub(super) struct Arrival<'a> {
+    pub started: Instant,
+    pub ts_ms: i64,
+    pub name: &'a str,
+    pub path: &'a str,
+}
+
+/// The upstream's response head (body not yet read), its recorder and the request's event id.
+pub(super) struct Forwarded {
+    pub upstream: http::Response<Incoming>,
+    pub recorder: Recorder,
+    pub event_id: String,
+}
+
+/// Sends `prep`; an `Err` carries the recorder, which the caller gives the error to.
+pub(super) async fn send(
+    state: &AppState,
+    a: &Admitted,
+    at: &Arrival<'_>,
+    parts: &Parts,
+    inbound: &Inbound,
+    prep: Prepared,
+) -> Result<Forwarded, (ProxyError, Recorder)> {
+    let name = at.name;
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let info = &inbound.info;
+    let draft = state.settings().usage_recording.then(|| UsageEvent {
+        id: event_id.clone(),
+        ts_ms: at.ts_ms,
+        provider: name.to_string(),
+        provider_type: a.ptype,
+        model: info.model.clone(),
+        endpoint: at.path.to_string(),
+        user: a.token.user.clone(),
+        agent: a.token.agent.clone(),
+        token_id: Some(a.token.id.clone()),
+        status: RequestStatus::Success,
+        http_status: None,
+        error_class: None,
+        streamed: info.stream,
+        latency_ms: 0,
+        ttft_ms: None,
+        usage: Usage::default(),
+        cost: Cost::default(),
+        catalog_version: None,
+        priced_by_override: false,
+        unpriced: false,
+        request_id: event_id.clone(),
+        conversation_id: conversation_id(&parts.headers),
+    });
+    let mut recorder =
+        Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
+
+    let read_timeout = state.settings().upstream_read_timeout;
+    let host = crate::upstream::host_of(&prep.url);
+    let mut up = http::Request::new(crate::upstream::ProxyBody::new(prep.body));
+    *up.method_mut() = parts.method.clone();
+    *up.uri_mut() = prep.uri;
+    *up.headers_mut() = prep.headers;
+    let upstream = match tokio::time::timeout(read_timeout, state.proxy_client().request(up)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(provider = name, error = %ErrorChain(&e), "upstream request failed");
+            // A connect timeout is both: it is a connection failure (502), not a slow answer.
+            let cause = crate::upstream::failure_cause(&e);
+            let (fault, msg) = if e.is_connect() {
+                (Fault::Unreachable, format!("could not be reached at {host}: {cause}"))
+            } else {
+                (Fault::Failed, format!("at {host} failed: {cause}"))
+            };
+            let err = ProxyError::new(fault, Some(a.ptype), format!("the upstream of provider \"{name}\" {msg}"));
+            return Err((err, recorder));
+        }
+        Err(_) => {
+            tracing::warn!(provider = name, "upstream request failed: no response head within the read timeout");
+            let err = ProxyError::new(
+                Fault::Timeout,
+                Some(a.ptype),
+                format!(
+                    "the upstream of provider \"{name}\" at {host} did not answer in time (no response head within {} s)",
+                    read_timeout.as_secs_f64()
+                ),
+            );
+            return Err((err, recorder));
+        }
+    };
+    let status = upstream.status();
+    if status.is_redirection() {
+        let err = ProxyError::new(
+            Fault::Redirect,
+            Some(a.ptype),
+            format!(
+                "the upstream of provider \"{name}\" answered with a redirect ({}), which the gateway does not follow",
+                status.as_u16()
+            ),
+        );
+        return Err((err, recorder));
+    }
+    if let Some(rid) = ["x-request-id", "request-id", "x-amzn-requestid"]
+        .iter()
+        .find_map(|h| upstream.headers().get(*h))
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+    {
+        recorder.set_request_id(rid);
+    }
+    Ok(Forwarded { upstream, recorder, event_id })
+}
+
+/// The client's `X-Tollgate-Conversation` label, trimmed and cut to [`MAX_CONVERSATION_ID`].
+fn conversation_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-tollgate-conversation")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
+        .filter(|v| !v.is_empty())
+}
+
+/// An error and its causes (`client error (Connect): tcp connect error: Connection refused`);
+/// never a URL or a header value.
+struct ErrorChain<'a>(&'a hyper_util::client::legacy::Error);
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

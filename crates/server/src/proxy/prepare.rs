@@ -1,0 +1,161 @@
+//! Stage 2, **prepare**: builds the exact upstream request — headers, credential, body, URL,
+//! signature — without sending anything.
+//!
+//! 1. Headers: [`headers::upstream_request_headers`] drops client credentials, hop-by-hop and
+//!    `x-tollgate-*` headers and `accept-encoding` (the client's `Authorization` stays only
+//!    under passthrough). Bedrock: a client's own SigV4 leftovers are removed and the
+//!    provider's guardrail is added on InvokeModel.
+//! 2. Credential (not Bedrock, not passthrough): [`add_credential`] injects the stored key.
+//! 3. Body: `prepare_body` may add `stream_options.include_usage` (the one documented edit).
+//! 4. URL: base + path (a repeated `/v1` folded) + query without `key=`.
+//! 5. Bedrock: the final method, URL, headers and body bytes are SigV4-signed ([`crate::aws`]).
+//!
+//! Invariants: signing comes last, over exactly what [`super::forward`] sends; a credential or
+//! signing failure is an internal [`ProxyError`] (a 500 naming the provider and the secret,
+//! never its value), since the upstream was never contacted and the client is not at fault.
+
+use super::admit::{Admitted, Inbound};
+use super::error::{Fault, ProxyError};
+use super::headers;
+use crate::aws::Outgoing;
+use crate::state::{AppState, Snapshot};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Uri};
+use bytes::Bytes;
+use tollgate_core::{ProviderSpec, ProviderType};
+
+/// The upstream request, ready to send.
+pub(super) struct Prepared {
+    /// The URL as sent (for the host in error messages).
+    pub url: String,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// The `include_usage` edit was made (the tap drops the extra chunk; length may change).
+    pub injected: bool,
+}
+
+/// Why the stored upstream credential could not be injected. Names the secret, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("provider \"{provider}\" has no usable upstream credential (secret \"{secret}\")")]
+    Missing { provider: String, secret: String },
+    #[error("provider \"{provider}\": the upstream credential in secret \"{secret}\" {reason}")]
+    Invalid { provider: String, secret: String, reason: String },
+}
+
+impl CredentialError {
+    fn into_proxy(self, ptype: ProviderType) -> ProxyError {
+        let fault = match &self {
+            CredentialError::Missing { .. } => Fault::MissingCredential,
+            CredentialError::Invalid { .. } => Fault::InvalidCredential,
+        };
+        ProxyError::new(fault, Some(ptype), self.to_string())
+    }
+}
+
+/// Builds the upstream request for an admitted one.
+pub(super) async fn prepare(
+    state: &AppState,
+    snap: &Snapshot,
+    a: &Admitted,
+    name: &str,
+    parts: &Parts,
+    path: &str,
+    inbound: &mut Inbound,
+) -> Result<Prepared, ProxyError> {
+    let spec = &a.entry.spec;
+    let passthrough = spec.authorization_passthrough();
+    let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
+    let bedrock = a.ptype == ProviderType::Bedrock;
+    if bedrock {
+        headers::strip_aws_signing(&mut headers);
+        if let Some(cfg) = spec.bedrock_config.as_ref() {
+            headers::bedrock_guardrail(&mut headers, &inbound.info, cfg);
+        }
+    } else if !passthrough {
+        add_credential(state, snap, name, spec, a.ptype, &mut headers).await.map_err(|e| e.into_proxy(a.ptype))?;
+    }
+    let (body, injected) = tollgate_protocol::prepare_body(a.family, &inbound.info, std::mem::take(&mut inbound.body));
+    let stripped_query = parts.uri.query().map(headers::strip_query_key);
+    let url = upstream_url(&spec.upstream_base_url(), path, stripped_query.as_deref());
+    // Normalised as a URL (what is signed and sent), then as the HTTP client's URI.
+    let normalised = reqwest::Url::parse(&url).map(String::from);
+    let Some((url, uri)) = normalised.ok().and_then(|u| u.parse::<Uri>().ok().map(|uri| (u, uri))) else {
+        return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
+    };
+    if bedrock {
+        // Sign the final bytes: the URL as it will be sent, these headers, this body.
+        // Boxed: credential loading (STS, metadata endpoints) makes this a large future, and
+        // inlined it would grow the future of every request, Bedrock or not.
+        Box::pin(state.aws().sign(
+            state.secret_lookup(Some(snap)),
+            spec,
+            Outgoing { method: parts.method.as_str(), url: &url, body: &body },
+            &mut headers,
+        ))
+        .await
+        .map_err(|e| ProxyError::from_aws(&e))?;
+    }
+    Ok(Prepared { url, uri, headers, body, injected })
+}
+
+/// Injects the provider's stored upstream key (if it has one) into `headers`.
+pub(crate) async fn add_credential(
+    state: &AppState,
+    snap: &Snapshot,
+    name: &str,
+    spec: &ProviderSpec,
+    ptype: ProviderType,
+    headers: &mut HeaderMap,
+) -> Result<(), CredentialError> {
+    let Some(secret_name) = spec.api_key_ref() else {
+        return Ok(());
+    };
+    let Some(secret) = state.credential(snap, secret_name).await else {
+        return Err(CredentialError::Missing { provider: name.to_string(), secret: secret_name.to_string() });
+    };
+    headers::inject_credential(headers, ptype, &secret).map_err(|reason| CredentialError::Invalid {
+        provider: name.to_string(),
+        secret: secret_name.to_string(),
+        reason,
+    })
+}
+
+/// The upstream URL: base + path + query. When the base already ends in `/v1` and the
+/// client's path repeats it (`/v1/chat/completions` with base `https://api.openai.com/v1`),
+/// the duplicate segment is dropped, so SDKs configured with or without `/v1` both work.
+pub(crate) fn upstream_url(base: &str, path: &str, query: Option<&str>) -> String {
+    let base = base.trim_end_matches('/');
+    let path = match path.strip_prefix("/v1") {
+        Some(rest) if base.ends_with("/v1") && (rest.is_empty() || rest.starts_with('/')) => rest,
+        _ => path,
+    };
+    let mut url = String::with_capacity(base.len() + path.len() + query.map_or(0, str::len) + 1);
+    url.push_str(base);
+    url.push_str(path);
+    if let Some(q) = query.filter(|q| !q.is_empty()) {
+        url.push('?');
+        url.push_str(q);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joins_base_path_and_query() {
+        assert_eq!(
+            upstream_url("https://api.openai.com/v1", "/chat/completions", None),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(upstream_url("https://api.openai.com/v1/", "/v1/models", None), "https://api.openai.com/v1/models");
+        assert_eq!(
+            upstream_url("https://api.anthropic.com", "/v1/messages", Some("beta=true")),
+            "https://api.anthropic.com/v1/messages?beta=true"
+        );
+        assert_eq!(upstream_url("http://h/v1", "/v1beta/x", Some("")), "http://h/v1/v1beta/x");
+    }
+}

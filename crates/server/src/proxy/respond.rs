@@ -1,0 +1,124 @@
+//! Stage 4, **respond**: turns the upstream's response into the client's.
+//!
+//! The head is copied minus hop-by-hop headers (and `content-length` when the body may
+//! change), plus `x-tollgate-request-id`. The body is a [`MeteredStream`]: each upstream chunk
+//! goes through the protocol's `Tap` (usage parsed on the side; the `include_usage` extra
+//! chunk dropped) and on to the client at once; its end, error or drop emits the usage event.
+//! Bedrock's `x-amzn-bedrock-*-token-count` response headers are shown to the tap too. A
+//! successful `GET` models list of a provider with an allow-list is the one body read whole
+//! (up to [`MAX_MODEL_LIST_BYTES`]) and filtered to the allowed models.
+//!
+//! Invariants: the status and every other byte are the upstream's; nothing but the models
+//! list is buffered; the recorder from [`super::forward`] is consumed here, so the event is
+//! emitted exactly once.
+
+use super::admit::{Admitted, Inbound};
+use super::body::{MeteredStream, Outcome, Recorder};
+use super::error::{Fault, ProxyError};
+use super::forward::Forwarded;
+use super::headers;
+use crate::state::AppState;
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
+use hyper::body::Body as _;
+use tollgate_core::{ProviderSpec, RequestStatus};
+use tollgate_protocol::{Endpoint, Family, Tap};
+
+/// Largest models-list body the gateway reads whole to filter it.
+pub(super) const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+/// The client's response to a forwarded request. `injected` is
+/// [`super::prepare::Prepared::injected`].
+pub(super) async fn respond(
+    state: &AppState,
+    a: &Admitted,
+    method: &Method,
+    inbound: &Inbound,
+    injected: bool,
+    fwd: Forwarded,
+) -> Response {
+    let Forwarded { upstream, recorder, event_id } = fwd;
+    let spec = &a.entry.spec;
+    let info = &inbound.info;
+    let status = upstream.status();
+    let read_timeout = state.settings().upstream_read_timeout;
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let mut tap = Tap::new(a.family, info, status.as_u16(), content_type.as_deref(), injected);
+    if a.family == Family::Bedrock {
+        for (k, v) in upstream.headers() {
+            if let Ok(v) = v.to_str() {
+                tap.observe_header(k.as_str(), v);
+            }
+        }
+    }
+    let filter_models = info.endpoint == Endpoint::ListModels
+        && method == Method::GET
+        && status.is_success()
+        && !spec.provider_models.is_empty();
+    let mut out_headers = headers::client_response_headers(upstream.headers(), injected || filter_models);
+    if let Ok(v) = HeaderValue::from_str(&event_id) {
+        out_headers.insert("x-tollgate-request-id", v);
+    }
+
+    if filter_models {
+        return Box::pin(filtered_model_list(state, upstream, a, recorder, out_headers, status)).await;
+    }
+
+    let expected_len = if injected { None } else { upstream.body().size_hint().exact() };
+    let stream = MeteredStream::new(upstream.into_body(), read_timeout, tap, recorder, status.as_u16(), expected_len);
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    *resp.headers_mut() = out_headers;
+    resp
+}
+
+/// Discovery: a models list filtered to the provider's allow-list.
+async fn filtered_model_list(
+    state: &AppState,
+    upstream: http::Response<hyper::body::Incoming>,
+    a: &Admitted,
+    mut recorder: Recorder,
+    headers: HeaderMap,
+    status: StatusCode,
+) -> Response {
+    let spec: &ProviderSpec = &a.entry.spec;
+    let read_timeout = state.settings().upstream_read_timeout;
+    let ttft = recorder.started().elapsed();
+    let mut bytes = Vec::new();
+    let mut body = upstream.into_body();
+    loop {
+        let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
+            Ok(None) => break,
+            Ok(Some(frame)) => frame.map(|f| f.into_data()).map_err(|_| ()),
+            Err(_) => Err(()),
+        };
+        match frame {
+            Ok(Ok(c)) if bytes.len() + c.len() <= MAX_MODEL_LIST_BYTES => bytes.extend_from_slice(&c),
+            Ok(Err(_trailers)) => {}
+            Ok(Ok(_)) | Err(()) => {
+                let e = ProxyError::new(
+                    Fault::BodyUnreadable,
+                    Some(a.ptype),
+                    "the upstream's model list could not be read",
+                );
+                return e.respond(state.metrics(), Some(&mut recorder));
+            }
+        }
+    }
+    let allowed = |m: &str| spec.allows_model(m);
+    let body = tollgate_protocol::filter_model_list(a.family, &bytes, &allowed).unwrap_or(bytes);
+    recorder.emit(Outcome {
+        status: RequestStatus::Success,
+        http_status: Some(status.as_u16()),
+        error_class: None,
+        usage: None,
+        ttft: Some(ttft),
+    });
+    let mut resp = (status, body).into_response();
+    for (k, v) in &headers {
+        resp.headers_mut().insert(k.clone(), v.clone());
+    }
+    resp
+}
