@@ -1,4 +1,4 @@
-//! `/api/v1/spending/{summary,timeseries,breakdown,export.csv}` (DESIGN.md §2): where the money
+//! `/api/v1/spending/{summary,timeseries,breakdown,export.csv}`: where the money
 //! went. A thin adapter over the reporting engine ([`crate::report`], shared with the console):
 //! it parses the query parameters into a [`report::Query`], runs it and renders JSON or CSV.
 //!
