@@ -7,9 +7,12 @@
 pub use crate::opts::{ADMIN_TOKEN_ENV, GlobalArgs, IGNORED_TOKEN_ENV, OutputFormat, PageArgs};
 use clap::{Parser, Subcommand};
 
+/// `tollgate --version`: the crate version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TOLLGATE_GIT_COMMIT"), ")");
+
 /// Tollgate: a self-hosted AI gateway.
 #[derive(Debug, Parser)]
-#[command(name = "tollgate", version, about, propagate_version = true)]
+#[command(name = "tollgate", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -38,4 +41,7 @@ pub enum Command {
     /// Cost and usage reports.
     #[command(subcommand, name = "spending")]
     Spending(crate::spending::SpendingCommand),
+    /// Check that a gateway is ready to serve (`GET /readyz`): exit 0 when it is, 1 when not.
+    /// Needs no token; for container health checks and scripts.
+    Health(crate::health::HealthArgs),
 }

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod client;
+pub mod health;
 pub mod model;
 pub mod opts;
 pub mod output;
@@ -30,5 +31,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Model(cmd) => model::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Spending(cmd) => spending::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Health(a) => health::run(&cli.global, a).await,
     }
 }

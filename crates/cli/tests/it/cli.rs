@@ -1198,3 +1198,23 @@ async fn e2e_unknown_models_warn_on_stderr() {
     assert_eq!(run.json()["warnings"][0]["field"], "provider_models[0].name");
     assert!(run.stderr.contains("warning: provider_models[0].name: model \"haiku\""), "{}", run.stderr);
 }
+
+/// `tollgate --version` names the commit; `tollgate health` turns `/readyz` into an exit status
+/// (the Dockerfile's HEALTHCHECK and the systemd unit rely on both).
+#[tokio::test]
+async fn e2e_version_and_health() {
+    let run = tg_raw(&["--version"], None).ok();
+    let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert!(run.stdout.starts_with(&format!("tollgate {}", env!("CARGO_PKG_VERSION"))), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("(commit {head})")), "{} vs {head}", run.stdout);
+
+    let gw = TestGateway::start().await.unwrap();
+    let run = tg_raw(&["--url", gw.base_url.as_str(), "health"], None).ok();
+    assert_eq!(run.stdout.trim(), "ready");
+    let url = gw.base_url.clone();
+    drop(gw);
+    let run = tg_raw(&["--url", url.as_str(), "health", "--timeout-seconds", "2"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("not ready"), "{}", run.stderr);
+}
