@@ -41,6 +41,11 @@ pub enum Command {
     /// Cost and usage reports.
     #[command(subcommand, name = "spending")]
     Spending(crate::spending::SpendingCommand),
+    /// Create, update (and with --prune delete) providers to match manifest files (GitOps).
+    Apply(crate::apply::ApplyArgs),
+    /// Show what `apply` would change: `+ name`, `~ name (update: fields)`, `= name`, `- name`;
+    /// exit 1 when anything differs.
+    Diff(crate::apply::ApplyArgs),
     /// Check that a gateway is ready to serve (`GET /readyz`): exit 0 when it is, 1 when not.
     /// Needs no token; for container health checks and scripts.
     Health(crate::health::HealthArgs),

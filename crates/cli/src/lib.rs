@@ -5,6 +5,7 @@
 //! (pure functions in [`provider`] and [`token`], tested without sockets) and rendering
 //! answers ([`output`]). They must not depend on the server or the store: only on HTTP.
 
+pub mod apply;
 pub mod args;
 pub mod client;
 pub mod health;
@@ -32,5 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(cmd) => model::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Spending(cmd) => spending::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Health(a) => health::run(&cli.global, a).await,
+        Command::Apply(a) => apply::apply(&Client::new(&cli.global)?, a).await,
+        Command::Diff(a) => apply::diff(&Client::new(&cli.global)?, a).await,
     }
 }

@@ -30,9 +30,13 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(tollgate_cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tollgate_cli::output::error(&e);
-            ExitCode::FAILURE
-        }
+        Err(e) => match e.downcast_ref::<tollgate_cli::apply::Exit>() {
+            // A command that chose its exit status has printed what it had to say.
+            Some(exit) => ExitCode::from(exit.0),
+            None => {
+                tollgate_cli::output::error(&e);
+                ExitCode::FAILURE
+            }
+        },
     }
 }

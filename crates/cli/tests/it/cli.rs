@@ -1218,3 +1218,103 @@ async fn e2e_version_and_health() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("not ready"), "{}", run.stderr);
 }
+
+#[test]
+fn apply_merge_patch_and_changed_paths_agree() {
+    use tollgate_cli::apply::{changed_paths, merge_patch, secret_refs, validate_document};
+    let cur = json!({"a": 1, "c": {"x": 1, "y": 2}, "gone": true, "list": [1, 2]});
+    let want = json!({"a": 1, "c": {"x": 1, "y": 3}, "list": [2]});
+    let mut fields = Vec::new();
+    changed_paths(&cur, &want, "", &mut fields);
+    assert_eq!(fields, ["c.y", "gone", "list"]);
+    let patch = merge_patch(&cur, &want);
+    assert_eq!(patch, json!({"c": {"y": 3}, "gone": null, "list": [2]}));
+    let mut applied = cur.clone();
+    tollgate_core::patch::merge_patch(&mut applied, &patch);
+    assert_eq!(applied, want, "the patch turns the stored provider into the manifest");
+
+    let (name, spec) = validate_document(
+        "f#1",
+        json!({"kind": "Provider", "name": "p", "display_name": "P", "type": "openai",
+               "openai_config": {"api_key_ref": "K"}, "url": "http://x", "created_at": "t"}),
+    )
+    .unwrap();
+    assert_eq!(name, "p");
+    assert!(spec.get("url").is_none() && spec.get("created_at").is_none());
+    assert_eq!(secret_refs(&spec), ["K"]);
+    let err = |v: Value| validate_document("f#2", v).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err(json!({"name": "p"})).contains("f#2: kind: required"));
+    assert!(err(json!({"kind": "Budget"})).contains("unknown kind `Budget`"));
+    assert!(err(json!({"kind": "Provider", "name": "Bad Name", "type": "openai"})).starts_with("f#2: name"));
+}
+
+/// GitOps end to end with the real binary: diff, apply, re-apply unchanged, a change shown by
+/// field, an invalid document that changes nothing, the `get -o yaml` shape applied back as is,
+/// `--dry-run`, `--prune`.
+#[tokio::test]
+async fn e2e_apply_and_diff() {
+    let gw = TestGateway::start().await.unwrap();
+    gw.put_secret("TEAM_A_KEY", "sk-a").await.unwrap();
+    gw.put_secret("TEAM_B_KEY", "sk-b").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = "kind: Provider\nname: team-a\ndisplay_name: Team A\ntype: openai\nopenai_config:\n  api_key_ref: TEAM_A_KEY\ntags:\n  team: a\n";
+    let b = "kind: Provider\nname: team-b\ndisplay_name: Team B\ntype: anthropic\nanthropic_config:\n  api_key_ref: TEAM_B_KEY\nprovider_models:\n  - name: claude-sonnet-4-6\n";
+    std::fs::write(dir.path().join("providers.yaml"), format!("{a}---\n{b}")).unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let run = tg(&gw, &["diff", "-f", d]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, "+ team-a\n+ team-b\n"), "{}", run.stderr);
+    let run = tg(&gw, &["apply", "-f", d]).ok();
+    assert_eq!(run.stdout, "created provider/team-a\ncreated provider/team-b\n");
+    let run = tg(&gw, &["diff", "-f", d]).ok();
+    assert_eq!(run.stdout, "= team-a\n= team-b\n");
+    assert_eq!(tg(&gw, &["apply", "-f", d]).ok().stdout, "unchanged provider/team-a\nunchanged provider/team-b\n");
+
+    // A change is shown by field and applied; a field left out returns to its default.
+    let a2 = a.replace("Team A", "Team A (prod)").replace("team: a", "team: search");
+    std::fs::write(dir.path().join("providers.yaml"), format!("{a2}---\n{b}")).unwrap();
+    let run = tg(&gw, &["diff", "-f", d]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, "~ team-a (update: display_name, tags.team)\n= team-b\n"));
+    assert_eq!(
+        tg(&gw, &["apply", "-f", d, "--dry-run"]).ok().stdout.lines().next(),
+        Some("updated provider/team-a (dry run)")
+    );
+    assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A", "dry run");
+    assert_eq!(tg(&gw, &["apply", "-f", d]).ok().stdout.lines().next(), Some("updated provider/team-a"));
+    let got = tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json();
+    assert_eq!((got["display_name"].as_str(), got["tags"]["team"].as_str()), (Some("Team A (prod)"), Some("search")));
+
+    // An invalid document anywhere changes nothing, and names file, document and field.
+    let bad =
+        "kind: Provider\nname: Bad_Name\ndisplay_name: X\ntype: openai\nopenai_config:\n  api_key_ref: TEAM_A_KEY\n";
+    std::fs::write(dir.path().join("providers.yaml"), format!("{a}---\n{b}")).unwrap();
+    std::fs::write(dir.path().join("z-bad.yaml"), bad).unwrap();
+    let run = tg(&gw, &["apply", "-f", d]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("z-bad.yaml#1: name") && run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
+    std::fs::remove_file(dir.path().join("z-bad.yaml")).unwrap();
+    // A secret that does not exist: also nothing changed.
+    std::fs::write(dir.path().join("z-missing.yaml"), bad.replace("Bad_Name", "team-c").replace("TEAM_A_KEY", "NOPE"))
+        .unwrap();
+    let run = tg(&gw, &["apply", "-f", d]);
+    assert!(run.code == 2 && run.stderr.contains("secret \"NOPE\" does not exist"), "{}", run.stderr);
+    assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
+    std::fs::remove_file(dir.path().join("z-missing.yaml")).unwrap();
+
+    // What `get -o yaml` prints, plus a kind, applies back unchanged (from standard input).
+    let yaml = tg(&gw, &["provider", "get", "team-b", "-o", "yaml"]).ok().stdout;
+    let run = tg_in(&gw, &["apply", "-f", "-"], Some(&format!("kind: Provider\n{yaml}"))).ok();
+    assert_eq!(run.stdout, "unchanged provider/team-b\n");
+
+    // --prune deletes what the files no longer name.
+    std::fs::write(dir.path().join("providers.yaml"), a).unwrap();
+    let run = tg(&gw, &["diff", "-f", d, "--prune"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, "~ team-a (update: display_name, tags.team)\n- team-b\n"));
+    let run = tg(&gw, &["apply", "-f", d]).ok();
+    assert_eq!(run.stdout, "updated provider/team-a\n", "without --prune nothing is deleted");
+    let run = tg(&gw, &["apply", "-f", d, "--prune"]).ok();
+    assert_eq!(run.stdout, "unchanged provider/team-a\ndeleted provider/team-b\n");
+    let run = tg(&gw, &["provider", "get", "team-b"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+}

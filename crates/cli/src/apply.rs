@@ -1,0 +1,352 @@
+//! GitOps: `tollgate apply -f FILE|DIR|-` and `tollgate diff -f …` over manifests.
+//!
+//! A manifest is the shape `tollgate provider get -o yaml` prints plus `kind: Provider`
+//! (several documents per file, `---` between them; JSON works too). Output-only fields (`url`,
+//! `created_at`, `updated_at`, `warnings`) are ignored. Manifests name secrets (`api_key_ref`),
+//! never hold their values.
+//!
+//! Both commands first read and validate every document — with the same rules the server
+//! applies (`tollgate_core::ProviderSpec`), plus: one document per name, the type of an existing
+//! provider unchanged, and every referenced secret present — and change nothing when any
+//! document fails (all or nothing per run). Then `apply` creates, updates (a merge patch from
+//! the stored provider to the manifest, so a field left out of the manifest returns to its
+//! default) or leaves each provider alone, and with `--prune` deletes the providers the files no
+//! longer name. A server-side failure after validation (a concurrent change) stops the run and
+//! is reported with what was already done.
+//!
+//! Exit status: `apply` 0, or 2 on an error; `diff` 0 when nothing differs, 1 when something
+//! does, 2 on an error ([`Exit`]).
+
+use crate::client::{Client, fetch_pages};
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize as _;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use tollgate_core::ProviderSpec;
+
+/// Flags of `apply` and `diff`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApplyArgs {
+    /// Manifest file, directory (every `*.yaml`, `*.yml`, `*.json` in it, sorted by name) or
+    /// `-` for standard input; repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+    /// Also delete the providers that no manifest names (off by default).
+    #[arg(long)]
+    pub prune: bool,
+    /// `apply` only: print what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// An exit status chosen by the command itself (the error, if any, was already printed).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// The kinds a manifest may hold. Budgets and rate limits join when they exist.
+const PROVIDER: &str = "Provider";
+
+/// Fields the server sets; a manifest copied from `get -o yaml` carries them, apply ignores them.
+const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "warnings"];
+
+/// One validated document.
+#[derive(Debug, Clone)]
+struct Desired {
+    name: String,
+    /// Where it came from, for messages: `file#N`.
+    origin: String,
+    /// The normalised spec as JSON (output-only fields cleared).
+    spec: Value,
+}
+
+/// What a run would do to one provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Change {
+    Create,
+    Update { fields: Vec<String>, patch: Value },
+    Unchanged,
+    Delete,
+}
+
+/// `tollgate apply`.
+pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
+    let plan = match plan(client, &a).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    for (name, change, desired) in &plan {
+        let verb = match change {
+            Change::Create => "created",
+            Change::Update { .. } => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Delete => "deleted",
+        };
+        if !a.dry_run {
+            let done = match change {
+                Change::Create => {
+                    client.post(&["llm-providers"], desired.as_ref().map_or(&Value::Null, |d| &d.spec)).await
+                }
+                Change::Update { patch, .. } => client.patch(&["llm-providers", name], patch).await,
+                Change::Unchanged => Ok(crate::client::Answer { status: 200, body: None }),
+                Change::Delete => client.delete(&["llm-providers", name]).await,
+            };
+            if let Err(e) = done {
+                return fail(&e.context(format!("{} provider/{name}", verb.trim_end_matches('d'))));
+            }
+        }
+        let suffix = if a.dry_run && *change != Change::Unchanged { " (dry run)" } else { "" };
+        crate::output::line(&format!("{verb} provider/{name}{suffix}"));
+    }
+    Ok(())
+}
+
+/// `tollgate diff`.
+pub async fn diff(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
+    let plan = match plan(client, &a).await {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let mut differs = false;
+    for (name, change, _) in &plan {
+        let line = match change {
+            Change::Create => format!("+ {name}"),
+            Change::Update { fields, .. } => format!("~ {name} (update: {})", fields.join(", ")),
+            Change::Unchanged => format!("= {name}"),
+            Change::Delete => format!("- {name}"),
+        };
+        differs |= *change != Change::Unchanged;
+        crate::output::line(&line);
+    }
+    if differs { Err(Exit(1).into()) } else { Ok(()) }
+}
+
+fn fail(e: &anyhow::Error) -> anyhow::Result<()> {
+    crate::output::error(e);
+    Err(Exit(2).into())
+}
+
+/// Reads and validates every document, compares with the server: the change per provider, in
+/// name order (deletions last).
+async fn plan(client: &Client, a: &ApplyArgs) -> anyhow::Result<Vec<(String, Change, Option<Desired>)>> {
+    let desired = read_all(&a.files)?;
+    let listing = fetch_pages(client, "llm-providers", "llm_providers", Vec::new(), true).await?;
+    let mut current: BTreeMap<String, Value> = BTreeMap::new();
+    for p in listing.items {
+        let name = p["name"].as_str().unwrap_or_default().to_string();
+        current.insert(name, normalise(p).map_err(|e| anyhow!("the server's provider: {e}"))?);
+    }
+    let secrets = fetch_pages(client, "secrets", "secrets", Vec::new(), true).await?;
+    let secrets: BTreeSet<String> =
+        secrets.items.iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect();
+
+    let mut problems = Vec::new();
+    for d in desired.values() {
+        if let Some(cur) = current.get(&d.name)
+            && cur["type"] != d.spec["type"]
+        {
+            problems.push(format!(
+                "{}: provider/{}: type is immutable ({} on the server, {} in the manifest): delete it first",
+                d.origin, d.name, cur["type"], d.spec["type"]
+            ));
+        }
+        for secret in secret_refs(&d.spec) {
+            if !secrets.contains(&secret) {
+                problems.push(format!(
+                    "{}: provider/{}: secret \"{secret}\" does not exist (store it with `tollgate secret set {secret}`)",
+                    d.origin, d.name
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        bail!("nothing was changed:\n  {}", problems.join("\n  "));
+    }
+
+    let mut plan = Vec::new();
+    for (name, d) in &desired {
+        let change = match current.get(name) {
+            None => Change::Create,
+            Some(cur) => {
+                let mut fields = Vec::new();
+                changed_paths(cur, &d.spec, "", &mut fields);
+                if fields.is_empty() {
+                    Change::Unchanged
+                } else {
+                    Change::Update { fields, patch: merge_patch(cur, &d.spec) }
+                }
+            }
+        };
+        plan.push((name.clone(), change, Some(d.clone())));
+    }
+    if a.prune {
+        for name in current.keys().filter(|n| !desired.contains_key(*n)) {
+            plan.push((name.clone(), Change::Delete, None));
+        }
+    }
+    Ok(plan)
+}
+
+/// Every document of every file, validated; keyed by provider name (a name twice is an error).
+fn read_all(files: &[String]) -> anyhow::Result<BTreeMap<String, Desired>> {
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    for f in files {
+        for (path, text) in sources(f)? {
+            let mut n = 0;
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+                n += 1;
+                let v = Value::deserialize(doc).with_context(|| format!("{path}#{n}: not valid YAML or JSON"))?;
+                if !v.is_null() {
+                    docs.push((format!("{path}#{n}"), v));
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (origin, v) in docs {
+        match desired_of(&origin, v) {
+            Ok(d) => {
+                if let Some(first) = out.get(&d.name).map(|x: &Desired| x.origin.clone()) {
+                    problems.push(format!("{origin}: provider/{} is also defined in {first}", d.name));
+                } else {
+                    out.insert(d.name.clone(), d);
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("nothing was changed:\n  {}", problems.join("\n  "));
+    }
+    Ok(out)
+}
+
+/// One document → its provider name and normalised spec (`origin` prefixes every message).
+pub fn validate_document(origin: &str, v: Value) -> anyhow::Result<(String, Value)> {
+    desired_of(origin, v).map(|d| (d.name, d.spec))
+}
+
+fn desired_of(origin: &str, v: Value) -> anyhow::Result<Desired> {
+    let Value::Object(mut m) = v else { bail!("{origin}: a manifest document must be a mapping") };
+    match m.remove("kind") {
+        Some(Value::String(k)) if k == PROVIDER => {}
+        Some(Value::String(k)) => bail!("{origin}: kind: unknown kind `{k}`; expected `{PROVIDER}`"),
+        _ => bail!("{origin}: kind: required (`kind: {PROVIDER}`)"),
+    }
+    let spec = normalise(Value::Object(m)).map_err(|e| anyhow!("{origin}: {e}"))?;
+    let name = spec["name"].as_str().unwrap_or_default().to_string();
+    Ok(Desired { name, origin: origin.to_string(), spec })
+}
+
+/// The spec as the server would store it: validated and normalised by the shared rules, with
+/// output-only fields removed.
+fn normalise(v: Value) -> Result<Value, tollgate_core::ValidationError> {
+    let mut v = v;
+    if let Value::Object(m) = &mut v {
+        for k in OUTPUT_ONLY {
+            m.remove(k);
+        }
+    }
+    let spec = ProviderSpec::from_value(v)?;
+    Ok(serde_json::to_value(spec).unwrap_or(Value::Null))
+}
+
+/// The `(path, text)` of each manifest a `-f` argument names.
+fn sources(arg: &str) -> anyhow::Result<Vec<(String, String)>> {
+    if arg == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading manifests from standard input")?;
+        return Ok(vec![("<stdin>".to_string(), s)]);
+    }
+    let path = Path::new(arg);
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading the directory {arg}"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().and_then(|x| x.to_str()).is_some_and(|x| matches!(x, "yaml" | "yml" | "json")))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
+}
+
+/// The secret names a normalised spec references (`*_ref` strings anywhere in it).
+pub fn secret_refs(spec: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    match v {
+                        Value::String(s) if k.ends_with("_ref") => out.push(s.clone()),
+                        other => walk(other, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    walk(spec, &mut out);
+    out
+}
+
+/// Dotted paths of the leaves that differ (objects are compared member by member; arrays and
+/// scalars as a whole).
+pub fn changed_paths(cur: &Value, want: &Value, prefix: &str, out: &mut Vec<String>) {
+    match (cur, want) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                changed_paths(a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), &path, out);
+            }
+        }
+        (a, b) if a != b => out.push(prefix.to_string()),
+        _ => {}
+    }
+}
+
+/// The RFC 7396 merge patch that turns `cur` into `want`.
+pub fn merge_patch(cur: &Value, want: &Value) -> Value {
+    match (cur, want) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut p = Map::new();
+            for (k, bv) in b {
+                match a.get(k) {
+                    Some(av) if av == bv => {}
+                    Some(av) if av.is_object() && bv.is_object() => {
+                        p.insert(k.clone(), merge_patch(av, bv));
+                    }
+                    _ => {
+                        p.insert(k.clone(), bv.clone());
+                    }
+                }
+            }
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                p.insert(k.clone(), Value::Null);
+            }
+            Value::Object(p)
+        }
+        (_, b) => b.clone(),
+    }
+}
