@@ -19,8 +19,9 @@ use tollgate_core::{Microcents, ProviderType};
 const COLLECTION: &str = "llm-providers";
 
 /// The `<type>_config` keys, in `ProviderType::ALL` order.
-pub const CONFIG_KEYS: [&str; 5] =
-    ["openai_config", "anthropic_config", "google_config", "bedrock_config", "openai_compatible_config"];
+fn config_keys() -> impl Iterator<Item = &'static str> {
+    ProviderType::ALL.into_iter().map(ProviderType::config_field)
+}
 
 /// Output-only fields of a fetched resource, dropped from manifests before sending.
 const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "@type"];
@@ -244,7 +245,7 @@ impl ProviderFlags {
     fn config_group(&self) -> anyhow::Result<Option<&'static str>> {
         let mut groups: Vec<&'static str> = Vec::new();
         for f in self.config_fields() {
-            if CONFIG_KEYS.contains(&f.group) && !groups.contains(&f.group) {
+            if config_keys().any(|k| k == f.group) && !groups.contains(&f.group) {
                 groups.push(f.group);
             }
         }
@@ -456,7 +457,7 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Map<String, Value>> {
 }
 
 fn configs_present(body: &Map<String, Value>) -> Vec<&'static str> {
-    CONFIG_KEYS.iter().copied().filter(|k| body.get(*k).is_some_and(|v| !v.is_null())).collect()
+    config_keys().filter(|k| body.get(*k).is_some_and(|v| !v.is_null())).collect()
 }
 
 /// The POST body of `provider create`: the manifest (if any), overridden by the flags.

@@ -7,13 +7,17 @@
 
 use crate::error::ValidationError;
 use crate::validate;
+
+mod registry;
+pub use registry::{CredentialScheme, ErrorShape, Probe, ProviderDescriptor, WireFamilyId, descriptor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
-/// The five upstream families a provider can proxy.
+/// The configured kind of a provider (its `type`). What each type is lives in its
+/// [`ProviderDescriptor`] ([`ProviderType::descriptor`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderType {
@@ -33,35 +37,36 @@ impl ProviderType {
         ProviderType::OpenaiCompatible,
     ];
 
+    /// What this type is: names, credential scheme, defaults, probe, error shape, family.
+    pub fn descriptor(self) -> &'static ProviderDescriptor {
+        descriptor(self)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "openai",
-            ProviderType::Anthropic => "anthropic",
-            ProviderType::Google => "google",
-            ProviderType::Bedrock => "bedrock",
-            ProviderType::OpenaiCompatible => "openai_compatible",
-        }
+        descriptor(self).id
     }
 
     /// The name of the config object that must accompany this type.
     pub fn config_field(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "openai_config",
-            ProviderType::Anthropic => "anthropic_config",
-            ProviderType::Google => "google_config",
-            ProviderType::Bedrock => "bedrock_config",
-            ProviderType::OpenaiCompatible => "openai_compatible_config",
-        }
+        descriptor(self).config_field
     }
 
     /// Human label, as the console shows it.
     pub fn label(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "OpenAI",
-            ProviderType::Anthropic => "Anthropic",
-            ProviderType::Google => "Google AI",
-            ProviderType::Bedrock => "AWS Bedrock",
-            ProviderType::OpenaiCompatible => "OpenAI-compatible",
+        descriptor(self).label
+    }
+
+    /// The wire family its requests and responses use.
+    pub fn wire_family(self) -> WireFamilyId {
+        descriptor(self).wire_family
+    }
+
+    /// The type ids, as an error message lists them: `a, b or c`.
+    pub fn id_list() -> String {
+        let ids: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+        match ids.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => ids.join(""),
         }
     }
 }
@@ -75,16 +80,12 @@ impl fmt::Display for ProviderType {
 impl FromStr for ProviderType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "openai" => Ok(ProviderType::Openai),
-            "anthropic" => Ok(ProviderType::Anthropic),
-            "google" => Ok(ProviderType::Google),
-            "bedrock" => Ok(ProviderType::Bedrock),
-            "openai_compatible" | "openai-compatible" => Ok(ProviderType::OpenaiCompatible),
-            other => Err(format!(
-                "unknown provider type `{other}`; expected openai, anthropic, google, bedrock or openai_compatible"
-            )),
-        }
+        // Ids are snake_case; the kebab-case spelling is accepted too (CLI habit).
+        let id = s.replace('-', "_");
+        ProviderType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == id)
+            .ok_or_else(|| format!("unknown provider type `{s}`; expected {}", ProviderType::id_list()))
     }
 }
 
@@ -333,6 +334,9 @@ pub enum ProviderConfig<'a> {
     OpenaiCompatible(&'a OpenaiCompatibleConfig),
 }
 
+/// OpenAI's public API, the fallback base URL of an unvalidated spec.
+const OPENAI_BASE_URL: Option<&str> = Some("https://api.openai.com/v1");
+
 /// Limits on tags and models.
 pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_VALUE_CHARS: usize = 256;
@@ -426,21 +430,19 @@ impl ProviderSpec {
 
     /// The upstream base URL: the configured one or the type's default.
     pub fn upstream_base_url(&self) -> String {
-        let configured = match self.config() {
-            Some(ProviderConfig::Openai(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Google(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Anthropic(c)) => c.base_url.clone(),
-            Some(ProviderConfig::OpenaiCompatible(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Bedrock(c)) => c.base_url.clone(),
-            None => None,
+        let (configured, region) = match self.config() {
+            Some(ProviderConfig::Openai(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Google(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Anthropic(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::OpenaiCompatible(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Bedrock(c)) => (c.base_url.clone(), c.region.as_deref()),
+            None => (None, None),
         };
-        configured.unwrap_or_else(|| match self.config() {
-            Some(ProviderConfig::Anthropic(_)) => "https://api.anthropic.com".into(),
-            Some(ProviderConfig::Google(_)) => "https://generativelanguage.googleapis.com".into(),
-            Some(ProviderConfig::Bedrock(c)) => {
-                format!("https://bedrock-runtime.{}.amazonaws.com", c.region.as_deref().unwrap_or("us-east-1"))
-            }
-            _ => "https://api.openai.com/v1".into(),
+        configured.unwrap_or_else(|| {
+            // Validation requires a base URL of the types without a default; an unvalidated
+            // spec falls back to OpenAI's, as `kind` does.
+            let default = self.kind().descriptor().default_base_url.or(OPENAI_BASE_URL);
+            default.unwrap_or_default().replace("{region}", region.unwrap_or("us-east-1"))
         })
     }
 
@@ -450,7 +452,7 @@ impl ProviderSpec {
             Some(ProviderConfig::Openai(c)) => c.authorization_passthrough,
             Some(ProviderConfig::Anthropic(c)) => c.authorization_passthrough,
             Some(ProviderConfig::OpenaiCompatible(c)) => c.authorization_passthrough,
-            _ => false,
+            Some(ProviderConfig::Google(_) | ProviderConfig::Bedrock(_)) | None => false,
         }
     }
 
@@ -486,10 +488,8 @@ impl ProviderSpec {
         validate::no_control(&self.display_name).map_err(field_err("display_name"))?;
 
         let Some(kind) = self.provider_type else {
-            return Err(ValidationError::new(
-                "type",
-                "is required: one of openai, anthropic, google, bedrock, openai_compatible",
-            ));
+            let ids: Vec<&str> = ProviderType::ALL.iter().map(|t| t.as_str()).collect();
+            return Err(ValidationError::new("type", format!("is required: one of {}", ids.join(", "))));
         };
         self.check_config_objects(kind)?;
         match kind {

@@ -1039,8 +1039,9 @@ async fn e2e_cli_ignores_the_application_token_variable() {
 /// `tollgate provider check` prints PASS/FAIL and sets the exit code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_provider_check() {
-    use tollgate_testkit::upstream::{FakeUpstream, Flavor};
-    let up = FakeUpstream::start(Flavor::OpenAi, Some("sk-good")).await.unwrap();
+    use tollgate_core::ProviderType;
+    use tollgate_testkit::upstream::FakeUpstream;
+    let up = FakeUpstream::start(ProviderType::Openai, Some("sk-good")).await.unwrap();
     let gw = TestGateway::start().await.unwrap();
     tg_in(&gw, &["secret", "set", "OA_KEY"], Some("sk-good\n")).ok();
     let base = up.provider_base_url();

@@ -26,7 +26,8 @@ use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tollgate_testkit::upstream::{FakeUpstream, Flavor, Received, TEXT};
+use tollgate_core::ProviderType;
+use tollgate_testkit::upstream::{FakeUpstream, Received, TEXT};
 
 /// The client's own Anthropic credential in the passthrough case (what Claude Code's sign-in
 /// or the user's key would send as `Authorization: Bearer`).
@@ -285,10 +286,10 @@ async fn every_connect_tab_snippet_runs_as_written() {
     let mut provs = Vec::new();
     for (name, kind, passthrough, credential, models) in specs {
         let flavor = match kind {
-            "anthropic" => Flavor::Anthropic,
-            "google" => Flavor::Google,
-            "bedrock" => Flavor::Bedrock,
-            _ => Flavor::OpenAi,
+            "anthropic" => ProviderType::Anthropic,
+            "google" => ProviderType::Google,
+            "bedrock" => ProviderType::Bedrock,
+            _ => ProviderType::Openai,
         };
         let up = FakeUpstream::start(flavor, credential).await.unwrap_or_else(|e| panic!("{e:#}"));
         let mut extra = json!({"provider_models": models.iter().map(|m| json!({"name": m})).collect::<Vec<_>>()});
@@ -476,7 +477,7 @@ async fn the_bedrock_boto3_snippet_runs_behind_tls() {
     stdin.write_all(format!("{addr}\n").as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
     stdin.flush().await.unwrap_or_else(|e| panic!("{e}"));
 
-    let up = FakeUpstream::start(Flavor::Bedrock, Some(&format!("{}:{}", AWS_KEY.0, AWS_KEY.1)))
+    let up = FakeUpstream::start(ProviderType::Bedrock, Some(&format!("{}:{}", AWS_KEY.0, AWS_KEY.1)))
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;

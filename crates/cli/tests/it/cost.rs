@@ -12,7 +12,7 @@
 //! per-provider totals stay separate.
 
 use crate::both_backends;
-use crate::proxy::{AWS_KEY, UPSTREAM_KEY, flavor, provider_at, sdk_auth, send, usage_events};
+use crate::proxy::{AWS_KEY, UPSTREAM_KEY, provider_at, ptype, sdk_auth, send, usage_events};
 use crate::support::*;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -258,7 +258,7 @@ async fn conformance(db: TestDb) {
     let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
     for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
         let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
-        let up = FakeUpstream::start(flavor(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(ptype(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
         if let Some(r) = key_ref(kind) {
             secret(&gw, r, UPSTREAM_KEY).await;
         }

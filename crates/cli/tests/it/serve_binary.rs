@@ -399,9 +399,10 @@ fn settings_debug_never_shows_the_master_key_or_db_password() {
 /// them. Neither the upstream key nor the gateway token appears in any log line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_drains_usage_on_sigterm_and_never_logs_keys() {
-    use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+    use tollgate_core::ProviderType;
+    use tollgate_testkit::upstream::FakeUpstream;
     let upstream_key = "sk-up-LEAKCHECK-3e9d0c";
-    let up = FakeUpstream::start(Flavor::Google, Some(upstream_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let up = FakeUpstream::start(ProviderType::Google, Some(upstream_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let data = dir.path().join("tollgate-data");
     let served = serve(&data, &["--usage-flush-interval-ms", "3600000"], &[]);

@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::Usage;
-use crate::exchange::{Action, Endpoint};
 use crate::json_scan::ErrorField;
 use crate::openai::usage::RawUsage;
 use crate::sse::SseEvent;
+use crate::wire::{Action, Endpoint};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] = &["usage"];

@@ -15,13 +15,7 @@ pub const TOKEN_VAR: &str = "TOLLGATE_API_KEY";
 
 /// A model id to use in examples when the provider lists none.
 pub fn example_model(t: ProviderType) -> &'static str {
-    match t {
-        ProviderType::Openai => "gpt-4o-mini",
-        ProviderType::Anthropic => "claude-haiku-4-5",
-        ProviderType::Google => "gemini-2.5-flash",
-        ProviderType::Bedrock => "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-        ProviderType::OpenaiCompatible => "llama3.1:8b",
-    }
+    t.descriptor().example_model
 }
 
 /// Code samples in the three languages, and what to know before running them.

@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use tollgate_core::Role;
 use tollgate_core::catalog::CatalogPricing;
 use tollgate_core::provider::BedrockCredentialMode;
-use tollgate_core::{ProviderType, Role};
 use tollgate_store::{DAY_MS, Dimension};
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,7 +175,7 @@ pub async fn show(
         Prop { label: "Type", value: ptype.label().into(), copy: false },
         Prop { label: "Status", value: if spec.is_enabled() { "Enabled" } else { "Disabled" }.into(), copy: false },
     ];
-    if matches!(ptype, ProviderType::Openai | ProviderType::Anthropic | ProviderType::OpenaiCompatible) {
+    if ptype.descriptor().supports_passthrough {
         let on = spec.authorization_passthrough();
         props.push(Prop {
             label: "Authorization passthrough",

@@ -39,19 +39,7 @@ pub const PRICE_BUCKETS: [(&str, &str); 5] = [
 
 /// What each type card says.
 fn blurb(t: ProviderType) -> &'static str {
-    match t {
-        ProviderType::Openai => "GPT, o-series and embeddings through the OpenAI API.",
-        ProviderType::Anthropic => {
-            "Claude Opus, Sonnet and Haiku. Can forward each client's own Authorization (subscription passthrough)."
-        }
-        ProviderType::Google => "Gemini Pro, Flash and multimodal models through Google AI Studio.",
-        ProviderType::Bedrock => {
-            "Foundation models in your AWS account (Claude, Llama, Titan, Nova, Mistral). Needs a region and credentials."
-        }
-        ProviderType::OpenaiCompatible => {
-            "Any endpoint that serves /v1/chat/completions: vLLM, Ollama, LM Studio, gateways."
-        }
-    }
+    t.descriptor().description
 }
 
 /// A type card of the form.

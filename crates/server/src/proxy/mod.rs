@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tollgate_core::{Cost, ProviderSpec, ProviderType, RequestStatus, Usage};
 use tollgate_protocol::errors::{GatewayErrorKind, render};
-use tollgate_protocol::{Endpoint, Family, RequestInfo, Tap};
+use tollgate_protocol::{Endpoint, RequestInfo, Tap, WireFamilyId};
 use tollgate_store::{TokenRecord, UsageEvent};
 
 const PREFIX: &str = "/llm/v1/providers/";
@@ -151,7 +151,7 @@ struct Admitted {
     token: Arc<TokenRecord>,
     entry: Arc<ProviderEntry>,
     ptype: ProviderType,
-    family: Family,
+    family: WireFamilyId,
 }
 
 /// Steps 1–2 of DESIGN.md §3: gateway token, provider, scope, enabled.
@@ -205,7 +205,7 @@ fn admit(
             format!("provider \"{name}\" is disabled"),
         ));
     }
-    Ok(Admitted { token, entry, ptype, family: Family::of(ptype) })
+    Ok(Admitted { token, entry, ptype, family: ptype.wire_family() })
 }
 
 /// Reads the request body up to the configured cap. An oversized body is still read (and
@@ -595,7 +595,7 @@ impl std::fmt::Display for SendError {
 async fn filtered_model_list(
     upstream: http::Response<hyper::body::Incoming>,
     read_timeout: std::time::Duration,
-    family: Family,
+    family: WireFamilyId,
     spec: &ProviderSpec,
     mut recorder: Recorder,
     headers: HeaderMap,
@@ -665,7 +665,7 @@ mod tests {
     fn profile_only_bedrock_models_name_their_profiles() {
         let catalog = tollgate_core::catalog::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
         let catalog = &catalog;
-        let info = |path: &str| tollgate_protocol::inspect(Family::Bedrock, "POST", path, None, b"{}");
+        let info = |path: &str| tollgate_protocol::inspect(WireFamilyId::Bedrock, "POST", path, None, b"{}");
         let refused =
             check_profile_only(catalog, ProviderType::Bedrock, &info("/model/anthropic.claude-sonnet-4-6/converse"));
         let Err(r) = refused else { panic!("a bare Sonnet 4.6 id is refused") };

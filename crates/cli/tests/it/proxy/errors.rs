@@ -269,7 +269,7 @@ async fn passthrough(db: TestDb) {
     let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
     for (i, kind) in ["anthropic", "openai", "openai_compatible"].into_iter().enumerate() {
         let cfg = format!("{kind}_config");
-        let up = FakeUpstream::start(flavor(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(ptype(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
         let name = format!("pt-{i}");
         let body = json!({"name": name, "display_name": "PT", "type": kind,
                           cfg.clone(): {"base_url": up.provider_base_url(), "authorization_passthrough": true}});

@@ -11,8 +11,9 @@ use crate::support::*;
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use std::time::Duration;
+use tollgate_core::ProviderType;
 use tollgate_store::UsageEvent;
-use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+use tollgate_testkit::upstream::FakeUpstream;
 
 /// The upstream key each fake expects; the gateway must inject it.
 pub const UPSTREAM_KEY: &str = "sk-upstream-LEAKCHECK-1c4e";
@@ -26,23 +27,20 @@ pub struct Rig {
     pub token: String,
 }
 
-/// The flavor of fake upstream a provider type talks to.
-pub fn flavor(kind: &str) -> Flavor {
-    match kind {
-        "anthropic" => Flavor::Anthropic,
-        "google" => Flavor::Google,
-        "bedrock" => Flavor::Bedrock,
-        _ => Flavor::OpenAi,
-    }
+/// The provider type named `kind` (a test naming an unknown one is a bug in the test).
+#[track_caller]
+pub fn ptype(kind: &str) -> ProviderType {
+    kind.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The secret the provider of `kind` references (keyless OpenAI-compatible: none).
+/// The secret the provider of `kind` references (keyless OpenAI-compatible, and Bedrock,
+/// which signs with [`AWS_KEY`]: none).
 fn key_ref(kind: &str) -> Option<&'static str> {
-    match kind {
-        "openai" => Some("OPENAI_API_KEY"),
-        "anthropic" => Some("ANTHROPIC_API_KEY"),
-        "google" => Some("GOOGLE_AI_API_KEY"),
-        _ => None,
+    match ptype(kind) {
+        ProviderType::Openai => Some("OPENAI_API_KEY"),
+        ProviderType::Anthropic => Some("ANTHROPIC_API_KEY"),
+        ProviderType::Google => Some("GOOGLE_AI_API_KEY"),
+        ProviderType::Bedrock | ProviderType::OpenaiCompatible => None,
     }
 }
 
@@ -88,7 +86,7 @@ impl Rig {
     pub async fn on(gw: TestGateway, kind: &'static str, extra: Value) -> Rig {
         let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
         let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
-        let up = match FakeUpstream::start(flavor(kind), credential).await {
+        let up = match FakeUpstream::start(ptype(kind), credential).await {
             Ok(u) => u,
             Err(e) => panic!("fake upstream: {e:#}"),
         };
