@@ -9,7 +9,9 @@ use crate::error::ValidationError;
 use crate::validate;
 
 mod registry;
-pub use registry::{CredentialScheme, ErrorShape, Probe, ProviderDescriptor, WireFamilyId, descriptor};
+pub use registry::{
+    CredentialScheme, ErrorShape, Probe, ProviderDescriptor, WireFamilyId, client_key_headers, descriptor,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;

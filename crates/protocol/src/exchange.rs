@@ -252,6 +252,12 @@ impl Tap {
         self.decoder.as_deref().and_then(StreamDecoder::error)
     }
 
+    /// The model the response names, for families that record it (see
+    /// [`StreamDecoder::response_model`]).
+    pub fn response_model(&self) -> Option<&str> {
+        self.decoder.as_deref().and_then(StreamDecoder::response_model)
+    }
+
     /// The stream's terminal event has been fed: OpenAI `data: [DONE]`, Responses
     /// `response.completed` (or `.failed` / `.incomplete`), Anthropic `message_stop`, a Gemini
     /// chunk with a `finishReason`, Bedrock's `metadata` event or the chunk with

@@ -155,6 +155,11 @@ pub trait StreamDecoder: std::fmt::Debug + Send + Sync {
     fn usage(&self) -> Option<Usage>;
     fn error(&self) -> Option<&str>;
     fn terminal(&self) -> bool;
+    /// The model the response names, when the decoder records it (families whose
+    /// clients call a deployment name rather than the model: Azure OpenAI).
+    fn response_model(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// A wire family: the request classification, the one body edit, the models-list filter and

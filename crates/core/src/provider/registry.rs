@@ -104,6 +104,9 @@ pub struct ProviderDescriptor {
     /// Usage is priced (and reported) by the model the response names when the catalog
     /// knows it, else by the model as called (Azure: the deployment name).
     pub model_from_response: bool,
+    /// The catalog section whose prices apply when the catalog has no entry of this type
+    /// for a model (`None`: only its own).
+    pub priced_as: Option<ProviderType>,
     pub error_shape: ErrorShape,
     pub wire_family: WireFamilyId,
 }
@@ -121,6 +124,7 @@ const OPENAI: ProviderDescriptor = ProviderDescriptor {
     example_model: "gpt-4o-mini",
     supports_passthrough: true,
     model_from_response: false,
+    priced_as: None,
     error_shape: ErrorShape::OpenAi,
     wire_family: WireFamilyId::OpenAi,
 };
@@ -139,6 +143,7 @@ const ANTHROPIC: ProviderDescriptor = ProviderDescriptor {
     example_model: "claude-haiku-4-5",
     supports_passthrough: true,
     model_from_response: false,
+    priced_as: None,
     error_shape: ErrorShape::Anthropic,
     wire_family: WireFamilyId::Anthropic,
 };
@@ -156,6 +161,7 @@ const GOOGLE: ProviderDescriptor = ProviderDescriptor {
     example_model: "gemini-2.5-flash",
     supports_passthrough: false,
     model_from_response: false,
+    priced_as: None,
     error_shape: ErrorShape::Google,
     wire_family: WireFamilyId::Google,
 };
@@ -173,6 +179,7 @@ const BEDROCK: ProviderDescriptor = ProviderDescriptor {
     example_model: "us.anthropic.claude-haiku-4-5-20251001-v1:0",
     supports_passthrough: false,
     model_from_response: false,
+    priced_as: None,
     error_shape: ErrorShape::Bedrock,
     wire_family: WireFamilyId::Bedrock,
 };
@@ -190,6 +197,7 @@ const OPENAI_COMPATIBLE: ProviderDescriptor = ProviderDescriptor {
     example_model: "llama3.1:8b",
     supports_passthrough: true,
     model_from_response: false,
+    priced_as: None,
     error_shape: ErrorShape::OpenAi,
     wire_family: WireFamilyId::OpenAi,
 };
@@ -203,4 +211,14 @@ pub fn descriptor(t: ProviderType) -> &'static ProviderDescriptor {
         ProviderType::Bedrock => &BEDROCK,
         ProviderType::OpenaiCompatible => &OPENAI_COMPATIBLE,
     }
+}
+
+/// The headers some provider type's SDK sends its API key in (other than `Authorization`),
+/// in `ProviderType::ALL` order: where clients put the gateway token, and what is never
+/// forwarded upstream from the client.
+pub fn client_key_headers() -> impl Iterator<Item = &'static str> {
+    ProviderType::ALL.into_iter().filter_map(|t| match descriptor(t).credential {
+        CredentialScheme::Header(name) => Some(name),
+        CredentialScheme::Bearer | CredentialScheme::SigV4 => None,
+    })
 }

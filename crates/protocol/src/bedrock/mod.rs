@@ -51,7 +51,7 @@ impl WireFamily for Bedrock {
     }
     fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder> {
         if openai::request::is_openai_endpoint(endpoint) {
-            Box::new(openai::stream::Decoder::new(endpoint, filter))
+            Box::new(openai::stream::Decoder::new(endpoint, filter, false))
         } else {
             Box::new(stream::Decoder::new(endpoint))
         }

@@ -40,13 +40,13 @@ impl WireFamily for OpenAi {
         request::edits(endpoint)
     }
     fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder> {
-        Box::new(stream::Decoder::new(endpoint, filter))
+        Box::new(stream::Decoder::new(endpoint, filter, false))
     }
 }
 
 impl StreamDecoder for stream::Decoder {
     fn body_members(&self) -> &'static [&'static str] {
-        stream::BODY_MEMBERS
+        stream::Decoder::body_members(self)
     }
     fn on_event(&mut self, ev: &SseEvent) -> Action {
         stream::Decoder::on_event(self, ev)
@@ -65,5 +65,8 @@ impl StreamDecoder for stream::Decoder {
     }
     fn terminal(&self) -> bool {
         stream::Decoder::terminal(self)
+    }
+    fn response_model(&self) -> Option<&str> {
+        stream::Decoder::response_model(self)
     }
 }

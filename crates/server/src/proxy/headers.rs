@@ -54,8 +54,7 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
             || name == header::CONTENT_LENGTH
             || name == header::ACCEPT_ENCODING
             || (name == header::AUTHORIZATION && !passthrough)
-            || n == "x-api-key"
-            || n == "x-goog-api-key"
+            || tollgate_core::provider::client_key_headers().any(|h| h == n)
             || n.starts_with("x-tollgate-");
         if !drop {
             out.append(name.clone(), value.clone());
