@@ -104,7 +104,7 @@ pub struct ProviderFlags {
     /// Human-readable name (create defaults it to NAME).
     #[arg(long = "display-name")]
     pub display_name: Option<String>,
-    /// openai | anthropic | google | bedrock | openai_compatible (create infers it from the config group used).
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai (create infers it from the config group used).
     #[arg(long = "type", value_parser = parse_type)]
     pub provider_type: Option<ProviderType>,
     #[arg(long, value_name = "true|false")]
@@ -166,6 +166,18 @@ pub struct ProviderFlags {
           num_args = 0..=1, default_missing_value = "true", help_heading = "OpenAI-compatible")]
     pub openai_compatible_authorization_passthrough: Option<bool>,
 
+    /// The Azure OpenAI resource endpoint, e.g. https://my-resource.openai.azure.com.
+    #[arg(long = "azure-openai-config.endpoint", value_name = "URL", help_heading = "Azure OpenAI")]
+    pub azure_openai_endpoint: Option<String>,
+    #[arg(long = "azure-openai-config.api-key-ref", value_name = "SECRET", help_heading = "Azure OpenAI")]
+    pub azure_openai_api_key_ref: Option<String>,
+    #[arg(long = "azure-openai-config.authorization-passthrough", value_name = "true|false",
+          num_args = 0..=1, default_missing_value = "true", help_heading = "Azure OpenAI")]
+    pub azure_openai_authorization_passthrough: Option<bool>,
+    /// The api-version the Connect tab's examples use (default 2024-10-21).
+    #[arg(long = "azure-openai-config.api-version", value_name = "VERSION", help_heading = "Azure OpenAI")]
+    pub azure_openai_api_version: Option<String>,
+
     /// A model the provider exposes: a name or a JSON object `{"name", "custom_pricing"}`.
     /// Repeatable; replaces the whole list.
     #[arg(long = "provider-models", value_name = "MODEL")]
@@ -205,7 +217,7 @@ impl ProviderFlags {
         fn b(v: &Option<bool>) -> Option<Value> {
             v.map(Value::Bool)
         }
-        let all: [(&'static str, &'static [&'static str], Option<Value>); 21] = [
+        let all: [(&'static str, &'static [&'static str], Option<Value>); 25] = [
             ("openai_config", &["base_url"], s(&self.openai_base_url)),
             ("openai_config", &["api_key_ref"], s(&self.openai_api_key_ref)),
             ("openai_config", &["authorization_passthrough"], b(&self.openai_authorization_passthrough)),
@@ -233,6 +245,10 @@ impl ProviderFlags {
                 &["authorization_passthrough"],
                 b(&self.openai_compatible_authorization_passthrough),
             ),
+            ("azure_openai_config", &["endpoint"], s(&self.azure_openai_endpoint)),
+            ("azure_openai_config", &["api_key_ref"], s(&self.azure_openai_api_key_ref)),
+            ("azure_openai_config", &["authorization_passthrough"], b(&self.azure_openai_authorization_passthrough)),
+            ("azure_openai_config", &["api_version"], s(&self.azure_openai_api_version)),
             ("transcripts", &["record_input_messages"], b(&self.record_input_messages)),
             ("transcripts", &["record_output_messages"], b(&self.record_output_messages)),
         ];

@@ -28,15 +28,17 @@ pub enum ProviderType {
     Google,
     Bedrock,
     OpenaiCompatible,
+    AzureOpenai,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 5] = [
+    pub const ALL: [ProviderType; 6] = [
         ProviderType::Openai,
         ProviderType::Anthropic,
         ProviderType::Google,
         ProviderType::Bedrock,
         ProviderType::OpenaiCompatible,
+        ProviderType::AzureOpenai,
     ];
 
     /// What this type is: names, credential scheme, defaults, probe, error shape, family.
@@ -154,6 +156,39 @@ pub struct OpenaiCompatibleConfig {
     pub api_key_ref: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub authorization_passthrough: bool,
+}
+
+/// `azure_openai_config`: an Azure OpenAI (or Azure AI Foundry) resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureOpenaiConfig {
+    /// Required: the resource endpoint, e.g. `https://my-resource.openai.azure.com`; clients'
+    /// paths (`/openai/deployments/{deployment}/…`, `/openai/v1/…`) are appended to it.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Secret reference holding the resource's API key (sent as `api-key`); required unless
+    /// `authorization_passthrough` is on.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+    /// Forward the client's own `Authorization` (a Microsoft Entra ID token) upstream instead
+    /// of a stored key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub authorization_passthrough: bool,
+    /// The `api-version` the Connect tab's examples use (`YYYY-MM-DD`, optionally
+    /// `-preview`); absent means `2024-10-21`. Clients send their own on each request.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+/// The `api-version` of examples when `azure_openai_config.api_version` is absent (the GA
+/// version that accepts `stream_options`).
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+impl AzureOpenaiConfig {
+    /// The configured `api-version`, or [`DEFAULT_AZURE_API_VERSION`].
+    pub fn api_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or(DEFAULT_AZURE_API_VERSION)
+    }
 }
 
 /// Static AWS keys, both held in the secret store.
@@ -301,6 +336,8 @@ pub struct ProviderSpec {
     pub bedrock_config: Option<BedrockConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openai_compatible_config: Option<OpenaiCompatibleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_openai_config: Option<AzureOpenaiConfig>,
     /// Models exposed; empty means every model is allowed.
     #[serde(default, deserialize_with = "null_default")]
     pub provider_models: Vec<ProviderModel>,
@@ -334,6 +371,7 @@ pub enum ProviderConfig<'a> {
     Google(&'a ApiKeyConfig),
     Bedrock(&'a BedrockConfig),
     OpenaiCompatible(&'a OpenaiCompatibleConfig),
+    AzureOpenai(&'a AzureOpenaiConfig),
 }
 
 /// OpenAI's public API, the fallback base URL of an unvalidated spec.
@@ -388,6 +426,7 @@ impl ProviderSpec {
             ProviderType::OpenaiCompatible => {
                 self.openai_compatible_config.as_ref().map(ProviderConfig::OpenaiCompatible)
             }
+            ProviderType::AzureOpenai => self.azure_openai_config.as_ref().map(ProviderConfig::AzureOpenai),
         }
     }
 
@@ -411,6 +450,9 @@ impl ProviderSpec {
         if let Some(c) = &self.openai_compatible_config {
             push("openai_compatible_config.api_key_ref", &c.api_key_ref);
         }
+        if let Some(c) = &self.azure_openai_config {
+            push("azure_openai_config.api_key_ref", &c.api_key_ref);
+        }
         if let Some(s) = self.bedrock_config.as_ref().and_then(|c| c.static_credentials.as_ref()) {
             push("bedrock_config.static_credentials.access_key_id_ref", &s.access_key_id_ref);
             push("bedrock_config.static_credentials.secret_access_key_ref", &s.secret_access_key_ref);
@@ -426,6 +468,7 @@ impl ProviderSpec {
             ProviderConfig::Anthropic(c) => c.api_key_ref.as_deref(),
             ProviderConfig::Google(c) => c.api_key_ref.as_deref(),
             ProviderConfig::OpenaiCompatible(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::AzureOpenai(c) => c.api_key_ref.as_deref(),
             ProviderConfig::Bedrock(_) => None,
         }
     }
@@ -438,6 +481,7 @@ impl ProviderSpec {
             Some(ProviderConfig::Anthropic(c)) => (c.base_url.clone(), None),
             Some(ProviderConfig::OpenaiCompatible(c)) => (c.base_url.clone(), None),
             Some(ProviderConfig::Bedrock(c)) => (c.base_url.clone(), c.region.as_deref()),
+            Some(ProviderConfig::AzureOpenai(c)) => (c.endpoint.clone(), None),
             None => (None, None),
         };
         configured.unwrap_or_else(|| {
@@ -454,6 +498,7 @@ impl ProviderSpec {
             Some(ProviderConfig::Openai(c)) => c.authorization_passthrough,
             Some(ProviderConfig::Anthropic(c)) => c.authorization_passthrough,
             Some(ProviderConfig::OpenaiCompatible(c)) => c.authorization_passthrough,
+            Some(ProviderConfig::AzureOpenai(c)) => c.authorization_passthrough,
             Some(ProviderConfig::Google(_) | ProviderConfig::Bedrock(_)) | None => false,
         }
     }
@@ -530,6 +575,10 @@ impl ProviderSpec {
                 let c = self.bedrock_config.as_mut().ok_or_else(|| missing_config(kind))?;
                 validate_bedrock(c)?;
             }
+            ProviderType::AzureOpenai => {
+                let c = self.azure_openai_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                validate_azure_openai(c)?;
+            }
         }
 
         self.normalize_models()?;
@@ -544,6 +593,7 @@ impl ProviderSpec {
             (ProviderType::Google, self.google_config.is_some()),
             (ProviderType::Bedrock, self.bedrock_config.is_some()),
             (ProviderType::OpenaiCompatible, self.openai_compatible_config.is_some()),
+            (ProviderType::AzureOpenai, self.azure_openai_config.is_some()),
         ];
         for (t, is) in present {
             if is && t != kind {
@@ -700,6 +750,44 @@ fn is_role_arn(a: &str) -> bool {
             .strip_prefix("role/")
             .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)))
         && a.len() <= 2048
+}
+
+fn validate_azure_openai(c: &mut AzureOpenaiConfig) -> Result<(), ValidationError> {
+    let f = "azure_openai_config.endpoint";
+    match c.endpoint.as_deref() {
+        None | Some("") => {
+            return Err(ValidationError::new(
+                f,
+                "is required: the endpoint of your Azure OpenAI resource, e.g. https://my-resource.openai.azure.com",
+            ));
+        }
+        Some(u) => {
+            let u = validate::base_url(u).map_err(field_err(f))?;
+            if u.ends_with("/openai") || u.contains("/openai/") {
+                return Err(ValidationError::new(
+                    f,
+                    "must be the resource endpoint without a path (clients add /openai/deployments/… or /openai/v1/…)",
+                ));
+            }
+            c.endpoint = Some(u);
+        }
+    }
+    check_key_or_passthrough(&c.api_key_ref, c.authorization_passthrough, "azure_openai_config", true)?;
+    if let Some(v) = c.api_version.as_deref() {
+        let (date, suffix) = v.split_at(v.len().min(10));
+        let b = date.as_bytes();
+        let is_date = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !is_date || !(suffix.is_empty() || suffix == "-preview") {
+            return Err(ValidationError::new(
+                "azure_openai_config.api_version",
+                format!("`{v}` is not an Azure OpenAI api-version (YYYY-MM-DD, optionally -preview, e.g. 2024-10-21)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_bedrock(c: &mut BedrockConfig) -> Result<(), ValidationError> {

@@ -13,7 +13,7 @@ use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
 use crate::wire::{Action, StreamDecoder, WireFamily};
 use crate::{MAX_HELD_BYTES, Usage};
-use crate::{anthropic, bedrock, google, openai};
+use crate::{anthropic, azure_openai, bedrock, google, openai};
 use tollgate_core::WireFamilyId;
 
 pub use crate::wire::{Endpoint, RequestInfo};
@@ -25,6 +25,7 @@ pub fn family(id: WireFamilyId) -> &'static dyn WireFamily {
         WireFamilyId::Anthropic => &anthropic::Anthropic,
         WireFamilyId::Google => &google::Google,
         WireFamilyId::Bedrock => &bedrock::Bedrock,
+        WireFamilyId::AzureOpenAi => &azure_openai::AzureOpenAi,
     }
 }
 

@@ -37,6 +37,7 @@ pub mod wire;
 pub mod sigv4;
 
 mod anthropic;
+mod azure_openai;
 mod bedrock;
 mod google;
 mod openai;
@@ -69,6 +70,6 @@ mod tests {
             assert_eq!(family(id).id(), id, "{t}");
         }
         let dirs: Vec<_> = WireFamilyId::ALL.iter().map(|f| f.as_str()).collect();
-        assert_eq!(dirs, ["openai", "anthropic", "google", "bedrock"]);
+        assert_eq!(dirs, ["openai", "anthropic", "google", "bedrock", "azure_openai"]);
     }
 }

@@ -358,11 +358,13 @@ impl FakeUpstream {
         self.shared.provider_type
     }
 
-    /// What to configure as the provider's `base_url`: OpenAI `<base_url>/v1`, others `<base_url>`.
+    /// What to configure as the provider's `base_url` (Azure OpenAI: `endpoint`): OpenAI `<base_url>/v1`, others `<base_url>`.
     pub fn provider_base_url(&self) -> String {
         match self.shared.provider_type {
             ProviderType::Openai | ProviderType::OpenaiCompatible => format!("{}/v1", self.base_url),
-            ProviderType::Anthropic | ProviderType::Google | ProviderType::Bedrock => self.base_url.clone(),
+            ProviderType::Anthropic | ProviderType::Google | ProviderType::Bedrock | ProviderType::AzureOpenai => {
+                self.base_url.clone()
+            }
         }
     }
 
@@ -495,6 +497,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 ProviderType::Anthropic => anthropic::serve(&received, shared.credential.as_deref(), pace),
                 ProviderType::Google => google::serve(&received, shared.credential.as_deref(), pace),
                 ProviderType::Bedrock => bedrock::serve(&shared, &received, pace),
+                ProviderType::AzureOpenai => azure_openai::serve(&received, shared.credential.as_deref(), pace),
             }
         }
     };
@@ -1364,6 +1367,7 @@ pub mod google {
     }
 }
 
+pub mod azure_openai;
 pub mod bedrock;
 pub mod sigv4;
 

@@ -91,6 +91,8 @@ pub fn provider_body(kind: &str, name: &str) -> Value {
         tollgate_core::ProviderType::OpenaiCompatible => {
             json!({"openai_compatible_config": {"base_url": "http://127.0.0.1:11434/v1"}})
         }
+        tollgate_core::ProviderType::AzureOpenai => json!({"azure_openai_config":
+            {"endpoint": "https://tollgate-test.openai.azure.com", "api_key_ref": "AZURE_OPENAI_API_KEY"}}),
     };
     if let (Some(o), Some(c)) = (b.as_object_mut(), cfg.as_object()) {
         for (k, v) in c {
@@ -101,8 +103,9 @@ pub fn provider_body(kind: &str, name: &str) -> Value {
 }
 
 /// Distinctive secret values, so leaks are easy to grep for.
-pub const SECRET_VALUES: [(&str, &str); 5] = [
+pub const SECRET_VALUES: [(&str, &str); 6] = [
     ("OPENAI_API_KEY", "sk-openai-LEAKCHECK-7f3a9c1e"),
+    ("AZURE_OPENAI_API_KEY", "azure-LEAKCHECK-3b9d7e21"),
     ("ANTHROPIC_API_KEY", "sk-ant-LEAKCHECK-52b8d0aa"),
     ("GOOGLE_AI_API_KEY", "AIza-LEAKCHECK-91c3e7f2"),
     ("AWS_ACCESS_KEY_ID", "AKIALEAKCHECK4D2E9B1"),

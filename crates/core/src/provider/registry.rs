@@ -42,12 +42,20 @@ pub enum WireFamilyId {
     Google,
     /// Bedrock runtime: native paths, plus the OpenAI-compatible chat completions.
     Bedrock,
+    /// Azure OpenAI: the OpenAI format on deployment paths
+    /// (`/openai/deployments/{deployment}/…?api-version=…`) and the `/openai/v1/` paths.
+    AzureOpenAi,
 }
 
 impl WireFamilyId {
     /// Every wire family, in a stable order.
-    pub const ALL: [WireFamilyId; 4] =
-        [WireFamilyId::OpenAi, WireFamilyId::Anthropic, WireFamilyId::Google, WireFamilyId::Bedrock];
+    pub const ALL: [WireFamilyId; 5] = [
+        WireFamilyId::OpenAi,
+        WireFamilyId::Anthropic,
+        WireFamilyId::Google,
+        WireFamilyId::Bedrock,
+        WireFamilyId::AzureOpenAi,
+    ];
 
     /// Its name, also the directory of its golden fixtures under `tests/fixtures/`.
     pub fn as_str(self) -> &'static str {
@@ -56,6 +64,7 @@ impl WireFamilyId {
             WireFamilyId::Anthropic => "anthropic",
             WireFamilyId::Google => "google",
             WireFamilyId::Bedrock => "bedrock",
+            WireFamilyId::AzureOpenAi => "azure_openai",
         }
     }
 }
@@ -202,6 +211,25 @@ const OPENAI_COMPATIBLE: ProviderDescriptor = ProviderDescriptor {
     wire_family: WireFamilyId::OpenAi,
 };
 
+const AZURE_OPENAI: ProviderDescriptor = ProviderDescriptor {
+    provider_type: ProviderType::AzureOpenai,
+    id: "azure_openai",
+    label: "Azure OpenAI",
+    config_field: "azure_openai_config",
+    description: "OpenAI models deployed in your Azure OpenAI resource: deployment paths and the /openai/v1 API. Key or Entra ID passthrough.",
+    credential: CredentialScheme::Header("api-key"),
+    default_base_url: None,
+    // The v1 API's model list needs no api-version.
+    probe: Probe::Runtime { path: "/openai/v1/models", headers: &[] },
+    icon: "azure_openai",
+    example_model: "gpt-4o-mini",
+    supports_passthrough: true,
+    model_from_response: true,
+    priced_as: Some(ProviderType::Openai),
+    error_shape: ErrorShape::OpenAi,
+    wire_family: WireFamilyId::AzureOpenAi,
+};
+
 /// The descriptor of a provider type.
 pub fn descriptor(t: ProviderType) -> &'static ProviderDescriptor {
     match t {
@@ -210,6 +238,7 @@ pub fn descriptor(t: ProviderType) -> &'static ProviderDescriptor {
         ProviderType::Google => &GOOGLE,
         ProviderType::Bedrock => &BEDROCK,
         ProviderType::OpenaiCompatible => &OPENAI_COMPATIBLE,
+        ProviderType::AzureOpenai => &AZURE_OPENAI,
     }
 }
 

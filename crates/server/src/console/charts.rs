@@ -23,6 +23,7 @@ pub fn type_color(t: ProviderType) -> &'static str {
         ProviderType::Google => OKABE_ITO[4],
         ProviderType::Bedrock => OKABE_ITO[0],
         ProviderType::OpenaiCompatible => OKABE_ITO[6],
+        ProviderType::AzureOpenai => OKABE_ITO[1],
     }
 }
 

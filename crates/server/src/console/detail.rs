@@ -127,12 +127,18 @@ pub async fn show(
     let region = spec.bedrock_config.as_ref().and_then(|c| c.region.clone()).unwrap_or_else(|| "us-east-1".into());
     let example = spec.provider_models.first().map_or(connect::example_model(ptype), |m| m.name.as_str()).to_string();
     let allowed: Vec<String> = spec.provider_models.iter().map(|m| m.name.clone()).collect();
+    let api_version = spec
+        .azure_openai_config
+        .as_ref()
+        .map_or(tollgate_core::provider::DEFAULT_AZURE_API_VERSION, |c| c.api_version())
+        .to_string();
     let target = Target {
         ptype,
         proxy_url: &proxy_url,
         model: &example,
         models: &allowed,
         region: &region,
+        api_version: &api_version,
         passthrough: spec.authorization_passthrough(),
     };
     let usage_url = format!("/usage?range=7d&provider={name}");

@@ -126,6 +126,10 @@ pub struct ProviderForm {
     pub compat_base_url: String,
     pub compat_passthrough: bool,
     pub compat_key: SecretField,
+    pub azure_endpoint: String,
+    pub azure_api_version: String,
+    pub azure_passthrough: bool,
+    pub azure_key: SecretField,
     pub bedrock_region: String,
     pub bedrock_base_url: String,
     /// `default`, `static` or `assume`.
@@ -148,7 +152,7 @@ pub struct ProviderForm {
 }
 
 /// Inputs that show their own error (others go to the banner).
-const FIELD_INPUTS: [&str; 15] = [
+const FIELD_INPUTS: [&str; 17] = [
     "name",
     "display_name",
     "type",
@@ -156,6 +160,8 @@ const FIELD_INPUTS: [&str; 15] = [
     "anthropic_config.base_url",
     "google_config.base_url",
     "openai_compatible_config.base_url",
+    "azure_openai_config.endpoint",
+    "azure_openai_config.api_version",
     "bedrock_config.region",
     "bedrock_config.base_url",
     "bedrock_config.assume_role.role_arn",
@@ -204,6 +210,15 @@ impl ProviderForm {
                 "API key reference (optional)",
                 false,
                 "LOCAL_LLM_API_KEY",
+            ),
+            azure_endpoint: String::new(),
+            azure_api_version: String::new(),
+            azure_passthrough: false,
+            azure_key: SecretField::new(
+                "azure_openai_config.api_key_ref",
+                "API key reference",
+                true,
+                "AZURE_OPENAI_API_KEY",
             ),
             bedrock_region: "us-east-1".into(),
             bedrock_base_url: String::new(),
@@ -266,6 +281,7 @@ impl ProviderForm {
             &self.anthropic_key,
             &self.google_key,
             &self.compat_key,
+            &self.azure_key,
             &self.bedrock_access_key,
             &self.bedrock_secret_key,
         ]
@@ -277,6 +293,7 @@ impl ProviderForm {
             &mut self.anthropic_key,
             &mut self.google_key,
             &mut self.compat_key,
+            &mut self.azure_key,
             &mut self.bedrock_access_key,
             &mut self.bedrock_secret_key,
         ]
@@ -406,6 +423,12 @@ fn from_spec(console: &Console, session: &Session, spec: &ProviderSpec, secrets:
         f.compat_base_url = c.base_url.clone().unwrap_or_default();
         f.compat_passthrough = c.authorization_passthrough;
         set(&mut f.compat_key, &c.api_key_ref);
+    }
+    if let Some(c) = &spec.azure_openai_config {
+        f.azure_endpoint = c.endpoint.clone().unwrap_or_default();
+        f.azure_api_version = c.api_version.clone().unwrap_or_default();
+        f.azure_passthrough = c.authorization_passthrough;
+        set(&mut f.azure_key, &c.api_key_ref);
     }
     if let Some(c) = &spec.bedrock_config {
         f.bedrock_region = c.region.clone().unwrap_or_default();
@@ -539,6 +562,9 @@ fn read_form(
     f.google_base_url = form.text("google_config.base_url");
     f.compat_base_url = form.text("openai_compatible_config.base_url");
     f.compat_passthrough = form.checked("openai_compatible_config.authorization_passthrough");
+    f.azure_endpoint = form.text("azure_openai_config.endpoint");
+    f.azure_api_version = form.text("azure_openai_config.api_version");
+    f.azure_passthrough = form.checked("azure_openai_config.authorization_passthrough");
     f.bedrock_region = form.text("bedrock_config.region");
     f.bedrock_base_url = form.text("bedrock_config.base_url");
     f.bedrock_cred = match form.get("bedrock_config.credential_type") {
@@ -584,6 +610,14 @@ fn read_form(
             "openai_compatible_config".into(),
             json!({"base_url": opt_str(&f.compat_base_url), "api_key_ref": key,
                    "authorization_passthrough": f.compat_passthrough}),
+        );
+    }
+    let key = secret_of(&mut f.azure_key, t == Some(ProviderType::AzureOpenai), &mut errors);
+    if t == Some(ProviderType::AzureOpenai) {
+        spec.insert(
+            "azure_openai_config".into(),
+            json!({"endpoint": opt_str(&f.azure_endpoint), "api_key_ref": key,
+                   "authorization_passthrough": f.azure_passthrough, "api_version": opt_str(&f.azure_api_version)}),
         );
     }
     let is_static = t == Some(ProviderType::Bedrock) && f.bedrock_cred == "static";

@@ -1,6 +1,7 @@
 //! The native proxy, end to end: a real gateway in front of real fake upstreams (HTTP servers
 //! speaking each provider's wire format), driven over HTTP the way each SDK calls it.
 
+mod azure_openai;
 mod bedrock;
 mod config;
 mod errors;
@@ -35,11 +36,12 @@ pub fn ptype(kind: &str) -> ProviderType {
 
 /// The secret the provider of `kind` references (keyless OpenAI-compatible, and Bedrock,
 /// which signs with [`AWS_KEY`]: none).
-fn key_ref(kind: &str) -> Option<&'static str> {
+pub fn key_ref(kind: &str) -> Option<&'static str> {
     match ptype(kind) {
         ProviderType::Openai => Some("OPENAI_API_KEY"),
         ProviderType::Anthropic => Some("ANTHROPIC_API_KEY"),
         ProviderType::Google => Some("GOOGLE_AI_API_KEY"),
+        ProviderType::AzureOpenai => Some("AZURE_OPENAI_API_KEY"),
         ProviderType::Bedrock | ProviderType::OpenaiCompatible => None,
     }
 }
@@ -50,7 +52,15 @@ pub const AWS_KEY: (&str, &str) = ("AKIARIGTEST000000001", "aws-secret-LEAKCHECK
 /// A provider body of `kind` pointing at `base_url`, merged with `extra`.
 pub fn provider_at(kind: &str, name: &str, base_url: &str, extra: Value) -> Value {
     let cfg_key = format!("{kind}_config");
-    let mut cfg = json!({"base_url": base_url});
+    let url_field = match ptype(kind) {
+        ProviderType::AzureOpenai => "endpoint",
+        ProviderType::Openai
+        | ProviderType::Anthropic
+        | ProviderType::Google
+        | ProviderType::Bedrock
+        | ProviderType::OpenaiCompatible => "base_url",
+    };
+    let mut cfg = json!({url_field: base_url});
     if let Some(r) = key_ref(kind) {
         cfg["api_key_ref"] = json!(r);
     }
@@ -152,6 +162,7 @@ pub fn sdk_auth(req: reqwest::RequestBuilder, kind: &str, token: &str) -> reqwes
     match kind {
         "anthropic" => req.header("x-api-key", token).header("anthropic-version", "2023-06-01"),
         "google" => req.header("x-goog-api-key", token),
+        "azure_openai" => req.header("api-key", token),
         _ => req.bearer_auth(token),
     }
 }
@@ -216,6 +227,7 @@ pub fn assert_credential_swapped(kind: &str, got: &tollgate_testkit::upstream::R
         "anthropic" => Some(("x-api-key", UPSTREAM_KEY.to_string())),
         "google" => Some(("x-goog-api-key", UPSTREAM_KEY.to_string())),
         "openai" => Some(("authorization", format!("Bearer {UPSTREAM_KEY}"))),
+        "azure_openai" => Some(("api-key", UPSTREAM_KEY.to_string())),
         _ => None,
     };
     match expected {
