@@ -173,7 +173,7 @@ async fn first_start_bootstraps_then_stops_gracefully_and_never_logs_secrets() {
     assert!(cli_out.status.success(), "{}", String::from_utf8_lossy(&cli_out.stderr));
     transcript.push_str(&String::from_utf8_lossy(&cli_out.stdout));
     transcript.push_str(&String::from_utf8_lossy(&cli_out.stderr));
-    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible", "azure_openai"] {
         let (s, _) = req(
             &client,
             Method::POST,
@@ -220,7 +220,7 @@ async fn first_start_bootstraps_then_stops_gracefully_and_never_logs_secrets() {
         req(&client, Method::GET, format!("{}/api/v1/llm-providers", again.base_url), &token, None, &mut String::new())
             .await;
     assert_eq!(s, 200);
-    assert_eq!(v["llm_providers"].as_array().map(Vec::len), Some(5));
+    assert_eq!(v["llm_providers"].as_array().map(Vec::len), Some(6));
     again.terminate();
 }
 
@@ -342,7 +342,7 @@ async fn rotate_key_reseals_every_secret() {
         .unwrap_or_else(|e| panic!("{e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("re-sealed 5 secret(s)"), "{stdout}");
+    assert!(stdout.contains(&format!("re-sealed {} secret(s)", SECRET_VALUES.len())), "{stdout}");
     let new_key = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
     assert_ne!(old_key, new_key, "the key file holds a new key");
     assert_eq!(mode(&data.join("master.key")), 0o600);
