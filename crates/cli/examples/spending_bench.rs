@@ -288,6 +288,8 @@ async fn console_pages(label: &str, base: &str, admin: &str, api: &reqwest::Clie
             ProviderType::OpenaiCompatible => {
                 serde_json::json!({"openai_compatible_config": {"base_url": "http://127.0.0.1:11434/v1"}})
             }
+            ProviderType::AzureOpenai => serde_json::json!({"azure_openai_config":
+                {"endpoint": "https://bench.openai.azure.com", "api_key_ref": "OPENAI_API_KEY"}}),
         };
         let mut body =
             serde_json::json!({"name": name, "display_name": name, "type": ptype.as_str(), "models": models});

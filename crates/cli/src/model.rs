@@ -21,7 +21,7 @@ pub enum ModelCommand {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelListArgs {
-    /// openai | anthropic | google | bedrock | openai_compatible.
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai.
     #[arg(long)]
     pub provider_type: Option<String>,
     /// Only models whose name or label contains this text.

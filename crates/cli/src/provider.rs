@@ -19,8 +19,9 @@ use tollgate_core::{Microcents, ProviderType};
 const COLLECTION: &str = "llm-providers";
 
 /// The `<type>_config` keys, in `ProviderType::ALL` order.
-pub const CONFIG_KEYS: [&str; 5] =
-    ["openai_config", "anthropic_config", "google_config", "bedrock_config", "openai_compatible_config"];
+fn config_keys() -> impl Iterator<Item = &'static str> {
+    ProviderType::ALL.into_iter().map(ProviderType::config_field)
+}
 
 /// Output-only fields of a fetched resource, dropped from manifests before sending.
 const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "@type"];
@@ -103,7 +104,7 @@ pub struct ProviderFlags {
     /// Human-readable name (create defaults it to NAME).
     #[arg(long = "display-name")]
     pub display_name: Option<String>,
-    /// openai | anthropic | google | bedrock | openai_compatible (create infers it from the config group used).
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai (create infers it from the config group used).
     #[arg(long = "type", value_parser = parse_type)]
     pub provider_type: Option<ProviderType>,
     #[arg(long, value_name = "true|false")]
@@ -165,6 +166,18 @@ pub struct ProviderFlags {
           num_args = 0..=1, default_missing_value = "true", help_heading = "OpenAI-compatible")]
     pub openai_compatible_authorization_passthrough: Option<bool>,
 
+    /// The Azure OpenAI resource endpoint, e.g. https://my-resource.openai.azure.com.
+    #[arg(long = "azure-openai-config.endpoint", value_name = "URL", help_heading = "Azure OpenAI")]
+    pub azure_openai_endpoint: Option<String>,
+    #[arg(long = "azure-openai-config.api-key-ref", value_name = "SECRET", help_heading = "Azure OpenAI")]
+    pub azure_openai_api_key_ref: Option<String>,
+    #[arg(long = "azure-openai-config.authorization-passthrough", value_name = "true|false",
+          num_args = 0..=1, default_missing_value = "true", help_heading = "Azure OpenAI")]
+    pub azure_openai_authorization_passthrough: Option<bool>,
+    /// The api-version the Connect tab's examples use (default 2024-10-21).
+    #[arg(long = "azure-openai-config.api-version", value_name = "VERSION", help_heading = "Azure OpenAI")]
+    pub azure_openai_api_version: Option<String>,
+
     /// A model the provider exposes: a name or a JSON object `{"name", "custom_pricing"}`.
     /// Repeatable; replaces the whole list.
     #[arg(long = "provider-models", value_name = "MODEL")]
@@ -204,7 +217,7 @@ impl ProviderFlags {
         fn b(v: &Option<bool>) -> Option<Value> {
             v.map(Value::Bool)
         }
-        let all: [(&'static str, &'static [&'static str], Option<Value>); 21] = [
+        let all: [(&'static str, &'static [&'static str], Option<Value>); 25] = [
             ("openai_config", &["base_url"], s(&self.openai_base_url)),
             ("openai_config", &["api_key_ref"], s(&self.openai_api_key_ref)),
             ("openai_config", &["authorization_passthrough"], b(&self.openai_authorization_passthrough)),
@@ -232,6 +245,10 @@ impl ProviderFlags {
                 &["authorization_passthrough"],
                 b(&self.openai_compatible_authorization_passthrough),
             ),
+            ("azure_openai_config", &["endpoint"], s(&self.azure_openai_endpoint)),
+            ("azure_openai_config", &["api_key_ref"], s(&self.azure_openai_api_key_ref)),
+            ("azure_openai_config", &["authorization_passthrough"], b(&self.azure_openai_authorization_passthrough)),
+            ("azure_openai_config", &["api_version"], s(&self.azure_openai_api_version)),
             ("transcripts", &["record_input_messages"], b(&self.record_input_messages)),
             ("transcripts", &["record_output_messages"], b(&self.record_output_messages)),
         ];
@@ -244,7 +261,7 @@ impl ProviderFlags {
     fn config_group(&self) -> anyhow::Result<Option<&'static str>> {
         let mut groups: Vec<&'static str> = Vec::new();
         for f in self.config_fields() {
-            if CONFIG_KEYS.contains(&f.group) && !groups.contains(&f.group) {
+            if config_keys().any(|k| k == f.group) && !groups.contains(&f.group) {
                 groups.push(f.group);
             }
         }
@@ -456,7 +473,7 @@ pub fn parse_manifest(text: &str) -> anyhow::Result<Map<String, Value>> {
 }
 
 fn configs_present(body: &Map<String, Value>) -> Vec<&'static str> {
-    CONFIG_KEYS.iter().copied().filter(|k| body.get(*k).is_some_and(|v| !v.is_null())).collect()
+    config_keys().filter(|k| body.get(*k).is_some_and(|v| !v.is_null())).collect()
 }
 
 /// The POST body of `provider create`: the manifest (if any), overridden by the flags.

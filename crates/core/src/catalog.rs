@@ -439,9 +439,12 @@ impl Catalog {
         self.models.iter().filter(move |m| m.provider_type == provider_type)
     }
 
-    /// The entry for exactly this model name under this provider type.
+    /// The entry for exactly this model name under this provider type, else under the type
+    /// whose prices it shares (its descriptor's `priced_as`: Azure OpenAI models are priced as
+    /// the OpenAI models of the same name), so an overlay entry for the type itself wins.
     pub fn get(&self, provider_type: ProviderType, name: &str) -> Option<&ModelEntry> {
-        self.index.get(&provider_type).and_then(|m| m.get(name)).map(|&i| &self.models[i])
+        let own = |t: ProviderType| self.index.get(&t).and_then(|m| m.get(name)).map(|&i| &self.models[i]);
+        own(provider_type).or_else(|| provider_type.descriptor().priced_as.and_then(own))
     }
 
     /// The Bedrock inference-profile ids in the catalog for a bare foundation id, sorted:

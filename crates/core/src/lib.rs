@@ -17,6 +17,6 @@ pub mod warnings;
 pub use catalog::{Catalog, CatalogError, ModelEntry};
 pub use error::ValidationError;
 pub use money::Microcents;
-pub use provider::{ProviderSpec, ProviderType};
+pub use provider::{CredentialScheme, ErrorShape, ProviderDescriptor, ProviderSpec, ProviderType, WireFamilyId};
 pub use token::Role;
 pub use usage::{Bucket, Cost, RequestStatus, Usage};

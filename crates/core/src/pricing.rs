@@ -101,7 +101,9 @@ pub fn lookup<'c>(
     let model = match provider_type {
         ProviderType::Google => model.strip_prefix("models/").unwrap_or(model),
         ProviderType::Bedrock => bedrock_id_from_arn(model),
-        _ => model,
+        ProviderType::Openai | ProviderType::Anthropic | ProviderType::OpenaiCompatible | ProviderType::AzureOpenai => {
+            model
+        }
     };
     if let Some(e) = catalog.get(provider_type, model) {
         return (Some(e), CatalogMatch::Exact(e.name.clone()));

@@ -7,13 +7,19 @@
 
 use crate::error::ValidationError;
 use crate::validate;
+
+mod registry;
+pub use registry::{
+    CredentialScheme, ErrorShape, Probe, ProviderDescriptor, WireFamilyId, client_key_headers, descriptor,
+};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use utoipa::ToSchema;
 
-/// The five upstream families a provider can proxy.
+/// The configured kind of a provider (its `type`). What each type is lives in its
+/// [`ProviderDescriptor`] ([`ProviderType::descriptor`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderType {
@@ -22,46 +28,49 @@ pub enum ProviderType {
     Google,
     Bedrock,
     OpenaiCompatible,
+    AzureOpenai,
 }
 
 impl ProviderType {
-    pub const ALL: [ProviderType; 5] = [
+    pub const ALL: [ProviderType; 6] = [
         ProviderType::Openai,
         ProviderType::Anthropic,
         ProviderType::Google,
         ProviderType::Bedrock,
         ProviderType::OpenaiCompatible,
+        ProviderType::AzureOpenai,
     ];
 
+    /// What this type is: names, credential scheme, defaults, probe, error shape, family.
+    pub fn descriptor(self) -> &'static ProviderDescriptor {
+        descriptor(self)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "openai",
-            ProviderType::Anthropic => "anthropic",
-            ProviderType::Google => "google",
-            ProviderType::Bedrock => "bedrock",
-            ProviderType::OpenaiCompatible => "openai_compatible",
-        }
+        descriptor(self).id
     }
 
     /// The name of the config object that must accompany this type.
     pub fn config_field(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "openai_config",
-            ProviderType::Anthropic => "anthropic_config",
-            ProviderType::Google => "google_config",
-            ProviderType::Bedrock => "bedrock_config",
-            ProviderType::OpenaiCompatible => "openai_compatible_config",
-        }
+        descriptor(self).config_field
     }
 
     /// Human label, as the console shows it.
     pub fn label(self) -> &'static str {
-        match self {
-            ProviderType::Openai => "OpenAI",
-            ProviderType::Anthropic => "Anthropic",
-            ProviderType::Google => "Google AI",
-            ProviderType::Bedrock => "AWS Bedrock",
-            ProviderType::OpenaiCompatible => "OpenAI-compatible",
+        descriptor(self).label
+    }
+
+    /// The wire family its requests and responses use.
+    pub fn wire_family(self) -> WireFamilyId {
+        descriptor(self).wire_family
+    }
+
+    /// The type ids, as an error message lists them: `a, b or c`.
+    pub fn id_list() -> String {
+        let ids: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+        match ids.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => ids.join(""),
         }
     }
 }
@@ -75,16 +84,12 @@ impl fmt::Display for ProviderType {
 impl FromStr for ProviderType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "openai" => Ok(ProviderType::Openai),
-            "anthropic" => Ok(ProviderType::Anthropic),
-            "google" => Ok(ProviderType::Google),
-            "bedrock" => Ok(ProviderType::Bedrock),
-            "openai_compatible" | "openai-compatible" => Ok(ProviderType::OpenaiCompatible),
-            other => Err(format!(
-                "unknown provider type `{other}`; expected openai, anthropic, google, bedrock or openai_compatible"
-            )),
-        }
+        // Ids are snake_case; the kebab-case spelling is accepted too (CLI habit).
+        let id = s.replace('-', "_");
+        ProviderType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == id)
+            .ok_or_else(|| format!("unknown provider type `{s}`; expected {}", ProviderType::id_list()))
     }
 }
 
@@ -151,6 +156,39 @@ pub struct OpenaiCompatibleConfig {
     pub api_key_ref: Option<String>,
     #[serde(default, deserialize_with = "null_default")]
     pub authorization_passthrough: bool,
+}
+
+/// `azure_openai_config`: an Azure OpenAI (or Azure AI Foundry) resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AzureOpenaiConfig {
+    /// Required: the resource endpoint, e.g. `https://my-resource.openai.azure.com`; clients'
+    /// paths (`/openai/deployments/{deployment}/…`, `/openai/v1/…`) are appended to it.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Secret reference holding the resource's API key (sent as `api-key`); required unless
+    /// `authorization_passthrough` is on.
+    #[serde(default)]
+    pub api_key_ref: Option<String>,
+    /// Forward the client's own `Authorization` (a Microsoft Entra ID token) upstream instead
+    /// of a stored key.
+    #[serde(default, deserialize_with = "null_default")]
+    pub authorization_passthrough: bool,
+    /// The `api-version` the Connect tab's examples use (`YYYY-MM-DD`, optionally
+    /// `-preview`); absent means `2024-10-21`. Clients send their own on each request.
+    #[serde(default)]
+    pub api_version: Option<String>,
+}
+
+/// The `api-version` of examples when `azure_openai_config.api_version` is absent (the GA
+/// version that accepts `stream_options`).
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
+
+impl AzureOpenaiConfig {
+    /// The configured `api-version`, or [`DEFAULT_AZURE_API_VERSION`].
+    pub fn api_version(&self) -> &str {
+        self.api_version.as_deref().unwrap_or(DEFAULT_AZURE_API_VERSION)
+    }
 }
 
 /// Static AWS keys, both held in the secret store.
@@ -298,6 +336,8 @@ pub struct ProviderSpec {
     pub bedrock_config: Option<BedrockConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openai_compatible_config: Option<OpenaiCompatibleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_openai_config: Option<AzureOpenaiConfig>,
     /// Models exposed; empty means every model is allowed.
     #[serde(default, deserialize_with = "null_default")]
     pub provider_models: Vec<ProviderModel>,
@@ -331,7 +371,11 @@ pub enum ProviderConfig<'a> {
     Google(&'a ApiKeyConfig),
     Bedrock(&'a BedrockConfig),
     OpenaiCompatible(&'a OpenaiCompatibleConfig),
+    AzureOpenai(&'a AzureOpenaiConfig),
 }
+
+/// OpenAI's public API, the fallback base URL of an unvalidated spec.
+const OPENAI_BASE_URL: Option<&str> = Some("https://api.openai.com/v1");
 
 /// Limits on tags and models.
 pub const MAX_TAGS: usize = 50;
@@ -382,6 +426,7 @@ impl ProviderSpec {
             ProviderType::OpenaiCompatible => {
                 self.openai_compatible_config.as_ref().map(ProviderConfig::OpenaiCompatible)
             }
+            ProviderType::AzureOpenai => self.azure_openai_config.as_ref().map(ProviderConfig::AzureOpenai),
         }
     }
 
@@ -405,6 +450,9 @@ impl ProviderSpec {
         if let Some(c) = &self.openai_compatible_config {
             push("openai_compatible_config.api_key_ref", &c.api_key_ref);
         }
+        if let Some(c) = &self.azure_openai_config {
+            push("azure_openai_config.api_key_ref", &c.api_key_ref);
+        }
         if let Some(s) = self.bedrock_config.as_ref().and_then(|c| c.static_credentials.as_ref()) {
             push("bedrock_config.static_credentials.access_key_id_ref", &s.access_key_id_ref);
             push("bedrock_config.static_credentials.secret_access_key_ref", &s.secret_access_key_ref);
@@ -420,27 +468,27 @@ impl ProviderSpec {
             ProviderConfig::Anthropic(c) => c.api_key_ref.as_deref(),
             ProviderConfig::Google(c) => c.api_key_ref.as_deref(),
             ProviderConfig::OpenaiCompatible(c) => c.api_key_ref.as_deref(),
+            ProviderConfig::AzureOpenai(c) => c.api_key_ref.as_deref(),
             ProviderConfig::Bedrock(_) => None,
         }
     }
 
     /// The upstream base URL: the configured one or the type's default.
     pub fn upstream_base_url(&self) -> String {
-        let configured = match self.config() {
-            Some(ProviderConfig::Openai(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Google(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Anthropic(c)) => c.base_url.clone(),
-            Some(ProviderConfig::OpenaiCompatible(c)) => c.base_url.clone(),
-            Some(ProviderConfig::Bedrock(c)) => c.base_url.clone(),
-            None => None,
+        let (configured, region) = match self.config() {
+            Some(ProviderConfig::Openai(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Google(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Anthropic(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::OpenaiCompatible(c)) => (c.base_url.clone(), None),
+            Some(ProviderConfig::Bedrock(c)) => (c.base_url.clone(), c.region.as_deref()),
+            Some(ProviderConfig::AzureOpenai(c)) => (c.endpoint.clone(), None),
+            None => (None, None),
         };
-        configured.unwrap_or_else(|| match self.config() {
-            Some(ProviderConfig::Anthropic(_)) => "https://api.anthropic.com".into(),
-            Some(ProviderConfig::Google(_)) => "https://generativelanguage.googleapis.com".into(),
-            Some(ProviderConfig::Bedrock(c)) => {
-                format!("https://bedrock-runtime.{}.amazonaws.com", c.region.as_deref().unwrap_or("us-east-1"))
-            }
-            _ => "https://api.openai.com/v1".into(),
+        configured.unwrap_or_else(|| {
+            // Validation requires a base URL of the types without a default; an unvalidated
+            // spec falls back to OpenAI's, as `kind` does.
+            let default = self.kind().descriptor().default_base_url.or(OPENAI_BASE_URL);
+            default.unwrap_or_default().replace("{region}", region.unwrap_or("us-east-1"))
         })
     }
 
@@ -450,7 +498,8 @@ impl ProviderSpec {
             Some(ProviderConfig::Openai(c)) => c.authorization_passthrough,
             Some(ProviderConfig::Anthropic(c)) => c.authorization_passthrough,
             Some(ProviderConfig::OpenaiCompatible(c)) => c.authorization_passthrough,
-            _ => false,
+            Some(ProviderConfig::AzureOpenai(c)) => c.authorization_passthrough,
+            Some(ProviderConfig::Google(_) | ProviderConfig::Bedrock(_)) | None => false,
         }
     }
 
@@ -486,10 +535,8 @@ impl ProviderSpec {
         validate::no_control(&self.display_name).map_err(field_err("display_name"))?;
 
         let Some(kind) = self.provider_type else {
-            return Err(ValidationError::new(
-                "type",
-                "is required: one of openai, anthropic, google, bedrock, openai_compatible",
-            ));
+            let ids: Vec<&str> = ProviderType::ALL.iter().map(|t| t.as_str()).collect();
+            return Err(ValidationError::new("type", format!("is required: one of {}", ids.join(", "))));
         };
         self.check_config_objects(kind)?;
         match kind {
@@ -528,6 +575,10 @@ impl ProviderSpec {
                 let c = self.bedrock_config.as_mut().ok_or_else(|| missing_config(kind))?;
                 validate_bedrock(c)?;
             }
+            ProviderType::AzureOpenai => {
+                let c = self.azure_openai_config.as_mut().ok_or_else(|| missing_config(kind))?;
+                validate_azure_openai(c)?;
+            }
         }
 
         self.normalize_models()?;
@@ -542,6 +593,7 @@ impl ProviderSpec {
             (ProviderType::Google, self.google_config.is_some()),
             (ProviderType::Bedrock, self.bedrock_config.is_some()),
             (ProviderType::OpenaiCompatible, self.openai_compatible_config.is_some()),
+            (ProviderType::AzureOpenai, self.azure_openai_config.is_some()),
         ];
         for (t, is) in present {
             if is && t != kind {
@@ -698,6 +750,44 @@ fn is_role_arn(a: &str) -> bool {
             .strip_prefix("role/")
             .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-/".contains(c)))
         && a.len() <= 2048
+}
+
+fn validate_azure_openai(c: &mut AzureOpenaiConfig) -> Result<(), ValidationError> {
+    let f = "azure_openai_config.endpoint";
+    match c.endpoint.as_deref() {
+        None | Some("") => {
+            return Err(ValidationError::new(
+                f,
+                "is required: the endpoint of your Azure OpenAI resource, e.g. https://my-resource.openai.azure.com",
+            ));
+        }
+        Some(u) => {
+            let u = validate::base_url(u).map_err(field_err(f))?;
+            if u.ends_with("/openai") || u.contains("/openai/") {
+                return Err(ValidationError::new(
+                    f,
+                    "must be the resource endpoint without a path (clients add /openai/deployments/… or /openai/v1/…)",
+                ));
+            }
+            c.endpoint = Some(u);
+        }
+    }
+    check_key_or_passthrough(&c.api_key_ref, c.authorization_passthrough, "azure_openai_config", true)?;
+    if let Some(v) = c.api_version.as_deref() {
+        let (date, suffix) = v.split_at(v.len().min(10));
+        let b = date.as_bytes();
+        let is_date = b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        if !is_date || !(suffix.is_empty() || suffix == "-preview") {
+            return Err(ValidationError::new(
+                "azure_openai_config.api_version",
+                format!("`{v}` is not an Azure OpenAI api-version (YYYY-MM-DD, optionally -preview, e.g. 2024-10-21)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_bedrock(c: &mut BedrockConfig) -> Result<(), ValidationError> {

@@ -4,7 +4,7 @@
 //! Google `{"error":{"code","message","status"}}`, Bedrock `{"message"}` + `x-amzn-ErrorType`.
 
 use serde_json::json;
-use tollgate_core::ProviderType;
+use tollgate_core::{ErrorShape, ProviderType};
 
 /// Why the gateway refused or failed a proxied request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +111,15 @@ pub struct NativeError {
     pub body: Vec<u8>,
 }
 
-/// Renders a gateway error in the shape of `provider` (`None`: the provider is unknown, so
-/// the OpenAI shape). A refused model's message always starts with `model_not_allowed:`.
+/// Renders a gateway error in the native shape of `provider` (its descriptor's
+/// [`ErrorShape`]; `None`: the provider is unknown, so the OpenAI shape). A refused model's
+/// message always starts with `model_not_allowed:`.
 pub fn render(provider: Option<ProviderType>, kind: GatewayErrorKind, message: &str) -> NativeError {
+    render_shape(provider.map_or(ErrorShape::OpenAi, |t| t.descriptor().error_shape), kind, message)
+}
+
+/// Renders a gateway error in `shape`.
+pub fn render_shape(shape: ErrorShape, kind: GatewayErrorKind, message: &str) -> NativeError {
     let message = if kind == GatewayErrorKind::ModelNotAllowed && !message.starts_with("model_not_allowed:") {
         format!("model_not_allowed: {message}")
     } else {
@@ -121,18 +127,18 @@ pub fn render(provider: Option<ProviderType>, kind: GatewayErrorKind, message: &
     };
     let status = kind.status();
     let mut headers = vec![("content-type", "application/json".to_string())];
-    let body = match provider {
-        None | Some(ProviderType::Openai | ProviderType::OpenaiCompatible) => {
+    let body = match shape {
+        ErrorShape::OpenAi => {
             let (t, code) = kind.openai();
             json!({"error": {"message": message, "type": t, "param": null, "code": code}})
         }
-        Some(ProviderType::Anthropic) => {
+        ErrorShape::Anthropic => {
             json!({"type": "error", "error": {"type": kind.anthropic(), "message": message}})
         }
-        Some(ProviderType::Google) => {
+        ErrorShape::Google => {
             json!({"error": {"code": status, "message": message, "status": kind.google()}})
         }
-        Some(ProviderType::Bedrock) => {
+        ErrorShape::Bedrock => {
             headers.push(("x-amzn-errortype", kind.bedrock().to_string()));
             json!({"message": message})
         }

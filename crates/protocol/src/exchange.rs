@@ -1,273 +1,55 @@
 //! One proxied exchange, as the proxy sees it: classify the request ([`inspect`]), make the one
 //! documented body edit ([`prepare_body`]), watch the response on the side ([`Tap`]), and
-//! narrow a models list ([`filter_model_list`]). Family-specific rules live in the provider
-//! modules; this module dispatches to them with one `match` on [`Family`] per operation.
+//! narrow a models list ([`filter_model_list`]). Family-specific rules live in the family
+//! modules; this module reaches them through [`family`] (the [`WireFamily`] trait), and they
+//! never import this module.
 //!
 //! Pure: bytes in, bytes out. The caller owns sockets, time and the usage event.
 
 use bytes::Bytes;
 
-use crate::bedrock::eventstream::{EventStreamReader, Frame};
-use crate::json_scan::{self, ArraySplitter, ObjectCapture};
+use crate::eventstream::EventStreamReader;
+use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
-use crate::{Family, MAX_HELD_BYTES, Usage, anthropic, bedrock, google, openai};
+use crate::wire::{Action, StreamDecoder, WireFamily};
+use crate::{MAX_HELD_BYTES, Usage};
+use crate::{anthropic, azure_openai, bedrock, google, openai};
+use tollgate_core::WireFamilyId;
 
-/// What a request asks the upstream to do (drives metering and the body edit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    /// OpenAI `POST /chat/completions`.
-    ChatCompletions,
-    /// OpenAI legacy `POST /completions`.
-    Completions,
-    /// OpenAI `POST /responses`.
-    Responses,
-    /// OpenAI `POST /embeddings`.
-    Embeddings,
-    /// Anthropic `POST /v1/messages`.
-    Messages,
-    /// Anthropic `POST /v1/messages/count_tokens`, Gemini `:countTokens`.
-    CountTokens,
-    /// Gemini `:generateContent`.
-    GenerateContent,
-    /// Gemini `:streamGenerateContent`.
-    StreamGenerateContent,
-    /// Gemini `:embedContent` / `:batchEmbedContents`.
-    EmbedContent,
-    /// Bedrock `POST /model/{id}/invoke`.
-    Invoke,
-    /// Bedrock `POST /model/{id}/invoke-with-response-stream`.
-    InvokeStream,
-    /// Bedrock `POST /model/{id}/converse`.
-    Converse,
-    /// Bedrock `POST /model/{id}/converse-stream`.
-    ConverseStream,
-    /// `GET` of the models list.
-    ListModels,
-    /// Anything else: passed through, not metered.
-    Other,
-}
+pub use crate::wire::{Endpoint, RequestInfo};
 
-impl Endpoint {
-    /// Whether responses of this endpoint carry billable usage that the [`Tap`] extracts.
-    pub fn is_metered(self) -> bool {
-        matches!(
-            self,
-            Endpoint::ChatCompletions
-                | Endpoint::Completions
-                | Endpoint::Responses
-                | Endpoint::Embeddings
-                | Endpoint::Messages
-                | Endpoint::GenerateContent
-                | Endpoint::StreamGenerateContent
-                | Endpoint::Invoke
-                | Endpoint::InvokeStream
-                | Endpoint::Converse
-                | Endpoint::ConverseStream
-        )
+/// The implementation of a wire family.
+pub fn family(id: WireFamilyId) -> &'static dyn WireFamily {
+    match id {
+        WireFamilyId::OpenAi => &openai::OpenAi,
+        WireFamilyId::Anthropic => &anthropic::Anthropic,
+        WireFamilyId::Google => &google::Google,
+        WireFamilyId::Bedrock => &bedrock::Bedrock,
+        WireFamilyId::AzureOpenAi => &azure_openai::AzureOpenAi,
     }
-}
-
-/// What [`inspect`] learned about a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestInfo {
-    pub endpoint: Endpoint,
-    /// Model from the JSON body `model` (OpenAI, Anthropic, Bedrock's OpenAI-compatible path)
-    /// or from the path for Google (`/v1beta/models/{model}:action`, `/v1/models/{model}:action`,
-    /// `/v1alpha/...`, also GET `/v1beta/models/{model}`) and Bedrock (`/model/{id}/...`),
-    /// percent-decoded.
-    pub model: Option<String>,
-    /// The client asked for a streamed response (body `"stream": true`, Google
-    /// streamGenerateContent, Bedrock `*-stream`).
-    pub stream: bool,
-    /// Set when the body looks like JSON (first non-whitespace byte `{`) but the model cannot
-    /// be read unambiguously: invalid JSON, `model` not a string, or `model` given twice.
-    /// The message names the field and the rule. (The proxy refuses such requests with 400
-    /// when the provider has an allow-list.)
-    pub body_error: Option<String>,
 }
 
 /// Classifies a request. `path` is the upstream-relative path with a leading slash (as it
 /// will be appended to the provider's base URL), `query` the raw query string without `?`.
 /// Never fails; reads the body with a borrowing visitor, never a full `Value`.
-pub fn inspect(family: Family, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo {
-    match family {
-        Family::OpenAi => openai::request::inspect(method, path, query, body),
-        Family::Anthropic => anthropic::request::inspect(method, path, query, body),
-        Family::Google => google::request::inspect(method, path, query, body),
-        Family::Bedrock => bedrock::request::inspect(method, path, query, body),
-    }
+pub fn inspect(id: WireFamilyId, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo {
+    family(id).inspect(method, path, query, body)
 }
 
 /// The one documented body edit: an OpenAI chat/completions stream that does not already ask
 /// for `stream_options.include_usage=true` gets it, and `true` is returned (the [`Tap`] then
 /// removes the extra usage-only chunk). Every other byte of the body is kept as-is. Any other
 /// request: the same `Bytes` and `false`.
-pub fn prepare_body(family: Family, info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
-    match family {
-        // Bedrock's OpenAI-compatible chat completions get the same edit.
-        Family::OpenAi | Family::Bedrock => openai::request::prepare_body(info, body),
-        Family::Anthropic | Family::Google => (body, false),
-    }
+pub fn prepare_body(id: WireFamilyId, info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
+    family(id).prepare_body(info, body)
 }
 
 /// Narrows a models-list response to the models `allowed` accepts. OpenAI/Anthropic filter
 /// `data[].id`; Google filters `models[].name` ("models/gemini-2.5-flash" matches either
 /// "gemini-2.5-flash" or the full name). Other members and the kept elements' bytes are
 /// unchanged. `None` when the body is not the expected shape (pass it through).
-pub fn filter_model_list(family: Family, body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
-    match family {
-        Family::OpenAi | Family::Bedrock => openai::request::filter_model_list(body, allowed),
-        Family::Anthropic => anthropic::request::filter_model_list(body, allowed),
-        Family::Google => google::request::filter_model_list(body, allowed),
-    }
-}
-
-/// Keeps the elements of the array member `list` of the top-level object whose string member
-/// `field` passes `keep`; elements without it are dropped. Whitespace around and between
-/// elements follows the original.
-pub(crate) fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
-    filter_list_by(body, list, &|el| {
-        json_scan::object_members(el, 0)
-            .and_then(|o| json_scan::find_member(el, &o, field).cloned())
-            .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
-            .is_some_and(|name| keep(&name))
-    })
-}
-
-/// Keeps the elements of the array member `list` of the top-level object that `keep` accepts
-/// (given each element's raw JSON bytes); the rest of the body is unchanged.
-pub(crate) fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
-    let obj = json_scan::object_members(body, 0)?;
-    let member = json_scan::find_member(body, &obj, list)?;
-    let arr = json_scan::array_elements(body, member.value.start)?;
-    let kept: Vec<_> = arr.elements.iter().filter(|r| keep(&body[(*r).clone()])).collect();
-    let mut out = Vec::with_capacity(body.len());
-    out.extend_from_slice(&body[..=arr.open]);
-    if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())
-        && !kept.is_empty()
-    {
-        let sep = match arr.elements.get(1) {
-            Some(second) => &body[first.end..second.start],
-            None => b",".as_slice(),
-        };
-        out.extend_from_slice(&body[arr.open + 1..first.start]);
-        for (i, r) in kept.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(sep);
-            }
-            out.extend_from_slice(&body[(*r).clone()]);
-        }
-        out.extend_from_slice(&body[last.end..arr.close]);
-    }
-    out.extend_from_slice(&body[arr.close..]);
-    Some(out)
-}
-
-/// What a filtering tap does with one SSE event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    Forward,
-    Drop,
-}
-
-/// The per-family response decoder. Each family's `stream::Decoder` has the same methods.
-#[derive(Debug)]
-enum Decoder {
-    OpenAi(openai::stream::Decoder),
-    Anthropic(anthropic::stream::Decoder),
-    Google(google::stream::Decoder),
-    Bedrock(bedrock::stream::Decoder),
-}
-
-impl Decoder {
-    fn new(family: Family, endpoint: Endpoint, filter: bool) -> Decoder {
-        let openai_endpoint = matches!(
-            endpoint,
-            Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses | Endpoint::Embeddings
-        );
-        match family {
-            Family::OpenAi => Decoder::OpenAi(openai::stream::Decoder::new(endpoint, filter)),
-            Family::Bedrock if openai_endpoint => Decoder::OpenAi(openai::stream::Decoder::new(endpoint, filter)),
-            Family::Anthropic => Decoder::Anthropic(anthropic::stream::Decoder::new(endpoint)),
-            Family::Google => Decoder::Google(google::stream::Decoder::new(endpoint)),
-            Family::Bedrock => Decoder::Bedrock(bedrock::stream::Decoder::new(endpoint)),
-        }
-    }
-
-    /// Top-level members of a non-streamed JSON body the decoder wants.
-    fn body_members(&self) -> &'static [&'static str] {
-        match self {
-            Decoder::OpenAi(_) => openai::stream::BODY_MEMBERS,
-            Decoder::Anthropic(_) => anthropic::stream::BODY_MEMBERS,
-            Decoder::Google(_) => google::stream::BODY_MEMBERS,
-            Decoder::Bedrock(_) => bedrock::stream::BODY_MEMBERS,
-        }
-    }
-
-    fn on_event(&mut self, ev: &SseEvent) -> Action {
-        match self {
-            Decoder::OpenAi(d) => d.on_event(ev),
-            Decoder::Anthropic(d) => d.on_event(ev),
-            Decoder::Google(d) => d.on_event(ev),
-            Decoder::Bedrock(_) => Action::Forward,
-        }
-    }
-
-    fn on_frame(&mut self, frame: &Frame) {
-        if let Decoder::Bedrock(d) = self {
-            d.on_frame(frame);
-        }
-    }
-
-    fn on_header(&mut self, name: &str, value: &str) {
-        if let Decoder::Bedrock(d) = self {
-            d.on_header(name, value);
-        }
-    }
-
-    fn on_element(&mut self, json: &[u8]) {
-        match self {
-            Decoder::OpenAi(d) => d.on_element(json),
-            Decoder::Anthropic(d) => d.on_element(json),
-            Decoder::Google(d) => d.on_element(json),
-            Decoder::Bedrock(_) => {}
-        }
-    }
-
-    fn on_member(&mut self, name: &str, raw: &[u8]) {
-        match self {
-            Decoder::OpenAi(d) => d.on_member(name, raw),
-            Decoder::Anthropic(d) => d.on_member(name, raw),
-            Decoder::Google(d) => d.on_member(name, raw),
-            Decoder::Bedrock(d) => d.on_member(name, raw),
-        }
-    }
-
-    fn usage(&self) -> Option<Usage> {
-        match self {
-            Decoder::OpenAi(d) => d.usage(),
-            Decoder::Anthropic(d) => d.usage(),
-            Decoder::Google(d) => d.usage(),
-            Decoder::Bedrock(d) => d.usage(),
-        }
-    }
-
-    fn error(&self) -> Option<&str> {
-        match self {
-            Decoder::OpenAi(d) => d.error(),
-            Decoder::Anthropic(d) => d.error(),
-            Decoder::Google(d) => d.error(),
-            Decoder::Bedrock(d) => d.error(),
-        }
-    }
-    fn terminal(&self) -> bool {
-        match self {
-            Decoder::OpenAi(d) => d.terminal(),
-            Decoder::Anthropic(d) => d.terminal(),
-            Decoder::Google(d) => d.terminal(),
-            Decoder::Bedrock(d) => d.terminal(),
-        }
-    }
+pub fn filter_model_list(id: WireFamilyId, body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    family(id).filter_model_list(body, allowed)
 }
 
 /// How the tap reads the response body.
@@ -299,7 +81,7 @@ struct Held {
 impl Held {
     /// Applies `events` (every event completed by `chunk`), appends `chunk`, and returns the
     /// bytes to forward: every closed block up to `boundary` except dropped events.
-    fn process(&mut self, chunk: &Bytes, events: &[SseEvent], boundary: u64, decoder: &mut Decoder) -> Bytes {
+    fn process(&mut self, chunk: &Bytes, events: &[SseEvent], boundary: u64, decoder: &mut dyn StreamDecoder) -> Bytes {
         let mut drops: Vec<(u64, u64)> = Vec::new();
         for ev in events {
             // A truncated (over-cap) event is never dropped, and only it can start before
@@ -348,7 +130,7 @@ impl Held {
 /// errors. Memory is bounded by [`MAX_HELD_BYTES`] per event / element / captured value.
 #[derive(Debug)]
 pub struct Tap {
-    decoder: Option<Decoder>,
+    decoder: Option<Box<dyn StreamDecoder>>,
     reader: Reader,
 }
 
@@ -360,7 +142,7 @@ impl Tap {
     /// Non-2xx responses and unmetered endpoints are passed through without parsing.
     /// `injected_include_usage` is the second value [`prepare_body`] returned.
     pub fn new(
-        family: Family,
+        id: WireFamilyId,
         info: &RequestInfo,
         status: u16,
         content_type: Option<&str>,
@@ -370,11 +152,9 @@ impl Tap {
             return Tap { decoder: None, reader: Reader::Off };
         }
         let sse = content_type.is_some_and(is_event_stream);
-        let filter = sse
-            && injected_include_usage
-            && matches!(family, Family::OpenAi | Family::Bedrock)
-            && matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions);
-        let decoder = Decoder::new(family, info.endpoint, filter);
+        let family = family(id);
+        let filter = sse && injected_include_usage && family.filters_usage_chunk(info.endpoint);
+        let decoder = family.decoder(info.endpoint, filter);
         let reader = if content_type.is_some_and(is_aws_event_stream) {
             Reader::EventStream(EventStreamReader::new())
         } else if sse {
@@ -400,7 +180,7 @@ impl Tap {
             Reader::Sse { parser, filter } => {
                 let events = parser.push(&chunk);
                 match filter {
-                    Some(held) => held.process(&chunk, &events, parser.boundary(), decoder),
+                    Some(held) => held.process(&chunk, &events, parser.boundary(), decoder.as_mut()),
                     None => {
                         for ev in &events {
                             decoder.on_event(ev);
@@ -448,7 +228,7 @@ impl Tap {
             Reader::Sse { parser, filter } => {
                 let events = parser.finish();
                 match filter {
-                    Some(held) => held.process(&Bytes::new(), &events, parser.offset(), decoder),
+                    Some(held) => held.process(&Bytes::new(), &events, parser.offset(), decoder.as_mut()),
                     None => {
                         for ev in &events {
                             decoder.on_event(ev);
@@ -463,14 +243,20 @@ impl Tap {
 
     /// Normalised usage seen so far (`None` if the response carried none).
     pub fn usage(&self) -> Option<Usage> {
-        self.decoder.as_ref().and_then(Decoder::usage)
+        self.decoder.as_ref().and_then(|d| d.usage())
     }
 
     /// An error reported inside a 2xx response (Anthropic `event: error`, an OpenAI chunk with
     /// a top-level `error`, Responses `response.failed` / `error`, a Gemini error element):
     /// the upstream's message text, shortened.
     pub fn stream_error(&self) -> Option<&str> {
-        self.decoder.as_ref().and_then(Decoder::error)
+        self.decoder.as_deref().and_then(StreamDecoder::error)
+    }
+
+    /// The model the response names, for families that record it (see
+    /// [`StreamDecoder::response_model`]).
+    pub fn response_model(&self) -> Option<&str> {
+        self.decoder.as_deref().and_then(StreamDecoder::response_model)
     }
 
     /// The stream's terminal event has been fed: OpenAI `data: [DONE]`, Responses
@@ -481,7 +267,7 @@ impl Tap {
     /// that output reached the client the exchange is complete, whatever the client does next.
     /// Always false for unmetered endpoints and non-2xx responses.
     pub fn terminal_seen(&self) -> bool {
-        !matches!(self.reader, Reader::Off) && self.decoder.as_ref().is_some_and(Decoder::terminal)
+        !matches!(self.reader, Reader::Off) && self.decoder.as_ref().is_some_and(|d| d.terminal())
     }
 
     /// Bytes the tap currently holds (parser buffers and unforwarded output); bounded by a
@@ -513,13 +299,18 @@ mod tests {
     use super::*;
 
     fn chat_stream_info() -> RequestInfo {
-        inspect(Family::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o","stream":true}"#)
+        inspect(WireFamilyId::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o","stream":true}"#)
     }
 
     #[test]
     fn inspect_reads_model_stream_and_body_errors() {
-        let i =
-            inspect(Family::OpenAi, "POST", "/v1/chat/completions", None, br#" {"stream": true, "model": "gpt-4o"}"#);
+        let i = inspect(
+            WireFamilyId::OpenAi,
+            "POST",
+            "/v1/chat/completions",
+            None,
+            br#" {"stream": true, "model": "gpt-4o"}"#,
+        );
         assert_eq!(
             i,
             RequestInfo {
@@ -529,19 +320,29 @@ mod tests {
                 body_error: None
             }
         );
-        let dup =
-            inspect(Family::Anthropic, "POST", "/v1/messages", None, br#"{"model":"a","max_tokens":1,"model":"b"}"#);
+        let dup = inspect(
+            WireFamilyId::Anthropic,
+            "POST",
+            "/v1/messages",
+            None,
+            br#"{"model":"a","max_tokens":1,"model":"b"}"#,
+        );
         assert_eq!(dup.model, None);
         assert!(dup.body_error.unwrap().contains("`model`"));
-        let not_string = inspect(Family::OpenAi, "POST", "/embeddings", None, br#"{"model":["a"]}"#);
+        let not_string = inspect(WireFamilyId::OpenAi, "POST", "/embeddings", None, br#"{"model":["a"]}"#);
         assert!(not_string.body_error.unwrap().contains("must be a string"));
-        let invalid = inspect(Family::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o""#);
+        let invalid = inspect(WireFamilyId::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o""#);
         assert!(invalid.body_error.unwrap().contains("not valid JSON"));
         let multipart =
-            inspect(Family::OpenAi, "POST", "/audio/transcriptions", None, b"--boundary\r\nContent-Disposition");
+            inspect(WireFamilyId::OpenAi, "POST", "/audio/transcriptions", None, b"--boundary\r\nContent-Disposition");
         assert_eq!((multipart.model, multipart.body_error), (None, None));
-        let google =
-            inspect(Family::Google, "POST", "/v1beta/models/tunedModels%2Fx:generateContent", Some("alt=sse"), b"{");
+        let google = inspect(
+            WireFamilyId::Google,
+            "POST",
+            "/v1beta/models/tunedModels%2Fx:generateContent",
+            Some("alt=sse"),
+            b"{",
+        );
         assert_eq!(
             google,
             RequestInfo {
@@ -551,7 +352,7 @@ mod tests {
                 body_error: None
             }
         );
-        let get = inspect(Family::Google, "GET", "/v1beta/models/gemini-2.5-flash", None, b"");
+        let get = inspect(WireFamilyId::Google, "GET", "/v1beta/models/gemini-2.5-flash", None, b"");
         assert_eq!((get.endpoint, get.model.as_deref()), (Endpoint::Other, Some("gemini-2.5-flash")));
     }
 
@@ -559,54 +360,54 @@ mod tests {
     fn filter_model_lists_of_every_family() {
         let openai = b"{\n  \"object\": \"list\",\n  \"data\": [\n    {\"id\": \"gpt-4o\", \"object\": \"model\"},\n    {\"id\": \"gpt-4.1\", \"object\": \"model\"},\n    {\"id\": \"o3\", \"object\": \"model\"}\n  ]\n}";
         let allow = |m: &str| m == "gpt-4o" || m == "o3";
-        let got = filter_model_list(Family::OpenAi, openai, &allow).unwrap();
+        let got = filter_model_list(WireFamilyId::OpenAi, openai, &allow).unwrap();
         assert_eq!(
             String::from_utf8(got).unwrap(),
             "{\n  \"object\": \"list\",\n  \"data\": [\n    {\"id\": \"gpt-4o\", \"object\": \"model\"},\n    {\"id\": \"o3\", \"object\": \"model\"}\n  ]\n}"
         );
-        let none = filter_model_list(Family::OpenAi, openai, &|_| false).unwrap();
+        let none = filter_model_list(WireFamilyId::OpenAi, openai, &|_| false).unwrap();
         assert_eq!(String::from_utf8(none).unwrap(), "{\n  \"object\": \"list\",\n  \"data\": []\n}");
 
         let anthropic = br#"{"data":[{"type":"model","id":"claude-sonnet-4-5-20250929"},{"type":"model","id":"claude-opus-4-1-20250805"}],"has_more":false,"first_id":"claude-sonnet-4-5-20250929","last_id":"claude-opus-4-1-20250805"}"#;
-        let got = filter_model_list(Family::Anthropic, anthropic, &|m| m.starts_with("claude-opus")).unwrap();
+        let got = filter_model_list(WireFamilyId::Anthropic, anthropic, &|m| m.starts_with("claude-opus")).unwrap();
         assert_eq!(
             String::from_utf8(got).unwrap(),
             r#"{"data":[{"type":"model","id":"claude-opus-4-1-20250805"}],"has_more":false,"first_id":"claude-sonnet-4-5-20250929","last_id":"claude-opus-4-1-20250805"}"#
         );
 
         let google = br#"{"models": [{"name": "models/gemini-2.5-flash"}, {"name": "models/gemini-2.5-pro"}, {"displayName": "no name"}], "nextPageToken": "x"}"#;
-        let short = filter_model_list(Family::Google, google, &|m| m == "gemini-2.5-pro").unwrap();
+        let short = filter_model_list(WireFamilyId::Google, google, &|m| m == "gemini-2.5-pro").unwrap();
         assert_eq!(
             String::from_utf8(short).unwrap(),
             r#"{"models": [{"name": "models/gemini-2.5-pro"}], "nextPageToken": "x"}"#
         );
-        let full = filter_model_list(Family::Google, google, &|m| m == "models/gemini-2.5-flash").unwrap();
+        let full = filter_model_list(WireFamilyId::Google, google, &|m| m == "models/gemini-2.5-flash").unwrap();
         assert_eq!(
             String::from_utf8(full).unwrap(),
             r#"{"models": [{"name": "models/gemini-2.5-flash"}], "nextPageToken": "x"}"#
         );
 
-        assert_eq!(filter_model_list(Family::OpenAi, b"[1,2]", &|_| true), None);
-        assert_eq!(filter_model_list(Family::OpenAi, br#"{"data": {"id": "x"}}"#, &|_| true), None);
-        assert_eq!(filter_model_list(Family::Google, br#"{"data": []}"#, &|_| true), None);
-        assert_eq!(filter_model_list(Family::Anthropic, b"not json", &|_| true), None);
+        assert_eq!(filter_model_list(WireFamilyId::OpenAi, b"[1,2]", &|_| true), None);
+        assert_eq!(filter_model_list(WireFamilyId::OpenAi, br#"{"data": {"id": "x"}}"#, &|_| true), None);
+        assert_eq!(filter_model_list(WireFamilyId::Google, br#"{"data": []}"#, &|_| true), None);
+        assert_eq!(filter_model_list(WireFamilyId::Anthropic, b"not json", &|_| true), None);
     }
 
     #[test]
     fn passthrough_returns_the_same_bytes_and_parses_nothing() {
         let info = chat_stream_info();
         let chunk = Bytes::from_static(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n");
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), false);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), false);
         let out = tap.feed(chunk.clone());
         assert_eq!(out.as_ptr(), chunk.as_ptr());
         assert_eq!(tap.usage(), Some(Usage { input: 1, ..Usage::default() }));
 
-        let mut error = Tap::new(Family::OpenAi, &info, 500, Some("text/event-stream"), true);
+        let mut error = Tap::new(WireFamilyId::OpenAi, &info, 500, Some("text/event-stream"), true);
         assert_eq!(error.feed(chunk.clone()).as_ptr(), chunk.as_ptr());
         assert_eq!((error.usage(), error.finish().len()), (None, 0));
 
-        let count = inspect(Family::Anthropic, "POST", "/v1/messages/count_tokens", None, b"{}");
-        let mut tap = Tap::new(Family::Anthropic, &count, 200, Some("application/json"), false);
+        let count = inspect(WireFamilyId::Anthropic, "POST", "/v1/messages/count_tokens", None, b"{}");
+        let mut tap = Tap::new(WireFamilyId::Anthropic, &count, 200, Some("application/json"), false);
         tap.feed(Bytes::from_static(br#"{"input_tokens": 14, "usage": {"input_tokens": 14}}"#));
         assert_eq!((tap.usage(), tap.buffered_len()), (None, 0));
     }
@@ -614,7 +415,7 @@ mod tests {
     #[test]
     fn filtering_forwards_complete_events_at_once() {
         let info = chat_stream_info();
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("Text/Event-Stream; charset=utf-8"), true);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("Text/Event-Stream; charset=utf-8"), true);
         let first = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n";
         let out = tap.feed(Bytes::from(format!("{first}data: {{\"choi")));
         assert_eq!(out, first.as_bytes());
@@ -639,7 +440,7 @@ mod tests {
         let info = chat_stream_info();
         for a in 0..=upstream.len() {
             for b in (a..=upstream.len()).step_by(7) {
-                let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+                let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), true);
                 let mut out = Vec::new();
                 for piece in [&upstream[..a], &upstream[a..b], &upstream[b..]] {
                     out.extend_from_slice(&tap.feed(Bytes::copy_from_slice(piece.as_bytes())));
@@ -650,7 +451,7 @@ mod tests {
             }
         }
         // Nothing held and only complete events: the chunk itself comes back.
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), true);
         let chunk = Bytes::from(keep1);
         assert_eq!(tap.feed(chunk.clone()).as_ptr(), chunk.as_ptr());
     }
@@ -658,7 +459,7 @@ mod tests {
     #[test]
     fn filtering_final_event_without_blank_line() {
         let info = chat_stream_info();
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), true);
         let head = "data: {\"choices\":[{\"index\":0,\"delta\":{}}],\"usage\":null}\n\n";
         let body = format!("{head}data: {{\"choices\":[],\"usage\":{{\"prompt_tokens\":2}}}}");
         let mut out = tap.feed(Bytes::from(body)).to_vec();
@@ -669,19 +470,20 @@ mod tests {
 
     #[test]
     fn google_json_array_or_sse_by_content_type() {
-        let info = inspect(Family::Google, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", None, b"");
+        let info =
+            inspect(WireFamilyId::Google, "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", None, b"");
         let array = br#"[{"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 1}}, {"usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 6}}]"#;
-        let mut tap = Tap::new(Family::Google, &info, 200, Some("application/json; charset=UTF-8"), false);
+        let mut tap = Tap::new(WireFamilyId::Google, &info, 200, Some("application/json; charset=UTF-8"), false);
         tap.feed(Bytes::from_static(array));
         assert_eq!(tap.usage(), Some(Usage { input: 4, output: 6, ..Usage::default() }));
         let sse = b"data: {\"usageMetadata\": {\"promptTokenCount\": 4, \"candidatesTokenCount\": 2}}\r\n\r\n";
-        let mut tap = Tap::new(Family::Google, &info, 200, Some("text/event-stream"), false);
+        let mut tap = Tap::new(WireFamilyId::Google, &info, 200, Some("text/event-stream"), false);
         tap.feed(Bytes::from_static(sse));
         assert_eq!(tap.usage(), Some(Usage { input: 4, output: 2, ..Usage::default() }));
         assert!(!tap.terminal_seen(), "no finishReason yet");
         tap.feed(Bytes::from_static(b"data: {\"candidates\": [{\"finishReason\": \"STOP\"}]}\r\n\r\n"));
         assert!(tap.terminal_seen());
-        let mut off = Tap::new(Family::Google, &info, 500, Some("text/event-stream"), false);
+        let mut off = Tap::new(WireFamilyId::Google, &info, 500, Some("text/event-stream"), false);
         off.feed(Bytes::from_static(b"data: {\"candidates\": [{\"finishReason\": \"STOP\"}]}\r\n\r\n"));
         assert!(!off.terminal_seen(), "an error response is never complete");
     }
@@ -704,7 +506,7 @@ mod tests {
     #[test]
     fn huge_event_stays_bounded_when_filtering() {
         let info = chat_stream_info();
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), true);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), true);
         let chunks = huge_stream();
         let total: usize = chunks.iter().map(Bytes::len).sum();
         let mut forwarded = 0;
@@ -731,7 +533,7 @@ mod tests {
     #[test]
     fn huge_event_stays_bounded_when_only_parsing() {
         let info = chat_stream_info();
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("text/event-stream"), false);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), false);
         for chunk in huge_stream() {
             let n = chunk.len();
             assert_eq!(tap.feed(chunk).len(), n);
@@ -743,8 +545,8 @@ mod tests {
 
     #[test]
     fn huge_json_body_is_not_held() {
-        let info = inspect(Family::OpenAi, "POST", "/embeddings", None, br#"{"model":"text-embedding-3-small"}"#);
-        let mut tap = Tap::new(Family::OpenAi, &info, 200, Some("application/json"), false);
+        let info = inspect(WireFamilyId::OpenAi, "POST", "/embeddings", None, br#"{"model":"text-embedding-3-small"}"#);
+        let mut tap = Tap::new(WireFamilyId::OpenAi, &info, 200, Some("application/json"), false);
         tap.feed(Bytes::from_static(b"{\"object\":\"list\",\"data\":[{\"embedding\":["));
         let numbers = Bytes::from("0.0123456,".repeat(100_000));
         for _ in 0..20 {

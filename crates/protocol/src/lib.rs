@@ -14,10 +14,12 @@
 //! - [`sigv4`] signs a Bedrock request (AWS Signature Version 4) over the exact bytes sent;
 //!   credentials, region and time are arguments.
 //!
-//! Each provider family has one module with the same files (`request`, `usage`, `stream`;
-//! Bedrock adds `eventstream`, the AWS binary frame reader); [`Family`] is matched
-//! exhaustively wherever the families differ, so adding one is adding a variant, a module, and
-//! the match arms the compiler asks for.
+//! Each wire family has one module with the same files (`request`, `usage`, `stream`) and a
+//! unit struct implementing [`WireFamily`] in its `mod.rs`; [`family`] maps a
+//! [`WireFamilyId`] (named by each provider type's descriptor in `tollgate-core`) to it. The
+//! shared vocabulary ([`Endpoint`], [`RequestInfo`], the decoder trait) is in [`wire`], which
+//! the family modules import; only [`exchange`] imports the families. [`eventstream`] is the
+//! AWS binary frame reader, like [`sse`] a transport framing.
 //!
 //! Memory stays bounded on long streams: parsers keep only the current SSE event or JSON-array
 //! element, and a non-streamed JSON body is scanned for its top-level `usage` member without
@@ -25,14 +27,17 @@
 //! beyond it that item is skipped (its usage, if any, is lost) and its bytes are forwarded.
 
 pub mod errors;
+pub mod eventstream;
 pub mod exchange;
 pub mod fixture;
 pub mod json_scan;
 pub mod sse;
+pub mod wire;
 
 pub mod sigv4;
 
 mod anthropic;
+mod azure_openai;
 mod bedrock;
 mod google;
 mod openai;
@@ -40,11 +45,13 @@ mod openai;
 pub use bedrock::control::{ControlCall, filter_control_list, profile_allowed};
 pub use bedrock::request::is_profile_or_arn;
 
-pub use exchange::{Endpoint, RequestInfo, Tap, filter_model_list, inspect, prepare_body};
+pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
 pub use sse::{SseEvent, SseParser};
-pub use tollgate_core::Usage;
+pub use tollgate_core::{Usage, WireFamilyId};
+pub use wire::{Endpoint, RequestInfo, StreamDecoder, WireFamily};
 
+#[cfg(test)]
 use tollgate_core::ProviderType;
 
 /// The largest single SSE event, JSON-array element or captured JSON value the parsers hold
@@ -52,53 +59,17 @@ use tollgate_core::ProviderType;
 /// (if it carried any) is lost, and the buffer never grows further.
 pub const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
 
-/// Wire family: OpenAI and OpenAI-compatible share one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
-    OpenAi,
-    Anthropic,
-    Google,
-    /// Bedrock runtime: native paths, plus the OpenAI-compatible chat completions.
-    Bedrock,
-}
-
-impl Family {
-    /// Every family, in a stable order.
-    pub const ALL: [Family; 4] = [Family::OpenAi, Family::Anthropic, Family::Google, Family::Bedrock];
-
-    /// The wire family of a provider type.
-    pub fn of(t: ProviderType) -> Family {
-        match t {
-            ProviderType::Openai | ProviderType::OpenaiCompatible => Family::OpenAi,
-            ProviderType::Anthropic => Family::Anthropic,
-            ProviderType::Google => Family::Google,
-            ProviderType::Bedrock => Family::Bedrock,
-        }
-    }
-
-    /// The directory of this family's golden fixtures under `tests/fixtures/`.
-    pub fn fixture_dir(self) -> &'static str {
-        match self {
-            Family::OpenAi => "openai",
-            Family::Anthropic => "anthropic",
-            Family::Google => "google",
-            Family::Bedrock => "bedrock",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn family_of_each_type() {
-        assert_eq!(Family::of(ProviderType::Openai), Family::OpenAi);
-        assert_eq!(Family::of(ProviderType::OpenaiCompatible), Family::OpenAi);
-        assert_eq!(Family::of(ProviderType::Anthropic), Family::Anthropic);
-        assert_eq!(Family::of(ProviderType::Google), Family::Google);
-        assert_eq!(Family::of(ProviderType::Bedrock), Family::Bedrock);
-        let dirs: Vec<_> = Family::ALL.iter().map(|f| f.fixture_dir()).collect();
-        assert_eq!(dirs, ["openai", "anthropic", "google", "bedrock"]);
+    fn every_provider_type_has_an_implemented_family() {
+        for t in ProviderType::ALL {
+            let id = t.wire_family();
+            assert_eq!(family(id).id(), id, "{t}");
+        }
+        let dirs: Vec<_> = WireFamilyId::ALL.iter().map(|f| f.as_str()).collect();
+        assert_eq!(dirs, ["openai", "anthropic", "google", "bedrock", "azure_openai"]);
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use tollgate_protocol::fixture::event_stream_frames;
-use tollgate_protocol::{Case, Endpoint, Family, Tap, inspect, prepare_body};
+use tollgate_protocol::{Case, Endpoint, Tap, WireFamilyId, inspect, prepare_body};
 
 /// A fixture body's bytes: `.events.json` descriptions are encoded into event-stream frames.
 fn body_bytes(dir: &Path, file: &str) -> Vec<u8> {
@@ -24,8 +24,8 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-fn cases(family: Family) -> Vec<(String, Case, PathBuf)> {
-    let dir = fixtures().join(family.fixture_dir());
+fn cases(family: WireFamilyId) -> Vec<(String, Case, PathBuf)> {
+    let dir = fixtures().join(family.as_str());
     let mut out = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -43,7 +43,7 @@ fn cases(family: Family) -> Vec<(String, Case, PathBuf)> {
 /// Feeds `body` to a fresh tap in pieces of the given sizes (cycled); returns what the client
 /// receives, the usage and the stream error.
 fn run(
-    family: Family,
+    family: WireFamilyId,
     case: &Case,
     injected: bool,
     body: &[u8],
@@ -71,11 +71,11 @@ fn run(
 #[test]
 fn every_fixture_case() {
     let mut count = 0;
-    for family in Family::ALL {
+    for family in WireFamilyId::ALL {
         let all = cases(family);
         assert!(!all.is_empty(), "no cases for {family:?}");
         for (name, case, dir) in all {
-            let ctx = format!("{}/{name}", family.fixture_dir());
+            let ctx = format!("{}/{name}", family.as_str());
             count += 1;
 
             let body = case.request_body();
@@ -84,7 +84,7 @@ fn every_fixture_case() {
             assert_ne!(info.endpoint, Endpoint::Other, "{ctx}: every fixture names a known endpoint");
             let body_model = case.request.as_ref().and_then(|r| r.get("model")).and_then(|m| m.as_str());
             match (family, body_model) {
-                (Family::Google, _) | (Family::Bedrock, None) => {
+                (WireFamilyId::Google, _) | (WireFamilyId::Bedrock, None) => {
                     assert_eq!(
                         info.model.is_some(),
                         info.endpoint != Endpoint::ListModels,
@@ -126,7 +126,7 @@ fn every_fixture_case() {
 
 #[test]
 fn injected_cases_actually_drop_bytes() {
-    for family in Family::ALL {
+    for family in WireFamilyId::ALL {
         for (name, case, dir) in cases(family) {
             if let Some(client) = &case.client_response {
                 let upstream = std::fs::read(dir.join(&case.response)).unwrap();

@@ -359,7 +359,9 @@
     const item = ev.target.closest(".picker-item");
     if (item) { ev.preventDefault(); pick(item); }
   });
-  search.addEventListener("blur", () => setTimeout(hideList, 150));
+  // hide after a blur only if focus did not come back meanwhile (clearing and retyping blurs
+  // and refocuses: a late hide would take away the list being typed into)
+  search.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== search) hideList(); }, 150));
 
   // Pricing dialog
   const dialog = $("#pricing-dialog");

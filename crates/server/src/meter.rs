@@ -27,6 +27,9 @@ use tollgate_store::{UsageEvent, UsageStore};
 pub struct Metered {
     pub event: UsageEvent,
     pub provider: Option<Arc<ProviderEntry>>,
+    /// The model the response named, for types that price by it
+    /// (`ProviderDescriptor::model_from_response`).
+    pub response_model: Option<String>,
 }
 
 /// The sending half, held by the app state; cheap to clone.
@@ -116,7 +119,12 @@ impl Meter {
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
-        match self.tx.try_send(Metered { event, provider }) {
+        self.record_metered(Metered { event, provider, response_model: None });
+    }
+
+    /// Queues an event with everything the writer needs to price it.
+    pub fn record_metered(&self, metered: Metered) {
+        match self.tx.try_send(metered) {
             Ok(()) => Metrics::inc(&self.metrics.usage_events_queued),
             Err(e) => {
                 Metrics::inc(&self.metrics.usage_events_dropped);
@@ -182,14 +190,26 @@ impl UsageWriter {
     }
 
     /// Fills in cost, catalog version and the override / unpriced flags.
+    ///
+    /// For a type whose descriptor says `model_from_response` (Azure OpenAI: clients call a
+    /// deployment name), the model the response named replaces the called one when the
+    /// catalog knows it; otherwise the called name stays. Price overrides are the provider's
+    /// for the model as called (its allow-list names), else for the model that priced it.
     fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
         let mut event = m.event;
-        let overrides = match (&m.provider, &event.model) {
+        let called = event.model.clone();
+        if let Some(reported) = m.response_model.filter(|_| event.provider_type.descriptor().model_from_response)
+            && tollgate_core::pricing::lookup(catalog, event.provider_type, &reported).0.is_some()
+        {
+            event.model = Some(reported);
+        }
+        let find = |model: &Option<String>| match (&m.provider, model) {
             (Some(p), Some(model)) => {
                 p.spec.provider_models.iter().find(|pm| &pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
             }
             _ => None,
         };
+        let overrides = find(&called).or_else(|| find(&event.model));
         let priced = price(
             &PriceInput {
                 provider_type: event.provider_type,

@@ -3,20 +3,18 @@
 //! prints the base URL to configure on a provider. `… -- bedrock AKID:SECRET` runs the fake AWS
 //! (bedrock-runtime, control plane, STS) accepting that key pair.
 
-use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+use tollgate_core::ProviderType;
+use tollgate_testkit::upstream::FakeUpstream;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let flavor = match args.next().as_deref() {
-        Some("anthropic") => Flavor::Anthropic,
-        Some("google") => Flavor::Google,
-        Some("bedrock") => Flavor::Bedrock,
-        Some("openai") | None => Flavor::OpenAi,
-        Some(other) => anyhow::bail!("unknown flavor {other}: use openai, anthropic, google or bedrock"),
+    let provider_type: ProviderType = match args.next() {
+        Some(t) => t.parse().map_err(anyhow::Error::msg)?,
+        None => ProviderType::Openai,
     };
     let key = args.next();
-    let up = FakeUpstream::start(flavor, key.as_deref()).await?;
+    let up = FakeUpstream::start(provider_type, key.as_deref()).await?;
     #[allow(clippy::print_stdout)]
     {
         println!("{}", up.provider_base_url());

@@ -1,7 +1,7 @@
 //! Fake LLM upstreams: real HTTP servers on 127.0.0.1 that speak the OpenAI, Anthropic,
 //! Gemini and AWS Bedrock wire formats (streaming included) and record every request they
 //! receive, so integration tests can point a provider's `base_url` at one and drive the
-//! gateway through it. The Bedrock flavor is a small fake AWS ([`bedrock`]): it verifies every
+//! gateway through it. The Bedrock fake is a small fake AWS ([`bedrock`]): it verifies every
 //! SigV4 signature independently ([`sigv4`]) and also serves STS and the metadata endpoints.
 //!
 //! Each [`FakeUpstream`] answers, in this order:
@@ -31,25 +31,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tollgate_core::ProviderType;
 
 /// The text every built-in reply generates, split the way built-in streams send it (one part
 /// per content event/chunk).
 pub const TEXT_PARTS: [&str; 5] = ["Hello", " from", " the", " fake", " upstream."];
 /// [`TEXT_PARTS`] joined: the text of every built-in non-streaming reply.
 pub const TEXT: &str = "Hello from the fake upstream.";
-
-/// Which wire format a [`FakeUpstream`] speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    /// OpenAI (and compatible): everything under `/v1`, `Authorization: Bearer <key>`.
-    OpenAi,
-    /// Anthropic: `/v1/messages`…, `x-api-key`, `anthropic-version` required.
-    Anthropic,
-    /// Gemini API: `/v1beta/models/{model}:{method}` (and `/v1/...`), `x-goog-api-key` or `?key=`.
-    Google,
-    /// AWS Bedrock runtime + control plane + STS + metadata, SigV4 everywhere (see [`bedrock`]).
-    Bedrock,
-}
 
 /// One request as the fake upstream received it.
 #[derive(Debug, Clone)]
@@ -281,7 +269,12 @@ pub struct FakeUpstream {
 
 #[derive(Debug)]
 struct Shared {
-    flavor: Flavor,
+    /// The kind of upstream this fake is: the provider type whose API it speaks (OpenAI and
+    /// OpenAI-compatible: everything under `/v1`, `Authorization: Bearer`; Anthropic:
+    /// `/v1/messages`…, `x-api-key`, `anthropic-version` required; Google: the Gemini API,
+    /// `x-goog-api-key` or `?key=`; Bedrock: runtime + control plane + STS + metadata, SigV4
+    /// everywhere, see [`bedrock`]).
+    provider_type: ProviderType,
     credential: Option<String>,
     queue: Mutex<VecDeque<Reply>>,
     requests: Mutex<Vec<Received>>,
@@ -302,9 +295,9 @@ impl FakeUpstream {
     /// `?key=<k>`); a wrong or missing one gets a 401 in the provider's error JSON. `None`
     /// accepts anything (like a local Ollama). Bedrock: `"ACCESS_KEY_ID:SECRET"` registers one
     /// static key pair (more with [`FakeUpstream::aws_add_key`]); signatures are always checked.
-    pub async fn start(flavor: Flavor, credential: Option<&str>) -> anyhow::Result<FakeUpstream> {
+    pub async fn start(provider_type: ProviderType, credential: Option<&str>) -> anyhow::Result<FakeUpstream> {
         let shared = Arc::new(Shared {
-            flavor,
+            provider_type,
             credential: credential.map(str::to_string),
             queue: Mutex::new(VecDeque::new()),
             requests: Mutex::new(Vec::new()),
@@ -316,7 +309,7 @@ impl FakeUpstream {
         let app = Router::new().fallback(handle).with_state(Arc::clone(&shared));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<SocketAddr>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name(format!("fake-upstream-{flavor:?}")).spawn(move || {
+        let thread = std::thread::Builder::new().name(format!("fake-upstream-{provider_type}")).spawn(move || {
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -352,7 +345,7 @@ impl FakeUpstream {
         let addr = ready_rx.await.context("fake upstream thread died")??;
         let up =
             FakeUpstream { base_url: format!("http://{addr}"), shared, shutdown: Some(stop_tx), thread: Some(thread) };
-        if flavor == Flavor::Bedrock
+        if provider_type == ProviderType::Bedrock
             && let Some((ak, sk)) = credential.and_then(|c| c.split_once(':'))
         {
             up.aws_add_key(ak, sk);
@@ -360,15 +353,18 @@ impl FakeUpstream {
         Ok(up)
     }
 
-    pub fn flavor(&self) -> Flavor {
-        self.shared.flavor
+    /// The provider type whose API this fake speaks.
+    pub fn provider_type(&self) -> ProviderType {
+        self.shared.provider_type
     }
 
-    /// What to configure as the provider's `base_url`: OpenAI `<base_url>/v1`, others `<base_url>`.
+    /// What to configure as the provider's `base_url` (Azure OpenAI: `endpoint`): OpenAI `<base_url>/v1`, others `<base_url>`.
     pub fn provider_base_url(&self) -> String {
-        match self.shared.flavor {
-            Flavor::OpenAi => format!("{}/v1", self.base_url),
-            Flavor::Anthropic | Flavor::Google | Flavor::Bedrock => self.base_url.clone(),
+        match self.shared.provider_type {
+            ProviderType::Openai | ProviderType::OpenaiCompatible => format!("{}/v1", self.base_url),
+            ProviderType::Anthropic | ProviderType::Google | ProviderType::Bedrock | ProviderType::AzureOpenai => {
+                self.base_url.clone()
+            }
         }
     }
 
@@ -478,13 +474,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         headers: parts.headers,
         body,
     };
-    if shared.flavor == Flavor::Bedrock
+    if shared.provider_type == ProviderType::Bedrock
         && let Some(reply) = bedrock::side_service(&shared, &received)
     {
         return respond(reply, shared).await;
     }
     lock(&shared.requests).push(received.clone());
-    if shared.flavor == Flavor::Bedrock
+    if shared.provider_type == ProviderType::Bedrock
         && let Err(reply) = bedrock::check_signature(&shared, &received)
     {
         return respond(reply, shared).await;
@@ -494,11 +490,14 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         Some(reply) => reply,
         None => {
             let pace = *lock(&shared.pace);
-            match shared.flavor {
-                Flavor::OpenAi => openai::serve(&received, shared.credential.as_deref(), pace),
-                Flavor::Anthropic => anthropic::serve(&received, shared.credential.as_deref(), pace),
-                Flavor::Google => google::serve(&received, shared.credential.as_deref(), pace),
-                Flavor::Bedrock => bedrock::serve(&shared, &received, pace),
+            match shared.provider_type {
+                ProviderType::Openai | ProviderType::OpenaiCompatible => {
+                    openai::serve(&received, shared.credential.as_deref(), pace)
+                }
+                ProviderType::Anthropic => anthropic::serve(&received, shared.credential.as_deref(), pace),
+                ProviderType::Google => google::serve(&received, shared.credential.as_deref(), pace),
+                ProviderType::Bedrock => bedrock::serve(&shared, &received, pace),
+                ProviderType::AzureOpenai => azure_openai::serve(&received, shared.credential.as_deref(), pace),
             }
         }
     };
@@ -606,7 +605,7 @@ fn body_stream(steps: VecDeque<Step>, guard: BodyGuard) -> impl Stream<Item = Re
 }
 
 // ---------------------------------------------------------------------------------------------
-// Helpers shared by the flavors
+// Helpers shared by the provider types
 
 /// A query parameter, percent-decoded.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
@@ -640,7 +639,7 @@ pub const CREATED: i64 = 1_750_000_000;
 // ---------------------------------------------------------------------------------------------
 
 pub mod openai {
-    //! The OpenAI flavor: endpoints, bodies and their fixed usage numbers.
+    //! The OpenAI (and OpenAI-compatible) fake: endpoints, bodies and their fixed usage numbers.
     //!
     //! - `POST /v1/chat/completions`: [`chat_completion`]; with `"stream": true`, [`chat_stream`]
     //!   (the usage-only chunk and the `"usage": null` fields only when
@@ -1013,7 +1012,7 @@ pub mod openai {
 // ---------------------------------------------------------------------------------------------
 
 pub mod anthropic {
-    //! The Anthropic flavor: endpoints, bodies and their fixed usage numbers.
+    //! The Anthropic fake: endpoints, bodies and their fixed usage numbers.
     //!
     //! Every request needs `anthropic-version` (else 400 `invalid_request_error`), checked after
     //! the credential.
@@ -1187,7 +1186,7 @@ pub mod anthropic {
 // ---------------------------------------------------------------------------------------------
 
 pub mod google {
-    //! The Google (Gemini API) flavor: endpoints, bodies and their fixed usage numbers.
+    //! The Google (Gemini API) fake: endpoints, bodies and their fixed usage numbers.
     //!
     //! Paths under `/v1beta` or `/v1` (the model is taken from the path, percent-decoded):
     //! - `POST /…/models/{model}:generateContent`: [`generate_content`].
@@ -1368,6 +1367,7 @@ pub mod google {
     }
 }
 
+pub mod azure_openai;
 pub mod bedrock;
 pub mod sigv4;
 

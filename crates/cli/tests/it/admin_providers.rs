@@ -14,7 +14,7 @@ both_backends!(
     unknown_models_are_saved_with_warnings
 );
 
-const TYPES: [&str; 5] = ["openai", "anthropic", "google", "bedrock", "openai_compatible"];
+const TYPES: [&str; 6] = ["openai", "anthropic", "google", "bedrock", "openai_compatible", "azure_openai"];
 
 async fn crud_every_type(db: TestDb) {
     let gw = gateway(db).await;
@@ -44,7 +44,10 @@ async fn crud_every_type(db: TestDb) {
         .as_array()
         .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(names, ["p0-openai", "p1-anthropic", "p2-google", "p3-bedrock", "p4-openai-compatible"]);
+    assert_eq!(
+        names,
+        ["p0-openai", "p1-anthropic", "p2-google", "p3-bedrock", "p4-openai-compatible", "p5-azure-openai"]
+    );
     assert!(list.get("next_page_token").is_none());
 
     // disable, then delete

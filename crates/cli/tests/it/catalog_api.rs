@@ -7,7 +7,7 @@ use crate::support::*;
 use std::time::Duration;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
 use tollgate_store::UsageEvent;
-use tollgate_testkit::upstream::{FakeUpstream, Flavor, Reply, openai};
+use tollgate_testkit::upstream::{FakeUpstream, Reply, openai};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_api_lists_filters_pages_and_gets() {
@@ -93,7 +93,7 @@ async fn catalog_overlay_hot_reload_prices_new_events() {
     assert_eq!(list["models"][0]["name"], "llama-local");
     assert_eq!(list["models"][0]["source"], "overlay:ops-1");
 
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let up = FakeUpstream::start(ProviderType::Openai, None).await.unwrap_or_else(|e| panic!("{e:#}"));
     expect(
         admin(
             &gw,

@@ -169,6 +169,30 @@ fn create_each_type_from_its_config_group() {
                "openai_compatible_config": {"base_url": "http://localhost:11434/v1", "api_key_ref": "C",
                    "authorization_passthrough": true}}),
     );
+    check_create(
+        &[
+            "az",
+            "--azure-openai-config.endpoint",
+            "https://res.openai.azure.com",
+            "--azure-openai-config.api-key-ref",
+            "AZURE_OPENAI_API_KEY",
+            "--azure-openai-config.api-version",
+            "2024-10-21",
+        ],
+        json!({"name": "az", "display_name": "az", "type": "azure_openai",
+               "azure_openai_config": {"endpoint": "https://res.openai.azure.com",
+                   "api_key_ref": "AZURE_OPENAI_API_KEY", "api_version": "2024-10-21"}}),
+    );
+    check_create(
+        &[
+            "az",
+            "--azure-openai-config.endpoint",
+            "https://res.openai.azure.com",
+            "--azure-openai-config.authorization-passthrough",
+        ],
+        json!({"name": "az", "display_name": "az", "type": "azure_openai",
+               "azure_openai_config": {"endpoint": "https://res.openai.azure.com", "authorization_passthrough": true}}),
+    );
 }
 
 #[test]
@@ -1039,8 +1063,9 @@ async fn e2e_cli_ignores_the_application_token_variable() {
 /// `tollgate provider check` prints PASS/FAIL and sets the exit code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_provider_check() {
-    use tollgate_testkit::upstream::{FakeUpstream, Flavor};
-    let up = FakeUpstream::start(Flavor::OpenAi, Some("sk-good")).await.unwrap();
+    use tollgate_core::ProviderType;
+    use tollgate_testkit::upstream::FakeUpstream;
+    let up = FakeUpstream::start(ProviderType::Openai, Some("sk-good")).await.unwrap();
     let gw = TestGateway::start().await.unwrap();
     tg_in(&gw, &["secret", "set", "OA_KEY"], Some("sk-good\n")).ok();
     let base = up.provider_base_url();

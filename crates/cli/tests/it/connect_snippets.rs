@@ -26,11 +26,15 @@ use crate::support::*;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tollgate_testkit::upstream::{FakeUpstream, Flavor, Received, TEXT};
+use tollgate_core::ProviderType;
+use tollgate_testkit::upstream::{FakeUpstream, Received, TEXT};
 
 /// The client's own Anthropic credential in the passthrough case (what Claude Code's sign-in
 /// or the user's key would send as `Authorization: Bearer`).
 const OWN_ANTHROPIC_TOKEN: &str = "sk-ant-oat-own-credential-LEAKCHECK-5d1e";
+
+/// The client's own Microsoft Entra ID token in the Azure OpenAI passthrough case.
+const OWN_AZURE_AD_TOKEN: &str = "eyJ0eXAiOi-own-entra-LEAKCHECK-41c9";
 
 /// Where the installed tools are.
 struct Tools {
@@ -39,10 +43,33 @@ struct Tools {
     bin: PathBuf,
 }
 
-fn tools() -> Option<Tools> {
-    let dir = std::env::var_os("TOLLGATE_SNIPPET_TOOLS")
+/// Where `tests/tools/install.sh` put the tools.
+fn tools_dir() -> PathBuf {
+    std::env::var_os("TOLLGATE_SNIPPET_TOOLS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/snippet-tools"));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/snippet-tools"))
+}
+
+/// The venv's Python with the official SDKs, for other tests that drive an SDK; `None` (the
+/// test is skipped, with a message; a failure under CI) when it is not installed.
+pub fn sdk_python(test: &str) -> Option<PathBuf> {
+    let python = tools_dir().join("venv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let why = format!("{test} needs the SDK venv (run tests/tools/install.sh); missing: {}", python.display());
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    #[allow(clippy::print_stderr)] // the one way to tell a test runner a test was skipped
+    {
+        eprintln!("SKIPPED {why}");
+    }
+    None
+}
+
+fn tools() -> Option<Tools> {
+    let dir = tools_dir();
     let t = Tools {
         python: dir.join("venv/bin/python"),
         node_dir: dir.join("node"),
@@ -116,6 +143,19 @@ fn check_credential(p: &Prov, r: &Received, gateway_token: &str, what: &str) {
         ("google", _) => assert_eq!(header("x-goog-api-key").as_deref(), Some(UPSTREAM_KEY), "{what}: {:?}", r.headers),
         ("openai", _) => {
             assert_eq!(header("authorization"), Some(format!("Bearer {UPSTREAM_KEY}")), "{what}: {:?}", r.headers)
+        }
+        ("azure_openai", true) => {
+            assert_eq!(
+                header("authorization"),
+                Some(format!("Bearer {OWN_AZURE_AD_TOKEN}")),
+                "{what}: {:?}",
+                r.headers
+            );
+            assert_eq!(header("api-key"), None, "{what}");
+        }
+        ("azure_openai", false) => {
+            assert_eq!(header("api-key").as_deref(), Some(UPSTREAM_KEY), "{what}: {:?}", r.headers);
+            assert_eq!(header("authorization"), None, "{what}");
         }
         ("bedrock", _) => {
             let auth = header("authorization").unwrap_or_default();
@@ -247,6 +287,14 @@ fn one_shot(shell: &str, model: &str) -> String {
                  messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}]); print(r.choices[0].message.content)'"
             )
         }
+        // the environment-only setup of the AzureOpenAI clients
+        l if l.starts_with("export OPENAI_API_VERSION") => {
+            lines.push(l);
+            format!(
+                "python -c 'from openai import AzureOpenAI; r = AzureOpenAI().chat.completions.create(model=\"{model}\", \
+                 messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}]); print(r.choices[0].message.content)'"
+            )
+        }
         other => panic!("a setup ends with an unexpected line: {other}"),
     };
     format!("set -e\n{}\n{run}\n", lines.join("\n"))
@@ -262,12 +310,13 @@ async fn every_connect_tab_snippet_runs_as_written() {
         ("GOOGLE_AI_API_KEY", UPSTREAM_KEY),
         ("AWS_ACCESS_KEY_ID", AWS_KEY.0),
         ("AWS_SECRET_ACCESS_KEY", AWS_KEY.1),
+        ("AZURE_OPENAI_API_KEY", UPSTREAM_KEY),
     ] {
         secret(&gw, name, value).await;
     }
     let aws = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
     // name, type, passthrough, the fake's expected credential, allow-list
-    let specs: [Spec; 6] = [
+    let specs: [Spec; 8] = [
         ("c-openai", "openai", false, Some(UPSTREAM_KEY), &["gpt-4o-mini"]),
         ("c-anthropic", "anthropic", false, Some(UPSTREAM_KEY), &["claude-sonnet-4-6", "claude-haiku-4-5"]),
         // passthrough: the fake accepts any credential; the test checks the client's own arrived
@@ -281,16 +330,13 @@ async fn every_connect_tab_snippet_runs_as_written() {
             &["us.anthropic.claude-sonnet-4-6", "us.anthropic.claude-haiku-4-5-20251001-v1:0"],
         ),
         ("c-compat", "openai_compatible", false, None, &["llama3.1:8b"]),
+        ("c-azure", "azure_openai", false, Some(UPSTREAM_KEY), &["chat"]),
+        // passthrough: the fake expects the client's own Entra ID token
+        ("c-azure-pt", "azure_openai", true, Some(OWN_AZURE_AD_TOKEN), &["chat"]),
     ];
     let mut provs = Vec::new();
     for (name, kind, passthrough, credential, models) in specs {
-        let flavor = match kind {
-            "anthropic" => Flavor::Anthropic,
-            "google" => Flavor::Google,
-            "bedrock" => Flavor::Bedrock,
-            _ => Flavor::OpenAi,
-        };
-        let up = FakeUpstream::start(flavor, credential).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(crate::proxy::ptype(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
         let mut extra = json!({"provider_models": models.iter().map(|m| json!({"name": m})).collect::<Vec<_>>()});
         if passthrough {
             extra[format!("{kind}_config")] = json!({"authorization_passthrough": true});
@@ -318,6 +364,7 @@ async fn every_connect_tab_snippet_runs_as_written() {
         if p.passthrough {
             // what the user's own sign-in / key is in the passthrough samples
             env.vars.push(("ANTHROPIC_AUTH_TOKEN".into(), OWN_ANTHROPIC_TOKEN.into()));
+            env.vars.push(("AZURE_OPENAI_AD_TOKEN".into(), OWN_AZURE_AD_TOKEN.into()));
         }
         let dir = work.path().join(p.name);
 
@@ -355,9 +402,11 @@ async fn every_connect_tab_snippet_runs_as_written() {
 
         // client setups: setup-1, setup-2, … (with their files); which tools each type gets
         let tools_for: &[&str] = match p.kind {
+            "azure_openai" if p.passthrough => &[],
             "openai" | "openai_compatible" => &["OpenAI SDKs", "Codex"],
             "anthropic" => &["Claude Code"],
             "bedrock" => &["Claude Code (Bedrock)"],
+            "azure_openai" => &["OpenAI SDKs (AzureOpenAI client)"],
             _ => &["Gemini CLI"],
         };
         for title in tools_for {
@@ -476,7 +525,7 @@ async fn the_bedrock_boto3_snippet_runs_behind_tls() {
     stdin.write_all(format!("{addr}\n").as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
     stdin.flush().await.unwrap_or_else(|e| panic!("{e}"));
 
-    let up = FakeUpstream::start(Flavor::Bedrock, Some(&format!("{}:{}", AWS_KEY.0, AWS_KEY.1)))
+    let up = FakeUpstream::start(ProviderType::Bedrock, Some(&format!("{}:{}", AWS_KEY.0, AWS_KEY.1)))
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;

@@ -12,7 +12,7 @@
 //! per-provider totals stay separate.
 
 use crate::both_backends;
-use crate::proxy::{AWS_KEY, UPSTREAM_KEY, flavor, provider_at, sdk_auth, send, usage_events};
+use crate::proxy::{AWS_KEY, UPSTREAM_KEY, key_ref, provider_at, ptype, sdk_auth, send, usage_events};
 use crate::support::*;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -122,7 +122,7 @@ fn the_cost_fixtures_are_consistent() {
             "no named case for the incumbent mistake: {regression}"
         );
     }
-    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
+    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock", "azure_openai"] {
         for stream in [false, true] {
             assert!(
                 all.iter().any(|(_, c)| c.provider_type == kind && is_stream(c) == stream),
@@ -169,15 +169,6 @@ fn the_bedrock_cost_fixtures_cover_the_matrix() {
 }
 
 /// The secret a provider type references (keyless OpenAI-compatible: none).
-fn key_ref(kind: &str) -> Option<&'static str> {
-    match kind {
-        "openai" => Some("OPENAI_API_KEY"),
-        "anthropic" => Some("ANTHROPIC_API_KEY"),
-        "google" => Some("GOOGLE_AI_API_KEY"),
-        _ => None,
-    }
-}
-
 /// The frames of a case's AWS event stream.
 fn event_frames(description: &Value) -> Vec<bytes::Bytes> {
     tollgate_protocol::fixture::event_stream_frames(description.to_string().as_bytes())
@@ -256,9 +247,9 @@ async fn conformance(db: TestDb) {
     let gw = gateway(db).await;
     let mut ups: HashMap<&str, FakeUpstream> = HashMap::new();
     let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
-    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock"] {
+    for kind in ["openai", "anthropic", "google", "openai_compatible", "bedrock", "azure_openai"] {
         let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
-        let up = FakeUpstream::start(flavor(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(ptype(kind), credential).await.unwrap_or_else(|e| panic!("{e:#}"));
         if let Some(r) = key_ref(kind) {
             secret(&gw, r, UPSTREAM_KEY).await;
         }
@@ -295,13 +286,7 @@ async fn conformance(db: TestDb) {
             Some(p) => json!({"provider_models": [{"name": c.expected.model, "custom_pricing": p}]}),
             None => json!({}),
         };
-        let kind_static: &'static str = match kind {
-            "openai" => "openai",
-            "anthropic" => "anthropic",
-            "google" => "google",
-            "bedrock" => "bedrock",
-            _ => "openai_compatible",
-        };
+        let kind_static: &'static str = ptype(kind).as_str();
         expect(
             admin(
                 &gw,

@@ -81,13 +81,18 @@ pub async fn secret(gw: &TestGateway, name: &str, value: &str) {
 /// A valid provider body of each type (secrets named here must be stored first).
 pub fn provider_body(kind: &str, name: &str) -> Value {
     let mut b = json!({"name": name, "display_name": format!("Test {name}"), "type": kind});
-    let cfg = match kind {
-        "openai" => json!({"openai_config": {"api_key_ref": "OPENAI_API_KEY"}}),
-        "anthropic" => json!({"anthropic_config": {"api_key_ref": "ANTHROPIC_API_KEY"}}),
-        "google" => json!({"google_config": {"api_key_ref": "GOOGLE_AI_API_KEY"}}),
-        "bedrock" => json!({"bedrock_config": {"region": "us-east-1", "static_credentials":
+    let ptype: tollgate_core::ProviderType = kind.parse().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = match ptype {
+        tollgate_core::ProviderType::Openai => json!({"openai_config": {"api_key_ref": "OPENAI_API_KEY"}}),
+        tollgate_core::ProviderType::Anthropic => json!({"anthropic_config": {"api_key_ref": "ANTHROPIC_API_KEY"}}),
+        tollgate_core::ProviderType::Google => json!({"google_config": {"api_key_ref": "GOOGLE_AI_API_KEY"}}),
+        tollgate_core::ProviderType::Bedrock => json!({"bedrock_config": {"region": "us-east-1", "static_credentials":
             {"access_key_id_ref": "AWS_ACCESS_KEY_ID", "secret_access_key_ref": "AWS_SECRET_ACCESS_KEY"}}}),
-        _ => json!({"openai_compatible_config": {"base_url": "http://127.0.0.1:11434/v1"}}),
+        tollgate_core::ProviderType::OpenaiCompatible => {
+            json!({"openai_compatible_config": {"base_url": "http://127.0.0.1:11434/v1"}})
+        }
+        tollgate_core::ProviderType::AzureOpenai => json!({"azure_openai_config":
+            {"endpoint": "https://tollgate-test.openai.azure.com", "api_key_ref": "AZURE_OPENAI_API_KEY"}}),
     };
     if let (Some(o), Some(c)) = (b.as_object_mut(), cfg.as_object()) {
         for (k, v) in c {
@@ -98,8 +103,9 @@ pub fn provider_body(kind: &str, name: &str) -> Value {
 }
 
 /// Distinctive secret values, so leaks are easy to grep for.
-pub const SECRET_VALUES: [(&str, &str); 5] = [
+pub const SECRET_VALUES: [(&str, &str); 6] = [
     ("OPENAI_API_KEY", "sk-openai-LEAKCHECK-7f3a9c1e"),
+    ("AZURE_OPENAI_API_KEY", "azure-LEAKCHECK-3b9d7e21"),
     ("ANTHROPIC_API_KEY", "sk-ant-LEAKCHECK-52b8d0aa"),
     ("GOOGLE_AI_API_KEY", "AIza-LEAKCHECK-91c3e7f2"),
     ("AWS_ACCESS_KEY_ID", "AKIALEAKCHECK4D2E9B1"),

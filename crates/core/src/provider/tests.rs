@@ -316,3 +316,53 @@ fn api_key_ref_per_type() {
         "openai_compatible_config": {"base_url": "http://x:1/v1"}}));
     assert_eq!(local.api_key_ref(), None);
 }
+
+#[test]
+fn azure_openai_rules() {
+    let azure =
+        |cfg: Value| json!({"name": "az", "display_name": "Az", "type": "azure_openai", "azure_openai_config": cfg});
+    check(azure(json!({"endpoint": "https://my-res.openai.azure.com", "api_key_ref": "AZURE_OPENAI_API_KEY"})), None);
+    check(azure(json!({"endpoint": "https://my-res.openai.azure.com/", "authorization_passthrough": true})), None);
+    check(
+        azure(
+            json!({"endpoint": "https://x.openai.azure.com", "api_key_ref": "K", "api_version": "2025-04-01-preview"}),
+        ),
+        None,
+    );
+    check(azure(json!({"api_key_ref": "K"})), Some("azure_openai_config.endpoint"));
+    check(azure(json!({"endpoint": "not a url", "api_key_ref": "K"})), Some("azure_openai_config.endpoint"));
+    check(
+        azure(json!({"endpoint": "https://x.openai.azure.com/openai", "api_key_ref": "K"})),
+        Some("azure_openai_config.endpoint"),
+    );
+    check(azure(json!({"endpoint": "https://x.openai.azure.com"})), Some("azure_openai_config.api_key_ref"));
+    check(
+        azure(json!({"endpoint": "https://x.openai.azure.com", "api_key_ref": "K", "authorization_passthrough": true})),
+        Some("azure_openai_config.api_key_ref"),
+    );
+    check(
+        azure(json!({"endpoint": "https://x.openai.azure.com", "api_key_ref": "K", "api_version": "2024-10"})),
+        Some("azure_openai_config.api_version"),
+    );
+    check(
+        azure(json!({"endpoint": "https://x.openai.azure.com", "api_key_ref": "K", "api_version": "2024-10-21-beta"})),
+        Some("azure_openai_config.api_version"),
+    );
+    check(
+        with(base(), json!({"azure_openai_config": {"endpoint": "https://x.openai.azure.com"}})),
+        Some("azure_openai_config"),
+    );
+    let spec = ProviderSpec::from_value(azure(
+        json!({"endpoint": "https://my-res.openai.azure.com/", "api_key_ref": "AZURE_OPENAI_API_KEY"}),
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(spec.upstream_base_url(), "https://my-res.openai.azure.com");
+    assert_eq!(spec.api_key_ref(), Some("AZURE_OPENAI_API_KEY"));
+    assert_eq!(spec.azure_openai_config.as_ref().map(AzureOpenaiConfig::api_version), Some("2024-10-21"));
+    assert_eq!("azure-openai".parse::<ProviderType>(), Ok(ProviderType::AzureOpenai));
+    let d = ProviderType::AzureOpenai.descriptor();
+    assert_eq!(
+        (d.credential, d.error_shape, d.priced_as),
+        (CredentialScheme::Header("api-key"), ErrorShape::OpenAi, Some(ProviderType::Openai))
+    );
+}

@@ -2,8 +2,8 @@
 //! (CountTokens), `GET /v1/models` (ListModels), matched by suffix; `model` and `stream` from
 //! the JSON body; models-list filtering on `data[].id`.
 
-use crate::exchange::{Endpoint, RequestInfo, filter_list};
 use crate::json_scan;
+use crate::wire::{Endpoint, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8]) -> RequestInfo {
     let p = path.trim_end_matches('/');

@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use crate::Usage;
 use crate::anthropic::usage::RawUsage;
-use crate::exchange::{Action, Endpoint};
 use crate::json_scan::ErrorField;
 use crate::sse::SseEvent;
+use crate::wire::{Action, Endpoint};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] = &["usage"];

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::exchange::filter_list_by;
+use crate::wire::filter_list_by;
 
 /// A control-plane call a Bedrock client makes on the proxy URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

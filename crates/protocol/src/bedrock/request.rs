@@ -8,8 +8,8 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::exchange::{Endpoint, RequestInfo};
 use crate::openai;
+use crate::wire::{Endpoint, RequestInfo};
 
 pub(crate) fn inspect(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo {
     if path.starts_with("/openai/") {

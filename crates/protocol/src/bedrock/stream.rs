@@ -19,10 +19,10 @@ use serde::Deserialize;
 
 use crate::Usage;
 use crate::anthropic;
-use crate::bedrock::eventstream::Frame;
 use crate::bedrock::usage::{ConverseUsage, InvocationMetrics, Totals, combine};
-use crate::exchange::Endpoint;
+use crate::eventstream::Frame;
 use crate::json_scan::{ErrorField, count, short};
+use crate::wire::Endpoint;
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] =

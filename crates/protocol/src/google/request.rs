@@ -7,7 +7,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::exchange::{Endpoint, RequestInfo, filter_list};
+use crate::wire::{Endpoint, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, _body: &[u8]) -> RequestInfo {
     let (model, action) = model_and_action(path);

@@ -6,10 +6,10 @@
 use serde::Deserialize;
 
 use crate::Usage;
-use crate::exchange::{Action, Endpoint};
 use crate::google::usage::RawUsage;
 use crate::json_scan::ErrorField;
 use crate::sse::SseEvent;
+use crate::wire::{Action, Endpoint};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] = &["usageMetadata"];

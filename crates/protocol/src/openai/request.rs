@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 
-use crate::exchange::{Endpoint, RequestInfo, filter_list};
 use crate::json_scan::{self, find_member, object_members};
+use crate::wire::{Endpoint, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8]) -> RequestInfo {
     let p = path.trim_end_matches('/');
@@ -31,11 +31,18 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8
     RequestInfo { endpoint, model: peek.model, stream: peek.stream, body_error: peek.error }
 }
 
+/// The endpoints the `include_usage` edit (and so the usage-chunk filter) applies to.
+pub(crate) fn edits(endpoint: Endpoint) -> bool {
+    matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
+}
+
+/// The endpoints whose responses the OpenAI decoder reads.
+pub(crate) fn is_openai_endpoint(endpoint: Endpoint) -> bool {
+    matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Completions | Endpoint::Responses | Endpoint::Embeddings)
+}
+
 pub(crate) fn prepare_body(info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
-    if !matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions)
-        || !info.stream
-        || info.body_error.is_some()
-    {
+    if !edits(info.endpoint) || !info.stream || info.body_error.is_some() {
         return (body, false);
     }
     match with_include_usage(&body) {

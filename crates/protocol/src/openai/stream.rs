@@ -7,13 +7,15 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::Usage;
-use crate::exchange::{Action, Endpoint};
 use crate::json_scan::ErrorField;
 use crate::openai::usage::RawUsage;
 use crate::sse::SseEvent;
+use crate::wire::{Action, Endpoint};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] = &["usage"];
+/// The same, plus the model the response names (for families that report it).
+pub(crate) const BODY_MEMBERS_WITH_MODEL: &[&str] = &["usage", "model"];
 
 #[derive(Debug)]
 pub(crate) struct Decoder {
@@ -24,6 +26,9 @@ pub(crate) struct Decoder {
     /// The stream's last event was seen: `data: [DONE]` (chat/completions, completions) or a
     /// Responses `response.completed` / `response.failed` / `response.incomplete`.
     terminal: bool,
+    /// Record the model the response names.
+    want_model: bool,
+    model: Option<String>,
 }
 
 /// The parts of a chat/completions chunk or a Responses event the tap reads.
@@ -41,10 +46,14 @@ struct Payload {
     error: Option<ErrorField>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ResponseObject {
+    #[serde(default)]
+    model: Option<String>,
     #[serde(default)]
     usage: Option<RawUsage>,
     #[serde(default)]
@@ -52,8 +61,18 @@ struct ResponseObject {
 }
 
 impl Decoder {
-    pub(crate) fn new(_endpoint: Endpoint, filter: bool) -> Decoder {
-        Decoder { filter, usage: None, error: None, terminal: false }
+    /// `want_model`: also record the model the response names (chunk or body `model`,
+    /// Responses `response.model`), the first one seen.
+    pub(crate) fn new(_endpoint: Endpoint, filter: bool, want_model: bool) -> Decoder {
+        Decoder { filter, usage: None, error: None, terminal: false, want_model, model: None }
+    }
+
+    pub(crate) fn body_members(&self) -> &'static [&'static str] {
+        if self.want_model { BODY_MEMBERS_WITH_MODEL } else { BODY_MEMBERS }
+    }
+
+    pub(crate) fn response_model(&self) -> Option<&str> {
+        self.model.as_deref()
     }
 
     pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
@@ -84,6 +103,9 @@ impl Decoder {
         {
             self.usage = Some(u.normalize());
         }
+        if name == "model" && self.want_model && self.model.is_none() {
+            self.model = serde_json::from_slice::<String>(raw).ok().filter(|m| !m.is_empty());
+        }
     }
 
     pub(crate) fn usage(&self) -> Option<Usage> {
@@ -98,7 +120,11 @@ impl Decoder {
         self.terminal
     }
 
-    fn apply(&mut self, p: Payload) {
+    fn apply(&mut self, mut p: Payload) {
+        if self.want_model && self.model.is_none() {
+            self.model =
+                p.model.take().or_else(|| p.response.as_mut().and_then(|r| r.model.take())).filter(|m| !m.is_empty());
+        }
         if matches!(p.kind.as_deref(), Some("response.completed" | "response.failed" | "response.incomplete")) {
             self.terminal = true;
         }
@@ -139,7 +165,7 @@ mod tests {
 
     #[test]
     fn drops_only_the_usage_only_chunk_when_filtering() {
-        let mut d = Decoder::new(Endpoint::ChatCompletions, true);
+        let mut d = Decoder::new(Endpoint::ChatCompletions, true, false);
         let content = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
         assert_eq!(d.on_event(&ev(content)), Action::Forward);
         let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
@@ -148,30 +174,49 @@ mod tests {
         assert_eq!(d.on_event(&ev("[DONE]")), Action::Forward);
         assert!(d.terminal(), "[DONE] ends a chat stream");
         assert_eq!(d.usage(), Some(Usage { input: 3, output: 1, ..Usage::default() }));
-        let mut pass = Decoder::new(Endpoint::ChatCompletions, false);
+        let mut pass = Decoder::new(Endpoint::ChatCompletions, false, false);
         assert_eq!(pass.on_event(&ev(usage)), Action::Forward);
         assert_eq!(pass.usage(), Some(Usage { input: 3, output: 1, ..Usage::default() }));
     }
 
     #[test]
     fn errors_in_streams() {
-        let mut d = Decoder::new(Endpoint::ChatCompletions, false);
+        let mut d = Decoder::new(Endpoint::ChatCompletions, false, false);
         d.on_event(&ev(r#"{"error":{"message":"The server had an error","type":"server_error"}}"#));
         assert_eq!(d.error(), Some("The server had an error"));
-        let mut d = Decoder::new(Endpoint::Responses, false);
+        let mut d = Decoder::new(Endpoint::Responses, false, false);
         d.on_event(&ev(r#"{"type":"error","code":"ERR","message":"Something went wrong","param":null}"#));
         assert_eq!(d.error(), Some("Something went wrong"));
-        let mut d = Decoder::new(Endpoint::Responses, false);
+        let mut d = Decoder::new(Endpoint::Responses, false, false);
         d.on_event(&ev(
             r#"{"type":"response.failed","response":{"status":"failed","error":{"code":"server_error","message":"boom"},"usage":{"input_tokens":4,"output_tokens":0}}}"#,
         ));
         assert_eq!(d.error(), Some("boom"));
         assert_eq!(d.usage(), Some(Usage { input: 4, ..Usage::default() }));
-        let mut d = Decoder::new(Endpoint::Responses, false);
+        let mut d = Decoder::new(Endpoint::Responses, false, false);
         d.on_event(&ev(r#"{"type":"response.created","response":{"error":null,"usage":null}}"#));
         assert_eq!((d.error(), d.usage()), (None, None));
         assert!(!d.terminal());
         d.on_event(&ev(r#"{"type":"response.completed","response":{"usage":{"input_tokens":4,"output_tokens":1}}}"#));
         assert!(d.terminal(), "response.completed ends a Responses stream");
+    }
+
+    #[test]
+    fn records_the_response_model_only_when_asked() {
+        let chunk = r#"{"id":"c","model":"gpt-4o-2024-08-06","choices":[{"index":0,"delta":{"content":"hi"}}]}"#;
+        let mut d = Decoder::new(Endpoint::ChatCompletions, false, true);
+        d.on_event(&ev(chunk));
+        d.on_event(&ev(r#"{"id":"c","model":"other","choices":[]}"#));
+        assert_eq!(d.response_model(), Some("gpt-4o-2024-08-06"), "the first one seen");
+        let mut plain = Decoder::new(Endpoint::ChatCompletions, false, false);
+        plain.on_event(&ev(chunk));
+        assert_eq!((plain.response_model(), plain.body_members()), (None, BODY_MEMBERS));
+        let mut body = Decoder::new(Endpoint::ChatCompletions, false, true);
+        assert_eq!(body.body_members(), BODY_MEMBERS_WITH_MODEL);
+        body.on_member("model", br#""gpt-4o-mini-2024-07-18""#);
+        assert_eq!(body.response_model(), Some("gpt-4o-mini-2024-07-18"));
+        let mut responses = Decoder::new(Endpoint::Responses, false, true);
+        responses.on_event(&ev(r#"{"type":"response.created","response":{"model":"gpt-5-2025-08-07","usage":null}}"#));
+        assert_eq!(responses.response_model(), Some("gpt-5-2025-08-07"));
     }
 }

@@ -2,9 +2,10 @@
 //! upstream with the provider's stored credential, through the same client and credential
 //! injection as the proxy, and reports pass/fail with latency and a message.
 //!
-//! The probe is the upstream's free model-list endpoint (OpenAI `/models`, Anthropic
-//! `/v1/models`, Gemini `/v1beta/models`, Bedrock's control-plane `ListFoundationModels`,
-//! signed with the provider's AWS credentials in its region), which proves reachability, TLS
+//! The probe is the upstream's free model-list endpoint, named by the type's descriptor
+//! (`ProviderDescriptor::probe`: OpenAI `/models`, Anthropic `/v1/models`, Gemini
+//! `/v1beta/models`, Bedrock's control-plane `ListFoundationModels`, signed with the
+//! provider's AWS credentials in its region), which proves reachability, TLS
 //! and the key without spending tokens; with a `model`, it also says whether the upstream
 //! lists that model (for Bedrock, an inference profile's foundation model). Nothing is metered.
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 use tollgate_core::Role;
-use tollgate_protocol::Family;
+use tollgate_core::provider::Probe;
 use utoipa::ToSchema;
 
 /// How long a probe may take in all.
@@ -108,27 +109,23 @@ pub async fn run(
         .ok_or_else(|| ApiError::NotFound(format!("provider \"{name}\" not found")))?;
     let spec = &entry.spec;
     let ptype = spec.provider_type.ok_or_else(|| ApiError::Internal(format!("provider \"{name}\" has no type")))?;
-    let family = Family::of(ptype);
-    let probe_path = match family {
-        Family::OpenAi => "/models",
-        Family::Anthropic => "/v1/models?limit=1000",
-        Family::Google => "/v1beta/models?pageSize=1000",
-        Family::Bedrock => "/foundation-models",
-    };
+    let family = ptype.wire_family();
+    let probe_spec = ptype.descriptor().probe;
+    let probe_path = probe_spec.path();
     let (path, query) = probe_path.split_once('?').map_or((probe_path, None), |(p, q)| (p, Some(q)));
-    let base = match family {
-        Family::Bedrock => state.settings().bedrock_control_url(crate::aws::region(spec)),
-        _ => spec.upstream_base_url(),
+    let (base, extra_headers) = match probe_spec {
+        Probe::Runtime { headers, .. } => (spec.upstream_base_url(), headers),
+        Probe::BedrockControl { .. } => (state.settings().bedrock_control_url(crate::aws::region(spec)), &[][..]),
     };
     let url = crate::proxy::upstream_url(&base, path, query);
     let probe = format!("GET {path}");
     let mut upstream_headers = HeaderMap::new();
-    if family == Family::Anthropic {
-        // The Messages API refuses calls without a version header.
-        upstream_headers.insert("anthropic-version", axum::http::HeaderValue::from_static("2023-06-01"));
+    for (name, value) in extra_headers {
+        upstream_headers.insert(*name, axum::http::HeaderValue::from_static(value));
     }
     let passthrough = spec.authorization_passthrough();
-    if family == Family::Bedrock {
+    let signed = matches!(probe_spec, Probe::BedrockControl { .. });
+    if signed {
         if let Err(e) = state
             .aws()
             .sign(
@@ -179,7 +176,7 @@ pub async fn run(
         Ok(Ok(v)) => v,
     };
     let model_found = req.model.as_deref().filter(|_| (200..300).contains(&status)).map(|model| {
-        if family == Family::Bedrock {
+        if signed {
             return bedrock_lists(&bytes, model);
         }
         let found = Cell::new(false);

@@ -62,7 +62,7 @@ pub struct GetModelResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListModelsParams {
-    /// openai | anthropic | google | bedrock | openai_compatible
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
     pub provider_type: Option<String>,
     /// Case-insensitive substring of the name or label.
     pub name_contains: Option<String>,

@@ -33,7 +33,7 @@ pub struct ListProvidersResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListProvidersParams {
-    /// openai | anthropic | google | bedrock | openai_compatible
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub provider_type: Option<String>,

@@ -42,7 +42,7 @@ pub struct SpendingParams {
     /// The user (email) usage is attributed to; empty = unattributed.
     pub user: Option<String>,
     pub agent: Option<String>,
-    /// openai | anthropic | google | bedrock | openai_compatible
+    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
     pub provider_type: Option<String>,
     /// input | output | cached_input | cache_write_5m | cache_write_1h | cache_write_unknown | reasoning:
     /// report only this bucket.

@@ -23,6 +23,7 @@ pub fn type_color(t: ProviderType) -> &'static str {
         ProviderType::Google => OKABE_ITO[4],
         ProviderType::Bedrock => OKABE_ITO[0],
         ProviderType::OpenaiCompatible => OKABE_ITO[6],
+        ProviderType::AzureOpenai => OKABE_ITO[1],
     }
 }
 
@@ -302,7 +303,7 @@ mod tests {
     #[test]
     fn palette_and_swatches() {
         let colors: std::collections::HashSet<_> = ProviderType::ALL.iter().map(|t| type_color(*t)).collect();
-        assert_eq!(colors.len(), 5);
+        assert_eq!(colors.len(), ProviderType::ALL.len(), "one colour per type");
         assert!(colors.iter().all(|c| OKABE_ITO.contains(c)));
         let sw = swatch("lg-1", &s("x", OKABE_ITO[1], 2, vec![]));
         assert!(sw.contains(r#"<pattern id="lg-1""#) && sw.contains("url(#lg-1)"));

@@ -15,13 +15,7 @@ pub const TOKEN_VAR: &str = "TOLLGATE_API_KEY";
 
 /// A model id to use in examples when the provider lists none.
 pub fn example_model(t: ProviderType) -> &'static str {
-    match t {
-        ProviderType::Openai => "gpt-4o-mini",
-        ProviderType::Anthropic => "claude-haiku-4-5",
-        ProviderType::Google => "gemini-2.5-flash",
-        ProviderType::Bedrock => "us.anthropic.claude-haiku-4-5-20251001-v1:0",
-        ProviderType::OpenaiCompatible => "llama3.1:8b",
-    }
+    t.descriptor().example_model
 }
 
 /// Code samples in the three languages, and what to know before running them.
@@ -44,6 +38,8 @@ pub struct Target<'a> {
     /// The provider's allow-list (`provider_models`); empty = every model.
     pub models: &'a [String],
     pub region: &'a str,
+    /// Azure OpenAI: the `api-version` the examples send.
+    pub api_version: &'a str,
     pub passthrough: bool,
 }
 
@@ -76,9 +72,11 @@ pub fn claude_models(t: &Target<'_>) -> (String, String) {
                     format!("{geo}.anthropic.claude-haiku-4-5-20251001-v1:0"),
                 )
             }
-            ProviderType::Anthropic | ProviderType::Openai | ProviderType::Google | ProviderType::OpenaiCompatible => {
-                ("claude-sonnet-4-5".to_string(), "claude-haiku-4-5".to_string())
-            }
+            ProviderType::Anthropic
+            | ProviderType::Openai
+            | ProviderType::Google
+            | ProviderType::OpenaiCompatible
+            | ProviderType::AzureOpenai => ("claude-sonnet-4-5".to_string(), "claude-haiku-4-5".to_string()),
         };
         return (main, small);
     }
@@ -159,6 +157,36 @@ pub fn snippets(t: &Target<'_>) -> Snippets {
                     "import {{ BedrockRuntimeClient, ConverseCommand }} from \"@aws-sdk/client-bedrock-runtime\";\n\n// The AWS SDKs send AWS_BEARER_TOKEN_BEDROCK as a bearer token (a Bedrock API key).\nprocess.env.AWS_BEARER_TOKEN_BEDROCK = process.env.TOLLGATE_API_KEY;\nconst client = new BedrockRuntimeClient({{ region: \"{r}\", endpoint: \"{p}\" }});\nconst resp = await client.send(new ConverseCommand({{\n  modelId: \"{m}\",\n  messages: [{{ role: \"user\", content: [{{ text: \"Hello\" }}] }}],\n}}));\nconsole.log(resp.output?.message?.content?.[0]?.text);"
                 ),
                 python_note: t.plain_http().then(|| BOTO3_HTTPS_NOTE.to_string()),
+            }
+        }
+        ProviderType::AzureOpenai if t.passthrough => {
+            let v = t.api_version;
+            Snippets {
+                curl: format!(
+                    "curl \"{p}/openai/deployments/{m}/chat/completions?api-version={v}\" \\\n  -H \"X-Tollgate-Token: $TOLLGATE_API_KEY\" \\\n  -H \"Authorization: Bearer $AZURE_OPENAI_AD_TOKEN\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
+                ),
+                python: format!(
+                    "import os\nfrom openai import AzureOpenAI\n\n# Authorization passthrough: your own Microsoft Entra ID token goes upstream,\n# the gateway token rides in X-Tollgate-Token.\nclient = AzureOpenAI(\n    azure_endpoint=\"{p}\",\n    azure_ad_token=os.environ[\"AZURE_OPENAI_AD_TOKEN\"],\n    api_version=\"{v}\",\n    default_headers={{\"X-Tollgate-Token\": os.environ[\"TOLLGATE_API_KEY\"]}},\n)\nresp = client.chat.completions.create(\n    model=\"{m}\",  # the deployment name\n    messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}],\n)\nprint(resp.choices[0].message.content)"
+                ),
+                typescript: format!(
+                    "import {{ AzureOpenAI }} from \"openai\";\n\n// Authorization passthrough: your own Microsoft Entra ID token goes upstream,\n// the gateway token rides in X-Tollgate-Token.\nconst client = new AzureOpenAI({{\n  endpoint: \"{p}\",\n  azureADTokenProvider: async function () {{ return process.env.AZURE_OPENAI_AD_TOKEN; }},\n  apiVersion: \"{v}\",\n  defaultHeaders: {{ \"X-Tollgate-Token\": process.env.TOLLGATE_API_KEY }},\n}});\nconst resp = await client.chat.completions.create({{\n  model: \"{m}\",\n  messages: [{{ role: \"user\", content: \"Hello\" }}],\n}});\nconsole.log(resp.choices[0].message.content);"
+                ),
+                python_note: None,
+            }
+        }
+        ProviderType::AzureOpenai => {
+            let v = t.api_version;
+            Snippets {
+                curl: format!(
+                    "curl \"{p}/openai/deployments/{m}/chat/completions?api-version={v}\" \\\n  -H \"api-key: $TOLLGATE_API_KEY\" \\\n  -H \"Content-Type: application/json\" \\\n  -d '{{\"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}]}}'"
+                ),
+                python: format!(
+                    "import os\nfrom openai import AzureOpenAI\n\nclient = AzureOpenAI(\n    azure_endpoint=\"{p}\",\n    api_key=os.environ[\"TOLLGATE_API_KEY\"],\n    api_version=\"{v}\",\n)\nresp = client.chat.completions.create(\n    model=\"{m}\",  # the deployment name\n    messages=[{{\"role\": \"user\", \"content\": \"Hello\"}}],\n)\nprint(resp.choices[0].message.content)"
+                ),
+                typescript: format!(
+                    "import {{ AzureOpenAI }} from \"openai\";\n\nconst client = new AzureOpenAI({{\n  endpoint: \"{p}\",\n  apiKey: process.env.TOLLGATE_API_KEY,\n  apiVersion: \"{v}\",\n}});\nconst resp = await client.chat.completions.create({{\n  model: \"{m}\",\n  messages: [{{ role: \"user\", content: \"Hello\" }}],\n}});\nconsole.log(resp.choices[0].message.content);"
+                ),
+                python_note: None,
             }
         }
     }
@@ -242,6 +270,18 @@ pub fn client_setups(t: &Target<'_>) -> Vec<ClientSetup> {
                 },
             ]
         }
+        // Under passthrough the gateway token must travel in a header no environment variable
+        // sets: the code samples show it (default_headers).
+        ProviderType::AzureOpenai if t.passthrough => Vec::new(),
+        ProviderType::AzureOpenai => vec![ClientSetup {
+            title: "OpenAI SDKs (AzureOpenAI client)".into(),
+            note: "The AzureOpenAI clients (Python, TypeScript) read these variables when created without arguments; the model is the deployment name. Claude Code needs an Anthropic or Bedrock provider.".into(),
+            file: None,
+            shell: format!(
+                "export AZURE_OPENAI_ENDPOINT=\"{p}\"\nexport AZURE_OPENAI_API_KEY=\"$TOLLGATE_API_KEY\"\nexport OPENAI_API_VERSION=\"{}\"",
+                t.api_version
+            ),
+        }],
         ProviderType::Google => vec![ClientSetup {
             title: "Gemini CLI".into(),
             note: "Gemini CLI sends GEMINI_API_KEY in x-goog-api-key to GOOGLE_GEMINI_BASE_URL once its settings select the Gemini API key sign-in; GEMINI_MODEL names a model this provider allows. Claude Code needs an Anthropic or Bedrock provider.".into(),
@@ -275,6 +315,10 @@ pub fn check_commands(public_url: &str, name: &str, t: &Target<'_>, model: Optio
             format!("curl {p}/v1/models -H \"x-api-key: $TOLLGATE_API_KEY\" -H \"anthropic-version: 2023-06-01\"")
         }
         ProviderType::Google => format!("curl {p}/v1beta/models -H \"x-goog-api-key: $TOLLGATE_API_KEY\""),
+        ProviderType::AzureOpenai if t.passthrough => format!(
+            "curl {p}/openai/v1/models -H \"X-Tollgate-Token: $TOLLGATE_API_KEY\" \\\n  -H \"Authorization: Bearer $AZURE_OPENAI_AD_TOKEN\""
+        ),
+        ProviderType::AzureOpenai => format!("curl {p}/openai/v1/models -H \"api-key: $TOLLGATE_API_KEY\""),
         ProviderType::Bedrock => {
             let m = model.unwrap_or(example_model(ProviderType::Bedrock));
             format!(
@@ -296,6 +340,10 @@ pub fn check_commands(public_url: &str, name: &str, t: &Target<'_>, model: Optio
         ProviderType::Bedrock => format!(
             "boto3.client(\"bedrock-runtime\", region_name=\"{}\", endpoint_url=\"{p}\").converse(...)",
             t.region
+        ),
+        ProviderType::AzureOpenai => format!(
+            "AzureOpenAI(azure_endpoint=\"{p}\", api_key=token, api_version=\"{}\").models.list()",
+            t.api_version
         ),
     };
     vec![
@@ -322,6 +370,7 @@ mod tests {
             model: "model-x",
             models,
             region: "eu-west-1",
+            api_version: "2024-10-21",
             passthrough: false,
         }
     }

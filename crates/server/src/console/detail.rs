@@ -18,9 +18,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use tollgate_core::Role;
 use tollgate_core::catalog::CatalogPricing;
-use tollgate_core::provider::BedrockCredentialMode;
-use tollgate_core::{ProviderType, Role};
+use tollgate_core::provider::{BedrockCredentialMode, Probe};
 use tollgate_store::{DAY_MS, Dimension};
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,12 +140,18 @@ pub async fn show(
     let region = spec.bedrock_config.as_ref().and_then(|c| c.region.clone()).unwrap_or_else(|| "us-east-1".into());
     let example = spec.provider_models.first().map_or(connect::example_model(ptype), |m| m.name.as_str()).to_string();
     let allowed: Vec<String> = spec.provider_models.iter().map(|m| m.name.clone()).collect();
+    let api_version = spec
+        .azure_openai_config
+        .as_ref()
+        .map_or(tollgate_core::provider::DEFAULT_AZURE_API_VERSION, |c| c.api_version())
+        .to_string();
     let target = Target {
         ptype,
         proxy_url: &proxy_url,
         model: &example,
         models: &allowed,
         region: &region,
+        api_version: &api_version,
         passthrough: spec.authorization_passthrough(),
     };
     let usage_url = format!("/usage?range=7d&provider={name}");
@@ -188,7 +194,7 @@ pub async fn show(
         Prop { label: "Type", value: ptype.label().into(), copy: false },
         Prop { label: "Status", value: if spec.is_enabled() { "Enabled" } else { "Disabled" }.into(), copy: false },
     ];
-    if matches!(ptype, ProviderType::Openai | ProviderType::Anthropic | ProviderType::OpenaiCompatible) {
+    if ptype.descriptor().supports_passthrough {
         let on = spec.authorization_passthrough();
         props.push(Prop {
             label: "Authorization passthrough",
@@ -278,8 +284,8 @@ pub async fn show(
         .zip(connect::check_commands(public, &name, &target, Some(MODEL_SLOT)))
         .map(|(((title, code), (_, any)), (_, template))| CheckCommand { title, code, any, template })
         .collect();
-    let probe_note = match ptype {
-        ProviderType::Bedrock => {
+    let probe_note = match ptype.descriptor().probe {
+        Probe::BedrockControl { .. } => {
             let control = console.state.settings().bedrock_control_url(crate::aws::region(spec));
             format!(
                 "For Bedrock, Test Connection calls ListFoundationModels on the control plane, {control}/foundation-models, \
@@ -288,7 +294,7 @@ pub async fn show(
                 spec.upstream_base_url()
             )
         }
-        ProviderType::Openai | ProviderType::Anthropic | ProviderType::Google | ProviderType::OpenaiCompatible => {
+        Probe::Runtime { .. } => {
             format!("Test Connection asks {} for its model list.", spec.upstream_base_url())
         }
     };

@@ -39,19 +39,7 @@ pub const PRICE_BUCKETS: [(&str, &str); 5] = [
 
 /// What each type card says.
 fn blurb(t: ProviderType) -> &'static str {
-    match t {
-        ProviderType::Openai => "GPT, o-series and embeddings through the OpenAI API.",
-        ProviderType::Anthropic => {
-            "Claude Opus, Sonnet and Haiku. Can forward each client's own Authorization (subscription passthrough)."
-        }
-        ProviderType::Google => "Gemini Pro, Flash and multimodal models through Google AI Studio.",
-        ProviderType::Bedrock => {
-            "Foundation models in your AWS account (Claude, Llama, Titan, Nova, Mistral). Needs a region and credentials."
-        }
-        ProviderType::OpenaiCompatible => {
-            "Any endpoint that serves /v1/chat/completions: vLLM, Ollama, LM Studio, gateways."
-        }
-    }
+    t.descriptor().description
 }
 
 /// A type card of the form.
@@ -142,6 +130,10 @@ pub struct ProviderForm {
     pub compat_base_url: String,
     pub compat_passthrough: bool,
     pub compat_key: SecretField,
+    pub azure_endpoint: String,
+    pub azure_api_version: String,
+    pub azure_passthrough: bool,
+    pub azure_key: SecretField,
     pub bedrock_region: String,
     pub bedrock_base_url: String,
     /// `default`, `static` or `assume`.
@@ -164,7 +156,7 @@ pub struct ProviderForm {
 }
 
 /// Inputs that show their own error (others go to the banner).
-const FIELD_INPUTS: [&str; 15] = [
+const FIELD_INPUTS: [&str; 17] = [
     "name",
     "display_name",
     "type",
@@ -172,6 +164,8 @@ const FIELD_INPUTS: [&str; 15] = [
     "anthropic_config.base_url",
     "google_config.base_url",
     "openai_compatible_config.base_url",
+    "azure_openai_config.endpoint",
+    "azure_openai_config.api_version",
     "bedrock_config.region",
     "bedrock_config.base_url",
     "bedrock_config.assume_role.role_arn",
@@ -220,6 +214,15 @@ impl ProviderForm {
                 "API key reference (optional)",
                 false,
                 "LOCAL_LLM_API_KEY",
+            ),
+            azure_endpoint: String::new(),
+            azure_api_version: String::new(),
+            azure_passthrough: false,
+            azure_key: SecretField::new(
+                "azure_openai_config.api_key_ref",
+                "API key reference",
+                true,
+                "AZURE_OPENAI_API_KEY",
             ),
             bedrock_region: "us-east-1".into(),
             bedrock_base_url: String::new(),
@@ -282,6 +285,7 @@ impl ProviderForm {
             &self.anthropic_key,
             &self.google_key,
             &self.compat_key,
+            &self.azure_key,
             &self.bedrock_access_key,
             &self.bedrock_secret_key,
         ]
@@ -293,6 +297,7 @@ impl ProviderForm {
             &mut self.anthropic_key,
             &mut self.google_key,
             &mut self.compat_key,
+            &mut self.azure_key,
             &mut self.bedrock_access_key,
             &mut self.bedrock_secret_key,
         ]
@@ -433,6 +438,12 @@ fn from_spec(console: &Console, session: &Session, spec: &ProviderSpec, secrets:
         f.compat_passthrough = c.authorization_passthrough;
         set(&mut f.compat_key, &c.api_key_ref);
     }
+    if let Some(c) = &spec.azure_openai_config {
+        f.azure_endpoint = c.endpoint.clone().unwrap_or_default();
+        f.azure_api_version = c.api_version.clone().unwrap_or_default();
+        f.azure_passthrough = c.authorization_passthrough;
+        set(&mut f.azure_key, &c.api_key_ref);
+    }
     if let Some(c) = &spec.bedrock_config {
         f.bedrock_region = c.region.clone().unwrap_or_default();
         f.bedrock_base_url = c.base_url.clone().unwrap_or_default();
@@ -565,6 +576,9 @@ fn read_form(
     f.google_base_url = form.text("google_config.base_url");
     f.compat_base_url = form.text("openai_compatible_config.base_url");
     f.compat_passthrough = form.checked("openai_compatible_config.authorization_passthrough");
+    f.azure_endpoint = form.text("azure_openai_config.endpoint");
+    f.azure_api_version = form.text("azure_openai_config.api_version");
+    f.azure_passthrough = form.checked("azure_openai_config.authorization_passthrough");
     f.bedrock_region = form.text("bedrock_config.region");
     f.bedrock_base_url = form.text("bedrock_config.base_url");
     f.bedrock_cred = match form.get("bedrock_config.credential_type") {
@@ -610,6 +624,14 @@ fn read_form(
             "openai_compatible_config".into(),
             json!({"base_url": opt_str(&f.compat_base_url), "api_key_ref": key,
                    "authorization_passthrough": f.compat_passthrough}),
+        );
+    }
+    let key = secret_of(&mut f.azure_key, t == Some(ProviderType::AzureOpenai), &mut errors);
+    if t == Some(ProviderType::AzureOpenai) {
+        spec.insert(
+            "azure_openai_config".into(),
+            json!({"endpoint": opt_str(&f.azure_endpoint), "api_key_ref": key,
+                   "authorization_passthrough": f.azure_passthrough, "api_version": opt_str(&f.azure_api_version)}),
         );
     }
     let is_static = t == Some(ProviderType::Bedrock) && f.bedrock_cred == "static";

@@ -323,7 +323,7 @@ impl Form {
 
 /// The icon of a provider type.
 pub fn type_icon(t: ProviderType) -> String {
-    asset_url(&format!("icons/{}.svg", t.as_str()))
+    asset_url(&format!("icons/{}.svg", t.descriptor().icon))
 }
 
 /// `?notice=` codes the pages understand, so a redirect can say what happened.

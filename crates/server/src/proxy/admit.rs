@@ -21,7 +21,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use tollgate_core::ProviderType;
-use tollgate_protocol::{Endpoint, Family, RequestInfo};
+use tollgate_protocol::{Endpoint, RequestInfo, WireFamilyId};
 use tollgate_store::TokenRecord;
 
 /// How much of an oversized request body is read and discarded before answering 413.
@@ -32,7 +32,7 @@ pub(super) struct Admitted {
     pub token: Arc<TokenRecord>,
     pub entry: Arc<ProviderEntry>,
     pub ptype: ProviderType,
-    pub family: Family,
+    pub family: WireFamilyId,
 }
 
 /// The request as the protocol reads it, once its body and model passed.
@@ -88,7 +88,7 @@ pub(super) fn caller(
     if !entry.spec.is_enabled() {
         return Err(ProxyError::new(Fault::PermissionDenied, Some(ptype), format!("provider \"{name}\" is disabled")));
     }
-    Ok(Admitted { token, entry, ptype, family: Family::of(ptype) })
+    Ok(Admitted { token, entry, ptype, family: ptype.wire_family() })
 }
 
 /// Body size, the protocol's reading of the request, the model checks.
@@ -214,7 +214,7 @@ mod tests {
     fn profile_only_bedrock_models_name_their_profiles() {
         let catalog = tollgate_core::catalog::Catalog::embedded().unwrap_or_else(|e| panic!("{e}"));
         let catalog = &catalog;
-        let info = |path: &str| tollgate_protocol::inspect(Family::Bedrock, "POST", path, None, b"{}");
+        let info = |path: &str| tollgate_protocol::inspect(WireFamilyId::Bedrock, "POST", path, None, b"{}");
         let refused =
             check_profile_only(catalog, ProviderType::Bedrock, &info("/model/anthropic.claude-sonnet-4-6/converse"));
         let Err(r) = refused else { panic!("a bare Sonnet 4.6 id is refused") };

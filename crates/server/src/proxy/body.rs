@@ -10,7 +10,7 @@
 //! the client is complete — SDKs hang up right after it without reading the chunked
 //! terminator — and is recorded as such; dropped earlier, it is client cancelled.
 
-use crate::meter::Meter;
+use crate::meter::{Meter, Metered};
 use crate::metrics::Metrics;
 use crate::state::ProviderEntry;
 use bytes::Bytes;
@@ -36,6 +36,8 @@ pub struct Recorder {
     /// The provider as served, for its price overrides (priced later by the usage writer);
     /// handed over with the event.
     provider: Option<Arc<ProviderEntry>>,
+    /// The model the response named (see `Tap::response_model`).
+    response_model: Option<String>,
     done: bool,
 }
 
@@ -62,7 +64,7 @@ impl Recorder {
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
-        Recorder { meter, metrics, draft, started, provider: Some(provider), done: false }
+        Recorder { meter, metrics, draft, started, provider: Some(provider), response_model: None, done: false }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -84,9 +86,20 @@ impl Recorder {
             event.usage = outcome.usage.unwrap_or_default();
             event.latency_ms = millis(self.started.elapsed());
             event.ttft_ms = outcome.ttft.map(millis);
-            self.meter.record(event, self.provider.take());
+            self.meter.record_metered(Metered {
+                event,
+                provider: self.provider.take(),
+                response_model: self.response_model.take(),
+            });
         }
         self.meter.end();
+    }
+
+    /// Records the model the response named (priced by it when the type says so).
+    pub fn set_response_model(&mut self, model: Option<&str>) {
+        if self.response_model.is_none() {
+            self.response_model = model.map(str::to_string);
+        }
     }
 
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.
@@ -195,6 +208,7 @@ impl MeteredStream {
     /// The body reached its end: classify and emit.
     fn complete(&mut self) {
         self.done = true;
+        self.recorder.set_response_model(self.tap.response_model());
         let (status, class) = if !(200..300).contains(&self.http_status) {
             (RequestStatus::UpstreamError, Some(upstream_class(self.http_status)))
         } else if self.tap.stream_error().is_some() {
@@ -213,6 +227,7 @@ impl MeteredStream {
 
     fn fail(&mut self, timed_out: bool) {
         self.done = true;
+        self.recorder.set_response_model(self.tap.response_model());
         let (status, class) = if timed_out {
             (RequestStatus::Timeout, "read_timeout")
         } else {
@@ -434,6 +449,7 @@ impl Drop for MeteredStream {
             // The whole stream reached the client; it just did not wait for the end of the body.
             self.complete();
         } else {
+            self.recorder.set_response_model(self.tap.response_model());
             self.recorder.emit(Outcome {
                 status: RequestStatus::ClientCancelled,
                 http_status: Some(self.http_status),

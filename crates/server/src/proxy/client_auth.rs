@@ -1,6 +1,7 @@
 //! Where the gateway token is on a proxied request: wherever the client's native SDK puts
-//! its API key (`Authorization: Bearer` for OpenAI and recent Anthropic SDKs, `x-api-key`
-//! for Anthropic, `x-goog-api-key` or `?key=` for Google), or `X-Tollgate-Token`.
+//! its API key (`Authorization: Bearer` for OpenAI and recent Anthropic SDKs, the header of a
+//! type's `CredentialScheme::Header` — `x-api-key` for Anthropic, `x-goog-api-key` for
+//! Google — or `?key=` for Google), or `X-Tollgate-Token`.
 //!
 //! With authorization passthrough the client's `Authorization` belongs to the upstream, so
 //! the gateway token must come in `X-Tollgate-Token`.
@@ -28,7 +29,8 @@ pub fn query_key(query: Option<&str>) -> Option<&str> {
 }
 
 /// The presented gateway token, in order of precedence: `X-Tollgate-Token`, then (unless
-/// `passthrough`) `Authorization: Bearer`, `x-api-key`, `x-goog-api-key`, `?key=`.
+/// `passthrough`) `Authorization: Bearer`, the provider types' key headers
+/// ([`tollgate_core::provider::client_key_headers`]), `?key=`.
 pub fn presented_token<'a>(
     headers: &'a HeaderMap,
     query: Option<&'a str>,
@@ -43,8 +45,8 @@ pub fn presented_token<'a>(
     if let Some(t) = crate::auth::bearer(headers).filter(|t| !t.is_empty()) {
         return Ok(t);
     }
-    header(headers, "x-api-key")
-        .or_else(|| header(headers, "x-goog-api-key"))
+    tollgate_core::provider::client_key_headers()
+        .find_map(|name| header(headers, name))
         .or_else(|| query_key(query))
         .ok_or(TokenProblem::Missing)
 }

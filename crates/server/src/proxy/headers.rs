@@ -4,8 +4,8 @@
 //! credential the gateway injects instead.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
-use tollgate_core::ProviderType;
 use tollgate_core::provider::BedrockConfig;
+use tollgate_core::{CredentialScheme, ProviderType};
 use tollgate_protocol::{Endpoint, RequestInfo};
 use tollgate_store::SecretValue;
 
@@ -54,8 +54,7 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
             || name == header::CONTENT_LENGTH
             || name == header::ACCEPT_ENCODING
             || (name == header::AUTHORIZATION && !passthrough)
-            || n == "x-api-key"
-            || n == "x-goog-api-key"
+            || tollgate_core::provider::client_key_headers().any(|h| h == n)
             || n.starts_with("x-tollgate-");
         if !drop {
             out.append(name.clone(), value.clone());
@@ -64,13 +63,16 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
     out
 }
 
-/// Adds the provider's credential in its native header. Errors only if the secret holds
-/// bytes that are not a valid header value (never echoing them).
+/// Adds the provider's credential the way its descriptor says (`credential`). Errors if the
+/// secret holds bytes that are not a valid header value (never echoing them), or if the type
+/// signs its requests instead (SigV4).
 pub fn inject_credential(headers: &mut HeaderMap, ptype: ProviderType, secret: &SecretValue) -> Result<(), String> {
-    let (name, value) = match ptype {
-        ProviderType::Anthropic => (HeaderName::from_static("x-api-key"), secret.expose().to_string()),
-        ProviderType::Google => (HeaderName::from_static("x-goog-api-key"), secret.expose().to_string()),
-        _ => (header::AUTHORIZATION, format!("Bearer {}", secret.expose())),
+    let (name, value) = match ptype.descriptor().credential {
+        CredentialScheme::Bearer => (header::AUTHORIZATION, format!("Bearer {}", secret.expose())),
+        CredentialScheme::Header(name) => (HeaderName::from_static(name), secret.expose().to_string()),
+        CredentialScheme::SigV4 => {
+            return Err(format!("{} requests are signed (SigV4), not given a key", ptype.label()));
+        }
     };
     let mut value = HeaderValue::from_str(&value)
         .map_err(|_| "the API key contains characters not allowed in a header".to_string())?;

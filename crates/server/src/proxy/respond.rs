@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt as _;
 use hyper::body::Body as _;
 use tollgate_core::{ProviderSpec, RequestStatus};
-use tollgate_protocol::{Endpoint, Family, Tap};
+use tollgate_protocol::{Endpoint, Tap, WireFamilyId};
 
 /// Largest models-list body the gateway reads whole to filter it.
 pub(super) const MAX_MODEL_LIST_BYTES: usize = 16 * 1024 * 1024;
@@ -46,7 +46,7 @@ pub(super) async fn respond(
     let read_timeout = state.settings().upstream_read_timeout;
     let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let mut tap = Tap::new(a.family, info, status.as_u16(), content_type.as_deref(), injected);
-    if a.family == Family::Bedrock {
+    if a.family == WireFamilyId::Bedrock {
         for (k, v) in upstream.headers() {
             if let Ok(v) = v.to_str() {
                 tap.observe_header(k.as_str(), v);

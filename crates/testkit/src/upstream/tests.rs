@@ -33,7 +33,7 @@ fn sse_names(body: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn openai_credential_is_checked_in_openai_shape() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, Some("sk-up")).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, Some("sk-up")).await?;
     ensure!(up.provider_base_url() == format!("{}/v1", up.base_url));
     let url = up.url("/v1/chat/completions");
     let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
@@ -55,7 +55,7 @@ async fn openai_credential_is_checked_in_openai_shape() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn openai_chat_non_stream_usage() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, None).await?;
     let body = json!({"model": "my-model", "messages": []});
     let (s, _, b) = send(client().post(up.url("/v1/chat/completions")).json(&body)).await?;
     let v = parse(&b)?;
@@ -70,7 +70,7 @@ async fn openai_chat_non_stream_usage() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn openai_chat_stream_has_usage_chunk_only_when_asked() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, None).await?;
     let url = up.url("/v1/chat/completions");
 
     let (s, ct, b) = send(client().post(&url).json(&json!({"model": "gpt-4o", "stream": true}))).await?;
@@ -106,7 +106,7 @@ async fn openai_chat_stream_has_usage_chunk_only_when_asked() -> anyhow::Result<
 
 #[tokio::test]
 async fn openai_other_endpoints() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, None).await?;
     let c = client();
 
     let (s, _, b) = send(c.post(up.url("/v1/completions")).json(&json!({"model": "m", "prompt": "x"}))).await?;
@@ -151,7 +151,7 @@ async fn openai_other_endpoints() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn anthropic_checks_key_and_version_and_reports_usage() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Anthropic, Some("sk-ant")).await?;
+    let up = FakeUpstream::start(ProviderType::Anthropic, Some("sk-ant")).await?;
     ensure!(up.provider_base_url() == up.base_url);
     let url = up.url("/v1/messages");
     let body = json!({"model": "claude-x", "max_tokens": 10, "messages": []});
@@ -184,7 +184,7 @@ async fn anthropic_checks_key_and_version_and_reports_usage() -> anyhow::Result<
 
 #[tokio::test]
 async fn anthropic_stream_events() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Anthropic, None).await?;
+    let up = FakeUpstream::start(ProviderType::Anthropic, None).await?;
     let body = json!({"model": "claude-x", "max_tokens": 10, "messages": [], "stream": true});
     let (s, ct, b) =
         send(client().post(up.url("/v1/messages")).header("anthropic-version", "2023-06-01").json(&body)).await?;
@@ -204,7 +204,7 @@ async fn anthropic_stream_events() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn google_key_in_header_or_query() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Google, Some("g-key")).await?;
+    let up = FakeUpstream::start(ProviderType::Google, Some("g-key")).await?;
     let url = up.url("/v1beta/models/gemini-2.5-flash:generateContent");
     let body = json!({"contents": [{"parts": [{"text": "hi"}]}]});
 
@@ -227,7 +227,7 @@ async fn google_key_in_header_or_query() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn google_streams_sse_and_json_array() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Google, None).await?;
+    let up = FakeUpstream::start(ProviderType::Google, None).await?;
     let body = json!({"contents": []});
     let base = up.url("/v1beta/models/gemini-2.5-pro:streamGenerateContent");
 
@@ -268,7 +268,7 @@ async fn google_streams_sse_and_json_array() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn queued_replies_are_fifo_and_requests_recorded() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, Some("sk-up")).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, Some("sk-up")).await?;
     up.push(Reply::json(429, &json!({"error": {"message": "slow down"}})).with_header("retry-after", "1"));
     up.push(Reply::raw(200, "text/plain", "second"));
     let c = client();
@@ -291,7 +291,7 @@ async fn queued_replies_are_fifo_and_requests_recorded() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn redirect_stall_and_delay() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Anthropic, None).await?;
+    let up = FakeUpstream::start(ProviderType::Anthropic, None).await?;
     let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
     up.push(Reply::redirect(307, "http://example.invalid/x"));
     let resp = c.get(up.url("/")).send().await?;
@@ -313,7 +313,7 @@ async fn redirect_stall_and_delay() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn full_bodies_have_a_content_length_and_drop_cuts_hanging_bodies() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, None).await?;
     let resp = client().get(up.url("/v1/models")).send().await?;
     let len = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = resp.bytes().await?;
@@ -331,7 +331,7 @@ async fn full_bodies_have_a_content_length_and_drop_cuts_hanging_bodies() -> any
 
 #[tokio::test]
 async fn wait_step_holds_the_next_chunk_until_notified() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::OpenAi, None).await?;
+    let up = FakeUpstream::start(ProviderType::Openai, None).await?;
     let gate = Arc::new(Notify::new());
     let steps = vec![
         Step::Send(Bytes::from_static(b"data: 1\n\n")),
@@ -358,7 +358,7 @@ async fn wait_step_holds_the_next_chunk_until_notified() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn abort_step_cuts_the_body_and_counts_as_aborted() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Google, None).await?;
+    let up = FakeUpstream::start(ProviderType::Google, None).await?;
     up.push(Reply::script(200, "text/event-stream", vec![Step::Send(Bytes::from_static(b"data: 1\n\n")), Step::Abort]));
     let mut resp = client().get(up.url("/")).send().await?;
     ensure!(resp.status() == 200);
@@ -370,7 +370,7 @@ async fn abort_step_cuts_the_body_and_counts_as_aborted() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn built_in_streams_honour_pace_and_count_a_dropped_client() -> anyhow::Result<()> {
-    let up = FakeUpstream::start(Flavor::Anthropic, None).await?;
+    let up = FakeUpstream::start(ProviderType::Anthropic, None).await?;
     up.set_pace(Duration::from_millis(150));
     let body = json!({"model": "claude-x", "max_tokens": 10, "messages": [], "stream": true});
     let mut resp =
@@ -416,7 +416,7 @@ async fn from_case_serves_fixture_files() -> anyhow::Result<()> {
     }
     ensure!(Reply::from_case(&dir.path().join("missing.case.json"), Duration::ZERO).is_err());
 
-    let up = FakeUpstream::start(Flavor::Google, None).await?;
+    let up = FakeUpstream::start(ProviderType::Google, None).await?;
     up.push(reply);
     up.push(Reply::from_case(&dir.path().join("e.case.json"), Duration::ZERO)?);
     let (s, ct, b) = send(client().get(up.url("/"))).await?;

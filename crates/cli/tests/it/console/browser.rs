@@ -23,7 +23,7 @@ use tollgate_core::pricing::{PriceInput, price};
 use tollgate_core::{Catalog, ProviderType, RequestStatus, Usage};
 use tollgate_server::console::format as fmt;
 use tollgate_store::{UsageEvent, UsageStore};
-use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+use tollgate_testkit::upstream::FakeUpstream;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -356,12 +356,12 @@ async fn the_console_end_to_end_in_chromium() {
     let up = |flavor, key: Option<&'static str>| async move {
         FakeUpstream::start(flavor, key).await.unwrap_or_else(|e| panic!("fake upstream: {e:#}"))
     };
-    let openai = up(Flavor::OpenAi, Some(UPSTREAM_KEY)).await;
-    let anthropic = up(Flavor::Anthropic, Some(UPSTREAM_KEY)).await;
-    let google = up(Flavor::Google, Some(UPSTREAM_KEY)).await;
+    let openai = up(ProviderType::Openai, Some(UPSTREAM_KEY)).await;
+    let anthropic = up(ProviderType::Anthropic, Some(UPSTREAM_KEY)).await;
+    let google = up(ProviderType::Google, Some(UPSTREAM_KEY)).await;
     let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
-    let bedrock = FakeUpstream::start(Flavor::Bedrock, Some(&aws_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
-    let local = up(Flavor::OpenAi, None).await;
+    let bedrock = FakeUpstream::start(ProviderType::Bedrock, Some(&aws_key)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let local = up(ProviderType::Openai, None).await;
     let control = bedrock.base_url.clone();
     let gw = TestGateway::start_with(None, |s| s.bedrock_control_endpoint = Some(control))
         .await

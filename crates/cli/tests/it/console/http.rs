@@ -14,6 +14,7 @@ both_backends!(
     form_errors_show_next_to_their_fields,
     providers_are_created_edited_disabled_and_deleted_through_forms,
     every_page_renders,
+    azure_openai_through_the_form,
     secrets_and_tokens_pages,
     spend_on_pages_matches_the_spending_api,
     unknown_models_are_saved_with_a_visible_warning,
@@ -479,10 +480,55 @@ async fn providers_are_created_edited_disabled_and_deleted_through_forms(db: Tes
     c.get("/providers/prod-anthropic").await.expect(404);
 }
 
+/// An Azure OpenAI provider created and edited through the form: its fields, errors and the
+/// Connect tab's api-version.
+async fn azure_openai_through_the_form(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "AZURE_OPENAI_API_KEY", "azure-key").await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    let form = c.get("/providers/new").await;
+    assert!(form.body.contains(r#"value="azure_openai""#) && form.body.contains("/assets/icons/azure_openai.svg"));
+    let fields = |endpoint: &'static str, version: &'static str| {
+        vec![
+            ("display_name", "Azure"),
+            ("name", "prod-azure"),
+            ("type", "azure_openai"),
+            ("azure_openai_config.endpoint", endpoint),
+            ("azure_openai_config.api_version", version),
+            ("azure_openai_config.api_key_ref", "AZURE_OPENAI_API_KEY"),
+            ("azure_openai_config.api_key_ref.mode", "existing"),
+        ]
+    };
+    let p = c.post("/providers/new", &fields("https://res.openai.azure.com/openai", "")).await;
+    p.expect(400);
+    assert!(
+        section(&p.body, r#"for="azure-endpoint""#, "</div>\n        </div>").contains("without a path"),
+        "{}",
+        p.body
+    );
+    let p = c.post("/providers/new", &fields("https://res.openai.azure.com", "2025-04-01-preview")).await;
+    assert_eq!(p.location.as_deref(), Some("/providers/prod-azure?notice=created&name=prod-azure"), "{}", p.body);
+    let got = expect(admin(&gw, Method::GET, "/api/v1/llm-providers/prod-azure", None).await, 200);
+    assert_eq!(
+        got["azure_openai_config"],
+        json!({"endpoint": "https://res.openai.azure.com", "api_key_ref": "AZURE_OPENAI_API_KEY",
+               "authorization_passthrough": false, "api_version": "2025-04-01-preview"})
+    );
+    let edit = c.get("/providers/prod-azure/edit").await;
+    assert!(
+        edit.body.contains(r#"value="https://res.openai.azure.com""#)
+            && edit.body.contains(r#"value="2025-04-01-preview""#)
+    );
+    let connect = c.get("/providers/prod-azure?tab=connect").await;
+    let python = section(&connect.body, r#"id="code-python""#, "</pre>");
+    assert!(python.contains("AzureOpenAI(") && python.contains("2025-04-01-preview"), "{python}");
+}
+
 async fn every_page_renders(db: TestDb) {
     let gw = gateway(db).await;
     all_secrets(&gw).await;
-    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible", "azure_openai"] {
         let name = format!("r-{}", kind.replace('_', "-"));
         let mut body = provider_body(kind, &name);
         body["provider_models"] = json!([{"name": "model-a"}, {"name": "model-b"}, {"name": "model-c"}]);
@@ -492,7 +538,7 @@ async fn every_page_renders(db: TestDb) {
     c.sign_in(&gw.admin_token).await;
     let list = c.get("/providers").await;
     list.expect(200);
-    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible", "azure_openai"] {
         let name = format!("r-{}", kind.replace('_', "-"));
         let row = section(&list.body, &format!(r#"data-provider="{name}""#), "</tr>");
         assert!(row.contains(&format!("/assets/icons/{kind}.svg")), "{row}");
@@ -515,7 +561,7 @@ async fn every_page_renders(db: TestDb) {
     let p = c.get("/providers?type=google").await;
     assert!(p.body.contains("r-google") && !p.body.contains(r#"data-provider="r-openai""#));
     let p = c.get("/providers?per_page=10&q=r-").await;
-    assert!(p.body.contains("1–5 of 5"), "{}", p.body);
+    assert!(p.body.contains("1–6 of 6"), "{}", p.body);
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/r-bedrock", Some(json!({"enabled": false}))).await, 200);
     let p = c.get("/providers?status=disabled").await;
     assert!(p.body.contains(r#"data-provider="r-bedrock""#) && !p.body.contains(r#"data-provider="r-google""#));

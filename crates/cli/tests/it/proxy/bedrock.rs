@@ -47,8 +47,9 @@ impl Aws {
 
     /// A gateway with a catalog overlay file (`--catalog-overlay`).
     async fn with_overlay(db: TestDb, extra: Value, overlay: Option<std::path::PathBuf>) -> Aws {
-        let up =
-            FakeUpstream::start(Flavor::Bedrock, Some(&format!("{AK}:{SK}"))).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(ProviderType::Bedrock, Some(&format!("{AK}:{SK}")))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
         let control = up.base_url.clone();
         let gw = TestGateway::start_with(Some(db), |s| {
             s.bedrock_control_endpoint = Some(control);
@@ -433,7 +434,7 @@ async fn cli_creates_and_checks_bedrock_providers(db: TestDb) {
 /// metered; refusals and upstream errors in Bedrock's shape.
 async fn control_plane_calls_on_the_proxy_url(db: TestDb) {
     let start = || async {
-        let up = FakeUpstream::start(Flavor::Bedrock, Some(&format!("{AK}:{SK}"))).await;
+        let up = FakeUpstream::start(ProviderType::Bedrock, Some(&format!("{AK}:{SK}"))).await;
         up.unwrap_or_else(|e| panic!("{e:#}"))
     };
     let (runtime, control) = (start().await, start().await);
@@ -643,7 +644,7 @@ impl Child {
 }
 
 async fn start_fake() -> FakeUpstream {
-    FakeUpstream::start(Flavor::Bedrock, None).await.unwrap_or_else(|e| panic!("{e:#}"))
+    FakeUpstream::start(ProviderType::Bedrock, None).await.unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -269,7 +269,7 @@ async fn passthrough(db: TestDb) {
     let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
     for (i, kind) in ["anthropic", "openai", "openai_compatible"].into_iter().enumerate() {
         let cfg = format!("{kind}_config");
-        let up = FakeUpstream::start(flavor(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let up = FakeUpstream::start(ptype(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
         let name = format!("pt-{i}");
         let body = json!({"name": name, "display_name": "PT", "type": kind,
                           cfg.clone(): {"base_url": up.provider_base_url(), "authorization_passthrough": true}});
@@ -388,7 +388,9 @@ async fn errors_are_classified_by_source(db: TestDb) {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let up = FakeUpstream::start(flavor("anthropic"), Some(UPSTREAM_KEY)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let up = FakeUpstream::start(tollgate_core::ProviderType::Anthropic, Some(UPSTREAM_KEY))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let base = up.provider_base_url();
     for (kind, name) in [("anthropic", "p-dir"), ("openai", "p-bad-key")] {
         let body = provider_at(kind, name, &base, json!({}));

@@ -1,6 +1,7 @@
 //! The native proxy, end to end: a real gateway in front of real fake upstreams (HTTP servers
 //! speaking each provider's wire format), driven over HTTP the way each SDK calls it.
 
+mod azure_openai;
 mod bedrock;
 mod config;
 mod errors;
@@ -11,8 +12,9 @@ use crate::support::*;
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use std::time::Duration;
+use tollgate_core::ProviderType;
 use tollgate_store::UsageEvent;
-use tollgate_testkit::upstream::{FakeUpstream, Flavor};
+use tollgate_testkit::upstream::FakeUpstream;
 
 /// The upstream key each fake expects; the gateway must inject it.
 pub const UPSTREAM_KEY: &str = "sk-upstream-LEAKCHECK-1c4e";
@@ -26,23 +28,21 @@ pub struct Rig {
     pub token: String,
 }
 
-/// The flavor of fake upstream a provider type talks to.
-pub fn flavor(kind: &str) -> Flavor {
-    match kind {
-        "anthropic" => Flavor::Anthropic,
-        "google" => Flavor::Google,
-        "bedrock" => Flavor::Bedrock,
-        _ => Flavor::OpenAi,
-    }
+/// The provider type named `kind` (a test naming an unknown one is a bug in the test).
+#[track_caller]
+pub fn ptype(kind: &str) -> ProviderType {
+    kind.parse().unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The secret the provider of `kind` references (keyless OpenAI-compatible: none).
-fn key_ref(kind: &str) -> Option<&'static str> {
-    match kind {
-        "openai" => Some("OPENAI_API_KEY"),
-        "anthropic" => Some("ANTHROPIC_API_KEY"),
-        "google" => Some("GOOGLE_AI_API_KEY"),
-        _ => None,
+/// The secret the provider of `kind` references (keyless OpenAI-compatible, and Bedrock,
+/// which signs with [`AWS_KEY`]: none).
+pub fn key_ref(kind: &str) -> Option<&'static str> {
+    match ptype(kind) {
+        ProviderType::Openai => Some("OPENAI_API_KEY"),
+        ProviderType::Anthropic => Some("ANTHROPIC_API_KEY"),
+        ProviderType::Google => Some("GOOGLE_AI_API_KEY"),
+        ProviderType::AzureOpenai => Some("AZURE_OPENAI_API_KEY"),
+        ProviderType::Bedrock | ProviderType::OpenaiCompatible => None,
     }
 }
 
@@ -52,7 +52,15 @@ pub const AWS_KEY: (&str, &str) = ("AKIARIGTEST000000001", "aws-secret-LEAKCHECK
 /// A provider body of `kind` pointing at `base_url`, merged with `extra`.
 pub fn provider_at(kind: &str, name: &str, base_url: &str, extra: Value) -> Value {
     let cfg_key = format!("{kind}_config");
-    let mut cfg = json!({"base_url": base_url});
+    let url_field = match ptype(kind) {
+        ProviderType::AzureOpenai => "endpoint",
+        ProviderType::Openai
+        | ProviderType::Anthropic
+        | ProviderType::Google
+        | ProviderType::Bedrock
+        | ProviderType::OpenaiCompatible => "base_url",
+    };
+    let mut cfg = json!({url_field: base_url});
     if let Some(r) = key_ref(kind) {
         cfg["api_key_ref"] = json!(r);
     }
@@ -88,7 +96,7 @@ impl Rig {
     pub async fn on(gw: TestGateway, kind: &'static str, extra: Value) -> Rig {
         let aws_key = format!("{}:{}", AWS_KEY.0, AWS_KEY.1);
         let credential = if kind == "bedrock" { Some(aws_key.as_str()) } else { key_ref(kind).map(|_| UPSTREAM_KEY) };
-        let up = match FakeUpstream::start(flavor(kind), credential).await {
+        let up = match FakeUpstream::start(ptype(kind), credential).await {
             Ok(u) => u,
             Err(e) => panic!("fake upstream: {e:#}"),
         };
@@ -154,6 +162,7 @@ pub fn sdk_auth(req: reqwest::RequestBuilder, kind: &str, token: &str) -> reqwes
     match kind {
         "anthropic" => req.header("x-api-key", token).header("anthropic-version", "2023-06-01"),
         "google" => req.header("x-goog-api-key", token),
+        "azure_openai" => req.header("api-key", token),
         _ => req.bearer_auth(token),
     }
 }
@@ -218,6 +227,7 @@ pub fn assert_credential_swapped(kind: &str, got: &tollgate_testkit::upstream::R
         "anthropic" => Some(("x-api-key", UPSTREAM_KEY.to_string())),
         "google" => Some(("x-goog-api-key", UPSTREAM_KEY.to_string())),
         "openai" => Some(("authorization", format!("Bearer {UPSTREAM_KEY}"))),
+        "azure_openai" => Some(("api-key", UPSTREAM_KEY.to_string())),
         _ => None,
     };
     match expected {

@@ -14,7 +14,7 @@ use crate::MAX_HELD_BYTES;
 
 /// One decoded frame: the headers a decoder cares about and the payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Frame {
+pub struct Frame {
     /// `:message-type`: `event`, `exception` or `error`.
     pub message_type: Option<String>,
     /// `:event-type` (events): `chunk`, `messageStart`, `metadata`, …

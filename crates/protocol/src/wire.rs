@@ -1,0 +1,184 @@
+//! The vocabulary every wire family shares: what a request is ([`Endpoint`], [`RequestInfo`]),
+//! what a response decoder does ([`StreamDecoder`], [`Action`]), the [`WireFamily`] trait
+//! each family implements, and the models-list filter helpers. Family modules import this
+//! module, never `exchange`; `exchange` (the dispatcher and the [`Tap`](crate::Tap)) reaches
+//! the families only through `exchange::family`.
+
+use bytes::Bytes;
+
+use crate::Usage;
+use crate::eventstream::Frame;
+use crate::json_scan;
+use crate::sse::SseEvent;
+use tollgate_core::WireFamilyId;
+
+/// What a request asks the upstream to do (drives metering and the body edit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// OpenAI `POST /chat/completions`.
+    ChatCompletions,
+    /// OpenAI legacy `POST /completions`.
+    Completions,
+    /// OpenAI `POST /responses`.
+    Responses,
+    /// OpenAI `POST /embeddings`.
+    Embeddings,
+    /// Anthropic `POST /v1/messages`.
+    Messages,
+    /// Anthropic `POST /v1/messages/count_tokens`, Gemini `:countTokens`.
+    CountTokens,
+    /// Gemini `:generateContent`.
+    GenerateContent,
+    /// Gemini `:streamGenerateContent`.
+    StreamGenerateContent,
+    /// Gemini `:embedContent` / `:batchEmbedContents`.
+    EmbedContent,
+    /// Bedrock `POST /model/{id}/invoke`.
+    Invoke,
+    /// Bedrock `POST /model/{id}/invoke-with-response-stream`.
+    InvokeStream,
+    /// Bedrock `POST /model/{id}/converse`.
+    Converse,
+    /// Bedrock `POST /model/{id}/converse-stream`.
+    ConverseStream,
+    /// `GET` of the models list.
+    ListModels,
+    /// Anything else: passed through, not metered.
+    Other,
+}
+
+impl Endpoint {
+    /// Whether responses of this endpoint carry billable usage that the [`Tap`] extracts.
+    pub fn is_metered(self) -> bool {
+        matches!(
+            self,
+            Endpoint::ChatCompletions
+                | Endpoint::Completions
+                | Endpoint::Responses
+                | Endpoint::Embeddings
+                | Endpoint::Messages
+                | Endpoint::GenerateContent
+                | Endpoint::StreamGenerateContent
+                | Endpoint::Invoke
+                | Endpoint::InvokeStream
+                | Endpoint::Converse
+                | Endpoint::ConverseStream
+        )
+    }
+}
+
+/// What [`inspect`] learned about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub endpoint: Endpoint,
+    /// Model from the JSON body `model` (OpenAI, Anthropic, Bedrock's OpenAI-compatible path)
+    /// or from the path for Google (`/v1beta/models/{model}:action`, `/v1/models/{model}:action`,
+    /// `/v1alpha/...`, also GET `/v1beta/models/{model}`) and Bedrock (`/model/{id}/...`),
+    /// percent-decoded.
+    pub model: Option<String>,
+    /// The client asked for a streamed response (body `"stream": true`, Google
+    /// streamGenerateContent, Bedrock `*-stream`).
+    pub stream: bool,
+    /// Set when the body looks like JSON (first non-whitespace byte `{`) but the model cannot
+    /// be read unambiguously: invalid JSON, `model` not a string, or `model` given twice.
+    /// The message names the field and the rule. (The proxy refuses such requests with 400
+    /// when the provider has an allow-list.)
+    pub body_error: Option<String>,
+}
+
+/// Keeps the elements of the array member `list` of the top-level object whose string member
+/// `field` passes `keep`; elements without it are dropped. Whitespace around and between
+/// elements follows the original.
+pub fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {
+    filter_list_by(body, list, &|el| {
+        json_scan::object_members(el, 0)
+            .and_then(|o| json_scan::find_member(el, &o, field).cloned())
+            .and_then(|m| serde_json::from_slice::<String>(&el[m.value]).ok())
+            .is_some_and(|name| keep(&name))
+    })
+}
+
+/// Keeps the elements of the array member `list` of the top-level object that `keep` accepts
+/// (given each element's raw JSON bytes); the rest of the body is unchanged.
+pub fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
+    let obj = json_scan::object_members(body, 0)?;
+    let member = json_scan::find_member(body, &obj, list)?;
+    let arr = json_scan::array_elements(body, member.value.start)?;
+    let kept: Vec<_> = arr.elements.iter().filter(|r| keep(&body[(*r).clone()])).collect();
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..=arr.open]);
+    if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())
+        && !kept.is_empty()
+    {
+        let sep = match arr.elements.get(1) {
+            Some(second) => &body[first.end..second.start],
+            None => b",".as_slice(),
+        };
+        out.extend_from_slice(&body[arr.open + 1..first.start]);
+        for (i, r) in kept.iter().enumerate() {
+            if i > 0 {
+                out.extend_from_slice(sep);
+            }
+            out.extend_from_slice(&body[(*r).clone()]);
+        }
+        out.extend_from_slice(&body[last.end..arr.close]);
+    }
+    out.extend_from_slice(&body[arr.close..]);
+    Some(out)
+}
+
+/// What a filtering tap does with one SSE event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Forward,
+    Drop,
+}
+
+/// One response decoder: fed what the [`Tap`](crate::Tap)'s reader finds in the body (SSE
+/// events, JSON-array elements, top-level members of a JSON body, AWS event-stream frames,
+/// response headers) and answering usage, in-stream errors and whether the stream ended.
+pub trait StreamDecoder: std::fmt::Debug + Send + Sync {
+    /// Top-level members of a non-streamed JSON body the decoder wants.
+    fn body_members(&self) -> &'static [&'static str];
+    /// One SSE event; `Drop` removes it from what the client gets (only when filtering).
+    fn on_event(&mut self, _ev: &SseEvent) -> Action {
+        Action::Forward
+    }
+    /// One AWS event-stream frame.
+    fn on_frame(&mut self, _frame: &Frame) {}
+    /// One upstream response header.
+    fn on_header(&mut self, _name: &str, _value: &str) {}
+    /// One element of a streamed JSON array.
+    fn on_element(&mut self, _json: &[u8]) {}
+    /// One top-level member of a non-streamed JSON body (among [`Self::body_members`]).
+    fn on_member(&mut self, name: &str, raw: &[u8]);
+    fn usage(&self) -> Option<Usage>;
+    fn error(&self) -> Option<&str>;
+    fn terminal(&self) -> bool;
+    /// The model the response names, when the decoder records it (families whose
+    /// clients call a deployment name rather than the model: Azure OpenAI).
+    fn response_model(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// A wire family: the request classification, the one body edit, the models-list filter and
+/// the response decoder of one format. Implemented by one unit struct per family module.
+pub trait WireFamily: Sync {
+    fn id(&self) -> WireFamilyId;
+    /// Classifies a request (see [`crate::inspect`]).
+    fn inspect(&self, method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo;
+    /// The documented body edit, if this family makes one (see [`crate::prepare_body`]).
+    fn prepare_body(&self, _info: &RequestInfo, body: Bytes) -> (Bytes, bool) {
+        (body, false)
+    }
+    /// Narrows a models list to the allowed models (see [`crate::filter_model_list`]).
+    fn filter_model_list(&self, body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>>;
+    /// Whether the usage-only chunk an injected `include_usage` causes may be dropped on this
+    /// endpoint (the edit is the family's own, so is the filter).
+    fn filters_usage_chunk(&self, _endpoint: Endpoint) -> bool {
+        false
+    }
+    /// The decoder of a metered response; `filter` drops the usage-only chunk.
+    fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder>;
+}
