@@ -102,6 +102,7 @@ async fn schemathesis_finds_nothing() {
     let out = tokio::process::Command::new(&st)
         .args(["run", &url, "--header", &auth, "--checks", "all", "--max-examples", "25", "--seed", "1"])
         .args(["--suppress-health-check", "all", "--no-color"])
+        .current_dir(&dir)
         .output()
         .await
         .unwrap_or_else(|e| panic!("running {}: {e}", st.display()));
