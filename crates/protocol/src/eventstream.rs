@@ -2,15 +2,17 @@
 //! side: each frame is a 12-byte prelude (total length, headers length, prelude CRC32),
 //! typed headers, the payload and a message CRC32. `aws-smithy-eventstream`'s
 //! `MessageFrameDecoder` checks both CRCs; this reader feeds it chunk by chunk and keeps only
-//! the bytes of the frame in progress (never the stream). A frame beyond
-//! [`MAX_HELD_BYTES`](crate::MAX_HELD_BYTES) or a corrupt frame stops the reading (the bytes
+//! the bytes of the frame in progress (never the stream). A frame beyond [`MAX_FRAME_BYTES`]
+//! (AWS's own limit on one event-stream message) or a corrupt frame stops the reading (the bytes
 //! still flow to the client; usage after that point is lost).
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use bytes::{Bytes, BytesMut};
 
-use crate::MAX_HELD_BYTES;
+/// The largest frame held: 16 MiB, the event-stream format's maximum message size, so no
+/// genuine frame (and its usage) is given up. Only the frame in progress is held.
+pub(crate) const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// One decoded frame: the headers a decoder cares about and the payload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,7 +78,7 @@ impl EventStreamReader {
                 }
             }
         }
-        if self.buf.len() > MAX_HELD_BYTES {
+        if self.buf.len() > MAX_FRAME_BYTES {
             self.stop();
         }
         out

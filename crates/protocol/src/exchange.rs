@@ -12,7 +12,7 @@ use crate::eventstream::EventStreamReader;
 use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
 use crate::wire::{Action, StreamDecoder, WireFamily};
-use crate::{MAX_HELD_BYTES, Usage};
+use crate::Usage;
 use crate::{anthropic, azure_openai, bedrock, google, openai};
 use tollgate_core::WireFamilyId;
 
@@ -67,13 +67,18 @@ enum Reader {
     EventStream(EventStreamReader),
 }
 
+/// The most bytes of one open event a filtered SSE stream holds back before forwarding it:
+/// the only event it may drop is the usage-only chunk, which is far smaller, so a longer
+/// event is clearly not it and flows through.
+pub(crate) const MAX_FILTER_HELD_BYTES: usize = 64 * 1024;
+
 /// The unforwarded tail of a filtered SSE stream: at most one incomplete event.
 #[derive(Debug, Default)]
 struct Held {
     bytes: Vec<u8>,
     /// Stream offset of `bytes[0]`.
     start: u64,
-    /// The open event outgrew [`MAX_HELD_BYTES`]: its bytes are forwarded as they arrive
+    /// The open event outgrew [`MAX_FILTER_HELD_BYTES`]: its bytes are forwarded as they arrive
     /// until it closes (it cannot be the small usage-only chunk).
     through: bool,
 }
@@ -112,7 +117,7 @@ impl Held {
         out.extend_from_slice(&self.bytes[self.rel(cursor)..self.rel(end)]);
         self.bytes.drain(..self.rel(end));
         self.start = end;
-        if self.through || self.bytes.len() > MAX_HELD_BYTES {
+        if self.through || self.bytes.len() > MAX_FILTER_HELD_BYTES {
             self.through = true;
             self.start += self.bytes.len() as u64;
             out.append(&mut self.bytes);
@@ -127,7 +132,7 @@ impl Held {
 
 /// Side tap over one upstream response: forwards bytes (byte-for-byte, or minus the usage-only
 /// chunk an injected `include_usage` caused) and extracts normalised usage and in-stream
-/// errors. Memory is bounded by [`MAX_HELD_BYTES`] per event / element / captured value.
+/// errors. Memory is bounded by [`crate::MAX_HELD_BYTES`] per event / element / captured value.
 #[derive(Debug)]
 pub struct Tap {
     decoder: Option<Box<dyn StreamDecoder>>,
@@ -270,8 +275,8 @@ impl Tap {
         !matches!(self.reader, Reader::Off) && self.decoder.as_ref().is_some_and(|d| d.terminal())
     }
 
-    /// Bytes the tap currently holds (parser buffers and unforwarded output); bounded by a
-    /// small multiple of [`MAX_HELD_BYTES`] plus one chunk.
+    /// Bytes the tap currently holds (parser buffers and unforwarded output); bounded by
+    /// [`crate::MAX_HELD_BYTES`] + [`MAX_FILTER_HELD_BYTES`] plus one chunk (a Bedrock frame: 16 MiB).
     pub fn buffered_len(&self) -> usize {
         match &self.reader {
             Reader::Off => 0,
@@ -297,6 +302,7 @@ fn is_event_stream(content_type: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::MAX_HELD_BYTES;
 
     fn chat_stream_info() -> RequestInfo {
         inspect(WireFamilyId::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o","stream":true}"#)
@@ -518,16 +524,46 @@ mod tests {
             if flushed && x_piece {
                 assert_eq!(out, n, "past the cap, the open event flows through without holding");
             }
-            flushed |= out > MAX_HELD_BYTES;
+            flushed |= out > MAX_FILTER_HELD_BYTES;
             forwarded += out;
-            assert!(tap.buffered_len() <= 2 * MAX_HELD_BYTES + 128 * 1024, "held {}", tap.buffered_len());
+            assert!(tap.buffered_len() <= HELD_BOUND, "held {}", tap.buffered_len());
             max_held = max_held.max(tap.buffered_len());
         }
         forwarded += tap.finish().len();
         let usage_chunk = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n".len();
         assert_eq!(forwarded, total - usage_chunk, "everything but the usage chunk reaches the client");
-        assert!(max_held <= 2 * MAX_HELD_BYTES + 128 * 1024);
+        assert!(max_held <= HELD_BOUND);
         assert_eq!(tap.usage(), Some(Usage { input: 7, output: 9, ..Usage::default() }));
+    }
+
+    /// What one tap may hold: the parser's cap, the filter's and one 64 KiB chunk.
+    const HELD_BOUND: usize = MAX_HELD_BYTES + MAX_FILTER_HELD_BYTES + 128 * 1024;
+
+    /// Eight concurrent streams, each with one 24 MiB content event (the issue's case: 8 × 50
+    /// MiB took the process to 442 MB): together the taps never hold more than 40 MiB.
+    #[test]
+    fn eight_huge_events_at_once_stay_bounded() {
+        let info = chat_stream_info();
+        let mut taps: Vec<Tap> =
+            (0..8).map(|_| Tap::new(WireFamilyId::OpenAi, &info, 200, Some("text/event-stream"), true)).collect();
+        let head = Bytes::from_static(b"data: {\"choices\":[{\"delta\":{\"content\":\"");
+        let piece = Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut max_total = 0;
+        for step in 0..(24 * 16 + 1) {
+            for tap in &mut taps {
+                tap.feed(if step == 0 { head.clone() } else { piece.clone() });
+            }
+            max_total = max_total.max(taps.iter().map(Tap::buffered_len).sum::<usize>());
+        }
+        assert!(max_total <= 40 * 1024 * 1024, "eight taps held {max_total} bytes");
+        for tap in &mut taps {
+            tap.feed(Bytes::from_static(b"\"}}],\"usage\":null}\n\n"));
+            tap.feed(Bytes::from_static(
+                b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n",
+            ));
+            tap.finish();
+            assert_eq!(tap.usage(), Some(Usage { input: 7, output: 9, ..Usage::default() }), "usage still read");
+        }
     }
 
     #[test]

@@ -55,9 +55,11 @@ pub use wire::{Endpoint, RequestInfo, StreamDecoder, WireFamily};
 use tollgate_core::ProviderType;
 
 /// The largest single SSE event, JSON-array element or captured JSON value the parsers hold
-/// (16 MiB). An item beyond it is not parsed: its bytes still flow to the client, its usage
-/// (if it carried any) is lost, and the buffer never grows further.
-pub const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
+/// (4 MiB: usage-bearing items are a few KiB; the cap only has to keep a huge content event
+/// from being held, since many run at once). An item beyond it is not parsed: its bytes
+/// still flow to the client, its usage (if it carried any) is lost, and the buffer never
+/// grows further.
+pub const MAX_HELD_BYTES: usize = 4 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,10 @@
-//! The in-memory configuration snapshot: providers, active gateway tokens and the cached
-//! values of the secrets providers reference, at one config version. Plain data, built by
-//! `AppState::reload` and read lock-free by every request; it depends on nothing else in the
-//! server, so the usage writer, the proxy and the console can all use it without importing
+//! The in-memory configuration snapshot: providers, active gateway tokens, the cached
+//! values of the secrets providers reference and the signed-out console sessions, at one
+//! config version. Plain data, built by `AppState::reload` and read lock-free by every
+//! request; it depends on nothing else in the server, so the usage writer, the proxy and the console can all use it without importing
 //! the application state.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_core::ProviderSpec;
 use tollgate_store::{SecretValue, TokenRecord};
@@ -26,4 +26,6 @@ pub struct Snapshot {
     pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
     /// Values of the database secrets that providers reference, by secret name.
     pub credentials: HashMap<String, SecretValue>,
+    /// Console sessions signed out before their expiry (the MAC of each cookie).
+    pub signed_out: HashSet<String>,
 }

@@ -70,13 +70,16 @@ macro_rules! write_tx {
 pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = version + 1 WHERE id = 1";
 
 /// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
-pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "config", include_str!("../migrations/sqlite/0001_config.sql"))];
+pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "config", include_str!("../migrations/sqlite/0001_config.sql")),
+    (2, "console signouts", include_str!("../migrations/sqlite/0002_console_signouts.sql")),
+];
 /// On PostgreSQL usage tables live in the same database, so they are in the same list.
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "config", include_str!("../migrations/postgres/0001_config.sql")),
     (2, "usage events", include_str!("../migrations/postgres/0002_usage_events.sql")),
     (3, "cost rollups", include_str!("../migrations/postgres/0003_cost_rollups.sql")),
+    (4, "console signouts", include_str!("../migrations/postgres/0004_console_signouts.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[

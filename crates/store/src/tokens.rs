@@ -177,4 +177,31 @@ impl Store {
         });
         Ok(token)
     }
+
+    /// Records that the console session `session` (its cookie's MAC), valid until
+    /// `expires_at_ms`, was signed out; every replica refuses it from its next reload. Rows of
+    /// sessions expired at `now_ms` are deleted in the same transaction, so the table holds
+    /// only sessions that could still be presented.
+    pub async fn sign_out_session(&self, session: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
+        write_tx!(self, |tx, is_pg| {
+            sqlx::query("DELETE FROM console_signouts WHERE expires_at <= $1").bind(now_ms).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO console_signouts (session, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(session)
+                .bind(expires_at_ms)
+                .execute(&mut *tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The signed-out console sessions that have not expired at `now_ms`.
+    pub async fn signed_out_sessions(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, |p| {
+            let rows: Vec<String> = sqlx::query_scalar("SELECT session FROM console_signouts WHERE expires_at > $1")
+                .bind(now_ms)
+                .fetch_all(p)
+                .await?;
+            Ok(rows)
+        })
+    }
 }

@@ -5,7 +5,14 @@
 use crate::both_backends;
 use crate::support::*;
 
-both_backends!(secrets_api, secrets_sealed_at_rest, token_lifecycle, token_validation, replicas_share_config);
+both_backends!(
+    secrets_api,
+    secrets_sealed_at_rest,
+    token_lifecycle,
+    token_validation,
+    replicas_share_config,
+    duplicate_keys_refused
+);
 
 async fn secrets_api(db: TestDb) {
     let gw = gateway(db).await;
@@ -201,4 +208,54 @@ async fn replicas_share_config(db: TestDb) {
     }
     assert!(revoked, "a revocation on replica A never reached replica B");
     drop(b);
+}
+
+/// A JSON body with a key twice in one object is refused with 400 naming the key, at any depth,
+/// on every admin write (serde_json alone keeps the last value: an "invoker" token would be
+/// created as admin).
+async fn duplicate_keys_refused(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    async fn raw(gw: &TestGateway, method: Method, path: &str, body: &str) -> (u16, Value) {
+        let sent = gw
+            .client
+            .request(method, gw.url(path))
+            .bearer_auth(&gw.admin_token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+    let body = expect_field(
+        raw(&gw, Method::POST, "/api/v1/tokens", r#"{"name":"dup","role":"invoker","role":"admin"}"#).await,
+        "role",
+    );
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("duplicate key"), "{body}");
+    let tokens = expect(admin(&gw, Method::GET, "/api/v1/tokens", None).await, 200);
+    assert!(!tokens.to_string().contains("\"dup\""), "no token was created: {tokens}");
+    expect_field(
+        raw(
+            &gw,
+            Method::POST,
+            "/api/v1/llm-providers",
+            r#"{"name":"dup","display_name":"D","type":"openai","openai_config":{"api_key_ref":"OPENAI_API_KEY","api_key_ref":"X"}}"#,
+        )
+        .await,
+        "openai_config.api_key_ref",
+    );
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "one"))).await, 201);
+    expect_field(
+        raw(&gw, Method::PATCH, "/api/v1/llm-providers/one", r#"{"display_name":"a","display_name":"b"}"#).await,
+        "display_name",
+    );
+    let body = expect_field(
+        raw(&gw, Method::PUT, "/api/v1/secrets/DUP", r#"{"value":"LEAKCHECK-a","value":"LEAKCHECK-b"}"#).await,
+        "value",
+    );
+    assert!(!body.to_string().contains("LEAKCHECK"), "{body}");
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/DUP", None).await, 404);
 }

@@ -67,3 +67,45 @@ async fn every_route_is_documented_and_every_operation_routed() {
     let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
     assert!(committed == pretty, "docs/openapi.json is stale; run TOLLGATE_UPDATE_OPENAPI=1 cargo test openapi");
 }
+
+/// schemathesis (pinned, installed by `tests/tools/schemathesis.sh install` into
+/// `<repo>/target/schemathesis` or `$TOLLGATE_SCHEMATHESIS`) checks the served document
+/// against the server: every operation, every check; any finding fails the test. Skipped with
+/// a note when schemathesis is missing, except under `CI=true`.
+///
+/// Ignored until the document is exact: it reports findings on 15+ operations today (ST202
+/// schema-valid request rejected, ST103 undocumented status code, ST108 response violates
+/// schema). Run it with `cargo test -p tollgate-cli --test it schemathesis -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the OpenAPI document is not exact yet: schemathesis still reports findings"]
+async fn schemathesis_finds_nothing() {
+    let dir = std::env::var_os("TOLLGATE_SCHEMATHESIS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/schemathesis"));
+    let st = dir.join("venv/bin/st");
+    if !st.exists() {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "schemathesis is not installed in {}", dir.display());
+        #[allow(clippy::print_stderr)] // the one way to tell a test runner a test was skipped
+        {
+            eprintln!(
+                "SKIPPED: schemathesis is not installed ({}); run tests/tools/schemathesis.sh install",
+                st.display()
+            );
+        }
+        return;
+    }
+    let gw = gateway(TestDb::sqlite().await).await;
+    all_secrets(&gw).await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "sample"))).await, 201);
+    let url = gw.url("/api/openapi.json");
+    let auth = format!("Authorization: Bearer {}", gw.admin_token);
+    let out = tokio::process::Command::new(&st)
+        .args(["run", &url, "--header", &auth, "--checks", "all", "--max-examples", "25", "--seed", "1"])
+        .args(["--suppress-health-check", "all", "--no-color"])
+        .current_dir(&dir)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("running {}: {e}", st.display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "schemathesis found problems:\n{text}");
+}

@@ -144,7 +144,11 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
         db.raw_strings("SELECT description FROM _sqlx_migrations WHERE $1 = $1 ORDER BY version", "x").await?;
     // On PostgreSQL the usage tables share the database (and its migration history); on
     // SQLite they live in their own file.
-    let expected: &[&str] = if db.is_postgres() { &["config", "usage events", "cost rollups"] } else { &["config"] };
+    let expected: &[&str] = if db.is_postgres() {
+        &["config", "usage events", "cost rollups", "console signouts"]
+    } else {
+        &["config", "console signouts"]
+    };
     assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;
     Ok(())

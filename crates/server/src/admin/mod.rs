@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod health;
+mod json;
 pub mod models;
 pub mod paging;
 pub mod providers;
@@ -97,14 +98,21 @@ pub(crate) async fn reload_after_write(state: &AppState) {
     }
 }
 
-/// Parses a request body that must be a JSON object.
+/// Parses a request body that must be a JSON object; a key twice in one object is refused
+/// (400 naming the key).
 pub(crate) fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::invalid("", format!("request body is not valid JSON: {e}")))?;
+    let v = json::parse(body).map_err(|e| match e {
+        json::StrictJsonError::Duplicate { path } => duplicate_key(path),
+        json::StrictJsonError::Syntax(e) => ApiError::invalid("", format!("request body is not valid JSON: {e}")),
+    })?;
     if !v.is_object() {
         return Err(ApiError::invalid("", "request body must be a JSON object"));
     }
     Ok(v)
+}
+
+fn duplicate_key(path: String) -> ApiError {
+    ApiError::invalid(path, "duplicate key: each key may appear only once in a JSON object")
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

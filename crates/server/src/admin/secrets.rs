@@ -148,8 +148,12 @@ pub async fn put(
         return Err(state.secrets().read_only_error());
     }
     // Parse without serde error text: it could quote part of the value.
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}"))?;
+    let v = super::json::parse(&body).map_err(|e| match e {
+        super::json::StrictJsonError::Duplicate { path } => super::duplicate_key(path),
+        super::json::StrictJsonError::Syntax(_) => {
+            ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}")
+        }
+    })?;
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}"))?;

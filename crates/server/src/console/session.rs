@@ -4,7 +4,9 @@
 //! The cookie `tollgate_session` is `v1.<token id>.<expiry ms>.<HMAC-SHA256>`; the key is
 //! derived from the master key (so every replica accepts it), the plain gateway token is never
 //! in it. Every request looks the token id up in the in-memory snapshot: a revoked or expired
-//! token signs its sessions out at once. A session lasts 12 hours (less when the token expires
+//! token signs its sessions out at once. Sign-out ends the session on the server too: the
+//! cookie's MAC is stored (`console_signouts`, until the cookie would have expired) and the
+//! snapshot of every replica refuses it, so a copy of the cookie is worthless after sign-out. A session lasts 12 hours (less when the token expires
 //! sooner). The CSRF token of a session is an HMAC of its cookie; before sign-in, the sign-in
 //! form uses a random nonce cookie instead. [`csrf_guard`] refuses every state-changing request
 //! without a valid one.
@@ -69,6 +71,12 @@ impl SessionKeys {
 
     /// The token id and expiry of a genuine, unexpired session cookie.
     pub fn verify_session(&self, cookie: &str, now_ms: i64) -> Option<(String, i64)> {
+        self.verify_session_mac(cookie, now_ms).map(|(id, exp, _)| (id, exp))
+    }
+
+    /// [`Self::verify_session`] plus the cookie's MAC, which names the session (sign-out
+    /// lists it).
+    fn verify_session_mac<'c>(&self, cookie: &'c str, now_ms: i64) -> Option<(String, i64, &'c str)> {
         let (body, mac) = cookie.rsplit_once('.')?;
         if !equal(&self.mac("session", body), mac) {
             return None;
@@ -78,7 +86,7 @@ impl SessionKeys {
             return None;
         };
         let exp: i64 = exp.parse().ok()?;
-        (exp > now_ms && !id.is_empty()).then(|| (id.to_string(), exp))
+        (exp > now_ms && !id.is_empty()).then(|| (id.to_string(), exp, mac))
     }
 
     /// The CSRF token bound to `base` (a session cookie, or `login:<nonce>` before sign-in).
@@ -179,8 +187,11 @@ impl Session {
 pub fn session_of(console: &Console, headers: &HeaderMap) -> Option<Session> {
     let raw = cookie(headers, SESSION_COOKIE)?;
     let now = console.state.now_ms();
-    let (id, _) = console.keys.verify_session(raw, now)?;
+    let (id, _, mac) = console.keys.verify_session_mac(raw, now)?;
     let snap = console.state.snapshot();
+    if snap.signed_out.contains(mac) {
+        return None;
+    }
     let token = snap.tokens.values().find(|t| t.id == id)?.clone();
     if token.expires_at_ms.is_some_and(|e| e <= now) || !token.role.allows(Role::Reader) {
         return None;
@@ -348,11 +359,26 @@ pub async fn login(State(console): State<Console>, headers: HeaderMap, body: Byt
     Ok(resp)
 }
 
-/// `POST /logout`: ends the session (the cookie is cleared; the token stays valid).
-pub async fn logout(headers: HeaderMap) -> Response {
+/// `POST /logout`: ends the session: the cookie is cleared, and the session is recorded as
+/// signed out so the same cookie is refused from now on, by every replica (the token stays
+/// valid).
+pub async fn logout(State(console): State<Console>, headers: HeaderMap) -> Result<Response, ConsoleError> {
+    let now = console.state.now_ms();
+    if let Some((id, expires, mac)) =
+        cookie(&headers, SESSION_COOKIE).and_then(|c| console.keys.verify_session_mac(c, now))
+    {
+        console
+            .state
+            .store()
+            .sign_out_session(mac, expires, now)
+            .await
+            .map_err(|e| ConsoleError::Internal(format!("the sign-out could not be recorded: {e}")))?;
+        crate::admin::reload_after_write(&console.state).await;
+        tracing::info!(token_id = %id, "console sign-out");
+    }
     let mut resp = Redirect::to("/login").into_response();
     resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0, "/"));
-    resp
+    Ok(resp)
 }
 
 #[cfg(test)]

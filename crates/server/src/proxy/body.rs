@@ -9,6 +9,11 @@
 //! `response.completed`, Gemini's finishing chunk, Bedrock's final metadata) was handed to
 //! the client is complete — SDKs hang up right after it without reading the chunked
 //! terminator — and is recorded as such; dropped earlier, it is client cancelled.
+//!
+//! The gateway asks upstreams for `accept-encoding: identity`; one that compresses anyway
+//! (gzip or deflate) is decoded here, as it streams, before the tap: the client gets the
+//! decoded bytes (without `content-encoding`), so usage is read and the injected usage chunk
+//! is dropped exactly as for a plain body.
 
 use crate::meter::{Meter, Metered};
 use crate::metrics::Metrics;
@@ -17,6 +22,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use hyper::body::{Body as _, Incoming};
 use std::future::Future as _;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -132,9 +138,68 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Decodes a compressed upstream body chunk by chunk.
+pub enum Decoder {
+    Gzip(flate2::write::GzDecoder<Vec<u8>>),
+    /// HTTP's `deflate` is the zlib format (RFC 9110 §8.4.1.2).
+    Deflate(flate2::write::ZlibDecoder<Vec<u8>>),
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Decoder::Gzip(_) => "Decoder::Gzip",
+            Decoder::Deflate(_) => "Decoder::Deflate",
+        })
+    }
+}
+
+impl Decoder {
+    /// The decoder of a `content-encoding` value; `None` for `identity` and for encodings
+    /// the gateway does not decode (their bytes pass unchanged and carry no readable usage).
+    pub fn for_encoding(value: &str) -> Option<Decoder> {
+        let v = value.trim();
+        if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") {
+            Some(Decoder::Gzip(flate2::write::GzDecoder::new(Vec::new())))
+        } else if v.eq_ignore_ascii_case("deflate") {
+            Some(Decoder::Deflate(flate2::write::ZlibDecoder::new(Vec::new())))
+        } else {
+            None
+        }
+    }
+
+    /// The bytes `chunk` decodes to (possibly none yet).
+    pub fn decode(&mut self, chunk: &[u8]) -> std::io::Result<Bytes> {
+        let out = match self {
+            Decoder::Gzip(d) => {
+                d.write_all(chunk)?;
+                d.flush()?;
+                std::mem::take(d.get_mut())
+            }
+            Decoder::Deflate(d) => {
+                d.write_all(chunk)?;
+                d.flush()?;
+                std::mem::take(d.get_mut())
+            }
+        };
+        Ok(Bytes::from(out))
+    }
+
+    /// The last decoded bytes; an error when the compressed body was cut short.
+    pub fn finish(self) -> std::io::Result<Bytes> {
+        let out = match self {
+            Decoder::Gzip(d) => d.finish()?,
+            Decoder::Deflate(d) => d.finish()?,
+        };
+        Ok(Bytes::from(out))
+    }
+}
+
 /// The client-facing body stream.
 pub struct MeteredStream {
     upstream: Incoming,
+    /// Set when the upstream compressed the body: chunks are decoded before the tap.
+    decoder: Option<Decoder>,
     /// Longest wait for the next upstream read; the timer is armed only when a read is
     /// pending, so a body that is already buffered costs no timer at all.
     read_timeout: Duration,
@@ -177,6 +242,7 @@ impl MeteredStream {
     ) -> MeteredStream {
         MeteredStream {
             upstream,
+            decoder: None,
             read_timeout,
             deadline: None,
             armed: false,
@@ -192,6 +258,12 @@ impl MeteredStream {
             held: Batch::Empty,
             idle_polls: 0,
         }
+    }
+
+    /// Decodes the upstream body with `decoder` (the upstream compressed it).
+    pub fn decoding(mut self, decoder: Option<Decoder>) -> MeteredStream {
+        self.decoder = decoder;
+        self
     }
 
     /// Starts the read timer if it is not running; true once it has fired.
@@ -262,6 +334,8 @@ pub fn upstream_class(status: u16) -> &'static str {
 enum Upstream {
     Data(Bytes),
     End,
+    /// The end, after the last bytes a decoder still held.
+    EndAfter(Bytes),
     Failed,
     Pending,
 }
@@ -328,11 +402,23 @@ impl MeteredStream {
                 Poll::Ready(Some(Ok(frame))) => {
                     self.armed = false;
                     if let Ok(data) = frame.into_data() {
-                        return Upstream::Data(data);
+                        self.received += data.len() as u64;
+                        let Some(decoder) = self.decoder.as_mut() else { return Upstream::Data(data) };
+                        match decoder.decode(&data) {
+                            Ok(out) if out.is_empty() => {}
+                            Ok(out) => return Upstream::Data(out),
+                            Err(_) => return Upstream::Failed,
+                        }
                     }
                 }
                 Poll::Ready(Some(Err(_))) => return Upstream::Failed,
-                Poll::Ready(None) => return Upstream::End,
+                Poll::Ready(None) => {
+                    return match self.decoder.take().map(Decoder::finish) {
+                        None => Upstream::End,
+                        Some(Ok(rest)) => Upstream::EndAfter(rest),
+                        Some(Err(_)) => Upstream::Failed,
+                    };
+                }
             }
         }
     }
@@ -376,7 +462,6 @@ impl Stream for MeteredStream {
                 Upstream::Data(chunk) => {
                     // More was there: another round may find more still.
                     idle_polls = 0;
-                    this.received += chunk.len() as u64;
                     batch.push(this.tap.feed(chunk));
                     if this.expected_len.is_some_and(|n| this.received >= n) {
                         batch.push(this.tap.finish());
@@ -430,6 +515,13 @@ impl Stream for MeteredStream {
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
                 }
                 Upstream::End => {
+                    batch.push(this.tap.finish());
+                    let out = this.ready(&mut batch);
+                    this.complete();
+                    return out;
+                }
+                Upstream::EndAfter(rest) => {
+                    batch.push(this.tap.feed(rest));
                     batch.push(this.tap.finish());
                     let out = this.ready(&mut batch);
                     this.complete();

@@ -42,8 +42,9 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 /// The headers to send upstream: the client's end-to-end headers (`anthropic-version`,
 /// `anthropic-beta`, `OpenAI-Organization`, `content-type`, …) minus every credential and
 /// hop-by-hop header; the client's `Authorization` is kept only under passthrough.
-/// `accept-encoding` is dropped so the upstream answers uncompressed and the usage tap can
-/// read the body; `host` and `content-length` are set by the HTTP client.
+/// The client's `accept-encoding` is replaced by `identity` so the upstream answers
+/// uncompressed and the usage tap can read the body (one that compresses anyway is decoded by
+/// the body stream); `host` and `content-length` are set by the HTTP client.
 pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> HeaderMap {
     let listed = connection_listed(client);
     let mut out = HeaderMap::with_capacity(client.len());
@@ -60,6 +61,7 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
             out.append(name.clone(), value.clone());
         }
     }
+    out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     out
 }
 
@@ -152,7 +154,11 @@ mod tests {
         }
         let out = upstream_request_headers(&h, false);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
-        assert_eq!(names, ["anthropic-version", "anthropic-beta", "openai-organization", "content-type"]);
+        assert_eq!(
+            names,
+            ["anthropic-version", "anthropic-beta", "openai-organization", "content-type", "accept-encoding"]
+        );
+        assert_eq!(out.get("accept-encoding").and_then(|v| v.to_str().ok()), Some("identity"));
         let out = upstream_request_headers(&h, true);
         assert_eq!(out.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tg_x"));
         assert!(out.get("x-tollgate-token").is_none());

@@ -8,12 +8,16 @@
 //! successful `GET` models list of a provider with an allow-list is the one body read whole
 //! (up to [`MAX_MODEL_LIST_BYTES`]) and filtered to the allowed models.
 //!
-//! Invariants: the status and every other byte are the upstream's; nothing but the models
+//! An upstream that compresses although asked for `identity` (gzip, deflate) is decoded for
+//! the client (`content-encoding` and `content-length` dropped), so usage is read and edits
+//! act on plain bytes.
+//!
+//! Invariants: the status and every other (decoded) byte are the upstream's; nothing but the models
 //! list is buffered; the recorder from [`super::forward`] is consumed here, so the event is
 //! emitted exactly once.
 
 use super::admit::{Admitted, Inbound};
-use super::body::{MeteredStream, Outcome, Recorder};
+use super::body::{Decoder, MeteredStream, Outcome, Recorder};
 use super::error::{Fault, ProxyError};
 use super::forward::Forwarded;
 use super::headers;
@@ -57,17 +61,30 @@ pub(super) async fn respond(
         && method == Method::GET
         && status.is_success()
         && !spec.provider_models.is_empty();
-    let mut out_headers = headers::client_response_headers(upstream.headers(), injected || filter_models);
+    // Asked for identity, an upstream may still compress: decode it here (the tap must read
+    // it, and the allow-list filter and the injected usage chunk act on plain bytes).
+    let encoding = upstream.headers().get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let decoder = encoding.and_then(Decoder::for_encoding);
+    if let (None, Some(other)) = (&decoder, encoding.filter(|e| !e.trim().eq_ignore_ascii_case("identity"))) {
+        tracing::warn!(provider = %spec.name, encoding = %other,
+            "the upstream compressed its answer with an encoding the gateway does not decode; its usage cannot be read");
+    }
+    let mut out_headers =
+        headers::client_response_headers(upstream.headers(), injected || filter_models || decoder.is_some());
+    if decoder.is_some() {
+        out_headers.remove(header::CONTENT_ENCODING);
+    }
     if let Ok(v) = HeaderValue::from_str(&event_id) {
         out_headers.insert("x-tollgate-request-id", v);
     }
 
     if filter_models {
-        return Box::pin(filtered_model_list(state, upstream, a, recorder, out_headers, status)).await;
+        return Box::pin(filtered_model_list(state, upstream, a, recorder, out_headers, status, decoder)).await;
     }
 
     let expected_len = if injected { None } else { upstream.body().size_hint().exact() };
-    let stream = MeteredStream::new(upstream.into_body(), read_timeout, tap, recorder, status.as_u16(), expected_len);
+    let stream = MeteredStream::new(upstream.into_body(), read_timeout, tap, recorder, status.as_u16(), expected_len)
+        .decoding(decoder);
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     *resp.headers_mut() = out_headers;
@@ -82,6 +99,7 @@ async fn filtered_model_list(
     mut recorder: Recorder,
     headers: HeaderMap,
     status: StatusCode,
+    decoder: Option<Decoder>,
 ) -> Response {
     let spec: &ProviderSpec = &a.entry.spec;
     let read_timeout = state.settings().upstream_read_timeout;
@@ -102,6 +120,20 @@ async fn filtered_model_list(
                     Fault::BodyUnreadable,
                     Some(a.ptype),
                     "the upstream's model list could not be read",
+                );
+                return e.respond(state.metrics(), Some(&mut recorder));
+            }
+        }
+    }
+    if let Some(mut d) = decoder {
+        let decoded = d.decode(&bytes).and_then(|head| Ok([head, d.finish()?].concat()));
+        match decoded {
+            Ok(plain) if plain.len() <= MAX_MODEL_LIST_BYTES => bytes = plain,
+            Ok(_) | Err(_) => {
+                let e = ProxyError::new(
+                    Fault::BodyUnreadable,
+                    Some(a.ptype),
+                    "the upstream's model list could not be decoded",
                 );
                 return e.respond(state.metrics(), Some(&mut recorder));
             }

@@ -93,6 +93,22 @@ async fn sign_in_sessions_and_sign_out(db: TestDb) {
     assert_eq!(p.location.as_deref(), Some("/login"));
     assert!(p.set_cookie("tollgate_session").unwrap_or_default().contains("Max-Age=0"));
     assert_eq!(c.get("/providers").await.status, 303);
+    // and the server forgets the session: a copy of the old cookie is refused too, while
+    // another session of the same token stays signed in
+    let value = cookie.trim_start_matches("tollgate_session=").split(';').next().unwrap_or_default().to_string();
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let replay = plain
+        .get(gw.url("/providers"))
+        .header("cookie", format!("tollgate_session={value}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(replay.status().as_u16(), 303, "a signed-out cookie must be refused");
+    assert_eq!(replay.headers().get("location").and_then(|v| v.to_str().ok()), Some("/login?next=%2Fproviders"));
+    other.get("/providers").await.expect(200);
 
     // revoking the token ends its sessions at once
     let reader = token_of(&gw, "reader").await;

@@ -1,6 +1,6 @@
 //! Streams: passed through as they arrive (never buffered), the include_usage injection and
 //! its hidden chunk, a client that disconnects mid-stream or right after the terminal event
-//! (complete, not cancelled), an upstream that stalls mid-stream.
+//! (complete, not cancelled), an upstream that stalls mid-stream, an upstream that gzips.
 
 use super::*;
 use crate::both_backends;
@@ -424,5 +424,51 @@ both_backends!(
     client_disconnect_mid_stream,
     client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
-    paced_streams_every_family
+    paced_streams_every_family,
+    compressed_upstream_answers
 );
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(bytes).unwrap_or_else(|e| panic!("{e}"));
+    e.finish().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The gateway asks upstreams for `identity`; one that gzips anyway is decoded: the client
+/// gets the plain stream (without the injected usage chunk and without `content-encoding`)
+/// and the event is metered with its tokens, streamed and not.
+async fn compressed_upstream_answers(db: TestDb) {
+    let rig = Rig::new(db, "openai_compatible", json!({})).await;
+    let plain: Vec<u8> = fake_openai::chat_stream("llama3", true).into_iter().flat_map(|e| e.to_vec()).collect();
+    let packed = gzip(&plain);
+    let steps = packed.chunks(packed.len() / 4 + 1).map(|c| Step::Send(Bytes::copy_from_slice(c))).collect();
+    rig.up.push(UpReply::script(200, "text/event-stream", steps).with_header("content-encoding", "gzip"));
+    let body = json!({"model": "llama3", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = rig.request(Method::POST, "/chat/completions").header("accept-encoding", "gzip, br").json(&body);
+    let r = send(r).await;
+    assert_eq!(r.status, 200);
+    let got = rig.up.last_request().unwrap_or_else(|| panic!("no upstream request"));
+    assert_eq!(got.header("accept-encoding"), Some("identity"));
+    assert!(r.headers.get("content-encoding").is_none(), "{:?}", r.headers);
+    let want: Vec<u8> = fake_openai::chat_stream("llama3", true)
+        .into_iter()
+        .filter(|e| !String::from_utf8_lossy(e).contains("\"choices\":[]"))
+        .flat_map(|e| e.to_vec())
+        .collect();
+    assert_eq!(r.text(), String::from_utf8_lossy(&want), "the decoded stream minus the usage-only chunk");
+
+    let json_body = serde_json::to_vec(&fake_openai::chat_completion("llama3")).unwrap_or_default();
+    rig.up.push(UpReply::raw(200, "application/json", gzip(&json_body)).with_header("content-encoding", "gzip"));
+    let body = json!({"model": "llama3", "messages": [{"role": "user", "content": "hi"}]});
+    let r = rig.post("/chat/completions", &body).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers.get("content-encoding").is_none(), "{:?}", r.headers);
+    assert_eq!(r.body.as_ref(), json_body.as_slice());
+
+    let events = rig.events(2).await;
+    for e in &events {
+        assert_eq!(e.status, RequestStatus::Success, "{e:?}");
+        assert_eq!(e.usage, chat_usage_buckets(), "{e:?}");
+    }
+}
