@@ -91,6 +91,27 @@ pub(super) fn caller(
     Ok(Admitted { token, entry, ptype, family: Family::of(ptype) })
 }
 
+/// The proxied path (raw, still percent-encoded) must stay under the base URL's prefix: a
+/// segment that is `.` or `..` once decoded — `%2e%2e`, `%2E.`, or hidden inside a segment
+/// behind an encoded slash or a backslash (`a%2f..`, `..%5c`, `..\\`) — is refused with 400
+/// before anything is sent (ARCHITECTURE.md, Decisions: Secrets go only where they were meant
+/// to). Encoded slashes themselves stay allowed: Bedrock model ARNs and Gemini tuned-model names
+/// carry them (`inference-profile%2Fus.anthropic…`).
+pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyError> {
+    for segment in path.split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        if decoded.split(['/', '\\']).any(|part| part == "." || part == "..") {
+            return Err(ProxyError::new(
+                Fault::PathTraversal,
+                Some(ptype),
+                "request path: a `.` or `..` segment (also percent-encoded, or behind an encoded slash or a \
+                 backslash) would leave the provider's base URL; such paths are refused",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Body size, the protocol's reading of the request, the model checks.
 pub(super) async fn request(
     state: &AppState,
@@ -209,6 +230,35 @@ fn check_profile_only(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_refused_in_every_spelling() {
+        for bad in [
+            "/../admin",
+            "/%2e%2e/%2e%2e/admin/secret",
+            "/%2E%2e/x",
+            "/v1/./models",
+            "/v1/%2e/models",
+            "/a%2f..%2fadmin",
+            "/a%2F%2E%2E",
+            "/..%5cadmin",
+            "/x/..\\admin",
+            "/x/.%5C",
+            "/..",
+        ] {
+            assert!(check_path(ProviderType::Openai, bad).is_err(), "{bad} must be refused");
+        }
+        for good in [
+            "/chat/completions",
+            "/v1beta/models/tunedModels%2Fx:generateContent",
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.claude/converse",
+            "/v1/files/a..b",
+            "/v1/...",
+            "/models/gpt-4.1",
+        ] {
+            assert!(check_path(ProviderType::Openai, good).is_ok(), "{good} must pass");
+        }
+    }
 
     #[test]
     fn profile_only_bedrock_models_name_their_profiles() {

@@ -5,6 +5,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod fixtures;
+mod security;
 mod streaming;
 
 use crate::support::*;
