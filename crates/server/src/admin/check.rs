@@ -122,6 +122,9 @@ pub async fn run(
     };
     let url = crate::proxy::upstream_url(&base, path, query);
     let probe = format!("GET {path}");
+    if let Err(d) = state.address_policy().check_url(&url) {
+        return Ok(CheckResult::no_answer(&probe, 0, d.to_string()));
+    }
     let mut upstream_headers = HeaderMap::new();
     if family == Family::Anthropic {
         // The Messages API refuses calls without a version header.

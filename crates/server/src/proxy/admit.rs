@@ -112,6 +112,29 @@ pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyErr
     Ok(())
 }
 
+/// A request that already passed through this gateway (its `x-tollgate-hop` names this
+/// process) or through more than [`headers::MAX_HOPS`] gateways is a loop: refused with 400
+/// before anything is sent, so one request can never turn into thousands of forwards.
+pub(super) fn check_loop(state: &AppState, ptype: ProviderType, name: &str, h: &HeaderMap) -> Result<(), ProxyError> {
+    let own = state.hop_id();
+    let (mut seen, mut count) = (false, 0);
+    for hop in super::headers::hops(h) {
+        seen |= hop == own;
+        count += 1;
+    }
+    if seen || count >= super::headers::MAX_HOPS {
+        return Err(ProxyError::new(
+            Fault::LoopDetected,
+            Some(ptype),
+            format!(
+                "request loop detected: this request already passed through this gateway ({count} hop(s) in \
+                 x-tollgate-hop); provider \"{name}\"'s base URL must not lead back to a gateway"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Body size, the protocol's reading of the request, the model checks.
 pub(super) async fn request(
     state: &AppState,

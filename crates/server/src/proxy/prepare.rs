@@ -68,6 +68,7 @@ pub(super) async fn prepare(
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
     let bedrock = a.ptype == ProviderType::Bedrock;
+    headers::add_hop(&mut headers, &parts.headers, state.hop_id());
     if bedrock {
         headers::strip_aws_signing(&mut headers);
         if let Some(cfg) = spec.bedrock_config.as_ref() {
@@ -93,6 +94,10 @@ pub(super) async fn prepare(
             "request path: it would leave the provider's base URL; such paths are refused",
         ));
     }
+    // The address policy on the URL as sent (the resolver checks what a name resolves to).
+    state.address_policy().check_url(parsed.as_str()).map_err(|d| {
+        ProxyError::new(Fault::UpstreamAddressDenied, Some(a.ptype), format!("provider \"{name}\": {d}"))
+    })?;
     let normalised = String::from(parsed);
     let Some((url, uri)) = normalised.parse::<Uri>().ok().map(|uri| (normalised, uri)) else {
         return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));

@@ -96,3 +96,130 @@ async fn path_traversal(db: TestDb) {
 }
 
 both_backends!(path_traversal);
+
+/// A gateway on `db` whose settings `tweak` adjusts.
+async fn gateway_with(db: TestDb, tweak: impl FnOnce(&mut tollgate_server::Settings)) -> TestGateway {
+    TestGateway::start_with(Some(db), tweak).await.unwrap_or_else(|e| panic!("gateway did not start: {e:#}"))
+}
+
+/// Link-local, cloud metadata and the gateway's own address are refused as base URLs (create
+/// and update) with an error naming `<type>_config.base_url` and the rule; `--upstream-allow`
+/// lets an operator allow one; loopback and private ranges stay allowed.
+async fn address_policy_at_config_time(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let own = gw.base_url.clone();
+    let own_port = own.rsplit(':').next().unwrap_or_default().to_string();
+    for (base, rule) in [
+        ("http://169.254.169.254/latest/meta-data".to_string(), "link-local"),
+        ("http://[fe80::1]:80/v1".to_string(), "link-local"),
+        ("http://metadata.google.internal/computeMetadata/v1".to_string(), "deny list"),
+        ("http://100.100.100.200/v1".to_string(), "metadata"),
+        (format!("{own}/llm/v1/providers/self"), "own address"),
+        (format!("http://localhost:{own_port}/v1"), "own address"),
+    ] {
+        for kind in ["openai", "anthropic", "openai_compatible"] {
+            let body = provider_at(kind, "attacker", &base, json!({}));
+            let e = expect_field(
+                admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await,
+                &format!("{kind}_config.base_url"),
+            );
+            assert!(e["error"]["message"].as_str().unwrap_or_default().contains(rule), "{base}: {e}");
+        }
+        let body = provider_at("bedrock", "attacker", &base, json!({}));
+        secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;
+        secret(&gw, "AWS_SECRET_ACCESS_KEY", AWS_KEY.1).await;
+        expect_field(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, "bedrock_config.base_url");
+    }
+    // Loopback (another port) and private ranges are fine; so is an update to them, not to metadata.
+    let ok = provider_at("openai", "local", "http://127.0.0.1:11434/v1", json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(ok)).await, 201);
+    let patch = json!({"openai_config": {"base_url": "http://169.254.169.254/v1"}});
+    expect_field(admin(&gw, Method::PATCH, "/api/v1/llm-providers/local", Some(patch)).await, "openai_config.base_url");
+    let patch = json!({"openai_config": {"base_url": "http://10.1.2.3:8000/v1"}});
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/local", Some(patch)).await, 200);
+    drop(gw);
+
+    // An operator may allow a refused address.
+    let gw = TestGateway::start_with(None, |s| s.upstream_allow = vec!["169.254.169.254".into()])
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let body = provider_at("openai", "imds-ok", "http://169.254.169.254/v1", json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+}
+
+/// A hostname that resolves to a refused address (DNS rebinding: accepted at save time as a
+/// name) is refused by the HTTP clients' resolver at request time: the proxy answers without
+/// reaching it, Test Connection reports why, and the upstream sees nothing.
+async fn address_policy_at_request_time(db: TestDb) {
+    let gw = gateway_with(db, |s| s.upstream_deny = vec!["127.0.0.0/8".into(), "::1".into()]).await;
+    let up = FakeUpstream::start(Flavor::OpenAi, Some(UPSTREAM_KEY)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let port = up.base_url.rsplit(':').next().unwrap_or_default().to_string();
+    // The literal address is refused at save time…
+    let literal = provider_at("openai", "lit", &up.provider_base_url(), json!({}));
+    expect_field(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(literal)).await, "openai_config.base_url");
+    // …a name is saved, and refused once resolved.
+    let body = provider_at("openai", "named", &format!("http://localhost:{port}/v1"), json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let r = send(
+        gw.client
+            .post(gw.url("/llm/v1/providers/named/chat/completions"))
+            .bearer_auth(&token)
+            .json(&json!({"model": "gpt-4o-mini", "messages": []})),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("refused address"), "{}", r.text());
+    let check = expect(admin(&gw, Method::POST, "/api/v1/llm-providers/named/check", None).await, 200);
+    assert_eq!(check["ok"], false, "{check}");
+    assert!(check["message"].as_str().unwrap_or_default().contains("refused address"), "{check}");
+    assert!(up.requests().is_empty(), "the refused upstream was called: {:?}", up.requests());
+}
+
+/// Every forward carries `x-tollgate-hop` with this gateway's id; a request that comes back
+/// with it (or through too many gateways) is refused with 400 before any upstream call; a
+/// provider pointing at the gateway itself (allowed by an operator) ends after one hop.
+async fn loop_detection(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (path, body) = super::errors::generation("openai", "gpt-4o-mini");
+    assert_eq!(rig.post(&path, &body).await.status, 200);
+    let hop = rig.up.last_request().and_then(|r| r.header("x-tollgate-hop").map(str::to_string));
+    let hop = hop.unwrap_or_else(|| panic!("no x-tollgate-hop on the forward"));
+    assert!(!hop.is_empty() && !hop.contains(','), "{hop}");
+    let before = rig.up.requests().len();
+    let r = send(rig.request(Method::POST, &path).header("x-tollgate-hop", format!("other, {hop}")).json(&body)).await;
+    assert_native(&r, "openai", 400, "request loop detected");
+    let many = ["x"; 8].join(", ");
+    let r = send(rig.request(Method::POST, &path).header("x-tollgate-hop", many).json(&body)).await;
+    assert_native(&r, "openai", 400, "request loop detected");
+    // A foreign gateway's hop passes, and ours is appended.
+    assert_eq!(send(rig.request(Method::POST, &path).header("x-tollgate-hop", "aaaa").json(&body)).await.status, 200);
+    assert_eq!(rig.up.requests().len(), before + 1);
+    assert_eq!(
+        rig.up.last_request().and_then(|r| r.header("x-tollgate-hop").map(str::to_string)),
+        Some(format!("aaaa, {hop}"))
+    );
+
+    // A real loop: a provider whose base URL is the gateway's own proxy URL, its key a gateway
+    // token (allowed by the operator on purpose): one forward, then the loop refusal.
+    let gw = TestGateway::start_with(None, |s| s.upstream_allow = vec!["127.0.0.1".into()])
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let invoker = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "LOOP_KEY", &invoker).await;
+    let body_p = json!({"name": "loop", "display_name": "Loop", "type": "openai_compatible",
+        "openai_compatible_config": {"base_url": gw.url("/llm/v1/providers/loop"), "api_key_ref": "LOOP_KEY"}});
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body_p)).await, 201);
+    let r =
+        send(gw.client.post(gw.url("/llm/v1/providers/loop/chat/completions")).bearer_auth(&invoker).json(&body)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("request loop detected"), "{}", r.text());
+    gw.flush_usage().await;
+    let events = gw.usage_events().await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(events.len(), 1, "one forward (the outer request), the inner one refused: {events:?}");
+}
+
+both_backends!(address_policy_at_config_time, address_policy_at_request_time, loop_detection);
