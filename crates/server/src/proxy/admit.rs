@@ -1,6 +1,7 @@
 //! Stage 1, **admit**: decides whether the gateway serves this request at all, before anything
-//! is sent anywhere. [`caller`]: the gateway token (401, or 400 when passthrough needs
-//! `X-Tollgate-Token`) → the provider (404, OpenAI shape) → token scope and enabled (403).
+//! is sent anywhere. [`caller`]: the gateway token (401, one shape whatever the provider, so
+//! it reveals no names; then 400 when passthrough needs `X-Tollgate-Token`) → the provider
+//! (404, OpenAI shape) → token scope and enabled (403).
 //! [`request`]: the body up to `--max-request-body-bytes` (413), the protocol's reading of it
 //! (endpoint, model, stream flag), the model allow-list (404, the native unknown-model error,
 //! message `model_not_allowed: …`) and Bedrock's profile-only models (400
@@ -49,32 +50,32 @@ pub(super) fn caller(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Admitted, ProxyError> {
+    // Authentication first, the same way for every name (known, unknown, passthrough or not),
+    // and answered in one provider-independent 401 shape: a request without a valid token
+    // learns nothing about which providers exist.
+    let presented = client_auth::presented_token(headers, query, false).map_err(|_| {
+        ProxyError::new(
+            Fault::Unauthenticated,
+            None,
+            "missing gateway token: send it as `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or \
+             `X-Tollgate-Token` (providers with authorization passthrough take it only in `X-Tollgate-Token`)",
+        )
+    })?;
+    let token = auth::lookup(state, presented, state.now_ms())
+        .map_err(|e| ProxyError::new(Fault::Unauthenticated, None, e.to_string()))?;
     let entry = snap.providers.get(name).cloned();
     let ptype = entry.as_ref().and_then(|e| e.spec.provider_type);
     let passthrough = entry.as_ref().is_some_and(|e| e.spec.authorization_passthrough());
-    let presented = match client_auth::presented_token(headers, query, passthrough) {
-        Ok(t) => t,
-        Err(TokenProblem::PassthroughNeedsHeader) => {
-            return Err(ProxyError::new(
-                Fault::BadRequest,
-                ptype,
-                format!(
-                    "provider \"{name}\" forwards your Authorization header to the upstream (authorization \
-                     passthrough), so send the gateway token in the X-Tollgate-Token header"
-                ),
-            ));
-        }
-        Err(TokenProblem::Missing) => {
-            return Err(ProxyError::new(
-                Fault::Unauthenticated,
-                ptype,
-                "missing gateway token: send it as `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or \
-                 `X-Tollgate-Token`",
-            ));
-        }
-    };
-    let token = auth::lookup(state, presented, state.now_ms())
-        .map_err(|e| ProxyError::new(Fault::Unauthenticated, ptype, e.to_string()))?;
+    if passthrough && client_auth::presented_token(headers, query, true) == Err(TokenProblem::PassthroughNeedsHeader) {
+        return Err(ProxyError::new(
+            Fault::BadRequest,
+            ptype,
+            format!(
+                "provider \"{name}\" forwards your Authorization header to the upstream (authorization \
+                 passthrough), so send the gateway token in the X-Tollgate-Token header"
+            ),
+        ));
+    }
     let (Some(entry), Some(ptype)) = (entry, ptype) else {
         return Err(ProxyError::new(Fault::NotFound, None, format!("no LLM provider named \"{name}\"")));
     };

@@ -202,7 +202,12 @@ impl ProxyError {
     /// nothing is metered (control-plane calls) or before the upstream was contacted.
     pub fn respond(self, metrics: &Metrics, recorder: Option<&mut Recorder>) -> Response {
         let row = self.fault.row();
-        let resp = native(self.ptype, row.kind, &self.message);
+        // 401 has one shape for every provider, known or not (it must not reveal which names exist).
+        let resp = if self.fault == Fault::Unauthenticated {
+            into_response(tollgate_protocol::errors::render_unauthenticated(&self.message))
+        } else {
+            native(self.ptype, row.kind, &self.message)
+        };
         match row.source {
             Source::Downstream => metrics.refused(row.source.as_str(), row.reason),
             Source::Internal => {
@@ -227,7 +232,10 @@ impl ProxyError {
 
 /// A gateway error in the native shape of `ptype`.
 fn native(ptype: Option<ProviderType>, kind: GatewayErrorKind, message: &str) -> Response {
-    let e = render(ptype, kind, message);
+    into_response(render(ptype, kind, message))
+}
+
+fn into_response(e: tollgate_protocol::errors::NativeError) -> Response {
     let mut resp = Response::new(Body::from(e.body));
     *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in e.headers {

@@ -223,3 +223,49 @@ async fn loop_detection(db: TestDb) {
 }
 
 both_backends!(address_policy_at_config_time, address_policy_at_request_time, loop_detection);
+
+/// Without a valid token, a known provider (of every type, passthrough or not) and an unknown
+/// name get byte-identical answers: status, body and headers that matter, so a probe learns
+/// nothing about which names exist. The body reads as each SDK's own 401.
+async fn same_401_for_known_and_unknown(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+        let mut body = provider_body(kind, &format!("p-{}", kind.replace('_', "-")));
+        if kind == "openai_compatible" {
+            body["openai_compatible_config"]["authorization_passthrough"] = json!(true);
+        }
+        expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    }
+    let probe = |name: &str, auth: Option<(&'static str, &'static str)>| {
+        let mut req = gw.client.post(gw.url(&format!("/llm/v1/providers/{name}/v1/chat/completions"))).json(&json!({}));
+        if let Some((k, v)) = auth {
+            req = req.header(k, v);
+        }
+        send(req)
+    };
+    let shape = |r: &Reply| {
+        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        (r.status, r.text(), h("content-type"), h("x-amzn-errortype"))
+    };
+    for auth in [
+        None,
+        Some(("authorization", "Bearer sk-not-a-gateway-token")),
+        Some(("x-api-key", "tg_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")),
+        Some(("x-goog-api-key", "nope")),
+    ] {
+        let unknown = shape(&probe("no-such-provider", auth).await);
+        assert_eq!(unknown.0, 401, "{unknown:?}");
+        for name in ["p-openai", "p-anthropic", "p-google", "p-bedrock", "p-openai-compatible"] {
+            assert_eq!(shape(&probe(name, auth).await), unknown, "{name} with {auth:?}");
+        }
+        // Every SDK's reading of it.
+        for kind in ["openai", "anthropic", "google"] {
+            let r = probe("p-openai", auth).await;
+            assert_native(&r, kind, 401, "gateway token");
+        }
+        assert_eq!(unknown.3.as_deref(), Some("UnrecognizedClientException"));
+    }
+}
+
+both_backends!(same_401_for_known_and_unknown);
