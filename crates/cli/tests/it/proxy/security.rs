@@ -269,3 +269,37 @@ async fn same_401_for_known_and_unknown(db: TestDb) {
 }
 
 both_backends!(same_401_for_known_and_unknown);
+
+/// A writer scoped to its own provider cannot overwrite a secret that a provider outside its
+/// scope uses (it would redirect what another team's provider sends): 403 naming the
+/// provider, the value unchanged (the other team's requests still carry the original key).
+/// Secrets only its own providers use, and new ones, it may write.
+async fn scoped_writer_cannot_overwrite_other_teams_secret(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (s, b) = rig
+        .gw
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "team-b", "role": "writer", "providers": ["team-b"]})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(s.as_u16(), 201, "{b}");
+    let scoped = b["token"].as_str().unwrap_or_default().to_string();
+    let put = |name: &'static str| {
+        let (gw, scoped) = (&rig.gw, scoped.clone());
+        async move {
+            let path = format!("/api/v1/secrets/{name}");
+            call(gw, Method::PUT, &path, Some(&scoped), Some(json!({"value": "sk-attacker"}))).await
+        }
+    };
+    let (status, body) = put("OPENAI_API_KEY").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains(&rig.name), "{body}");
+    expect(put("TEAM_B_KEY").await, 201);
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    assert_eq!(rig.post(&path, &req).await.status, 200, "the original key still works");
+}
+
+both_backends!(scoped_writer_cannot_overwrite_other_teams_secret);
