@@ -109,6 +109,15 @@ pub struct ServeArgs {
     /// queued or written), e.g. to measure what metering costs.
     #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
     pub usage_recording: bool,
+    /// Upstream addresses to allow although the address policy refuses them (link-local, cloud
+    /// metadata, this gateway's own address): a CIDR, an IP, a hostname or `*.suffix`.
+    /// Repeat the flag or separate with commas. Allow rules win over every deny.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_ALLOW", value_delimiter = ',')]
+    pub upstream_allow: Vec<String>,
+    /// Upstream addresses to refuse besides the defaults (same syntax as --upstream-allow),
+    /// e.g. `10.0.0.0/8` to keep providers off the internal network.
+    #[arg(long, env = "TOLLGATE_UPSTREAM_DENY", value_delimiter = ',')]
+    pub upstream_deny: Vec<String>,
     /// Threads of the async runtime that serves requests (1: the single-threaded scheduler).
     /// Default: one per CPU core.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
@@ -200,6 +209,10 @@ impl ServeArgs {
         s.catalog_overlay = self.catalog_overlay.clone();
         s.usage_retention_days = self.usage_retention_days;
         s.usage_recording = self.usage_recording;
+        tollgate_server::address_policy::AddressPolicy::new(&self.upstream_allow, &self.upstream_deny)
+            .map_err(anyhow::Error::msg)?;
+        s.upstream_allow = self.upstream_allow.clone();
+        s.upstream_deny = self.upstream_deny.clone();
         if self.worker_threads == Some(0) {
             anyhow::bail!("--worker-threads must be at least 1");
         }

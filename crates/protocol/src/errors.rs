@@ -146,10 +146,45 @@ pub fn render_shape(shape: ErrorShape, kind: GatewayErrorKind, message: &str) ->
     NativeError { status, headers, body: body.to_string().into_bytes() }
 }
 
+/// The answer to an unauthenticated proxy request, the same whichever provider the URL names
+/// (or whether it exists), so a request without a valid token learns nothing about provider
+/// names. One body that every native SDK reads as its own 401: OpenAI and Anthropic read
+/// `error.message` / `error.type` (and `type: "error"`), Gemini `error.code` / `error.message`
+/// / `error.status`, Bedrock `message` and `x-amzn-errortype`.
+pub fn render_unauthenticated(message: &str) -> NativeError {
+    let kind = GatewayErrorKind::Unauthenticated;
+    let status = kind.status();
+    let body = json!({
+        "type": "error",
+        "error": {"message": message, "type": kind.anthropic(), "code": status, "status": kind.google(), "param": null},
+        "message": message,
+    });
+    NativeError {
+        status,
+        headers: vec![
+            ("content-type", "application/json".to_string()),
+            ("x-amzn-errortype", kind.bedrock().to_string()),
+        ],
+        body: body.to_string().into_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn the_unauthenticated_answer_reads_as_every_native_shape() {
+        let e = render_unauthenticated("invalid gateway token");
+        let v = body(&e);
+        assert_eq!(e.status, 401);
+        assert_eq!((v["type"].as_str(), v["error"]["type"].as_str()), (Some("error"), Some("authentication_error")));
+        assert_eq!((v["error"]["code"].as_u64(), v["error"]["status"].as_str()), (Some(401), Some("UNAUTHENTICATED")));
+        assert_eq!(v["error"]["message"], "invalid gateway token");
+        assert_eq!(v["message"], "invalid gateway token");
+        assert!(e.headers.iter().any(|(k, v)| *k == "x-amzn-errortype" && v == "UnrecognizedClientException"));
+    }
 
     fn body(e: &NativeError) -> Value {
         serde_json::from_slice(&e.body).unwrap_or(Value::Null)

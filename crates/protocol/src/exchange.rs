@@ -8,11 +8,11 @@
 
 use bytes::Bytes;
 
+use crate::Usage;
 use crate::eventstream::EventStreamReader;
 use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
 use crate::wire::{Action, StreamDecoder, WireFamily};
-use crate::Usage;
 use crate::{anthropic, azure_openai, bedrock, google, openai};
 use tollgate_core::WireFamilyId;
 

@@ -87,12 +87,24 @@ impl Gateway {
             settings.usage_batch_size,
             settings.usage_flush_interval,
         );
-        let http = crate::upstream::build_client(&settings)?;
-        let proxy_client = crate::upstream::build_proxy_client(&settings)?;
+        let policy = crate::address_policy::AddressPolicy::new(&settings.upstream_allow, &settings.upstream_deny)
+            .map_err(ServerError::Settings)?
+            .with_own(local_addr, &public_url);
+        for (flag, endpoint) in [
+            ("--aws-sts-endpoint", &settings.aws_sts_endpoint),
+            ("--bedrock-control-endpoint", &settings.bedrock_control_endpoint),
+        ] {
+            if let Some(url) = endpoint {
+                policy.check_url(url).map_err(|d| ServerError::Settings(format!("{flag}: {d}")))?;
+            }
+        }
+        let policy = Arc::new(policy);
+        let http = crate::upstream::build_client(&settings, &policy)?;
+        let proxy_client = crate::upstream::build_proxy_client(&settings, &policy)?;
         let state = AppState::new(
             store,
             settings,
-            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone() },
+            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone(), policy },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         state.reload().await?;

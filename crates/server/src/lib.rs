@@ -6,6 +6,7 @@
 //! SQL lives only in `tollgate-store`; this crate talks to the database through it.
 //! Request handlers read configuration and gateway tokens from the snapshot, never the DB.
 
+pub mod address_policy;
 pub mod admin;
 pub mod auth;
 pub mod aws;

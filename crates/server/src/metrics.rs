@@ -11,17 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The `(source, reason)` label pairs of `tollgate_proxy_requests_refused_total`, in
 /// exposition order: every fault `proxy::error::Fault::row` answers before an upstream (a
 /// test there checks each one is listed).
-pub const REFUSED: [(&str, &str); 10] = [
+pub const REFUSED: [(&str, &str); 14] = [
     ("downstream", "unauthenticated"),
     ("downstream", "not_found"),
     ("downstream", "permission_denied"),
     ("downstream", "model_not_allowed"),
     ("downstream", "bad_request"),
     ("downstream", "payload_too_large"),
+    ("downstream", "path_traversal"),
+    ("downstream", "loop_detected"),
     ("internal", "missing_credential"),
     ("internal", "invalid_credential"),
     ("internal", "credential_unavailable"),
     ("internal", "signing_failed"),
+    ("internal", "upstream_address_denied"),
+    ("internal", "credential_not_bound"),
 ];
 
 /// Every counter the gateway exports.

@@ -114,6 +114,12 @@ pub struct Settings {
     /// Record a usage event per proxied request (off: nothing is queued or written; for
     /// measuring the cost of metering, or a deployment that meters elsewhere).
     pub usage_recording: bool,
+    /// Upstream address rules that win over every deny (CIDR, IP, hostname or `*.suffix`);
+    /// see [`crate::address_policy`].
+    pub upstream_allow: Vec<String>,
+    /// Upstream address rules refused in addition to the defaults (link-local, cloud
+    /// metadata, the gateway's own address).
+    pub upstream_deny: Vec<String>,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -144,6 +150,8 @@ impl Settings {
             catalog_overlay: None,
             usage_retention_days: 90,
             usage_recording: true,
+            upstream_allow: Vec::new(),
+            upstream_deny: Vec::new(),
             clock: crate::time::Clock::default(),
         }
     }

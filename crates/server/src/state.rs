@@ -46,6 +46,9 @@ struct Inner {
     catalog: Arc<CatalogHandle>,
     usage: UsageStore,
     proxy_client: ProxyClient,
+    policy: Arc<crate::address_policy::AddressPolicy>,
+    /// This process's id in `x-tollgate-hop` (loop detection), random per start.
+    hop_id: String,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -59,6 +62,18 @@ pub struct Parts {
     pub catalog: Arc<CatalogHandle>,
     pub usage: UsageStore,
     pub proxy_client: ProxyClient,
+    pub policy: Arc<crate::address_policy::AddressPolicy>,
+}
+
+/// A random id for this process: 16 hex digits (64 bits, from the system generator; the
+/// time as a fallback keeps it distinct per start if the generator fails).
+fn hop_id() -> String {
+    let mut buf = [0u8; 8];
+    if aws_lc_rs::rand::fill(&mut buf).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        buf.copy_from_slice(&(nanos as u64).to_le_bytes());
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl AppState {
@@ -79,6 +94,8 @@ impl AppState {
                 usage: parts.usage,
                 settings,
                 proxy_client: parts.proxy_client,
+                policy: parts.policy,
+                hop_id: hop_id(),
             }),
         }
     }
@@ -125,6 +142,16 @@ impl AppState {
     /// The shared upstream HTTP client of the admin side (Test Connection).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The upstream address policy (`--upstream-allow` / `--upstream-deny`).
+    pub fn address_policy(&self) -> &crate::address_policy::AddressPolicy {
+        &self.inner.policy
+    }
+
+    /// This process's id in the `x-tollgate-hop` header (loop detection).
+    pub fn hop_id(&self) -> &str {
+        &self.inner.hop_id
     }
 
     /// The shared upstream client of the proxy path.

@@ -11,6 +11,8 @@
 //! itself (to the response head here, to each body read in `proxy::body`). The admin side
 //! (Test Connection) keeps the convenient reqwest client.
 
+pub use crate::address_policy::host_of;
+use crate::address_policy::{AddressPolicy, PolicyResolver};
 use crate::error::ServerError;
 use crate::settings::Settings;
 use bytes::Bytes;
@@ -26,15 +28,16 @@ use std::time::Duration;
 pub type ProxyBody = http_body_util::Full<Bytes>;
 
 /// The shared client of the proxy path.
-pub type ProxyClient = Client<HttpsConnector<HttpConnector>, ProxyBody>;
+pub type ProxyClient = Client<HttpsConnector<HttpConnector<PolicyResolver>>, ProxyBody>;
 
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Builds the shared upstream client used by the admin side (Test Connection).
-pub fn build_client(settings: &Settings) -> Result<reqwest::Client, ServerError> {
+pub fn build_client(settings: &Settings, policy: &Arc<AddressPolicy>) -> Result<reqwest::Client, ServerError> {
     reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver::new(policy.clone())))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(settings.upstream_connect_timeout)
         .read_timeout(settings.upstream_read_timeout)
@@ -47,7 +50,7 @@ pub fn build_client(settings: &Settings) -> Result<reqwest::Client, ServerError>
 }
 
 /// Builds the proxy's client: the same TLS, pooling and connect rules as [`build_client`].
-pub fn build_proxy_client(settings: &Settings) -> Result<ProxyClient, ServerError> {
+pub fn build_proxy_client(settings: &Settings, policy: &Arc<AddressPolicy>) -> Result<ProxyClient, ServerError> {
     let fail = |e: rustls::Error| ServerError::Settings(format!("cannot set up TLS for upstreams: {e}"));
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
@@ -55,7 +58,8 @@ pub fn build_proxy_client(settings: &Settings) -> Result<ProxyClient, ServerErro
         .with_platform_verifier()
         .map_err(fail)?
         .with_no_client_auth();
-    let mut http = HttpConnector::new();
+    // Resolved addresses pass the address policy (DNS rebinding cannot reach a refused one).
+    let mut http = HttpConnector::new_with_resolver(PolicyResolver::new(policy.clone()));
     http.enforce_http(false);
     http.set_connect_timeout(Some(settings.upstream_connect_timeout));
     http.set_keepalive(Some(TCP_KEEPALIVE));
@@ -77,6 +81,16 @@ pub fn build_proxy_client(settings: &Settings) -> Result<ProxyClient, ServerErro
 /// Why an upstream could not be reached, in a few words for people: the cause found in the
 /// error chain (hyper-util's connector, reqwest, rustls, the OS), never a URL or a header.
 pub fn failure_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    // The address policy's resolver refusal (`crate::address_policy::PolicyResolver`) says why.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return io.to_string();
+        }
+        source = e.source();
+    }
     let mut timed_out = false;
     let mut innermost = err.to_string();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -118,18 +132,6 @@ pub fn failure_cause(err: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     if timed_out { "timed out".to_string() } else { innermost }
-}
-
-/// `host` or `host:port` of `url` (no scheme, path, query or userinfo), for error messages.
-pub fn host_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => "unknown host".to_string(),
-        },
-        Err(_) => "unknown host".to_string(),
-    }
 }
 
 #[cfg(test)]

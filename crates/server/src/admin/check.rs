@@ -119,6 +119,9 @@ pub async fn run(
     };
     let url = crate::proxy::upstream_url(&base, path, query);
     let probe = format!("GET {path}");
+    if let Err(d) = state.address_policy().check_url(&url) {
+        return Ok(CheckResult::no_answer(&probe, 0, d.to_string()));
+    }
     let mut upstream_headers = HeaderMap::new();
     for (name, value) in extra_headers {
         upstream_headers.insert(*name, axum::http::HeaderValue::from_static(value));

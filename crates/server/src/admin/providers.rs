@@ -90,6 +90,15 @@ async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiEr
     Ok(false)
 }
 
+/// The base URL's host must pass the upstream address policy (link-local, cloud metadata and
+/// the gateway's own address are refused unless an operator allows them).
+pub fn check_address(state: &AppState, spec: &ProviderSpec) -> Result<(), ApiError> {
+    state
+        .address_policy()
+        .check_url(&spec.upstream_base_url())
+        .map_err(|d| ApiError::invalid(format!("{}_config.base_url", spec.kind()), d.to_string()))
+}
+
 /// How long the guardrail lookup may take.
 const GUARDRAIL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -103,6 +112,10 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
     let base = state.settings().bedrock_control_url(region);
     let url = reqwest::Url::parse(&format!("{base}/guardrails/{id}?guardrailVersion={version}"))
         .map_err(|e| ApiError::Internal(format!("guardrail URL: {e}")))?;
+    state
+        .address_policy()
+        .check_url(url.as_str())
+        .map_err(|d| ApiError::invalid(FIELD, format!("the guardrail could not be checked: {d}")))?;
     let mut headers = HeaderMap::new();
     state
         .aws()
@@ -198,6 +211,7 @@ pub async fn create(
 /// admin API and the console both create providers through here.
 pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderSpec) -> Result<ProviderSpec, ApiError> {
     require_scope(caller, &spec.name)?;
+    check_address(state, &spec)?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
@@ -322,6 +336,7 @@ pub async fn update_spec(
     }
     merge_patch(&mut doc, patch);
     let spec = ProviderSpec::from_value(doc)?;
+    check_address(state, &spec)?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();

@@ -142,7 +142,7 @@ pub async fn put(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<SecretView>), ApiError> {
-    authorize(&state, &headers, Role::Writer)?;
+    let caller = authorize(&state, &headers, Role::Writer)?;
     check_name(&name)?;
     if !state.secrets().is_writable() {
         return Err(state.secrets().read_only_error());
@@ -165,7 +165,7 @@ pub async fn put(
         Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err(ApiError::invalid("value", "must be a string")),
     };
-    let (created, meta) = store_value(&state, &name, value).await?;
+    let (created, meta) = store_value(&state, &caller, &name, value).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(SecretView::from(&meta))))
 }
@@ -173,8 +173,14 @@ pub async fn put(
 /// Checks and stores a secret value (the caller has checked the role): name rule, writable
 /// backend, size, the sealed write and the reload. Returns whether it was created (not
 /// replaced) and its metadata. Shared by the admin API and the console.
-pub async fn store_value(state: &AppState, name: &str, value: &str) -> Result<(bool, SecretMeta), ApiError> {
+pub async fn store_value(
+    state: &AppState,
+    caller: &tollgate_store::TokenRecord,
+    name: &str,
+    value: &str,
+) -> Result<(bool, SecretMeta), ApiError> {
     check_name(name)?;
+    check_secret_scope(state, caller, name)?;
     if !state.secrets().is_writable() {
         return Err(state.secrets().read_only_error());
     }
@@ -193,6 +199,31 @@ pub async fn store_value(state: &AppState, name: &str, value: &str) -> Result<(b
     tracing::info!(secret = %name, created, "secret stored");
     super::reload_after_write(state).await;
     Ok((created, meta))
+}
+
+/// A token scoped to some providers may write only secrets that no provider outside its scope
+/// references: otherwise it could replace the key another team's provider sends (403 naming
+/// the providers). Unscoped writers may write any secret.
+pub fn check_secret_scope(state: &AppState, caller: &tollgate_store::TokenRecord, name: &str) -> Result<(), ApiError> {
+    if caller.providers.is_none() {
+        return Ok(());
+    }
+    let snap = state.snapshot();
+    let mut outside: Vec<&str> = snap
+        .providers
+        .iter()
+        .filter(|(p, e)| !crate::auth::in_scope(caller, p) && e.spec.secret_refs().iter().any(|(_, s)| s == name))
+        .map(|(p, _)| p.as_str())
+        .collect();
+    if outside.is_empty() {
+        return Ok(());
+    }
+    outside.sort_unstable();
+    Err(ApiError::PermissionDenied(format!(
+        "secret \"{name}\" is used by provider(s) outside this token's scope ({}); only a writer scoped to them \
+         (or unscoped) may change it",
+        outside.join(", ")
+    )))
 }
 
 /// Delete a secret. Refused (409) while a provider references it.

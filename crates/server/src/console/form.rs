@@ -735,10 +735,14 @@ fn api_error_fields(e: &ApiError) -> Option<Vec<(String, String)>> {
 }
 
 /// Creates the new secrets; on failure deletes those already created and says which field.
-async fn create_secrets(console: &Console, new: &[NewSecret]) -> Result<Vec<String>, (String, ApiError)> {
+async fn create_secrets(
+    console: &Console,
+    token: &tollgate_store::TokenRecord,
+    new: &[NewSecret],
+) -> Result<Vec<String>, (String, ApiError)> {
     let mut done = Vec::new();
     for n in new {
-        match admin::secrets::store_value(&console.state, &n.name, &n.value).await {
+        match admin::secrets::store_value(&console.state, token, &n.name, &n.value).await {
             Ok(_) => done.push(n.name.clone()),
             Err(e) => {
                 undo_secrets(console, &done).await;
@@ -784,7 +788,7 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     if let Err(e) = session.require_scope(&spec.name) {
         return refused(f, vec![("name".into(), e.to_string())]);
     }
-    let created = match create_secrets(&console, &new_secrets).await {
+    let created = match create_secrets(&console, &session.token, &new_secrets).await {
         Ok(c) => c,
         Err((field, e)) => return refused(f, vec![(format!("{field}.new_value"), e.to_string())]),
     };
@@ -850,7 +854,7 @@ pub async fn update(
     if !errors.is_empty() {
         return refused(f, errors);
     }
-    let created = match create_secrets(&console, &new_secrets).await {
+    let created = match create_secrets(&console, &session.token, &new_secrets).await {
         Ok(c) => c,
         Err((field, e)) => return refused(f, vec![(format!("{field}.new_value"), e.to_string())]),
     };

@@ -103,7 +103,7 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     let form = Form::parse(&body);
     let name = form.text("name");
     let value = form.get("value").unwrap_or_default().to_string();
-    match admin::secrets::store_value(&console.state, &name, &value).await {
+    match admin::secrets::store_value(&console.state, &session.token, &name, &value).await {
         Ok(_) => Ok(Redirect::to(&format!("/secrets?notice=secret-created&name={name}")).into_response()),
         Err(crate::ApiError::InvalidArgument { field, message }) => {
             let (ne, ve) = if field == "value" { (String::new(), message) } else { (message, String::new()) };

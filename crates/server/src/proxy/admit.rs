@@ -1,6 +1,7 @@
 //! Stage 1, **admit**: decides whether the gateway serves this request at all, before anything
-//! is sent anywhere. [`caller`]: the gateway token (401, or 400 when passthrough needs
-//! `X-Tollgate-Token`) → the provider (404, OpenAI shape) → token scope and enabled (403).
+//! is sent anywhere. [`caller`]: the gateway token (401, one shape whatever the provider, so
+//! it reveals no names; then 400 when passthrough needs `X-Tollgate-Token`) → the provider
+//! (404, OpenAI shape) → token scope and enabled (403).
 //! [`request`]: the body up to `--max-request-body-bytes` (413), the protocol's reading of it
 //! (endpoint, model, stream flag), the model allow-list (404, the native unknown-model error,
 //! message `model_not_allowed: …`) and Bedrock's profile-only models (400
@@ -49,32 +50,32 @@ pub(super) fn caller(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Admitted, ProxyError> {
+    // Authentication first, the same way for every name (known, unknown, passthrough or not),
+    // and answered in one provider-independent 401 shape: a request without a valid token
+    // learns nothing about which providers exist.
+    let presented = client_auth::presented_token(headers, query, false).map_err(|_| {
+        ProxyError::new(
+            Fault::Unauthenticated,
+            None,
+            "missing gateway token: send it as `Authorization: Bearer`, `x-api-key`, `x-goog-api-key`, `api-key` \
+             or `X-Tollgate-Token` (providers with authorization passthrough take it only in `X-Tollgate-Token`)",
+        )
+    })?;
+    let token = auth::lookup(state, presented, state.now_ms())
+        .map_err(|e| ProxyError::new(Fault::Unauthenticated, None, e.to_string()))?;
     let entry = snap.providers.get(name).cloned();
     let ptype = entry.as_ref().and_then(|e| e.spec.provider_type);
     let passthrough = entry.as_ref().is_some_and(|e| e.spec.authorization_passthrough());
-    let presented = match client_auth::presented_token(headers, query, passthrough) {
-        Ok(t) => t,
-        Err(TokenProblem::PassthroughNeedsHeader) => {
-            return Err(ProxyError::new(
-                Fault::BadRequest,
-                ptype,
-                format!(
-                    "provider \"{name}\" forwards your Authorization header to the upstream (authorization \
-                     passthrough), so send the gateway token in the X-Tollgate-Token header"
-                ),
-            ));
-        }
-        Err(TokenProblem::Missing) => {
-            return Err(ProxyError::new(
-                Fault::Unauthenticated,
-                ptype,
-                "missing gateway token: send it as `Authorization: Bearer`, `x-api-key`, `x-goog-api-key` or \
-                 `X-Tollgate-Token`",
-            ));
-        }
-    };
-    let token = auth::lookup(state, presented, state.now_ms())
-        .map_err(|e| ProxyError::new(Fault::Unauthenticated, ptype, e.to_string()))?;
+    if passthrough && client_auth::presented_token(headers, query, true) == Err(TokenProblem::PassthroughNeedsHeader) {
+        return Err(ProxyError::new(
+            Fault::BadRequest,
+            ptype,
+            format!(
+                "provider \"{name}\" forwards your Authorization header to the upstream (authorization \
+                 passthrough), so send the gateway token in the X-Tollgate-Token header"
+            ),
+        ));
+    }
     let (Some(entry), Some(ptype)) = (entry, ptype) else {
         return Err(ProxyError::new(Fault::NotFound, None, format!("no LLM provider named \"{name}\"")));
     };
@@ -89,6 +90,50 @@ pub(super) fn caller(
         return Err(ProxyError::new(Fault::PermissionDenied, Some(ptype), format!("provider \"{name}\" is disabled")));
     }
     Ok(Admitted { token, entry, ptype, family: ptype.wire_family() })
+}
+
+/// The proxied path (raw, still percent-encoded) must stay under the base URL's prefix: a
+/// segment that is `.` or `..` once decoded — `%2e%2e`, `%2E.`, or hidden inside a segment
+/// behind an encoded slash or a backslash (`a%2f..`, `..%5c`, `..\\`) — is refused with 400
+/// before anything is sent (ARCHITECTURE.md, Decisions: Secrets go only where they were meant
+/// to). Encoded slashes themselves stay allowed: Bedrock model ARNs and Gemini tuned-model names
+/// carry them (`inference-profile%2Fus.anthropic…`).
+pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyError> {
+    for segment in path.split('/') {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        if decoded.split(['/', '\\']).any(|part| part == "." || part == "..") {
+            return Err(ProxyError::new(
+                Fault::PathTraversal,
+                Some(ptype),
+                "request path: a `.` or `..` segment (also percent-encoded, or behind an encoded slash or a \
+                 backslash) would leave the provider's base URL; such paths are refused",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A request that already passed through this gateway (its `x-tollgate-hop` names this
+/// process) or through more than [`headers::MAX_HOPS`] gateways is a loop: refused with 400
+/// before anything is sent, so one request can never turn into thousands of forwards.
+pub(super) fn check_loop(state: &AppState, ptype: ProviderType, name: &str, h: &HeaderMap) -> Result<(), ProxyError> {
+    let own = state.hop_id();
+    let (mut seen, mut count) = (false, 0);
+    for hop in super::headers::hops(h) {
+        seen |= hop == own;
+        count += 1;
+    }
+    if seen || count >= super::headers::MAX_HOPS {
+        return Err(ProxyError::new(
+            Fault::LoopDetected,
+            Some(ptype),
+            format!(
+                "request loop detected: this request already passed through this gateway ({count} hop(s) in \
+                 x-tollgate-hop); provider \"{name}\"'s base URL must not lead back to a gateway"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Body size, the protocol's reading of the request, the model checks.
@@ -209,6 +254,35 @@ fn check_profile_only(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_refused_in_every_spelling() {
+        for bad in [
+            "/../admin",
+            "/%2e%2e/%2e%2e/admin/secret",
+            "/%2E%2e/x",
+            "/v1/./models",
+            "/v1/%2e/models",
+            "/a%2f..%2fadmin",
+            "/a%2F%2E%2E",
+            "/..%5cadmin",
+            "/x/..\\admin",
+            "/x/.%5C",
+            "/..",
+        ] {
+            assert!(check_path(ProviderType::Openai, bad).is_err(), "{bad} must be refused");
+        }
+        for good in [
+            "/chat/completions",
+            "/v1beta/models/tunedModels%2Fx:generateContent",
+            "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.anthropic.claude/converse",
+            "/v1/files/a..b",
+            "/v1/...",
+            "/models/gpt-4.1",
+        ] {
+            assert!(check_path(ProviderType::Openai, good).is_ok(), "{good} must pass");
+        }
+    }
 
     #[test]
     fn profile_only_bedrock_models_name_their_profiles() {

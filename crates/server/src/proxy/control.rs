@@ -56,6 +56,17 @@ async fn answer(
     let Ok(url) = reqwest::Url::parse(&super::upstream_url(&base, path, query)) else {
         return Err(ProxyError::new(Fault::BadRequest, bedrock, "the request path is not a valid URL path"));
     };
+    if !super::prepare::under_base(&base, &url) {
+        return Err(ProxyError::new(
+            Fault::PathTraversal,
+            bedrock,
+            "request path: it would leave the control endpoint",
+        ));
+    }
+    state
+        .address_policy()
+        .check_url(url.as_str())
+        .map_err(|d| ProxyError::new(Fault::UpstreamAddressDenied, bedrock, format!("provider \"{name}\": {d}")))?;
     let mut headers = HeaderMap::new();
     headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     state

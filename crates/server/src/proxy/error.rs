@@ -67,6 +67,11 @@ pub enum Fault {
     BadRequest,
     /// The body is over `--max-request-body-bytes`.
     PayloadTooLarge,
+    /// A `.`/`..` path segment (in any encoding) that would leave the base URL's prefix.
+    PathTraversal,
+    /// The request already passed through this gateway (its `x-tollgate-hop` header carries
+    /// this gateway's id): a provider whose base URL leads back to the gateway.
+    LoopDetected,
     /// A credential secret the provider references does not exist (or is empty).
     MissingCredential,
     /// A credential secret holds a value that cannot be sent (not a valid header value).
@@ -75,6 +80,11 @@ pub enum Fault {
     CredentialUnavailable,
     /// SigV4 signing failed.
     SigningFailed,
+    /// The upstream's address is refused by the address policy (`--upstream-allow` /
+    /// `--upstream-deny`: link-local, cloud metadata, the gateway's own address).
+    UpstreamAddressDenied,
+    /// The credential secret is not bound to the host the request goes to.
+    CredentialNotBound,
     /// The upstream could not be connected to.
     Unreachable,
     /// No response head within the read timeout.
@@ -103,17 +113,21 @@ pub struct Row {
 
 impl Fault {
     /// Every fault, for the metric labels and the table's tests.
-    pub const ALL: [Fault; 15] = [
+    pub const ALL: [Fault; 19] = [
         Fault::Unauthenticated,
         Fault::NotFound,
         Fault::PermissionDenied,
         Fault::ModelNotAllowed,
         Fault::BadRequest,
         Fault::PayloadTooLarge,
+        Fault::PathTraversal,
+        Fault::LoopDetected,
         Fault::MissingCredential,
         Fault::InvalidCredential,
         Fault::CredentialUnavailable,
         Fault::SigningFailed,
+        Fault::UpstreamAddressDenied,
+        Fault::CredentialNotBound,
         Fault::Unreachable,
         Fault::Timeout,
         Fault::Failed,
@@ -132,10 +146,14 @@ impl Fault {
             Fault::ModelNotAllowed => (Downstream, K::ModelNotAllowed, "model_not_allowed", None),
             Fault::BadRequest => (Downstream, K::BadRequest, "bad_request", None),
             Fault::PayloadTooLarge => (Downstream, K::PayloadTooLarge, "payload_too_large", None),
+            Fault::PathTraversal => (Downstream, K::BadRequest, "path_traversal", None),
+            Fault::LoopDetected => (Downstream, K::BadRequest, "loop_detected", None),
             Fault::MissingCredential => (Internal, K::Internal, "missing_credential", None),
             Fault::InvalidCredential => (Internal, K::Internal, "invalid_credential", None),
             Fault::CredentialUnavailable => (Internal, K::Internal, "credential_unavailable", None),
             Fault::SigningFailed => (Internal, K::Internal, "signing_failed", None),
+            Fault::UpstreamAddressDenied => (Internal, K::Internal, "upstream_address_denied", None),
+            Fault::CredentialNotBound => (Internal, K::Internal, "credential_not_bound", None),
             Fault::Unreachable => (Upstream, K::BadGateway, "connect_error", Some(RequestStatus::ConnectionError)),
             Fault::Timeout => (Upstream, K::GatewayTimeout, "read_timeout", Some(RequestStatus::Timeout)),
             Fault::Failed => (Upstream, K::BadGateway, "upstream_error", Some(RequestStatus::ConnectionError)),
@@ -184,7 +202,12 @@ impl ProxyError {
     /// nothing is metered (control-plane calls) or before the upstream was contacted.
     pub fn respond(self, metrics: &Metrics, recorder: Option<&mut Recorder>) -> Response {
         let row = self.fault.row();
-        let resp = native(self.ptype, row.kind, &self.message);
+        // 401 has one shape for every provider, known or not (it must not reveal which names exist).
+        let resp = if self.fault == Fault::Unauthenticated {
+            into_response(tollgate_protocol::errors::render_unauthenticated(&self.message))
+        } else {
+            native(self.ptype, row.kind, &self.message)
+        };
         match row.source {
             Source::Downstream => metrics.refused(row.source.as_str(), row.reason),
             Source::Internal => {
@@ -209,7 +232,10 @@ impl ProxyError {
 
 /// A gateway error in the native shape of `ptype`.
 fn native(ptype: Option<ProviderType>, kind: GatewayErrorKind, message: &str) -> Response {
-    let e = render(ptype, kind, message);
+    into_response(render(ptype, kind, message))
+}
+
+fn into_response(e: tollgate_protocol::errors::NativeError) -> Response {
     let mut resp = Response::new(Body::from(e.body));
     *resp.status_mut() = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in e.headers {

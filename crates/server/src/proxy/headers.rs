@@ -65,6 +65,34 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
     out
 }
 
+/// The loop-detection header: every forward carries the ids of the gateways it passed
+/// through, this one's last (`x-tollgate-hop: a1b2…, c3d4…`).
+pub const HOP: &str = "x-tollgate-hop";
+
+/// Most gateways one request may pass through (a chain longer than this is a loop between
+/// gateways that do not know each other's ids).
+pub const MAX_HOPS: usize = 8;
+
+/// The hop ids a request arrived with.
+pub fn hops(client: &HeaderMap) -> impl Iterator<Item = &str> {
+    client
+        .get_all(HOP)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Adds `x-tollgate-hop` to the upstream request: the client's hops plus `own`.
+pub fn add_hop(out: &mut HeaderMap, client: &HeaderMap, own: &str) {
+    let mut all: Vec<&str> = hops(client).collect();
+    all.push(own);
+    if let Ok(v) = HeaderValue::from_str(&all.join(", ")) {
+        out.insert(HOP, v);
+    }
+}
+
 /// Adds the provider's credential the way its descriptor says (`credential`). Errors if the
 /// secret holds bytes that are not a valid header value (never echoing them), or if the type
 /// signs its requests instead (SigV4).

@@ -101,6 +101,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Ok(a) => a,
         Err(e) => return e.respond(metrics, None),
     };
+    if let Err(e) =
+        admit::check_loop(&state, a.ptype, name, &parts.headers).and_then(|()| admit::check_path(a.ptype, path))
+    {
+        return e.respond(metrics, None);
+    }
     // Bedrock control-plane calls made on the runtime URL (Claude Code lists inference
     // profiles): served from the control endpoint, filtered, not metered.
     if a.ptype == ProviderType::Bedrock

@@ -68,6 +68,7 @@ pub(super) async fn prepare(
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
     let bedrock = a.ptype == ProviderType::Bedrock;
+    headers::add_hop(&mut headers, &parts.headers, state.hop_id());
     if bedrock {
         headers::strip_aws_signing(&mut headers);
         if let Some(cfg) = spec.bedrock_config.as_ref() {
@@ -78,10 +79,27 @@ pub(super) async fn prepare(
     }
     let (body, injected) = tollgate_protocol::prepare_body(a.family, &inbound.info, std::mem::take(&mut inbound.body));
     let stripped_query = parts.uri.query().map(headers::strip_query_key);
-    let url = upstream_url(&spec.upstream_base_url(), path, stripped_query.as_deref());
+    let base = spec.upstream_base_url();
+    let url = upstream_url(&base, path, stripped_query.as_deref());
     // Normalised as a URL (what is signed and sent), then as the HTTP client's URI.
-    let normalised = reqwest::Url::parse(&url).map(String::from);
-    let Some((url, uri)) = normalised.ok().and_then(|u| u.parse::<Uri>().ok().map(|uri| (u, uri))) else {
+    let Ok(parsed) = reqwest::Url::parse(&url) else {
+        return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
+    };
+    // Second line behind `admit::check_path`: whatever the URL parser normalised, the path
+    // sent stays under the base URL's path prefix.
+    if !under_base(&base, &parsed) {
+        return Err(ProxyError::new(
+            Fault::PathTraversal,
+            Some(a.ptype),
+            "request path: it would leave the provider's base URL; such paths are refused",
+        ));
+    }
+    // The address policy on the URL as sent (the resolver checks what a name resolves to).
+    state.address_policy().check_url(parsed.as_str()).map_err(|d| {
+        ProxyError::new(Fault::UpstreamAddressDenied, Some(a.ptype), format!("provider \"{name}\": {d}"))
+    })?;
+    let normalised = String::from(parsed);
+    let Some((url, uri)) = normalised.parse::<Uri>().ok().map(|uri| (normalised, uri)) else {
         return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
     };
     if bedrock {
@@ -122,6 +140,15 @@ pub(crate) async fn add_credential(
     })
 }
 
+/// Whether `url` is on the base URL's origin and its path under the base URL's path.
+pub(crate) fn under_base(base: &str, url: &reqwest::Url) -> bool {
+    let Ok(base) = reqwest::Url::parse(base) else { return false };
+    let prefix = base.path().trim_end_matches('/');
+    let path = url.path();
+    base.origin() == url.origin()
+        && path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// The upstream URL: base + path + query. When the base already ends in `/v1` and the
 /// client's path repeats it (`/v1/chat/completions` with base `https://api.openai.com/v1`),
 /// the duplicate segment is dropped, so SDKs configured with or without `/v1` both work.
@@ -157,5 +184,18 @@ mod tests {
             "https://api.anthropic.com/v1/messages?beta=true"
         );
         assert_eq!(upstream_url("http://h/v1", "/v1beta/x", Some("")), "http://h/v1/v1beta/x");
+    }
+
+    #[test]
+    fn normalised_paths_stay_under_the_base() {
+        let under = |base: &str, path: &str| {
+            let url = reqwest::Url::parse(&upstream_url(base, path, None)).unwrap_or_else(|e| panic!("{e}"));
+            under_base(base, &url)
+        };
+        assert!(under("http://h:1/openai/v1", "/chat/completions"));
+        assert!(under("http://h:1", "/v1/messages"));
+        assert!(!under("http://h:1/openai/v1", "/%2e%2e/%2e%2e/admin/secret"));
+        assert!(!under("http://h:1/openai/v1", "/../x"));
+        assert!(!under("http://h:1/openai/v1", "/%2E%2E"));
     }
 }

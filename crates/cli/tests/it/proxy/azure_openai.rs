@@ -94,9 +94,11 @@ async fn native_errors_and_test_connection(db: TestDb) {
         (Some("model_not_found"), Some("invalid_request_error"))
     );
     assert!(v["error"]["message"].as_str().is_some_and(|m| m.starts_with("model_not_allowed: ")), "{v}");
-    // no token: 401 in the OpenAI shape; the api-key header is where the SDK puts it
+    // no token: the one 401 every provider answers (OpenAI's `error.type` among its fields);
+    // it names the api-key header, where the Azure SDK puts the key
     let r = send(rig.gw.client.post(rig.url(CHAT)).json(&body)).await;
-    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{}", r.text());
+    assert_eq!((r.status, r.json()["error"]["type"].as_str()), (401, Some("authentication_error")), "{}", r.text());
+    assert!(r.text().contains("`api-key`"), "{}", r.text());
     assert!(rig.up.requests().is_empty(), "refusals never reach the upstream");
     // Azure's own errors pass through unchanged (and are metered)
     let gone = "/openai/deployments/gone/chat/completions?api-version=2024-10-21";

@@ -6,6 +6,7 @@ mod bedrock;
 mod config;
 mod errors;
 mod fixtures;
+mod security;
 mod streaming;
 
 use crate::support::*;
@@ -242,7 +243,11 @@ pub fn assert_credential_swapped(kind: &str, got: &tollgate_testkit::upstream::R
     for (name, value) in &got.headers {
         let v = String::from_utf8_lossy(value.as_bytes());
         assert!(!v.contains(gateway_token), "gateway token leaked upstream in header {name}");
-        assert!(!name.as_str().starts_with("x-tollgate"), "gateway header {name} leaked upstream");
+        // The one gateway header sent upstream on purpose: loop detection's hop list.
+        assert!(
+            !name.as_str().starts_with("x-tollgate") || name.as_str() == "x-tollgate-hop",
+            "gateway header {name} leaked upstream"
+        );
     }
     assert!(!String::from_utf8_lossy(&got.body).contains(gateway_token), "gateway token leaked in the body");
     assert!(!got.query.clone().unwrap_or_default().contains(gateway_token), "gateway token leaked in the query");

@@ -1,0 +1,307 @@
+//! Fault injection against the proxy's and the admin API's security rules (issue 15): path
+//! traversal out of the base URL, the upstream address policy, request loops through the
+//! gateway, secrets bound to hosts, and the one 401 shape for known and unknown providers.
+//! Every attempt must be refused before an upstream call, and the fake "attacker" upstream
+//! must receive no credential.
+
+use super::errors::assert_native;
+use super::*;
+use crate::both_backends;
+
+/// Sends `GET <path>` (raw: not normalised by any URL parser) to the gateway with `headers`
+/// and returns the status and body.
+async fn raw_get(gw: &TestGateway, path: &str, headers: &[(&str, &str)]) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gw.base_url.trim_start_matches("http://").to_string();
+    let mut head = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    sock.write_all(head.as_bytes()).await.unwrap_or_else(|e| panic!("write: {e}"));
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), sock.read_to_end(&mut raw))
+        .await
+        .unwrap_or_else(|_| panic!("no answer"))
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no head"));
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let status: u16 = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    let mut out = HeaderMap::new();
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':')
+            && let (Ok(k), Ok(v)) = (reqwest::header::HeaderName::from_bytes(k.trim().as_bytes()), v.trim().parse())
+        {
+            out.insert(k, v);
+        }
+    }
+    let mut body = raw[end + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut plain = Vec::new();
+        let mut p = 0;
+        while let Some(eol) = body[p..].windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&body[p..p + eol]).trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&body[p + eol + 2..p + eol + 2 + size]);
+            p += eol + 2 + size + 2;
+        }
+        body = plain;
+    }
+    Reply { status, headers: out, body: Bytes::from(body) }
+}
+
+/// The headers `kind`'s SDK sends its key in.
+fn auth_headers(kind: &str, token: &str) -> Vec<(&'static str, String)> {
+    match kind {
+        "anthropic" => vec![("x-api-key", token.to_string()), ("anthropic-version", "2023-06-01".into())],
+        "google" => vec![("x-goog-api-key", token.to_string())],
+        _ => vec![("authorization", format!("Bearer {token}"))],
+    }
+}
+
+/// Dot segments in every spelling are refused with 400 in the native shape, before any upstream
+/// call, for every provider type; the stored key never travels.
+async fn path_traversal(db: TestDb) {
+    let mut db = Some(db);
+    for kind in ["openai", "anthropic", "google", "bedrock"] {
+        let gw = match db.take() {
+            Some(db) => gateway(db).await,
+            None => TestGateway::start().await.unwrap_or_else(|e| panic!("{e:#}")),
+        };
+        let rig = Rig::on(gw, kind, json!({})).await;
+        for attack in [
+            "/%2e%2e/%2e%2e/admin/secret",
+            "/%2E%2E/admin/secret",
+            "/v1/%2e%2e%2fadmin",
+            "/x%2f..%2f..%2fadmin",
+            "/..%5c..%5cadmin",
+            "/./models",
+        ] {
+            let path = format!("/llm/v1/providers/{}{attack}", rig.name);
+            let h = auth_headers(kind, &rig.token);
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let r = raw_get(&rig.gw, &path, &h).await;
+            if kind == "bedrock" {
+                assert_eq!(r.status, 400, "{attack}: {}", r.text());
+                assert!(r.text().contains("would leave the provider's base URL"), "{}", r.text());
+            } else {
+                assert_native(&r, kind, 400, "would leave the provider's base URL");
+            }
+        }
+        assert!(rig.up.requests().is_empty(), "{kind}: the upstream was called: {:?}", rig.up.requests());
+    }
+}
+
+both_backends!(path_traversal);
+
+/// A gateway on `db` whose settings `tweak` adjusts.
+async fn gateway_with(db: TestDb, tweak: impl FnOnce(&mut tollgate_server::Settings)) -> TestGateway {
+    TestGateway::start_with(Some(db), tweak).await.unwrap_or_else(|e| panic!("gateway did not start: {e:#}"))
+}
+
+/// Link-local, cloud metadata and the gateway's own address are refused as base URLs (create
+/// and update) with an error naming `<type>_config.base_url` and the rule; `--upstream-allow`
+/// lets an operator allow one; loopback and private ranges stay allowed.
+async fn address_policy_at_config_time(db: TestDb) {
+    let gw = gateway(db).await;
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let own = gw.base_url.clone();
+    let own_port = own.rsplit(':').next().unwrap_or_default().to_string();
+    for (base, rule) in [
+        ("http://169.254.169.254/latest/meta-data".to_string(), "link-local"),
+        ("http://[fe80::1]:80/v1".to_string(), "link-local"),
+        ("http://metadata.google.internal/computeMetadata/v1".to_string(), "deny list"),
+        ("http://100.100.100.200/v1".to_string(), "metadata"),
+        (format!("{own}/llm/v1/providers/self"), "own address"),
+        (format!("http://localhost:{own_port}/v1"), "own address"),
+    ] {
+        for kind in ["openai", "anthropic", "openai_compatible"] {
+            let body = provider_at(kind, "attacker", &base, json!({}));
+            let e = expect_field(
+                admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await,
+                &format!("{kind}_config.base_url"),
+            );
+            assert!(e["error"]["message"].as_str().unwrap_or_default().contains(rule), "{base}: {e}");
+        }
+        let body = provider_at("bedrock", "attacker", &base, json!({}));
+        secret(&gw, "AWS_ACCESS_KEY_ID", AWS_KEY.0).await;
+        secret(&gw, "AWS_SECRET_ACCESS_KEY", AWS_KEY.1).await;
+        expect_field(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, "bedrock_config.base_url");
+    }
+    // Loopback (another port) and private ranges are fine; so is an update to them, not to metadata.
+    let ok = provider_at("openai", "local", "http://127.0.0.1:11434/v1", json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(ok)).await, 201);
+    let patch = json!({"openai_config": {"base_url": "http://169.254.169.254/v1"}});
+    expect_field(admin(&gw, Method::PATCH, "/api/v1/llm-providers/local", Some(patch)).await, "openai_config.base_url");
+    let patch = json!({"openai_config": {"base_url": "http://10.1.2.3:8000/v1"}});
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/local", Some(patch)).await, 200);
+    drop(gw);
+
+    // An operator may allow a refused address.
+    let gw = TestGateway::start_with(None, |s| s.upstream_allow = vec!["169.254.169.254".into()])
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let body = provider_at("openai", "imds-ok", "http://169.254.169.254/v1", json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+}
+
+/// A hostname that resolves to a refused address (DNS rebinding: accepted at save time as a
+/// name) is refused by the HTTP clients' resolver at request time: the proxy answers without
+/// reaching it, Test Connection reports why, and the upstream sees nothing.
+async fn address_policy_at_request_time(db: TestDb) {
+    let gw = gateway_with(db, |s| s.upstream_deny = vec!["127.0.0.0/8".into(), "::1".into()]).await;
+    let up = FakeUpstream::start(tollgate_core::ProviderType::Openai, Some(UPSTREAM_KEY))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "OPENAI_API_KEY", UPSTREAM_KEY).await;
+    let port = up.base_url.rsplit(':').next().unwrap_or_default().to_string();
+    // The literal address is refused at save time…
+    let literal = provider_at("openai", "lit", &up.provider_base_url(), json!({}));
+    expect_field(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(literal)).await, "openai_config.base_url");
+    // …a name is saved, and refused once resolved.
+    let body = provider_at("openai", "named", &format!("http://localhost:{port}/v1"), json!({}));
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    let token = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let r = send(
+        gw.client
+            .post(gw.url("/llm/v1/providers/named/chat/completions"))
+            .bearer_auth(&token)
+            .json(&json!({"model": "gpt-4o-mini", "messages": []})),
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("refused address"), "{}", r.text());
+    let check = expect(admin(&gw, Method::POST, "/api/v1/llm-providers/named/check", None).await, 200);
+    assert_eq!(check["ok"], false, "{check}");
+    assert!(check["message"].as_str().unwrap_or_default().contains("refused address"), "{check}");
+    assert!(up.requests().is_empty(), "the refused upstream was called: {:?}", up.requests());
+}
+
+/// Every forward carries `x-tollgate-hop` with this gateway's id; a request that comes back
+/// with it (or through too many gateways) is refused with 400 before any upstream call; a
+/// provider pointing at the gateway itself (allowed by an operator) ends after one hop.
+async fn loop_detection(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (path, body) = super::errors::generation("openai", "gpt-4o-mini");
+    assert_eq!(rig.post(&path, &body).await.status, 200);
+    let hop = rig.up.last_request().and_then(|r| r.header("x-tollgate-hop").map(str::to_string));
+    let hop = hop.unwrap_or_else(|| panic!("no x-tollgate-hop on the forward"));
+    assert!(!hop.is_empty() && !hop.contains(','), "{hop}");
+    let before = rig.up.requests().len();
+    let r = send(rig.request(Method::POST, &path).header("x-tollgate-hop", format!("other, {hop}")).json(&body)).await;
+    assert_native(&r, "openai", 400, "request loop detected");
+    let many = ["x"; 8].join(", ");
+    let r = send(rig.request(Method::POST, &path).header("x-tollgate-hop", many).json(&body)).await;
+    assert_native(&r, "openai", 400, "request loop detected");
+    // A foreign gateway's hop passes, and ours is appended.
+    assert_eq!(send(rig.request(Method::POST, &path).header("x-tollgate-hop", "aaaa").json(&body)).await.status, 200);
+    assert_eq!(rig.up.requests().len(), before + 1);
+    assert_eq!(
+        rig.up.last_request().and_then(|r| r.header("x-tollgate-hop").map(str::to_string)),
+        Some(format!("aaaa, {hop}"))
+    );
+
+    // A real loop: a provider whose base URL is the gateway's own proxy URL, its key a gateway
+    // token (allowed by the operator on purpose): one forward, then the loop refusal.
+    let gw = TestGateway::start_with(None, |s| s.upstream_allow = vec!["127.0.0.1".into()])
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let invoker = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "LOOP_KEY", &invoker).await;
+    let body_p = json!({"name": "loop", "display_name": "Loop", "type": "openai_compatible",
+        "openai_compatible_config": {"base_url": gw.url("/llm/v1/providers/loop"), "api_key_ref": "LOOP_KEY"}});
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body_p)).await, 201);
+    let r =
+        send(gw.client.post(gw.url("/llm/v1/providers/loop/chat/completions")).bearer_auth(&invoker).json(&body)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("request loop detected"), "{}", r.text());
+    gw.flush_usage().await;
+    let events = gw.usage_events().await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(events.len(), 1, "one forward (the outer request), the inner one refused: {events:?}");
+}
+
+both_backends!(address_policy_at_config_time, address_policy_at_request_time, loop_detection);
+
+/// Without a valid token, a known provider (of every type, passthrough or not) and an unknown
+/// name get byte-identical answers: status, body and headers that matter, so a probe learns
+/// nothing about which names exist. The body reads as each SDK's own 401.
+async fn same_401_for_known_and_unknown(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    for kind in ["openai", "anthropic", "google", "bedrock", "openai_compatible"] {
+        let mut body = provider_body(kind, &format!("p-{}", kind.replace('_', "-")));
+        if kind == "openai_compatible" {
+            body["openai_compatible_config"]["authorization_passthrough"] = json!(true);
+        }
+        expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body)).await, 201);
+    }
+    let probe = |name: &str, auth: Option<(&'static str, &'static str)>| {
+        let mut req = gw.client.post(gw.url(&format!("/llm/v1/providers/{name}/v1/chat/completions"))).json(&json!({}));
+        if let Some((k, v)) = auth {
+            req = req.header(k, v);
+        }
+        send(req)
+    };
+    let shape = |r: &Reply| {
+        let h = |n: &str| r.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        (r.status, r.text(), h("content-type"), h("x-amzn-errortype"))
+    };
+    for auth in [
+        None,
+        Some(("authorization", "Bearer sk-not-a-gateway-token")),
+        Some(("x-api-key", "tg_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")),
+        Some(("x-goog-api-key", "nope")),
+    ] {
+        let unknown = shape(&probe("no-such-provider", auth).await);
+        assert_eq!(unknown.0, 401, "{unknown:?}");
+        for name in ["p-openai", "p-anthropic", "p-google", "p-bedrock", "p-openai-compatible"] {
+            assert_eq!(shape(&probe(name, auth).await), unknown, "{name} with {auth:?}");
+        }
+        // Every SDK's reading of it.
+        for kind in ["openai", "anthropic", "google"] {
+            let r = probe("p-openai", auth).await;
+            assert_native(&r, kind, 401, "gateway token");
+        }
+        assert_eq!(unknown.3.as_deref(), Some("UnrecognizedClientException"));
+    }
+}
+
+both_backends!(same_401_for_known_and_unknown);
+
+/// A writer scoped to its own provider cannot overwrite a secret that a provider outside its
+/// scope uses (it would redirect what another team's provider sends): 403 naming the
+/// provider, the value unchanged (the other team's requests still carry the original key).
+/// Secrets only its own providers use, and new ones, it may write.
+async fn scoped_writer_cannot_overwrite_other_teams_secret(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (s, b) = rig
+        .gw
+        .admin(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&json!({"name": "team-b", "role": "writer", "providers": ["team-b"]})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(s.as_u16(), 201, "{b}");
+    let scoped = b["token"].as_str().unwrap_or_default().to_string();
+    let put = |name: &'static str| {
+        let (gw, scoped) = (&rig.gw, scoped.clone());
+        async move {
+            let path = format!("/api/v1/secrets/{name}");
+            call(gw, Method::PUT, &path, Some(&scoped), Some(json!({"value": "sk-attacker"}))).await
+        }
+    };
+    let (status, body) = put("OPENAI_API_KEY").await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains(&rig.name), "{body}");
+    expect(put("TEAM_B_KEY").await, 201);
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    assert_eq!(rig.post(&path, &req).await.status, 200, "the original key still works");
+}
+
+both_backends!(scoped_writer_cannot_overwrite_other_teams_secret);
