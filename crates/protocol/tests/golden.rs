@@ -7,37 +7,17 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use tollgate_protocol::fixture::event_stream_frames;
 use tollgate_protocol::{Case, Endpoint, Tap, WireFamilyId, inspect, prepare_body};
 
-/// A fixture body's bytes: `.events.json` descriptions are encoded into event-stream frames.
-fn body_bytes(dir: &Path, file: &str) -> Vec<u8> {
-    let raw = std::fs::read(dir.join(file)).unwrap();
-    if file.ends_with(".events.json") {
-        event_stream_frames(&raw).unwrap_or_else(|e| panic!("{file}: {e}")).concat()
-    } else {
-        raw
-    }
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
+/// The cases of a family, from the shared fixture loader (`tollgate_testkit::fixtures`).
 fn cases(family: WireFamilyId) -> Vec<(String, Case, PathBuf)> {
-    let dir = fixtures().join(family.as_str());
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if let Some(stem) = name.strip_suffix(".case.json") {
-            let text = std::fs::read_to_string(&path).unwrap();
-            let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            out.push((stem.to_string(), case, dir.clone()));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+    let all = tollgate_testkit::fixtures::cases(family.as_str()).unwrap_or_else(|e| panic!("{e:#}"));
+    all.into_iter().map(|f| (f.name.clone(), f.case.clone(), f.dir().to_path_buf())).collect()
+}
+
+/// A fixture body's bytes (`.events.json` descriptions encoded into event-stream frames).
+fn body_bytes(dir: &Path, file: &str) -> Vec<u8> {
+    tollgate_testkit::fixtures::body_bytes(&dir.join(file)).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Feeds `body` to a fresh tap in pieces of the given sizes (cycled); returns what the client

@@ -5,6 +5,7 @@
 //! Only dev-dependencies of other crates may depend on this crate.
 
 pub mod db;
+pub mod fixtures;
 pub mod upstream;
 
 use anyhow::{Context, anyhow, bail};

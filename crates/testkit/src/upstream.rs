@@ -190,15 +190,16 @@ impl Reply {
         };
         let dir = case_file.parent().unwrap_or(Path::new("."));
         let path = dir.join(response);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let mut reply = if is_sse {
+            let bytes = crate::fixtures::body_bytes(&path)?;
             Reply::script(status, &content_type, paced(split_sse_events(&bytes), pace))
         } else if is_events {
-            let frames = tollgate_protocol::fixture::event_stream_frames(&bytes)
+            let raw = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let frames = tollgate_protocol::fixture::event_stream_frames(&raw)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             Reply::script(status, &content_type, paced(frames.into_iter().map(Bytes::from).collect(), pace))
         } else {
-            Reply::raw(status, &content_type, bytes)
+            Reply::raw(status, &content_type, crate::fixtures::body_bytes(&path)?)
         };
         for pair in case.get("response_headers").and_then(Value::as_array).into_iter().flatten() {
             if let (Some(n), Some(v)) = (pair.get(0).and_then(Value::as_str), pair.get(1).and_then(Value::as_str)) {
@@ -209,9 +210,9 @@ impl Reply {
     }
 }
 
-/// The repo's fixture dir: `<workspace>/tests/fixtures`.
+/// The repo's fixture dir: `<workspace>/tests/fixtures` ([`crate::fixtures::root`]).
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
+    crate::fixtures::root()
 }
 
 /// Splits an SSE byte stream into events: a chunk ends after each blank line (`\n`, `\r\n` or

@@ -16,11 +16,11 @@ use crate::proxy::{AWS_KEY, UPSTREAM_KEY, key_ref, provider_at, ptype, sdk_auth,
 use crate::support::*;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+
 use std::time::Duration;
 use tollgate_core::{Bucket, Cost, Usage};
 use tollgate_store::UsageEvent;
-use tollgate_testkit::upstream::{FakeUpstream, Reply, Step, fixtures_dir, split_sse_events};
+use tollgate_testkit::upstream::{FakeUpstream, Reply, Step, split_sse_events};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,23 +63,7 @@ struct Expected {
 }
 
 fn cases() -> Vec<(String, CostCase)> {
-    let dir: PathBuf = fixtures_dir().join("cost");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let case: CostCase = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (name, case)
-        })
-        .collect()
+    tollgate_testkit::fixtures::documents("cost").unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The fixture set itself is sound: buckets add up, the named §8 regressions are present, every

@@ -429,27 +429,13 @@ async fn from_case_serves_fixture_files() -> anyhow::Result<()> {
 
 #[test]
 fn every_repo_fixture_loads_with_exact_bytes() -> anyhow::Result<()> {
-    let Ok(families) = std::fs::read_dir(fixtures_dir()) else {
-        return Ok(()); // no fixtures yet
-    };
-    for family in families {
-        let Ok(files) = std::fs::read_dir(family?.path()) else {
-            continue;
-        };
-        for file in files {
-            let path = file?.path();
-            if !path.to_string_lossy().ends_with(".case.json") {
-                continue;
-            }
+    {
+        for fx in crate::fixtures::all_cases()? {
+            let path = fx.path.clone();
             let reply = Reply::from_case(&path, Duration::from_millis(1))?;
             let case: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
             let response = case["response"].as_str().unwrap_or_default();
-            let mut recorded = std::fs::read(path.with_file_name(response))?;
-            if response.ends_with(".events.json") {
-                recorded = tollgate_protocol::fixture::event_stream_frames(&recorded)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-                    .concat();
-            }
+            let recorded = fx.file_bytes(response)?;
             for pair in case["response_headers"].as_array().into_iter().flatten() {
                 let (n, v) = (pair[0].as_str().unwrap_or_default(), pair[1].as_str().unwrap_or_default());
                 ensure!(reply.headers.contains(&(n.into(), v.into())), "{}: header {n}", path.display());

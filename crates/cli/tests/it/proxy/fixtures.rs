@@ -5,47 +5,17 @@
 
 use super::*;
 use crate::both_backends;
-use std::path::{Path, PathBuf};
 use tollgate_core::RequestStatus;
-use tollgate_protocol::fixture::Case;
-use tollgate_testkit::upstream::{Reply as UpReply, fixtures_dir};
-
-fn cases(family: &str) -> Vec<(PathBuf, Case)> {
-    let dir = fixtures_dir().join(family);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".case.json"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no fixtures in {}", dir.display());
-    files
-        .into_iter()
-        .map(|p| {
-            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let case: Case = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            (p, case)
-        })
-        .collect()
-}
-
-fn read(dir: &Path, file: &str) -> Vec<u8> {
-    let raw = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    if file.ends_with(".events.json") {
-        return tollgate_protocol::fixture::event_stream_frames(&raw)
-            .unwrap_or_else(|e| panic!("{file}: {e}"))
-            .concat();
-    }
-    raw
-}
+use tollgate_testkit::fixtures;
+use tollgate_testkit::upstream::Reply as UpReply;
 
 /// Replays every case of `family` through a provider of type `kind`.
 async fn replay(db: TestDb, kind: &'static str, family: &str) {
     let rig = Rig::new(db, kind, json!({})).await;
-    let cases = cases(family);
-    for (i, (file, case)) in cases.iter().enumerate() {
-        let label = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let cases = fixtures::cases(family).unwrap_or_else(|e| panic!("{e:#}"));
+    for (i, fx) in cases.iter().enumerate() {
+        let (file, case) = (&fx.path, &fx.case);
+        let label = format!("{}.case.json", fx.name);
         rig.up.push(UpReply::from_case(file, Duration::from_millis(2)).unwrap_or_else(|e| panic!("{label}: {e:#}")));
         let path = match &case.query {
             Some(q) => format!("{}?{q}", case.path),
@@ -57,8 +27,9 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
             req = req.json(body);
         }
         let got = send(req).await;
-        let dir = file.parent().unwrap_or(Path::new("."));
-        let want = read(dir, case.client_response.as_deref().unwrap_or(&case.response));
+        let want = fx
+            .file_bytes(case.client_response.as_deref().unwrap_or(&case.response))
+            .unwrap_or_else(|e| panic!("{label}: {e:#}"));
         assert_eq!(got.status, case.status, "{label}: {}", got.text());
         assert_eq!(got.text(), String::from_utf8_lossy(&want), "{label}: body differs from the upstream's");
         assert_eq!(&got.body[..], &want[..], "{label}: bytes differ");
@@ -89,8 +60,8 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
         }
     }
     let events = rig.events(cases.len()).await;
-    for ((file, case), ev) in cases.iter().zip(&events) {
-        let label = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    for (fx, ev) in cases.iter().zip(&events) {
+        let (case, label) = (&fx.case, format!("{}.case.json", fx.name));
         assert_eq!(ev.usage, case.usage.unwrap_or_default(), "{label}: usage buckets");
         let want_status = if (200..300).contains(&case.status) && case.stream_error.is_none() {
             RequestStatus::Success
