@@ -13,6 +13,7 @@ mod cli;
 mod connect_snippets;
 mod console;
 mod cost;
+mod faults;
 mod openapi;
 mod proxy;
 mod serve_binary;
