@@ -207,15 +207,6 @@ impl Meter {
     }
 }
 
-/// How a flush treats the retry backoff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Attempt {
-    /// A timed or size-triggered flush: a failing store is retried when the backoff allows.
-    Scheduled,
-    /// An explicit flush or the shutdown drain: retry a failing store now.
-    Now,
-}
-
 impl UsageWriter {
     /// Commits batches until `shutdown` flips, then drains the queue and returns. A spill file
     /// left by an earlier process is counted as queued and replayed first.
@@ -231,30 +222,35 @@ impl UsageWriter {
                         break;
                     }
                     if batch.len() >= self.batch_size {
-                        self.flush(&mut batch, Attempt::Scheduled).await;
+                        self.flush(&mut batch).await;
                     }
                 }
-                _ = tick.tick() => self.flush(&mut batch, Attempt::Scheduled).await,
+                _ = tick.tick() => self.flush(&mut batch).await,
                 Some(ack) = self.flush_rx.recv() => {
-                    // Everything queued before the flush request, committed before the answer.
+                    // Everything queued before the flush request, committed before the answer
+                    // (a failing store is tried once more now, not once per batch).
+                    self.retry_now();
                     while let Ok(m) = self.rx.try_recv() {
                         batch.push(m);
                         if batch.len() >= self.batch_size {
-                            self.flush(&mut batch, Attempt::Now).await;
+                            self.flush(&mut batch).await;
                         }
                     }
-                    self.flush(&mut batch, Attempt::Now).await;
+                    self.flush(&mut batch).await;
                     let _ = ack.send(());
                 }
                 _ = shutdown.changed() => break,
             }
         }
-        // Drain: no new events can be queued once the receiver is closed.
+        // Drain: no new events can be queued once the receiver is closed. A failing store is
+        // tried once now; if it still fails, the rest goes straight to the spill, so a dead
+        // database cannot hold shutdown for one timeout per batch.
         self.rx.close();
+        self.retry_now();
         while self.rx.recv_many(&mut batch, self.batch_size).await > 0 {
-            self.flush(&mut batch, Attempt::Now).await;
+            self.flush(&mut batch).await;
         }
-        self.flush(&mut batch, Attempt::Now).await;
+        self.flush(&mut batch).await;
         if !self.held.is_empty() {
             let n = self.held.len() as u64;
             self.drop_events(n);
@@ -315,20 +311,28 @@ impl UsageWriter {
         !self.held.is_empty() || self.spill.as_ref().is_some_and(|s| s.events > 0)
     }
 
-    async fn flush(&mut self, pending: &mut Vec<Metered>, attempt: Attempt) {
+    /// While the store is failing: make the next flush try it at once (an explicit flush, the
+    /// shutdown drain).
+    fn retry_now(&mut self) {
+        if self.retry_at.is_some() {
+            self.retry_at = Some(Instant::now());
+        }
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<Metered>) {
         let catalog = self.catalog.current();
         let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
-        if self.backlog() {
-            let due = self.retry_at.is_none_or(|at| Instant::now() >= at);
-            if !(attempt == Attempt::Now || due) {
-                self.park(batch).await;
-                return;
-            }
-            if let Err(e) = self.recover().await {
-                self.failed(&e);
-                self.park(batch).await;
-                return;
-            }
+        // While the store is failing, batches go straight to the spill until the next retry.
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            self.park(batch).await;
+            return;
+        }
+        if self.backlog()
+            && let Err(e) = self.recover().await
+        {
+            self.failed(&e);
+            self.park(batch).await;
+            return;
         }
         if batch.is_empty() {
             return;
@@ -456,9 +460,13 @@ impl UsageWriter {
             offset = chunk_end;
             spill.replayed = offset;
         }
-        // Everything is stored: empty the file (shrinking needs no free space).
+        // Everything readable is stored: empty the file (shrinking needs no free space). Lines
+        // that could not be read were counted as pending when they were written: dropped now.
         let f = tokio::fs::OpenOptions::new().write(true).open(&spill.config.path).await.map_err(io)?;
         f.set_len(0).await.map_err(io)?;
+        if spill.events > 0 {
+            self.drop_events(spill.events);
+        }
         *spill = Spill { config: spill.config.clone(), len: 0, events: 0, replayed: 0 };
         tracing::info!(path = %spill.config.path.display(), "usage spill file replayed into the store");
         Ok(())
