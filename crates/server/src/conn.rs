@@ -95,9 +95,7 @@ pub async fn serve(
     builder
         .http2()
         .max_concurrent_streams(limits.http2_max_concurrent_streams)
-        .max_header_list_size(limits.http2_max_header_list_bytes)
-        .max_pending_accept_reset_streams(Some(64))
-        .max_local_error_reset_streams(Some(256));
+        .max_header_list_size(limits.http2_max_header_list_bytes);
     let builder = Arc::new(builder);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let waiting = Arc::new(Semaphore::new(limits.max_connections.max(1)));

@@ -338,6 +338,45 @@ async fn connections_beyond_the_cap_wait_then_are_refused() {
     assert!(m.get("tollgate_connections_refused_total").is_some_and(|&n| n >= 1), "{m:?}");
 }
 
+/// HTTP/2 (prior knowledge, as gRPC-style clients speak it) is served, and
+/// `--http2-max-concurrent-streams` holds: with one stream allowed, a second request on the
+/// connection waits until the first stream ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_served_within_its_stream_limit() {
+    let gw =
+        TestGateway::start_with(None, |s| s.http2_max_concurrent_streams = 1).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let rig = Rig::on(gw, "openai", json!({})).await;
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let chunks = openai::chat_stream("gpt-5.4", true);
+    rig.up.push(Reply::script(
+        200,
+        "text/event-stream",
+        vec![Step::Send(chunks[0].clone()), Step::Wait(release.clone()), Step::Send(chunks[chunks.len() - 1].clone())],
+    ));
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap_or_else(|e| panic!("{e}"));
+    let body = json!({"model": "gpt-5.4", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut first = crate::proxy::sdk_auth(h2.post(rig.url("/chat/completions")), "openai", &rig.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    assert!(first.chunk().await.unwrap_or_else(|e| panic!("{e}")).is_some());
+    let second = tokio::spawn(h2.get(rig.gw.url("/healthz")).send());
+    // The first stream is open: the second may not start on this connection.
+    let waited = tokio::time::timeout(Duration::from_millis(500), async {
+        while !second.is_finished() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(waited.is_err(), "a second stream ran beside the first with a limit of one");
+    release.notify_one();
+    while first.chunk().await.unwrap_or_else(|e| panic!("{e}")).is_some() {}
+    let second = second.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.status(), 200);
+}
+
 /// Helpers for the real binary: an OpenAI provider on `up` and an invoker token.
 async fn provision(client: &reqwest::Client, base: &str, data: &Path, up: &FakeUpstream) -> String {
     let admin = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default().trim().to_string();
