@@ -255,7 +255,8 @@ async fn locked_usage_database_holds_events_then_spill_survives_a_restart() {
 
 /// 2,000 connections that send half a request head and stall do not keep a real request from
 /// being served, and the header-read timeout closes every one of them; a connection that sends
-/// nothing is closed by the idle timeout. (Before the fix they stayed open forever.)
+/// nothing, and a keep-alive one after its request, are closed by the idle timeout. (Before
+/// the fix they all stayed open forever.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_and_real_requests_served() {
     let gw = TestGateway::start_with(None, |s| {
@@ -274,6 +275,12 @@ async fn slowloris_connections_are_closed_and_real_requests_served() {
         stalled.push(s);
     }
     let silent = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    // A keep-alive connection that was served once and then says nothing more.
+    let mut kept = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("connect: {e}"));
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap_or_else(|e| panic!("{e}"));
+    let mut head = vec![0u8; 1024];
+    let n = kept.read(&mut head).await.unwrap_or(0);
+    assert!(String::from_utf8_lossy(&head[..n]).starts_with("HTTP/1.1 200"));
     let started = Instant::now();
     let r = gw.client.get(gw.url("/healthz")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 200);
@@ -298,10 +305,11 @@ async fn slowloris_connections_are_closed_and_real_requests_served() {
         }
     }
     assert_eq!(open, 0, "stalled connections left open by the gateway");
-    assert!(closed(silent).await, "an idle connection is closed by the idle timeout");
+    assert!(closed(silent).await, "a connection that never sent a byte is closed by the idle timeout");
+    assert!(closed(kept).await, "an idle keep-alive connection is closed by the idle timeout");
     let m = metrics(&gw.client, &gw.base_url).await;
     assert!(m.get("tollgate_connections_header_timeouts_total").is_some_and(|&n| n >= 2000), "{m:?}");
-    assert!(m.get("tollgate_connections_idle_closed_total").is_some_and(|&n| n >= 1), "{m:?}");
+    assert!(m.get("tollgate_connections_idle_closed_total").is_some_and(|&n| n >= 2), "{m:?}");
     // Still serving.
     let r = gw.client.get(gw.url("/healthz")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 200);
