@@ -79,14 +79,16 @@ pub fn fit_to_fd_limit(wanted: usize) -> usize {
     wanted
 }
 
-/// Serves `listener` until `shutdown` resolves, then drains within `limits.shutdown_grace`.
-/// Returns once every connection is closed.
+/// Serves `listener` until `shutdown` resolves, then drains within `limits.shutdown_grace`
+/// (calling `before_cut` just before dropping what is still open). Returns once every
+/// connection is closed.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    before_cut: impl FnOnce(),
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The watchdog below times heads and idleness; hyper's own header timer (which would also
@@ -169,6 +171,7 @@ pub async fn serve(
                     "shutdown grace over: cutting the connections still open");
                 // Dropping a connection drops its responses: each cut stream's recorder emits
                 // its usage event with what was seen.
+                before_cut();
                 tasks.shutdown().await;
                 break;
             }

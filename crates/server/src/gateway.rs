@@ -160,10 +160,14 @@ impl Gateway {
         // route) — ~27 KiB and a few µs per connection. Finalised here, each connection gets a
         // reference-counted clone.
         let app = self.router.with_state::<()>(());
-        crate::conn::serve(self.listener, app, limits, self.state.metrics().clone(), shutdown).await;
+        let meter = self.state.meter().clone();
+        let cut = meter.clone();
+        crate::conn::serve(self.listener, app, limits, self.state.metrics().clone(), shutdown, move || {
+            cut.cutting_at_shutdown()
+        })
+        .await;
         // Every connection is closed: requests cut at the deadline have emitted their events
         // (on drop). Wait for stragglers a moment, then let the writer drain the queue.
-        let meter = self.state.meter().clone();
         if tokio::time::timeout(std::time::Duration::from_secs(5), meter.emitted()).await.is_err() {
             tracing::warn!("some requests had not emitted their usage event 5 s after the connections closed");
         }

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::snapshot::ProviderEntry;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -52,7 +52,13 @@ pub struct Meter {
     last_drop_log_ms: Arc<AtomicI64>,
     inflight: Arc<Inflight>,
     flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Set when shutdown cuts the requests still open: their events get error class
+    /// [`SHUTDOWN_CUT`] instead of the client's cancellation.
+    cutting: Arc<AtomicBool>,
 }
+
+/// Error class of a request cut because the shutdown grace ran out.
+pub const SHUTDOWN_CUT: &str = "shutdown";
 
 /// Requests forwarded whose usage event is not emitted yet (see [`Meter::flush`]).
 #[derive(Debug, Default)]
@@ -123,6 +129,7 @@ pub fn channel(
         last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)),
         inflight: Arc::default(),
         flush_tx,
+        cutting: Arc::default(),
     };
     let writer = UsageWriter {
         rx,
@@ -180,9 +187,18 @@ impl Meter {
         }
     }
 
+    /// From now on, requests that end cancelled were cut by the shutdown (their connections
+    /// are being dropped), not abandoned by their clients.
+    pub fn cutting_at_shutdown(&self) {
+        self.cutting.store(true, Ordering::Release);
+    }
+
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
-    pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
+    pub fn record(&self, mut event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
+        if event.status == tollgate_core::RequestStatus::ClientCancelled && self.cutting.load(Ordering::Acquire) {
+            event.error_class = Some(SHUTDOWN_CUT.to_string());
+        }
         // Counted before it is sent, so the writer can never see an event `pending` does not hold.
         Metrics::inc(&self.metrics.usage_events_queued);
         Metrics::inc(&self.metrics.usage_events_pending);

@@ -480,6 +480,11 @@ async fn sigterm_cuts_open_streams_after_the_grace_and_writes_their_events() {
     convs.dedup();
     assert_eq!(convs.len(), n);
     assert!(events.iter().all(|e| e.streamed && e.http_status == Some(200) && e.ttft_ms.is_some()), "{:?}", events[0]);
+    assert!(
+        events.iter().all(|e| e.status.as_str() == "client_cancelled" && e.error_class.as_deref() == Some("shutdown")),
+        "cut by the shutdown, and said so: {:?}",
+        events[0]
+    );
 }
 
 /// SIGKILL under load, then restart: what was answered more than one flush interval (plus a
