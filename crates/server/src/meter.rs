@@ -688,4 +688,39 @@ mod tests {
         assert!(e3.unpriced && e3.cost.total == 0);
         assert_eq!(metrics.usage_events_unpriced.load(Relaxed), 1);
     }
+    /// A spill left by an earlier process is replayed on start: an event already stored (its
+    /// commit's answer was lost) is not stored twice, a torn line is dropped and counted, and
+    /// the counters add up with nothing pending afterwards.
+    #[tokio::test]
+    async fn a_left_over_spill_is_replayed_once_on_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        usage.insert_events(&[event(1)]).await.unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(SPILL_FILE);
+        let mut spill =
+            Spill { config: SpillConfig { path: path.clone(), max_bytes: 1 << 20 }, len: 0, events: 0, replayed: 0 };
+        assert!(spill.append(&[event(1), event(2), event(3)]).await.unwrap_or(false));
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap_or_else(|e| panic!("{e}"));
+            f.write_all(b"{\"id\": \"torn\n").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let config = SpillConfig { path: path.clone(), max_bytes: 1 << 20 };
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 100, Duration::from_secs(3600), Some(config));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let _task = tokio::spawn(writer.run(stop_rx));
+        meter.flush().await;
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 3, "e1 once, e2 and e3 replayed");
+        let (q, w, d, p) = (
+            metrics.usage_events_queued.load(Relaxed),
+            metrics.usage_events_written.load(Relaxed),
+            metrics.usage_events_dropped.load(Relaxed),
+            metrics.usage_events_pending.load(Relaxed),
+        );
+        assert_eq!((q, w, d, p), (4, 3, 1, 0), "4 lines: 3 stored (one already was), 1 torn");
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(1), 0, "the spill is emptied");
+        assert_eq!(metrics.usage_store_failing.load(Relaxed), 0);
+    }
 }
