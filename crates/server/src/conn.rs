@@ -11,7 +11,10 @@
 //!   cap lowered (with a warning) if the limit cannot hold both served and waiting connections.
 //! - **Timeouts**, per connection, from a watchdog that sees its bytes and its requests: a
 //!   request head (first byte to the request being dispatched) must arrive within
-//!   `header_read_timeout`, else the connection is closed (slowloris); a connection with no
+//!   `header_read_timeout`, else the connection is closed (slowloris). While every slot is
+//!   taken ("pressure", until a tenth of them is free again) that timeout is at most
+//!   [`PRESSURE_HEADER_TIMEOUT`], so stalled heads cannot starve the clients waiting for a
+//!   slot. A connection with no
 //!   request in flight and no byte received for `idle_timeout` is shut down gracefully.
 //!   Requests in flight, long streams included, are never timed out here (the upstream read
 //!   timeout bounds the waits inside one).
@@ -48,6 +51,9 @@ pub struct Limits {
     pub http2_max_header_list_bytes: u32,
     pub shutdown_grace: Duration,
 }
+
+/// The header-read timeout while every connection slot is taken.
+pub const PRESSURE_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Descriptors kept free for the databases, upstream connections and files.
 const FD_RESERVE: u64 = 256;
@@ -102,6 +108,8 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let waiting = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let (close_tx, close_rx) = watch::channel(false);
+    let (pressure_tx, pressure_rx) = watch::channel(false);
+    let relieved = (limits.max_connections / 10).max(1);
     let mut tasks = JoinSet::new();
     let shutdown = shutdown;
     tokio::pin!(shutdown);
@@ -132,8 +140,14 @@ pub async fn serve(
                     limits: limits.clone(),
                     metrics: metrics.clone(),
                     close: close_rx.clone(),
+                    pressure: pressure_rx.clone(),
                 };
-                match slots.clone().try_acquire_owned() {
+                let slot = slots.clone().try_acquire_owned();
+                // Only real changes wake the watchdogs; a tenth of the slots must be free again
+                // before the pressure is off, so it does not flap with every connection.
+                let under_pressure = slot.is_err() || (*pressure_tx.borrow() && slots.available_permits() < relieved);
+                pressure_tx.send_if_modified(|p| std::mem::replace(p, under_pressure) != under_pressure);
+                match slot {
                     Ok(permit) => {
                         tasks.spawn(async move { one.run(tcp, permit).await });
                     }
@@ -186,6 +200,8 @@ struct One {
     limits: Limits,
     metrics: Arc<Metrics>,
     close: watch::Receiver<bool>,
+    /// Every slot taken: heads get at most [`PRESSURE_HEADER_TIMEOUT`].
+    pressure: watch::Receiver<bool>,
 }
 
 /// Marks an idle stretch in [`Activity::head_started_ms`].
@@ -221,7 +237,9 @@ impl One {
         let svc = Service { app: self.app.clone(), act: act.clone() };
         let conn = self.builder.serve_connection(io, svc);
         tokio::pin!(conn);
-        let header_ms = u64::try_from(self.limits.header_read_timeout.as_millis()).unwrap_or(NONE - 1);
+        let normal_header_ms = u64::try_from(self.limits.header_read_timeout.as_millis()).unwrap_or(NONE - 1);
+        let pressure_header_ms = normal_header_ms.min(PRESSURE_HEADER_TIMEOUT.as_millis() as u64);
+        let mut pressure_open = true;
         let idle_ms = u64::try_from(self.limits.idle_timeout.as_millis()).unwrap_or(NONE - 1);
         let mut closing = *self.close.borrow();
         if closing {
@@ -230,6 +248,7 @@ impl One {
         loop {
             // The next moment the watchdog has to look again, and what happens then.
             let now = act.now_ms();
+            let header_ms = if *self.pressure.borrow() { pressure_header_ms } else { normal_header_ms };
             let (at, verdict) = if act.in_flight.load(Ordering::Acquire) > 0 {
                 (now.saturating_add(header_ms.min(idle_ms)), Verdict::Nothing)
             } else {
@@ -248,6 +267,10 @@ impl One {
                         tracing::debug!(error = %e, "client connection ended with an error");
                     }
                     break;
+                }
+                changed = self.pressure.changed(), if pressure_open => {
+                    // Re-plan with the other header timeout.
+                    pressure_open = changed.is_ok();
                 }
                 changed = self.close.changed(), if !closing => {
                     closing = true;

@@ -307,11 +307,13 @@ async fn slowloris_connections_are_closed_and_real_requests_served() {
     assert_eq!(open, 0, "stalled connections left open by the gateway");
     assert!(closed(silent).await, "a connection that never sent a byte is closed by the idle timeout");
     assert!(closed(kept).await, "an idle keep-alive connection is closed by the idle timeout");
-    let m = metrics(&gw.client, &gw.base_url).await;
+    // A new client: the idle timeout has closed the pooled connection of the first request.
+    let client = reqwest::Client::new();
+    let m = metrics(&client, &gw.base_url).await;
     assert!(m.get("tollgate_connections_header_timeouts_total").is_some_and(|&n| n >= 2000), "{m:?}");
     assert!(m.get("tollgate_connections_idle_closed_total").is_some_and(|&n| n >= 2), "{m:?}");
     // Still serving.
-    let r = gw.client.get(gw.url("/healthz")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let r = client.get(gw.url("/healthz")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 200);
 }
 
@@ -344,6 +346,38 @@ async fn connections_beyond_the_cap_wait_then_are_refused() {
     drop(held); // frees both slots
     let m = metrics(&gw.client, &gw.base_url).await;
     assert!(m.get("tollgate_connections_refused_total").is_some_and(|&n| n >= 1), "{m:?}");
+}
+
+/// Every slot taken by stalled heads (the file-descriptor-limited case: 1,100 half-sent
+/// requests against 1,024 descriptors): a real request waiting for a slot is still served, long
+/// before the 30 s header timeout, because under pressure heads get at most 1 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_heads_filling_every_slot_do_not_lock_out_a_real_request() {
+    let gw = TestGateway::start_with(None, |s| {
+        s.max_connections = 50;
+        s.header_read_timeout = Duration::from_secs(30);
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let addr = gw.base_url.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..60 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("{e}"));
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap_or_else(|e| panic!("{e}"));
+        stalled.push(s);
+    }
+    let started = Instant::now();
+    let mut real = tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("{e}"));
+    real.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), real.read_to_end(&mut answer)).await;
+    let took = started.elapsed();
+    assert!(read.is_ok(), "no answer");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    assert!(took < Duration::from_secs(15), "served only after {took:?}: the stalled heads were not cut early");
+    drop(stalled);
 }
 
 /// HTTP/2 (prior knowledge, as gRPC-style clients speak it) is served, and
