@@ -166,6 +166,83 @@ async fn full_disk_then_freed_loses_no_usage() {
     assert_eq!(rig.gw.usage_events().await.unwrap_or_default().len(), 1360);
 }
 
+/// A usage event with long ids and several models and users, so 1,000 of them fill pages fast.
+fn store_event(i: usize) -> tollgate_store::UsageEvent {
+    tollgate_store::UsageEvent {
+        id: format!("ev-{i:08}-{}", "x".repeat(40)),
+        ts_ms: i as i64 * 1000,
+        provider: "p".into(),
+        provider_type: tollgate_store::ProviderType::Openai,
+        model: Some(format!("model-{}", i % 50)),
+        endpoint: "/chat/completions".into(),
+        user: Some(format!("user-{}", i % 100)),
+        agent: None,
+        token_id: None,
+        status: tollgate_core::RequestStatus::Success,
+        http_status: Some(200),
+        error_class: None,
+        streamed: false,
+        latency_ms: 1,
+        ttft_ms: None,
+        usage: tollgate_core::Usage { input: i as i64, ..Default::default() },
+        cost: tollgate_core::Cost::default(),
+        catalog_version: None,
+        priced_by_override: false,
+        unpriced: false,
+        request_id: format!("r{i}-{}", "y".repeat(60)),
+        conversation_id: None,
+    }
+}
+
+/// SQLITE_FULL in the middle of a batch: SQLite rolls the transaction back itself, sqlx's
+/// rollback-on-drop then fails and the pooled connection believed it was still inside a
+/// transaction; its later batches "committed" a savepoint that never reached the file while
+/// holding the write lock (the others: "database is locked"), and nothing recovered when space
+/// returned. Now every batch reported written is stored, and writes resume with the space.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_leaves_no_connection_inside_a_transaction() {
+    let dir = std::env::temp_dir().join(format!("tg-usage-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        }
+        return;
+    }
+    let url = format!("sqlite://{}/usage.sqlite?mode=rwc", dir.display());
+    let store = tollgate_store::UsageStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    let (mut next, mut reported, mut failures) = (0, 0i64, 0);
+    while failures < 6 {
+        let batch: Vec<tollgate_store::UsageEvent> = (next..next + 1000).map(store_event).collect();
+        next += 1000;
+        match store.insert_events(&batch).await {
+            Ok(()) => reported += 1000,
+            Err(_) => failures += 1,
+        }
+    }
+    assert_eq!(store.count_events().await.unwrap_or(-1), reported, "written means committed");
+    let grown = std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(&dir).status();
+    assert!(grown.is_ok_and(|s| s.success()));
+    for _ in 0..20 {
+        let batch: Vec<tollgate_store::UsageEvent> = (next..next + 10).map(store_event).collect();
+        next += 10;
+        store.insert_events(&batch).await.unwrap_or_else(|e| panic!("with space back: {e}"));
+        reported += 10;
+    }
+    let fresh = tollgate_store::UsageStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fresh.count_events().await.unwrap_or(-1), reported, "every batch after space returned is stored");
+    fresh.close().await;
+    store.close().await;
+    let _ = std::process::Command::new("umount").arg("-l").arg(&dir).status();
+    let _ = std::fs::remove_dir(&dir);
+}
+
 /// Another process holds the usage database's write lock: the batches wait in memory (spill
 /// off), `/readyz` says why, and the counters add up; released, everything is stored. With the
 /// spill on, a gateway stopped during the outage leaves the events in `usage-spill.jsonl`,
