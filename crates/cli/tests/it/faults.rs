@@ -201,20 +201,14 @@ fn store_event(i: usize) -> tollgate_store::UsageEvent {
 /// returned. Now every batch reported written is stored, and writes resume with the space.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_leaves_no_connection_inside_a_transaction() {
-    let dir = std::env::temp_dir().join(format!("tg-usage-full-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
-        .arg(&dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
+    let Some(fs) = Tmpfs::mount("4m") else {
         #[allow(clippy::print_stderr)]
         {
             eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         }
         return;
-    }
+    };
+    let dir = fs.path().to_path_buf();
     let url = format!("sqlite://{}/usage.sqlite?mode=rwc", dir.display());
     let store = tollgate_store::UsageStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
     let (mut next, mut reported, mut failures) = (0, 0i64, 0);
@@ -239,8 +233,6 @@ async fn a_full_disk_leaves_no_connection_inside_a_transaction() {
     assert_eq!(fresh.count_events().await.unwrap_or(-1), reported, "every batch after space returned is stored");
     fresh.close().await;
     store.close().await;
-    let _ = std::process::Command::new("umount").arg("-l").arg(&dir).status();
-    let _ = std::fs::remove_dir(&dir);
 }
 
 /// Another process holds the usage database's write lock: the batches wait in memory (spill
