@@ -89,6 +89,34 @@ pub struct ServeArgs {
     /// drains everything on shutdown).
     #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
     pub usage_flush_interval_ms: u64,
+    /// Largest size, in bytes, of `<data-dir>/usage-spill.jsonl`, where usage events wait while
+    /// the usage database refuses writes (replayed when it recovers, or on the next start).
+    /// 0: no spill file (events wait in memory up to --usage-queue-capacity, then are dropped).
+    #[arg(long, env = "TOLLGATE_USAGE_SPILL_MAX_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub usage_spill_max_bytes: u64,
+    /// Seconds a client has to send a whole request head once it starts one; slower
+    /// connections are closed (slowloris).
+    #[arg(long, env = "TOLLGATE_HEADER_READ_TIMEOUT_SECONDS", default_value_t = 10.0)]
+    pub header_read_timeout_seconds: f64,
+    /// Seconds a keep-alive connection may stay open with no request in flight and nothing
+    /// received; then it is closed.
+    #[arg(long, env = "TOLLGATE_IDLE_TIMEOUT_SECONDS", default_value_t = 60.0)]
+    pub idle_timeout_seconds: f64,
+    /// Client connections served at once. More wait up to the header-read timeout for a slot
+    /// (at most as many again), the rest are closed unserved. Lowered at start if the
+    /// file-descriptor limit cannot hold them.
+    #[arg(long, env = "TOLLGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// HTTP/2: concurrent streams (requests) per connection.
+    #[arg(long, env = "TOLLGATE_HTTP2_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: largest header list, in bytes, a client may send.
+    #[arg(long, env = "TOLLGATE_HTTP2_MAX_HEADER_LIST_BYTES", default_value_t = 65_536)]
+    pub http2_max_header_list_bytes: u32,
+    /// On SIGTERM/SIGINT, seconds in-flight requests (streams included) may run on; then they
+    /// are cut and their usage events written with what was seen, before the process exits.
+    #[arg(long, env = "TOLLGATE_SHUTDOWN_GRACE_SECONDS", default_value_t = 30.0)]
+    pub shutdown_grace_seconds: f64,
     /// STS endpoint used by Bedrock providers that assume an IAM role. Default: the regional
     /// AWS STS endpoint.
     #[arg(long, env = "TOLLGATE_AWS_STS_ENDPOINT")]
@@ -194,6 +222,22 @@ impl ServeArgs {
             anyhow::bail!("--usage-flush-interval-ms must be at least 1");
         }
         s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
+        s.usage_spill_max_bytes = self.usage_spill_max_bytes;
+        s.header_read_timeout = seconds("--header-read-timeout-seconds", self.header_read_timeout_seconds)?;
+        s.idle_timeout = seconds("--idle-timeout-seconds", self.idle_timeout_seconds)?;
+        if self.max_connections == 0 {
+            anyhow::bail!("--max-connections must be at least 1");
+        }
+        s.max_connections = self.max_connections;
+        if self.http2_max_concurrent_streams == 0 {
+            anyhow::bail!("--http2-max-concurrent-streams must be at least 1");
+        }
+        s.http2_max_concurrent_streams = self.http2_max_concurrent_streams;
+        if self.http2_max_header_list_bytes < 1024 {
+            anyhow::bail!("--http2-max-header-list-bytes must be at least 1024");
+        }
+        s.http2_max_header_list_bytes = self.http2_max_header_list_bytes;
+        s.shutdown_grace = seconds("--shutdown-grace-seconds", self.shutdown_grace_seconds)?;
         for (flag, v) in [
             ("--aws-sts-endpoint", &self.aws_sts_endpoint),
             ("--bedrock-control-endpoint", &self.bedrock_control_endpoint),

@@ -1,7 +1,8 @@
 //! Starting and stopping one gateway process: open the store (running migrations), load the
 //! master key, create the bootstrap admin token on first start, load the config snapshot,
-//! open the usage store and start its writer, bind the listener, serve until the shutdown
-//! signal, then finish in-flight requests, drain the usage queue and close.
+//! open the usage store and start its writer, bind the listener, serve (with the connection
+//! limits of `conn.rs`) until the shutdown signal, then finish in-flight requests within the
+//! shutdown grace (cutting the rest), drain the usage queue and close.
 
 use crate::admin;
 use crate::catalog::CatalogHandle;
@@ -13,7 +14,6 @@ use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::state::{AppState, Parts};
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,6 +86,10 @@ impl Gateway {
             settings.usage_queue_capacity,
             settings.usage_batch_size,
             settings.usage_flush_interval,
+            Some(crate::meter::SpillConfig {
+                path: settings.data_dir.join(crate::meter::SPILL_FILE),
+                max_bytes: settings.usage_spill_max_bytes,
+            }),
         );
         let policy = crate::address_policy::AddressPolicy::new(&settings.upstream_allow, &settings.upstream_deny)
             .map_err(ServerError::Settings)?
@@ -134,8 +138,9 @@ impl Gateway {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests
-    /// (streams included), drains the usage queue into the store and closes the databases.
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests (streams
+    /// included) finish for up to `shutdown_grace` and cuts the rest, drains the usage queue
+    /// into the store (each cut stream's event included) and closes the databases.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let poller =
@@ -153,25 +158,31 @@ impl Gateway {
         ));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
-        // TCP_NODELAY: a stream's small chunks must leave at once, not wait (Nagle) for the
-        // client's delayed ACK of the previous one (up to 40 ms per chunk on Linux).
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY on a client connection");
-            }
-        });
-        // Resolve the router once: `axum::serve` given a bare `Router` calls `with_state(())`
-        // for every new connection, which rebuilds the whole route table (every console and
-        // admin route) — ~27 KiB and a few µs per connection. Finalised here, each
-        // connection gets a reference-counted clone.
-        let app = self.router.with_state::<()>(()).into_make_service();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-            })
-            .await
-            .map_err(ServerError::io("serving"));
+        let settings = self.state.settings();
+        let limits = crate::conn::Limits {
+            max_connections: crate::conn::fit_to_fd_limit(settings.max_connections),
+            header_read_timeout: settings.header_read_timeout,
+            idle_timeout: settings.idle_timeout,
+            http2_max_concurrent_streams: settings.http2_max_concurrent_streams,
+            http2_max_header_list_bytes: settings.http2_max_header_list_bytes,
+            shutdown_grace: settings.shutdown_grace,
+        };
+        // Resolve the router once: given a bare `Router`, each new connection would call
+        // `with_state(())`, which rebuilds the whole route table (every console and admin
+        // route) — ~27 KiB and a few µs per connection. Finalised here, each connection gets a
+        // reference-counted clone.
+        let app = self.router.with_state::<()>(());
+        let meter = self.state.meter().clone();
+        let cut = meter.clone();
+        crate::conn::serve(self.listener, app, limits, self.state.metrics().clone(), shutdown, move || {
+            cut.cutting_at_shutdown()
+        })
+        .await;
+        // Every connection is closed: requests cut at the deadline have emitted their events
+        // (on drop). Wait for stragglers a moment, then let the writer drain the queue.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), meter.emitted()).await.is_err() {
+            tracing::warn!("some requests had not emitted their usage event 5 s after the connections closed");
+        }
         let _ = stop_tx.send(true);
         let _ = poller.await;
         let _ = catalog_watch.await;
@@ -180,7 +191,7 @@ impl Gateway {
         self.usage.close().await;
         self.state.store().close().await;
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 

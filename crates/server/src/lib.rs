@@ -11,6 +11,7 @@ pub mod admin;
 pub mod auth;
 pub mod aws;
 pub mod catalog;
+pub mod conn;
 pub mod console;
 pub mod error;
 pub mod gateway;

@@ -7,19 +7,34 @@
 //! arrived (an `Arc` of its snapshot entry, so capturing them costs a reference count).
 //!
 //! When the queue is full the event is dropped, counted in [`Metrics`] and logged at most once
-//! a minute: the proxy never slows down because the database is slow. On shutdown the writer
-//! drains everything still queued before the process exits. A failed batch is retried a few
-//! times, then dropped and counted, so a database outage cannot grow memory without bound.
+//! a minute: the proxy never slows down because the database is slow.
+//!
+//! Faults (ARCHITECTURE.md, Invariants: usage under faults): a batch whose commit fails is
+//! rolled back (the store discards the connection) and is never counted as written. It goes to
+//! the **spill file** (`<data-dir>/usage-spill.jsonl`, at most `--usage-spill-max-bytes`), or,
+//! when that is full or cannot be written, is held in memory (at most the queue capacity);
+//! only beyond that are events dropped, counted and logged. While anything is spilled or held
+//! the store is marked down (`/readyz` answers 503) and the writer retries with backoff (at
+//! once on [`Meter::flush`] and on shutdown): it replays the spill and the held events oldest
+//! first, then writes new batches again. A spill left by a killed process is replayed on the
+//! next start; ids already stored are skipped, so a replayed batch is never counted twice.
+//! Counters always add up: `queued = written + dropped + pending`.
 
 use crate::catalog::CatalogHandle;
 use crate::metrics::Metrics;
 use crate::snapshot::ProviderEntry;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
 use tollgate_core::pricing::{PriceInput, price};
 use tollgate_store::{UsageEvent, UsageStore};
+
+/// File in the data dir that holds usage events the store could not take yet.
+pub const SPILL_FILE: &str = "usage-spill.jsonl";
 
 /// A finished event on its way to the writer, with the provider as it was configured when the
 /// request arrived (for its price overrides).
@@ -40,13 +55,28 @@ pub struct Meter {
     last_drop_log_ms: Arc<AtomicI64>,
     inflight: Arc<Inflight>,
     flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Set when shutdown cuts the requests still open: their events get error class
+    /// [`SHUTDOWN_CUT`] instead of the client's cancellation.
+    cutting: Arc<AtomicBool>,
 }
+
+/// Error class of a request cut because the shutdown grace ran out.
+pub const SHUTDOWN_CUT: &str = "shutdown";
 
 /// Requests forwarded whose usage event is not emitted yet (see [`Meter::flush`]).
 #[derive(Debug, Default)]
 struct Inflight {
     n: AtomicUsize,
     idle: Notify,
+}
+
+/// Where the writer spills events the store cannot take (`None` in [`channel`]: no spill,
+/// events are held in memory up to the queue capacity, then dropped).
+#[derive(Debug, Clone)]
+pub struct SpillConfig {
+    pub path: PathBuf,
+    /// The file never grows beyond this many bytes; 0 turns spilling off.
+    pub max_bytes: u64,
 }
 
 /// The receiving half, run by [`UsageWriter::run`].
@@ -59,7 +89,30 @@ pub struct UsageWriter {
     metrics: Arc<Metrics>,
     batch_size: usize,
     flush_interval: Duration,
+    spill: Option<Spill>,
+    /// Priced events neither stored nor spilled, oldest first (at most `held_cap`).
+    held: Vec<UsageEvent>,
+    held_cap: usize,
+    /// While the store is failing: when to try again, and the next wait.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
+
+/// The spill file: events appended one JSON object a line; `replayed` bytes from its start are
+/// already stored (the file is emptied once everything is).
+#[derive(Debug)]
+struct Spill {
+    config: SpillConfig,
+    /// Current length of the file.
+    len: u64,
+    /// Events in the file not yet stored.
+    events: u64,
+    /// Bytes at the start of the file already stored.
+    replayed: u64,
+}
+
+/// Longest wait between two attempts while the store is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Builds a connected meter/writer pair.
 pub fn channel(
@@ -69,6 +122,7 @@ pub fn channel(
     capacity: usize,
     batch_size: usize,
     flush_interval: Duration,
+    spill: Option<SpillConfig>,
 ) -> (Meter, UsageWriter) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let (flush_tx, flush_rx) = mpsc::unbounded_channel();
@@ -78,8 +132,22 @@ pub fn channel(
         last_drop_log_ms: Arc::new(AtomicI64::new(i64::MIN)),
         inflight: Arc::default(),
         flush_tx,
+        cutting: Arc::default(),
     };
-    let writer = UsageWriter { rx, flush_rx, store, catalog, metrics, batch_size: batch_size.max(1), flush_interval };
+    let writer = UsageWriter {
+        rx,
+        flush_rx,
+        store,
+        catalog,
+        metrics,
+        batch_size: batch_size.max(1),
+        flush_interval,
+        spill: spill.filter(|s| s.max_bytes > 0).map(|config| Spill { config, len: 0, events: 0, replayed: 0 }),
+        held: Vec::new(),
+        held_cap: capacity.max(1),
+        retry_at: None,
+        backoff: flush_interval,
+    };
     (meter, writer)
 }
 
@@ -98,11 +166,8 @@ impl Meter {
         }
     }
 
-    /// Waits until every request forwarded so far has emitted its usage event and the writer has
-    /// committed (or dropped and counted) every event queued before that: after it returns,
-    /// the store holds every event of the requests that came before. For tests and shutdown
-    /// checks; the request path never calls it.
-    pub async fn flush(&self) {
+    /// Waits until every request forwarded so far has emitted its usage event (queued it).
+    pub async fn emitted(&self) {
         loop {
             let idle = self.inflight.idle.notified();
             if self.inflight.n.load(Ordering::Acquire) == 0 {
@@ -110,10 +175,25 @@ impl Meter {
             }
             idle.await;
         }
+    }
+
+    /// Waits until every request forwarded so far has emitted its usage event and the writer has
+    /// tried to commit every event queued before that (and anything spilled or held, without
+    /// waiting for the retry backoff): after it returns, the store holds every event of the
+    /// requests that came before, unless the store is failing (then they are pending or
+    /// counted as dropped). For tests and shutdown checks; the request path never calls it.
+    pub async fn flush(&self) {
+        self.emitted().await;
         let (ack, done) = oneshot::channel();
         if self.flush_tx.send(ack).is_ok() {
             let _ = done.await;
         }
+    }
+
+    /// From now on, requests that end cancelled were cut by the shutdown (their connections
+    /// are being dropped), not abandoned by their clients.
+    pub fn cutting_at_shutdown(&self) {
+        self.cutting.store(true, Ordering::Release);
     }
 
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
@@ -123,35 +203,40 @@ impl Meter {
     }
 
     /// Queues an event with everything the writer needs to price it.
-    pub fn record_metered(&self, metered: Metered) {
-        match self.tx.try_send(metered) {
-            Ok(()) => Metrics::inc(&self.metrics.usage_events_queued),
-            Err(e) => {
-                Metrics::inc(&self.metrics.usage_events_dropped);
-                let now = crate::time::system_now_ms();
-                let last = self.last_drop_log_ms.load(Ordering::Relaxed);
-                if now.saturating_sub(last) >= 60_000
-                    && self.last_drop_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-                {
-                    let why = match e {
-                        mpsc::error::TrySendError::Full(_) => "the usage queue is full",
-                        mpsc::error::TrySendError::Closed(_) => "the usage writer has stopped",
-                    };
-                    tracing::warn!(
-                        dropped_total = self.metrics.usage_events_dropped.load(Ordering::Relaxed),
-                        "dropping usage events: {why}"
-                    );
-                }
+    pub fn record_metered(&self, mut metered: Metered) {
+        let event = &mut metered.event;
+        if event.status == tollgate_core::RequestStatus::ClientCancelled && self.cutting.load(Ordering::Acquire) {
+            event.error_class = Some(SHUTDOWN_CUT.to_string());
+        }
+        // Counted before it is sent, so the writer can never see an event `pending` does not hold.
+        Metrics::inc(&self.metrics.usage_events_queued);
+        Metrics::inc(&self.metrics.usage_events_pending);
+        if let Err(e) = self.tx.try_send(metered) {
+            self.metrics.usage_events_pending.fetch_sub(1, Ordering::Relaxed);
+            Metrics::inc(&self.metrics.usage_events_dropped);
+            let now = crate::time::system_now_ms();
+            let last = self.last_drop_log_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) >= 60_000
+                && self.last_drop_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            {
+                let why = match e {
+                    mpsc::error::TrySendError::Full(_) => "the usage queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "the usage writer has stopped",
+                };
+                tracing::warn!(
+                    dropped_total = self.metrics.usage_events_dropped.load(Ordering::Relaxed),
+                    "dropping usage events: {why}"
+                );
             }
         }
     }
 }
 
-const MAX_ATTEMPTS: u32 = 3;
-
 impl UsageWriter {
-    /// Commits batches until `shutdown` flips, then drains the queue and returns.
+    /// Commits batches until `shutdown` flips, then drains the queue and returns. A spill file
+    /// left by an earlier process is counted as queued and replayed first.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.open_spill().await;
         let mut batch: Vec<Metered> = Vec::with_capacity(self.batch_size);
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -167,7 +252,9 @@ impl UsageWriter {
                 }
                 _ = tick.tick() => self.flush(&mut batch).await,
                 Some(ack) = self.flush_rx.recv() => {
-                    // Everything queued before the flush request, committed before the answer.
+                    // Everything queued before the flush request, committed before the answer
+                    // (a failing store is tried once more now, not once per batch).
+                    self.retry_now();
                     while let Ok(m) = self.rx.try_recv() {
                         batch.push(m);
                         if batch.len() >= self.batch_size {
@@ -180,12 +267,30 @@ impl UsageWriter {
                 _ = shutdown.changed() => break,
             }
         }
-        // Drain: no new events can be queued once the receiver is closed.
+        // Drain: no new events can be queued once the receiver is closed. A failing store is
+        // tried once now; if it still fails, the rest goes straight to the spill, so a dead
+        // database cannot hold shutdown for one timeout per batch.
         self.rx.close();
+        self.retry_now();
         while self.rx.recv_many(&mut batch, self.batch_size).await > 0 {
             self.flush(&mut batch).await;
         }
         self.flush(&mut batch).await;
+        if !self.held.is_empty() {
+            let n = self.held.len() as u64;
+            self.drop_events(n);
+            tracing::error!(events = n, "usage store unavailable at shutdown; events held in memory dropped");
+            self.held.clear();
+        }
+        if let Some(spill) = &self.spill
+            && spill.events > 0
+        {
+            tracing::warn!(
+                events = spill.events,
+                path = %spill.config.path.display(),
+                "usage store unavailable at shutdown; spilled events are replayed on the next start"
+            );
+        }
         tracing::debug!("usage writer drained");
     }
 
@@ -229,31 +334,228 @@ impl UsageWriter {
         event
     }
 
-    async fn flush(&self, pending: &mut Vec<Metered>) {
-        if pending.is_empty() {
-            return;
+    fn written(&self, n: u64) {
+        Metrics::add(&self.metrics.usage_events_written, n);
+        self.metrics.usage_events_pending.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn drop_events(&self, n: u64) {
+        Metrics::add(&self.metrics.usage_events_dropped, n);
+        self.metrics.usage_events_pending.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    fn backlog(&self) -> bool {
+        !self.held.is_empty() || self.spill.as_ref().is_some_and(|s| s.events > 0)
+    }
+
+    /// While the store is failing: make the next flush try it at once (an explicit flush, the
+    /// shutdown drain).
+    fn retry_now(&mut self) {
+        if self.retry_at.is_some() {
+            self.retry_at = Some(Instant::now());
         }
+    }
+
+    async fn flush(&mut self, pending: &mut Vec<Metered>) {
         let catalog = self.catalog.current();
         let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.store.insert_events(&batch).await {
-                Ok(()) => {
-                    Metrics::add(&self.metrics.usage_events_written, batch.len() as u64);
-                    break;
+        // While the store is failing, batches go straight to the spill until the next retry.
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            self.park(batch).await;
+            return;
+        }
+        if self.backlog()
+            && let Err(e) = self.recover().await
+        {
+            self.failed(&e);
+            self.park(batch).await;
+            return;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match self.store.insert_events(&batch).await {
+            Ok(()) => {
+                self.written(batch.len() as u64);
+                self.healthy();
+            }
+            Err(e) => {
+                self.failed(&e);
+                self.park(batch).await;
+            }
+        }
+    }
+
+    fn healthy(&mut self) {
+        if self.retry_at.take().is_some() {
+            tracing::info!("usage store writable again");
+        }
+        self.backoff = self.flush_interval;
+        self.metrics.usage_store_failing.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&mut self, e: &tollgate_store::StoreError) {
+        if self.retry_at.is_none() {
+            tracing::error!(error = %e, "usage batch write failed; events are kept and retried");
+        } else {
+            tracing::warn!(error = %e, retry_in_ms = self.backoff.as_millis() as u64, "usage store still failing");
+        }
+        self.metrics.usage_store_failing.store(1, Ordering::Relaxed);
+        self.retry_at = Some(Instant::now() + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+
+    /// Keeps a batch the store did not take: in the spill file when it fits, else in memory up to
+    /// `held_cap`; the rest is dropped and counted.
+    async fn park(&mut self, batch: Vec<UsageEvent>) {
+        if batch.is_empty() {
+            return;
+        }
+        if let Some(spill) = &mut self.spill {
+            match spill.append(&batch).await {
+                Ok(true) => {
+                    Metrics::add(&self.metrics.usage_events_spilled, batch.len() as u64);
+                    return;
                 }
-                Err(e) if attempt < MAX_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, events = batch.len(), "usage batch write failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                Ok(false) => {
+                    tracing::warn!(path = %spill.config.path.display(), "usage spill file is full; holding events in memory")
                 }
                 Err(e) => {
-                    Metrics::add(&self.metrics.usage_events_dropped, batch.len() as u64);
-                    tracing::error!(error = %e, events = batch.len(), "usage batch write failed; events dropped");
-                    break;
+                    tracing::warn!(error = %e, path = %spill.config.path.display(), "could not write the usage spill file; holding events in memory")
                 }
             }
         }
+        let room = self.held_cap.saturating_sub(self.held.len());
+        let keep = batch.len().min(room);
+        let mut batch = batch;
+        let lost = batch.split_off(keep);
+        self.held.extend(batch);
+        if !lost.is_empty() {
+            self.drop_events(lost.len() as u64);
+            tracing::error!(events = lost.len(), "usage store, spill and memory full; usage events dropped");
+        }
+    }
+
+    /// Writes the spill file's events and then the held ones; stops at the first failure.
+    async fn recover(&mut self) -> Result<(), tollgate_store::StoreError> {
+        if let Some(mut spill) = self.spill.take() {
+            let r = self.replay(&mut spill).await;
+            self.spill = Some(spill);
+            r?;
+        }
+        while !self.held.is_empty() {
+            let n = self.held.len().min(self.batch_size);
+            self.store.insert_events(&self.held[..n]).await?;
+            self.held.drain(..n);
+            self.written(n as u64);
+        }
+        self.healthy();
+        Ok(())
+    }
+
+    /// Stores the spill file's events from `replayed` on, batch by batch; empties the file at
+    /// the end. Ids already stored (a commit whose answer was lost) are skipped and counted as
+    /// written; lines that cannot be read (a torn write) are skipped and logged.
+    async fn replay(&self, spill: &mut Spill) -> Result<(), tollgate_store::StoreError> {
+        if spill.events == 0 {
+            return Ok(());
+        }
+        let io = |e: std::io::Error| tollgate_store::StoreError::Invalid(format!("reading the usage spill file: {e}"));
+        let mut file = tokio::fs::File::open(&spill.config.path).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(spill.replayed)).await.map_err(io)?;
+        let mut lines = tokio::io::BufReader::new(file);
+        let mut offset = spill.replayed;
+        let mut line = String::new();
+        loop {
+            let mut chunk = Vec::with_capacity(self.batch_size);
+            let mut chunk_end = offset;
+            while chunk.len() < self.batch_size {
+                line.clear();
+                let n = lines.read_line(&mut line).await.map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                chunk_end += n as u64;
+                let parsed = serde_json::from_str::<serde_json::Value>(&line)
+                    .map_err(|e| tollgate_store::StoreError::Corrupt(e.to_string()))
+                    .and_then(tollgate_store::decode_event);
+                match parsed {
+                    Ok(e) => chunk.push(e),
+                    Err(e) => tracing::error!(error = %e, "skipping an unreadable line of the usage spill file"),
+                }
+            }
+            if chunk.is_empty() && chunk_end == offset {
+                break;
+            }
+            let ids: Vec<String> = chunk.iter().map(|e| e.id.clone()).collect();
+            let stored = self.store.existing_ids(&ids).await?;
+            let fresh: Vec<UsageEvent> = chunk.into_iter().filter(|e| !stored.contains(&e.id)).collect();
+            self.store.insert_events(&fresh).await?;
+            let done = (ids.len() as u64).min(spill.events);
+            spill.events -= done;
+            self.written(done);
+            offset = chunk_end;
+            spill.replayed = offset;
+        }
+        // Everything readable is stored: empty the file (shrinking needs no free space). Lines
+        // that could not be read were counted as pending when they were written: dropped now.
+        let f = tokio::fs::OpenOptions::new().write(true).open(&spill.config.path).await.map_err(io)?;
+        f.set_len(0).await.map_err(io)?;
+        if spill.events > 0 {
+            self.drop_events(spill.events);
+        }
+        *spill = Spill { config: spill.config.clone(), len: 0, events: 0, replayed: 0 };
+        tracing::info!(path = %spill.config.path.display(), "usage spill file replayed into the store");
+        Ok(())
+    }
+
+    /// Counts the events a previous process left in the spill file (they are pending now).
+    async fn open_spill(&mut self) {
+        let Some(spill) = &mut self.spill else { return };
+        let text = match tokio::fs::read(&spill.config.path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                tracing::error!(error = %e, path = %spill.config.path.display(), "cannot read the usage spill file");
+                return;
+            }
+        };
+        let events = text.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+        spill.len = text.len() as u64;
+        spill.events = events;
+        if events > 0 {
+            Metrics::add(&self.metrics.usage_events_queued, events);
+            Metrics::add(&self.metrics.usage_events_pending, events);
+            tracing::info!(events, path = %spill.config.path.display(), "replaying usage events spilled by an earlier run");
+        }
+    }
+}
+
+impl Spill {
+    /// Appends a batch as one write; `Ok(false)` when it would pass `max_bytes`. A failed
+    /// write is cut back to the previous length, so the file holds whole lines only.
+    async fn append(&mut self, batch: &[UsageEvent]) -> std::io::Result<bool> {
+        let mut buf = Vec::new();
+        for e in batch {
+            serde_json::to_writer(&mut buf, &tollgate_store::encode_event(e)).map_err(std::io::Error::other)?;
+            buf.push(b'\n');
+        }
+        if self.len + buf.len() as u64 > self.config.max_bytes {
+            return Ok(false);
+        }
+        let mut f = tokio::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.config.path).await?;
+        let written = async {
+            f.write_all(&buf).await?;
+            f.sync_data().await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = f.set_len(self.len).await;
+            return Err(e);
+        }
+        self.len += buf.len() as u64;
+        self.events += batch.len() as u64;
+        Ok(true)
     }
 }
 
@@ -306,12 +608,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let metrics = Arc::new(Metrics::default());
         let (meter, _writer) =
-            channel(store(dir.path()).await, catalog(), metrics.clone(), 2, 10, Duration::from_secs(3600));
+            channel(store(dir.path()).await, catalog(), metrics.clone(), 2, 10, Duration::from_secs(3600), None);
         for i in 0..5 {
             meter.record(event(i), None); // no writer is running: the queue fills after 2
         }
-        assert_eq!(metrics.usage_events_queued.load(Relaxed), 2);
+        // Every event offered counts as queued; the three refused ones as dropped at once.
+        assert_eq!(metrics.usage_events_queued.load(Relaxed), 5);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 3);
+        assert_eq!(metrics.usage_events_pending.load(Relaxed), 2);
     }
 
     #[tokio::test]
@@ -320,7 +624,8 @@ mod tests {
         let usage = store(dir.path()).await;
         let metrics = Arc::new(Metrics::default());
         // Batches of 7 and an hour between timed flushes: only size and the drain flush.
-        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 7, Duration::from_secs(3600));
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 7, Duration::from_secs(3600), None);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(writer.run(stop_rx));
         for i in 0..30 {
@@ -341,7 +646,8 @@ mod tests {
         let usage = store(dir.path()).await;
         let metrics = Arc::new(Metrics::default());
         // An hour between timed flushes and batches larger than the test: only `flush` writes.
-        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 50, Duration::from_secs(3600));
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 50, Duration::from_secs(3600), None);
         let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let _task = tokio::spawn(writer.run(stop_rx));
         for i in 0..3 {
@@ -369,7 +675,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let usage = store(dir.path()).await;
         let metrics = Arc::new(Metrics::default());
-        let (meter, writer) = channel(usage.clone(), catalog(), metrics.clone(), 100, 100, Duration::from_secs(3600));
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 100, Duration::from_secs(3600), None);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(writer.run(stop_rx));
         let spec: tollgate_core::ProviderSpec = serde_json::from_value(serde_json::json!({
@@ -401,5 +708,40 @@ mod tests {
         assert!(e2.priced_by_override);
         assert!(e3.unpriced && e3.cost.total == 0);
         assert_eq!(metrics.usage_events_unpriced.load(Relaxed), 1);
+    }
+    /// A spill left by an earlier process is replayed on start: an event already stored (its
+    /// commit's answer was lost) is not stored twice, a torn line is dropped and counted, and
+    /// the counters add up with nothing pending afterwards.
+    #[tokio::test]
+    async fn a_left_over_spill_is_replayed_once_on_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        usage.insert_events(&[event(1)]).await.unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join(SPILL_FILE);
+        let mut spill =
+            Spill { config: SpillConfig { path: path.clone(), max_bytes: 1 << 20 }, len: 0, events: 0, replayed: 0 };
+        assert!(spill.append(&[event(1), event(2), event(3)]).await.unwrap_or(false));
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap_or_else(|e| panic!("{e}"));
+            f.write_all(b"{\"id\": \"torn\n").unwrap_or_else(|e| panic!("{e}"));
+        }
+        let metrics = Arc::new(Metrics::default());
+        let config = SpillConfig { path: path.clone(), max_bytes: 1 << 20 };
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 100, Duration::from_secs(3600), Some(config));
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let _task = tokio::spawn(writer.run(stop_rx));
+        meter.flush().await;
+        assert_eq!(usage.count_events().await.unwrap_or(-1), 3, "e1 once, e2 and e3 replayed");
+        let (q, w, d, p) = (
+            metrics.usage_events_queued.load(Relaxed),
+            metrics.usage_events_written.load(Relaxed),
+            metrics.usage_events_dropped.load(Relaxed),
+            metrics.usage_events_pending.load(Relaxed),
+        );
+        assert_eq!((q, w, d, p), (4, 3, 1, 0), "4 lines: 3 stored (one already was), 1 torn");
+        assert_eq!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(1), 0, "the spill is emptied");
+        assert_eq!(metrics.usage_store_failing.load(Relaxed), 0);
     }
 }

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub proxy_refused: [AtomicU64; REFUSED.len()],
     pub proxy_upstream_failures: AtomicU64,
     pub proxy_client_cancelled: AtomicU64,
+    /// Every usage event recorded, including those the full queue refused (also counted as
+    /// dropped) and those a spill file of an earlier run held: queued = written + dropped + pending.
     pub usage_events_queued: AtomicU64,
     pub usage_events_written: AtomicU64,
     pub usage_events_dropped: AtomicU64,
@@ -46,6 +48,26 @@ pub struct Metrics {
     pub catalog_overlay_errors: AtomicU64,
     /// Raw usage events deleted by the retention task.
     pub usage_events_expired: AtomicU64,
+    /// Gauge: usage events queued and neither written nor dropped yet (in the queue, the
+    /// writer's batch, the spill file or held in memory): queued = written + dropped + pending.
+    pub usage_events_pending: AtomicU64,
+    /// Usage events appended to the spill file because the store refused them.
+    pub usage_events_spilled: AtomicU64,
+    /// Gauge, 0 or 1: the last usage write failed and has not succeeded since (`/readyz` is 503).
+    pub usage_store_failing: AtomicU64,
+    /// Gauge: client connections being served.
+    pub connections_open: AtomicU64,
+    /// Client connections accepted.
+    pub connections_accepted: AtomicU64,
+    /// Client connections closed unserved because `--max-connections` were open and no slot
+    /// freed up within the header-read timeout.
+    pub connections_refused: AtomicU64,
+    /// Client connections closed because the request head did not arrive in time.
+    pub connections_header_timeouts: AtomicU64,
+    /// Client connections closed after `--idle-timeout-seconds` without a request.
+    pub connections_idle_closed: AtomicU64,
+    /// Connections (and the streams on them) still open when the shutdown grace ran out.
+    pub connections_cut_at_shutdown: AtomicU64,
 }
 
 impl Metrics {
@@ -100,7 +122,11 @@ impl Metrics {
             "Proxied requests the client abandoned before the response was complete.",
             &[("", &self.proxy_client_cancelled)],
         );
-        counter("tollgate_usage_events_queued_total", "Usage events queued.", &[("", &self.usage_events_queued)]);
+        counter(
+            "tollgate_usage_events_queued_total",
+            "Usage events recorded (queued, or dropped at once when the queue was full); equals written + dropped + pending.",
+            &[("", &self.usage_events_queued)],
+        );
         counter("tollgate_usage_events_written_total", "Usage events committed.", &[("", &self.usage_events_written)]);
         counter(
             "tollgate_usage_events_dropped_total",
@@ -118,6 +144,36 @@ impl Metrics {
             &[("", &self.usage_events_expired)],
         );
         counter(
+            "tollgate_usage_events_spilled_total",
+            "Usage events written to the spill file because the usage store refused them.",
+            &[("", &self.usage_events_spilled)],
+        );
+        counter(
+            "tollgate_connections_accepted_total",
+            "Client connections accepted.",
+            &[("", &self.connections_accepted)],
+        );
+        counter(
+            "tollgate_connections_refused_total",
+            "Client connections closed unserved: --max-connections were open and none freed up in time.",
+            &[("", &self.connections_refused)],
+        );
+        counter(
+            "tollgate_connections_header_timeouts_total",
+            "Client connections closed because a request head did not arrive within --header-read-timeout-seconds.",
+            &[("", &self.connections_header_timeouts)],
+        );
+        counter(
+            "tollgate_connections_idle_closed_total",
+            "Keep-alive connections closed after --idle-timeout-seconds without a request.",
+            &[("", &self.connections_idle_closed)],
+        );
+        counter(
+            "tollgate_connections_cut_at_shutdown_total",
+            "Client connections still open (streams cut) when --shutdown-grace-seconds ran out.",
+            &[("", &self.connections_cut_at_shutdown)],
+        );
+        counter(
             "tollgate_catalog_overlay_reloads_total",
             "Times the catalog overlay file changed and was merged in.",
             &[("", &self.catalog_overlay_reloads)],
@@ -126,6 +182,24 @@ impl Metrics {
             "tollgate_catalog_overlay_errors_total",
             "Catalog overlay edits rejected (the last good catalog stays in use).",
             &[("", &self.catalog_overlay_errors)],
+        );
+        let mut gauge = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        gauge(
+            "tollgate_usage_events_pending",
+            "Usage events queued and not yet written or dropped (queue, spill file, memory).",
+            self.usage_events_pending.load(Ordering::Relaxed),
+        );
+        gauge(
+            "tollgate_usage_store_up",
+            "1 while usage events can be written; 0 after a failed write, until one succeeds.",
+            u64::from(self.usage_store_failing.load(Ordering::Relaxed) == 0),
+        );
+        gauge(
+            "tollgate_connections_open",
+            "Client connections being served.",
+            self.connections_open.load(Ordering::Relaxed),
         );
         out
     }

@@ -120,6 +120,25 @@ pub struct Settings {
     /// Upstream address rules refused in addition to the defaults (link-local, cloud
     /// metadata, the gateway's own address).
     pub upstream_deny: Vec<String>,
+    /// Largest size of `<data_dir>/usage-spill.jsonl`, where usage events wait while the usage
+    /// store refuses writes; 0 turns the spill off (events wait in memory, then are dropped).
+    pub usage_spill_max_bytes: u64,
+    /// A client must send a whole request head within this time of starting one (HTTP/1), or
+    /// the connection is closed (slowloris).
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Client connections served at once; more wait (up to `header_read_timeout`) for a slot,
+    /// and beyond as many again are closed at once.
+    pub max_connections: usize,
+    /// HTTP/2: concurrent streams per connection.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: largest header list a client may send, in bytes (HTTP/1 heads are limited by
+    /// hyper's read buffer, ~400 KiB).
+    pub http2_max_header_list_bytes: u32,
+    /// On SIGTERM, how long in-flight requests (streams included) may run on; then they are cut
+    /// and their usage events are written with what was seen.
+    pub shutdown_grace: Duration,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -152,6 +171,13 @@ impl Settings {
             usage_recording: true,
             upstream_allow: Vec::new(),
             upstream_deny: Vec::new(),
+            usage_spill_max_bytes: 256 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            http2_max_concurrent_streams: 256,
+            http2_max_header_list_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(30),
             clock: crate::time::Clock::default(),
         }
     }

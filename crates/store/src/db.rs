@@ -139,10 +139,39 @@ pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, S
     if let (false, Some(dir)) = (in_memory, parent) {
         tokio::fs::create_dir_all(dir).await.map_err(sqlx::Error::Io)?;
     }
+    if !in_memory {
+        private_files(options.get_filename()).map_err(sqlx::Error::Io)?;
+    }
     let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
     migrator(migrations.0).run(&pool).await?;
     tracing::debug!(backend = "sqlite", "store connected and migrated");
     Ok(Pool::Sqlite(pool))
+}
+
+/// Creates the SQLite file owner-only (0600) before SQLite opens it, and narrows an existing
+/// file (and its `-wal` / `-shm` companions) to 0600: the usage database names users and
+/// agents, the config database holds sealed secrets and token hashes. SQLite creates the WAL
+/// and shared-memory files with the database file's mode.
+fn private_files(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if path.as_os_str().is_empty() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_os_string();
+        p.push(suffix);
+        match std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Column access shared by both row types, so row mapping is written once.

@@ -33,7 +33,7 @@ pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
     TokenRecord,
 };
-pub use usage::{UsageQuery, UsageStore};
+pub use usage::{UsageQuery, UsageStore, decode_event, encode_event};
 
 use db::Pool;
 use std::sync::{Arc, RwLock};

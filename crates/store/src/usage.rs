@@ -175,42 +175,78 @@ impl UsageStore {
 
     /// Writes a batch of events and adds them to their hourly rollups, in one transaction:
     /// all or none.
+    ///
+    /// On any error the batch is rolled back and the connection it ran on is closed instead of
+    /// going back to the pool. SQLite rolls a transaction back by itself on some errors
+    /// (`SQLITE_FULL`, `SQLITE_IOERR`, …); sqlx's rollback on drop then fails ("no transaction
+    /// is active") and the connection keeps believing it is inside one, so the next batch on it
+    /// began with a `SAVEPOINT` and never really committed — while holding the write lock the
+    /// other connections then waited on. A fresh connection has no such state.
     pub async fn insert_events(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
         let rollups = rollup(events);
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let mut rest = events;
-            for size in insert_pieces(events.len()) {
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO usage_events ({COLUMNS}) "));
-                qb.push_values(chunk, |mut b, e| push_event!(b, e));
-                // Prepared once per size: caching every batch size (1..=ROWS_PER_INSERT rows,
-                // ~13,600 binds each) grew each pooled connection's statement cache by
-                // megabytes per distinct size.
-                qb.build().persistent(true).execute(&mut *tx).await?;
-            }
-            // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
-            // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
-            for (table, rows) in &rollups {
-                let rows: Vec<_> = rows.iter().collect();
-                let principal = table.principal();
-                for chunk in rows.chunks(ROLLUP_ROWS_PER_UPSERT) {
-                    let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
-                    qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
-                    qb.push(table.upsert_tail());
-                    // As above: only the full-size upsert stays prepared, or every distinct
-                    // partial size would grow each connection's statement cache.
-                    let full = chunk.len() == ROLLUP_ROWS_PER_UPSERT;
-                    qb.build().persistent(full).execute(&mut *tx).await?;
+            let mut conn = p.acquire().await?;
+            let result: Result<(), StoreError> = async {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let mut rest = events;
+                for size in insert_pieces(events.len()) {
+                    let (chunk, tail) = rest.split_at(size);
+                    rest = tail;
+                    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO usage_events ({COLUMNS}) "));
+                    qb.push_values(chunk, |mut b, e| push_event!(b, e));
+                    // Prepared once per size: caching every batch size (1..=ROWS_PER_INSERT rows,
+                    // ~13,600 binds each) grew each pooled connection's statement cache by
+                    // megabytes per distinct size.
+                    qb.build().persistent(true).execute(&mut *tx).await?;
                 }
+                // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
+                // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
+                for (table, rows) in &rollups {
+                    let rows: Vec<_> = rows.iter().collect();
+                    let principal = table.principal();
+                    for chunk in rows.chunks(ROLLUP_ROWS_PER_UPSERT) {
+                        let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
+                        qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
+                        qb.push(table.upsert_tail());
+                        // As above: only the full-size upsert stays prepared, or every distinct
+                        // partial size would grow each connection's statement cache.
+                        let full = chunk.len() == ROLLUP_ROWS_PER_UPSERT;
+                        qb.build().persistent(full).execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(())
             }
-            tx.commit().await?;
+            .await;
+            if result.is_err() {
+                // Closing rolls back whatever the server still holds and frees its locks.
+                conn.close_on_drop();
+            }
+            result?
         });
         Ok(())
+    }
+
+    /// Which of `ids` are already stored (a batch replayed from the spill file after a commit
+    /// whose answer was lost must not be counted twice).
+    pub async fn existing_ids(&self, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let rows: Vec<String> = on_pool!(self, |p| {
+                let mut qb = sqlx::QueryBuilder::new("SELECT id FROM usage_events WHERE id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                qb.push(")");
+                qb.build_query_scalar::<String>().persistent(false).fetch_all(p).await?
+            });
+            found.extend(rows);
+        }
+        Ok(found)
     }
 
     /// Deletes raw events older than `before_ms`, at most `chunk` per statement, until none
@@ -261,6 +297,76 @@ impl UsageStore {
     }
 }
 
+/// One event as a self-describing JSON object (for a file of events waiting to be stored:
+/// the gateway's usage spill); [`decode_event`] reads it back.
+pub fn encode_event(e: &UsageEvent) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id, "ts_ms": e.ts_ms, "provider": e.provider, "provider_type": e.provider_type,
+        "model": e.model, "endpoint": e.endpoint, "user": e.user, "agent": e.agent,
+        "token_id": e.token_id, "status": e.status.as_str(), "http_status": e.http_status,
+        "error_class": e.error_class, "streamed": e.streamed, "latency_ms": e.latency_ms,
+        "ttft_ms": e.ttft_ms, "usage": e.usage, "cost": e.cost, "catalog_version": e.catalog_version,
+        "priced_by_override": e.priced_by_override, "unpriced": e.unpriced,
+        "request_id": e.request_id, "conversation_id": e.conversation_id,
+    })
+}
+
+/// The inverse of [`encode_event`]; `Corrupt` names what is wrong.
+pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Wire {
+        id: String,
+        ts_ms: i64,
+        provider: String,
+        provider_type: ProviderType,
+        model: Option<String>,
+        endpoint: String,
+        user: Option<String>,
+        agent: Option<String>,
+        token_id: Option<String>,
+        status: String,
+        http_status: Option<i64>,
+        error_class: Option<String>,
+        streamed: bool,
+        latency_ms: i64,
+        ttft_ms: Option<i64>,
+        usage: Usage,
+        cost: Cost,
+        catalog_version: Option<String>,
+        priced_by_override: bool,
+        unpriced: bool,
+        request_id: String,
+        conversation_id: Option<String>,
+    }
+    let w: Wire = serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("usage event: {e}")))?;
+    let status = RequestStatus::parse(&w.status)
+        .ok_or_else(|| StoreError::Corrupt(format!("usage event \"{}\" has unknown status \"{}\"", w.id, w.status)))?;
+    Ok(UsageEvent {
+        id: w.id,
+        ts_ms: w.ts_ms,
+        provider: w.provider,
+        provider_type: w.provider_type,
+        model: w.model,
+        endpoint: w.endpoint,
+        user: w.user,
+        agent: w.agent,
+        token_id: w.token_id,
+        status,
+        http_status: w.http_status,
+        error_class: w.error_class,
+        streamed: w.streamed,
+        latency_ms: w.latency_ms,
+        ttft_ms: w.ttft_ms,
+        usage: w.usage,
+        cost: w.cost,
+        catalog_version: w.catalog_version,
+        priced_by_override: w.priced_by_override,
+        unpriced: w.unpriced,
+        request_id: w.request_id,
+        conversation_id: w.conversation_id,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,5 +382,43 @@ mod tests {
             assert!(pieces.iter().all(|p| INSERT_SIZES.contains(p)), "{n}: {pieces:?}");
             assert!(pieces.windows(2).all(|w| w[0] >= w[1]), "{n}: largest first");
         }
+    }
+
+    fn event(i: usize) -> UsageEvent {
+        UsageEvent {
+            id: format!("ev-{i:08}-{}", "x".repeat(40)),
+            ts_ms: i as i64 * 1000,
+            provider: "p".into(),
+            provider_type: ProviderType::Openai,
+            model: Some(format!("model-{}", i % 50)),
+            endpoint: "/chat/completions".into(),
+            user: Some(format!("user-{}", i % 100)),
+            agent: None,
+            token_id: None,
+            status: RequestStatus::Success,
+            http_status: Some(200),
+            error_class: None,
+            streamed: false,
+            latency_ms: 1,
+            ttft_ms: None,
+            usage: Usage { input: i as i64, ..Usage::default() },
+            cost: Cost::default(),
+            catalog_version: None,
+            priced_by_override: false,
+            unpriced: false,
+            request_id: format!("r{i}-{}", "y".repeat(60)),
+            conversation_id: None,
+        }
+    }
+
+    #[test]
+    fn spill_encoding_round_trips() {
+        let mut e = event(7);
+        e.status = RequestStatus::ClientCancelled;
+        e.ttft_ms = Some(3);
+        e.cost.total = 12;
+        let back = decode_event(encode_event(&e)).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(back, e);
+        assert!(decode_event(serde_json::json!({"id": "x"})).is_err());
     }
 }

@@ -14,6 +14,7 @@ mod connect_snippets;
 mod console;
 mod cost;
 mod deploy;
+mod faults;
 mod openapi;
 mod proxy;
 mod serve_binary;

@@ -75,6 +75,12 @@ impl Served {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then wait for a clean exit; returns (stdout, stderr).
     pub fn terminate(mut self) -> (String, String) {
         let pid = self.child.id().to_string();

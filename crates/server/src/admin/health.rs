@@ -1,5 +1,5 @@
-//! `/healthz` (the process is alive), `/readyz` (the database answers and the config
-//! snapshot is loaded) and `/metrics` (Prometheus counters).
+//! `/healthz` (the process is alive), `/readyz` (the database answers, the config
+//! snapshot is loaded and the last usage write succeeded) and `/metrics` (Prometheus counters).
 
 use crate::state::AppState;
 use axum::Json;
@@ -23,7 +23,7 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok", reason: None })
 }
 
-/// Readiness: the database answers and the configuration is loaded.
+/// Readiness: the database answers, the configuration is loaded and usage events can be written.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -31,6 +31,15 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health { status: "unavailable", reason: Some("configuration not loaded yet".into()) }),
+        );
+    }
+    if state.metrics().usage_store_failing.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable",
+                reason: Some("usage events cannot be written (spilled or held; retrying)".into()),
+            }),
         );
     }
     match state.store().ping().await {
