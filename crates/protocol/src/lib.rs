@@ -38,6 +38,8 @@ mod google;
 mod openai;
 
 pub use bedrock::control::{ControlCall, filter_control_list, profile_allowed};
+/// The AWS event-stream frame reader, public for the fuzz targets (`fuzz/`).
+pub use bedrock::eventstream::{EventStreamReader, Frame as EventStreamFrame};
 pub use bedrock::request::is_profile_or_arn;
 
 pub use exchange::{Endpoint, RequestInfo, Tap, filter_model_list, inspect, prepare_body};

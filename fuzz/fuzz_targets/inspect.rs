@@ -1,0 +1,89 @@
+//! The request inspectors (`inspect`) and the one body edit (`prepare_body`) of every family.
+//!
+//! Input: `[family, method] ++ path ++ "\n" ++ query ++ "\n" ++ body` (an empty query is
+//! none). Checks:
+//! - no panic;
+//! - the model comes from the request: for families that read the body (OpenAI, Anthropic,
+//!   Bedrock's `/openai/` path) it equals the body's `model` as `serde_json` reads it, and a
+//!   valid JSON object with a string `model` and no body error always yields it; a body that
+//!   does not start with `{` yields neither a model nor an error. For path families (Gemini,
+//!   Bedrock) it is a substring of the percent-decoded path and the body is never read;
+//! - `prepare_body` returns the body unchanged unless it injects, and only for a streamed
+//!   chat/completions request; the injected body is JSON equal to the request's with
+//!   `stream_options.include_usage` set to `true`, nothing else changed.
+#![no_main]
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use percent_encoding::percent_decode;
+use serde_json::{Value, json};
+use tollgate_fuzz::control;
+use tollgate_protocol::{Endpoint, Family, inspect, prepare_body};
+
+const METHODS: [&str; 5] = ["POST", "GET", "post", "PUT", "DELETE"];
+
+fuzz_target!(|data: &[u8]| {
+    let ([f, m], rest) = control::<2>(data);
+    let family = Family::ALL[usize::from(f) % Family::ALL.len()];
+    let method = METHODS[usize::from(m) % METHODS.len()];
+    let mut parts = rest.splitn(3, |&b| b == b'\n');
+    let (Ok(path), query, body) = (
+        std::str::from_utf8(parts.next().unwrap_or_default()),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    ) else {
+        return;
+    };
+    let Ok(query) = std::str::from_utf8(query) else { return };
+    let query = (!query.is_empty()).then_some(query);
+
+    let info = inspect(family, method, path, query, body);
+    let reads_body = match family {
+        Family::OpenAi | Family::Anthropic => true,
+        Family::Bedrock => path.starts_with("/openai/"),
+        Family::Google => false,
+    };
+    if reads_body {
+        // serde_json skips other members without checking their UTF-8, and so does the
+        // inspector: compare with the body read leniently (invalid bytes are never structural).
+        let parsed: Option<Value> = serde_json::from_str(&String::from_utf8_lossy(body)).ok();
+        let body_model = parsed.as_ref().and_then(|v| v.get("model")).and_then(Value::as_str);
+        if let Some(model) = &info.model {
+            assert_eq!(Some(model.as_str()), body_model, "the model is not the body's");
+            assert!(info.body_error.is_none(), "a model and a body error");
+        }
+        if let (Some(Value::Object(_)), Some(want), None) = (&parsed, body_model, &info.body_error) {
+            assert_eq!(info.model.as_deref(), Some(want), "the body's model was not read");
+        }
+        if !body.trim_ascii_start().starts_with(b"{") {
+            assert_eq!((&info.model, &info.body_error), (&None, &None), "a body that is not an object was read");
+        }
+    } else {
+        assert!(info.body_error.is_none(), "a path family read the body");
+        if let Some(model) = &info.model {
+            let decoded = percent_decode(path.as_bytes()).decode_utf8_lossy();
+            assert!(decoded.contains(model.as_str()), "model {model:?} is not in the path {decoded:?}");
+        }
+    }
+
+    let (sent, injected) = prepare_body(family, &info, Bytes::copy_from_slice(body));
+    if !injected {
+        assert!(sent == body, "the body changed without the edit");
+        return;
+    }
+    assert!(
+        matches!(info.endpoint, Endpoint::ChatCompletions | Endpoint::Completions) && info.stream,
+        "edited a request that is not a streamed chat/completions: {info:?}"
+    );
+    let mut want: Value =
+        serde_json::from_str(&String::from_utf8_lossy(body)).unwrap_or_else(|e| panic!("edited an invalid body: {e}"));
+    match want.get_mut("stream_options") {
+        Some(Value::Object(o)) => {
+            o.insert("include_usage".into(), Value::Bool(true));
+        }
+        _ => want["stream_options"] = json!({"include_usage": true}),
+    }
+    let got: Value = serde_json::from_str(&String::from_utf8_lossy(&sent))
+        .unwrap_or_else(|e| panic!("the edited body is not JSON ({e}): {}", String::from_utf8_lossy(&sent)));
+    assert_eq!(want, got, "the edit changed more than stream_options.include_usage");
+});

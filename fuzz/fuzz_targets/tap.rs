@@ -1,0 +1,128 @@
+//! The response `Tap` over every family, fed an arbitrary body in random chunkings.
+//!
+//! Input: `[fixture case, mode, chunk seed] ++ body`. The case (one of the golden fixtures
+//! under `tests/fixtures/`, embedded by `build.rs`) gives the family, request, status,
+//! content type and response headers; the body replaces its recorded response. Mode bit 0:
+//! for an event-stream case, the body is an `.events.json` description encoded into real
+//! frames; bit 1: the request was not edited (no `include_usage` injection, so no filtering).
+//! Checks:
+//! - no panic; the client bytes, usage, stream error and terminal flag are the same whatever
+//!   the chunking (whole, byte by byte, random);
+//! - without the edit, the client receives the input unchanged; with it, the input minus
+//!   whole SSE events (offsets from `SseParser` over the whole input), each of them a
+//!   usage-only chunk (`usage` set, no `choices`, no `error`), so never more out than in;
+//! - `finish` twice returns nothing the second time; `terminal_seen` never goes back to false;
+//!   the tap holds at most twice what it was given (the open event and its parse).
+#![no_main]
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use tollgate_fuzz::{chunkings, control, fixture};
+use tollgate_protocol::fixture::event_stream_frames;
+use tollgate_protocol::{SseEvent, SseParser, Tap, Usage, inspect, prepare_body};
+
+fuzz_target!(|data: &[u8]| {
+    let ([index, mode, seed], raw) = control::<3>(data);
+    let fx = fixture(index);
+    let case = &fx.case;
+    let event_stream = case.content_type.starts_with("application/vnd.amazon.eventstream");
+    let input: Vec<u8> = if event_stream && mode & 1 == 1 {
+        match event_stream_frames(raw) {
+            Ok(frames) => frames.concat(),
+            Err(_) => return,
+        }
+    } else {
+        raw.to_vec()
+    };
+    let body = case.request_body();
+    let info = inspect(fx.family, &case.method, &case.path, case.query.as_deref(), &body);
+    let (_, injected) = prepare_body(fx.family, &info, Bytes::from(body));
+    let injected = injected && mode & 2 == 0;
+
+    let mut first: Option<(Vec<u8>, Option<Usage>, Option<String>, bool)> = None;
+    for pieces in chunkings(&input, seed) {
+        let mut tap = Tap::new(fx.family, &info, case.status, Some(&case.content_type), injected);
+        for (name, value) in &case.response_headers {
+            tap.observe_header(name, value);
+        }
+        let mut out = Vec::new();
+        let mut fed = 0;
+        let mut terminal = false;
+        for piece in pieces {
+            out.extend_from_slice(&tap.feed(Bytes::copy_from_slice(piece)));
+            fed += piece.len();
+            assert!(!terminal || tap.terminal_seen(), "{}: terminal_seen went back to false", fx.name);
+            terminal = tap.terminal_seen();
+            assert!(out.len() <= fed, "{}: more out than in", fx.name);
+            assert!(tap.buffered_len() <= 2 * fed, "{}: holds more than twice what it was given", fx.name);
+        }
+        out.extend_from_slice(&tap.finish());
+        assert!(tap.finish().is_empty(), "{}: finish twice", fx.name);
+        let got = (out, tap.usage(), tap.stream_error().map(str::to_string), tap.terminal_seen());
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert_eq!(f, &got, "{}: chunking changed the result", fx.name),
+        }
+    }
+    let Some((out, ..)) = first else { return };
+    if injected {
+        assert!(
+            is_input_minus_usage_chunks(&input, &out),
+            "{}: the client bytes are not the input minus usage-only chunks",
+            fx.name
+        );
+    } else {
+        assert!(out == input, "{}: bytes changed without the edit", fx.name);
+    }
+});
+
+/// Whether `out` is `input` with some whole SSE events removed, each a usage-only chunk.
+fn is_input_minus_usage_chunks(input: &[u8], out: &[u8]) -> bool {
+    let mut parser = SseParser::new();
+    let mut events = parser.push(input);
+    events.extend(parser.finish());
+    // Every position in `out` that the input read so far can align with.
+    let mut states: BTreeSet<usize> = BTreeSet::from([0]);
+    let mut at = 0usize;
+    for ev in &events {
+        let (start, end) = (offset(ev.start), offset(ev.end));
+        let gap = &input[at..start];
+        let bytes = &input[start..end];
+        let droppable = usage_only(ev);
+        let mut next = BTreeSet::new();
+        for j in states {
+            if !out[j..].starts_with(gap) {
+                continue;
+            }
+            let j = j + gap.len();
+            if out[j..].starts_with(bytes) {
+                next.insert(j + bytes.len());
+            }
+            if droppable {
+                next.insert(j);
+            }
+        }
+        states = next;
+        at = end;
+    }
+    states.into_iter().any(|j| out[j..] == input[at..])
+}
+
+fn offset(o: u64) -> usize {
+    usize::try_from(o).unwrap_or(usize::MAX)
+}
+
+/// An OpenAI chat chunk carrying only usage: `usage` set, `choices` absent or empty, no `error`.
+fn usage_only(ev: &SseEvent) -> bool {
+    if ev.truncated {
+        return false;
+    }
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&ev.data) else { return false };
+    let set = |k: &str| o.get(k).is_some_and(|v| !v.is_null());
+    set("usage")
+        && !set("error")
+        && o.get("choices").is_none_or(|c| c.is_null() || c.as_array().is_some_and(Vec::is_empty))
+}
