@@ -12,8 +12,9 @@
 //! - `filter_model_list` for every family: never longer than the input; for valid JSON, the
 //!   result is valid JSON equal to the input with the list narrowed to the allowed entries.
 //!
-//! The serde comparisons skip bodies with `\u` escapes (the scanners match raw key bytes, so
-//! `"us\u0061ge"` is not `usage` to them; no upstream escapes ASCII member names).
+//! The serde comparisons skip bodies with `\u` escapes, and the `find_member` one bodies with
+//! any escape: the scanners match raw key bytes, so `"us\u0061ge"` is not `usage` to them
+//! (no upstream escapes ASCII member names).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -108,7 +109,8 @@ fuzz_target!(|data: &[u8]| {
     match &parsed {
         Some(Value::Object(map)) => {
             let span = object_members(body, 0).unwrap_or_else(|| panic!("valid object not scanned"));
-            for (key, want) in map {
+            // `find_member` matches raw key bytes: only keys written without escapes compare.
+            for (key, want) in map.iter().filter(|_| !body.contains(&b'\\')) {
                 let m = find_member(body, &span, key).unwrap_or_else(|| panic!("member {key:?} not found"));
                 let got: Value = serde_json::from_slice(&body[m.value.clone()])
                     .unwrap_or_else(|e| panic!("member {key:?} value is not JSON: {e}"));
