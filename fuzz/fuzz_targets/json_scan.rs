@@ -128,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
     let allowed = move |name: &str| match allow % 4 {
         0 => true,
         1 => false,
-        _ => (name.len() + usize::from(allow)) % 2 == 0,
+        _ => (name.len() + usize::from(allow)).is_multiple_of(2),
     };
     for family in Family::ALL {
         let out = filter_model_list(family, body, &allowed);

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     let (_, injected) = prepare_body(fx.family, &info, Bytes::from(body));
     let injected = injected && mode & 2 == 0;
 
-    let mut first: Option<(Vec<u8>, Option<Usage>, Option<String>, bool)> = None;
+    let mut first: Option<Outcome> = None;
     for pieces in chunkings(&input, seed) {
         let mut tap = Tap::new(fx.family, &info, case.status, Some(&case.content_type), injected);
         for (name, value) in &case.response_headers {
@@ -78,6 +78,9 @@ fuzz_target!(|data: &[u8]| {
         assert!(out == input, "{}: bytes changed without the edit", fx.name);
     }
 });
+
+/// What the client received, the usage, the stream error and the terminal flag.
+type Outcome = (Vec<u8>, Option<Usage>, Option<String>, bool);
 
 /// Whether `out` is `input` with some whole SSE events removed, each a usage-only chunk.
 fn is_input_minus_usage_chunks(input: &[u8], out: &[u8]) -> bool {
