@@ -11,6 +11,8 @@
 //! - without the edit, the client receives the input unchanged; with it, the input minus
 //!   whole SSE events (offsets from `SseParser` over the whole input), each of them a
 //!   usage-only chunk (`usage` set, no `choices`, no `error`), so never more out than in;
+//! - with the edit, the usage, stream error and terminal flag are those of the same body read
+//!   without it (filtering changes what the client receives, never what is metered);
 //! - `finish` twice returns nothing the second time; `terminal_seen` never goes back to false;
 //!   the tap holds at most twice what it was given (the open event and its parse).
 #![no_main]
@@ -20,9 +22,9 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tollgate_fuzz::{chunkings, control, fixture};
+use tollgate_fuzz::{Fixture, chunkings, control, fixture};
 use tollgate_protocol::fixture::event_stream_frames;
-use tollgate_protocol::{SseEvent, SseParser, Tap, Usage, inspect, prepare_body};
+use tollgate_protocol::{RequestInfo, SseEvent, SseParser, Tap, Usage, inspect, prepare_body};
 
 fuzz_target!(|data: &[u8]| {
     let ([index, mode, seed], raw) = control::<3>(data);
@@ -44,31 +46,17 @@ fuzz_target!(|data: &[u8]| {
 
     let mut first: Option<Outcome> = None;
     for pieces in chunkings(&input, seed) {
-        let mut tap = Tap::new(fx.family, &info, case.status, Some(&case.content_type), injected);
-        for (name, value) in &case.response_headers {
-            tap.observe_header(name, value);
-        }
-        let mut out = Vec::new();
-        let mut fed = 0;
-        let mut terminal = false;
-        for piece in pieces {
-            out.extend_from_slice(&tap.feed(Bytes::copy_from_slice(piece)));
-            fed += piece.len();
-            assert!(!terminal || tap.terminal_seen(), "{}: terminal_seen went back to false", fx.name);
-            terminal = tap.terminal_seen();
-            assert!(out.len() <= fed, "{}: more out than in", fx.name);
-            assert!(tap.buffered_len() <= 2 * fed, "{}: holds more than twice what it was given", fx.name);
-        }
-        out.extend_from_slice(&tap.finish());
-        assert!(tap.finish().is_empty(), "{}: finish twice", fx.name);
-        let got = (out, tap.usage(), tap.stream_error().map(str::to_string), tap.terminal_seen());
+        let got = feed(fx, &info, &pieces, injected);
         match &first {
             None => first = Some(got),
             Some(f) => assert_eq!(f, &got, "{}: chunking changed the result", fx.name),
         }
     }
-    let Some((out, ..)) = first else { return };
+    let Some((out, usage, error, terminal)) = first else { return };
     if injected {
+        // Filtering changes what the client receives, never what the tap reads.
+        let plain = feed(fx, &info, &[&input], false);
+        assert_eq!((usage, error, terminal), (plain.1, plain.2, plain.3), "{}: filtering changed the usage", fx.name);
         assert!(
             is_input_minus_usage_chunks(&input, &out),
             "{}: the client bytes are not the input minus usage-only chunks",
@@ -78,6 +66,29 @@ fuzz_target!(|data: &[u8]| {
         assert!(out == input, "{}: bytes changed without the edit", fx.name);
     }
 });
+
+/// Feeds `pieces` to a fresh tap for the case; checks the per-feed invariants.
+fn feed(fx: &Fixture, info: &RequestInfo, pieces: &[&[u8]], injected: bool) -> Outcome {
+    let case = &fx.case;
+    let mut tap = Tap::new(fx.family, info, case.status, Some(&case.content_type), injected);
+    for (name, value) in &case.response_headers {
+        tap.observe_header(name, value);
+    }
+    let mut out = Vec::new();
+    let mut fed = 0;
+    let mut terminal = false;
+    for piece in pieces {
+        out.extend_from_slice(&tap.feed(Bytes::copy_from_slice(piece)));
+        fed += piece.len();
+        assert!(!terminal || tap.terminal_seen(), "{}: terminal_seen went back to false", fx.name);
+        terminal = tap.terminal_seen();
+        assert!(out.len() <= fed, "{}: more out than in", fx.name);
+        assert!(tap.buffered_len() <= 2 * fed, "{}: holds more than twice what it was given", fx.name);
+    }
+    out.extend_from_slice(&tap.finish());
+    assert!(tap.finish().is_empty(), "{}: finish twice", fx.name);
+    (out, tap.usage(), tap.stream_error().map(str::to_string), tap.terminal_seen())
+}
 
 /// What the client received, the usage, the stream error and the terminal flag.
 type Outcome = (Vec<u8>, Option<Usage>, Option<String>, bool);
