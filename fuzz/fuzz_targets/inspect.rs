@@ -17,7 +17,7 @@ use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use percent_encoding::percent_decode;
 use serde_json::{Value, json};
-use tollgate_fuzz::control;
+use tollgate_fuzz::{Lenient, control, lenient};
 use tollgate_protocol::{Endpoint, Family, inspect, prepare_body};
 
 const METHODS: [&str; 5] = ["POST", "GET", "post", "PUT", "DELETE"];
@@ -92,29 +92,3 @@ fuzz_target!(|data: &[u8]| {
         .unwrap_or_else(|e| panic!("the edited body is not JSON ({e}): {}", String::from_utf8_lossy(&sent)));
     assert_eq!(want, got, "the edit changed more than stream_options.include_usage");
 });
-
-const UNREPRESENTABLE: [&str; 4] = [
-    "number out of range",
-    "lone leading surrogate in hex escape",
-    "unexpected end of hex escape",
-    "invalid unicode code point",
-];
-
-enum Lenient {
-    Value(Value),
-    /// JSON that `Value` refuses but the inspector (like serde when it skips a member) lets
-    /// pass in members other than `model`: a number beyond `f64` (`1e400`, JSON sets no limit)
-    /// or an unpaired surrogate escape (`"\uDDDD"`). Nothing to compare with.
-    Unrepresentable,
-    Invalid,
-}
-
-/// The body as `serde_json` reads it, leniently: serde skips other members without checking
-/// their UTF-8, and so does the inspector, so invalid bytes (never structural) are replaced.
-fn lenient(body: &[u8]) -> Lenient {
-    match serde_json::from_str(&String::from_utf8_lossy(body)) {
-        Ok(v) => Lenient::Value(v),
-        Err(e) if UNREPRESENTABLE.iter().any(|m| e.to_string().starts_with(m)) => Lenient::Unrepresentable,
-        Err(_) => Lenient::Invalid,
-    }
-}

@@ -75,3 +75,31 @@ pub fn fixture(index: u8) -> &'static Fixture {
     });
     &all[usize::from(index) % all.len()]
 }
+
+const UNREPRESENTABLE: [&str; 4] = [
+    "number out of range",
+    "lone leading surrogate in hex escape",
+    "unexpected end of hex escape",
+    "invalid unicode code point",
+];
+
+/// A body as `serde_json` reads it into a `Value`, told apart from JSON a `Value` cannot hold.
+#[derive(Debug)]
+pub enum Lenient {
+    Value(serde_json::Value),
+    /// JSON that `Value` refuses but the inspector (like serde when it skips a member) lets
+    /// pass in members other than `model`: a number beyond `f64` (`1e400`, JSON sets no limit)
+    /// or an unpaired surrogate escape (`"\uDDDD"`). Nothing to compare with.
+    Unrepresentable,
+    Invalid,
+}
+
+/// The body as `serde_json` reads it, leniently: serde skips other members without checking
+/// their UTF-8, and so does the inspector, so invalid bytes (never structural) are replaced.
+pub fn lenient(body: &[u8]) -> Lenient {
+    match serde_json::from_str(&String::from_utf8_lossy(body)) {
+        Ok(v) => Lenient::Value(v),
+        Err(e) if UNREPRESENTABLE.iter().any(|m| e.to_string().starts_with(m)) => Lenient::Unrepresentable,
+        Err(_) => Lenient::Invalid,
+    }
+}
