@@ -50,19 +50,19 @@ impl Frame {
 
 /// Incremental frame reader.
 #[derive(Debug, Default)]
-pub(crate) struct EventStreamReader {
+pub struct EventStreamReader {
     decoder: MessageFrameDecoder,
     buf: BytesMut,
     broken: bool,
 }
 
 impl EventStreamReader {
-    pub(crate) fn new() -> EventStreamReader {
+    pub fn new() -> EventStreamReader {
         EventStreamReader::default()
     }
 
     /// Appends `chunk` and returns every frame it completed.
-    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<Frame> {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Frame> {
         let mut out = Vec::new();
         if self.broken {
             return out;
@@ -90,12 +90,12 @@ impl EventStreamReader {
     }
 
     /// Whether a frame was corrupt or too large (reading stopped).
-    #[cfg(test)]
-    pub(crate) fn is_broken(&self) -> bool {
+    pub fn is_broken(&self) -> bool {
         self.broken
     }
 
-    pub(crate) fn buffered_len(&self) -> usize {
+    /// Bytes held for the frame in progress.
+    pub fn buffered_len(&self) -> usize {
         self.buf.len()
     }
 }

@@ -44,6 +44,8 @@ mod openai;
 
 pub use bedrock::control::{ControlCall, filter_control_list, profile_allowed};
 pub use bedrock::request::is_profile_or_arn;
+/// The AWS event-stream frame reader, public for the fuzz targets (`fuzz/`).
+pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
 pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use crate::json_scan::{self, find_member, object_members};
+use crate::json_scan::{self, Member, ObjectSpan, object_members};
 use crate::wire::{Endpoint, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8]) -> RequestInfo {
@@ -58,7 +58,7 @@ const INCLUDE_USAGE: &[u8] = br#""include_usage":true"#;
 /// the body's shape does not allow a safe edit: then the request goes as the client sent it).
 fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
     let obj = object_members(body, 0)?;
-    let Some(options) = find_member(body, &obj, "stream_options") else {
+    let Some(options) = find_decoded(body, &obj, "stream_options") else {
         return Some(insert_member(body, obj.open, STREAM_OPTIONS, !obj.members.is_empty()));
     };
     let value = options.value.clone();
@@ -66,7 +66,7 @@ fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
         b'n' if &body[value.clone()] == b"null" => Some(splice(body, value, br#"{"include_usage":true}"#)),
         b'{' => {
             let inner = object_members(body, value.start)?;
-            match find_member(body, &inner, "include_usage") {
+            match find_decoded(body, &inner, "include_usage") {
                 Some(m) if &body[m.value.clone()] == b"true" => None,
                 Some(m) => Some(splice(body, m.value.clone(), b"true")),
                 None => Some(insert_member(body, inner.open, INCLUDE_USAGE, !inner.members.is_empty())),
@@ -74,6 +74,23 @@ fn with_include_usage(body: &[u8]) -> Option<Vec<u8>> {
         }
         _ => None,
     }
+}
+
+/// The last member of `span` named `name` as a JSON parser reads the name: an escaped key
+/// (`"stream_\u006fptions"`) is unescaped first, since the upstream keeps the last member of
+/// that name whichever way it is spelled.
+fn find_decoded<'a>(body: &[u8], span: &'a ObjectSpan, name: &str) -> Option<&'a Member> {
+    span.members.iter().rev().find(|m| {
+        let raw = &body[m.key.clone()];
+        if raw.contains(&b'\\') {
+            // The key range is inside the quotes; parse it with them.
+            body.get(m.key.start.saturating_sub(1)..m.key.end + 1)
+                .and_then(|quoted| serde_json::from_slice::<String>(quoted).ok())
+                .is_some_and(|key| key == name)
+        } else {
+            raw == name.as_bytes()
+        }
+    })
 }
 
 /// Inserts `member` right after the `{` at `open`, with a comma if other members follow.
@@ -151,6 +168,34 @@ mod tests {
             edit(r#"{"stream":true,"stream_options":null}"#),
             (r#"{"stream":true,"stream_options":{"include_usage":true}}"#.into(), true)
         );
+    }
+
+    /// Found by the `inspect` fuzz target: the edit matched member names byte for byte, so an
+    /// escaped name (`"stream_\u006fptions"`, which every JSON parser reads as
+    /// `stream_options`) got a second `stream_options` inserted before it; the upstream keeps
+    /// the last one, so `include_usage` stayed off (or `false`) while the tap expected the
+    /// usage chunk: the request went unmetered.
+    #[test]
+    fn escaped_member_names_are_the_names_the_upstream_reads() {
+        let upstream_view = |body: &str| serde_json::from_str::<serde_json::Value>(body).unwrap();
+        for body in [
+            r#"{"stream":true,"stream_\u006fptions":{"include_usage":false}}"#,
+            r#"{"stream":true,"stream_options":{"include_\u0075sage":false}}"#,
+            r#"{"stream":true,"stream_options":{"include_usage":true},"stream_\u006Fptions":null}"#,
+        ] {
+            let (edited, injected) = edit(body);
+            assert!(injected, "{body}");
+            assert_eq!(
+                upstream_view(&edited)["stream_options"]["include_usage"],
+                serde_json::Value::Bool(true),
+                "{body} became {edited}"
+            );
+        }
+        assert_eq!(
+            edit(r#"{"stream":true,"stream_options":{"include_\u0075sage":false}}"#).0,
+            r#"{"stream":true,"stream_options":{"include_\u0075sage":true}}"#
+        );
+        assert!(!edit(r#"{"stream":true,"stream_options":{"include_\u0075sage":true}}"#).1);
     }
 
     #[test]
