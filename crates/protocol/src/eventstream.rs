@@ -6,7 +6,7 @@
 //! (AWS's own limit on one event-stream message) or a corrupt frame stops the reading (the bytes
 //! still flow to the client; usage after that point is lost).
 //!
-//! Public as [`EventStreamReader`](crate::EventStreamReader) for the fuzz targets; the proxy
+//! Public as [`EventStreamReader`] for the fuzz targets; the proxy
 //! reaches it only through the Bedrock family's decoder.
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
