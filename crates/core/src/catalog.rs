@@ -6,6 +6,11 @@
 //! [`Catalog::with_overlay`] merges it (RFC 7396 merge patch per entry) into a new catalog whose
 //! version names both. Prices are integer microcents per 1M tokens; a bucket the catalog does not
 //! price is `None`, never guessed. Pure: parsing and lookups only, the server reads the files.
+//!
+//! Entries are indexed by provider type + model name ([`Catalog::get`], which falls back to the
+//! type named by the descriptor's `priced_as`); for Bedrock, [`Catalog::inference_profiles_for`]
+//! lists the profile ids of a bare foundation id and [`split_bedrock_profile`] splits a profile
+//! prefix off a model id.
 
 use crate::ValidationError;
 use crate::error::from_json_value;

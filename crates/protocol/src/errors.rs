@@ -1,7 +1,13 @@
 //! Errors the gateway produces on the proxy path, rendered in each upstream's own error JSON
-//! (DESIGN.md §3) so official SDKs raise their usual exception types:
-//! OpenAI `{"error":{"message","type","code"}}`, Anthropic `{"type":"error","error":{"type","message"}}`,
+//! (ARCHITECTURE.md, Decisions: The proxy path) so official SDKs raise their usual exception
+//! types. The shape is the provider type descriptor's [`ErrorShape`] (an unknown provider gets
+//! OpenAI's): OpenAI `{"error":{"message","type","code"}}` (also Azure OpenAI's),
+//! Anthropic `{"type":"error","error":{"type","message"}}`,
 //! Google `{"error":{"code","message","status"}}`, Bedrock `{"message"}` + `x-amzn-ErrorType`.
+//!
+//! The 401 is the exception: the token is checked before the provider is known, so
+//! [`render_unauthenticated`] answers in one body carrying every family's fields, which each
+//! official SDK reads as its own authentication error.
 
 use serde_json::json;
 use tollgate_core::{ErrorShape, ProviderType};

@@ -5,6 +5,9 @@
 //! the bytes of the frame in progress (never the stream). A frame beyond [`MAX_FRAME_BYTES`]
 //! (AWS's own limit on one event-stream message) or a corrupt frame stops the reading (the bytes
 //! still flow to the client; usage after that point is lost).
+//!
+//! Public as [`EventStreamReader`] for the fuzz targets; the proxy
+//! reaches it only through the Bedrock family's decoder.
 
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};

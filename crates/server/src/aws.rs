@@ -1,6 +1,7 @@
 //! AWS credentials and SigV4 signing for Bedrock providers.
 //!
-//! Three credential modes (DESIGN.md §3 step 5):
+//! Three credential modes (ARCHITECTURE.md, Decisions: The proxy path — the request is
+//! SigV4-signed for Bedrock):
 //! - **static keys**: `access_key_id_ref` + `secret_access_key_ref`, read per request from the
 //!   snapshot's secret cache (the database backend) or the env/dir backend — never the
 //!   database on the request path;
@@ -17,6 +18,10 @@
 //! shorter) one caller refreshes under a per-entry lock while the others wait for its result,
 //! so concurrent requests never stampede STS. A failed refresh keeps serving credentials
 //! that have not yet expired.
+//!
+//! Signing goes through [`tollgate_protocol::sigv4`] over the exact bytes sent. This module does
+//! not import the application state: callers pass a [`SecretLookup`] (the secret source, the
+//! store and, on the request path, the snapshot whose secret cache is read).
 //!
 //! `aws-config` builds its own HTTP client (hyper + rustls) for STS, SSO and the metadata
 //! endpoints: the one exception to "only `upstream.rs` builds HTTP clients". The STS endpoint

@@ -4,6 +4,7 @@
 //!
 //! `axum::serve` has no timer, so it cannot time out a client; connections are served here with
 //! hyper-util's `auto::Builder` (HTTP/1.1 and HTTP/2) and the router resolved once per process.
+//! Client sockets get `TCP_NODELAY`, so a stream's small chunks leave at once.
 //!
 //! - **Cap**: at most `max_connections` are served; a connection beyond it waits (at most the
 //!   header-read timeout, and at most `max_connections` of them) for a slot, and is otherwise

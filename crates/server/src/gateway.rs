@@ -1,8 +1,14 @@
-//! Starting and stopping one gateway process: open the store (running migrations), load the
-//! master key, create the bootstrap admin token on first start, load the config snapshot,
-//! open the usage store and start its writer, bind the listener, serve (with the connection
-//! limits of `conn.rs`) until the shutdown signal, then finish in-flight requests within the
+//! Starting and stopping one gateway process: load the master key, open the store (running
+//! migrations), bind the listener (its address is one the address policy refuses as an
+//! upstream), open the usage store, load the catalog with its overlay, start the usage writer,
+//! build the address policy (checking `--aws-sts-endpoint` / `--bedrock-control-endpoint`)
+//! and the HTTP clients, create the bootstrap admin token on first start, load the config
+//! snapshot, and merge the proxy, console and admin routers. Then serve (with the connection
+//! limits of `conn.rs`) until the shutdown signal, finish in-flight requests within the
 //! shutdown grace (cutting the rest), drain the usage queue and close.
+//!
+//! The merged router is resolved with `with_state(())` once, before serving: each new
+//! connection then costs a reference count instead of a rebuilt route table.
 
 use crate::admin;
 use crate::catalog::CatalogHandle;

@@ -1,5 +1,5 @@
-//! The one place that builds the HTTP clients used to reach upstreams (DESIGN.md §5
-//! invariant): pooled keep-alive connections, HTTP/1.1 and HTTP/2 (ALPN), rustls on
+//! The one place that builds the HTTP clients used to reach upstreams (ARCHITECTURE.md,
+//! Invariants: only `upstream.rs` builds an HTTP client): pooled keep-alive connections, HTTP/1.1 and HTTP/2 (ALPN), rustls on
 //! aws-lc-rs with the platform's root store, no redirects followed (an upstream 3xx becomes a
 //! 502 so a credential is never replayed to another host), a connect timeout and a per-read
 //! timeout but no total timeout, because streams legitimately run for minutes.

@@ -1,7 +1,8 @@
 //! Usage events: one row per proxied request, written in batches by the gateway's usage
 //! writer (never on the request path), plus their hourly rollups, upserted in the same
 //! transaction (so a report never sees an event without its rollup or the reverse). Reports
-//! read the rollups (`spending.rs`); raw events are for drill-down and expire with retention.
+//! read the rollups (`spending.rs`); raw events are for drill-down and expire with retention
+//! ([`UsageStore::delete_events_before`], in chunks so no statement holds a long lock).
 //!
 //! [`UsageStore`] is separate from [`crate::Store`]: on SQLite it is its own file
 //! (`usage.sqlite`), so a burst of usage writes never holds the config database's write lock;

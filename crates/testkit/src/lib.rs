@@ -1,6 +1,9 @@
 //! Test-only building blocks: a real gateway on a free port ([`TestGateway`]), a fresh
 //! database per test ([`db::TestDb`]) and fake LLM upstreams ([`upstream::FakeUpstream`]).
-//! Everything talks over real sockets; nothing here short-circuits the HTTP layer.
+//! Everything talks over real sockets; nothing here short-circuits the HTTP layer. Tests wait
+//! for the gateway's own work through [`TestGateway::flush_usage`] and move its
+//! [`clock`](TestGateway::clock) instead of sleeping. [`fixtures`] is the one loader of the
+//! recorded fixtures under `tests/fixtures/`.
 //!
 //! Only dev-dependencies of other crates may depend on this crate.
 

@@ -1,12 +1,17 @@
-//! Fake LLM upstreams: real HTTP servers on 127.0.0.1 that speak the OpenAI, Anthropic,
-//! Gemini and AWS Bedrock wire formats (streaming included) and record every request they
-//! receive, so integration tests can point a provider's `base_url` at one and drive the
-//! gateway through it. The Bedrock fake is a small fake AWS ([`bedrock`]): it verifies every
-//! SigV4 signature independently ([`sigv4`]) and also serves STS and the metadata endpoints.
+//! Fake LLM upstreams: real HTTP servers on 127.0.0.1 that speak the API of one provider type
+//! each ([`FakeUpstream::start`]: OpenAI and OpenAI-compatible, Anthropic, Gemini, AWS Bedrock,
+//! Azure OpenAI with fixed deployments ([`azure_openai`]); streaming included) and record every
+//! request they receive, so integration tests can point a provider's `base_url` at one and drive
+//! the gateway through it. The Bedrock fake is a small fake AWS ([`bedrock`]): it verifies every
+//! SigV4 signature independently ([`sigv4`]) and also serves the control plane, STS and the
+//! metadata endpoints.
 //!
 //! Each [`FakeUpstream`] answers, in this order:
 //! 1. the next queued [`Reply`] ([`FakeUpstream::push`]), whatever the path, credential or
-//!    body — scripted replies bypass every built-in check;
+//!    body — scripted replies bypass every built-in check. A [`Reply`] is a JSON or raw body,
+//!    paced SSE, a script of [`Step`]s (chunks, waits on a timer or a `Notify`, a hang, an
+//!    abort), a redirect, a head that never comes ([`Reply::stall_headers`]) or a recorded
+//!    fixture case replayed ([`Reply::from_case`]);
 //! 2. otherwise its built-in behaviour: the credential check (401 in the provider's own error
 //!    JSON), then the endpoint, with realistic bodies and the FIXED usage numbers published in
 //!    [`openai`], [`anthropic`] and [`google`], so tests can assert exact buckets.

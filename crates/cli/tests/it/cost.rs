@@ -66,8 +66,9 @@ fn cases() -> Vec<(String, CostCase)> {
     tollgate_testkit::fixtures::documents("cost").unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-/// The fixture set itself is sound: buckets add up, the named §8 regressions are present, every
-/// provider type and the stream / non-stream split are covered.
+/// The fixture set itself is sound: buckets add up, the named regressions (ARCHITECTURE.md,
+/// Decisions: Mistakes the incumbents made) are present, every provider type and the stream /
+/// non-stream split are covered.
 #[test]
 fn the_cost_fixtures_are_consistent() {
     let all = cases();

@@ -1,6 +1,14 @@
 //! The one integration-test binary: every test here drives real servers over HTTP (or the
 //! real `tollgate` binary), on SQLite always and on PostgreSQL when
 //! `TOLLGATE_TEST_DATABASE_URL` is set.
+//!
+//! Notable modules: `proxy/` (the proxy per provider type, with the official SDKs), `cost`
+//! (the cost conformance cases of `tests/fixtures/cost/`), `console/` (HTTP tests, and the
+//! headless-Chromium end-to-end test that also writes `docs/screenshots/`), `connect_snippets`
+//! (every Connect tab snippet run with the real SDK or tool, installed by
+//! `tests/tools/install.sh`), `faults` (a full disk, a locked database, slowloris, the
+//! connection cap, SIGTERM and SIGKILL under load), `bench_smoke` (a two-second run of
+//! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary).
 
 mod support;
 

@@ -1,8 +1,12 @@
 //! The provider registry: one [`ProviderDescriptor`] per [`ProviderType`], the single place
-//! that says what a type is (its names, credential scheme, default base URL, Test Connection
-//! probe, icon, example model, native error shape and wire family). Code elsewhere asks the
-//! descriptor instead of matching on the type; where behaviour really differs per type the
-//! match is exhaustive, so a new type is a compile error until every place handles it.
+//! that says what a type is: its id, label and config field, the console's description and
+//! icon, its credential scheme, default base URL, Test Connection probe, example model,
+//! whether it supports authorization passthrough, whether the response names the model that
+//! prices the call (`model_from_response`), the type it is priced as (`priced_as`), its native
+//! error shape and its wire family ([`WireFamilyId`]). [`descriptor`] returns it through one
+//! exhaustive match. Code elsewhere asks the descriptor instead of matching on the type; where
+//! behaviour really differs per type the match is exhaustive, so a new type is a compile error
+//! until every place handles it.
 
 use super::ProviderType;
 

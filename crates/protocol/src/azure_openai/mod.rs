@@ -3,7 +3,8 @@
 //! - `request`: the deployment paths (`/openai/deployments/{deployment}/chat/completions`
 //!   …`?api-version=…`), where the model is the deployment name from the path, and the
 //!   `/openai/v1/…` paths, where it is the body's `model` (also a deployment name).
-//! - Bodies, usage and streams are the OpenAI family's (`openai::usage`, `openai::stream`),
+//! - Bodies, usage and streams are the OpenAI family's (`openai::usage`, `openai::stream`; this
+//!   family has no `usage.rs` or `stream.rs` of its own),
 //!   with the `include_usage` edit; the decoder also records the model the response names
 //!   (Azure reports the deployment's model, e.g. `gpt-4o-2024-08-06`), which prices the call.
 

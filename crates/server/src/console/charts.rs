@@ -5,6 +5,9 @@
 //! it on hover). Colours come from the Okabe–Ito palette, which stays distinguishable with the
 //! common colour-vision deficiencies; series of the same colour (two providers of one type)
 //! get different SVG `<pattern>` hatches. Sparklines are small polylines. No JavaScript.
+//!
+//! Chosen over a vendored JavaScript chart library so a page needs no script to show its data
+//! and tests can read the numbers from the HTML.
 
 use super::format::esc;
 use std::fmt::Write;

@@ -5,7 +5,9 @@
 //! embedded with rust-embed (`crates/server/assets/`), so the console needs no Node toolchain
 //! and no network. Charts are SVG drawn on the server ([`charts`]).
 //!
-//! A console request: [`server_timing`] starts a clock → [`session::csrf_guard`] refuses a
+//! A console request: [`server_timing`] starts a clock (and on the way out adds
+//! `Server-Timing` and the security headers: a CSP allowing only the console's own assets,
+//! `X-Frame-Options: DENY`, `nosniff`) → [`session::csrf_guard`] refuses a
 //! state-changing request without this session's CSRF token → the handler's [`Session`]
 //! extractor checks the signed cookie and re-reads the token from the snapshot (sign-in page
 //! otherwise) → reads come from the snapshot, the store and the hourly spending rollups; writes

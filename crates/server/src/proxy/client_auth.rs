@@ -1,7 +1,7 @@
 //! Where the gateway token is on a proxied request: wherever the client's native SDK puts
 //! its API key (`Authorization: Bearer` for OpenAI and recent Anthropic SDKs, the header of a
 //! type's `CredentialScheme::Header` — `x-api-key` for Anthropic, `x-goog-api-key` for
-//! Google — or `?key=` for Google), or `X-Tollgate-Token`.
+//! Google, `api-key` for Azure OpenAI — or `?key=` for Google), or `X-Tollgate-Token`.
 //!
 //! With authorization passthrough the client's `Authorization` belongs to the upstream, so
 //! the gateway token must come in `X-Tollgate-Token`.

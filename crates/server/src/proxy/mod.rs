@@ -1,6 +1,7 @@
 //! The native proxy: `/llm/v1/providers/{name}/{*path}` forwards to the provider's base URL
-//! plus path and query, in the upstream's own wire format (DESIGN.md §3). Wire knowledge lives
-//! in `tollgate-protocol`; this module only moves bytes and headers.
+//! plus path and query, in the upstream's own wire format (ARCHITECTURE.md, Decisions: The
+//! proxy path). Wire knowledge lives in `tollgate-protocol`; this module only moves bytes and
+//! headers.
 //!
 //! [`handle`] runs four stages, each its own module:
 //! 1. [`admit`] — gateway token, provider, scope and enabled, body size, model allow-list:
