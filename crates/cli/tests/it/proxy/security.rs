@@ -444,3 +444,36 @@ async fn secrets_are_bound_to_hosts(db: TestDb) {
 }
 
 both_backends!(secrets_are_bound_to_hosts);
+
+/// A secret that providers reference but that has no binding (saved before bindings existed;
+/// here: unbound by an admin) is refused at injection time, and bound at the next start to
+/// the hosts of the providers that use it.
+async fn unbound_secrets_are_bound_at_start(db: TestDb) {
+    let url = db.url().to_string();
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    let unbind = json!({"bound_hosts": []});
+    let meta = expect(admin(&rig.gw, Method::PATCH, "/api/v1/secrets/OPENAI_API_KEY", Some(unbind)).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([]), "{meta}");
+    let r = rig.post(&path, &req).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("not bound to any host"), "{}", r.text());
+    assert!(rig.up.requests().is_empty(), "{:?}", rig.up.requests());
+    // A replica starting on the same database binds it to the provider's host.
+    let key = std::fs::read_to_string(rig.gw.data_dir.join("master.key")).unwrap_or_else(|e| panic!("{e}"));
+    let b = TestGateway::start_with(None, |s| {
+        s.database_url = Some(tollgate_server::Sensitive(url.clone()));
+        s.master_key = Some(tollgate_server::Sensitive(key.trim().to_string()));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let meta =
+        expect(call(&b, Method::GET, "/api/v1/secrets/OPENAI_API_KEY", Some(&rig.gw.admin_token), None).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([host_port(&rig.up)]), "{meta}");
+    let r =
+        send(b.client.post(b.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&rig.token).json(&req))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+both_backends!(unbound_secrets_are_bound_at_start);
