@@ -19,7 +19,9 @@ const COLLECTION: &str = "secrets";
 pub enum SecretCommand {
     /// Create or replace a secret. The value is read from stdin when it is not a terminal,
     /// otherwise from a hidden prompt; it is never taken as an argument.
-    Set(SecretName),
+    Set(SecretSetArgs),
+    /// Replace the hosts a secret may be sent to, without its value (admin only).
+    Bind(SecretBindArgs),
     /// List secret names (never values).
     #[command(visible_alias = "ls")]
     List(SecretListArgs),
@@ -36,6 +38,27 @@ pub enum SecretCommand {
 pub struct SecretName {
     /// Secret name (UPPER_SNAKE_CASE, e.g. ANTHROPIC_API_KEY).
     pub name: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretSetArgs {
+    /// Secret name (UPPER_SNAKE_CASE, e.g. ANTHROPIC_API_KEY).
+    pub name: String,
+    /// A host (`host[:port]`) the secret may be sent to; repeat for several. Replaces the
+    /// binding; without it the binding is kept (a new secret is bound by the first provider
+    /// that uses it).
+    #[arg(long = "bound-host", value_name = "HOST")]
+    pub bound_hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecretBindArgs {
+    /// Secret name (UPPER_SNAKE_CASE, e.g. ANTHROPIC_API_KEY).
+    pub name: String,
+    /// A host (`host[:port]`) the secret may be sent to; repeat for several. None unbinds it
+    /// (the next provider saved with it binds it again).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,12 +94,25 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: SecretCommand) -> anyh
     match cmd {
         SecretCommand::Set(a) => {
             let value = read_value(&a.name)?;
-            let answer = client.put(&[COLLECTION, &a.name], &json!({ "value": value })).await?;
+            let mut body = json!({ "value": value });
+            if !a.bound_hosts.is_empty() {
+                body["bound_hosts"] = json!(a.bound_hosts);
+            }
+            let answer = client.put(&[COLLECTION, &a.name], &body).await?;
+            drop(body);
             drop(value);
             let verb = if answer.status == 201 { "created" } else { "updated" };
             let meta = answer.json();
             match fmt {
                 OutputFormat::Table => output::line(&format!("{verb} secret {}", a.name)),
+                _ => output::document(&meta, fmt)?,
+            }
+            Ok(())
+        }
+        SecretCommand::Bind(a) => {
+            let meta = client.patch(&[COLLECTION, &a.name], &json!({ "bound_hosts": a.hosts })).await?.json();
+            match fmt {
+                OutputFormat::Table => output::line(&format!("bound secret {} to: {}", a.name, a.hosts.join(", "))),
                 _ => output::document(&meta, fmt)?,
             }
             Ok(())

@@ -117,6 +117,7 @@ impl Gateway {
             Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone(), policy },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
+        backfill_bindings(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());
         let router =
@@ -199,6 +200,24 @@ impl Gateway {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Binds each secret that providers saved before bindings existed reference (and that has no
+/// binding yet) to those providers' hosts: the hosts they were already sent to.
+async fn backfill_bindings(state: &AppState) -> Result<(), ServerError> {
+    let mut specs = Vec::new();
+    for rec in state.store().all_providers().await? {
+        match serde_json::from_str::<tollgate_core::ProviderSpec>(&rec.spec_json) {
+            Ok(spec) => specs.push(spec),
+            Err(e) => tracing::warn!(provider = %rec.name, error = %e, "stored provider is unreadable"),
+        }
+    }
+    let wanted = crate::binding::wanted_bindings(specs.iter());
+    let count = state.store().backfill_secret_bindings(&wanted).await?;
+    if count > 0 {
+        tracing::info!(secrets = count, "bound secrets to the hosts their providers use");
+    }
+    Ok(())
 }
 
 /// On first start (no tokens at all), creates an admin token and writes it to the data dir.

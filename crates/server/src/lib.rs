@@ -10,6 +10,7 @@ pub mod address_policy;
 pub mod admin;
 pub mod auth;
 pub mod aws;
+pub mod binding;
 pub mod catalog;
 pub mod conn;
 pub mod console;

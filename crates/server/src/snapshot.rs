@@ -4,7 +4,7 @@
 //! request; it depends on nothing else in the server, so the usage writer, the proxy and the console can all use it without importing
 //! the application state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use tollgate_core::ProviderSpec;
 use tollgate_store::{SecretValue, TokenRecord};
@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub tokens: HashMap<[u8; 32], Arc<TokenRecord>>,
     /// Values of the database secrets that providers reference, by secret name.
     pub credentials: HashMap<String, SecretValue>,
+    /// Each bound secret's hosts (`host[:port]`), by secret name (see `crate::binding`).
+    pub bindings: HashMap<String, BTreeSet<String>>,
     /// Console sessions signed out before their expiry (the MAC of each cookie).
     pub signed_out: HashSet<String>,
 }

@@ -231,7 +231,8 @@ impl AppState {
         }
         let tokens = self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
         let signed_out = self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect();
-        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials, signed_out }));
+        let bindings = self.inner.store.all_secret_bindings().await?;
+        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials, bindings, signed_out }));
         self.inner.ready.store(true, Ordering::Release);
         Ok(())
     }

@@ -73,6 +73,7 @@ pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = versi
 pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "config", include_str!("../migrations/sqlite/0001_config.sql")),
     (2, "console signouts", include_str!("../migrations/sqlite/0002_console_signouts.sql")),
+    (3, "secret bindings", include_str!("../migrations/sqlite/0003_secret_bindings.sql")),
 ];
 /// On PostgreSQL usage tables live in the same database, so they are in the same list.
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -80,6 +81,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "usage events", include_str!("../migrations/postgres/0002_usage_events.sql")),
     (3, "cost rollups", include_str!("../migrations/postgres/0003_cost_rollups.sql")),
     (4, "console signouts", include_str!("../migrations/postgres/0004_console_signouts.sql")),
+    (5, "secret bindings", include_str!("../migrations/postgres/0005_secret_bindings.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -26,6 +26,7 @@ mod usage;
 pub use error::StoreError;
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
+pub use secrets::BindOutcome;
 pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use tollgate_core::{ProviderType, Role};
 pub use types::UsageEvent;

@@ -7,6 +7,20 @@
 use crate::db::RowExt;
 use crate::types::page_size;
 use crate::{Keyring, MasterKey, Page, PageQuery, SecretMeta, SecretValue, Store, StoreError};
+use std::collections::{BTreeSet, HashMap};
+
+/// The outcome of [`Store::bind_secret_host`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindOutcome {
+    /// The host was already in the secret's binding.
+    AlreadyBound,
+    /// The secret had no binding; it is now bound to this host (first use binds).
+    FirstUse,
+    /// The host was added to an existing binding (`add_if_other` was set).
+    Added,
+    /// The secret is bound to other hosts (listed, sorted); nothing was changed.
+    Refused(Vec<String>),
+}
 
 fn aad(name: &str) -> Vec<u8> {
     let mut aad = b"secret/".to_vec();
@@ -98,6 +112,7 @@ impl Store {
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "secret", name: name.to_owned() });
             }
+            sqlx::query("DELETE FROM secret_bindings WHERE secret = $1").bind(name).execute(&mut *tx).await?;
             let providers: Vec<String> = sqlx::query_scalar(
                 "SELECT DISTINCT provider FROM provider_secret_refs WHERE secret = $1 ORDER BY provider",
             )
@@ -109,6 +124,104 @@ impl Store {
             }
         });
         Ok(())
+    }
+
+    /// Every secret's bound hosts (secrets without a binding are absent).
+    pub async fn all_secret_bindings(&self) -> Result<HashMap<String, BTreeSet<String>>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |p| {
+            sqlx::query_as("SELECT secret, host FROM secret_bindings ORDER BY secret, host").fetch_all(p).await?
+        });
+        let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (secret, host) in rows {
+            out.entry(secret).or_default().insert(host);
+        }
+        Ok(out)
+    }
+
+    /// Binds `host` to `secret` in one transaction: an unbound secret becomes bound to it
+    /// (first use binds); a secret bound elsewhere gets it added only when `add_if_other`
+    /// (an admin's save), else nothing changes and the current binding is returned.
+    pub async fn bind_secret_host(
+        &self,
+        secret: &str,
+        host: &str,
+        add_if_other: bool,
+    ) -> Result<BindOutcome, StoreError> {
+        let outcome = write_tx!(self, |tx, is_pg| {
+            let hosts: Vec<String> =
+                sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 ORDER BY host")
+                    .bind(secret)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let outcome = if hosts.iter().any(|h| h == host) {
+                BindOutcome::AlreadyBound
+            } else if hosts.is_empty() {
+                BindOutcome::FirstUse
+            } else if add_if_other {
+                BindOutcome::Added
+            } else {
+                BindOutcome::Refused(hosts)
+            };
+            if matches!(outcome, BindOutcome::FirstUse | BindOutcome::Added) {
+                sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
+                    .bind(secret)
+                    .bind(host)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// Replaces `secret`'s binding with `hosts` (empty: unbound).
+    pub async fn set_secret_bindings(&self, secret: &str, hosts: &BTreeSet<String>) -> Result<(), StoreError> {
+        write_tx!(self, |tx, is_pg| {
+            sqlx::query("DELETE FROM secret_bindings WHERE secret = $1").bind(secret).execute(&mut *tx).await?;
+            for host in hosts {
+                sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
+                    .bind(secret)
+                    .bind(host)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Binds each secret that has no binding yet to the given hosts (start-up: providers
+    /// saved before bindings existed). Secrets already bound are left alone. Returns how many
+    /// secrets were bound.
+    pub async fn backfill_secret_bindings(
+        &self,
+        wanted: &HashMap<String, BTreeSet<String>>,
+    ) -> Result<usize, StoreError> {
+        if wanted.is_empty() {
+            return Ok(0);
+        }
+        let count = write_tx!(self, |tx, is_pg| {
+            let mut count = 0;
+            for (secret, hosts) in wanted {
+                let bound: Option<String> =
+                    sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 LIMIT 1")
+                        .bind(secret)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if bound.is_some() || hosts.is_empty() {
+                    continue;
+                }
+                for host in hosts {
+                    sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
+                        .bind(secret)
+                        .bind(host)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                count += 1;
+            }
+            count
+        });
+        Ok(count)
     }
 
     /// Names of the providers whose refs name `secret`, sorted.

@@ -32,6 +32,7 @@ fn endpoints() -> Vec<Endpoint> {
         e(Method::GET, "/api/v1/secrets/OPENAI_API_KEY", None, "reader"),
         e(Method::PUT, "/api/v1/secrets/PUT_{ROLE}", Some(json!({"value": "v-{role}"})), "writer"),
         e(Method::DELETE, "/api/v1/secrets/DEL_{ROLE}", None, "writer"),
+        e(Method::PATCH, "/api/v1/secrets/OPENAI_API_KEY", Some(json!({"bound_hosts": ["api.openai.com"]})), "admin"),
         e(Method::GET, "/api/v1/tokens", None, "admin"),
         e(Method::POST, "/api/v1/tokens", Some(json!({"name": "made by {role}", "role": "invoker"})), "admin"),
         e(Method::GET, "/api/v1/tokens/{victim}", None, "admin"),

@@ -47,7 +47,7 @@ async fn secrets_api(db: TestDb) {
             let keys: Vec<&String> = s.as_object().map(|o| o.keys().collect()).unwrap_or_default();
             let mut keys = keys;
             keys.sort();
-            assert_eq!(keys, ["created_at", "name", "updated_at"], "{s}");
+            assert_eq!(keys, ["bound_hosts", "created_at", "name", "updated_at"], "{s}");
         }
     }
     let one = expect(admin(&gw, Method::GET, "/api/v1/secrets/KEY_2", None).await, 200);

@@ -662,6 +662,19 @@ async fn e2e_secrets_never_show_values() {
     let names: Vec<Value> = tg(&gw, &["secret", "list", "-o", "json"]).json()["secrets"].as_array().unwrap().clone();
     assert_eq!(names.len(), 1);
 
+    // Bound hosts: set with the value, replaced without it (admin), shown by `get`.
+    let run =
+        tg_in(&gw, &["secret", "set", "OPENAI_KEY", "--bound-host", "api.openai.com", "-o", "json"], Some("sk-very-3"))
+            .ok();
+    assert_eq!(run.json()["bound_hosts"], json!(["api.openai.com"]), "{}", run.stdout);
+    let run = tg(&gw, &["secret", "bind", "OPENAI_KEY", "--host", "10.0.0.5:8080", "--host", "api.openai.com"]).ok();
+    assert_eq!(run.stdout.trim(), "bound secret OPENAI_KEY to: 10.0.0.5:8080, api.openai.com");
+    let meta = tg(&gw, &["secret", "get", "OPENAI_KEY", "-o", "json"]).json();
+    assert_eq!(meta["bound_hosts"], json!(["10.0.0.5:8080", "api.openai.com"]), "{meta}");
+    let bad = tg(&gw, &["secret", "bind", "OPENAI_KEY", "--host", "http://x/"]);
+    assert_eq!(bad.code, 1);
+    assert!(bad.stderr.contains("bound_hosts[0]"), "{}", bad.stderr);
+
     // A referenced secret cannot be deleted.
     tg(&gw, &["provider", "create", "uses-key", "--openai-config.api-key-ref", "OPENAI_KEY"]).ok();
     let run = tg(&gw, &["secret", "delete", "OPENAI_KEY"]);

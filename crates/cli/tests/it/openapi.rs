@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 24] = [
+const ROUTES: [(&str, &str); 25] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -19,6 +19,7 @@ const ROUTES: [(&str, &str); 24] = [
     ("get", "/api/v1/secrets"),
     ("get", "/api/v1/secrets/{name}"),
     ("put", "/api/v1/secrets/{name}"),
+    ("patch", "/api/v1/secrets/{name}"),
     ("delete", "/api/v1/secrets/{name}"),
     ("get", "/api/v1/tokens"),
     ("post", "/api/v1/tokens"),

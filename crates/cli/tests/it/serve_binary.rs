@@ -244,7 +244,11 @@ async fn env_secret_backend_is_read_only() {
     let mut t = String::new();
     let (s, v) = req(&client, Method::GET, format!("{base}/api/v1/secrets"), &token, None, &mut t).await;
     assert_eq!(s, 200);
-    assert_eq!(v["secrets"], json!([{"name": "OPENAI_API_KEY"}]), "only well-formed names under the prefix");
+    assert_eq!(
+        v["secrets"],
+        json!([{"name": "OPENAI_API_KEY", "bound_hosts": []}]),
+        "only well-formed names under the prefix"
+    );
     let (s, _) = req(
         &client,
         Method::POST,
@@ -255,6 +259,10 @@ async fn env_secret_backend_is_read_only() {
     )
     .await;
     assert_eq!(s, 201, "a reference resolves against the environment");
+    // The binding of an environment secret lives in the database: first use bound it.
+    let (s, v) = req(&client, Method::GET, format!("{base}/api/v1/secrets/OPENAI_API_KEY"), &token, None, &mut t).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["bound_hosts"].as_array().map(Vec::len), Some(1), "{v}");
     let (s, v) = req(
         &client,
         Method::POST,

@@ -67,7 +67,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(providers::get, providers::update, providers::delete))
         .routes(routes!(check::check))
         .routes(routes!(secrets::list))
-        .routes(routes!(secrets::get, secrets::put, secrets::delete))
+        .routes(routes!(secrets::get, secrets::put, secrets::patch, secrets::delete))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::get, tokens::revoke))
         .routes(routes!(models::list))

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_core::patch::merge_patch;
 use tollgate_core::warnings::{FieldWarning, model_warnings};
 use tollgate_core::{ProviderSpec, ProviderType, Role};
-use tollgate_store::{ProviderQuery, ProviderRecord, TokenRecord};
+use tollgate_store::{BindOutcome, ProviderQuery, ProviderRecord, TokenRecord};
 use utoipa::{IntoParams, ToSchema};
 
 /// A page of providers.
@@ -88,6 +88,38 @@ async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiEr
         }
     }
     Ok(false)
+}
+
+/// The provider's injected secret must be bound to its base URL's host: an unbound secret is
+/// bound now (first use binds); a secret bound elsewhere is refused (400 naming the ref field)
+/// unless the caller is admin, whose save adds the host. Atomic in the store.
+async fn bind_secret(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec) -> Result<(), ApiError> {
+    let Some((field, secret, host)) = crate::binding::injected_secret(spec) else {
+        return Ok(());
+    };
+    let Some(host) = host else {
+        return Err(ApiError::invalid(format!("{}_config.base_url", spec.kind()), "must have a host"));
+    };
+    let admin = caller.role.allows(Role::Admin);
+    match state.store().bind_secret_host(&secret, &host, admin).await? {
+        BindOutcome::AlreadyBound => Ok(()),
+        BindOutcome::FirstUse => {
+            tracing::info!(secret = %secret, host = %host, "secret bound on first use");
+            Ok(())
+        }
+        BindOutcome::Added => {
+            tracing::info!(secret = %secret, host = %host, "admin added a host to a secret's binding");
+            Ok(())
+        }
+        BindOutcome::Refused(hosts) => Err(ApiError::invalid(
+            field,
+            format!(
+                "secret \"{secret}\" is bound to {} and may not be sent to {host}; an admin may add the host, \
+                 or re-enter the secret's value with `bound_hosts`",
+                hosts.join(", ")
+            ),
+        )),
+    }
 }
 
 /// The base URL's host must pass the upstream address policy (link-local, cloud metadata and
@@ -216,6 +248,7 @@ pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderS
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
     let rec = record(&spec, now, now)?;
+    bind_secret(state, caller, &spec).await?;
     state.store().insert_provider(&rec, in_db).await?;
     super::reload_after_write(state).await;
     tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
@@ -341,6 +374,7 @@ pub async fn update_spec(
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
+    bind_secret(state, caller, &spec).await?;
     state.store().update_provider(&rec, in_db).await?;
     super::reload_after_write(state).await;
     tracing::info!(provider = %name, "provider updated");

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use tollgate_core::{Role, validate};
 use tollgate_store::{PageQuery, SecretMeta, SecretValue};
 use utoipa::{IntoParams, ToSchema};
@@ -27,12 +28,18 @@ pub struct SecretView {
     pub created_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+    /// The hosts (`host[:port]`) this secret may be sent to, sorted; empty until a provider
+    /// first uses it (that binds it to the provider's upstream host).
+    pub bound_hosts: Vec<String>,
 }
 
-impl From<&SecretMeta> for SecretView {
-    fn from(m: &SecretMeta) -> Self {
+impl SecretView {
+    /// The view of `m`, with its binding from the current snapshot.
+    pub fn of(state: &AppState, m: &SecretMeta) -> Self {
         let t = |ms: i64| (ms > 0).then(|| rfc3339(ms));
-        SecretView { name: m.name.clone(), created_at: t(m.created_at_ms), updated_at: t(m.updated_at_ms) }
+        let bound_hosts =
+            state.snapshot().bindings.get(&m.name).map(|h| h.iter().cloned().collect()).unwrap_or_default();
+        SecretView { name: m.name.clone(), created_at: t(m.created_at_ms), updated_at: t(m.updated_at_ms), bound_hosts }
     }
 }
 
@@ -50,11 +57,24 @@ pub struct ListSecretsResponse {
 pub struct PutSecretRequest {
     /// The secret value (write-only; never returned).
     pub value: String,
+    /// Replaces the hosts (`host[:port]`) the secret may be sent to. Whoever re-enters the
+    /// value may set it; absent: the binding is kept.
+    #[serde(default)]
+    pub bound_hosts: Option<Vec<String>>,
+}
+
+/// Body of `PATCH /api/v1/secrets/{name}` (admin only): rebinding without the value.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSecretRequest {
+    /// The hosts (`host[:port]`) the secret may be sent to; `[]` unbinds it (the next
+    /// provider save binds it again).
+    pub bound_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for PutSecretRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PutSecretRequest { value: <redacted> }")
+        write!(f, "PutSecretRequest {{ value: <redacted>, bound_hosts: {:?} }}", self.bound_hosts)
     }
 }
 
@@ -102,7 +122,7 @@ pub async fn list(
     let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
     let (items, next) = list_meta(&state, page).await?;
     Ok(Json(ListSecretsResponse {
-        secrets: items.iter().map(SecretView::from).collect(),
+        secrets: items.iter().map(|m| SecretView::of(&state, m)).collect(),
         next_page_token: next.map(|k| paging::encode(&k)),
     }))
 }
@@ -119,15 +139,8 @@ pub async fn get(
 ) -> Result<Json<SecretView>, ApiError> {
     authorize(&state, &headers, Role::Reader)?;
     check_name(&name)?;
-    let not_found = || ApiError::NotFound(format!("secret \"{name}\" not found"));
-    if state.secrets().is_writable() {
-        let meta = state.store().get_secret_meta(&name).await?.ok_or_else(not_found)?;
-        Ok(Json(SecretView::from(&meta)))
-    } else {
-        let all = state.secrets().list_read_only().await;
-        let meta = all.iter().find(|m| m.name == name).ok_or_else(not_found)?;
-        Ok(Json(SecretView::from(meta)))
-    }
+    let meta = find_meta(&state, &name).await?;
+    Ok(Json(SecretView::of(&state, &meta)))
 }
 
 /// Create or replace a secret's value.
@@ -157,17 +170,91 @@ pub async fn put(
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("", "request body must be a JSON object like {\"value\": \"…\"}"))?;
-    if let Some(k) = obj.keys().find(|k| k.as_str() != "value") {
-        return Err(ApiError::invalid(k.clone(), "unknown field; the only field is `value`"));
+    if let Some(k) = obj.keys().find(|k| !matches!(k.as_str(), "value" | "bound_hosts")) {
+        return Err(ApiError::invalid(k.clone(), "unknown field; the fields are `value` and `bound_hosts`"));
     }
     let value = match obj.get("value") {
         None | Some(serde_json::Value::Null) => return Err(ApiError::invalid("value", "is required")),
         Some(serde_json::Value::String(s)) => s,
         Some(_) => return Err(ApiError::invalid("value", "must be a string")),
     };
+    let hosts = match obj.get("bound_hosts") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => Some(parse_bound_hosts(v)?),
+    };
     let (created, meta) = store_value(&state, &caller, &name, value).await?;
+    if let Some(hosts) = hosts {
+        state.store().set_secret_bindings(&name, &hosts).await?;
+        tracing::info!(secret = %name, hosts = hosts.len(), "secret rebound with its value");
+        super::reload_after_write(&state).await;
+    }
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(SecretView::from(&meta))))
+    Ok((status, Json(SecretView::of(&state, &meta))))
+}
+
+/// Checks `bound_hosts`: an array of at most [`crate::binding::MAX_BOUND_HOSTS`] `host[:port]`.
+fn parse_bound_hosts(v: &serde_json::Value) -> Result<BTreeSet<String>, ApiError> {
+    let items = v.as_array().ok_or_else(|| ApiError::invalid("bound_hosts", "must be an array of host[:port]"))?;
+    if items.len() > crate::binding::MAX_BOUND_HOSTS {
+        return Err(ApiError::invalid(
+            "bound_hosts",
+            format!("must have at most {} hosts", crate::binding::MAX_BOUND_HOSTS),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let field = format!("bound_hosts[{i}]");
+            let s = item.as_str().ok_or_else(|| ApiError::invalid(field.clone(), "must be a string"))?;
+            crate::binding::parse_bound_host(s).map_err(|m| ApiError::invalid(field, m))
+        })
+        .collect()
+}
+
+/// Rebind a secret without its value: replace the hosts it may be sent to. Admin only (a
+/// writer rebinds by re-entering the value with `PUT`).
+#[utoipa::path(patch, path = "/api/v1/secrets/{name}", tag = "secrets",
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    request_body = PatchSecretRequest,
+    responses((status = 200, description = "Rebound", body = SecretView), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn patch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<SecretView>, ApiError> {
+    authorize(&state, &headers, Role::Admin)?;
+    check_name(&name)?;
+    let v = super::parse_json_object(&body)?;
+    let obj = v.as_object().ok_or_else(|| ApiError::invalid("", "request body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "bound_hosts") {
+        return Err(ApiError::invalid(
+            k.clone(),
+            "unknown field; only `bound_hosts` may change without the value (use PUT to change the value)",
+        ));
+    }
+    let hosts = match obj.get("bound_hosts") {
+        None | Some(serde_json::Value::Null) => return Err(ApiError::invalid("bound_hosts", "is required")),
+        Some(v) => parse_bound_hosts(v)?,
+    };
+    let meta = find_meta(&state, &name).await?;
+    state.store().set_secret_bindings(&name, &hosts).await?;
+    tracing::info!(secret = %name, hosts = hosts.len(), "secret rebound by an admin");
+    super::reload_after_write(&state).await;
+    Ok(Json(SecretView::of(&state, &meta)))
+}
+
+/// A secret's metadata from whichever backend holds it (404 when none does).
+async fn find_meta(state: &AppState, name: &str) -> Result<SecretMeta, ApiError> {
+    let not_found = || ApiError::NotFound(format!("secret \"{name}\" not found"));
+    if state.secrets().is_writable() {
+        state.store().get_secret_meta(name).await?.ok_or_else(not_found)
+    } else {
+        let all = state.secrets().list_read_only().await;
+        all.into_iter().find(|m| m.name == name).ok_or_else(not_found)
+    }
 }
 
 /// Checks and stores a secret value (the caller has checked the role): name rule, writable

@@ -26,6 +26,8 @@ pub struct SecretParams {
 pub struct SecretRow {
     pub name: String,
     pub used_by: Vec<String>,
+    /// The hosts the secret may be sent to (empty: not bound yet).
+    pub bound_hosts: Vec<String>,
     pub updated: String,
     pub updated_full: String,
 }
@@ -67,6 +69,7 @@ async fn render(
             used_by.sort();
             SecretRow {
                 used_by,
+                bound_hosts: snap.bindings.get(&m.name).map(|h| h.iter().cloned().collect()).unwrap_or_default(),
                 updated: if m.updated_at_ms > 0 { format::ago(m.updated_at_ms, now) } else { "—".into() },
                 updated_full: if m.updated_at_ms > 0 { format::date_time(m.updated_at_ms) } else { String::new() },
                 name: m.name,

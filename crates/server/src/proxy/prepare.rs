@@ -42,6 +42,8 @@ pub enum CredentialError {
     Missing { provider: String, secret: String },
     #[error("provider \"{provider}\": the upstream credential in secret \"{secret}\" {reason}")]
     Invalid { provider: String, secret: String, reason: String },
+    #[error("provider \"{provider}\": {reason}")]
+    NotBound { provider: String, reason: String },
 }
 
 impl CredentialError {
@@ -49,6 +51,7 @@ impl CredentialError {
         let fault = match &self {
             CredentialError::Missing { .. } => Fault::MissingCredential,
             CredentialError::Invalid { .. } => Fault::InvalidCredential,
+            CredentialError::NotBound { .. } => Fault::CredentialNotBound,
         };
         ProxyError::new(fault, Some(ptype), self.to_string())
     }
@@ -130,6 +133,10 @@ pub(crate) async fn add_credential(
     let Some(secret_name) = spec.api_key_ref() else {
         return Ok(());
     };
+    // The secret goes only to a host it is bound to; the request URL's origin is the base
+    // URL's (`under_base` in prepare; the probe URL in Test Connection is built on it).
+    crate::binding::check_injection(snap, secret_name, &spec.upstream_base_url())
+        .map_err(|reason| CredentialError::NotBound { provider: name.to_string(), reason })?;
     let Some(secret) = state.credential(snap, secret_name).await else {
         return Err(CredentialError::Missing { provider: name.to_string(), secret: secret_name.to_string() });
     };

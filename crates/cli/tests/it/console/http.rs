@@ -625,7 +625,14 @@ async fn secrets_and_tokens_pages(db: TestDb) {
     assert_eq!(p.location.as_deref(), Some("/secrets?notice=secret-created&name=OPENAI_API_KEY"));
     expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "uses-key"))).await, 201);
     let page = c.get("/secrets").await;
-    assert!(section(&page.body, r#"data-secret="OPENAI_API_KEY""#, "</tr>").contains("uses-key"));
+    let row = section(&page.body, r#"data-secret="OPENAI_API_KEY""#, "</tr>");
+    assert!(row.contains("uses-key"));
+    // The provider's first use bound it to its host, shown in the row.
+    let host = expect(admin(&gw, Method::GET, "/api/v1/secrets/OPENAI_API_KEY", None).await, 200)["bound_hosts"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!host.is_empty() && row.contains(&format!(r#"<code class="chip">{host}</code>"#)), "{row}");
     assert!(!page.body.contains("sk-page-LEAKCHECK"));
     // referenced: refused with the reason
     let p = c.post("/secrets/OPENAI_API_KEY/delete", &[]).await;

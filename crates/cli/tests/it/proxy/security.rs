@@ -305,3 +305,175 @@ async fn scoped_writer_cannot_overwrite_other_teams_secret(db: TestDb) {
 }
 
 both_backends!(scoped_writer_cannot_overwrite_other_teams_secret);
+
+/// `host:port` of a fake upstream, as a secret's binding writes it.
+fn host_port(up: &FakeUpstream) -> String {
+    up.base_url.trim_start_matches("http://").trim_end_matches('/').to_string()
+}
+
+/// Whether any request `up` received carries `needle` in a header, query or body.
+fn leaked(up: &FakeUpstream, needle: &str) -> bool {
+    up.requests().iter().any(|r| {
+        r.headers.values().any(|v| v.to_str().unwrap_or_default().contains(needle))
+            || r.query.as_deref().unwrap_or_default().contains(needle)
+            || String::from_utf8_lossy(&r.body).contains(needle)
+    })
+}
+
+/// Secrets are bound to hosts (issue 15 item 3): a "thief" writer cannot get another team's
+/// stored key sent to an upstream it chose by any admin API sequence — not by creating a
+/// provider there, nor by moving an existing provider or its own provider's ref, nor by
+/// rebinding without the value; Test Connection and proxy calls after the refused changes
+/// reach only the bound host. Re-entering the value may rebind (the writer knows it then);
+/// an admin may rebind; and the proxy checks the binding again at injection time.
+async fn secrets_are_bound_to_hosts(db: TestDb) {
+    const OTHER: &str = "sk-other-team-LEAKCHECK-1b9f";
+    const THIEFS: &str = "sk-thief-own-value-77";
+    let gw = gateway(db).await;
+    let victim =
+        FakeUpstream::start(tollgate_core::ProviderType::Openai, Some(OTHER)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let attacker =
+        FakeUpstream::start(tollgate_core::ProviderType::Openai, None).await.unwrap_or_else(|e| panic!("{e:#}"));
+    secret(&gw, "OTHER_TEAM_KEY", OTHER).await;
+    let mut team_a = provider_at("openai", "team-a", &victim.provider_base_url(), json!({}));
+    team_a["openai_config"]["api_key_ref"] = json!("OTHER_TEAM_KEY");
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(team_a)).await, 201);
+    // First use bound it to the victim's host; GET shows the binding, never the value.
+    let meta = expect(admin(&gw, Method::GET, "/api/v1/secrets/OTHER_TEAM_KEY", None).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([host_port(&victim)]), "{meta}");
+    assert!(!meta.to_string().contains(OTHER), "{meta}");
+
+    let (s, b) = gw
+        .admin(Method::POST, "/api/v1/tokens", Some(&json!({"name": "thief", "role": "writer"})))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(s.as_u16(), 201, "{b}");
+    let thief = b["token"].as_str().unwrap_or_default().to_string();
+    let as_thief = |method: Method, path: &'static str, body: Option<Value>| {
+        let (gw, thief) = (&gw, thief.clone());
+        async move { call(gw, method, path, Some(&thief), body).await }
+    };
+    let refused = |got: (u16, Value)| {
+        let e = expect_field(got, "openai_config.api_key_ref");
+        let msg = e["error"]["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains("is bound to") && msg.contains("OTHER_TEAM_KEY"), "{e}");
+    };
+
+    // (1) A new provider at the attacker with the other team's key: refused.
+    let mut stolen = provider_at("openai", "stolen", &attacker.provider_base_url(), json!({}));
+    stolen["openai_config"]["api_key_ref"] = json!("OTHER_TEAM_KEY");
+    refused(as_thief(Method::POST, "/api/v1/llm-providers", Some(stolen)).await);
+    // (2) Moving the other team's provider to the attacker: refused.
+    let moved = json!({"openai_config": {"base_url": attacker.provider_base_url()}});
+    refused(as_thief(Method::PATCH, "/api/v1/llm-providers/team-a", Some(moved)).await);
+    // …and pointing the thief's own provider (at the attacker) at the other team's key.
+    expect(as_thief(Method::PUT, "/api/v1/secrets/THIEF_KEY", Some(json!({"value": THIEFS}))).await, 201);
+    let mut mine = provider_at("openai", "mine", &attacker.provider_base_url(), json!({}));
+    mine["openai_config"]["api_key_ref"] = json!("THIEF_KEY");
+    expect(as_thief(Method::POST, "/api/v1/llm-providers", Some(mine)).await, 201);
+    let swap = json!({"openai_config": {"api_key_ref": "OTHER_TEAM_KEY"}});
+    refused(as_thief(Method::PATCH, "/api/v1/llm-providers/mine", Some(swap.clone())).await);
+    // (6) Rebinding without the value is admin-only.
+    let rebind = json!({"bound_hosts": [host_port(&attacker)]});
+    let (s, b) = as_thief(Method::PATCH, "/api/v1/secrets/OTHER_TEAM_KEY", Some(rebind.clone())).await;
+    assert_eq!(s, 403, "{b}");
+
+    // (3) Test Connection and proxy calls after the refused changes: only the victim is reached.
+    for p in ["team-a", "mine"] {
+        let path = format!("/api/v1/llm-providers/{p}/check");
+        let (s, b) = call(&gw, Method::POST, &path, Some(&thief), None).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["ok"], true, "{p}: {b}");
+    }
+    let invoker = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    for p in ["team-a", "mine"] {
+        let r = send(gw.client.post(gw.url(&format!("/llm/v1/providers/{p}{path}"))).bearer_auth(&invoker).json(&req))
+            .await;
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+    }
+    assert!(!leaked(&attacker, OTHER), "the attacker received the other team's key");
+    assert!(leaked(&attacker, THIEFS), "the thief's own provider works with its own key");
+    assert!(leaked(&victim, OTHER));
+
+    // Defence in depth: an admin unbinds the victim's host (no provider changes); the proxy
+    // and Test Connection then refuse to inject — 500 credential_not_bound, nothing sent.
+    let before = victim.requests().len();
+    let elsewhere = json!({"bound_hosts": ["api.example.com"]});
+    let meta = expect(admin(&gw, Method::PATCH, "/api/v1/secrets/OTHER_TEAM_KEY", Some(elsewhere)).await, 200);
+    assert_eq!(meta["bound_hosts"], json!(["api.example.com"]), "{meta}");
+    let r =
+        send(gw.client.post(gw.url(&format!("/llm/v1/providers/team-a{path}"))).bearer_auth(&invoker).json(&req)).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("not bound to host"), "{}", r.text());
+    assert!(!r.text().contains(OTHER), "{}", r.text());
+    let b = expect(admin(&gw, Method::POST, "/api/v1/llm-providers/team-a/check", None).await, 200);
+    assert_eq!(b["ok"], false, "{b}");
+    assert!(b["message"].as_str().unwrap_or_default().contains("not bound to host"), "{b}");
+    assert_eq!(victim.requests().len(), before, "a request went to an unbound host");
+
+    // (5) An admin rebinds: PATCH bound_hosts, or saving a provider at a new host adds it.
+    let back = json!({"bound_hosts": [host_port(&victim)]});
+    expect(admin(&gw, Method::PATCH, "/api/v1/secrets/OTHER_TEAM_KEY", Some(back)).await, 200);
+    let r =
+        send(gw.client.post(gw.url(&format!("/llm/v1/providers/team-a{path}"))).bearer_auth(&invoker).json(&req)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let second =
+        FakeUpstream::start(tollgate_core::ProviderType::Openai, Some(OTHER)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let mut team_a2 = provider_at("openai", "team-a2", &second.provider_base_url(), json!({}));
+    team_a2["openai_config"]["api_key_ref"] = json!("OTHER_TEAM_KEY");
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(team_a2)).await, 201);
+    let meta = expect(admin(&gw, Method::GET, "/api/v1/secrets/OTHER_TEAM_KEY", None).await, 200);
+    let mut want = vec![host_port(&victim), host_port(&second)];
+    want.sort();
+    assert_eq!(meta["bound_hosts"], json!(want), "{meta}");
+    // Malformed hosts are refused naming the entry.
+    let bad = json!({"bound_hosts": ["http://x/y"]});
+    expect_field(admin(&gw, Method::PATCH, "/api/v1/secrets/OTHER_TEAM_KEY", Some(bad)).await, "bound_hosts[0]");
+
+    // (4) Re-entering the value may rebind (whoever writes the value knows it): the thief's
+    // provider may then use it, and it carries the thief's value, never the original.
+    let reenter = json!({"value": THIEFS, "bound_hosts": [host_port(&attacker)]});
+    let meta = expect(as_thief(Method::PUT, "/api/v1/secrets/OTHER_TEAM_KEY", Some(reenter)).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([host_port(&attacker)]), "{meta}");
+    expect(as_thief(Method::PATCH, "/api/v1/llm-providers/mine", Some(swap)).await, 200);
+    let r =
+        send(gw.client.post(gw.url(&format!("/llm/v1/providers/mine{path}"))).bearer_auth(&invoker).json(&req)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!leaked(&attacker, OTHER), "the attacker received the original key");
+}
+
+both_backends!(secrets_are_bound_to_hosts);
+
+/// A secret that providers reference but that has no binding (saved before bindings existed;
+/// here: unbound by an admin) is refused at injection time, and bound at the next start to
+/// the hosts of the providers that use it.
+async fn unbound_secrets_are_bound_at_start(db: TestDb) {
+    let url = db.url().to_string();
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    let unbind = json!({"bound_hosts": []});
+    let meta = expect(admin(&rig.gw, Method::PATCH, "/api/v1/secrets/OPENAI_API_KEY", Some(unbind)).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([]), "{meta}");
+    let r = rig.post(&path, &req).await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("not bound to any host"), "{}", r.text());
+    assert!(rig.up.requests().is_empty(), "{:?}", rig.up.requests());
+    // A replica starting on the same database binds it to the provider's host.
+    let key = std::fs::read_to_string(rig.gw.data_dir.join("master.key")).unwrap_or_else(|e| panic!("{e}"));
+    let b = TestGateway::start_with(None, |s| {
+        s.database_url = Some(tollgate_server::Sensitive(url.clone()));
+        s.master_key = Some(tollgate_server::Sensitive(key.trim().to_string()));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let meta =
+        expect(call(&b, Method::GET, "/api/v1/secrets/OPENAI_API_KEY", Some(&rig.gw.admin_token), None).await, 200);
+    assert_eq!(meta["bound_hosts"], json!([host_port(&rig.up)]), "{meta}");
+    let r =
+        send(b.client.post(b.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&rig.token).json(&req))
+            .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+both_backends!(unbound_secrets_are_bound_at_start);
