@@ -170,6 +170,56 @@ async fn upstream_stalls_mid_stream(db: TestDb) {
     assert_eq!(stored[0].model.as_deref(), Some("gemini-2.5-flash"));
 }
 
+/// The upstream resets the connection mid-stream: the client's body ends with an error after the
+/// bytes that did arrive, and the one event is a connection error that keeps the usage seen.
+async fn upstream_resets_mid_stream(db: TestDb) {
+    let rig = Rig::new(db, "anthropic", json!({})).await;
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\n";
+    rig.up.push(UpReply::script(
+        200,
+        "text/event-stream",
+        vec![Step::Send(Bytes::from_static(start.as_bytes())), Step::Abort],
+    ));
+    let body =
+        json!({"model": "claude-x", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp = rig.request(Method::POST, "/v1/messages").json(&body).send().await.unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(resp.status(), 200);
+    assert!(resp.bytes().await.is_err(), "a reset upstream ends the client's body with an error");
+    let stored = rig.events(1).await;
+    assert_eq!(
+        (stored[0].status, stored[0].error_class.as_deref()),
+        (RequestStatus::ConnectionError, Some("upstream_body_error"))
+    );
+    assert_eq!(stored[0].usage.input, 11, "the usage seen before the reset is kept");
+}
+
+/// A drip-feeding upstream (one small chunk at a time, with pauses shorter than the read
+/// timeout): every byte reaches the client unchanged and the event is a success.
+async fn upstream_drips_slowly(db: TestDb) {
+    let gw = TestGateway::start_with(Some(db), |s| s.upstream_read_timeout = Duration::from_millis(500))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let rig = Rig::on(gw, "anthropic", json!({})).await;
+    let whole: Vec<u8> = tollgate_testkit::upstream::anthropic::message_stream("claude-x")
+        .into_iter()
+        .flat_map(|e| e.to_vec())
+        .collect();
+    let mut steps = Vec::new();
+    for piece in whole.chunks(7) {
+        steps.push(Step::Send(Bytes::copy_from_slice(piece)));
+        steps.push(Step::Sleep(Duration::from_millis(2)));
+    }
+    rig.up.push(UpReply::script(200, "text/event-stream", steps));
+    let body =
+        json!({"model": "claude-x", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let r = rig.post("/v1/messages", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(&r.body[..], &whole[..], "a dripped stream reaches the client byte for byte");
+    let stored = rig.events(1).await;
+    assert_eq!(stored[0].status, RequestStatus::Success);
+    assert!(stored[0].usage.input > 0 && stored[0].usage.output > 0, "{:?}", stored[0].usage);
+}
+
 /// Built-in streams of every family, paced, metered end to end.
 async fn paced_streams_every_family(db: TestDb) {
     let rig = Rig::new(db, "anthropic", json!({})).await;
@@ -424,6 +474,8 @@ both_backends!(
     client_disconnect_mid_stream,
     client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
+    upstream_resets_mid_stream,
+    upstream_drips_slowly,
     paced_streams_every_family,
     compressed_upstream_answers
 );
