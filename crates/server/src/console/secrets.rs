@@ -28,6 +28,9 @@ pub struct SecretRow {
     pub used_by: Vec<String>,
     /// The hosts the secret may be sent to (empty: not bound yet).
     pub bound_hosts: Vec<String>,
+    /// Used only to sign requests (Bedrock's SigV4 keys): the value itself is never sent, so
+    /// it needs no binding.
+    pub signing_only: bool,
     pub updated: String,
     pub updated_full: String,
 }
@@ -67,7 +70,9 @@ async fn render(
                 .map(|p| p.spec.name.clone())
                 .collect();
             used_by.sort();
+            let sent_as_key = snap.providers.values().any(|p| p.spec.api_key_ref() == Some(m.name.as_str()));
             SecretRow {
+                signing_only: !used_by.is_empty() && !sent_as_key,
                 used_by,
                 bound_hosts: snap.bindings.get(&m.name).map(|h| h.iter().cloned().collect()).unwrap_or_default(),
                 updated: if m.updated_at_ms > 0 { format::ago(m.updated_at_ms, now) } else { "—".into() },

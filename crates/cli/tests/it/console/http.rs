@@ -634,6 +634,14 @@ async fn secrets_and_tokens_pages(db: TestDb) {
         .to_string();
     assert!(!host.is_empty() && row.contains(&format!(r#"<code class="chip">{host}</code>"#)), "{row}");
     assert!(!page.body.contains("sk-page-LEAKCHECK"));
+    // Bedrock's SigV4 keys are never sent, so they need no binding and the row says so
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "AKIAPAGE"), ("AWS_SECRET_ACCESS_KEY", "aws-page")] {
+        expect(admin(&gw, Method::PUT, &format!("/api/v1/secrets/{name}"), Some(json!({"value": value}))).await, 201);
+    }
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("bedrock", "signs"))).await, 201);
+    let page = c.get("/secrets").await;
+    let row = section(&page.body, r#"data-secret="AWS_SECRET_ACCESS_KEY""#, "</tr>");
+    assert!(row.contains("never sent (signing key)") && !row.contains("not bound yet"), "{row}");
     // referenced: refused with the reason
     let p = c.post("/secrets/OPENAI_API_KEY/delete", &[]).await;
     p.expect(409);
