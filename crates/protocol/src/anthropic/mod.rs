@@ -11,9 +11,7 @@ pub(crate) mod request;
 pub(crate) mod stream;
 pub(crate) mod usage;
 
-use crate::Usage;
-use crate::sse::SseEvent;
-use crate::wire::{Action, Endpoint, RequestInfo, StreamDecoder, WireFamily};
+use crate::wire::{Endpoint, RequestInfo, StreamDecoder, WireFamily};
 use tollgate_core::WireFamilyId;
 
 /// The Anthropic wire family.
@@ -32,29 +30,5 @@ impl WireFamily for Anthropic {
     }
     fn decoder(&self, endpoint: Endpoint, _filter: bool) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new(endpoint))
-    }
-}
-
-impl StreamDecoder for stream::Decoder {
-    fn body_members(&self) -> &'static [&'static str] {
-        stream::BODY_MEMBERS
-    }
-    fn on_event(&mut self, ev: &SseEvent) -> Action {
-        stream::Decoder::on_event(self, ev)
-    }
-    fn on_element(&mut self, json: &[u8]) {
-        stream::Decoder::on_element(self, json);
-    }
-    fn on_member(&mut self, name: &str, raw: &[u8]) {
-        stream::Decoder::on_member(self, name, raw);
-    }
-    fn usage(&self) -> Option<Usage> {
-        stream::Decoder::usage(self)
-    }
-    fn error(&self) -> Option<&str> {
-        stream::Decoder::error(self)
-    }
-    fn terminal(&self) -> bool {
-        stream::Decoder::terminal(self)
     }
 }

@@ -22,7 +22,7 @@ use crate::anthropic;
 use crate::bedrock::usage::{ConverseUsage, InvocationMetrics, Totals, combine};
 use crate::eventstream::Frame;
 use crate::json_scan::{ErrorField, count, short};
-use crate::wire::Endpoint;
+use crate::wire::{Endpoint, StreamDecoder};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] =

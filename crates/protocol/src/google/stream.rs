@@ -9,7 +9,7 @@ use crate::Usage;
 use crate::google::usage::RawUsage;
 use crate::json_scan::ErrorField;
 use crate::sse::SseEvent;
-use crate::wire::{Action, Endpoint};
+use crate::wire::{Action, Endpoint, StreamDecoder};
 
 /// Top-level members of a non-streamed body that carry usage.
 pub(crate) const BODY_MEMBERS: &[&str] = &["usageMetadata"];
@@ -44,15 +44,21 @@ impl Decoder {
     pub(crate) fn new(_endpoint: Endpoint) -> Decoder {
         Decoder { usage: None, error: None, terminal: false }
     }
+}
 
-    pub(crate) fn on_event(&mut self, ev: &SseEvent) -> Action {
+/// The decoder as the tap drives it.
+impl StreamDecoder for Decoder {
+    fn body_members(&self) -> &'static [&'static str] {
+        BODY_MEMBERS
+    }
+    fn on_event(&mut self, ev: &SseEvent) -> Action {
         if !ev.truncated {
             self.on_element(ev.data.as_bytes());
         }
         Action::Forward
     }
 
-    pub(crate) fn on_element(&mut self, json: &[u8]) {
+    fn on_element(&mut self, json: &[u8]) {
         let Ok(p) = serde_json::from_slice::<Payload>(json) else {
             return;
         };
@@ -72,7 +78,7 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn on_member(&mut self, name: &str, raw: &[u8]) {
+    fn on_member(&mut self, name: &str, raw: &[u8]) {
         if name == "usageMetadata"
             && let Ok(Some(u)) = serde_json::from_slice::<Option<RawUsage>>(raw)
             && u.has_counts()
@@ -81,15 +87,15 @@ impl Decoder {
         }
     }
 
-    pub(crate) fn usage(&self) -> Option<Usage> {
+    fn usage(&self) -> Option<Usage> {
         self.usage
     }
 
-    pub(crate) fn error(&self) -> Option<&str> {
+    fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
 
-    pub(crate) fn terminal(&self) -> bool {
+    fn terminal(&self) -> bool {
         self.terminal
     }
 }
