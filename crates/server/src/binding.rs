@@ -12,7 +12,6 @@
 //! Bedrock's static AWS keys are exempt: they are never sent, only a SigV4 signature and the
 //! access key id, which do not reveal the secret key.
 
-use crate::snapshot::Snapshot;
 use std::collections::{BTreeSet, HashMap};
 use tollgate_core::ProviderSpec;
 
@@ -51,13 +50,18 @@ pub fn injected_secret(spec: &ProviderSpec) -> Option<(String, String, Option<St
     Some((field, secret, host_of(&spec.upstream_base_url())))
 }
 
-/// Whether `secret` may be sent to the host of `base_url`, by the snapshot's bindings.
-pub fn check_injection(snap: &Snapshot, secret: &str, base_url: &str) -> Result<(), String> {
-    let Some(host) = host_of(base_url) else {
+/// Whether `secret` may be sent to `host` (a provider's precomputed `base_host`), by the
+/// snapshot's `bindings`.
+pub fn check_injection(
+    bindings: &HashMap<String, BTreeSet<String>>,
+    secret: &str,
+    host: Option<&str>,
+) -> Result<(), String> {
+    let Some(host) = host else {
         return Err(format!("secret \"{secret}\" is not bound to this upstream (the URL has no host)"));
     };
-    match snap.bindings.get(secret) {
-        Some(hosts) if hosts.contains(&host) => Ok(()),
+    match bindings.get(secret) {
+        Some(hosts) if hosts.contains(host) => Ok(()),
         Some(_) => {
             Err(format!("secret \"{secret}\" is not bound to host {host}; nothing was sent (an admin may rebind it)"))
         }

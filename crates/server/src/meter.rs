@@ -684,7 +684,7 @@ mod tests {
             "provider_models": [{"name": "gpt-5.4", "custom_pricing": {"output_per_million": 0}}]
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-        let entry = Arc::new(ProviderEntry { spec, created_at_ms: 0, updated_at_ms: 0 });
+        let entry = Arc::new(ProviderEntry::new(spec, 0, 0));
         let mut a = event(1);
         a.model = Some("gpt-5.4".into());
         a.usage = Usage { input: 1000, output: 1000, ..Usage::default() };

@@ -15,6 +15,16 @@ pub struct ProviderEntry {
     pub spec: ProviderSpec,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// `host[:port]` of the upstream base URL, as secret bindings name hosts: worked out once
+    /// per snapshot so the per-request binding check is a map lookup, not a URL parse.
+    pub base_host: Option<String>,
+}
+
+impl ProviderEntry {
+    pub fn new(spec: ProviderSpec, created_at_ms: i64, updated_at_ms: i64) -> ProviderEntry {
+        let base_host = crate::binding::host_of(&spec.upstream_base_url());
+        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host }
+    }
 }
 
 /// Immutable view of the configuration at one config version.

@@ -224,10 +224,8 @@ impl AppState {
                     }
                 }
             }
-            providers.insert(
-                rec.name.clone(),
-                Arc::new(ProviderEntry { spec, created_at_ms: rec.created_at_ms, updated_at_ms: rec.updated_at_ms }),
-            );
+            providers
+                .insert(rec.name.clone(), Arc::new(ProviderEntry::new(spec, rec.created_at_ms, rec.updated_at_ms)));
         }
         let tokens = self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
         let signed_out = self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect();

@@ -142,7 +142,7 @@ pub async fn run(
             return Ok(CheckResult::no_answer(&probe, 0, e.to_string()));
         }
     } else if !passthrough
-        && let Err(msg) = crate::proxy::add_credential(&state, &snap, &name, spec, ptype, &mut upstream_headers).await
+        && let Err(msg) = crate::proxy::add_credential(&state, &snap, &entry, ptype, &mut upstream_headers).await
     {
         return Ok(CheckResult::no_answer(&probe, 0, msg.to_string()));
     }

@@ -18,11 +18,12 @@ use super::admit::{Admitted, Inbound};
 use super::error::{Fault, ProxyError};
 use super::headers;
 use crate::aws::Outgoing;
+use crate::snapshot::ProviderEntry;
 use crate::state::{AppState, Snapshot};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Uri};
 use bytes::Bytes;
-use tollgate_core::{ProviderSpec, ProviderType};
+use tollgate_core::ProviderType;
 
 /// The upstream request, ready to send.
 pub(super) struct Prepared {
@@ -78,7 +79,7 @@ pub(super) async fn prepare(
             headers::bedrock_guardrail(&mut headers, &inbound.info, cfg);
         }
     } else if !passthrough {
-        add_credential(state, snap, name, spec, a.ptype, &mut headers).await.map_err(|e| e.into_proxy(a.ptype))?;
+        add_credential(state, snap, &a.entry, a.ptype, &mut headers).await.map_err(|e| e.into_proxy(a.ptype))?;
     }
     let (body, injected) = tollgate_protocol::prepare_body(a.family, &inbound.info, std::mem::take(&mut inbound.body));
     let stripped_query = parts.uri.query().map(headers::strip_query_key);
@@ -125,17 +126,17 @@ pub(super) async fn prepare(
 pub(crate) async fn add_credential(
     state: &AppState,
     snap: &Snapshot,
-    name: &str,
-    spec: &ProviderSpec,
+    entry: &ProviderEntry,
     ptype: ProviderType,
     headers: &mut HeaderMap,
 ) -> Result<(), CredentialError> {
+    let (name, spec) = (entry.spec.name.as_str(), &entry.spec);
     let Some(secret_name) = spec.api_key_ref() else {
         return Ok(());
     };
     // The secret goes only to a host it is bound to; the request URL's origin is the base
     // URL's (`under_base` in prepare; the probe URL in Test Connection is built on it).
-    crate::binding::check_injection(snap, secret_name, &spec.upstream_base_url())
+    crate::binding::check_injection(&snap.bindings, secret_name, entry.base_host.as_deref())
         .map_err(|reason| CredentialError::NotBound { provider: name.to_string(), reason })?;
     let Some(secret) = state.credential(snap, secret_name).await else {
         return Err(CredentialError::Missing { provider: name.to_string(), secret: secret_name.to_string() });
