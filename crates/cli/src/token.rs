@@ -72,10 +72,16 @@ pub fn resolve<'a>(tokens: &'a [Value], arg: &str, purpose: Purpose) -> anyhow::
     }
 }
 
-/// Lists every token and resolves `arg` among them (see [`resolve`]); answers the token's id.
-async fn resolve_id(client: &Client, arg: &str, purpose: Purpose) -> anyhow::Result<String> {
+/// Lists every token and resolves `arg` among them (see [`resolve`]); answers the token as
+/// listed (the list keeps revoked tokens, which `GET /tokens/{id}` answers 410 for).
+async fn resolve_token(client: &Client, arg: &str, purpose: Purpose) -> anyhow::Result<Value> {
     let list = fetch_pages(client, COLLECTION, "tokens", vec![("page_size", "1000".to_owned())], true).await?;
-    let t = resolve(&list.items, arg, purpose)?;
+    Ok(resolve(&list.items, arg, purpose)?.clone())
+}
+
+/// [`resolve_token`]'s id.
+async fn resolve_id(client: &Client, arg: &str, purpose: Purpose) -> anyhow::Result<String> {
+    let t = resolve_token(client, arg, purpose).await?;
     t.get("id").and_then(Value::as_str).map(str::to_owned).context("the server listed a token without an id")
 }
 
@@ -190,8 +196,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             output::listing(&list, fmt, &headers, |t| token_row(t, now))
         }
         TokenCommand::Get(a) => {
-            let id = resolve_id(client, &a.id, Purpose::Get).await?;
-            let t = client.get(&[COLLECTION, &id], &[]).await?;
+            let t = resolve_token(client, &a.id, Purpose::Get).await?;
             match fmt {
                 OutputFormat::Table => output::key_values(&t),
                 _ => output::document(&t, fmt)?,

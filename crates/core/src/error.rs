@@ -8,11 +8,26 @@ use std::fmt;
 pub struct ValidationError {
     pub field: String,
     pub message: String,
+    pub kind: Broken,
+}
+
+/// What an input broke: its shape (not JSON, a wrong JSON type, an unknown field: the admin
+/// API answers 400) or a rule on its values (422), see STYLE.md, Errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broken {
+    Shape,
+    Rule,
 }
 
 impl ValidationError {
+    /// A value that breaks a rule.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), kind: Broken::Rule }
+    }
+
+    /// An input of the wrong shape.
+    pub fn shape(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into(), kind: Broken::Shape }
     }
 }
 
@@ -33,7 +48,7 @@ pub fn from_json_value<T: serde::de::DeserializeOwned>(value: serde_json::Value)
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.into_inner().to_string();
-        ValidationError::new(unknown_field_path(&path, &message), message)
+        ValidationError::shape(unknown_field_path(&path, &message), message)
     })
 }
 

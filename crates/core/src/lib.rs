@@ -15,7 +15,7 @@ pub mod validate;
 pub mod warnings;
 
 pub use catalog::{Catalog, CatalogError, ModelEntry};
-pub use error::ValidationError;
+pub use error::{Broken, ValidationError};
 pub use money::Microcents;
 pub use provider::{CredentialScheme, ErrorShape, ProviderDescriptor, ProviderSpec, ProviderType, WireFamilyId};
 pub use token::Role;

@@ -256,16 +256,37 @@ pub enum BedrockCredentialMode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPricing {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     pub input_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     pub output_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     pub cached_input_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     pub cache_creation_5m_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
     pub cache_creation_1h_per_million: Option<i64>,
+}
+
+/// An optional integer that JSON may also write with a zero fraction (`1500000.0` is the
+/// integer 1500000 in JSON Schema, and so in the OpenAPI document). Read exactly: a number with
+/// a fraction, or one beyond 2^53 written as a float (not exact), is refused.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+            #[allow(clippy::cast_possible_truncation)] // integral and within ±2^53: exact
+            Ok(Some(f as i64))
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid value: {n}, expected an integer (at most 2^53 when written with a fraction)"
+        ))),
+    }
 }
 
 impl ModelPricing {
@@ -392,14 +413,14 @@ impl ProviderSpec {
     /// Parses a JSON body into a validated, normalised spec.
     pub fn parse(body: &[u8]) -> Result<ProviderSpec, ValidationError> {
         let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|e| ValidationError::new("", format!("request body is not valid JSON: {e}")))?;
+            .map_err(|e| ValidationError::shape("", format!("request body is not valid JSON: {e}")))?;
         Self::from_value(value)
     }
 
     /// Deserializes a JSON value (reporting the path of any type error) and validates it.
     pub fn from_value(value: serde_json::Value) -> Result<ProviderSpec, ValidationError> {
         if !value.is_object() {
-            return Err(ValidationError::new("", "request body must be a JSON object"));
+            return Err(ValidationError::shape("", "request body must be a JSON object"));
         }
         let mut spec: ProviderSpec = crate::error::from_json_value(value)?;
         spec.normalize_and_validate()?;

@@ -29,15 +29,26 @@ pub fn host_of(url: &str) -> Option<String> {
     })
 }
 
-/// Checks one `bound_hosts` entry: a bare `host[:port]` as [`host_of`] would write it.
+/// What a `bound_hosts` entry may be, as the OpenAPI document states it: a DNS name (its last
+/// label starts with a letter, so it is never read as an IPv4 number) or a dotted-quad IPv4
+/// address, then an optional port 1-65535. Bracketed IPv6 literals are accepted too, beyond
+/// the pattern.
+pub const BOUND_HOST_PATTERN: &str = r"^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$";
+
+fn bound_host_re() -> &'static regex_lite::Regex {
+    static RE: std::sync::OnceLock<regex_lite::Regex> = std::sync::OnceLock::new();
+    #[allow(clippy::expect_used)] // a constant pattern, checked by a unit test
+    RE.get_or_init(|| regex_lite::Regex::new(BOUND_HOST_PATTERN).expect("BOUND_HOST_PATTERN compiles"))
+}
+
+/// Checks one `bound_hosts` entry and returns it as [`host_of`] writes it (lowercase; `:80`,
+/// the default port of the `http://` URL it is read as, dropped).
 pub fn parse_bound_host(entry: &str) -> Result<String, String> {
-    let parsed = if entry.is_empty() || entry.contains(['/', '@', '?', '#', ' ']) {
-        None
-    } else {
-        host_of(&format!("http://{entry}"))
-    };
+    let ipv6 = entry.starts_with('[') && !entry.contains(['/', '@', '?', '#', ' ']);
+    let parsed = if bound_host_re().is_match(entry) || ipv6 { host_of(&format!("http://{entry}")) } else { None };
+    let lower = entry.to_ascii_lowercase();
     match parsed {
-        Some(h) if h == entry.to_ascii_lowercase() => Ok(h),
+        Some(h) if h == lower || lower.strip_suffix(":80") == Some(h.as_str()) => Ok(h),
         _ => Err(format!("\"{entry}\" is not a host[:port] such as api.openai.com or 10.0.0.5:8080")),
     }
 }
@@ -95,5 +106,11 @@ mod tests {
         assert!(parse_bound_host("x/y").is_err());
         assert!(parse_bound_host("").is_err());
         assert!(parse_bound_host("a@b").is_err());
+        // the pattern and the parser agree: what one refuses, the other does too
+        assert_eq!(parse_bound_host("api.example.com:80").as_deref(), Ok("api.example.com"));
+        assert_eq!(parse_bound_host("[::1]:8080").as_deref(), Ok("[::1]:8080"));
+        for bad in ["host.", "1.2.3", "01.2.3.4", "0x7f", "a:0", "a:080", "a:65536", "-a.com", "a-.com", "a..b"] {
+            assert!(parse_bound_host(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -8,21 +8,30 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tollgate_core::ValidationError;
+use tollgate_core::{Broken, ValidationError};
 use tollgate_store::StoreError;
 use utoipa::ToSchema;
 
 /// An admin API error.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// The request does not have the documented shape: not JSON, a wrong JSON type, an
+    /// unknown field, a query or path parameter outside its documented schema (400).
     #[error("{message}")]
     InvalidArgument { field: String, message: String },
+    /// A well-formed body whose values break a rule: a format, a range, a relation between
+    /// fields, a reference to a resource that does not exist, a policy (422).
+    #[error("{message}")]
+    Unprocessable { field: String, message: String },
     #[error("{0}")]
     Unauthenticated(String),
     #[error("{0}")]
     PermissionDenied(String),
     #[error("{0}")]
     NotFound(String),
+    /// The resource existed and was retired (a revoked token): 410.
+    #[error("{0}")]
+    Gone(String),
     #[error("{0}")]
     AlreadyExists(String),
     #[error("{0}")]
@@ -40,6 +49,10 @@ impl ApiError {
         ApiError::InvalidArgument { field: field.into(), message: message.into() }
     }
 
+    pub fn unprocessable(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::Unprocessable { field: field.into(), message: message.into() }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.parts().0
@@ -48,9 +61,11 @@ impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::InvalidArgument { .. } => (StatusCode::BAD_REQUEST, "invalid_argument"),
+            ApiError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument"),
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Gone(_) => (StatusCode::GONE, "gone"),
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "failed_precondition"),
@@ -69,11 +84,12 @@ pub struct ErrorBody {
 /// What went wrong, and where.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// invalid_argument | unauthenticated | permission_denied | not_found | already_exists |
+    /// invalid_argument | unauthenticated | permission_denied | not_found | gone | already_exists |
     /// conflict | failed_precondition | internal | unavailable
     pub code: String,
     pub message: String,
-    /// Dotted path of the offending field, for invalid_argument.
+    /// Dotted path of the offending field, for invalid_argument (400: the request's shape;
+    /// 422: a rule on a value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -82,7 +98,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let (message, field) = match &self {
-            ApiError::InvalidArgument { field, message } => {
+            ApiError::InvalidArgument { field, message } | ApiError::Unprocessable { field, message } => {
                 let f = if field.is_empty() { None } else { Some(field.clone()) };
                 let m = if field.is_empty() { message.clone() } else { format!("{field}: {message}") };
                 (m, f)
@@ -104,7 +120,10 @@ impl IntoResponse for ApiError {
 
 impl From<ValidationError> for ApiError {
     fn from(e: ValidationError) -> Self {
-        ApiError::InvalidArgument { field: e.field, message: e.message }
+        match e.kind {
+            Broken::Shape => ApiError::InvalidArgument { field: e.field, message: e.message },
+            Broken::Rule => ApiError::Unprocessable { field: e.field, message: e.message },
+        }
     }
 }
 
@@ -116,7 +135,7 @@ impl From<StoreError> for ApiError {
                 ApiError::AlreadyExists(format!("{what} \"{name}\" already exists"))
             }
             StoreError::SecretNotFound { field, name } => {
-                ApiError::invalid(field, format!("secret \"{name}\" not found"))
+                ApiError::unprocessable(field, format!("secret \"{name}\" not found"))
             }
             StoreError::SecretInUse { name, providers } => ApiError::Conflict(format!(
                 "secret \"{name}\" is referenced by providers: {}; change or delete them first",

@@ -221,14 +221,17 @@ pub fn day_start(ms: i64) -> i64 {
 }
 
 /// An explicit window `[start, end)` (default: `end` = now, `start` = `end` − 7 days), widened
-/// to whole hours. `start` must be before `end`.
-pub fn explicit_window(start: Option<i64>, end: Option<i64>, now_ms: i64) -> Result<(i64, i64), ReportError> {
+/// to whole hours. `start` at or after `end` is the empty window at `end`'s hour.
+pub fn explicit_window(start: Option<i64>, end: Option<i64>, now_ms: i64) -> (i64, i64) {
     let end = end.unwrap_or(now_ms);
-    let start = start.unwrap_or(end - DEFAULT_WINDOW_MS);
+    let start = start.unwrap_or(end.saturating_sub(DEFAULT_WINDOW_MS));
+    // `start` at or after `end` is an empty window (reports of nothing), not an error: the
+    // answer's `start`/`end` say which window was read.
     if start >= end {
-        return Err(ReportError::invalid("start", "must be before end"));
+        let at = floor_hour(end);
+        return (at, at);
     }
-    Ok((floor_hour(start), ceil_hour(end)))
+    (floor_hour(start), ceil_hour(end))
 }
 
 /// A named window at `now_ms`: `7d` `14d` `30d` `90d` (whole UTC days, today included), `mtd`
@@ -320,6 +323,14 @@ pub fn buckets_of(start_ms: i64, end_ms: i64, width: i64) -> Result<(i64, usize)
         ));
     }
     Ok((first, usize::try_from(n).unwrap_or(0)))
+}
+
+/// The start of the latest `[start, end)` that fits [`MAX_POINTS`] buckets of `width`: a
+/// longer window keeps its most recent part (the API's answer names the start it used).
+pub fn clip_start(start_ms: i64, end_ms: i64, width: i64) -> i64 {
+    let earliest = end_ms.saturating_sub(MAX_POINTS.saturating_mul(width));
+    let earliest = earliest + (width - earliest.rem_euclid(width)) % width;
+    start_ms.max(earliest)
 }
 
 // ---- running ----
@@ -694,13 +705,19 @@ mod tests {
         assert_eq!(preset_window("mtd", (None, None), now).0, NOV24 - 23 * DAY_MS);
         let custom = preset_window("custom", (Some(NOV24 - 14 * HOUR_MS + 1), Some(NOV24 + 9 * HOUR_MS + 1)), now);
         assert_eq!(custom, (NOV24 - 14 * HOUR_MS, NOV24 + 10 * HOUR_MS));
-        assert_eq!(explicit_window(None, None, now).ok(), Some((now - 7 * DAY_MS, now)));
-        assert_eq!(explicit_window(Some(NOV24 + 1), Some(NOV24 + 2), now).ok(), Some((NOV24, NOV24 + HOUR_MS)));
-        assert!(explicit_window(Some(NOV24), Some(NOV24), now).is_err());
+        assert_eq!(explicit_window(None, None, now), (now - 7 * DAY_MS, now));
+        assert_eq!(explicit_window(Some(NOV24 + 1), Some(NOV24 + 2), now), (NOV24, NOV24 + HOUR_MS));
+        assert_eq!(explicit_window(Some(NOV24 + 1), Some(NOV24 + 1), now), (NOV24, NOV24));
+        assert_eq!(explicit_window(Some(NOV24 + DAY_MS), Some(NOV24), now), (NOV24, NOV24));
         assert_eq!(default_width(0, 2 * DAY_MS), HOUR_MS);
         assert_eq!(default_width(0, 2 * DAY_MS + HOUR_MS), DAY_MS);
         assert_eq!(buckets_of(NOV24 + HOUR_MS, NOV24 + 2 * DAY_MS, DAY_MS).ok(), Some((NOV24, 2)));
         assert!(buckets_of(0, (MAX_POINTS + 1) * HOUR_MS, HOUR_MS).is_err());
+        let end = (MAX_POINTS + 5) * HOUR_MS;
+        let start = clip_start(0, end, HOUR_MS);
+        assert_eq!(start, 5 * HOUR_MS);
+        assert_eq!(buckets_of(start, end, HOUR_MS).ok(), Some((5 * HOUR_MS, MAX_POINTS as usize)));
+        assert_eq!(clip_start(7 * HOUR_MS, end, HOUR_MS), 7 * HOUR_MS);
         assert!(parse_width("bucket", Some("week"), DAY_MS).is_err());
     }
 

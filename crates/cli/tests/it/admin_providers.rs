@@ -132,11 +132,12 @@ async fn list_filters_and_pagination(db: TestDb) {
     assert_eq!(names(&p2), ["prov-09"]);
     assert!(p2.get("next_page_token").is_none());
 
-    expect_field(admin(&gw, Method::GET, "/api/v1/llm-providers?type=azure", None).await, "type");
-    expect_field(admin(&gw, Method::GET, "/api/v1/llm-providers?enabled=maybe", None).await, "enabled");
-    expect_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_size=-1", None).await, "page_size");
-    expect_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_size=ten", None).await, "page_size");
-    expect_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_token=garbage!", None).await, "page_token");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?type=azure", None).await, "type");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?enabled=maybe", None).await, "enabled");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?type=", None).await, "type");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_size=-1", None).await, "page_size");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_size=ten", None).await, "page_size");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/llm-providers?page_token=garbage!", None).await, "page_token");
 }
 
 async fn invalid_payloads_name_the_field(db: TestDb) {
@@ -245,9 +246,13 @@ async fn invalid_payloads_name_the_field(db: TestDb) {
             "bedrock_config.static_credentials.secret_access_key_ref",
         ),
     ];
+    // 400: the body's shape (an unknown field, a wrong JSON type, a value outside an enum);
+    // 422: a rule on a value (STYLE.md, Errors)
+    let shape = ["colour", "transcripts.record_input_messages", "provider_models[0].custom_pricing.input_per_million"];
     for (body, field) in cases {
         let got = admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body.clone())).await;
-        assert_eq!(got.0, 400, "body {body} → {}", got.1);
+        let want = if shape.contains(&field) || body["type"] == "azure" { 400 } else { 422 };
+        assert_eq!(got.0, want, "body {body} → {}", got.1);
         assert_eq!(got.1["error"]["field"], field, "body {body} → {}", got.1);
         assert!(got.1["error"]["message"].as_str().is_some_and(|m| m.starts_with(field)), "{}", got.1);
         if field.ends_with("_ref") && body.to_string().contains("MISSING_KEY") {

@@ -53,11 +53,14 @@ async fn secrets_api(db: TestDb) {
     let one = expect(admin(&gw, Method::GET, "/api/v1/secrets/KEY_2", None).await, 200);
     assert!(one.get("value").is_none());
     // validation: the name rule, a value that is present, a string and not empty; no other fields
-    expect_field(admin(&gw, Method::PUT, "/api/v1/secrets/lower_case", Some(json!({"value": "x"}))).await, "name");
-    expect_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({}))).await, "value");
+    expect_shape_field(
+        admin(&gw, Method::PUT, "/api/v1/secrets/lower_case", Some(json!({"value": "x"}))).await,
+        "name",
+    );
+    expect_shape_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({}))).await, "value");
     expect_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": ""}))).await, "value");
-    expect_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": 42}))).await, "value");
-    expect_field(
+    expect_shape_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": 42}))).await, "value");
+    expect_shape_field(
         admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": "x", "note": "y"}))).await,
         "note",
     );
@@ -150,22 +153,23 @@ async fn token_of(gw: &TestGateway, body: Value) -> String {
 
 async fn token_validation(db: TestDb) {
     let gw = gateway(db).await;
+    // 400: the shape (an unknown field, a value outside the role enum); 422: a rule on a value
     let cases = [
-        (json!({"role": "reader"}), "name"),
-        (json!({"name": " ", "role": "reader"}), "name"),
-        (json!({"name": "n"}), "role"),
-        (json!({"name": "n", "role": "root"}), "role"),
-        (json!({"name": "n", "role": "reader", "user": "not-an-email"}), "user"),
-        (json!({"name": "n", "role": "reader", "agent": "Bad Agent"}), "agent"),
-        (json!({"name": "n", "role": "reader", "providers": []}), "providers"),
-        (json!({"name": "n", "role": "reader", "providers": ["ok", "Not OK"]}), "providers[1]"),
-        (json!({"name": "n", "role": "reader", "expires_at": "tomorrow"}), "expires_at"),
-        (json!({"name": "n", "role": "reader", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at"),
-        (json!({"name": "n", "role": "reader", "scopes": ["x"]}), "scopes"),
+        (json!({"role": "reader"}), "name", 422),
+        (json!({"name": " ", "role": "reader"}), "name", 422),
+        (json!({"name": "n"}), "role", 422),
+        (json!({"name": "n", "role": "root"}), "role", 400),
+        (json!({"name": "n", "role": "reader", "user": "not-an-email"}), "user", 422),
+        (json!({"name": "n", "role": "reader", "agent": "Bad Agent"}), "agent", 422),
+        (json!({"name": "n", "role": "reader", "providers": []}), "providers", 422),
+        (json!({"name": "n", "role": "reader", "providers": ["ok", "Not OK"]}), "providers[1]", 422),
+        (json!({"name": "n", "role": "reader", "expires_at": "tomorrow"}), "expires_at", 422),
+        (json!({"name": "n", "role": "reader", "expires_at": "2001-01-01T00:00:00Z"}), "expires_at", 422),
+        (json!({"name": "n", "role": "reader", "scopes": ["x"]}), "scopes", 400),
     ];
-    for (body, field) in cases {
+    for (body, field, status) in cases {
         let got = admin(&gw, Method::POST, "/api/v1/tokens", Some(body.clone())).await;
-        assert_eq!(got.0, 400, "{body}: {}", got.1);
+        assert_eq!(got.0, status, "{body}: {}", got.1);
         assert_eq!(got.1["error"]["field"], field, "{body}: {}", got.1);
     }
     let listed = expect(admin(&gw, Method::GET, "/api/v1/tokens", None).await, 200);
@@ -230,14 +234,14 @@ async fn duplicate_keys_refused(db: TestDb) {
             Err(e) => panic!("{path}: {e}"),
         }
     }
-    let body = expect_field(
+    let body = expect_shape_field(
         raw(&gw, Method::POST, "/api/v1/tokens", r#"{"name":"dup","role":"invoker","role":"admin"}"#).await,
         "role",
     );
     assert!(body["error"]["message"].as_str().unwrap_or_default().contains("duplicate key"), "{body}");
     let tokens = expect(admin(&gw, Method::GET, "/api/v1/tokens", None).await, 200);
     assert!(!tokens.to_string().contains("\"dup\""), "no token was created: {tokens}");
-    expect_field(
+    expect_shape_field(
         raw(
             &gw,
             Method::POST,
@@ -248,11 +252,11 @@ async fn duplicate_keys_refused(db: TestDb) {
         "openai_config.api_key_ref",
     );
     expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "one"))).await, 201);
-    expect_field(
+    expect_shape_field(
         raw(&gw, Method::PATCH, "/api/v1/llm-providers/one", r#"{"display_name":"a","display_name":"b"}"#).await,
         "display_name",
     );
-    let body = expect_field(
+    let body = expect_shape_field(
         raw(&gw, Method::PUT, "/api/v1/secrets/DUP", r#"{"value":"LEAKCHECK-a","value":"LEAKCHECK-b"}"#).await,
         "value",
     );

@@ -66,7 +66,10 @@ async fn models_api_lists_filters_pages_and_gets() {
     );
     assert_eq!(geo["model"]["pricing"]["input_per_million"], 330_000_000);
     expect(admin(&gw, Method::GET, "/api/v1/models/no-such-model", None).await, 404);
-    expect_field(admin(&gw, Method::GET, "/api/v1/models?provider_type=azure", None).await, "provider_type");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/models?provider_type=azure", None).await, "provider_type");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/models?page_token=zz", None).await, "page_token");
+    // Azure OpenAI reads OpenAI's catalog: the same entry, not an ambiguity
+    expect(admin(&gw, Method::GET, "/api/v1/models/chat-latest", None).await, 200);
 }
 
 fn write(path: &std::path::Path, text: &str) {
@@ -283,7 +286,7 @@ async fn spending_api_windows_parameters_and_roles() {
     assert_eq!(keys, vec!["claude-sonnet-4-6", "(other)"]);
     assert_eq!(top["series"][1]["label"], "Other (1 more)");
     assert_eq!(top["series"][1]["points"][0]["stats"]["total_cost_microcents"], 200);
-    expect_field(
+    expect_shape_field(
         admin(&gw, Method::GET, &format!("/api/v1/spending/timeseries?{window}&group_by=model&limit=0"), None).await,
         "limit",
     );
@@ -308,19 +311,44 @@ async fn spending_api_windows_parameters_and_roles() {
 
     for (query, field) in [
         ("start=yesterday", "start"),
-        ("start=2026-01-02T00:00:00Z&end=2026-01-01T00:00:00Z", "start"),
+        ("start=", "start"),
         ("provider_type=azure", "provider_type"),
         ("token_type=cached", "token_type"),
+        ("token_type=", "token_type"),
     ] {
-        expect_field(admin(&gw, Method::GET, &format!("/api/v1/spending/summary?{query}"), None).await, field);
+        expect_shape_field(admin(&gw, Method::GET, &format!("/api/v1/spending/summary?{query}"), None).await, field);
     }
-    expect_field(admin(&gw, Method::GET, "/api/v1/spending/breakdown", None).await, "dimension");
-    expect_field(admin(&gw, Method::GET, "/api/v1/spending/breakdown?dimension=colour", None).await, "dimension");
-    expect_field(admin(&gw, Method::GET, "/api/v1/spending/timeseries?bucket=week", None).await, "bucket");
-    expect_field(
-        admin(&gw, Method::GET, "/api/v1/spending/timeseries?start=2020-01-01T00:00:00Z&bucket=hour", None).await,
-        "bucket",
+    // start at or after end: the empty window at end's hour, not an error
+    let empty = expect(
+        admin(&gw, Method::GET, "/api/v1/spending/summary?start=2026-01-02T00:30:00Z&end=2026-01-01T00:30:00Z", None)
+            .await,
+        200,
     );
+    assert_eq!(
+        (empty["start"].clone(), empty["end"].clone()),
+        (json!("2026-01-01T00:00:00.000Z"), json!("2026-01-01T00:00:00.000Z"))
+    );
+    assert_eq!(empty["stats"]["total_requests"], 0);
+    // a time series longer than 10,000 buckets keeps its most recent 10,000
+    let long = expect(
+        admin(
+            &gw,
+            Method::GET,
+            "/api/v1/spending/timeseries?start=2020-01-01T00:00:00Z&end=2026-01-01T00:00:00Z&bucket=hour",
+            None,
+        )
+        .await,
+        200,
+    );
+    assert_eq!(long["series"][0]["points"].as_array().map(Vec::len), Some(10_000));
+    assert_eq!(long["end"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(long["start"], "2024-11-10T08:00:00.000Z");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/spending/breakdown", None).await, "dimension");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/spending/breakdown?dimension=colour", None).await, "dimension");
+    expect_shape_field(admin(&gw, Method::GET, "/api/v1/spending/timeseries?bucket=week", None).await, "bucket");
+    // a duplicated parameter is answered as JSON naming the problem, like every admin error
+    let dup = expect(admin(&gw, Method::GET, "/api/v1/spending/timeseries?bucket=day&bucket=hour", None).await, 400);
+    assert!(dup["error"]["message"].as_str().is_some_and(|m| m.contains("duplicate field")), "{dup}");
 
     let reader = gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
     let invoker = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));

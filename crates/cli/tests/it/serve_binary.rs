@@ -272,7 +272,7 @@ async fn env_secret_backend_is_read_only() {
         &mut t,
     )
     .await;
-    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("google_config.api_key_ref")), "{v}");
+    assert_eq!((s, v["error"]["field"].as_str()), (422, Some("google_config.api_key_ref")), "{v}");
     let (s, v) = req(
         &client,
         Method::PUT,

@@ -65,7 +65,16 @@ pub fn expect(got: (u16, Value), status: u16) -> Value {
 
 /// Asserts an `invalid_argument` error naming `field`.
 #[track_caller]
+/// A 422 naming `field`: a well-formed body whose value breaks a rule.
 pub fn expect_field(got: (u16, Value), field: &str) -> Value {
+    let body = expect(got, 422);
+    assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
+    assert_eq!(body["error"]["field"], field, "{body}");
+    body
+}
+
+/// A 400 naming `field`: a request without the documented shape.
+pub fn expect_shape_field(got: (u16, Value), field: &str) -> Value {
     let body = expect(got, 400);
     assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
     assert_eq!(body["error"]["field"], field, "{body}");

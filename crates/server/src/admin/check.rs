@@ -69,8 +69,8 @@ impl CheckResult {
 
 /// Test a provider's connection: reachability, TLS and the stored credential.
 #[utoipa::path(post, path = "/api/v1/llm-providers/{name}/check", tag = "providers",
-    params(("name" = String, Path, description = "Provider name")),
-    request_body(content = CheckRequest, description = "Optional: a model to look for"),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
+    request_body(content = Option<CheckRequest>, description = "Optional: a model to look for"),
     responses((status = 200, description = "The check ran (see `ok`)", body = CheckResult),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
@@ -82,7 +82,8 @@ pub async fn check(
 ) -> Result<Json<CheckResult>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     require_scope(&caller, &name)?;
-    let req: CheckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // no body, or JSON `null`: no model to look for
+    let req: CheckRequest = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         CheckRequest::default()
     } else {
         tollgate_core::error::from_json_value(super::parse_json_object(&body)?).map_err(ApiError::from)?

@@ -10,6 +10,7 @@ mod json;
 pub mod models;
 pub mod paging;
 pub mod providers;
+pub mod query;
 pub mod secrets;
 pub mod spending;
 pub mod tokens;
@@ -109,6 +110,32 @@ pub(crate) fn parse_json_object(body: &[u8]) -> Result<serde_json::Value, ApiErr
         return Err(ApiError::invalid("", "request body must be a JSON object"));
     }
     Ok(v)
+}
+
+/// The schema of an answer that is a resource plus a few properties of its own (serde's
+/// `flatten`). Written out instead of derived because the resource's schema refuses unknown
+/// properties (`additionalProperties: false`: it is also what clients send or what files
+/// hold), which an `allOf` would carry over to the answer and so refuse the extra properties.
+/// `extra` is (name, schema, required).
+pub(crate) fn extended_schema<T: utoipa::PartialSchema>(
+    description: &str,
+    extra: Vec<(&str, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>, bool)>,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let mut obj = match T::schema() {
+        RefOr::T(Schema::Object(o)) => o,
+        other => return other,
+    };
+    obj.additional_properties = None;
+    obj.description = Some(description.to_string());
+    for (name, schema, required) in extra {
+        obj.properties.insert(name.to_string(), schema);
+        if required {
+            obj.required.push(name.to_string());
+        }
+    }
+    RefOr::T(Schema::Object(obj))
 }
 
 fn duplicate_key(path: String) -> ApiError {

@@ -2,26 +2,48 @@
 //! Any valid gateway token may read it. Bedrock bare ids list the inference profiles the
 //! catalog has for them.
 
+use super::query::Query;
 use crate::admin::paging;
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::time::rfc3339;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tollgate_core::{Catalog, ModelEntry, ProviderType, Role};
 use utoipa::{IntoParams, ToSchema};
 
 /// A catalog entry as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ModelView {
     #[serde(flatten)]
     pub model: ModelEntry,
     /// Bedrock foundation ids: the inference profiles the catalog prices for this model.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inference_profiles: Vec<String>,
+}
+
+/// The entry's schema plus `inference_profiles` ([`super::extended_schema`]).
+impl utoipa::PartialSchema for ModelView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let profiles = utoipa::openapi::schema::ArrayBuilder::new()
+            .items(utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::String))
+            .description(Some("Bedrock foundation ids: the inference profiles the catalog prices for this model."))
+            .build()
+            .into();
+        super::extended_schema::<ModelEntry>(
+            "A catalog entry as the API shows it.",
+            vec![("inference_profiles", profiles, false)],
+        )
+    }
+}
+
+impl ToSchema for ModelView {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <ModelEntry as ToSchema>::schemas(schemas);
+    }
 }
 
 /// The overlay file's state.
@@ -62,12 +84,15 @@ pub struct GetModelResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListModelsParams {
-    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
+    #[param(value_type = Option<tollgate_core::ProviderType>)]
     pub provider_type: Option<String>,
     /// Case-insensitive substring of the name or label.
     pub name_contains: Option<String>,
-    /// 1..=1000, default 50.
+    /// 1 to 1000 (larger values are capped); absent or 0: 50.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub page_size: Option<String>,
+    /// `next_page_token` of the previous page.
+    #[param(pattern = r"^(k1\.([0-9a-f]{2})*)?$")]
     pub page_token: Option<String>,
 }
 
@@ -76,11 +101,12 @@ pub struct ListModelsParams {
 #[into_params(parameter_in = Query)]
 pub struct GetModelParams {
     /// Needed when the name exists under several provider types.
+    #[param(value_type = Option<tollgate_core::ProviderType>)]
     pub provider_type: Option<String>,
 }
 
 fn parse_type(v: Option<&str>) -> Result<Option<ProviderType>, ApiError> {
-    match v.map(str::trim).filter(|s| !s.is_empty()) {
+    match v.map(str::trim) {
         None => Ok(None),
         Some(t) => t.parse::<ProviderType>().map(Some).map_err(|m| ApiError::invalid("provider_type", m)),
     }
@@ -155,7 +181,8 @@ pub async fn list(
 #[utoipa::path(get, path = "/api/v1/models/{name}", tag = "models",
     params(("name" = String, Path, description = "Model name as clients send it"), GetModelParams),
     responses((status = 200, body = GetModelResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "The name exists under several provider types: pass `provider_type`", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -167,12 +194,19 @@ pub async fn get(
     let catalog = state.catalog();
     let found: Vec<&ModelEntry> = match pt {
         Some(t) => catalog.get(t, &name).into_iter().collect(),
-        None => ProviderType::ALL.iter().filter_map(|t| catalog.get(*t, &name)).collect(),
+        // a type that shares another's catalog (Azure OpenAI reads OpenAI's) finds the same
+        // entry: one model, not an ambiguity
+        None => {
+            let mut found: Vec<&ModelEntry> = ProviderType::ALL.iter().filter_map(|t| catalog.get(*t, &name)).collect();
+            found.sort_by_key(|m| m.provider_type);
+            found.dedup_by_key(|m| m.provider_type);
+            found
+        }
     };
     match found.as_slice() {
         [] => Err(ApiError::NotFound(format!("model \"{name}\" is not in the catalog ({})", catalog.version()))),
         [one] => Ok(Json(GetModelResponse { version: catalog.version().to_string(), model: view(&catalog, one) })),
-        many => Err(ApiError::invalid(
+        many => Err(ApiError::unprocessable(
             "provider_type",
             format!(
                 "model \"{name}\" exists for several provider types ({}); pass one",

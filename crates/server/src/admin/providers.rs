@@ -3,6 +3,7 @@
 //! and a Bedrock guardrail must exist: it is looked up with `GetGuardrail` on the Bedrock
 //! control plane, signed with the provider's own credentials in its region.
 
+use super::query::Query;
 use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, require_scope};
 use crate::error::{ApiError, ErrorBody};
@@ -10,7 +11,7 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -33,27 +34,50 @@ pub struct ListProvidersResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListProvidersParams {
-    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<tollgate_core::ProviderType>)]
     pub provider_type: Option<String>,
-    /// true | false
+    #[param(value_type = Option<bool>)]
     pub enabled: Option<String>,
     /// Case-insensitive substring of the name or display name.
     pub name_contains: Option<String>,
-    /// 1..=1000, default 50.
+    /// 1 to 1000 (larger values are capped); absent or 0: 50.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub page_size: Option<String>,
+    /// `next_page_token` of the previous page.
+    #[param(pattern = r"^(k1\.([0-9a-f]{2})*)?$")]
     pub page_token: Option<String>,
 }
 
 /// The answer to a create or update: the provider, plus warnings about what was saved (models
 /// the catalog does not know, Bedrock models named by a bare id that needs an inference
 /// profile). Warnings never refuse a save; the list is empty when there is nothing to say.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize)]
 pub struct ProviderWriteResponse {
     #[serde(flatten)]
     pub provider: ProviderSpec,
     pub warnings: Vec<FieldWarning>,
+}
+
+/// The provider's schema plus `warnings` ([`super::extended_schema`]).
+impl utoipa::PartialSchema for ProviderWriteResponse {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let items = utoipa::openapi::Ref::from_schema_name(<FieldWarning as ToSchema>::name());
+        let warnings = utoipa::openapi::schema::ArrayBuilder::new().items(items).build().into();
+        super::extended_schema::<ProviderSpec>(
+            "A provider as stored, with `warnings` about what was saved.",
+            vec![("warnings", warnings, true)],
+        )
+    }
+}
+
+impl ToSchema for ProviderWriteResponse {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        <ProviderSpec as ToSchema>::schemas(schemas);
+        schemas
+            .push((<FieldWarning as ToSchema>::name().into_owned(), <FieldWarning as utoipa::PartialSchema>::schema()));
+        <FieldWarning as ToSchema>::schemas(schemas);
+    }
 }
 
 impl ProviderWriteResponse {
@@ -84,7 +108,7 @@ async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiEr
     }
     for (field, name) in spec.secret_refs() {
         if !state.secrets().exists(state.store(), &name).await? {
-            return Err(ApiError::invalid(field, format!("secret \"{name}\" not found")));
+            return Err(ApiError::unprocessable(field, format!("secret \"{name}\" not found")));
         }
     }
     Ok(false)
@@ -98,7 +122,7 @@ async fn bind_secret(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec
         return Ok(());
     };
     let Some(host) = host else {
-        return Err(ApiError::invalid(format!("{}_config.base_url", spec.kind()), "must have a host"));
+        return Err(ApiError::unprocessable(format!("{}_config.base_url", spec.kind()), "must have a host"));
     };
     let admin = caller.role.allows(Role::Admin);
     match state.store().bind_secret_host(&secret, &host, admin).await? {
@@ -111,7 +135,7 @@ async fn bind_secret(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec
             tracing::info!(secret = %secret, host = %host, "admin added a host to a secret's binding");
             Ok(())
         }
-        BindOutcome::Refused(hosts) => Err(ApiError::invalid(
+        BindOutcome::Refused(hosts) => Err(ApiError::unprocessable(
             field,
             format!(
                 "secret \"{secret}\" is bound to {} and may not be sent to {host}; an admin may add the host, \
@@ -128,7 +152,7 @@ pub fn check_address(state: &AppState, spec: &ProviderSpec) -> Result<(), ApiErr
     state
         .address_policy()
         .check_url(&spec.upstream_base_url())
-        .map_err(|d| ApiError::invalid(format!("{}_config.base_url", spec.kind()), d.to_string()))
+        .map_err(|d| ApiError::unprocessable(format!("{}_config.base_url", spec.kind()), d.to_string()))
 }
 
 /// How long the guardrail lookup may take.
@@ -147,7 +171,7 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
     state
         .address_policy()
         .check_url(url.as_str())
-        .map_err(|d| ApiError::invalid(FIELD, format!("the guardrail could not be checked: {d}")))?;
+        .map_err(|d| ApiError::unprocessable(FIELD, format!("the guardrail could not be checked: {d}")))?;
     let mut headers = HeaderMap::new();
     state
         .aws()
@@ -162,9 +186,12 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
             // A key pair that does not resolve is the secret field's problem, not the guardrail's.
             crate::aws::AwsError::MissingSecret { secret, .. } => {
                 let field = spec.secret_refs().into_iter().find(|(_, s)| *s == secret).map(|(f, _)| f);
-                ApiError::invalid(field.unwrap_or_else(|| FIELD.to_string()), format!("secret \"{secret}\" not found"))
+                ApiError::unprocessable(
+                    field.unwrap_or_else(|| FIELD.to_string()),
+                    format!("secret \"{secret}\" not found"),
+                )
             }
-            other => ApiError::invalid(FIELD, format!("the guardrail could not be checked: {other}")),
+            other => ApiError::unprocessable(FIELD, format!("the guardrail could not be checked: {other}")),
         })?;
     let sent = tokio::time::timeout(GUARDRAIL_TIMEOUT, async {
         let resp = state.http().get(url).headers(headers).send().await?;
@@ -174,10 +201,13 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
     .await;
     let (status, body) = match sent {
         Err(_) => {
-            return Err(ApiError::invalid(FIELD, "the guardrail could not be checked: Bedrock did not answer in time"));
+            return Err(ApiError::unprocessable(
+                FIELD,
+                "the guardrail could not be checked: Bedrock did not answer in time",
+            ));
         }
         Ok(Err(e)) => {
-            return Err(ApiError::invalid(
+            return Err(ApiError::unprocessable(
                 FIELD,
                 format!("the guardrail could not be checked: the Bedrock control plane failed: {}", e.without_url()),
             ));
@@ -188,7 +218,7 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
     let message = json["message"].as_str().or(json["Message"].as_str()).unwrap_or_default().to_string();
     match status {
         200..=299 => match json["status"].as_str() {
-            Some("DELETING" | "FAILED") => Err(ApiError::invalid(
+            Some("DELETING" | "FAILED") => Err(ApiError::unprocessable(
                 FIELD,
                 format!(
                     "guardrail \"{id}\" version {version} is {} in {region}",
@@ -197,8 +227,10 @@ async fn check_guardrail(state: &AppState, spec: &ProviderSpec) -> Result<(), Ap
             )),
             _ => Ok(()),
         },
-        404 => Err(ApiError::invalid(FIELD, format!("guardrail \"{id}\" version {version} not found in {region}"))),
-        _ => Err(ApiError::invalid(
+        404 => {
+            Err(ApiError::unprocessable(FIELD, format!("guardrail \"{id}\" version {version} not found in {region}")))
+        }
+        _ => Err(ApiError::unprocessable(
             FIELD,
             format!("the guardrail could not be checked: Bedrock answered {status} {message}").trim_end().to_string(),
         )),
@@ -223,9 +255,11 @@ fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<Provi
     request_body = ProviderSpec,
     responses(
         (status = 201, description = "Created; `warnings` lists models that will be unpriced or refused", body = ProviderWriteResponse),
-        (status = 400, description = "Invalid; `field` names the offending field", body = ErrorBody),
+        (status = 400, description = "Not JSON, a wrong JSON type or an unknown field; `field` names it", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, description = "A provider with this name exists", body = ErrorBody)))]
+        (status = 409, description = "A provider with this name exists", body = ErrorBody),
+        (status = 422, description = "A value breaks a rule (format, relation between fields, a secret that does not exist, \
+the upstream address policy, a secret bound elsewhere); `field` names it", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -267,11 +301,11 @@ pub async fn list(
 ) -> Result<Json<ListProvidersResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
     let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
-    let provider_type = match p.provider_type.as_deref().filter(|s| !s.is_empty()) {
+    let provider_type = match p.provider_type.as_deref() {
         None => None,
         Some(t) => Some(t.parse::<ProviderType>().map_err(|m| ApiError::invalid("type", m))?),
     };
-    let enabled = match p.enabled.as_deref().filter(|s| !s.is_empty()) {
+    let enabled = match p.enabled.as_deref() {
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
@@ -305,7 +339,7 @@ pub async fn list(
 
 /// Get a provider.
 #[utoipa::path(get, path = "/api/v1/llm-providers/{name}", tag = "providers",
-    params(("name" = String, Path, description = "Provider name")),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
     responses((status = 200, body = ProviderSpec), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
@@ -325,12 +359,13 @@ pub async fn get(
 
 /// Update a provider with a JSON merge patch (RFC 7396). `name` and `type` cannot change.
 #[utoipa::path(patch, path = "/api/v1/llm-providers/{name}", tag = "providers",
-    params(("name" = String, Path, description = "Provider name")),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
     request_body(content = ProviderSpec, content_type = "application/merge-patch+json",
         description = "Fields to change; `null` clears a field"),
     responses((status = 200, description = "Updated; `warnings` lists models that will be unpriced or refused",
             body = ProviderWriteResponse), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "A value breaks a rule, or an immutable field changed; `field` names it", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -364,7 +399,7 @@ pub async fn update_spec(
         if let Some(v) = patch.get(field)
             && v.as_str() != now
         {
-            return Err(ApiError::invalid(field, format!("is immutable; it is `{}`", now.unwrap_or_default())));
+            return Err(ApiError::unprocessable(field, format!("is immutable; it is `{}`", now.unwrap_or_default())));
         }
     }
     merge_patch(&mut doc, patch);
@@ -383,7 +418,7 @@ pub async fn update_spec(
 
 /// Delete a provider. Its usage history stays in reports.
 #[utoipa::path(delete, path = "/api/v1/llm-providers/{name}", tag = "providers",
-    params(("name" = String, Path, description = "Provider name")),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
     responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(

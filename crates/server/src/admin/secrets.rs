@@ -1,6 +1,7 @@
 //! `/api/v1/secrets`: write-only values, readable names. A value is never returned,
 //! logged or echoed in an error; deleting a secret a provider references is refused.
 
+use super::query::Query;
 use crate::admin::paging;
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
@@ -8,7 +9,7 @@ use crate::state::AppState;
 use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -16,8 +17,8 @@ use tollgate_core::{Role, validate};
 use tollgate_store::{PageQuery, SecretMeta, SecretValue};
 use utoipa::{IntoParams, ToSchema};
 
-/// Largest secret value accepted.
-pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// Longest secret value accepted, in characters (so at most 256 KiB of UTF-8).
+pub const MAX_SECRET_CHARS: usize = 64 * 1024;
 
 /// Secret metadata. The value is write-only.
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,14 +55,23 @@ pub struct ListSecretsResponse {
 /// Body of `PUT /api/v1/secrets/{name}` (documents the shape; the handler parses the body
 /// itself so that no error message can quote the value).
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PutSecretRequest {
     /// The secret value (write-only; never returned).
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
     /// Replaces the hosts (`host[:port]`) the secret may be sent to. Whoever re-enters the
     /// value may set it; absent: the binding is kept.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<BoundHost>>, max_items = 32)]
     pub bound_hosts: Option<Vec<String>>,
 }
+
+/// A host a secret may be sent to: `host[:port]` (see `crate::binding::BOUND_HOST_PATTERN`).
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, pattern = r"^(?:(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)*[a-zA-Z](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$")]
+#[allow(dead_code)] // a schema only
+pub struct BoundHost(String);
 
 /// Body of `PATCH /api/v1/secrets/{name}` (admin only): rebinding without the value.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -69,6 +79,7 @@ pub struct PutSecretRequest {
 pub struct PatchSecretRequest {
     /// The hosts (`host[:port]`) the secret may be sent to; `[]` unbinds it (the next
     /// provider save binds it again).
+    #[schema(value_type = Vec<BoundHost>, max_items = 32)]
     pub bound_hosts: Vec<String>,
 }
 
@@ -82,7 +93,11 @@ impl std::fmt::Debug for PutSecretRequest {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// 1 to 1000 (larger values are capped); absent or 0: 50.
+    #[param(value_type = Option<i64>, minimum = 0)]
     pub page_size: Option<String>,
+    /// `next_page_token` of the previous page.
+    #[param(pattern = r"^(k1\.([0-9a-f]{2})*)?$")]
     pub page_token: Option<String>,
 }
 
@@ -112,7 +127,8 @@ pub async fn list_meta(
 
 /// List secret names.
 #[utoipa::path(get, path = "/api/v1/secrets", tag = "secrets", params(PageParams),
-    responses((status = 200, body = ListSecretsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ListSecretsResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -129,8 +145,8 @@ pub async fn list(
 
 /// Get a secret's metadata (never its value).
 #[utoipa::path(get, path = "/api/v1/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
-    responses((status = 200, body = SecretView), (status = 401, body = ErrorBody),
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name", pattern = r"^[A-Z][A-Z0-9_]*$", max_length = 255)),
+    responses((status = 200, body = SecretView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
@@ -145,10 +161,11 @@ pub async fn get(
 
 /// Create or replace a secret's value.
 #[utoipa::path(put, path = "/api/v1/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name", pattern = r"^[A-Z][A-Z0-9_]*$", max_length = 255)),
     request_body = PutSecretRequest,
     responses((status = 201, description = "Created", body = SecretView), (status = 200, description = "Replaced", body = SecretView),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, description = "A value breaks a rule; `field` names it", body = ErrorBody)))]
 pub async fn put(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -196,7 +213,7 @@ pub async fn put(
 fn parse_bound_hosts(v: &serde_json::Value) -> Result<BTreeSet<String>, ApiError> {
     let items = v.as_array().ok_or_else(|| ApiError::invalid("bound_hosts", "must be an array of host[:port]"))?;
     if items.len() > crate::binding::MAX_BOUND_HOSTS {
-        return Err(ApiError::invalid(
+        return Err(ApiError::unprocessable(
             "bound_hosts",
             format!("must have at most {} hosts", crate::binding::MAX_BOUND_HOSTS),
         ));
@@ -207,7 +224,7 @@ fn parse_bound_hosts(v: &serde_json::Value) -> Result<BTreeSet<String>, ApiError
         .map(|(i, item)| {
             let field = format!("bound_hosts[{i}]");
             let s = item.as_str().ok_or_else(|| ApiError::invalid(field.clone(), "must be a string"))?;
-            crate::binding::parse_bound_host(s).map_err(|m| ApiError::invalid(field, m))
+            crate::binding::parse_bound_host(s).map_err(|m| ApiError::unprocessable(field, m))
         })
         .collect()
 }
@@ -215,10 +232,11 @@ fn parse_bound_hosts(v: &serde_json::Value) -> Result<BTreeSet<String>, ApiError
 /// Rebind a secret without its value: replace the hosts it may be sent to. Admin only (a
 /// writer rebinds by re-entering the value with `PUT`).
 #[utoipa::path(patch, path = "/api/v1/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name", pattern = r"^[A-Z][A-Z0-9_]*$", max_length = 255)),
     request_body = PatchSecretRequest,
     responses((status = 200, description = "Rebound", body = SecretView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "A value breaks a rule; `field` names it", body = ErrorBody)))]
 pub async fn patch(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -272,10 +290,10 @@ pub async fn store_value(
         return Err(state.secrets().read_only_error());
     }
     if value.is_empty() {
-        return Err(ApiError::invalid("value", "must not be empty"));
+        return Err(ApiError::unprocessable("value", "must not be empty"));
     }
-    if value.len() > MAX_SECRET_BYTES {
-        return Err(ApiError::invalid("value", format!("must be at most {MAX_SECRET_BYTES} bytes")));
+    if value.chars().count() > MAX_SECRET_CHARS {
+        return Err(ApiError::unprocessable("value", format!("must be at most {MAX_SECRET_CHARS} characters")));
     }
     let created = state.store().put_secret(name, &SecretValue::new(value.to_string()), state.now_ms()).await?;
     let meta = state
@@ -315,8 +333,9 @@ pub fn check_secret_scope(state: &AppState, caller: &tollgate_store::TokenRecord
 
 /// Delete a secret. Refused (409) while a provider references it.
 #[utoipa::path(delete, path = "/api/v1/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    params(("name" = String, Path, description = "UPPER_SNAKE_CASE secret name", pattern = r"^[A-Z][A-Z0-9_]*$", max_length = 255)),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Referenced by providers", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,

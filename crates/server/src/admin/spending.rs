@@ -11,13 +11,14 @@
 //! providers reads only those: a `provider` outside its scope is refused, and without one the
 //! report covers the scope's providers.
 
+use super::query::Query;
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::report::{self, Group, Query as ReportQuery};
 use crate::state::AppState;
 use crate::time::{parse_rfc3339, rfc3339};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -29,34 +30,111 @@ use utoipa::{IntoParams, ToSchema};
 const DEFAULT_SERIES: usize = 10;
 const MAX_SERIES: usize = 1000;
 
-/// Filters and options of the spending endpoints.
+/// Filters shared by the spending endpoints.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SpendingParams {
-    /// RFC 3339; default `end` − 7 days. Rounded down to the hour.
+    /// RFC 3339; default `end` − 7 days. Rounded down to the hour. At or after `end`: an empty
+    /// window.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub start: Option<String>,
     /// RFC 3339, exclusive; default now. Rounded up to the hour.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub end: Option<String>,
     pub provider: Option<String>,
     pub model: Option<String>,
     /// The user (email) usage is attributed to; empty = unattributed.
     pub user: Option<String>,
     pub agent: Option<String>,
-    /// openai | anthropic | google | bedrock | openai_compatible | azure_openai
+    #[param(value_type = Option<tollgate_core::ProviderType>)]
     pub provider_type: Option<String>,
-    /// input | output | cached_input | cache_write_5m | cache_write_1h | cache_write_unknown | reasoning:
-    /// report only this bucket.
+    /// Report only this bucket.
+    #[param(value_type = Option<TokenType>, inline)]
     pub token_type: Option<String>,
-    /// timeseries: hour | day (default hour up to 2 days, else day); export.csv: hour | day | total
-    /// (default day).
-    pub bucket: Option<String>,
-    /// timeseries and export.csv: provider | model | user | agent | provider_type | token_type.
-    pub group_by: Option<String>,
-    /// breakdown (required): provider | model | user | agent | provider_type | token_type.
+}
+
+/// `GET /api/v1/spending/breakdown`: the dimension to break down by.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BreakdownParams {
+    #[param(value_type = GroupBy, inline, required)]
     pub dimension: Option<String>,
-    /// timeseries with group_by: at most this many series (1..=1000, default 10), the highest
-    /// total cost first; the other groups are summed into one series keyed `(other)`.
+}
+
+/// `GET /api/v1/spending/timeseries` options.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimeseriesParams {
+    /// Default hour up to 2 days, else day. A window of more than 10,000 buckets keeps its
+    /// most recent 10,000 (the answer's `start` says where it begins).
+    #[param(value_type = Option<Width>, inline)]
+    pub bucket: Option<String>,
+    /// One series per value of this dimension.
+    #[param(value_type = Option<GroupBy>, inline)]
+    pub group_by: Option<String>,
+    /// With group_by: at most this many series (default 10), the highest total cost first;
+    /// the other groups are summed into one series keyed `(other)`.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+}
+
+/// `GET /api/v1/spending/export.csv` options.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportParams {
+    /// Default day.
+    #[param(value_type = Option<ExportWidth>, inline)]
+    pub bucket: Option<String>,
+    #[param(value_type = Option<GroupBy>, inline)]
+    pub group_by: Option<String>,
+}
+
+/// A dimension to group or break down by (schema of the `dimension` / `group_by` parameters).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the values are parsed by `report::Group::parse`
+pub enum GroupBy {
+    Provider,
+    Model,
+    User,
+    Agent,
+    ProviderType,
+    TokenType,
+}
+
+/// A token bucket (schema of the `token_type` parameter).
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the values are parsed by `report::parse_bucket`
+pub enum TokenType {
+    Input,
+    Output,
+    CachedInput,
+    #[schema(rename = "cache_write_5m")]
+    CacheWrite5m,
+    #[schema(rename = "cache_write_1h")]
+    CacheWrite1h,
+    CacheWriteUnknown,
+    Reasoning,
+}
+
+/// Time series bucket width.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only: the values are parsed by `report::parse_width`
+pub enum Width {
+    Hour,
+    Day,
+}
+
+/// CSV bucket width: `total` is one row per group for the whole window.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // a schema only
+pub enum ExportWidth {
+    Hour,
+    Day,
+    Total,
 }
 
 /// Tokens and cost of one bucket.
@@ -173,23 +251,32 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A parameter with a documented format or set of values: absent is `None`, empty is refused
+/// (an empty value is not in the set; omit the parameter instead).
+fn given<'a>(field: &'static str, v: &'a Option<String>) -> Result<Option<&'a str>, ApiError> {
+    match v.as_deref().map(str::trim) {
+        Some("") => Err(ApiError::invalid(field, "must not be empty; omit it instead")),
+        other => Ok(other),
+    }
+}
+
 /// The parameters → the engine's query: one value per filter (`""` = unattributed for model,
 /// user and agent), the caller's provider scope applied.
 fn parse_query(caller: &tollgate_store::TokenRecord, p: &SpendingParams, now_ms: i64) -> Result<ReportQuery, ApiError> {
     let time = |field: &'static str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-        match nonempty(v) {
+        match given(field, v)? {
             None => Ok(None),
             Some(s) => parse_rfc3339(s).map(Some).ok_or_else(|| {
                 ApiError::invalid(field, format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-11-24T00:00:00Z)"))
             }),
         }
     };
-    let (start_ms, end_ms) = report::explicit_window(time("start", &p.start)?, time("end", &p.end)?, now_ms)?;
-    let provider_types = match nonempty(&p.provider_type) {
+    let (start_ms, end_ms) = report::explicit_window(time("start", &p.start)?, time("end", &p.end)?, now_ms);
+    let provider_types = match given("provider_type", &p.provider_type)? {
         None => vec![],
         Some(t) => vec![report::parse_provider_type("provider_type", t)?],
     };
-    let buckets = match nonempty(&p.token_type) {
+    let buckets = match given("token_type", &p.token_type)? {
         None => None,
         Some(t) => Some(vec![report::parse_bucket("token_type", t)?]),
     };
@@ -208,7 +295,7 @@ fn parse_query(caller: &tollgate_store::TokenRecord, p: &SpendingParams, now_ms:
 }
 
 fn parse_group(field: &'static str, v: &Option<String>) -> Result<Option<Group>, ApiError> {
-    Ok(nonempty(v).map(|g| Group::parse(field, g)).transpose()?)
+    Ok(given(field, v)?.map(|g| Group::parse(field, g)).transpose()?)
 }
 
 /// Rollup counters → API stats; request counts only where `requests` (not on a row of one
@@ -262,17 +349,18 @@ pub async fn summary(
 
 /// Totals per value of one dimension (for `token_type`: per bucket).
 #[utoipa::path(get, path = "/api/v1/spending/breakdown", tag = "spending",
-    params(SpendingParams),
+    params(SpendingParams, BreakdownParams),
     responses((status = 200, body = BreakdownResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn breakdown(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(p): Query<SpendingParams>,
+    Query(b): Query<BreakdownParams>,
 ) -> Result<Json<BreakdownResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
     let q = parse_query(&caller, &p, state.now_ms())?;
-    let group = parse_group("dimension", &p.dimension)?.ok_or_else(|| {
+    let group = parse_group("dimension", &b.dimension)?.ok_or_else(|| {
         ApiError::invalid("dimension", "is required: provider, model, user, agent, provider_type or token_type")
     })?;
     let entries = report::breakdown(&state, &q, group)
@@ -293,19 +381,22 @@ pub async fn breakdown(
 
 /// Spend over time in hour or day buckets (UTC), zero-filled, optionally one series per group.
 #[utoipa::path(get, path = "/api/v1/spending/timeseries", tag = "spending",
-    params(SpendingParams),
+    params(SpendingParams, TimeseriesParams),
     responses((status = 200, body = TimeseriesResponse), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn timeseries(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(p): Query<SpendingParams>,
+    Query(t): Query<TimeseriesParams>,
 ) -> Result<Json<TimeseriesResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
-    let q = parse_query(&caller, &p, state.now_ms())?;
-    let width = report::parse_width("bucket", p.bucket.as_deref(), report::default_width(q.start_ms, q.end_ms))?;
-    let group = parse_group("group_by", &p.group_by)?;
-    let limit = match nonempty(&p.limit) {
+    let mut q = parse_query(&caller, &p, state.now_ms())?;
+    let width =
+        report::parse_width("bucket", given("bucket", &t.bucket)?, report::default_width(q.start_ms, q.end_ms))?;
+    q.start_ms = report::clip_start(q.start_ms, q.end_ms, width);
+    let group = parse_group("group_by", &t.group_by)?;
+    let limit = match given("limit", &t.limit)? {
         None => DEFAULT_SERIES,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=MAX_SERIES).contains(&n) => n,
@@ -340,7 +431,7 @@ pub async fn timeseries(
 
 /// The report as CSV: one row per bucket (hour, day, or the whole window) and group.
 #[utoipa::path(get, path = "/api/v1/spending/export.csv", tag = "spending",
-    params(SpendingParams),
+    params(SpendingParams, ExportParams),
     responses((status = 200, description = "CSV: bucket_start, dimension, key, label, deleted, requests, \
 failed_requests, unpriced_requests, total_tokens, total_cost_microcents, total_cost_usd, then tokens and \
 cost per bucket; with group_by=token_type the three request counts are empty (requests are not split by \
@@ -350,14 +441,15 @@ pub async fn export_csv(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(p): Query<SpendingParams>,
+    Query(e): Query<ExportParams>,
 ) -> Result<Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
     let q = parse_query(&caller, &p, state.now_ms())?;
-    let width = match p.bucket.as_deref().map(str::trim) {
+    let width = match given("bucket", &e.bucket)? {
         Some("total") => None,
         other => Some(report::parse_width("bucket", other, DAY_MS)?),
     };
-    let group = parse_group("group_by", &p.group_by)?;
+    let group = parse_group("group_by", &e.group_by)?;
     Ok(csv_response(report::csv(&state, &q, group, width).await?, &q))
 }
 

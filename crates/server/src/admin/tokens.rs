@@ -1,6 +1,7 @@
 //! `/api/v1/tokens`: gateway tokens. The token is shown once, on create; only its SHA-256
 //! is stored. Admin role required throughout.
 
+use super::query::Query;
 use crate::admin::secrets::PageParams;
 use crate::admin::{paging, parse_json_object};
 use crate::auth::{authorize, generate_token, hash_token};
@@ -9,7 +10,7 @@ use crate::state::AppState;
 use crate::time::{parse_rfc3339, rfc3339};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use tollgate_core::token::display_prefix;
@@ -21,17 +22,22 @@ use utoipa::ToSchema;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// A label, 1 to 128 characters.
+    /// A label, 1 to 128 characters, not only spaces, no control characters.
+    #[schema(value_type = String, min_length = 1, max_length = 128)]
     pub name: Option<String>,
-    /// admin | writer | reader | invoker
+    #[schema(value_type = Role)]
     pub role: Option<Role>,
     /// The user this token acts for (an email); usage is attributed to it.
+    #[schema(format = Email)]
     pub user: Option<String>,
     /// The agent this token acts for (a slug like `support-bot`).
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub agent: Option<String>,
-    /// Restrict the token to these providers; absent = all.
+    /// Restrict the token to these providers (at least one); absent = all.
+    #[schema(min_items = 1)]
     pub providers: Option<Vec<String>>,
-    /// RFC 3339; absent = never expires.
+    /// RFC 3339, in the future; absent = never expires.
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
 }
 
@@ -107,32 +113,33 @@ fn is_email(s: &str) -> bool {
 fn validate_request(req: CreateTokenRequest, now: i64) -> Result<TokenRecord, ApiError> {
     let name = req.name.unwrap_or_default();
     if name.trim().is_empty() {
-        return Err(ApiError::invalid("name", "is required (1 to 128 characters)"));
+        return Err(ApiError::unprocessable("name", "is required (1 to 128 characters)"));
     }
-    validate::char_len(&name, 1, 128).map_err(|m| ApiError::invalid("name", m))?;
-    validate::no_control(&name).map_err(|m| ApiError::invalid("name", m))?;
-    let role =
-        req.role.ok_or_else(|| ApiError::invalid("role", "is required: one of admin, writer, reader, invoker"))?;
+    validate::char_len(&name, 1, 128).map_err(|m| ApiError::unprocessable("name", m))?;
+    validate::no_control(&name).map_err(|m| ApiError::unprocessable("name", m))?;
+    let role = req
+        .role
+        .ok_or_else(|| ApiError::unprocessable("role", "is required: one of admin, writer, reader, invoker"))?;
     if let Some(u) = &req.user
         && !is_email(u)
     {
-        return Err(ApiError::invalid("user", format!("`{u}` is not an email address")));
+        return Err(ApiError::unprocessable("user", format!("`{u}` is not an email address")));
     }
     if let Some(a) = &req.agent {
-        validate::resource_name(a).map_err(|m| ApiError::invalid("agent", m))?;
+        validate::resource_name(a).map_err(|m| ApiError::unprocessable("agent", m))?;
     }
     let providers = match req.providers {
         None => None,
         Some(list) => {
             if list.is_empty() {
-                return Err(ApiError::invalid(
+                return Err(ApiError::unprocessable(
                     "providers",
                     "must name at least one provider; omit it for a token that may use every provider",
                 ));
             }
             let mut out: Vec<String> = Vec::new();
             for (i, p) in list.into_iter().enumerate() {
-                validate::resource_name(&p).map_err(|m| ApiError::invalid(format!("providers[{i}]"), m))?;
+                validate::resource_name(&p).map_err(|m| ApiError::unprocessable(format!("providers[{i}]"), m))?;
                 if !out.contains(&p) {
                     out.push(p);
                 }
@@ -144,10 +151,13 @@ fn validate_request(req: CreateTokenRequest, now: i64) -> Result<TokenRecord, Ap
         None => None,
         Some(s) => {
             let ms = parse_rfc3339(s).ok_or_else(|| {
-                ApiError::invalid("expires_at", format!("`{s}` is not an RFC 3339 timestamp like 2027-01-31T00:00:00Z"))
+                ApiError::unprocessable(
+                    "expires_at",
+                    format!("`{s}` is not an RFC 3339 timestamp like 2027-01-31T00:00:00Z"),
+                )
             })?;
             if ms <= now {
-                return Err(ApiError::invalid("expires_at", "must be in the future"));
+                return Err(ApiError::unprocessable("expires_at", "must be in the future"));
             }
             Some(ms)
         }
@@ -179,7 +189,8 @@ pub fn mint(mut template: TokenRecord) -> Result<(String, TokenRecord), ApiError
 /// Create a gateway token. The response carries the token once.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, body = TokenView), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 422, description = "A value breaks a rule; `field` names it", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -206,7 +217,8 @@ pub async fn create_from(state: &AppState, req: CreateTokenRequest) -> Result<To
 
 /// List gateway tokens (never the tokens themselves).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(PageParams),
-    responses((status = 200, body = ListTokensResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = ListTokensResponse), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -222,11 +234,12 @@ pub async fn list(
     }))
 }
 
-/// Get one gateway token's metadata.
+/// Get one gateway token's metadata (a revoked token is gone: 410; the list still shows it).
 #[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, description = "The token was revoked", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -235,6 +248,10 @@ pub async fn get(
     authorize(&state, &headers, Role::Admin)?;
     let t =
         state.store().get_token(&id).await?.ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
+    // DELETE revoked it: gone as a resource; the list keeps it (status `revoked`) for audit
+    if let Some(at) = t.revoked_at_ms {
+        return Err(ApiError::Gone(format!("token \"{id}\" ({}) was revoked at {}", t.name, rfc3339(at))));
+    }
     Ok(Json(TokenView::of(&t, state.now_ms())))
 }
 

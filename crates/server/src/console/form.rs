@@ -518,10 +518,10 @@ fn read_secret(
     }
     if value.is_empty() {
         errors.push((format!("{field}.new_value"), "is required: paste the secret value".into()));
-    } else if value.len() > admin::secrets::MAX_SECRET_BYTES {
+    } else if value.chars().count() > admin::secrets::MAX_SECRET_CHARS {
         errors.push((
             format!("{field}.new_value"),
-            format!("must be at most {} bytes", admin::secrets::MAX_SECRET_BYTES),
+            format!("must be at most {} characters", admin::secrets::MAX_SECRET_CHARS),
         ));
     }
     let name = sf.new_name.clone();
@@ -728,7 +728,9 @@ fn refused(mut f: ProviderForm, errors: Vec<(String, String)>) -> Result<Respons
 
 fn api_error_fields(e: &ApiError) -> Option<Vec<(String, String)>> {
     match e {
-        ApiError::InvalidArgument { field, message } => Some(vec![(field.clone(), message.clone())]),
+        ApiError::InvalidArgument { field, message } | ApiError::Unprocessable { field, message } => {
+            Some(vec![(field.clone(), message.clone())])
+        }
         ApiError::AlreadyExists(m) => Some(vec![("name".into(), m.clone())]),
         _ => None,
     }

@@ -113,7 +113,9 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     let value = form.get("value").unwrap_or_default().to_string();
     match admin::secrets::store_value(&console.state, &session.token, &name, &value).await {
         Ok(_) => Ok(Redirect::to(&format!("/secrets?notice=secret-created&name={name}")).into_response()),
-        Err(crate::ApiError::InvalidArgument { field, message }) => {
+        Err(
+            crate::ApiError::InvalidArgument { field, message } | crate::ApiError::Unprocessable { field, message },
+        ) => {
             let (ne, ve) = if field == "value" { (String::new(), message) } else { (message, String::new()) };
             let notice = Notice::error("The secret was not stored.");
             render(&console, &session, None, notice, (name, ne, ve), StatusCode::BAD_REQUEST).await

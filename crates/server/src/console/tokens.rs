@@ -241,7 +241,9 @@ pub async fn create(
     if role.is_some() {
         match admin::tokens::create_from(&console.state, req).await {
             Ok(view) => return redirect_created(&console, &headers, view),
-            Err(crate::ApiError::InvalidArgument { field, message }) => {
+            Err(
+                crate::ApiError::InvalidArgument { field, message } | crate::ApiError::Unprocessable { field, message },
+            ) => {
                 form.error_field = field.split('[').next().unwrap_or_default().to_string();
                 form.error = message;
             }

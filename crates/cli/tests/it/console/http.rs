@@ -716,7 +716,12 @@ async fn secrets_and_tokens_pages(db: TestDb) {
         .to_string();
     let p = c.post(&format!("/tokens/{id}/revoke"), &[]).await;
     assert_eq!(p.location.as_deref(), Some("/tokens?notice=revoked"));
-    let (_, t) = admin(&gw, Method::GET, &format!("/api/v1/tokens/{id}"), None).await;
+    // revoked: gone for GET, listed with its status for audit
+    let (s, _) = admin(&gw, Method::GET, &format!("/api/v1/tokens/{id}"), None).await;
+    assert_eq!(s, 410);
+    let (_, all) = admin(&gw, Method::GET, "/api/v1/tokens", None).await;
+    let t =
+        all["tokens"].as_array().and_then(|a| a.iter().find(|t| t["id"] == id.as_str())).cloned().unwrap_or_default();
     assert_eq!(t["status"], "revoked");
     // the last admin cannot be revoked
     let me = list["tokens"]
