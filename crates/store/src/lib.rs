@@ -13,13 +13,16 @@
 
 #[macro_use]
 mod db;
+mod conversation;
 mod error;
 mod providers;
+mod requests;
 mod rollup;
 pub mod seal;
 mod secrets;
 mod spending;
 mod tokens;
+pub mod transcripts;
 mod types;
 mod usage;
 
@@ -34,6 +37,9 @@ pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
     TokenRecord,
 };
+pub use conversation::conversation_of;
+pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
+pub use transcripts::{TranscriptFlags, TranscriptRecord, TranscriptStore};
 pub use usage::{UsageQuery, UsageStore, decode_event, encode_event};
 
 use db::Pool;
