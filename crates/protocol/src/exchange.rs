@@ -12,7 +12,7 @@ use crate::Usage;
 use crate::eventstream::EventStreamReader;
 use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
-use crate::wire::{Action, StreamDecoder, WireFamily};
+use crate::wire::{Action, Assembled, StreamDecoder, WireFamily};
 use crate::{anthropic, azure_openai, bedrock, google, openai};
 use tollgate_core::WireFamilyId;
 
@@ -296,6 +296,43 @@ fn is_aws_event_stream(content_type: &str) -> bool {
 /// `text/event-stream`, ignoring case and parameters.
 fn is_event_stream(content_type: &str) -> bool {
     content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
+/// Reads a recorded response back as a message (transcripts): a JSON body, an SSE stream, a
+/// streamed JSON array (Gemini without `alt=sse`) or an AWS event stream, as `content_type`
+/// and `endpoint` say, through the family's `assemble_*`. Items that do not parse (a stream
+/// cut short by the capture limit) are skipped. `None` when nothing was found.
+pub fn assemble(id: WireFamilyId, endpoint: Endpoint, content_type: Option<&str>, body: &[u8]) -> Option<Assembled> {
+    let fam = family(id);
+    let mut out = Assembled::default();
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+    if content_type.is_some_and(is_aws_event_stream) {
+        let mut reader = EventStreamReader::new();
+        for f in reader.push(body) {
+            if let Some(v) = json(&f.payload) {
+                fam.assemble_event(f.event_type.as_deref(), &v, &mut out);
+            }
+        }
+    } else if content_type.is_some_and(is_event_stream) {
+        let mut parser = SseParser::new();
+        let mut events = parser.push(body);
+        events.extend(parser.finish());
+        for ev in events.iter().filter(|e| !e.truncated) {
+            if let Some(v) = json(ev.data.as_bytes()) {
+                fam.assemble_event(ev.event.as_deref(), &v, &mut out);
+            }
+        }
+    } else if endpoint == Endpoint::StreamGenerateContent {
+        let mut splitter = ArraySplitter::new();
+        for el in splitter.push(body) {
+            if let Some(v) = json(&el) {
+                fam.assemble_event(None, &v, &mut out);
+            }
+        }
+    } else if let Some(v) = json(body) {
+        fam.assemble_body(&v, &mut out);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[cfg(test)]

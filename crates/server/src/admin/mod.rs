@@ -5,14 +5,17 @@
 //! [`crate::ApiError`]s, mapped to HTTP in one place.
 
 pub mod check;
+pub mod conversations;
 pub mod health;
 mod json;
 pub mod models;
 pub mod paging;
 pub mod providers;
+pub mod requests;
 pub mod secrets;
 pub mod spending;
 pub mod tokens;
+pub mod transcripts;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -30,8 +33,9 @@ use utoipa_axum::routes;
         title = "Tollgate admin API",
         description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
 the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
-Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
-create, update and delete providers and secrets, admin also manages tokens."
+Roles: any token may read the model catalog; reader may get and list and read spending and the request log, \
+writer may also create, update and delete providers and secrets and purge transcripts, admin also manages tokens \
+and reads recorded request and response bodies."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -41,6 +45,7 @@ create, update and delete providers and secrets, admin also manages tokens."
         (name = "tokens", description = "Gateway tokens"),
         (name = "models", description = "The model catalog: prices, limits and capabilities"),
         (name = "spending", description = "Cost and usage reports, from hourly rollups"),
+        (name = "requests", description = "The request log, conversations and transcripts (bodies: admin only)"),
         (name = "health", description = "Liveness, readiness and this document")
     )
 )]
@@ -76,6 +81,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(spending::timeseries))
         .routes(routes!(spending::breakdown))
         .routes(routes!(spending::export_csv))
+        .routes(routes!(requests::list))
+        .routes(routes!(requests::get))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::get))
+        .routes(routes!(transcripts::delete))
         .with_state(state)
         .split_for_parts();
     let router =
