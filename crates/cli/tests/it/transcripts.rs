@@ -385,3 +385,120 @@ crate::both_backends!(
     conversations_group_turns,
     purges,
 );
+
+/// Retention by age and the total-size cap, with the gateway's injected clock: requests are
+/// stamped by it, and the sweep deletes by it (oldest first).
+async fn retention_and_size_cap(db: TestDb) {
+    let db_url = db.url().to_string();
+    let rig = Rig::new(db, "openai", recording(true, true)).await;
+    let (path, body) = generation("openai", false, &marker());
+    const DAY: std::time::Duration = std::time::Duration::from_secs(86_400);
+    for _ in 0..2 {
+        assert_eq!(rig.post(&path, &body).await.status, 200);
+    }
+    rig.gw.clock.advance(20 * DAY);
+    for _ in 0..3 {
+        assert_eq!(rig.post(&path, &body).await.status, 200);
+    }
+    rig.gw.flush_usage().await;
+    let ts = transcript_store(&rig.gw, &db_url).await;
+    let metrics = tollgate_server::metrics::Metrics::default();
+    let now = rig.gw.clock.now_ms();
+    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 30, 0, now).await, 0, "nothing is 30 days old yet");
+    rig.gw.clock.advance(15 * DAY);
+    let now = rig.gw.clock.now_ms();
+    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 30, 0, now).await, 2, "the two from 35 days ago");
+    assert_eq!(ts.count().await.unwrap_or(-1), 3);
+    // The cap: room for two of the three (same size each); the oldest goes.
+    let total = ts.total_bytes().await.unwrap_or(0);
+    let cap = u64::try_from(total * 2 / 3).unwrap_or(0);
+    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 0, cap, now).await, 1);
+    assert!(ts.total_bytes().await.unwrap_or(i64::MAX) <= total * 2 / 3);
+    assert_eq!(metrics.transcripts_expired.load(std::sync::atomic::Ordering::Relaxed), 3);
+    let left = requests(&rig.gw, "").await;
+    assert_eq!(left.len(), 5, "the request log keeps every request");
+    let recorded: Vec<bool> = left.iter().map(|r| r["input_recorded"] == true).collect();
+    assert_eq!(recorded, vec![true, true, false, false, false], "the newest two keep their bodies");
+    // The gateway counts what it captured.
+    let m = rig.gw.client.get(rig.gw.url("/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let m = m.text().await.unwrap_or_default();
+    assert!(m.contains("tollgate_transcripts_captured_total 5"), "{m}");
+    assert!(m.contains("tollgate_transcripts_bytes_stored_total "), "{m}");
+    ts.close().await;
+}
+
+/// `secrets rotate-key` re-seals transcripts too: afterwards they open with the new key alone.
+async fn rotation_reseals_transcripts(db: TestDb) {
+    use tollgate_store::transcripts::{Direction, SealedBody, open_body, seal_body};
+    use tollgate_store::{Keyring, MasterKey, TranscriptRecord};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let old = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let new = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
+    let store = tollgate_store::Store::connect(db.url(), Keyring::new(old.clone())).await.unwrap_or_else(|e| panic!("{e}"));
+    let ts_url = if db.is_postgres() {
+        db.url().to_string()
+    } else {
+        format!("sqlite://{}/transcripts.sqlite?mode=rwc", dir.path().display())
+    };
+    let ts = tollgate_store::TranscriptStore::connect(&ts_url).await.unwrap_or_else(|e| panic!("{e}"));
+    let ring = Keyring::new(old.clone());
+    let plain = b"{\"prompt\": \"rotate me\"}";
+    let sealed = seal_body(&ring, "ev-1", Direction::Input, plain).unwrap_or_else(|e| panic!("{e}"));
+    let rec = TranscriptRecord {
+        event_id: "ev-1".into(),
+        ts_ms: 1,
+        provider: "p".into(),
+        key_id: old.key_id(),
+        request_headers: "{}".into(),
+        response_content_type: None,
+        input: Some(SealedBody { sealed, bytes: plain.len() as i64, truncated: false }),
+        output: None,
+    };
+    ts.insert(&[rec]).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = tollgate_server::Settings::new(dir.path());
+    settings.master_key = Some(tollgate_server::Sensitive(old.to_base64()));
+    let r = tollgate_server::keys::rotate(&settings, &store, &ts, Some(&new.to_base64()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.transcripts_resealed, 1);
+    let got = ts.get("ev-1").await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("row"));
+    assert_eq!(got.key_id, new.key_id());
+    let body = got.input.unwrap_or_else(|| panic!("input"));
+    let only_new = Keyring::new(new);
+    let opened = open_body(&only_new, "ev-1", Direction::Input, &body.sealed, plain.len());
+    assert_eq!(opened.unwrap_or_else(|e| panic!("{e}")), plain.to_vec());
+    assert!(open_body(&Keyring::new(old), "ev-1", Direction::Input, &body.sealed, plain.len()).is_err());
+    // Bound to its row and direction: the output slot does not open it.
+    assert!(open_body(&only_new, "ev-1", Direction::Output, &body.sealed, plain.len()).is_err());
+    ts.close().await;
+    store.close().await;
+}
+
+crate::both_backends!(retention_and_size_cap, rotation_reseals_transcripts);
+
+/// The CLI: `requests list|get`, `conversations list|get`, `transcripts purge`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_requests_conversations_and_purge() {
+    let rig = Rig::new(TestDb::sqlite().await, "openai", recording(true, true)).await;
+    let (path, body) = generation("openai", false, "cli-marker");
+    let r = send(rig.request(Method::POST, &path).header("x-tollgate-conversation", "cli-conv").json(&body)).await;
+    assert_eq!(r.status, 200);
+    let id = r.headers.get("x-tollgate-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    rig.gw.flush_usage().await;
+    // The gateway runs on its own thread: the blocking binary runs do not stall it.
+    let gw = &rig.gw;
+    let list = crate::cli::tg(gw, &["requests", "list"]).ok().stdout;
+    let got = crate::cli::tg(gw, &["requests", "get", &id]).ok().stdout;
+    let json = crate::cli::tg(gw, &["-o", "json", "requests", "list", "--conversation", "cli-conv"]).ok().json();
+    let convs = crate::cli::tg(gw, &["conversations", "list"]).ok().stdout;
+    let conv = crate::cli::tg(gw, &["conversations", "get", "cli-conv"]).ok().stdout;
+    let purge = crate::cli::tg(gw, &["transcripts", "purge", "--provider", "p-openai"]).ok().stdout;
+    let after = crate::cli::tg(gw, &["requests", "get", &id]).ok().stdout;
+    assert!(list.contains("p-openai") && list.contains("in,out"), "{list}");
+    assert!(got.contains("cli-marker") && got.contains(TEXT), "{got}");
+    assert_eq!(json["requests"].as_array().map(Vec::len), Some(1), "{json}");
+    assert!(convs.contains("cli-conv"), "{convs}");
+    assert!(conv.contains("cli-conv") && conv.contains("success"), "{conv}");
+    assert!(purge.contains("purged 1 transcript(s)"), "{purge}");
+    assert!(after.contains("input: not recorded"), "{after}");
+}
