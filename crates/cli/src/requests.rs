@@ -222,7 +222,10 @@ pub async fn run_requests(client: &Client, fmt: OutputFormat, cmd: RequestsComma
             if let Some(m) = v["output_message"].as_object() {
                 output::line("--- assembled message");
                 for (k, val) in m {
-                    output::line(&format!("{k}: {}", if let Value::String(s) = val { s.clone() } else { val.to_string() }));
+                    output::line(&format!(
+                        "{k}: {}",
+                        if let Value::String(s) = val { s.clone() } else { val.to_string() }
+                    ));
                 }
             }
             Ok(())

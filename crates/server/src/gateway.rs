@@ -90,9 +90,8 @@ impl Gateway {
                 tracing::info!(database = %crate::settings::redact_url(&url), "transcript store open");
                 t
             }
-            None => TranscriptStore::sharing(&store).ok_or_else(|| {
-                ServerError::Settings("the transcript store cannot share a SQLite database".into())
-            })?,
+            None => TranscriptStore::sharing(&store)
+                .ok_or_else(|| ServerError::Settings("the transcript store cannot share a SQLite database".into()))?,
         };
         let metrics = Arc::new(Metrics::default());
         let catalog = Arc::new(CatalogHandle::load(settings.catalog_overlay.clone(), metrics.clone())?);

@@ -26,20 +26,20 @@ pub mod transcripts;
 mod types;
 mod usage;
 
+pub use conversation::conversation_of;
 pub use error::StoreError;
+pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
 pub use secrets::BindOutcome;
 pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use tollgate_core::{ProviderType, Role};
+pub use transcripts::{TranscriptFlags, TranscriptRecord, TranscriptStore};
 pub use types::UsageEvent;
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,
     TokenRecord,
 };
-pub use conversation::conversation_of;
-pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
-pub use transcripts::{TranscriptFlags, TranscriptRecord, TranscriptStore};
 pub use usage::{UsageQuery, UsageStore, decode_event, encode_event};
 
 use db::Pool;

@@ -122,9 +122,11 @@ fn record_from_row<R: RowExt>(row: &R) -> Result<TranscriptRecord, StoreError> {
     let body = |sealed: &str, bytes: &str, truncated: &str| -> Result<Option<SealedBody>, StoreError> {
         Ok(match row.opt_text(sealed)? {
             None => None,
-            Some(s) => {
-                Some(SealedBody { sealed: s, bytes: row.opt_int(bytes)?.unwrap_or(0), truncated: row.boolean(truncated)? })
-            }
+            Some(s) => Some(SealedBody {
+                sealed: s,
+                bytes: row.opt_int(bytes)?.unwrap_or(0),
+                truncated: row.boolean(truncated)?,
+            }),
         })
     };
     Ok(TranscriptRecord {
@@ -255,8 +257,7 @@ impl TranscriptStore {
 
     /// How many transcripts are stored.
     pub async fn count(&self) -> Result<i64, StoreError> {
-        let n: i64 =
-            on_pool!(self, |p| { sqlx::query_scalar("SELECT COUNT(*) FROM transcripts").fetch_one(p).await? });
+        let n: i64 = on_pool!(self, |p| { sqlx::query_scalar("SELECT COUNT(*) FROM transcripts").fetch_one(p).await? });
         Ok(n)
     }
 

@@ -143,7 +143,8 @@ async fn both_toggles_record_every_family(db: TestDb) {
             assert_eq!(d["request_headers"].get("authorization"), None);
             // A reader sees the request and its flags, not the bodies.
             let reader = rig.gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
-            let v = expect(call(&rig.gw, Method::GET, &format!("/api/v1/requests/{id}"), Some(&reader), None).await, 200);
+            let v =
+                expect(call(&rig.gw, Method::GET, &format!("/api/v1/requests/{id}"), Some(&reader), None).await, 200);
             assert_eq!((v["bodies_withheld"].clone(), v["input"].clone()), (json!(true), Value::Null));
             assert_eq!(v["input_recorded"], true);
         }
@@ -286,7 +287,10 @@ async fn conversations_group_turns(db: TestDb) {
     assert_eq!(a["providers"], json!([rig.name]));
     assert!(a["tokens"].as_i64().unwrap_or(0) > 0);
     let cc = by_id("cc-123");
-    assert_eq!((cc["turns"].clone(), cc["status"].clone(), cc["failed_turns"].clone()), (json!(2), json!("failed"), json!(1)));
+    assert_eq!(
+        (cc["turns"].clone(), cc["status"].clone(), cc["failed_turns"].clone()),
+        (json!(2), json!("failed"), json!(1))
+    );
     assert_eq!(by_id(lone_id)["turns"], 1, "a request without a conversation is one of its own");
     assert_eq!(convs[0]["id"], lone_id, "most recently active first");
 
@@ -341,7 +345,13 @@ async fn purges(db: TestDb) {
     assert_eq!(ts.count().await.unwrap_or(-1), 3);
     let bad = admin(&rig.gw, Method::DELETE, "/api/v1/transcripts", None).await;
     assert_eq!(expect(bad, 400)["error"]["field"], "provider");
-    let old = admin(&rig.gw, Method::DELETE, &format!("/api/v1/transcripts?provider={}&before=2000-01-01T00:00:00Z", rig.name), None).await;
+    let old = admin(
+        &rig.gw,
+        Method::DELETE,
+        &format!("/api/v1/transcripts?provider={}&before=2000-01-01T00:00:00Z", rig.name),
+        None,
+    )
+    .await;
     assert_eq!(expect(old, 200)["deleted"], 0);
     let all = admin(&rig.gw, Method::DELETE, &format!("/api/v1/transcripts?provider={}", rig.name), None).await;
     assert_eq!(expect(all, 200)["deleted"], 3);
@@ -434,7 +444,8 @@ async fn rotation_reseals_transcripts(db: TestDb) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let old = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
     let new = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
-    let store = tollgate_store::Store::connect(db.url(), Keyring::new(old.clone())).await.unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        tollgate_store::Store::connect(db.url(), Keyring::new(old.clone())).await.unwrap_or_else(|e| panic!("{e}"));
     let ts_url = if db.is_postgres() {
         db.url().to_string()
     } else {

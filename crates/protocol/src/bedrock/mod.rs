@@ -15,8 +15,8 @@
 //!   (`ListInferenceProfiles`, `GetInferenceProfile`, `ListFoundationModels`) and the
 //!   allow-list filter over their answers.
 
-pub(crate) mod control;
 pub(crate) mod assemble;
+pub(crate) mod control;
 pub(crate) mod request;
 pub(crate) mod stream;
 pub(crate) mod usage;
