@@ -14,7 +14,7 @@ use serde_json::Value;
 #[derive(Debug, Subcommand)]
 pub enum RequestsCommand {
     /// The request log, newest first.
-    List(RequestListArgs),
+    List(Box<RequestListArgs>),
     /// One request: its metadata and, for admin tokens, the recorded bodies.
     Get { id: String },
 }
@@ -22,7 +22,7 @@ pub enum RequestsCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConversationsCommand {
     /// Conversations, most recently active first.
-    List(ConversationListArgs),
+    List(Box<ConversationListArgs>),
     /// One conversation and its turns, oldest first.
     Get { id: String },
 }
