@@ -25,12 +25,28 @@ pub const CHUNK: i64 = 1_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// One captured direction.
+/// One captured direction: the pieces as they were read or sent (references, joined only in
+/// the writer, off the request path).
 #[derive(Debug, Clone)]
 pub struct Body {
-    pub bytes: Bytes,
+    pub chunks: Vec<Bytes>,
     /// The body was longer than `--transcript-max-bytes`: this is its head.
     pub truncated: bool,
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, joined.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
 }
 
 /// A finished capture, on its way to the writer with its usage event.
@@ -46,7 +62,7 @@ pub struct Captured {
 impl Captured {
     /// Bytes held in memory.
     pub fn size(&self) -> u64 {
-        let len = |b: &Option<Body>| b.as_ref().map_or(0, |b| b.bytes.len() as u64);
+        let len = |b: &Option<Body>| b.as_ref().map_or(0, |b| b.len() as u64);
         len(&self.input) + len(&self.output)
     }
 }
@@ -135,9 +151,10 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
             let seal = |dir, body: &Option<Body>| -> Result<Option<SealedBody>, String> {
                 body.as_ref()
                     .map(|b| {
+                        let bytes = b.to_vec();
                         Ok(SealedBody {
-                            sealed: seal_body(keyring, &p.event_id, dir, &b.bytes).map_err(|e| e.to_string())?,
-                            bytes: b.bytes.len() as i64,
+                            sealed: seal_body(keyring, &p.event_id, dir, &bytes).map_err(|e| e.to_string())?,
+                            bytes: bytes.len() as i64,
                             truncated: b.truncated,
                         })
                     })

@@ -513,3 +513,71 @@ async fn cli_requests_conversations_and_purge() {
     assert!(purge.contains("purged 1 transcript(s)"), "{purge}");
     assert!(after.contains("input: not recorded"), "{after}");
 }
+
+/// The console: Requests (filters as chips, rows linking to the request), the request's Chat
+/// and Detailed views, Transcripts (conversations) and a conversation's turns; a reader sees
+/// no bodies; Cost & Usage links its failed requests, the provider detail its requests.
+async fn console_pages(db: TestDb) {
+    use crate::console::{Console, section};
+    let rig = Rig::new(db, "anthropic", recording(true, true)).await;
+    let mark = marker();
+    let (path, body) = generation("anthropic", true, &mark);
+    for _ in 0..2 {
+        let r =
+            send(rig.request(Method::POST, &path).header("x-tollgate-conversation", "console-conv").json(&body)).await;
+        assert_eq!(r.status, 200);
+    }
+    rig.up.push(Reply::json(500, &json!({"type": "error", "error": {"type": "api_error", "message": "boom"}})));
+    assert_eq!(rig.post(&path, &body).await.status, 500);
+    rig.gw.flush_usage().await;
+    let list = requests(&rig.gw, "").await;
+    let ok_id = list[1]["id"].as_str().unwrap_or_default().to_string();
+
+    let mut c = Console::new(&rig.gw);
+    c.sign_in(&rig.gw.admin_token).await;
+    let p = c.get("/requests").await;
+    p.expect(200);
+    assert_eq!(p.body.matches("data-request=").count(), 3, "{}", p.body);
+    let row = section(&p.body, &format!(r#"data-request="{ok_id}""#), "</tr>");
+    assert!(row.contains(&rig.name) && row.contains("success") && row.contains("input + output"), "{row}");
+    let failed = c.get("/requests?status=failed").await;
+    assert_eq!(failed.body.matches("data-request=").count(), 1);
+    assert!(section(&failed.body, r#"id="chips""#, "</div>").contains("failed"), "the filter shows as a chip");
+
+    let chat = c.get(&format!("/requests/{ok_id}")).await;
+    chat.expect(200);
+    let view = section(&chat.body, r#"id="chat-view""#, "</section>");
+    assert!(view.contains(&mark) && view.contains(TEXT), "the prompt and the assembled answer: {view}");
+    let detailed = c.get(&format!("/requests/{ok_id}?view=detailed")).await;
+    let raw = section(&detailed.body, r#"id="detailed-view""#, "</section>");
+    assert!(raw.contains("message_stop") && raw.contains(&mark), "{raw}");
+
+    let t = c.get("/transcripts").await;
+    t.expect(200);
+    let conv = section(&t.body, r#"data-conversation="console-conv""#, "</tr>");
+    assert!(conv.contains(">2<") && conv.contains("ok"), "{conv}");
+    let turns = c.get("/transcripts/console-conv").await;
+    turns.expect(200);
+    assert_eq!(turns.body.matches("data-turn=").count(), 2);
+    assert_eq!(turns.body.matches(TEXT).count(), 2, "each turn's answer");
+    c.get("/transcripts/console-conv?view=detailed").await.expect(200);
+
+    // Links in: Cost & Usage's failed requests, the provider's requests.
+    let usage = c.get("/usage").await;
+    let kpis = section(&usage.body, r#"id="headline""#, "</div>\n</div>");
+    assert!(kpis.contains(r#"href="/requests?status=failed"#) && kpis.contains(r#"id="failed-requests-link""#), "{kpis}");
+    let detail = c.get(&format!("/providers/{}", rig.name)).await;
+    assert!(detail.body.contains(&format!("/requests?provider={}", rig.name)));
+
+    // A reader: the log, no bodies.
+    let reader = rig.gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let mut r = Console::new(&rig.gw);
+    r.sign_in(&reader).await;
+    let chat = r.get(&format!("/requests/{ok_id}")).await;
+    chat.expect(200);
+    assert!(chat.body.contains("Bodies withheld") && !chat.body.contains(&mark), "{}", chat.body);
+    let turns = r.get("/transcripts/console-conv").await;
+    assert!(!turns.body.contains(&mark));
+}
+
+crate::both_backends!(console_pages);

@@ -7,7 +7,7 @@
 //!
 //! Nothing is copied on the request path: the input is the request body's `Bytes` (a reference
 //! count; the client's bytes, before the gateway's `include_usage` edit) and the output is a
-//! list of the `Bytes` batches the client received. Each direction keeps at most
+//! list of the `Bytes` batches the client received, joined only by the writer. Each direction keeps at most
 //! `--transcript-max-bytes` (the head; the rest is counted and flagged truncated). With both
 //! toggles off there is no capture at all. Headers: only [`HEADER_ALLOW_LIST`] is kept, so no
 //! client credential, gateway token or injected upstream key can reach a transcript.
@@ -48,7 +48,7 @@ pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes
     }
     let input = t.record_input_messages.then(|| {
         let truncated = body.len() > max_bytes;
-        Body { bytes: if truncated { body.slice(..max_bytes) } else { body.clone() }, truncated }
+        Body { chunks: vec![if truncated { body.slice(..max_bytes) } else { body.clone() }], truncated }
     });
     let request_headers = HEADER_ALLOW_LIST
         .iter()
@@ -86,16 +86,10 @@ impl Capture {
         out.len += bytes.len();
     }
 
-    /// The finished capture; `response_content_type` tells how to read the output back.
+    /// The finished capture; `response_content_type` tells how to read the output back. No
+    /// copy: the writer joins the pieces.
     pub fn finish(self, response_content_type: Option<String>) -> Captured {
-        let output = self.output.map(|o| {
-            let bytes = match o.chunks.len() {
-                0 => Bytes::new(),
-                1 => o.chunks.into_iter().next().unwrap_or_default(),
-                _ => Bytes::from(o.chunks.concat()),
-            };
-            Body { bytes, truncated: o.truncated }
-        });
+        let output = self.output.map(|o| Body { chunks: o.chunks, truncated: o.truncated });
         Captured { input: self.input, output, request_headers: self.request_headers, response_content_type }
     }
 }
@@ -131,9 +125,9 @@ mod tests {
         c.output(&Bytes::from_static(b"f"));
         let done = c.finish(Some("text/event-stream".into()));
         let input = done.input.unwrap_or_else(|| panic!("input"));
-        assert_eq!((&input.bytes[..], input.truncated), (&b"0123"[..], true));
+        assert_eq!((&input.to_vec()[..], input.truncated), (&b"0123"[..], true));
         let output = done.output.unwrap_or_else(|| panic!("output"));
-        assert_eq!((&output.bytes[..], output.truncated), (&b"abcd"[..], true));
+        assert_eq!((&output.to_vec()[..], output.truncated), (&b"abcd"[..], true));
         assert_eq!(done.request_headers, vec![("user-agent", "sdk/1".to_string())]);
     }
 
@@ -145,6 +139,6 @@ mod tests {
         let done = c.finish(None);
         assert!(done.input.is_none());
         let output = done.output.unwrap_or_else(|| panic!("output"));
-        assert_eq!((&output.bytes[..], output.truncated), (&b"answer"[..], false));
+        assert_eq!((&output.to_vec()[..], output.truncated), (&b"answer"[..], false));
     }
 }
