@@ -565,7 +565,10 @@ async fn console_pages(db: TestDb) {
     // Links in: Cost & Usage's failed requests, the provider's requests.
     let usage = c.get("/usage").await;
     let kpis = section(&usage.body, r#"id="headline""#, "</div>\n</div>");
-    assert!(kpis.contains(r#"href="/requests?status=failed"#) && kpis.contains(r#"id="failed-requests-link""#), "{kpis}");
+    assert!(
+        kpis.contains(r#"href="/requests?status=failed"#) && kpis.contains(r#"id="failed-requests-link""#),
+        "{kpis}"
+    );
     let detail = c.get(&format!("/providers/{}", rig.name)).await;
     assert!(detail.body.contains(&format!("/requests?provider={}", rig.name)));
 
