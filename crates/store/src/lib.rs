@@ -3,7 +3,8 @@
 //! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
 //! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
 //! config version replicas poll. Usage events have their own handle, [`UsageStore`] (a
-//! separate SQLite file, or the same PostgreSQL database).
+//! separate SQLite file, or the same PostgreSQL database), and so do transcripts,
+//! [`TranscriptStore`] (a third SQLite file, or tables of their own in PostgreSQL).
 //! Every query is written once and expanded per concrete pool by the macros in `db`, so the
 //! SQL text is the same for both dialects wherever possible. The store never reads the clock:
 //! callers pass `now_ms`. It depends on `tollgate-core` for domain enums only, never on the
