@@ -157,7 +157,12 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
 }
 
 /// Seeds a transcript for every tenth event (the ids `seed` gave them), with small JSON bodies.
-async fn seed_transcripts(store: &tollgate_store::TranscriptStore, keys: &tollgate_store::Keyring, a: &Args, end_ms: i64) {
+async fn seed_transcripts(
+    store: &tollgate_store::TranscriptStore,
+    keys: &tollgate_store::Keyring,
+    a: &Args,
+    end_ms: i64,
+) {
     use tollgate_store::transcripts::{Direction, SealedBody, seal_body};
     let span = a.days * 86_400_000;
     let mut batch = Vec::with_capacity(500);
