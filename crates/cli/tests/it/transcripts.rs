@@ -274,13 +274,18 @@ async fn conversations_group_turns(db: TestDb) {
     assert_eq!(r.status, 529);
     let r = send(rig.request(Method::POST, &path).header("x-claude-code-session-id", "cc-123").json(&body)).await;
     assert_eq!(r.status, 200);
+    // The Codex CLI's session header (and the older underscore form other agents send).
+    let r = send(rig.request(Method::POST, &path).header("session-id", "codex-1").json(&body)).await;
+    assert_eq!(r.status, 200);
+    let r = send(rig.request(Method::POST, &path).header("session_id", "codex-1").json(&body)).await;
+    assert_eq!(r.status, 200);
     let lone = rig.post(&path, &body).await;
     let lone_id = lone.headers.get("x-tollgate-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
     rig.gw.flush_usage().await;
 
     let v = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations", None).await, 200);
     let convs = v["conversations"].as_array().cloned().unwrap_or_default();
-    assert_eq!(convs.len(), 3, "{v}");
+    assert_eq!(convs.len(), 4, "{v}");
     let by_id = |id: &str| convs.iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("{id}: {v}"));
     let a = by_id("conv-a");
     assert_eq!((a["turns"].clone(), a["status"].clone()), (json!(2), json!("ok")));
@@ -292,6 +297,7 @@ async fn conversations_group_turns(db: TestDb) {
         (json!(2), json!("failed"), json!(1))
     );
     assert_eq!(by_id(lone_id)["turns"], 1, "a request without a conversation is one of its own");
+    assert_eq!(by_id("codex-1")["turns"], 2);
     assert_eq!(convs[0]["id"], lone_id, "most recently active first");
 
     let failed = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations?status=failed", None).await, 200);
@@ -307,7 +313,7 @@ async fn conversations_group_turns(db: TestDb) {
     let bad = admin(&rig.gw, Method::GET, "/api/v1/requests?status=bogus", None).await;
     assert_eq!(expect(bad, 400)["error"]["field"], "status");
 
-    // Keyset pagination: two pages of two, then one, newest first, no overlap.
+    // Keyset pagination: pages of two, newest first, no overlap.
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -324,7 +330,7 @@ async fn conversations_group_turns(db: TestDb) {
             break;
         }
     }
-    assert_eq!(seen.len(), 5);
+    assert_eq!(seen.len(), 7);
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.reverse();
