@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -144,7 +144,7 @@ EOF
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
 TG_DATA=
-start_tollgate() { # usage recording: true|false
+start_tollgate() { # usage recording: true|false; transcripts (both toggles): true|false
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
   "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
     --worker-threads 1 --usage-recording="$1" --log warn >"$TG_DATA/serve.log" 2>&1 &
@@ -156,7 +156,8 @@ start_tollgate() { # usage recording: true|false
   printf '%s' "$UPSTREAM_KEY" | "${cli[@]}" secret set MOCK_API_KEY >/dev/null
   "${cli[@]}" provider create mock --type openai_compatible \
     --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
-    --openai-compatible-config.api-key-ref MOCK_API_KEY >/dev/null
+    --openai-compatible-config.api-key-ref MOCK_API_KEY \
+    --transcripts.record-input-messages "${2:-false}" --transcripts.record-output-messages "${2:-false}" >/dev/null
   TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
@@ -212,13 +213,14 @@ row() { # scenario target -- load flags...
   case "$target" in
     tollgate) kind=tollgate; extra_start=(true) ;;
     tollgate-unmetered) kind=tollgate; extra_start=(false) ;;
+    tollgate-transcripts) kind=tollgate; extra_start=(true true) ;;
   esac
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
-  if [ "$target" = tollgate ]; then
+  if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
       --database-url "sqlite://$TG_DATA/usage.sqlite" >/dev/null
   fi
@@ -255,6 +257,12 @@ for s in $SCENARIOS; do
         stop_mock ;;
     P7) start_mock
         for t in tollgate-unmetered tollgate; do row P7 "$t" -- --connections 50 --duration "$D"; done
+        stop_mock ;;
+    P8) start_mock
+        for t in tollgate tollgate-transcripts; do row P8 "$t" -- --connections 50 --duration "$D"; done
+        stop_mock ;;
+    P9) start_mock --chunks 20 --first-chunk-ms 20 --chunk-interval-ms 10
+        for t in tollgate tollgate-transcripts; do row P9 "$t" -- --connections 50 --duration "$D" --stream; done
         stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

@@ -14,6 +14,8 @@ pub const DIRECT: &str = "direct";
 pub const NGINX: &str = "nginx";
 pub const TOLLGATE: &str = "tollgate";
 pub const TOLLGATE_UNMETERED: &str = "tollgate-unmetered";
+/// Tollgate with both transcript toggles on for the benchmarked provider.
+pub const TOLLGATE_TRANSCRIPTS: &str = "tollgate-transcripts";
 
 /// One line of the rows file: a load run, or the usage-event count of a Tollgate run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,7 +136,28 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 5.0,
         format!("{:.0} metered vs {:.0} unmetered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
     ));
-    let metered: Vec<&Row> = rows.iter().filter(|r| r.target == TOLLGATE && r.load.is_some()).collect();
+    let (on, off) = (load(rows, "P8", TOLLGATE_TRANSCRIPTS), load(rows, "P8", TOLLGATE));
+    let cost = on.zip(off).map(|(on, off)| (1.0 - on.rps / off.rps) * 100.0);
+    v.push(verdict(
+        "P8 transcript cost (% RPS, both toggles on vs metering only)",
+        cost,
+        "<= 5",
+        |x| x <= 5.0,
+        format!("{:.0} recorded vs {:.0} metered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
+    ));
+    let (on, off) = (load(rows, "P9", TOLLGATE_TRANSCRIPTS), load(rows, "P9", TOLLGATE));
+    let added = ttft(on).zip(ttft(off)).map(|(t, m)| t as f64 - m as f64);
+    v.push(verdict(
+        "P9 TTFT p99 added by transcripts (µs)",
+        added,
+        "<= 100",
+        |x| x <= 100.0,
+        format!("{} recorded vs {} µs metered", ttft(on).unwrap_or(0), ttft(off).unwrap_or(0)),
+    ));
+    let metered: Vec<&Row> = rows
+        .iter()
+        .filter(|r| (r.target == TOLLGATE || r.target == TOLLGATE_TRANSCRIPTS) && r.load.is_some())
+        .collect();
     let mut bad = Vec::new();
     let mut checked = 0;
     for r in &metered {
@@ -177,6 +200,8 @@ pub fn scenario_label(s: &str) -> &'static str {
         "P5" => "P5: paced streams (20 ms to first chunk, 10 ms apart), 50 connections",
         "P6" => "P6: 1,000 concurrent 5 s streams",
         "P7" => "P7: P1 with metering on / off",
+        "P8" => "P8: P1 with transcripts on (both toggles) / metering only",
+        "P9" => "P9: P5 with transcripts on (both toggles) / metering only",
         _ => "",
     }
 }

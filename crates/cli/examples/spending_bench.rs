@@ -9,7 +9,9 @@
 //!     [--runs 20] [--backend sqlite|postgres|both]
 //! ```
 //! PostgreSQL uses `TOLLGATE_TEST_DATABASE_URL` (a fresh `t_<uuid>` database, dropped after).
-//! After the API, the same data is read through the console: every page that shows usage (and
+//! Then the request log and conversations (`GET /api/v1/requests`, `/api/v1/conversations`,
+//! first pages, filters, a deep page) over the same events, with a sealed transcript for one
+//! event in ten. After the API, the same data is read through the console: every page that shows usage (and
 //! the secrets and tokens pages) is timed signed in as an admin (see `console_pages`).
 //!
 //! Traffic shape (deterministic): 60 gateway tokens (40 users × agents), each calling one home
@@ -138,7 +140,9 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             priced_by_override: false,
             unpriced: priced.unpriced,
             request_id: format!("req{i}"),
-            conversation_id: None,
+            // Four in five requests belong to a conversation of about ten turns of one token;
+            // the rest are conversations of their own.
+            conversation_id: (rng.below(5) != 0).then(|| format!("conv-{tok}-{}", i / 600)),
         });
         if batch.len() == 1000 {
             store.insert_events(&batch).await.expect("insert");
@@ -150,6 +154,85 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
     }
     store.insert_events(&batch).await.expect("insert");
     t.elapsed()
+}
+
+/// Seeds a transcript for every tenth event (the ids `seed` gave them), with small JSON bodies.
+async fn seed_transcripts(
+    store: &tollgate_store::TranscriptStore,
+    keys: &tollgate_store::Keyring,
+    a: &Args,
+    end_ms: i64,
+) {
+    use tollgate_store::transcripts::{Direction, SealedBody, seal_body};
+    let span = a.days * 86_400_000;
+    let mut batch = Vec::with_capacity(500);
+    for i in (0..a.events).step_by(10) {
+        let id = format!("{i:016x}");
+        let input = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"question {i}"}}]}}"#);
+        let output = format!(r#"{{"content":[{{"type":"text","text":"answer {i}"}}]}}"#);
+        let body = |dir, text: &str| SealedBody {
+            sealed: seal_body(keys, &id, dir, text.as_bytes()).expect("seal"),
+            bytes: text.len() as i64,
+            truncated: false,
+        };
+        batch.push(tollgate_store::TranscriptRecord {
+            input: Some(body(Direction::Input, &input)),
+            output: Some(body(Direction::Output, &output)),
+            event_id: id.clone(),
+            ts_ms: end_ms - span + (i as i64 * span) / a.events as i64,
+            provider: "prod-anthropic".into(),
+            key_id: keys.primary_id(),
+            request_headers: "{}".into(),
+            response_content_type: Some("application/json".into()),
+        });
+        if batch.len() == 500 {
+            store.insert(&batch).await.expect("insert transcripts");
+            batch.clear();
+        }
+    }
+    store.insert(&batch).await.expect("insert transcripts");
+}
+
+/// Times the request log and conversation lists (first page, filtered, deep page).
+async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args) {
+    let get = |path: String| async move {
+        let t = Instant::now();
+        let resp = client.get(format!("{base}{path}")).bearer_auth(token).send().await.expect("request");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        let body: serde_json::Value = resp.json().await.expect("json");
+        (t.elapsed().as_secs_f64() * 1000.0, body)
+    };
+    // A page token from deep in the log: the key after which the last tenth of the events lies.
+    let (_, first) = get("/api/v1/requests?page_size=1000".into()).await;
+    let deep = first["next_page_token"].as_str().unwrap_or_default().to_string();
+    let variants = [
+        ("requests, first page of 50", "/api/v1/requests".to_string()),
+        ("requests, provider filter", "/api/v1/requests?provider=prod-gemini".to_string()),
+        ("requests, status=failed", "/api/v1/requests?status=failed".to_string()),
+        ("requests, user filter", "/api/v1/requests?user=user7@example.com".to_string()),
+        ("requests, one conversation", "/api/v1/requests?conversation=conv-3-5".to_string()),
+        ("requests, second page (page_token)", format!("/api/v1/requests?page_token={deep}")),
+        ("requests, 1000 a page", "/api/v1/requests?page_size=1000".to_string()),
+        ("conversations, first page", "/api/v1/conversations".to_string()),
+        ("conversations, status=failed", "/api/v1/conversations?status=failed".to_string()),
+        ("conversations, provider filter", "/api/v1/conversations?provider=prod-gemini".to_string()),
+    ];
+    println!("\n| request log ({} events, {} transcripts) | p50 ms | max ms | rows |", a.events, a.events / 10);
+    println!("|---|---:|---:|---:|");
+    for (name, path) in variants {
+        let mut times = Vec::with_capacity(a.runs);
+        let mut rows = 0;
+        for run in 0..=a.runs {
+            let (ms, body) = get(path.clone()).await;
+            if run == 0 {
+                rows = body["requests"].as_array().or_else(|| body["conversations"].as_array()).map_or(0, Vec::len);
+                continue;
+            }
+            times.push(ms);
+        }
+        times.sort_by(f64::total_cmp);
+        println!("| {name} | {:.1} | {:.1} | {rows} |", pct(&times, 0.5), times[times.len() - 1]);
+    }
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -170,6 +253,14 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
     let store = UsageStore::connect(&usage_url).await.expect("usage store");
     eprintln!("{label}: seeding {} events over {} days…", a.events, a.days);
     let took = seed(&store, a, end_ms).await;
+    // One transcript per ten events (10^5 for 10^6), sealed under the gateway's master key.
+    let key = tollgate_store::MasterKey::generate().expect("key");
+    settings.master_key = Some(Sensitive(key.to_base64()));
+    let transcript_url =
+        settings.effective_transcript_database_url().unwrap_or_else(|| settings.effective_database_url());
+    let transcripts = tollgate_store::TranscriptStore::connect(&transcript_url).await.expect("transcript store");
+    seed_transcripts(&transcripts, &tollgate_store::Keyring::new(key), a, end_ms).await;
+    transcripts.close().await;
     let rollup_rows = store.rollup_rows(i64::MIN, i64::MAX).await.expect("rollups").len();
     store.close().await;
     let seeded = format!(
@@ -227,6 +318,7 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
         times.sort_by(f64::total_cmp);
         println!("| `{name}` | {:.1} | {:.1} | {shape} |", pct(&times, 0.5), times[times.len() - 1]);
     }
+    request_log(&base, &token, &client, a).await;
     console_pages(label, &base, &token, &client, a, end_ms).await;
     let _ = stop_tx.send(());
     let _ = server.await;

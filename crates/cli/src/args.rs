@@ -41,6 +41,15 @@ pub enum Command {
     /// Cost and usage reports.
     #[command(subcommand, name = "spending")]
     Spending(crate::spending::SpendingCommand),
+    /// The request log: every proxied request, with recorded bodies for admin tokens.
+    #[command(subcommand, name = "requests", visible_alias = "request")]
+    Requests(crate::requests::RequestsCommand),
+    /// Requests grouped by conversation.
+    #[command(subcommand, name = "conversations", visible_alias = "conversation")]
+    Conversations(crate::requests::ConversationsCommand),
+    /// Recorded request/response bodies.
+    #[command(subcommand, name = "transcripts", visible_alias = "transcript")]
+    Transcripts(crate::requests::TranscriptsCommand),
     /// Create, update (and with --prune delete) providers to match manifest files (GitOps).
     Apply(crate::apply::ApplyArgs),
     /// Show what `apply` would change: `+ name`, `~ name (update: fields)`, `= name`, `- name`;

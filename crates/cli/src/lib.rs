@@ -13,6 +13,7 @@ pub mod model;
 pub mod opts;
 pub mod output;
 pub mod provider;
+pub mod requests;
 pub mod secret;
 pub mod serve;
 pub mod spending;
@@ -32,6 +33,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => token::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Model(cmd) => model::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Spending(cmd) => spending::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Requests(cmd) => requests::run_requests(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Conversations(cmd) => requests::run_conversations(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Transcripts(cmd) => requests::run_transcripts(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Health(a) => health::run(&cli.global, a).await,
         Command::Apply(a) => apply::apply(&Client::new(&cli.global)?, a).await,
         Command::Diff(a) => apply::diff(&Client::new(&cli.global)?, a).await,

@@ -24,6 +24,10 @@ pub struct StoreArgs {
     /// Read the master key from this file instead.
     #[arg(long, env = "TOLLGATE_MASTER_KEY_FILE", conflicts_with = "master_key")]
     pub master_key_file: Option<PathBuf>,
+    /// Transcript database (sealed request/response bodies). Default:
+    /// `<data-dir>/transcripts.sqlite` with SQLite, the config database with PostgreSQL.
+    #[arg(long, env = "TOLLGATE_TRANSCRIPT_DATABASE_URL", hide_env_values = true)]
+    pub transcript_database_url: Option<Sensitive>,
 }
 
 /// Secret backends, as flags spell them.
@@ -133,6 +137,17 @@ pub struct ServeArgs {
     /// 0 keeps raw events forever.
     #[arg(long, env = "TOLLGATE_USAGE_RETENTION_DAYS", default_value_t = 90)]
     pub usage_retention_days: u32,
+    /// Most bytes kept of each recorded request or response body (the head; the transcript is
+    /// flagged truncated). Recording itself is a per-provider setting (`transcripts`).
+    #[arg(long, env = "TOLLGATE_TRANSCRIPT_MAX_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub transcript_max_bytes: usize,
+    /// Days transcripts are kept; 0 keeps them (up to --transcript-max-total-bytes).
+    #[arg(long, env = "TOLLGATE_TRANSCRIPT_RETENTION_DAYS", default_value_t = 30)]
+    pub transcript_retention_days: u32,
+    /// The oldest transcripts are deleted while all of them take more than this many bytes
+    /// (sealed and compressed); 0 means no cap.
+    #[arg(long, env = "TOLLGATE_TRANSCRIPT_MAX_TOTAL_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    pub transcript_max_total_bytes: u64,
     /// Record one usage event per proxied request. `false` turns metering off (nothing is
     /// queued or written), e.g. to measure what metering costs.
     #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
@@ -177,6 +192,7 @@ impl StoreArgs {
         let mut s = Settings::new(&self.data_dir);
         s.database_url = self.database_url.clone();
         s.master_key = self.master_key()?;
+        s.transcript_database_url = self.transcript_database_url.clone();
         Ok(s)
     }
 }
@@ -253,6 +269,9 @@ impl ServeArgs {
         s.catalog_overlay = self.catalog_overlay.clone();
         s.usage_retention_days = self.usage_retention_days;
         s.usage_recording = self.usage_recording;
+        s.transcript_max_bytes = self.transcript_max_bytes;
+        s.transcript_retention_days = self.transcript_retention_days;
+        s.transcript_max_total_bytes = self.transcript_max_total_bytes;
         tollgate_server::address_policy::AddressPolicy::new(&self.upstream_allow, &self.upstream_deny)
             .map_err(anyhow::Error::msg)?;
         s.upstream_allow = self.upstream_allow.clone();
@@ -337,9 +356,18 @@ pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let store = tollgate_store::Store::connect(&settings.effective_database_url(), keyring)
         .await
         .context("opening the store")?;
-    let r = tollgate_server::keys::rotate(&settings, &store, args.new_master_key.as_deref()).await?;
+    let transcripts = match settings.effective_transcript_database_url() {
+        Some(url) => tollgate_store::TranscriptStore::connect(&url).await.context("opening the transcript store")?,
+        None => tollgate_store::TranscriptStore::sharing(&store)
+            .context("the transcript store cannot share a SQLite database")?,
+    };
+    let r = tollgate_server::keys::rotate(&settings, &store, &transcripts, args.new_master_key.as_deref()).await?;
+    transcripts.close().await;
     store.close().await;
-    println!("re-sealed {} secret(s): key {} -> {}", r.resealed, r.old_key_id, r.new_key_id);
+    println!(
+        "re-sealed {} secret(s) and {} transcript(s): key {} -> {}",
+        r.resealed, r.transcripts_resealed, r.old_key_id, r.new_key_id
+    );
     if let Some(k) = r.new_key_base64 {
         println!("Set TOLLGATE_MASTER_KEY to the new key before restarting (shown once):");
         println!("    {k}");

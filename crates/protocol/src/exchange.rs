@@ -12,7 +12,7 @@ use crate::Usage;
 use crate::eventstream::EventStreamReader;
 use crate::json_scan::{ArraySplitter, ObjectCapture};
 use crate::sse::{SseEvent, SseParser};
-use crate::wire::{Action, StreamDecoder, WireFamily};
+use crate::wire::{Action, Assembled, StreamDecoder, WireFamily};
 use crate::{anthropic, azure_openai, bedrock, google, openai};
 use tollgate_core::WireFamilyId;
 
@@ -298,11 +298,173 @@ fn is_event_stream(content_type: &str) -> bool {
     content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
 }
 
+/// Reads a recorded response back as a message (transcripts): a JSON body, an SSE stream, a
+/// streamed JSON array (Gemini without `alt=sse`) or an AWS event stream, as `content_type`
+/// and `endpoint` say, through the family's `assemble_*`. Items that do not parse (a stream
+/// cut short by the capture limit) are skipped. `None` when nothing was found.
+pub fn assemble(id: WireFamilyId, endpoint: Endpoint, content_type: Option<&str>, body: &[u8]) -> Option<Assembled> {
+    let fam = family(id);
+    let mut out = Assembled::default();
+    let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+    if content_type.is_some_and(is_aws_event_stream) {
+        let mut reader = EventStreamReader::new();
+        for f in reader.push(body) {
+            if let Some(v) = json(&f.payload) {
+                fam.assemble_event(f.event_type.as_deref(), &v, &mut out);
+            }
+        }
+    } else if content_type.is_some_and(is_event_stream) {
+        let mut parser = SseParser::new();
+        let mut events = parser.push(body);
+        events.extend(parser.finish());
+        for ev in events.iter().filter(|e| !e.truncated) {
+            if let Some(v) = json(ev.data.as_bytes()) {
+                fam.assemble_event(ev.event.as_deref(), &v, &mut out);
+            }
+        }
+    } else if endpoint == Endpoint::StreamGenerateContent {
+        let mut splitter = ArraySplitter::new();
+        for el in splitter.push(body) {
+            if let Some(v) = json(&el) {
+                fam.assemble_event(None, &v, &mut out);
+            }
+        }
+    } else if let Some(v) = json(body) {
+        fam.assemble_body(&v, &mut out);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::MAX_HELD_BYTES;
+
+    fn sse(events: &[serde_json::Value]) -> Vec<u8> {
+        events.iter().map(|e| format!("data: {e}\n\n")).collect::<String>().into_bytes()
+    }
+
+    fn call(id: Option<&str>, name: &str, arguments: &str) -> crate::ToolCall {
+        crate::ToolCall { id: id.map(str::to_string), name: name.into(), arguments: arguments.into() }
+    }
+
+    #[test]
+    fn assembles_openai_chat_streams_with_tool_calls_and_reasoning() {
+        use serde_json::json;
+        let body = sse(&[
+            json!({"choices": [{"index": 0, "delta": {"reasoning_content": "think "}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "lo", "tool_calls": [{"index": 0, "id": "c1", "function": {"name": "get", "arguments": "{\"a\""}}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}}]}),
+        ]);
+        let mut body = body;
+        body.extend_from_slice(b"data: [DONE]\n\n");
+        let m = assemble(WireFamilyId::OpenAi, Endpoint::ChatCompletions, Some("text/event-stream"), &body).unwrap();
+        assert_eq!((m.text.as_str(), m.thinking.as_str()), ("Hello", "think "));
+        assert_eq!(m.tool_calls, vec![call(Some("c1"), "get", "{\"a\":1}")]);
+        // Cut anywhere (the capture limit), what parsed is kept.
+        let cut = assemble(WireFamilyId::OpenAi, Endpoint::ChatCompletions, Some("text/event-stream"), &body[..90]);
+        assert!(cut.is_none_or(|m| "Hello".starts_with(&m.text)));
+    }
+
+    #[test]
+    fn assembles_openai_bodies_and_responses_streams() {
+        use serde_json::json;
+        let body = json!({"choices": [{"message": {"content": "Hi", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{}"}}]}}]});
+        let m = assemble(
+            WireFamilyId::AzureOpenAi,
+            Endpoint::ChatCompletions,
+            Some("application/json"),
+            body.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((m.text.as_str(), m.tool_calls.clone()), ("Hi", vec![call(Some("c"), "f", "{}")]));
+        let events = sse(&[
+            json!({"type": "response.reasoning_summary_text.delta", "delta": "plan"}),
+            json!({"type": "response.output_text.delta", "delta": "A"}),
+            json!({"type": "response.output_text.delta", "delta": "B"}),
+            json!({"type": "response.output_item.done", "item": {"type": "function_call", "call_id": "k", "name": "n", "arguments": "{\"x\":2}"}}),
+            json!({"type": "response.completed", "response": {"output": []}}),
+        ]);
+        let m = assemble(WireFamilyId::OpenAi, Endpoint::Responses, Some("text/event-stream"), &events).unwrap();
+        assert_eq!((m.text.as_str(), m.thinking.as_str()), ("AB", "plan"));
+        assert_eq!(m.tool_calls, vec![call(Some("k"), "n", "{\"x\":2}")]);
+    }
+
+    #[test]
+    fn assembles_anthropic_streams_with_thinking_and_tool_use() {
+        use serde_json::json;
+        let body = sse(&[
+            json!({"type": "message_start", "message": {"content": []}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}),
+            json!({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
+            json!({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Sure"}}),
+            json!({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "tu", "name": "search", "input": {}}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":"}}),
+            json!({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "\"x\"}"}}),
+            json!({"type": "message_stop"}),
+        ]);
+        let m = assemble(WireFamilyId::Anthropic, Endpoint::Messages, Some("text/event-stream"), &body).unwrap();
+        assert_eq!((m.text.as_str(), m.thinking.as_str()), ("Sure", "hmm"));
+        assert_eq!(m.tool_calls, vec![call(Some("tu"), "search", "{\"q\":\"x\"}")]);
+    }
+
+    #[test]
+    fn assembles_gemini_thoughts_and_function_calls_from_json_arrays() {
+        use serde_json::json;
+        let chunks = json!([
+            {"candidates": [{"content": {"parts": [{"text": "plan", "thought": true}, {"text": "Hi "}]}}]},
+            {"candidates": [{"content": {"parts": [{"text": "there"}, {"functionCall": {"name": "f", "args": {"a": 1}}}]}}]}
+        ]);
+        let m = assemble(
+            WireFamilyId::Google,
+            Endpoint::StreamGenerateContent,
+            Some("application/json"),
+            chunks.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((m.text.as_str(), m.thinking.as_str()), ("Hi there", "plan"));
+        assert_eq!(m.tool_calls, vec![call(None, "f", "{\"a\":1}")]);
+    }
+
+    #[test]
+    fn assembles_bedrock_converse_streams_and_invoke_chunks() {
+        use serde_json::json;
+        let frames = crate::fixture::event_stream_frames(
+            json!([
+                {"event": "contentBlockDelta", "payload": {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "r"}}}},
+                {"event": "contentBlockDelta", "payload": {"contentBlockIndex": 1, "delta": {"text": "Yo"}}},
+                {"event": "contentBlockStart", "payload": {"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "t", "name": "w"}}}},
+                {"event": "contentBlockDelta", "payload": {"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{}"}}}},
+                {"event": "chunk", "chunk": {"type": "content_block_delta", "index": 3, "delta": {"type": "text_delta", "text": "!"}}}
+            ])
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap()
+        .concat();
+        let m = assemble(
+            WireFamilyId::Bedrock,
+            Endpoint::ConverseStream,
+            Some("application/vnd.amazon.eventstream"),
+            &frames,
+        )
+        .unwrap();
+        assert_eq!((m.text.as_str(), m.thinking.as_str()), ("Yo!", "r"));
+        assert_eq!(m.tool_calls, vec![call(Some("t"), "w", "{}")]);
+        let converse = json!({"output": {"message": {"content": [{"text": "A"}, {"toolUse": {"toolUseId": "u", "name": "n", "input": {"k": true}}}]}}});
+        let m = assemble(
+            WireFamilyId::Bedrock,
+            Endpoint::Converse,
+            Some("application/json"),
+            converse.to_string().as_bytes(),
+        )
+        .unwrap();
+        assert_eq!((m.text.as_str(), m.tool_calls.clone()), ("A", vec![call(Some("u"), "n", "{\"k\":true}")]));
+        assert!(assemble(WireFamilyId::Bedrock, Endpoint::Converse, Some("application/json"), b"not json").is_none());
+    }
 
     fn chat_stream_info() -> RequestInfo {
         inspect(WireFamilyId::OpenAi, "POST", "/chat/completions", None, br#"{"model":"gpt-4o","stream":true}"#)

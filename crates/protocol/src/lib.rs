@@ -8,13 +8,15 @@
 //!   injected OpenAI stream, minus the usage-only chunk the edit caused) and extracts normalised
 //!   [`Usage`] and in-stream errors.
 //! - [`filter_model_list`] narrows a models-list response to the provider's allow-list.
+//! - [`assemble`] reads a recorded response (body or stream) back as a message: text,
+//!   thinking and tool calls (transcripts).
 //! - [`errors`] renders errors the gateway itself produces in each family's native shape.
 //! - [`fixture`] describes the golden wire fixtures under `tests/fixtures/<family>/`.
 //!
 //! - [`sigv4`] signs a Bedrock request (AWS Signature Version 4) over the exact bytes sent;
 //!   credentials, region and time are arguments.
 //!
-//! Each wire family has one module with the same files (`request`, `usage`, `stream`) and a
+//! Each wire family has one module with the same files (`request`, `usage`, `stream`, `assemble`) and a
 //! unit struct implementing [`WireFamily`] in its `mod.rs`; [`family`] maps a
 //! [`WireFamilyId`] (named by each provider type's descriptor in `tollgate-core`) to it. The
 //! shared vocabulary ([`Endpoint`], [`RequestInfo`], the decoder trait) is in [`wire`], which
@@ -47,11 +49,11 @@ pub use bedrock::request::is_profile_or_arn;
 /// The AWS event-stream frame reader, public for the fuzz targets (`fuzz/`).
 pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
-pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
+pub use exchange::{Tap, assemble, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};
-pub use wire::{Endpoint, RequestInfo, StreamDecoder, WireFamily};
+pub use wire::{Assembled, Endpoint, RequestInfo, StreamDecoder, ToolCall, WireFamily};
 
 #[cfg(test)]
 use tollgate_core::ProviderType;

@@ -162,6 +162,68 @@ pub trait StreamDecoder: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// A response read back as a message (for transcripts): the text, the reasoning ("thinking")
+/// and the tool calls, in the order the response gave them. Built by [`crate::assemble`] from a
+/// JSON body or from the events of a stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Assembled {
+    pub text: String,
+    pub thinking: String,
+    pub tool_calls: Vec<ToolCall>,
+    /// The stream key (block or call index) of each tool call, parallel to `tool_calls`.
+    #[serde(skip)]
+    keys: Vec<String>,
+}
+
+/// One tool call of an assembled message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ToolCall {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    /// The arguments as the model wrote them (JSON text, possibly cut short).
+    pub arguments: String,
+}
+
+impl Assembled {
+    /// The tool call a stream keys `key` (an index), created on first use.
+    pub fn tool(&mut self, key: &str) -> &mut ToolCall {
+        let at = match self.keys.iter().position(|k| k == key) {
+            Some(i) => i,
+            None => {
+                self.keys.push(key.to_string());
+                self.tool_calls.push(ToolCall::default());
+                self.tool_calls.len() - 1
+            }
+        };
+        &mut self.tool_calls[at]
+    }
+
+    /// A whole tool call (from a non-streamed body).
+    pub fn push_tool(&mut self, call: ToolCall) {
+        self.keys.push(format!("#{}", self.keys.len()));
+        self.tool_calls.push(call);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.thinking.is_empty() && self.tool_calls.is_empty()
+    }
+}
+
+/// A string member, or "".
+pub fn str_of<'a>(v: &'a serde_json::Value, key: &str) -> &'a str {
+    v.get(key).and_then(serde_json::Value::as_str).unwrap_or("")
+}
+
+/// A JSON value as argument text: a string as-is, anything else serialised.
+pub fn json_text(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// A wire family: the request classification, the one body edit, the models-list filter and
 /// the response decoder of one format. Implemented by one unit struct per family module.
 pub trait WireFamily: Sync {
@@ -181,4 +243,10 @@ pub trait WireFamily: Sync {
     }
     /// The decoder of a metered response; `filter` drops the usage-only chunk.
     fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder>;
+    /// Adds a whole (non-streamed) JSON response body to `out`.
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut Assembled);
+    /// Adds one stream item to `out`: an SSE event's data or a JSON-array element as JSON
+    /// (`event` is the SSE `event:` field), or an AWS event-stream frame's payload (`event` is
+    /// its `:event-type`).
+    fn assemble_event(&self, event: Option<&str>, data: &serde_json::Value, out: &mut Assembled);
 }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tollgate_core::Role;
-use tollgate_store::{Store, TokenRecord, UsageStore};
+use tollgate_store::{Store, TokenRecord, TranscriptStore, UsageStore};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -42,6 +42,7 @@ pub struct Gateway {
     bootstrap_token: Option<String>,
     writer: UsageWriter,
     usage: UsageStore,
+    transcripts: TranscriptStore,
 }
 
 fn default_public_url(addr: SocketAddr) -> String {
@@ -83,6 +84,15 @@ impl Gateway {
             None => UsageStore::sharing(&store)
                 .ok_or_else(|| ServerError::Settings("the usage store cannot share a SQLite database".into()))?,
         };
+        let transcripts = match settings.effective_transcript_database_url() {
+            Some(url) => {
+                let t = TranscriptStore::connect(&url).await?;
+                tracing::info!(database = %crate::settings::redact_url(&url), "transcript store open");
+                t
+            }
+            None => TranscriptStore::sharing(&store)
+                .ok_or_else(|| ServerError::Settings("the transcript store cannot share a SQLite database".into()))?,
+        };
         let metrics = Arc::new(Metrics::default());
         let catalog = Arc::new(CatalogHandle::load(settings.catalog_overlay.clone(), metrics.clone())?);
         let (meter, writer) = crate::meter::channel(
@@ -97,6 +107,11 @@ impl Gateway {
                 max_bytes: settings.usage_spill_max_bytes,
             }),
         );
+        let writer = writer.with_transcripts(crate::transcript::Sink {
+            store: transcripts.clone(),
+            keys: store.clone(),
+            metrics: metrics.clone(),
+        });
         let policy = crate::address_policy::AddressPolicy::new(&settings.upstream_allow, &settings.upstream_deny)
             .map_err(ServerError::Settings)?
             .with_own(local_addr, &public_url);
@@ -114,7 +129,18 @@ impl Gateway {
         let state = AppState::new(
             store,
             settings,
-            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone(), policy },
+            Parts {
+                secrets,
+                public_url,
+                meter,
+                metrics,
+                http,
+                proxy_client,
+                catalog,
+                usage: usage.clone(),
+                transcripts: transcripts.clone(),
+                policy,
+            },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         backfill_bindings(&state).await?;
@@ -129,7 +155,7 @@ impl Gateway {
                     })
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage })
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -160,6 +186,11 @@ impl Gateway {
             self.state.metrics().clone(),
             self.state.clock().clone(),
             self.state.settings().usage_retention_days,
+            crate::retention::TranscriptLimits {
+                store: self.transcripts.clone(),
+                days: self.state.settings().transcript_retention_days,
+                max_total_bytes: self.state.settings().transcript_max_total_bytes,
+            },
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         ));
@@ -196,6 +227,7 @@ impl Gateway {
         let _ = retention.await;
         let _ = writer.await;
         self.usage.close().await;
+        self.transcripts.close().await;
         self.state.store().close().await;
         tracing::info!("stopped");
         Ok(())

@@ -91,17 +91,22 @@ pub fn load_keyring(settings: &Settings) -> Result<Keyring, ServerError> {
     Ok(ring)
 }
 
+/// Transcripts re-sealed per transaction by [`rotate`].
+const TRANSCRIPT_CHUNK: i64 = 500;
+
 /// What a rotation did.
 #[derive(Debug)]
 pub struct Rotation {
     pub resealed: usize,
+    /// Transcripts re-sealed (their bodies are sealed with the master key too).
+    pub transcripts_resealed: u64,
     pub old_key_id: String,
     pub new_key_id: String,
     /// The new key, when the operator must install it themselves (env-provided keys).
     pub new_key_base64: Option<String>,
 }
 
-/// Re-seals every secret under a new master key.
+/// Re-seals every secret, then every transcript (in chunks), under a new master key.
 ///
 /// With a key file: the new key is written to `master.key.next` first, secrets are re-sealed in
 /// one transaction, then the old file is kept as `master.key.retired-<id>` and the new one takes
@@ -111,6 +116,7 @@ pub struct Rotation {
 pub async fn rotate(
     settings: &Settings,
     store: &tollgate_store::Store,
+    transcripts: &tollgate_store::TranscriptStore,
     new_key_base64: Option<&str>,
 ) -> Result<Rotation, ServerError> {
     let old_id = store.keyring().primary_id();
@@ -126,8 +132,10 @@ pub async fn rotate(
     }
     if settings.master_key.is_some() {
         let resealed = store.rotate_master_key(new_key.clone()).await?;
+        let transcripts_resealed = transcripts.reseal(&store.keyring(), TRANSCRIPT_CHUNK).await?;
         return Ok(Rotation {
             resealed,
+            transcripts_resealed,
             old_key_id: old_id,
             new_key_id: new_id,
             new_key_base64: if new_key_base64.is_none() { Some(new_key.to_base64()) } else { None },
@@ -137,9 +145,12 @@ pub async fn rotate(
     let next = dir.join(format!("{KEY_FILE}.next"));
     write_private_file(&next, &new_key.to_base64())?;
     let resealed = store.rotate_master_key(new_key).await?;
+    // A crash from here on leaves `master.key.next` beside the old key: both are loaded
+    // (`older_keys`), so every secret and transcript still opens, and a rerun finishes.
+    let transcripts_resealed = transcripts.reseal(&store.keyring(), TRANSCRIPT_CHUNK).await?;
     let current = key_file(dir);
     let retired = dir.join(format!("{KEY_FILE}.retired-{old_id}"));
     std::fs::rename(&current, &retired).map_err(ServerError::io(format!("renaming {}", current.display())))?;
     std::fs::rename(&next, &current).map_err(ServerError::io(format!("renaming {}", next.display())))?;
-    Ok(Rotation { resealed, old_key_id: old_id, new_key_id: new_id, new_key_base64: None })
+    Ok(Rotation { resealed, transcripts_resealed, old_key_id: old_id, new_key_id: new_id, new_key_base64: None })
 }

@@ -1,5 +1,6 @@
 //! The Tollgate service as a library: settings, the in-memory config snapshot, the native
-//! proxy (`/llm/v1/providers/{name}/…`) with its off-path usage metering, the admin REST
+//! proxy (`/llm/v1/providers/{name}/…`) with its off-path usage metering and transcript
+//! capture, the admin REST
 //! API (with its generated OpenAPI document), health and metrics endpoints, and graceful
 //! startup and shutdown, and the web console (`/`). The `tollgate` binary in `crates/cli` is a thin shell around [`Gateway`].
 //!
@@ -27,6 +28,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod time;
+pub mod transcript;
 pub mod upstream;
 
 pub use error::{ApiError, ServerError};

@@ -45,6 +45,9 @@ pub struct Metered {
     /// The model the response named, for types that price by it
     /// (`ProviderDescriptor::model_from_response`).
     pub response_model: Option<String>,
+    /// The bodies captured for the provider's transcript, if it records any (already counted
+    /// in the pending-bytes gauge, see `transcript::admit`).
+    pub transcript: Option<Box<crate::transcript::Captured>>,
 }
 
 /// The sending half, held by the app state; cheap to clone.
@@ -96,6 +99,8 @@ pub struct UsageWriter {
     /// While the store is failing: when to try again, and the next wait.
     retry_at: Option<Instant>,
     backoff: Duration,
+    /// Where captured transcripts go (none: they are dropped, see [`UsageWriter::with_transcripts`]).
+    transcripts: Option<crate::transcript::Sink>,
 }
 
 /// The spill file: events appended one JSON object a line; `replayed` bytes from its start are
@@ -147,6 +152,7 @@ pub fn channel(
         held_cap: capacity.max(1),
         retry_at: None,
         backoff: flush_interval,
+        transcripts: None,
     };
     (meter, writer)
 }
@@ -199,7 +205,7 @@ impl Meter {
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
-        self.record_metered(Metered { event, provider, response_model: None });
+        self.record_metered(Metered { event, provider, response_model: None, transcript: None });
     }
 
     /// Queues an event with everything the writer needs to price it.
@@ -212,6 +218,13 @@ impl Meter {
         Metrics::inc(&self.metrics.usage_events_queued);
         Metrics::inc(&self.metrics.usage_events_pending);
         if let Err(e) = self.tx.try_send(metered) {
+            let refused = match &e {
+                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            };
+            if let Some(t) = &refused.transcript {
+                self.metrics.transcripts_pending_bytes.fetch_sub(t.size(), Ordering::AcqRel);
+                Metrics::inc(&self.metrics.transcripts_dropped);
+            }
             self.metrics.usage_events_pending.fetch_sub(1, Ordering::Relaxed);
             Metrics::inc(&self.metrics.usage_events_dropped);
             let now = crate::time::system_now_ms();
@@ -233,6 +246,12 @@ impl Meter {
 }
 
 impl UsageWriter {
+    /// Stores the transcripts that travel with events in `sink` (after each batch's events).
+    pub fn with_transcripts(mut self, sink: crate::transcript::Sink) -> UsageWriter {
+        self.transcripts = Some(sink);
+        self
+    }
+
     /// Commits batches until `shutdown` flips, then drains the queue and returns. A spill file
     /// left by an earlier process is counted as queued and replayed first.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
@@ -356,7 +375,35 @@ impl UsageWriter {
         }
     }
 
+    /// Commits (or keeps) a batch's events, then stores its transcripts: they never hold back
+    /// an event, and a failing usage store does not stop them.
     async fn flush(&mut self, pending: &mut Vec<Metered>) {
+        let mut transcripts = Vec::new();
+        for m in pending.iter_mut() {
+            if let Some(t) = m.transcript.take() {
+                transcripts.push(crate::transcript::Pending {
+                    event_id: m.event.id.clone(),
+                    ts_ms: m.event.ts_ms,
+                    provider: m.event.provider.clone(),
+                    captured: *t,
+                });
+            }
+        }
+        self.flush_events(pending).await;
+        if transcripts.is_empty() {
+            return;
+        }
+        match &self.transcripts {
+            Some(sink) => sink.write(transcripts).await,
+            None => {
+                let size: u64 = transcripts.iter().map(|p| p.captured.size()).sum();
+                self.metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);
+                Metrics::add(&self.metrics.transcripts_dropped, transcripts.len() as u64);
+            }
+        }
+    }
+
+    async fn flush_events(&mut self, pending: &mut Vec<Metered>) {
         let catalog = self.catalog.current();
         let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
         // While the store is failing, batches go straight to the spill until the next retry.

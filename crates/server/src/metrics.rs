@@ -68,6 +68,18 @@ pub struct Metrics {
     pub connections_idle_closed: AtomicU64,
     /// Connections (and the streams on them) still open when the shutdown grace ran out.
     pub connections_cut_at_shutdown: AtomicU64,
+    /// Transcripts (one per request with recording on) committed to the transcript store.
+    pub transcripts_captured: AtomicU64,
+    /// Transcript bodies cut at `--transcript-max-bytes`.
+    pub transcripts_truncated: AtomicU64,
+    /// Sealed bytes written to the transcript store.
+    pub transcripts_bytes_stored: AtomicU64,
+    /// Transcripts deleted by retention or the total-size cap.
+    pub transcripts_expired: AtomicU64,
+    /// Transcripts lost: the pending-bytes bound was reached, or the transcript store refused them.
+    pub transcripts_dropped: AtomicU64,
+    /// Gauge: captured bytes queued for the writer.
+    pub transcripts_pending_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -182,6 +194,31 @@ impl Metrics {
             "tollgate_catalog_overlay_errors_total",
             "Catalog overlay edits rejected (the last good catalog stays in use).",
             &[("", &self.catalog_overlay_errors)],
+        );
+        counter(
+            "tollgate_transcripts_captured_total",
+            "Transcripts (request and/or response bodies of one request) stored, sealed.",
+            &[("", &self.transcripts_captured)],
+        );
+        counter(
+            "tollgate_transcripts_truncated_total",
+            "Transcript bodies cut at --transcript-max-bytes (the head is kept).",
+            &[("", &self.transcripts_truncated)],
+        );
+        counter(
+            "tollgate_transcripts_bytes_stored_total",
+            "Bytes of sealed, compressed transcript bodies written.",
+            &[("", &self.transcripts_bytes_stored)],
+        );
+        counter(
+            "tollgate_transcripts_expired_total",
+            "Transcripts deleted by retention or the total-size cap.",
+            &[("", &self.transcripts_expired)],
+        );
+        counter(
+            "tollgate_transcripts_dropped_total",
+            "Transcripts lost: too many captured bytes waiting, or the transcript store refused them.",
+            &[("", &self.transcripts_dropped)],
         );
         let mut gauge = |name: &str, help: &str, v: u64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");

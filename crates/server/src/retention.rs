@@ -1,11 +1,14 @@
-//! Raw usage-event retention: a background task that deletes events older than
-//! `--usage-retention-days` in chunks (so no statement holds a long lock), once at start and
-//! then hourly. Hourly rollups are never deleted, so spending reports keep their history.
+//! Retention: a background task that deletes raw usage events older than
+//! `--usage-retention-days` (and the conversation rows whose last turn is that old) and
+//! transcripts older than `--transcript-retention-days` or beyond `--transcript-max-total-bytes`
+//! (oldest first, `transcript::sweep`), in chunks (so no statement holds a long lock), once at
+//! start and then hourly. Hourly rollups are never deleted, so spending reports keep their
+//! history.
 
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_store::UsageStore;
+use tollgate_store::{TranscriptStore, UsageStore};
 
 /// Rows per DELETE statement.
 const CHUNK: i64 = 10_000;
@@ -17,6 +20,9 @@ pub async fn sweep(usage: &UsageStore, metrics: &Metrics, days: u32, now_ms: i64
         return 0;
     }
     let cutoff = now_ms - i64::from(days) * DAY_MS;
+    if let Err(e) = usage.delete_conversations_before(cutoff, CHUNK).await {
+        tracing::warn!(error = %e, "conversation retention sweep failed; will retry");
+    }
     match usage.delete_events_before(cutoff, CHUNK).await {
         Ok(n) => {
             if n > 0 {
@@ -32,16 +38,26 @@ pub async fn sweep(usage: &UsageStore, metrics: &Metrics, days: u32, now_ms: i64
     }
 }
 
-/// Sweeps now and every `interval` until shutdown. Does nothing when `days` is 0.
+/// What the transcript part of a sweep keeps: days (0: any age) and total sealed bytes (0: any).
+#[derive(Debug, Clone)]
+pub struct TranscriptLimits {
+    pub store: TranscriptStore,
+    pub days: u32,
+    pub max_total_bytes: u64,
+}
+
+/// Sweeps now and every `interval` until shutdown. Does nothing when `days` is 0 and there
+/// are no transcript limits.
 pub async fn run(
     usage: UsageStore,
     metrics: Arc<Metrics>,
     clock: crate::time::Clock,
     days: u32,
+    transcripts: TranscriptLimits,
     interval: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    if days == 0 {
+    if days == 0 && transcripts.days == 0 && transcripts.max_total_bytes == 0 {
         return;
     }
     let mut tick = tokio::time::interval(interval);
@@ -52,6 +68,14 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         sweep(&usage, &metrics, days, clock.now_ms()).await;
+        crate::transcript::sweep(
+            &transcripts.store,
+            &metrics,
+            transcripts.days,
+            transcripts.max_total_bytes,
+            clock.now_ms(),
+        )
+        .await;
     }
 }
 

@@ -139,6 +139,16 @@ pub struct Settings {
     /// On SIGTERM, how long in-flight requests (streams included) may run on; then they are cut
     /// and their usage events are written with what was seen.
     pub shutdown_grace: Duration,
+    /// Transcript database; default: `<data_dir>/transcripts.sqlite` with a SQLite config
+    /// database, the config database itself with PostgreSQL.
+    pub transcript_database_url: Option<Sensitive>,
+    /// Each recorded direction keeps at most this many bytes (the head; flagged truncated).
+    pub transcript_max_bytes: usize,
+    /// Transcripts older than this many days are deleted; 0 keeps them (up to the size cap).
+    pub transcript_retention_days: u32,
+    /// The oldest transcripts are deleted while all of them take more than this many (sealed)
+    /// bytes; 0 means no cap.
+    pub transcript_max_total_bytes: u64,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -178,6 +188,10 @@ impl Settings {
             http2_max_concurrent_streams: 256,
             http2_max_header_list_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            transcript_database_url: None,
+            transcript_max_bytes: 4 * 1024 * 1024,
+            transcript_retention_days: 30,
+            transcript_max_total_bytes: 10 * 1024 * 1024 * 1024,
             clock: crate::time::Clock::default(),
         }
     }
@@ -208,6 +222,19 @@ impl Settings {
             None
         } else {
             Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("usage.sqlite").display()))
+        }
+    }
+
+    /// The transcript database URL, or `None` to share the PostgreSQL config database.
+    pub fn effective_transcript_database_url(&self) -> Option<String> {
+        if let Some(u) = &self.transcript_database_url {
+            return Some(u.0.clone());
+        }
+        let config = self.effective_database_url();
+        if config.starts_with("postgres://") || config.starts_with("postgresql://") {
+            None
+        } else {
+            Some(format!("sqlite://{}?mode=rwc", self.data_dir.join("transcripts.sqlite").display()))
         }
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tollgate_core::{Catalog, ProviderSpec};
-use tollgate_store::{SecretValue, Store, StoreError, UsageStore};
+use tollgate_store::{SecretValue, Store, StoreError, TranscriptStore, UsageStore};
 
 pub use crate::snapshot::{ProviderEntry, Snapshot};
 
@@ -45,6 +45,7 @@ struct Inner {
     aws: crate::aws::AwsCredentials,
     catalog: Arc<CatalogHandle>,
     usage: UsageStore,
+    transcripts: TranscriptStore,
     proxy_client: ProxyClient,
     policy: Arc<crate::address_policy::AddressPolicy>,
     /// This process's id in `x-tollgate-hop` (loop detection), random per start.
@@ -61,6 +62,7 @@ pub struct Parts {
     pub http: reqwest::Client,
     pub catalog: Arc<CatalogHandle>,
     pub usage: UsageStore,
+    pub transcripts: TranscriptStore,
     pub proxy_client: ProxyClient,
     pub policy: Arc<crate::address_policy::AddressPolicy>,
 }
@@ -92,6 +94,7 @@ impl AppState {
                 aws: crate::aws::AwsCredentials::new(settings.aws_sts_endpoint.clone(), settings.clock.clone()),
                 catalog: parts.catalog,
                 usage: parts.usage,
+                transcripts: parts.transcripts,
                 settings,
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
@@ -140,6 +143,11 @@ impl AppState {
     }
 
     /// The shared upstream HTTP client of the admin side (Test Connection).
+    /// The transcript store (sealed request/response bodies).
+    pub fn transcripts(&self) -> &TranscriptStore {
+        &self.inner.transcripts
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }

@@ -82,12 +82,17 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "cost rollups", include_str!("../migrations/postgres/0003_cost_rollups.sql")),
     (4, "console signouts", include_str!("../migrations/postgres/0004_console_signouts.sql")),
     (5, "secret bindings", include_str!("../migrations/postgres/0005_secret_bindings.sql")),
+    (6, "transcripts", include_str!("../migrations/postgres/0006_transcripts.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "usage events", include_str!("../migrations/sqlite_usage/0001_usage_events.sql")),
     (2, "cost rollups", include_str!("../migrations/sqlite_usage/0002_cost_rollups.sql")),
+    (3, "conversations", include_str!("../migrations/sqlite_usage/0003_conversations.sql")),
 ];
+/// On SQLite transcripts live in a third file with its own migration history.
+pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "transcripts", include_str!("../migrations/sqlite_transcripts/0001_transcripts.sql"))];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
@@ -107,6 +112,8 @@ pub(crate) type Migrations =
 pub(crate) const CONFIG: Migrations = (SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS);
 /// The usage database's migrations (on PostgreSQL the same list as the config database).
 pub(crate) const USAGE: Migrations = (SQLITE_USAGE_MIGRATIONS, POSTGRES_MIGRATIONS);
+/// The transcript database's migrations (on PostgreSQL the same list as the config database).
+pub(crate) const TRANSCRIPTS: Migrations = (SQLITE_TRANSCRIPT_MIGRATIONS, POSTGRES_MIGRATIONS);
 
 /// Opens a pool for `url` and runs pending migrations of `migrations`.
 pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, StoreError> {

@@ -3,7 +3,8 @@
 //! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
 //! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
 //! config version replicas poll. Usage events have their own handle, [`UsageStore`] (a
-//! separate SQLite file, or the same PostgreSQL database).
+//! separate SQLite file, or the same PostgreSQL database), and so do transcripts,
+//! [`TranscriptStore`] (a third SQLite file, or tables of their own in PostgreSQL).
 //! Every query is written once and expanded per concrete pool by the macros in `db`, so the
 //! SQL text is the same for both dialects wherever possible. The store never reads the clock:
 //! callers pass `now_ms`. It depends on `tollgate-core` for domain enums only, never on the
@@ -13,22 +14,28 @@
 
 #[macro_use]
 mod db;
+mod conversation;
 mod error;
 mod providers;
+mod requests;
 mod rollup;
 pub mod seal;
 mod secrets;
 mod spending;
 mod tokens;
+pub mod transcripts;
 mod types;
 mod usage;
 
+pub use conversation::conversation_of;
 pub use error::StoreError;
+pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
 pub use secrets::BindOutcome;
 pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use tollgate_core::{ProviderType, Role};
+pub use transcripts::{TranscriptFlags, TranscriptRecord, TranscriptStore};
 pub use types::UsageEvent;
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,

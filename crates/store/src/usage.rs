@@ -8,6 +8,10 @@
 //! (`usage.sqlite`), so a burst of usage writes never holds the config database's write lock;
 //! on PostgreSQL it is the same database (and may share the config pool).
 
+use crate::conversation::{
+    CONVERSATION_UPSERT_HEAD, CONVERSATION_UPSERT_TAIL, CONVERSATIONS_PER_UPSERT, ConversationDelta,
+    conversation_deltas,
+};
 use crate::db::{Pool, RowExt};
 use crate::rollup::{ROLLUP_ROWS_PER_UPSERT, push_rollup, rollup};
 use crate::{Store, StoreError, UsageEvent};
@@ -44,7 +48,7 @@ macro_rules! columns {
      cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, unpriced, request_id, conversation_id"
     };
 }
-const COLUMNS: &str = columns!();
+pub(crate) const COLUMNS: &str = columns!();
 
 /// Rows per INSERT statement: 35 columns × 400 stays under both backends' bind limits.
 const ROWS_PER_INSERT: usize = 400;
@@ -66,7 +70,7 @@ fn insert_pieces(mut n: usize) -> Vec<usize> {
     out
 }
 
-fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
+pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
     let id = row.text("id")?;
     let type_text = row.text("provider_type")?;
     let provider_type = type_text
@@ -188,6 +192,7 @@ impl UsageStore {
             return Ok(());
         }
         let rollups = rollup(events);
+        let conversations: Vec<(String, ConversationDelta)> = conversation_deltas(events).into_iter().collect();
         on_pool!(self, |p| {
             let mut conn = p.acquire().await?;
             let result: Result<(), StoreError> = async {
@@ -217,6 +222,23 @@ impl UsageStore {
                         let full = chunk.len() == ROLLUP_ROWS_PER_UPSERT;
                         qb.build().persistent(full).execute(&mut *tx).await?;
                     }
+                }
+                for chunk in conversations.chunks(CONVERSATIONS_PER_UPSERT) {
+                    let mut qb = sqlx::QueryBuilder::new(CONVERSATION_UPSERT_HEAD);
+                    qb.push_values(chunk, |mut b, (id, c)| {
+                        b.push_bind(id.clone())
+                            .push_bind(c.started_at)
+                            .push_bind(c.last_at)
+                            .push_bind(c.providers.clone())
+                            .push_bind(c.user.clone())
+                            .push_bind(c.agent.clone())
+                            .push_bind(c.turns)
+                            .push_bind(c.failed_turns)
+                            .push_bind(c.tokens)
+                            .push_bind(c.cost);
+                    });
+                    qb.push(CONVERSATION_UPSERT_TAIL);
+                    qb.build().persistent(chunk.len() == CONVERSATIONS_PER_UPSERT).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

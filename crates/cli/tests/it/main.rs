@@ -8,7 +8,8 @@
 //! (every Connect tab snippet run with the real SDK or tool, installed by
 //! `tests/tools/install.sh`), `faults` (a full disk, a locked database, slowloris, the
 //! connection cap, SIGTERM and SIGKILL under load), `bench_smoke` (a two-second run of
-//! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary).
+//! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary), `transcripts` (recorded
+//! bodies, the request log and conversations, every provider family, on both stores).
 
 mod support;
 
@@ -27,3 +28,4 @@ mod openapi;
 mod proxy;
 mod serve_binary;
 mod store;
+mod transcripts;

@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 25] = [
+const ROUTES: [(&str, &str); 30] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -31,6 +31,11 @@ const ROUTES: [(&str, &str); 25] = [
     ("get", "/api/v1/spending/timeseries"),
     ("get", "/api/v1/spending/breakdown"),
     ("get", "/api/v1/spending/export.csv"),
+    ("get", "/api/v1/requests"),
+    ("get", "/api/v1/requests/{id}"),
+    ("get", "/api/v1/conversations"),
+    ("get", "/api/v1/conversations/{id}"),
+    ("delete", "/api/v1/transcripts"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,7 @@
 //! - `stream`: `message_start` + `message_delta` usage merged without double counting, and
 //!   `event: error` inside a 2xx stream.
 
+pub(crate) mod assemble;
 pub(crate) mod request;
 pub(crate) mod stream;
 pub(crate) mod usage;
@@ -30,5 +31,11 @@ impl WireFamily for Anthropic {
     }
     fn decoder(&self, endpoint: Endpoint, _filter: bool) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new(endpoint))
+    }
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::body(body, out);
+    }
+    fn assemble_event(&self, _event: Option<&str>, data: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::event(data, out);
     }
 }

@@ -39,4 +39,10 @@ impl WireFamily for AzureOpenAi {
     fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder> {
         Box::new(openai::stream::Decoder::new(endpoint, filter, true))
     }
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        openai::assemble::body(body, out);
+    }
+    fn assemble_event(&self, _event: Option<&str>, data: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        openai::assemble::event(data, out);
+    }
 }

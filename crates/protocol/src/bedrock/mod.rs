@@ -15,6 +15,7 @@
 //!   (`ListInferenceProfiles`, `GetInferenceProfile`, `ListFoundationModels`) and the
 //!   allow-list filter over their answers.
 
+pub(crate) mod assemble;
 pub(crate) mod control;
 pub(crate) mod request;
 pub(crate) mod stream;
@@ -55,6 +56,12 @@ impl WireFamily for Bedrock {
         } else {
             Box::new(stream::Decoder::new(endpoint))
         }
+    }
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::body(body, out);
+    }
+    fn assemble_event(&self, event: Option<&str>, data: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::frame(event, data, out);
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `stream`: the last `usageMetadata` of a stream (each chunk carries the cumulative count)
 //!   and error elements.
 
+pub(crate) mod assemble;
 pub(crate) mod request;
 pub(crate) mod stream;
 pub(crate) mod usage;
@@ -31,5 +32,11 @@ impl WireFamily for Google {
     }
     fn decoder(&self, endpoint: Endpoint, _filter: bool) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new(endpoint))
+    }
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::chunk(body, out);
+    }
+    fn assemble_event(&self, _event: Option<&str>, data: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::chunk(data, out);
     }
 }

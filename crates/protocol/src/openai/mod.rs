@@ -8,6 +8,7 @@
 //! - `stream`: chat/completions chunks and Responses events, including the decision to drop
 //!   the usage-only chunk the edit caused.
 
+pub(crate) mod assemble;
 pub(crate) mod request;
 pub(crate) mod stream;
 pub(crate) mod usage;
@@ -41,6 +42,12 @@ impl WireFamily for OpenAi {
     }
     fn decoder(&self, endpoint: Endpoint, filter: bool) -> Box<dyn StreamDecoder> {
         Box::new(stream::Decoder::new(endpoint, filter, false))
+    }
+    fn assemble_body(&self, body: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::body(body, out);
+    }
+    fn assemble_event(&self, _event: Option<&str>, data: &serde_json::Value, out: &mut crate::wire::Assembled) {
+        assemble::event(data, out);
     }
 }
 

@@ -5,15 +5,18 @@
 //! [`crate::ApiError`]s, mapped to HTTP in one place.
 
 pub mod check;
+pub mod conversations;
 pub mod health;
 mod json;
 pub mod models;
 pub mod paging;
 pub mod providers;
 pub mod query;
+pub mod requests;
 pub mod secrets;
 pub mod spending;
 pub mod tokens;
+pub mod transcripts;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,8 +34,9 @@ use utoipa_axum::routes;
         title = "Tollgate admin API",
         description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
 the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
-Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
-create, update and delete providers and secrets, admin also manages tokens."
+Roles: any token may read the model catalog; reader may get and list and read spending and the request log, \
+writer may also create, update and delete providers and secrets and purge transcripts, admin also manages tokens \
+and reads recorded request and response bodies."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -42,6 +46,7 @@ create, update and delete providers and secrets, admin also manages tokens."
         (name = "tokens", description = "Gateway tokens"),
         (name = "models", description = "The model catalog: prices, limits and capabilities"),
         (name = "spending", description = "Cost and usage reports, from hourly rollups"),
+        (name = "requests", description = "The request log, conversations and transcripts (bodies: admin only)"),
         (name = "health", description = "Liveness, readiness and this document")
     )
 )]
@@ -77,6 +82,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(spending::timeseries))
         .routes(routes!(spending::breakdown))
         .routes(routes!(spending::export_csv))
+        .routes(routes!(requests::list))
+        .routes(routes!(requests::get))
+        .routes(routes!(conversations::list))
+        .routes(routes!(conversations::get))
+        .routes(routes!(transcripts::delete))
         .with_state(state)
         .split_for_parts();
     let router =
@@ -136,6 +146,25 @@ pub(crate) fn extended_schema<T: utoipa::PartialSchema>(
         }
     }
     RefOr::T(Schema::Object(obj))
+}
+
+/// A query parameter with a documented format or set of values: absent is `None`, an empty
+/// value is refused (it is not in the set; omit the parameter instead).
+pub(crate) fn given<'a>(field: &'static str, v: &'a Option<String>) -> Result<Option<&'a str>, ApiError> {
+    match v.as_deref().map(str::trim) {
+        Some("") => Err(ApiError::invalid(field, "must not be empty; omit it instead")),
+        other => Ok(other),
+    }
+}
+
+/// An RFC 3339 query parameter (documented `format: date-time`), see [`given`].
+pub(crate) fn time_param(field: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    match given(field, v)? {
+        None => Ok(None),
+        Some(s) => crate::time::parse_rfc3339(s).map(Some).ok_or_else(|| {
+            ApiError::invalid(field, format!("`{s}` is not an RFC 3339 timestamp (e.g. 2026-11-24T00:00:00Z)"))
+        }),
+    }
 }
 
 fn duplicate_key(path: String) -> ApiError {

@@ -416,18 +416,31 @@ pub async fn update_spec(
     Ok(view(state, spec, current.created_at_ms, now))
 }
 
-/// Delete a provider. Its usage history stays in reports.
+/// `DELETE /api/v1/llm-providers/{name}` options.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// `true`: also delete the provider's transcripts (recorded bodies); its usage stays.
+    pub purge_transcripts: Option<bool>,
+}
+
+/// Delete a provider. Its usage history stays in reports; its transcripts too, unless
+/// `purge_transcripts=true`.
 #[utoipa::path(delete, path = "/api/v1/llm-providers/{name}", tag = "providers",
-    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"), DeleteParams),
+    responses((status = 204, description = "Deleted"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(p): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     delete_named(&state, &caller, &name).await?;
+    if p.purge_transcripts == Some(true) {
+        super::transcripts::purge(&state, &name, i64::MAX).await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

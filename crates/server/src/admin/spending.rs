@@ -11,6 +11,7 @@
 //! providers reads only those: a `provider` outside its scope is refused, and without one the
 //! report covers the scope's providers.
 
+use super::given;
 use super::query::Query;
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
@@ -249,15 +250,6 @@ fn opt(v: &Option<String>) -> Option<String> {
 
 fn nonempty(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
-/// A parameter with a documented format or set of values: absent is `None`, empty is refused
-/// (an empty value is not in the set; omit the parameter instead).
-fn given<'a>(field: &'static str, v: &'a Option<String>) -> Result<Option<&'a str>, ApiError> {
-    match v.as_deref().map(str::trim) {
-        Some("") => Err(ApiError::invalid(field, "must not be empty; omit it instead")),
-        other => Ok(other),
-    }
 }
 
 /// The parameters → the engine's query: one value per filter (`""` = unattributed for model,

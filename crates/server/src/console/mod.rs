@@ -23,6 +23,7 @@ pub mod detail;
 pub mod form;
 pub mod format;
 pub mod providers;
+pub mod requests;
 pub mod secrets;
 pub mod session;
 pub mod spend;
@@ -72,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/catalog", get(form::catalog_json))
         .route("/usage", get(usage::page))
         .route("/usage/export.csv", get(usage::csv))
+        .route("/requests", get(requests::list))
+        .route("/requests/{id}", get(requests::show))
+        .route("/transcripts", get(requests::conversations_page))
+        .route("/transcripts/{id}", get(requests::conversation))
         .route("/secrets", get(secrets::page).post(secrets::create))
         .route("/secrets/{name}/delete", post(secrets::delete))
         .route("/tokens", get(tokens::page).post(tokens::create))

@@ -278,7 +278,8 @@ struct UsagePage {
     clear_url: String,
     charts: Vec<ChartView>,
     sums: Vec<(&'static str, String)>,
-    headline: Vec<(&'static str, String)>,
+    /// (label, value, link: "" for none).
+    headline: Vec<(&'static str, String, String)>,
     breakdown: Vec<BreakdownRow>,
     group_label: &'static str,
     /// False when grouped by token type: requests are not split by token type, so a
@@ -513,11 +514,22 @@ async fn render(
             sums.push((label, format::usd(v)));
         }
     }
+    // Failed requests → the request log, filtered to them (window start, and the provider when
+    // the view has exactly one).
+    let failed_url = {
+        let mut u = url::form_urlencoded::Serializer::new(String::new());
+        u.append_pair("status", "failed");
+        u.append_pair("start", &crate::time::rfc3339(q.start_ms));
+        if let [p] = q.providers.as_slice() {
+            u.append_pair("provider", p);
+        }
+        format!("/requests?{}", u.finish())
+    };
     let headline = vec![
-        ("Total spend", format::usd(t.cost.total)),
-        ("Requests", format::int(t.requests)),
-        ("Failed requests", format::int(t.failed_requests)),
-        ("Tokens", format::int(t.tokens.total_tokens())),
+        ("Total spend", format::usd(t.cost.total), String::new()),
+        ("Requests", format::int(t.requests), String::new()),
+        ("Failed requests", format::int(t.failed_requests), failed_url),
+        ("Tokens", format::int(t.tokens.total_tokens()), String::new()),
     ];
 
     // breakdown table

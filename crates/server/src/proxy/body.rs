@@ -44,6 +44,9 @@ pub struct Recorder {
     provider: Option<Arc<ProviderEntry>>,
     /// The model the response named (see `Tap::response_model`).
     response_model: Option<String>,
+    /// The transcript capture, when the provider records bodies (see `super::capture`).
+    capture: Option<Box<super::capture::Capture>>,
+    response_content_type: Option<String>,
     done: bool,
 }
 
@@ -70,7 +73,17 @@ impl Recorder {
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
-        Recorder { meter, metrics, draft, started, provider: Some(provider), response_model: None, done: false }
+        Recorder {
+            meter,
+            metrics,
+            draft,
+            started,
+            provider: Some(provider),
+            response_model: None,
+            capture: None,
+            response_content_type: None,
+            done: false,
+        }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -92,13 +105,44 @@ impl Recorder {
             event.usage = outcome.usage.unwrap_or_default();
             event.latency_ms = millis(self.started.elapsed());
             event.ttft_ms = outcome.ttft.map(millis);
+            let transcript = self
+                .capture
+                .take()
+                .map(|c| Box::new(c.finish(self.response_content_type.take())))
+                .filter(|t| crate::transcript::admit(&self.metrics, t.size()));
             self.meter.record_metered(Metered {
                 event,
                 provider: self.provider.take(),
                 response_model: self.response_model.take(),
+                transcript,
             });
         }
         self.meter.end();
+    }
+
+    /// Starts recording the transcript (`None`: the provider records nothing).
+    pub fn set_capture(&mut self, capture: Option<Box<super::capture::Capture>>) {
+        self.capture = capture;
+    }
+
+    /// Whether a transcript is being captured.
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// The response's content type, kept with a transcript (how to read its output back).
+    pub fn set_response_content_type(&mut self, content_type: Option<&str>) {
+        if self.capture.is_some() {
+            self.response_content_type = content_type.map(str::to_string);
+        }
+    }
+
+    /// Bytes the client was sent (kept by a capture recording output).
+    #[inline]
+    pub fn capture_output(&mut self, bytes: &Bytes) {
+        if let Some(c) = self.capture.as_mut() {
+            c.output(bytes);
+        }
     }
 
     /// Records the model the response named (priced by it when the type says so).
@@ -426,7 +470,8 @@ impl MeteredStream {
     /// Sends what the batch holds (if anything) and records the first byte.
     fn ready(&mut self, batch: &mut Batch) -> Poll<Option<Result<Bytes, std::io::Error>>> {
         let out = batch.take();
-        if out.is_some() {
+        if let Some(bytes) = &out {
+            self.recorder.capture_output(bytes);
             self.mark_first_byte();
             // The tap reports the terminal event only after the feed whose output holds its
             // bytes, and a batch always leaves whole: these bytes include it.

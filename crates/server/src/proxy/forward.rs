@@ -50,6 +50,7 @@ pub(super) async fn send(
     parts: &Parts,
     inbound: &Inbound,
     prep: Prepared,
+    capture: Option<Box<super::capture::Capture>>,
 ) -> Result<Forwarded, (ProxyError, Recorder)> {
     let name = at.name;
     let event_id = uuid::Uuid::now_v7().to_string();
@@ -76,10 +77,11 @@ pub(super) async fn send(
         priced_by_override: false,
         unpriced: false,
         request_id: event_id.clone(),
-        conversation_id: conversation_id(&parts.headers),
+        conversation_id: Some(conversation_id(&parts.headers).unwrap_or_else(|| event_id.clone())),
     });
     let mut recorder =
         Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
+    recorder.set_capture(capture);
 
     let read_timeout = state.settings().upstream_read_timeout;
     let host = crate::upstream::host_of(&prep.url);
@@ -137,13 +139,24 @@ pub(super) async fn send(
     Ok(Forwarded { upstream, recorder, event_id })
 }
 
-/// The client's `X-Tollgate-Conversation` label, trimmed and cut to [`MAX_CONVERSATION_ID`].
+/// Headers that name a conversation, in order of precedence: the gateway's own, then the
+/// session ids well-known clients send on every request — Claude Code's
+/// `x-claude-code-session-id` (one UUID per session, since v2.1.86), the Codex CLI's
+/// `session-id` (older versions and other agents: `session_id`). The OpenAI Agents SDK sends
+/// none. Without any, the request is a conversation of its own (its event id).
+pub(super) const CONVERSATION_HEADERS: [&str; 4] =
+    ["x-tollgate-conversation", "x-claude-code-session-id", "session-id", "session_id"];
+
+/// The first conversation label of [`CONVERSATION_HEADERS`], trimmed and cut to
+/// [`MAX_CONVERSATION_ID`].
 fn conversation_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("x-tollgate-conversation")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
-        .filter(|v| !v.is_empty())
+    CONVERSATION_HEADERS.iter().find_map(|h| {
+        headers
+            .get(*h)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
+            .filter(|v| !v.is_empty())
+    })
 }
 
 /// An error and its causes (`client error (Connect): tcp connect error: Connection refused`);

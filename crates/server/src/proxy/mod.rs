@@ -24,6 +24,7 @@
 
 mod admit;
 pub mod body;
+pub mod capture;
 pub mod client_auth;
 mod control;
 pub mod error;
@@ -119,6 +120,10 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return e.respond(metrics, None),
     };
 
+    // Transcript capture (a reference to the client's body, before the include_usage edit),
+    // when the provider as admitted records bodies.
+    let capture = capture::begin(&a.entry, &parts.headers, &inbound.body, state.settings().transcript_max_bytes);
+
     // 2. Prepare.
     let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound).await {
         Ok(p) => p,
@@ -128,7 +133,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
     // 3. Forward.
     let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path };
-    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared).await {
+    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared, capture).await {
         Ok(f) => f,
         Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
     };

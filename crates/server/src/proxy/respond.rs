@@ -43,12 +43,13 @@ pub(super) async fn respond(
     injected: bool,
     fwd: Forwarded,
 ) -> Response {
-    let Forwarded { upstream, recorder, event_id } = fwd;
+    let Forwarded { upstream, mut recorder, event_id } = fwd;
     let spec = &a.entry.spec;
     let info = &inbound.info;
     let status = upstream.status();
     let read_timeout = state.settings().upstream_read_timeout;
     let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+    recorder.set_response_content_type(content_type.as_deref());
     let mut tap = Tap::new(a.family, info, status.as_u16(), content_type.as_deref(), injected);
     if a.family == WireFamilyId::Bedrock {
         for (k, v) in upstream.headers() {
@@ -140,7 +141,8 @@ async fn filtered_model_list(
         }
     }
     let allowed = |m: &str| spec.allows_model(m);
-    let body = tollgate_protocol::filter_model_list(a.family, &bytes, &allowed).unwrap_or(bytes);
+    let body = bytes::Bytes::from(tollgate_protocol::filter_model_list(a.family, &bytes, &allowed).unwrap_or(bytes));
+    recorder.capture_output(&body);
     recorder.emit(Outcome {
         status: RequestStatus::Success,
         http_status: Some(status.as_u16()),

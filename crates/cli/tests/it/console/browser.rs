@@ -711,6 +711,43 @@ async fn the_console_end_to_end_in_chromium() {
         b.js("return document.querySelectorAll('#chart-spend pattern').length").await.as_i64().unwrap_or(0);
     assert!(hatched >= 1, "the second OpenAI provider is hatched");
     b.shot("07-cost-and-usage").await;
+
+    // ---- Requests and Transcripts: record claude-team's bodies, then read them back
+    let patch = json!({"transcripts": {"record_input_messages": true, "record_output_messages": true}});
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/claude-team", Some(patch)).await, 200);
+    for question in ["What is Tollgate?", "And how are transcripts stored?"] {
+        let body = json!({"model": "claude-haiku-4-5", "max_tokens": 64, "stream": true,
+            "system": "Answer briefly.", "messages": [{"role": "user", "content": question}]});
+        let r = send(
+            sdk_auth(gw.client.post(format!("{}/v1/messages", proxy("claude-team"))), "anthropic", &app_token)
+                .header("x-tollgate-conversation", "docs-chat")
+                .json(&body),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    gw.flush_usage().await;
+    b.click("#failed-requests-link").await;
+    assert!(b.path().await.starts_with("/requests?status=failed"), "Failed requests leads to them");
+    b.click(r#"a[href="/requests"]"#).await;
+    let first = b.text("#requests-table tbody tr").await;
+    assert!(first.contains("claude-team") && first.contains("input + output"), "{first}");
+    b.shot("13-requests").await;
+    b.click("#requests-table tbody tr td a").await;
+    b.wait_text("#chat-view", "Hello from the fake upstream.").await;
+    assert!(b.text("#chat-view").await.contains("And how are transcripts stored?"));
+    b.shot("14-request-chat").await;
+    b.click("#view-detailed").await;
+    b.wait_text("#detailed-view", "message_stop").await;
+    b.shot("14b-request-detailed").await;
+    b.click(r#"a[href="/transcripts"]"#).await;
+    assert!(b.text(r#"tr[data-conversation="docs-chat"]"#).await.contains("2"));
+    b.shot("15-transcripts").await;
+    b.click(r#"tr[data-conversation="docs-chat"] a"#).await;
+    b.wait_text("#chat-view", "What is Tollgate?").await;
+    assert_eq!(b.js("return document.querySelectorAll('[data-turn]').length").await.as_i64(), Some(2));
+    b.shot("16-transcript-chat").await;
+    b.go("/usage").await;
     // group by model, filter to one provider and one cost type through the chips
     b.select("#group-by", "model").await;
     b.wait_text("#breakdown-card h2", "By Model").await;

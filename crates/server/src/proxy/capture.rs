@@ -1,0 +1,144 @@
+//! Transcript capture on the side of a proxied exchange (ARCHITECTURE.md, Decisions:
+//! Transcripts). When the provider's snapshot entry — the one the request was admitted with,
+//! so a toggle flipped mid-traffic applies to requests that start afterwards — records input
+//! and/or output, [`begin`] starts a [`Capture`]; the `Recorder` carries it, the response body
+//! stream shows it every batch it hands the client ([`Capture::output`]), and the finished
+//! [`Captured`] travels with the usage event to the writer, which compresses and seals it.
+//!
+//! Nothing is copied on the request path: the input is the request body's `Bytes` (a reference
+//! count; the client's bytes, before the gateway's `include_usage` edit) and the output is a
+//! list of the `Bytes` batches the client received, joined only by the writer. Each direction keeps at most
+//! `--transcript-max-bytes` (the head; the rest is counted and flagged truncated). With both
+//! toggles off there is no capture at all. Headers: only [`HEADER_ALLOW_LIST`] is kept, so no
+//! client credential, gateway token or injected upstream key can reach a transcript.
+
+use crate::snapshot::ProviderEntry;
+use crate::transcript::{Body, Captured};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+/// Request headers kept with a transcript: non-secret, and useful to read a body back.
+pub const HEADER_ALLOW_LIST: [&str; 4] = ["content-type", "anthropic-version", "anthropic-beta", "user-agent"];
+
+/// Longest header value kept.
+const MAX_HEADER_VALUE: usize = 512;
+
+/// A capture in progress.
+#[derive(Debug)]
+pub struct Capture {
+    max: usize,
+    input: Option<Body>,
+    output: Option<Out>,
+    request_headers: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Default)]
+struct Out {
+    chunks: Vec<Bytes>,
+    len: usize,
+    truncated: bool,
+}
+
+/// Starts a capture when the provider records input or output; `None` (nothing held) when
+/// both toggles are off or `max_bytes` is 0.
+pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes: usize) -> Option<Box<Capture>> {
+    let t = entry.spec.transcripts;
+    if !(t.record_input_messages || t.record_output_messages) || max_bytes == 0 {
+        return None;
+    }
+    let input = t.record_input_messages.then(|| {
+        let truncated = body.len() > max_bytes;
+        Body { chunks: vec![if truncated { body.slice(..max_bytes) } else { body.clone() }], truncated }
+    });
+    let request_headers = HEADER_ALLOW_LIST
+        .iter()
+        .filter_map(|name| {
+            let v = headers.get(*name)?.to_str().ok()?;
+            Some((*name, v.chars().take(MAX_HEADER_VALUE).collect()))
+        })
+        .collect();
+    Some(Box::new(Capture {
+        max: max_bytes,
+        input,
+        output: t.record_output_messages.then(Out::default),
+        request_headers,
+    }))
+}
+
+impl Capture {
+    /// Keeps (a reference to) bytes the client was sent, up to the limit.
+    pub fn output(&mut self, bytes: &Bytes) {
+        let Some(out) = self.output.as_mut() else { return };
+        if out.truncated || bytes.is_empty() {
+            out.truncated |= !bytes.is_empty();
+            return;
+        }
+        let room = self.max - out.len;
+        if bytes.len() > room {
+            out.truncated = true;
+            if room > 0 {
+                out.chunks.push(bytes.slice(..room));
+                out.len += room;
+            }
+            return;
+        }
+        out.chunks.push(bytes.clone());
+        out.len += bytes.len();
+    }
+
+    /// The finished capture; `response_content_type` tells how to read the output back. No
+    /// copy: the writer joins the pieces.
+    pub fn finish(self, response_content_type: Option<String>) -> Captured {
+        let output = self.output.map(|o| Body { chunks: o.chunks, truncated: o.truncated });
+        Captured { input: self.input, output, request_headers: self.request_headers, response_content_type }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(input: bool, output: bool) -> ProviderEntry {
+        let spec: tollgate_core::ProviderSpec = serde_json::from_value(serde_json::json!({
+            "name": "p", "display_name": "P", "type": "openai", "openai_config": {"api_key_ref": "K"},
+            "transcripts": {"record_input_messages": input, "record_output_messages": output}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        ProviderEntry::new(spec, 0, 0)
+    }
+
+    #[test]
+    fn nothing_is_held_with_both_toggles_off() {
+        assert!(begin(&entry(false, false), &HeaderMap::new(), &Bytes::from_static(b"x"), 10).is_none());
+        assert!(begin(&entry(true, true), &HeaderMap::new(), &Bytes::from_static(b"x"), 0).is_none());
+    }
+
+    #[test]
+    fn each_direction_keeps_its_head_up_to_the_limit() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", "Bearer tg_secret".parse().unwrap_or_else(|e| panic!("{e}")));
+        h.insert("user-agent", "sdk/1".parse().unwrap_or_else(|e| panic!("{e}")));
+        let mut c =
+            begin(&entry(true, true), &h, &Bytes::from_static(b"0123456789"), 4).unwrap_or_else(|| panic!("capture"));
+        c.output(&Bytes::from_static(b"ab"));
+        c.output(&Bytes::from_static(b"cde"));
+        c.output(&Bytes::from_static(b"f"));
+        let done = c.finish(Some("text/event-stream".into()));
+        let input = done.input.unwrap_or_else(|| panic!("input"));
+        assert_eq!((&input.to_vec()[..], input.truncated), (&b"0123"[..], true));
+        let output = done.output.unwrap_or_else(|| panic!("output"));
+        assert_eq!((&output.to_vec()[..], output.truncated), (&b"abcd"[..], true));
+        assert_eq!(done.request_headers, vec![("user-agent", "sdk/1".to_string())]);
+    }
+
+    #[test]
+    fn output_only_keeps_no_input_and_a_short_body_is_whole() {
+        let mut c = begin(&entry(false, true), &HeaderMap::new(), &Bytes::from_static(b"prompt"), 100)
+            .unwrap_or_else(|| panic!("capture"));
+        c.output(&Bytes::from_static(b"answer"));
+        let done = c.finish(None);
+        assert!(done.input.is_none());
+        let output = done.output.unwrap_or_else(|| panic!("output"));
+        assert_eq!((&output.to_vec()[..], output.truncated), (&b"answer"[..], false));
+    }
+}

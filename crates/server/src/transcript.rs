@@ -1,0 +1,204 @@
+//! Transcripts off the request path (ARCHITECTURE.md, Decisions: Transcripts): what a capture
+//! hands the usage writer ([`Captured`], built by `proxy::capture`), how the writer stores it
+//! ([`Sink::write`]: zstd, then sealed with the master key, in a blocking task, then one insert
+//! per batch into the [`TranscriptStore`]), the memory bound on captures waiting in the usage
+//! queue ([`admit`]), and retention ([`sweep`]: age, then the total-size cap, oldest first, in
+//! chunks).
+//!
+//! Transcripts are best effort next to usage: a batch the transcript store refuses is dropped
+//! and counted (`tollgate_transcripts_dropped_total`), never spilled to disk (the spill file is
+//! plaintext) and never allowed to hold back usage events.
+
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tollgate_store::transcripts::{Direction, SealedBody, seal_body};
+use tollgate_store::{Store, TranscriptRecord, TranscriptStore};
+
+/// Largest total of captured bytes waiting for the writer; a capture that would pass it is
+/// dropped (and counted) while the usage event itself is still queued.
+pub const MAX_PENDING_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Rows per retention DELETE statement.
+pub const CHUNK: i64 = 1_000;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One captured direction: the pieces as they were read or sent (references, joined only in
+/// the writer, off the request path).
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub chunks: Vec<Bytes>,
+    /// The body was longer than `--transcript-max-bytes`: this is its head.
+    pub truncated: bool,
+}
+
+impl Body {
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, joined.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.chunks.concat()
+    }
+}
+
+/// A finished capture, on its way to the writer with its usage event.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub input: Option<Body>,
+    pub output: Option<Body>,
+    /// Allow-listed request headers (`proxy::capture::HEADER_ALLOW_LIST`).
+    pub request_headers: Vec<(&'static str, String)>,
+    pub response_content_type: Option<String>,
+}
+
+impl Captured {
+    /// Bytes held in memory.
+    pub fn size(&self) -> u64 {
+        let len = |b: &Option<Body>| b.as_ref().map_or(0, |b| b.len() as u64);
+        len(&self.input) + len(&self.output)
+    }
+}
+
+/// Whether a capture of `size` bytes may join the queue: reserves the bytes in the pending
+/// gauge, or counts a drop.
+pub fn admit(metrics: &Metrics, size: u64) -> bool {
+    let pending = metrics.transcripts_pending_bytes.fetch_add(size, Ordering::AcqRel);
+    if pending + size > MAX_PENDING_BYTES {
+        metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);
+        Metrics::inc(&metrics.transcripts_dropped);
+        return false;
+    }
+    true
+}
+
+/// A capture with the event it belongs to.
+#[derive(Debug)]
+pub struct Pending {
+    pub event_id: String,
+    pub ts_ms: i64,
+    pub provider: String,
+    pub captured: Captured,
+}
+
+/// Where the usage writer puts transcripts.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub store: TranscriptStore,
+    /// The config store, for its keyring (the current master key).
+    pub keys: Store,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Sink {
+    /// Seals and stores a batch; failures are logged and counted, never retried.
+    pub async fn write(&self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let size: u64 = batch.iter().map(|p| p.captured.size()).sum();
+        let n = batch.len() as u64;
+        let keyring = self.keys.keyring();
+        let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batch)).await;
+        let records = match sealed {
+            Ok(Ok(r)) => Some(r),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "sealing transcripts failed; dropped");
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sealing transcripts failed; dropped");
+                None
+            }
+        };
+        if let Some(records) = records {
+            let stored: i64 = records.iter().map(TranscriptRecord::stored_bytes).sum();
+            let truncated = records
+                .iter()
+                .flat_map(|r| [&r.input, &r.output])
+                .filter(|b| b.as_ref().is_some_and(|b| b.truncated))
+                .count() as u64;
+            match self.store.insert(&records).await {
+                Ok(()) => {
+                    Metrics::add(&self.metrics.transcripts_captured, n);
+                    Metrics::add(&self.metrics.transcripts_truncated, truncated);
+                    Metrics::add(&self.metrics.transcripts_bytes_stored, u64::try_from(stored).unwrap_or(0));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, transcripts = n, "transcript store write failed; transcripts dropped");
+                    Metrics::add(&self.metrics.transcripts_dropped, n);
+                }
+            }
+        } else {
+            Metrics::add(&self.metrics.transcripts_dropped, n);
+        }
+        self.metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);
+    }
+}
+
+fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Vec<TranscriptRecord>, String> {
+    let key_id = keyring.primary_id();
+    batch
+        .into_iter()
+        .map(|p| {
+            let seal = |dir, body: &Option<Body>| -> Result<Option<SealedBody>, String> {
+                body.as_ref()
+                    .map(|b| {
+                        let bytes = b.to_vec();
+                        Ok(SealedBody {
+                            sealed: seal_body(keyring, &p.event_id, dir, &bytes).map_err(|e| e.to_string())?,
+                            bytes: bytes.len() as i64,
+                            truncated: b.truncated,
+                        })
+                    })
+                    .transpose()
+            };
+            let headers: serde_json::Map<String, serde_json::Value> = p
+                .captured
+                .request_headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
+                .collect();
+            Ok(TranscriptRecord {
+                input: seal(Direction::Input, &p.captured.input)?,
+                output: seal(Direction::Output, &p.captured.output)?,
+                event_id: p.event_id,
+                ts_ms: p.ts_ms,
+                provider: p.provider,
+                key_id: key_id.clone(),
+                request_headers: serde_json::Value::Object(headers).to_string(),
+                response_content_type: p.captured.response_content_type,
+            })
+        })
+        .collect()
+}
+
+/// Deletes transcripts older than `days` days (0: no age limit), then the oldest until the
+/// rest fit in `max_total_bytes` (0: no cap); returns how many went.
+pub async fn sweep(store: &TranscriptStore, metrics: &Metrics, days: u32, max_total_bytes: u64, now_ms: i64) -> u64 {
+    let mut gone = 0;
+    if days > 0 {
+        match store.delete_before(None, now_ms - i64::from(days) * DAY_MS, CHUNK).await {
+            Ok(n) => gone += n,
+            Err(e) => tracing::warn!(error = %e, "transcript retention sweep failed; will retry"),
+        }
+    }
+    if max_total_bytes > 0 {
+        match store.shrink_to(i64::try_from(max_total_bytes).unwrap_or(i64::MAX), CHUNK).await {
+            Ok(n) => gone += n,
+            Err(e) => tracing::warn!(error = %e, "transcript size cap sweep failed; will retry"),
+        }
+    }
+    if gone > 0 {
+        Metrics::add(&metrics.transcripts_expired, gone);
+        tracing::info!(deleted = gone, days, max_total_bytes, "transcript retention: deleted transcripts");
+    }
+    gone
+}

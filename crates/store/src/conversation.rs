@@ -1,0 +1,81 @@
+//! The conversation schema, shared by the usage writer (`usage.rs`, which upserts a batch's
+//! conversation rows in the batch's transaction, like its rollups) and the request-log queries
+//! (`requests.rs`, which read them). A conversation is the requests sharing a conversation id
+//! (`X-Tollgate-Conversation`, or a session id a well-known client sends); a request without
+//! one is a conversation of its own, keyed by its event id. Depends on the event type only.
+
+use crate::UsageEvent;
+use std::collections::BTreeMap;
+use tollgate_core::RequestStatus;
+
+/// What one batch adds to a conversation row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ConversationDelta {
+    pub started_at: i64,
+    pub last_at: i64,
+    /// Provider names, comma-separated (names cannot hold a comma); deduplicated on read.
+    pub providers: String,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub turns: i64,
+    pub failed_turns: i64,
+    pub tokens: i64,
+    pub cost: i64,
+}
+
+/// The conversation id an event counts under.
+pub fn conversation_of(e: &UsageEvent) -> &str {
+    e.conversation_id.as_deref().unwrap_or(&e.id)
+}
+
+/// A batch's conversation rows, keyed (and so locked, on PostgreSQL) in sorted order.
+pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<String, ConversationDelta> {
+    let mut out: BTreeMap<String, ConversationDelta> = BTreeMap::new();
+    for e in events {
+        let d = out.entry(conversation_of(e).to_string()).or_insert_with(|| ConversationDelta {
+            started_at: e.ts_ms,
+            last_at: e.ts_ms,
+            ..ConversationDelta::default()
+        });
+        d.started_at = d.started_at.min(e.ts_ms);
+        d.last_at = d.last_at.max(e.ts_ms);
+        if !d.providers.split(',').any(|p| p == e.provider) {
+            if !d.providers.is_empty() {
+                d.providers.push(',');
+            }
+            d.providers.push_str(&e.provider);
+        }
+        if d.user.is_none() {
+            d.user.clone_from(&e.user);
+        }
+        if d.agent.is_none() {
+            d.agent.clone_from(&e.agent);
+        }
+        d.turns += 1;
+        d.failed_turns += i64::from(e.status != RequestStatus::Success);
+        d.tokens += e.usage.total_tokens();
+        d.cost += e.cost.total;
+    }
+    out
+}
+
+/// Rows per conversation upsert (10 binds each).
+pub(crate) const CONVERSATIONS_PER_UPSERT: usize = 100;
+
+pub(crate) const CONVERSATION_UPSERT_HEAD: &str = "INSERT INTO conversations (id, started_at, last_at, providers, \
+     user_email, agent, turns, failed_turns, tokens, cost) ";
+
+/// Same text on both backends (`CASE` instead of `LEAST`/`MIN`, `||` concatenation).
+pub(crate) const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
+     started_at = CASE WHEN excluded.started_at < conversations.started_at THEN excluded.started_at \
+                  ELSE conversations.started_at END, \
+     last_at = CASE WHEN excluded.last_at > conversations.last_at THEN excluded.last_at \
+               ELSE conversations.last_at END, \
+     providers = CASE WHEN (',' || conversations.providers || ',') LIKE ('%,' || excluded.providers || ',%') \
+                 THEN conversations.providers ELSE conversations.providers || ',' || excluded.providers END, \
+     user_email = COALESCE(conversations.user_email, excluded.user_email), \
+     agent = COALESCE(conversations.agent, excluded.agent), \
+     turns = conversations.turns + excluded.turns, \
+     failed_turns = conversations.failed_turns + excluded.failed_turns, \
+     tokens = conversations.tokens + excluded.tokens, \
+     cost = conversations.cost + excluded.cost";

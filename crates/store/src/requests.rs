@@ -1,0 +1,289 @@
+//! The request log and conversations: newest-first, keyset-paginated reads of usage events
+//! (every proxied request, recorded bodies or not) and of the conversation rows the usage
+//! writer upserts with them (`conversation.rs`). Filters are added to the statement only when
+//! set, so each query can use the `(ts, id)` / `(conversation_id, ts)` / `(last_at, id)`
+//! indexes; a page is `ORDER BY … DESC LIMIT n` after the last key of the previous page.
+
+use crate::db::RowExt;
+use crate::usage::{COLUMNS, event_from_row};
+use crate::{StoreError, UsageEvent, UsageStore};
+use sqlx::QueryBuilder;
+use tollgate_core::RequestStatus;
+
+/// Filters of the request log. Every field narrows; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub provider: Option<String>,
+    /// Providers a scoped token may see (`None`: all).
+    pub scope: Option<Vec<String>>,
+    pub model: Option<String>,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub status: Option<RequestStatus>,
+    /// Only requests that did not succeed.
+    pub failed: bool,
+    pub conversation: Option<String>,
+    /// Inclusive lower bound on the arrival time, epoch ms.
+    pub start_ms: Option<i64>,
+    /// Exclusive upper bound.
+    pub end_ms: Option<i64>,
+}
+
+/// Filters of the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Conversations that used this provider.
+    pub provider: Option<String>,
+    pub scope: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    /// `Some(true)`: only conversations with a failed turn; `Some(false)`: only those without.
+    pub failed: Option<bool>,
+    /// Bounds on the last turn's time, epoch ms (`[start, end)`).
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+}
+
+/// One conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRow {
+    pub id: String,
+    pub started_at_ms: i64,
+    pub last_at_ms: i64,
+    /// Distinct, in first-use order.
+    pub providers: Vec<String>,
+    pub user: Option<String>,
+    pub agent: Option<String>,
+    pub turns: i64,
+    pub failed_turns: i64,
+    pub tokens: i64,
+    /// Microcents.
+    pub cost: i64,
+}
+
+fn conversation_from_row<R: RowExt>(row: &R) -> Result<ConversationRow, StoreError> {
+    let mut providers: Vec<String> = Vec::new();
+    for p in row.text("providers")?.split(',').filter(|p| !p.is_empty()) {
+        if !providers.iter().any(|q| q == p) {
+            providers.push(p.to_string());
+        }
+    }
+    Ok(ConversationRow {
+        id: row.text("id")?,
+        started_at_ms: row.int("started_at")?,
+        last_at_ms: row.int("last_at")?,
+        providers,
+        user: row.opt_text("user_email")?,
+        agent: row.opt_text("agent")?,
+        turns: row.int("turns")?,
+        failed_turns: row.int("failed_turns")?,
+        tokens: row.int("tokens")?,
+        cost: row.int("cost")?,
+    })
+}
+
+/// Pushes ` AND provider IN (…)` for a scope (an empty scope matches nothing).
+fn push_scope<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, column: &str, scope: &Option<Vec<String>>)
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(scope) = scope {
+        if scope.is_empty() {
+            qb.push(" AND 1 = 0");
+            return;
+        }
+        qb.push(format!(" AND {column} IN ("));
+        let mut sep = qb.separated(", ");
+        for p in scope {
+            sep.push_bind(p.clone());
+        }
+        qb.push(")");
+    }
+}
+
+/// `Some("")` filters the unattributed (NULL) value; other values match exactly.
+fn push_eq<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, column: &str, v: &Option<String>)
+where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    match v.as_deref() {
+        None => {}
+        Some("") => {
+            qb.push(format!(" AND {column} IS NULL"));
+        }
+        Some(v) => {
+            qb.push(format!(" AND {column} = "));
+            qb.push_bind(v.to_string());
+        }
+    }
+}
+
+macro_rules! request_query {
+    ($f:expr, $after:expr, $limit:expr) => {{
+        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_events WHERE 1 = 1"));
+        push_eq(&mut qb, "provider", &$f.provider);
+        push_scope(&mut qb, "provider", &$f.scope);
+        push_eq(&mut qb, "model", &$f.model);
+        push_eq(&mut qb, "user_email", &$f.user);
+        push_eq(&mut qb, "agent", &$f.agent);
+        if let Some(s) = $f.status {
+            qb.push(" AND status = ");
+            qb.push_bind(s.as_str());
+        }
+        if $f.failed {
+            qb.push(" AND status <> 'success'");
+        }
+        if let Some(c) = &$f.conversation {
+            qb.push(" AND (conversation_id = ");
+            qb.push_bind(c.clone());
+            qb.push(" OR (conversation_id IS NULL AND id = ");
+            qb.push_bind(c.clone());
+            qb.push("))");
+        }
+        if let Some(t) = $f.start_ms {
+            qb.push(" AND ts >= ");
+            qb.push_bind(t);
+        }
+        if let Some(t) = $f.end_ms {
+            qb.push(" AND ts < ");
+            qb.push_bind(t);
+        }
+        if let Some((ts, id)) = $after {
+            qb.push(" AND (ts < ");
+            qb.push_bind(ts);
+            qb.push(" OR (ts = ");
+            qb.push_bind(ts);
+            qb.push(" AND id < ");
+            qb.push_bind(id.to_string());
+            qb.push("))");
+        }
+        qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
+        qb.push_bind($limit);
+        qb
+    }};
+}
+
+impl UsageStore {
+    /// Events matching `f`, newest first, after the `(ts, id)` key `after`; at most `limit`.
+    pub async fn list_requests(
+        &self,
+        f: &RequestFilter,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<UsageEvent>, StoreError> {
+        on_pool!(self, |p| {
+            let mut qb = request_query!(f, after, limit.max(1));
+            let rows = qb.build().persistent(false).fetch_all(p).await?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// One event by id.
+    pub async fn get_event(&self, id: &str) -> Result<Option<UsageEvent>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM usage_events WHERE id = $1");
+        on_pool!(self, |p| {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?;
+            row.as_ref().map(event_from_row).transpose()
+        })
+    }
+
+    /// The turns of a conversation, oldest first (at most `limit`).
+    pub async fn conversation_turns(&self, id: &str, limit: i64) -> Result<Vec<UsageEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM usage_events WHERE conversation_id = $1 OR (conversation_id IS NULL AND id = $1) \
+             ORDER BY ts, id LIMIT $2"
+        );
+        on_pool!(self, |p| {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit.max(1)).fetch_all(p).await?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// Conversations matching `f`, most recently active first, after the `(last_at, id)` key
+    /// `after`; at most `limit`.
+    pub async fn list_conversations(
+        &self,
+        f: &ConversationFilter,
+        after: Option<(i64, &str)>,
+        limit: i64,
+    ) -> Result<Vec<ConversationRow>, StoreError> {
+        on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new(
+                "SELECT id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, cost \
+                 FROM conversations WHERE 1 = 1",
+            );
+            if let Some(pr) = &f.provider {
+                qb.push(" AND (',' || providers || ',') LIKE ");
+                qb.push_bind(format!("%,{pr},%"));
+            }
+            if let Some(scope) = &f.scope {
+                // Conversations that used a provider in scope (turns outside it are hidden by
+                // the caller).
+                qb.push(" AND (1 = 0");
+                for pr in scope {
+                    qb.push(" OR (',' || providers || ',') LIKE ");
+                    qb.push_bind(format!("%,{pr},%"));
+                }
+                qb.push(")");
+            }
+            push_eq(&mut qb, "user_email", &f.user);
+            push_eq(&mut qb, "agent", &f.agent);
+            match f.failed {
+                Some(true) => {
+                    qb.push(" AND failed_turns > 0");
+                }
+                Some(false) => {
+                    qb.push(" AND failed_turns = 0");
+                }
+                None => {}
+            }
+            if let Some(t) = f.start_ms {
+                qb.push(" AND last_at >= ");
+                qb.push_bind(t);
+            }
+            if let Some(t) = f.end_ms {
+                qb.push(" AND last_at < ");
+                qb.push_bind(t);
+            }
+            if let Some((ts, id)) = after {
+                qb.push(" AND (last_at < ");
+                qb.push_bind(ts);
+                qb.push(" OR (last_at = ");
+                qb.push_bind(ts);
+                qb.push(" AND id < ");
+                qb.push_bind(id.to_string());
+                qb.push("))");
+            }
+            qb.push(" ORDER BY last_at DESC, id DESC LIMIT ");
+            qb.push_bind(limit.max(1));
+            let rows = qb.build().persistent(false).fetch_all(p).await?;
+            rows.iter().map(conversation_from_row).collect()
+        })
+    }
+
+    /// One conversation row.
+    pub async fn get_conversation(&self, id: &str) -> Result<Option<ConversationRow>, StoreError> {
+        const SQL: &str = "SELECT id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, \
+             cost FROM conversations WHERE id = $1";
+        on_pool!(self, |p| {
+            let row = sqlx::query(SQL).bind(id).fetch_optional(p).await?;
+            row.as_ref().map(conversation_from_row).transpose()
+        })
+    }
+
+    /// Deletes conversations whose last turn is older than `before_ms`, in chunks.
+    pub async fn delete_conversations_before(&self, before_ms: i64, chunk: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE last_at < $1 \
+             ORDER BY last_at LIMIT $2)";
+        let mut total = 0u64;
+        loop {
+            let n = on_pool!(self, |p| {
+                sqlx::query(SQL).bind(before_ms).bind(chunk.max(1)).execute(p).await?.rows_affected()
+            });
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+}

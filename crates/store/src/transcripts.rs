@@ -1,0 +1,368 @@
+//! Transcripts: the recorded request and response bodies of proxied requests whose provider
+//! asked for them (ARCHITECTURE.md, Decisions: Transcripts). One row per usage event, keyed
+//! by the event id, written in batches by the gateway's usage writer (never on the request path).
+//!
+//! Each body is compressed with zstd and then sealed with the master key ([`Keyring::seal`]:
+//! AES-256-GCM, `v1:<key_id>:…`), with an AAD naming the event and the direction, so a sealed
+//! body copied to another row or swapped with the other direction does not open. The row keeps
+//! the key id (for [`TranscriptStore::reseal`], run by `secrets rotate-key`), the original
+//! length, whether the capture was truncated, and `stored_bytes` (what the size cap counts).
+//! Besides the bodies only an allow-list of non-secret request headers is kept.
+//!
+//! [`TranscriptStore`] is a handle of its own: on SQLite its own file (`transcripts.sqlite`,
+//! own migration list), so large body writes never hold the usage database's write lock; on
+//! PostgreSQL tables of their own in the config database. Deletes (retention, the size cap,
+//! purges) run in chunks so no statement holds a long lock.
+
+use crate::db::{Pool, RowExt};
+use crate::{Keyring, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// zstd level: fast, and text bodies still shrink several times.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Which half of an exchange a body is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Input,
+    Output,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+        }
+    }
+}
+
+fn aad(event_id: &str, dir: Direction) -> Vec<u8> {
+    format!("transcript:{event_id}:{}", dir.as_str()).into_bytes()
+}
+
+/// Compresses and seals one body under the keyring's primary key.
+pub fn seal_body(keyring: &Keyring, event_id: &str, dir: Direction, plain: &[u8]) -> Result<String, StoreError> {
+    let packed = zstd::bulk::compress(plain, ZSTD_LEVEL)
+        .map_err(|e| StoreError::Invalid(format!("compressing a transcript body: {e}")))?;
+    keyring.seal(&aad(event_id, dir), &packed)
+}
+
+/// Opens and decompresses a body sealed by [`seal_body`]; `original_len` bounds the output.
+pub fn open_body(
+    keyring: &Keyring,
+    event_id: &str,
+    dir: Direction,
+    sealed: &str,
+    original_len: usize,
+) -> Result<Vec<u8>, StoreError> {
+    let packed = keyring.open(&aad(event_id, dir), sealed)?;
+    zstd::bulk::decompress(&packed, original_len.max(1))
+        .map_err(|e| StoreError::Corrupt(format!("transcript of \"{event_id}\" does not decompress: {e}")))
+}
+
+/// One sealed body and what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBody {
+    /// `v1:<key_id>:…` of the zstd-compressed bytes.
+    pub sealed: String,
+    /// Length of the captured bytes (after truncation), before compression.
+    pub bytes: i64,
+    /// The body was longer than the capture limit: only its head is kept.
+    pub truncated: bool,
+}
+
+/// One transcript row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranscriptRecord {
+    pub event_id: String,
+    pub ts_ms: i64,
+    pub provider: String,
+    /// Key id the bodies are sealed under.
+    pub key_id: String,
+    /// JSON object of the allow-listed request headers.
+    pub request_headers: String,
+    pub response_content_type: Option<String>,
+    pub input: Option<SealedBody>,
+    pub output: Option<SealedBody>,
+}
+
+impl TranscriptRecord {
+    /// What the size cap counts: the sealed text of both bodies.
+    pub fn stored_bytes(&self) -> i64 {
+        let len = |b: &Option<SealedBody>| b.as_ref().map_or(0, |b| b.sealed.len() as i64);
+        len(&self.input) + len(&self.output) + self.request_headers.len() as i64
+    }
+}
+
+/// Which bodies an event has (for lists: flags without reading bodies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TranscriptFlags {
+    pub input: bool,
+    pub output: bool,
+    pub truncated: bool,
+}
+
+/// Handle on the transcript database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct TranscriptStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+}
+
+const COLUMNS: &str = "event_id, ts, provider, key_id, request_headers, response_content_type, input_sealed, \
+     input_bytes, input_truncated, output_sealed, output_bytes, output_truncated, stored_bytes";
+
+fn record_from_row<R: RowExt>(row: &R) -> Result<TranscriptRecord, StoreError> {
+    let body = |sealed: &str, bytes: &str, truncated: &str| -> Result<Option<SealedBody>, StoreError> {
+        Ok(match row.opt_text(sealed)? {
+            None => None,
+            Some(s) => Some(SealedBody {
+                sealed: s,
+                bytes: row.opt_int(bytes)?.unwrap_or(0),
+                truncated: row.boolean(truncated)?,
+            }),
+        })
+    };
+    Ok(TranscriptRecord {
+        event_id: row.text("event_id")?,
+        ts_ms: row.int("ts")?,
+        provider: row.text("provider")?,
+        key_id: row.text("key_id")?,
+        request_headers: row.text("request_headers")?,
+        response_content_type: row.opt_text("response_content_type")?,
+        input: body("input_sealed", "input_bytes", "input_truncated")?,
+        output: body("output_sealed", "output_bytes", "output_truncated")?,
+    })
+}
+
+/// Rows per multi-row statement (13 columns: far under both backends' bind limits).
+const ROWS_PER_INSERT: usize = 200;
+
+impl TranscriptStore {
+    /// Opens the transcript database at `url` (a SQLite file of its own, or PostgreSQL) and
+    /// runs its migrations.
+    pub async fn connect(url: &str) -> Result<TranscriptStore, StoreError> {
+        let pool = crate::db::connect(url, crate::db::TRANSCRIPTS).await?;
+        Ok(TranscriptStore { inner: Arc::new(Inner { pool }) })
+    }
+
+    /// Shares the config store's pool (PostgreSQL: the config migrations created the tables).
+    /// `None` on SQLite, whose transcripts live in their own file.
+    pub fn sharing(store: &Store) -> Option<TranscriptStore> {
+        store.postgres_pool().map(|pool| TranscriptStore { inner: Arc::new(Inner { pool }) })
+    }
+
+    /// Writes a batch of transcripts in one transaction. A row whose event id is already
+    /// stored (a replayed batch) is left as it is.
+    pub async fn insert(&self, records: &[TranscriptRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for chunk in records.chunks(ROWS_PER_INSERT) {
+                let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO transcripts ({COLUMNS}) "));
+                qb.push_values(chunk, |mut b, r| {
+                    let (is, ib, it) = split(&r.input);
+                    let (os, ob, ot) = split(&r.output);
+                    b.push_bind(r.event_id.clone())
+                        .push_bind(r.ts_ms)
+                        .push_bind(r.provider.clone())
+                        .push_bind(r.key_id.clone())
+                        .push_bind(r.request_headers.clone())
+                        .push_bind(r.response_content_type.clone())
+                        .push_bind(is)
+                        .push_bind(ib)
+                        .push_bind(it)
+                        .push_bind(os)
+                        .push_bind(ob)
+                        .push_bind(ot)
+                        .push_bind(r.stored_bytes());
+                });
+                qb.push(" ON CONFLICT (event_id) DO NOTHING");
+                qb.build().persistent(false).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The transcript of one event, if recorded.
+    pub async fn get(&self, event_id: &str) -> Result<Option<TranscriptRecord>, StoreError> {
+        const SQL: &str = "SELECT event_id, ts, provider, key_id, request_headers, response_content_type, \
+             input_sealed, input_bytes, input_truncated, output_sealed, output_bytes, output_truncated, stored_bytes \
+             FROM transcripts WHERE event_id = $1";
+        on_pool!(self, |p| {
+            let row = sqlx::query(SQL).bind(event_id).fetch_optional(p).await?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
+    /// Which of `ids` have a transcript, and of what.
+    pub async fn flags(&self, ids: &[String]) -> Result<HashMap<String, TranscriptFlags>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let rows: Vec<(String, bool, bool, bool, bool)> = on_pool!(self, |p| {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT event_id, input_sealed IS NOT NULL, output_sealed IS NOT NULL, input_truncated, \
+                     output_truncated FROM transcripts WHERE event_id IN (",
+                );
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                qb.push(")");
+                qb.build_query_as().persistent(false).fetch_all(p).await?
+            });
+            for (id, input, output, it, ot) in rows {
+                out.insert(id, TranscriptFlags { input, output, truncated: it || ot });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes transcripts older than `before_ms` (of `provider` only, when given), at most
+    /// `chunk` per statement, until none are left; returns how many went.
+    pub async fn delete_before(&self, provider: Option<&str>, before_ms: i64, chunk: i64) -> Result<u64, StoreError> {
+        const SQL: &str = "DELETE FROM transcripts WHERE event_id IN (SELECT event_id FROM transcripts \
+             WHERE ts < $1 AND ($2 IS NULL OR provider = $2) ORDER BY ts LIMIT $3)";
+        let mut total = 0u64;
+        loop {
+            let n = on_pool!(self, |p| {
+                sqlx::query(SQL).bind(before_ms).bind(provider).bind(chunk.max(1)).execute(p).await?.rows_affected()
+            });
+            total += n;
+            if n == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Sum of `stored_bytes` over every transcript.
+    pub async fn total_bytes(&self) -> Result<i64, StoreError> {
+        let n: Option<i64> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT CAST(SUM(stored_bytes) AS BIGINT) FROM transcripts").fetch_one(p).await?
+        });
+        Ok(n.unwrap_or(0))
+    }
+
+    /// How many transcripts are stored.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        let n: i64 = on_pool!(self, |p| { sqlx::query_scalar("SELECT COUNT(*) FROM transcripts").fetch_one(p).await? });
+        Ok(n)
+    }
+
+    /// Deletes the oldest transcripts until their `stored_bytes` add up to at most `max_total`,
+    /// reading and deleting at most `chunk` rows at a time; returns how many went.
+    pub async fn shrink_to(&self, max_total: i64, chunk: i64) -> Result<u64, StoreError> {
+        let mut excess = self.total_bytes().await? - max_total.max(0);
+        let mut total = 0u64;
+        while excess > 0 {
+            let oldest: Vec<(String, i64)> = on_pool!(self, |p| {
+                sqlx::query_as("SELECT event_id, stored_bytes FROM transcripts ORDER BY ts, event_id LIMIT $1")
+                    .bind(chunk.max(1))
+                    .fetch_all(p)
+                    .await?
+            });
+            if oldest.is_empty() {
+                break;
+            }
+            let mut ids = Vec::new();
+            for (id, bytes) in oldest {
+                if excess <= 0 {
+                    break;
+                }
+                excess -= bytes;
+                ids.push(id);
+            }
+            total += self.delete_ids(&ids).await?;
+        }
+        Ok(total)
+    }
+
+    async fn delete_ids(&self, ids: &[String]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            n += on_pool!(self, |p| {
+                let mut qb = sqlx::QueryBuilder::new("DELETE FROM transcripts WHERE event_id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.clone());
+                }
+                qb.push(")");
+                qb.build().persistent(false).execute(p).await?.rows_affected()
+            });
+        }
+        Ok(n)
+    }
+
+    /// Re-seals every transcript not sealed under `keyring`'s primary key, `chunk` rows per
+    /// transaction; returns how many were re-sealed. A row sealed under a key the keyring does
+    /// not hold fails the run (nothing of its chunk changes). Safe to repeat after a crash:
+    /// rows done carry the new key id and are skipped.
+    pub async fn reseal(&self, keyring: &Keyring, chunk: i64) -> Result<u64, StoreError> {
+        let new_id = keyring.primary_id();
+        let mut total = 0u64;
+        loop {
+            const SELECT: &str = "SELECT event_id, ts, provider, key_id, request_headers, response_content_type, \
+                 input_sealed, input_bytes, input_truncated, output_sealed, output_bytes, output_truncated, stored_bytes \
+                 FROM transcripts WHERE key_id <> $1 ORDER BY ts, event_id LIMIT $2";
+            let rows: Vec<TranscriptRecord> = on_pool!(self, |p| {
+                let rows = sqlx::query(SELECT).bind(&new_id).bind(chunk.max(1)).fetch_all(p).await?;
+                rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?
+            });
+            if rows.is_empty() {
+                return Ok(total);
+            }
+            let mut updated = Vec::with_capacity(rows.len());
+            for mut r in rows {
+                for (dir, body) in [(Direction::Input, &mut r.input), (Direction::Output, &mut r.output)] {
+                    if let Some(b) = body {
+                        let plain = keyring.open(&aad(&r.event_id, dir), &b.sealed)?;
+                        b.sealed = keyring.seal(&aad(&r.event_id, dir), &plain)?;
+                    }
+                }
+                r.key_id = new_id.clone();
+                updated.push(r);
+            }
+            on_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                for r in &updated {
+                    sqlx::query(
+                        "UPDATE transcripts SET key_id = $2, input_sealed = $3, output_sealed = $4, stored_bytes = $5 \
+                         WHERE event_id = $1",
+                    )
+                    .bind(&r.event_id)
+                    .bind(&r.key_id)
+                    .bind(r.input.as_ref().map(|b| b.sealed.clone()))
+                    .bind(r.output.as_ref().map(|b| b.sealed.clone()))
+                    .bind(r.stored_bytes())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            });
+            total += updated.len() as u64;
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+}
+
+fn split(b: &Option<SealedBody>) -> (Option<String>, Option<i64>, bool) {
+    match b {
+        Some(b) => (Some(b.sealed.clone()), Some(b.bytes), b.truncated),
+        None => (None, None, false),
+    }
+}
