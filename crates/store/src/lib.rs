@@ -1,8 +1,9 @@
 //! Tollgate's store: the only crate with SQL.
 //!
 //! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
-//! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
-//! config version replicas poll. Usage events have their own handle, [`UsageStore`] (a
+//! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens, the
+//! config version replicas poll and the change log that says what each version changed
+//! (`changes`; on PostgreSQL every config write also notifies the replicas). Usage events have their own handle, [`UsageStore`] (a
 //! separate SQLite file, or the same PostgreSQL database).
 //! Every query is written once and expanded per concrete pool by the macros in `db`, so the
 //! SQL text is the same for both dialects wherever possible. The store never reads the clock:
@@ -13,6 +14,7 @@
 
 #[macro_use]
 mod db;
+mod changes;
 mod error;
 mod providers;
 mod rollup;
@@ -23,6 +25,7 @@ mod tokens;
 mod types;
 mod usage;
 
+pub use changes::{ALL as ALL_NAMES, CHANNEL as CONFIG_CHANNEL, Change, ConfigKind, ConfigListener, LISTENER_APPLICATION_NAME, Notice};
 pub use error::StoreError;
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};

@@ -25,5 +25,6 @@ mod deploy;
 mod faults;
 mod openapi;
 mod proxy;
+mod replicas;
 mod serve_binary;
 mod store;
