@@ -190,7 +190,10 @@ impl Metrics {
         counter(
             "tollgate_config_reloads_total",
             "Config snapshot reloads, by mode (full: everything re-read; incremental: only what the change log names).",
-            &[("{mode=\"full\"}", &self.config_reloads_full), ("{mode=\"incremental\"}", &self.config_reloads_incremental)],
+            &[
+                ("{mode=\"full\"}", &self.config_reloads_full),
+                ("{mode=\"incremental\"}", &self.config_reloads_incremental),
+            ],
         );
         counter(
             "tollgate_config_rows_read_total",

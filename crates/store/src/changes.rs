@@ -4,7 +4,7 @@
 //! Every config write names what it changes (a [`Change`]: a [`ConfigKind`] and the
 //! resource's name, or [`ALL`] for every resource of the kind). `write_tx!` (in `db`) records
 //! those rows in `config_changes` at the version the same transaction bumps to, prunes rows
-//! older than [`KEEP_VERSIONS`], and on PostgreSQL sends `NOTIFY tollgate_config` with the new
+//! older than `db::KEEP_VERSIONS`, and on PostgreSQL sends `NOTIFY tollgate_config` with the new
 //! version as payload — inside the transaction, so the notification exists only if the write
 //! committed. [`Store::changes_between`] returns what changed between two versions, or `None`
 //! when the log cannot say (pruned rows, a version without rows from an older binary, a kind
@@ -16,7 +16,7 @@
 //! for it (`server/src/state.rs`, `apply_change`); until that exists, a change of the kind makes
 //! replicas reload whole, which is correct, only slower.
 
-use crate::db::Pool;
+use crate::db::{KEEP_VERSIONS, Pool};
 use crate::{Store, StoreError};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
@@ -27,16 +27,7 @@ pub const CHANNEL: &str = "tollgate_config";
 pub const LISTENER_APPLICATION_NAME: &str = "tollgate-config-listener";
 /// The name that stands for every resource of a kind (a master key rotation re-seals all secrets).
 pub const ALL: &str = "*";
-/// How many versions of change rows are kept.
-pub const KEEP_VERSIONS: i64 = 10_000;
 
-pub(crate) const RECORD_SQL: &str = "INSERT INTO config_changes (version, kind, name) \
-     SELECT version, $1, $2 FROM config_version WHERE id = 1 ON CONFLICT DO NOTHING";
-/// `$1` is [`KEEP_VERSIONS`].
-pub(crate) const PRUNE_SQL: &str =
-    "DELETE FROM config_changes WHERE version <= (SELECT version FROM config_version WHERE id = 1) - $1";
-pub(crate) const NOTIFY_SQL: &str =
-    "SELECT pg_notify('tollgate_config', CAST(version AS TEXT)) FROM config_version WHERE id = 1";
 const BETWEEN_SQL: &str = "SELECT version, kind, name FROM config_changes \
      WHERE version > $1 AND version <= $2 ORDER BY version, kind, name";
 

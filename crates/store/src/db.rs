@@ -58,13 +58,9 @@ macro_rules! write_tx {
                 let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
                 for c in changes {
-                    sqlx::query($crate::changes::RECORD_SQL)
-                        .bind(c.kind.as_str())
-                        .bind(&c.name)
-                        .execute(&mut *$tx)
-                        .await?;
+                    sqlx::query($crate::db::RECORD_SQL).bind(c.kind.as_str()).bind(&c.name).execute(&mut *$tx).await?;
                 }
-                sqlx::query($crate::changes::PRUNE_SQL).bind($crate::changes::KEEP_VERSIONS).execute(&mut *$tx).await?;
+                sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -75,14 +71,10 @@ macro_rules! write_tx {
                 let mut $tx = p.begin().await?;
                 sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
                 for c in changes {
-                    sqlx::query($crate::changes::RECORD_SQL)
-                        .bind(c.kind.as_str())
-                        .bind(&c.name)
-                        .execute(&mut *$tx)
-                        .await?;
+                    sqlx::query($crate::db::RECORD_SQL).bind(c.kind.as_str()).bind(&c.name).execute(&mut *$tx).await?;
                 }
-                sqlx::query($crate::changes::PRUNE_SQL).bind($crate::changes::KEEP_VERSIONS).execute(&mut *$tx).await?;
-                sqlx::query($crate::changes::NOTIFY_SQL).execute(&mut *$tx).await?;
+                sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
+                sqlx::query($crate::db::NOTIFY_SQL).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -92,6 +84,19 @@ macro_rules! write_tx {
 }
 
 pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = version + 1 WHERE id = 1";
+
+/// How many versions of change-log rows are kept (see `changes`).
+pub(crate) const KEEP_VERSIONS: i64 = 10_000;
+/// Records one change (`$1` kind, `$2` name) at the transaction's new version.
+pub(crate) const RECORD_SQL: &str = "INSERT INTO config_changes (version, kind, name) \
+     SELECT version, $1, $2 FROM config_version WHERE id = 1 ON CONFLICT DO NOTHING";
+/// `$1` is [`KEEP_VERSIONS`].
+pub(crate) const PRUNE_SQL: &str =
+    "DELETE FROM config_changes WHERE version <= (SELECT version FROM config_version WHERE id = 1) - $1";
+/// The config notification (channel `changes::CHANNEL`), payload the new version; PostgreSQL
+/// delivers it only if the transaction commits.
+pub(crate) const NOTIFY_SQL: &str =
+    "SELECT pg_notify('tollgate_config', CAST(version AS TEXT)) FROM config_version WHERE id = 1";
 
 /// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
 pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -25,7 +25,9 @@ mod tokens;
 mod types;
 mod usage;
 
-pub use changes::{ALL as ALL_NAMES, CHANNEL as CONFIG_CHANNEL, Change, ConfigKind, ConfigListener, LISTENER_APPLICATION_NAME, Notice};
+pub use changes::{
+    ALL as ALL_NAMES, CHANNEL as CONFIG_CHANNEL, Change, ConfigKind, ConfigListener, LISTENER_APPLICATION_NAME, Notice,
+};
 pub use error::StoreError;
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};

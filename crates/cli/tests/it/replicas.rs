@@ -171,8 +171,7 @@ async fn two_replica_processes_converge_within_a_second() {
 
     // Created on A: the secret, the provider and an invoker token; honoured by B.
     assert_eq!(
-        status(api(&a, Method::PUT, "/api/v1/secrets/OPENAI_API_KEY", Some(json!({"value": UPSTREAM_KEY}))))
-            .await,
+        status(api(&a, Method::PUT, "/api/v1/secrets/OPENAI_API_KEY", Some(json!({"value": UPSTREAM_KEY})))).await,
         201
     );
     let provider = json!({"name": "oa", "display_name": "OA", "type": "openai",
@@ -184,8 +183,15 @@ async fn two_replica_processes_converge_within_a_second() {
         created["token"].as_str().unwrap_or_default().to_string(),
         created["id"].as_str().unwrap_or_default().to_string(),
     );
-    let took = within!(Duration::from_secs(1), "provider and token created on A, used on B", status(proxy(&b, &token, "probe")).await == 200);
-    eprintln!("created on A, served by B after {took:?}");
+    let took = within!(
+        Duration::from_secs(1),
+        "provider and token created on A, used on B",
+        status(proxy(&b, &token, "probe")).await == 200
+    );
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("created on A, served by B after {took:?}");
+    }
 
     // Disabled on A: refused by B.
     let disable = api(&a, Method::PATCH, "/api/v1/llm-providers/oa", Some(json!({"enabled": false})));
@@ -196,16 +202,21 @@ async fn two_replica_processes_converge_within_a_second() {
     within!(Duration::from_secs(1), "provider enabled again on A", status(proxy(&b, &token, "probe")).await == 200);
 
     // The listener's connection is cut: each replica reconnects, and changes keep arriving.
-    let cut: Vec<bool> = sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
-        .bind(tollgate_store::LISTENER_APPLICATION_NAME)
-        .fetch_all(&pg)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cut: Vec<bool> =
+        sqlx::query_scalar("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1")
+            .bind(tollgate_store::LISTENER_APPLICATION_NAME)
+            .fetch_all(&pg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cut, vec![true, true], "both listener connections cut");
     within!(Duration::from_secs(10), "both listeners reconnected", listeners(&pg).await == 2);
     let disable = api(&b, Method::PATCH, "/api/v1/llm-providers/oa", Some(json!({"enabled": false})));
     assert_eq!(status(disable).await, 200);
-    within!(Duration::from_secs(1), "provider disabled on B after the reconnect, seen by A", status(proxy(&a, &token, "probe")).await == 403);
+    within!(
+        Duration::from_secs(1),
+        "provider disabled on B after the reconnect, seen by A",
+        status(proxy(&a, &token, "probe")).await == 403
+    );
     let enable = api(&b, Method::PATCH, "/api/v1/llm-providers/oa", Some(json!({"enabled": true})));
     assert_eq!(status(enable).await, 200);
     for r in [&a, &b] {
@@ -243,7 +254,8 @@ async fn two_replica_processes_converge_within_a_second() {
         format!("/api/v1/spending/export.csv?{window}&bucket=total&group_by=provider"),
     ] {
         let read = |r: &Replica| api(r, Method::GET, &path, None).send();
-        let (ra, rb) = (read(&a).await.unwrap_or_else(|e| panic!("{e}")), read(&b).await.unwrap_or_else(|e| panic!("{e}")));
+        let (ra, rb) =
+            (read(&a).await.unwrap_or_else(|e| panic!("{e}")), read(&b).await.unwrap_or_else(|e| panic!("{e}")));
         assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200), "{path}");
         let (ta, tb) = (ra.text().await.unwrap_or_default(), rb.text().await.unwrap_or_default());
         assert_eq!(ta, tb, "{path}: the replicas disagree");

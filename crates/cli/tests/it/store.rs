@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use tollgate_store::{
-    Backend, Change, ConfigKind, Keyring, Notice, MasterKey, PageQuery, ProviderQuery, ProviderRecord, ProviderType, Role, SecretValue, Store,
-    StoreError, TokenRecord,
+    Backend, Change, ConfigKind, Keyring, MasterKey, Notice, PageQuery, ProviderQuery, ProviderRecord, ProviderType,
+    Role, SecretValue, Store, StoreError, TokenRecord,
 };
 use tollgate_testkit::db::TestDb;
 
@@ -703,7 +703,8 @@ async fn config_changes_name_each_write(db: TestDb) -> anyhow::Result<()> {
     changes!(store.revoke_token(&reader.id, 5).await?, [Token reader.id.clone()]);
     changes!(store.sign_out_session("mac-1", 10_000, 5).await?, [Session "mac-1"]);
     changes!(store.rotate_master_key(MasterKey::generate()?).await?, [Secret tollgate_store::ALL_NAMES]);
-    let wanted = std::collections::HashMap::from([("K2".to_string(), std::collections::BTreeSet::from(["h".to_string()]))]);
+    let wanted =
+        std::collections::HashMap::from([("K2".to_string(), std::collections::BTreeSet::from(["h".to_string()]))]);
     changes!(store.backfill_secret_bindings(&wanted).await?, [Secret "K2"]);
     // Several versions at once: each resource once, in order of first change.
     let all = store.changes_between(start, last).await?.unwrap_or_default();
