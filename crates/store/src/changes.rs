@@ -25,6 +25,8 @@ pub const CHANNEL: &str = "tollgate_config";
 /// The `application_name` of the listener's connection (so operators, and the tests that cut
 /// it, can find it in `pg_stat_activity`).
 pub const LISTENER_APPLICATION_NAME: &str = "tollgate-config-listener";
+/// The one name of [`ConfigKind::Session`] changes.
+pub const SIGNED_OUT: &str = "signed-out";
 /// The name that stands for every resource of a kind (a master key rotation re-seals all secrets).
 pub const ALL: &str = "*";
 
@@ -40,7 +42,8 @@ pub enum ConfigKind {
     Secret,
     /// A gateway token, by id.
     Token,
-    /// A signed-out console session, by its cookie's MAC.
+    /// The signed-out console sessions, always named [`SIGNED_OUT`] (the list is re-read
+    /// whole; the cookie's MAC stays out of the log).
     Session,
 }
 
@@ -87,12 +90,14 @@ impl Change {
 impl Store {
     /// What changed after version `from` up to and including `to`, each resource once, in
     /// order of first change; `None` when the log does not cover every version in between
-    /// (pruned, written by a binary without the log, or naming a kind this one does not know).
+    /// (pruned, written by a binary without the log, or naming a kind this one does not know)
+    /// or `to` is below `from`.
     pub async fn changes_between(&self, from: i64, to: i64) -> Result<Option<Vec<Change>>, StoreError> {
-        if to <= from {
+        if to == from {
             return Ok(Some(Vec::new()));
         }
-        if to - from > KEEP_VERSIONS {
+        // A version that went back (a restored database) cannot be followed by changes.
+        if to < from || to - from > KEEP_VERSIONS {
             return Ok(None);
         }
         let rows: Vec<(i64, String, String)> =

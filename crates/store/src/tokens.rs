@@ -4,6 +4,7 @@
 //! (`revoked_at`) for audit and attribution. The store refuses to revoke the last admin token
 //! that is still usable at `now_ms`, so an operator cannot lock themselves out.
 
+use crate::changes::SIGNED_OUT;
 use crate::db::RowExt;
 use crate::types::page_size;
 use crate::{Change, ConfigKind, Page, PageQuery, Role, Store, StoreError, TokenRecord};
@@ -183,7 +184,7 @@ impl Store {
     /// sessions expired at `now_ms` are deleted in the same transaction, so the table holds
     /// only sessions that could still be presented.
     pub async fn sign_out_session(&self, session: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
-        write_tx!(self, &[Change::new(ConfigKind::Session, session)], |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Session, SIGNED_OUT)], |tx, is_pg| {
             sqlx::query("DELETE FROM console_signouts WHERE expires_at <= $1").bind(now_ms).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO console_signouts (session, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(session)

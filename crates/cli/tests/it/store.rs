@@ -147,9 +147,9 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
     // On PostgreSQL the usage tables share the database (and its migration history); on
     // SQLite they live in their own file.
     let expected: &[&str] = if db.is_postgres() {
-        &["config", "usage events", "cost rollups", "console signouts", "secret bindings"]
+        &["config", "usage events", "cost rollups", "console signouts", "secret bindings", "config changes"]
     } else {
-        &["config", "console signouts", "secret bindings"]
+        &["config", "console signouts", "secret bindings", "config changes"]
     };
     assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;
@@ -701,7 +701,7 @@ async fn config_changes_name_each_write(db: TestDb) -> anyhow::Result<()> {
     let reader = token(2, Role::Reader, None);
     changes!(store.insert_token(&reader).await?, [Token reader.id.clone()]);
     changes!(store.revoke_token(&reader.id, 5).await?, [Token reader.id.clone()]);
-    changes!(store.sign_out_session("mac-1", 10_000, 5).await?, [Session "mac-1"]);
+    changes!(store.sign_out_session("mac-1", 10_000, 5).await?, [Session "signed-out"]);
     changes!(store.rotate_master_key(MasterKey::generate()?).await?, [Secret tollgate_store::ALL_NAMES]);
     let wanted =
         std::collections::HashMap::from([("K2".to_string(), std::collections::BTreeSet::from(["h".to_string()]))]);
