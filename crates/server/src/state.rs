@@ -19,14 +19,13 @@ use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::upstream::ProxyClient;
 use arc_swap::ArcSwap;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tollgate_core::{Catalog, ProviderSpec};
 use tollgate_store::{Change, ConfigKind, Notice, ProviderRecord, SecretValue, Store, StoreError, UsageStore};
 
-pub use crate::snapshot::{ProviderEntry, Snapshot};
+pub use crate::snapshot::{ProviderEntry, SharedMap, Snapshot};
 
 /// The spec of a stored provider.
 fn provider_spec(rec: &ProviderRecord) -> Result<ProviderSpec, StoreError> {
@@ -244,8 +243,8 @@ impl AppState {
     async fn reload_full_locked(&self) -> Result<(), StoreError> {
         let metrics = &self.inner.metrics;
         let version = self.inner.store.config_version().await?;
-        let mut providers = HashMap::new();
-        let mut credentials = HashMap::new();
+        let mut providers = SharedMap::default();
+        let mut credentials = SharedMap::default();
         for rec in self.inner.store.all_providers().await? {
             Metrics::inc(&metrics.config_providers_read);
             let spec = provider_spec(&rec)?;
@@ -259,11 +258,11 @@ impl AppState {
             providers
                 .insert(rec.name.clone(), Arc::new(ProviderEntry::new(spec, rec.created_at_ms, rec.updated_at_ms)));
         }
-        let tokens: HashMap<_, _> =
+        let tokens: SharedMap<_, _> =
             self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
         Metrics::add(&metrics.config_tokens_read, tokens.len() as u64);
-        let signed_out = self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect();
-        let bindings = self.inner.store.all_secret_bindings().await?;
+        let signed_out = Arc::new(self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect());
+        let bindings = self.inner.store.all_secret_bindings().await?.into_iter().collect();
         self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials, bindings, signed_out }));
         Metrics::inc(&metrics.config_reloads_full);
         self.inner.ready.store(true, Ordering::Release);
@@ -277,7 +276,7 @@ impl AppState {
     }
 
     /// Unseals `secret` into `credentials` (absent: left out; unreadable: logged, left out).
-    async fn unseal_into(&self, credentials: &mut HashMap<String, SecretValue>, secret: &str) {
+    async fn unseal_into(&self, credentials: &mut SharedMap<String, SecretValue>, secret: &str) {
         Metrics::inc(&self.inner.metrics.config_secrets_unsealed);
         match self.inner.store.secret_value(secret).await {
             Ok(Some(v)) => {
@@ -291,8 +290,9 @@ impl AppState {
     /// The snapshot at version `target`: `current` with each changed resource re-read (a
     /// provider and the secrets it newly references, a secret's value and binding, a token, the
     /// signed-out sessions). `None` when a change names every resource of a kind (a master
-    /// key rotation): the caller rebuilds the whole snapshot instead. The maps are copied
-    /// (pointer copies of `Arc`s); the database work depends only on the changes.
+    /// key rotation): the caller rebuilds the whole snapshot instead. The maps are shared
+    /// with `current` shard by shard ([`SharedMap`]): only the shards a change touches are
+    /// copied, and the database work depends only on the changes.
     async fn apply_changes(
         &self,
         current: &Snapshot,
@@ -383,7 +383,7 @@ impl AppState {
                 }
             }
             ConfigKind::Session => {
-                next.signed_out = store.signed_out_sessions(self.now_ms()).await?.into_iter().collect();
+                next.signed_out = Arc::new(store.signed_out_sessions(self.now_ms()).await?.into_iter().collect());
             }
         }
         Ok(())
