@@ -8,7 +8,8 @@
 //! (every Connect tab snippet run with the real SDK or tool, installed by
 //! `tests/tools/install.sh`), `faults` (a full disk, a locked database, slowloris, the
 //! connection cap, SIGTERM and SIGKILL under load), `bench_smoke` (a two-second run of
-//! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary).
+//! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary), `replicas` (two real
+//! processes on one PostgreSQL converging by notification; config writes in constant rows).
 
 mod support;
 
