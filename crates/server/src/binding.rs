@@ -61,17 +61,13 @@ pub fn injected_secret(spec: &ProviderSpec) -> Option<(String, String, Option<St
     Some((field, secret, host_of(&spec.upstream_base_url())))
 }
 
-/// Whether `secret` may be sent to `host` (a provider's precomputed `base_host`), by the
-/// snapshot's `bindings`.
-pub fn check_injection(
-    bindings: &HashMap<String, BTreeSet<String>>,
-    secret: &str,
-    host: Option<&str>,
-) -> Result<(), String> {
+/// Whether `secret` may be sent to `host` (a provider's precomputed `base_host`), given the
+/// hosts the snapshot binds it to (`None`: not bound).
+pub fn check_injection(bound: Option<&BTreeSet<String>>, secret: &str, host: Option<&str>) -> Result<(), String> {
     let Some(host) = host else {
         return Err(format!("secret \"{secret}\" is not bound to this upstream (the URL has no host)"));
     };
-    match bindings.get(secret) {
+    match bound {
         Some(hosts) if hosts.contains(host) => Ok(()),
         Some(_) => {
             Err(format!("secret \"{secret}\" is not bound to host {host}; nothing was sent (an admin may rebind it)"))

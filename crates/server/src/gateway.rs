@@ -144,7 +144,7 @@ impl Gateway {
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         backfill_bindings(&state).await?;
-        state.reload().await?;
+        state.reload_full().await?;
         let (admin, _spec) = admin::router(state.clone());
         let router =
             crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin).layer(
@@ -178,6 +178,7 @@ impl Gateway {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let poller =
             tokio::spawn(self.state.clone().poll_config(self.state.settings().config_poll_interval, stop_rx.clone()));
+        let listener = tokio::spawn(self.state.clone().listen_config(stop_rx.clone()));
         let catalog_watch = tokio::spawn(
             self.state.catalog_handle().clone().watch(self.state.settings().config_poll_interval, stop_rx.clone()),
         );
@@ -223,6 +224,7 @@ impl Gateway {
         }
         let _ = stop_tx.send(true);
         let _ = poller.await;
+        let _ = listener.await;
         let _ = catalog_watch.await;
         let _ = retention.await;
         let _ = writer.await;

@@ -80,6 +80,20 @@ pub struct Metrics {
     pub transcripts_dropped: AtomicU64,
     /// Gauge: captured bytes queued for the writer.
     pub transcripts_pending_bytes: AtomicU64,
+    /// Config snapshots rebuilt whole (start, or the change log could not say what changed).
+    pub config_reloads_full: AtomicU64,
+    /// Config snapshots updated from the change log (only the changed resources re-read).
+    pub config_reloads_incremental: AtomicU64,
+    /// Provider rows read by snapshot reloads.
+    pub config_providers_read: AtomicU64,
+    /// Secret values read and unsealed by snapshot reloads.
+    pub config_secrets_unsealed: AtomicU64,
+    /// Gateway token rows read by snapshot reloads.
+    pub config_tokens_read: AtomicU64,
+    /// Config change notifications received (PostgreSQL `LISTEN`).
+    pub config_notifications: AtomicU64,
+    /// Times the config listener connected (the first time and after each lost connection).
+    pub config_listener_connects: AtomicU64,
 }
 
 impl Metrics {
@@ -184,6 +198,33 @@ impl Metrics {
             "tollgate_connections_cut_at_shutdown_total",
             "Client connections still open (streams cut) when --shutdown-grace-seconds ran out.",
             &[("", &self.connections_cut_at_shutdown)],
+        );
+        counter(
+            "tollgate_config_reloads_total",
+            "Config snapshot reloads, by mode (full: everything re-read; incremental: only what the change log names).",
+            &[
+                ("{mode=\"full\"}", &self.config_reloads_full),
+                ("{mode=\"incremental\"}", &self.config_reloads_incremental),
+            ],
+        );
+        counter(
+            "tollgate_config_rows_read_total",
+            "Rows config snapshot reloads read from the database, by resource (secret: values unsealed).",
+            &[
+                ("{resource=\"provider\"}", &self.config_providers_read),
+                ("{resource=\"secret\"}", &self.config_secrets_unsealed),
+                ("{resource=\"token\"}", &self.config_tokens_read),
+            ],
+        );
+        counter(
+            "tollgate_config_notifications_total",
+            "Config change notifications received from PostgreSQL (LISTEN tollgate_config).",
+            &[("", &self.config_notifications)],
+        );
+        counter(
+            "tollgate_config_listener_connects_total",
+            "Times the config listener connected to PostgreSQL (first connection and each reconnection).",
+            &[("", &self.config_listener_connects)],
         );
         counter(
             "tollgate_catalog_overlay_reloads_total",

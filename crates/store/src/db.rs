@@ -6,7 +6,9 @@
 //! `IMMEDIATE` on SQLite (no lock-upgrade `SQLITE_BUSY`) and, on both backends, first bump the
 //! config version: that single row lock serialises config writes across replicas on Postgres,
 //! which makes check-then-write sequences (last admin, bootstrap token, secret refs) race-free
-//! and means no write transaction can wait on another while holding other row locks.
+//! and means no write transaction can wait on another while holding other row locks. Every
+//! write transaction names what it changes; `write_tx!` records it in the change log and (on
+//! PostgreSQL) notifies the other replicas (see `changes`).
 //! Migrations are embedded with `include_str!` and run on connect; on Postgres sqlx's migrator
 //! holds an advisory lock, so replicas starting together apply them once.
 
@@ -38,18 +40,27 @@ macro_rules! on_pool {
     };
 }
 
-/// `write_tx!(store, |tx, is_pg| body)`: runs `body` in a write transaction `tx` that has
-/// already bumped the config version, then commits and evaluates to `body`'s value.
+/// `write_tx!(store, changes, |tx, is_pg| body)`: runs `body` in a write transaction `tx`
+/// that has already bumped the config version and recorded `changes` (a slice of
+/// [`crate::Change`]: what this write may change) in the change log, then commits and
+/// evaluates to `body`'s value. On PostgreSQL the transaction also sends the config
+/// notification (`pg_notify`), which PostgreSQL delivers only if it commits.
 /// Leaving `body` early (`?`, `return`) drops `tx`, which rolls everything back, the version
-/// bump included. `is_pg` lets the body pick Postgres-only SQL such as `FOR SHARE`.
+/// bump, the change rows and the notification included. `is_pg` lets the body pick
+/// Postgres-only SQL such as `FOR SHARE`.
 macro_rules! write_tx {
-    ($store:expr, |$tx:ident, $is_pg:ident| $body:expr) => {
+    ($store:expr, $changes:expr, |$tx:ident, $is_pg:ident| $body:expr) => {{
+        let changes: &[$crate::Change] = $changes;
         match &$store.inner.pool {
             $crate::db::Pool::Sqlite(p) => {
                 #[allow(unused_variables)]
                 let $is_pg = false;
                 let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
+                for c in changes {
+                    sqlx::query($crate::db::RECORD_SQL).bind(c.kind.as_str()).bind(&c.name).execute(&mut *$tx).await?;
+                }
+                sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
@@ -59,21 +70,40 @@ macro_rules! write_tx {
                 let $is_pg = true;
                 let mut $tx = p.begin().await?;
                 sqlx::query($crate::db::BUMP_VERSION).execute(&mut *$tx).await?;
+                for c in changes {
+                    sqlx::query($crate::db::RECORD_SQL).bind(c.kind.as_str()).bind(&c.name).execute(&mut *$tx).await?;
+                }
+                sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
+                sqlx::query($crate::db::NOTIFY_SQL).execute(&mut *$tx).await?;
                 let out = $body;
                 $tx.commit().await?;
                 out
             }
         }
-    };
+    }};
 }
 
 pub(crate) const BUMP_VERSION: &str = "UPDATE config_version SET version = version + 1 WHERE id = 1";
+
+/// How many versions of change-log rows are kept (see `changes`).
+pub(crate) const KEEP_VERSIONS: i64 = 10_000;
+/// Records one change (`$1` kind, `$2` name) at the transaction's new version.
+pub(crate) const RECORD_SQL: &str = "INSERT INTO config_changes (version, kind, name) \
+     SELECT version, $1, $2 FROM config_version WHERE id = 1 ON CONFLICT DO NOTHING";
+/// `$1` is [`KEEP_VERSIONS`].
+pub(crate) const PRUNE_SQL: &str =
+    "DELETE FROM config_changes WHERE version <= (SELECT version FROM config_version WHERE id = 1) - $1";
+/// The config notification (channel `changes::CHANNEL`), payload the new version; PostgreSQL
+/// delivers it only if the transaction commits.
+pub(crate) const NOTIFY_SQL: &str =
+    "SELECT pg_notify('tollgate_config', CAST(version AS TEXT)) FROM config_version WHERE id = 1";
 
 /// (version, description, SQL) per backend. Never edit an applied migration: add a new one.
 pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "config", include_str!("../migrations/sqlite/0001_config.sql")),
     (2, "console signouts", include_str!("../migrations/sqlite/0002_console_signouts.sql")),
     (3, "secret bindings", include_str!("../migrations/sqlite/0003_secret_bindings.sql")),
+    (4, "config changes", include_str!("../migrations/sqlite/0004_config_changes.sql")),
 ];
 /// On PostgreSQL usage tables live in the same database, so they are in the same list.
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -83,6 +113,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "console signouts", include_str!("../migrations/postgres/0004_console_signouts.sql")),
     (5, "secret bindings", include_str!("../migrations/postgres/0005_secret_bindings.sql")),
     (6, "transcripts", include_str!("../migrations/postgres/0006_transcripts.sql")),
+    (7, "config changes", include_str!("../migrations/postgres/0007_config_changes.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -1,10 +1,12 @@
 //! Tollgate's store: the only crate with SQL.
 //!
 //! One API, [`Store`], over two backends: embedded SQLite (single node) and PostgreSQL
-//! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens and the
-//! config version replicas poll. Usage events have their own handle, [`UsageStore`] (a
-//! separate SQLite file, or the same PostgreSQL database), and so do transcripts,
-//! [`TranscriptStore`] (a third SQLite file, or tables of their own in PostgreSQL).
+//! (replicas sharing one database). It holds providers, sealed secrets, gateway tokens, the
+//! config version replicas poll and the change log that says what each version changed
+//! (`changes`; on PostgreSQL every config write also notifies the replicas). Usage events have
+//! their own handle, [`UsageStore`] (a separate SQLite file, or the same PostgreSQL database),
+//! and so do transcripts, [`TranscriptStore`] (a third SQLite file, or tables of their own in
+//! PostgreSQL).
 //! Every query is written once and expanded per concrete pool by the macros in `db`, so the
 //! SQL text is the same for both dialects wherever possible. The store never reads the clock:
 //! callers pass `now_ms`. It depends on `tollgate-core` for domain enums only, never on the
@@ -14,6 +16,7 @@
 
 #[macro_use]
 mod db;
+mod changes;
 mod conversation;
 mod error;
 mod providers;
@@ -27,6 +30,9 @@ pub mod transcripts;
 mod types;
 mod usage;
 
+pub use changes::{
+    ALL as ALL_NAMES, CHANNEL as CONFIG_CHANNEL, Change, ConfigKind, ConfigListener, LISTENER_APPLICATION_NAME, Notice,
+};
 pub use conversation::conversation_of;
 pub use error::StoreError;
 pub use requests::{ConversationFilter, ConversationRow, RequestFilter};

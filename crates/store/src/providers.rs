@@ -7,7 +7,7 @@
 
 use crate::db::RowExt;
 use crate::types::page_size;
-use crate::{Page, ProviderQuery, ProviderRecord, ProviderType, Store, StoreError};
+use crate::{Change, ConfigKind, Page, ProviderQuery, ProviderRecord, ProviderType, Store, StoreError};
 
 /// Columns of a provider joined with its refs (`field`, `secret` are NULL when it has none).
 macro_rules! provider_select {
@@ -108,7 +108,7 @@ impl Store {
     /// `check_refs_in_db`, every referenced secret must exist in the secrets table (rows are
     /// locked `FOR SHARE` on Postgres until commit), else `SecretNotFound` naming the field.
     pub async fn insert_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
             let inserted = sqlx::query(INSERT_SQL)
                 .bind(&record.name)
                 .bind(record.provider_type.as_str())
@@ -130,7 +130,7 @@ impl Store {
     /// Replaces a provider's columns and refs; `created_at` is kept. `NotFound` when absent.
     /// `check_refs_in_db` as for [`Store::insert_provider`].
     pub async fn update_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
             let updated = sqlx::query(UPDATE_SQL)
                 .bind(&record.name)
                 .bind(record.provider_type.as_str())
@@ -184,7 +184,7 @@ impl Store {
 
     /// Deletes a provider and its refs. `NotFound` when absent.
     pub async fn delete_provider(&self, name: &str) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Provider, name)], |tx, is_pg| {
             sqlx::query(DELETE_REFS_SQL).bind(name).execute(&mut *tx).await?;
             let deleted = sqlx::query("DELETE FROM providers WHERE name = $1").bind(name).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {

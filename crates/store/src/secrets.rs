@@ -6,7 +6,7 @@
 
 use crate::db::RowExt;
 use crate::types::page_size;
-use crate::{Keyring, MasterKey, Page, PageQuery, SecretMeta, SecretValue, Store, StoreError};
+use crate::{Change, ConfigKind, Keyring, MasterKey, Page, PageQuery, SecretMeta, SecretValue, Store, StoreError};
 use std::collections::{BTreeSet, HashMap};
 
 /// The outcome of [`Store::bind_secret_host`].
@@ -49,7 +49,7 @@ impl Store {
         let keyring = self.keyring();
         let sealed = keyring.seal(&aad(name), value.expose().as_bytes())?;
         let key_id = keyring.primary_id();
-        let created = write_tx!(self, |tx, is_pg| {
+        let created = write_tx!(self, &[Change::new(ConfigKind::Secret, name)], |tx, is_pg| {
             let existing =
                 sqlx::query("SELECT name FROM secrets WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?;
             sqlx::query(
@@ -107,7 +107,7 @@ impl Store {
     /// This order matters on Postgres READ COMMITTED: the DELETE waits on a concurrent provider
     /// save's FOR SHARE lock, and the ref check that follows then sees that save's refs.
     pub async fn delete_secret(&self, name: &str) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Secret, name)], |tx, is_pg| {
             let deleted = sqlx::query("DELETE FROM secrets WHERE name = $1").bind(name).execute(&mut *tx).await?;
             if deleted.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: "secret", name: name.to_owned() });
@@ -138,6 +138,17 @@ impl Store {
         Ok(out)
     }
 
+    /// One secret's bound hosts (empty: not bound).
+    pub async fn secret_bindings(&self, secret: &str) -> Result<BTreeSet<String>, StoreError> {
+        let hosts: Vec<String> = on_pool!(self, |p| {
+            sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 ORDER BY host")
+                .bind(secret)
+                .fetch_all(p)
+                .await?
+        });
+        Ok(hosts.into_iter().collect())
+    }
+
     /// Binds `host` to `secret` in one transaction: an unbound secret becomes bound to it
     /// (first use binds); a secret bound elsewhere gets it added only when `add_if_other`
     /// (an admin's save), else nothing changes and the current binding is returned.
@@ -147,7 +158,7 @@ impl Store {
         host: &str,
         add_if_other: bool,
     ) -> Result<BindOutcome, StoreError> {
-        let outcome = write_tx!(self, |tx, is_pg| {
+        let outcome = write_tx!(self, &[Change::new(ConfigKind::Secret, secret)], |tx, is_pg| {
             let hosts: Vec<String> =
                 sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 ORDER BY host")
                     .bind(secret)
@@ -176,7 +187,7 @@ impl Store {
 
     /// Replaces `secret`'s binding with `hosts` (empty: unbound).
     pub async fn set_secret_bindings(&self, secret: &str, hosts: &BTreeSet<String>) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Secret, secret)], |tx, is_pg| {
             sqlx::query("DELETE FROM secret_bindings WHERE secret = $1").bind(secret).execute(&mut *tx).await?;
             for host in hosts {
                 sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
@@ -199,7 +210,8 @@ impl Store {
         if wanted.is_empty() {
             return Ok(0);
         }
-        let count = write_tx!(self, |tx, is_pg| {
+        let changes: Vec<Change> = wanted.keys().map(|s| Change::new(ConfigKind::Secret, s)).collect();
+        let count = write_tx!(self, &changes, |tx, is_pg| {
             let mut count = 0;
             for (secret, hosts) in wanted {
                 let bound: Option<String> =
@@ -243,7 +255,7 @@ impl Store {
         let current = self.keyring();
         let next = current.keys().cloned().fold(Keyring::new(new_primary), Keyring::with_old);
         let new_id = next.primary_id();
-        let count = write_tx!(self, |tx, is_pg| {
+        let count = write_tx!(self, &[Change::all(ConfigKind::Secret)], |tx, is_pg| {
             let rows: Vec<(String, String)> =
                 sqlx::query_as("SELECT name, sealed FROM secrets ORDER BY name").fetch_all(&mut *tx).await?;
             for (name, sealed) in &rows {

@@ -4,9 +4,10 @@
 //! (`revoked_at`) for audit and attribution. The store refuses to revoke the last admin token
 //! that is still usable at `now_ms`, so an operator cannot lock themselves out.
 
+use crate::changes::SIGNED_OUT;
 use crate::db::RowExt;
 use crate::types::page_size;
-use crate::{Page, PageQuery, Role, Store, StoreError, TokenRecord};
+use crate::{Change, ConfigKind, Page, PageQuery, Role, Store, StoreError, TokenRecord};
 
 macro_rules! token_select {
     ($tail:literal) => {
@@ -88,7 +89,7 @@ impl Store {
     /// `AlreadyExists` (named by id) when the id or the hash is already stored.
     pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         let providers = providers_json(t)?;
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Token, &t.id)], |tx, is_pg| {
             let done = bind_token!(sqlx::query(INSERT_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::AlreadyExists { what: "token", name: t.id.clone() });
@@ -101,7 +102,7 @@ impl Store {
     /// exist. Safe when replicas start together: the version bump serialises the check.
     pub async fn insert_bootstrap_token(&self, t: &TokenRecord) -> Result<bool, StoreError> {
         let providers = providers_json(t)?;
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Token, &t.id)], |tx, is_pg| {
             let done = bind_token!(sqlx::query(INSERT_IF_EMPTY_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Ok(false);
@@ -142,7 +143,7 @@ impl Store {
     /// Sets revoked_at (idempotent: an already revoked token is returned as is). `LastAdmin`
     /// when it is the last admin token that is neither revoked nor expired at `now_ms`.
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<TokenRecord, StoreError> {
-        let token = write_tx!(self, |tx, is_pg| {
+        let token = write_tx!(self, &[Change::new(ConfigKind::Token, id)], |tx, is_pg| {
             let row = sqlx::query(token_select!("WHERE id = $1")).bind(id).fetch_optional(&mut *tx).await?;
             let mut token = match row {
                 Some(row) => token_from_row(&row)?,
@@ -183,7 +184,7 @@ impl Store {
     /// sessions expired at `now_ms` are deleted in the same transaction, so the table holds
     /// only sessions that could still be presented.
     pub async fn sign_out_session(&self, session: &str, expires_at_ms: i64, now_ms: i64) -> Result<(), StoreError> {
-        write_tx!(self, |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Session, SIGNED_OUT)], |tx, is_pg| {
             sqlx::query("DELETE FROM console_signouts WHERE expires_at <= $1").bind(now_ms).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO console_signouts (session, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(session)

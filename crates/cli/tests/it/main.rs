@@ -9,7 +9,9 @@
 //! `tests/tools/install.sh`), `faults` (a full disk, a locked database, slowloris, the
 //! connection cap, SIGTERM and SIGKILL under load), `bench_smoke` (a two-second run of
 //! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary), `transcripts` (recorded
-//! bodies, the request log and conversations, every provider family, on both stores).
+//! bodies, the request log and conversations, every provider family, on both stores),
+//! `replicas` (two real processes on one PostgreSQL converging by notification; config writes
+//! in constant rows).
 
 mod support;
 
@@ -26,6 +28,7 @@ mod deploy;
 mod faults;
 mod openapi;
 mod proxy;
+mod replicas;
 mod serve_binary;
 mod store;
 mod transcripts;

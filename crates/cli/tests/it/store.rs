@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use tollgate_store::{
-    Backend, Keyring, MasterKey, PageQuery, ProviderQuery, ProviderRecord, ProviderType, Role, SecretValue, Store,
-    StoreError, TokenRecord,
+    Backend, Change, ConfigKind, Keyring, MasterKey, Notice, PageQuery, ProviderQuery, ProviderRecord, ProviderType,
+    Role, SecretValue, Store, StoreError, TokenRecord,
 };
 use tollgate_testkit::db::TestDb;
 
@@ -47,6 +47,8 @@ store_cases!(
     revoke_protects_last_admin,
     bootstrap_token_only_on_empty_table,
     config_version_bumps_on_every_write,
+    config_changes_name_each_write,
+    config_notifications_follow_commits,
     concurrent_writes_stay_consistent,
 );
 
@@ -145,9 +147,17 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
     // On PostgreSQL the usage tables share the database (and its migration history); on
     // SQLite they live in their own file.
     let expected: &[&str] = if db.is_postgres() {
-        &["config", "usage events", "cost rollups", "console signouts", "secret bindings", "transcripts"]
+        &[
+            "config",
+            "usage events",
+            "cost rollups",
+            "console signouts",
+            "secret bindings",
+            "transcripts",
+            "config changes",
+        ]
     } else {
-        &["config", "console signouts", "secret bindings"]
+        &["config", "console signouts", "secret bindings", "config changes"]
     };
     assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;
@@ -664,6 +674,119 @@ async fn config_version_bumps_on_every_write(db: TestDb) -> anyhow::Result<()> {
     no_bump!("revoke_token (already revoked)", store.revoke_token(&reader.id, 6).await?);
     no_bump!("revoke_token (last admin)", err(store.revoke_token(&admin.id, 6).await));
     assert!(last >= 10);
+    store.close().await;
+    Ok(())
+}
+
+/// Every config write names what it changed in the change log, at the version it bumped to;
+/// failed writes leave no row; a version without rows (a write by a binary that predates the
+/// log) or a kind this binary does not know makes `changes_between` answer `None`.
+async fn config_changes_name_each_write(db: TestDb) -> anyhow::Result<()> {
+    let store = open(&db).await?;
+    let mut last = store.config_version().await?;
+    macro_rules! changes {
+        ($call:expr, [$($kind:ident $name:expr),*]) => {{
+            let out = $call;
+            let v = store.config_version().await?;
+            let want: Vec<Change> = vec![$(Change::new(ConfigKind::$kind, $name)),*];
+            assert_eq!(store.changes_between(last, v).await?, Some(want), "{}", stringify!($call));
+            last = v;
+            out
+        }};
+    }
+    let start = last;
+    changes!(store.put_secret("K", &secret("v"), 1).await?, [Secret "K"]);
+    changes!(store.bind_secret_host("K", "api.openai.com", false).await?, [Secret "K"]);
+    changes!(
+        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true).await?,
+        [Provider "p"]
+    );
+    changes!(err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false).await), []);
+    changes!(store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true).await?, [Provider "p"]);
+    changes!(store.delete_provider("p").await?, [Provider "p"]);
+    let admin = token(1, Role::Admin, None);
+    changes!(store.insert_bootstrap_token(&admin).await?, [Token admin.id.clone()]);
+    let reader = token(2, Role::Reader, None);
+    changes!(store.insert_token(&reader).await?, [Token reader.id.clone()]);
+    changes!(store.revoke_token(&reader.id, 5).await?, [Token reader.id.clone()]);
+    changes!(store.sign_out_session("mac-1", 10_000, 5).await?, [Session "signed-out"]);
+    changes!(store.rotate_master_key(MasterKey::generate()?).await?, [Secret tollgate_store::ALL_NAMES]);
+    let wanted =
+        std::collections::HashMap::from([("K2".to_string(), std::collections::BTreeSet::from(["h".to_string()]))]);
+    changes!(store.backfill_secret_bindings(&wanted).await?, [Secret "K2"]);
+    // Several versions at once: each resource once, in order of first change.
+    let all = store.changes_between(start, last).await?.unwrap_or_default();
+    assert_eq!(all.first(), Some(&Change::new(ConfigKind::Secret, "K")));
+    assert_eq!(all.iter().filter(|c| **c == Change::new(ConfigKind::Provider, "p")).count(), 1);
+    assert_eq!(all.len(), 7, "{all:?}");
+
+    // A write by a binary without the change log: the version moves, no row says what changed.
+    raw_execute(&db, "UPDATE config_version SET version = version + 1 WHERE id = 1").await?;
+    let v = store.config_version().await?;
+    assert_eq!(store.changes_between(last, v).await?, None, "a version without rows means reload all");
+    // A kind from a newer binary: unknown here, so reload all too.
+    store.put_secret("K3", &secret("v"), 1).await?;
+    raw_execute(&db, "UPDATE config_changes SET kind = 'budget' WHERE name = 'K3'").await?;
+    let w = store.config_version().await?;
+    assert_eq!(store.changes_between(v, w).await?, None, "an unknown kind means reload all");
+    assert_eq!(store.changes_between(w, w).await?, Some(Vec::new()));
+    store.close().await;
+    Ok(())
+}
+
+/// Runs one statement on a connection of its own.
+async fn raw_execute(db: &TestDb, sql: &'static str) -> anyhow::Result<()> {
+    use tollgate_testkit::db::sqlx::{self, Connection as _};
+    if db.is_postgres() {
+        let mut c = sqlx::postgres::PgConnection::connect(db.url()).await?;
+        sqlx::query(sql).execute(&mut c).await?;
+        c.close().await?;
+    } else {
+        let mut c = sqlx::sqlite::SqliteConnection::connect(db.url()).await?;
+        sqlx::query(sql).execute(&mut c).await?;
+        c.close().await?;
+    }
+    Ok(())
+}
+
+/// On PostgreSQL a committed config write notifies every listener with its version, a
+/// rolled-back one does not, and a listener whose connection is cut says so (`Reconnected`,
+/// already listening again) instead of going quiet. On SQLite there is nothing to listen to.
+async fn config_notifications_follow_commits(db: TestDb) -> anyhow::Result<()> {
+    let store = open(&db).await?;
+    let Some(mut listener) = store.listen_config().await? else {
+        assert!(!db.is_postgres(), "PostgreSQL must offer a listener");
+        return Ok(());
+    };
+    macro_rules! next {
+        ($l:expr) => {
+            tokio::time::timeout(std::time::Duration::from_secs(5), $l.next()).await
+        };
+    }
+    // A failed write first (rolled back: no notification), then a committed one: the first
+    // notification received must be the committed write's version.
+    err(store.update_provider(&provider("missing", ProviderType::Openai, "M", true), false).await);
+    store.put_secret("K", &secret("v"), 1).await?;
+    let v = store.config_version().await?;
+    assert_eq!(next!(listener)??, Notice::Changed(v));
+    // Another handle (another replica) writes: this listener hears it.
+    let other = Store::connect(db.url(), new_keyring()?).await?;
+    other.insert_token(&token(3, Role::Reader, None)).await?;
+    assert_eq!(next!(listener)??, Notice::Changed(v + 1));
+    // The listener's connection is cut by the server: it reports the loss, reconnected.
+    raw_execute(
+        &db,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tollgate-config-listener'",
+    )
+    .await?;
+    match next!(listener)? {
+        Ok(Notice::Reconnected) => {}
+        Err(_) => listener = store.listen_config().await?.context("a new listener")?,
+        Ok(other) => panic!("expected the lost connection to be reported, got {other:?}"),
+    }
+    other.put_secret("K", &secret("w"), 2).await?;
+    assert_eq!(next!(listener)??, Notice::Changed(v + 2), "listening again after the cut");
+    other.close().await;
     store.close().await;
     Ok(())
 }

@@ -285,7 +285,7 @@ pub async fn store_value(
     value: &str,
 ) -> Result<(bool, SecretMeta), ApiError> {
     check_name(name)?;
-    check_secret_scope(state, caller, name)?;
+    check_secret_scope(state, caller, name).await?;
     if !state.secrets().is_writable() {
         return Err(state.secrets().read_only_error());
     }
@@ -308,22 +308,26 @@ pub async fn store_value(
 
 /// A token scoped to some providers may write only secrets that no provider outside its scope
 /// references: otherwise it could replace the key another team's provider sends (403 naming
-/// the providers). Unscoped writers may write any secret.
-pub fn check_secret_scope(state: &AppState, caller: &tollgate_store::TokenRecord, name: &str) -> Result<(), ApiError> {
+/// the providers). Unscoped writers may write any secret. The referencing providers come from
+/// the store's index on references (one query, whatever the number of providers).
+pub async fn check_secret_scope(
+    state: &AppState,
+    caller: &tollgate_store::TokenRecord,
+    name: &str,
+) -> Result<(), ApiError> {
     if caller.providers.is_none() {
         return Ok(());
     }
-    let snap = state.snapshot();
-    let mut outside: Vec<&str> = snap
-        .providers
-        .iter()
-        .filter(|(p, e)| !crate::auth::in_scope(caller, p) && e.spec.secret_refs().iter().any(|(_, s)| s == name))
-        .map(|(p, _)| p.as_str())
+    let outside: Vec<String> = state
+        .store()
+        .providers_referencing(name)
+        .await?
+        .into_iter()
+        .filter(|p| !crate::auth::in_scope(caller, p))
         .collect();
     if outside.is_empty() {
         return Ok(());
     }
-    outside.sort_unstable();
     Err(ApiError::PermissionDenied(format!(
         "secret \"{name}\" is used by provider(s) outside this token's scope ({}); only a writer scoped to them \
          (or unscoped) may change it",

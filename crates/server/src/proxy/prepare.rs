@@ -136,7 +136,7 @@ pub(crate) async fn add_credential(
     };
     // The secret goes only to a host it is bound to; the request URL's origin is the base
     // URL's (`under_base` in prepare; the probe URL in Test Connection is built on it).
-    crate::binding::check_injection(&snap.bindings, secret_name, entry.base_host.as_deref())
+    crate::binding::check_injection(snap.bindings.get(secret_name), secret_name, entry.base_host.as_deref())
         .map_err(|reason| CredentialError::NotBound { provider: name.to_string(), reason })?;
     let Some(secret) = state.credential(snap, secret_name).await else {
         return Err(CredentialError::Missing { provider: name.to_string(), secret: secret_name.to_string() });
