@@ -146,6 +146,21 @@ pub struct ServeArgs {
     /// e.g. `10.0.0.0/8` to keep providers off the internal network.
     #[arg(long, env = "TOLLGATE_UPSTREAM_DENY", value_delimiter = ',')]
     pub upstream_deny: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first). Re-read when the file changes
+    /// (the next connection gets the new certificate; open ones keep theirs). HTTP/2 is offered
+    /// through ALPN.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for the listen address issued by a local CA kept in
+    /// `<data-dir>/tls/`; the CA file to trust is printed at start.
+    #[arg(long, env = "TOLLGATE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+    /// With TLS: require client certificates issued by a CA in this PEM file (mutual TLS).
+    #[arg(long, env = "TOLLGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Threads of the async runtime that serves requests (1: the single-threaded scheduler).
     /// Default: one per CPU core.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
@@ -257,6 +272,18 @@ impl ServeArgs {
             .map_err(anyhow::Error::msg)?;
         s.upstream_allow = self.upstream_allow.clone();
         s.upstream_deny = self.upstream_deny.clone();
+        s.tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), false) => {
+                tollgate_server::tls::TlsSource::Files { cert: cert.clone(), key: key.clone() }
+            }
+            (None, None, true) => tollgate_server::tls::TlsSource::SelfSigned,
+            (None, None, false) => tollgate_server::tls::TlsSource::Off,
+            _ => anyhow::bail!("use --tls-cert with --tls-key, or --tls-self-signed"),
+        };
+        if self.tls_client_ca.is_some() && s.tls == tollgate_server::tls::TlsSource::Off {
+            anyhow::bail!("--tls-client-ca needs TLS: add --tls-cert and --tls-key, or --tls-self-signed");
+        }
+        s.tls_client_ca = self.tls_client_ca.clone();
         if self.worker_threads == Some(0) {
             anyhow::bail!("--worker-threads must be at least 1");
         }
@@ -307,8 +334,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("    {token}");
         println!();
     }
+    if let Some(ca) = gateway.tls_ca_file() {
+        println!("Self-signed TLS: clients must trust the CA certificate {}", ca.display());
+        println!("    (curl --cacert, AWS_CA_BUNDLE for boto3, SSL_CERT_FILE for the OpenAI/Anthropic SDKs)");
+        println!();
+    }
     println!(
-        "Tollgate is listening on http://{} (admin API: {}/api/v1, OpenAPI: {}/api/openapi.json)",
+        "Tollgate is listening on {}://{} (admin API: {}/api/v1, OpenAPI: {}/api/openapi.json)",
+        if gateway.https() { "https" } else { "http" },
         gateway.local_addr(),
         gateway.state().public_url(),
         gateway.state().public_url()

@@ -1,6 +1,6 @@
 //! Starting and stopping one gateway process: load the master key, open the store (running
 //! migrations), bind the listener (its address is one the address policy refuses as an
-//! upstream), open the usage store, load the catalog with its overlay, start the usage writer,
+//! upstream) and set up its TLS (`tls.rs`: certificate files or the self-signed CA), open the usage store, load the catalog with its overlay, start the usage writer,
 //! build the address policy (checking `--aws-sts-endpoint` / `--bedrock-control-endpoint`)
 //! and the HTTP clients, create the bootstrap admin token on first start, load the config
 //! snapshot, and merge the proxy, console and admin routers. Then serve (with the connection
@@ -42,9 +42,10 @@ pub struct Gateway {
     bootstrap_token: Option<String>,
     writer: UsageWriter,
     usage: UsageStore,
+    tls: Option<crate::tls::ServerTls>,
 }
 
-fn default_public_url(addr: SocketAddr) -> String {
+fn default_public_url(addr: SocketAddr, https: bool) -> String {
     let host = if addr.ip().is_unspecified() {
         "localhost".to_string()
     } else if addr.is_ipv6() {
@@ -52,7 +53,8 @@ fn default_public_url(addr: SocketAddr) -> String {
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 impl Gateway {
@@ -72,8 +74,22 @@ impl Gateway {
             Some(u) => {
                 tollgate_core::validate::base_url(u).map_err(|m| ServerError::Settings(format!("--public-url {m}")))?
             }
-            None => default_public_url(local_addr),
+            None => default_public_url(local_addr, settings.tls != crate::tls::TlsSource::Off),
         };
+        let public_host = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string()));
+        let tls = crate::tls::server_tls(
+            &settings.tls,
+            settings.tls_client_ca.as_deref(),
+            &settings.data_dir,
+            local_addr,
+            public_host.as_slice(),
+        )
+        .map_err(|e| ServerError::Settings(e.to_string()))?;
+        if let Some(ca) = tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            tracing::info!(ca = %ca.display(), "serving HTTPS with a self-signed certificate; clients must trust this CA file");
+        }
         let usage = match settings.effective_usage_database_url() {
             Some(url) => {
                 let u = UsageStore::connect(&url).await?;
@@ -129,7 +145,7 @@ impl Gateway {
                     })
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage })
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -143,6 +159,16 @@ impl Gateway {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Whether clients connect with TLS.
+    pub fn https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// With `--tls-self-signed`: the CA certificate file clients must trust.
+    pub fn tls_ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|t| t.ca_file.as_deref())
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests (streams
@@ -181,7 +207,7 @@ impl Gateway {
         let app = self.router.with_state::<()>(());
         let meter = self.state.meter().clone();
         let cut = meter.clone();
-        crate::conn::serve(self.listener, app, limits, self.state.metrics().clone(), shutdown, move || {
+        crate::conn::serve(self.listener, app, limits, self.tls, self.state.metrics().clone(), shutdown, move || {
             cut.cutting_at_shutdown()
         })
         .await;

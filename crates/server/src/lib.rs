@@ -27,6 +27,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod upstream;
 
 pub use error::{ApiError, ServerError};

@@ -63,6 +63,19 @@ impl SecretBackendKind {
     }
 }
 
+/// Where the server certificate comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// PEM files (`--tls-cert`: the chain, leaf first; `--tls-key`: its private key), re-read
+    /// when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A CA and leaf generated in `<data dir>/tls/` (see [`crate::tls`]).
+    SelfSigned,
+}
+
 /// Everything `Gateway::start` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,7 +87,8 @@ pub struct Settings {
     pub database_url: Option<Sensitive>,
     /// Base64 of 32 bytes; default: `<data_dir>/master.key`, generated on first start.
     pub master_key: Option<Sensitive>,
-    /// Base of the proxy URLs shown to users; default: `http://<listen address>`.
+    /// Base of the proxy URLs shown to users; default: `http://<listen address>` (`https://`
+    /// with TLS).
     pub public_url: Option<String>,
     pub secret_backend: SecretBackendKind,
     /// Directory for the `dir` secret backend.
@@ -139,6 +153,11 @@ pub struct Settings {
     /// On SIGTERM, how long in-flight requests (streams included) may run on; then they are cut
     /// and their usage events are written with what was seen.
     pub shutdown_grace: Duration,
+    /// HTTPS: certificate files (re-read when they change) or a self-signed CA + leaf in the
+    /// data dir; off serves plain HTTP. See [`crate::tls`].
+    pub tls: TlsSource,
+    /// With TLS: clients must present a certificate issued by a CA in this PEM file.
+    pub tls_client_ca: Option<PathBuf>,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -178,6 +197,8 @@ impl Settings {
             http2_max_concurrent_streams: 256,
             http2_max_header_list_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            tls: TlsSource::Off,
+            tls_client_ca: None,
             clock: crate::time::Clock::default(),
         }
     }

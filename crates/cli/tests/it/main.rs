@@ -27,3 +27,4 @@ mod openapi;
 mod proxy;
 mod serve_binary;
 mod store;
+mod tls;

@@ -491,3 +491,38 @@ async fn proxy_drains_usage_on_sigterm_and_never_logs_keys() {
         assert!(!transcript.contains(secret), "{secret} leaked into a response");
     }
 }
+
+/// `tollgate serve --tls-self-signed` prints the CA file to trust and an https address; the
+/// CLI reaches it with `--ca-cert` (and refuses the unknown CA without it); a restart keeps the
+/// CA, so a client trusts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_tls_prints_the_ca_and_the_cli_trusts_it_with_ca_cert() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let served = serve(dir.path(), &["--tls-self-signed"], &[]);
+    assert!(served.base_url.starts_with("https://127.0.0.1:"), "{}", served.base_url);
+    let ca = dir.path().join("tls/ca.pem");
+    assert!(served.stdout().contains(&format!("trust the CA certificate {}", ca.display())), "{}", served.stdout());
+    assert_eq!(mode(&dir.path().join("tls/ca.key")) & 0o777, 0o600);
+    let health = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--url", &served.base_url])
+            .args(extra)
+            .arg("health")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ok = health(&["--ca-cert", &ca.display().to_string()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "ready");
+    assert!(!health(&[]).status.success(), "an unknown CA is refused without --ca-cert");
+    let first_ca = std::fs::read(&ca).unwrap_or_else(|e| panic!("{e}"));
+    served.terminate();
+    let again = serve(dir.path(), &["--tls-self-signed"], &[]);
+    assert_eq!(std::fs::read(&ca).unwrap_or_else(|e| panic!("{e}")), first_ca, "the CA is kept across restarts");
+    let ok = Command::new(BIN)
+        .args(["--url", &again.base_url, "--ca-cert", &ca.display().to_string(), "health"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok.status.success(), "the new leaf chains to the kept CA: {}", String::from_utf8_lossy(&ok.stderr));
+    again.terminate();
+}
