@@ -127,24 +127,50 @@ impl Gateway {
         let policy = Arc::new(policy);
         let http = crate::upstream::build_client(&settings, &policy)?;
         let proxy_client = crate::upstream::build_proxy_client(&settings, &policy)?;
+        let oidc = match &settings.oidc {
+            Some(o) => {
+                let oidc = Arc::new(crate::oidc::Oidc::new(o.clone(), http.clone(), settings.clock.clone()));
+                match oidc.load().await {
+                    Ok(()) => tracing::info!(issuer = %o.issuer, "OIDC sign-in on"),
+                    Err(e) => tracing::warn!(error = %e, issuer = %o.issuer,
+                        "OIDC discovery failed; JWTs are refused until it succeeds (retrying in the background)"),
+                }
+                Some(oidc)
+            }
+            None => None,
+        };
         let state = AppState::new(
             store,
             settings,
-            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone(), policy },
+            Parts {
+                secrets,
+                public_url,
+                meter,
+                metrics,
+                http,
+                proxy_client,
+                catalog,
+                usage: usage.clone(),
+                policy,
+                oidc,
+            },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         backfill_bindings(&state).await?;
         state.reload().await?;
         let (admin, _spec) = admin::router(state.clone());
-        let router =
-            crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin).layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|req: &axum::http::Request<_>| {
-                        // The path only: a query string may carry a credential (`?key=`).
-                        tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
-                    })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
-            );
+        let mut router = crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin);
+        if let Some(oidc) = state.oidc().cloned() {
+            router = router.layer(axum::middleware::from_fn(move |req, next| jwt_keys(oidc.clone(), req, next)));
+        }
+        let router = router.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    // The path only: a query string may carry a credential (`?key=`).
+                    tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
         Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, tls })
     }
 
@@ -189,6 +215,7 @@ impl Gateway {
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         ));
+        let oidc = self.state.oidc().cloned().map(|o| tokio::spawn(o.run(stop_rx.clone())));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let settings = self.state.settings();
@@ -220,12 +247,32 @@ impl Gateway {
         let _ = poller.await;
         let _ = catalog_watch.await;
         let _ = retention.await;
+        if let Some(o) = oidc {
+            let _ = o.await;
+        }
         let _ = writer.await;
         self.usage.close().await;
         self.state.store().close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// With OIDC on, before any handler: a JWT in one of the places a gateway token may be
+/// (`client_auth::presented_token`) whose signing key is not cached yet triggers the
+/// rate-limited JWKS refresh (`Oidc::ensure_key`), so the handlers' synchronous validation
+/// finds a rotated key. Any other request passes after a header look-up.
+async fn jwt_keys(
+    oidc: Arc<crate::oidc::Oidc>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Ok(token) = crate::proxy::client_auth::presented_token(req.headers(), req.uri().query(), false)
+        && crate::oidc::looks_like_jwt(token)
+    {
+        oidc.ensure_key(token).await;
+    }
+    next.run(req).await
 }
 
 /// Binds each secret that providers saved before bindings existed reference (and that has no

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod keys;
 pub mod meter;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod report;
 pub mod retention;

@@ -76,6 +76,54 @@ pub enum TlsSource {
     SelfSigned,
 }
 
+/// Signing people and programs in with an OpenID Connect identity provider: its JWTs are
+/// accepted wherever a gateway token is (see [`crate::oidc`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// The issuer URL (`iss`); discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The `aud` a JWT must carry to be accepted by the proxy and the admin API.
+    pub audience: String,
+    /// The console's client id for "Sign in with …" (authorization code + PKCE); ID tokens must
+    /// name it in `aud`. Default: the audience.
+    pub client_id: Option<String>,
+    /// The console client's secret, for providers that require one (none: a public client).
+    pub client_secret: Option<Sensitive>,
+    /// The claim that names the user (usage attribution); default `email`.
+    pub user_claim: String,
+    /// The claim that names the agent, if any.
+    pub agent_claim: Option<String>,
+    /// The claim holding the caller's groups or roles (a string or a list of strings).
+    pub role_claim: Option<String>,
+    /// Values of `role_claim` and the role each grants (the highest match wins).
+    pub role_map: Vec<(String, tollgate_core::Role)>,
+    /// The role of a JWT no mapping matches.
+    pub default_role: tollgate_core::Role,
+}
+
+impl OidcSettings {
+    /// An issuer and audience with the defaults: user from `email`, no agent claim, every
+    /// caller an `invoker`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> OidcSettings {
+        OidcSettings {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            client_id: None,
+            client_secret: None,
+            user_claim: "email".into(),
+            agent_claim: None,
+            role_claim: None,
+            role_map: Vec::new(),
+            default_role: tollgate_core::Role::Invoker,
+        }
+    }
+
+    /// The console's OAuth client id.
+    pub fn console_client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or(&self.audience)
+    }
+}
+
 /// Everything `Gateway::start` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -158,6 +206,8 @@ pub struct Settings {
     pub tls: TlsSource,
     /// With TLS: clients must present a certificate issued by a CA in this PEM file.
     pub tls_client_ca: Option<PathBuf>,
+    /// OpenID Connect sign-in (off when `None`).
+    pub oidc: Option<OidcSettings>,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -199,6 +249,7 @@ impl Settings {
             shutdown_grace: Duration::from_secs(30),
             tls: TlsSource::Off,
             tls_client_ca: None,
+            oidc: None,
             clock: crate::time::Clock::default(),
         }
     }

@@ -47,6 +47,7 @@ struct Inner {
     usage: UsageStore,
     proxy_client: ProxyClient,
     policy: Arc<crate::address_policy::AddressPolicy>,
+    oidc: Option<Arc<crate::oidc::Oidc>>,
     /// This process's id in `x-tollgate-hop` (loop detection), random per start.
     hop_id: String,
 }
@@ -63,6 +64,8 @@ pub struct Parts {
     pub usage: UsageStore,
     pub proxy_client: ProxyClient,
     pub policy: Arc<crate::address_policy::AddressPolicy>,
+    /// The identity provider whose JWTs are accepted (`--oidc-issuer`), if any.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// A random id for this process: 16 hex digits (64 bits, from the system generator; the
@@ -95,6 +98,7 @@ impl AppState {
                 settings,
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
+                oidc: parts.oidc,
                 hop_id: hop_id(),
             }),
         }
@@ -142,6 +146,11 @@ impl AppState {
     /// The shared upstream HTTP client of the admin side (Test Connection).
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The identity provider whose JWTs are accepted, when `--oidc-issuer` is set.
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        self.inner.oidc.as_ref()
     }
 
     /// The upstream address policy (`--upstream-allow` / `--upstream-deny`).

@@ -26,6 +26,7 @@ pub mod providers;
 pub mod secrets;
 pub mod session;
 pub mod spend;
+pub mod sso;
 pub mod tokens;
 pub mod usage;
 
@@ -59,6 +60,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/providers") }))
         .route("/login", get(session::login_form).post(session::login))
+        .route("/login/oidc", get(sso::start))
+        .route("/login/oidc/callback", get(sso::callback))
         .route("/logout", post(session::logout))
         .route("/providers", get(providers::list))
         .route("/providers/new", get(form::new_form).post(form::create))

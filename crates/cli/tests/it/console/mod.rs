@@ -85,6 +85,12 @@ impl Console {
         self.page(r).await
     }
 
+    /// GET of a full URL (another server, e.g. an identity provider), with the same cookies.
+    pub async fn get_absolute(&mut self, url: &str) -> Page {
+        let r = self.client.get(url).send().await;
+        self.page(r).await
+    }
+
     /// Posts a form with the current CSRF token added.
     pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
         let mut all: Vec<(&str, &str)> = fields.to_vec();
