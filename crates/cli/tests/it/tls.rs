@@ -341,3 +341,19 @@ async fn header_and_idle_timeouts_hold_over_tls() {
     assert!(counter("tollgate_connections_header_timeouts_total").is_some_and(|n| n >= 2), "{metrics}");
     assert!(counter("tollgate_connections_idle_closed_total").is_some_and(|n| n >= 1), "{metrics}");
 }
+
+/// Over the gateway's own HTTPS the console's cookies are `Secure` (no proxy header needed);
+/// over plain HTTP they are not (a browser would drop them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_cookies_are_secure_over_https() {
+    for (tls, secure) in [(TlsSource::SelfSigned, true), (TlsSource::Off, false)] {
+        let gw = TestGateway::start_with(None, move |s| s.tls = tls).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let mut console = crate::console::Console::new(&gw);
+        let page = console.get("/login").await;
+        page.expect(200);
+        let cookie = page.headers.get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert!(cookie.starts_with("tollgate_login="), "{cookie}");
+        assert_eq!(cookie.contains("; Secure"), secure, "{}: {cookie}", gw.base_url);
+        console.sign_in(&gw.admin_token).await;
+    }
+}

@@ -167,9 +167,20 @@ fn over_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` behind HTTPS, on `path`.
-pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64, path: &str) -> HeaderValue {
-    let secure = if over_https(headers) { "; Secure" } else { "" };
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` over HTTPS (the gateway serving
+/// TLS itself, an https public URL, or a proxy's `X-Forwarded-Proto: https`), on `path`.
+pub fn set_cookie(
+    console: &Console,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age_s: i64,
+    path: &str,
+) -> HeaderValue {
+    let https = over_https(headers)
+        || console.state.settings().tls != crate::settings::TlsSource::Off
+        || console.state.public_url().starts_with("https://");
+    let secure = if https { "; Secure" } else { "" };
     let v = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
@@ -371,7 +382,7 @@ pub(super) fn login_response(
     let next_q = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
     let page = LoginPage { layout, next: next.to_string(), error, sso, next_q };
     let mut resp = html_page(status, &page)?;
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &nonce, 3600, "/"));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(console, headers, LOGIN_COOKIE, &nonce, 3600, "/"));
     Ok(resp)
 }
 
@@ -417,8 +428,8 @@ pub async fn login(State(console): State<Console>, headers: HeaderMap, body: Byt
     tracing::info!(token_id = %rec.id, role = %rec.role, "console sign-in");
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, &value, (expires - now) / 1000, "/"));
-    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0, "/"));
+    h.append(header::SET_COOKIE, set_cookie(&console, &headers, SESSION_COOKIE, &value, (expires - now) / 1000, "/"));
+    h.append(header::SET_COOKIE, set_cookie(&console, &headers, LOGIN_COOKIE, "", 0, "/"));
     Ok(resp)
 }
 
@@ -440,7 +451,7 @@ pub async fn logout(State(console): State<Console>, headers: HeaderMap) -> Resul
         tracing::info!(token_id = %id, "console sign-out");
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0, "/"));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&console, &headers, SESSION_COOKIE, "", 0, "/"));
     Ok(resp)
 }
 

@@ -41,8 +41,8 @@ fn pkce_challenge(verifier: &str) -> String {
 }
 
 /// The `tollgate_oidc` cookie: Lax (it must come back on the identity provider's redirect).
-fn attempt_cookie(headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
-    let lax = set_cookie(headers, OIDC_COOKIE, value, max_age_s, COOKIE_PATH);
+fn attempt_cookie(console: &Console, headers: &HeaderMap, value: &str, max_age_s: i64) -> HeaderValue {
+    let lax = set_cookie(console, headers, OIDC_COOKIE, value, max_age_s, COOKIE_PATH);
     let v = lax.to_str().unwrap_or_default().replace("SameSite=Strict", "SameSite=Lax");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
@@ -82,7 +82,7 @@ pub async fn start(
         .append_pair("code_challenge", &pkce_challenge(&verifier))
         .append_pair("code_challenge_method", "S256");
     let mut resp = Redirect::to(url.as_str()).into_response();
-    resp.headers_mut().append(header::SET_COOKIE, attempt_cookie(&headers, &value, 600));
+    resp.headers_mut().append(header::SET_COOKIE, attempt_cookie(&console, &headers, &value, 600));
     Ok(resp)
 }
 
@@ -168,7 +168,7 @@ pub async fn callback(
     )
         .into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, &value, SESSION_TTL_MS / 1000, "/"));
-    h.append(header::SET_COOKIE, attempt_cookie(&headers, "", 0));
+    h.append(header::SET_COOKIE, set_cookie(&console, &headers, SESSION_COOKIE, &value, SESSION_TTL_MS / 1000, "/"));
+    h.append(header::SET_COOKIE, attempt_cookie(&console, &headers, "", 0));
     Ok(resp)
 }
