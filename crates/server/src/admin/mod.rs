@@ -29,8 +29,9 @@ use utoipa_axum::routes;
     info(
         title = "Tollgate admin API",
         description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
-the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
-Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
+the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…` \
+(or, on a gateway started with `--oidc-issuer`, a JWT of that identity provider, whose role comes from its \
+claims). Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
 create, update and delete providers and secrets, admin also manages tokens."
     ),
     modifiers(&BearerAuth),
