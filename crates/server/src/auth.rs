@@ -51,7 +51,7 @@ pub fn lookup(state: &AppState, token: &str, now_ms: i64) -> Result<Arc<TokenRec
     if let Some(oidc) = state.oidc()
         && crate::oidc::looks_like_jwt(token)
     {
-        return oidc.authenticate(token).map(Arc::new).map_err(|e| ApiError::Unauthenticated(e.to_string()));
+        return oidc.authenticate(token).map_err(|e| ApiError::Unauthenticated(e.to_string()));
     }
     if !looks_like_token(token) {
         return Err(ApiError::Unauthenticated("invalid gateway token".into()));
