@@ -68,6 +68,21 @@ impl Answer {
     }
 }
 
+/// The HTTP client of the CLI: the system's CAs, plus `ca_cert` when given (`--ca-cert`).
+pub fn http_client(ca_cert: Option<&std::path::Path>, timeout: std::time::Duration) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("tollgate-cli/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(timeout);
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("reading --ca-cert {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("--ca-cert {}: not a PEM certificate file", path.display()))?;
+        b = b.tls_certs_merge(certs);
+    }
+    b.build().context("building the HTTP client")
+}
+
 /// The admin API client.
 pub struct Client {
     http: reqwest::Client,
@@ -107,21 +122,16 @@ impl Client {
                 }
             }
         };
-        Client::with_token(&global.url, token)
+        let http = http_client(global.ca_cert.as_deref(), std::time::Duration::from_secs(120))?;
+        Client::build(&global.url, token, http)
     }
 
     /// Builds the client for `url` with an explicit token.
-    pub fn with_token(url: &str, token: Option<String>) -> anyhow::Result<Client> {
+    fn build(url: &str, token: Option<String>, http: reqwest::Client) -> anyhow::Result<Client> {
         let base = Url::parse(url.trim()).with_context(|| format!("invalid --url `{url}`"))?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             anyhow::bail!("invalid --url `{url}`: expected http://host:port or https://host:port");
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("tollgate-cli/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(120))
-            .build()
-            .context("building the HTTP client")?;
         Ok(Client { http, base, token })
     }
 

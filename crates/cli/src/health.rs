@@ -19,10 +19,7 @@ pub async fn run(global: &GlobalArgs, a: HealthArgs) -> anyhow::Result<()> {
     let mut url = reqwest::Url::parse(global.url.trim()).with_context(|| format!("invalid --url `{}`", global.url))?;
     url.set_path("/readyz");
     url.set_query(None);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(a.timeout_seconds.max(1)))
-        .build()
-        .context("building the HTTP client")?;
+    let http = crate::client::http_client(global.ca_cert.as_deref(), Duration::from_secs(a.timeout_seconds.max(1)))?;
     let resp = http.get(url.clone()).send().await.with_context(|| format!("not ready: {url} did not answer"))?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap_or_default();

@@ -21,6 +21,10 @@ pub struct GlobalArgs {
     /// (`TOLLGATE_TOKEN` is not read: that name is left to applications' gateway tokens, `TOLLGATE_API_KEY` in the docs.)
     #[arg(long, global = true, help_heading = "Global", env = ADMIN_TOKEN_ENV, hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM file of the CA that issued the server's certificate, trusted besides the system's
+    /// (e.g. `<data-dir>/tls/ca.pem` of a gateway started with `--tls-self-signed`).
+    #[arg(long, global = true, help_heading = "Global", env = "TOLLGATE_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, help_heading = "Global", value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,

@@ -161,6 +161,52 @@ pub struct ServeArgs {
     /// e.g. `10.0.0.0/8` to keep providers off the internal network.
     #[arg(long, env = "TOLLGATE_UPSTREAM_DENY", value_delimiter = ',')]
     pub upstream_deny: Vec<String>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first). Re-read when the file changes
+    /// (the next connection gets the new certificate; open ones keep theirs). HTTP/2 is offered
+    /// through ALPN.
+    #[arg(long, env = "TOLLGATE_TLS_CERT", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "TOLLGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve HTTPS with a certificate for the listen address issued by a local CA kept in
+    /// `<data-dir>/tls/`; the CA file to trust is printed at start.
+    #[arg(long, env = "TOLLGATE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+    /// With TLS: require client certificates issued by a CA in this PEM file (mutual TLS).
+    #[arg(long, env = "TOLLGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// OpenID Connect issuer URL: its JWTs (RS256, ES256, EdDSA; keys from its discovery
+    /// document's JWKS) are accepted wherever a gateway token is, and the console offers
+    /// "Sign in with" it. Needs --oidc-audience.
+    #[arg(long, env = "TOLLGATE_OIDC_ISSUER", requires = "oidc_audience")]
+    pub oidc_issuer: Option<String>,
+    /// The `aud` a JWT must carry for the proxy and the admin API.
+    #[arg(long, env = "TOLLGATE_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// The console's OAuth client id (authorization code + PKCE). Default: --oidc-audience.
+    #[arg(long, env = "TOLLGATE_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    pub oidc_client_id: Option<String>,
+    /// The console client's secret, for identity providers that require one.
+    #[arg(long, env = "TOLLGATE_OIDC_CLIENT_SECRET", hide_env_values = true, requires = "oidc_issuer")]
+    pub oidc_client_secret: Option<Sensitive>,
+    /// The claim that names the user, for usage attribution.
+    #[arg(long, env = "TOLLGATE_OIDC_USER_CLAIM", default_value = "email")]
+    pub oidc_user_claim: String,
+    /// The claim that names the agent (none by default).
+    #[arg(long, env = "TOLLGATE_OIDC_AGENT_CLAIM")]
+    pub oidc_agent_claim: Option<String>,
+    /// The claim with the caller's groups or roles (a string or a list), read through
+    /// --oidc-role-map.
+    #[arg(long, env = "TOLLGATE_OIDC_ROLE_CLAIM")]
+    pub oidc_role_claim: Option<String>,
+    /// `VALUE=ROLE` pairs (repeat or comma-separate): a JWT whose role claim holds VALUE gets
+    /// ROLE (invoker, reader, writer, admin); the highest match wins.
+    #[arg(long, env = "TOLLGATE_OIDC_ROLE_MAP", value_delimiter = ',')]
+    pub oidc_role_map: Vec<String>,
+    /// The role of a JWT no mapping matches.
+    #[arg(long, env = "TOLLGATE_OIDC_DEFAULT_ROLE", default_value = "invoker")]
+    pub oidc_default_role: String,
     /// Threads of the async runtime that serves requests (1: the single-threaded scheduler).
     /// Default: one per CPU core.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
@@ -276,10 +322,64 @@ impl ServeArgs {
             .map_err(anyhow::Error::msg)?;
         s.upstream_allow = self.upstream_allow.clone();
         s.upstream_deny = self.upstream_deny.clone();
+        s.tls = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), false) => {
+                tollgate_server::tls::TlsSource::Files { cert: cert.clone(), key: key.clone() }
+            }
+            (None, None, true) => tollgate_server::tls::TlsSource::SelfSigned,
+            (None, None, false) => tollgate_server::tls::TlsSource::Off,
+            _ => anyhow::bail!("use --tls-cert with --tls-key, or --tls-self-signed"),
+        };
+        if self.tls_client_ca.is_some() && s.tls == tollgate_server::tls::TlsSource::Off {
+            anyhow::bail!("--tls-client-ca needs TLS: add --tls-cert and --tls-key, or --tls-self-signed");
+        }
+        s.tls_client_ca = self.tls_client_ca.clone();
+        s.oidc = self.oidc()?;
         if self.worker_threads == Some(0) {
             anyhow::bail!("--worker-threads must be at least 1");
         }
         Ok(s)
+    }
+}
+
+impl ServeArgs {
+    fn oidc(&self) -> anyhow::Result<Option<tollgate_server::settings::OidcSettings>> {
+        let (Some(issuer), Some(audience)) = (&self.oidc_issuer, &self.oidc_audience) else {
+            if self.oidc_role_claim.is_some() || !self.oidc_role_map.is_empty() || self.oidc_agent_claim.is_some() {
+                anyhow::bail!("the --oidc-* claim flags need --oidc-issuer and --oidc-audience");
+            }
+            return Ok(None);
+        };
+        let issuer = issuer.trim().trim_end_matches('/').to_string();
+        match reqwest::Url::parse(&issuer) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+            _ => anyhow::bail!("--oidc-issuer must be an https:// URL (the issuer's `iss`)"),
+        }
+        let role = |flag: &str, v: &str| -> anyhow::Result<tollgate_core::Role> {
+            v.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("{flag}: `{v}` is not a role (invoker, reader, writer, admin)"))
+        };
+        let mut o = tollgate_server::settings::OidcSettings::new(issuer, audience.trim());
+        o.client_id = self.oidc_client_id.clone();
+        o.client_secret = self.oidc_client_secret.clone();
+        if self.oidc_user_claim.trim().is_empty() {
+            anyhow::bail!("--oidc-user-claim must name a claim");
+        }
+        o.user_claim = self.oidc_user_claim.trim().to_string();
+        o.agent_claim = self.oidc_agent_claim.clone();
+        o.role_claim = self.oidc_role_claim.clone();
+        for pair in &self.oidc_role_map {
+            let Some((value, r)) = pair.split_once('=') else {
+                anyhow::bail!("--oidc-role-map: `{pair}` is not VALUE=ROLE");
+            };
+            o.role_map.push((value.trim().to_string(), role("--oidc-role-map", r)?));
+        }
+        if !o.role_map.is_empty() && o.role_claim.is_none() {
+            anyhow::bail!("--oidc-role-map needs --oidc-role-claim");
+        }
+        o.default_role = role("--oidc-default-role", &self.oidc_default_role)?;
+        Ok(Some(o))
     }
 }
 
@@ -326,8 +426,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         println!("    {token}");
         println!();
     }
+    if let Some(ca) = gateway.tls_ca_file() {
+        println!("Self-signed TLS: clients must trust the CA certificate {}", ca.display());
+        println!("    (curl --cacert, AWS_CA_BUNDLE for boto3, SSL_CERT_FILE for the OpenAI/Anthropic SDKs)");
+        println!();
+    }
     println!(
-        "Tollgate is listening on http://{} (admin API: {}/api/v1, OpenAPI: {}/api/openapi.json)",
+        "Tollgate is listening on {}://{} (admin API: {}/api/v1, OpenAPI: {}/api/openapi.json)",
+        if gateway.https() { "https" } else { "http" },
         gateway.local_addr(),
         gateway.state().public_url(),
         gateway.state().public_url()

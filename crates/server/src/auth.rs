@@ -1,4 +1,6 @@
-//! Gateway-token authentication and role checks for the admin API.
+//! Gateway-token authentication and role checks for the admin API (and, through [`lookup`],
+//! for the proxy and the console sign-in). With `--oidc-issuer`, a JWT of the identity provider
+//! is accepted wherever a gateway token is.
 //!
 //! Tokens are `tg_` + 43 base62 characters (256 random bits), stored only as SHA-256; a fast
 //! hash is right for high-entropy tokens. Lookups hit the in-memory snapshot.
@@ -42,8 +44,15 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// Looks a presented token up in the snapshot and checks it is active at `now_ms`.
+/// Looks a presented token up in the snapshot and checks it is active at `now_ms`. With OIDC
+/// on, a JWT is verified instead (CPU only: the identity provider's keys are cached, see
+/// [`crate::oidc`]) and stands for the principal its claims name.
 pub fn lookup(state: &AppState, token: &str, now_ms: i64) -> Result<Arc<TokenRecord>, ApiError> {
+    if let Some(oidc) = state.oidc()
+        && crate::oidc::looks_like_jwt(token)
+    {
+        return oidc.authenticate(token).map_err(|e| ApiError::Unauthenticated(e.to_string()));
+    }
     if !looks_like_token(token) {
         return Err(ApiError::Unauthenticated("invalid gateway token".into()));
     }

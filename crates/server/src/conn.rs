@@ -19,6 +19,11 @@
 //!   request in flight and no byte received for `idle_timeout` is shut down gracefully.
 //!   Requests in flight, long streams included, are never timed out here (the upstream read
 //!   timeout bounds the waits inside one).
+//! - **TLS** (`tls.rs`): with a certificate configured, each accepted socket first completes
+//!   a TLS handshake, which counts as part of the request head (it must finish within the
+//!   header-read timeout, the pressure one included; a connection still shaking hands at
+//!   shutdown is dropped). The watchdog then sees the decrypted bytes, so every limit above
+//!   applies unchanged; HTTP/2 is whatever ALPN chose.
 //! - **Shutdown**: stop accepting, shut every connection down gracefully (idle ones close, busy
 //!   ones finish their requests), and after `shutdown_grace` drop whatever is still open: the
 //!   streams are cut, and their usage events are emitted with what was seen (the proxy's
@@ -93,6 +98,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<crate::tls::ServerTls>,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
     before_cut: impl FnOnce(),
@@ -137,6 +143,7 @@ pub async fn serve(
                 Metrics::inc(&metrics.connections_accepted);
                 let one = One {
                     builder: builder.clone(),
+                    tls: tls.as_ref().map(|t| t.acceptor.clone()),
                     app: app.clone(),
                     limits: limits.clone(),
                     metrics: metrics.clone(),
@@ -197,6 +204,7 @@ pub async fn serve(
 /// One connection's serving context.
 struct One {
     builder: Arc<auto::Builder<TokioExecutor>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
@@ -226,7 +234,39 @@ impl Activity {
 }
 
 impl One {
-    async fn run(mut self, tcp: TcpStream, _permit: tokio::sync::OwnedSemaphorePermit) {
+    /// Serves one accepted socket, after its TLS handshake when TLS is on.
+    async fn run(self, tcp: TcpStream, permit: tokio::sync::OwnedSemaphorePermit) {
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve_io(tcp, permit).await;
+        };
+        // The handshake is the start of the request head: it gets the header-read timeout.
+        let limit = if *self.pressure.borrow() {
+            self.limits.header_read_timeout.min(PRESSURE_HEADER_TIMEOUT)
+        } else {
+            self.limits.header_read_timeout
+        };
+        let mut close = self.close.clone();
+        let handshake = tokio::select! {
+            r = tokio::time::timeout(limit, acceptor.accept(tcp)) => r,
+            _ = close.wait_for(|closing| *closing) => return, // shutting down: not served
+        };
+        match handshake {
+            Ok(Ok(tls)) => self.serve_io(tls, permit).await,
+            Ok(Err(e)) => {
+                Metrics::inc(&self.metrics.tls_handshake_failures);
+                tracing::debug!(error = %e, "TLS handshake with a client failed");
+            }
+            Err(_) => {
+                Metrics::inc(&self.metrics.connections_header_timeouts);
+                tracing::debug!("closing a connection: TLS handshake not finished in time");
+            }
+        }
+    }
+
+    async fn serve_io<S>(mut self, io: S, _permit: tokio::sync::OwnedSemaphorePermit)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         Metrics::inc(&self.metrics.connections_open);
         let act = Arc::new(Activity {
             start: Instant::now(),
@@ -234,7 +274,7 @@ impl One {
             idle_since_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(NONE),
         });
-        let io = TokioIo::new(Tracked { inner: tcp, act: act.clone() });
+        let io = TokioIo::new(Tracked { inner: io, act: act.clone() });
         let svc = Service { app: self.app.clone(), act: act.clone() };
         let conn = self.builder.serve_connection(io, svc);
         tokio::pin!(conn);
@@ -321,13 +361,14 @@ enum Verdict {
     Idle,
 }
 
-/// The socket, noting when the first byte of a request head arrives.
-struct Tracked {
-    inner: TcpStream,
+/// The socket (or the TLS stream over it), noting when the first byte of a request head
+/// arrives.
+struct Tracked<S> {
+    inner: S,
     act: Arc<Activity>,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
@@ -342,7 +383,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

@@ -1,6 +1,6 @@
 //! Starting and stopping one gateway process: load the master key, open the store (running
 //! migrations), bind the listener (its address is one the address policy refuses as an
-//! upstream), open the usage store, load the catalog with its overlay, start the usage writer,
+//! upstream) and set up its TLS (`tls.rs`: certificate files or the self-signed CA), open the usage store, load the catalog with its overlay, start the usage writer,
 //! build the address policy (checking `--aws-sts-endpoint` / `--bedrock-control-endpoint`)
 //! and the HTTP clients, create the bootstrap admin token on first start, load the config
 //! snapshot, and merge the proxy, console and admin routers. Then serve (with the connection
@@ -43,9 +43,10 @@ pub struct Gateway {
     writer: UsageWriter,
     usage: UsageStore,
     transcripts: TranscriptStore,
+    tls: Option<crate::tls::ServerTls>,
 }
 
-fn default_public_url(addr: SocketAddr) -> String {
+fn default_public_url(addr: SocketAddr, https: bool) -> String {
     let host = if addr.ip().is_unspecified() {
         "localhost".to_string()
     } else if addr.is_ipv6() {
@@ -53,7 +54,8 @@ fn default_public_url(addr: SocketAddr) -> String {
     } else {
         addr.ip().to_string()
     };
-    format!("http://{host}:{}", addr.port())
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}:{}", addr.port())
 }
 
 impl Gateway {
@@ -73,8 +75,22 @@ impl Gateway {
             Some(u) => {
                 tollgate_core::validate::base_url(u).map_err(|m| ServerError::Settings(format!("--public-url {m}")))?
             }
-            None => default_public_url(local_addr),
+            None => default_public_url(local_addr, settings.tls != crate::tls::TlsSource::Off),
         };
+        let public_host = url::Url::parse(&public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string()));
+        let tls = crate::tls::server_tls(
+            &settings.tls,
+            settings.tls_client_ca.as_deref(),
+            &settings.data_dir,
+            local_addr,
+            public_host.as_slice(),
+        )
+        .map_err(|e| ServerError::Settings(e.to_string()))?;
+        if let Some(ca) = tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            tracing::info!(ca = %ca.display(), "serving HTTPS with a self-signed certificate; clients must trust this CA file");
+        }
         let usage = match settings.effective_usage_database_url() {
             Some(url) => {
                 let u = UsageStore::connect(&url).await?;
@@ -126,6 +142,18 @@ impl Gateway {
         let policy = Arc::new(policy);
         let http = crate::upstream::build_client(&settings, &policy)?;
         let proxy_client = crate::upstream::build_proxy_client(&settings, &policy)?;
+        let oidc = match &settings.oidc {
+            Some(o) => {
+                let oidc = Arc::new(crate::oidc::Oidc::new(o.clone(), http.clone(), settings.clock.clone()));
+                match oidc.load().await {
+                    Ok(()) => tracing::info!(issuer = %o.issuer, "OIDC sign-in on"),
+                    Err(e) => tracing::warn!(error = %e, issuer = %o.issuer,
+                        "OIDC discovery failed; JWTs are refused until it succeeds (retrying in the background)"),
+                }
+                Some(oidc)
+            }
+            None => None,
+        };
         let state = AppState::new(
             store,
             settings,
@@ -140,22 +168,26 @@ impl Gateway {
                 usage: usage.clone(),
                 transcripts: transcripts.clone(),
                 policy,
+                oidc,
             },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         backfill_bindings(&state).await?;
         state.reload_full().await?;
         let (admin, _spec) = admin::router(state.clone());
-        let router =
-            crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin).layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|req: &axum::http::Request<_>| {
-                        // The path only: a query string may carry a credential (`?key=`).
-                        tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
-                    })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
-            );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts })
+        let mut router = crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin);
+        if let Some(oidc) = state.oidc().cloned() {
+            router = router.layer(axum::middleware::from_fn(move |req, next| jwt_keys(oidc.clone(), req, next)));
+        }
+        let router = router.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    // The path only: a query string may carry a credential (`?key=`).
+                    tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        );
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts, tls })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -169,6 +201,16 @@ impl Gateway {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// Whether clients connect with TLS.
+    pub fn https(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// With `--tls-self-signed`: the CA certificate file clients must trust.
+    pub fn tls_ca_file(&self) -> Option<&std::path::Path> {
+        self.tls.as_ref().and_then(|t| t.ca_file.as_deref())
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests (streams
@@ -195,6 +237,7 @@ impl Gateway {
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         ));
+        let oidc = self.state.oidc().cloned().map(|o| tokio::spawn(o.run(stop_rx.clone())));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let settings = self.state.settings();
@@ -213,7 +256,7 @@ impl Gateway {
         let app = self.router.with_state::<()>(());
         let meter = self.state.meter().clone();
         let cut = meter.clone();
-        crate::conn::serve(self.listener, app, limits, self.state.metrics().clone(), shutdown, move || {
+        crate::conn::serve(self.listener, app, limits, self.tls, self.state.metrics().clone(), shutdown, move || {
             cut.cutting_at_shutdown()
         })
         .await;
@@ -227,6 +270,9 @@ impl Gateway {
         let _ = listener.await;
         let _ = catalog_watch.await;
         let _ = retention.await;
+        if let Some(o) = oidc {
+            let _ = o.await;
+        }
         let _ = writer.await;
         self.usage.close().await;
         self.transcripts.close().await;
@@ -234,6 +280,23 @@ impl Gateway {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// With OIDC on, before any handler: a JWT in one of the places a gateway token may be
+/// (`client_auth::presented_token`) whose signing key is not cached yet triggers the
+/// rate-limited JWKS refresh (`Oidc::ensure_key`), so the handlers' synchronous validation
+/// finds a rotated key. Any other request passes after a header look-up.
+async fn jwt_keys(
+    oidc: Arc<crate::oidc::Oidc>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if let Ok(token) = crate::proxy::client_auth::presented_token(req.headers(), req.uri().query(), false)
+        && crate::oidc::looks_like_jwt(token)
+    {
+        oidc.ensure_key(token).await;
+    }
+    next.run(req).await
 }
 
 /// Binds each secret that providers saved before bindings existed reference (and that has no

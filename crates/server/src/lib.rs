@@ -20,6 +20,7 @@ pub mod gateway;
 pub mod keys;
 pub mod meter;
 pub mod metrics;
+pub mod oidc;
 pub mod proxy;
 pub mod report;
 pub mod retention;
@@ -28,6 +29,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod state;
 pub mod time;
+pub mod tls;
 pub mod transcript;
 pub mod upstream;
 

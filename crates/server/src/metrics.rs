@@ -94,6 +94,9 @@ pub struct Metrics {
     pub config_notifications: AtomicU64,
     /// Times the config listener connected (the first time and after each lost connection).
     pub config_listener_connects: AtomicU64,
+    /// TLS handshakes that failed (no common protocol, an untrusted or missing client
+    /// certificate, not TLS at all).
+    pub tls_handshake_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -193,6 +196,11 @@ impl Metrics {
             "tollgate_connections_idle_closed_total",
             "Keep-alive connections closed after --idle-timeout-seconds without a request.",
             &[("", &self.connections_idle_closed)],
+        );
+        counter(
+            "tollgate_tls_handshake_failures_total",
+            "TLS handshakes with clients that failed (a missing or untrusted client certificate, no common protocol, not TLS).",
+            &[("", &self.tls_handshake_failures)],
         );
         counter(
             "tollgate_connections_cut_at_shutdown_total",

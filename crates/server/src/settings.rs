@@ -63,6 +63,67 @@ impl SecretBackendKind {
     }
 }
 
+/// Where the server certificate comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TlsSource {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// PEM files (`--tls-cert`: the chain, leaf first; `--tls-key`: its private key), re-read
+    /// when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A CA and leaf generated in `<data dir>/tls/` (see [`crate::tls`]).
+    SelfSigned,
+}
+
+/// Signing people and programs in with an OpenID Connect identity provider: its JWTs are
+/// accepted wherever a gateway token is (see [`crate::oidc`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcSettings {
+    /// The issuer URL (`iss`); discovery reads `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The `aud` a JWT must carry to be accepted by the proxy and the admin API.
+    pub audience: String,
+    /// The console's client id for "Sign in with …" (authorization code + PKCE); ID tokens must
+    /// name it in `aud`. Default: the audience.
+    pub client_id: Option<String>,
+    /// The console client's secret, for providers that require one (none: a public client).
+    pub client_secret: Option<Sensitive>,
+    /// The claim that names the user (usage attribution); default `email`.
+    pub user_claim: String,
+    /// The claim that names the agent, if any.
+    pub agent_claim: Option<String>,
+    /// The claim holding the caller's groups or roles (a string or a list of strings).
+    pub role_claim: Option<String>,
+    /// Values of `role_claim` and the role each grants (the highest match wins).
+    pub role_map: Vec<(String, tollgate_core::Role)>,
+    /// The role of a JWT no mapping matches.
+    pub default_role: tollgate_core::Role,
+}
+
+impl OidcSettings {
+    /// An issuer and audience with the defaults: user from `email`, no agent claim, every
+    /// caller an `invoker`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> OidcSettings {
+        OidcSettings {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            client_id: None,
+            client_secret: None,
+            user_claim: "email".into(),
+            agent_claim: None,
+            role_claim: None,
+            role_map: Vec::new(),
+            default_role: tollgate_core::Role::Invoker,
+        }
+    }
+
+    /// The console's OAuth client id.
+    pub fn console_client_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or(&self.audience)
+    }
+}
+
 /// Everything `Gateway::start` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -74,7 +135,8 @@ pub struct Settings {
     pub database_url: Option<Sensitive>,
     /// Base64 of 32 bytes; default: `<data_dir>/master.key`, generated on first start.
     pub master_key: Option<Sensitive>,
-    /// Base of the proxy URLs shown to users; default: `http://<listen address>`.
+    /// Base of the proxy URLs shown to users; default: `http://<listen address>` (`https://`
+    /// with TLS).
     pub public_url: Option<String>,
     pub secret_backend: SecretBackendKind,
     /// Directory for the `dir` secret backend.
@@ -149,6 +211,13 @@ pub struct Settings {
     /// The oldest transcripts are deleted while all of them take more than this many (sealed)
     /// bytes; 0 means no cap.
     pub transcript_max_total_bytes: u64,
+    /// HTTPS: certificate files (re-read when they change) or a self-signed CA + leaf in the
+    /// data dir; off serves plain HTTP. See [`crate::tls`].
+    pub tls: TlsSource,
+    /// With TLS: clients must present a certificate issued by a CA in this PEM file.
+    pub tls_client_ca: Option<PathBuf>,
+    /// OpenID Connect sign-in (off when `None`).
+    pub oidc: Option<OidcSettings>,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -192,6 +261,9 @@ impl Settings {
             transcript_max_bytes: 4 * 1024 * 1024,
             transcript_retention_days: 30,
             transcript_max_total_bytes: 10 * 1024 * 1024 * 1024,
+            tls: TlsSource::Off,
+            tls_client_ca: None,
+            oidc: None,
             clock: crate::time::Clock::default(),
         }
     }

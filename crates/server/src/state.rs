@@ -58,6 +58,7 @@ struct Inner {
     transcripts: TranscriptStore,
     proxy_client: ProxyClient,
     policy: Arc<crate::address_policy::AddressPolicy>,
+    oidc: Option<Arc<crate::oidc::Oidc>>,
     /// This process's id in `x-tollgate-hop` (loop detection), random per start.
     hop_id: String,
 }
@@ -75,6 +76,8 @@ pub struct Parts {
     pub transcripts: TranscriptStore,
     pub proxy_client: ProxyClient,
     pub policy: Arc<crate::address_policy::AddressPolicy>,
+    /// The identity provider whose JWTs are accepted (`--oidc-issuer`), if any.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// A random id for this process: 16 hex digits (64 bits, from the system generator; the
@@ -108,6 +111,7 @@ impl AppState {
                 settings,
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
+                oidc: parts.oidc,
                 hop_id: hop_id(),
             }),
         }
@@ -160,6 +164,11 @@ impl AppState {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The identity provider whose JWTs are accepted, when `--oidc-issuer` is set.
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        self.inner.oidc.as_ref()
     }
 
     /// The upstream address policy (`--upstream-allow` / `--upstream-deny`).

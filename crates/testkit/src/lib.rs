@@ -3,12 +3,15 @@
 //! Everything talks over real sockets; nothing here short-circuits the HTTP layer. Tests wait
 //! for the gateway's own work through [`TestGateway::flush_usage`] and move its
 //! [`clock`](TestGateway::clock) instead of sleeping. [`fixtures`] is the one loader of the
-//! recorded fixtures under `tests/fixtures/`.
+//! recorded fixtures under `tests/fixtures/`. [`idp::TestIdp`] is a real OpenID Connect identity
+//! provider, [`pki::TestPki`] a certificate authority for TLS tests.
 //!
 //! Only dev-dependencies of other crates may depend on this crate.
 
 pub mod db;
 pub mod fixtures;
+pub mod idp;
+pub mod pki;
 pub mod upstream;
 
 use anyhow::{Context, anyhow, bail};
@@ -22,8 +25,10 @@ use tollgate_server::{Gateway, Settings};
 /// on 127.0.0.1 with a free port, with a fresh data dir. Stopped gracefully on drop.
 #[derive(Debug)]
 pub struct TestGateway {
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>` (`https://` when the settings turn TLS on)
     pub base_url: String,
+    /// With `--tls-self-signed`: the CA file the gateway generated (trusted by `client`).
+    pub tls_ca_file: Option<PathBuf>,
     /// The bootstrap admin token (empty for a replica that joined an existing database).
     pub admin_token: String,
     /// The data dir (master key, admin.token, SQLite unless `db` says otherwise).
@@ -64,7 +69,7 @@ impl TestGateway {
         tweak(&mut settings);
         let clock = settings.clock.clone();
         let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
-        type Ready = (String, Option<String>, tollgate_server::meter::Meter);
+        type Ready = (String, Option<String>, tollgate_server::meter::Meter, Option<PathBuf>);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<Ready>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -83,9 +88,11 @@ impl TestGateway {
                         return;
                     }
                 };
-                let base = format!("http://{}", gw.local_addr());
+                let scheme = if gw.https() { "https" } else { "http" };
+                let base = format!("{scheme}://{}", gw.local_addr());
                 let meter = gw.state().meter().clone();
-                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter)));
+                let ca = gw.tls_ca_file().map(PathBuf::from);
+                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter, ca)));
                 let _ = gw
                     .serve(async move {
                         let _ = stop_rx.await;
@@ -93,7 +100,13 @@ impl TestGateway {
                     .await;
             });
         });
-        let (base_url, token, meter) = ready_rx.await.context("gateway thread died")??;
+        let (base_url, token, meter, tls_ca_file) = ready_rx.await.context("gateway thread died")??;
+        let client = match &tls_ca_file {
+            Some(ca) => reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca)?)?])
+                .build()?,
+            None => reqwest::Client::new(),
+        };
         let admin_token = match token {
             Some(t) => t,
             None => {
@@ -102,9 +115,10 @@ impl TestGateway {
         };
         Ok(TestGateway {
             base_url,
+            tls_ca_file,
             admin_token,
             data_dir,
-            client: reqwest::Client::new(),
+            client,
             clock,
             meter,
             shutdown: Some(stop_tx),

@@ -16,9 +16,8 @@
 //! environment-only setup is followed by a Python call of `OpenAI()` without arguments. The
 //! Bedrock Python (boto3) sample is run too and must fail the way its note on the page says:
 //! botocore sends bearer tokens over HTTPS only and the test gateway is plain HTTP. A second
-//! test puts a small TLS terminator (Python's `ssl`, a throwaway self-signed certificate that
-//! boto3 is told to trust through `AWS_CA_BUNDLE`) in front of a gateway whose public URL is
-//! https, and runs the same sample as written to success.
+//! test starts the gateway with `--tls-self-signed` (boto3 trusts its CA through
+//! `AWS_CA_BUNDLE`) and runs the same sample as written to success.
 
 use crate::console::Console;
 use crate::proxy::{AWS_KEY, UPSTREAM_KEY, provider_at};
@@ -457,76 +456,21 @@ async fn every_connect_tab_snippet_runs_as_written() {
     }
 }
 
-/// A TLS terminator in front of the gateway, for the one client that needs HTTPS: a few lines
-/// of Python's asyncio + ssl. It prints its port, then reads the gateway's `host:port` from
-/// stdin and forwards every connection there.
-const TLS_FRONT: &str = r#"
-import asyncio, ssl, sys
-
-async def pipe(r, w):
-    try:
-        while data := await r.read(65536):
-            w.write(data)
-            await w.drain()
-    finally:
-        w.close()
-
-async def main():
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
-    target = {}
-    async def serve(cr, cw):
-        ur, uw = await asyncio.open_connection(*target["addr"])
-        await asyncio.gather(pipe(cr, uw), pipe(ur, cw), return_exceptions=True)
-    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ctx)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    host, port = (await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)).strip().rsplit(":", 1)
-    target["addr"] = (host, int(port))
-    async with server:
-        await server.serve_forever()
-
-asyncio.run(main())
-"#;
-
-/// The Bedrock Python (boto3) sample, run as written behind TLS: with an https public URL the
-/// tab shows no HTTPS note and boto3 sends the gateway token as its bearer token.
+/// The Bedrock Python (boto3) sample, run as written against a gateway serving HTTPS itself
+/// (`--tls-self-signed`): with the https public URL the tab shows no HTTPS note and boto3 sends
+/// the gateway token as its bearer token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bedrock_boto3_snippet_runs_behind_tls() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+async fn the_bedrock_boto3_snippet_runs_against_the_https_gateway() {
     let Some(tools) = tools() else { return };
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e}"));
-    assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
-    let front_py = write(dir.path(), "front.py", TLS_FRONT);
-    let mut front = tokio::process::Command::new(&tools.python)
-        .arg(&front_py)
-        .arg(&cert)
-        .arg(&key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("tls front: {e}"));
-    let mut stdout = tokio::io::BufReader::new(front.stdout.take().unwrap_or_else(|| panic!("no stdout")));
-    let mut port = String::new();
-    stdout.read_line(&mut port).await.unwrap_or_else(|e| panic!("{e}"));
-    let public = format!("https://127.0.0.1:{}", port.trim());
-    let public_url = public.clone();
-    let gw = TestGateway::start_with(Some(TestDb::sqlite().await), move |s| s.public_url = Some(public_url))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let mut stdin = front.stdin.take().unwrap_or_else(|| panic!("no stdin"));
-    let addr = gw.base_url.trim_start_matches("http://").to_string();
-    stdin.write_all(format!("{addr}\n").as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
-    stdin.flush().await.unwrap_or_else(|e| panic!("{e}"));
+    let gw = TestGateway::start_with(Some(TestDb::sqlite().await), |s| {
+        s.tls = tollgate_server::tls::TlsSource::SelfSigned;
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let public = gw.base_url.clone();
+    assert!(public.starts_with("https://"), "{public}");
+    let cert = gw.tls_ca_file.clone().unwrap_or_else(|| panic!("no CA file"));
 
     let up = FakeUpstream::start(ProviderType::Bedrock, Some(&format!("{}:{}", AWS_KEY.0, AWS_KEY.1)))
         .await
@@ -547,12 +491,12 @@ async fn the_bedrock_boto3_snippet_runs_behind_tls() {
     assert!(code.contains(&format!("endpoint_url=\"{public}/llm/v1/providers/c-bedrock\"")), "{code}");
 
     let mut env = Env::new(&tools, &token);
-    env.vars.push(("AWS_CA_BUNDLE".into(), cert.display().to_string())); // trust the test's certificate
+    env.vars.push(("AWS_CA_BUNDLE".into(), cert.display().to_string())); // trust the gateway's CA
     let path = write(dir.path(), "snippet.py", &code);
-    let run = env.run(&tools.python, &[&path.display().to_string()], dir.path(), "boto3 behind TLS").await;
-    assert!(run.ok && run.stdout.contains(TEXT), "boto3 behind TLS failed:\n{code}\n{}", run.show());
+    let run = env.run(&tools.python, &[&path.display().to_string()], dir.path(), "boto3 over HTTPS").await;
+    assert!(run.ok && run.stdout.contains(TEXT), "boto3 over HTTPS failed:\n{code}\n{}", run.show());
     let p = Prov { name: "c-bedrock", kind: "bedrock", passthrough: false, models: &[], up };
-    p.assert_credentials(0, &token, "boto3 behind TLS");
+    p.assert_credentials(0, &token, "boto3 over HTTPS");
     let events = crate::proxy::usage_events(&gw, p.up.requests().len()).await;
     assert!(events.iter().all(|e| e.http_status == Some(200) && e.model.as_deref() == Some(model)), "{events:?}");
 }

@@ -491,3 +491,77 @@ async fn proxy_drains_usage_on_sigterm_and_never_logs_keys() {
         assert!(!transcript.contains(secret), "{secret} leaked into a response");
     }
 }
+
+/// `tollgate serve --tls-self-signed` prints the CA file to trust and an https address; the
+/// CLI reaches it with `--ca-cert` (and refuses the unknown CA without it); a restart keeps the
+/// CA, so a client trusts it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_signed_tls_prints_the_ca_and_the_cli_trusts_it_with_ca_cert() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let served = serve(dir.path(), &["--tls-self-signed"], &[]);
+    assert!(served.base_url.starts_with("https://127.0.0.1:"), "{}", served.base_url);
+    let ca = dir.path().join("tls/ca.pem");
+    assert!(served.stdout().contains(&format!("trust the CA certificate {}", ca.display())), "{}", served.stdout());
+    assert_eq!(mode(&dir.path().join("tls/ca.key")) & 0o777, 0o600);
+    let health = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--url", &served.base_url])
+            .args(extra)
+            .arg("health")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let ok = health(&["--ca-cert", &ca.display().to_string()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "ready");
+    assert!(!health(&[]).status.success(), "an unknown CA is refused without --ca-cert");
+    let first_ca = std::fs::read(&ca).unwrap_or_else(|e| panic!("{e}"));
+    served.terminate();
+    let again = serve(dir.path(), &["--tls-self-signed"], &[]);
+    assert_eq!(std::fs::read(&ca).unwrap_or_else(|e| panic!("{e}")), first_ca, "the CA is kept across restarts");
+    let ok = Command::new(BIN)
+        .args(["--url", &again.base_url, "--ca-cert", &ca.display().to_string(), "health"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ok.status.success(), "the new leaf chains to the kept CA: {}", String::from_utf8_lossy(&ok.stderr));
+    again.terminate();
+}
+
+/// `tollgate serve --oidc-*`: the flags reach the gateway (a JWT of the issuer, with the
+/// mapped group, lists providers through the admin API; one without is an invoker), and a
+/// malformed role map stops the start with the flag's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_flags_configure_jwt_sign_in() {
+    let idp = tollgate_testkit::idp::TestIdp::start().await.unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bad = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--oidc-issuer", &idp.issuer, "--oidc-audience", "tg", "--oidc-role-claim", "groups"])
+        .args(["--oidc-role-map", "ops=superuser"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--oidc-role-map: `superuser` is not a role"), "{bad:?}");
+    let served = serve(
+        dir.path(),
+        &["--oidc-issuer", &idp.issuer, "--oidc-audience", "tg", "--oidc-role-claim", "groups"],
+        &[("TOLLGATE_OIDC_ROLE_MAP", "ops=writer")],
+    );
+    let client = reqwest::Client::new();
+    let claims = |groups: Value| {
+        let mut c = idp.claims("tg");
+        c["groups"] = groups;
+        c
+    };
+    let ops = idp.sign(jsonwebtoken::Algorithm::ES256, &claims(json!(["ops"]))).unwrap_or_else(|e| panic!("{e:#}"));
+    let nobody = idp.sign(jsonwebtoken::Algorithm::ES256, &claims(json!([]))).unwrap_or_else(|e| panic!("{e:#}"));
+    let status = |jwt: String| {
+        let client = client.clone();
+        let url = format!("{}/api/v1/llm-providers", served.base_url);
+        async move { client.get(url).bearer_auth(jwt).send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    assert_eq!(status(ops).await, 200, "ops maps to writer");
+    assert_eq!(status(nobody).await, 403, "the default role is invoker");
+    served.terminate();
+}

@@ -33,10 +33,11 @@ use utoipa_axum::routes;
     info(
         title = "Tollgate admin API",
         description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
-the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
-Roles: any token may read the model catalog; reader may get and list and read spending and the request log, \
-writer may also create, update and delete providers and secrets and purge transcripts, admin also manages tokens \
-and reads recorded request and response bodies."
+the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…` \
+(or, on a gateway started with `--oidc-issuer`, a JWT of that identity provider, whose role comes from its \
+claims). Roles: any token may read the model catalog; reader may get and list and read spending and the request \
+log, writer may also create, update and delete providers and secrets and purge transcripts, admin also manages \
+tokens and reads recorded request and response bodies."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

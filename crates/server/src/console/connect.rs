@@ -51,7 +51,7 @@ impl Target<'_> {
 }
 
 /// What boto3 does with a bearer token on a plain-HTTP endpoint.
-pub const BOTO3_HTTPS_NOTE: &str = "boto3 sends the Bedrock API key (AWS_BEARER_TOKEN_BEDROCK) over HTTPS only: against this plain-HTTP proxy URL it stops before sending with \"Bearer authorization requires an HTTPS endpoint.\" Put TLS in front of Tollgate and set --public-url to its https:// address; meanwhile use the curl or TypeScript sample.";
+pub const BOTO3_HTTPS_NOTE: &str = "boto3 sends the Bedrock API key (AWS_BEARER_TOKEN_BEDROCK) over HTTPS only: against this plain-HTTP proxy URL it stops before sending with \"Bearer authorization requires an HTTPS endpoint.\" Serve Tollgate over HTTPS (--tls-cert/--tls-key, or --tls-self-signed with AWS_CA_BUNDLE set to the CA file it prints) or put a TLS terminator in front of it with --public-url set to its https:// address; meanwhile use the curl or TypeScript sample.";
 
 /// The Claude models Claude Code is pointed at: `(main, small/fast)`, both allowed by the
 /// provider. From the allow-list: the first non-Haiku Claude model (else the first model) and

@@ -27,6 +27,7 @@ pub mod requests;
 pub mod secrets;
 pub mod session;
 pub mod spend;
+pub mod sso;
 pub mod tokens;
 pub mod usage;
 
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/providers") }))
         .route("/login", get(session::login_form).post(session::login))
+        .route("/login/oidc", get(sso::start))
+        .route("/login/oidc/callback", get(sso::callback))
         .route("/logout", post(session::logout))
         .route("/providers", get(providers::list))
         .route("/providers/new", get(form::new_form).post(form::create))

@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tollgate_core::Role;
 use tollgate_store::TokenRecord;
@@ -37,6 +37,40 @@ pub const CSRF_FIELD: &str = "_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Largest console form body (a provider with many models and overrides fits easily).
 pub const MAX_FORM_BYTES: usize = 1024 * 1024;
+
+/// Session ids of identity-provider sign-ins start with this (gateway token ids are UUIDs).
+pub const SESSION_ID_PREFIX: &str = "oidc~";
+
+/// Who signed in through the identity provider, as kept in the session id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Principal {
+    #[serde(rename = "s")]
+    pub sub: String,
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(rename = "a", skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(rename = "r")]
+    pub role: Role,
+}
+
+/// The token record a session id's principal part stands for.
+pub fn principal_of(encoded: &str) -> Option<TokenRecord> {
+    let p: Principal = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()?;
+    Some(TokenRecord {
+        id: format!("oidc:{}", p.sub),
+        name: format!("OIDC {}", p.sub),
+        hash: [0; 32],
+        prefix: "jwt".into(),
+        user: p.user,
+        agent: p.agent,
+        role: p.role,
+        providers: None,
+        expires_at_ms: None,
+        created_at_ms: 0,
+        revoked_at_ms: None,
+    })
+}
 
 /// The console's signing key. `Debug` does not show it.
 pub struct SessionKeys {
@@ -89,6 +123,16 @@ impl SessionKeys {
         (exp > now_ms && !id.is_empty()).then(|| (id.to_string(), exp, mac))
     }
 
+    /// A MAC of `data` for `purpose` (the OIDC sign-in state cookie, `sso.rs`).
+    pub fn sign(&self, purpose: &str, data: &str) -> String {
+        self.mac(purpose, data)
+    }
+
+    /// Whether `mac` is the MAC of `data` for `purpose`.
+    pub fn verify(&self, purpose: &str, data: &str, mac: &str) -> bool {
+        equal(&self.mac(purpose, data), mac)
+    }
+
     /// The CSRF token bound to `base` (a session cookie, or `login:<nonce>` before sign-in).
     pub fn csrf_for(&self, base: &str) -> String {
         self.mac("csrf", base)
@@ -123,9 +167,20 @@ fn over_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` behind HTTPS, on `path`.
-pub fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age_s: i64, path: &str) -> HeaderValue {
-    let secure = if over_https(headers) { "; Secure" } else { "" };
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, `Secure` over HTTPS (the gateway serving
+/// TLS itself, an https public URL, or a proxy's `X-Forwarded-Proto: https`), on `path`.
+pub fn set_cookie(
+    console: &Console,
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age_s: i64,
+    path: &str,
+) -> HeaderValue {
+    let https = over_https(headers)
+        || console.state.settings().tls != crate::settings::TlsSource::Off
+        || console.state.public_url().starts_with("https://");
+    let secure = if https { "; Secure" } else { "" };
     let v = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}");
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("invalid=1; Max-Age=0"))
 }
@@ -192,7 +247,12 @@ pub fn session_of(console: &Console, headers: &HeaderMap) -> Option<Session> {
     if snap.signed_out.contains(mac) {
         return None;
     }
-    let token = snap.tokens.values().find(|t| t.id == id)?.clone();
+    let token = match id.strip_prefix(SESSION_ID_PREFIX) {
+        // Signed in through the identity provider: the principal is in the (MAC'd) cookie.
+        Some(principal) if console.state.oidc().is_some() => Arc::new(principal_of(principal)?),
+        Some(_) => return None,
+        None => snap.tokens.values().find(|t| t.id == id)?.clone(),
+    };
     if token.expires_at_ms.is_some_and(|e| e <= now) || !token.role.allows(Role::Reader) {
         return None;
     }
@@ -243,7 +303,7 @@ impl FromRequestParts<Console> for Session {
 }
 
 /// Only a local path may be a redirect target after sign-in (no `//host`, no scheme).
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n,
         _ => "/providers",
@@ -286,20 +346,26 @@ struct LoginPage {
     layout: Layout,
     next: String,
     error: String,
+    /// "Sign in with <issuer>" when OIDC is on: the issuer's host.
+    sso: Option<String>,
+    /// The `next` parameter, URL-encoded for the SSO link.
+    next_q: String,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct NextParam {
     next: Option<String>,
+    /// Why an identity-provider sign-in failed (shown on the form).
+    error: Option<String>,
 }
 
-fn random_nonce() -> Result<String, ConsoleError> {
+pub(super) fn random_nonce() -> Result<String, ConsoleError> {
     let mut b = [0u8; 18];
     aws_lc_rs::rand::fill(&mut b).map_err(|_| ConsoleError::Internal("the system random generator failed".into()))?;
     Ok(URL_SAFE_NO_PAD.encode(b))
 }
 
-fn login_response(
+pub(super) fn login_response(
     console: &Console,
     headers: &HeaderMap,
     next: &str,
@@ -309,9 +375,14 @@ fn login_response(
     let nonce = random_nonce()?;
     let mut layout = Layout::anonymous("Sign in");
     layout.csrf = console.keys.csrf_for(&format!("login:{nonce}"));
-    let page = LoginPage { layout, next: next.to_string(), error };
+    let sso = console.state.oidc().map(|o| {
+        let issuer = &o.settings().issuer;
+        url::Url::parse(issuer).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| issuer.clone())
+    });
+    let next_q = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    let page = LoginPage { layout, next: next.to_string(), error, sso, next_q };
     let mut resp = html_page(status, &page)?;
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(headers, LOGIN_COOKIE, &nonce, 3600, "/"));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(console, headers, LOGIN_COOKIE, &nonce, 3600, "/"));
     Ok(resp)
 }
 
@@ -322,6 +393,9 @@ pub async fn login_form(
     Query(q): Query<NextParam>,
 ) -> Result<Response, ConsoleError> {
     let next = safe_next(q.next.as_deref());
+    if let Some(e) = q.error.as_deref().filter(|e| !e.is_empty()) {
+        return login_response(&console, &headers, next, e.to_string(), StatusCode::UNAUTHORIZED);
+    }
     if session_of(&console, &headers).is_some() {
         return Ok(Redirect::to(next).into_response());
     }
@@ -354,8 +428,8 @@ pub async fn login(State(console): State<Console>, headers: HeaderMap, body: Byt
     tracing::info!(token_id = %rec.id, role = %rec.role, "console sign-in");
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, &value, (expires - now) / 1000, "/"));
-    h.append(header::SET_COOKIE, set_cookie(&headers, LOGIN_COOKIE, "", 0, "/"));
+    h.append(header::SET_COOKIE, set_cookie(&console, &headers, SESSION_COOKIE, &value, (expires - now) / 1000, "/"));
+    h.append(header::SET_COOKIE, set_cookie(&console, &headers, LOGIN_COOKIE, "", 0, "/"));
     Ok(resp)
 }
 
@@ -377,7 +451,7 @@ pub async fn logout(State(console): State<Console>, headers: HeaderMap) -> Resul
         tracing::info!(token_id = %id, "console sign-out");
     }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, SESSION_COOKIE, "", 0, "/"));
+    resp.headers_mut().append(header::SET_COOKIE, set_cookie(&console, &headers, SESSION_COOKIE, "", 0, "/"));
     Ok(resp)
 }
 

@@ -194,7 +194,8 @@ pub async fn page(
     };
     let mut resp = render(&console, &session, p.after, notice, form, created, StatusCode::OK).await?;
     if cookie(&headers, NEW_TOKEN_COOKIE).is_some() {
-        resp.headers_mut().append(header::SET_COOKIE, set_cookie(&headers, NEW_TOKEN_COOKIE, "", 0, "/tokens"));
+        resp.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(&console, &headers, NEW_TOKEN_COOKIE, "", 0, "/tokens"));
     }
     Ok(resp)
 }
@@ -271,8 +272,10 @@ fn redirect_created(console: &Console, headers: &HeaderMap, view: TokenView) -> 
         .seal(&new_token_aad(session), &plain)
         .map_err(|e| ConsoleError::Internal(format!("sealing the new token: {e}")))?;
     let mut resp = Redirect::to("/tokens?notice=token-created").into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(headers, NEW_TOKEN_COOKIE, &sealed, NEW_TOKEN_TTL_MS / 1000, "/tokens"));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(console, headers, NEW_TOKEN_COOKIE, &sealed, NEW_TOKEN_TTL_MS / 1000, "/tokens"),
+    );
     Ok(resp)
 }
 

@@ -884,3 +884,29 @@ async fn the_console_end_to_end_in_chromium() {
     b.shot("12-reader-view").await;
     let _ = b.c.close().await;
 }
+
+/// "Sign in with <issuer>" in Chromium against the testkit's identity provider: the button on
+/// the sign-in page, the authorize endpoint's automatic approval, the callback's code exchange
+/// (PKCE) and its same-site hop to the page asked for, signed in as the IdP's user with the role
+/// its group maps to; sign-out returns to the sign-in page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_signs_in_with_the_identity_provider_in_chromium() {
+    let Some(driver) = driver() else { return };
+    let idp = tollgate_testkit::idp::TestIdp::start().await.unwrap_or_else(|e| panic!("{e:#}"));
+    idp.set_user(json!({"sub": "dana", "email": "dana@example.com", "groups": ["platform-admins"]}));
+    let gw = crate::oidc::oidc_gateway(&idp).await;
+    let b = Browser::start(&gw.base_url, driver).await;
+    b.go("/usage").await;
+    assert!(b.path().await.starts_with("/login?next=%2Fusage"));
+    let host = idp.issuer.trim_start_matches("http://").split(':').next().unwrap_or_default().to_string();
+    b.wait_text("#sign-in-sso", &format!("Sign in with {host}")).await;
+    b.shot("01b-sign-in-sso").await;
+    b.click("#sign-in-sso").await;
+    b.wait_text("#who", "dana@example.com").await;
+    assert!(b.path().await.starts_with("/usage"), "landed on {}", b.path().await);
+    assert_eq!(idp.token_requests(), 1, "one code exchange");
+    // platform-admins maps to admin: the Tokens page is open.
+    b.go("/tokens").await;
+    assert!(b.path().await.starts_with("/tokens"));
+    b.wait_text("h1", "Gateway tokens").await;
+}

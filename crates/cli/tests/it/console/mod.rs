@@ -59,11 +59,12 @@ pub fn section<'a>(html: &'a str, marker: &str, until: &str) -> &'a str {
 
 impl Console {
     pub fn new(gw: &TestGateway) -> Console {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut builder = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &gw.tls_ca_file {
+            let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("{}: {e}", ca.display()));
+            builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap_or_else(|e| panic!("{e}"))]);
+        }
+        let client = builder.build().unwrap_or_else(|e| panic!("{e}"));
         Console { base: gw.base_url.clone(), client, csrf: String::new() }
     }
 
@@ -81,6 +82,12 @@ impl Console {
 
     pub async fn get(&mut self, path: &str) -> Page {
         let r = self.client.get(format!("{}{path}", self.base)).send().await;
+        self.page(r).await
+    }
+
+    /// GET of a full URL (another server, e.g. an identity provider), with the same cookies.
+    pub async fn get_absolute(&mut self, url: &str) -> Page {
+        let r = self.client.get(url).send().await;
         self.page(r).await
     }
 
