@@ -8,6 +8,7 @@
 //!   injected OpenAI stream, minus the usage-only chunk the edit caused) and extracts normalised
 //!   [`Usage`] and in-stream errors.
 //! - [`filter_model_list`] narrows a models-list response to the provider's allow-list.
+//! - [`request_params`] reads the sampling parameters traces name (max tokens, temperature, top p).
 //! - [`errors`] renders errors the gateway itself produces in each family's native shape.
 //! - [`fixture`] describes the golden wire fixtures under `tests/fixtures/<family>/`.
 //!
@@ -31,6 +32,7 @@ pub mod eventstream;
 pub mod exchange;
 pub mod fixture;
 pub mod json_scan;
+pub mod params;
 pub mod sse;
 pub mod wire;
 
@@ -49,6 +51,7 @@ pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
 pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
+pub use params::{RequestParams, request_params};
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};
 pub use wire::{Endpoint, RequestInfo, StreamDecoder, WireFamily};

@@ -42,6 +42,8 @@ pub struct Gateway {
     bootstrap_token: Option<String>,
     writer: UsageWriter,
     usage: UsageStore,
+    /// The OTLP export task, when tracing is on.
+    exporter: Option<crate::telemetry::Exporter>,
 }
 
 fn default_public_url(addr: SocketAddr) -> String {
@@ -111,10 +113,30 @@ impl Gateway {
         let policy = Arc::new(policy);
         let http = crate::upstream::build_client(&settings, &policy)?;
         let proxy_client = crate::upstream::build_proxy_client(&settings, &policy)?;
+        let (tracing, exporter) = match &settings.tracing {
+            Some(t) => {
+                let (tracing, exporter) = crate::telemetry::Tracing::start(t, http.clone(), metrics.clone())
+                    .map_err(|e| ServerError::Settings(e.to_string()))?;
+                tracing::info!("OpenTelemetry tracing on (OTLP/HTTP)");
+                (Some(tracing), Some(exporter))
+            }
+            None => (None, None),
+        };
         let state = AppState::new(
             store,
             settings,
-            Parts { secrets, public_url, meter, metrics, http, proxy_client, catalog, usage: usage.clone(), policy },
+            Parts {
+                secrets,
+                public_url,
+                meter,
+                metrics,
+                http,
+                proxy_client,
+                catalog,
+                usage: usage.clone(),
+                policy,
+                tracing,
+            },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
         backfill_bindings(&state).await?;
@@ -125,11 +147,18 @@ impl Gateway {
                 TraceLayer::new_for_http()
                     .make_span_with(|req: &axum::http::Request<_>| {
                         // The path only: a query string may carry a credential (`?key=`).
-                        tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                        // `request_id` is filled in by the proxy (`proxy::handle`).
+                        tracing::span!(
+                            Level::INFO,
+                            "request",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                            request_id = tracing::field::Empty
+                        )
                     })
                     .on_response(DefaultOnResponse::new().level(Level::INFO)),
             );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage })
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, exporter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -164,6 +193,9 @@ impl Gateway {
             stop_rx.clone(),
         ));
         let writer = tokio::spawn(self.writer.run(stop_rx));
+        // The exporter stops after the writer: the writer's drain ends the last spans.
+        let (export_stop, export_stop_rx) = tokio::sync::watch::channel(false);
+        let exporter = self.exporter.map(|e| tokio::spawn(e.run(export_stop_rx)));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let settings = self.state.settings();
         let limits = crate::conn::Limits {
@@ -195,6 +227,12 @@ impl Gateway {
         let _ = catalog_watch.await;
         let _ = retention.await;
         let _ = writer.await;
+        let _ = export_stop.send(true);
+        if let Some(e) = exporter
+            && tokio::time::timeout(std::time::Duration::from_secs(10), e).await.is_err()
+        {
+            tracing::warn!("trace export did not finish within 10 s of shutdown");
+        }
         self.usage.close().await;
         self.state.store().close().await;
         tracing::info!("stopped");

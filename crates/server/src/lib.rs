@@ -26,6 +26,7 @@ pub mod secrets;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
+pub mod telemetry;
 pub mod time;
 pub mod upstream;
 

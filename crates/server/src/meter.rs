@@ -45,6 +45,9 @@ pub struct Metered {
     /// The model the response named, for types that price by it
     /// (`ProviderDescriptor::model_from_response`).
     pub response_model: Option<String>,
+    /// The request's span and measured durations: finished by the writer after pricing
+    /// (`telemetry::observe`).
+    pub observed: crate::telemetry::Observed,
 }
 
 /// The sending half, held by the app state; cheap to clone.
@@ -199,7 +202,7 @@ impl Meter {
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
-        self.record_metered(Metered { event, provider, response_model: None });
+        self.record_metered(Metered { event, provider, response_model: None, observed: Default::default() });
     }
 
     /// Queues an event with everything the writer needs to price it.
@@ -300,13 +303,17 @@ impl UsageWriter {
     /// deployment name), the model the response named replaces the called one when the
     /// catalog knows it; otherwise the called name stays. Price overrides are the provider's
     /// for the model as called (its allow-list names), else for the model that priced it.
+    ///
+    /// Then the request's telemetry is finished with the priced event (`telemetry::observe`:
+    /// metric series, access-log line, span end).
     fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
         let mut event = m.event;
         let called = event.model.clone();
-        if let Some(reported) = m.response_model.filter(|_| event.provider_type.descriptor().model_from_response)
-            && tollgate_core::pricing::lookup(catalog, event.provider_type, &reported).0.is_some()
+        if let Some(reported) =
+            m.response_model.as_ref().filter(|_| event.provider_type.descriptor().model_from_response)
+            && tollgate_core::pricing::lookup(catalog, event.provider_type, reported).0.is_some()
         {
-            event.model = Some(reported);
+            event.model = Some(reported.clone());
         }
         let find = |model: &Option<String>| match (&m.provider, model) {
             (Some(p), Some(model)) => {
@@ -331,6 +338,14 @@ impl UsageWriter {
         event.unpriced = priced.unpriced;
         event.priced_by_override = priced.override_applied;
         event.catalog_version = Some(catalog.version().to_string());
+        crate::telemetry::observe(
+            &self.metrics,
+            catalog,
+            m.provider.as_deref(),
+            &event,
+            m.response_model.as_deref(),
+            m.observed,
+        );
         event
     }
 

@@ -141,6 +141,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
+    /// OpenTelemetry traces over OTLP/HTTP; `None`: off.
+    pub tracing: Option<crate::telemetry::TracingSettings>,
 }
 
 impl Settings {
@@ -179,6 +181,7 @@ impl Settings {
             http2_max_header_list_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
             clock: crate::time::Clock::default(),
+            tracing: None,
         }
     }
 

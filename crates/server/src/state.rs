@@ -49,6 +49,8 @@ struct Inner {
     policy: Arc<crate::address_policy::AddressPolicy>,
     /// This process's id in `x-tollgate-hop` (loop detection), random per start.
     hop_id: String,
+    /// OpenTelemetry tracing, when an OTLP endpoint is configured.
+    tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -63,6 +65,7 @@ pub struct Parts {
     pub usage: UsageStore,
     pub proxy_client: ProxyClient,
     pub policy: Arc<crate::address_policy::AddressPolicy>,
+    pub tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// A random id for this process: 16 hex digits (64 bits, from the system generator; the
@@ -96,12 +99,18 @@ impl AppState {
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
                 hop_id: hop_id(),
+                tracing: parts.tracing,
             }),
         }
     }
 
     pub fn meter(&self) -> &Meter {
         &self.inner.meter
+    }
+
+    /// The tracer, when tracing is on (`--otlp-endpoint` or the `OTEL_EXPORTER_OTLP_*` variables).
+    pub fn tracing(&self) -> Option<&crate::telemetry::Tracing> {
+        self.inner.tracing.as_ref()
     }
 
     /// The gateway's wall clock (see [`crate::time`]).

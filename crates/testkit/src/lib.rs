@@ -3,12 +3,14 @@
 //! Everything talks over real sockets; nothing here short-circuits the HTTP layer. Tests wait
 //! for the gateway's own work through [`TestGateway::flush_usage`] and move its
 //! [`clock`](TestGateway::clock) instead of sleeping. [`fixtures`] is the one loader of the
-//! recorded fixtures under `tests/fixtures/`.
+//! recorded fixtures under `tests/fixtures/`. [`otlp::OtlpReceiver`] is a real OTLP/HTTP trace
+//! receiver, decoding with the `opentelemetry-proto` types.
 //!
 //! Only dev-dependencies of other crates may depend on this crate.
 
 pub mod db;
 pub mod fixtures;
+pub mod otlp;
 pub mod upstream;
 
 use anyhow::{Context, anyhow, bail};

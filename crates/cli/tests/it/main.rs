@@ -23,6 +23,7 @@ mod console;
 mod cost;
 mod deploy;
 mod faults;
+mod observability;
 mod openapi;
 mod proxy;
 mod serve_binary;
