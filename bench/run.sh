@@ -10,6 +10,8 @@
 # (from /proc) and its peak RSS, the load average before and after. Each Tollgate row runs on a
 # fresh data dir; after it, the gateway is stopped (SIGTERM drains the usage queue) and the
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
+# P8 runs P1 with tracing off and on (every span sampled and exported over OTLP/HTTP to the
+# mock's /v1/traces): the cost of tracing, judged against the untraced row of the same run.
 #
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
 # --peers adds LiteLLM (pip, in a venv) and Portkey's gateway (npm) where they install.
@@ -18,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -144,10 +146,11 @@ EOF
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
 TG_DATA=
-start_tollgate() { # usage recording: true|false
+start_tollgate() { # usage recording: true|false, then extra serve flags
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
+  local recording=$1; shift
   "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
-    --worker-threads 1 --usage-recording="$1" --log warn >"$TG_DATA/serve.log" 2>&1 &
+    --worker-threads 1 --usage-recording="$recording" --log warn "$@" >"$TG_DATA/serve.log" 2>&1 &
   TG_PID=$!; PIDS+=("$TG_PID")
   wait_port "$TG_PORT"
   local cli=("$BIN/tollgate" --url "http://127.0.0.1:$TG_PORT")
@@ -161,7 +164,12 @@ start_tollgate() { # usage recording: true|false
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
 }
-stop_tollgate() { stop_pid "$TG_PID"; wait "$TG_PID" 2>/dev/null || true; }
+stop_tollgate() {
+  if [ -n "${TG_TRACED:-}" ]; then # what the traced row exported (the spans of the last flush follow at SIGTERM)
+    curl -s "http://127.0.0.1:$TG_PORT/metrics" | grep -E '^tollgate_otel_(spans_exported|spans_dropped|export_failures)_total' >&2 || true
+  fi
+  stop_pid "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+}
 
 # --- optional peers --------------------------------------------------------------------------
 
@@ -212,13 +220,15 @@ row() { # scenario target -- load flags...
   case "$target" in
     tollgate) kind=tollgate; extra_start=(true) ;;
     tollgate-unmetered) kind=tollgate; extra_start=(false) ;;
+    tollgate-traced) kind=tollgate; extra_start=(true --otlp-endpoint "http://127.0.0.1:$MOCK_PORT") ;;
   esac
+  TG_TRACED=; [ "$target" = tollgate-traced ] && TG_TRACED=1
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
-  if [ "$target" = tollgate ]; then
+  if [ "$target" = tollgate ] || [ "$target" = tollgate-traced ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
       --database-url "sqlite://$TG_DATA/usage.sqlite" >/dev/null
   fi
@@ -255,6 +265,9 @@ for s in $SCENARIOS; do
         stop_mock ;;
     P7) start_mock
         for t in tollgate-unmetered tollgate; do row P7 "$t" -- --connections 50 --duration "$D"; done
+        stop_mock ;;
+    P8) start_mock # P1 with tracing on: every span sampled and exported to the mock's /v1/traces
+        for t in tollgate tollgate-traced; do row P8 "$t" -- --connections 50 --duration "$D"; done
         stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

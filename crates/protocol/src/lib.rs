@@ -8,7 +8,8 @@
 //!   injected OpenAI stream, minus the usage-only chunk the edit caused) and extracts normalised
 //!   [`Usage`] and in-stream errors.
 //! - [`filter_model_list`] narrows a models-list response to the provider's allow-list.
-//! - [`request_params`] reads the sampling parameters traces name (max tokens, temperature, top p).
+//! - [`request_params`] reads the sampling parameters traces name (max tokens, temperature, top p),
+//!   [`input_messages`] the input messages in the GenAI conventions' parts format.
 //! - [`errors`] renders errors the gateway itself produces in each family's native shape.
 //! - [`fixture`] describes the golden wire fixtures under `tests/fixtures/<family>/`.
 //!
@@ -32,6 +33,7 @@ pub mod eventstream;
 pub mod exchange;
 pub mod fixture;
 pub mod json_scan;
+pub mod messages;
 pub mod params;
 pub mod sse;
 pub mod wire;
@@ -51,6 +53,7 @@ pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
 pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
+pub use messages::input_messages;
 pub use params::{RequestParams, request_params};
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};

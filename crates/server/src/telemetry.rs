@@ -28,10 +28,12 @@
 //!    gateway's shared HTTP client (built in `upstream.rs`); a failed or timed-out export
 //!    drops its batch (counted). Nothing a request does waits on the exporter.
 //!
-//! Message bodies (`gen_ai.input.messages`, `gen_ai.output.messages`) are set only when the
-//! provider's transcript toggles (`transcripts.record_input_messages` /
-//! `record_output_messages`) are on, in the conventions' parts format; see
-//! [`RequestSpan::set_input_messages`]. A span is never given a credential or a header value.
+//! Message bodies are set only when the provider's transcript toggles are on, in the
+//! conventions' parts format: `gen_ai.input.messages` from the request body when
+//! `transcripts.record_input_messages` is on ([`RequestSpan::set_request_body`]);
+//! `gen_ai.output.messages` needs the response text, which the proxy does not assemble yet:
+//! [`RequestSpan::set_output_messages`] is the hook for transcript capture
+//! (`record_output_messages`). A span is never given a credential or a header value.
 
 use crate::metrics::Metrics;
 use opentelemetry::propagation::TextMapPropagator as _;
@@ -278,9 +280,11 @@ impl RequestSpan {
         self.span.is_recording()
     }
 
-    /// The request parameters the conventions name (`gen_ai.request.max_tokens`,
-    /// `temperature`, `top_p`), read from the body only when the span is recorded.
-    pub fn set_request_params(&mut self, body: &[u8]) {
+    /// What the span takes from the request body, only when it is recorded: the request
+    /// parameters the conventions name (`gen_ai.request.max_tokens`, `temperature`, `top_p`)
+    /// and, when the provider's `transcripts.record_input_messages` is on and the operation is
+    /// a generation, `gen_ai.input.messages`.
+    pub fn set_request_body(&mut self, body: &[u8], operation: &str, record_input_messages: bool) {
         if !self.span.is_recording() {
             return;
         }
@@ -293,6 +297,13 @@ impl RequestSpan {
         }
         if let Some(v) = p.top_p {
             self.span.set_attribute(KeyValue::new("gen_ai.request.top_p", v));
+        }
+        let generation = matches!(operation, "chat" | "text_completion" | "generate_content");
+        if record_input_messages
+            && generation
+            && let Some(m) = tollgate_protocol::input_messages(body)
+        {
+            self.set_input_messages(m);
         }
     }
 

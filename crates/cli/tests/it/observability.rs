@@ -347,8 +347,43 @@ async fn metrics_histograms_count_every_request(db: TestDb) {
     assert!(!text.contains("my-private-finetune-123"), "an unbounded model name reached a label");
 }
 
+/// `gen_ai.input.messages` is on the span only for a provider whose
+/// `transcripts.record_input_messages` is on, in the conventions' parts format; the other
+/// provider's span has none.
+async fn input_messages_only_with_the_toggle_on(db: TestDb) {
+    let rx = receiver().await;
+    let gw = traced_gateway(db, &rx).await;
+    let on = Rig::on(gw, "anthropic", json!({"transcripts": {"record_input_messages": true}})).await;
+    let body = json!({"model": "claude-haiku-4-5", "max_tokens": 10, "system": "be brief",
+                      "messages": [{"role": "user", "content": "what is 2+2?"}]});
+    assert_eq!(on.post("/v1/messages", &body).await.status, 200);
+    let p = crate::proxy::provider_at("anthropic", "p-off", &on.up.provider_base_url(), json!({}));
+    expect(admin(&on.gw, Method::POST, "/api/v1/llm-providers", Some(p)).await, 201);
+    let off = crate::proxy::send(
+        sdk_auth(on.gw.client.post(on.gw.url("/llm/v1/providers/p-off/v1/messages")), "anthropic", &on.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(off.status, 200, "{}", off.text());
+    on.events(2).await;
+    let spans = rx.wait_for(2, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let by = |p: &str| {
+        spans.iter().find(|s| s.str("tollgate.provider.name") == Some(p)).unwrap_or_else(|| panic!("{p}: {spans:#?}"))
+    };
+    let messages: Value = serde_json::from_str(by(&on.name).str("gen_ai.input.messages").unwrap_or_default())
+        .unwrap_or_else(|e| panic!("gen_ai.input.messages is not JSON: {e}"));
+    assert_eq!(
+        messages,
+        json!([{"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+               {"role": "user", "parts": [{"type": "text", "content": "what is 2+2?"}]}])
+    );
+    assert!(!by("p-off").attributes.contains_key("gen_ai.input.messages"), "toggle off: no messages");
+    assert!(!by(&on.name).attributes.contains_key("gen_ai.output.messages"));
+}
+
 both_backends!(
     traces_every_family,
+    input_messages_only_with_the_toggle_on,
     root_spans_errors_and_refusals,
     failed_exports_are_counted_not_waited_for,
     metrics_histograms_count_every_request

@@ -132,7 +132,8 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
             let ms = u64::try_from(arrived.1).unwrap_or(0);
             std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
         });
-        span.set_request_params(&inbound.body);
+        let operation = crate::telemetry::operation_name(inbound.info.endpoint);
+        span.set_request_body(&inbound.body, operation, a.entry.spec.transcripts.record_input_messages);
         span
     });
 
