@@ -433,9 +433,46 @@ async fn json_logs_parse_line_by_line() {
     assert!(!stderr.contains(&token), "the gateway token was logged");
 }
 
+/// The real binary configured by the standard variables alone: `OTEL_EXPORTER_OTLP_ENDPOINT`
+/// turns tracing on, `OTEL_EXPORTER_OTLP_HEADERS` reach the receiver, `OTEL_SERVICE_NAME`
+/// names the resource, and the access line carries the span's trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_traces_with_the_standard_otel_variables() {
+    let rx = receiver().await;
+    let envs = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url.as_str()),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=collector-secret-1"),
+        ("OTEL_SERVICE_NAME", "gateway-under-test"),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
+    ];
+    let (stderr, _token, request_id) = logged_run_with(&["--log-format", "json"], &envs).await;
+    // SIGTERM drains the usage writer, then the exporter: the span is there once it exited.
+    let spans = rx.wait_for(1, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let span = spans.iter().find(|s| s.str("tollgate.request_id") == Some(request_id.as_str()));
+    let span = span.unwrap_or_else(|| panic!("no span for {request_id}: {spans:#?}"));
+    assert_eq!(span.resource.get("service.name"), Some(&json!("gateway-under-test")));
+    assert_eq!(span.name, "chat gpt-4o");
+    assert_eq!(span.str("tollgate.user"), Some("alice@example.com"));
+    let headers = rx.request_headers();
+    assert!(headers.iter().all(|h| h.get("x-collector-key").is_some_and(|v| v == "collector-secret-1")));
+    assert!(headers.iter().all(|h| h.get("content-type").is_some_and(|v| v == "application/x-protobuf")));
+    let access = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["target"] == "tollgate::access")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(access["fields"]["trace_id"], json!(span.trace_id), "the access line names the trace");
+    assert!(!stderr.contains("collector-secret-1"), "an exporter header was logged");
+}
+
 /// Runs the real binary with stderr piped (a file, not a terminal), proxies one request, stops
 /// it, and returns stderr, the gateway token used and the request id.
 async fn logged_run(args: &[&str]) -> (String, String, String) {
+    logged_run_with(args, &[]).await
+}
+
+/// [`logged_run`] with extra environment variables.
+async fn logged_run_with(args: &[&str], envs: &[(&str, &str)]) -> (String, String, String) {
     use tollgate_testkit::upstream::FakeUpstream;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let up = FakeUpstream::start(tollgate_core::ProviderType::Openai, Some(crate::proxy::UPSTREAM_KEY))
@@ -443,7 +480,9 @@ async fn logged_run(args: &[&str]) -> (String, String, String) {
         .unwrap_or_else(|e| panic!("{e:#}"));
     let mut all = vec!["--log", "info"];
     all.extend_from_slice(args);
-    let served = serve(dir.path(), &all, &[("TOLLGATE_SECRET_OPENAI_API_KEY", "unused"), ("NO_COLOR", "")]);
+    let mut env = vec![("NO_COLOR", "")];
+    env.extend_from_slice(envs);
+    let served = serve(dir.path(), &all, &env);
     let admin_token = std::fs::read_to_string(dir.path().join("admin.token")).unwrap_or_default().trim().to_string();
     let client = reqwest::Client::new();
     let api = |m: Method, p: &str| client.request(m, format!("{}{p}", served.base_url)).bearer_auth(&admin_token);
