@@ -351,10 +351,14 @@ impl RequestSpan {
             "gen_ai.usage.cache_creation.input_tokens",
             u.cache_write_5m + u.cache_write_1h + u.cache_write_unknown,
         ));
+        // Per bucket, only the buckets the request used (static keys: no allocation per span).
         for b in Bucket::ALL {
-            let name = b.as_str();
-            attrs.push(KeyValue::new(format!("tollgate.usage.{name}_tokens"), u.get(b)));
-            attrs.push(KeyValue::new(format!("tollgate.cost.{name}_microcents"), e.cost.get(b)));
+            let (tokens, cost) = (u.get(b), e.cost.get(b));
+            if tokens != 0 || cost != 0 {
+                let (tokens_key, cost_key) = bucket_keys(b);
+                attrs.push(KeyValue::new(tokens_key, tokens));
+                attrs.push(KeyValue::new(cost_key, cost));
+            }
         }
         attrs.push(KeyValue::new("tollgate.cost.total_microcents", e.cost.total));
         attrs.push(KeyValue::new("tollgate.cost.unpriced", e.unpriced));
@@ -495,6 +499,21 @@ fn metric_model(
         model.to_string()
     } else {
         "other".to_string()
+    }
+}
+
+/// The span attribute keys of a bucket's tokens and cost.
+fn bucket_keys(b: Bucket) -> (&'static str, &'static str) {
+    match b {
+        Bucket::Input => ("tollgate.usage.input_tokens", "tollgate.cost.input_microcents"),
+        Bucket::Output => ("tollgate.usage.output_tokens", "tollgate.cost.output_microcents"),
+        Bucket::Reasoning => ("tollgate.usage.reasoning_tokens", "tollgate.cost.reasoning_microcents"),
+        Bucket::CachedInput => ("tollgate.usage.cached_input_tokens", "tollgate.cost.cached_input_microcents"),
+        Bucket::CacheWrite5m => ("tollgate.usage.cache_write_5m_tokens", "tollgate.cost.cache_write_5m_microcents"),
+        Bucket::CacheWrite1h => ("tollgate.usage.cache_write_1h_tokens", "tollgate.cost.cache_write_1h_microcents"),
+        Bucket::CacheWriteUnknown => {
+            ("tollgate.usage.cache_write_unknown_tokens", "tollgate.cost.cache_write_unknown_microcents")
+        }
     }
 }
 
