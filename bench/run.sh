@@ -10,6 +10,9 @@
 # (from /proc) and its peak RSS, the load average before and after. Each Tollgate row runs on a
 # fresh data dir; after it, the gateway is stopped (SIGTERM drains the usage queue) and the
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
+# P8 and P9 run P1 and P5 with both transcript toggles off and on; P10 runs P1 with tracing off
+# and on (every span sampled and exported over OTLP/HTTP to the mock's /v1/traces): each
+# feature's cost, judged against the row without it in the same run.
 #
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
 # --peers adds LiteLLM (pip, in a venv) and Portkey's gateway (npm) where they install.
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -144,10 +147,11 @@ EOF
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
 TG_DATA=
-start_tollgate() { # usage recording: true|false; transcripts (both toggles): true|false
+start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRANSCRIPTS=true records both directions
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
+  local recording=$1; shift
   "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
-    --worker-threads 1 --usage-recording="$1" --log warn >"$TG_DATA/serve.log" 2>&1 &
+    --worker-threads 1 --usage-recording="$recording" --log warn "$@" >"$TG_DATA/serve.log" 2>&1 &
   TG_PID=$!; PIDS+=("$TG_PID")
   wait_port "$TG_PORT"
   local cli=("$BIN/tollgate" --url "http://127.0.0.1:$TG_PORT")
@@ -157,12 +161,18 @@ start_tollgate() { # usage recording: true|false; transcripts (both toggles): tr
   "${cli[@]}" provider create mock --type openai_compatible \
     --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
     --openai-compatible-config.api-key-ref MOCK_API_KEY \
-    --transcripts.record-input-messages "${2:-false}" --transcripts.record-output-messages "${2:-false}" >/dev/null
+    --transcripts.record-input-messages "${TG_TRANSCRIPTS:-false}" \
+    --transcripts.record-output-messages "${TG_TRANSCRIPTS:-false}" >/dev/null
   TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
 }
-stop_tollgate() { stop_pid "$TG_PID"; wait "$TG_PID" 2>/dev/null || true; }
+stop_tollgate() {
+  if [ -n "${TG_TRACED:-}" ]; then # what the traced row exported (the spans of the last flush follow at SIGTERM)
+    curl -s "http://127.0.0.1:$TG_PORT/metrics" | grep -E '^tollgate_otel_(spans_exported|spans_dropped|export_failures)_total' >&2 || true
+  fi
+  stop_pid "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+}
 
 # --- optional peers --------------------------------------------------------------------------
 
@@ -213,14 +223,17 @@ row() { # scenario target -- load flags...
   case "$target" in
     tollgate) kind=tollgate; extra_start=(true) ;;
     tollgate-unmetered) kind=tollgate; extra_start=(false) ;;
-    tollgate-transcripts) kind=tollgate; extra_start=(true true) ;;
+    tollgate-transcripts) kind=tollgate; extra_start=(true) ;;
+    tollgate-traced) kind=tollgate; extra_start=(true --otlp-endpoint "http://127.0.0.1:$MOCK_PORT") ;;
   esac
+  TG_TRACED=; [ "$target" = tollgate-traced ] && TG_TRACED=1
+  TG_TRANSCRIPTS=false; [ "$target" = tollgate-transcripts ] && TG_TRANSCRIPTS=true
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
-  if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ]; then
+  if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ] || [ "$target" = tollgate-traced ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
       --database-url "sqlite://$TG_DATA/usage.sqlite" >/dev/null
   fi
@@ -263,6 +276,9 @@ for s in $SCENARIOS; do
         stop_mock ;;
     P9) start_mock --chunks 20 --first-chunk-ms 20 --chunk-interval-ms 10
         for t in tollgate tollgate-transcripts; do row P9 "$t" -- --connections 50 --duration "$D" --stream; done
+        stop_mock ;;
+    P10) start_mock # P1 with tracing on: every span sampled and exported to the mock's /v1/traces
+        for t in tollgate tollgate-traced; do row P10 "$t" -- --connections 50 --duration "$D"; done
         stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

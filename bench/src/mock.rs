@@ -7,7 +7,8 @@
 //! apart (all at once when both are zero), then — when the request asked for
 //! `stream_options.include_usage`, as OpenAI does — the usage-only chunk, then `[DONE]`.
 //! When a key is configured, a request without `Authorization: Bearer <key>` gets 401, so a
-//! proxy that fails to inject the credential is caught.
+//! proxy that fails to inject the credential is caught. `POST /v1/traces` is an OTLP/HTTP
+//! trace receiver for the traced rows (any body accepted, answered 200).
 //!
 //! Plain hyper (HTTP/1.1, keep-alive) on a caller-provided Tokio runtime; no IO beyond the
 //! listener.
@@ -162,6 +163,12 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 async fn answer(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    // The OTLP/HTTP trace receiver of the traced rows: reads and accepts any export (an empty
+    // `ExportTraceServiceResponse` is zero bytes); the gateway counts what it exported.
+    if req.uri().path() == "/v1/traces" {
+        let _ = req.into_body().collect().await;
+        return Ok(respond(StatusCode::OK, "application/x-protobuf", Full::new(Bytes::new()).boxed_unsync()));
+    }
     let authorized = match &shared.expected_auth {
         Some(want) => req.headers().get(header::AUTHORIZATION) == Some(want),
         None => true,

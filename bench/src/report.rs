@@ -16,6 +16,8 @@ pub const TOLLGATE: &str = "tollgate";
 pub const TOLLGATE_UNMETERED: &str = "tollgate-unmetered";
 /// Tollgate with both transcript toggles on for the benchmarked provider.
 pub const TOLLGATE_TRANSCRIPTS: &str = "tollgate-transcripts";
+/// Tollgate with tracing on, exporting every span to the mock's OTLP receiver.
+pub const TOLLGATE_TRACED: &str = "tollgate-traced";
 
 /// One line of the rows file: a load run, or the usage-event count of a Tollgate run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,9 +156,21 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 100.0,
         format!("{} recorded vs {} µs metered", ttft(on).unwrap_or(0), ttft(off).unwrap_or(0)),
     ));
+    let (traced, plain) = (load(rows, "P10", TOLLGATE_TRACED), load(rows, "P10", TOLLGATE));
+    let cost = traced.zip(plain).map(|(t, p)| (1.0 - t.rps / p.rps) * 100.0);
+    v.push(verdict(
+        "P10 tracing cost (% RPS)",
+        cost,
+        "<= 5",
+        |x| x <= 5.0,
+        format!("{:.0} traced vs {:.0} untraced req/s", traced.map_or(0.0, |l| l.rps), plain.map_or(0.0, |l| l.rps)),
+    ));
     let metered: Vec<&Row> = rows
         .iter()
-        .filter(|r| (r.target == TOLLGATE || r.target == TOLLGATE_TRANSCRIPTS) && r.load.is_some())
+        .filter(|r| {
+            (r.target == TOLLGATE || r.target == TOLLGATE_TRANSCRIPTS || r.target == TOLLGATE_TRACED)
+                && r.load.is_some()
+        })
         .collect();
     let mut bad = Vec::new();
     let mut checked = 0;
@@ -202,6 +216,7 @@ pub fn scenario_label(s: &str) -> &'static str {
         "P7" => "P7: P1 with metering on / off",
         "P8" => "P8: P1 with transcripts on (both toggles) / metering only",
         "P9" => "P9: P5 with transcripts on (both toggles) / metering only",
+        "P10" => "P10: P1 with tracing on (every span exported over OTLP/HTTP) / off",
         _ => "",
     }
 }
@@ -287,6 +302,8 @@ mod tests {
             row("P6", TOLLGATE, 0.0, 0.0, 1),
             row("P7", TOLLGATE, 960.0, 0.0, 1),
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
+            row("P10", TOLLGATE, 1000.0, 0.0, 1),
+            row("P10", TOLLGATE_TRACED, 930.0, 0.0, 1),
             Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
             Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
         ];
@@ -299,6 +316,7 @@ mod tests {
         assert_eq!(get("P5"), Some((None, None)));
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
         assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
+        assert!(get("P10").is_some_and(|(v, m)| v.is_some_and(|x| (x - 7.0).abs() < 1e-9) && m == Some(false)));
         let usage = v.iter().find(|x| x.name.starts_with("Usage")).map(|x| (x.met, x.detail.clone()));
         assert!(usage.as_ref().is_some_and(|(m, d)| *m == Some(false) && d.contains("P7: 99 events")), "{usage:?}");
         let md = markdown(&Summary {

@@ -211,11 +211,26 @@ pub struct ServeArgs {
     /// Default: one per CPU core.
     #[arg(long, env = "TOLLGATE_WORKER_THREADS")]
     pub worker_threads: Option<usize>,
-    /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`.
+    /// Log filter (tracing env-filter syntax), e.g. `info` or `tollgate_server=debug`. The
+    /// access log (one line per proxied request) is target `tollgate::access`: silence it with
+    /// `info,tollgate::access=off`.
     #[arg(long, env = "TOLLGATE_LOG", default_value = "info")]
     pub log: String,
+    /// Log format: `text` (coloured only when stderr is a terminal and NO_COLOR is unset) or
+    /// `json` (one object per line).
     #[arg(long, env = "TOLLGATE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Export a trace span per proxied request over OTLP/HTTP (protobuf) to this base URL
+    /// (`/v1/traces` is appended), e.g. http://127.0.0.1:4318. Without it, tracing is on when
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT is set; the other
+    /// standard variables (OTEL_EXPORTER_OTLP_HEADERS, OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER,
+    /// OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES) apply either way.
+    #[arg(long, env = "TOLLGATE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Ended spans waiting for export at most; more are dropped and counted in
+    /// tollgate_otel_spans_dropped_total.
+    #[arg(long, env = "TOLLGATE_OTLP_QUEUE_CAPACITY", default_value_t = 4096)]
+    pub otlp_queue_capacity: usize,
 }
 
 impl StoreArgs {
@@ -338,8 +353,42 @@ impl ServeArgs {
         if self.worker_threads == Some(0) {
             anyhow::bail!("--worker-threads must be at least 1");
         }
+        s.tracing = self.tracing(|k| std::env::var(k).ok())?;
         Ok(s)
     }
+
+    /// Tracing settings: on with `--otlp-endpoint` or a standard OTLP endpoint variable, unless
+    /// `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`.
+    fn tracing(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<tollgate_server::telemetry::TracingSettings>> {
+        let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+        if let Some(u) = &self.otlp_endpoint
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            anyhow::bail!("--otlp-endpoint must be an http:// or https:// URL");
+        }
+        if self.otlp_queue_capacity == 0 {
+            anyhow::bail!("--otlp-queue-capacity must be at least 1");
+        }
+        let disabled = env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || env("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim().eq_ignore_ascii_case("none"));
+        let wanted = self.otlp_endpoint.is_some()
+            || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            || set("OTEL_EXPORTER_OTLP_ENDPOINT");
+        Ok((wanted && !disabled).then(|| tollgate_server::telemetry::TracingSettings {
+            endpoint: self.otlp_endpoint.clone(),
+            queue_capacity: self.otlp_queue_capacity,
+            ..Default::default()
+        }))
+    }
+}
+
+/// Whether log lines may carry ANSI colours: only on a terminal, and never with `NO_COLOR` set
+/// to a non-empty value (no-color.org).
+fn colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 impl ServeArgs {
@@ -384,8 +433,10 @@ impl ServeArgs {
 }
 
 fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_new(filter).context("--log is not a valid filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     // try_init: a second initialisation (tests, embedding) is not an error.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -479,4 +530,48 @@ pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
         println!("    {k}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let argv = ["tollgate"].iter().chain(extra).copied();
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{e}")).serve
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(colour(true, None));
+        assert!(!colour(false, None), "a file or pipe gets no escape codes");
+        assert!(!colour(true, Some("1".into())));
+        assert!(colour(true, Some("".into())), "an empty NO_COLOR does not count");
+    }
+
+    #[test]
+    fn tracing_is_on_with_an_endpoint_and_off_otherwise() {
+        let none = |_: &str| None;
+        assert!(args(&[]).tracing(none).unwrap_or_else(|e| panic!("{e}")).is_none());
+        let t = args(&["--otlp-endpoint", "http://127.0.0.1:4318"]).tracing(none).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.and_then(|t| t.endpoint).as_deref(), Some("http://127.0.0.1:4318"));
+        let env = |k: &str| (k == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| "http://c:4318".to_string());
+        let t = args(&[]).tracing(env).unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.is_some_and(|t| t.endpoint.is_none()), "the exporter reads the variable itself");
+        let off = |k: &str| match k {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some("http://c:4318/v1/traces".to_string()),
+            "OTEL_TRACES_EXPORTER" => Some("none".to_string()),
+            _ => None,
+        };
+        assert!(args(&[]).tracing(off).unwrap_or_else(|e| panic!("{e}")).is_none());
+        let bad = args(&["--otlp-endpoint", "127.0.0.1:4318"]).tracing(none);
+        assert!(bad.is_err_and(|e| e.to_string().contains("--otlp-endpoint")));
+    }
 }

@@ -10,6 +10,8 @@
 //! - [`filter_model_list`] narrows a models-list response to the provider's allow-list.
 //! - [`assemble`] reads a recorded response (body or stream) back as a message: text,
 //!   thinking and tool calls (transcripts).
+//! - [`request_params`] reads the sampling parameters traces name (max tokens, temperature, top p),
+//!   [`input_messages`] the input messages in the GenAI conventions' parts format.
 //! - [`errors`] renders errors the gateway itself produces in each family's native shape.
 //! - [`fixture`] describes the golden wire fixtures under `tests/fixtures/<family>/`.
 //!
@@ -33,6 +35,8 @@ pub mod eventstream;
 pub mod exchange;
 pub mod fixture;
 pub mod json_scan;
+pub mod messages;
+pub mod params;
 pub mod sse;
 pub mod wire;
 
@@ -51,6 +55,8 @@ pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
 pub use exchange::{Tap, assemble, family, filter_model_list, inspect, prepare_body};
 pub use fixture::Case;
+pub use messages::input_messages;
+pub use params::{RequestParams, request_params};
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};
 pub use wire::{Assembled, Endpoint, RequestInfo, StreamDecoder, ToolCall, WireFamily};

@@ -44,6 +44,8 @@ pub struct Gateway {
     usage: UsageStore,
     transcripts: TranscriptStore,
     tls: Option<crate::tls::ServerTls>,
+    /// The OTLP export task, when tracing is on.
+    exporter: Option<crate::telemetry::Exporter>,
 }
 
 fn default_public_url(addr: SocketAddr, https: bool) -> String {
@@ -154,6 +156,15 @@ impl Gateway {
             }
             None => None,
         };
+        let (tracing, exporter) = match &settings.tracing {
+            Some(t) => {
+                let (tracing, exporter) = crate::telemetry::Tracing::start(t, http.clone(), metrics.clone())
+                    .map_err(|e| ServerError::Settings(e.to_string()))?;
+                tracing::info!("OpenTelemetry tracing on (OTLP/HTTP)");
+                (Some(tracing), Some(exporter))
+            }
+            None => (None, None),
+        };
         let state = AppState::new(
             store,
             settings,
@@ -169,6 +180,7 @@ impl Gateway {
                 transcripts: transcripts.clone(),
                 policy,
                 oidc,
+                tracing,
             },
         );
         let bootstrap_token = bootstrap_admin(&state).await?;
@@ -183,11 +195,18 @@ impl Gateway {
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
                     // The path only: a query string may carry a credential (`?key=`).
-                    tracing::span!(Level::INFO, "request", method = %req.method(), path = %req.uri().path())
+                    // `request_id` is filled in by the proxy (`proxy::handle`).
+                    tracing::span!(
+                        Level::INFO,
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = tracing::field::Empty
+                    )
                 })
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts, tls })
+        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts, tls, exporter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -239,6 +258,9 @@ impl Gateway {
         ));
         let oidc = self.state.oidc().cloned().map(|o| tokio::spawn(o.run(stop_rx.clone())));
         let writer = tokio::spawn(self.writer.run(stop_rx));
+        // The exporter stops after the writer: the writer's drain ends the last spans.
+        let (export_stop, export_stop_rx) = tokio::sync::watch::channel(false);
+        let exporter = self.exporter.map(|e| tokio::spawn(e.run(export_stop_rx)));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let settings = self.state.settings();
         let limits = crate::conn::Limits {
@@ -274,6 +296,12 @@ impl Gateway {
             let _ = o.await;
         }
         let _ = writer.await;
+        let _ = export_stop.send(true);
+        if let Some(e) = exporter
+            && tokio::time::timeout(std::time::Duration::from_secs(10), e).await.is_err()
+        {
+            tracing::warn!("trace export did not finish within 10 s of shutdown");
+        }
         self.usage.close().await;
         self.transcripts.close().await;
         self.state.store().close().await;

@@ -28,6 +28,7 @@ pub mod secrets;
 pub mod settings;
 pub mod snapshot;
 pub mod state;
+pub mod telemetry;
 pub mod time;
 pub mod tls;
 pub mod transcript;

@@ -48,6 +48,9 @@ pub struct Metered {
     /// The bodies captured for the provider's transcript, if it records any (already counted
     /// in the pending-bytes gauge, see `transcript::admit`).
     pub transcript: Option<Box<crate::transcript::Captured>>,
+    /// The request's span and measured durations: finished by the writer after pricing
+    /// (`telemetry::observe`).
+    pub observed: crate::telemetry::Observed,
 }
 
 /// The sending half, held by the app state; cheap to clone.
@@ -205,7 +208,13 @@ impl Meter {
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
-        self.record_metered(Metered { event, provider, response_model: None, transcript: None });
+        self.record_metered(Metered {
+            event,
+            provider,
+            response_model: None,
+            transcript: None,
+            observed: Default::default(),
+        });
     }
 
     /// Queues an event with everything the writer needs to price it.
@@ -319,13 +328,17 @@ impl UsageWriter {
     /// deployment name), the model the response named replaces the called one when the
     /// catalog knows it; otherwise the called name stays. Price overrides are the provider's
     /// for the model as called (its allow-list names), else for the model that priced it.
+    ///
+    /// Then the request's telemetry is finished with the priced event (`telemetry::observe`:
+    /// metric series, access-log line, span end).
     fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
         let mut event = m.event;
         let called = event.model.clone();
-        if let Some(reported) = m.response_model.filter(|_| event.provider_type.descriptor().model_from_response)
-            && tollgate_core::pricing::lookup(catalog, event.provider_type, &reported).0.is_some()
+        if let Some(reported) =
+            m.response_model.as_ref().filter(|_| event.provider_type.descriptor().model_from_response)
+            && tollgate_core::pricing::lookup(catalog, event.provider_type, reported).0.is_some()
         {
-            event.model = Some(reported);
+            event.model = Some(reported.clone());
         }
         let find = |model: &Option<String>| match (&m.provider, model) {
             (Some(p), Some(model)) => {
@@ -350,6 +363,14 @@ impl UsageWriter {
         event.unpriced = priced.unpriced;
         event.priced_by_override = priced.override_applied;
         event.catalog_version = Some(catalog.version().to_string());
+        crate::telemetry::observe(
+            &self.metrics,
+            catalog,
+            m.provider.as_deref(),
+            &event,
+            m.response_model.as_deref(),
+            m.observed,
+        );
         event
     }
 

@@ -4,9 +4,24 @@
 //! gateway refuses before reaching an upstream create no usage event; they are counted here,
 //! by the source of the fault (`downstream`: the client's request; `internal`: the gateway's
 //! own configuration) and its reason, as the proxy's error table (`proxy::error`) says.
+//!
+//! Per-request series ([`RequestMetrics`]): histograms of request duration, time to first token
+//! and upstream duration (buckets [`LATENCY_BUCKETS_MS`], 10 ms to 10 min), of tokens per
+//! request (the GenAI conventions' `gen_ai.client.token.usage`), and counters of tokens and
+//! cost (microcents) per bucket. They are fed by the usage writer once an event is priced
+//! (never on the request path; see `telemetry::observe`), so they cover the requests that
+//! produced a usage event, and lag the request by at most one writer flush. Labels:
+//! `tollgate_provider` (a configured provider name), `gen_ai_provider_name`,
+//! `gen_ai_operation_name` and `status` (closed sets), and `gen_ai_request_model`, bounded
+//! by rule: a model neither in the catalog nor in the provider's allow-list is `other`, no
+//! model is `none`, and once [`MAX_SERIES`] label sets exist every new one folds its model
+//! into `other`. There is no user, agent or token label: those are in the usage reports.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tollgate_core::{Bucket, Cost, Usage};
 
 /// The `(source, reason)` label pairs of `tollgate_proxy_requests_refused_total`, in
 /// exposition order: every fault `proxy::error::Fault::row` answers before an upstream (a
@@ -97,6 +112,14 @@ pub struct Metrics {
     /// TLS handshakes that failed (no common protocol, an untrusted or missing client
     /// certificate, not TLS at all).
     pub tls_handshake_failures: AtomicU64,
+    /// Spans handed to the OTLP exporter and accepted by the receiver.
+    pub otel_spans_exported: AtomicU64,
+    /// Spans dropped: the export queue was full, or their batch's export failed.
+    pub otel_spans_dropped: AtomicU64,
+    /// OTLP export requests that failed or timed out.
+    pub otel_export_failures: AtomicU64,
+    /// Per-request histograms and token/cost counters.
+    pub requests: RequestMetrics,
 }
 
 impl Metrics {
@@ -235,6 +258,21 @@ impl Metrics {
             &[("", &self.config_listener_connects)],
         );
         counter(
+            "tollgate_otel_spans_exported_total",
+            "Trace spans exported over OTLP.",
+            &[("", &self.otel_spans_exported)],
+        );
+        counter(
+            "tollgate_otel_spans_dropped_total",
+            "Trace spans dropped: the export queue was full or their export failed.",
+            &[("", &self.otel_spans_dropped)],
+        );
+        counter(
+            "tollgate_otel_export_failures_total",
+            "OTLP trace export requests that failed or timed out.",
+            &[("", &self.otel_export_failures)],
+        );
+        counter(
             "tollgate_catalog_overlay_reloads_total",
             "Times the catalog overlay file changed and was merged in.",
             &[("", &self.catalog_overlay_reloads)],
@@ -287,6 +325,229 @@ impl Metrics {
             "Client connections being served.",
             self.connections_open.load(Ordering::Relaxed),
         );
+        self.requests.render(&mut out);
         out
+    }
+}
+
+/// Upper bounds, in milliseconds, of the latency histograms' buckets: LLM calls take from
+/// tens of milliseconds (an embedding) to minutes (a long reasoning stream), 10 ms to 10 min.
+pub const LATENCY_BUCKETS_MS: [u64; 16] =
+    [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000];
+
+/// Upper bounds of the tokens-per-request histogram (the GenAI conventions' advice for
+/// `gen_ai.client.token.usage`: powers of 4 from 1 to 4^13).
+pub const TOKEN_BUCKETS: [u64; 14] =
+    [1, 4, 16, 64, 256, 1_024, 4_096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864];
+
+/// Label sets kept apart at most; beyond, new ones fold their model into `other`.
+pub const MAX_SERIES: usize = 2_000;
+
+/// The labels of one per-request series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// The configured provider name.
+    pub provider: String,
+    pub genai_provider: &'static str,
+    pub operation: &'static str,
+    /// The model, already folded (see the module header).
+    pub model: String,
+    pub status: &'static str,
+}
+
+/// One finished request, as the per-request series count it.
+#[derive(Debug)]
+pub struct Observation<'a> {
+    pub key: SeriesKey,
+    pub duration_ms: u64,
+    pub ttft_ms: Option<u64>,
+    pub upstream_ms: Option<u64>,
+    pub usage: &'a Usage,
+    pub cost: &'a Cost,
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    /// Per bucket (not cumulative); observations above the last bound are only in `count`.
+    buckets: Vec<u64>,
+    count: u64,
+    sum: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &[u64]) -> Histogram {
+        Histogram { buckets: vec![0; bounds.len()], count: 0, sum: 0 }
+    }
+
+    fn observe(&mut self, bounds: &[u64], v: u64) {
+        if let Some(i) = bounds.iter().position(|b| v <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum = self.sum.saturating_add(v);
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    duration: Histogram,
+    ttft: Histogram,
+    upstream: Histogram,
+    input_tokens: Histogram,
+    output_tokens: Histogram,
+    tokens: [u64; Bucket::ALL.len()],
+    cost: [i64; Bucket::ALL.len()],
+}
+
+impl Series {
+    fn new() -> Series {
+        let latency = Histogram::new(&LATENCY_BUCKETS_MS);
+        let tokens = Histogram::new(&TOKEN_BUCKETS);
+        Series {
+            duration: latency.clone(),
+            ttft: latency.clone(),
+            upstream: latency,
+            input_tokens: tokens.clone(),
+            output_tokens: tokens,
+            tokens: [0; Bucket::ALL.len()],
+            cost: [0; Bucket::ALL.len()],
+        }
+    }
+}
+
+/// Picks one histogram of a series.
+type Pick = fn(&Series) -> &Histogram;
+
+/// The per-request series: written by the usage writer, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct RequestMetrics {
+    series: Mutex<BTreeMap<SeriesKey, Series>>,
+}
+
+/// The label pairs of a series.
+fn labels(k: &SeriesKey) -> String {
+    format!(
+        "tollgate_provider=\"{}\",gen_ai_provider_name=\"{}\",gen_ai_operation_name=\"{}\",gen_ai_request_model=\"{}\",status=\"{}\"",
+        escape(&k.provider),
+        k.genai_provider,
+        k.operation,
+        escape(&k.model),
+        k.status
+    )
+}
+
+/// Milliseconds as seconds with three decimals (integer arithmetic).
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// One histogram series: cumulative buckets, `+Inf`, sum and count.
+fn write_histogram(out: &mut String, name: &str, labels: &str, bounds: &[u64], h: &Histogram, fmt: fn(u64) -> String) {
+    let mut cumulative = 0;
+    for (b, n) in bounds.iter().zip(&h.buckets) {
+        cumulative += n;
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{}\"}} {cumulative}", fmt(*b));
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", fmt(h.sum));
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
+}
+
+/// A label value escaped for the text format (backslash, double quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl RequestMetrics {
+    /// Counts one finished, priced request.
+    pub fn observe(&self, o: Observation<'_>) {
+        let mut series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut key = o.key;
+        if series.len() >= MAX_SERIES && !series.contains_key(&key) {
+            key.model = "other".to_string();
+        }
+        let s = series.entry(key).or_insert_with(Series::new);
+        s.duration.observe(&LATENCY_BUCKETS_MS, o.duration_ms);
+        if let Some(t) = o.ttft_ms {
+            s.ttft.observe(&LATENCY_BUCKETS_MS, t);
+        }
+        if let Some(t) = o.upstream_ms {
+            s.upstream.observe(&LATENCY_BUCKETS_MS, t);
+        }
+        let u = o.usage;
+        let input = u64::try_from(u.prompt_tokens()).unwrap_or(0);
+        let output = u64::try_from(u.output + u.reasoning).unwrap_or(0);
+        if input > 0 || output > 0 {
+            s.input_tokens.observe(&TOKEN_BUCKETS, input);
+            s.output_tokens.observe(&TOKEN_BUCKETS, output);
+        }
+        for (i, b) in Bucket::ALL.into_iter().enumerate() {
+            s.tokens[i] = s.tokens[i].saturating_add(u64::try_from(u.get(b)).unwrap_or(0));
+            s.cost[i] = s.cost[i].saturating_add(o.cost.get(b));
+        }
+    }
+
+    /// Appends the text exposition of every series to `out`.
+    fn render(&self, out: &mut String) {
+        let series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let latency: [(&str, &str, Pick); 3] = [
+            (
+                "gen_ai_client_operation_duration_seconds",
+                "Duration of proxied requests, from arrival to the end of the response body (GenAI convention gen_ai.client.operation.duration).",
+                |s| &s.duration,
+            ),
+            (
+                "gen_ai_server_time_to_first_token_seconds",
+                "Time from a request's arrival to the first response bytes, for requests that had them (GenAI convention gen_ai.server.time_to_first_token).",
+                |s| &s.ttft,
+            ),
+            (
+                "tollgate_upstream_duration_seconds",
+                "Time from sending a request upstream to the end of the upstream's response.",
+                |s| &s.upstream,
+            ),
+        ];
+        for (name, help, pick) in latency {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (k, s) in series.iter() {
+                write_histogram(out, name, &labels(k), &LATENCY_BUCKETS_MS, pick(s), seconds);
+            }
+        }
+        let name = "gen_ai_client_token_usage";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Tokens per request with usage: input (cache reads and writes included) and output (reasoning included) (GenAI convention gen_ai.client.token.usage).\n# TYPE {name} histogram"
+        );
+        for (token_type, pick) in [("input", (|s| &s.input_tokens) as Pick), ("output", |s| &s.output_tokens)] {
+            for (k, s) in series.iter() {
+                let l = format!("{},gen_ai_token_type=\"{token_type}\"", labels(k));
+                write_histogram(out, name, &l, &TOKEN_BUCKETS, pick(s), |v| v.to_string());
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_tokens_total Tokens of priced requests, by token bucket (buckets are disjoint).\n# TYPE tollgate_tokens_total counter"
+        );
+        for (k, s) in series.iter() {
+            for (i, b) in Bucket::ALL.into_iter().enumerate() {
+                let _ =
+                    writeln!(out, "tollgate_tokens_total{{{},bucket=\"{}\"}} {}", labels(k), b.as_str(), s.tokens[i]);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_cost_microcents_total Cost of requests in microcents (1 USD = 100,000,000), by token bucket; buckets add up to the total.\n# TYPE tollgate_cost_microcents_total counter"
+        );
+        for (k, s) in series.iter() {
+            for (i, b) in Bucket::ALL.into_iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "tollgate_cost_microcents_total{{{},bucket=\"{}\"}} {}",
+                    labels(k),
+                    b.as_str(),
+                    s.cost[i]
+                );
+            }
+        }
     }
 }

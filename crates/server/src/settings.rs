@@ -220,6 +220,8 @@ pub struct Settings {
     pub oidc: Option<OidcSettings>,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
+    /// OpenTelemetry traces over OTLP/HTTP; `None`: off.
+    pub tracing: Option<crate::telemetry::TracingSettings>,
 }
 
 impl Settings {
@@ -265,6 +267,7 @@ impl Settings {
             tls_client_ca: None,
             oidc: None,
             clock: crate::time::Clock::default(),
+            tracing: None,
         }
     }
 

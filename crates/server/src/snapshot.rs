@@ -157,12 +157,19 @@ pub struct ProviderEntry {
     /// `host[:port]` of the upstream base URL, as secret bindings name hosts: worked out once
     /// per snapshot so the per-request binding check is a map lookup, not a URL parse.
     pub base_host: Option<String>,
+    /// Host and port of the upstream base URL (the scheme's port when none is given), for
+    /// the `server.address` / `server.port` span attributes; worked out once per snapshot.
+    pub server: Option<(String, u16)>,
 }
 
 impl ProviderEntry {
     pub fn new(spec: ProviderSpec, created_at_ms: i64, updated_at_ms: i64) -> ProviderEntry {
-        let base_host = crate::binding::host_of(&spec.upstream_base_url());
-        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host }
+        let base = spec.upstream_base_url();
+        let base_host = crate::binding::host_of(&base);
+        let server = url::Url::parse(&base).ok().and_then(|u| {
+            Some((u.host_str()?.trim_start_matches('[').trim_end_matches(']').to_string(), u.port_or_known_default()?))
+        });
+        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host, server }
     }
 }
 

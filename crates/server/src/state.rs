@@ -61,6 +61,8 @@ struct Inner {
     oidc: Option<Arc<crate::oidc::Oidc>>,
     /// This process's id in `x-tollgate-hop` (loop detection), random per start.
     hop_id: String,
+    /// OpenTelemetry tracing, when an OTLP endpoint is configured.
+    tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -78,6 +80,7 @@ pub struct Parts {
     pub policy: Arc<crate::address_policy::AddressPolicy>,
     /// The identity provider whose JWTs are accepted (`--oidc-issuer`), if any.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    pub tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// A random id for this process: 16 hex digits (64 bits, from the system generator; the
@@ -113,12 +116,18 @@ impl AppState {
                 policy: parts.policy,
                 oidc: parts.oidc,
                 hop_id: hop_id(),
+                tracing: parts.tracing,
             }),
         }
     }
 
     pub fn meter(&self) -> &Meter {
         &self.inner.meter
+    }
+
+    /// The tracer, when tracing is on (`--otlp-endpoint` or the `OTEL_EXPORTER_OTLP_*` variables).
+    pub fn tracing(&self) -> Option<&crate::telemetry::Tracing> {
+        self.inner.tracing.as_ref()
     }
 
     /// The gateway's wall clock (see [`crate::time`]).

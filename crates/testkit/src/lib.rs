@@ -5,12 +5,15 @@
 //! [`clock`](TestGateway::clock) instead of sleeping. [`fixtures`] is the one loader of the
 //! recorded fixtures under `tests/fixtures/`. [`idp::TestIdp`] is a real OpenID Connect identity
 //! provider, [`pki::TestPki`] a certificate authority for TLS tests.
+//! recorded fixtures under `tests/fixtures/`. [`otlp::OtlpReceiver`] is a real OTLP/HTTP trace
+//! receiver, decoding with the `opentelemetry-proto` types.
 //!
 //! Only dev-dependencies of other crates may depend on this crate.
 
 pub mod db;
 pub mod fixtures;
 pub mod idp;
+pub mod otlp;
 pub mod pki;
 pub mod upstream;
 

@@ -7,7 +7,9 @@
 //! headless-Chromium end-to-end test that also writes `docs/screenshots/`), `connect_snippets`
 //! (every Connect tab snippet run with the real SDK or tool, installed by
 //! `tests/tools/install.sh`), `faults` (a full disk, a locked database, slowloris, the
-//! connection cap, SIGTERM and SIGKILL under load), `bench_smoke` (a two-second run of
+//! connection cap, SIGTERM and SIGKILL under load), `observability` (traces of every family
+//! through the testkit's OTLP receiver, `/metrics` parsed as Prometheus text, the binary's
+//! logs and OTEL_* variables), `bench_smoke` (a two-second run of
 //! `bench/`), `cli` and `serve_binary` (the real `tollgate` binary), `transcripts` (recorded
 //! bodies, the request log and conversations, every provider family, on both stores),
 //! `replicas` (two real processes on one PostgreSQL converging by notification; config writes
@@ -26,6 +28,7 @@ mod console;
 mod cost;
 mod deploy;
 mod faults;
+mod observability;
 mod oidc;
 mod openapi;
 mod proxy;

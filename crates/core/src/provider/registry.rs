@@ -3,7 +3,7 @@
 //! icon, its credential scheme, default base URL, Test Connection probe, example model,
 //! whether it supports authorization passthrough, whether the response names the model that
 //! prices the call (`model_from_response`), the type it is priced as (`priced_as`), its native
-//! error shape and its wire family ([`WireFamilyId`]). [`descriptor`] returns it through one
+//! error shape, its wire family ([`WireFamilyId`]) and its `gen_ai.provider.name`. [`descriptor`] returns it through one
 //! exhaustive match. Code elsewhere asks the descriptor instead of matching on the type; where
 //! behaviour really differs per type the match is exhaustive, so a new type is a compile error
 //! until every place handles it.
@@ -122,6 +122,9 @@ pub struct ProviderDescriptor {
     pub priced_as: Option<ProviderType>,
     pub error_shape: ErrorShape,
     pub wire_family: WireFamilyId,
+    /// `gen_ai.provider.name` in traces and metrics (the OpenTelemetry GenAI conventions'
+    /// well-known value where there is one, e.g. `gcp.gemini`, `aws.bedrock`).
+    pub genai_provider_name: &'static str,
 }
 
 const OPENAI: ProviderDescriptor = ProviderDescriptor {
@@ -140,6 +143,7 @@ const OPENAI: ProviderDescriptor = ProviderDescriptor {
     priced_as: None,
     error_shape: ErrorShape::OpenAi,
     wire_family: WireFamilyId::OpenAi,
+    genai_provider_name: "openai",
 };
 
 const ANTHROPIC: ProviderDescriptor = ProviderDescriptor {
@@ -159,6 +163,7 @@ const ANTHROPIC: ProviderDescriptor = ProviderDescriptor {
     priced_as: None,
     error_shape: ErrorShape::Anthropic,
     wire_family: WireFamilyId::Anthropic,
+    genai_provider_name: "anthropic",
 };
 
 const GOOGLE: ProviderDescriptor = ProviderDescriptor {
@@ -177,6 +182,7 @@ const GOOGLE: ProviderDescriptor = ProviderDescriptor {
     priced_as: None,
     error_shape: ErrorShape::Google,
     wire_family: WireFamilyId::Google,
+    genai_provider_name: "gcp.gemini",
 };
 
 const BEDROCK: ProviderDescriptor = ProviderDescriptor {
@@ -195,6 +201,7 @@ const BEDROCK: ProviderDescriptor = ProviderDescriptor {
     priced_as: None,
     error_shape: ErrorShape::Bedrock,
     wire_family: WireFamilyId::Bedrock,
+    genai_provider_name: "aws.bedrock",
 };
 
 const OPENAI_COMPATIBLE: ProviderDescriptor = ProviderDescriptor {
@@ -213,6 +220,7 @@ const OPENAI_COMPATIBLE: ProviderDescriptor = ProviderDescriptor {
     priced_as: None,
     error_shape: ErrorShape::OpenAi,
     wire_family: WireFamilyId::OpenAi,
+    genai_provider_name: "openai_compatible",
 };
 
 const AZURE_OPENAI: ProviderDescriptor = ProviderDescriptor {
@@ -232,6 +240,7 @@ const AZURE_OPENAI: ProviderDescriptor = ProviderDescriptor {
     priced_as: Some(ProviderType::Openai),
     error_shape: ErrorShape::OpenAi,
     wire_family: WireFamilyId::AzureOpenAi,
+    genai_provider_name: "azure.ai.openai",
 };
 
 /// The descriptor of a provider type.

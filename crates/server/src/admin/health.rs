@@ -54,8 +54,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
     }
 }
 
-/// Prometheus counters: proxied requests forwarded and refused (by reason), upstream failures,
-/// client cancellations, usage events queued, written and dropped.
+/// Prometheus metrics: proxied requests forwarded and refused (by reason), upstream failures,
+/// client cancellations, usage events queued, written and dropped, trace spans exported and
+/// dropped; per provider, model and status, histograms of request duration, time to first
+/// token and upstream duration, and tokens and cost (microcents) per bucket.
 #[utoipa::path(get, path = "/metrics", tag = "health", security(()),
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {

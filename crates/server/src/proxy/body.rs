@@ -47,6 +47,11 @@ pub struct Recorder {
     /// The transcript capture, when the provider records bodies (see `super::capture`).
     capture: Option<Box<super::capture::Capture>>,
     response_content_type: Option<String>,
+    /// When the upstream request was sent (the recorder is created just before).
+    sent: Instant,
+    /// The request's trace span and operation name, handed to the writer with the event.
+    span: Option<crate::telemetry::RequestSpan>,
+    operation: &'static str,
     done: bool,
 }
 
@@ -82,8 +87,17 @@ impl Recorder {
             response_model: None,
             capture: None,
             response_content_type: None,
+            sent: Instant::now(),
+            span: None,
+            operation: "other",
             done: false,
         }
+    }
+
+    /// Attaches the request's telemetry: its span (tracing on) and `gen_ai.operation.name`.
+    pub fn observe(&mut self, span: Option<crate::telemetry::RequestSpan>, operation: &'static str) {
+        self.span = span;
+        self.operation = operation;
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -98,12 +112,19 @@ impl Recorder {
             }
             _ => {}
         }
+        let latency = self.started.elapsed();
+        let observed = crate::telemetry::Observed {
+            operation: self.operation,
+            span: self.span.take(),
+            latency,
+            upstream: Some(self.sent.elapsed()),
+        };
         if let Some(mut event) = self.draft.take() {
             event.status = outcome.status;
             event.http_status = outcome.http_status.map(i64::from);
             event.error_class = outcome.error_class.map(str::to_string);
             event.usage = outcome.usage.unwrap_or_default();
-            event.latency_ms = millis(self.started.elapsed());
+            event.latency_ms = millis(latency);
             event.ttft_ms = outcome.ttft.map(millis);
             let transcript = self
                 .capture
@@ -115,6 +136,22 @@ impl Recorder {
                 provider: self.provider.take(),
                 response_model: self.response_model.take(),
                 transcript,
+                observed,
+            });
+        } else if let Some(span) = observed.span {
+            // Usage recording is off: no event, no price. The span still ends with the outcome.
+            let usage = outcome.usage.unwrap_or_default();
+            span.finish(&crate::telemetry::SpanEnd {
+                status: outcome.status,
+                http_status: outcome.http_status.map(i64::from),
+                error_class: outcome.error_class,
+                response_model: self.response_model.as_deref(),
+                usage: &usage,
+                cost: &tollgate_core::Cost::default(),
+                catalog_version: None,
+                latency,
+                ttft: outcome.ttft,
+                unpriced: true,
             });
         }
         self.meter.end();

@@ -33,6 +33,8 @@ pub(super) struct Arrival<'a> {
     pub ts_ms: i64,
     pub name: &'a str,
     pub path: &'a str,
+    /// The gateway's id for the request (the usage event's id, `x-tollgate-request-id`).
+    pub request_id: &'a str,
 }
 
 /// The upstream's response head (body not yet read), its recorder and the request's event id.
@@ -42,7 +44,8 @@ pub(super) struct Forwarded {
     pub event_id: String,
 }
 
-/// Sends `prep`; an `Err` carries the recorder, which the caller gives the error to.
+/// Sends `prep`; an `Err` carries the recorder, which the caller gives the error to. `span`
+/// (tracing on) rides with the recorder to the usage writer.
 pub(super) async fn send(
     state: &AppState,
     a: &Admitted,
@@ -51,9 +54,10 @@ pub(super) async fn send(
     inbound: &Inbound,
     prep: Prepared,
     capture: Option<Box<super::capture::Capture>>,
+    span: Option<crate::telemetry::RequestSpan>,
 ) -> Result<Forwarded, (ProxyError, Recorder)> {
     let name = at.name;
-    let event_id = uuid::Uuid::now_v7().to_string();
+    let event_id = at.request_id.to_string();
     let info = &inbound.info;
     let draft = state.settings().usage_recording.then(|| UsageEvent {
         id: event_id.clone(),
@@ -82,6 +86,7 @@ pub(super) async fn send(
     let mut recorder =
         Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
     recorder.set_capture(capture);
+    recorder.observe(span, crate::telemetry::operation_name(info.endpoint));
 
     let read_timeout = state.settings().upstream_read_timeout;
     let host = crate::upstream::host_of(&prep.url);
@@ -149,7 +154,7 @@ pub(super) const CONVERSATION_HEADERS: [&str; 4] =
 
 /// The first conversation label of [`CONVERSATION_HEADERS`], trimmed and cut to
 /// [`MAX_CONVERSATION_ID`].
-fn conversation_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn conversation_id(headers: &HeaderMap) -> Option<String> {
     CONVERSATION_HEADERS.iter().find_map(|h| {
         headers
             .get(*h)

@@ -80,6 +80,10 @@ fn base_probe() -> Response {
 
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let arrived = (Instant::now(), state.now_ms());
+    // The request's id: in every log line of the request (a field of the connection layer's
+    // `request` span), the usage event's id, `x-tollgate-request-id` and the span attribute.
+    let request_id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("request_id", request_id.as_str());
     let (parts, body) = req.into_parts();
     let metrics = state.metrics();
     let Some((name, path)) = split_path(parts.uri.path()) else {
@@ -123,23 +127,66 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     // Transcript capture (a reference to the client's body, before the include_usage edit),
     // when the provider as admitted records bodies.
     let capture = capture::begin(&a.entry, &parts.headers, &inbound.body, state.settings().transcript_max_bytes);
+    // The trace span (tracing on): started once the request is admitted, ended by the usage
+    // writer after pricing.
+    let span = state.tracing().map(|t| {
+        let conversation = forward::conversation_id(&parts.headers);
+        let start = span_start(&a, name, &inbound, &request_id, conversation.as_deref());
+        let mut span = t.start_span(&parts.headers, &start, {
+            let ms = u64::try_from(arrived.1).unwrap_or(0);
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+        });
+        let operation = crate::telemetry::operation_name(inbound.info.endpoint);
+        span.set_request_body(&inbound.body, operation, a.entry.spec.transcripts.record_input_messages);
+        span
+    });
 
     // 2. Prepare.
-    let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound).await {
+    let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound, span.as_ref()).await {
         Ok(p) => p,
-        Err(e) => return e.respond(metrics, None),
+        Err(e) => {
+            if let Some(span) = span {
+                let row = e.fault.row();
+                span.end_internal(row.reason, row.kind.status(), arrived.0.elapsed());
+            }
+            return e.respond(metrics, None);
+        }
     };
     let injected = prepared.injected;
 
     // 3. Forward.
-    let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path };
-    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared, capture).await {
+    let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path, request_id: &request_id };
+    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared, capture, span).await {
         Ok(f) => f,
         Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
     };
 
     // 4. Respond.
     respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await
+}
+
+/// What the span of an admitted request starts with.
+fn span_start<'a>(
+    a: &'a admit::Admitted,
+    name: &'a str,
+    inbound: &'a admit::Inbound,
+    request_id: &'a str,
+    conversation: Option<&'a str>,
+) -> crate::telemetry::SpanStart<'a> {
+    crate::telemetry::SpanStart {
+        provider: name,
+        ptype: a.ptype,
+        endpoint: inbound.info.endpoint,
+        model: inbound.info.model.as_deref(),
+        streamed: inbound.info.stream,
+        request_id,
+        token_id: &a.token.id,
+        user: a.token.user.as_deref(),
+        agent: a.token.agent.as_deref(),
+        conversation_id: conversation,
+        server_address: a.entry.server.as_ref().map(|(h, _)| h.as_str()),
+        server_port: a.entry.server.as_ref().map(|(_, p)| *p),
+    }
 }
 
 #[cfg(test)]

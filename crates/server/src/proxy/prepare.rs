@@ -10,6 +10,9 @@
 //! 4. URL: base + path (a repeated `/v1` folded) + query without `key=`.
 //! 5. Bedrock: the final method, URL, headers and body bytes are SigV4-signed ([`crate::aws`]).
 //!
+//! With tracing on, the request's span context replaces the client's `traceparent` in step 1
+//! (W3C trace context; the client's `tracestate` is kept), so it is signed like the rest.
+//!
 //! Invariants: signing comes last, over exactly what [`super::forward`] sends; a credential or
 //! signing failure is an internal [`ProxyError`] (a 500 naming the provider and the secret,
 //! never its value), since the upstream was never contacted and the client is not at fault.
@@ -58,7 +61,9 @@ impl CredentialError {
     }
 }
 
-/// Builds the upstream request for an admitted one.
+/// Builds the upstream request for an admitted one. `span` (tracing on) is propagated as the
+/// upstream request's `traceparent`, before signing.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare(
     state: &AppState,
     snap: &Snapshot,
@@ -67,12 +72,16 @@ pub(super) async fn prepare(
     parts: &Parts,
     path: &str,
     inbound: &mut Inbound,
+    span: Option<&crate::telemetry::RequestSpan>,
 ) -> Result<Prepared, ProxyError> {
     let spec = &a.entry.spec;
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
     let bedrock = a.ptype == ProviderType::Bedrock;
     headers::add_hop(&mut headers, &parts.headers, state.hop_id());
+    if let Some(span) = span {
+        span.inject(&mut headers);
+    }
     if bedrock {
         headers::strip_aws_signing(&mut headers);
         if let Some(cfg) = spec.bedrock_config.as_ref() {

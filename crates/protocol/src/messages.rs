@@ -1,0 +1,115 @@
+//! A request's input messages in the OpenTelemetry GenAI conventions' parts format, for the
+//! `gen_ai.input.messages` span attribute:
+//! `[{"role":"user","parts":[{"type":"text","content":"…"}]}, …]`.
+//!
+//! One reader serves every family, since their shapes differ only in member names: the message
+//! list is `messages` (OpenAI chat, Anthropic, Bedrock Converse and Claude InvokeModel),
+//! `contents` (Gemini) or `input` (OpenAI Responses: a string or a list of items); a message's
+//! content is `content` or `parts`, a string or a list of parts whose text is `text`. System
+//! instructions (`system`, Gemini `systemInstruction`, Responses `instructions`) become a leading
+//! `system` message. Gemini's `model` role is `assistant`. A part without text (an image, a
+//! tool call or result) keeps only its `type` (never its payload: images and files stay out of
+//! traces).
+//!
+//! Only called when the provider's `transcripts.record_input_messages` toggle is on and the
+//! span is recorded: it parses the body (`serde_json`), which the request path otherwise never
+//! does.
+
+use serde_json::{Value, json};
+
+fn text_parts(content: &Value) -> Vec<Value> {
+    match content {
+        Value::String(s) => vec![json!({"type": "text", "content": s})],
+        Value::Array(items) => items
+            .iter()
+            .map(|p| match (p.get("text").and_then(Value::as_str), p.as_str()) {
+                (Some(t), _) | (None, Some(t)) => json!({"type": "text", "content": t}),
+                (None, None) => {
+                    let kind = p.get("type").and_then(Value::as_str).map_or_else(
+                        || p.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_else(|| "other".into()),
+                        str::to_string,
+                    );
+                    json!({"type": kind})
+                }
+            })
+            .collect(),
+        Value::Object(_) => text_parts(&Value::Array(vec![content.clone()])),
+        _ => Vec::new(),
+    }
+}
+
+fn message(m: &Value) -> Option<Value> {
+    let role = match m.get("role").and_then(Value::as_str).unwrap_or("user") {
+        "model" => "assistant",
+        r => r,
+    };
+    let content = m.get("content").or_else(|| m.get("parts"))?;
+    Some(json!({"role": role, "parts": text_parts(content)}))
+}
+
+/// The input messages of a JSON request body, serialised; `None` when the body has none.
+pub fn input_messages(body: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    let mut out = Vec::new();
+    let system = obj
+        .get("system")
+        .or_else(|| obj.get("systemInstruction").or_else(|| obj.get("system_instruction")).and_then(|s| s.get("parts")))
+        .or_else(|| obj.get("instructions"));
+    if let Some(s) = system {
+        let parts = text_parts(s);
+        if !parts.is_empty() {
+            out.push(json!({"role": "system", "parts": parts}));
+        }
+    }
+    match obj.get("messages").or_else(|| obj.get("contents")).or_else(|| obj.get("input")) {
+        Some(Value::String(s)) => out.push(json!({"role": "user", "parts": text_parts(&Value::String(s.clone()))})),
+        Some(Value::Array(items)) => out.extend(items.iter().filter_map(message)),
+        _ => {}
+    }
+    (!out.is_empty()).then(|| Value::Array(out).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(body: &str) -> Value {
+        input_messages(body.as_bytes()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn every_familys_messages_in_the_parts_format() {
+        let openai = parsed(
+            r#"{"model":"m","messages":[{"role":"system","content":"be brief"},
+               {"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:xyz"}}]}]}"#,
+        );
+        assert_eq!(
+            openai,
+            json!([{"role":"system","parts":[{"type":"text","content":"be brief"}]},
+                   {"role":"user","parts":[{"type":"text","content":"hi"},{"type":"image_url"}]}])
+        );
+        let anthropic = parsed(r#"{"system":"be brief","messages":[{"role":"user","content":"hi"}]}"#);
+        assert_eq!(
+            anthropic,
+            json!([{"role":"system","parts":[{"type":"text","content":"be brief"}]},
+                   {"role":"user","parts":[{"type":"text","content":"hi"}]}])
+        );
+        let gemini = parsed(
+            r#"{"systemInstruction":{"parts":[{"text":"be brief"}]},"contents":[{"role":"user","parts":[{"text":"hi"}]},{"role":"model","parts":[{"text":"yo"}]}]}"#,
+        );
+        assert_eq!(gemini[2], json!({"role":"assistant","parts":[{"type":"text","content":"yo"}]}));
+        assert_eq!(gemini[0]["role"], "system");
+        let converse = parsed(r#"{"messages":[{"role":"user","content":[{"text":"hi"},{"image":{"bytes":"AAAA"}}]}]}"#);
+        assert_eq!(converse, json!([{"role":"user","parts":[{"type":"text","content":"hi"},{"type":"image"}]}]));
+        let responses = parsed(r#"{"model":"m","instructions":"be brief","input":"hi"}"#);
+        assert_eq!(responses[1], json!({"role":"user","parts":[{"type":"text","content":"hi"}]}));
+    }
+
+    #[test]
+    fn no_messages_no_attribute() {
+        assert_eq!(input_messages(b"not json"), None);
+        assert_eq!(input_messages(br#"{"model":"m"}"#), None);
+        assert!(input_messages(br#"{"input":["a","b"]}"#).is_none(), "embedding inputs are not messages");
+    }
+}
