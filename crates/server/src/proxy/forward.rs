@@ -44,6 +44,13 @@ pub(super) struct Forwarded {
     pub event_id: String,
 }
 
+/// What rides along with a forwarded request to its recorder: the transcript capture (when the
+/// provider records bodies) and the trace span (when tracing is on).
+pub(super) struct Riders {
+    pub capture: Option<Box<super::capture::Capture>>,
+    pub span: Option<crate::telemetry::RequestSpan>,
+}
+
 /// Sends `prep`; an `Err` carries the recorder, which the caller gives the error to. `span`
 /// (tracing on) rides with the recorder to the usage writer.
 pub(super) async fn send(
@@ -53,8 +60,7 @@ pub(super) async fn send(
     parts: &Parts,
     inbound: &Inbound,
     prep: Prepared,
-    capture: Option<Box<super::capture::Capture>>,
-    span: Option<crate::telemetry::RequestSpan>,
+    riders: Riders,
 ) -> Result<Forwarded, (ProxyError, Recorder)> {
     let name = at.name;
     let event_id = at.request_id.to_string();
@@ -85,8 +91,8 @@ pub(super) async fn send(
     });
     let mut recorder =
         Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
-    recorder.set_capture(capture);
-    recorder.observe(span, crate::telemetry::operation_name(info.endpoint));
+    recorder.set_capture(riders.capture);
+    recorder.observe(riders.span, crate::telemetry::operation_name(info.endpoint));
 
     let read_timeout = state.settings().upstream_read_timeout;
     let host = crate::upstream::host_of(&prep.url);

@@ -156,10 +156,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
     // 3. Forward.
     let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path, request_id: &request_id };
-    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared, capture, span).await {
-        Ok(f) => f,
-        Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
-    };
+    let forwarded =
+        match forward::send(&state, &a, &at, &parts, &inbound, prepared, forward::Riders { capture, span }).await {
+            Ok(f) => f,
+            Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
+        };
 
     // 4. Respond.
     respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await
