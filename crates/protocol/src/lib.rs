@@ -47,7 +47,7 @@ pub use bedrock::request::is_profile_or_arn;
 /// The AWS event-stream frame reader, public for the fuzz targets (`fuzz/`).
 pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
-pub use exchange::{Tap, family, filter_model_list, inspect, prepare_body};
+pub use exchange::{Tap, family, filter_model_list, inspect, output_limit, prepare_body};
 pub use fixture::Case;
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};

@@ -163,6 +163,7 @@ impl Gateway {
             std::time::Duration::from_secs(3600),
             stop_rx.clone(),
         ));
+        let limit_sync = tokio::spawn(self.state.limits().clone().run(stop_rx.clone()));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         tracing::info!(addr = %self.local_addr, public_url = %self.state.public_url(), "tollgate listening");
         let settings = self.state.settings();
@@ -190,7 +191,10 @@ impl Gateway {
         if tokio::time::timeout(std::time::Duration::from_secs(5), meter.emitted()).await.is_err() {
             tracing::warn!("some requests had not emitted their usage event 5 s after the connections closed");
         }
+        // Every request has settled its budget reservations: flush spend, hand leases back.
+        self.state.limits().sync_all().await;
         let _ = stop_tx.send(true);
+        let _ = limit_sync.await;
         let _ = poller.await;
         let _ = catalog_watch.await;
         let _ = retention.await;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The `(source, reason)` label pairs of `tollgate_proxy_requests_refused_total`, in
 /// exposition order: every fault `proxy::error::Fault::row` answers before an upstream (a
 /// test there checks each one is listed).
-pub const REFUSED: [(&str, &str); 14] = [
+pub const REFUSED: [(&str, &str); 17] = [
     ("downstream", "unauthenticated"),
     ("downstream", "not_found"),
     ("downstream", "permission_denied"),
@@ -20,12 +20,15 @@ pub const REFUSED: [(&str, &str); 14] = [
     ("downstream", "payload_too_large"),
     ("downstream", "path_traversal"),
     ("downstream", "loop_detected"),
+    ("downstream", "budget_exceeded"),
+    ("downstream", "rate_limited"),
     ("internal", "missing_credential"),
     ("internal", "invalid_credential"),
     ("internal", "credential_unavailable"),
     ("internal", "signing_failed"),
     ("internal", "upstream_address_denied"),
     ("internal", "credential_not_bound"),
+    ("internal", "limits_unavailable"),
 ];
 
 /// Every counter the gateway exports.
@@ -68,6 +71,9 @@ pub struct Metrics {
     pub connections_idle_closed: AtomicU64,
     /// Connections (and the streams on them) still open when the shutdown grace ran out.
     pub connections_cut_at_shutdown: AtomicU64,
+    /// Budget / rate-limit windows that could not be synced with the database (the call was
+    /// admitted unreserved under `--budget-failure-mode open`, refused under `closed`).
+    pub limit_state_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -172,6 +178,11 @@ impl Metrics {
             "tollgate_connections_cut_at_shutdown_total",
             "Client connections still open (streams cut) when --shutdown-grace-seconds ran out.",
             &[("", &self.connections_cut_at_shutdown)],
+        );
+        counter(
+            "tollgate_limit_state_failures_total",
+            "Budget or rate-limit state that could not be read or written in the database (calls admitted unreserved under --budget-failure-mode open, refused under closed).",
+            &[("", &self.limit_state_failures)],
         );
         counter(
             "tollgate_catalog_overlay_reloads_total",

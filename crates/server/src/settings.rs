@@ -139,6 +139,9 @@ pub struct Settings {
     /// On SIGTERM, how long in-flight requests (streams included) may run on; then they are cut
     /// and their usage events are written with what was seen.
     pub shutdown_grace: Duration,
+    /// When budget / rate-limit state cannot be read from the database: admit the call
+    /// unreserved (`true`, `--budget-failure-mode open`, the default) or refuse it with 503.
+    pub budget_fail_open: bool,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
 }
@@ -178,6 +181,7 @@ impl Settings {
             http2_max_concurrent_streams: 256,
             http2_max_header_list_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            budget_fail_open: true,
             clock: crate::time::Clock::default(),
         }
     }

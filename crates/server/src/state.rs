@@ -47,8 +47,10 @@ struct Inner {
     usage: UsageStore,
     proxy_client: ProxyClient,
     policy: Arc<crate::address_policy::AddressPolicy>,
-    /// This process's id in `x-tollgate-hop` (loop detection), random per start.
+    /// This process's id in `x-tollgate-hop` (loop detection), random per start; also its
+    /// lease holder name for budgets and rate limits.
     hop_id: String,
+    limits: crate::limits::Limits,
 }
 
 /// What [`AppState::new`] needs besides the store and settings.
@@ -78,6 +80,15 @@ fn hop_id() -> String {
 
 impl AppState {
     pub fn new(store: Store, settings: Settings, parts: Parts) -> AppState {
+        let hop_id = hop_id();
+        let limits = crate::limits::Limits::new(
+            store.clone(),
+            parts.usage.clone(),
+            hop_id.clone(),
+            settings.clock.clone(),
+            parts.metrics.clone(),
+            settings.budget_fail_open,
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -95,7 +106,8 @@ impl AppState {
                 settings,
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
-                hop_id: hop_id(),
+                hop_id,
+                limits,
             }),
         }
     }
@@ -152,6 +164,11 @@ impl AppState {
     /// This process's id in the `x-tollgate-hop` header (loop detection).
     pub fn hop_id(&self) -> &str {
         &self.inner.hop_id
+    }
+
+    /// The budget and rate-limit engine (leases, reservations).
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
     }
 
     /// The shared upstream client of the proxy path.
@@ -230,7 +247,16 @@ impl AppState {
         let tokens = self.inner.store.all_tokens().await?.into_iter().map(|t| (t.hash, Arc::new(t))).collect();
         let signed_out = self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect();
         let bindings = self.inner.store.all_secret_bindings().await?;
-        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials, bindings, signed_out }));
+        let limits = crate::snapshot::Limits::load(&self.inner.store).await?;
+        self.inner.snapshot.store(Arc::new(Snapshot {
+            version,
+            providers,
+            tokens,
+            credentials,
+            bindings,
+            signed_out,
+            limits,
+        }));
         self.inner.ready.store(true, Ordering::Release);
         Ok(())
     }

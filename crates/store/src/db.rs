@@ -74,6 +74,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "config", include_str!("../migrations/sqlite/0001_config.sql")),
     (2, "console signouts", include_str!("../migrations/sqlite/0002_console_signouts.sql")),
     (3, "secret bindings", include_str!("../migrations/sqlite/0003_secret_bindings.sql")),
+    (4, "limits", include_str!("../migrations/sqlite/0004_limits.sql")),
 ];
 /// On PostgreSQL usage tables live in the same database, so they are in the same list.
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -82,6 +83,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "cost rollups", include_str!("../migrations/postgres/0003_cost_rollups.sql")),
     (4, "console signouts", include_str!("../migrations/postgres/0004_console_signouts.sql")),
     (5, "secret bindings", include_str!("../migrations/postgres/0005_secret_bindings.sql")),
+    (6, "limits", include_str!("../migrations/postgres/0006_limits.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[

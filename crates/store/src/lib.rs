@@ -14,6 +14,7 @@
 #[macro_use]
 mod db;
 mod error;
+mod limits;
 mod providers;
 mod rollup;
 pub mod seal;
@@ -24,6 +25,7 @@ mod types;
 mod usage;
 
 pub use error::StoreError;
+pub use limits::{LimitRecord, LimitResource, WindowKey, WindowState, WindowSync, grant as limit_grant};
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
 pub use secrets::BindOutcome;

@@ -4,12 +4,14 @@
 //! Every handler authenticates with [`crate::auth::authorize`] first. Errors are
 //! [`crate::ApiError`]s, mapped to HTTP in one place.
 
+pub mod budgets;
 pub mod check;
 pub mod health;
 mod json;
 pub mod models;
 pub mod paging;
 pub mod providers;
+pub mod rate_limits;
 pub mod secrets;
 pub mod spending;
 pub mod tokens;
@@ -28,8 +30,8 @@ use utoipa_axum::routes;
 #[openapi(
     info(
         title = "Tollgate admin API",
-        description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
-the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
+        description = "Manage LLM providers, secrets, gateway tokens, budgets and rate limits of a Tollgate AI \
+gateway, read the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…`. \
 Roles: any token may read the model catalog; reader may get and list and read spending, writer may also \
 create, update and delete providers and secrets, admin also manages tokens."
     ),
@@ -41,6 +43,8 @@ create, update and delete providers and secrets, admin also manages tokens."
         (name = "tokens", description = "Gateway tokens"),
         (name = "models", description = "The model catalog: prices, limits and capabilities"),
         (name = "spending", description = "Cost and usage reports, from hourly rollups"),
+        (name = "budgets", description = "Spend caps per agent, per user or shared, enforced on every proxied call"),
+        (name = "rate-limits", description = "Requests and tokens per minute, enforced on every proxied call"),
         (name = "health", description = "Liveness, readiness and this document")
     )
 )]
@@ -76,6 +80,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(spending::timeseries))
         .routes(routes!(spending::breakdown))
         .routes(routes!(spending::export_csv))
+        .routes(routes!(budgets::list, budgets::create))
+        .routes(routes!(budgets::get, budgets::update, budgets::delete))
+        .routes(routes!(rate_limits::list, rate_limits::create))
+        .routes(routes!(rate_limits::get, rate_limits::update, rate_limits::delete))
         .with_state(state)
         .split_for_parts();
     let router =

@@ -44,6 +44,8 @@ pub struct Recorder {
     provider: Option<Arc<ProviderEntry>>,
     /// The model the response named (see `Tap::response_model`).
     response_model: Option<String>,
+    /// The call's budget and rate-limit reservations, settled with the event's usage.
+    charge: Option<crate::limits::Charge>,
     done: bool,
 }
 
@@ -70,7 +72,16 @@ impl Recorder {
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
-        Recorder { meter, metrics, draft, started, provider: Some(provider), response_model: None, done: false }
+        Recorder {
+            meter,
+            metrics,
+            draft,
+            started,
+            provider: Some(provider),
+            response_model: None,
+            charge: None,
+            done: false,
+        }
     }
 
     /// Fills in the outcome and queues the event; later calls do nothing.
@@ -84,6 +95,10 @@ impl Recorder {
                 Metrics::inc(&self.metrics.proxy_upstream_failures);
             }
             _ => {}
+        }
+        // Budgets and rate limits settle with exactly the usage the event gets.
+        if let Some(charge) = self.charge.take() {
+            charge.settle(outcome.usage.as_ref().unwrap_or(&Usage::default()), self.response_model.as_deref());
         }
         if let Some(mut event) = self.draft.take() {
             event.status = outcome.status;
@@ -99,6 +114,16 @@ impl Recorder {
             });
         }
         self.meter.end();
+    }
+
+    /// Hands the call's reservations to the recorder: settled when it emits (a recorder that
+    /// already emitted settles them at once, with no usage).
+    pub fn attach_charge(&mut self, charge: crate::limits::Charge) {
+        if self.done {
+            charge.settle(&Usage::default(), None);
+        } else if !charge.is_empty() {
+            self.charge = Some(charge);
+        }
     }
 
     /// Records the model the response named (priced by it when the type says so).

@@ -5,7 +5,8 @@
 //!
 //! [`handle`] runs four stages, each its own module:
 //! 1. [`admit`] — gateway token, provider, scope and enabled, body size, model allow-list:
-//!    whether the gateway serves the request at all;
+//!    whether the gateway serves the request at all; then [`limit`] — budgets and rate limits
+//!    (reservations held in memory, settled by the recorder);
 //! 2. [`prepare`] — the exact upstream request: headers, credential, body edit, URL, SigV4;
 //! 3. [`forward`] — the [`Recorder`](body::Recorder) (from here exactly one usage event), the
 //!    send, the response head;
@@ -29,6 +30,7 @@ mod control;
 pub mod error;
 mod forward;
 pub mod headers;
+mod limit;
 mod prepare;
 mod respond;
 
@@ -119,6 +121,12 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return e.respond(metrics, None),
     };
 
+    // 1b. Budgets and rate limits: reserve (settled by the recorder, released if dropped).
+    let limit::Admission { charge, headers: extra } = match limit::check(&state, &snap, &a, name, &inbound).await {
+        Ok(x) => x,
+        Err(refusal) => return refusal.respond(metrics),
+    };
+
     // 2. Prepare.
     let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound).await {
         Ok(p) => p,
@@ -128,13 +136,21 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
     // 3. Forward.
     let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path };
-    let forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared).await {
+    let mut forwarded = match forward::send(&state, &a, &at, &parts, &inbound, prepared).await {
         Ok(f) => f,
-        Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
+        Err((e, mut recorder)) => {
+            recorder.attach_charge(charge);
+            let mut resp = e.respond(metrics, Some(&mut recorder));
+            limit::add_headers(&mut resp, extra);
+            return resp;
+        }
     };
+    forwarded.recorder.attach_charge(charge);
 
     // 4. Respond.
-    respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await
+    let mut resp = respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await;
+    limit::add_headers(&mut resp, extra);
+    resp
 }
 
 #[cfg(test)]
