@@ -317,7 +317,11 @@ impl Limits {
             let w = self.window(want);
             let fast = {
                 let mut c = w.counters();
-                c.limit = want.limit;
+                if c.limit != want.limit {
+                    // The limit was edited: the lease is re-cut by the next sync, now.
+                    c.limit = want.limit;
+                    c.valid_until = Instant::now();
+                }
                 c.try_reserve(want.amount, Instant::now()).then(|| see(&c, w.end_ms))
             };
             let result = match fast {
@@ -358,15 +362,15 @@ impl Limits {
             }
         }
         let initial = if w.counters().synced { 0 } else { self.spend_so_far(w).await? };
-        let (flush, keep, limit, need) = {
+        let (flush, keep, in_flight, limit, need) = {
             let mut c = w.counters();
             let keep = (c.lease - c.consumed).max(c.reserved);
             let free_here = keep - c.reserved;
             let flush = c.consumed;
             c.lease = flush + keep;
-            (flush, keep, c.limit, (amount - free_here).max(0))
+            (flush, keep, c.reserved, c.limit, (amount - free_here).max(0))
         };
-        let state = self.sync(w, flush, keep, limit, need, initial).await?;
+        let state = self.sync(w, flush, (keep, in_flight), limit, need, initial).await?;
         let mut c = w.counters();
         apply(&mut c, flush, state);
         if state.granted && c.try_reserve(amount, Instant::now()) {
@@ -379,7 +383,7 @@ impl Limits {
         &self,
         w: &Window,
         flush: i64,
-        keep: i64,
+        (keep, in_flight): (i64, i64),
         limit: i64,
         need: i64,
         initial_spent: i64,
@@ -394,6 +398,7 @@ impl Limits {
                 limit,
                 flush,
                 keep,
+                in_flight,
                 need,
                 initial_spent,
                 now_ms,
@@ -445,11 +450,11 @@ impl Limits {
                     let keep = if c.active && !over { (c.lease - flush).max(c.reserved) } else { c.reserved };
                     c.lease = flush + keep;
                     c.active = false;
-                    Some((flush, keep, c.limit))
+                    Some((flush, keep, c.reserved, c.limit))
                 }
             };
-            if let Some((flush, keep, limit)) = plan {
-                match self.sync(&w, flush, keep, limit, 0, 0).await {
+            if let Some((flush, keep, in_flight, limit)) = plan {
+                match self.sync(&w, flush, (keep, in_flight), limit, 0, 0).await {
                     Ok(state) => apply(&mut w.counters(), flush, state),
                     Err(e) => {
                         Metrics::inc(&self.inner.metrics.limit_state_failures);

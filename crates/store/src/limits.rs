@@ -68,8 +68,11 @@ pub struct WindowSync<'a> {
     pub limit: i64,
     /// Settled since the last sync: added to `spent`.
     pub flush: i64,
-    /// The lease the replica keeps (what its calls in flight may still use).
+    /// The lease the replica would keep (what its calls in flight may still use); cut to what
+    /// is left under the limit, but never below `in_flight`.
     pub keep: i64,
+    /// Reservations of calls in flight: always kept (they were admitted).
+    pub in_flight: i64,
     /// Grow the lease by at least this much, or grant nothing (0: only flush and keep).
     pub need: i64,
     /// `spent` of a window created by this call (the period's usage so far).
@@ -192,7 +195,7 @@ impl Store {
                 "INSERT INTO budgets (name, override_key, spec_json, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 "INSERT INTO rate_limits (name, spec_json, created_at, updated_at) \
-                 VALUES ($1, $3, $4, $5) ON CONFLICT DO NOTHING"
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
             ));
             let q = if r == LimitResource::Budget {
                 q.bind(&rec.name).bind(rec.override_key.as_deref())
@@ -276,7 +279,8 @@ impl Store {
         Ok(())
     }
 
-    /// Flushes `s.flush` into the window, sets this holder's lease to `s.keep` and grows it by
+    /// Flushes `s.flush` into the window, sets this holder's lease to `s.keep` (at most what is
+    /// left under the limit, at least `s.in_flight`) and grows it by
     /// [`grant`]`(free, s.need)` where `free = limit - spent - others - keep`; creates the
     /// window with `s.initial_spent` if it does not exist. One transaction.
     pub async fn sync_limit_window(&self, s: &WindowSync<'_>) -> Result<WindowState, StoreError> {
@@ -321,7 +325,10 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .int("others")?;
-            let keep = s.keep.max(0);
+            // A lowered limit shrinks the lease to what is left, but never below the calls in flight.
+            let left = s.limit.saturating_sub(spent).saturating_sub(others);
+            let in_flight = s.in_flight.max(0);
+            let keep = s.keep.min(left).max(in_flight);
             let free = s.limit.saturating_sub(spent).saturating_sub(others).saturating_sub(keep);
             let extra = grant(free, s.need);
             let amount = keep.saturating_add(extra);

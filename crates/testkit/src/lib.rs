@@ -34,6 +34,7 @@ pub struct TestGateway {
     pub clock: tollgate_server::time::Clock,
     /// The gateway's usage meter, for [`flush_usage`](Self::flush_usage).
     meter: tollgate_server::meter::Meter,
+    limits: tollgate_server::limits::Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where the gateway writes usage events.
@@ -64,7 +65,7 @@ impl TestGateway {
         tweak(&mut settings);
         let clock = settings.clock.clone();
         let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
-        type Ready = (String, Option<String>, tollgate_server::meter::Meter);
+        type Ready = (String, Option<String>, tollgate_server::meter::Meter, tollgate_server::limits::Limits);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<Ready>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -85,7 +86,8 @@ impl TestGateway {
                 };
                 let base = format!("http://{}", gw.local_addr());
                 let meter = gw.state().meter().clone();
-                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter)));
+                let limits = gw.state().limits().clone();
+                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter, limits)));
                 let _ = gw
                     .serve(async move {
                         let _ = stop_rx.await;
@@ -93,7 +95,7 @@ impl TestGateway {
                     .await;
             });
         });
-        let (base_url, token, meter) = ready_rx.await.context("gateway thread died")??;
+        let (base_url, token, meter, limits) = ready_rx.await.context("gateway thread died")??;
         let admin_token = match token {
             Some(t) => t,
             None => {
@@ -107,6 +109,7 @@ impl TestGateway {
             client: reqwest::Client::new(),
             clock,
             meter,
+            limits,
             shutdown: Some(stop_tx),
             thread: Some(thread),
             usage_url,
@@ -185,6 +188,17 @@ impl TestGateway {
     }
 
     /// Every usage event the gateway has committed so far, oldest first.
+    /// Flushes budget and rate-limit spend to the database and hands idle leases back (what
+    /// the background sync does every second).
+    pub async fn flush_limits(&self) {
+        self.limits.sync_all().await;
+    }
+
+    /// Budget and rate-limit reservations in flight on this gateway (0 when nothing leaked).
+    pub fn limits_reserved(&self) -> i64 {
+        self.limits.reserved_total()
+    }
+
     pub async fn usage_events(&self) -> anyhow::Result<Vec<tollgate_store::UsageEvent>> {
         let store = tollgate_store::UsageStore::connect(&self.usage_url).await?;
         let events =

@@ -2,6 +2,7 @@
 //! speaking each provider's wire format), driven over HTTP the way each SDK calls it.
 
 mod azure_openai;
+mod budgets;
 mod bedrock;
 mod config;
 mod errors;
