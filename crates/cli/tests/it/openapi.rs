@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 25] = [
+const ROUTES: [(&str, &str); 35] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -31,6 +31,16 @@ const ROUTES: [(&str, &str); 25] = [
     ("get", "/api/v1/spending/timeseries"),
     ("get", "/api/v1/spending/breakdown"),
     ("get", "/api/v1/spending/export.csv"),
+    ("get", "/api/v1/budgets"),
+    ("post", "/api/v1/budgets"),
+    ("get", "/api/v1/budgets/{name}"),
+    ("patch", "/api/v1/budgets/{name}"),
+    ("delete", "/api/v1/budgets/{name}"),
+    ("get", "/api/v1/rate-limits"),
+    ("post", "/api/v1/rate-limits"),
+    ("get", "/api/v1/rate-limits/{name}"),
+    ("patch", "/api/v1/rate-limits/{name}"),
+    ("delete", "/api/v1/rate-limits/{name}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
