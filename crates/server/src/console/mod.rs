@@ -17,6 +17,7 @@
 //!
 //! Routes never overlap `/llm/v1/…`, `/api/…`, `/healthz`, `/readyz` or `/metrics`.
 
+pub mod budgets;
 pub mod charts;
 pub mod connect;
 pub mod detail;
@@ -72,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/catalog", get(form::catalog_json))
         .route("/usage", get(usage::page))
         .route("/usage/export.csv", get(usage::csv))
+        .route("/budgets", get(budgets::page).post(budgets::create))
+        .route("/budgets/{name}/delete", post(budgets::delete))
         .route("/secrets", get(secrets::page).post(secrets::create))
         .route("/secrets/{name}/delete", post(secrets::delete))
         .route("/tokens", get(tokens::page).post(tokens::create))
