@@ -370,6 +370,93 @@ async fn requests_per_minute(db: TestDb) {
     assert_eq!(rig.post(&path, &body).await.status, 200, "a new minute admits again");
 }
 
+/// Two gateways (separate runtimes, pools, caches and lease holders) on one PostgreSQL
+/// database, loaded at once: a shared budget is enforced once — combined settled spend within
+/// the limit (the documented overshoot bound is 0 when every call's real cost is within its
+/// estimate, as here) — and a 60-requests-per-minute limit admits 60 ± 3 per minute in total.
+/// Their clocks are set to the same minute so the test needs no wall-clock minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_on_one_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let url = db.url().to_string();
+    let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let gw1 = TestGateway::start_with(Some(db), |s| s.master_key = Some(tollgate_server::Sensitive(key.into())))
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let rig = Rig::on(gw1, "openai_compatible", priced("openai_compatible")).await;
+    let (path, body) = limited_call("openai_compatible");
+    let estimate = estimate_of(&body);
+    let limit = 30 * estimate;
+    let token = agent_token(&rig.gw, "fleet").await;
+    let pool = json!({"name": "pool", "pooling_mode": "shared", "limit_microcents": limit});
+    expect(admin(&rig.gw, Method::POST, "/api/v1/budgets", Some(pool)).await, 201);
+    let gw2 = TestGateway::start_with(None, |s| {
+        s.database_url = Some(tollgate_server::Sensitive(url.clone()));
+        s.master_key = Some(tollgate_server::Sensitive(key.into()));
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let gateways = [&rig.gw, &gw2];
+    let fire = |n: usize| {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let gw = gateways[i % 2];
+            let req = gw.client.post(gw.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
+            tasks.spawn(async move { send(req).await.status });
+        }
+        async move {
+            let mut admitted = 0usize;
+            while let Some(status) = tasks.join_next().await {
+                match status.unwrap_or_else(|e| panic!("{e}")) {
+                    200 => admitted += 1,
+                    429 => {}
+                    other => panic!("unexpected status {other}"),
+                }
+            }
+            admitted
+        }
+    };
+
+    // The budget: 300 calls, half on each gateway.
+    let admitted = fire(300).await;
+    println!("budget: {admitted} of 300 admitted (room for {} estimates)", limit / estimate);
+    for gw in gateways {
+        gw.flush_usage().await;
+        gw.flush_limits().await;
+    }
+    let events = usage_events(&rig.gw, admitted).await;
+    let settled: i64 = events.iter().map(|e| e.cost.total).sum();
+    assert!(settled <= limit, "combined spend {settled} passed the limit {limit} ({admitted} admitted)");
+    assert!(admitted >= 20, "admitted {admitted}: most of the budget is usable across replicas");
+    let b = budget(&rig.gw, "pool").await;
+    assert_eq!(b["current_spend_microcents"].as_i64(), Some(settled), "{b}");
+
+    // 60 requests per minute over both gateways, in one minute and then the next.
+    expect(admin(&rig.gw, Method::DELETE, "/api/v1/budgets/pool", None).await, 204);
+    let rl = json!({"name": "sixty", "scope": {"provider": rig.name}, "requests_per_minute": 60});
+    expect(admin(&rig.gw, Method::POST, "/api/v1/rate-limits", Some(rl)).await, 201);
+    // Until gw2's snapshot has the limit (its config poller): a call through it carries the
+    // limit's headers. These calls fall in the current minute, before the measured ones.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let req = gw2.client.post(gw2.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
+        if send(req).await.headers.contains_key("x-ratelimit-limit-requests") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the second gateway never loaded the rate limit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let minute = (rig.gw.clock.now_ms() / 60_000 + 1) * 60_000 + 1_000;
+    for round in 0..2 {
+        for gw in gateways {
+            gw.clock.set_now_ms(minute + round * 60_000);
+        }
+        let admitted = fire(160).await;
+        println!("round {round}: {admitted} admitted");
+        assert!((57..=63).contains(&admitted), "round {round}: {admitted} admitted by a 60 rpm limit over two gateways");
+    }
+}
+
 both_backends!(
     budget_and_rate_limit_api,
     budgets_openai,
