@@ -4,6 +4,9 @@
 #
 #   bench/run.sh [--duration SECONDS] [--scenarios "P1 P3 ..."] [--peers] [--no-build]
 #
+# P8 is P1 against Tollgate without and with one budget and one rate limit that every request
+# matches (reserve + settle on each call; nothing refused).
+#
 # The proxy under test runs alone on one core (taskset), the mock and the load client share the
 # other, everything at nice -20; Tollgate gets one runtime worker thread and nginx one worker.
 # Per row: req/s, latency percentiles, time to first chunk, the proxy's CPU time per request
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -27,7 +30,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --peers) PEERS=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -144,7 +147,7 @@ EOF
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
 TG_DATA=
-start_tollgate() { # usage recording: true|false
+start_tollgate() { # usage recording: true|false; limits: none|limited
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
   "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
     --worker-threads 1 --usage-recording="$1" --log warn >"$TG_DATA/serve.log" 2>&1 &
@@ -158,6 +161,12 @@ start_tollgate() { # usage recording: true|false
     --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
     --openai-compatible-config.api-key-ref MOCK_API_KEY >/dev/null
   TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
+  if [ "${2:-none}" = limited ]; then
+    # One budget and one rate limit every request matches, sized so none is refused: the cost
+    # of reserving and settling on every call, not of refusing.
+    "${cli[@]}" budget create bench-pool --pooling shared --limit 1000000 >/dev/null
+    "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
+  fi
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
 }
@@ -212,13 +221,14 @@ row() { # scenario target -- load flags...
   case "$target" in
     tollgate) kind=tollgate; extra_start=(true) ;;
     tollgate-unmetered) kind=tollgate; extra_start=(false) ;;
+    tollgate-limited) kind=tollgate; extra_start=(true limited) ;;
   esac
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
-  if [ "$target" = tollgate ]; then
+  if [ "$target" = tollgate ] || [ "$target" = tollgate-limited ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
       --database-url "sqlite://$TG_DATA/usage.sqlite" >/dev/null
   fi
@@ -255,6 +265,9 @@ for s in $SCENARIOS; do
         stop_mock ;;
     P7) start_mock
         for t in tollgate-unmetered tollgate; do row P7 "$t" -- --connections 50 --duration "$D"; done
+        stop_mock ;;
+    P8) start_mock
+        for t in tollgate tollgate-limited; do row P8 "$t" -- --connections 50 --duration "$D"; done
         stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

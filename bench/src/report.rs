@@ -14,6 +14,8 @@ pub const DIRECT: &str = "direct";
 pub const NGINX: &str = "nginx";
 pub const TOLLGATE: &str = "tollgate";
 pub const TOLLGATE_UNMETERED: &str = "tollgate-unmetered";
+/// Tollgate with one budget and one rate limit that every request matches (none refuses).
+pub const TOLLGATE_LIMITED: &str = "tollgate-limited";
 
 /// One line of the rows file: a load run, or the usage-event count of a Tollgate run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,7 +136,21 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 5.0,
         format!("{:.0} metered vs {:.0} unmetered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
     ));
-    let metered: Vec<&Row> = rows.iter().filter(|r| r.target == TOLLGATE && r.load.is_some()).collect();
+    let (limited, plain) = (load(rows, "P8", TOLLGATE_LIMITED), load(rows, "P8", TOLLGATE));
+    let cost = limited.zip(plain).map(|(l, p)| (1.0 - l.rps / p.rps) * 100.0);
+    v.push(verdict(
+        "P8 budget + rate limit cost (% RPS)",
+        cost,
+        "<= 5",
+        |x| x <= 5.0,
+        format!(
+            "{:.0} with one budget and one rate limit vs {:.0} without req/s",
+            limited.map_or(0.0, |l| l.rps),
+            plain.map_or(0.0, |l| l.rps)
+        ),
+    ));
+    let metered: Vec<&Row> =
+        rows.iter().filter(|r| (r.target == TOLLGATE || r.target == TOLLGATE_LIMITED) && r.load.is_some()).collect();
     let mut bad = Vec::new();
     let mut checked = 0;
     for r in &metered {
@@ -177,6 +193,7 @@ pub fn scenario_label(s: &str) -> &'static str {
         "P5" => "P5: paced streams (20 ms to first chunk, 10 ms apart), 50 connections",
         "P6" => "P6: 1,000 concurrent 5 s streams",
         "P7" => "P7: P1 with metering on / off",
+        "P8" => "P8: P1 with one budget and one rate limit active / none",
         _ => "",
     }
 }
@@ -262,6 +279,8 @@ mod tests {
             row("P6", TOLLGATE, 0.0, 0.0, 1),
             row("P7", TOLLGATE, 960.0, 0.0, 1),
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
+            row("P8", TOLLGATE, 1000.0, 0.0, 1),
+            row("P8", TOLLGATE_LIMITED, 900.0, 0.0, 1),
             Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
             Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
         ];
@@ -274,6 +293,7 @@ mod tests {
         assert_eq!(get("P5"), Some((None, None)));
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
         assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
+        assert!(get("P8").is_some_and(|(v, m)| v.is_some_and(|x| (x - 10.0).abs() < 1e-9) && m == Some(false)));
         let usage = v.iter().find(|x| x.name.starts_with("Usage")).map(|x| (x.met, x.detail.clone()));
         assert!(usage.as_ref().is_some_and(|(m, d)| *m == Some(false) && d.contains("P7: 99 events")), "{usage:?}");
         let md = markdown(&Summary {
