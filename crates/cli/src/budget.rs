@@ -108,7 +108,9 @@ pub fn budget_body(a: &BudgetArgs, create: bool) -> anyhow::Result<Value> {
 }
 
 fn money(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_i64).map_or_else(|| "-".to_string(), |m| format!("${}", Microcents(m).to_usd_string()))
+    v.get(key)
+        .and_then(Value::as_i64)
+        .map_or_else(|| "-".to_string(), |m| format!("${}", Microcents(m).to_usd_string()))
 }
 
 /// One row: NAME, POOLING, APPLIES TO, PERIOD, LIMIT, WARN AT, SPENT, RESETS.
@@ -158,7 +160,9 @@ fn show(v: &Value, fmt: OutputFormat) -> anyhow::Result<()> {
 pub async fn run(client: &Client, fmt: OutputFormat, cmd: BudgetCommand) -> anyhow::Result<()> {
     match cmd {
         BudgetCommand::Create(a) => show(&client.post(&[BUDGETS], &budget_body(&a, true)?).await?.json(), fmt),
-        BudgetCommand::Update(a) => show(&client.patch(&[BUDGETS, &a.name], &budget_body(&a, false)?).await?.json(), fmt),
+        BudgetCommand::Update(a) => {
+            show(&client.patch(&[BUDGETS, &a.name], &budget_body(&a, false)?).await?.json(), fmt)
+        }
         BudgetCommand::Get(a) => show(&client.get(&[BUDGETS, &a.name], &[]).await?, fmt),
         BudgetCommand::List => {
             let v = client.get(&[BUDGETS], &[]).await?;
@@ -233,8 +237,13 @@ pub fn rate_limit_body(a: &RateLimitArgs, create: bool) -> Value {
         body.insert("tokens_per_minute".into(), json!(n));
     }
     let mut scope = Map::new();
-    for (k, v) in [("token", &a.for_token), ("user", &a.user), ("agent", &a.agent), ("provider", &a.provider), ("model", &a.model)]
-    {
+    for (k, v) in [
+        ("token", &a.for_token),
+        ("user", &a.user),
+        ("agent", &a.agent),
+        ("provider", &a.provider),
+        ("model", &a.model),
+    ] {
         if let Some(v) = v {
             scope.insert(k.into(), json!(v));
         }
@@ -264,7 +273,9 @@ pub fn rate_limit_row(r: &Value) -> Vec<String> {
 /// Runs one rate-limit command.
 pub async fn run_rate_limit(client: &Client, fmt: OutputFormat, cmd: RateLimitCommand) -> anyhow::Result<()> {
     match cmd {
-        RateLimitCommand::Create(a) => show(&client.post(&[RATE_LIMITS], &rate_limit_body(&a, true)).await?.json(), fmt),
+        RateLimitCommand::Create(a) => {
+            show(&client.post(&[RATE_LIMITS], &rate_limit_body(&a, true)).await?.json(), fmt)
+        }
         RateLimitCommand::Update(a) => {
             show(&client.patch(&[RATE_LIMITS, &a.name], &rate_limit_body(&a, false)).await?.json(), fmt)
         }

@@ -213,7 +213,10 @@ impl BudgetSpec {
         }
         check_label("display_name", &self.display_name)?;
         if self.limit_microcents <= 0 {
-            return Err(ValidationError::new("limit_microcents", "must be more than 0 (microcents; 1 USD = 100000000)"));
+            return Err(ValidationError::new(
+                "limit_microcents",
+                "must be more than 0 (microcents; 1 USD = 100000000)",
+            ));
         }
         if let Some(w) = self.warn_at_microcents
             && !(0..=self.limit_microcents).contains(&w)
@@ -296,8 +299,11 @@ pub fn matching_budgets<'b, B: AsRef<BudgetSpec>>(budgets: &'b [B], call: &Call<
         }
         let Some(who) = who else { continue };
         let overrides: Vec<&B> = of_mode.clone().filter(|b| (*b).as_ref().override_key() == Some(who)).collect();
-        let chosen: Vec<&B> =
-            if overrides.is_empty() { of_mode.filter(|b| (*b).as_ref().override_key().is_none()).collect() } else { overrides };
+        let chosen: Vec<&B> = if overrides.is_empty() {
+            of_mode.filter(|b| (*b).as_ref().override_key().is_none()).collect()
+        } else {
+            overrides
+        };
         out.extend(chosen.into_iter().filter(|b| (*b).as_ref().narrows_to(call)).map(|b| (b, who.to_string())));
     }
     out
@@ -357,13 +363,17 @@ impl RateLimitSpec {
             spec.display_name = spec.name.clone();
         }
         check_label("display_name", &spec.display_name)?;
-        for (f, v) in [("requests_per_minute", spec.requests_per_minute), ("tokens_per_minute", spec.tokens_per_minute)] {
+        for (f, v) in [("requests_per_minute", spec.requests_per_minute), ("tokens_per_minute", spec.tokens_per_minute)]
+        {
             if matches!(v, Some(n) if n <= 0) {
                 return Err(ValidationError::new(f, "must be more than 0 when set"));
             }
         }
         if spec.requests_per_minute.is_none() && spec.tokens_per_minute.is_none() {
-            return Err(ValidationError::new("requests_per_minute", "set requests_per_minute, tokens_per_minute or both"));
+            return Err(ValidationError::new(
+                "requests_per_minute",
+                "set requests_per_minute, tokens_per_minute or both",
+            ));
         }
         let s = &spec.scope;
         for (f, v) in [
@@ -505,9 +515,9 @@ mod tests {
     #[test]
     fn the_estimate_takes_the_dearest_rates() {
         let rates = Rates {
-            input: Some(3_000_000_00),
-            output: Some(15_000_000_00),
-            cache_write_1h: Some(6_000_000_00),
+            input: Some(300_000_000),
+            output: Some(1_500_000_000),
+            cache_write_1h: Some(600_000_000),
             reasoning: None,
             ..Rates::default()
         };

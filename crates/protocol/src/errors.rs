@@ -244,7 +244,10 @@ mod tests {
     fn budget_and_rate_limit_refusals_are_each_familys_429() {
         let b = |p| render(Some(p), GatewayErrorKind::BudgetExceeded, "budget \"x\" exceeded");
         let o = body(&b(ProviderType::Openai));
-        assert_eq!((o["error"]["type"].as_str(), o["error"]["code"].as_str()), (Some("insufficient_quota"), Some("budget_exceeded")));
+        assert_eq!(
+            (o["error"]["type"].as_str(), o["error"]["code"].as_str()),
+            (Some("insufficient_quota"), Some("budget_exceeded"))
+        );
         assert_eq!(body(&b(ProviderType::Anthropic))["error"]["type"], "rate_limit_error");
         assert_eq!(body(&b(ProviderType::Google))["error"]["status"], "RESOURCE_EXHAUSTED");
         assert_eq!(body(&b(ProviderType::Google))["error"]["code"], 429);

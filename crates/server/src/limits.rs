@@ -272,7 +272,15 @@ impl Limits {
         fail_open: bool,
     ) -> Limits {
         Limits {
-            inner: Arc::new(Inner { store, usage, holder, clock, metrics, fail_open, windows: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                store,
+                usage,
+                holder,
+                clock,
+                metrics,
+                fail_open,
+                windows: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -389,7 +397,12 @@ impl Limits {
         initial_spent: i64,
     ) -> Result<tollgate_store::WindowState, StoreError> {
         let now_ms = self.inner.clock.now_ms();
-        let key = WindowKey { kind: w.key.kind.as_str(), name: &w.key.name, pool: &w.key.pool, period_start_ms: w.key.start_ms };
+        let key = WindowKey {
+            kind: w.key.kind.as_str(),
+            name: &w.key.name,
+            pool: &w.key.pool,
+            period_start_ms: w.key.start_ms,
+        };
         self.inner
             .store
             .sync_limit_window(&WindowSync {

@@ -64,9 +64,10 @@ impl Limits {
     pub async fn load(store: &Store) -> Result<Limits, StoreError> {
         let mut out = Limits::default();
         for rec in store.all_limit_resources(LimitResource::Budget).await? {
-            match serde_json::from_str::<serde_json::Value>(&rec.spec_json).map_err(|e| e.to_string()).and_then(|v| {
-                BudgetSpec::from_value(v).map_err(|e| e.to_string())
-            }) {
+            match serde_json::from_str::<serde_json::Value>(&rec.spec_json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| BudgetSpec::from_value(v).map_err(|e| e.to_string()))
+            {
                 Ok(b) => {
                     out.stamps.insert(format!("b/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
                     out.budgets.push(Arc::new(b));
@@ -75,14 +76,17 @@ impl Limits {
             }
         }
         for rec in store.all_limit_resources(LimitResource::RateLimit).await? {
-            match serde_json::from_str::<serde_json::Value>(&rec.spec_json).map_err(|e| e.to_string()).and_then(|v| {
-                RateLimitSpec::from_value(v).map_err(|e| e.to_string())
-            }) {
+            match serde_json::from_str::<serde_json::Value>(&rec.spec_json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| RateLimitSpec::from_value(v).map_err(|e| e.to_string()))
+            {
                 Ok(r) => {
                     out.stamps.insert(format!("r/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
                     out.rate_limits.push(Arc::new(r));
                 }
-                Err(e) => tracing::error!(rate_limit = %rec.name, error = %e, "stored rate limit is unreadable; not enforced"),
+                Err(e) => {
+                    tracing::error!(rate_limit = %rec.name, error = %e, "stored rate limit is unreadable; not enforced")
+                }
             }
         }
         Ok(out)

@@ -261,17 +261,22 @@ impl Store {
     /// Deletes a budget or rate limit with its windows and leases (`NotFound` when absent).
     pub async fn delete_limit_resource(&self, r: LimitResource, name: &str) -> Result<(), StoreError> {
         write_tx!(self, |tx, is_pg| {
-            let done = sqlx::query(res_sql!(r, "DELETE FROM budgets WHERE name = $1", "DELETE FROM rate_limits WHERE name = $1"))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            let done = sqlx::query(res_sql!(
+                r,
+                "DELETE FROM budgets WHERE name = $1",
+                "DELETE FROM rate_limits WHERE name = $1"
+            ))
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound { what: r.what(), name: name.to_string() });
             }
             for kind in r.window_kinds() {
-                for sql in
-                    ["DELETE FROM limit_windows WHERE kind = $1 AND name = $2", "DELETE FROM limit_leases WHERE kind = $1 AND name = $2"]
-                {
+                for sql in [
+                    "DELETE FROM limit_windows WHERE kind = $1 AND name = $2",
+                    "DELETE FROM limit_leases WHERE kind = $1 AND name = $2",
+                ] {
                     sqlx::query(sql).bind(*kind).bind(name).execute(&mut *tx).await?;
                 }
             }

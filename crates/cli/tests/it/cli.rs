@@ -1370,9 +1370,16 @@ async fn e2e_apply_and_diff() {
 #[tokio::test]
 async fn e2e_budgets_and_rate_limits() {
     let gw = TestGateway::start().await.unwrap();
-    let run = tg(&gw, &["budget", "create", "agents", "--limit", "25", "--warn-at", "20", "--period", "weekly", "-o", "json"]).ok();
+    let run = tg(
+        &gw,
+        &["budget", "create", "agents", "--limit", "25", "--warn-at", "20", "--period", "weekly", "-o", "json"],
+    )
+    .ok();
     let b = run.json();
-    assert_eq!((b["limit_microcents"].as_i64(), b["warn_at_microcents"].as_i64()), (Some(2_500_000_000), Some(2_000_000_000)));
+    assert_eq!(
+        (b["limit_microcents"].as_i64(), b["warn_at_microcents"].as_i64()),
+        (Some(2_500_000_000), Some(2_000_000_000))
+    );
     assert_eq!((b["period"].as_str(), b["pooling_mode"].as_str()), (Some("weekly"), Some("per_agent")));
     tg(&gw, &["budget", "create", "bot", "--limit", "100", "--agent", "bot", "--provider", "oa"]).ok();
     let run = tg(&gw, &["budget", "create", "bot-2", "--limit", "1", "--agent", "bot"]);
@@ -1381,10 +1388,17 @@ async fn e2e_budgets_and_rate_limits() {
     let run = tg(&gw, &["budget", "create", "x"]);
     assert!(run.code != 0 && run.stderr.contains("--limit"), "{}", run.stderr);
     let table = tg(&gw, &["budget", "list"]).ok().stdout;
-    assert!(table.contains("agents") && table.contains("$25") && table.contains("$20") && table.contains("default"), "{table}");
+    assert!(
+        table.contains("agents") && table.contains("$25") && table.contains("$20") && table.contains("default"),
+        "{table}"
+    );
     assert!(table.contains("agent bot; providers oa") && table.contains("$100"), "{table}");
     let u = tg(&gw, &["budget", "update", "agents", "--limit", "30.5", "-o", "json"]).ok().json();
-    assert_eq!((u["limit_microcents"].as_i64(), u["period"].as_str()), (Some(3_050_000_000), Some("weekly")), "update keeps the rest");
+    assert_eq!(
+        (u["limit_microcents"].as_i64(), u["period"].as_str()),
+        (Some(3_050_000_000), Some("weekly")),
+        "update keeps the rest"
+    );
     assert_eq!(tg(&gw, &["budget", "get", "agents", "-o", "json"]).ok().json()["current_spend_microcents"], 0);
     tg(&gw, &["budget", "delete", "bot"]).ok();
     assert_eq!(tg(&gw, &["budget", "get", "bot"]).code, 1);
@@ -1405,7 +1419,10 @@ async fn e2e_budgets_and_rate_limits() {
     let run = tg(&gw, &["diff", "-f", d]);
     assert_eq!(
         (run.code, run.stdout.as_str()),
-        (1, "~ budget/agents (update: warn_at_microcents)\n+ budget/shared\n~ rate-limit/rl (update: requests_per_minute, tokens_per_minute)\n"),
+        (
+            1,
+            "~ budget/agents (update: warn_at_microcents)\n+ budget/shared\n~ rate-limit/rl (update: requests_per_minute, tokens_per_minute)\n"
+        ),
         "{}",
         run.stderr
     );
@@ -1415,8 +1432,15 @@ async fn e2e_budgets_and_rate_limits() {
     let yaml = tg(&gw, &["budget", "get", "shared", "-o", "yaml"]).ok().stdout;
     let run = tg_in(&gw, &["apply", "-f", "-"], Some(&format!("kind: Budget\n{yaml}"))).ok();
     assert_eq!(run.stdout, "unchanged budget/shared\n");
-    std::fs::write(dir.path().join("limits.yaml"), "kind: Budget\nname: shared\npooling_mode: shared\nlimit_microcents: 100\n").unwrap();
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "kind: Budget\nname: shared\npooling_mode: shared\nlimit_microcents: 100\n",
+    )
+    .unwrap();
     let run = tg(&gw, &["apply", "-f", d, "--prune"]).ok();
-    assert_eq!(run.stdout, "unchanged budget/shared\ndeleted budget/agents\n", "rate limits are not pruned by a budgets-only run");
+    assert_eq!(
+        run.stdout, "unchanged budget/shared\ndeleted budget/agents\n",
+        "rate limits are not pruned by a budgets-only run"
+    );
     assert_eq!(tg(&gw, &["rate-limit", "get", "rl", "-o", "json"]).ok().json()["requests_per_minute"], 120);
 }

@@ -59,7 +59,12 @@ pub async fn usage(state: &AppState, b: &BudgetSpec) -> Result<(Option<String>, 
 }
 
 /// The API view: the spec plus output-only fields.
-pub async fn view(state: &AppState, mut b: BudgetSpec, created_ms: i64, updated_ms: i64) -> Result<BudgetSpec, ApiError> {
+pub async fn view(
+    state: &AppState,
+    mut b: BudgetSpec,
+    created_ms: i64,
+    updated_ms: i64,
+) -> Result<BudgetSpec, ApiError> {
     let (start, end) = b.period.bounds(state.now_ms());
     let (top, spent, reserved) = usage(state, &b).await?;
     b.current_spend_microcents = Some(spent);
@@ -117,7 +122,11 @@ fn parse(rec: &LimitRecord) -> Result<BudgetSpec, ApiError> {
 pub async fn create_spec(state: &AppState, caller: &TokenRecord, b: BudgetSpec) -> Result<BudgetSpec, ApiError> {
     require_unscoped(caller)?;
     let now = state.now_ms();
-    state.store().insert_limit_resource(LimitResource::Budget, &record(&b, now, now)?).await.map_err(|e| store_error(&b, e))?;
+    state
+        .store()
+        .insert_limit_resource(LimitResource::Budget, &record(&b, now, now)?)
+        .await
+        .map_err(|e| store_error(&b, e))?;
     super::reload_after_write(state).await;
     tracing::info!(budget = %b.name, "budget created");
     view(state, b, now, now).await

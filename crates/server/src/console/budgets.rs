@@ -75,7 +75,11 @@ impl BudgetRow {
             warn: b.warn_at_microcents.map(format::usd).unwrap_or_else(|| "—".into()),
             resets: b.period_resets_at.clone().unwrap_or_default(),
             updated: format::ago(updated_ms, now_ms),
-            percent: if b.limit_microcents > 0 { (spent.saturating_mul(100) / b.limit_microcents).clamp(0, 100) } else { 0 },
+            percent: if b.limit_microcents > 0 {
+                (spent.saturating_mul(100) / b.limit_microcents).clamp(0, 100)
+            } else {
+                0
+            },
             over_warn: b.warn_at_microcents.is_some_and(|w| spent >= w),
         }
     }
@@ -98,11 +102,16 @@ pub struct RateRow {
 impl RateRow {
     fn of(r: &RateLimitSpec) -> RateRow {
         let s = &r.scope;
-        let parts: Vec<String> =
-            [("token", &s.token), ("user", &s.user), ("agent", &s.agent), ("provider", &s.provider), ("model", &s.model)]
-                .into_iter()
-                .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
-                .collect();
+        let parts: Vec<String> = [
+            ("token", &s.token),
+            ("user", &s.user),
+            ("agent", &s.agent),
+            ("provider", &s.provider),
+            ("model", &s.model),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+        .collect();
         RateRow {
             name: r.name.clone(),
             applies: if parts.is_empty() { "every call".into() } else { parts.join(" · ") },
@@ -202,13 +211,16 @@ pub async fn page(
 /// percentage of it, an agent for an override.
 fn budget_of(f: &BudgetForm) -> Result<serde_json::Value, (String, String)> {
     let cap_text = if f.cap == "custom" { f.custom.as_str() } else { f.cap.as_str() };
-    let cap = Microcents::parse_usd(cap_text).map_err(|e| ("limit_microcents".to_string(), format!("Cap usage at: {e}")))?;
-    let pct: i64 = f.warn_pct.trim().parse().map_err(|_| ("warn_at_microcents".to_string(), "Warn at: a percentage".into()))?;
+    let cap =
+        Microcents::parse_usd(cap_text).map_err(|e| ("limit_microcents".to_string(), format!("Cap usage at: {e}")))?;
+    let pct: i64 =
+        f.warn_pct.trim().parse().map_err(|_| ("warn_at_microcents".to_string(), "Warn at: a percentage".into()))?;
     if !(0..=100).contains(&pct) {
         return Err(("warn_at_microcents".into(), "Warn at: between 0 and 100 %".into()));
     }
     let warn = i64::try_from(i128::from(cap.0) * i128::from(pct) / 100).unwrap_or(cap.0);
-    let mut b = serde_json::json!({"name": f.name, "period": f.period, "limit_microcents": cap.0, "warn_at_microcents": warn});
+    let mut b =
+        serde_json::json!({"name": f.name, "period": f.period, "limit_microcents": cap.0, "warn_at_microcents": warn});
     if !f.agent.trim().is_empty() {
         b["scope"] = serde_json::json!({"agent": f.agent.trim()});
     }
@@ -240,7 +252,8 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
         Err(crate::ApiError::InvalidArgument { field, message }) => {
             form.error = if field.is_empty() { message } else { format!("{field}: {message}") };
             form.field = field;
-            render(&console, &session, Notice::error("The budget was not created."), form, StatusCode::BAD_REQUEST).await
+            render(&console, &session, Notice::error("The budget was not created."), form, StatusCode::BAD_REQUEST)
+                .await
         }
         Err(crate::ApiError::AlreadyExists(message)) => {
             form.field = "name".into();

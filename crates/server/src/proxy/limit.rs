@@ -146,7 +146,9 @@ pub(super) async fn check(
     }
     let minute = now.div_euclid(MINUTE_MS) * MINUTE_MS;
     for r in &rates {
-        for (kind, limit, amount) in [(Kind::Requests, r.requests_per_minute, 1), (Kind::Tokens, r.tokens_per_minute, tokens)] {
+        for (kind, limit, amount) in
+            [(Kind::Requests, r.requests_per_minute, 1), (Kind::Tokens, r.tokens_per_minute, tokens)]
+        {
             if let Some(limit) = limit {
                 wants.push(Want {
                     kind,
@@ -190,7 +192,8 @@ pub(super) async fn check(
         Err(Refused::Over { index, seen }) => {
             let want = &wants[index];
             let resets = rfc3339(want.end_ms);
-            let mut headers: Extra = header("retry-after", seconds_to(want.end_ms, now).to_string()).into_iter().collect();
+            let mut headers: Extra =
+                header("retry-after", seconds_to(want.end_ms, now).to_string()).into_iter().collect();
             let (fault, message) = if want.kind == Kind::Budget {
                 let b = &budgets[index].0;
                 let who = match b.pooling_mode {
@@ -239,16 +242,15 @@ pub(super) async fn check(
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` of the tightest window of each kind.
 fn rate_headers(out: &mut Extra, wants: &[Want<'_>], seen: &[Option<Seen>], now: i64, refused: bool) {
     const NAMES: [(Kind, [&str; 3]); 2] = [
-        (Kind::Requests, ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"]),
+        (
+            Kind::Requests,
+            ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
+        ),
         (Kind::Tokens, ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]),
     ];
     for (kind, [limit, remaining, reset]) in NAMES {
-        let tightest = wants
-            .iter()
-            .zip(seen)
-            .filter(|(w, _)| w.kind == kind)
-            .filter_map(|(_, s)| *s)
-            .min_by_key(|s| s.remaining);
+        let tightest =
+            wants.iter().zip(seen).filter(|(w, _)| w.kind == kind).filter_map(|(_, s)| *s).min_by_key(|s| s.remaining);
         let Some(s) = tightest else { continue };
         let left = if refused { 0 } else { s.remaining };
         out.extend(header(limit, s.limit.to_string()));

@@ -68,7 +68,8 @@ pub fn limited_call(kind: &str) -> (String, Value) {
 /// the output limit at the output rate.
 fn estimate_of(body: &Value) -> i64 {
     let bytes = body.to_string().len() as i64;
-    tollgate_core::pricing::bucket_cost(bytes, INPUT_RATE) + tollgate_core::pricing::bucket_cost(MAX_OUTPUT, OUTPUT_RATE)
+    tollgate_core::pricing::bucket_cost(bytes, INPUT_RATE)
+        + tollgate_core::pricing::bucket_cost(MAX_OUTPUT, OUTPUT_RATE)
 }
 
 /// A token for `agent` (invoker).
@@ -87,12 +88,18 @@ async fn budget(gw: &TestGateway, name: &str) -> Value {
 async fn budget_and_rate_limit_api(db: TestDb) {
     let gw = gateway(db).await;
     let b = "/api/v1/budgets";
-    expect_field(admin(&gw, Method::POST, b, Some(json!({"name": "x", "limit_microcents": 0}))).await, "limit_microcents");
+    expect_field(
+        admin(&gw, Method::POST, b, Some(json!({"name": "x", "limit_microcents": 0}))).await,
+        "limit_microcents",
+    );
     expect_field(
         admin(&gw, Method::POST, b, Some(json!({"name": "x", "limit_microcents": 5, "warn_at_microcents": 6}))).await,
         "warn_at_microcents",
     );
-    expect_field(admin(&gw, Method::POST, b, Some(json!({"name": "x", "limit_microcents": 5, "period": "hourly"}))).await, "period");
+    expect_field(
+        admin(&gw, Method::POST, b, Some(json!({"name": "x", "limit_microcents": 5, "period": "hourly"}))).await,
+        "period",
+    );
     expect_field(admin(&gw, Method::POST, b, Some(json!({"name": "X", "limit_microcents": 5}))).await, "name");
     let created = expect(
         admin(
@@ -112,29 +119,37 @@ async fn budget_and_rate_limit_api(db: TestDb) {
     assert!(created["period_resets_at"].as_str().is_some_and(|s| s.ends_with("T00:00:00.000Z")), "{created}");
     expect(admin(&gw, Method::POST, b, Some(json!({"name": "agents-monthly", "limit_microcents": 1}))).await, 409);
     expect(
-        admin(&gw, Method::POST, b, Some(json!({"name": "bot-a", "limit_microcents": 9, "scope": {"agent": "bot"}}))).await,
+        admin(&gw, Method::POST, b, Some(json!({"name": "bot-a", "limit_microcents": 9, "scope": {"agent": "bot"}})))
+            .await,
         201,
     );
-    let dup = admin(&gw, Method::POST, b, Some(json!({"name": "bot-b", "limit_microcents": 9, "scope": {"agent": "bot"}})));
+    let dup =
+        admin(&gw, Method::POST, b, Some(json!({"name": "bot-b", "limit_microcents": 9, "scope": {"agent": "bot"}})));
     let dup = expect_field(dup.await, "scope.agent");
     assert!(dup["error"]["message"].as_str().is_some_and(|m| m.contains("bot-a")), "{dup}");
     // PATCH: merge patch, name immutable, validation again.
     let patched = expect(
-        admin(&gw, Method::PATCH, &format!("{b}/bot-a"), Some(json!({"limit_microcents": 20, "period": "weekly"}))).await,
+        admin(&gw, Method::PATCH, &format!("{b}/bot-a"), Some(json!({"limit_microcents": 20, "period": "weekly"})))
+            .await,
         200,
     );
     assert_eq!((patched["limit_microcents"].as_i64(), patched["period"].as_str()), (Some(20), Some("weekly")));
     expect_field(admin(&gw, Method::PATCH, &format!("{b}/bot-a"), Some(json!({"name": "other"}))).await, "name");
-    expect_field(admin(&gw, Method::PATCH, &format!("{b}/bot-a"), Some(json!({"warn_at_microcents": 21}))).await, "warn_at_microcents");
+    expect_field(
+        admin(&gw, Method::PATCH, &format!("{b}/bot-a"), Some(json!({"warn_at_microcents": 21}))).await,
+        "warn_at_microcents",
+    );
     let list = expect(admin(&gw, Method::GET, b, None).await, 200);
-    let names: Vec<&str> = list["budgets"].as_array().into_iter().flatten().filter_map(|v| v["name"].as_str()).collect();
+    let names: Vec<&str> =
+        list["budgets"].as_array().into_iter().flatten().filter_map(|v| v["name"].as_str()).collect();
     assert_eq!(names, ["agents-monthly", "bot-a"]);
     // Readers read; writers scoped to a provider may not write.
     let reader = gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
     expect(call(&gw, Method::GET, b, Some(&reader), None).await, 200);
     expect(call(&gw, Method::POST, b, Some(&reader), Some(json!({"name": "r", "limit_microcents": 1}))).await, 403);
     let scoped = expect(
-        admin(&gw, Method::POST, "/api/v1/tokens", Some(json!({"name": "w", "role": "writer", "providers": ["p"]}))).await,
+        admin(&gw, Method::POST, "/api/v1/tokens", Some(json!({"name": "w", "role": "writer", "providers": ["p"]})))
+            .await,
         201,
     );
     let scoped = scoped["token"].as_str().unwrap_or_default().to_string();
@@ -145,9 +160,13 @@ async fn budget_and_rate_limit_api(db: TestDb) {
 
     let r = "/api/v1/rate-limits";
     expect_field(admin(&gw, Method::POST, r, Some(json!({"name": "rl"}))).await, "requests_per_minute");
-    expect_field(admin(&gw, Method::POST, r, Some(json!({"name": "rl", "tokens_per_minute": 0}))).await, "tokens_per_minute");
+    expect_field(
+        admin(&gw, Method::POST, r, Some(json!({"name": "rl", "tokens_per_minute": 0}))).await,
+        "tokens_per_minute",
+    );
     let rl = expect(
-        admin(&gw, Method::POST, r, Some(json!({"name": "rl", "scope": {"agent": "bot"}, "requests_per_minute": 60}))).await,
+        admin(&gw, Method::POST, r, Some(json!({"name": "rl", "scope": {"agent": "bot"}, "requests_per_minute": 60})))
+            .await,
         201,
     );
     assert_eq!(rl["scope"]["agent"], "bot");
@@ -172,7 +191,13 @@ async fn default_override_and_warning(db: TestDb, kind: &'static str) {
     let a2 = agent_token(gw, "a2").await;
     let post = |token: &str| send(sdk_auth(rig.gw.client.post(rig.url(&path)), kind, token).json(&body));
     expect(
-        admin(gw, Method::POST, "/api/v1/budgets", Some(json!({"name": "agents", "limit_microcents": 1_000_000_000_000i64}))).await,
+        admin(
+            gw,
+            Method::POST,
+            "/api/v1/budgets",
+            Some(json!({"name": "agents", "limit_microcents": 1_000_000_000_000i64})),
+        )
+        .await,
         201,
     );
 
@@ -196,16 +221,26 @@ async fn default_override_and_warning(db: TestDb, kind: &'static str) {
     assert_429(&refused, kind, "budget \"agents\" for agent \"a1\"");
     let text = refused.text();
     let usd = |v: i64| tollgate_core::Microcents(v).to_usd_string();
-    assert!(text.contains(&format!("spent ${}", usd(real))) && text.contains(&format!("${} limit", usd(limit))), "{text}");
+    assert!(
+        text.contains(&format!("spent ${}", usd(real))) && text.contains(&format!("${} limit", usd(limit))),
+        "{text}"
+    );
     assert!(text.contains("resets at "), "{text}");
-    let retry: i64 = refused.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let retry: i64 =
+        refused.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!(retry > 0 && retry <= 31 * 86_400, "{kind}: Retry-After {retry}");
     let v = refused.json();
     match kind {
         "anthropic" => assert_eq!(v["error"]["type"], "rate_limit_error"),
         "google" => assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED"),
-        "bedrock" => assert_eq!(refused.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()), Some("ThrottlingException")),
-        _ => assert_eq!((v["error"]["type"].as_str(), v["error"]["code"].as_str()), (Some("insufficient_quota"), Some("budget_exceeded"))),
+        "bedrock" => assert_eq!(
+            refused.headers.get("x-amzn-errortype").and_then(|v| v.to_str().ok()),
+            Some("ThrottlingException")
+        ),
+        _ => assert_eq!(
+            (v["error"]["type"].as_str(), v["error"]["code"].as_str()),
+            (Some("insufficient_quota"), Some("budget_exceeded"))
+        ),
     }
     // Another agent has its own pool.
     let other = post(&a2).await;
@@ -219,9 +254,13 @@ async fn default_override_and_warning(db: TestDb, kind: &'static str) {
     assert_eq!(created["reserved_microcents"], 0);
     let allowed = post(&a1).await;
     assert_eq!(allowed.status, 200, "{kind}: the override raised a1's cap: {}", allowed.text());
-    let warning = allowed.headers.get("spendlimit-warning").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let warning =
+        allowed.headers.get("spendlimit-warning").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
     assert!(warning.starts_with("budget=\"a1-more\"; spent=") && warning.contains("; resets="), "{kind}: {warning:?}");
-    assert!(warning.contains(&format!("spent={};", usd(real))), "{kind}: the override started from a1's spend: {warning}");
+    assert!(
+        warning.contains(&format!("spent={};", usd(real))),
+        "{kind}: the override started from a1's spend: {warning}"
+    );
     rig.events(3).await;
     rig.gw.flush_limits().await;
     let o = budget(gw, "a1-more").await;
@@ -264,7 +303,11 @@ async fn concurrent_calls_never_pass_the_limit(db: TestDb) {
     let estimate = estimate_of(&body);
     let limit = 20 * estimate;
     let token = agent_token(&rig.gw, "busy").await;
-    expect(admin(&rig.gw, Method::POST, "/api/v1/budgets", Some(json!({"name": "small", "limit_microcents": limit}))).await, 201);
+    expect(
+        admin(&rig.gw, Method::POST, "/api/v1/budgets", Some(json!({"name": "small", "limit_microcents": limit})))
+            .await,
+        201,
+    );
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..200 {
         let req = sdk_auth(rig.gw.client.post(rig.url(&path)), "openai", &token).json(&body);
@@ -298,7 +341,13 @@ async fn broken_streams_leave_nothing_reserved(db: TestDb) {
     let rig = Rig::on(gw, "anthropic", priced("anthropic")).await;
     let token = agent_token(&rig.gw, "streamer").await;
     expect(
-        admin(&rig.gw, Method::POST, "/api/v1/budgets", Some(json!({"name": "s", "limit_microcents": 1_000_000_000_000i64}))).await,
+        admin(
+            &rig.gw,
+            Method::POST,
+            "/api/v1/budgets",
+            Some(json!({"name": "s", "limit_microcents": 1_000_000_000_000i64})),
+        )
+        .await,
         201,
     );
     let body = json!({"model": MODEL, "max_tokens": MAX_OUTPUT, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
@@ -306,14 +355,22 @@ async fn broken_streams_leave_nothing_reserved(db: TestDb) {
     let post = || sdk_auth(rig.gw.client.post(rig.url("/v1/messages")), "anthropic", &token).json(&body);
 
     // 1. The client cancels mid-stream.
-    rig.up.push(UpReply::script(200, "text/event-stream", vec![Step::Send(Bytes::from_static(start.as_bytes())), Step::Hang]));
+    rig.up.push(UpReply::script(
+        200,
+        "text/event-stream",
+        vec![Step::Send(Bytes::from_static(start.as_bytes())), Step::Hang],
+    ));
     let mut resp = post().send().await.unwrap_or_else(|e| panic!("{e:#}"));
     let first = resp.chunk().await.ok().flatten().unwrap_or_default();
     assert!(String::from_utf8_lossy(&first).contains("message_start"));
     assert!(rig.gw.limits_reserved() > 0, "the stream holds its reservation while it runs");
     drop(resp);
     // 2. The upstream resets mid-stream.
-    rig.up.push(UpReply::script(200, "text/event-stream", vec![Step::Send(Bytes::from_static(start.as_bytes())), Step::Abort]));
+    rig.up.push(UpReply::script(
+        200,
+        "text/event-stream",
+        vec![Step::Send(Bytes::from_static(start.as_bytes())), Step::Abort],
+    ));
     let resp = post().send().await.unwrap_or_else(|e| panic!("{e:#}"));
     assert!(resp.bytes().await.is_err());
     // 3. The upstream stalls past the read timeout mid-stream.
@@ -363,7 +420,8 @@ async fn requests_per_minute(db: TestDb) {
     super::errors::assert_native(&refused, "openai", 429, "rate limit \"three\" allows 3 requests per minute");
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
     assert_eq!(refused.headers.get("x-ratelimit-remaining-requests").and_then(|v| v.to_str().ok()), Some("0"));
-    let retry: i64 = refused.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let retry: i64 =
+        refused.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     rig.events(3).await;
     rig.gw.clock.advance(Duration::from_secs(60));
@@ -401,7 +459,11 @@ async fn two_gateways_on_one_postgres() {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..n {
             let gw = gateways[i % 2];
-            let req = gw.client.post(gw.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
+            let req = gw
+                .client
+                .post(gw.url(&format!("/llm/v1/providers/{}{path}", rig.name)))
+                .bearer_auth(&token)
+                .json(&body);
             tasks.spawn(async move { send(req).await.status });
         }
         async move {
@@ -419,7 +481,6 @@ async fn two_gateways_on_one_postgres() {
 
     // The budget: 300 calls, half on each gateway.
     let admitted = fire(300).await;
-    println!("budget: {admitted} of 300 admitted (room for {} estimates)", limit / estimate);
     for gw in gateways {
         gw.flush_usage().await;
         gw.flush_limits().await;
@@ -439,7 +500,8 @@ async fn two_gateways_on_one_postgres() {
     // limit's headers. These calls fall in the current minute, before the measured ones.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let req = gw2.client.post(gw2.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
+        let req =
+            gw2.client.post(gw2.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
         if send(req).await.headers.contains_key("x-ratelimit-limit-requests") {
             break;
         }
@@ -452,8 +514,10 @@ async fn two_gateways_on_one_postgres() {
             gw.clock.set_now_ms(minute + round * 60_000);
         }
         let admitted = fire(160).await;
-        println!("round {round}: {admitted} admitted");
-        assert!((57..=63).contains(&admitted), "round {round}: {admitted} admitted by a 60 rpm limit over two gateways");
+        assert!(
+            (57..=63).contains(&admitted),
+            "round {round}: {admitted} admitted by a 60 rpm limit over two gateways"
+        );
     }
 }
 

@@ -2,8 +2,8 @@
 //! speaking each provider's wire format), driven over HTTP the way each SDK calls it.
 
 mod azure_openai;
-mod budgets;
 mod bedrock;
+mod budgets;
 mod config;
 mod errors;
 mod fixtures;
