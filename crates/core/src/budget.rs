@@ -186,6 +186,16 @@ fn check_label(field: &str, v: &str) -> Result<(), ValidationError> {
     validate::no_control(v).map_err(|m| ValidationError::new(field, m))
 }
 
+/// serde reports a missing member at its parent; name the member itself.
+fn missing_field_named(mut e: ValidationError) -> ValidationError {
+    if let Some(rest) = e.message.strip_prefix("missing field `")
+        && let Some(name) = rest.split('`').next()
+    {
+        e.field = if e.field.is_empty() { name.to_string() } else { format!("{}.{name}", e.field) };
+    }
+    e
+}
+
 fn strip_output(value: &mut serde_json::Value, fields: &[&str]) {
     if let Some(o) = value.as_object_mut() {
         for f in fields {
@@ -201,7 +211,7 @@ impl BudgetSpec {
             return Err(ValidationError::new("", "request body must be a JSON object"));
         }
         strip_output(&mut value, &BUDGET_OUTPUT_FIELDS);
-        let mut spec: BudgetSpec = from_json_value(value)?;
+        let mut spec: BudgetSpec = from_json_value(value).map_err(missing_field_named)?;
         spec.validate()?;
         Ok(spec)
     }
@@ -357,7 +367,7 @@ impl RateLimitSpec {
             return Err(ValidationError::new("", "request body must be a JSON object"));
         }
         strip_output(&mut value, &["created_at", "updated_at"]);
-        let mut spec: RateLimitSpec = from_json_value(value)?;
+        let mut spec: RateLimitSpec = from_json_value(value).map_err(missing_field_named)?;
         validate::resource_name(&spec.name).map_err(field_err("name"))?;
         if spec.display_name.is_empty() {
             spec.display_name = spec.name.clone();
