@@ -145,9 +145,9 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
     // On PostgreSQL the usage tables share the database (and its migration history); on
     // SQLite they live in their own file.
     let expected: &[&str] = if db.is_postgres() {
-        &["config", "usage events", "cost rollups", "console signouts", "secret bindings"]
+        &["config", "usage events", "cost rollups", "console signouts", "secret bindings", "limits"]
     } else {
-        &["config", "console signouts", "secret bindings"]
+        &["config", "console signouts", "secret bindings", "limits"]
     };
     assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;

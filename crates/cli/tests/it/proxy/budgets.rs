@@ -533,3 +533,217 @@ both_backends!(
     broken_streams_leave_nothing_reserved,
     requests_per_minute,
 );
+
+/// One call through a family's official Python SDK (argv: family, proxy URL, gateway token,
+/// `call` or `stream`): prints one JSON line, `{"kind": "ok", "warning": <SpendLimit-Warning or
+/// null>}` or `{"kind": "rate_limited", "error": <the SDK's message>}` when the SDK raised its
+/// own rate-limit error type. Retries are off, so a 429 surfaces at once. boto3 signs with a
+/// throwaway key (the gateway re-signs) and carries the gateway token in `X-Tollgate-Token`,
+/// since it sends bearer tokens over HTTPS only.
+const SDK_SCRIPT: &str = r#"
+import json, sys
+family, base, token, mode, model = sys.argv[1:6]
+msgs = [{"role": "user", "content": "hi"}]
+def out(kind, **kw):
+    print(json.dumps({"kind": kind, **kw}), flush=True)
+if family == "openai":
+    import openai
+    c = openai.OpenAI(base_url=base, api_key=token, max_retries=0)
+    try:
+        if mode == "stream":
+            for _ in c.chat.completions.create(model=model, max_tokens=50, messages=msgs, stream=True):
+                pass
+            out("ok", warning=None)
+        else:
+            r = c.chat.completions.with_raw_response.create(model=model, max_tokens=50, messages=msgs)
+            r.parse()
+            out("ok", warning=r.headers.get("spendlimit-warning"))
+    except openai.RateLimitError as e:
+        out("rate_limited", error=str(e), status=e.status_code)
+elif family == "anthropic":
+    import anthropic
+    c = anthropic.Anthropic(base_url=base, api_key=token, max_retries=0)
+    try:
+        if mode == "stream":
+            for _ in c.messages.create(model=model, max_tokens=50, messages=msgs, stream=True):
+                pass
+            out("ok", warning=None)
+        else:
+            r = c.messages.with_raw_response.create(model=model, max_tokens=50, messages=msgs)
+            r.parse()
+            out("ok", warning=r.headers.get("spendlimit-warning"))
+    except anthropic.RateLimitError as e:
+        out("rate_limited", error=str(e), status=e.status_code)
+elif family == "google":
+    from google import genai
+    from google.genai import errors, types
+    c = genai.Client(api_key=token, http_options=types.HttpOptions(base_url=base))
+    cfg = types.GenerateContentConfig(max_output_tokens=50)
+    try:
+        if mode == "stream":
+            for _ in c.models.generate_content_stream(model=model, contents="hi", config=cfg):
+                pass
+            out("ok", warning=None)
+        else:
+            r = c.models.generate_content(model=model, contents="hi", config=cfg)
+            headers = (r.sdk_http_response.headers or {}) if r.sdk_http_response else {}
+            out("ok", warning={k.lower(): v for k, v in headers.items()}.get("spendlimit-warning"))
+    except errors.ClientError as e:
+        if e.code == 429 and e.status == "RESOURCE_EXHAUSTED":
+            out("rate_limited", error=str(e), status=e.code)
+        else:
+            raise
+elif family == "bedrock":
+    import boto3, botocore
+    from botocore.config import Config
+    brt = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=base,
+                       aws_access_key_id="AKIDEXAMPLETHROWAWAY", aws_secret_access_key="throwaway",
+                       config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    def add_token(request, **kwargs):
+        request.headers["X-Tollgate-Token"] = token
+    brt.meta.events.register("before-send.bedrock-runtime.*", add_token)
+    bmsgs = [{"role": "user", "content": [{"text": "hi"}]}]
+    try:
+        if mode == "stream":
+            r = brt.converse_stream(modelId=model, messages=bmsgs, inferenceConfig={"maxTokens": 50})
+            for _ in r["stream"]:
+                pass
+            out("ok", warning=None)
+        else:
+            r = brt.converse(modelId=model, messages=bmsgs, inferenceConfig={"maxTokens": 50})
+            out("ok", warning=r["ResponseMetadata"]["HTTPHeaders"].get("spendlimit-warning"))
+    except botocore.exceptions.ClientError as e:
+        if e.response["Error"]["Code"] == "ThrottlingException":
+            out("rate_limited", error=str(e), status=e.response["ResponseMetadata"]["HTTPStatusCode"])
+        else:
+            raise
+"#;
+
+/// Runs [`SDK_SCRIPT`] and returns its JSON line.
+async fn sdk_call(python: &std::path::Path, script: &std::path::Path, rig: &Rig, token: &str, mode: &str) -> Value {
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .args([rig.kind, &rig.gw.url(&format!("/llm/v1/providers/{}", rig.name)), token, mode, model_of(rig.kind)])
+        .env_clear()
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env("HOME", std::env::temp_dir())
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{} {mode}: {stdout}\n{}", rig.kind, String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The upper bound a refusal's message names ("may cost up to $X"), in microcents.
+fn estimate_in(message: &str) -> i64 {
+    let usd = message.split("may cost up to $").nth(1).and_then(|r| r.split(')').next()).unwrap_or_default();
+    tollgate_core::Microcents::parse_usd(usd).unwrap_or_else(|e| panic!("{e}: {message}")).0
+}
+
+/// Through each family's official SDK: once an agent spent its per-agent default, its next
+/// call raises the SDK's own rate-limit error; another agent's does not; an override raises
+/// the agent's cap and its warning header reaches the SDK; a streamed call settles at its real
+/// cost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_sdks_meet_budgets() {
+    let Some(python) = crate::connect_snippets::sdk_python("the budget SDK test") else { return };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let script = dir.path().join("budget.py");
+    std::fs::write(&script, SDK_SCRIPT).unwrap_or_else(|e| panic!("{e}"));
+    for kind in ["openai", "anthropic", "google", "bedrock"] {
+        let rig = Rig::new(TestDb::sqlite().await, kind, priced(kind)).await;
+        let gw = &rig.gw;
+        let (a1, a2) = (agent_token(gw, "a1").await, agent_token(gw, "a2").await);
+        let huge = json!({"name": "agents", "limit_microcents": 1_000_000_000_000i64});
+        expect(admin(gw, Method::POST, "/api/v1/budgets", Some(huge)).await, 201);
+        let ok = sdk_call(&python, &script, &rig, &a1, "call").await;
+        assert_eq!(ok["kind"], "ok", "{kind}: {ok}");
+        let real = rig.events(1).await[0].cost.total;
+        assert!(real > 0, "{kind}");
+        rig.gw.flush_limits().await;
+
+        // Cap a1 just above its spend: the SDK raises its own rate-limit error, naming the
+        // budget; the message tells the call's estimate.
+        let cap =
+            |limit: i64| admin(gw, Method::PATCH, "/api/v1/budgets/agents", Some(json!({"limit_microcents": limit})));
+        expect(cap(real + 1).await, 200);
+        let refused = sdk_call(&python, &script, &rig, &a1, "call").await;
+        assert_eq!(
+            (refused["kind"].as_str(), refused["status"].as_i64()),
+            (Some("rate_limited"), Some(429)),
+            "{kind}: {refused}"
+        );
+        let message = refused["error"].as_str().unwrap_or_default();
+        assert!(message.contains("budget \"agents\" for agent \"a1\""), "{kind}: {message}");
+        let estimate = estimate_in(message);
+        // Room for one more estimate, but not on top of a1's spend: a2 passes, a1 does not.
+        expect(cap(real + estimate - 1).await, 200);
+        assert_eq!(sdk_call(&python, &script, &rig, &a1, "call").await["kind"], "rate_limited", "{kind}");
+        assert_eq!(sdk_call(&python, &script, &rig, &a2, "call").await["kind"], "ok", "{kind}: another agent's pool");
+
+        // An override raises a1's cap; past its warning mark the header reaches the SDK.
+        let o = json!({"name": "a1-more", "scope": {"agent": "a1"}, "limit_microcents": real + 10 * estimate, "warn_at_microcents": real});
+        expect(admin(gw, Method::POST, "/api/v1/budgets", Some(o)).await, 201);
+        let warned = sdk_call(&python, &script, &rig, &a1, "call").await;
+        assert_eq!(warned["kind"], "ok", "{kind}: {warned}");
+        let warning = warned["warning"].as_str().unwrap_or_default();
+        assert!(warning.starts_with("budget=\"a1-more\"; spent="), "{kind}: {warned}");
+
+        // A streamed call settles at its real cost: the override's spend is the sum of a1's events.
+        assert_eq!(sdk_call(&python, &script, &rig, &a1, "stream").await["kind"], "ok", "{kind}");
+        let events = rig.events(4).await;
+        let a1_cost: i64 = events.iter().filter(|e| e.agent.as_deref() == Some("a1")).map(|e| e.cost.total).sum();
+        let streamed = events.iter().find(|e| e.streamed).unwrap_or_else(|| panic!("{kind}: no streamed event"));
+        assert!(streamed.cost.total > 0, "{kind}: the stream's usage was read: {streamed:?}");
+        rig.gw.flush_limits().await;
+        let o = budget(gw, "a1-more").await;
+        assert_eq!(o["current_spend_microcents"].as_i64(), Some(a1_cost), "{kind}: {o}");
+        assert_eq!(o["reserved_microcents"], 0, "{kind}");
+    }
+}
+
+/// When the budget state cannot be read (here: its table is gone), `--budget-failure-mode open`
+/// admits the call and counts it; `closed` refuses it with 503 in the native shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_mode_open_and_closed() {
+    use sqlx::Connection as _;
+    for open in [true, false] {
+        let db = TestDb::sqlite().await;
+        let url = db.url().to_string();
+        let gw =
+            TestGateway::start_with(Some(db), |s| s.budget_fail_open = open).await.unwrap_or_else(|e| panic!("{e:#}"));
+        let rig = Rig::on(gw, "openai", priced("openai")).await;
+        let token = agent_token(&rig.gw, "a1").await;
+        expect(
+            admin(
+                &rig.gw,
+                Method::POST,
+                "/api/v1/budgets",
+                Some(json!({"name": "b", "limit_microcents": 1_000_000_000i64})),
+            )
+            .await,
+            201,
+        );
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("ALTER TABLE limit_leases RENAME TO limit_leases_gone")
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (path, body) = limited_call("openai");
+        let r = send(sdk_auth(rig.gw.client.post(rig.url(&path)), "openai", &token).json(&body)).await;
+        let metrics = send(rig.gw.client.get(rig.gw.url("/metrics"))).await.text();
+        assert!(metrics.contains("tollgate_limit_state_failures_total 1"), "{metrics}");
+        if open {
+            assert_eq!(r.status, 200, "fail-open admits: {}", r.text());
+        } else {
+            super::errors::assert_native(&r, "openai", 503, "budget and rate-limit state cannot be read");
+            assert!(
+                metrics.contains(
+                    "tollgate_proxy_requests_refused_total{source=\"internal\",reason=\"limits_unavailable\"} 1"
+                ),
+                "{metrics}"
+            );
+        }
+    }
+}
