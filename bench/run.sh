@@ -4,6 +4,9 @@
 #
 #   bench/run.sh [--duration SECONDS] [--scenarios "P1 P3 ..."] [--peers] [--no-build]
 #
+# P8 is P1 against Tollgate without and with one budget and one rate limit that every request
+# matches (reserve + settle on each call; nothing refused).
+#
 # The proxy under test runs alone on one core (taskset), the mock and the load client share the
 # other, everything at nice -20; Tollgate gets one runtime worker thread and nginx one worker.
 # Per row: req/s, latency percentiles, time to first chunk, the proxy's CPU time per request
@@ -11,7 +14,8 @@
 # fresh data dir; after it, the gateway is stopped (SIGTERM drains the usage queue) and the
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
 # P8 and P9 run P1 and P5 with both transcript toggles off and on; P10 runs P1 with tracing off
-# and on (every span sampled and exported over OTLP/HTTP to the mock's /v1/traces): each
+# and on (every span sampled and exported over OTLP/HTTP to the mock's /v1/traces); P11 runs
+# P1 without and with one budget and one rate limit that every request matches: each
 # feature's cost, judged against the row without it in the same run.
 #
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
@@ -21,7 +25,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -30,7 +34,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --peers) PEERS=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -147,7 +151,7 @@ EOF
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
 TG_DATA=
-start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRANSCRIPTS=true records both directions
+start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRANSCRIPTS=true records both directions, TG_LIMITED=true adds one budget and one rate limit
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
   local recording=$1; shift
   "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
@@ -164,6 +168,12 @@ start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRA
     --transcripts.record-input-messages "${TG_TRANSCRIPTS:-false}" \
     --transcripts.record-output-messages "${TG_TRANSCRIPTS:-false}" >/dev/null
   TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
+  if [ "${TG_LIMITED:-false}" = true ]; then
+    # One budget and one rate limit every request matches, sized so none is refused: the cost
+    # of reserving and settling on every call, not of refusing.
+    "${cli[@]}" budget create bench-pool --pooling shared --limit 1000000 >/dev/null
+    "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
+  fi
   unset TOLLGATE_DATA_DIR
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
 }
@@ -225,15 +235,17 @@ row() { # scenario target -- load flags...
     tollgate-unmetered) kind=tollgate; extra_start=(false) ;;
     tollgate-transcripts) kind=tollgate; extra_start=(true) ;;
     tollgate-traced) kind=tollgate; extra_start=(true --otlp-endpoint "http://127.0.0.1:$MOCK_PORT") ;;
+    tollgate-limited) kind=tollgate; extra_start=(true) ;;
   esac
   TG_TRACED=; [ "$target" = tollgate-traced ] && TG_TRACED=1
   TG_TRANSCRIPTS=false; [ "$target" = tollgate-transcripts ] && TG_TRANSCRIPTS=true
+  TG_LIMITED=false; [ "$target" = tollgate-limited ] && TG_LIMITED=true
   log "$scenario $target"
   "start_$kind" "${extra_start[@]}"
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
     --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
-  if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ] || [ "$target" = tollgate-traced ]; then
+  if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ] || [ "$target" = tollgate-traced ] || [ "$target" = tollgate-limited ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
       --database-url "sqlite://$TG_DATA/usage.sqlite" >/dev/null
   fi
@@ -279,6 +291,9 @@ for s in $SCENARIOS; do
         stop_mock ;;
     P10) start_mock # P1 with tracing on: every span sampled and exported to the mock's /v1/traces
         for t in tollgate tollgate-traced; do row P10 "$t" -- --connections 50 --duration "$D"; done
+        stop_mock ;;
+    P11) start_mock # P1 with one budget and one rate limit every request matches
+        for t in tollgate tollgate-limited; do row P11 "$t" -- --connections 50 --duration "$D"; done
         stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

@@ -18,6 +18,8 @@ pub const TOLLGATE_UNMETERED: &str = "tollgate-unmetered";
 pub const TOLLGATE_TRANSCRIPTS: &str = "tollgate-transcripts";
 /// Tollgate with tracing on, exporting every span to the mock's OTLP receiver.
 pub const TOLLGATE_TRACED: &str = "tollgate-traced";
+/// Tollgate with one budget and one rate limit that every request matches (none refuses).
+pub const TOLLGATE_LIMITED: &str = "tollgate-limited";
 
 /// One line of the rows file: a load run, or the usage-event count of a Tollgate run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -165,10 +167,26 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 5.0,
         format!("{:.0} traced vs {:.0} untraced req/s", traced.map_or(0.0, |l| l.rps), plain.map_or(0.0, |l| l.rps)),
     ));
+    let (limited, plain) = (load(rows, "P11", TOLLGATE_LIMITED), load(rows, "P11", TOLLGATE));
+    let cost = limited.zip(plain).map(|(l, p)| (1.0 - l.rps / p.rps) * 100.0);
+    v.push(verdict(
+        "P11 budget + rate limit cost (% RPS)",
+        cost,
+        "<= 5",
+        |x| x <= 5.0,
+        format!(
+            "{:.0} with one budget and one rate limit vs {:.0} without req/s",
+            limited.map_or(0.0, |l| l.rps),
+            plain.map_or(0.0, |l| l.rps)
+        ),
+    ));
     let metered: Vec<&Row> = rows
         .iter()
         .filter(|r| {
-            (r.target == TOLLGATE || r.target == TOLLGATE_TRANSCRIPTS || r.target == TOLLGATE_TRACED)
+            (r.target == TOLLGATE
+                || r.target == TOLLGATE_TRANSCRIPTS
+                || r.target == TOLLGATE_TRACED
+                || r.target == TOLLGATE_LIMITED)
                 && r.load.is_some()
         })
         .collect();
@@ -217,6 +235,7 @@ pub fn scenario_label(s: &str) -> &'static str {
         "P8" => "P8: P1 with transcripts on (both toggles) / metering only",
         "P9" => "P9: P5 with transcripts on (both toggles) / metering only",
         "P10" => "P10: P1 with tracing on (every span exported over OTLP/HTTP) / off",
+        "P11" => "P11: P1 with one budget and one rate limit active / none",
         _ => "",
     }
 }
@@ -304,6 +323,8 @@ mod tests {
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
             row("P10", TOLLGATE, 1000.0, 0.0, 1),
             row("P10", TOLLGATE_TRACED, 930.0, 0.0, 1),
+            row("P11", TOLLGATE, 1000.0, 0.0, 1),
+            row("P11", TOLLGATE_LIMITED, 900.0, 0.0, 1),
             Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
             Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
         ];
@@ -317,6 +338,7 @@ mod tests {
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
         assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
         assert!(get("P10").is_some_and(|(v, m)| v.is_some_and(|x| (x - 7.0).abs() < 1e-9) && m == Some(false)));
+        assert!(get("P11").is_some_and(|(v, m)| v.is_some_and(|x| (x - 10.0).abs() < 1e-9) && m == Some(false)));
         let usage = v.iter().find(|x| x.name.starts_with("Usage")).map(|x| (x.met, x.detail.clone()));
         assert!(usage.as_ref().is_some_and(|(m, d)| *m == Some(false) && d.contains("P7: 99 events")), "{usage:?}");
         let md = markdown(&Summary {

@@ -1,9 +1,11 @@
 //! GitOps: `tollgate apply -f FILE|DIR|-` and `tollgate diff -f …` over manifests.
 //!
-//! A manifest is the shape `tollgate provider get -o yaml` prints plus `kind: Provider`
-//! (several documents per file, `---` between them; JSON works too). Output-only fields (`url`,
-//! `created_at`, `updated_at`, `warnings`) are ignored. Manifests name secrets (`api_key_ref`),
-//! never hold their values.
+//! A manifest is the shape `tollgate provider get -o yaml` (`budget get`, `rate-limit get`)
+//! prints plus `kind: Provider` (`Budget`, `RateLimit`) (several documents per file, `---`
+//! between them; JSON works too). Output-only fields (`url`, `created_at`, `updated_at`,
+//! `warnings`, a budget's spend and period) are ignored. Manifests name secrets
+//! (`api_key_ref`), never hold their values. `--prune` deletes, of each kind the files hold,
+//! what they no longer name (a run with only providers never deletes budgets).
 //!
 //! Both commands first read and validate every document — with the same rules the server
 //! applies (`tollgate_core::ProviderSpec`), plus: one document per name, the type of an existing
@@ -25,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use tollgate_core::ProviderSpec;
+use tollgate_core::budget::{BudgetSpec, RateLimitSpec};
 
 /// Flags of `apply` and `diff`.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,8 +56,70 @@ impl std::fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
-/// The kinds a manifest may hold. Budgets and rate limits join when they exist.
+/// The kinds a manifest may hold.
 const PROVIDER: &str = "Provider";
+const KINDS: [Kind; 3] = [Kind::Provider, Kind::Budget, Kind::RateLimit];
+
+/// A resource kind: its manifest name, API collection and list key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Provider,
+    Budget,
+    RateLimit,
+}
+
+impl Kind {
+    fn manifest(self) -> &'static str {
+        match self {
+            Kind::Provider => PROVIDER,
+            Kind::Budget => "Budget",
+            Kind::RateLimit => "RateLimit",
+        }
+    }
+
+    fn collection(self) -> &'static str {
+        match self {
+            Kind::Provider => "llm-providers",
+            Kind::Budget => "budgets",
+            Kind::RateLimit => "rate-limits",
+        }
+    }
+
+    fn list_key(self) -> &'static str {
+        match self {
+            Kind::Provider => "llm_providers",
+            Kind::Budget => "budgets",
+            Kind::RateLimit => "rate_limits",
+        }
+    }
+
+    /// `provider`, `budget`, `rate-limit`: how messages name the kind.
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Provider => "provider",
+            Kind::Budget => "budget",
+            Kind::RateLimit => "rate-limit",
+        }
+    }
+
+    /// `name` for providers (as before budgets existed), `kind/name` for the others.
+    fn diff_name(self, name: &str) -> String {
+        match self {
+            Kind::Provider => name.to_string(),
+            Kind::Budget | Kind::RateLimit => format!("{}/{name}", self.label()),
+        }
+    }
+
+    /// The spec as the server would store it (validated by the shared rules, output-only
+    /// fields dropped).
+    fn normalise(self, v: Value) -> Result<Value, tollgate_core::ValidationError> {
+        match self {
+            Kind::Provider => normalise(v),
+            Kind::Budget => Ok(serde_json::to_value(BudgetSpec::from_value(v)?).unwrap_or(Value::Null)),
+            Kind::RateLimit => Ok(serde_json::to_value(RateLimitSpec::from_value(v)?).unwrap_or(Value::Null)),
+        }
+    }
+}
 
 /// Fields the server sets; a manifest copied from `get -o yaml` carries them, apply ignores them.
 const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "warnings"];
@@ -62,6 +127,7 @@ const OUTPUT_ONLY: [&str; 4] = ["url", "created_at", "updated_at", "warnings"];
 /// One validated document.
 #[derive(Debug, Clone)]
 struct Desired {
+    kind: Kind,
     name: String,
     /// Where it came from, for messages: `file#N`.
     origin: String,
@@ -84,7 +150,8 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    for (name, change, desired) in &plan {
+    for ((kind, name), change, desired) in &plan {
+        let coll = kind.collection();
         let verb = match change {
             Change::Create => "created",
             Change::Update { .. } => "updated",
@@ -93,19 +160,17 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         };
         if !a.dry_run {
             let done = match change {
-                Change::Create => {
-                    client.post(&["llm-providers"], desired.as_ref().map_or(&Value::Null, |d| &d.spec)).await
-                }
-                Change::Update { patch, .. } => client.patch(&["llm-providers", name], patch).await,
+                Change::Create => client.post(&[coll], desired.as_ref().map_or(&Value::Null, |d| &d.spec)).await,
+                Change::Update { patch, .. } => client.patch(&[coll, name], patch).await,
                 Change::Unchanged => Ok(crate::client::Answer { status: 200, body: None }),
-                Change::Delete => client.delete(&["llm-providers", name]).await,
+                Change::Delete => client.delete(&[coll, name]).await,
             };
             if let Err(e) = done {
-                return fail(&e.context(format!("{} provider/{name}", verb.trim_end_matches('d'))));
+                return fail(&e.context(format!("{} {}/{name}", verb.trim_end_matches('d'), kind.label())));
             }
         }
         let suffix = if a.dry_run && *change != Change::Unchanged { " (dry run)" } else { "" };
-        crate::output::line(&format!("{verb} provider/{name}{suffix}"));
+        crate::output::line(&format!("{verb} {}/{name}{suffix}", kind.label()));
     }
     Ok(())
 }
@@ -117,7 +182,8 @@ pub async fn diff(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         Err(e) => return fail(&e),
     };
     let mut differs = false;
-    for (name, change, _) in &plan {
+    for ((kind, name), change, _) in &plan {
+        let name = kind.diff_name(name);
         let line = match change {
             Change::Create => format!("+ {name}"),
             Change::Update { fields, .. } => format!("~ {name} (update: {})", fields.join(", ")),
@@ -135,23 +201,29 @@ fn fail(e: &anyhow::Error) -> anyhow::Result<()> {
     Err(Exit(2).into())
 }
 
-/// Reads and validates every document, compares with the server: the change per provider, in
-/// name order (deletions last).
-async fn plan(client: &Client, a: &ApplyArgs) -> anyhow::Result<Vec<(String, Change, Option<Desired>)>> {
+/// What a run does: per (kind, name), its change and the document.
+type Plan = Vec<((Kind, String), Change, Option<Desired>)>;
+
+/// Reads and validates every document, compares with the server: the change per resource, by
+/// kind then name (deletions last).
+async fn plan(client: &Client, a: &ApplyArgs) -> anyhow::Result<Plan> {
     let desired = read_all(&a.files)?;
-    let listing = fetch_pages(client, "llm-providers", "llm_providers", Vec::new(), true).await?;
-    let mut current: BTreeMap<String, Value> = BTreeMap::new();
-    for p in listing.items {
-        let name = p["name"].as_str().unwrap_or_default().to_string();
-        current.insert(name, normalise(p).map_err(|e| anyhow!("the server's provider: {e}"))?);
+    let mut current: BTreeMap<(Kind, String), Value> = BTreeMap::new();
+    for kind in KINDS {
+        let listing = fetch_pages(client, kind.collection(), kind.list_key(), Vec::new(), true).await?;
+        for p in listing.items {
+            let name = p["name"].as_str().unwrap_or_default().to_string();
+            let spec = kind.normalise(p).map_err(|e| anyhow!("the server's {}: {e}", kind.label()))?;
+            current.insert((kind, name), spec);
+        }
     }
     let secrets = fetch_pages(client, "secrets", "secrets", Vec::new(), true).await?;
     let secrets: BTreeSet<String> =
         secrets.items.iter().filter_map(|s| s["name"].as_str().map(str::to_string)).collect();
 
     let mut problems = Vec::new();
-    for d in desired.values() {
-        if let Some(cur) = current.get(&d.name)
+    for d in desired.values().filter(|d| d.kind == Kind::Provider) {
+        if let Some(cur) = current.get(&(d.kind, d.name.clone()))
             && cur["type"] != d.spec["type"]
         {
             problems.push(format!(
@@ -173,8 +245,8 @@ async fn plan(client: &Client, a: &ApplyArgs) -> anyhow::Result<Vec<(String, Cha
     }
 
     let mut plan = Vec::new();
-    for (name, d) in &desired {
-        let change = match current.get(name) {
+    for (key, d) in &desired {
+        let change = match current.get(key) {
             None => Change::Create,
             Some(cur) => {
                 let mut fields = Vec::new();
@@ -186,18 +258,20 @@ async fn plan(client: &Client, a: &ApplyArgs) -> anyhow::Result<Vec<(String, Cha
                 }
             }
         };
-        plan.push((name.clone(), change, Some(d.clone())));
+        plan.push((key.clone(), change, Some(d.clone())));
     }
     if a.prune {
-        for name in current.keys().filter(|n| !desired.contains_key(*n)) {
-            plan.push((name.clone(), Change::Delete, None));
+        // Only the kinds the manifests hold: a providers-only run never deletes budgets.
+        let kinds: BTreeSet<Kind> = desired.keys().map(|(k, _)| *k).collect();
+        for key in current.keys().filter(|k| kinds.contains(&k.0) && !desired.contains_key(*k)) {
+            plan.push((key.clone(), Change::Delete, None));
         }
     }
     Ok(plan)
 }
 
-/// Every document of every file, validated; keyed by provider name (a name twice is an error).
-fn read_all(files: &[String]) -> anyhow::Result<BTreeMap<String, Desired>> {
+/// Every document of every file, validated; keyed by kind and name (a name twice is an error).
+fn read_all(files: &[String]) -> anyhow::Result<BTreeMap<(Kind, String), Desired>> {
     let mut docs: Vec<(String, Value)> = Vec::new();
     for f in files {
         for (path, text) in sources(f)? {
@@ -216,10 +290,11 @@ fn read_all(files: &[String]) -> anyhow::Result<BTreeMap<String, Desired>> {
     for (origin, v) in docs {
         match desired_of(&origin, v) {
             Ok(d) => {
-                if let Some(first) = out.get(&d.name).map(|x: &Desired| x.origin.clone()) {
-                    problems.push(format!("{origin}: provider/{} is also defined in {first}", d.name));
+                let key = (d.kind, d.name.clone());
+                if let Some(first) = out.get(&key).map(|x: &Desired| x.origin.clone()) {
+                    problems.push(format!("{origin}: {}/{} is also defined in {first}", d.kind.label(), d.name));
                 } else {
-                    out.insert(d.name.clone(), d);
+                    out.insert(key, d);
                 }
             }
             Err(e) => problems.push(e.to_string()),
@@ -238,14 +313,17 @@ pub fn validate_document(origin: &str, v: Value) -> anyhow::Result<(String, Valu
 
 fn desired_of(origin: &str, v: Value) -> anyhow::Result<Desired> {
     let Value::Object(mut m) = v else { bail!("{origin}: a manifest document must be a mapping") };
-    match m.remove("kind") {
-        Some(Value::String(k)) if k == PROVIDER => {}
-        Some(Value::String(k)) => bail!("{origin}: kind: unknown kind `{k}`; expected `{PROVIDER}`"),
-        _ => bail!("{origin}: kind: required (`kind: {PROVIDER}`)"),
-    }
-    let spec = normalise(Value::Object(m)).map_err(|e| anyhow!("{origin}: {e}"))?;
+    let expected = "`Provider`, `Budget` or `RateLimit`";
+    let kind = match m.remove("kind") {
+        Some(Value::String(k)) => match KINDS.into_iter().find(|x| x.manifest() == k) {
+            Some(kind) => kind,
+            None => bail!("{origin}: kind: unknown kind `{k}`; expected {expected}"),
+        },
+        _ => bail!("{origin}: kind: required (`kind: {PROVIDER}`, or {expected})"),
+    };
+    let spec = kind.normalise(Value::Object(m)).map_err(|e| anyhow!("{origin}: {e}"))?;
     let name = spec["name"].as_str().unwrap_or_default().to_string();
-    Ok(Desired { name, origin: origin.to_string(), spec })
+    Ok(Desired { kind, name, origin: origin.to_string(), spec })
 }
 
 /// The spec as the server would store it: validated and normalised by the shared rules, with

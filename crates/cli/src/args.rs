@@ -50,6 +50,12 @@ pub enum Command {
     /// Recorded request/response bodies.
     #[command(subcommand, name = "transcripts", visible_alias = "transcript")]
     Transcripts(crate::requests::TranscriptsCommand),
+    /// Manage budgets (spend caps per agent, per user or shared; amounts in USD).
+    #[command(subcommand, name = "budget", visible_alias = "budgets")]
+    Budget(crate::budget::BudgetCommand),
+    /// Manage rate limits (requests and tokens per minute).
+    #[command(subcommand, name = "rate-limit", visible_alias = "rate-limits")]
+    RateLimit(crate::budget::RateLimitCommand),
     /// Create, update (and with --prune delete) providers to match manifest files (GitOps).
     Apply(crate::apply::ApplyArgs),
     /// Show what `apply` would change: `+ name`, `~ name (update: fields)`, `= name`, `- name`;

@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod args;
+pub mod budget;
 pub mod client;
 pub mod health;
 pub mod model;
@@ -36,6 +37,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Requests(cmd) => requests::run_requests(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Conversations(cmd) => requests::run_conversations(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Transcripts(cmd) => requests::run_transcripts(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Budget(cmd) => budget::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::RateLimit(cmd) => budget::run_rate_limit(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Health(a) => health::run(&cli.global, a).await,
         Command::Apply(a) => apply::apply(&Client::new(&cli.global)?, a).await,
         Command::Diff(a) => apply::diff(&Client::new(&cli.global)?, a).await,

@@ -152,6 +152,11 @@ pub struct ServeArgs {
     /// queued or written), e.g. to measure what metering costs.
     #[arg(long, env = "TOLLGATE_USAGE_RECORDING", default_value_t = true, action = clap::ArgAction::Set)]
     pub usage_recording: bool,
+    /// When budget or rate-limit state cannot be read from the database: `open` admits the call
+    /// without a reservation (logged, counted in tollgate_limit_state_failures_total), `closed`
+    /// refuses it with 503 in the provider's native error shape.
+    #[arg(long, env = "TOLLGATE_BUDGET_FAILURE_MODE", default_value = "open", value_parser = ["open", "closed"])]
+    pub budget_failure_mode: String,
     /// Upstream addresses to allow although the address policy refuses them (link-local, cloud
     /// metadata, this gateway's own address): a CIDR, an IP, a hostname or `*.suffix`.
     /// Repeat the flag or separate with commas. Allow rules win over every deny.
@@ -333,6 +338,7 @@ impl ServeArgs {
         s.transcript_max_bytes = self.transcript_max_bytes;
         s.transcript_retention_days = self.transcript_retention_days;
         s.transcript_max_total_bytes = self.transcript_max_total_bytes;
+        s.budget_fail_open = self.budget_failure_mode == "open";
         tollgate_server::address_policy::AddressPolicy::new(&self.upstream_allow, &self.upstream_deny)
             .map_err(anyhow::Error::msg)?;
         s.upstream_allow = self.upstream_allow.clone();

@@ -41,6 +41,34 @@ impl fmt::Display for ValidationError {
     }
 }
 
+/// An optional integer that JSON may also write with a zero fraction (`1500000.0` is the
+/// integer 1500000 in JSON Schema, and so in the OpenAPI document). Read exactly: a number with
+/// a fraction, or one beyond 2^53 written as a float (not exact), is refused.
+pub fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize as _;
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
+            #[allow(clippy::cast_possible_truncation)] // integral and within ±2^53: exact
+            Ok(Some(f as i64))
+        }
+        _ => Err(D::Error::custom(format!(
+            "invalid value: {n}, expected an integer (at most 2^53 when written with a fraction)"
+        ))),
+    }
+}
+
+/// [`integer`] for a required field.
+pub fn required_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error as _;
+    integer(d)?.ok_or_else(|| D::Error::custom("invalid type: null, expected an integer"))
+}
+
 /// Deserializes a JSON value into `T`, turning a type error into a [`ValidationError`] whose
 /// `field` is the dotted path of the offending field (for an unknown field: that field itself,
 /// which serde reports at its parent).

@@ -3,6 +3,7 @@
 //! This crate does no IO: no sockets, no files, no clock, no randomness. Time and
 //! randomness are passed in by callers. It must not depend on any other Tollgate crate.
 
+pub mod budget;
 pub mod catalog;
 pub mod error;
 pub mod money;

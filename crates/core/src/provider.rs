@@ -256,37 +256,16 @@ pub enum BedrockCredentialMode {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPricing {
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::integer")]
     pub input_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::integer")]
     pub output_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::integer")]
     pub cached_input_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::integer")]
     pub cache_creation_5m_per_million: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "integer")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::error::integer")]
     pub cache_creation_1h_per_million: Option<i64>,
-}
-
-/// An optional integer that JSON may also write with a zero fraction (`1500000.0` is the
-/// integer 1500000 in JSON Schema, and so in the OpenAPI document). Read exactly: a number with
-/// a fraction, or one beyond 2^53 written as a float (not exact), is refused.
-fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    use serde::de::Error as _;
-    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
-    if let Some(i) = n.as_i64() {
-        return Ok(Some(i));
-    }
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
-            #[allow(clippy::cast_possible_truncation)] // integral and within ±2^53: exact
-            Ok(Some(f as i64))
-        }
-        _ => Err(D::Error::custom(format!(
-            "invalid value: {n}, expected an integer (at most 2^53 when written with a fraction)"
-        ))),
-    }
 }
 
 impl ModelPricing {

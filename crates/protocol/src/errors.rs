@@ -31,6 +31,11 @@ pub enum GatewayErrorKind {
     PayloadTooLarge,
     /// 429: a budget is exhausted.
     BudgetExceeded,
+    /// 429: a rate limit (requests or tokens per minute) is reached.
+    RateLimited,
+    /// 503: the gateway cannot decide (budget state unreadable under
+    /// `--budget-failure-mode closed`).
+    Unavailable,
     /// 500: the gateway's own configuration or state failed (a provider's credential secret
     /// is missing or unusable, signing failed): not the client's fault, not the upstream's.
     Internal,
@@ -48,7 +53,8 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => 403,
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => 404,
             GatewayErrorKind::PayloadTooLarge => 413,
-            GatewayErrorKind::BudgetExceeded => 429,
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => 429,
+            GatewayErrorKind::Unavailable => 503,
             GatewayErrorKind::Internal => 500,
             GatewayErrorKind::BadGateway => 502,
             GatewayErrorKind::GatewayTimeout => 504,
@@ -64,6 +70,8 @@ impl GatewayErrorKind {
             GatewayErrorKind::NotFound => ("invalid_request_error", "not_found"),
             GatewayErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
             GatewayErrorKind::BudgetExceeded => ("insufficient_quota", "budget_exceeded"),
+            GatewayErrorKind::RateLimited => ("requests", "rate_limit_exceeded"),
+            GatewayErrorKind::Unavailable => ("api_error", "service_unavailable"),
             GatewayErrorKind::Internal => ("server_error", "internal_error"),
             GatewayErrorKind::BadGateway => ("api_error", "bad_gateway"),
             GatewayErrorKind::GatewayTimeout => ("api_error", "timeout"),
@@ -77,8 +85,11 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => "permission_error",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "not_found_error",
             GatewayErrorKind::PayloadTooLarge => "request_too_large",
-            GatewayErrorKind::BudgetExceeded => "rate_limit_error",
-            GatewayErrorKind::Internal | GatewayErrorKind::BadGateway | GatewayErrorKind::GatewayTimeout => "api_error",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "rate_limit_error",
+            GatewayErrorKind::Internal
+            | GatewayErrorKind::BadGateway
+            | GatewayErrorKind::GatewayTimeout
+            | GatewayErrorKind::Unavailable => "api_error",
         }
     }
 
@@ -88,9 +99,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::Unauthenticated => "UNAUTHENTICATED",
             GatewayErrorKind::PermissionDenied => "PERMISSION_DENIED",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "NOT_FOUND",
-            GatewayErrorKind::BudgetExceeded => "RESOURCE_EXHAUSTED",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
             GatewayErrorKind::Internal => "INTERNAL",
-            GatewayErrorKind::BadGateway => "UNAVAILABLE",
+            GatewayErrorKind::BadGateway | GatewayErrorKind::Unavailable => "UNAVAILABLE",
             GatewayErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
         }
     }
@@ -101,9 +112,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::Unauthenticated => "UnrecognizedClientException",
             GatewayErrorKind::PermissionDenied => "AccessDeniedException",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "ResourceNotFoundException",
-            GatewayErrorKind::BudgetExceeded => "ThrottlingException",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "ThrottlingException",
             GatewayErrorKind::Internal => "InternalServerException",
-            GatewayErrorKind::BadGateway => "ServiceUnavailableException",
+            GatewayErrorKind::BadGateway | GatewayErrorKind::Unavailable => "ServiceUnavailableException",
             GatewayErrorKind::GatewayTimeout => "ModelTimeoutException",
         }
     }
@@ -227,6 +238,26 @@ mod tests {
         assert!(b.headers.contains(&("x-amzn-errortype", "InternalServerException".to_string())));
         let unknown = render(None, GatewayErrorKind::NotFound, "x");
         assert_eq!(body(&unknown)["error"]["code"], "not_found");
+    }
+
+    #[test]
+    fn budget_and_rate_limit_refusals_are_each_familys_429() {
+        let b = |p| render(Some(p), GatewayErrorKind::BudgetExceeded, "budget \"x\" exceeded");
+        let o = body(&b(ProviderType::Openai));
+        assert_eq!(
+            (o["error"]["type"].as_str(), o["error"]["code"].as_str()),
+            (Some("insufficient_quota"), Some("budget_exceeded"))
+        );
+        assert_eq!(body(&b(ProviderType::Anthropic))["error"]["type"], "rate_limit_error");
+        assert_eq!(body(&b(ProviderType::Google))["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(body(&b(ProviderType::Google))["error"]["code"], 429);
+        for p in ProviderType::ALL {
+            assert_eq!(b(p).status, 429, "{p}");
+            assert_eq!(render(Some(p), GatewayErrorKind::RateLimited, "r").status, 429, "{p}");
+            assert_eq!(render(Some(p), GatewayErrorKind::Unavailable, "r").status, 503, "{p}");
+        }
+        let r = render(Some(ProviderType::Bedrock), GatewayErrorKind::RateLimited, "r");
+        assert!(r.headers.contains(&("x-amzn-errortype", "ThrottlingException".to_string())));
     }
 
     #[test]

@@ -36,6 +36,41 @@ pub fn inspect(id: WireFamilyId, method: &str, path: &str, query: Option<&str>, 
     family(id).inspect(method, path, query, body)
 }
 
+/// The output-token limit a request sets, wherever its family puts it: top-level
+/// `max_tokens`, `max_completion_tokens`, `max_output_tokens` (OpenAI, Anthropic, Bedrock
+/// InvokeModel bodies), `generationConfig.maxOutputTokens` (Gemini) or
+/// `inferenceConfig.maxTokens` (Bedrock Converse). The largest when several are given;
+/// `None` when the body sets none (or is not a JSON object). Budgets reserve by it
+/// (ARCHITECTURE.md, Decisions: Budgets and rate limits).
+pub fn output_limit(body: &[u8]) -> Option<i64> {
+    use crate::json_scan::{find_member, object_members};
+    let top = object_members(body, 0)?;
+    let number = |buf: &[u8], span: &crate::json_scan::ObjectSpan, name: &str| {
+        find_member(buf, span, name).and_then(|m| serde_json::from_slice::<i64>(&buf[m.value.clone()]).ok())
+    };
+    let mut best: Option<i64> = None;
+    let mut take = |v: Option<i64>| {
+        if let Some(v) = v.filter(|v| *v > 0) {
+            best = Some(best.map_or(v, |b| b.max(v)));
+        }
+    };
+    for name in ["max_tokens", "max_completion_tokens", "max_output_tokens", "maxTokens"] {
+        take(number(body, &top, name));
+    }
+    for (outer, inner) in [
+        ("generationConfig", "maxOutputTokens"),
+        ("generation_config", "max_output_tokens"),
+        ("inferenceConfig", "maxTokens"),
+    ] {
+        if let Some(m) = find_member(body, &top, outer)
+            && let Some(o) = object_members(body, m.value.start)
+        {
+            take(number(body, &o, inner));
+        }
+    }
+    best
+}
+
 /// The one documented body edit: an OpenAI chat/completions stream that does not already ask
 /// for `stream_options.include_usage=true` gets it, and `true` is returned (the [`Tap`] then
 /// removes the extra usage-only chunk). Every other byte of the body is kept as-is. Any other
@@ -753,5 +788,21 @@ mod tests {
         }
         tap.feed(Bytes::from_static(b"1]}],\"model\":\"m\",\"usage\":{\"prompt_tokens\":5,\"total_tokens\":5}}"));
         assert_eq!(tap.usage(), Some(Usage { input: 5, ..Usage::default() }));
+    }
+}
+
+#[cfg(test)]
+mod output_limit_tests {
+    use super::output_limit;
+
+    #[test]
+    fn reads_each_familys_output_limit() {
+        assert_eq!(output_limit(br#"{"model":"m","max_tokens":50}"#), Some(50));
+        assert_eq!(output_limit(br#"{"max_completion_tokens":7,"max_tokens":3}"#), Some(7));
+        assert_eq!(output_limit(br#"{"input":"x","max_output_tokens":9}"#), Some(9));
+        assert_eq!(output_limit(br#"{"contents":[],"generationConfig":{"maxOutputTokens":11}}"#), Some(11));
+        assert_eq!(output_limit(br#"{"messages":[],"inferenceConfig":{"maxTokens":12}}"#), Some(12));
+        assert_eq!(output_limit(br#"{"messages":[{"max_tokens":99}]}"#), None, "only the request's own limit");
+        assert_eq!(output_limit(b"not json"), None);
     }
 }

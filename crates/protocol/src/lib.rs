@@ -53,7 +53,7 @@ pub use bedrock::request::is_profile_or_arn;
 /// The AWS event-stream frame reader, public for the fuzz targets (`fuzz/`).
 pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
-pub use exchange::{Tap, assemble, family, filter_model_list, inspect, prepare_body};
+pub use exchange::{Tap, assemble, family, filter_model_list, inspect, output_limit, prepare_body};
 pub use fixture::Case;
 pub use messages::input_messages;
 pub use params::{RequestParams, request_params};

@@ -67,6 +67,15 @@
   });
 
   // ---- confirmations
+  // Budgets: the Warn at slider shows its value; typing an amount picks "Other".
+  const warn = document.getElementById("budget-warn");
+  const warnOut = document.getElementById("budget-warn-value");
+  if (warn && warnOut) warn.addEventListener("input", () => { warnOut.textContent = warn.value + " %"; });
+  const capCustom = document.getElementById("budget-cap-custom");
+  if (capCustom) capCustom.addEventListener("input", () => {
+    const other = document.querySelector('input[name="cap"][value="custom"]');
+    if (other) other.checked = true;
+  });
   $$("form[data-confirm]").forEach((f) => f.addEventListener("submit", (ev) => {
     if (!window.confirm(f.dataset.confirm)) ev.preventDefault();
   }));

@@ -257,6 +257,7 @@ impl Gateway {
             stop_rx.clone(),
         ));
         let oidc = self.state.oidc().cloned().map(|o| tokio::spawn(o.run(stop_rx.clone())));
+        let limit_sync = tokio::spawn(self.state.limits().clone().run(stop_rx.clone()));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         // The exporter stops after the writer: the writer's drain ends the last spans.
         let (export_stop, export_stop_rx) = tokio::sync::watch::channel(false);
@@ -287,7 +288,10 @@ impl Gateway {
         if tokio::time::timeout(std::time::Duration::from_secs(5), meter.emitted()).await.is_err() {
             tracing::warn!("some requests had not emitted their usage event 5 s after the connections closed");
         }
+        // Every request has settled its budget reservations: flush spend, hand leases back.
+        self.state.limits().sync_all().await;
         let _ = stop_tx.send(true);
+        let _ = limit_sync.await;
         let _ = poller.await;
         let _ = listener.await;
         let _ = catalog_watch.await;

@@ -18,6 +18,7 @@ pub mod console;
 pub mod error;
 pub mod gateway;
 pub mod keys;
+pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod oidc;

@@ -69,6 +69,41 @@ pub struct Meter {
 /// Error class of a request cut because the shutdown grace ran out.
 pub const SHUTDOWN_CUT: &str = "shutdown";
 
+/// Prices one call the way its usage event is priced: returns the model that priced it and the
+/// result. For a type whose descriptor says `model_from_response` (Azure OpenAI: clients call
+/// a deployment name), the model the response named replaces the called one when the catalog
+/// knows it; otherwise the called name stays. Price overrides are the provider's for the model
+/// as called (its allow-list names), else for the model that priced it. The usage writer and
+/// the budget settlement (`limits::Charge`) both call this, so a budget is charged exactly
+/// what the event costs.
+pub fn price_call(
+    catalog: &tollgate_core::Catalog,
+    provider: Option<&ProviderEntry>,
+    provider_type: tollgate_core::ProviderType,
+    called: Option<&str>,
+    response_model: Option<&str>,
+    usage: &tollgate_core::Usage,
+) -> (Option<String>, tollgate_core::pricing::Priced) {
+    let mut model = called.map(str::to_string);
+    if let Some(reported) = response_model.filter(|_| provider_type.descriptor().model_from_response)
+        && tollgate_core::pricing::lookup(catalog, provider_type, reported).0.is_some()
+    {
+        model = Some(reported.to_string());
+    }
+    let overrides = overrides_for(provider, called).or_else(|| overrides_for(provider, model.as_deref()));
+    let priced = price(&PriceInput { provider_type, model: model.as_deref(), usage, overrides }, catalog);
+    (model, priced)
+}
+
+/// The provider's `custom_pricing` for `model` (as its allow-list names it).
+pub fn overrides_for<'p>(
+    provider: Option<&'p ProviderEntry>,
+    model: Option<&str>,
+) -> Option<&'p tollgate_core::provider::ModelPricing> {
+    let (p, model) = (provider?, model?);
+    p.spec.provider_models.iter().find(|pm| pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
+}
+
 /// Requests forwarded whose usage event is not emitted yet (see [`Meter::flush`]).
 #[derive(Debug, Default)]
 struct Inflight {
@@ -333,29 +368,15 @@ impl UsageWriter {
     /// metric series, access-log line, span end).
     fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
         let mut event = m.event;
-        let called = event.model.clone();
-        if let Some(reported) =
-            m.response_model.as_ref().filter(|_| event.provider_type.descriptor().model_from_response)
-            && tollgate_core::pricing::lookup(catalog, event.provider_type, reported).0.is_some()
-        {
-            event.model = Some(reported.clone());
-        }
-        let find = |model: &Option<String>| match (&m.provider, model) {
-            (Some(p), Some(model)) => {
-                p.spec.provider_models.iter().find(|pm| &pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
-            }
-            _ => None,
-        };
-        let overrides = find(&called).or_else(|| find(&event.model));
-        let priced = price(
-            &PriceInput {
-                provider_type: event.provider_type,
-                model: event.model.as_deref(),
-                usage: &event.usage,
-                overrides,
-            },
+        let (model, priced) = price_call(
             catalog,
+            m.provider.as_deref(),
+            event.provider_type,
+            event.model.as_deref(),
+            m.response_model.as_deref(),
+            &event.usage,
         );
+        event.model = model;
         if priced.unpriced {
             Metrics::inc(&self.metrics.usage_events_unpriced);
         }

@@ -26,7 +26,7 @@ use tollgate_core::{Bucket, Cost, Usage};
 /// The `(source, reason)` label pairs of `tollgate_proxy_requests_refused_total`, in
 /// exposition order: every fault `proxy::error::Fault::row` answers before an upstream (a
 /// test there checks each one is listed).
-pub const REFUSED: [(&str, &str); 14] = [
+pub const REFUSED: [(&str, &str); 17] = [
     ("downstream", "unauthenticated"),
     ("downstream", "not_found"),
     ("downstream", "permission_denied"),
@@ -35,12 +35,15 @@ pub const REFUSED: [(&str, &str); 14] = [
     ("downstream", "payload_too_large"),
     ("downstream", "path_traversal"),
     ("downstream", "loop_detected"),
+    ("downstream", "budget_exceeded"),
+    ("downstream", "rate_limited"),
     ("internal", "missing_credential"),
     ("internal", "invalid_credential"),
     ("internal", "credential_unavailable"),
     ("internal", "signing_failed"),
     ("internal", "upstream_address_denied"),
     ("internal", "credential_not_bound"),
+    ("internal", "limits_unavailable"),
 ];
 
 /// Every counter the gateway exports.
@@ -120,6 +123,9 @@ pub struct Metrics {
     pub otel_export_failures: AtomicU64,
     /// Per-request histograms and token/cost counters.
     pub requests: RequestMetrics,
+    /// Budget / rate-limit windows that could not be synced with the database (the call was
+    /// admitted unreserved under `--budget-failure-mode open`, refused under `closed`).
+    pub limit_state_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -271,6 +277,11 @@ impl Metrics {
             "tollgate_otel_export_failures_total",
             "OTLP trace export requests that failed or timed out.",
             &[("", &self.otel_export_failures)],
+        );
+        counter(
+            "tollgate_limit_state_failures_total",
+            "Budget or rate-limit state that could not be read or written in the database (calls admitted unreserved under --budget-failure-mode open, refused under closed).",
+            &[("", &self.limit_state_failures)],
         );
         counter(
             "tollgate_catalog_overlay_reloads_total",

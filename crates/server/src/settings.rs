@@ -218,6 +218,9 @@ pub struct Settings {
     pub tls_client_ca: Option<PathBuf>,
     /// OpenID Connect sign-in (off when `None`).
     pub oidc: Option<OidcSettings>,
+    /// When budget / rate-limit state cannot be read from the database: admit the call
+    /// unreserved (`true`, `--budget-failure-mode open`, the default) or refuse it with 503.
+    pub budget_fail_open: bool,
     /// The wall clock every time-of-day decision reads (the system clock unless a test moves it).
     pub clock: crate::time::Clock,
     /// OpenTelemetry traces over OTLP/HTTP; `None`: off.
@@ -266,6 +269,7 @@ impl Settings {
             tls: TlsSource::Off,
             tls_client_ca: None,
             oidc: None,
+            budget_fail_open: true,
             clock: crate::time::Clock::default(),
             tracing: None,
         }

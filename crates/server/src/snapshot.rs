@@ -146,7 +146,8 @@ impl<K: Hash + Eq + Clone + ShardKey, V: Clone> FromIterator<(K, V)> for SharedM
     }
 }
 use tollgate_core::ProviderSpec;
-use tollgate_store::{SecretValue, TokenRecord};
+use tollgate_core::budget::{BudgetSpec, RateLimitSpec};
+use tollgate_store::{LimitResource, SecretValue, Store, StoreError, TokenRecord};
 
 /// A provider as the snapshot holds it.
 #[derive(Debug, Clone)]
@@ -187,6 +188,56 @@ pub struct Snapshot {
     /// Console sessions signed out before their expiry (the MAC of each cookie).
     /// Shared between snapshots until a sign-out changes it (it is re-read whole).
     pub signed_out: Arc<HashSet<String>>,
+    /// Budgets and rate limits.
+    pub limits: Arc<Limits>,
+}
+
+/// The budgets and rate limits in force (ARCHITECTURE.md, Decisions: Budgets and rate limits).
+#[derive(Debug, Default)]
+pub struct Limits {
+    pub budgets: Vec<Arc<BudgetSpec>>,
+    pub rate_limits: Vec<Arc<RateLimitSpec>>,
+    /// Stored timestamps (created, updated) by name, for the API and console.
+    pub stamps: HashMap<String, (i64, i64)>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.budgets.is_empty() && self.rate_limits.is_empty()
+    }
+
+    /// Every stored budget and rate limit (a row that no longer parses is skipped and logged,
+    /// never enforced half-read).
+    pub async fn load(store: &Store) -> Result<Limits, StoreError> {
+        let mut out = Limits::default();
+        for rec in store.all_limit_resources(LimitResource::Budget).await? {
+            match serde_json::from_str::<serde_json::Value>(&rec.spec_json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| BudgetSpec::from_value(v).map_err(|e| e.to_string()))
+            {
+                Ok(b) => {
+                    out.stamps.insert(format!("b/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
+                    out.budgets.push(Arc::new(b));
+                }
+                Err(e) => tracing::error!(budget = %rec.name, error = %e, "stored budget is unreadable; not enforced"),
+            }
+        }
+        for rec in store.all_limit_resources(LimitResource::RateLimit).await? {
+            match serde_json::from_str::<serde_json::Value>(&rec.spec_json)
+                .map_err(|e| e.to_string())
+                .and_then(|v| RateLimitSpec::from_value(v).map_err(|e| e.to_string()))
+            {
+                Ok(r) => {
+                    out.stamps.insert(format!("r/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
+                    out.rate_limits.push(Arc::new(r));
+                }
+                Err(e) => {
+                    tracing::error!(rate_limit = %rec.name, error = %e, "stored rate limit is unreadable; not enforced")
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

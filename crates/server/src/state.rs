@@ -59,8 +59,10 @@ struct Inner {
     proxy_client: ProxyClient,
     policy: Arc<crate::address_policy::AddressPolicy>,
     oidc: Option<Arc<crate::oidc::Oidc>>,
-    /// This process's id in `x-tollgate-hop` (loop detection), random per start.
+    /// This process's id in `x-tollgate-hop` (loop detection), random per start; also its
+    /// lease holder name for budgets and rate limits.
     hop_id: String,
+    limits: crate::limits::Limits,
     /// OpenTelemetry tracing, when an OTLP endpoint is configured.
     tracing: Option<crate::telemetry::Tracing>,
 }
@@ -96,6 +98,15 @@ fn hop_id() -> String {
 
 impl AppState {
     pub fn new(store: Store, settings: Settings, parts: Parts) -> AppState {
+        let hop_id = hop_id();
+        let limits = crate::limits::Limits::new(
+            store.clone(),
+            parts.usage.clone(),
+            hop_id.clone(),
+            settings.clock.clone(),
+            parts.metrics.clone(),
+            settings.budget_fail_open,
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
@@ -115,7 +126,8 @@ impl AppState {
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
                 oidc: parts.oidc,
-                hop_id: hop_id(),
+                hop_id,
+                limits,
                 tracing: parts.tracing,
             }),
         }
@@ -188,6 +200,11 @@ impl AppState {
     /// This process's id in the `x-tollgate-hop` header (loop detection).
     pub fn hop_id(&self) -> &str {
         &self.inner.hop_id
+    }
+
+    /// The budget and rate-limit engine (leases, reservations).
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
     }
 
     /// The shared upstream client of the proxy path.
@@ -291,7 +308,16 @@ impl AppState {
         Metrics::add(&metrics.config_tokens_read, tokens.len() as u64);
         let signed_out = Arc::new(self.inner.store.signed_out_sessions(self.now_ms()).await?.into_iter().collect());
         let bindings = self.inner.store.all_secret_bindings().await?.into_iter().collect();
-        self.inner.snapshot.store(Arc::new(Snapshot { version, providers, tokens, credentials, bindings, signed_out }));
+        let limits = Arc::new(crate::snapshot::Limits::load(&self.inner.store).await?);
+        self.inner.snapshot.store(Arc::new(Snapshot {
+            version,
+            providers,
+            tokens,
+            credentials,
+            bindings,
+            signed_out,
+            limits,
+        }));
         Metrics::inc(&metrics.config_reloads_full);
         self.inner.ready.store(true, Ordering::Release);
         Ok(())
@@ -337,6 +363,7 @@ impl AppState {
             credentials: current.credentials.clone(),
             bindings: current.bindings.clone(),
             signed_out: current.signed_out.clone(),
+            limits: current.limits.clone(),
         };
         for change in changes {
             self.apply_change(&mut next, change).await?;
@@ -409,6 +436,10 @@ impl AppState {
                     }
                     None => next.tokens.retain(|_, t| t.id != name),
                 }
+            }
+            ConfigKind::Limit => {
+                // budgets and rate limits are few: any change re-reads them all
+                next.limits = Arc::new(crate::snapshot::Limits::load(store).await?);
             }
             ConfigKind::Session => {
                 next.signed_out = Arc::new(store.signed_out_sessions(self.now_ms()).await?.into_iter().collect());

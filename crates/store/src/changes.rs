@@ -45,10 +45,14 @@ pub enum ConfigKind {
     /// The signed-out console sessions, always named [`SIGNED_OUT`] (the list is re-read
     /// whole; the cookie's MAC stays out of the log).
     Session,
+    /// A budget or a rate limit, named `budget/<name>` or `rate-limit/<name>` (the limits are
+    /// few and re-read whole).
+    Limit,
 }
 
 impl ConfigKind {
-    pub const ALL: [ConfigKind; 4] = [ConfigKind::Provider, ConfigKind::Secret, ConfigKind::Token, ConfigKind::Session];
+    pub const ALL: [ConfigKind; 5] =
+        [ConfigKind::Provider, ConfigKind::Secret, ConfigKind::Token, ConfigKind::Session, ConfigKind::Limit];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,6 +60,7 @@ impl ConfigKind {
             ConfigKind::Secret => "secret",
             ConfigKind::Token => "token",
             ConfigKind::Session => "session",
+            ConfigKind::Limit => "limit",
         }
     }
 

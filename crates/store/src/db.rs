@@ -104,6 +104,7 @@ pub(crate) const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "console signouts", include_str!("../migrations/sqlite/0002_console_signouts.sql")),
     (3, "secret bindings", include_str!("../migrations/sqlite/0003_secret_bindings.sql")),
     (4, "config changes", include_str!("../migrations/sqlite/0004_config_changes.sql")),
+    (5, "limits", include_str!("../migrations/sqlite/0005_limits.sql")),
 ];
 /// On PostgreSQL usage tables live in the same database, so they are in the same list.
 pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -114,6 +115,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "secret bindings", include_str!("../migrations/postgres/0005_secret_bindings.sql")),
     (6, "transcripts", include_str!("../migrations/postgres/0006_transcripts.sql")),
     (7, "config changes", include_str!("../migrations/postgres/0007_config_changes.sql")),
+    (8, "limits", include_str!("../migrations/postgres/0008_limits.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -19,6 +19,7 @@ mod db;
 mod changes;
 mod conversation;
 mod error;
+mod limits;
 mod providers;
 mod requests;
 mod rollup;
@@ -35,6 +36,7 @@ pub use changes::{
 };
 pub use conversation::conversation_of;
 pub use error::StoreError;
+pub use limits::{LimitRecord, LimitResource, WindowKey, WindowState, WindowSync, grant as limit_grant};
 pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};

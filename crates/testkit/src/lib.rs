@@ -42,6 +42,7 @@ pub struct TestGateway {
     pub clock: tollgate_server::time::Clock,
     /// The gateway's usage meter, for [`flush_usage`](Self::flush_usage).
     meter: tollgate_server::meter::Meter,
+    limits: tollgate_server::limits::Limits,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// Where the gateway writes usage events.
@@ -72,7 +73,8 @@ impl TestGateway {
         tweak(&mut settings);
         let clock = settings.clock.clone();
         let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
-        type Ready = (String, Option<String>, tollgate_server::meter::Meter, Option<PathBuf>);
+        type Ready =
+            (String, Option<String>, tollgate_server::meter::Meter, Option<PathBuf>, tollgate_server::limits::Limits);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<Ready>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -95,7 +97,8 @@ impl TestGateway {
                 let base = format!("{scheme}://{}", gw.local_addr());
                 let meter = gw.state().meter().clone();
                 let ca = gw.tls_ca_file().map(PathBuf::from);
-                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter, ca)));
+                let limits = gw.state().limits().clone();
+                let _ = ready_tx.send(Ok((base, gw.bootstrap_token().map(str::to_string), meter, ca, limits)));
                 let _ = gw
                     .serve(async move {
                         let _ = stop_rx.await;
@@ -103,7 +106,7 @@ impl TestGateway {
                     .await;
             });
         });
-        let (base_url, token, meter, tls_ca_file) = ready_rx.await.context("gateway thread died")??;
+        let (base_url, token, meter, tls_ca_file, limits) = ready_rx.await.context("gateway thread died")??;
         let client = match &tls_ca_file {
             Some(ca) => reqwest::Client::builder()
                 .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(ca)?)?])
@@ -124,6 +127,7 @@ impl TestGateway {
             client,
             clock,
             meter,
+            limits,
             shutdown: Some(stop_tx),
             thread: Some(thread),
             usage_url,
@@ -202,6 +206,17 @@ impl TestGateway {
     }
 
     /// Every usage event the gateway has committed so far, oldest first.
+    /// Flushes budget and rate-limit spend to the database and hands idle leases back (what
+    /// the background sync does every second).
+    pub async fn flush_limits(&self) {
+        self.limits.sync_all().await;
+    }
+
+    /// Budget and rate-limit reservations in flight on this gateway (0 when nothing leaked).
+    pub fn limits_reserved(&self) -> i64 {
+        self.limits.reserved_total()
+    }
+
     pub async fn usage_events(&self) -> anyhow::Result<Vec<tollgate_store::UsageEvent>> {
         let store = tollgate_store::UsageStore::connect(&self.usage_url).await?;
         let events =

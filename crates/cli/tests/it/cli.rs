@@ -1282,7 +1282,15 @@ fn apply_merge_patch_and_changed_paths_agree() {
     assert_eq!(secret_refs(&spec), ["K"]);
     let err = |v: Value| validate_document("f#2", v).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err(json!({"name": "p"})).contains("f#2: kind: required"));
-    assert!(err(json!({"kind": "Budget"})).contains("unknown kind `Budget`"));
+    assert!(err(json!({"kind": "Team"})).contains("unknown kind `Team`"));
+    assert!(err(json!({"kind": "Budget", "name": "b", "limit_microcents": 0})).starts_with("f#2: limit_microcents"));
+    let (name, spec) = validate_document(
+        "f#3",
+        json!({"kind": "Budget", "name": "b", "limit_microcents": 5, "current_spend_microcents": 3, "period_resets_at": "t"}),
+    )
+    .unwrap();
+    assert_eq!(name, "b");
+    assert!(spec.get("current_spend_microcents").is_none() && spec.get("period_resets_at").is_none(), "{spec}");
     assert!(err(json!({"kind": "Provider", "name": "Bad Name", "type": "openai"})).starts_with("f#2: name"));
 }
 
@@ -1355,4 +1363,84 @@ async fn e2e_apply_and_diff() {
     assert_eq!(run.stdout, "unchanged provider/team-a\ndeleted provider/team-b\n");
     let run = tg(&gw, &["provider", "get", "team-b"]);
     assert_eq!(run.code, 1, "{}", run.stdout);
+}
+
+/// `tollgate budget` and `tollgate rate-limit` with the real binary (USD flags, tables, update
+/// keeps what is not given), and `apply` / `diff` with `Budget` and `RateLimit` documents.
+#[tokio::test]
+async fn e2e_budgets_and_rate_limits() {
+    let gw = TestGateway::start().await.unwrap();
+    let run = tg(
+        &gw,
+        &["budget", "create", "agents", "--limit", "25", "--warn-at", "20", "--period", "weekly", "-o", "json"],
+    )
+    .ok();
+    let b = run.json();
+    assert_eq!(
+        (b["limit_microcents"].as_i64(), b["warn_at_microcents"].as_i64()),
+        (Some(2_500_000_000), Some(2_000_000_000))
+    );
+    assert_eq!((b["period"].as_str(), b["pooling_mode"].as_str()), (Some("weekly"), Some("per_agent")));
+    tg(&gw, &["budget", "create", "bot", "--limit", "100", "--agent", "bot", "--provider", "oa"]).ok();
+    let run = tg(&gw, &["budget", "create", "bot-2", "--limit", "1", "--agent", "bot"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("scope.agent"), "{}", run.stderr);
+    let run = tg(&gw, &["budget", "create", "x"]);
+    assert!(run.code != 0 && run.stderr.contains("--limit"), "{}", run.stderr);
+    let table = tg(&gw, &["budget", "list"]).ok().stdout;
+    assert!(
+        table.contains("agents") && table.contains("$25") && table.contains("$20") && table.contains("default"),
+        "{table}"
+    );
+    assert!(table.contains("agent bot; providers oa") && table.contains("$100"), "{table}");
+    let u = tg(&gw, &["budget", "update", "agents", "--limit", "30.5", "-o", "json"]).ok().json();
+    assert_eq!(
+        (u["limit_microcents"].as_i64(), u["period"].as_str()),
+        (Some(3_050_000_000), Some("weekly")),
+        "update keeps the rest"
+    );
+    assert_eq!(tg(&gw, &["budget", "get", "agents", "-o", "json"]).ok().json()["current_spend_microcents"], 0);
+    tg(&gw, &["budget", "delete", "bot"]).ok();
+    assert_eq!(tg(&gw, &["budget", "get", "bot"]).code, 1);
+
+    let r = tg(&gw, &["rate-limit", "create", "rl", "--rpm", "60", "--agent", "bot", "-o", "json"]).ok().json();
+    assert_eq!((r["requests_per_minute"].as_i64(), r["scope"]["agent"].as_str()), (Some(60), Some("bot")));
+    assert!(r["scope"]["token"].is_null(), "the CLI's own --token is not a scope: {r}");
+    tg(&gw, &["rate-limit", "update", "rl", "--tpm", "1000"]).ok();
+    let table = tg(&gw, &["rate-limit", "list"]).ok().stdout;
+    assert!(table.contains("agent bot") && table.contains("60") && table.contains("1000"), "{table}");
+    assert_eq!(tg(&gw, &["rate-limit", "create", "bad"]).code, 1, "neither --rpm nor --tpm");
+
+    // GitOps: budgets and rate limits next to providers; what `get -o yaml` prints applies back.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let docs = "kind: Budget\nname: agents\nlimit_microcents: 3050000000\nperiod: weekly\n---\nkind: Budget\nname: shared\npooling_mode: shared\nlimit_microcents: 100\n---\nkind: RateLimit\nname: rl\nscope:\n  agent: bot\nrequests_per_minute: 120\n";
+    std::fs::write(dir.path().join("limits.yaml"), docs).unwrap();
+    let run = tg(&gw, &["diff", "-f", d]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (
+            1,
+            "~ budget/agents (update: warn_at_microcents)\n+ budget/shared\n~ rate-limit/rl (update: requests_per_minute, tokens_per_minute)\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    let run = tg(&gw, &["apply", "-f", d]).ok();
+    assert_eq!(run.stdout, "updated budget/agents\ncreated budget/shared\nupdated rate-limit/rl\n");
+    assert_eq!(tg(&gw, &["diff", "-f", d]).ok().stdout, "= budget/agents\n= budget/shared\n= rate-limit/rl\n");
+    let yaml = tg(&gw, &["budget", "get", "shared", "-o", "yaml"]).ok().stdout;
+    let run = tg_in(&gw, &["apply", "-f", "-"], Some(&format!("kind: Budget\n{yaml}"))).ok();
+    assert_eq!(run.stdout, "unchanged budget/shared\n");
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "kind: Budget\nname: shared\npooling_mode: shared\nlimit_microcents: 100\n",
+    )
+    .unwrap();
+    let run = tg(&gw, &["apply", "-f", d, "--prune"]).ok();
+    assert_eq!(
+        run.stdout, "unchanged budget/shared\ndeleted budget/agents\n",
+        "rate limits are not pruned by a budgets-only run"
+    );
+    assert_eq!(tg(&gw, &["rate-limit", "get", "rl", "-o", "json"]).ok().json()["requests_per_minute"], 120);
 }

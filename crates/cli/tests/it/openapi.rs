@@ -5,7 +5,7 @@ use crate::support::*;
 
 /// Every admin route the server serves. Adding a route means adding it here; the test fails
 /// until the route is documented.
-const ROUTES: [(&str, &str); 30] = [
+const ROUTES: [(&str, &str); 40] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
@@ -36,6 +36,16 @@ const ROUTES: [(&str, &str); 30] = [
     ("get", "/api/v1/conversations"),
     ("get", "/api/v1/conversations/{id}"),
     ("delete", "/api/v1/transcripts"),
+    ("get", "/api/v1/budgets"),
+    ("post", "/api/v1/budgets"),
+    ("get", "/api/v1/budgets/{name}"),
+    ("patch", "/api/v1/budgets/{name}"),
+    ("delete", "/api/v1/budgets/{name}"),
+    ("get", "/api/v1/rate-limits"),
+    ("post", "/api/v1/rate-limits"),
+    ("get", "/api/v1/rate-limits/{name}"),
+    ("patch", "/api/v1/rate-limits/{name}"),
+    ("delete", "/api/v1/rate-limits/{name}"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,9 +155,10 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "secret bindings",
             "transcripts",
             "config changes",
+            "limits",
         ]
     } else {
-        &["config", "console signouts", "secret bindings", "config changes"]
+        &["config", "console signouts", "secret bindings", "config changes", "limits"]
     };
     assert_eq!(applied, expected, "each migration recorded once");
     again.close().await;

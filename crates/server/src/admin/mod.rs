@@ -4,6 +4,7 @@
 //! Every handler authenticates with [`crate::auth::authorize`] first. Errors are
 //! [`crate::ApiError`]s, mapped to HTTP in one place.
 
+pub mod budgets;
 pub mod check;
 pub mod conversations;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod models;
 pub mod paging;
 pub mod providers;
 pub mod query;
+pub mod rate_limits;
 pub mod requests;
 pub mod secrets;
 pub mod spending;
@@ -32,12 +34,12 @@ use utoipa_axum::routes;
 #[openapi(
     info(
         title = "Tollgate admin API",
-        description = "Manage LLM providers, secrets and gateway tokens of a Tollgate AI gateway, read \
-the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…` \
+        description = "Manage LLM providers, secrets, gateway tokens, budgets and rate limits of a Tollgate AI \
+gateway, read the model catalog and spending reports. Authenticate with a gateway token: `Authorization: Bearer tg_…` \
 (or, on a gateway started with `--oidc-issuer`, a JWT of that identity provider, whose role comes from its \
 claims). Roles: any token may read the model catalog; reader may get and list and read spending and the request \
-log, writer may also create, update and delete providers and secrets and purge transcripts, admin also manages \
-tokens and reads recorded request and response bodies."
+log, writer may also create, update and delete providers, secrets, budgets and rate limits and purge transcripts, \
+admin also manages tokens and reads recorded request and response bodies."
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -48,6 +50,8 @@ tokens and reads recorded request and response bodies."
         (name = "models", description = "The model catalog: prices, limits and capabilities"),
         (name = "spending", description = "Cost and usage reports, from hourly rollups"),
         (name = "requests", description = "The request log, conversations and transcripts (bodies: admin only)"),
+        (name = "budgets", description = "Spend caps per agent, per user or shared, enforced on every proxied call"),
+        (name = "rate-limits", description = "Requests and tokens per minute, enforced on every proxied call"),
         (name = "health", description = "Liveness, readiness and this document")
     )
 )]
@@ -88,6 +92,10 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::list))
         .routes(routes!(conversations::get))
         .routes(routes!(transcripts::delete))
+        .routes(routes!(budgets::list, budgets::create))
+        .routes(routes!(budgets::get, budgets::update, budgets::delete))
+        .routes(routes!(rate_limits::list, rate_limits::create))
+        .routes(routes!(rate_limits::get, rate_limits::update, rate_limits::delete))
         .with_state(state)
         .split_for_parts();
     let router =

@@ -104,6 +104,8 @@ struct DetailPage {
     usage_url: String,
     /// Models the catalog does not know or Bedrock cannot serve by bare id.
     warnings: Vec<tollgate_core::warnings::FieldWarning>,
+    /// The budgets that can cap calls through this provider.
+    budgets: Vec<super::budgets::BudgetRow>,
 }
 
 fn entry(console: &Console, session: &Session, name: &str) -> Result<Arc<ProviderEntry>, ConsoleError> {
@@ -323,6 +325,7 @@ pub async fn show(
         passthrough: spec.authorization_passthrough(),
         usage_url,
         warnings: tollgate_core::warnings::model_warnings(spec, &catalog),
+        budgets: super::budgets::rows(&console, Some(&name)).await?.into_iter().map(|(_, r)| r).collect(),
     };
     html_page(StatusCode::OK, &page)
 }

@@ -17,6 +17,7 @@
 //!
 //! Routes never overlap `/llm/v1/…`, `/api/…`, `/healthz`, `/readyz` or `/metrics`.
 
+pub mod budgets;
 pub mod charts;
 pub mod connect;
 pub mod detail;
@@ -80,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/requests/{id}", get(requests::show))
         .route("/transcripts", get(requests::conversations_page))
         .route("/transcripts/{id}", get(requests::conversation))
+        .route("/budgets", get(budgets::page).post(budgets::create))
+        .route("/budgets/{name}/delete", post(budgets::delete))
         .route("/secrets", get(secrets::page).post(secrets::create))
         .route("/secrets/{name}/delete", post(secrets::delete))
         .route("/tokens", get(tokens::page).post(tokens::create))

@@ -266,6 +266,8 @@ pub struct BreakdownRow {
 #[template(path = "usage.html")]
 struct UsagePage {
     layout: Layout,
+    /// Every budget with its spend this period.
+    budgets: Vec<super::budgets::BudgetRow>,
     subtitle: String,
     ranges: Vec<(&'static str, &'static str, bool)>,
     groups: Vec<(&'static str, &'static str, bool)>,
@@ -624,6 +626,7 @@ async fn render(
     );
     let page = UsagePage {
         layout: Layout::of(session, "Cost & Usage", "usage").with_notice(notice),
+        budgets: super::budgets::rows(console, None).await?.into_iter().map(|(_, r)| r).collect(),
         subtitle,
         ranges: RANGES.iter().map(|(r, l)| (*r, *l, *r == view.range)).collect(),
         groups: GROUPS.iter().map(|(g, l)| (*g, *l, *g == group)).collect(),

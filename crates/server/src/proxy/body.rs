@@ -52,6 +52,8 @@ pub struct Recorder {
     /// The request's trace span and operation name, handed to the writer with the event.
     span: Option<crate::telemetry::RequestSpan>,
     operation: &'static str,
+    /// The call's budget and rate-limit reservations, settled with the event's usage.
+    charge: Option<crate::limits::Charge>,
     done: bool,
 }
 
@@ -90,6 +92,7 @@ impl Recorder {
             sent: Instant::now(),
             span: None,
             operation: "other",
+            charge: None,
             done: false,
         }
     }
@@ -111,6 +114,10 @@ impl Recorder {
                 Metrics::inc(&self.metrics.proxy_upstream_failures);
             }
             _ => {}
+        }
+        // Budgets and rate limits settle with exactly the usage the event gets.
+        if let Some(charge) = self.charge.take() {
+            charge.settle(outcome.usage.as_ref().unwrap_or(&Usage::default()), self.response_model.as_deref());
         }
         let latency = self.started.elapsed();
         let observed = crate::telemetry::Observed {
@@ -179,6 +186,16 @@ impl Recorder {
     pub fn capture_output(&mut self, bytes: &Bytes) {
         if let Some(c) = self.capture.as_mut() {
             c.output(bytes);
+        }
+    }
+
+    /// Hands the call's reservations to the recorder: settled when it emits (a recorder that
+    /// already emitted settles them at once, with no usage).
+    pub fn attach_charge(&mut self, charge: crate::limits::Charge) {
+        if self.done {
+            charge.settle(&Usage::default(), None);
+        } else if !charge.is_empty() {
+            self.charge = Some(charge);
         }
     }
 

@@ -96,6 +96,12 @@ pub enum Fault {
     /// A body the gateway reads whole (a models list to filter, a control-plane answer) was
     /// unreadable or too large.
     BodyUnreadable,
+    /// A budget the call counts against has no room for its estimated cost.
+    BudgetExceeded,
+    /// A rate limit (requests or tokens per minute) has no room for the call.
+    RateLimited,
+    /// Budget / rate-limit state could not be read under `--budget-failure-mode closed`.
+    LimitsUnavailable,
 }
 
 /// One row of the table: everything a fault decides.
@@ -113,7 +119,7 @@ pub struct Row {
 
 impl Fault {
     /// Every fault, for the metric labels and the table's tests.
-    pub const ALL: [Fault; 19] = [
+    pub const ALL: [Fault; 22] = [
         Fault::Unauthenticated,
         Fault::NotFound,
         Fault::PermissionDenied,
@@ -133,6 +139,9 @@ impl Fault {
         Fault::Failed,
         Fault::Redirect,
         Fault::BodyUnreadable,
+        Fault::BudgetExceeded,
+        Fault::RateLimited,
+        Fault::LimitsUnavailable,
     ];
 
     /// The table.
@@ -161,6 +170,9 @@ impl Fault {
             Fault::BodyUnreadable => {
                 (Upstream, K::BadGateway, "upstream_body_error", Some(RequestStatus::ConnectionError))
             }
+            Fault::BudgetExceeded => (Downstream, K::BudgetExceeded, "budget_exceeded", None),
+            Fault::RateLimited => (Downstream, K::RateLimited, "rate_limited", None),
+            Fault::LimitsUnavailable => (Internal, K::Unavailable, "limits_unavailable", None),
         };
         Row { source, kind, reason, usage }
     }
@@ -269,6 +281,7 @@ mod tests {
             let status = row.kind.status();
             match row.source {
                 Source::Downstream => assert!((400..500).contains(&status), "{f:?}"),
+                Source::Internal if f == Fault::LimitsUnavailable => assert_eq!(status, 503, "{f:?}"),
                 Source::Internal => assert_eq!(status, 500, "{f:?}"),
                 Source::Upstream => assert!(status == 502 || status == 504, "{f:?}"),
             }

@@ -5,7 +5,8 @@
 //!
 //! [`handle`] runs four stages, each its own module:
 //! 1. [`admit`] — gateway token, provider, scope and enabled, body size, model allow-list:
-//!    whether the gateway serves the request at all;
+//!    whether the gateway serves the request at all; then [`limit`] — budgets and rate limits
+//!    (reservations held in memory, settled by the recorder);
 //! 2. [`prepare`] — the exact upstream request: headers, credential, body edit, URL, SigV4;
 //! 3. [`forward`] — the [`Recorder`](body::Recorder) (from here exactly one usage event), the
 //!    send, the response head;
@@ -30,6 +31,7 @@ mod control;
 pub mod error;
 mod forward;
 pub mod headers;
+mod limit;
 mod prepare;
 mod respond;
 
@@ -124,6 +126,11 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
         Err(e) => return e.respond(metrics, None),
     };
 
+    // 1b. Budgets and rate limits: reserve (settled by the recorder, released if dropped).
+    let limit::Admission { charge, headers: extra } = match limit::check(&state, &snap, &a, name, &inbound).await {
+        Ok(x) => x,
+        Err(refusal) => return refusal.respond(metrics),
+    };
     // Transcript capture (a reference to the client's body, before the include_usage edit),
     // when the provider as admitted records bodies.
     let capture = capture::begin(&a.entry, &parts.headers, &inbound.body, state.settings().transcript_max_bytes);
@@ -156,14 +163,22 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
 
     // 3. Forward.
     let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path, request_id: &request_id };
-    let forwarded =
+    let mut forwarded =
         match forward::send(&state, &a, &at, &parts, &inbound, prepared, forward::Riders { capture, span }).await {
             Ok(f) => f,
-            Err((e, mut recorder)) => return e.respond(metrics, Some(&mut recorder)),
+            Err((e, mut recorder)) => {
+                recorder.attach_charge(charge);
+                let mut resp = e.respond(metrics, Some(&mut recorder));
+                limit::add_headers(&mut resp, extra);
+                return resp;
+            }
         };
+    forwarded.recorder.attach_charge(charge);
 
     // 4. Respond.
-    respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await
+    let mut resp = respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await;
+    limit::add_headers(&mut resp, extra);
+    resp
 }
 
 /// What the span of an admitted request starts with.

@@ -842,6 +842,37 @@ async fn the_console_end_to_end_in_chromium() {
     let gone = b.text(r#"#breakdown tr[data-key="prod-openai"]"#).await;
     assert!(gone.contains("prod-openai") && gone.contains("deleted"), "{gone}");
 
+    // ---- budgets: a default through the form (a chip, the warn-at slider), an override with a
+    // custom amount, the usage bars
+    b.click(r#"a[href="/budgets"]"#).await;
+    assert_eq!(b.prop("#budget-warn", "value").await.as_deref(), Some("80"), "warn at starts at 80 %");
+    b.fill("#budget-name", "agents-monthly").await;
+    b.click(r#"input[name="cap"][value="25"]"#).await;
+    b.c.execute(
+        "const s = document.getElementById('budget-warn'); s.value = 60; s.dispatchEvent(new Event('input'));",
+        vec![],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("slider: {e}"));
+    assert_eq!(b.text("#budget-warn-value").await, "60 %", "the slider shows its value");
+    b.click("#save-budget").await;
+    b.wait_text("#notice", "Budget \"agents-monthly\" created.").await;
+    let card = b.text(r#"section[data-budget="agents-monthly"]"#).await;
+    assert!(card.contains("$25") && card.contains("warn at $15"), "{card}");
+    b.fill("#budget-name", "app-override").await;
+    b.fill("#budget-agent", "app").await;
+    b.fill("#budget-cap-custom", "250").await;
+    assert_eq!(
+        b.prop(r#"input[name="cap"][value="custom"]"#, "checked").await.as_deref(),
+        Some("true"),
+        "typing picks Other"
+    );
+    b.click("#save-budget").await;
+    b.wait_text("#notice", "Budget \"app-override\" created.").await;
+    let row = b.text(r#"tr[data-budget="app-override"]"#).await;
+    assert!(row.contains("app") && row.contains("$250") && row.contains("$200"), "{row}");
+    b.shot("13-budgets").await;
+
     // ---- secrets page with its users, and a reader's read-only console
     b.go("/secrets").await;
     assert!(b.text(r#"tr[data-secret="ANTHROPIC_API_KEY"]"#).await.contains("claude-team"));

@@ -22,7 +22,105 @@ both_backends!(
     no_user_and_no_model_filters_narrow_the_numbers,
     show_commands_follow_the_checked_model,
     form_polish,
+    budgets_page,
 );
+
+/// The Budgets page: a default card with its usage, the overrides table, the form's chips and
+/// warn-at slider (80 % by default), a field error shown in the form, delete; the budgets that
+/// apply on the provider page and on Cost & Usage.
+async fn budgets_page(db: TestDb) {
+    let gw = gateway(db).await;
+    let mut c = Console::new(&gw);
+    c.sign_in(&gw.admin_token).await;
+    let page = c.get("/budgets").await;
+    page.expect(200);
+    let form = section(&page.body, r#"id="budget-form""#, "</form>");
+    for chip in ["$25", "$100", "$500", "$1,000"] {
+        assert!(form.contains(chip), "{chip} chip missing: {form}");
+    }
+    assert!(form.contains(r#"name="warn_pct" min="0" max="100" step="5" value="80""#), "{form}");
+    // A chip with the default warn-at: 80 % of $100.
+    let p = c
+        .post(
+            "/budgets",
+            &[("name", "agents"), ("agent", ""), ("period", "monthly"), ("cap", "100"), ("warn_pct", "80")],
+        )
+        .await;
+    assert_eq!(p.location.as_deref(), Some("/budgets?notice=created&name=agents"), "{}", p.body);
+    let b = expect(admin(&gw, Method::GET, "/api/v1/budgets/agents", None).await, 200);
+    assert_eq!(
+        (b["limit_microcents"].as_i64(), b["warn_at_microcents"].as_i64()),
+        (Some(10_000_000_000), Some(8_000_000_000))
+    );
+    // A custom amount for an override.
+    let p = c
+        .post(
+            "/budgets",
+            &[
+                ("name", "bot"),
+                ("agent", "bot"),
+                ("period", "weekly"),
+                ("cap", "custom"),
+                ("cap_custom", "250.50"),
+                ("warn_pct", "50"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    // A second override for the same agent: the error is shown in the form, nothing is stored.
+    let p = c
+        .post(
+            "/budgets",
+            &[("name", "bot-2"), ("agent", "bot"), ("period", "daily"), ("cap", "25"), ("warn_pct", "80")],
+        )
+        .await;
+    p.expect(400);
+    assert!(section(&p.body, r#"id="budget-error""#, "</p>").contains("scope.agent"), "{}", p.body);
+    let p = c
+        .post(
+            "/budgets",
+            &[("name", "x"), ("period", "daily"), ("cap", "custom"), ("cap_custom", "abc"), ("warn_pct", "80")],
+        )
+        .await;
+    p.expect(400);
+    assert!(p.body.contains("Cap usage at"), "{}", p.body);
+
+    let page = c.get("/budgets").await;
+    let card = section(&page.body, r#"data-budget="agents""#, "</section>");
+    assert!(card.contains("$0") && card.contains("$100") && card.contains("<meter"), "{card}");
+    let row = section(&page.body, r#"<tr data-budget="bot""#, "</tr>");
+    assert!(
+        row.contains("<strong>bot</strong>")
+            && row.contains("weekly")
+            && row.contains("$250.50")
+            && row.contains("$125.25"),
+        "{row}"
+    );
+    assert!(page.body.contains(r#"aria-current="page">Budgets"#));
+
+    // Rate limits are listed.
+    expect(
+        admin(&gw, Method::POST, "/api/v1/rate-limits", Some(json!({"name": "rl", "requests_per_minute": 60}))).await,
+        201,
+    );
+    let page = c.get("/budgets").await;
+    assert!(section(&page.body, r#"data-rate-limit="rl""#, "</tr>").contains("every call"));
+
+    // The provider page and Cost & Usage show the budgets that apply.
+    expect(
+        admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai_compatible", "local"))).await,
+        201,
+    );
+    let detail = c.get("/providers/local").await;
+    let card = section(&detail.body, r#"id="budgets-card""#, "</section>");
+    assert!(card.contains(r#"data-budget="agents""#) && card.contains(r#"data-budget="bot""#), "{card}");
+    let usage = c.get("/usage").await;
+    assert!(section(&usage.body, r#"id="budgets-card""#, "</section>").contains(r#"data-budget="agents""#));
+
+    let p = c.post("/budgets/bot/delete", &[]).await;
+    assert_eq!(p.location.as_deref(), Some("/budgets?notice=deleted&name=bot"));
+    expect(admin(&gw, Method::GET, "/api/v1/budgets/bot", None).await, 404);
+}
 
 async fn sign_in_sessions_and_sign_out(db: TestDb) {
     let gw = gateway(db).await;

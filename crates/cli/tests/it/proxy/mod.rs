@@ -3,6 +3,7 @@
 
 mod azure_openai;
 mod bedrock;
+mod budgets;
 mod config;
 mod errors;
 mod fixtures;
