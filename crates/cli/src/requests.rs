@@ -4,7 +4,7 @@
 //! (shown by `requests get` to admin tokens; others see `bodies withheld`).
 
 use crate::client::{Client, fetch_pages};
-use crate::opts::OutputFormat;
+use crate::opts::{OutputFormat, PageArgs};
 use crate::output;
 use crate::spending::usd;
 use clap::Subcommand;
@@ -31,20 +31,6 @@ pub enum ConversationsCommand {
 pub enum TranscriptsCommand {
     /// Delete a provider's recorded bodies (its requests stay in the log and reports).
     Purge(PurgeArgs),
-}
-
-/// Paging flags shared by the lists.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct PageArgs {
-    /// Results per page (1..=1000, default 50).
-    #[arg(long)]
-    pub page_size: Option<u32>,
-    /// Continue after a previous page.
-    #[arg(long)]
-    pub page_token: Option<String>,
-    /// Fetch every page.
-    #[arg(long)]
-    pub all: bool,
 }
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -104,12 +90,7 @@ pub struct PurgeArgs {
 fn pairs(items: &[(&'static str, &Option<String>)], page: &PageArgs) -> Vec<(&'static str, String)> {
     let mut q: Vec<(&'static str, String)> =
         items.iter().filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.clone()))).collect();
-    if let Some(n) = page.page_size {
-        q.push(("page_size", n.to_string()));
-    }
-    if let Some(t) = &page.page_token {
-        q.push(("page_token", t.clone()));
-    }
+    q.extend(page.query());
     q
 }
 
