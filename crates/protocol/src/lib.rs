@@ -55,7 +55,7 @@ pub use eventstream::{EventStreamReader, Frame as EventStreamFrame};
 
 pub use exchange::{Tap, assemble, family, filter_model_list, inspect, output_limit, prepare_body};
 pub use fixture::Case;
-pub use messages::input_messages;
+pub use messages::{input_messages, output_messages};
 pub use params::{RequestParams, request_params};
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};

@@ -70,9 +70,53 @@ pub fn input_messages(body: &[u8]) -> Option<String> {
     (!out.is_empty()).then(|| Value::Array(out).to_string())
 }
 
+/// The output message of an assembled response (text, thinking, tool calls), serialised in the
+/// same parts format: one `assistant` message whose parts are `reasoning`, `text` and
+/// `tool_call` (arguments as JSON when they parse, else as written). `None` when the response
+/// carried none of them. No `finish_reason`: the assembly does not keep it.
+pub fn output_messages(a: &crate::wire::Assembled) -> Option<String> {
+    let mut parts = Vec::new();
+    if !a.thinking.is_empty() {
+        parts.push(json!({"type": "reasoning", "content": a.thinking}));
+    }
+    if !a.text.is_empty() {
+        parts.push(json!({"type": "text", "content": a.text}));
+    }
+    for t in &a.tool_calls {
+        let arguments =
+            serde_json::from_str::<Value>(&t.arguments).unwrap_or_else(|_| Value::String(t.arguments.clone()));
+        let mut call = json!({"type": "tool_call", "name": t.name, "arguments": arguments});
+        if let (Some(id), Some(o)) = (&t.id, call.as_object_mut()) {
+            o.insert("id".into(), Value::String(id.clone()));
+        }
+        parts.push(call);
+    }
+    (!parts.is_empty()).then(|| json!([{"role": "assistant", "parts": parts}]).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assembled_answer_is_one_assistant_message() {
+        let mut a = crate::wire::Assembled::default();
+        a.text = "hello".into();
+        a.thinking = "hmm".into();
+        let t = a.tool("0");
+        t.id = Some("call_1".into());
+        t.name = "get_weather".into();
+        t.arguments = r#"{"city":"Oslo"}"#.into();
+        let v: Value = output_messages(&a).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null);
+        assert_eq!(
+            v,
+            json!([{"role": "assistant", "parts": [
+                {"type": "reasoning", "content": "hmm"},
+                {"type": "text", "content": "hello"},
+                {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Oslo"}}]}])
+        );
+        assert_eq!(output_messages(&crate::wire::Assembled::default()), None);
+    }
 
     fn parsed(body: &str) -> Value {
         input_messages(body.as_bytes()).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Value::Null)

@@ -422,6 +422,9 @@ impl UsageWriter {
     async fn flush(&mut self, pending: &mut Vec<Metered>) {
         let mut transcripts = Vec::new();
         for m in pending.iter_mut() {
+            if let (Some(span), Some(t)) = (m.observed.span.as_mut(), m.transcript.as_deref()) {
+                crate::telemetry::set_output_messages(span, &m.event, t);
+            }
             if let Some(t) = m.transcript.take() {
                 transcripts.push(crate::transcript::Pending {
                     event_id: m.event.id.clone(),

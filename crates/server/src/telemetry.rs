@@ -31,9 +31,10 @@
 //! Message bodies are set only when the provider's transcript toggles are on, in the
 //! conventions' parts format: `gen_ai.input.messages` from the request body when
 //! `transcripts.record_input_messages` is on ([`RequestSpan::set_request_body`]);
-//! `gen_ai.output.messages` needs the response text, which the proxy does not assemble yet:
-//! [`RequestSpan::set_output_messages`] is the hook for transcript capture
-//! (`record_output_messages`). A span is never given a credential or a header value.
+//! `gen_ai.output.messages` from the response the transcript captured when
+//! `transcripts.record_output_messages` is on ([`set_output_messages`], in the usage writer:
+//! the captured bytes are assembled by the protocol crate off the request path). A span is
+//! never given a credential or a header value.
 
 use crate::metrics::Metrics;
 use opentelemetry::propagation::TextMapPropagator as _;
@@ -420,6 +421,23 @@ impl Default for Observed {
 /// written here because the cost is known only after pricing; it therefore follows the
 /// request's end by at most one writer flush (`--usage-flush-interval-ms`). Never a body, a
 /// header or a credential.
+/// Sets `gen_ai.output.messages` on `span` from the response `captured` for the transcript
+/// (present only when the provider records output), assembled like the request log shows it.
+pub fn set_output_messages(
+    span: &mut RequestSpan,
+    event: &tollgate_store::UsageEvent,
+    captured: &crate::transcript::Captured,
+) {
+    let Some(output) = captured.output.as_ref().filter(|b| !b.is_empty()) else { return };
+    let family = event.provider_type.descriptor().wire_family;
+    let endpoint = tollgate_protocol::inspect(family, "POST", &event.endpoint, None, b"{}").endpoint;
+    let assembled =
+        tollgate_protocol::assemble(family, endpoint, captured.response_content_type.as_deref(), &output.to_vec());
+    if let Some(json) = assembled.as_ref().and_then(tollgate_protocol::output_messages) {
+        span.set_output_messages(json);
+    }
+}
+
 pub fn observe(
     metrics: &Metrics,
     catalog: &tollgate_core::Catalog,

@@ -365,8 +365,25 @@ async fn input_messages_only_with_the_toggle_on(db: TestDb) {
     )
     .await;
     assert_eq!(off.status, 200, "{}", off.text());
-    on.events(2).await;
-    let spans = rx.wait_for(2, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    // output only: the answer, assembled from the captured response
+    let p = crate::proxy::provider_at(
+        "anthropic",
+        "p-out",
+        &on.up.provider_base_url(),
+        json!({"transcripts": {"record_output_messages": true}}),
+    );
+    expect(admin(&on.gw, Method::POST, "/api/v1/llm-providers", Some(p)).await, 201);
+    let out = crate::proxy::send(
+        sdk_auth(on.gw.client.post(on.gw.url("/llm/v1/providers/p-out/v1/messages")), "anthropic", &on.token)
+            .json(&body),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    let answer: Value = serde_json::from_str(&out.text()).unwrap_or_default();
+    let text = answer["content"][0]["text"].as_str().unwrap_or_default().to_string();
+    assert!(!text.is_empty(), "{answer}");
+    on.events(3).await;
+    let spans = rx.wait_for(3, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
     let by = |p: &str| {
         spans.iter().find(|s| s.str("tollgate.provider.name") == Some(p)).unwrap_or_else(|| panic!("{p}: {spans:#?}"))
     };
@@ -378,7 +395,12 @@ async fn input_messages_only_with_the_toggle_on(db: TestDb) {
                {"role": "user", "parts": [{"type": "text", "content": "what is 2+2?"}]}])
     );
     assert!(!by("p-off").attributes.contains_key("gen_ai.input.messages"), "toggle off: no messages");
-    assert!(!by(&on.name).attributes.contains_key("gen_ai.output.messages"));
+    assert!(!by("p-off").attributes.contains_key("gen_ai.output.messages"), "toggle off: no messages");
+    assert!(!by(&on.name).attributes.contains_key("gen_ai.output.messages"), "input only");
+    let output: Value = serde_json::from_str(by("p-out").str("gen_ai.output.messages").unwrap_or_default())
+        .unwrap_or_else(|e| panic!("gen_ai.output.messages is not JSON: {e}"));
+    assert_eq!(output, json!([{"role": "assistant", "parts": [{"type": "text", "content": text}]}]));
+    assert!(!by("p-out").attributes.contains_key("gen_ai.input.messages"), "output only");
 }
 
 both_backends!(
