@@ -126,7 +126,9 @@ pub struct BudgetScope {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
-    /// Immutable; `^[a-z][a-z0-9-]*$`, at most 63 characters.
+    /// Immutable; `^[a-z][a-z0-9-]*$`, at most 63 characters. Required on create (422 when
+    /// absent); not marked required in the schema, which also describes merge patches.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub display_name: String,
@@ -138,8 +140,8 @@ pub struct BudgetSpec {
     /// daily | weekly | monthly (UTC calendar; weeks start Monday)
     #[serde(default)]
     pub period: Period,
-    /// The cap, in microcents (1 USD = 100,000,000); more than 0.
-    #[serde(deserialize_with = "crate::error::required_integer")]
+    /// The cap, in microcents (1 USD = 100,000,000); more than 0. Required on create.
+    #[serde(default, deserialize_with = "crate::error::required_integer")]
     pub limit_microcents: i64,
     /// Past this spend responses carry `SpendLimit-Warning`; 0..=limit (absent: no warning).
     #[serde(default, deserialize_with = "crate::error::integer")]
@@ -350,7 +352,9 @@ pub struct RateLimitScope {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
-    /// Immutable; `^[a-z][a-z0-9-]*$`, at most 63 characters.
+    /// Immutable; `^[a-z][a-z0-9-]*$`, at most 63 characters. Required on create (422 when
+    /// absent); not marked required in the schema, which also describes merge patches.
+    #[serde(default)]
     pub name: String,
     #[serde(default)]
     pub display_name: String,

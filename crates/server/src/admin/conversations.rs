@@ -7,7 +7,7 @@
 
 use super::paging;
 use super::query::Query;
-use super::requests::{RequestSummary, cursor, summaries};
+use super::requests::{RequestSummary, cursor, next_page, summaries};
 use crate::auth::{authorize, in_scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -152,9 +152,7 @@ pub async fn list(
     let limit = i64::from(page.limit);
     let mut rows =
         state.usage().list_conversations(&f, after.as_ref().map(|(ts, id)| (*ts, id.as_str())), limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(page.limit as usize);
-    let next = more.then(|| rows.last().map(|c| paging::encode(&format!("{}:{}", c.last_at_ms, c.id)))).flatten();
+    let next = next_page(&mut rows, page.limit, |c| (c.last_at_ms, c.id.as_str()));
     Ok(Json(ConversationList { conversations: rows.iter().map(view).collect(), next_page_token: next }))
 }
 

@@ -214,6 +214,20 @@ pub(crate) fn cursor(token: Option<&str>) -> Result<Option<(i64, String)>, ApiEr
     Ok(Some((ts.parse::<i64>().map_err(|_| bad())?, id.to_string())))
 }
 
+/// Keeps the first `limit` of `rows` (read as `limit + 1`) and answers the token that continues
+/// after the last kept row when more followed: the inverse of [`cursor`].
+pub(crate) fn next_page<T>(rows: &mut Vec<T>, limit: u32, key: impl Fn(&T) -> (i64, &str)) -> Option<String> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    more.then(|| {
+        rows.last().map(|r| {
+            let (ts, id) = key(r);
+            paging::encode(&format!("{ts}:{id}"))
+        })
+    })
+    .flatten()
+}
+
 /// One event as the API shows it.
 pub(crate) fn summary(e: &UsageEvent, flags: TranscriptFlags) -> RequestSummary {
     let u = &e.usage;
@@ -276,9 +290,7 @@ pub async fn list(
     let limit = i64::from(page.limit);
     let mut events =
         state.usage().list_requests(&f, after.as_ref().map(|(ts, id)| (*ts, id.as_str())), limit + 1).await?;
-    let more = events.len() as i64 > limit;
-    events.truncate(page.limit as usize);
-    let next = more.then(|| events.last().map(|e| paging::encode(&format!("{}:{}", e.ts_ms, e.id)))).flatten();
+    let next = next_page(&mut events, page.limit, |e| (e.ts_ms, e.id.as_str()));
     Ok(Json(RequestList { requests: summaries(&state, &events).await?, next_page_token: next }))
 }
 
