@@ -23,9 +23,11 @@
 #
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
 # --peers adds, each installed on first use and skipped (with the reason) when it cannot run:
-# LiteLLM (pip, pinned, in a venv under ~/.cache/tollgate-bench-peers) with its Rust path
-# (`rust: true`, P12), Portkey's gateway (npm, same cache) and litellm-rs, a Rust gateway
-# (`cargo install` into $CARGO_TARGET_DIR/tools; the first build takes long).
+# LiteLLM (pip, pinned, in a venv under ~/.cache/tollgate-bench-peers) and its Rust path
+# (LITELLM_RUST on an anthropic model, P12), Portkey's gateway (npm, same cache), and two Rust
+# gateways: TensorZero (from its PyPI wheel) and litellm-rs (`cargo install` into
+# $CARGO_TARGET_DIR/tools; the first build takes long). BENCH_SKIP_PEERS="litellm-rs ..." leaves
+# peers out (names: litellm litellm-rust portkey tensorzero litellm-rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -40,7 +42,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --peers) PEERS=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
