@@ -300,10 +300,11 @@ EOF
   if [ "$API" = anthropic ]; then URL="http://127.0.0.1:$LITELLM_PORT/v1/messages"
   else URL="http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"; fi
   if [ "$rust" = true ]; then # say so when the Rust path did not take the request (it falls back to Python)
-    curl -s -o /dev/null -D - "$URL" -H "x-api-key: $TOKEN" -H 'anthropic-version: 2023-06-01' \
+    local head
+    head=$(curl -s -o /dev/null -D - "$URL" -H "x-api-key: $TOKEN" -H 'anthropic-version: 2023-06-01' \
       -H 'content-type: application/json' \
-      --data '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}' |
-      grep -qi '^x-litellm-rust: *true' ||
+      --data '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}' || true)
+    grep -qi '^x-litellm-rust: *true' <<<"$head" ||
       log "warning: LiteLLM answered without x-litellm-rust: true; this row may measure its Python fallback"
   fi
 }
