@@ -359,6 +359,10 @@ providers:
     api_key: "$UPSTREAM_KEY"
     base_url: "http://127.0.0.1:$MOCK_PORT/v1"
     models: ["gpt-4o-mini"]
+    # Its defaults (1,000 rpm, 100k tpm, 10 concurrent requests per provider) would throttle the load.
+    rpm: 1000000000
+    tpm: 4000000000
+    max_concurrent_requests: 10000
     max_retries: 0
     enabled: true
 storage:
