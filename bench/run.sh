@@ -352,7 +352,7 @@ stop_tensorzero() { stop_pid "$TENSORZERO_PID"; wait "$TENSORZERO_PID" 2>/dev/nu
 start_litellm_rs() {
   cat >"$WORK/litellm-rs.yaml" <<EOF
 schema_version: "1.0"
-server: {host: "127.0.0.1", port: $LITELLM_RS_PORT, workers: 1, dev_mode: true}
+server: {host: "127.0.0.1", port: $LITELLM_RS_PORT, workers: 1}
 providers:
   - name: mock
     provider_type: openai
@@ -365,10 +365,18 @@ providers:
     max_concurrent_requests: 10000
     max_retries: 0
     enabled: true
+router:
+  strategy: round_robin
+  circuit_breaker: {failure_threshold: 5, recovery_timeout: 60, min_requests: 10, success_threshold: 3}
+  load_balancer: {health_check_enabled: false}
 storage:
   database: {url: "sqlite://$WORK/litellm-rs.sqlite", enabled: false}
   redis: {url: "redis://127.0.0.1:6379", enabled: false}
 auth: {enable_jwt: false, enable_api_key: false, allow_anonymous: true}
+monitoring:
+  metrics: {enabled: false, port: 9090, path: /metrics, interval_seconds: 15}
+  tracing: {enabled: false, endpoint: null, service_name: litellm-rs-bench, sampling_rate: 0.1, jaeger: null}
+  health: {path: /health, detailed: false}
 EOF
   "${PIN_PROXY[@]}" "$TOOLS/bin/gateway" --config "$WORK/litellm-rs.yaml" serve >"$WORK/litellm-rs.log" 2>&1 &
   LITELLM_RS_PID=$!; PIDS+=("$LITELLM_RS_PID")
