@@ -365,6 +365,7 @@ providers:
     max_concurrent_requests: 10000
     max_retries: 0
     enabled: true
+    endpoint_access: private_network # its SSRF check refuses a loopback base_url otherwise
 router:
   strategy: round_robin
   circuit_breaker: {failure_threshold: 5, recovery_timeout: 60, min_requests: 10, success_threshold: 3}

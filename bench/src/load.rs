@@ -255,19 +255,34 @@ impl Api {
         Ok(Bytes::from(serde_json::to_vec(&body)?))
     }
 
-    /// What a 2xx body must contain: the usage object with its first field (when streamed: in
-    /// the usage chunk for OpenAI, in `message_start` for Anthropic).
-    fn usage_mark(self) -> &'static [u8] {
+    /// The token count a 2xx body's usage object must carry (when streamed: in the usage chunk
+    /// for OpenAI, in `message_start` for Anthropic).
+    fn usage_field(self) -> &'static [u8] {
         match self {
-            Api::Openai => br#""usage":{"prompt_tokens""#,
-            Api::Anthropic => br#""usage":{"input_tokens""#,
+            Api::Openai => br#""prompt_tokens""#,
+            Api::Anthropic => br#""input_tokens""#,
         }
     }
 
+    /// Whether some `"usage":{…}` object in `body` has the API's token field, in whatever order
+    /// the gateway wrote the fields.
     fn carries_usage(self, body: &[u8]) -> bool {
-        let mark = self.usage_mark();
-        body.windows(mark.len()).any(|w| w == mark)
+        const OPEN: &[u8] = br#""usage":{"#;
+        let field = self.usage_field();
+        let mut rest = body;
+        while let Some(at) = find(rest, OPEN) {
+            rest = &rest[at + OPEN.len()..];
+            let object = &rest[..find(rest, b"}").unwrap_or(rest.len())];
+            if find(object, field).is_some() {
+                return true;
+            }
+        }
+        false
     }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The model an Anthropic-shaped request names (the mock answers any).
@@ -561,7 +576,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_mark_matches_both_shapes() {
+    fn usage_check_matches_both_shapes_in_any_field_order() {
         assert!(Api::Openai.carries_usage(br#"{"usage":{"prompt_tokens":1}}"#));
         assert!(
             Api::Openai.carries_usage(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12}}\n\ndata: [DONE]\n\n")
@@ -572,6 +587,13 @@ mod tests {
         assert!(Api::Anthropic.carries_usage(br#"{"type":"message","usage":{"input_tokens":12,"output_tokens":7}}"#));
         assert!(!Api::Anthropic.carries_usage(br#"{"usage":{"prompt_tokens":1}}"#));
         assert!(!Api::Openai.carries_usage(br#"{"usage":{"input_tokens":1}}"#));
+        // Field order is the gateway's (litellm-rs sorts them); the field must be in the object.
+        assert!(Api::Openai.carries_usage(br#"{"usage":{"completion_tokens":7,"prompt_tokens":12}}"#));
+        assert!(
+            Api::Openai.carries_usage(br#"{"usage":null} {"usage":{"total_tokens":1}} {"usage":{"prompt_tokens":1}}"#)
+        );
+        assert!(!Api::Openai.carries_usage(br#"{"usage":{"completion_tokens":7},"prompt_tokens":12}"#));
+        assert!(!Api::Openai.carries_usage(br#"{"usage":{"#));
         for stream in [false, true] {
             let body = Api::Anthropic.request_body(ANTHROPIC_MODEL, stream).unwrap_or_default();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
