@@ -18,14 +18,22 @@
 # P1 without and with one budget and one rate limit that every request matches: each
 # feature's cost, judged against the row without it in the same run.
 #
+# P12 is P1 in Anthropic's shape (POST /v1/messages, x-api-key, usage.input_tokens): Tollgate
+# through an anthropic provider, nginx, and with --peers LiteLLM's Python path and its Rust path.
+#
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
-# --peers adds LiteLLM (pip, in a venv) and Portkey's gateway (npm) where they install.
+# --peers adds, each installed on first use and skipped (with the reason) when it cannot run:
+# LiteLLM (pip, pinned, in a venv under ~/.cache/tollgate-bench-peers) and its Rust path
+# (LITELLM_RUST on an anthropic model, P12), Portkey's gateway (npm, same cache), and two Rust
+# gateways: TensorZero (from its PyPI wheel) and litellm-rs (`cargo install` into
+# $CARGO_TARGET_DIR/tools; the first build takes long). BENCH_SKIP_PEERS="litellm-rs ..." leaves
+# peers out (names: litellm litellm-rust portkey tensorzero litellm-rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 DURATION=20
-SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11"
+SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12"
 PEERS=0
 BUILD=1
 while [ $# -gt 0 ]; do
@@ -34,7 +42,7 @@ while [ $# -gt 0 ]; do
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --peers) PEERS=1; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -48,7 +56,7 @@ if [ -w /proc/self/autogroup ]; then echo -20 >/proc/self/autogroup 2>/dev/null 
 if [ "$(nproc)" -ge 2 ]; then PROXY_CPU=0; LOAD_CPU=1; else PROXY_CPU=0; LOAD_CPU=0; fi
 PORT_BASE=${BENCH_PORT_BASE:-19100}
 MOCK_PORT=$((PORT_BASE + 1)); NGINX_PORT=$((PORT_BASE + 2)); TG_PORT=$((PORT_BASE + 3))
-LITELLM_PORT=$((PORT_BASE + 4)); PORTKEY_PORT=$((PORT_BASE + 5))
+LITELLM_PORT=$((PORT_BASE + 4)); PORTKEY_PORT=$((PORT_BASE + 5)); LITELLM_RS_PORT=$((PORT_BASE + 6))
 UPSTREAM_KEY=sk-bench-upstream-0123456789
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
@@ -101,7 +109,16 @@ stop_mock() { stop_pid "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true; }
 
 # --- targets: each start_* sets URL, TOKEN and WATCH (the pid doing the proxying) ---------
 
-start_direct() { URL="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"; TOKEN=$UPSTREAM_KEY; WATCH=$MOCK_PID; }
+# API (openai | anthropic) is the shape of the scenario being run; each start_* sets its URL for it.
+API=openai
+# The proxy route of each shape on Tollgate and nginx: the provider and its upstream path.
+gateway_route() { if [ "$API" = anthropic ]; then echo mock-anthropic/v1/messages; else echo mock/chat/completions; fi; }
+
+start_direct() {
+  if [ "$API" = anthropic ]; then URL="http://127.0.0.1:$MOCK_PORT/v1/messages"
+  else URL="http://127.0.0.1:$MOCK_PORT/v1/chat/completions"; fi
+  TOKEN=$UPSTREAM_KEY; WATCH=$MOCK_PID
+}
 stop_direct() { :; }
 
 NGINX_TOKEN=tg_nginxBenchToken0123456789abcdefghijklmnopq
@@ -123,6 +140,7 @@ http {
   keepalive_timeout 75s;
   map_hash_bucket_size 128;
   map \$http_authorization \$gateway_token_ok { "Bearer $NGINX_TOKEN" 1; default 0; }
+  map \$http_x_api_key \$gateway_key_ok { "$NGINX_TOKEN" 1; default 0; }
   upstream mock {
     server 127.0.0.1:$MOCK_PORT;
     keepalive 1024;
@@ -139,6 +157,15 @@ http {
       proxy_buffering off;
       proxy_read_timeout 600s;
     }
+    location /llm/v1/providers/mock-anthropic/ {
+      if (\$gateway_key_ok = 0) { return 401; }
+      proxy_pass http://mock/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header x-api-key "$UPSTREAM_KEY";
+      proxy_buffering off;
+      proxy_read_timeout 600s;
+    }
   }
 }
 EOF
@@ -146,7 +173,7 @@ EOF
   NGINX_PID=$!; PIDS+=("$NGINX_PID")
   wait_port "$NGINX_PORT"
   WATCH=$(cat "/proc/$NGINX_PID/task/$NGINX_PID/children" | awk '{print $1}')
-  URL="http://127.0.0.1:$NGINX_PORT/llm/v1/providers/mock/chat/completions"; TOKEN=$NGINX_TOKEN
+  URL="http://127.0.0.1:$NGINX_PORT/llm/v1/providers/$(gateway_route)"; TOKEN=$NGINX_TOKEN
 }
 stop_nginx() { stop_pid "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; }
 
@@ -167,6 +194,11 @@ start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRA
     --openai-compatible-config.api-key-ref MOCK_API_KEY \
     --transcripts.record-input-messages "${TG_TRANSCRIPTS:-false}" \
     --transcripts.record-output-messages "${TG_TRANSCRIPTS:-false}" >/dev/null
+  if [ "$API" = anthropic ]; then
+    "${cli[@]}" provider create mock-anthropic --type anthropic \
+      --anthropic-config.base-url "http://127.0.0.1:$MOCK_PORT" \
+      --anthropic-config.api-key-ref MOCK_API_KEY >/dev/null
+  fi
   TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
   if [ "${TG_LIMITED:-false}" = true ]; then
     # One budget and one rate limit every request matches, sized so none is refused: the cost
@@ -175,7 +207,7 @@ start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRA
     "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
   fi
   unset TOLLGATE_DATA_DIR
-  URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"; WATCH=$TG_PID
+  URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/$(gateway_route)"; WATCH=$TG_PID
 }
 stop_tollgate() {
   if [ -n "${TG_TRACED:-}" ]; then # what the traced row exported (the spans of the last flush follow at SIGTERM)
@@ -185,32 +217,96 @@ stop_tollgate() {
 }
 
 # --- optional peers --------------------------------------------------------------------------
+# Each peer is installed on first use into a cache kept across runs (pip venvs and npm under
+# ~/.cache/tollgate-bench-peers, `cargo install` into $CARGO_TARGET_DIR/tools), at a pinned
+# version, never by .ci/run. One that cannot be installed or started is skipped with the reason,
+# printed and listed under the results table. Peers without a client-auth setup that works
+# without their database (TensorZero, litellm-rs) run without a client key.
 
-LITELLM_OK=0; PORTKEY_OK=0
+LITELLM_VERSION=1.106.12   # >= 1.94 for `rust: true`; 1.108+ moved the proxy to `litellm-proxy`, not on PyPI
+TENSORZERO_VERSION=2026.6.0
+LITELLM_RS_VERSION=0.9.0
+LITELLM_OK=0; LITELLM_RUST_OK=0; PORTKEY_OK=0; TENSORZERO_OK=0; LITELLM_RS_OK=0
+SKIPPED=()
+skip() { log "$1 skipped: $2"; SKIPPED+=("$1: $2"); }
+# BENCH_SKIP_PEERS="litellm-rs tensorzero ..." leaves those out (e.g. to avoid a first build).
+wanted() {
+  case " ${BENCH_SKIP_PEERS:-} " in *" $1 "*) skip "$1" "left out by BENCH_SKIP_PEERS"; return 1 ;; esac
+}
+
+# venv package version spec: a venv holding exactly that version of the package, made if needed.
+pip_venv() {
+  local venv=$PEER_DIR/$1 pkg=$2 version=$3 spec=$4
+  "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$pkg') != '$version')" 2>/dev/null && return 0
+  log "installing $spec (pip, into $venv)"
+  python3 -m venv "$venv" && "$venv/bin/pip" install -q "$spec" >"$PEER_DIR/$1-install.log" 2>&1
+}
+
 if [ "$PEERS" = 1 ]; then
-  PEER_DIR=${BENCH_PEER_DIR:-/tmp/tollgate-bench-peers}; mkdir -p "$PEER_DIR"
-  if [ -x "$PEER_DIR/litellm/bin/litellm" ] || { python3 -m venv "$PEER_DIR/litellm" &&
-      "$PEER_DIR/litellm/bin/pip" install -q 'litellm[proxy]'; }; then LITELLM_OK=1
-  else log "LiteLLM did not install: skipped"; fi
+  PEER_DIR=${BENCH_PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tollgate-bench-peers}; mkdir -p "$PEER_DIR"
+  TOOLS=${BENCH_PEER_TOOLS:-$TARGET_DIR/tools}; mkdir -p "$TOOLS"
+  if ! wanted litellm; then :
+  elif pip_venv litellm litellm "$LITELLM_VERSION" "litellm[proxy]==$LITELLM_VERSION"; then
+    LITELLM_OK=1
+    # The Rust core ships inside the wheel (litellm/rust_bridge/_native); with it on, LiteLLM
+    # sends the anthropic provider's /v1/messages calls through it (see start_litellm).
+    if ! wanted litellm-rust; then :
+    elif "$PEER_DIR/litellm/bin/python" -c 'import litellm.rust_bridge._native' 2>/dev/null; then LITELLM_RUST_OK=1
+    else skip "LiteLLM Rust path" "litellm $LITELLM_VERSION has no loadable rust_bridge._native on this platform"; fi
+  else skip LiteLLM "pip install litellm[proxy]==$LITELLM_VERSION failed (see $PEER_DIR/litellm-install.log)"; fi
   # The package's executable is `gateway` (build/start-server.js); `--port=N`, `--headless`.
-  if [ -x "$PEER_DIR/portkey/node_modules/.bin/gateway" ] || {
+  if ! wanted portkey; then :
+  elif [ -x "$PEER_DIR/portkey/node_modules/.bin/gateway" ] || {
       mkdir -p "$PEER_DIR/portkey" && npm install --prefix "$PEER_DIR/portkey" --silent @portkey-ai/gateway; }; then PORTKEY_OK=1
-  else log "Portkey did not install: skipped"; fi
+  else skip Portkey "npm install @portkey-ai/gateway failed"; fi
+  # TensorZero's gateway is Rust; the PyPI wheel embeds it and starts it as a local HTTP server.
+  if ! wanted tensorzero; then :
+  elif pip_venv tensorzero tensorzero "$TENSORZERO_VERSION" "tensorzero==$TENSORZERO_VERSION"; then TENSORZERO_OK=1
+  else skip TensorZero "pip install tensorzero==$TENSORZERO_VERSION failed (see $PEER_DIR/tensorzero-install.log)"; fi
+  # litellm-rs: a Rust gateway from crates.io. Its release profile (fat LTO, one codegen unit)
+  # is relaxed to -O3 without LTO, 16 units, so the first build takes minutes, not an hour.
+  if ! wanted litellm-rs; then :
+  elif [ -x "$TOOLS/bin/gateway" ] && "$TOOLS/bin/gateway" --version 2>/dev/null | grep -q "$LITELLM_RS_VERSION"; then LITELLM_RS_OK=1
+  else
+    log "building litellm-rs $LITELLM_RS_VERSION (cargo install into $TOOLS; long on first use)"
+    if CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 nice -n 10 \
+        cargo install litellm-rs --version "$LITELLM_RS_VERSION" --locked --bin gateway --no-default-features \
+        --features sqlite,tracing --root "$TOOLS" --target-dir "$TOOLS/build" >"$TOOLS/litellm-rs-install.log" 2>&1; then
+      LITELLM_RS_OK=1
+    else skip litellm-rs "cargo install litellm-rs $LITELLM_RS_VERSION failed (see $TOOLS/litellm-rs-install.log)"; fi
+  fi
+  skip "LangDB ai-gateway" "as published (0.3.2) its OpenAI provider ignores a custom endpoint and its proxy mode exits at start, so it cannot reach the mock without a local patch"
 fi
 
 LITELLM_TOKEN=sk-litellm-bench-master
-start_litellm() {
+start_litellm() { # rust: true|false, LiteLLM's Rust path for the Anthropic model
+  local rust=${1:-false}
   cat >"$WORK/litellm.yaml" <<EOF
 model_list:
   - model_name: gpt-4o-mini
     litellm_params: {model: openai/gpt-4o-mini, api_base: "http://127.0.0.1:$MOCK_PORT/v1", api_key: "$UPSTREAM_KEY"}
+  - model_name: claude-sonnet-4-5
+    litellm_params: {model: anthropic/claude-sonnet-4-5, api_base: "http://127.0.0.1:$MOCK_PORT", api_key: "$UPSTREAM_KEY", rust: $rust}
 general_settings: {master_key: $LITELLM_TOKEN}
 EOF
-  "${PIN_PROXY[@]}" "$PEER_DIR/litellm/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
-    --port "$LITELLM_PORT" --num_workers 1 >"$WORK/litellm.log" 2>&1 &
+  # In this release the switch the /v1/messages dispatch reads is the process-wide LITELLM_RUST
+  # (Rust for the anthropic provider when true); the model's `rust: true` states the same intent.
+  # LITELLM_LOCAL_MODEL_COST_MAP: the bundled price map, no fetch at start.
+  LITELLM_RUST=$rust LITELLM_LOCAL_MODEL_COST_MAP=True "${PIN_PROXY[@]}" "$PEER_DIR/litellm/bin/litellm" \
+    --config "$WORK/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" --num_workers 1 >"$WORK/litellm.log" 2>&1 &
   LITELLM_PID=$!; PIDS+=("$LITELLM_PID")
   for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$LITELLM_PORT") 2>/dev/null && break; sleep 0.1; done
-  URL="http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"; TOKEN=$LITELLM_TOKEN; WATCH=$LITELLM_PID
+  TOKEN=$LITELLM_TOKEN; WATCH=$LITELLM_PID
+  if [ "$API" = anthropic ]; then URL="http://127.0.0.1:$LITELLM_PORT/v1/messages"
+  else URL="http://127.0.0.1:$LITELLM_PORT/v1/chat/completions"; fi
+  if [ "$rust" = true ]; then # say so when the Rust path did not take the request (it falls back to Python)
+    local head
+    head=$(curl -s -o /dev/null -D - "$URL" -H "x-api-key: $TOKEN" -H 'anthropic-version: 2023-06-01' \
+      -H 'content-type: application/json' \
+      --data '{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}' || true)
+    grep -qi '^x-litellm-rust: *true' <<<"$head" ||
+      log "warning: LiteLLM answered without x-litellm-rust: true; this row may measure its Python fallback"
+  fi
 }
 stop_litellm() { stop_pid "$LITELLM_PID"; wait "$LITELLM_PID" 2>/dev/null || true; }
 
@@ -224,6 +320,72 @@ start_portkey() {
 }
 stop_portkey() { stop_pid "$PORTKEY_PID"; wait "$PORTKEY_PID" 2>/dev/null || true; }
 
+start_tensorzero() {
+  cat >"$WORK/tensorzero.toml" <<EOF
+[models.mock]
+routing = ["mock"]
+
+[models.mock.providers.mock]
+type = "openai"
+model_name = "gpt-4o-mini"
+api_base = "http://127.0.0.1:$MOCK_PORT/v1/"
+api_key_location = "env::MOCK_API_KEY"
+EOF
+  # The wheel's gateway listens on a port it picks and says where (base_url); the Python process
+  # only holds it, the requests are served by its Rust runtime.
+  MOCK_API_KEY=$UPSTREAM_KEY "${PIN_PROXY[@]}" "$PEER_DIR/tensorzero/bin/python" -u -c '
+import signal, sys, tensorzero
+gw = tensorzero._start_http_gateway(config_file=sys.argv[1], clickhouse_url=None, postgres_url=None,
+                                    valkey_url=None, async_setup=False)
+print("BASE_URL", gw.base_url, flush=True)
+signal.sigwait([signal.SIGTERM, signal.SIGINT])
+gw.close()' "$WORK/tensorzero.toml" >"$WORK/tensorzero.log" 2>&1 &
+  TENSORZERO_PID=$!; PIDS+=("$TENSORZERO_PID")
+  local base=
+  for _ in $(seq 1 300); do base=$(awk '/^BASE_URL / {print $2}' "$WORK/tensorzero.log"); [ -n "$base" ] && break; sleep 0.1; done
+  [ -n "$base" ] || { echo "TensorZero did not start: $(tail -5 "$WORK/tensorzero.log")" >&2; return 1; }
+  URL="${base%/}/chat/completions"; TOKEN=; WATCH=$TENSORZERO_PID # base: http://127.0.0.1:<port>/openai/v1
+  EXTRA=(--model tensorzero::model_name::mock)
+}
+stop_tensorzero() { stop_pid "$TENSORZERO_PID"; wait "$TENSORZERO_PID" 2>/dev/null || true; }
+
+start_litellm_rs() {
+  cat >"$WORK/litellm-rs.yaml" <<EOF
+schema_version: "1.0"
+server: {host: "127.0.0.1", port: $LITELLM_RS_PORT, workers: 1}
+providers:
+  - name: mock
+    provider_type: openai
+    api_key: "$UPSTREAM_KEY"
+    base_url: "http://127.0.0.1:$MOCK_PORT/v1"
+    models: ["gpt-4o-mini"]
+    # Its defaults (1,000 rpm, 100k tpm, 10 concurrent requests per provider) would throttle the load.
+    rpm: 1000000000
+    tpm: 4000000000
+    max_concurrent_requests: 10000
+    max_retries: 0
+    enabled: true
+    endpoint_access: private_network # its SSRF check refuses a loopback base_url otherwise
+router:
+  strategy: round_robin
+  circuit_breaker: {failure_threshold: 5, recovery_timeout: 60, min_requests: 10, success_threshold: 3}
+  load_balancer: {health_check_enabled: false}
+storage:
+  database: {url: "sqlite://$WORK/litellm-rs.sqlite", enabled: false}
+  redis: {url: "redis://127.0.0.1:6379", enabled: false}
+auth: {enable_jwt: false, enable_api_key: false, allow_anonymous: true}
+monitoring:
+  metrics: {enabled: false, port: 9090, path: /metrics, interval_seconds: 15}
+  tracing: {enabled: false, endpoint: null, service_name: litellm-rs-bench, sampling_rate: 0.1, jaeger: null}
+  health: {path: /health, detailed: false}
+EOF
+  "${PIN_PROXY[@]}" "$TOOLS/bin/gateway" --config "$WORK/litellm-rs.yaml" serve >"$WORK/litellm-rs.log" 2>&1 &
+  LITELLM_RS_PID=$!; PIDS+=("$LITELLM_RS_PID")
+  wait_port "$LITELLM_RS_PORT" || { echo "litellm-rs did not start: $(tail -5 "$WORK/litellm-rs.log")" >&2; return 1; }
+  URL="http://127.0.0.1:$LITELLM_RS_PORT/v1/chat/completions"; TOKEN=; WATCH=$LITELLM_RS_PID
+}
+stop_litellm_rs() { stop_pid "$LITELLM_RS_PID"; wait "$LITELLM_RS_PID" 2>/dev/null || true; }
+
 # --- one row ---------------------------------------------------------------------------------
 
 row() { # scenario target -- load flags...
@@ -236,14 +398,20 @@ row() { # scenario target -- load flags...
     tollgate-transcripts) kind=tollgate; extra_start=(true) ;;
     tollgate-traced) kind=tollgate; extra_start=(true --otlp-endpoint "http://127.0.0.1:$MOCK_PORT") ;;
     tollgate-limited) kind=tollgate; extra_start=(true) ;;
+    litellm) kind=litellm; extra_start=(false) ;;
+    litellm-rust) kind=litellm; extra_start=(true) ;;
+    litellm-rs) kind=litellm_rs ;;
   esac
   TG_TRACED=; [ "$target" = tollgate-traced ] && TG_TRACED=1
   TG_TRANSCRIPTS=false; [ "$target" = tollgate-transcripts ] && TG_TRANSCRIPTS=true
   TG_LIMITED=false; [ "$target" = tollgate-limited ] && TG_LIMITED=true
   log "$scenario $target"
-  "start_$kind" "${extra_start[@]}"
+  if ! "start_$kind" "${extra_start[@]}"; then
+    skip "$target ($scenario)" "did not start (see the message above)"; "stop_$kind"; return 0
+  fi
+  local auth=(); [ -n "$TOKEN" ] && auth=(--token "$TOKEN")
   "${PIN_LOAD[@]}" "$BIN/tollgate-bench" load --scenario "$scenario" --target "$target" --out "$ROWS" \
-    --url "$URL" --token "$TOKEN" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
+    --api "$API" --url "$URL" "${auth[@]}" --watch-pid "$WATCH" "${EXTRA[@]}" "$@" >/dev/null
   "stop_$kind"
   if [ "$target" = tollgate ] || [ "$target" = tollgate-transcripts ] || [ "$target" = tollgate-traced ] || [ "$target" = tollgate-limited ]; then
     "$BIN/tollgate-bench" usage-count --scenario "$scenario" --target "$target" --out "$ROWS" \
@@ -256,6 +424,15 @@ targets() {
   local t="direct nginx tollgate"
   [ "$LITELLM_OK" = 1 ] && t="$t litellm"
   [ "$PORTKEY_OK" = 1 ] && t="$t portkey"
+  [ "$TENSORZERO_OK" = 1 ] && t="$t tensorzero"
+  [ "$LITELLM_RS_OK" = 1 ] && t="$t litellm-rs"
+  echo "$t"
+}
+
+anthropic_targets() { # P12: Anthropic's shape; LiteLLM's Python path, then its Rust path
+  local t="direct nginx tollgate"
+  [ "$LITELLM_OK" = 1 ] && t="$t litellm"
+  [ "$LITELLM_RUST_OK" = 1 ] && t="$t litellm-rust"
   echo "$t"
 }
 
@@ -295,6 +472,9 @@ for s in $SCENARIOS; do
     P11) start_mock # P1 with one budget and one rate limit every request matches
         for t in tollgate tollgate-limited; do row P11 "$t" -- --connections 50 --duration "$D"; done
         stop_mock ;;
+    P12) start_mock; API=anthropic # P1 as Anthropic's /v1/messages
+        for t in $(anthropic_targets); do row P12 "$t" -- --connections 50 --duration "$D"; done
+        API=openai; stop_mock ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
 done
@@ -304,7 +484,8 @@ COMMIT=$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- crates bench C
 MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r); proxy on CPU $PROXY_CPU, mock + client on CPU $LOAD_CPU"
 mkdir -p bench/results
 cp "$ROWS" "bench/results/$STAMP.rows.jsonl"
+SKIP_ARGS=(); for x in "${SKIPPED[@]:-}"; do [ -n "$x" ] && SKIP_ARGS+=(--skipped "$x"); done
 "$BIN/tollgate-bench" report --rows "$ROWS" --json "bench/results/$STAMP.json" --markdown "bench/results/$STAMP.md" \
-  --machine "$MACHINE" --commit "$COMMIT" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  --machine "$MACHINE" --commit "$COMMIT" --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "${SKIP_ARGS[@]}"
 log "results: bench/results/$STAMP.md"
 cat "bench/results/$STAMP.md"

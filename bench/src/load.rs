@@ -1,6 +1,7 @@
-//! The load client: HTTP/1.1 keep-alive connections sending OpenAI-shaped chat completion
-//! requests at a target, measuring latency, time to first streamed chunk and throughput,
-//! and checking that every 2xx answer carried its `usage`.
+//! The load client: HTTP/1.1 keep-alive connections sending chat requests at a target —
+//! OpenAI-shaped chat completions or Anthropic-shaped `/v1/messages` ([`Api`]) — measuring
+//! latency, time to first streamed chunk and throughput, and checking that every 2xx answer
+//! carried its `usage`.
 //!
 //! Two modes. **Closed loop**: each of N connections sends its next request as soon as the
 //! previous answer has been read in full. **Open loop**: a pacer thread releases request
@@ -27,14 +28,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
+/// The shape of the requests and answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// `POST …/chat/completions`, the token as `Authorization: Bearer`, `usage.prompt_tokens`.
+    #[default]
+    Openai,
+    /// `POST …/v1/messages` with `anthropic-version`, the token as `x-api-key`,
+    /// `usage.input_tokens`.
+    Anthropic,
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
-    /// Full URL of the chat completions endpoint (through the proxy or direct).
+    /// Full URL of the chat endpoint (through the proxy or direct).
     pub url: Uri,
-    /// Sent as `Authorization: Bearer <token>`.
+    /// Which API's requests to send.
+    pub api: Api,
+    /// The model the requests name; `None`: the API's [`Api::default_model`].
+    pub model: Option<String>,
+    /// Sent as `Authorization: Bearer <token>` (OpenAI) or `x-api-key` (Anthropic).
     pub token: Option<String>,
-    /// Ask for a streamed answer (`"stream":true` + `stream_options.include_usage`).
+    /// Ask for a streamed answer (`"stream":true`, plus `stream_options.include_usage` for OpenAI).
     pub stream: bool,
     pub connections: usize,
     pub warmup: Duration,
@@ -54,6 +71,8 @@ impl LoadConfig {
     pub fn new(url: Uri) -> LoadConfig {
         LoadConfig {
             url,
+            api: Api::Openai,
+            model: None,
             token: None,
             stream: false,
             connections: 50,
@@ -109,6 +128,8 @@ pub struct ProcStats {
 pub struct LoadReport {
     /// `closed` or `open`.
     pub mode: String,
+    #[serde(default)]
+    pub api: Api,
     pub connections: usize,
     pub stream: bool,
     pub rate: Option<f64>,
@@ -139,7 +160,7 @@ struct Run {
     cfg: LoadConfig,
     authority: HeaderValue,
     path: Uri,
-    auth: Option<HeaderValue>,
+    auth: Option<(HeaderName, HeaderValue)>,
     body: Bytes,
     warm_end: Instant,
     end: Instant,
@@ -209,20 +230,67 @@ impl Tally {
     }
 }
 
-/// The request body for a streamed or non-streamed chat completion.
-pub fn request_body(stream: bool) -> Bytes {
-    let body = if stream {
-        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}],"stream":true,"stream_options":{"include_usage":true}}"#
-    } else {
-        r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]}"#
-    };
-    Bytes::from_static(body.as_bytes())
+impl Api {
+    /// The model a request names unless told otherwise (the mock answers any).
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Api::Openai => "gpt-4o-mini",
+            Api::Anthropic => ANTHROPIC_MODEL,
+        }
+    }
+
+    /// The request body of a streamed or non-streamed chat request for `model`.
+    pub fn request_body(self, model: &str, stream: bool) -> anyhow::Result<Bytes> {
+        let messages = serde_json::json!([{"role": "user", "content": "Say hello."}]);
+        let mut body = match self {
+            Api::Openai => serde_json::json!({"model": model, "messages": messages}),
+            Api::Anthropic => serde_json::json!({"model": model, "max_tokens": 64, "messages": messages}),
+        };
+        if stream {
+            body["stream"] = true.into();
+            if self == Api::Openai {
+                body["stream_options"] = serde_json::json!({"include_usage": true});
+            }
+        }
+        Ok(Bytes::from(serde_json::to_vec(&body)?))
+    }
+
+    /// The token count a 2xx body's usage object must carry (when streamed: in the usage chunk
+    /// for OpenAI, in `message_start` for Anthropic).
+    fn usage_field(self) -> &'static [u8] {
+        match self {
+            Api::Openai => br#""prompt_tokens""#,
+            Api::Anthropic => br#""input_tokens""#,
+        }
+    }
+
+    /// Whether some `"usage":{…}` object in `body` has the API's token field, in whatever order
+    /// the gateway wrote the fields.
+    fn carries_usage(self, body: &[u8]) -> bool {
+        const OPEN: &[u8] = br#""usage":{"#;
+        let field = self.usage_field();
+        let mut rest = body;
+        while let Some(at) = find(rest, OPEN) {
+            rest = &rest[at + OPEN.len()..];
+            let object = &rest[..find(rest, b"}").unwrap_or(rest.len())];
+            if find(object, field).is_some() {
+                return true;
+            }
+        }
+        false
+    }
 }
 
-const USAGE_MARK: &[u8] = br#""usage":{"prompt_tokens""#;
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
 
-fn carries_usage(body: &[u8]) -> bool {
-    body.windows(USAGE_MARK.len()).any(|w| w == USAGE_MARK)
+/// The model an Anthropic-shaped request names (the mock answers any).
+pub const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
+
+/// The body of an OpenAI chat completion request, streamed or not.
+pub fn request_body(stream: bool) -> Bytes {
+    Api::Openai.request_body(Api::Openai.default_model(), stream).unwrap_or_default()
 }
 
 fn micros(d: Duration) -> u64 {
@@ -236,7 +304,20 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         anyhow::bail!("only http:// targets are supported");
     }
     let path: Uri = cfg.url.path_and_query().map_or("/", |p| p.as_str()).parse()?;
-    let auth = cfg.token.as_ref().map(|t| HeaderValue::from_str(&format!("Bearer {t}"))).transpose()?;
+    let auth = match cfg.api {
+        Api::Openai => cfg
+            .token
+            .as_ref()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
+            .transpose()?
+            .map(|v| (header::AUTHORIZATION, v)),
+        Api::Anthropic => cfg
+            .token
+            .as_ref()
+            .map(|t| HeaderValue::from_str(t))
+            .transpose()?
+            .map(|v| (HeaderName::from_static("x-api-key"), v)),
+    };
     let connections = cfg.connections.max(1);
     let loadavg_before = procfs::loadavg();
     let start = Instant::now();
@@ -256,7 +337,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         authority: HeaderValue::from_str(authority.as_str())?,
         path,
         auth,
-        body: request_body(cfg.stream),
+        body: cfg.api.request_body(cfg.model.as_deref().unwrap_or(cfg.api.default_model()), cfg.stream)?,
         warm_end,
         end,
         slots,
@@ -299,6 +380,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     };
     Ok(LoadReport {
         mode: if run.slots.is_some() { "open" } else { "closed" }.into(),
+        api: run.cfg.api,
         connections,
         stream: run.cfg.stream,
         rate: run.cfg.rate,
@@ -427,8 +509,11 @@ async fn connection(run: Arc<Run>) -> anyhow::Result<Tally> {
         let h = req.headers_mut();
         h.insert(header::HOST, run.authority.clone());
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(a) = &run.auth {
-            h.insert(header::AUTHORIZATION, a.clone());
+        if let Some((name, value)) = &run.auth {
+            h.insert(name.clone(), value.clone());
+        }
+        if run.cfg.api == Api::Anthropic {
+            h.insert(HeaderName::from_static("anthropic-version"), HeaderValue::from_static("2023-06-01"));
         }
         for (k, v) in &run.cfg.headers {
             h.insert(k.clone(), v.clone());
@@ -471,7 +556,7 @@ async fn connection(run: Arc<Run>) -> anyhow::Result<Tally> {
             continue;
         }
         tally.total_2xx += 1;
-        if !carries_usage(&body) {
+        if !run.cfg.api.carries_usage(&body) {
             tally.missing_usage += 1;
         }
         let measured = if open { intended >= run.warm_end } else { intended >= run.warm_end && done <= run.end };
@@ -491,12 +576,75 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usage_mark_matches_both_shapes() {
-        assert!(carries_usage(br#"{"usage":{"prompt_tokens":1}}"#));
-        assert!(carries_usage(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12}}\n\ndata: [DONE]\n\n"));
-        assert!(!carries_usage(br#"data: {"usage":null}"#));
-        let body = request_body(true);
-        assert!(!carries_usage(b"x") && body.starts_with(b"{\"model\""));
+    fn usage_check_matches_both_shapes_in_any_field_order() {
+        assert!(Api::Openai.carries_usage(br#"{"usage":{"prompt_tokens":1}}"#));
+        assert!(
+            Api::Openai.carries_usage(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12}}\n\ndata: [DONE]\n\n")
+        );
+        assert!(!Api::Openai.carries_usage(br#"data: {"usage":null}"#));
+        assert!(!Api::Openai.carries_usage(b"x"));
+        // Anthropic: the usage object of an answer, and of `message_start` in a stream.
+        assert!(Api::Anthropic.carries_usage(br#"{"type":"message","usage":{"input_tokens":12,"output_tokens":7}}"#));
+        assert!(!Api::Anthropic.carries_usage(br#"{"usage":{"prompt_tokens":1}}"#));
+        assert!(!Api::Openai.carries_usage(br#"{"usage":{"input_tokens":1}}"#));
+        // Field order is the gateway's (litellm-rs sorts them); the field must be in the object.
+        assert!(Api::Openai.carries_usage(br#"{"usage":{"completion_tokens":7,"prompt_tokens":12}}"#));
+        assert!(
+            Api::Openai.carries_usage(br#"{"usage":null} {"usage":{"total_tokens":1}} {"usage":{"prompt_tokens":1}}"#)
+        );
+        assert!(!Api::Openai.carries_usage(br#"{"usage":{"completion_tokens":7},"prompt_tokens":12}"#));
+        assert!(!Api::Openai.carries_usage(br#"{"usage":{"#));
+        for stream in [false, true] {
+            let body = Api::Anthropic.request_body(ANTHROPIC_MODEL, stream).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            assert_eq!((v["model"].as_str(), v["max_tokens"].as_u64()), (Some(ANTHROPIC_MODEL), Some(64)));
+            assert_eq!(v["stream"].as_bool(), stream.then_some(true));
+            assert!(v.get("stream_options").is_none());
+            let v: serde_json::Value = serde_json::from_slice(&request_body(stream)).unwrap_or_default();
+            assert_eq!(v["model"], "gpt-4o-mini");
+            assert_eq!(v["stream_options"]["include_usage"].as_bool(), stream.then_some(true));
+        }
+        // A peer that routes by its own model names gets them.
+        let body = Api::Openai.request_body("tensorzero::model_name::mock", false).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!((v["model"].as_str(), v.get("stream")), (Some("tensorzero::model_name::mock"), None));
+    }
+
+    /// The Anthropic shape end to end against the mock: `x-api-key` and `anthropic-version` sent,
+    /// every answer (plain and streamed) carries its usage; a wrong key is refused.
+    #[test]
+    fn anthropic_load_against_the_mock() -> anyhow::Result<()> {
+        use crate::mock::{Mock, MockConfig};
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            let cfg = MockConfig { key: Some("sk-mock".into()), chunks: 4, ..MockConfig::default() };
+            let mock = Mock::start("127.0.0.1:0".parse()?, cfg).await?;
+            let url: Uri = format!("{}/messages", mock.base_url()).parse()?;
+            for stream in [false, true] {
+                let mut cfg = LoadConfig::new(url.clone());
+                cfg.api = Api::Anthropic;
+                cfg.token = Some("sk-mock".into());
+                cfg.stream = stream;
+                cfg.connections = 2;
+                cfg.warmup = Duration::ZERO;
+                cfg.duration = Duration::from_millis(200);
+                let r = run(cfg).await?;
+                assert_eq!((r.errors, r.missing_usage, r.api), (0, 0, Api::Anthropic), "{:?}", r.first_error);
+                assert!(r.total_2xx > 0 && r.total_2xx == r.total_responses);
+                assert_eq!(r.ttft_us.is_some(), stream);
+            }
+            let mut cfg = LoadConfig::new(url);
+            cfg.api = Api::Anthropic;
+            cfg.token = Some("sk-wrong".into());
+            cfg.connections = 1;
+            cfg.warmup = Duration::ZERO;
+            cfg.duration = Duration::from_millis(50);
+            let r = run(cfg).await?;
+            assert!(r.total_2xx == 0 && r.errors > 0);
+            let first = r.first_error.unwrap_or_default();
+            assert!(first.contains("401") && first.contains("authentication_error"), "{first}");
+            Ok(())
+        })
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tollgate_bench::load::{self, LoadConfig};
+use tollgate_bench::load::{self, Api, LoadConfig};
 use tollgate_bench::mock::{self, MockConfig};
 use tollgate_bench::report::{self, Row, Summary};
 
@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the OpenAI-shaped mock upstream.
+    /// Serve the mock upstream (OpenAI chat completions and Anthropic messages).
     Mock(MockArgs),
     /// Run one load against a URL and append the result to a rows file.
     Load(LoadArgs),
@@ -59,10 +59,16 @@ struct MockArgs {
 
 #[derive(Debug, clap::Args)]
 struct LoadArgs {
-    /// The chat completions URL.
+    /// The chat URL (`…/chat/completions`, or `…/v1/messages` with `--api anthropic`).
     #[arg(long)]
     url: String,
-    /// Gateway token (or any bearer) to send.
+    /// The requests' shape: OpenAI chat completions or Anthropic messages.
+    #[arg(long, value_enum, default_value_t = Api::Openai)]
+    api: Api,
+    /// The model the requests name (default: the mock's, `gpt-4o-mini` or `claude-sonnet-4-5`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Gateway token (or any key) to send: as a bearer (OpenAI) or `x-api-key` (Anthropic).
     #[arg(long)]
     token: Option<String>,
     #[arg(long)]
@@ -122,6 +128,9 @@ struct ReportArgs {
     commit: String,
     #[arg(long, default_value = "")]
     date: String,
+    /// A peer left out of the run and why, `name: reason` (repeatable).
+    #[arg(long = "skipped")]
+    skipped: Vec<String>,
 }
 
 fn append(out: Option<&PathBuf>, row: &Row) -> anyhow::Result<()> {
@@ -157,6 +166,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Load(a) => {
             let mut cfg = LoadConfig::new(a.url.parse().context("--url")?);
+            cfg.api = a.api;
+            cfg.model = a.model;
             cfg.token = a.token;
             cfg.stream = a.stream;
             cfg.connections = a.connections;
@@ -192,7 +203,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let rows = report::merge(lines);
             let targets = report::judge(&rows);
-            let summary = Summary { machine: a.machine, commit: a.commit, date: a.date, rows, targets };
+            let summary =
+                Summary { machine: a.machine, commit: a.commit, date: a.date, rows, targets, skipped: a.skipped };
             std::fs::write(&a.json, serde_json::to_string_pretty(&summary)?)?;
             std::fs::write(&a.markdown, report::markdown(&summary))?;
             Ok(())

@@ -51,6 +51,9 @@ pub struct Summary {
     pub date: String,
     pub rows: Vec<Row>,
     pub targets: Vec<Verdict>,
+    /// Peers (or peer rows) left out of the run, each `name: why`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// Merges rows of the same scenario and target (a load row and its usage count).
@@ -236,6 +239,7 @@ pub fn scenario_label(s: &str) -> &'static str {
         "P9" => "P9: P5 with transcripts on (both toggles) / metering only",
         "P10" => "P10: P1 with tracing on (every span exported over OTLP/HTTP) / off",
         "P11" => "P11: P1 with one budget and one rate limit active / none",
+        "P12" => "P12: P1 in Anthropic's shape (POST /v1/messages), 50 connections, instant JSON",
         _ => "",
     }
 }
@@ -287,6 +291,12 @@ pub fn markdown(s: &Summary) -> String {
         };
         let _ = writeln!(out, "| {} | {value} | {} | {met} | {} |", v.name, v.limit, v.detail);
     }
+    if !s.skipped.is_empty() {
+        out.push_str("\nSkipped:\n\n");
+        for x in &s.skipped {
+            let _ = writeln!(out, "- {x}");
+        }
+    }
     out
 }
 
@@ -325,7 +335,10 @@ mod tests {
             row("P10", TOLLGATE_TRACED, 930.0, 0.0, 1),
             row("P11", TOLLGATE, 1000.0, 0.0, 1),
             row("P11", TOLLGATE_LIMITED, 900.0, 0.0, 1),
+            row("P12", TOLLGATE, 900.0, 20.0, 1),
+            row("P12", "litellm-rust", 300.0, 90.0, 1),
             Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
+            Row { scenario: "P12".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
             Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
         ];
         rows = merge(rows);
@@ -347,8 +360,17 @@ mod tests {
             date: "d".into(),
             rows: rows.clone(),
             targets: v,
+            skipped: vec!["LangDB ai-gateway: needs a local patch".into()],
         });
         assert!(md.contains("| P1 50 connections, instant JSON | nginx | 1000 |"), "{md}");
         assert!(md.contains("| P1 RPS, Tollgate / nginx | 0.95 | >= 0.90 | yes |"), "{md}");
+        assert!(
+            md.contains(
+                "| P12 P1 in Anthropic's shape (POST /v1/messages), 50 connections, instant JSON | tollgate | 900 |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("|  | litellm-rust | 300 |"), "{md}");
+        assert!(md.ends_with("\nSkipped:\n\n- LangDB ai-gateway: needs a local patch\n"), "{md}");
     }
 }
