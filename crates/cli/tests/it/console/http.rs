@@ -24,7 +24,75 @@ both_backends!(
     form_polish,
     budgets_page,
     home_tabs_rotation_and_framed_errors,
+    cost_and_usage_you_can_explore,
 );
+
+/// Cost & Usage without script: headline figures (spend with its change, cost per 1,000
+/// requests), bars that link to their own window, rows that drill into their value, the
+/// "Compare to previous period" line, deleted providers folded unless shown, and the "+ Filter"
+/// builders of Cost & Usage and Requests, which become ordinary filter parameters.
+async fn cost_and_usage_you_can_explore(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({"provider_models": [{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]})).await;
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    for model in ["gpt-4o-mini", "gpt-4o"] {
+        assert_eq!(rig.post("/chat/completions", &chat(model)).await.status, 200);
+    }
+    let gw = &rig.gw;
+    // a second provider with one (failed) call, then deleted: its usage stays
+    let mut gone = crate::proxy::provider_at("openai_compatible", "p-gone", &rig.up.provider_base_url(), json!({}));
+    gone["display_name"] = json!("Gone");
+    expect(admin(gw, Method::POST, "/api/v1/llm-providers", Some(gone)).await, 201);
+    let r = send(
+        gw.client
+            .post(gw.url("/llm/v1/providers/p-gone/chat/completions"))
+            .bearer_auth(&rig.token)
+            .json(&chat("gpt-4o")),
+    )
+    .await;
+    assert!(r.status >= 400, "{}", r.status);
+    rig.events(3).await;
+    expect(admin(gw, Method::DELETE, "/api/v1/llm-providers/p-gone", None).await, 204);
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+
+    let u = c.get("/usage?range=7d").await;
+    u.expect(200);
+    let head = section(&u.body, r#"id="headline""#, "</div>\n</div>");
+    assert!(head.contains("Cost / 1,000 requests") && head.contains("new vs previous period"), "{head}");
+    // deleted providers are one row until shown
+    let table = section(&u.body, r#"id="breakdown""#, "</table>");
+    assert!(table.contains(r#"data-key="(deleted providers)""#) && !table.contains(r#"data-key="p-gone""#), "{table}");
+    let shown = c.get("/usage?range=7d&show_deleted=1").await;
+    let table = section(&shown.body, r#"id="breakdown""#, "</table>");
+    assert!(section(table, r#"data-key="p-gone""#, "</tr>").contains("deleted"), "{table}");
+    assert!(shown.body.contains(r#"id="show-deleted" checked"#));
+    // a row drills into its provider, grouped by model
+    let row = section(&u.body, r#"data-key="p-openai""#, "</tr>");
+    assert!(row.contains(r#"href="/usage?range=7d&#38;provider=p-openai&#38;group_by=model""#), "{row}");
+    // every bar links to its own day
+    let chart = section(&u.body, r#"id="chart-spend""#, "</svg>");
+    assert_eq!(chart.matches(r#"class="bucket-link""#).count(), 7, "{chart}");
+    assert!(chart.contains("range=custom&amp;customStart="), "{chart}");
+    assert!(!chart.contains(r#"class="prev""#));
+    // compare: the previous period as a dashed line, in the legend too
+    let cmp = c.get("/usage?range=7d&compare=1").await;
+    assert!(section(&cmp.body, r#"id="chart-spend""#, "</svg>").contains(r#"class="prev""#));
+    assert!(cmp.body.contains("legend-prev") && cmp.body.contains(r#"id="compare" checked"#));
+    // the builder's add=field:value becomes a filter in the canonical URL
+    let p = c.get("/usage?range=7d&add=model%3Agpt-4o").await;
+    assert_eq!(p.location.as_deref(), Some("/usage?range=7d&model=gpt-4o"));
+    assert!(
+        u.body.contains(r#"<option value="model:gpt-4o">"#),
+        "{}",
+        section(&u.body, r#"id="filter-add""#, "</select>")
+    );
+    // Requests: field + value, replacing that field's filter
+    let p = c.get("/requests?status=failed&field=provider&value=p-openai").await;
+    assert_eq!(p.location.as_deref(), Some("/requests?status=failed&provider=p-openai"));
+    let r = c.get("/requests?provider=p-openai").await;
+    r.expect(200);
+    assert!(r.body.contains(r#"id="add-filter""#) && r.body.contains(r#"data-dim="provider""#));
+}
 
 /// Console pass 2 over HTTP: the Home tiles agree with the spending API and link into Cost &
 /// Usage and the request log; the Models tab's switch edits the allow-list (and the proxy
@@ -1177,11 +1245,12 @@ async fn no_user_and_no_model_filters_narrow_the_numbers(db: TestDb) {
     let all = c.get("/usage?range=7d").await;
     assert!(requests(&all.body).contains(">4<"), "{}", requests(&all.body));
     // the filter menus offer "(unattributed)" and "(no model)" as real choices; the placeholder is not one
-    let users = section(&all.body, r#"id="add-user""#, "</select>");
-    assert!(users.contains(r#"<option value="" disabled selected>"#), "{users}");
-    assert!(users.contains(r#"<option value="">(unattributed)</option>"#), "{users}");
-    let models = section(&all.body, r#"id="add-model""#, "</select>");
-    assert!(models.contains(r#"<option value="">(no model)</option>"#), "{models}");
+    let menu = section(&all.body, r#"id="filter-add""#, "</select>");
+    assert!(menu.contains(r#"<option value="" disabled selected>"#), "{menu}");
+    assert!(menu.contains(r#"<option value="user:">User: (unattributed)</option>"#), "{menu}");
+    assert!(menu.contains(r#"<option value="model:">Model: (no model)</option>"#), "{menu}");
+    let p = c.get("/usage?range=7d&add=user%3A").await;
+    assert_eq!(p.location.as_deref(), Some("/usage?range=7d&user="), "an empty value is a real choice");
     // no user: the two requests of the token without one
     let p = c.get("/usage?range=7d&user=").await;
     p.expect(200);
