@@ -57,6 +57,16 @@
     copyText(text, b);
   });
 
+  // ---- a region that scrolls sideways (a wide table or chart on a phone) can take focus, so
+  // it scrolls from the keyboard too
+  const focusScrollers = () => $$("table, .table-card, .chart, .scroll-x, pre, .tabs").forEach((e) => {
+    const scrolls = e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible";
+    if (scrolls && !e.hasAttribute("tabindex")) e.setAttribute("tabindex", "0");
+    if (!scrolls && e.getAttribute("tabindex") === "0") e.removeAttribute("tabindex");
+  });
+  focusScrollers();
+  window.addEventListener("resize", focusScrollers);
+
   // ---- forms that submit when a select or a switch changes
   $$("form[data-autosubmit] input[type=checkbox]").forEach((c) => c.addEventListener("change", () => c.form.requestSubmit()));
   $$("form[data-autosubmit]").forEach((f) => {

@@ -130,7 +130,9 @@ pub fn bars(c: &BarChart<'_>) -> String {
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="bars" id="{id}" viewBox="0 0 {w} {h}" role="img" aria-label="{title}" data-buckets="{nb}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="bars" id="{id}" viewBox="0 0 {w} {h}" role="{role}" aria-label="{title}" data-buckets="{nb}">"#,
+        // an image's children are presentational: with links to follow it is a group
+        role = if c.links.iter().any(|l| !l.is_empty()) { "group" } else { "img" },
         id = esc(c.id),
         title = esc(c.title),
         nb = c.buckets.len()

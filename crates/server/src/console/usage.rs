@@ -86,6 +86,9 @@ pub struct View {
     pub agents: Vec<String>,
     pub token_types: Vec<String>,
     pub cost_types: Vec<String>,
+    /// Provider tags, `key:value`: the view keeps the providers carrying every one (as they
+    /// are tagged now; a deleted provider has no tags).
+    pub tags: Vec<String>,
     /// Draw the previous period of the same length (`compare=1`).
     pub compare: bool,
     /// List deleted providers one by one (`show_deleted=1`); otherwise they are folded into
@@ -127,6 +130,7 @@ impl View {
             agents: vec![],
             token_types: vec![],
             cost_types: vec![],
+            tags: vec![],
             compare: false,
             show_deleted: false,
             added: false,
@@ -149,6 +153,10 @@ impl View {
             match k.as_ref() {
                 "range" if RANGES.iter().any(|(r, _)| *r == val) => v.range = val.into_owned(),
                 "group_by" if GROUPS.iter().any(|(g, _)| *g == val) => v.group_by = val.into_owned(),
+                "group_by" if val.strip_prefix("tag:").is_some_and(|k| !k.trim().is_empty()) => {
+                    v.group_by = val.into_owned()
+                }
+                "tag" if val.split_once(':').is_some_and(|(k, _)| !k.trim().is_empty()) => push(&mut v.tags, &val),
                 "customStart" if !val.trim().is_empty() => match parse_iso(&val, false) {
                     Some(ms) => v.custom_start = Some(ms),
                     None => {
@@ -175,6 +183,9 @@ impl View {
                         "model" => push_key(&mut v.models, value),
                         "user" => push_key(&mut v.users, value),
                         "agent" => push_key(&mut v.agents, value),
+                        "tag" if value.split_once(':').is_some_and(|(k, _)| !k.trim().is_empty()) => {
+                            push(&mut v.tags, value)
+                        }
                         "token_type" if Bucket::parse(value).is_some() => push(&mut v.token_types, value),
                         "cost_type" if COST_TYPES.iter().any(|(c, _)| *c == value) => push(&mut v.cost_types, value),
                         _ => {}
@@ -230,9 +241,10 @@ impl View {
         out
     }
 
-    fn filter_lists(&self) -> [(&'static str, &Vec<String>); 6] {
+    fn filter_lists(&self) -> [(&'static str, &Vec<String>); 7] {
         [
             ("provider", &self.providers),
+            ("tag", &self.tags),
             ("model", &self.models),
             ("cost_type", &self.cost_types),
             ("token_type", &self.token_types),
@@ -247,9 +259,18 @@ impl View {
         report::bucket_set(&by_token, &self.cost_types)
     }
 
-    /// The grouping (`None` for "Nothing").
+    /// The grouping (`None` for "Nothing"); a tag grouping reads by provider (the page folds
+    /// providers by their tag value).
     pub fn group(&self) -> Option<Group> {
+        if self.tag_key().is_some() {
+            return Some(Group::Column(Dimension::Provider));
+        }
         Group::parse("group_by", &self.group_by).ok()
+    }
+
+    /// The tag key of a `group_by=tag:KEY` view.
+    pub fn tag_key(&self) -> Option<&str> {
+        self.group_by.strip_prefix("tag:")
     }
 }
 
@@ -331,7 +352,7 @@ struct UsagePage {
     budgets: Vec<super::budgets::BudgetRow>,
     subtitle: String,
     ranges: Vec<(&'static str, &'static str, bool)>,
-    groups: Vec<(&'static str, &'static str, bool)>,
+    groups: Vec<(String, String, bool)>,
     custom_start: String,
     custom_end: String,
     hidden_range: Vec<(String, String)>,
@@ -366,7 +387,10 @@ struct Resolved {
     width: i64,
 }
 
-fn resolve(session: &Session, view: View, now_ms: i64) -> Result<Resolved, ConsoleError> {
+/// A provider name no provider can have (names are lowercase): the filter of "no provider".
+const NO_PROVIDER: &str = "(NONE)";
+
+fn resolve(console: &Console, session: &Session, view: View, now_ms: i64) -> Result<Resolved, ConsoleError> {
     let (start_ms, end_ms, width) = view.window(now_ms);
     let mut query = SpendQuery {
         start_ms,
@@ -378,6 +402,24 @@ fn resolve(session: &Session, view: View, now_ms: i64) -> Result<Resolved, Conso
         provider_types: vec![],
         buckets: view.buckets(),
     };
+    if !view.tags.is_empty() {
+        let snap = console.state.snapshot();
+        let mut tagged: Vec<String> = snap
+            .providers
+            .values()
+            .filter(|p| {
+                view.tags.iter().all(|t| {
+                    let (k, v) = t.split_once(':').unwrap_or((t.as_str(), ""));
+                    p.spec.tags.get(k).is_some_and(|x| x == v)
+                })
+            })
+            .map(|p| p.spec.name.clone())
+            .filter(|n| query.providers.is_empty() || query.providers.contains(n))
+            .collect();
+        tagged.sort();
+        // no provider carries them: a name no provider can have, so the view is empty
+        query.providers = if tagged.is_empty() { vec![NO_PROVIDER.to_string()] } else { tagged };
+    }
     query.scope(session.token.providers.as_deref())?;
     Ok(Resolved { view, query, width })
 }
@@ -432,6 +474,33 @@ struct Data {
 /// The key deleted providers are folded into while "Show deleted providers" is off.
 pub const DELETED_KEY: &str = "(deleted providers)";
 
+/// The key of providers without the grouped tag.
+pub const UNTAGGED_KEY: &str = "(untagged)";
+
+/// Folds provider entries into their value of tag `key` ([`UNTAGGED_KEY`] without it), highest
+/// cost first as the engine ranks.
+fn fold_by_tag<T: Clone>(
+    console: &Console,
+    key: &str,
+    entries: &[report::Keyed<T>],
+    add: impl Fn(&mut T, &T),
+) -> Vec<report::Keyed<T>> {
+    let snap = console.state.snapshot();
+    let mut out: Vec<report::Keyed<T>> = Vec::new();
+    for e in entries {
+        let tag = snap
+            .providers
+            .get(&e.key)
+            .and_then(|p| p.spec.tags.get(key).cloned())
+            .unwrap_or_else(|| UNTAGGED_KEY.to_string());
+        match out.iter_mut().find(|x| x.key == tag) {
+            Some(x) => add(&mut x.value, &e.value),
+            None => out.push(report::Keyed { key: tag, value: e.value.clone() }),
+        }
+    }
+    out
+}
+
 /// Folds the entries of deleted providers into one [`DELETED_KEY`] entry (at the end).
 fn fold_deleted<T: Clone>(
     console: &Console,
@@ -457,7 +526,7 @@ fn fold_deleted<T: Clone>(
 }
 
 async fn load(console: &Console, session: &Session, view: View) -> Result<Data, ConsoleError> {
-    let resolved = resolve(session, view, console.state.now_ms())?;
+    let resolved = resolve(console, session, view, console.state.now_ms())?;
     let q = &resolved.query;
     let group = resolved.view.group();
     let state = &console.state;
@@ -539,12 +608,15 @@ async fn render(
     let ts = &data.series;
     let (ticks, titles): (Vec<String>, Vec<String>) = ts.starts.iter().map(|s| tick_label(*s, width)).unzip();
     let fold = group == "provider" && !view.show_deleted;
-    let series_list = if fold {
-        fold_deleted(console, &ts.series, |a: &mut Vec<RollupStats>, b| {
-            for (x, y) in a.iter_mut().zip(b) {
-                x.add(y);
-            }
-        })
+    let add_points = |a: &mut Vec<RollupStats>, b: &Vec<RollupStats>| {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.add(y);
+        }
+    };
+    let series_list = if let Some(k) = view.tag_key() {
+        fold_by_tag(console, k, &ts.series, add_points)
+    } else if fold {
+        fold_deleted(console, &ts.series, add_points)
     } else {
         ts.series.clone()
     };
@@ -581,6 +653,8 @@ async fn render(
         .map(|k| {
             if k == DELETED_KEY {
                 "Deleted providers".to_string()
+            } else if view.tag_key().is_some() {
+                k.clone()
             } else {
                 report::label(&console.state, view.group(), k, ts.truncated_key_count).0
             }
@@ -690,7 +764,11 @@ async fn render(
 
     // breakdown table
     let grand = t.cost.total.max(1);
-    let entries = if fold {
+    let entries = if let Some(k) = view.tag_key() {
+        let mut e = fold_by_tag(console, k, &data.breakdown, |a: &mut RollupStats, b| a.add(b));
+        e.sort_by(|a, b| b.value.cost.total.cmp(&a.value.cost.total).then_with(|| a.key.cmp(&b.key)));
+        e
+    } else if fold {
         fold_deleted(console, &data.breakdown, |a: &mut RollupStats, b| a.add(b))
     } else {
         data.breakdown.clone()
@@ -722,7 +800,7 @@ async fn render(
             let (label, deleted) = if e.key == DELETED_KEY {
                 ("Deleted providers".to_string(), true)
             } else {
-                key_label(console, group, &e.key)
+                if view.tag_key().is_some() { (e.key.clone(), false) } else { key_label(console, group, &e.key) }
             };
             let share = s.cost.total * 1000 / grand;
             BreakdownRow {
@@ -748,6 +826,7 @@ async fn render(
                 "provider" => key_label(console, "provider", v).0,
                 "token_type" => Bucket::parse(v).map_or_else(|| v.clone(), |b| b.label().to_string()),
                 "cost_type" => COST_TYPES.iter().find(|(c, _)| c == v).map_or(v.as_str(), |(_, l)| l).to_string(),
+                "tag" => v.replacen(':', "=", 1),
                 _ => key_label(console, dim, v).0,
             };
             chips.push(Chip { dim, value: v.clone(), label, remove_url: url_of("/usage", &remove) });
@@ -778,6 +857,32 @@ async fn render(
             totals.keys().filter(|k| !taken.contains(k)).map(|k| (k.clone(), key_label(console, key, k).0)).collect();
         filters.push(FilterSelect { key, label, options, hidden: pairs.clone() });
     }
+    // provider tags as they are now: every key (for group by) and key:value (for filters)
+    let (tag_keys, tag_values) = {
+        let snap = console.state.snapshot();
+        let mut keys: Vec<String> = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        for p in snap.providers.values() {
+            for (k, v) in &p.spec.tags {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+                let kv = format!("{k}:{v}");
+                if !values.contains(&kv) && !view.tags.contains(&kv) {
+                    values.push(kv);
+                }
+            }
+        }
+        keys.sort();
+        values.sort();
+        (keys, values)
+    };
+    filters.push(FilterSelect {
+        key: "tag",
+        label: "Tag",
+        options: tag_values.iter().map(|kv| (kv.clone(), kv.replacen(':', "=", 1))).collect(),
+        hidden: pairs.clone(),
+    });
     filters.push(FilterSelect {
         key: "cost_type",
         label: "Cost type",
@@ -811,7 +916,15 @@ async fn render(
         budgets: super::budgets::rows(console, None).await?.into_iter().map(|(_, r)| r).collect(),
         subtitle,
         ranges: RANGES.iter().map(|(r, l)| (*r, *l, *r == view.range)).collect(),
-        groups: GROUPS.iter().map(|(g, l)| (*g, *l, *g == group)).collect(),
+        groups: GROUPS
+            .iter()
+            .map(|(g, l)| (g.to_string(), l.to_string()))
+            .chain(tag_keys.iter().map(|k| (format!("tag:{k}"), format!("Tag: {k}"))))
+            .map(|(g, l)| {
+                let on = g == group;
+                (g, l, on)
+            })
+            .collect(),
         custom_start: format::datetime_local(view.custom_start.unwrap_or(q.start_ms)),
         custom_end: format::datetime_local(view.custom_end.unwrap_or(q.end_ms)),
         hidden_range: without("range").into_iter().filter(|(k, _)| k != "customStart" && k != "customEnd").collect(),
@@ -835,7 +948,11 @@ async fn render(
         show_deleted: view.show_deleted,
         show_deleted_switch: group == "provider",
         breakdown,
-        group_label: GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l),
+        group_label: if view.tag_key().is_some() {
+            "Tag"
+        } else {
+            GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l)
+        },
         show_requests: group != "token_type",
         csv_url: url_of("/usage/export.csv", &pairs),
         share_url: url_of("/usage", &pairs),
@@ -851,7 +968,7 @@ pub async fn csv(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
     let view = View::parse(&raw.unwrap_or_default()).map_err(ConsoleError::BadRequest)?;
-    let r = resolve(&session, view, console.state.now_ms())?;
+    let r = resolve(&console, &session, view, console.state.now_ms())?;
     let body = report::csv(&console.state, &r.query, r.view.group(), Some(r.width)).await?;
     let mut resp = crate::admin::spending::csv_response(body, &r.query);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -86,6 +86,28 @@ async fn cost_and_usage_you_can_explore(db: TestDb) {
         "{}",
         section(&u.body, r#"id="filter-add""#, "</select>")
     );
+    // provider tags: group by a tag's value, filter on one
+    expect(
+        admin(gw, Method::PATCH, "/api/v1/llm-providers/p-openai", Some(json!({"tags": {"team": "search"}}))).await,
+        200,
+    );
+    let t = c.get("/usage?range=7d&group_by=tag%3Ateam").await;
+    t.expect(200);
+    assert!(
+        t.body.contains(r#"<option value="tag:team" selected>Tag: team</option>"#),
+        "the group menu offers tag keys"
+    );
+    let table = section(&t.body, r#"id="breakdown""#, "</table>");
+    assert!(section(table, r#"data-key="search""#, "</tr>").contains(">2<"), "{table}");
+    assert!(section(table, r#"data-key="(untagged)""#, "</tr>").contains(">1<"), "the deleted provider: {table}");
+    let f = c.get("/usage?range=7d&tag=team%3Asearch").await;
+    assert!(f.body.contains(r#"data-dim="tag" data-value="team:search""#), "the chip");
+    assert!(section(&f.body, "Requests</span>", "</div>").contains(">2<"), "only p-openai's requests");
+    let none = c.get("/usage?range=7d&tag=team%3Anobody").await;
+    assert!(section(&none.body, "Requests</span>", "</div>").contains(">0<"), "no provider carries it");
+    assert!(
+        c.get("/usage?range=7d").await.body.contains(r#"<option value="tag:team:search">Tag: team=search</option>"#)
+    );
     // Requests: field + value, replacing that field's filter
     let p = c.get("/requests?status=failed&field=provider&value=p-openai").await;
     assert_eq!(p.location.as_deref(), Some("/requests?status=failed&provider=p-openai"));
