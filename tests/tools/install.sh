@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real clients that the Connect tab's snippets are run with (crates/cli/tests/it/
 # connect_snippets.rs): a Python venv with the official SDKs and an npm prefix with the official
-# JS SDKs, tsx (runs the TypeScript snippets), Codex and Claude Code; h2 lets the OpenAI SDK's HTTP client
+# JS SDKs, tsx (runs the TypeScript snippets), Codex and Claude Code, axe-core (the console browser
+# test's accessibility check); h2 lets the OpenAI SDK's HTTP client
 # speak HTTP/2 in the TLS test. Pinned versions; idempotent:
 # a stamp file holding this script's hash skips the work when nothing changed.
 #
@@ -15,7 +16,8 @@ dest="${TOLLGATE_SNIPPET_TOOLS:-$repo/target/snippet-tools}"
 PY_PACKAGES=(openai==3.63.0 anthropic==2.17.0 google-genai==3.6.1 boto3==1.44.18 h2==4.4.1)
 NPM_PACKAGES=(openai@7.60.0 @anthropic-ai/sdk@1.17.0 @google/genai@3.3.0 tsx@4.23.15
               @aws-sdk/client-bedrock-runtime@3.1178.0 @openai/codex@0.171.0
-              @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0)
+              @anthropic-ai/claude-code@2.1.332 @google/gemini-cli@0.61.0
+              axe-core@4.14.1)
 
 stamp="$dest/.installed"
 want="$(sha256sum "$0" | cut -d' ' -f1)"

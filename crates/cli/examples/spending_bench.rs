@@ -425,11 +425,15 @@ async fn console_pages(label: &str, base: &str, admin: &str, api: &reqwest::Clie
         tollgate_server::console::format::iso(end_ms)
     );
     let pages: Vec<(&str, String)> = vec![
+        ("Home (spend today / 7 d / 30 d with changes, tops, budgets, failures)", "/".into()),
         ("Providers list (7-day spend + sparklines)", "/providers".into()),
         ("Provider detail, Overview (KPIs, per-model spend)", "/providers/prod-anthropic".into()),
         ("Provider detail, Connect tab", "/providers/prod-anthropic?tab=connect".into()),
+        ("Provider detail, Models tab (catalog, 7-day usage)", "/providers/prod-anthropic?tab=models".into()),
+        ("Provider detail, Settings tab", "/providers/prod-anthropic?tab=settings".into()),
         ("Cost & Usage, default (last 7 days by provider)", "/usage".into()),
         ("Cost & Usage, last 30 days", "/usage?range=30d".into()),
+        ("Cost & Usage, last 30 days compared to the 30 before", "/usage?range=30d&compare=1".into()),
         ("Cost & Usage, last 90 days", "/usage?range=90d".into()),
         ("Cost & Usage, 30 days by model", "/usage?range=30d&group_by=model".into()),
         ("Cost & Usage, 30 days by user", "/usage?range=30d&group_by=user".into()),

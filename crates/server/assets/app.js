@@ -57,7 +57,18 @@
     copyText(text, b);
   });
 
-  // ---- forms that submit when a select changes
+  // ---- a region that scrolls sideways (a wide table or chart on a phone) can take focus, so
+  // it scrolls from the keyboard too
+  const focusScrollers = () => $$("table, .table-card, .chart, .scroll-x, pre, .tabs").forEach((e) => {
+    const scrolls = e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== "visible";
+    if (scrolls && !e.hasAttribute("tabindex")) e.setAttribute("tabindex", "0");
+    if (!scrolls && e.getAttribute("tabindex") === "0") e.removeAttribute("tabindex");
+  });
+  focusScrollers();
+  window.addEventListener("resize", focusScrollers);
+
+  // ---- forms that submit when a select or a switch changes
+  $$("form[data-autosubmit] input[type=checkbox]").forEach((c) => c.addEventListener("change", () => c.form.requestSubmit()));
   $$("form[data-autosubmit]").forEach((f) => {
     $$("select", f).forEach((s) => s.addEventListener("change", () => {
       // a filter select's first option is its disabled placeholder; "" is a real choice there
@@ -103,6 +114,80 @@
       window.location.assign("/usage?" + params.toString());
     });
   }
+
+  // ---- Cost & Usage charts: a crosshair tooltip with every series' value in the bucket under
+  // the pointer (and the previous period's when it is drawn); a legend entry isolates its series
+  // (again: all). Clicking a bar is a plain SVG link to that bucket's window (no script needed).
+  $$(".chart-card").forEach((card) => {
+    const svg = $("svg.bars", card);
+    const legend = $(".legend", card);
+    if (!svg || !legend) return;
+    const names = $$(".legend-item", legend).map((b) => b.textContent.trim());
+    const buckets = $$("g.bucket", svg);
+    const prevPts = $$("circle.prev-pt", svg);
+    const tip = el("div", { class: "chart-tip", role: "status", hidden: true });
+    svg.parentElement.append(tip);
+    const ns = "http://www.w3.org/2000/svg";
+    const cross = document.createElementNS(ns, "line");
+    cross.setAttribute("class", "crosshair");
+    cross.setAttribute("visibility", "hidden");
+    svg.append(cross);
+    let isolated = -1;
+    const show = (i, ev) => {
+      const g = buckets[i];
+      if (!g) return;
+      const hit = $("rect.hit", g);
+      const x = parseFloat(hit.getAttribute("x")) + parseFloat(hit.getAttribute("width")) / 2;
+      cross.setAttribute("x1", x); cross.setAttribute("x2", x);
+      cross.setAttribute("y1", hit.getAttribute("y"));
+      cross.setAttribute("y2", parseFloat(hit.getAttribute("y")) + parseFloat(hit.getAttribute("height")));
+      cross.setAttribute("visibility", "visible");
+      buckets.forEach((b, j) => b.classList.toggle("hover", j === i));
+      const rows = [el("div", { class: "tip-head", text: `${g.dataset.label} · ${g.dataset.totalLabel}` })];
+      names.forEach((name, si) => {
+        const seg = $(`rect.seg[data-series="${si}"]`, g);
+        if (isolated >= 0 && si !== isolated) return;
+        rows.push(el("div", { class: "tip-row" }, [el("span", { text: name }), el("span", { text: seg ? seg.dataset.value : "—" })]));
+      });
+      const prev = prevPts[i];
+      if (prev) rows.push(el("div", { class: "tip-row tip-prev" }, [el("span", { text: "Previous period" }), el("span", { text: prev.dataset.value })]));
+      tip.replaceChildren(...rows);
+      tip.hidden = false;
+      const box = svg.parentElement.getBoundingClientRect();
+      const px = ev ? ev.clientX - box.left : box.width / 2;
+      const left = Math.min(Math.max(px + 12, 0), Math.max(box.width - tip.offsetWidth, 0));
+      tip.style.left = left + "px";
+      tip.style.top = "8px";
+    };
+    const hide = () => {
+      tip.hidden = true;
+      cross.setAttribute("visibility", "hidden");
+      buckets.forEach((b) => b.classList.remove("hover"));
+    };
+    svg.addEventListener("mousemove", (ev) => {
+      const g = ev.target.closest && ev.target.closest("g.bucket");
+      if (g) show(buckets.indexOf(g), ev);
+    });
+    svg.addEventListener("mouseleave", hide);
+    // keyboard: a focused bar link shows its tooltip too
+    svg.addEventListener("focusin", (ev) => {
+      const g = $("g.bucket", ev.target.closest("a") || ev.target);
+      if (g) show(buckets.indexOf(g), null);
+    });
+    svg.addEventListener("focusout", hide);
+    // native tooltips would cover the crosshair's: the titles stay for assistive technology
+    $$("title", svg).forEach((t) => t.parentElement.setAttribute("aria-label", t.textContent));
+    $$("g.bucket > title, rect.seg > title", svg).forEach((t) => t.remove());
+    legend.addEventListener("click", (ev) => {
+      const b = ev.target.closest(".legend-item");
+      if (!b) return;
+      const si = parseInt(b.dataset.series, 10);
+      isolated = isolated === si ? -1 : si;
+      $$(".legend-item", legend).forEach((x) => x.setAttribute("aria-pressed", String(parseInt(x.dataset.series, 10) === isolated)));
+      $$("rect.seg", svg).forEach((r) => r.classList.toggle("dim", isolated >= 0 && parseInt(r.dataset.series, 10) !== isolated));
+      card.dataset.isolated = isolated >= 0 ? names[isolated] : "";
+    });
+  });
 
   // ---- Show commands follow the model chosen for Test Connection
   const commands = $("#show-commands");

@@ -6,6 +6,12 @@
 //! common colour-vision deficiencies; series of the same colour (two providers of one type)
 //! get different SVG `<pattern>` hatches. Sparklines are small polylines. No JavaScript.
 //!
+//! What the console's script builds on, and what works without it: a bucket with a link is an
+//! SVG `<a>` (Cost & Usage links each bar to its own window, so a click narrows the range);
+//! an optional previous-period line is a dashed polyline over the bars; every segment carries
+//! `data-series` (its series index) and `data-value` (its formatted value), and every bucket
+//! `data-label`, which the script reads for the crosshair tooltip and legend isolation.
+//!
 //! Chosen over a vendored JavaScript chart library so a page needs no script to show its data
 //! and tests can read the numbers from the HTML.
 
@@ -63,6 +69,10 @@ pub struct BarChart<'a> {
     pub height: u32,
     /// The smallest axis maximum (so an empty chart still has a sensible scale).
     pub min_top: i64,
+    /// Per bucket, where a click on it leads (empty: nowhere); missing entries are no link.
+    pub links: Vec<String>,
+    /// The previous period's totals, one per bucket, drawn as a dashed line.
+    pub previous: Option<Vec<i64>>,
 }
 
 /// The pattern definition for a hatch over `color`.
@@ -114,12 +124,15 @@ pub fn bars(c: &BarChart<'_>) -> String {
     let totals: Vec<i64> = (0..c.buckets.len())
         .map(|i| c.series.iter().map(|s| s.values.get(i).copied().unwrap_or(0).max(0)).sum())
         .collect();
-    let (ymax, step) = nice_scale(totals.iter().copied().max().unwrap_or(0).max(c.min_top));
+    let prev_max = c.previous.as_ref().and_then(|p| p.iter().copied().max()).unwrap_or(0);
+    let (ymax, step) = nice_scale(totals.iter().copied().max().unwrap_or(0).max(c.min_top).max(prev_max));
     let y_of = |v: i64| top + plot_h - (v as f64 / ymax as f64) * plot_h;
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="bars" id="{id}" viewBox="0 0 {w} {h}" role="img" aria-label="{title}" data-buckets="{nb}">"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" class="bars" id="{id}" viewBox="0 0 {w} {h}" role="{role}" aria-label="{title}" data-buckets="{nb}">"#,
+        // an image's children are presentational: with links to follow it is a group
+        role = if c.links.iter().any(|l| !l.is_empty()) { "group" } else { "img" },
         id = esc(c.id),
         title = esc(c.title),
         nb = c.buckets.len()
@@ -151,12 +164,22 @@ pub fn bars(c: &BarChart<'_>) -> String {
     let baseline = top + plot_h;
     for (i, bucket) in c.buckets.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
+        let link = c.links.get(i).filter(|l| !l.is_empty());
+        if let Some(l) = link {
+            let _ = write!(
+                out,
+                r#"<a href="{}" class="bucket-link" aria-label="{}: narrow the range to it">"#,
+                esc(l),
+                esc(bucket)
+            );
+        }
         let _ = write!(
             out,
-            r#"<g class="bucket" data-total="{t}"><title>{b}: {tv}</title>"#,
+            r#"<g class="bucket" data-total="{t}" data-label="{b}" data-total-label="{tv}"><title>{b}: {tv}</title><rect class="hit" x="{hx:.1}" y="{top}" width="{slot:.1}" height="{plot_h:.1}" fill="transparent"/>"#,
             t = totals[i],
             b = esc(bucket),
-            tv = esc(&(c.fmt)(totals[i]))
+            tv = esc(&(c.fmt)(totals[i])),
+            hx = left + slot * i as f64,
         );
         if totals[i] == 0 {
             let _ = write!(
@@ -174,7 +197,7 @@ pub fn bars(c: &BarChart<'_>) -> String {
             acc += val;
             let _ = write!(
                 out,
-                r#"<rect class="seg" x="{x:.1}" y="{y1:.2}" width="{bar_w:.1}" height="{hh:.2}" fill="{fill}"><title>{label} · {b}: {val}</title></rect>"#,
+                r#"<rect class="seg" data-series="{si}" data-value="{val}" x="{x:.1}" y="{y1:.2}" width="{bar_w:.1}" height="{hh:.2}" fill="{fill}"><title>{label} · {b}: {val}</title></rect>"#,
                 hh = (y0 - y1).max(0.0),
                 fill = fill_of(c.id, si, s),
                 label = esc(&s.label),
@@ -183,6 +206,9 @@ pub fn bars(c: &BarChart<'_>) -> String {
             );
         }
         out.push_str("</g>");
+        if link.is_some() {
+            out.push_str("</a>");
+        }
         if i % label_every == 0 {
             let _ = write!(
                 out,
@@ -198,6 +224,29 @@ pub fn bars(c: &BarChart<'_>) -> String {
         r##"<line x1="{left}" x2="{x2}" y1="{baseline:.1}" y2="{baseline:.1}" stroke="#8a94a3"/>"##,
         x2 = w - right
     );
+    if let Some(prev) = &c.previous {
+        let pts: Vec<String> = prev
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("{:.1},{:.1}", left + slot * i as f64 + slot / 2.0, y_of((*v).max(0))))
+            .collect();
+        let total: i64 = prev.iter().sum();
+        let _ = write!(
+            out,
+            r##"<polyline class="prev" points="{p}" fill="none" stroke="#5f6b7a" stroke-width="1.6" stroke-dasharray="5 4"><title>Previous period: {t}</title></polyline>"##,
+            p = pts.join(" "),
+            t = esc(&(c.fmt)(total))
+        );
+        for (i, v) in prev.iter().enumerate() {
+            let _ = write!(
+                out,
+                r##"<circle class="prev-pt" data-bucket="{i}" data-value="{val}" cx="{cx:.1}" cy="{cy:.1}" r="2" fill="#5f6b7a"/>"##,
+                val = esc(&(c.fmt)(*v)),
+                cx = left + slot * i as f64 + slot / 2.0,
+                cy = y_of((*v).max(0))
+            );
+        }
+    }
     out.push_str("</svg>");
     out
 }
@@ -252,6 +301,8 @@ mod tests {
             width: 600,
             height: 200,
             min_top: 4,
+            links: vec![],
+            previous: None,
         })
     }
 
@@ -283,6 +334,33 @@ mod tests {
         let first = svg.find("openai-a · Day 0").unwrap_or(0);
         let second = svg.find("openai-b · Day 0").unwrap_or(0);
         assert!(first > 0 && second > first);
+    }
+
+    #[test]
+    fn bars_link_to_their_window_and_the_previous_period_is_a_line() {
+        let mut c = BarChart {
+            id: "spend",
+            title: "Spend",
+            buckets: vec!["Day 0".into(), "Day 1".into()],
+            ticks: vec!["0".into(), "1".into()],
+            series: vec![s("a", OKABE_ITO[0], 0, vec![1, 2])],
+            fmt: |v| format!("{v} units"),
+            axis_fmt: |v| v.to_string(),
+            width: 600,
+            height: 200,
+            min_top: 4,
+            links: vec!["/usage?range=custom&a=1".into(), String::new()],
+            previous: Some(vec![3, 9]),
+        };
+        let svg = bars(&c);
+        assert_eq!(svg.matches("<a href=").count(), 1, "only the bucket with a link: {svg}");
+        assert!(svg.contains(r#"<a href="/usage?range=custom&amp;a=1" class="bucket-link""#), "{svg}");
+        assert!(svg.contains(r#"class="prev""#) && svg.contains("<title>Previous period: 12 units</title>"));
+        assert!(svg.contains(r#"data-series="0" data-value="2 units""#));
+        // the axis covers the previous period's highest bucket (9 → a 10-unit scale)
+        assert!(svg.contains(">10</text>"), "{svg}");
+        c.previous = None;
+        assert!(!bars(&c).contains("class=\"prev\""));
     }
 
     #[test]

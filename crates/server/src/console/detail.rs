@@ -1,5 +1,6 @@
 //! A provider's page (`/providers/{name}`): the Overview tab (7-day KPIs with sparklines, the
-//! Connection card, models with prices and 7-day spend, Verify connection, delete) and the
+//! Connection card with the Discovery URL, models with prices and 7-day spend, Verify
+//! connection, delete), the Models and Settings tabs ([`super::provider_tabs`]) and the
 //! Connect tab (gateway token, client setup, code). Also the actions: enable, disable, delete
 //! (type the name to confirm) and Test Connection (a JSON endpoint the button fetches, running
 //! the admin API's own check).
@@ -106,6 +107,8 @@ struct DetailPage {
     warnings: Vec<tollgate_core::warnings::FieldWarning>,
     /// The budgets that can cap calls through this provider.
     budgets: Vec<super::budgets::BudgetRow>,
+    model_rows: Vec<super::provider_tabs::ModelRow>,
+    settings: super::provider_tabs::Settings,
 }
 
 fn entry(console: &Console, session: &Session, name: &str) -> Result<Arc<ProviderEntry>, ConsoleError> {
@@ -137,7 +140,12 @@ pub async fn show(
     let e = entry(&console, &session, &name)?;
     let spec = &e.spec;
     let ptype = spec.kind();
-    let tab = if p.tab.as_deref() == Some("connect") { "connect" } else { "overview" };
+    let tab = match p.tab.as_deref() {
+        Some("connect") => "connect",
+        Some("models") => "models",
+        Some("settings") => "settings",
+        _ => "overview",
+    };
     let proxy_url = console.state.proxy_url(&name);
     let region = spec.bedrock_config.as_ref().and_then(|c| c.region.clone()).unwrap_or_else(|| "us-east-1".into());
     let example = spec.provider_models.first().map_or(connect::example_model(ptype), |m| m.name.as_str()).to_string();
@@ -205,6 +213,19 @@ pub async fn show(
         });
     }
     props.push(Prop { label: "Proxy URL", value: proxy_url.clone(), copy: true });
+    // where clients discover how to get a token: the OIDC issuer's document when one is set
+    props.push(match console.state.oidc() {
+        Some(o) => Prop {
+            label: "Discovery URL",
+            value: format!("{}/.well-known/openid-configuration", o.settings().issuer.trim_end_matches('/')),
+            copy: true,
+        },
+        None => Prop {
+            label: "Discovery URL",
+            value: "None: no OIDC issuer is configured; clients use gateway tokens".into(),
+            copy: false,
+        },
+    });
     props.push(Prop { label: "Base URL", value: spec.upstream_base_url(), copy: false });
     match spec.bedrock_credential_mode() {
         Some(mode) => {
@@ -326,6 +347,12 @@ pub async fn show(
         usage_url,
         warnings: tollgate_core::warnings::model_warnings(spec, &catalog),
         budgets: super::budgets::rows(&console, Some(&name)).await?.into_iter().map(|(_, r)| r).collect(),
+        model_rows: if tab == "models" {
+            super::provider_tabs::model_rows(spec, &catalog, &by_model)
+        } else {
+            Vec::new()
+        },
+        settings: super::provider_tabs::settings(spec),
     };
     html_page(StatusCode::OK, &page)
 }

@@ -23,6 +23,8 @@ pub mod connect;
 pub mod detail;
 pub mod form;
 pub mod format;
+pub mod home;
+pub mod provider_tabs;
 pub mod providers;
 pub mod requests;
 pub mod secrets;
@@ -39,7 +41,7 @@ use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 pub use session::Session;
 use session::SessionKeys;
@@ -60,7 +62,7 @@ pub fn router(state: AppState) -> Router {
     let keys = Arc::new(SessionKeys::new(&state.store().keyring().derive("console-session")));
     let console = Console { state, keys };
     Router::new()
-        .route("/", get(|| async { Redirect::to("/providers") }))
+        .route("/", get(home::page))
         .route("/login", get(session::login_form).post(session::login))
         .route("/login/oidc", get(sso::start))
         .route("/login/oidc/callback", get(sso::callback))
@@ -73,6 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/providers/{name}/disable", post(detail::disable))
         .route("/providers/{name}/delete", post(detail::delete))
         .route("/providers/{name}/check", post(detail::check))
+        .route("/providers/{name}/models", post(provider_tabs::toggle_model))
+        .route("/providers/{name}/settings", post(provider_tabs::save_settings))
         .route("/ui/resource-id", get(form::resource_id_check))
         .route("/ui/catalog", get(form::catalog_json))
         .route("/usage", get(usage::page))
@@ -85,10 +89,12 @@ pub fn router(state: AppState) -> Router {
         .route("/budgets/{name}/delete", post(budgets::delete))
         .route("/secrets", get(secrets::page).post(secrets::create))
         .route("/secrets/{name}/delete", post(secrets::delete))
+        .route("/secrets/{name}/rotate", post(secrets::rotate))
         .route("/tokens", get(tokens::page).post(tokens::create))
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/assets/{*path}", get(asset))
         .layer(from_fn_with_state(console.clone(), session::csrf_guard))
+        .layer(from_fn_with_state(console.clone(), error_layout))
         .layer(from_fn(server_timing))
         .with_state(console)
 }
@@ -114,6 +120,43 @@ async fn server_timing(req: Request, next: Next) -> Response {
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     resp
+}
+
+/// Error pages keep the console's frame: a [`ConsoleError`] renders a bare page (it has no
+/// request to read a session from) and marks the response with [`ErrorInfo`]; for a signed-in
+/// browser this layer renders it again inside the sidebar layout, so a 403 or 404 leaves the
+/// navigation in place.
+async fn error_layout(
+    axum::extract::State(console): axum::extract::State<Console>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let session = session::session_of(&console, req.headers());
+    let resp = next.run(req).await;
+    let (Some(session), Some(info)) = (session, resp.extensions().get::<ErrorInfo>().cloned()) else {
+        return resp;
+    };
+    let page = FramedErrorPage {
+        layout: Layout::of(&session, format!("{}", info.status.as_u16()), ""),
+        status: info.status.as_u16(),
+        message: info.message,
+    };
+    html_page(info.status, &page).unwrap_or(resp)
+}
+
+/// What an error page said, for [`error_layout`] to render it again in the frame.
+#[derive(Debug, Clone)]
+struct ErrorInfo {
+    status: StatusCode,
+    message: String,
+}
+
+#[derive(Template)]
+#[template(path = "error_framed.html")]
+struct FramedErrorPage {
+    layout: Layout,
+    status: u16,
+    message: String,
 }
 
 /// The embedded static files.
@@ -182,7 +225,8 @@ impl Notice {
 #[derive(Debug, Clone, Default)]
 pub struct Layout {
     pub title: String,
-    /// `providers`, `usage`, `secrets` or `tokens`.
+    /// The navigation entry shown as current: `home`, `providers`, `usage`, `requests`, … (`""`
+    /// for none).
     pub nav: &'static str,
     pub signed_in: bool,
     pub who: String,
@@ -290,11 +334,13 @@ impl IntoResponse for ConsoleError {
             }
             other => other.to_string(),
         };
-        let page = ErrorPage { layout: Layout::anonymous("Error"), status: status.as_u16(), message };
-        match html_page(status, &page) {
+        let page = ErrorPage { layout: Layout::anonymous("Error"), status: status.as_u16(), message: message.clone() };
+        let mut resp = match html_page(status, &page) {
             Ok(r) => r,
             Err(_) => (status, "error").into_response(),
-        }
+        };
+        resp.extensions_mut().insert(ErrorInfo { status, message });
+        resp
     }
 }
 
@@ -348,7 +394,12 @@ pub fn notice_from(code: Option<&str>, name: Option<&str>) -> Option<Notice> {
         "enabled" => Notice::ok(format!("Provider \"{n}\" enabled: its proxy URL accepts requests again.")),
         "disabled" => Notice::ok(format!("Provider \"{n}\" disabled: its proxy URL refuses requests (403).")),
         "deleted" => Notice::ok(format!("Provider \"{n}\" deleted. Its usage stays in Cost & Usage.")),
+        "model-enabled" => Notice::ok(format!("Model {n} enabled: it is on the allow-list.")),
+        "model-disabled" => Notice::ok(format!("Model {n} disabled: requests for it are refused.")),
         "secret-created" => Notice::ok(format!("Secret {n} stored.")),
+        "secret-rotated" => {
+            Notice::ok(format!("Secret {n} rotated: every provider that references it uses the new value from now on."))
+        }
         "secret-deleted" => Notice::ok(format!("Secret {n} deleted.")),
         "revoked" => Notice::ok("Token revoked: it stops working with the next request.".to_string()),
         _ => None,

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use tollgate_core::Role;
@@ -36,6 +36,10 @@ pub struct ListQuery {
     pub start: Option<String>,
     pub after: Option<String>,
     pub view: Option<String>,
+    /// The "+ Filter" builder: `field` (one of [`FILTERS`]) and its `value`; the page
+    /// redirects to the URL with that filter set (replacing the field's previous value).
+    pub field: Option<String>,
+    pub value: Option<String>,
 }
 
 impl ListQuery {
@@ -69,6 +73,13 @@ impl ListQuery {
         let q = q.finish();
         if q.is_empty() { path.to_string() } else { format!("{path}?{q}") }
     }
+}
+
+/// The URL `q` names once the builder's `field=value` is applied, if it was given.
+fn added_filter_url(q: &ListQuery) -> Option<String> {
+    let field = q.field.as_deref().filter(|f| FILTERS.contains(f))?;
+    let value = q.value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+    Some(q.url("/requests", Some(field), &[(field, value)]))
 }
 
 /// One filter chip.
@@ -132,6 +143,10 @@ struct RequestsPage {
     clear_url: String,
     next_url: String,
     statuses: Vec<(&'static str, String, bool)>,
+    /// The fields the builder offers, and the view's other filters it keeps.
+    fields: [&'static str; 7],
+    keep: Vec<(String, String)>,
+    providers: Vec<String>,
 }
 
 /// `GET /requests`: the request log, newest first.
@@ -141,6 +156,9 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ConsoleError> {
     session.require(Role::Reader)?;
+    if let Some(url) = added_filter_url(&q) {
+        return Ok(axum::response::Redirect::to(&url).into_response());
+    }
     let state = &console.state;
     let params = RequestParams {
         provider: q.provider.clone(),
@@ -190,6 +208,19 @@ pub async fn list(
             clear_url: "/requests".into(),
             next_url,
             statuses,
+            fields: FILTERS,
+            keep: FILTERS.iter().filter_map(|k| q.get(k).map(|v| (k.to_string(), v.to_string()))).collect(),
+            providers: {
+                let mut p: Vec<String> = state
+                    .snapshot()
+                    .providers
+                    .keys()
+                    .filter(|n| session.token.providers.as_ref().is_none_or(|s| s.contains(n)))
+                    .cloned()
+                    .collect();
+                p.sort();
+                p
+            },
         },
     )
 }

@@ -2,6 +2,12 @@
 //! a form to store a new value, and delete (refused while a provider references the secret).
 //! Values are write-only here as everywhere: the page never shows one. Writes go through the
 //! admin API's functions.
+//!
+//! Rotate (`POST /secrets/{name}/rotate`) stores a new value under an existing name, like the
+//! API's `PUT /api/v1/secrets/{name}` and `tollgate secrets set`: providers reference secrets
+//! by name, so every provider using it sends the new value from the next request on (the
+//! write reloads the snapshot). `?rotate=NAME` opens that row's form (the provider Settings
+//! tab links there).
 
 use super::{Console, ConsoleError, Form, Layout, Notice, Session, format, html_page, notice_from};
 use crate::admin;
@@ -19,6 +25,8 @@ pub struct SecretParams {
     pub after: Option<String>,
     pub notice: Option<String>,
     pub name: Option<String>,
+    /// The secret whose rotate form starts open.
+    pub rotate: Option<String>,
 }
 
 /// One secret row.
@@ -46,11 +54,14 @@ struct SecretsPage {
     new_name: String,
     name_error: String,
     value_error: String,
+    rotate: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn render(
     console: &Console,
     session: &Session,
+    rotate: String,
     after: Option<String>,
     notice: Option<Notice>,
     form: (String, String, String),
@@ -91,6 +102,7 @@ async fn render(
         new_name,
         name_error,
         value_error,
+        rotate,
     };
     html_page(status, &p)
 }
@@ -102,7 +114,7 @@ pub async fn page(
     Query(p): Query<SecretParams>,
 ) -> Result<Response, ConsoleError> {
     let notice = notice_from(p.notice.as_deref(), p.name.as_deref());
-    render(&console, &session, p.after, notice, Default::default(), StatusCode::OK).await
+    render(&console, &session, p.rotate.unwrap_or_default(), p.after, notice, Default::default(), StatusCode::OK).await
 }
 
 /// `POST /secrets`: store a new secret (or a new value of an existing one).
@@ -118,7 +130,7 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
         ) => {
             let (ne, ve) = if field == "value" { (String::new(), message) } else { (message, String::new()) };
             let notice = Notice::error("The secret was not stored.");
-            render(&console, &session, None, notice, (name, ne, ve), StatusCode::BAD_REQUEST).await
+            render(&console, &session, String::new(), None, notice, (name, ne, ve), StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
     }
@@ -135,7 +147,33 @@ pub async fn delete(
         Ok(()) => Ok(Redirect::to(&format!("/secrets?notice=secret-deleted&name={name}")).into_response()),
         Err(e @ (crate::ApiError::Conflict(_) | crate::ApiError::NotFound(_))) => {
             let status = e.status();
-            render(&console, &session, None, Notice::error(e.to_string()), Default::default(), status).await
+            render(&console, &session, String::new(), None, Notice::error(e.to_string()), Default::default(), status)
+                .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `POST /secrets/{name}/rotate`: a new value for an existing secret.
+pub async fn rotate(
+    State(console): State<Console>,
+    session: Session,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ConsoleError> {
+    session.require(Role::Writer)?;
+    if console.state.secrets().is_writable()
+        && console.state.store().get_secret_meta(&name).await.map_err(crate::ApiError::from)?.is_none()
+    {
+        return Err(ConsoleError::NotFound(format!("secret \"{name}\" not found")));
+    }
+    let form = Form::parse(&body);
+    let value = form.get("value").unwrap_or_default().to_string();
+    match admin::secrets::store_value(&console.state, &session.token, &name, &value).await {
+        Ok(_) => Ok(Redirect::to(&format!("/secrets?notice=secret-rotated&name={name}")).into_response()),
+        Err(crate::ApiError::InvalidArgument { message, .. } | crate::ApiError::Unprocessable { message, .. }) => {
+            let notice = Notice::error(format!("Secret {name} was not rotated: the new value {message}."));
+            render(&console, &session, name.clone(), None, notice, Default::default(), StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
     }

@@ -4,6 +4,15 @@
 //! 7/14/30/90 days, month/quarter/year to date and custom; a footer summing the view by cost
 //! bucket; a breakdown table; and the same view as CSV (`/usage/export.csv`).
 //!
+//! Exploring without script: every bar is a link to its own bucket's window (a click narrows
+//! the range), every breakdown row links to the view filtered to it and grouped by the next
+//! dimension, `compare=1` draws the previous period of the same length as a dashed line (and
+//! the headline's spend change is always against it), the "+ Filter" builder submits
+//! `add=dim:value`, which redirects to the canonical URL with that filter, and deleted
+//! providers are folded into one "Deleted providers" entry unless `show_deleted=1`. The
+//! script adds the crosshair tooltip (every series' value in the bucket) and click-to-isolate
+//! legend entries.
+//!
 //! The URL is the state: `range`, `customStart`/`customEnd` (ISO-8601, rewritten to
 //! `YYYY-MM-DDTHH:MM:SSZ` so a copied URL opens the same window), `group_by` and repeatable
 //! filter parameters. Windows are whole UTC days for the presets and whole hours for custom
@@ -77,6 +86,17 @@ pub struct View {
     pub agents: Vec<String>,
     pub token_types: Vec<String>,
     pub cost_types: Vec<String>,
+    /// Provider tags, `key:value`: the view keeps the providers carrying every one (as they
+    /// are tagged now; a deleted provider has no tags).
+    pub tags: Vec<String>,
+    /// Draw the previous period of the same length (`compare=1`).
+    pub compare: bool,
+    /// List deleted providers one by one (`show_deleted=1`); otherwise they are folded into
+    /// one "Deleted providers" entry.
+    pub show_deleted: bool,
+    /// `add=dim:value` was given (the "+ Filter" builder's form): the page redirects to the
+    /// canonical URL with it as a filter.
+    pub added: bool,
 }
 
 /// Parses an ISO-8601 time: RFC 3339, or a date-time / date without zone (taken as UTC). A bare
@@ -110,6 +130,10 @@ impl View {
             agents: vec![],
             token_types: vec![],
             cost_types: vec![],
+            tags: vec![],
+            compare: false,
+            show_deleted: false,
+            added: false,
         };
         let push = |list: &mut Vec<String>, val: &str| {
             let val = val.trim();
@@ -129,6 +153,10 @@ impl View {
             match k.as_ref() {
                 "range" if RANGES.iter().any(|(r, _)| *r == val) => v.range = val.into_owned(),
                 "group_by" if GROUPS.iter().any(|(g, _)| *g == val) => v.group_by = val.into_owned(),
+                "group_by" if val.strip_prefix("tag:").is_some_and(|k| !k.trim().is_empty()) => {
+                    v.group_by = val.into_owned()
+                }
+                "tag" if val.split_once(':').is_some_and(|(k, _)| !k.trim().is_empty()) => push(&mut v.tags, &val),
                 "customStart" if !val.trim().is_empty() => match parse_iso(&val, false) {
                     Some(ms) => v.custom_start = Some(ms),
                     None => {
@@ -145,6 +173,24 @@ impl View {
                 "agent" => push_key(&mut v.agents, &val),
                 "token_type" if Bucket::parse(&val).is_some() => push(&mut v.token_types, &val),
                 "cost_type" if COST_TYPES.iter().any(|(c, _)| *c == val) => push(&mut v.cost_types, &val),
+                "compare" => v.compare = val == "1" || val == "on" || val == "true",
+                "show_deleted" => v.show_deleted = val == "1" || val == "on" || val == "true",
+                "add" => {
+                    v.added = true;
+                    let (dim, value) = val.split_once(':').unwrap_or((val.as_ref(), ""));
+                    match dim {
+                        "provider" => push(&mut v.providers, value),
+                        "model" => push_key(&mut v.models, value),
+                        "user" => push_key(&mut v.users, value),
+                        "agent" => push_key(&mut v.agents, value),
+                        "tag" if value.split_once(':').is_some_and(|(k, _)| !k.trim().is_empty()) => {
+                            push(&mut v.tags, value)
+                        }
+                        "token_type" if Bucket::parse(value).is_some() => push(&mut v.token_types, value),
+                        "cost_type" if COST_TYPES.iter().any(|(c, _)| *c == value) => push(&mut v.cost_types, value),
+                        _ => {}
+                    }
+                }
                 _ => {}
             }
         }
@@ -186,12 +232,19 @@ impl View {
                 out.push((k.to_string(), v.clone()));
             }
         }
+        if self.compare {
+            out.push(("compare".into(), "1".into()));
+        }
+        if self.show_deleted {
+            out.push(("show_deleted".into(), "1".into()));
+        }
         out
     }
 
-    fn filter_lists(&self) -> [(&'static str, &Vec<String>); 6] {
+    fn filter_lists(&self) -> [(&'static str, &Vec<String>); 7] {
         [
             ("provider", &self.providers),
+            ("tag", &self.tags),
             ("model", &self.models),
             ("cost_type", &self.cost_types),
             ("token_type", &self.token_types),
@@ -206,9 +259,18 @@ impl View {
         report::bucket_set(&by_token, &self.cost_types)
     }
 
-    /// The grouping (`None` for "Nothing").
+    /// The grouping (`None` for "Nothing"); a tag grouping reads by provider (the page folds
+    /// providers by their tag value).
     pub fn group(&self) -> Option<Group> {
+        if self.tag_key().is_some() {
+            return Some(Group::Column(Dimension::Provider));
+        }
         Group::parse("group_by", &self.group_by).ok()
+    }
+
+    /// The tag key of a `group_by=tag:KEY` view.
+    pub fn tag_key(&self) -> Option<&str> {
+        self.group_by.strip_prefix("tag:")
     }
 }
 
@@ -250,10 +312,30 @@ pub struct ChartView {
     pub total: String,
 }
 
+/// A headline figure.
+#[derive(Debug)]
+pub struct Headline {
+    pub label: &'static str,
+    pub value: String,
+    /// Where it leads ("" for nowhere).
+    pub link: String,
+    /// Its change against the previous period ("" when not computed).
+    pub change: String,
+    pub trend: &'static str,
+}
+
+impl Headline {
+    fn plain(label: &'static str, value: String) -> Headline {
+        Headline { label, value, link: String::new(), change: String::new(), trend: "flat" }
+    }
+}
+
 /// A row of the breakdown table.
 #[derive(Debug)]
 pub struct BreakdownRow {
     pub key: String,
+    /// The view filtered to this row and grouped by the next dimension ("" for none).
+    pub drill_url: String,
     pub label: String,
     pub deleted: bool,
     pub spend: String,
@@ -270,7 +352,7 @@ struct UsagePage {
     budgets: Vec<super::budgets::BudgetRow>,
     subtitle: String,
     ranges: Vec<(&'static str, &'static str, bool)>,
-    groups: Vec<(&'static str, &'static str, bool)>,
+    groups: Vec<(String, String, bool)>,
     custom_start: String,
     custom_end: String,
     hidden_range: Vec<(String, String)>,
@@ -280,8 +362,14 @@ struct UsagePage {
     clear_url: String,
     charts: Vec<ChartView>,
     sums: Vec<(&'static str, String)>,
-    /// (label, value, link: "" for none).
-    headline: Vec<(&'static str, String, String)>,
+    headline: Vec<Headline>,
+    /// The "+ Filter" builder's form keeps the view's other parameters.
+    add_hidden: Vec<(String, String)>,
+    /// The compare / show-deleted switches' form keeps the others.
+    switch_hidden: Vec<(String, String)>,
+    compare: bool,
+    show_deleted: bool,
+    show_deleted_switch: bool,
     breakdown: Vec<BreakdownRow>,
     group_label: &'static str,
     /// False when grouped by token type: requests are not split by token type, so a
@@ -299,7 +387,10 @@ struct Resolved {
     width: i64,
 }
 
-fn resolve(session: &Session, view: View, now_ms: i64) -> Result<Resolved, ConsoleError> {
+/// A provider name no provider can have (names are lowercase): the filter of "no provider".
+const NO_PROVIDER: &str = "(NONE)";
+
+fn resolve(console: &Console, session: &Session, view: View, now_ms: i64) -> Result<Resolved, ConsoleError> {
     let (start_ms, end_ms, width) = view.window(now_ms);
     let mut query = SpendQuery {
         start_ms,
@@ -311,6 +402,24 @@ fn resolve(session: &Session, view: View, now_ms: i64) -> Result<Resolved, Conso
         provider_types: vec![],
         buckets: view.buckets(),
     };
+    if !view.tags.is_empty() {
+        let snap = console.state.snapshot();
+        let mut tagged: Vec<String> = snap
+            .providers
+            .values()
+            .filter(|p| {
+                view.tags.iter().all(|t| {
+                    let (k, v) = t.split_once(':').unwrap_or((t.as_str(), ""));
+                    p.spec.tags.get(k).is_some_and(|x| x == v)
+                })
+            })
+            .map(|p| p.spec.name.clone())
+            .filter(|n| query.providers.is_empty() || query.providers.contains(n))
+            .collect();
+        tagged.sort();
+        // no provider carries them: a name no provider can have, so the view is empty
+        query.providers = if tagged.is_empty() { vec![NO_PROVIDER.to_string()] } else { tagged };
+    }
     query.scope(session.token.providers.as_deref())?;
     Ok(Resolved { view, query, width })
 }
@@ -357,10 +466,67 @@ struct Data {
     series: report::Timeseries,
     breakdown: Vec<report::Keyed<RollupStats>>,
     totals: RollupStats,
+    /// The window of the same length just before: its totals, and per bucket when comparing.
+    previous: RollupStats,
+    previous_series: Option<Vec<RollupStats>>,
+}
+
+/// The key deleted providers are folded into while "Show deleted providers" is off.
+pub const DELETED_KEY: &str = "(deleted providers)";
+
+/// The key of providers without the grouped tag.
+pub const UNTAGGED_KEY: &str = "(untagged)";
+
+/// Folds provider entries into their value of tag `key` ([`UNTAGGED_KEY`] without it), highest
+/// cost first as the engine ranks.
+fn fold_by_tag<T: Clone>(
+    console: &Console,
+    key: &str,
+    entries: &[report::Keyed<T>],
+    add: impl Fn(&mut T, &T),
+) -> Vec<report::Keyed<T>> {
+    let snap = console.state.snapshot();
+    let mut out: Vec<report::Keyed<T>> = Vec::new();
+    for e in entries {
+        let tag = snap
+            .providers
+            .get(&e.key)
+            .and_then(|p| p.spec.tags.get(key).cloned())
+            .unwrap_or_else(|| UNTAGGED_KEY.to_string());
+        match out.iter_mut().find(|x| x.key == tag) {
+            Some(x) => add(&mut x.value, &e.value),
+            None => out.push(report::Keyed { key: tag, value: e.value.clone() }),
+        }
+    }
+    out
+}
+
+/// Folds the entries of deleted providers into one [`DELETED_KEY`] entry (at the end).
+fn fold_deleted<T: Clone>(
+    console: &Console,
+    entries: &[report::Keyed<T>],
+    add: impl Fn(&mut T, &T),
+) -> Vec<report::Keyed<T>> {
+    let mut out: Vec<report::Keyed<T>> = Vec::with_capacity(entries.len());
+    let mut folded: Option<T> = None;
+    for e in entries {
+        if e.key != report::OTHER_KEY && key_label(console, "provider", &e.key).1 {
+            match &mut folded {
+                Some(f) => add(f, &e.value),
+                None => folded = Some(e.value.clone()),
+            }
+        } else {
+            out.push(e.clone());
+        }
+    }
+    if let Some(value) = folded {
+        out.push(report::Keyed { key: DELETED_KEY.to_string(), value });
+    }
+    out
 }
 
 async fn load(console: &Console, session: &Session, view: View) -> Result<Data, ConsoleError> {
-    let resolved = resolve(session, view, console.state.now_ms())?;
+    let resolved = resolve(console, session, view, console.state.now_ms())?;
     let q = &resolved.query;
     let group = resolved.view.group();
     let state = &console.state;
@@ -376,7 +542,18 @@ async fn load(console: &Console, session: &Session, view: View) -> Result<Data, 
         }
         None => vec![],
     };
-    Ok(Data { resolved, series, breakdown, totals })
+    let prev_q = q.previous();
+    let (previous, previous_series) = if resolved.view.compare {
+        let prev = report::timeseries(state, &prev_q, None, resolved.width, 1).await?;
+        let mut t = RollupStats::default();
+        for s in &prev.totals {
+            t.add(s);
+        }
+        (t, Some(prev.totals))
+    } else {
+        (report::totals(state, &prev_q).await?, None)
+    };
+    Ok(Data { resolved, series, breakdown, totals, previous, previous_series })
 }
 
 /// `GET /usage`.
@@ -393,6 +570,10 @@ pub async fn page(
             return render(&console, &session, fallback, super::Notice::error(msg), StatusCode::BAD_REQUEST).await;
         }
     };
+    // a filter added by the builder becomes an ordinary filter parameter in the URL
+    if view.added {
+        return Ok(Redirect::to(&url_of("/usage", &view.pairs())).into_response());
+    }
     // a custom range is written back as canonical ISO-8601 so the URL is shareable as is
     if view.range == "custom" {
         let canonical = |key: &str, ms: Option<i64>| {
@@ -426,21 +607,59 @@ async fn render(
     // left out
     let ts = &data.series;
     let (ticks, titles): (Vec<String>, Vec<String>) = ts.starts.iter().map(|s| tick_label(*s, width)).unzip();
-    let shown: Vec<&report::Keyed<Vec<RollupStats>>> = ts
-        .series
+    let fold = group == "provider" && !view.show_deleted;
+    let add_points = |a: &mut Vec<RollupStats>, b: &Vec<RollupStats>| {
+        for (x, y) in a.iter_mut().zip(b) {
+            x.add(y);
+        }
+    };
+    let series_list = if let Some(k) = view.tag_key() {
+        fold_by_tag(console, k, &ts.series, add_points)
+    } else if fold {
+        fold_deleted(console, &ts.series, add_points)
+    } else {
+        ts.series.clone()
+    };
+    // a click on a bar narrows the range to its bucket (same filters and grouping)
+    let keep: Vec<(String, String)> =
+        pairs.iter().filter(|(k, _)| !["range", "customStart", "customEnd"].contains(&k.as_str())).cloned().collect();
+    let links: Vec<String> = ts
+        .starts
+        .iter()
+        .map(|s| {
+            let mut p = vec![
+                ("range".to_string(), "custom".to_string()),
+                ("customStart".into(), format::iso(*s)),
+                ("customEnd".into(), format::iso(s + width)),
+            ];
+            p.extend(keep.iter().cloned());
+            url_of("/usage", &p)
+        })
+        .collect();
+    let shown: Vec<&report::Keyed<Vec<RollupStats>>> = series_list
         .iter()
         .filter(|s| group != "token_type" || s.value.iter().any(|p| p.tokens.total_tokens() > 0 || p.cost.total != 0))
         .collect();
     let keys: Vec<String> = shown.iter().map(|s| s.key.clone()).collect();
     let mut style = styles(console, group, &keys);
     for (k, st) in keys.iter().zip(style.iter_mut()) {
-        if k == report::OTHER_KEY {
-            *st = ("#8a94a3".into(), 0);
+        if k == report::OTHER_KEY || k == DELETED_KEY {
+            *st = ("#8a94a3".into(), if k == DELETED_KEY { 1 } else { 0 });
         }
     }
     let points: Vec<Vec<RollupStats>> = shown.iter().map(|s| s.value.clone()).collect();
-    let labels: Vec<String> =
-        keys.iter().map(|k| report::label(&console.state, view.group(), k, ts.truncated_key_count).0).collect();
+    let labels: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            if k == DELETED_KEY {
+                "Deleted providers".to_string()
+            } else if view.tag_key().is_some() {
+                k.clone()
+            } else {
+                report::label(&console.state, view.group(), k, ts.truncated_key_count).0
+            }
+        })
+        .collect();
     let build = |id: &'static str,
                  title: &'static str,
                  metric: &dyn Fn(&RollupStats) -> i64,
@@ -479,6 +698,8 @@ async fn render(
             width: 960,
             height: 240,
             min_top,
+            links: links.clone(),
+            previous: data.previous_series.as_ref().map(|p| p.iter().map(metric).collect()),
         });
         let legend = series
             .iter()
@@ -527,24 +748,63 @@ async fn render(
         }
         format!("/requests?{}", u.finish())
     };
+    let (change, trend) = super::home::change(t.cost.total, data.previous.cost.total, "previous period");
+    let per_k = if t.requests == 0 {
+        "—".to_string()
+    } else {
+        format::usd((i128::from(t.cost.total) * 1000 / i128::from(t.requests)) as i64)
+    };
     let headline = vec![
-        ("Total spend", format::usd(t.cost.total), String::new()),
-        ("Requests", format::int(t.requests), String::new()),
-        ("Failed requests", format::int(t.failed_requests), failed_url),
-        ("Tokens", format::int(t.tokens.total_tokens()), String::new()),
+        Headline { label: "Total spend", value: format::usd(t.cost.total), link: String::new(), change, trend },
+        Headline::plain("Requests", format::int(t.requests)),
+        Headline::plain("Cost / 1,000 requests", per_k),
+        Headline::plain("Tokens", format::int(t.tokens.total_tokens())),
+        Headline { link: failed_url, ..Headline::plain("Failed requests", format::int(t.failed_requests)) },
     ];
 
     // breakdown table
     let grand = t.cost.total.max(1);
-    let breakdown = data
-        .breakdown
+    let entries = if let Some(k) = view.tag_key() {
+        let mut e = fold_by_tag(console, k, &data.breakdown, |a: &mut RollupStats, b| a.add(b));
+        e.sort_by(|a, b| b.value.cost.total.cmp(&a.value.cost.total).then_with(|| a.key.cmp(&b.key)));
+        e
+    } else if fold {
+        fold_deleted(console, &data.breakdown, |a: &mut RollupStats, b| a.add(b))
+    } else {
+        data.breakdown.clone()
+    };
+    // a row drills into its value: the filter added, grouped by the next dimension
+    let next_group = match group {
+        "provider" | "user" | "agent" => Some("model"),
+        "model" => Some("provider"),
+        "token_type" => Some("provider"),
+        _ => None,
+    };
+    let drill = |key: &str| -> String {
+        let Some(next) = next_group else { return String::new() };
+        if key == report::OTHER_KEY || key == DELETED_KEY || key == report::ALL_KEY {
+            return String::new();
+        }
+        let mut p: Vec<(String, String)> = pairs.iter().filter(|(k, _)| k != "group_by").cloned().collect();
+        if !p.iter().any(|(k, v)| k == group && v == key) {
+            p.push((group.to_string(), key.to_string()));
+        }
+        p.push(("group_by".into(), next.to_string()));
+        url_of("/usage", &p)
+    };
+    let breakdown = entries
         .iter()
         .filter(|e| group != "token_type" || e.value.tokens.total_tokens() > 0 || e.value.cost.total != 0)
         .map(|e| {
             let s = &e.value;
-            let (label, deleted) = key_label(console, group, &e.key);
+            let (label, deleted) = if e.key == DELETED_KEY {
+                ("Deleted providers".to_string(), true)
+            } else {
+                if view.tag_key().is_some() { (e.key.clone(), false) } else { key_label(console, group, &e.key) }
+            };
             let share = s.cost.total * 1000 / grand;
             BreakdownRow {
+                drill_url: drill(&e.key),
                 key: e.key.clone(),
                 label,
                 deleted,
@@ -566,6 +826,7 @@ async fn render(
                 "provider" => key_label(console, "provider", v).0,
                 "token_type" => Bucket::parse(v).map_or_else(|| v.clone(), |b| b.label().to_string()),
                 "cost_type" => COST_TYPES.iter().find(|(c, _)| c == v).map_or(v.as_str(), |(_, l)| l).to_string(),
+                "tag" => v.replacen(':', "=", 1),
                 _ => key_label(console, dim, v).0,
             };
             chips.push(Chip { dim, value: v.clone(), label, remove_url: url_of("/usage", &remove) });
@@ -596,6 +857,32 @@ async fn render(
             totals.keys().filter(|k| !taken.contains(k)).map(|k| (k.clone(), key_label(console, key, k).0)).collect();
         filters.push(FilterSelect { key, label, options, hidden: pairs.clone() });
     }
+    // provider tags as they are now: every key (for group by) and key:value (for filters)
+    let (tag_keys, tag_values) = {
+        let snap = console.state.snapshot();
+        let mut keys: Vec<String> = Vec::new();
+        let mut values: Vec<String> = Vec::new();
+        for p in snap.providers.values() {
+            for (k, v) in &p.spec.tags {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+                let kv = format!("{k}:{v}");
+                if !values.contains(&kv) && !view.tags.contains(&kv) {
+                    values.push(kv);
+                }
+            }
+        }
+        keys.sort();
+        values.sort();
+        (keys, values)
+    };
+    filters.push(FilterSelect {
+        key: "tag",
+        label: "Tag",
+        options: tag_values.iter().map(|kv| (kv.clone(), kv.replacen(':', "=", 1))).collect(),
+        hidden: pairs.clone(),
+    });
     filters.push(FilterSelect {
         key: "cost_type",
         label: "Cost type",
@@ -629,7 +916,15 @@ async fn render(
         budgets: super::budgets::rows(console, None).await?.into_iter().map(|(_, r)| r).collect(),
         subtitle,
         ranges: RANGES.iter().map(|(r, l)| (*r, *l, *r == view.range)).collect(),
-        groups: GROUPS.iter().map(|(g, l)| (*g, *l, *g == group)).collect(),
+        groups: GROUPS
+            .iter()
+            .map(|(g, l)| (g.to_string(), l.to_string()))
+            .chain(tag_keys.iter().map(|k| (format!("tag:{k}"), format!("Tag: {k}"))))
+            .map(|(g, l)| {
+                let on = g == group;
+                (g, l, on)
+            })
+            .collect(),
         custom_start: format::datetime_local(view.custom_start.unwrap_or(q.start_ms)),
         custom_end: format::datetime_local(view.custom_end.unwrap_or(q.end_ms)),
         hidden_range: without("range").into_iter().filter(|(k, _)| k != "customStart" && k != "customEnd").collect(),
@@ -647,8 +942,17 @@ async fn render(
         charts,
         sums,
         headline,
+        add_hidden: pairs.clone(),
+        switch_hidden: pairs.iter().filter(|(k, _)| k != "compare" && k != "show_deleted").cloned().collect(),
+        compare: view.compare,
+        show_deleted: view.show_deleted,
+        show_deleted_switch: group == "provider",
         breakdown,
-        group_label: GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l),
+        group_label: if view.tag_key().is_some() {
+            "Tag"
+        } else {
+            GROUPS.iter().find(|(g, _)| *g == group).map_or("Group", |(_, l)| l)
+        },
         show_requests: group != "token_type",
         csv_url: url_of("/usage/export.csv", &pairs),
         share_url: url_of("/usage", &pairs),
@@ -664,7 +968,7 @@ pub async fn csv(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ConsoleError> {
     let view = View::parse(&raw.unwrap_or_default()).map_err(ConsoleError::BadRequest)?;
-    let r = resolve(&session, view, console.state.now_ms())?;
+    let r = resolve(&console, &session, view, console.state.now_ms())?;
     let body = report::csv(&console.state, &r.query, r.view.group(), Some(r.width)).await?;
     let mut resp = crate::admin::spending::csv_response(body, &r.query);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -201,6 +201,22 @@ impl Browser {
         }
     }
 
+    /// Saves a full-page PNG at `width` CSS pixels as `docs/screenshots/<name>.png` when
+    /// screenshots are on (the window is put back to 390 × 844 after).
+    async fn shot_at(&self, name: &str, width: u32) {
+        let Some(dir) = &self.shots else { return };
+        let h = self
+            .js("window.scrollTo(0, 0); return document.documentElement.scrollHeight")
+            .await
+            .as_u64()
+            .unwrap_or(844);
+        let _ = self.c.set_window_size(width, (h + 140).clamp(844, 6000) as u32).await;
+        let png = self.c.screenshot().await.unwrap_or_else(|e| panic!("screenshot: {e}"));
+        let _ = self.c.set_window_size(width, 844).await;
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// Saves a full-page PNG as `docs/screenshots/<name>.png` when screenshots are on.
     async fn shot(&self, name: &str) {
         let Some(dir) = &self.shots else { return };
@@ -215,6 +231,41 @@ impl Browser {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+/// axe-core's `axe.min.js`, installed by `tests/tools/install.sh` (under CI=true a missing one
+/// fails the test; elsewhere the accessibility check is skipped with a message).
+fn axe_script() -> Option<String> {
+    let dir = std::env::var_os("TOLLGATE_SNIPPET_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/snippet-tools"));
+    let path = dir.join("node/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "axe-core is missing ({}): {e}", path.display());
+            #[allow(clippy::print_stderr)] // the one way to tell a test runner a check was skipped
+            {
+                eprintln!("SKIPPED the axe-core checks: {} is missing (run tests/tools/install.sh)", path.display());
+            }
+            None
+        }
+    }
+}
+
+/// Injects axe-core into the page and returns its serious and critical violations (rule,
+/// impact, first nodes).
+async fn axe_violations(b: &Browser, axe: &str) -> Vec<Value> {
+    b.c.execute(axe, vec![]).await.unwrap_or_else(|e| panic!("injecting axe-core: {e}"));
+    let r = b
+        .c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];              axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations                .filter(v => v.impact === 'serious' || v.impact === 'critical')                .map(v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))                .catch(e => done([{id: 'axe-error', impact: String(e)}]));",
+            vec![],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("running axe-core: {e}"));
+    r.as_array().cloned().unwrap_or_default()
 }
 
 /// What the form should be filled with for one provider.
@@ -751,9 +802,11 @@ async fn the_console_end_to_end_in_chromium() {
     // group by model, filter to one provider and one cost type through the chips
     b.select("#group-by", "model").await;
     b.wait_text("#breakdown-card h2", "By Model").await;
-    b.select("#add-provider", "claude-team").await;
+    b.click("#add-filter").await;
+    b.select("#filter-add", "provider:claude-team").await;
     b.el(r#".fchip[data-dim="provider"][data-value="claude-team"]"#).await;
-    b.select("#add-cost_type", "input").await;
+    b.click("#add-filter").await;
+    b.select("#filter-add", "cost_type:input").await;
     b.el(r#".fchip[data-dim="cost_type"][data-value="input"]"#).await;
     let sums = b.text("#cost-sums").await;
     assert!(!sums.contains("Output"), "only input cost is left: {sums}");
@@ -799,16 +852,71 @@ async fn the_console_end_to_end_in_chromium() {
     b.shot("08d-cost-and-usage-by-user").await;
     // "(unattributed)" is a filter like any other user
     b.go("/usage?range=14d&group_by=user").await;
-    b.c.find(Locator::XPath(r#"//select[@id='add-user']/option[.='(unattributed)']"#))
-        .await
-        .unwrap_or_else(|e| panic!("no (unattributed) option: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    b.click("#add-filter").await;
+    assert_eq!(b.text(r#"#filter-add option[value="user:"]"#).await, "User: (unattributed)");
+    b.select("#filter-add", "user:").await;
     b.el(r#".fchip[data-dim="user"][data-value=""]"#).await;
     assert!(b.path().await.contains("user=&") || b.path().await.ends_with("user="), "{}", b.path().await);
     let rows = b.text("#breakdown").await;
     assert!(rows.contains("(unattributed)") && !rows.contains("ana@example.com"), "{rows}");
+
+    // ---- exploring the charts: crosshair, legend isolation, bar → its day, row → its filter,
+    // compare to the previous period
+    b.go("/usage?range=14d").await;
+    let legend_names: Vec<String> = b
+        .js("return Array.from(document.querySelectorAll('#chart-spend-card .legend-item')).map(b => b.textContent.trim())")
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    assert!(legend_names.len() >= 3, "{legend_names:?}");
+    let tip = b
+        .js("const g = document.querySelectorAll('#chart-spend g.bucket')[12]; const r = g.getBoundingClientRect();              g.querySelector('rect.hit').dispatchEvent(new MouseEvent('mousemove', {bubbles: true, clientX: r.x + r.width / 2, clientY: r.y + 20}));              const t = document.querySelector('#chart-spend-card .chart-tip');              return [t.hidden, t.textContent, document.querySelector('#chart-spend line.crosshair').getAttribute('visibility')];")
+        .await;
+    assert_eq!(tip[0], json!(false), "the tooltip shows: {tip}");
+    assert_eq!(tip[2], json!("visible"), "with a crosshair: {tip}");
+    for name in &legend_names {
+        assert!(
+            tip[1].as_str().unwrap_or_default().contains(name.as_str()),
+            "every series in the tooltip: {name} in {tip}"
+        );
+    }
+    b.shot("08e-cost-and-usage-crosshair").await;
+    b.click(r#"#chart-spend-card .legend-item[data-series="1"]"#).await;
+    assert_eq!(
+        b.prop(r#"#chart-spend-card .legend-item[data-series="1"]"#, "ariaPressed").await.as_deref(),
+        Some("true")
+    );
+    let dims = b.js("return [document.querySelectorAll('#chart-spend rect.seg.dim').length, document.querySelectorAll('#chart-spend rect.seg:not(.dim)').length, document.querySelectorAll('#chart-spend rect.seg:not(.dim):not([data-series=\"1\"])').length]").await;
+    assert!(
+        dims[0].as_i64().unwrap_or(0) > 0 && dims[1].as_i64().unwrap_or(0) > 0 && dims[2] == json!(0),
+        "only series 1 stays: {dims}"
+    );
+    b.shot("08f-cost-and-usage-isolated").await;
+    b.click(r#"#chart-spend-card .legend-item[data-series="1"]"#).await;
+    assert_eq!(
+        b.js("return document.querySelectorAll('#chart-spend rect.seg.dim').length").await,
+        json!(0),
+        "again: all"
+    );
+    // a bar narrows the range to its day
+    b.click("#chart-spend a.bucket-link:last-of-type").await;
+    b.wait_text("#usage-subtitle", "hourly buckets").await;
+    assert!(b.path().await.contains("range=custom&customStart="), "{}", b.path().await);
+    // a breakdown row drills into its provider, grouped by model
+    b.go("/usage?range=14d").await;
+    b.click(r#"#breakdown tr[data-key="claude-team"] a.drill"#).await;
+    b.wait_text("#breakdown-card h2", "By Model").await;
+    assert!(b.exists(r#".fchip[data-dim="provider"][data-value="claude-team"]"#).await);
+    // compare to the previous period: the switch submits itself and the line is drawn
+    b.click("#compare").await;
+    b.el("#chart-spend polyline.prev").await;
+    assert!(b.path().await.contains("compare=1"));
+    assert!(b.text("#spend-change").await.contains("vs previous period"));
+    b.shot("08g-cost-and-usage-compare").await;
 
     // ---- edit, disable, delete
     b.go("/providers/prod-openai").await;
@@ -837,8 +945,10 @@ async fn the_console_end_to_end_in_chromium() {
     b.click("#delete-provider").await;
     b.wait_text("#notice", "deleted").await;
     assert!(!b.exists(r#"tr[data-provider="prod-openai"]"#).await);
-    // its spend stays in Cost & Usage, marked deleted
+    // its spend stays in Cost & Usage: folded into "Deleted providers", or listed on demand
     b.go("/usage").await;
+    assert!(b.text(r#"#breakdown tr[data-key="(deleted providers)"]"#).await.contains("Deleted providers"));
+    b.click("#show-deleted").await;
     let gone = b.text(r#"#breakdown tr[data-key="prod-openai"]"#).await;
     assert!(gone.contains("prod-openai") && gone.contains("deleted"), "{gone}");
 
@@ -882,7 +992,13 @@ async fn the_console_end_to_end_in_chromium() {
     b.fill("#secret-value", "spare-value").await;
     b.click("#save-secret").await;
     b.wait_text("#notice", "Secret SPARE_KEY stored.").await;
-    b.click(r#"tr[data-secret="SPARE_KEY"] button[type=submit]"#).await;
+    // rotate it first: the row's form takes a new value under the same name
+    b.click(r#"#rotate-SPARE_KEY summary"#).await;
+    b.fill("#rotate-value-SPARE_KEY", "spare-value-2").await;
+    b.shot("11b-secrets-rotate").await;
+    b.click("#rotate-save-SPARE_KEY").await;
+    b.wait_text("#notice", "Secret SPARE_KEY rotated").await;
+    b.click(r#"tr[data-secret="SPARE_KEY"] form[action$="/delete"] button[type=submit]"#).await;
     b.c.accept_alert().await.unwrap_or_else(|e| panic!("confirm: {e}"));
     b.wait_text("#notice", "Secret SPARE_KEY deleted.").await;
     assert!(!b.exists(r#"tr[data-secret="SPARE_KEY"]"#).await);
@@ -901,6 +1017,72 @@ async fn the_console_end_to_end_in_chromium() {
     )
     .await;
     assert_eq!(r.status, 401, "a revoked token is refused: {}", r.text());
+    // ---- every page at desktop and phone width: no horizontal overflow on the phone, no
+    // serious or critical accessibility violation (axe-core) at either; phone screenshots
+    let pages = [
+        ("/", "01-home"),
+        ("/providers", "02-providers"),
+        ("/providers/claude-team", "03-provider-overview"),
+        ("/providers/claude-team?tab=models", "03b-provider-models"),
+        ("/providers/claude-team?tab=connect", "03c-provider-connect"),
+        ("/providers/claude-team?tab=settings", "03d-provider-settings"),
+        ("/providers/claude-team/edit", "04-provider-edit"),
+        ("/providers/new", "05-provider-new"),
+        ("/usage", "06-cost-and-usage"),
+        ("/usage?range=30d&group_by=model&compare=1", "06b-cost-and-usage-compare"),
+        ("/requests", "07-requests"),
+        ("/transcripts", "07b-transcripts"),
+        ("/budgets", "08-budgets"),
+        ("/secrets", "09-secrets"),
+        ("/tokens", "10-tokens"),
+        ("/providers/nope", "11-not-found"),
+    ];
+    let axe = axe_script();
+    // every problem of every page, reported together
+    let mut problems: Vec<String> = Vec::new();
+    for (w, h) in [(1440u32, 900u32), (390, 844)] {
+        b.c.set_window_size(w, h).await.unwrap_or_else(|e| panic!("{e}"));
+        for (page, name) in pages {
+            b.go(page).await;
+            b.el("#main").await;
+            let inner = b.js("return window.innerWidth").await.as_i64().unwrap_or(0);
+            if w == 390 {
+                assert!(inner <= 390, "the window is phone-sized: {inner}");
+                let wide = b
+                    .js("return [document.scrollingElement.scrollWidth, window.innerWidth,                          Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && getComputedStyle(e).position !== 'fixed').slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)]")
+                    .await;
+                if wide[0].as_i64() > wide[1].as_i64() {
+                    problems.push(format!("{page} overflows at 390 px: {wide}"));
+                }
+            }
+            if let Some(axe) = &axe {
+                let bad = axe_violations(&b, axe).await;
+                if !bad.is_empty() {
+                    problems.push(format!("{page} at {w}×{h}: serious/critical accessibility violations: {bad:#?}"));
+                }
+            }
+            if w == 390 {
+                b.shot_at(&format!("phone-{name}"), 390).await;
+            } else if page == "/"
+                || page.contains("tab=models")
+                || page.contains("tab=settings")
+                || page == "/providers/nope"
+            {
+                b.shot(name).await;
+                b.c.set_window_size(w, h).await.unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // the phone menu opens and closes without script help (a checkbox)
+    b.c.set_window_size(390, 844).await.unwrap_or_else(|e| panic!("{e}"));
+    b.go("/usage").await;
+    assert!(!b.el("#nav-home").await.is_displayed().await.unwrap_or(true), "the menu starts closed");
+    b.click("#nav-toggle-label").await;
+    assert!(b.el("#nav-home").await.is_displayed().await.unwrap_or(false), "the menu opens");
+    b.shot_at("phone-menu-open", 390).await;
+    b.c.set_window_size(1400, 1000).await.unwrap_or_else(|e| panic!("{e}"));
+
     let reader = token_of(&gw, "reader").await;
     b.click("#sign-out").await;
     b.el("#token").await;

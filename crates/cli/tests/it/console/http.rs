@@ -4,7 +4,7 @@
 
 use super::{Console, section, token_of};
 use crate::both_backends;
-use crate::proxy::{Rig, send};
+use crate::proxy::{Rig, UPSTREAM_KEY, send};
 use crate::support::*;
 
 both_backends!(
@@ -23,7 +23,243 @@ both_backends!(
     show_commands_follow_the_checked_model,
     form_polish,
     budgets_page,
+    home_tabs_rotation_and_framed_errors,
+    cost_and_usage_you_can_explore,
 );
+
+/// Cost & Usage without script: headline figures (spend with its change, cost per 1,000
+/// requests), bars that link to their own window, rows that drill into their value, the
+/// "Compare to previous period" line, deleted providers folded unless shown, and the "+ Filter"
+/// builders of Cost & Usage and Requests, which become ordinary filter parameters.
+async fn cost_and_usage_you_can_explore(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({"provider_models": [{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]})).await;
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    for model in ["gpt-4o-mini", "gpt-4o"] {
+        assert_eq!(rig.post("/chat/completions", &chat(model)).await.status, 200);
+    }
+    let gw = &rig.gw;
+    // a second provider with one (failed) call, then deleted: its usage stays
+    let mut gone = crate::proxy::provider_at("openai_compatible", "p-gone", &rig.up.provider_base_url(), json!({}));
+    gone["display_name"] = json!("Gone");
+    expect(admin(gw, Method::POST, "/api/v1/llm-providers", Some(gone)).await, 201);
+    let r = send(
+        gw.client
+            .post(gw.url("/llm/v1/providers/p-gone/chat/completions"))
+            .bearer_auth(&rig.token)
+            .json(&chat("gpt-4o")),
+    )
+    .await;
+    assert!(r.status >= 400, "{}", r.status);
+    rig.events(3).await;
+    expect(admin(gw, Method::DELETE, "/api/v1/llm-providers/p-gone", None).await, 204);
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+
+    let u = c.get("/usage?range=7d").await;
+    u.expect(200);
+    let head = section(&u.body, r#"id="headline""#, "</div>\n</div>");
+    assert!(head.contains("Cost / 1,000 requests") && head.contains("new vs previous period"), "{head}");
+    // deleted providers are one row until shown
+    let table = section(&u.body, r#"id="breakdown""#, "</table>");
+    assert!(table.contains(r#"data-key="(deleted providers)""#) && !table.contains(r#"data-key="p-gone""#), "{table}");
+    let shown = c.get("/usage?range=7d&show_deleted=1").await;
+    let table = section(&shown.body, r#"id="breakdown""#, "</table>");
+    assert!(section(table, r#"data-key="p-gone""#, "</tr>").contains("deleted"), "{table}");
+    assert!(shown.body.contains(r#"id="show-deleted" checked"#));
+    // a row drills into its provider, grouped by model
+    let row = section(&u.body, r#"data-key="p-openai""#, "</tr>");
+    assert!(row.contains(r#"href="/usage?range=7d&#38;provider=p-openai&#38;group_by=model""#), "{row}");
+    // every bar links to its own day
+    let chart = section(&u.body, r#"id="chart-spend""#, "</svg>");
+    assert_eq!(chart.matches(r#"class="bucket-link""#).count(), 7, "{chart}");
+    assert!(chart.contains("range=custom&amp;customStart="), "{chart}");
+    assert!(!chart.contains(r#"class="prev""#));
+    // compare: the previous period as a dashed line, in the legend too
+    let cmp = c.get("/usage?range=7d&compare=1").await;
+    assert!(section(&cmp.body, r#"id="chart-spend""#, "</svg>").contains(r#"class="prev""#));
+    assert!(cmp.body.contains("legend-prev") && cmp.body.contains(r#"id="compare" checked"#));
+    // the builder's add=field:value becomes a filter in the canonical URL
+    let p = c.get("/usage?range=7d&add=model%3Agpt-4o").await;
+    assert_eq!(p.location.as_deref(), Some("/usage?range=7d&model=gpt-4o"));
+    assert!(
+        u.body.contains(r#"<option value="model:gpt-4o">"#),
+        "{}",
+        section(&u.body, r#"id="filter-add""#, "</select>")
+    );
+    // provider tags: group by a tag's value, filter on one
+    expect(
+        admin(gw, Method::PATCH, "/api/v1/llm-providers/p-openai", Some(json!({"tags": {"team": "search"}}))).await,
+        200,
+    );
+    let t = c.get("/usage?range=7d&group_by=tag%3Ateam").await;
+    t.expect(200);
+    assert!(
+        t.body.contains(r#"<option value="tag:team" selected>Tag: team</option>"#),
+        "the group menu offers tag keys"
+    );
+    let table = section(&t.body, r#"id="breakdown""#, "</table>");
+    assert!(section(table, r#"data-key="search""#, "</tr>").contains(">2<"), "{table}");
+    assert!(section(table, r#"data-key="(untagged)""#, "</tr>").contains(">1<"), "the deleted provider: {table}");
+    let f = c.get("/usage?range=7d&tag=team%3Asearch").await;
+    assert!(f.body.contains(r#"data-dim="tag" data-value="team:search""#), "the chip");
+    assert!(section(&f.body, "Requests</span>", "</div>").contains(">2<"), "only p-openai's requests");
+    let none = c.get("/usage?range=7d&tag=team%3Anobody").await;
+    assert!(section(&none.body, "Requests</span>", "</div>").contains(">0<"), "no provider carries it");
+    assert!(
+        c.get("/usage?range=7d").await.body.contains(r#"<option value="tag:team:search">Tag: team=search</option>"#)
+    );
+    // Requests: field + value, replacing that field's filter
+    let p = c.get("/requests?status=failed&field=provider&value=p-openai").await;
+    assert_eq!(p.location.as_deref(), Some("/requests?status=failed&provider=p-openai"));
+    let r = c.get("/requests?provider=p-openai").await;
+    r.expect(200);
+    assert!(r.body.contains(r#"id="add-filter""#) && r.body.contains(r#"data-dim="provider""#));
+}
+
+/// Console pass 2 over HTTP: the Home tiles agree with the spending API and link into Cost &
+/// Usage and the request log; the Models tab's switch edits the allow-list (and the proxy
+/// follows it); the Settings tab saves transcript toggles and tags and links each secret to
+/// its rotate form; rotating a secret changes what the upstream receives; a signed-in 404
+/// keeps the sidebar; the Discovery URL is on the Overview.
+async fn home_tabs_rotation_and_framed_errors(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({"provider_models": [{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]})).await;
+    let chat = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+    for model in ["gpt-4o-mini", "gpt-4o", "gpt-4o"] {
+        let r = rig.post("/chat/completions", &chat(model)).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    rig.events(3).await;
+    let gw = &rig.gw;
+    let (_, summary) = admin(gw, Method::GET, "/api/v1/spending/summary", None).await;
+    let total = summary["stats"]["total_cost_microcents"].as_i64().unwrap_or_default();
+    assert!(total > 0, "{summary}");
+    let usd = |mc: i64| {
+        let cents = (mc + 500_000) / 1_000_000;
+        if cents == 0 { "&#60; $0.01".to_string() } else { format!("${}.{:02}", cents / 100, cents % 100) }
+    };
+    let mut c = Console::new(gw);
+    // `/` is the Home page now: signed out, it asks to sign in
+    assert_eq!(c.get("/").await.location.as_deref(), Some("/login"));
+    c.sign_in(&gw.admin_token).await;
+
+    // Home: every spend window holds today's traffic; nothing before it, so no change yet
+    let home = c.get("/").await;
+    home.expect(200);
+    assert!(
+        home.body.contains(r#"id="nav-home" class="active" aria-current="page""#)
+            || home.body.contains(r#"class="active" aria-current="page" id="nav-home""#)
+    );
+    for id in ["home-today", "home-7d", "home-30d"] {
+        let tile = section(&home.body, &format!(r#"id="{id}""#), "</a>");
+        assert!(tile.contains(&usd(total)), "{id}: {tile}");
+        assert!(tile.contains("new vs"), "no spend before: {tile}");
+    }
+    assert!(section(&home.body, r#"id="home-7d""#, ">").contains(r#"href="/usage?range=7d""#));
+    let req_tile = section(&home.body, r#"id="home-requests""#, "</a>");
+    assert!(req_tile.contains(">3<") && req_tile.contains("0.0%"), "{req_tile}");
+    assert!(req_tile.contains("/requests?start="), "{req_tile}");
+    let tops = section(&home.body, r#"id="top-providers""#, "</section>");
+    assert!(
+        tops.contains("/usage?range=7d&#38;group_by=model&#38;provider=p-openai") && tops.contains(&usd(total)),
+        "{tops}"
+    );
+    let models = section(&home.body, r#"id="top-models""#, "</section>");
+    let gpt4o_first =
+        models.find(r#"model=gpt-4o""#).unwrap_or(usize::MAX) < models.find(r#"model=gpt-4o-mini""#).unwrap_or(0);
+    assert!(gpt4o_first, "two gpt-4o calls outspend one mini: {models}");
+    assert!(section(&home.body, r#"id="home-failures""#, "</section>").contains("No failed requests."));
+
+    // Overview: the Discovery URL row (no OIDC issuer here)
+    let d = c.get("/providers/p-openai").await;
+    assert!(section(&d.body, r#"data-prop="Discovery URL""#, "</dd>").contains("no OIDC issuer"), "{}", d.body);
+
+    // Models tab: allowed models first with their usage, then the catalog's others, off
+    let m = c.get("/providers/p-openai?tab=models").await;
+    m.expect(200);
+    let table = section(&m.body, r#"id="models-tab-table""#, "</table>");
+    let first = section(table, "<tbody>", "</tr>");
+    assert!(first.contains(r#"data-model="gpt-4o-mini" data-enabled="true""#), "{first}");
+    let row = section(table, r#"data-model="gpt-4o" "#, "</tr>");
+    assert!(row.contains(">2<") && row.contains(r#"aria-checked="true""#), "{row}");
+    assert!(row.contains("tools") && row.contains("128k"), "capabilities and context from the catalog: {row}");
+    assert!(table.contains(r#"data-enabled="false""#), "catalog models not on the list are off");
+    // switch gpt-4o off: the allow-list loses it and the proxy refuses it
+    let p = c.post("/providers/p-openai/models", &[("model", "gpt-4o"), ("enabled", "false")]).await;
+    assert_eq!(p.location.as_deref(), Some("/providers/p-openai?tab=models&notice=model-disabled&name=gpt-4o"));
+    let spec = expect(admin(gw, Method::GET, "/api/v1/llm-providers/p-openai", None).await, 200);
+    assert_eq!(spec["provider_models"], json!([{"name": "gpt-4o-mini"}]), "{spec}");
+    let refused = rig.post("/chat/completions", &chat("gpt-4o")).await;
+    assert!(refused.status >= 400 && refused.status < 500, "{}", refused.status);
+    // the last one cannot go (an empty list would allow everything)
+    c.post("/providers/p-openai/models", &[("model", "gpt-4o-mini"), ("enabled", "false")]).await.expect(400);
+    let p = c.post("/providers/p-openai/models", &[("model", "gpt-4o"), ("enabled", "true")]).await;
+    assert_eq!(p.status, 303);
+    let spec = expect(admin(gw, Method::GET, "/api/v1/llm-providers/p-openai", None).await, 200);
+    assert_eq!(spec["provider_models"], json!([{"name": "gpt-4o-mini"}, {"name": "gpt-4o"}]), "{spec}");
+
+    // Settings tab: identity read-only, the secret with its rotate link, toggles and tags saved
+    let st = c.get("/providers/p-openai?tab=settings").await;
+    st.expect(200);
+    let secrets = section(&st.body, r#"id="settings-secrets""#, "</ul>");
+    assert!(secrets.contains(r##"href="/secrets?rotate=OPENAI_API_KEY#rotate-OPENAI_API_KEY""##), "{secrets}");
+    let p = c
+        .post(
+            "/providers/p-openai/settings",
+            &[("record_input_messages", "on"), ("tags", "team=search\ncost-center = 42")],
+        )
+        .await;
+    assert_eq!(p.status, 303, "{}", p.body);
+    let spec = expect(admin(gw, Method::GET, "/api/v1/llm-providers/p-openai", None).await, 200);
+    assert_eq!(spec["transcripts"]["record_input_messages"], json!(true));
+    assert_eq!(spec["transcripts"]["record_output_messages"], json!(false));
+    assert_eq!(spec["tags"], json!({"team": "search", "cost-center": "42"}), "{spec}");
+    // a tag left out is removed
+    c.post("/providers/p-openai/settings", &[("tags", "team=search")]).await;
+    let spec = expect(admin(gw, Method::GET, "/api/v1/llm-providers/p-openai", None).await, 200);
+    assert_eq!(spec["tags"], json!({"team": "search"}), "{spec}");
+
+    // Rotate: the form opens from the link; the new value is what the upstream receives next
+    let sp = c.get("/secrets?rotate=OPENAI_API_KEY").await;
+    assert!(sp.body.contains(r#"id="rotate-OPENAI_API_KEY" open"#), "the linked form starts open");
+    assert_eq!(
+        rig.up.last_request().and_then(|r| r.header("authorization").map(str::to_string)),
+        Some(format!("Bearer {UPSTREAM_KEY}"))
+    );
+    let rotated = "sk-rotated-ROTATECHECK-91f3";
+    let p = c.post("/secrets/OPENAI_API_KEY/rotate", &[("value", rotated)]).await;
+    assert_eq!(p.location.as_deref(), Some("/secrets?notice=secret-rotated&name=OPENAI_API_KEY"));
+    let page = c.get("/secrets?notice=secret-rotated&name=OPENAI_API_KEY").await;
+    assert!(page.body.contains("rotated") && !page.body.contains(rotated), "never shown");
+    // the fake still expects the old key: the call fails upstream, but carried the new value
+    let r = rig.post("/chat/completions", &chat("gpt-4o-mini")).await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(
+        rig.up.last_request().and_then(|r| r.header("authorization").map(str::to_string)),
+        Some(format!("Bearer {rotated}"))
+    );
+    // a rotate of a secret that does not exist, or with no value, changes nothing
+    c.post("/secrets/NOPE_KEY/rotate", &[("value", "x")]).await.expect(404);
+    c.post("/secrets/OPENAI_API_KEY/rotate", &[("value", "")]).await.expect(400);
+    // that failure is on Home now, linked to its request
+    rig.events(4).await;
+    let home = c.get("/").await;
+    let failures = section(&home.body, r#"id="home-failures""#, "</section>");
+    assert!(failures.contains("upstream_error") && failures.contains(r#"href="/requests/"#), "{failures}");
+    assert!(section(&home.body, r#"id="home-requests""#, "</a>").contains("(1 failed)"));
+
+    // a 404 while signed in keeps the sidebar; signed out it is the bare page
+    let nf = c.get("/providers/nope").await;
+    nf.expect(404);
+    assert!(nf.body.contains(r#"id="nav-home""#) && nf.body.contains(r#"id="error-message""#), "{}", nf.body);
+    let anon = gw.client.get(gw.url("/assets/nope.css")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(anon.status().as_u16(), 404);
+    assert!(!anon.text().await.unwrap_or_default().contains("nav-home"));
+    // the skip link and the phone menu toggle are on every framed page
+    for page in ["/", "/usage", "/providers/p-openai?tab=models", "/secrets"] {
+        let p = c.get(page).await;
+        assert!(p.body.contains(r##"href="#main""##) && p.body.contains(r#"id="nav-toggle""#), "{page}");
+    }
+}
 
 /// The Budgets page: a default card with its usage, the overrides table, the form's chips and
 /// warn-at slider (80 % by default), a field error shown in the form, delete; the budgets that
@@ -129,7 +365,7 @@ async fn sign_in_sessions_and_sign_out(db: TestDb) {
     let p = c.get("/providers?type=openai").await;
     assert_eq!(p.status, 303);
     assert_eq!(p.location.as_deref(), Some("/login?next=%2Fproviders%3Ftype%3Dopenai"));
-    assert_eq!(c.get("/").await.location.as_deref(), Some("/providers"));
+    assert_eq!(c.get("/").await.location.as_deref(), Some("/login"));
     let login = c.get("/login?next=/usage").await;
     login.expect(200);
     assert!(login.body.contains(r#"name="next" value="/usage""#));
@@ -1031,11 +1267,12 @@ async fn no_user_and_no_model_filters_narrow_the_numbers(db: TestDb) {
     let all = c.get("/usage?range=7d").await;
     assert!(requests(&all.body).contains(">4<"), "{}", requests(&all.body));
     // the filter menus offer "(unattributed)" and "(no model)" as real choices; the placeholder is not one
-    let users = section(&all.body, r#"id="add-user""#, "</select>");
-    assert!(users.contains(r#"<option value="" disabled selected>"#), "{users}");
-    assert!(users.contains(r#"<option value="">(unattributed)</option>"#), "{users}");
-    let models = section(&all.body, r#"id="add-model""#, "</select>");
-    assert!(models.contains(r#"<option value="">(no model)</option>"#), "{models}");
+    let menu = section(&all.body, r#"id="filter-add""#, "</select>");
+    assert!(menu.contains(r#"<option value="" disabled selected>"#), "{menu}");
+    assert!(menu.contains(r#"<option value="user:">User: (unattributed)</option>"#), "{menu}");
+    assert!(menu.contains(r#"<option value="model:">Model: (no model)</option>"#), "{menu}");
+    let p = c.get("/usage?range=7d&add=user%3A").await;
+    assert_eq!(p.location.as_deref(), Some("/usage?range=7d&user="), "an empty value is a real choice");
     // no user: the two requests of the token without one
     let p = c.get("/usage?range=7d&user=").await;
     p.expect(200);
