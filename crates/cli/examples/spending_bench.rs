@@ -9,6 +9,9 @@
 //!     [--runs 20] [--backend sqlite|postgres|both]
 //! ```
 //! PostgreSQL uses `TOLLGATE_TEST_DATABASE_URL` (a fresh `t_<uuid>` database, dropped after).
+//! `--keep DIR` (SQLite only) puts the usage and transcript databases and the master key in DIR
+//! and reuses them when DIR already holds a run with the same `--events` and `--days` (seeding
+//! 10^7 events takes minutes; the config database is fresh every run).
 //! Then the request log and conversations (`GET /api/v1/requests`, `/api/v1/conversations`,
 //! first pages, filters, a deep page) over the same events, with a sealed transcript for one
 //! event in ten. After the API, the same data is read through the console: every page that shows usage (and
@@ -59,10 +62,11 @@ struct Args {
     days: i64,
     runs: usize,
     backend: String,
+    keep: Option<std::path::PathBuf>,
 }
 
 fn args() -> Args {
-    let mut a = Args { events: 1_000_000, days: 30, runs: 20, backend: "both".into() };
+    let mut a = Args { events: 1_000_000, days: 30, runs: 20, backend: "both".into(), keep: None };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
@@ -71,6 +75,7 @@ fn args() -> Args {
             "--days" => a.days = v.parse().expect("--days N"),
             "--runs" => a.runs = v.parse().expect("--runs N"),
             "--backend" => a.backend = v,
+            "--keep" => a.keep = Some(v.into()),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -205,6 +210,23 @@ async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args
     // A page token from deep in the log: the key after which the last tenth of the events lies.
     let (_, first) = get("/api/v1/requests?page_size=1000".into()).await;
     let deep = first["next_page_token"].as_str().unwrap_or_default().to_string();
+    // Deep pages: the token after 10 pages of 1,000 (unfiltered and with a provider filter).
+    let deep_after = |filter: &'static str| {
+        let get = &get;
+        async move {
+            let mut token = String::new();
+            for _ in 0..10 {
+                let sep = if token.is_empty() { String::new() } else { format!("&page_token={token}") };
+                let (_, page) = get(format!("/api/v1/requests?page_size=1000{filter}{sep}")).await;
+                token = page["next_page_token"].as_str().unwrap_or_default().to_string();
+            }
+            token
+        }
+    };
+    let deep10 = deep_after("").await;
+    let deep10_gemini = deep_after("&provider=prod-gemini").await;
+    let (_, convs) = get("/api/v1/conversations?page_size=1000".into()).await;
+    let conv_deep = convs["next_page_token"].as_str().unwrap_or_default().to_string();
     let variants = [
         ("requests, first page of 50", "/api/v1/requests".to_string()),
         ("requests, provider filter", "/api/v1/requests?provider=prod-gemini".to_string()),
@@ -212,10 +234,22 @@ async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args
         ("requests, user filter", "/api/v1/requests?user=user7@example.com".to_string()),
         ("requests, one conversation", "/api/v1/requests?conversation=conv-3-5".to_string()),
         ("requests, second page (page_token)", format!("/api/v1/requests?page_token={deep}")),
+        ("requests, page 11 (after 10,000 rows)", format!("/api/v1/requests?page_token={deep10}")),
+        (
+            "requests, provider filter, page 11",
+            format!("/api/v1/requests?provider=prod-gemini&page_token={deep10_gemini}"),
+        ),
+        (
+            "requests, provider + status=failed + user",
+            "/api/v1/requests?provider=prod-anthropic&status=failed&user=user3@example.com".to_string(),
+        ),
         ("requests, 1000 a page", "/api/v1/requests?page_size=1000".to_string()),
         ("conversations, first page", "/api/v1/conversations".to_string()),
         ("conversations, status=failed", "/api/v1/conversations?status=failed".to_string()),
         ("conversations, provider filter", "/api/v1/conversations?provider=prod-gemini".to_string()),
+        ("conversations, page after 1,000", format!("/api/v1/conversations?page_token={conv_deep}")),
+        ("one request with its transcript", "/api/v1/requests/00000000000003e8".to_string()),
+        ("one conversation (turns)", "/api/v1/conversations/conv-3-5".to_string()),
     ];
     println!("\n| request log ({} events, {} transcripts) | p50 ms | max ms | rows |", a.events, a.events / 10);
     println!("|---|---:|---:|---:|");
@@ -225,7 +259,11 @@ async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args
         for run in 0..=a.runs {
             let (ms, body) = get(path.clone()).await;
             if run == 0 {
-                rows = body["requests"].as_array().or_else(|| body["conversations"].as_array()).map_or(0, Vec::len);
+                rows = body["requests"]
+                    .as_array()
+                    .or_else(|| body["conversations"].as_array())
+                    .or_else(|| body["turns"].as_array())
+                    .map_or(1, Vec::len);
                 continue;
             }
             times.push(ms);
@@ -245,29 +283,72 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
     settings.listen = "127.0.0.1:0".parse().expect("addr");
     settings.database_url = db.as_ref().map(|d| Sensitive(d.url().to_string()));
     settings.usage_retention_days = 0;
-    let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
-    std::fs::create_dir_all(&settings.data_dir).expect("data dir");
+    // nothing of the seeded history expires while the bench (or a later `--keep` run) reads it
+    settings.transcript_retention_days = 0;
+    settings.transcript_max_total_bytes = 0;
     // Align the window end to an hour so every run reads the same rollups.
     let now = tollgate_server::time::system_now_ms();
-    let end_ms = now - now % 3_600_000;
-    let store = UsageStore::connect(&usage_url).await.expect("usage store");
-    eprintln!("{label}: seeding {} events over {} days…", a.events, a.days);
-    let took = seed(&store, a, end_ms).await;
-    // One transcript per ten events (10^5 for 10^6), sealed under the gateway's master key.
-    let key = tollgate_store::MasterKey::generate().expect("key");
-    settings.master_key = Some(Sensitive(key.to_base64()));
+    let mut end_ms = now - now % 3_600_000;
+    std::fs::create_dir_all(&settings.data_dir).expect("data dir");
+    // `--keep DIR`: the usage and transcript databases and the master key live in DIR, and a
+    // previous run's seed (same events and days) is reused, with the window end it was seeded for.
+    let kept = a.keep.as_ref().filter(|_| db.is_none());
+    let marker = kept.map(|d| d.join("seeded"));
+    let reuse = marker.as_ref().and_then(|m| std::fs::read_to_string(m).ok()).and_then(|t| {
+        let v: Vec<i64> = t.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        (v.len() == 3 && v[0] == a.events as i64 && v[1] == a.days).then_some(v[2])
+    });
+    if let Some(d) = kept {
+        std::fs::create_dir_all(d).expect("keep dir");
+        settings.usage_database_url =
+            Some(Sensitive(format!("sqlite://{}?mode=rwc", d.join("usage.sqlite").display())));
+        settings.transcript_database_url =
+            Some(Sensitive(format!("sqlite://{}?mode=rwc", d.join("transcripts.sqlite").display())));
+    }
+    let usage_url = settings.effective_usage_database_url().unwrap_or_else(|| settings.effective_database_url());
     let transcript_url =
         settings.effective_transcript_database_url().unwrap_or_else(|| settings.effective_database_url());
-    let transcripts = tollgate_store::TranscriptStore::connect(&transcript_url).await.expect("transcript store");
-    seed_transcripts(&transcripts, &tollgate_store::Keyring::new(key), a, end_ms).await;
-    transcripts.close().await;
+    let key_file = kept.map(|d| d.join("master.key"));
+    let key = match (reuse, &key_file) {
+        (Some(_), Some(f)) => {
+            tollgate_store::MasterKey::from_base64(std::fs::read_to_string(f).expect("master.key").trim()).expect("key")
+        }
+        _ => tollgate_store::MasterKey::generate().expect("key"),
+    };
+    settings.master_key = Some(Sensitive(key.to_base64()));
+    if let (Some(d), None) = (kept, reuse) {
+        // a fresh seed: nothing of an earlier (different or unfinished) one stays
+        for f in ["usage.sqlite", "transcripts.sqlite", "seeded"] {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(d.join(format!("{f}{suffix}")));
+            }
+        }
+    }
+    let store = UsageStore::connect(&usage_url).await.expect("usage store");
+    let seeded = if let Some(seeded_end) = reuse {
+        end_ms = seeded_end;
+        eprintln!("{label}: reusing {} events seeded in {}", a.events, kept.expect("kept").display());
+        "seed reused from an earlier run".to_string()
+    } else {
+        eprintln!("{label}: seeding {} events over {} days…", a.events, a.days);
+        let took = seed(&store, a, end_ms).await;
+        // One transcript per ten events (10^5 for 10^6), sealed under the gateway's master key.
+        let transcripts = tollgate_store::TranscriptStore::connect(&transcript_url).await.expect("transcript store");
+        seed_transcripts(&transcripts, &tollgate_store::Keyring::new(key), a, end_ms).await;
+        transcripts.close().await;
+        if let (Some(f), Some(m)) = (&key_file, &marker) {
+            let key = settings.master_key.as_ref().expect("key").0.clone();
+            std::fs::write(f, key).expect("master.key");
+            std::fs::write(m, format!("{} {} {end_ms}\n", a.events, a.days)).expect("marker");
+        }
+        format!(
+            "seeded in {:.1} s ({:.0} events/s through insert_events, rollups included)",
+            took.as_secs_f64(),
+            a.events as f64 / took.as_secs_f64()
+        )
+    };
     let rollup_rows = store.rollup_rows(i64::MIN, i64::MAX).await.expect("rollups").len();
     store.close().await;
-    let seeded = format!(
-        "seeded in {:.1} s ({:.0} events/s through insert_events, rollups included)",
-        took.as_secs_f64(),
-        a.events as f64 / took.as_secs_f64()
-    );
     eprintln!("{label}: {seeded}, {rollup_rows} hourly rollup rows");
 
     let gw = Gateway::start(settings).await.expect("gateway");
@@ -450,6 +531,26 @@ async fn console_pages(label: &str, base: &str, admin: &str, api: &reqwest::Clie
         ("Cost & Usage, custom 2 days (hourly buckets)", two_days),
         ("CSV download, 30 days by model", "/usage/export.csv?range=30d&group_by=model".into()),
         ("CSV download, 30 days by user", "/usage/export.csv?range=30d&group_by=user".into()),
+        ("Requests, first page", "/requests".into()),
+        ("Requests, provider + status chips", "/requests?provider=prod-gemini&status=failed".into()),
+        ("Requests, user chip", "/requests?user=user7@example.com".into()),
+        (
+            "Requests, deep page (a day before the end)",
+            format!("/requests?after={}:{:016x}", end_ms - 86_400_000, u64::MAX),
+        ),
+        (
+            "Requests, provider chip, deep page (a week before the end)",
+            format!("/requests?provider=prod-anthropic&after={}:{:016x}", end_ms - 7 * 86_400_000, u64::MAX),
+        ),
+        ("Request detail (with its transcript)", "/requests/00000000000003e8".into()),
+        ("Transcripts, first page", "/transcripts".into()),
+        ("Transcripts, status=failed", "/transcripts?status=failed".into()),
+        ("Transcripts, provider chip", "/transcripts?provider=prod-gemini".into()),
+        (
+            "Transcripts, deep page (a week before the end)",
+            format!("/transcripts?after={}:zzzz", end_ms - 7 * 86_400_000),
+        ),
+        ("Conversation (Chat view)", "/transcripts/conv-3-5".into()),
         ("Secrets", "/secrets".into()),
         ("Tokens", "/tokens".into()),
     ];

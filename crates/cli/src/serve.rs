@@ -157,6 +157,13 @@ pub struct ServeArgs {
     /// refuses it with 503 in the provider's native error shape.
     #[arg(long, env = "TOLLGATE_BUDGET_FAILURE_MODE", default_value = "open", value_parser = ["open", "closed"])]
     pub budget_failure_mode: String,
+    /// Test builds only (the `test-clock` feature, which only this crate's own tests enable:
+    /// never in a release or installed binary): start the gateway's wall clock this many
+    /// milliseconds ahead of the system clock, so a test of several `tollgate serve` processes
+    /// can put them all at the start of a rate-limit minute without waiting for one. Hidden.
+    #[cfg(feature = "test-clock")]
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub test_clock_offset_ms: u64,
     /// Upstream addresses to allow although the address policy refuses them (link-local, cloud
     /// metadata, this gateway's own address): a CIDR, an IP, a hostname or `*.suffix`.
     /// Repeat the flag or separate with commas. Allow rules win over every deny.
@@ -339,6 +346,8 @@ impl ServeArgs {
         s.transcript_retention_days = self.transcript_retention_days;
         s.transcript_max_total_bytes = self.transcript_max_total_bytes;
         s.budget_fail_open = self.budget_failure_mode == "open";
+        #[cfg(feature = "test-clock")]
+        s.clock.advance(Duration::from_millis(self.test_clock_offset_ms));
         tollgate_server::address_policy::AddressPolicy::new(&self.upstream_allow, &self.upstream_deny)
             .map_err(anyhow::Error::msg)?;
         s.upstream_allow = self.upstream_allow.clone();

@@ -293,6 +293,29 @@ impl Tap {
         self.decoder.as_deref().and_then(StreamDecoder::error)
     }
 
+    /// Also records the response's id and finish reasons ([`Self::response_id`],
+    /// [`Self::finish_reasons`]; see `outcome.rs`). Call before anything is fed; with tracing
+    /// off it is never called and the tap does no more than before.
+    pub fn record_outcome(&mut self, id: WireFamilyId, endpoint: Endpoint) {
+        if let Some(inner) = self.decoder.take() {
+            let wrapped = crate::outcome::OutcomeDecoder::new(inner, id, endpoint);
+            if let Reader::Json(_) = self.reader {
+                self.reader = Reader::Json(ObjectCapture::new(wrapped.body_members()));
+            }
+            self.decoder = Some(Box::new(wrapped));
+        }
+    }
+
+    /// The response's own id (recorded after [`Self::record_outcome`]).
+    pub fn response_id(&self) -> Option<&str> {
+        self.decoder.as_deref().and_then(StreamDecoder::response_id)
+    }
+
+    /// The response's finish reasons (recorded after [`Self::record_outcome`]).
+    pub fn finish_reasons(&self) -> Vec<String> {
+        self.decoder.as_deref().map(StreamDecoder::finish_reasons).unwrap_or_default()
+    }
+
     /// The model the response names, for families that record it (see
     /// [`StreamDecoder::response_model`]).
     pub fn response_model(&self) -> Option<&str> {

@@ -47,6 +47,7 @@ mod azure_openai;
 mod bedrock;
 mod google;
 mod openai;
+mod outcome;
 
 pub use bedrock::control::{ControlCall, filter_control_list, profile_allowed};
 pub use bedrock::request::is_profile_or_arn;

@@ -160,6 +160,14 @@ pub trait StreamDecoder: std::fmt::Debug + Send + Sync {
     fn response_model(&self) -> Option<&str> {
         None
     }
+    /// The response's own id, when recorded (see [`crate::Tap::record_outcome`]).
+    fn response_id(&self) -> Option<&str> {
+        None
+    }
+    /// The response's finish (stop) reasons, one per generation, when recorded.
+    fn finish_reasons(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A response read back as a message (for transcripts): the text, the reasoning ("thinking")

@@ -314,6 +314,21 @@ impl RequestSpan {
         self.span.set_attribute(KeyValue::new("gen_ai.input.messages", json));
     }
 
+    /// `gen_ai.response.id` and `gen_ai.response.finish_reasons` (a string array, one per
+    /// generation), as the tap read them from the response ([`tollgate_protocol::Tap::record_outcome`]).
+    pub fn set_response_outcome(&mut self, id: Option<&str>, finish_reasons: Vec<String>) {
+        if let Some(id) = id {
+            self.span.set_attribute(KeyValue::new("gen_ai.response.id", id.to_string()));
+        }
+        if !finish_reasons.is_empty() {
+            let reasons: Vec<opentelemetry::StringValue> = finish_reasons.into_iter().map(Into::into).collect();
+            self.span.set_attribute(KeyValue::new(
+                "gen_ai.response.finish_reasons",
+                opentelemetry::Value::Array(opentelemetry::Array::String(reasons)),
+            ));
+        }
+    }
+
     /// `gen_ai.output.messages`, in the conventions' JSON parts format. Call only when the
     /// provider's `transcripts.record_output_messages` is on.
     pub fn set_output_messages(&mut self, json: String) {

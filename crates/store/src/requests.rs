@@ -118,9 +118,19 @@ where
     }
 }
 
+/// `($f, $after, $limit, $sqlite)`: the request-log statement. On SQLite a filter on failed
+/// requests (without a conversation, which has its own index) names the partial index of
+/// failed events: without statistics the planner would walk the provider index and read every
+/// event of that provider (572 ms for provider + failed + user at 10^6 events; with the
+/// partial index it reads only failed events). PostgreSQL's planner picks it by itself.
 macro_rules! request_query {
-    ($f:expr, $after:expr, $limit:expr) => {{
-        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_events WHERE 1 = 1"));
+    ($f:expr, $after:expr, $limit:expr, $sqlite:expr) => {{
+        let hint = if $sqlite && $f.failed && $f.conversation.is_none() && $f.status.is_none() {
+            " INDEXED BY usage_events_failed"
+        } else {
+            ""
+        };
+        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_events{hint} WHERE 1 = 1"));
         push_eq(&mut qb, "provider", &$f.provider);
         push_scope(&mut qb, "provider", &$f.scope);
         push_eq(&mut qb, "model", &$f.model);
@@ -171,8 +181,9 @@ impl UsageStore {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<UsageEvent>, StoreError> {
+        let sqlite = matches!(self.inner.pool, crate::db::Pool::Sqlite(_));
         on_pool!(self, |p| {
-            let mut qb = request_query!(f, after, limit.max(1));
+            let mut qb = request_query!(f, after, limit.max(1), sqlite);
             let rows = qb.build().persistent(false).fetch_all(p).await?;
             rows.iter().map(event_from_row).collect()
         })

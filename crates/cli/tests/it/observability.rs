@@ -55,7 +55,19 @@ fn calls(kind: &str) -> Vec<Call> {
     };
     let call = |path, body, stream, operation, model| Call { path, body, stream, operation, model };
     match kind {
-        "openai" | "openai_compatible" => vec![
+        "openai" => {
+            let responses = |stream: bool| {
+                json!({"model": "gpt-4o", "stream": stream, "max_output_tokens": 64, "temperature": 0.5,
+                       "input": "hi"})
+            };
+            vec![
+                call("/chat/completions", chat(false), false, "chat", "gpt-4o"),
+                call("/chat/completions", chat(true), true, "chat", "gpt-4o"),
+                call("/responses", responses(false), false, "chat", "gpt-4o"),
+                call("/responses", responses(true), true, "chat", "gpt-4o"),
+            ]
+        }
+        "openai_compatible" => vec![
             call("/chat/completions", chat(false), false, "chat", "gpt-4o"),
             call("/chat/completions", chat(true), true, "chat", "gpt-4o"),
         ],
@@ -137,14 +149,14 @@ async fn traces_every_family(db: TestDb) {
                 .json(&c.body);
             let r = crate::proxy::send(req).await;
             assert_eq!(r.status, 200, "{kind} {}: {}", c.path, r.text());
-            let id = r.headers.get("x-tollgate-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            ids.push(id.to_string());
+            let header = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            ids.push((header("x-tollgate-request-id"), header("x-amzn-requestid")));
         }
         let events = rig.events(calls.len()).await;
         expected_spans += calls.len();
         let spans = rx.wait_for(expected_spans, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
         let upstream = rig.up.requests();
-        for (c, id) in calls.iter().zip(&ids) {
+        for (c, (id, amzn_request_id)) in calls.iter().zip(&ids) {
             let what = format!("{kind} {} stream={}", c.path, c.stream);
             let span: &ReceivedSpan = spans
                 .iter()
@@ -182,6 +194,19 @@ async fn traces_every_family(db: TestDb) {
             assert_eq!(span.int("tollgate.cost.output_microcents"), Some(event.cost.output), "{what}");
             assert_eq!(span.str("tollgate.catalog_version"), event.catalog_version.as_deref(), "{what}");
             assert!(!span.attributes.contains_key("error.type"), "{what}: a success has no error.type");
+            // The response's own id and finish reasons, as the fake upstream sent them (Bedrock
+            // has no id in its bodies: its `x-amzn-requestid` response header stands in).
+            let (response_id, finish) = match kind {
+                "openai" if c.path == "/responses" => ("resp_fake", "completed"),
+                "openai" | "openai_compatible" | "azure_openai" => ("chatcmpl-fake", "stop"),
+                "anthropic" => ("msg_fake", "end_turn"),
+                "google" => ("fake-response-id", "STOP"),
+                "bedrock" => (amzn_request_id.as_str(), "end_turn"),
+                other => panic!("{other}"),
+            };
+            assert!(!response_id.is_empty(), "{what}: the fake sent an id");
+            assert_eq!(span.str("gen_ai.response.id"), Some(response_id), "{what}");
+            assert_eq!(span.attr("gen_ai.response.finish_reasons"), json!([finish]), "{what}");
             if c.stream {
                 assert!(span.int("tollgate.time_to_first_token_ms").is_some(), "{what}: a stream has a TTFT");
             }

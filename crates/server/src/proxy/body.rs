@@ -199,6 +199,21 @@ impl Recorder {
         }
     }
 
+    /// Takes what the tap read about the response: the model it named, and (the span
+    /// recording) its id and finish reasons.
+    pub fn read_tap(&mut self, tap: &Tap) {
+        self.set_response_model(tap.response_model());
+        if let Some(span) = self.span.as_mut().filter(|s| s.is_recording()) {
+            span.set_response_outcome(tap.response_id(), tap.finish_reasons());
+        }
+    }
+
+    /// Whether the request's span records (then the tap also reads the response's id and
+    /// finish reasons: [`Tap::record_outcome`]).
+    pub fn tracing(&self) -> bool {
+        self.span.as_ref().is_some_and(crate::telemetry::RequestSpan::is_recording)
+    }
+
     /// Records the model the response named (priced by it when the type says so).
     pub fn set_response_model(&mut self, model: Option<&str>) {
         if self.response_model.is_none() {
@@ -378,7 +393,7 @@ impl MeteredStream {
     /// The body reached its end: classify and emit.
     fn complete(&mut self) {
         self.done = true;
-        self.recorder.set_response_model(self.tap.response_model());
+        self.recorder.read_tap(&self.tap);
         let (status, class) = if !(200..300).contains(&self.http_status) {
             (RequestStatus::UpstreamError, Some(upstream_class(self.http_status)))
         } else if self.tap.stream_error().is_some() {
@@ -397,7 +412,7 @@ impl MeteredStream {
 
     fn fail(&mut self, timed_out: bool) {
         self.done = true;
-        self.recorder.set_response_model(self.tap.response_model());
+        self.recorder.read_tap(&self.tap);
         let (status, class) = if timed_out {
             (RequestStatus::Timeout, "read_timeout")
         } else {
@@ -640,7 +655,7 @@ impl Drop for MeteredStream {
             // The whole stream reached the client; it just did not wait for the end of the body.
             self.complete();
         } else {
-            self.recorder.set_response_model(self.tap.response_model());
+            self.recorder.read_tap(&self.tap);
             self.recorder.emit(Outcome {
                 status: RequestStatus::ClientCancelled,
                 http_status: Some(self.http_status),

@@ -51,6 +51,9 @@ pub(super) async fn respond(
     let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
     recorder.set_response_content_type(content_type.as_deref());
     let mut tap = Tap::new(a.family, info, status.as_u16(), content_type.as_deref(), injected);
+    if recorder.tracing() {
+        tap.record_outcome(a.family, info.endpoint);
+    }
     if a.family == WireFamilyId::Bedrock {
         for (k, v) in upstream.headers() {
             if let Ok(v) = v.to_str() {

@@ -429,42 +429,73 @@ async fn requests_per_minute(db: TestDb) {
     assert_eq!(rig.post(&path, &body).await.status, 200, "a new minute admits again");
 }
 
-/// Two gateways (separate runtimes, pools, caches and lease holders) on one PostgreSQL
-/// database, loaded at once: a shared budget is enforced once — combined settled spend within
-/// the limit (the documented overshoot bound is 0 when every call's real cost is within its
-/// estimate, as here) — and a 60-requests-per-minute limit admits 60 ± 3 per minute in total.
-/// Their clocks are set to the same minute so the test needs no wall-clock minute.
+/// Two `tollgate serve` processes (the real binary, as replicas run) on one PostgreSQL
+/// database, loaded at once through both:
+/// - a shared budget is enforced once: combined settled spend ≤ the limit plus the overshoot
+///   bound of ARCHITECTURE.md (Worst-case overshoot), computed from the stored events as
+///   Σ max(0, real cost − estimate) (no replica is killed and the database stays up, so its
+///   other terms are 0), and most of the budget is usable;
+/// - a 60-requests-per-minute limit admits 60 ± 3 per minute in total, in two consecutive
+///   minutes. The processes' clocks are put at the start of a minute by the hidden
+///   `--test-clock-offset-ms` of test builds (the `test-clock` feature, never in a release
+///   binary), the same offset for both, so no test waits for a wall-clock minute; each minute
+///   is served by a fresh pair of processes started with that minute's offset (they load the
+///   rate limit with their snapshot at start, and the windows live in the database).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_gateways_on_one_postgres() {
+async fn two_gateway_processes_on_one_postgres() {
+    use crate::serve_binary::serve;
     let Some(db) = TestDb::postgres().await else { return };
-    let url = db.url().to_string();
-    let key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
-    let gw1 = TestGateway::start_with(Some(db), |s| s.master_key = Some(tollgate_server::Sensitive(key.into())))
-        .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    let rig = Rig::on(gw1, "openai_compatible", priced("openai_compatible")).await;
-    let (path, body) = limited_call("openai_compatible");
+    let kind = "openai_compatible";
+    let up = FakeUpstream::start(ptype(kind), None).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let key = tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}")).to_base64();
+    let env = [("TOLLGATE_MASTER_KEY", key.as_str())];
+    let start = |name: &str, clock_offset_ms: i64| {
+        let offset = clock_offset_ms.max(0).to_string();
+        let args =
+            ["--database-url", db.url(), "--usage-flush-interval-ms", "50", "--test-clock-offset-ms", offset.as_str()];
+        serve(&dir.path().join(name), &args, &env)
+    };
+    let a = start("a", 0);
+    let admin_token = std::fs::read_to_string(dir.path().join("a").join("admin.token")).unwrap_or_default();
+    let admin_token = admin_token.trim().to_string();
+    let client = reqwest::Client::new();
+    let api = |base: &str, method: Method, path: &str, body: Option<Value>| {
+        let req = client.request(method, format!("{base}{path}")).bearer_auth(&admin_token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        async move {
+            let r = send(req).await;
+            (r.status, serde_json::from_slice::<Value>(&r.body).unwrap_or(Value::Null))
+        }
+    };
+    // Everything is configured through the first process before the second starts (which
+    // then loads it with its snapshot).
+    let name = "p-shared";
+    let provider = provider_at(kind, name, &up.provider_base_url(), priced(kind));
+    assert_eq!(api(&a.base_url, Method::POST, "/api/v1/llm-providers", Some(provider)).await.0, 201);
+    let (status, created) = api(
+        &a.base_url,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(json!({"name": "agent-fleet", "role": "invoker", "agent": "fleet"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().unwrap_or_default().to_string();
+    let (path, body) = limited_call(kind);
     let estimate = estimate_of(&body);
     let limit = 30 * estimate;
-    let token = agent_token(&rig.gw, "fleet").await;
     let pool = json!({"name": "pool", "pooling_mode": "shared", "limit_microcents": limit});
-    expect(admin(&rig.gw, Method::POST, "/api/v1/budgets", Some(pool)).await, 201);
-    let gw2 = TestGateway::start_with(None, |s| {
-        s.database_url = Some(tollgate_server::Sensitive(url.clone()));
-        s.master_key = Some(tollgate_server::Sensitive(key.into()));
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    let gateways = [&rig.gw, &gw2];
-    let fire = |n: usize| {
+    assert_eq!(api(&a.base_url, Method::POST, "/api/v1/budgets", Some(pool)).await.0, 201);
+    let b = start("b", 0);
+    let fire = |bases: [String; 2], n: usize| {
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..n {
-            let gw = gateways[i % 2];
-            let req = gw
-                .client
-                .post(gw.url(&format!("/llm/v1/providers/{}{path}", rig.name)))
-                .bearer_auth(&token)
-                .json(&body);
+            let url = format!("{}/llm/v1/providers/{name}{path}", bases[i % 2]);
+            let req = client.post(url).bearer_auth(&token).json(&body);
             tasks.spawn(async move { send(req).await.status });
         }
         async move {
@@ -480,44 +511,60 @@ async fn two_gateways_on_one_postgres() {
         }
     };
 
-    // The budget: 300 calls, half on each gateway.
-    let admitted = fire(300).await;
-    for gw in gateways {
-        gw.flush_usage().await;
-        gw.flush_limits().await;
-    }
-    let events = usage_events(&rig.gw, admitted).await;
+    // The budget: 300 concurrent calls, half through each process.
+    let admitted = fire([a.base_url.clone(), b.base_url.clone()], 300).await;
+    let usage = tollgate_store::UsageStore::connect(db.url()).await.unwrap_or_else(|e| panic!("{e}"));
+    let q = tollgate_store::UsageQuery { limit: Some(100_000), ..Default::default() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let events = loop {
+        let events = usage.list_events(&q).await.unwrap_or_else(|e| panic!("{e}"));
+        if events.len() >= admitted {
+            break events;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} of {admitted} usage events written", events.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(events.len(), admitted, "one usage event per admitted call");
     let settled: i64 = events.iter().map(|e| e.cost.total).sum();
-    assert!(settled <= limit, "combined spend {settled} passed the limit {limit} ({admitted} admitted)");
+    let overshoot_bound: i64 = events.iter().map(|e| (e.cost.total - estimate).max(0)).sum();
+    assert!(
+        settled <= limit + overshoot_bound,
+        "combined spend {settled} passed the limit {limit} + the overshoot bound {overshoot_bound} \
+         ({admitted} admitted)"
+    );
     assert!(admitted >= 20, "admitted {admitted}: most of the budget is usable across replicas");
-    let b = budget(&rig.gw, "pool").await;
-    assert_eq!(b["current_spend_microcents"].as_i64(), Some(settled), "{b}");
-
-    // 60 requests per minute over both gateways, in one minute and then the next.
-    expect(admin(&rig.gw, Method::DELETE, "/api/v1/budgets/pool", None).await, 204);
-    let rl = json!({"name": "sixty", "scope": {"provider": rig.name}, "requests_per_minute": 60});
-    expect(admin(&rig.gw, Method::POST, "/api/v1/rate-limits", Some(rl)).await, 201);
-    // Until gw2's snapshot has the limit (its config poller): a call through it carries the
-    // limit's headers. These calls fall in the current minute, before the measured ones.
+    // Both processes flush what they consumed (every second): the budget then shows it all,
+    // with nothing reserved.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let req =
-            gw2.client.post(gw2.url(&format!("/llm/v1/providers/{}{path}", rig.name))).bearer_auth(&token).json(&body);
-        if send(req).await.headers.contains_key("x-ratelimit-limit-requests") {
+        let (status, b) = api(&a.base_url, Method::GET, "/api/v1/budgets/pool", None).await;
+        assert_eq!(status, 200, "{b}");
+        if b["current_spend_microcents"].as_i64() == Some(settled) && b["reserved_microcents"].as_i64() == Some(0) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the second gateway never loaded the rate limit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(std::time::Instant::now() < deadline, "budget never settled at {settled}: {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let minute = (rig.gw.clock.now_ms() / 60_000 + 1) * 60_000 + 1_000;
+    usage.close().await;
+
+    // 60 requests per minute over both processes, in one minute and then the next.
+    assert_eq!(api(&a.base_url, Method::DELETE, "/api/v1/budgets/pool", None).await.0, 204);
+    let rl = json!({"name": "sixty", "scope": {"provider": name}, "requests_per_minute": 60});
+    assert_eq!(api(&a.base_url, Method::POST, "/api/v1/rate-limits", Some(rl)).await.0, 201);
+    let _ = a.terminate();
+    let _ = b.terminate();
+    // A minute no earlier call fell in; each round's processes read it 1 s after it began.
+    let minute = (tollgate_server::time::system_now_ms() / 60_000 + 5) * 60_000;
     for round in 0..2 {
-        for gw in gateways {
-            gw.clock.set_now_ms(minute + round * 60_000);
-        }
-        let admitted = fire(160).await;
+        let offset = minute + round * 60_000 + 1_000 - tollgate_server::time::system_now_ms();
+        let (a, b) = (start("a", offset), start("b", offset));
+        let admitted = fire([a.base_url.clone(), b.base_url.clone()], 160).await;
+        let (_, limits) = api(&a.base_url, Method::GET, "/api/v1/rate-limits/sixty", None).await;
+        let _ = a.terminate();
+        let _ = b.terminate();
         assert!(
             (57..=63).contains(&admitted),
-            "round {round}: {admitted} admitted by a 60 rpm limit over two gateways"
+            "round {round}: {admitted} admitted by a 60 rpm limit over two processes ({limits})"
         );
     }
 }
