@@ -116,12 +116,14 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "transcripts", include_str!("../migrations/postgres/0006_transcripts.sql")),
     (7, "config changes", include_str!("../migrations/postgres/0007_config_changes.sql")),
     (8, "limits", include_str!("../migrations/postgres/0008_limits.sql")),
+    (9, "lean event indexes", include_str!("../migrations/postgres/0009_lean_event_indexes.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "usage events", include_str!("../migrations/sqlite_usage/0001_usage_events.sql")),
     (2, "cost rollups", include_str!("../migrations/sqlite_usage/0002_cost_rollups.sql")),
     (3, "conversations", include_str!("../migrations/sqlite_usage/0003_conversations.sql")),
+    (4, "lean event indexes", include_str!("../migrations/sqlite_usage/0004_lean_event_indexes.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =

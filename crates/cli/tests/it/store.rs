@@ -156,6 +156,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "transcripts",
             "config changes",
             "limits",
+            "lean event indexes",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]
