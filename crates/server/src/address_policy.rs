@@ -175,11 +175,17 @@ impl AddressPolicy {
         let Ok(u) = url::Url::parse(url) else {
             return Err(Denied { host: "unknown host".into(), why: "the URL cannot be parsed" });
         };
+        self.check_parsed(&u)
+    }
+
+    /// [`check_url`](Self::check_url) on a URL already parsed (the proxy's request URL: no
+    /// second parse per request); the host shown in a refusal is worked out only then.
+    pub fn check_parsed(&self, u: &url::Url) -> Result<(), Denied> {
         let Some(host) = u.host() else {
             return Err(Denied { host: "unknown host".into(), why: "the URL has no host" });
         };
         let port = u.port_or_known_default().unwrap_or(0);
-        let shown = host_of(url);
+        let shown = || shown_host(u);
         let ip = match host {
             url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
             url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
@@ -197,12 +203,12 @@ impl AddressPolicy {
             return Ok(());
         }
         if self.is_own(ip, &name, port) {
-            return Err(Denied { host: shown, why: "it is this gateway's own address (a request loop)" });
+            return Err(Denied { host: shown(), why: "it is this gateway's own address (a request loop)" });
         }
         match ip {
-            Some(ip) => self.check_ip(ip).map_err(|d| Denied { host: shown, why: d.why }),
+            Some(ip) => self.check_ip(ip).map_err(|d| Denied { host: shown(), why: d.why }),
             None if self.deny.iter().any(|r| r.matches_name(&name)) => {
-                Err(Denied { host: shown, why: "the host is on the deny list (cloud metadata or --upstream-deny)" })
+                Err(Denied { host: shown(), why: "the host is on the deny list (cloud metadata or --upstream-deny)" })
             }
             None => Ok(()),
         }
@@ -313,12 +319,17 @@ impl reqwest::dns::Resolve for PolicyResolver {
 /// `host` or `host:port` of `url` (no scheme, path, query or userinfo), for error messages.
 pub fn host_of(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => "unknown host".to_string(),
-        },
+        Ok(u) => shown_host(&u),
         Err(_) => "unknown host".to_string(),
+    }
+}
+
+/// [`host_of`] on a parsed URL.
+fn shown_host(u: &url::Url) -> String {
+    match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_string(),
+        (None, _) => "unknown host".to_string(),
     }
 }
 

@@ -161,16 +161,20 @@ pub struct ProviderEntry {
     /// Host and port of the upstream base URL (the scheme's port when none is given), for
     /// the `server.address` / `server.port` span attributes; worked out once per snapshot.
     pub server: Option<(String, u16)>,
+    /// The upstream base URL parsed (`None`: it does not parse), for the per-request check
+    /// that the request URL stays under it (`proxy::prepare::under_base`).
+    pub base_url: Option<url::Url>,
 }
 
 impl ProviderEntry {
     pub fn new(spec: ProviderSpec, created_at_ms: i64, updated_at_ms: i64) -> ProviderEntry {
         let base = spec.upstream_base_url();
         let base_host = crate::binding::host_of(&base);
-        let server = url::Url::parse(&base).ok().and_then(|u| {
+        let base_url = url::Url::parse(&base).ok();
+        let server = base_url.as_ref().and_then(|u| {
             Some((u.host_str()?.trim_start_matches('[').trim_end_matches(']').to_string(), u.port_or_known_default()?))
         });
-        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host, server }
+        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host, server, base_url }
     }
 }
 

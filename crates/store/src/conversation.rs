@@ -5,18 +5,20 @@
 //! one is a conversation of its own, keyed by its event id. Depends on the event type only.
 
 use crate::UsageEvent;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use tollgate_core::RequestStatus;
 
-/// What one batch adds to a conversation row.
+/// What one batch adds to a conversation row (borrowing the batch's strings: no allocation
+/// per event unless a conversation spans providers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ConversationDelta {
+pub(crate) struct ConversationDelta<'a> {
     pub started_at: i64,
     pub last_at: i64,
     /// Provider names, comma-separated (names cannot hold a comma); deduplicated on read.
-    pub providers: String,
-    pub user: Option<String>,
-    pub agent: Option<String>,
+    pub providers: Cow<'a, str>,
+    pub user: Option<&'a str>,
+    pub agent: Option<&'a str>,
     pub turns: i64,
     pub failed_turns: i64,
     pub tokens: i64,
@@ -29,27 +31,27 @@ pub fn conversation_of(e: &UsageEvent) -> &str {
 }
 
 /// A batch's conversation rows, keyed (and so locked, on PostgreSQL) in sorted order.
-pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<String, ConversationDelta> {
-    let mut out: BTreeMap<String, ConversationDelta> = BTreeMap::new();
+pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<&str, ConversationDelta<'_>> {
+    let mut out: BTreeMap<&str, ConversationDelta<'_>> = BTreeMap::new();
     for e in events {
-        let d = out.entry(conversation_of(e).to_string()).or_insert_with(|| ConversationDelta {
+        let d = out.entry(conversation_of(e)).or_insert_with(|| ConversationDelta {
             started_at: e.ts_ms,
             last_at: e.ts_ms,
+            providers: Cow::Borrowed(&e.provider),
             ..ConversationDelta::default()
         });
         d.started_at = d.started_at.min(e.ts_ms);
         d.last_at = d.last_at.max(e.ts_ms);
         if !d.providers.split(',').any(|p| p == e.provider) {
-            if !d.providers.is_empty() {
-                d.providers.push(',');
-            }
-            d.providers.push_str(&e.provider);
+            let providers = d.providers.to_mut();
+            providers.push(',');
+            providers.push_str(&e.provider);
         }
         if d.user.is_none() {
-            d.user.clone_from(&e.user);
+            d.user = e.user.as_deref();
         }
         if d.agent.is_none() {
-            d.agent.clone_from(&e.agent);
+            d.agent = e.agent.as_deref();
         }
         d.turns += 1;
         d.failed_turns += i64::from(e.status != RequestStatus::Success);

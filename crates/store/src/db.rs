@@ -117,6 +117,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "config changes", include_str!("../migrations/postgres/0007_config_changes.sql")),
     (8, "limits", include_str!("../migrations/postgres/0008_limits.sql")),
     (9, "failed requests", include_str!("../migrations/postgres/0009_failed_requests.sql")),
+    (10, "lean event indexes", include_str!("../migrations/postgres/0010_lean_event_indexes.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -124,6 +125,7 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "cost rollups", include_str!("../migrations/sqlite_usage/0002_cost_rollups.sql")),
     (3, "conversations", include_str!("../migrations/sqlite_usage/0003_conversations.sql")),
     (4, "failed requests", include_str!("../migrations/sqlite_usage/0004_failed_requests.sql")),
+    (5, "lean event indexes", include_str!("../migrations/sqlite_usage/0005_lean_event_indexes.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =

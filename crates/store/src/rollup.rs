@@ -4,7 +4,7 @@
 //! Depends on the event type only, never on the writer or the queries.
 
 use crate::UsageEvent;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use tollgate_core::{Cost, RequestStatus, Usage};
 
 /// One hour in milliseconds.
@@ -149,24 +149,46 @@ static UPSERTS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock
 
 /// The rollup rows a batch of events adds to, per table, summed per key (sorted, so upserts
 /// take row locks in one global order and concurrent writers cannot deadlock).
+///
+/// Summed under keys borrowed from the events (no allocation per event: a batch has far fewer
+/// rows than events); the owned, sorted keys are made once per row at the end.
 pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
-    let mut out: Vec<(Table, BTreeMap<RollupKey, RollupStats>)> =
-        Table::ALL.iter().map(|t| (*t, BTreeMap::new())).collect();
+    type Borrowed<'a> = (i64, &'a str, &'static str, &'a str, &'a str, &'a str);
+    let mut sums: [HashMap<Borrowed<'_>, RollupStats>; 4] = Default::default();
     for e in events {
         let stats = RollupStats::of(e);
-        for (table, rows) in &mut out {
-            let key = RollupKey {
-                bucket_start_ms: e.ts_ms - e.ts_ms.rem_euclid(table.width_ms()),
-                provider: e.provider.clone(),
-                provider_type: e.provider_type.as_str(),
-                model: e.model.clone().unwrap_or_default(),
-                user: if table.principal() { e.user.clone().unwrap_or_default() } else { String::new() },
-                agent: if table.principal() { e.agent.clone().unwrap_or_default() } else { String::new() },
+        let model = e.model.as_deref().unwrap_or_default();
+        for (table, rows) in Table::ALL.iter().zip(sums.iter_mut()) {
+            let (user, agent) = if table.principal() {
+                (e.user.as_deref().unwrap_or_default(), e.agent.as_deref().unwrap_or_default())
+            } else {
+                ("", "")
             };
-            rows.entry(key).or_default().add(&stats);
+            let bucket = e.ts_ms - e.ts_ms.rem_euclid(table.width_ms());
+            rows.entry((bucket, &e.provider, e.provider_type.as_str(), model, user, agent)).or_default().add(&stats);
         }
     }
-    out
+    Table::ALL
+        .iter()
+        .zip(sums)
+        .map(|(table, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|((bucket_start_ms, provider, provider_type, model, user, agent), stats)| {
+                    let key = RollupKey {
+                        bucket_start_ms,
+                        provider: provider.to_string(),
+                        provider_type,
+                        model: model.to_string(),
+                        user: user.to_string(),
+                        agent: agent.to_string(),
+                    };
+                    (key, stats)
+                })
+                .collect();
+            (*table, rows)
+        })
+        .collect()
 }
 
 /// The counter columns of the rollup tables, in [`RollupStats`] order.

@@ -58,6 +58,40 @@ const ROWS_PER_INSERT: usize = 400;
 /// cost more than executing it), and the statement cache holds at most these five.
 const INSERT_SIZES: [usize; 5] = [ROWS_PER_INSERT, 100, 25, 5, 1];
 
+/// The INSERT of `rows` events (one of [`INSERT_SIZES`]), its text built once per process:
+/// `?` placeholders on SQLite (bound in order), `$n` on PostgreSQL.
+fn insert_sql(postgres: bool, rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<(bool, usize, String)>> = std::sync::LazyLock::new(|| {
+        let columns = COLUMNS.split(',').count();
+        let mut out = Vec::new();
+        for postgres in [false, true] {
+            for rows in INSERT_SIZES {
+                let mut sql = format!("INSERT INTO usage_events ({COLUMNS}) VALUES ");
+                let mut n = 0;
+                for r in 0..rows {
+                    sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for c in 0..columns {
+                        if c > 0 {
+                            sql.push_str(", ");
+                        }
+                        n += 1;
+                        if postgres {
+                            sql.push('$');
+                            sql.push_str(&n.to_string());
+                        } else {
+                            sql.push('?');
+                        }
+                    }
+                    sql.push(')');
+                }
+                out.push((postgres, rows, sql));
+            }
+        }
+        out
+    });
+    SQL.iter().find(|(pg, n, _)| *pg == postgres && *n == rows).map_or("", |(_, _, sql)| sql.as_str())
+}
+
 /// Cuts `n` rows into statement sizes from [`INSERT_SIZES`], largest first.
 fn insert_pieces(mut n: usize) -> Vec<usize> {
     let mut out = Vec::new();
@@ -122,45 +156,45 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
     })
 }
 
-/// Pushes one event's 35 values, in [`COLUMNS`] order, onto a `push_values` row builder.
-macro_rules! push_event {
-    ($b:expr, $e:expr) => {{
+/// Binds one event's 35 values, in [`COLUMNS`] order, onto a query.
+macro_rules! bind_event {
+    ($q:expr, $e:expr) => {{
         let e: &UsageEvent = $e;
-        $b.push_bind(e.id.clone())
-            .push_bind(e.ts_ms)
-            .push_bind(e.provider.clone())
-            .push_bind(e.provider_type.as_str())
-            .push_bind(e.model.clone())
-            .push_bind(e.endpoint.clone())
-            .push_bind(e.user.clone())
-            .push_bind(e.agent.clone())
-            .push_bind(e.token_id.clone())
-            .push_bind(e.status.as_str())
-            .push_bind(e.http_status)
-            .push_bind(e.error_class.clone())
-            .push_bind(e.streamed)
-            .push_bind(e.latency_ms)
-            .push_bind(e.ttft_ms)
-            .push_bind(e.usage.input)
-            .push_bind(e.usage.output)
-            .push_bind(e.usage.reasoning)
-            .push_bind(e.usage.cached_input)
-            .push_bind(e.usage.cache_write_5m)
-            .push_bind(e.usage.cache_write_1h)
-            .push_bind(e.usage.cache_write_unknown)
-            .push_bind(e.cost.input)
-            .push_bind(e.cost.output)
-            .push_bind(e.cost.reasoning)
-            .push_bind(e.cost.cached_input)
-            .push_bind(e.cost.cache_write_5m)
-            .push_bind(e.cost.cache_write_1h)
-            .push_bind(e.cost.cache_write_unknown)
-            .push_bind(e.cost.total)
-            .push_bind(e.catalog_version.clone())
-            .push_bind(e.priced_by_override)
-            .push_bind(e.unpriced)
-            .push_bind(e.request_id.clone())
-            .push_bind(e.conversation_id.clone());
+        $q.bind(e.id.clone())
+            .bind(e.ts_ms)
+            .bind(e.provider.clone())
+            .bind(e.provider_type.as_str())
+            .bind(e.model.clone())
+            .bind(e.endpoint.clone())
+            .bind(e.user.clone())
+            .bind(e.agent.clone())
+            .bind(e.token_id.clone())
+            .bind(e.status.as_str())
+            .bind(e.http_status)
+            .bind(e.error_class.clone())
+            .bind(e.streamed)
+            .bind(e.latency_ms)
+            .bind(e.ttft_ms)
+            .bind(e.usage.input)
+            .bind(e.usage.output)
+            .bind(e.usage.reasoning)
+            .bind(e.usage.cached_input)
+            .bind(e.usage.cache_write_5m)
+            .bind(e.usage.cache_write_1h)
+            .bind(e.usage.cache_write_unknown)
+            .bind(e.cost.input)
+            .bind(e.cost.output)
+            .bind(e.cost.reasoning)
+            .bind(e.cost.cached_input)
+            .bind(e.cost.cache_write_5m)
+            .bind(e.cost.cache_write_1h)
+            .bind(e.cost.cache_write_unknown)
+            .bind(e.cost.total)
+            .bind(e.catalog_version.clone())
+            .bind(e.priced_by_override)
+            .bind(e.unpriced)
+            .bind(e.request_id.clone())
+            .bind(e.conversation_id.clone())
     }};
 }
 
@@ -192,7 +226,8 @@ impl UsageStore {
             return Ok(());
         }
         let rollups = rollup(events);
-        let conversations: Vec<(String, ConversationDelta)> = conversation_deltas(events).into_iter().collect();
+        let conversations: Vec<(&str, ConversationDelta<'_>)> = conversation_deltas(events).into_iter().collect();
+        let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
         on_pool!(self, |p| {
             let mut conn = p.acquire().await?;
             let result: Result<(), StoreError> = async {
@@ -201,12 +236,14 @@ impl UsageStore {
                 for size in insert_pieces(events.len()) {
                     let (chunk, tail) = rest.split_at(size);
                     rest = tail;
-                    let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO usage_events ({COLUMNS}) "));
-                    qb.push_values(chunk, |mut b, e| push_event!(b, e));
                     // Prepared once per size: caching every batch size (1..=ROWS_PER_INSERT rows,
                     // ~13,600 binds each) grew each pooled connection's statement cache by
-                    // megabytes per distinct size.
-                    qb.build().persistent(true).execute(&mut *tx).await?;
+                    // megabytes per distinct size. The text is built once per process too.
+                    let mut q = sqlx::query(insert_sql(is_pg, size));
+                    for e in chunk {
+                        q = bind_event!(q, e);
+                    }
+                    q.persistent(true).execute(&mut *tx).await?;
                 }
                 // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
                 // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
@@ -226,12 +263,12 @@ impl UsageStore {
                 for chunk in conversations.chunks(CONVERSATIONS_PER_UPSERT) {
                     let mut qb = sqlx::QueryBuilder::new(CONVERSATION_UPSERT_HEAD);
                     qb.push_values(chunk, |mut b, (id, c)| {
-                        b.push_bind(id.clone())
+                        b.push_bind(id.to_string())
                             .push_bind(c.started_at)
                             .push_bind(c.last_at)
-                            .push_bind(c.providers.clone())
-                            .push_bind(c.user.clone())
-                            .push_bind(c.agent.clone())
+                            .push_bind(c.providers.to_string())
+                            .push_bind(c.user.map(str::to_string))
+                            .push_bind(c.agent.map(str::to_string))
                             .push_bind(c.turns)
                             .push_bind(c.failed_turns)
                             .push_bind(c.tokens)

@@ -157,6 +157,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "config changes",
             "limits",
             "failed requests",
+            "lean event indexes",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]

@@ -100,7 +100,9 @@ pub(super) async fn prepare(
     };
     // Second line behind `admit::check_path`: whatever the URL parser normalised, the path
     // sent stays under the base URL's path prefix.
-    if !under_base(&base, &parsed) {
+    // Against the base as parsed once per snapshot (`spec.upstream_base_url()` depends on
+    // the spec only); a base that does not parse has nothing under it.
+    if !a.entry.base_url.as_ref().is_some_and(|b| under_parsed_base(b, &parsed)) {
         return Err(ProxyError::new(
             Fault::PathTraversal,
             Some(a.ptype),
@@ -108,7 +110,7 @@ pub(super) async fn prepare(
         ));
     }
     // The address policy on the URL as sent (the resolver checks what a name resolves to).
-    state.address_policy().check_url(parsed.as_str()).map_err(|d| {
+    state.address_policy().check_parsed(&parsed).map_err(|d| {
         ProxyError::new(Fault::UpstreamAddressDenied, Some(a.ptype), format!("provider \"{name}\": {d}"))
     })?;
     let normalised = String::from(parsed);
@@ -159,7 +161,11 @@ pub(crate) async fn add_credential(
 
 /// Whether `url` is on the base URL's origin and its path under the base URL's path.
 pub(crate) fn under_base(base: &str, url: &reqwest::Url) -> bool {
-    let Ok(base) = reqwest::Url::parse(base) else { return false };
+    reqwest::Url::parse(base).is_ok_and(|base| under_parsed_base(&base, url))
+}
+
+/// [`under_base`] with the base already parsed.
+pub(crate) fn under_parsed_base(base: &reqwest::Url, url: &reqwest::Url) -> bool {
     let prefix = base.path().trim_end_matches('/');
     let path = url.path();
     base.origin() == url.origin()

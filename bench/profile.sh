@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Where a request's CPU goes: runs the gateway under `valgrind --tool=callgrind` (instruction
+# counts: exact and indifferent to other load on the machine) or `perf record` (sampled time,
+# kernel included) while the bench's load client sends P1 requests, and prints instructions
+# (callgrind) per forwarded request over the measured window only (start-up, provisioning and
+# the warm-up are not counted).
+#
+#   bench/profile.sh [--tool callgrind|perf] [--mode metered|unmetered|traced|limited|transcripts]
+#                    [--duration SECONDS] [--connections N] [--out DIR]
+#
+# Needs the release binaries (or TOLLGATE_BIN_DIR) (`cargo build --release -p tollgate-cli -p tollgate-bench`; build
+# with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only for readable profiles). The profile lands
+# in DIR (default a new /tmp directory): `callgrind_annotate DIR/callgrind.out` or
+# `perf report -i DIR/perf.data`.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TOOL=callgrind; MODE=metered; FLUSH_MS=${FLUSH_MS:-5000}; DURATION=10; CONNECTIONS=50; OUT=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tool) TOOL=$2; shift 2 ;;
+    --mode) MODE=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+BIN=${TOLLGATE_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}
+OUT=${OUT:-$(mktemp -d /tmp/tollgate-profile.XXXXXX)}
+mkdir -p "$OUT"
+PORT_BASE=${BENCH_PORT_BASE:-19200}
+MOCK_PORT=$((PORT_BASE + 1)); TG_PORT=$((PORT_BASE + 3))
+UPSTREAM_KEY=sk-bench-upstream-0123456789
+DATA=$OUT/data; rm -rf "$DATA"; mkdir -p "$DATA"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+wait_port() {
+  for _ in $(seq 1 1200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listens on port $1" >&2; return 1
+}
+counter() { # metric name: its value now
+  curl -s "http://127.0.0.1:$TG_PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'
+}
+
+"$BIN/tollgate-bench" mock --listen "127.0.0.1:$MOCK_PORT" --key "$UPSTREAM_KEY" >/dev/null 2>&1 &
+PIDS+=($!)
+wait_port "$MOCK_PORT"
+
+recording=true; extra=(); transcripts=false
+case "$MODE" in
+  metered) ;;
+  unmetered) recording=false ;;
+  traced) extra=(--otlp-endpoint "http://127.0.0.1:$MOCK_PORT") ;;
+  limited) ;;
+  transcripts) transcripts=true ;;
+  *) echo "unknown mode $MODE" >&2; exit 2 ;;
+esac
+serve=("$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$DATA" --worker-threads 1
+  --usage-recording="$recording" --log warn "${extra[@]}"
+  # Under callgrind the gateway serves ~50× fewer requests per second: a longer flush interval
+  # keeps its usage batches near the bench's full ones (1,000 events), so per-event costs compare.
+  --usage-flush-interval-ms "$FLUSH_MS")
+case "$TOOL" in
+  callgrind) valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
+      "${serve[@]}" >"$OUT/serve.log" 2>&1 & ;;
+  perf) "${serve[@]}" >"$OUT/serve.log" 2>&1 & ;;
+  *) echo "unknown tool $TOOL" >&2; exit 2 ;;
+esac
+TG_PID=$!; PIDS+=("$TG_PID")
+wait_port "$TG_PORT"
+cli=("$BIN/tollgate" --url "http://127.0.0.1:$TG_PORT")
+for _ in $(seq 1 600); do [ -s "$DATA/admin.token" ] && break; sleep 0.05; done
+export TOLLGATE_DATA_DIR=$DATA
+printf '%s' "$UPSTREAM_KEY" | "${cli[@]}" secret set MOCK_API_KEY >/dev/null
+"${cli[@]}" provider create mock --type openai_compatible \
+  --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
+  --openai-compatible-config.api-key-ref MOCK_API_KEY \
+  --transcripts.record-input-messages "$transcripts" --transcripts.record-output-messages "$transcripts" >/dev/null
+TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
+if [ "$MODE" = limited ]; then
+  "${cli[@]}" budget create bench-pool --pooling shared --limit 1000000 >/dev/null
+  "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
+fi
+unset TOLLGATE_DATA_DIR
+URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"
+load() { "$BIN/tollgate-bench" load --scenario profile --target "$MODE" --url "$URL" --token "$TOKEN" \
+  --connections "$CONNECTIONS" --warmup 0 --duration "$1" >>"$OUT/load.log" 2>&1; }
+
+load 1 # warm-up: connections, pools, caches
+sleep 0.5 # the warm-up's usage batch
+before=$(counter tollgate_proxy_requests_forwarded_total); written_before=$(counter tollgate_usage_events_written_total)
+case "$TOOL" in
+  callgrind) callgrind_control -i on "$TG_PID" >/dev/null; load "$DURATION"; sleep 0.5
+    callgrind_control -i off "$TG_PID" >/dev/null ;;
+  perf) perf record -g -F 2999 -p "$TG_PID" -o "$OUT/perf.data" -- sleep "$(echo "$DURATION + 0.5" | bc)" \
+      >/dev/null 2>&1 & PERF=$!; load "$DURATION"; wait "$PERF" ;;
+esac
+after=$(counter tollgate_proxy_requests_forwarded_total); written_after=$(counter tollgate_usage_events_written_total)
+n=$((after - before)); w=$((written_after - written_before))
+kill -TERM "$TG_PID"; wait "$TG_PID" 2>/dev/null || true
+echo "mode $MODE: $n requests forwarded and $w usage events written in the window"
+if [ "$TOOL" = callgrind ]; then
+  total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "instructions: $total, per request: $((total / (n > 0 ? n : 1)))"
+  echo "by function, inclusive: callgrind_annotate --inclusive=yes $OUT/callgrind.out"
+fi
+echo "profile: $OUT"
