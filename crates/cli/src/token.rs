@@ -192,7 +192,8 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
         TokenCommand::List(a) => {
             let list = fetch_pages(client, COLLECTION, "tokens", a.page.query(), a.page.all).await?;
             let now = Utc::now();
-            let headers = ["ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS"];
+            let headers =
+                ["ID", "NAME", "PREFIX", "ROLE", "USER", "AGENT", "EXPIRES", "STATUS", "LAST USED", "7D SPEND"];
             output::listing(&list, fmt, &headers, |t| token_row(t, now))
         }
         TokenCommand::Get(a) => {
@@ -228,7 +229,8 @@ pub fn token_status(t: &Value, now: DateTime<Utc>) -> &'static str {
     if expired { "Expired" } else { "Active" }
 }
 
-/// One row of the tokens table: ID, NAME, PREFIX, ROLE, USER, AGENT, EXPIRES, STATUS.
+/// One row of the tokens table: ID, NAME, PREFIX, ROLE, USER, AGENT, EXPIRES, STATUS, LAST USED,
+/// 7D SPEND (exact USD).
 pub fn token_row(t: &Value, now: DateTime<Utc>) -> Vec<String> {
     let expires = match output::cell(t, "expires_at").as_str() {
         "-" => "never".to_owned(),
@@ -243,5 +245,10 @@ pub fn token_row(t: &Value, now: DateTime<Utc>) -> Vec<String> {
         output::cell(t, "agent"),
         expires,
         token_status(t, now).to_owned(),
+        match output::cell(t, "last_used_at").as_str() {
+            "-" => "never".to_owned(),
+            at => at.to_owned(),
+        },
+        crate::spending::usd(t.get("spend_7d_microcents").unwrap_or(&Value::Null)),
     ]
 }

@@ -118,6 +118,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "limits", include_str!("../migrations/postgres/0008_limits.sql")),
     (9, "failed requests", include_str!("../migrations/postgres/0009_failed_requests.sql")),
     (10, "lean event indexes", include_str!("../migrations/postgres/0010_lean_event_indexes.sql")),
+    (11, "token usage", include_str!("../migrations/postgres/0011_token_usage.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -126,6 +127,7 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "conversations", include_str!("../migrations/sqlite_usage/0003_conversations.sql")),
     (4, "failed requests", include_str!("../migrations/sqlite_usage/0004_failed_requests.sql")),
     (5, "lean event indexes", include_str!("../migrations/sqlite_usage/0005_lean_event_indexes.sql")),
+    (6, "token usage", include_str!("../migrations/sqlite_usage/0006_token_usage.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =

@@ -16,8 +16,9 @@
 
 use crate::db::RowExt;
 use crate::rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats, STAT_COLUMNS, Table};
+use crate::token_usage::TokenUsage;
 use crate::{StoreError, UsageStore};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use tollgate_core::{Cost, Usage};
 
 /// Working memory for a report over the per-user hourly rollup on PostgreSQL (`SET LOCAL`).
@@ -323,4 +324,31 @@ fn stats_from_row<R: RowExt>(r: &R) -> Result<RollupStats, StoreError> {
             total: r.int("cost_total")?,
         },
     })
+}
+
+/// Per-token usage, from `token_usage_daily` (`token_usage.rs`).
+impl UsageStore {
+    /// Every token's usage: when it was last used (ever), and its requests and spend over the
+    /// UTC days starting at or after `since_day_ms` (a day start). Tokens never used are absent.
+    pub async fn token_usage(&self, since_day_ms: i64) -> Result<HashMap<String, TokenUsage>, StoreError> {
+        const SQL: &str = "SELECT token_id, MAX(last_at) AS last_at, \
+             CAST(SUM(CASE WHEN day_start >= $1 THEN requests ELSE 0 END) AS BIGINT) AS recent_requests, \
+             CAST(SUM(CASE WHEN day_start >= $1 THEN cost_total ELSE 0 END) AS BIGINT) AS recent_cost \
+             FROM token_usage_daily GROUP BY token_id";
+        on_pool!(self, |p| {
+            let rows = sqlx::query(SQL).bind(since_day_ms).fetch_all(p).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.text("token_id")?,
+                        TokenUsage {
+                            last_used_ms: Some(r.int("last_at")?),
+                            recent_requests: r.int("recent_requests")?,
+                            recent_cost: r.int("recent_cost")?,
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
 }

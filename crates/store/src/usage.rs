@@ -14,6 +14,7 @@ use crate::conversation::{
 };
 use crate::db::{Pool, RowExt};
 use crate::rollup::{ROLLUP_ROWS_PER_UPSERT, push_rollup, rollup};
+use crate::token_usage::{TOKEN_DAY_UPSERT_HEAD, TOKEN_DAY_UPSERT_TAIL, TOKEN_DAYS_PER_UPSERT, token_days};
 use crate::{Store, StoreError, UsageEvent};
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
@@ -227,6 +228,7 @@ impl UsageStore {
         }
         let rollups = rollup(events);
         let conversations: Vec<(&str, ConversationDelta<'_>)> = conversation_deltas(events).into_iter().collect();
+        let token_days: Vec<_> = token_days(events).into_iter().collect();
         let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
         on_pool!(self, |p| {
             let mut conn = p.acquire().await?;
@@ -276,6 +278,18 @@ impl UsageStore {
                     });
                     qb.push(CONVERSATION_UPSERT_TAIL);
                     qb.build().persistent(chunk.len() == CONVERSATIONS_PER_UPSERT).execute(&mut *tx).await?;
+                }
+                for chunk in token_days.chunks(TOKEN_DAYS_PER_UPSERT) {
+                    let mut qb = sqlx::QueryBuilder::new(TOKEN_DAY_UPSERT_HEAD);
+                    qb.push_values(chunk, |mut b, ((token, day), d)| {
+                        b.push_bind(token.to_string())
+                            .push_bind(*day)
+                            .push_bind(d.requests)
+                            .push_bind(d.cost)
+                            .push_bind(d.last_at);
+                    });
+                    qb.push(TOKEN_DAY_UPSERT_TAIL);
+                    qb.build().persistent(chunk.len() == TOKEN_DAYS_PER_UPSERT).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -428,7 +442,7 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -444,7 +458,7 @@ mod tests {
         }
     }
 
-    fn event(i: usize) -> UsageEvent {
+    pub(crate) fn event(i: usize) -> UsageEvent {
         UsageEvent {
             id: format!("ev-{i:08}-{}", "x".repeat(40)),
             ts_ms: i as i64 * 1000,

@@ -956,6 +956,8 @@ async fn e2e_tokens_create_list_revoke() {
     assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
     let row = table.lines().find(|l| l.contains("ci-bot")).unwrap();
     assert!(row.contains("invoker") && row.contains("ops@example.com") && row.contains("Active"), "{row}");
+    assert!(table.lines().next().is_some_and(|h| h.contains("LAST USED") && h.contains("7D SPEND")), "{table}");
+    assert!(row.contains("never") && row.contains("$0"), "an unused token: {row}");
     assert!(!table.contains(&secret));
 
     assert_eq!(tg(&gw, &["token", "get", &id, "-o", "json"]).ok().json()["name"], "ci-bot");

@@ -158,6 +158,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "limits",
             "failed requests",
             "lean event indexes",
+            "token usage",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]

@@ -13,9 +13,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use tollgate_core::token::display_prefix;
 use tollgate_core::{Role, validate};
-use tollgate_store::{PageQuery, TokenRecord};
+use tollgate_store::{DAY_MS, PageQuery, TokenRecord, TokenUsage};
 use utoipa::ToSchema;
 
 /// Body of `POST /api/v1/tokens`.
@@ -60,6 +61,14 @@ pub struct TokenView {
     pub revoked_at: Option<String>,
     /// active | expired | revoked
     pub status: String,
+    /// When the newest request made with this token arrived (as its usage was stored); `null`
+    /// when it was never used.
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// Requests made with this token over the last 7 UTC days (today and the 6 before).
+    pub requests_7d: i64,
+    /// What they cost, in microcents.
+    pub spend_7d_microcents: i64,
 }
 
 impl TokenView {
@@ -84,8 +93,29 @@ impl TokenView {
             created_at: rfc3339(t.created_at_ms),
             revoked_at: t.revoked_at_ms.map(rfc3339),
             status: status.into(),
+            last_used_at: None,
+            requests_7d: 0,
+            spend_7d_microcents: 0,
         }
     }
+
+    /// Adds the token's usage (from [`usage_by_token`]).
+    pub fn with_usage(mut self, u: Option<&TokenUsage>) -> TokenView {
+        if let Some(u) = u {
+            self.last_used_at = u.last_used_ms.map(rfc3339);
+            self.requests_7d = u.recent_requests;
+            self.spend_7d_microcents = u.recent_cost;
+        }
+        self
+    }
+}
+
+/// Every token's usage: last use, and requests and spend over the last 7 UTC days (today and
+/// the 6 before), from the per-token daily table the usage writer keeps.
+pub async fn usage_by_token(state: &AppState) -> Result<HashMap<String, TokenUsage>, ApiError> {
+    let now = state.now_ms();
+    let since = now - now.rem_euclid(DAY_MS) - 6 * DAY_MS;
+    Ok(state.usage().token_usage(since).await?)
 }
 
 /// A page of tokens.
@@ -227,9 +257,10 @@ pub async fn list(
     authorize(&state, &headers, Role::Admin)?;
     let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
     let res = state.store().list_tokens(&PageQuery { after: page.after, limit: page.limit }).await?;
+    let usage = usage_by_token(&state).await?;
     let now = state.now_ms();
     Ok(Json(ListTokensResponse {
-        tokens: res.items.iter().map(|t| TokenView::of(t, now)).collect(),
+        tokens: res.items.iter().map(|t| TokenView::of(t, now).with_usage(usage.get(&t.id))).collect(),
         next_page_token: res.next_after.map(|k| paging::encode(&k)),
     }))
 }
@@ -252,7 +283,8 @@ pub async fn get(
     if let Some(at) = t.revoked_at_ms {
         return Err(ApiError::Gone(format!("token \"{id}\" ({}) was revoked at {}", t.name, rfc3339(at))));
     }
-    Ok(Json(TokenView::of(&t, state.now_ms())))
+    let usage = usage_by_token(&state).await?;
+    Ok(Json(TokenView::of(&t, state.now_ms()).with_usage(usage.get(&t.id))))
 }
 
 /// Revoke a gateway token. It stops working for the next request.

@@ -74,6 +74,11 @@ pub struct TokenRow {
     pub created: String,
     pub status: String,
     pub is_self: bool,
+    /// "3 minutes ago", or empty when never used; `last_used_at` the exact time.
+    pub last_used: String,
+    pub last_used_at: String,
+    pub spend_7d: String,
+    pub requests_7d: i64,
 }
 
 /// The create form's values and errors.
@@ -129,13 +134,19 @@ async fn render(
     }
     let res =
         console.state.store().list_tokens(&PageQuery { after, limit: 200 }).await.map_err(crate::ApiError::from)?;
+    let usage = admin::tokens::usage_by_token(&console.state).await?;
     let now = console.state.now_ms();
     let rows = res
         .items
         .iter()
         .map(|t| {
+            let u = usage.get(&t.id).copied().unwrap_or_default();
             let v = TokenView::of(t, now);
             TokenRow {
+                last_used: u.last_used_ms.map(|at| format::ago(at, now)).unwrap_or_default(),
+                last_used_at: u.last_used_ms.map(format::date_time).unwrap_or_default(),
+                spend_7d: format::usd(u.recent_cost),
+                requests_7d: u.recent_requests,
                 is_self: t.id == session.token.id,
                 id: v.id,
                 name: v.name,

@@ -8,6 +8,7 @@ use crate::proxy::{Rig, UPSTREAM_KEY, send};
 use crate::support::*;
 
 both_backends!(
+    tokens_show_last_use_and_7_day_spend,
     sign_in_sessions_and_sign_out,
     every_post_needs_the_csrf_token,
     a_reader_sees_everything_and_changes_nothing,
@@ -1387,4 +1388,60 @@ async fn form_polish(db: TestDb) {
     p.expect(400);
     assert!(section(&p.body, r#"id="sum-name""#, "</li>").starts_with(r#"id="sum-name" >"#), "not done");
     assert!(p.body.contains(r#"data-name-error="true""#));
+}
+
+/// Tokens show when they were last used and what they spent over the last 7 UTC days, in the
+/// API and on the tokens page; both follow the stored events, and the spend leaves the window
+/// while the last use stays.
+async fn tokens_show_last_use_and_7_day_spend(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let gw = &rig.gw;
+    let idle = expect(
+        admin(gw, Method::POST, "/api/v1/tokens", Some(json!({"name": "idle-app", "role": "invoker"}))).await,
+        201,
+    );
+    let chat = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]});
+    for _ in 0..2 {
+        let r = rig.post("/chat/completions", &chat).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let events = rig.events(2).await;
+    let token_id = events[0].token_id.clone().unwrap_or_default();
+    assert!(events.iter().all(|e| e.token_id.as_deref() == Some(token_id.as_str())), "{events:?}");
+    let spend: i64 = events.iter().map(|e| e.cost.total).sum();
+    assert!(spend > 0, "a priced model: {events:?}");
+    let last = events.iter().map(|e| e.ts_ms).max().unwrap_or_default();
+    let of = |list: &Value, id: &str| {
+        list["tokens"].as_array().and_then(|a| a.iter().find(|t| t["id"] == id)).cloned().unwrap_or(Value::Null)
+    };
+    let list = expect(admin(gw, Method::GET, "/api/v1/tokens", None).await, 200);
+    let used = of(&list, &token_id);
+    assert_eq!(used["last_used_at"], tollgate_server::time::rfc3339(last), "{used}");
+    assert_eq!(used["requests_7d"], 2, "{used}");
+    assert_eq!(used["spend_7d_microcents"], spend, "{used}");
+    let idle_view = of(&list, idle["id"].as_str().unwrap_or_default());
+    assert!(idle_view["last_used_at"].is_null() && idle_view["spend_7d_microcents"] == 0, "{idle_view}");
+    let one = expect(admin(gw, Method::GET, &format!("/api/v1/tokens/{token_id}"), None).await, 200);
+    assert_eq!(one["spend_7d_microcents"], spend, "{one}");
+
+    let mut c = Console::new(gw);
+    c.sign_in(&gw.admin_token).await;
+    let page = c.get("/tokens").await;
+    page.expect(200);
+    let row = section(&page.body, &format!(r#"data-token="{}""#, used["name"].as_str().unwrap_or_default()), "</tr>");
+    assert!(section(row, r#"data-col="last-used""#, "</td>").contains("just now"), "{row}");
+    assert!(section(row, r#"data-col="spend-7d""#, "</td>").contains("2 req"), "{row}");
+    let idle_row = section(&page.body, r#"data-token="idle-app""#, "</tr>");
+    assert!(section(idle_row, r#"data-col="last-used""#, "</td>").contains("never"), "{idle_row}");
+
+    // eight days on: out of the 7-day window, still the last use
+    gw.clock.advance(std::time::Duration::from_secs(8 * 86_400));
+    let later = of(&expect(admin(gw, Method::GET, "/api/v1/tokens", None).await, 200), &token_id);
+    assert_eq!(later["last_used_at"], used["last_used_at"], "{later}");
+    assert_eq!((later["requests_7d"].as_i64(), later["spend_7d_microcents"].as_i64()), (Some(0), Some(0)), "{later}");
+    let mut c = Console::new(gw); // the session from 8 days ago has expired
+    c.sign_in(&gw.admin_token).await;
+    let page = c.get("/tokens").await;
+    let row = section(&page.body, &format!(r#"data-token="{}""#, used["name"].as_str().unwrap_or_default()), "</tr>");
+    assert!(section(row, r#"data-col="last-used""#, "</td>").contains("8 days ago"), "{row}");
 }
