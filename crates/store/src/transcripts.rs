@@ -42,10 +42,30 @@ fn aad(event_id: &str, dir: Direction) -> Vec<u8> {
     format!("transcript:{event_id}:{}", dir.as_str()).into_bytes()
 }
 
+thread_local! {
+    /// One zstd compression context per thread, reused body after body: creating a context
+    /// (`zstd::bulk::compress` makes one per call) was 15 % of the gateway's CPU with
+    /// transcripts on under load (`bench/profile.sh --tool perf --mode transcripts`).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(plain: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match c.as_mut() {
+            Some(z) => z.compress(plain),
+            None => zstd::bulk::compress(plain, ZSTD_LEVEL),
+        }
+    })
+}
+
 /// Compresses and seals one body under the keyring's primary key.
 pub fn seal_body(keyring: &Keyring, event_id: &str, dir: Direction, plain: &[u8]) -> Result<String, StoreError> {
-    let packed = zstd::bulk::compress(plain, ZSTD_LEVEL)
-        .map_err(|e| StoreError::Invalid(format!("compressing a transcript body: {e}")))?;
+    let packed = compress(plain).map_err(|e| StoreError::Invalid(format!("compressing a transcript body: {e}")))?;
     keyring.seal(&aad(event_id, dir), &packed)
 }
 

@@ -98,8 +98,9 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(rate_limits::get, rate_limits::update, rate_limits::delete))
         .with_state(state)
         .split_for_parts();
-    let router =
-        router.layer(Extension(Arc::new(spec.clone()))).layer(DefaultBodyLimit::max(body_limit)).fallback(not_found);
+    // no fallback here: the console's (`console::unknown_path`) answers unknown paths, with
+    // this API's JSON 404 for everything but a browser's page request
+    let router = router.layer(Extension(Arc::new(spec.clone()))).layer(DefaultBodyLimit::max(body_limit));
     (router, spec)
 }
 
@@ -180,6 +181,3 @@ fn duplicate_key(path: String) -> ApiError {
     ApiError::invalid(path, "duplicate key: each key may appear only once in a JSON object")
 }
 
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for {}", uri.path()))
-}

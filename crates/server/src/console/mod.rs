@@ -94,9 +94,28 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/assets/{*path}", get(asset))
         .layer(from_fn_with_state(console.clone(), session::csrf_guard))
+        // after the CSRF guard: an unknown path is a 404 whatever its method and body
+        .fallback(unknown_path)
         .layer(from_fn_with_state(console.clone(), error_layout))
         .layer(from_fn(server_timing))
         .with_state(console)
+}
+
+/// Any path no router of the gateway serves (this is the merged router's one fallback): a
+/// browser's GET for a page gets the console's 404, framed for a signed-in user by
+/// [`error_layout`]; the admin API's and the proxy's paths, other methods and clients that do
+/// not ask for HTML get the admin API's JSON 404.
+async fn unknown_path(req: Request) -> Response {
+    let path = req.uri().path();
+    let wants_page = req.method() == axum::http::Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/llm/")
+        && req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if wants_page {
+        ConsoleError::NotFound(format!("There is no page at {path}.")).into_response()
+    } else {
+        ApiError::NotFound(format!("no route for {path}")).into_response()
+    }
 }
 
 /// Adds `Server-Timing: app;dur=<ms>` (time to produce the response) and the console's

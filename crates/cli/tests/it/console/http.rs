@@ -252,6 +252,22 @@ async fn home_tabs_rotation_and_framed_errors(db: TestDb) {
     let nf = c.get("/providers/nope").await;
     nf.expect(404);
     assert!(nf.body.contains(r#"id="nav-home""#) && nf.body.contains(r#"id="error-message""#), "{}", nf.body);
+    // a URL no router serves: a browser's page request gets the framed console 404; the API
+    // and clients that do not ask for HTML keep the JSON 404
+    let browse = |path: &str| c.client.get(format!("{}{path}", c.base)).header("accept", "text/html,*/*;q=0.8");
+    let unknown = browse("/no-such-page").send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(unknown.status().as_u16(), 404);
+    let body = unknown.text().await.unwrap_or_default();
+    assert!(body.contains(r#"id="nav-home""#) && body.contains("There is no page at /no-such-page"), "{body}");
+    for (path, accept) in [("/api/v1/no-such", "text/html"), ("/no-such-page", "application/json")] {
+        let r = c.client.get(format!("{}{path}", c.base)).header("accept", accept).send().await;
+        let r = r.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        let v: Value = r.json().await.unwrap_or_default();
+        assert_eq!(v["error"]["message"], format!("no route for {path}"), "{path}: {v}");
+    }
+    let post = c.client.post(format!("{}/api/v1/no-such", c.base)).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(post.status().as_u16(), 404, "any method on an unknown path");
     let anon = gw.client.get(gw.url("/assets/nope.css")).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(anon.status().as_u16(), 404);
     assert!(!anon.text().await.unwrap_or_default().contains("nav-home"));
