@@ -180,4 +180,3 @@ pub(crate) fn time_param(field: &'static str, v: &Option<String>) -> Result<Opti
 fn duplicate_key(path: String) -> ApiError {
     ApiError::invalid(path, "duplicate key: each key may appear only once in a JSON object")
 }
-
