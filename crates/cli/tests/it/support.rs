@@ -126,3 +126,13 @@ pub async fn all_secrets(gw: &TestGateway) {
         secret(gw, n, v).await;
     }
 }
+
+/// A local port where connections are refused, reserved for the life of the returned socket:
+/// bound but never listening, so no other test can take the port in the meantime (a port
+/// from a dropped listener could be reused by a parallel test's server and then answer).
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+    sock.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).unwrap_or_else(|e| panic!("{e}"));
+    let port = sock.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("{e}"));
+    (sock, port)
+}

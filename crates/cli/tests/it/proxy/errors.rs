@@ -314,10 +314,7 @@ async fn unreachable_upstream_names_cause_and_host(db: TestDb) {
     let (path, body) = generation("anthropic", "claude-x");
     let port_of =
         |url: &str| url.trim_start_matches("http://").split(['/', ':']).nth(1).unwrap_or_default().to_string();
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or(1)
-    };
+    let (_reserved, dead) = refusing_port();
     // Accepts connections and never answers (held open until the test ends).
     let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
     let silent_port = silent.local_addr().map(|a| a.port()).unwrap_or(1);
@@ -427,10 +424,7 @@ async fn errors_are_classified_by_source(db: TestDb) {
 
     // Upstream: the secret is back, nothing listens.
     std::fs::write(&key_file, UPSTREAM_KEY).unwrap_or_else(|e| panic!("{e}"));
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-        l.local_addr().map(|a| a.port()).unwrap_or(1)
-    };
+    let (_reserved, dead) = refusing_port();
     let patch = json!({"anthropic_config": {"base_url": format!("http://127.0.0.1:{dead}")}});
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/p-dir", Some(patch)).await, 200);
     let r = send(sdk_auth(gw.client.post(&url), "anthropic", &token).json(&body)).await;

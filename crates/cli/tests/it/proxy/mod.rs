@@ -145,10 +145,9 @@ impl Rig {
 
     /// Repoints the provider's base URL at a local port where nothing listens.
     pub async fn point_at_nothing(&self) {
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
-            l.local_addr().map(|a| a.port()).unwrap_or(1)
-        };
+        // reserved for the rest of the test process: the provider keeps pointing at it
+        let (reserved, dead) = refusing_port();
+        std::mem::forget(reserved);
         let patch = json!({format!("{}_config", self.kind): {"base_url": format!("http://127.0.0.1:{dead}")}});
         expect(admin(&self.gw, Method::PATCH, &format!("/api/v1/llm-providers/{}", self.name), Some(patch)).await, 200);
     }
