@@ -309,22 +309,23 @@ pub struct Call<'a> {
 /// The budgets a call counts against, each with its pool key (agent, user, or `""` for
 /// shared). A per-agent (per-user) override for the caller replaces the defaults of that
 /// pooling; calls without an agent (user) are not capped by per-agent (per-user) budgets.
-pub fn matching_budgets<'b, B: AsRef<BudgetSpec>>(budgets: &'b [B], call: &Call<'_>) -> Vec<(&'b B, String)> {
+pub fn matching_budgets<'b, 'c, B: AsRef<BudgetSpec>>(budgets: &'b [B], call: &Call<'c>) -> Vec<(&'b B, &'c str)> {
     let mut out = Vec::new();
     for (mode, who) in [(Pooling::PerAgent, call.agent), (Pooling::PerUser, call.user), (Pooling::Shared, None)] {
         let of_mode = budgets.iter().filter(|b| (*b).as_ref().pooling_mode == mode);
         if mode == Pooling::Shared {
-            out.extend(of_mode.filter(|b| (*b).as_ref().narrows_to(call)).map(|b| (b, String::new())));
+            out.extend(of_mode.filter(|b| (*b).as_ref().narrows_to(call)).map(|b| (b, "")));
             continue;
         }
         let Some(who) = who else { continue };
-        let overrides: Vec<&B> = of_mode.clone().filter(|b| (*b).as_ref().override_key() == Some(who)).collect();
-        let chosen: Vec<&B> = if overrides.is_empty() {
-            of_mode.filter(|b| (*b).as_ref().override_key().is_none()).collect()
-        } else {
-            overrides
-        };
-        out.extend(chosen.into_iter().filter(|b| (*b).as_ref().narrows_to(call)).map(|b| (b, who.to_string())));
+        // The caller's override, if there is one, replaces the defaults of this pooling.
+        let overridden = of_mode.clone().any(|b| (*b).as_ref().override_key() == Some(who));
+        let want = if overridden { Some(who) } else { None };
+        out.extend(
+            of_mode
+                .filter(|b| (*b).as_ref().override_key() == want && (*b).as_ref().narrows_to(call))
+                .map(|b| (b, who)),
+        );
     }
     out
 }

@@ -16,6 +16,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
+use std::borrow::Cow;
 
 use crate::eventstream::Frame;
 use crate::sse::SseEvent;
@@ -39,6 +40,18 @@ const MEMBERS: &[&str] = &[
     "stop_reason",
     "stopReason",
 ];
+
+/// One element of a body's `choices` (OpenAI) or `candidates` (Gemini): only what is read
+/// here; every other member of it is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Generation<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "finishReason")]
+    finish_reason_camel: Option<Cow<'a, str>>,
+}
 
 /// A family's decoder plus the response id and finish reasons.
 #[derive(Debug)]
@@ -68,10 +81,13 @@ impl OutcomeDecoder {
     }
 
     fn set_id(&mut self, id: Option<&Value>) {
-        if self.id.is_none()
-            && self.family != WireFamilyId::Bedrock
-            && let Some(id) = id.and_then(Value::as_str).filter(|s| !s.is_empty())
-        {
+        if let Some(id) = id.and_then(Value::as_str) {
+            self.set_id_str(id);
+        }
+    }
+
+    fn set_id_str(&mut self, id: &str) {
+        if self.id.is_none() && self.family != WireFamilyId::Bedrock && !id.is_empty() {
             self.id = Some(id.to_string());
         }
     }
@@ -154,10 +170,31 @@ impl StreamDecoder for OutcomeDecoder {
     }
 
     fn on_member(&mut self, name: &str, raw: &[u8]) {
-        if let Ok(v) = serde_json::from_slice::<Value>(raw) {
-            let mut one = serde_json::Map::with_capacity(1);
-            one.insert(name.to_string(), v);
-            self.absorb(&Value::Object(one));
+        // A whole body's top-level members: read into borrowed, typed values (the rest of a
+        // member, such as the generated message, is skipped, not built).
+        match name {
+            "id" | "responseId" => {
+                if let Ok(id) = serde_json::from_slice::<Cow<'_, str>>(raw) {
+                    self.set_id_str(&id);
+                }
+            }
+            "choices" | "candidates" => {
+                if let Ok(items) = serde_json::from_slice::<Vec<Generation<'_>>>(raw) {
+                    for (pos, item) in items.iter().enumerate() {
+                        let index = item.index.map_or(pos, |i| usize::try_from(i).unwrap_or(usize::MAX));
+                        let reason = if name == "choices" { &item.finish_reason } else { &item.finish_reason_camel };
+                        if let Some(r) = reason {
+                            self.set_reason(index, r);
+                        }
+                    }
+                }
+            }
+            "stop_reason" | "stopReason" | "status" if name != "status" || self.endpoint == Endpoint::Responses => {
+                if let Ok(r) = serde_json::from_slice::<Cow<'_, str>>(raw) {
+                    self.set_reason(0, &r);
+                }
+            }
+            _ => {}
         }
         if self.inner.body_members().contains(&name) {
             self.inner.on_member(name, raw);

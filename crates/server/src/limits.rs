@@ -24,7 +24,6 @@
 use crate::metrics::Metrics;
 use crate::snapshot::ProviderEntry;
 use crate::time::Clock;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tollgate_core::{Catalog, ProviderType, Usage};
@@ -69,6 +68,23 @@ struct Key {
     start_ms: i64,
 }
 
+/// A [`Key`] borrowed from a [`Want`]: the window map is searched with it, so finding an
+/// existing window allocates nothing. Same fields in the same order as `Key`, so both hash
+/// alike (`String` hashes as `str`).
+#[derive(Hash)]
+struct KeyRef<'a> {
+    kind: Kind,
+    name: &'a str,
+    pool: &'a str,
+    start_ms: i64,
+}
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.kind == k.kind && self.start_ms == k.start_ms && self.name == k.name && self.pool == k.pool
+    }
+}
+
 /// Where a new budget window's spend so far comes from: the usage rollups of its period.
 #[derive(Debug, Clone, Default)]
 pub struct SpendSource {
@@ -76,6 +92,25 @@ pub struct SpendSource {
     pub user: Option<String>,
     /// Empty: every provider.
     pub providers: Vec<String>,
+}
+
+/// A [`SpendSource`] borrowed from the snapshot and the call: made owned only when a window is
+/// first created on this replica.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceRef<'a> {
+    pub agent: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub providers: &'a [String],
+}
+
+impl SourceRef<'_> {
+    fn to_owned(self) -> SpendSource {
+        SpendSource {
+            agent: self.agent.map(str::to_string),
+            user: self.user.map(str::to_string),
+            providers: self.providers.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -142,7 +177,7 @@ pub struct Want<'a> {
     pub limit: i64,
     pub amount: i64,
     /// Budgets: where a new window's spend so far comes from.
-    pub source: Option<&'a SpendSource>,
+    pub source: Option<SourceRef<'a>>,
 }
 
 /// What the engine knows of a window after a reservation (for headers and messages).
@@ -258,7 +293,7 @@ struct Inner {
     clock: Clock,
     metrics: Arc<Metrics>,
     fail_open: bool,
-    windows: Mutex<HashMap<Key, Arc<Window>>>,
+    windows: Mutex<hashbrown::HashMap<Key, Arc<Window>>>,
 }
 
 impl Limits {
@@ -279,39 +314,43 @@ impl Limits {
                 clock,
                 metrics,
                 fail_open,
-                windows: Mutex::new(HashMap::new()),
+                windows: Mutex::new(hashbrown::HashMap::new()),
             }),
         }
     }
 
-    fn windows(&self) -> MutexGuard<'_, HashMap<Key, Arc<Window>>> {
+    fn windows(&self) -> MutexGuard<'_, hashbrown::HashMap<Key, Arc<Window>>> {
         self.inner.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The want's window on this replica, created (unsynced) on first use. Finding an existing
+    /// one allocates nothing.
     fn window(&self, w: &Want<'_>) -> Arc<Window> {
-        let key = Key { kind: w.kind, name: w.name.to_string(), pool: w.pool.to_string(), start_ms: w.start_ms };
+        let probe = KeyRef { kind: w.kind, name: w.name, pool: w.pool, start_ms: w.start_ms };
         let mut map = self.windows();
-        map.entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(Window {
-                    key,
-                    end_ms: w.end_ms,
-                    source: w.source.cloned(),
-                    c: Mutex::new(Counters {
-                        limit: w.limit,
-                        lease: 0,
-                        consumed: 0,
-                        reserved: 0,
-                        spent: 0,
-                        others: 0,
-                        synced: false,
-                        valid_until: Instant::now(),
-                        active: false,
-                    }),
-                    acquire: tokio::sync::Mutex::new(()),
-                })
-            })
-            .clone()
+        if let Some(found) = map.get(&probe) {
+            return Arc::clone(found);
+        }
+        let key = Key { kind: w.kind, name: w.name.to_string(), pool: w.pool.to_string(), start_ms: w.start_ms };
+        let window = Arc::new(Window {
+            key: key.clone(),
+            end_ms: w.end_ms,
+            source: w.source.map(SourceRef::to_owned),
+            c: Mutex::new(Counters {
+                limit: w.limit,
+                lease: 0,
+                consumed: 0,
+                reserved: 0,
+                spent: 0,
+                others: 0,
+                synced: false,
+                valid_until: Instant::now(),
+                active: false,
+            }),
+            acquire: tokio::sync::Mutex::new(()),
+        });
+        map.insert(key, Arc::clone(&window));
+        window
     }
 
     /// Reserves every want, in order, or none: the first that would pass its limit refuses the
@@ -324,13 +363,14 @@ impl Limits {
         for (index, want) in wants.iter().enumerate() {
             let w = self.window(want);
             let fast = {
+                let now = Instant::now();
                 let mut c = w.counters();
                 if c.limit != want.limit {
                     // The limit was edited: the lease is re-cut by the next sync, now.
                     c.limit = want.limit;
-                    c.valid_until = Instant::now();
+                    c.valid_until = now;
                 }
-                c.try_reserve(want.amount, Instant::now()).then(|| see(&c, w.end_ms))
+                c.try_reserve(want.amount, now).then(|| see(&c, w.end_ms))
             };
             let result = match fast {
                 Some(s) => Ok(Some(s)),

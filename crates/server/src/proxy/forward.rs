@@ -95,7 +95,9 @@ pub(super) async fn send(
     recorder.observe(riders.span, crate::telemetry::operation_name(info.endpoint));
 
     let read_timeout = state.settings().upstream_read_timeout;
-    let host = crate::upstream::host_of(&prep.url);
+    // For error messages only: parsed when one is written.
+    let url = prep.url;
+    let host = || crate::upstream::host_of(&url);
     let mut up = http::Request::new(crate::upstream::ProxyBody::new(prep.body));
     *up.method_mut() = parts.method.clone();
     *up.uri_mut() = prep.uri;
@@ -107,9 +109,9 @@ pub(super) async fn send(
             // A connect timeout is both: it is a connection failure (502), not a slow answer.
             let cause = crate::upstream::failure_cause(&e);
             let (fault, msg) = if e.is_connect() {
-                (Fault::Unreachable, format!("could not be reached at {host}: {cause}"))
+                (Fault::Unreachable, format!("could not be reached at {}: {cause}", host()))
             } else {
-                (Fault::Failed, format!("at {host} failed: {cause}"))
+                (Fault::Failed, format!("at {} failed: {cause}", host()))
             };
             let err = ProxyError::new(fault, Some(a.ptype), format!("the upstream of provider \"{name}\" {msg}"));
             return Err((err, recorder));
@@ -120,7 +122,8 @@ pub(super) async fn send(
                 Fault::Timeout,
                 Some(a.ptype),
                 format!(
-                    "the upstream of provider \"{name}\" at {host} did not answer in time (no response head within {} s)",
+                    "the upstream of provider \"{name}\" at {} did not answer in time (no response head within {} s)",
+                    host(),
                     read_timeout.as_secs_f64()
                 ),
             );

@@ -18,7 +18,7 @@
 
 use super::admit::{Admitted, Inbound};
 use super::error::{Fault, ProxyError};
-use crate::limits::{Charge, Kind, Refused, Seen, SpendSource, Want};
+use crate::limits::{Charge, Kind, Refused, Seen, SourceRef, Want};
 use crate::metrics::Metrics;
 use crate::snapshot::Snapshot;
 use crate::state::AppState;
@@ -54,8 +54,13 @@ impl Refusal {
 
 /// Adds `headers` to `resp` (replacing upstream headers of the same name).
 pub(super) fn add_headers(resp: &mut Response, headers: Extra) {
+    if headers.is_empty() {
+        return;
+    }
+    let map = resp.headers_mut();
+    map.reserve(headers.len());
     for (k, v) in headers {
-        resp.headers_mut().insert(k, v);
+        map.insert(k, v);
     }
 }
 
@@ -119,20 +124,14 @@ pub(super) async fn check(
     let tokens = prompt.saturating_add(output);
 
     let now = state.now_ms();
-    let sources: Vec<SpendSource> = budgets
-        .iter()
-        .map(|(b, pool)| {
-            let (agent, user) = match b.pooling_mode {
-                Pooling::PerAgent => (Some(pool.clone()), b.scope.user.clone()),
-                Pooling::PerUser => (b.scope.agent.clone(), Some(pool.clone())),
-                Pooling::Shared => (b.scope.agent.clone(), b.scope.user.clone()),
-            };
-            SpendSource { agent, user, providers: b.scope.providers.clone() }
-        })
-        .collect();
     let mut wants = Vec::with_capacity(budgets.len() + 2 * rates.len());
-    for ((b, pool), source) in budgets.iter().zip(&sources) {
+    for (b, pool) in &budgets {
         let (start_ms, end_ms) = b.period.bounds(now);
+        let (agent, user) = match b.pooling_mode {
+            Pooling::PerAgent => (Some(*pool), b.scope.user.as_deref()),
+            Pooling::PerUser => (b.scope.agent.as_deref(), Some(*pool)),
+            Pooling::Shared => (b.scope.agent.as_deref(), b.scope.user.as_deref()),
+        };
         wants.push(Want {
             kind: Kind::Budget,
             name: &b.name,
@@ -141,7 +140,7 @@ pub(super) async fn check(
             end_ms,
             limit: b.limit_microcents,
             amount: cost,
-            source: Some(source),
+            source: Some(SourceRef { agent, user, providers: &b.scope.providers }),
         });
     }
     let minute = now.div_euclid(MINUTE_MS) * MINUTE_MS;
@@ -240,21 +239,39 @@ pub(super) async fn check(
 }
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` of the tightest window of each kind.
+/// On every response under a rate limit, so built without formatting: names are constants,
+/// numbers go through `HeaderValue::from(i64)`, and the reset (`"<seconds>s"`, at most a
+/// minute for these windows) comes from a table of shared values.
 fn rate_headers(out: &mut Extra, wants: &[Want<'_>], seen: &[Option<Seen>], now: i64, refused: bool) {
-    const NAMES: [(Kind, [&str; 3]); 2] = [
-        (
-            Kind::Requests,
-            ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
-        ),
-        (Kind::Tokens, ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"]),
+    const REQUESTS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-requests"),
+        HeaderName::from_static("x-ratelimit-remaining-requests"),
+        HeaderName::from_static("x-ratelimit-reset-requests"),
     ];
-    for (kind, [limit, remaining, reset]) in NAMES {
+    const TOKENS: [HeaderName; 3] = [
+        HeaderName::from_static("x-ratelimit-limit-tokens"),
+        HeaderName::from_static("x-ratelimit-remaining-tokens"),
+        HeaderName::from_static("x-ratelimit-reset-tokens"),
+    ];
+    for (kind, [limit, remaining, reset]) in [(Kind::Requests, REQUESTS), (Kind::Tokens, TOKENS)] {
         let tightest =
             wants.iter().zip(seen).filter(|(w, _)| w.kind == kind).filter_map(|(_, s)| *s).min_by_key(|s| s.remaining);
         let Some(s) = tightest else { continue };
         let left = if refused { 0 } else { s.remaining };
-        out.extend(header(limit, s.limit.to_string()));
-        out.extend(header(remaining, left.to_string()));
-        out.extend(header(reset, format!("{}s", seconds_to(s.end_ms, now))));
+        out.push((limit, HeaderValue::from(s.limit)));
+        out.push((remaining, HeaderValue::from(left)));
+        out.push((reset, reset_value(seconds_to(s.end_ms, now))));
     }
+}
+
+/// `"<n>s"`: shared values for 0 to 60 seconds (a minute window), formatted beyond.
+fn reset_value(seconds: i64) -> HeaderValue {
+    static SHORT: std::sync::LazyLock<Vec<HeaderValue>> = std::sync::LazyLock::new(|| {
+        (0..=60).filter_map(|n| HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{n}s"))).ok()).collect()
+    });
+    usize::try_from(seconds)
+        .ok()
+        .and_then(|i| SHORT.get(i).cloned())
+        .or_else(|| HeaderValue::from_str(&format!("{seconds}s")).ok())
+        .unwrap_or_else(|| HeaderValue::from_static("0s"))
 }

@@ -95,7 +95,7 @@ pub(super) async fn prepare(
     let base = spec.upstream_base_url();
     let url = upstream_url(&base, path, stripped_query.as_deref());
     // Normalised as a URL (what is signed and sent), then as the HTTP client's URI.
-    let Ok(parsed) = reqwest::Url::parse(&url) else {
+    let Ok(parsed) = parse_upstream(a.entry.base_url.as_ref(), &url) else {
         return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
     };
     // Second line behind `admit::check_path`: whatever the URL parser normalised, the path
@@ -159,6 +159,23 @@ pub(crate) async fn add_credential(
     })
 }
 
+/// Parses the upstream URL. When it starts with the parsed base URL's origin (the usual case),
+/// only the rest (path and query) is parsed, relative to the base: the origin is not parsed
+/// again, and parsing the host (IDNA processing) was most of a whole parse's cost. The result
+/// is the same URL; a rest that could read as another authority (`//`, `/\`, a control
+/// character after the slash) is parsed whole instead. `under_parsed_base` checks the origin
+/// afterwards either way.
+pub(crate) fn parse_upstream(base: Option<&reqwest::Url>, url: &str) -> Result<reqwest::Url, url::ParseError> {
+    if let Some(base) = base
+        && let Some(rest) = url.strip_prefix(&base[..url::Position::BeforePath])
+        && rest.starts_with('/')
+        && rest.as_bytes().get(1).is_none_or(|b| !matches!(b, b'/' | b'\\') && !b.is_ascii_control())
+    {
+        return reqwest::Url::options().base_url(Some(base)).parse(rest);
+    }
+    reqwest::Url::parse(url)
+}
+
 /// Whether `url` is on the base URL's origin and its path under the base URL's path.
 pub(crate) fn under_base(base: &str, url: &reqwest::Url) -> bool {
     reqwest::Url::parse(base).is_ok_and(|base| under_parsed_base(&base, url))
@@ -194,6 +211,32 @@ pub(crate) fn upstream_url(base: &str, path: &str, query: Option<&str>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsing_after_the_base_origin_gives_the_whole_parse() {
+        let base = reqwest::Url::parse("https://api.example.com:8443/v1").unwrap();
+        for rest in [
+            "/v1/chat/completions",
+            "/v1/a/../b/./c?x=1&y=%20z",
+            "/v1/models/x%2Fy:generateContent?alt=sse",
+            "/v1/caf\u{e9}/\u{1f600}",
+            "/",
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "/v1\\..\\x",
+        ] {
+            let url = format!("https://api.example.com:8443{rest}");
+            assert_eq!(
+                parse_upstream(Some(&base), &url).map(String::from),
+                reqwest::Url::parse(&url).map(String::from),
+                "{rest}"
+            );
+        }
+        // Another origin, or no parsed base: parsed whole.
+        let other = "http://127.0.0.1:9/v1/x";
+        assert_eq!(parse_upstream(Some(&base), other).unwrap().as_str(), other);
+        assert_eq!(parse_upstream(None, other).unwrap().as_str(), other);
+    }
 
     #[test]
     fn joins_base_path_and_query() {
