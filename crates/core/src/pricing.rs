@@ -39,15 +39,17 @@ pub struct PriceInput<'a> {
     pub overrides: Option<&'a ModelPricing>,
 }
 
-/// How the model was found in the catalog.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the model was found in the catalog (the entry itself is what [`lookup`] returns beside
+/// it). No name is carried: every request prices at least once, and a copied name per lookup
+/// was an allocation nothing read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogMatch {
     /// The name (or the id inside a Bedrock ARN) is a catalog entry.
-    Exact(String),
+    Exact,
     /// A Bedrock geographic profile missing from the catalog: its bare model × 1.10.
-    GeoSurcharge(String),
+    GeoSurcharge,
     /// A Bedrock `global.` profile missing from the catalog: its bare model's headline rates.
-    GlobalHeadline(String),
+    GlobalHeadline,
     /// Not in the catalog.
     None,
 }
@@ -106,16 +108,16 @@ pub fn lookup<'c>(
         }
     };
     if let Some(e) = catalog.get(provider_type, model) {
-        return (Some(e), CatalogMatch::Exact(e.name.clone()));
+        return (Some(e), CatalogMatch::Exact);
     }
     if provider_type == ProviderType::Bedrock
         && let (Some(prefix), bare) = split_bedrock_profile(model)
         && let Some(e) = catalog.get(ProviderType::Bedrock, bare)
     {
         if BEDROCK_GEO_PREFIXES.contains(&prefix) {
-            return (Some(e), CatalogMatch::GeoSurcharge(e.name.clone()));
+            return (Some(e), CatalogMatch::GeoSurcharge);
         }
-        return (Some(e), CatalogMatch::GlobalHeadline(e.name.clone()));
+        return (Some(e), CatalogMatch::GlobalHeadline);
     }
     (None, CatalogMatch::None)
 }
@@ -141,7 +143,7 @@ pub fn price(input: &PriceInput<'_>, catalog: &Catalog) -> Priced {
         Some(m) => lookup(catalog, input.provider_type, m),
         None => (None, CatalogMatch::None),
     };
-    let geo = matches!(matched, CatalogMatch::GeoSurcharge(_));
+    let geo = matched == CatalogMatch::GeoSurcharge;
     let adjust = |r: Option<i64>| if geo { r.map(geo_surcharge) } else { r };
     let empty = CatalogPricing::default();
     let card = entry.map_or(&empty, |e| &e.pricing);

@@ -78,7 +78,7 @@ fn catalog_rates_price_every_bucket() {
         ..Usage::default()
     };
     let p = run(ProviderType::Anthropic, "claude-x", u, None);
-    assert_eq!(p.matched, CatalogMatch::Exact("claude-x".into()));
+    assert_eq!(p.matched, CatalogMatch::Exact);
     assert_eq!(p.cost.input, 300_000); // 1000 × 3e8 / 1e6
     assert_eq!(p.cost.output, 750_000); // 500 × 1.5e9 / 1e6
     assert_eq!(p.cost.cached_input, 60_000); // 2000 × 3e7 / 1e6
@@ -200,7 +200,9 @@ fn an_overridden_bucket_ignores_context_tiers() {
 #[test]
 fn bedrock_geo_profile_in_the_catalog_uses_its_own_rate() {
     let p = run(ProviderType::Bedrock, "eu.anthropic.claude-b", Usage { input: 1000, ..Usage::default() }, None);
-    assert_eq!(p.matched, CatalogMatch::Exact("eu.anthropic.claude-b".into()));
+    assert_eq!(p.matched, CatalogMatch::Exact);
+    let found = lookup(&catalog(), ProviderType::Bedrock, "eu.anthropic.claude-b").0.map(|e| e.name.clone());
+    assert_eq!(found.as_deref(), Some("eu.anthropic.claude-b"));
     assert_eq!(p.cost.input, 330_000); // 1000 × 3.3e8 / 1e6
 }
 
@@ -210,7 +212,9 @@ fn bedrock_geo_profile_missing_from_the_catalog_costs_headline_plus_ten_percent(
         let model = format!("{prefix}.anthropic.claude-b");
         let u = Usage { input: 1000, output: 100, cached_input: 1000, cache_write_5m: 1000, ..Usage::default() };
         let p = run(ProviderType::Bedrock, &model, u, None);
-        assert_eq!(p.matched, CatalogMatch::GeoSurcharge("anthropic.claude-b".into()), "{model}");
+        assert_eq!(p.matched, CatalogMatch::GeoSurcharge, "{model}");
+        let found = lookup(&catalog(), ProviderType::Bedrock, &model).0.map(|e| e.name.clone());
+        assert_eq!(found.as_deref(), Some("anthropic.claude-b"), "{model}");
         assert_eq!(p.cost.input, 330_000); // 1000 × (3e8 × 1.1 = 3.3e8) / 1e6
         assert_eq!(p.cost.output, 165_000); // 100 × 1.65e9 / 1e6
         assert_eq!(p.cost.cached_input, 33_000); // 1000 × 3.3e7 / 1e6
@@ -223,7 +227,9 @@ fn bedrock_geo_profile_missing_from_the_catalog_costs_headline_plus_ten_percent(
 #[test]
 fn bedrock_global_and_bare_ids_cost_the_headline_rate() {
     let g = run(ProviderType::Bedrock, "global.anthropic.claude-b", Usage { input: 1000, ..Usage::default() }, None);
-    assert_eq!(g.matched, CatalogMatch::GlobalHeadline("anthropic.claude-b".into()));
+    assert_eq!(g.matched, CatalogMatch::GlobalHeadline);
+    let found = lookup(&catalog(), ProviderType::Bedrock, "global.anthropic.claude-b").0.map(|e| e.name.clone());
+    assert_eq!(found.as_deref(), Some("anthropic.claude-b"));
     assert_eq!(g.cost.input, 300_000); // 1000 × 3e8 / 1e6
     let b = run(ProviderType::Bedrock, "anthropic.claude-b", Usage { input: 1000, ..Usage::default() }, None);
     assert_eq!(b.cost.input, 300_000);

@@ -136,9 +136,11 @@ pub fn bedrock_guardrail(headers: &mut HeaderMap, info: &RequestInfo, cfg: &Bedr
 
 /// The upstream's response headers minus hop-by-hop ones; `content-length` too when the
 /// gateway may change the body length.
-pub fn client_response_headers(upstream: &HeaderMap, body_may_change: bool) -> HeaderMap {
+pub fn client_response_headers(upstream: &HeaderMap, body_may_change: bool, room: usize) -> HeaderMap {
     let listed = connection_listed(upstream);
-    let mut out = HeaderMap::with_capacity(upstream.len() + 1);
+    // `room`: headers the gateway adds (its request id, budget and rate-limit headers), so
+    // adding them does not grow the map again.
+    let mut out = HeaderMap::with_capacity(upstream.len() + room);
     for (name, value) in upstream {
         if is_hop_by_hop(name, &listed) || (body_may_change && name == header::CONTENT_LENGTH) {
             continue;

@@ -166,7 +166,7 @@ pub(super) async fn check(
     match state.limits().reserve(&wants).await {
         Ok((mut charge, seen)) => {
             charge.priced_with(catalog, a.entry.clone(), a.ptype, info.model.clone());
-            let mut headers = Vec::new();
+            let mut headers = Vec::with_capacity(7);
             // The first budget past its warning mark.
             if let Some((b, s)) = budgets
                 .iter()

@@ -176,9 +176,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     forwarded.recorder.attach_charge(charge);
 
     // 4. Respond.
-    let mut resp = respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded).await;
-    limit::add_headers(&mut resp, extra);
-    resp
+    respond::respond(&state, &a, &parts.method, &inbound, injected, forwarded, extra).await
 }
 
 /// What the span of an admitted request starts with.

@@ -42,7 +42,9 @@ pub(super) async fn respond(
     inbound: &Inbound,
     injected: bool,
     fwd: Forwarded,
+    extra: super::limit::Extra,
 ) -> Response {
+    const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-tollgate-request-id");
     let Forwarded { upstream, mut recorder, event_id } = fwd;
     let spec = &a.entry.spec;
     let info = &inbound.info;
@@ -73,13 +75,19 @@ pub(super) async fn respond(
         tracing::warn!(provider = %spec.name, encoding = %other,
             "the upstream compressed its answer with an encoding the gateway does not decode; its usage cannot be read");
     }
-    let mut out_headers =
-        headers::client_response_headers(upstream.headers(), injected || filter_models || decoder.is_some());
+    let mut out_headers = headers::client_response_headers(
+        upstream.headers(),
+        injected || filter_models || decoder.is_some(),
+        1 + extra.len(),
+    );
     if decoder.is_some() {
         out_headers.remove(header::CONTENT_ENCODING);
     }
     if let Ok(v) = HeaderValue::from_str(&event_id) {
-        out_headers.insert("x-tollgate-request-id", v);
+        out_headers.insert(REQUEST_ID, v);
+    }
+    for (k, v) in extra {
+        out_headers.insert(k, v);
     }
 
     if filter_models {
