@@ -239,6 +239,12 @@ pub struct ServeArgs {
     /// OTEL_TRACES_SAMPLER_ARG, OTEL_RESOURCE_ATTRIBUTES) apply either way.
     #[arg(long, env = "TOLLGATE_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// The OTLP transport: `http/protobuf` (POST <endpoint>/v1/traces, port 4318 by convention)
+    /// or `grpc` (the endpoint as given, port 4317 by convention; https:// uses TLS with the
+    /// system's roots). Without it, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, then
+    /// OTEL_EXPORTER_OTLP_PROTOCOL, else http/protobuf.
+    #[arg(long)]
+    pub otlp_protocol: Option<String>,
     /// Ended spans waiting for export at most; more are dropped and counted in
     /// tollgate_otel_spans_dropped_total.
     #[arg(long, env = "TOLLGATE_OTLP_QUEUE_CAPACITY", default_value_t = 4096)]
@@ -392,8 +398,32 @@ impl ServeArgs {
         let wanted = self.otlp_endpoint.is_some()
             || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
             || set("OTEL_EXPORTER_OTLP_ENDPOINT");
+        use tollgate_server::telemetry::OtlpProtocol;
+        let (source, value) = match &self.otlp_protocol {
+            Some(p) => ("--otlp-protocol", Some(p.clone())),
+            None => ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+                .into_iter()
+                .find_map(|k| env(k).filter(|v| !v.trim().is_empty()).map(|v| (k, Some(v))))
+                .unwrap_or(("", None)),
+        };
+        let protocol = match value {
+            Some(v) => OtlpProtocol::parse(&v).map_err(|e| anyhow::anyhow!("{source}: {e}"))?,
+            None => OtlpProtocol::HttpProtobuf,
+        };
+        // OTLP/HTTP: the exporter reads the endpoint variables itself (appending /v1/traces to
+        // the generic one); gRPC takes the endpoint as given, and whether it is https:// decides
+        // TLS, so it is resolved here.
+        let endpoint = match protocol {
+            OtlpProtocol::HttpProtobuf => self.otlp_endpoint.clone(),
+            OtlpProtocol::Grpc => self.otlp_endpoint.clone().or_else(|| {
+                ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
+                    .into_iter()
+                    .find_map(|k| env(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+            }),
+        };
         Ok((wanted && !disabled).then(|| tollgate_server::telemetry::TracingSettings {
-            endpoint: self.otlp_endpoint.clone(),
+            endpoint,
+            protocol,
             queue_capacity: self.otlp_queue_capacity,
             ..Default::default()
         }))
@@ -588,5 +618,40 @@ mod tests {
         assert!(args(&[]).tracing(off).unwrap_or_else(|e| panic!("{e}")).is_none());
         let bad = args(&["--otlp-endpoint", "127.0.0.1:4318"]).tracing(none);
         assert!(bad.is_err_and(|e| e.to_string().contains("--otlp-endpoint")));
+    }
+
+    #[test]
+    fn the_otlp_protocol_comes_from_the_flag_then_the_variables() {
+        use tollgate_server::telemetry::OtlpProtocol;
+        let none = |_: &str| None;
+        let on = ["--otlp-endpoint", "http://c:4317"];
+        let t = args(&on).tracing(none).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.map(|t| t.protocol), Some(OtlpProtocol::HttpProtobuf), "the specification's default");
+        let grpc = |k: &str| (k == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "grpc".to_string());
+        let t = args(&on).tracing(grpc).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.map(|t| t.protocol), Some(OtlpProtocol::Grpc));
+        let both = |k: &str| match k {
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_string()),
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" => Some("http/protobuf".to_string()),
+            _ => None,
+        };
+        let t = args(&on).tracing(both).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.map(|t| t.protocol), Some(OtlpProtocol::HttpProtobuf), "the traces variable wins");
+        let flag = ["--otlp-endpoint", "http://c:4317", "--otlp-protocol", "grpc"];
+        let t = args(&flag).tracing(both).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.map(|t| t.protocol), Some(OtlpProtocol::Grpc), "the flag wins");
+        // gRPC: the endpoint variable is taken as given (no /v1/traces).
+        let env = |k: &str| match k {
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("grpc".to_string()),
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("https://collector:4317".to_string()),
+            _ => None,
+        };
+        let t = args(&[]).tracing(env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.and_then(|t| t.endpoint).as_deref(), Some("https://collector:4317"));
+        let json = args(&["--otlp-endpoint", "http://c:4318", "--otlp-protocol", "http/json"]).tracing(none);
+        assert!(json.is_err_and(|e| e.to_string().contains("--otlp-protocol") && e.to_string().contains("http/json")));
+        let bad = |k: &str| (k == "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").then(|| "thrift".to_string());
+        let err = args(&on).tracing(bad);
+        assert!(err.is_err_and(|e| e.to_string().contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")));
     }
 }

@@ -2,7 +2,7 @@
 //! upstream, with the GenAI semantic conventions' attributes (OpenTelemetry GenAI semantic
 //! conventions v0.1.0, the first release of `open-telemetry/semantic-conventions-genai`, which
 //! carries on the `gen_ai.*` conventions of semantic-conventions v1.41.0; development stability)
-//! plus Tollgate's own under `tollgate.*`, exported over OTLP/HTTP (protobuf).
+//! plus Tollgate's own under `tollgate.*`, exported over OTLP/HTTP (protobuf) or OTLP/gRPC.
 //!
 //! Off unless an endpoint is configured (`--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`); then [`Tracing`] is in the app state.
@@ -24,9 +24,10 @@
 //!    measured latency), so its duration is the request's, not the writer's delay.
 //! 4. **Export**: ended spans go to [`QueueProcessor`], a bounded queue (`try_send`: a full
 //!    queue drops the span and counts it in `tollgate_otel_spans_dropped_total`), drained by
-//!    one task that exports batches with the `opentelemetry-otlp` HTTP exporter over the
-//!    gateway's shared HTTP client (built in `upstream.rs`); a failed or timed-out export
-//!    drops its batch (counted). Nothing a request does waits on the exporter.
+//!    one task that exports batches with the `opentelemetry-otlp` exporter: over HTTP with the
+//!    gateway's shared HTTP client (built in `upstream.rs`), or over gRPC with tonic's channel;
+//!    a failed or timed-out export drops its batch (counted). Nothing a request does waits on
+//!    the exporter.
 //!
 //! Message bodies are set only when the provider's transcript toggles are on, in the
 //! conventions' parts format: `gen_ai.input.messages` from the request body when
@@ -55,13 +56,39 @@ const MAX_EXPORT_BATCH: usize = 512;
 /// Longest wait for one export (beyond it the batch is dropped and counted).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The OTLP transport (`--otlp-protocol`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`,
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`; the specification's default is `http/protobuf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtlpProtocol {
+    /// OTLP/HTTP with protobuf bodies, `POST <endpoint>/v1/traces` (port 4318 by convention).
+    #[default]
+    HttpProtobuf,
+    /// OTLP/gRPC, `TraceService/Export` at the endpoint as given (port 4317 by convention).
+    Grpc,
+}
+
+impl OtlpProtocol {
+    /// Reads a protocol value as the OTLP exporter specification spells it.
+    pub fn parse(value: &str) -> Result<OtlpProtocol, String> {
+        match value.trim() {
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/json" => Err("`http/json` is not supported: use `http/protobuf` or `grpc`".to_string()),
+            other => Err(format!("`{other}` is not an OTLP protocol: use `http/protobuf` or `grpc`")),
+        }
+    }
+}
+
 /// What `--otlp-endpoint` and the `OTEL_*` variables configure.
 #[derive(Debug, Clone)]
 pub struct TracingSettings {
-    /// Base URL of an OTLP/HTTP receiver, as `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` is
-    /// appended unless present). `None`: the exporter reads `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
-    /// or `OTEL_EXPORTER_OTLP_ENDPOINT` itself.
+    /// The receiver. OTLP/HTTP: a base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` (`/v1/traces` is
+    /// appended unless present); `None`: the exporter reads `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// or `OTEL_EXPORTER_OTLP_ENDPOINT` itself. OTLP/gRPC: the endpoint as given (gRPC has no
+    /// path); `None`: `http://localhost:4317`.
     pub endpoint: Option<String>,
+    /// The transport.
+    pub protocol: OtlpProtocol,
     /// Ended spans waiting for export; more are dropped and counted.
     pub queue_capacity: usize,
     /// The exporter sends what is queued at least this often (and whenever a batch is full).
@@ -70,7 +97,12 @@ pub struct TracingSettings {
 
 impl Default for TracingSettings {
     fn default() -> TracingSettings {
-        TracingSettings { endpoint: None, queue_capacity: 4096, export_interval: Duration::from_secs(1) }
+        TracingSettings {
+            endpoint: None,
+            protocol: OtlpProtocol::HttpProtobuf,
+            queue_capacity: 4096,
+            export_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -143,15 +175,34 @@ impl Tracing {
         http: reqwest::Client,
         metrics: Arc<Metrics>,
     ) -> Result<(Tracing, Exporter), TracingError> {
-        use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
-        let mut builder = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_http_client(http);
-        if let Some(base) = &settings.endpoint {
-            builder = builder.with_endpoint(traces_url(base));
-        }
-        let mut exporter = builder.build().map_err(|e| TracingError(e.to_string()))?;
+        use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+        let built = match settings.protocol {
+            OtlpProtocol::HttpProtobuf => {
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_http_client(http);
+                if let Some(base) = &settings.endpoint {
+                    builder = builder.with_endpoint(traces_url(base));
+                }
+                builder.build()
+            }
+            OtlpProtocol::Grpc => {
+                // tonic's own HTTP/2 client (gRPC needs trailers and its framing); TLS with the
+                // system's roots for an https:// endpoint. Headers (`OTEL_EXPORTER_OTLP_HEADERS`)
+                // go as gRPC metadata, read by the exporter.
+                let mut builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
+                if let Some(endpoint) = &settings.endpoint {
+                    if endpoint.starts_with("https://") {
+                        use opentelemetry_otlp::tonic_types::transport::ClientTlsConfig;
+                        builder = builder.with_tls_config(ClientTlsConfig::new().with_native_roots());
+                    }
+                    builder = builder.with_endpoint(endpoint.clone());
+                }
+                builder.build()
+            }
+        };
+        let mut exporter = built.map_err(|e| TracingError(e.to_string()))?;
         let resource = resource();
         exporter.set_resource(&resource);
         let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));

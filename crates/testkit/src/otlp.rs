@@ -5,7 +5,12 @@
 //! ([`ReceivedSpan`]: ids in hex, attributes as JSON values) and wait for them with
 //! [`OtlpReceiver::wait_for`] (woken by each export, bounded by a deadline).
 //!
-//! [`OtlpReceiver::fail_next`] makes the next exports answer 503, to test dropped-span counting.
+//! The same port also serves OTLP/gRPC (`TraceService/Export`, tonic's generated server over
+//! HTTP/2 with prior knowledge), so one receiver takes either transport; gRPC exports are told
+//! apart by the `x-otlp-transport: grpc` entry added to their recorded headers.
+//!
+//! [`OtlpReceiver::fail_next`] makes the next exports answer 503 (gRPC: `UNAVAILABLE`), to test
+//! dropped-span counting.
 
 use anyhow::{Context, bail};
 use axum::Router;
@@ -14,6 +19,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use prost::Message as _;
@@ -106,17 +112,66 @@ fn hex(b: &[u8]) -> String {
 }
 
 async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Ok(mut h) = shared.headers.lock() {
-        h.push(headers);
-    }
-    if shared.fail.load(Ordering::Acquire) > 0 {
-        shared.fail.fetch_sub(1, Ordering::AcqRel);
+    if !shared.admit(headers) {
         return (StatusCode::SERVICE_UNAVAILABLE, "try later").into_response();
     }
     let req = match ExportTraceServiceRequest::decode(body) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("not an ExportTraceServiceRequest: {e}")).into_response(),
     };
+    shared.keep(&req);
+    let mut resp = ExportTraceServiceResponse::default().encode_to_vec().into_response();
+    resp.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-protobuf"));
+    resp
+}
+
+/// The OTLP/gRPC side: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, served by
+/// tonic's generated server on the same port (HTTP/2 with prior knowledge, as OTLP/gRPC
+/// clients speak to a plaintext endpoint). The request's metadata is kept as its headers.
+struct Grpc(Arc<Shared>);
+
+#[tonic::async_trait]
+impl TraceService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let (metadata, _, req) = request.into_parts();
+        let mut headers = metadata.into_headers();
+        headers.insert("x-otlp-transport", axum::http::HeaderValue::from_static("grpc"));
+        if !self.0.admit(headers) {
+            return Err(tonic::Status::unavailable("try later"));
+        }
+        self.0.keep(&req);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl Shared {
+    /// Records an export's headers; false when it is to be failed ([`OtlpReceiver::fail_next`]).
+    fn admit(&self, headers: HeaderMap) -> bool {
+        if let Ok(mut h) = self.headers.lock() {
+            h.push(headers);
+        }
+        if self.fail.load(Ordering::Acquire) > 0 {
+            self.fail.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+
+    /// Keeps an export's spans, flattened, and wakes the waiters.
+    fn keep(&self, req: &ExportTraceServiceRequest) {
+        let got = flatten(req);
+        if let Ok(mut spans) = self.spans.lock() {
+            spans.extend(got);
+        }
+        self.arrived.notify_waiters();
+    }
+}
+
+fn flatten(req: &ExportTraceServiceRequest) -> Vec<ReceivedSpan> {
     let mut got = Vec::new();
     for rs in &req.resource_spans {
         let resource = rs.resource.as_ref().map(|r| attributes(&r.attributes)).unwrap_or_default();
@@ -138,21 +193,15 @@ async fn traces(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             }
         }
     }
-    if let Ok(mut spans) = shared.spans.lock() {
-        spans.extend(got);
-    }
-    shared.arrived.notify_waiters();
-    let mut resp = ExportTraceServiceResponse::default().encode_to_vec().into_response();
-    resp.headers_mut()
-        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-protobuf"));
-    resp
+    got
 }
 
 impl OtlpReceiver {
     /// Starts a receiver on a free port, on its own thread and runtime.
     pub async fn start() -> anyhow::Result<OtlpReceiver> {
         let shared = Arc::new(Shared::default());
-        let app = Router::new().route("/v1/traces", post(traces)).with_state(Arc::clone(&shared));
+        let grpc = tonic::service::Routes::new(TraceServiceServer::new(Grpc(Arc::clone(&shared)))).into_axum_router();
+        let app = Router::new().route("/v1/traces", post(traces)).with_state(Arc::clone(&shared)).merge(grpc);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<std::net::SocketAddr>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new().name("otlp-receiver".into()).spawn(move || {

@@ -9,7 +9,7 @@ use crate::proxy::{Rig, ptype, sdk_auth};
 use crate::serve_binary::serve;
 use crate::support::*;
 use std::time::Duration;
-use tollgate_server::telemetry::TracingSettings;
+use tollgate_server::telemetry::{OtlpProtocol, TracingSettings};
 use tollgate_testkit::otlp::{OtlpReceiver, ReceivedSpan};
 
 /// The client's trace: the gateway's span must be its child.
@@ -26,16 +26,27 @@ async fn receiver() -> OtlpReceiver {
 
 /// A gateway on `db` exporting traces to `rx` (export every 20 ms, so tests wait little).
 async fn traced_gateway(db: TestDb, rx: &OtlpReceiver) -> TestGateway {
+    traced_gateway_over(db, rx, OtlpProtocol::HttpProtobuf).await
+}
+
+/// [`traced_gateway`] over the given OTLP transport (the receiver takes both on one port).
+async fn traced_gateway_over(db: TestDb, rx: &OtlpReceiver, protocol: OtlpProtocol) -> TestGateway {
     let endpoint = rx.base_url.clone();
     let gw = TestGateway::start_with(Some(db), move |s| {
         s.tracing = Some(TracingSettings {
             endpoint: Some(endpoint),
+            protocol,
             export_interval: Duration::from_millis(20),
             ..TracingSettings::default()
         });
     })
     .await;
     gw.unwrap_or_else(|e| panic!("gateway did not start: {e:#}"))
+}
+
+/// How many exports arrived over gRPC (the receiver marks them).
+fn grpc_exports(rx: &OtlpReceiver) -> usize {
+    rx.request_headers().iter().filter(|h| h.get("x-otlp-transport").is_some_and(|v| v == "grpc")).count()
 }
 
 /// One call of a family: path, body, whether it streams, the operation and the model as the
@@ -133,12 +144,22 @@ async fn traces_every_family(db: TestDb) {
     let rx = receiver().await;
     let mut db = Some(db);
     let mut expected_spans = 0;
-    for kind in ["openai", "anthropic", "google", "bedrock", "azure_openai", "openai_compatible"] {
+    // Half the families export over OTLP/HTTP, half over OTLP/gRPC: every assertion below holds
+    // for both transports.
+    for (kind, protocol) in [
+        ("openai", OtlpProtocol::HttpProtobuf),
+        ("anthropic", OtlpProtocol::Grpc),
+        ("google", OtlpProtocol::HttpProtobuf),
+        ("bedrock", OtlpProtocol::Grpc),
+        ("azure_openai", OtlpProtocol::HttpProtobuf),
+        ("openai_compatible", OtlpProtocol::Grpc),
+    ] {
         let db = match db.take() {
             Some(d) => d,
             None => TestDb::sqlite().await,
         };
-        let rig = Rig::on(traced_gateway(db, &rx).await, kind, json!({})).await;
+        let grpc_before = grpc_exports(&rx);
+        let rig = Rig::on(traced_gateway_over(db, &rx, protocol).await, kind, json!({})).await;
         let calls = calls(kind);
         let mut ids = Vec::new();
         for c in &calls {
@@ -155,6 +176,11 @@ async fn traces_every_family(db: TestDb) {
         let events = rig.events(calls.len()).await;
         expected_spans += calls.len();
         let spans = rx.wait_for(expected_spans, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            grpc_exports(&rx) > grpc_before,
+            protocol == OtlpProtocol::Grpc,
+            "{kind}: the spans came over {protocol:?}"
+        );
         let upstream = rig.up.requests();
         for (c, (id, amzn_request_id)) in calls.iter().zip(&ids) {
             let what = format!("{kind} {} stream={}", c.path, c.stream);
@@ -509,6 +535,31 @@ async fn the_binary_traces_with_the_standard_otel_variables() {
         .find(|l| l["target"] == "tollgate::access")
         .unwrap_or_else(|| panic!("{stderr}"));
     assert_eq!(access["fields"]["trace_id"], json!(span.trace_id), "the access line names the trace");
+    assert!(!stderr.contains("collector-secret-1"), "an exporter header was logged");
+}
+
+/// The same with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`: the endpoint is taken as given, the
+/// headers travel as gRPC metadata, the span arrives over OTLP/gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_traces_over_grpc_with_the_standard_otel_variables() {
+    let rx = receiver().await;
+    let envs = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url.as_str()),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=collector-secret-1"),
+        ("OTEL_SERVICE_NAME", "gateway-over-grpc"),
+    ];
+    let (stderr, _token, request_id) = logged_run_with(&["--log-format", "json"], &envs).await;
+    let spans = rx.wait_for(1, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
+    let span = spans.iter().find(|s| s.str("tollgate.request_id") == Some(request_id.as_str()));
+    let span = span.unwrap_or_else(|| panic!("no span for {request_id}: {spans:#?}\n{stderr}"));
+    assert_eq!(span.resource.get("service.name"), Some(&json!("gateway-over-grpc")));
+    assert_eq!(span.name, "chat gpt-4o");
+    let headers = rx.request_headers();
+    assert!(!headers.is_empty());
+    assert!(headers.iter().all(|h| h.get("x-otlp-transport").is_some_and(|v| v == "grpc")), "{headers:?}");
+    assert!(headers.iter().all(|h| h.get("x-collector-key").is_some_and(|v| v == "collector-secret-1")));
+    assert!(headers.iter().all(|h| h.get("content-type").is_some_and(|v| v == "application/grpc")));
     assert!(!stderr.contains("collector-secret-1"), "an exporter header was logged");
 }
 
