@@ -374,7 +374,10 @@ impl Limits {
             };
             let result = match fast {
                 Some(s) => Ok(Some(s)),
-                None => self.acquire(&w, want.amount).await,
+                // Boxed: the slow path holds a database transaction's future (~15 KB), and
+                // inlined it made every proxied request's future that much larger (the
+                // handler's future is moved into its box by value: 17 KB with it, -Zprint-type-sizes).
+                None => Box::pin(self.acquire(&w, want.amount)).await,
             };
             match result {
                 Ok(Some(s)) => {
