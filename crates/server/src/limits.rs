@@ -191,6 +191,9 @@ pub struct Seen {
     pub end_ms: i64,
 }
 
+/// What each want's window showed, in the wants' order (inline for the usual few).
+pub type SeenList = smallvec::SmallVec<[Option<Seen>; 4]>;
+
 /// Why a call was not admitted.
 #[derive(Debug)]
 pub enum Refused {
@@ -204,7 +207,8 @@ pub enum Refused {
 /// released unspent on `Drop`.
 #[derive(Debug)]
 pub struct Charge {
-    held: Vec<(Arc<Window>, i64)>,
+    /// Inline for the usual few windows: a call's reservations allocate nothing.
+    held: smallvec::SmallVec<[(Arc<Window>, i64); 4]>,
     pricing: Option<Pricing>,
 }
 
@@ -220,7 +224,7 @@ struct Pricing {
 impl Charge {
     /// A charge holding nothing.
     pub fn empty() -> Charge {
-        Charge { held: Vec::new(), pricing: None }
+        Charge { held: smallvec::SmallVec::new(), pricing: None }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,7 +247,7 @@ impl Charge {
     pub fn settle(mut self, usage: &Usage, response_model: Option<&str>) {
         let cost = match &self.pricing {
             Some(p) if self.held.iter().any(|(w, _)| w.key.kind == Kind::Budget) => {
-                crate::meter::price_call(
+                crate::meter::price_call_borrowed(
                     &p.catalog,
                     Some(&p.provider),
                     p.provider_type,
@@ -357,9 +361,9 @@ impl Limits {
     /// call (reservations already made are released with the returned error). A want whose
     /// window cannot be synced is skipped under fail-open (logged and counted) and refuses the
     /// call under fail-closed. Returns the charge and what each want's window showed.
-    pub async fn reserve(&self, wants: &[Want<'_>]) -> Result<(Charge, Vec<Option<Seen>>), Refused> {
+    pub async fn reserve(&self, wants: &[Want<'_>]) -> Result<(Charge, SeenList), Refused> {
         let mut charge = Charge::empty();
-        let mut seen = Vec::with_capacity(wants.len());
+        let mut seen = SeenList::new();
         for (index, want) in wants.iter().enumerate() {
             let w = self.window(want);
             let fast = {

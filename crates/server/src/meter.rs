@@ -84,14 +84,28 @@ pub fn price_call(
     response_model: Option<&str>,
     usage: &tollgate_core::Usage,
 ) -> (Option<String>, tollgate_core::pricing::Priced) {
-    let mut model = called.map(str::to_string);
+    let (model, priced) = price_call_borrowed(catalog, provider, provider_type, called, response_model, usage);
+    (model.map(str::to_string), priced)
+}
+
+/// [`price_call`] with the priced model borrowed (the budget settlement needs only the cost,
+/// and allocates nothing for it).
+pub fn price_call_borrowed<'m>(
+    catalog: &tollgate_core::Catalog,
+    provider: Option<&ProviderEntry>,
+    provider_type: tollgate_core::ProviderType,
+    called: Option<&'m str>,
+    response_model: Option<&'m str>,
+    usage: &tollgate_core::Usage,
+) -> (Option<&'m str>, tollgate_core::pricing::Priced) {
+    let mut model = called;
     if let Some(reported) = response_model.filter(|_| provider_type.descriptor().model_from_response)
         && tollgate_core::pricing::lookup(catalog, provider_type, reported).0.is_some()
     {
-        model = Some(reported.to_string());
+        model = Some(reported);
     }
-    let overrides = overrides_for(provider, called).or_else(|| overrides_for(provider, model.as_deref()));
-    let priced = price(&PriceInput { provider_type, model: model.as_deref(), usage, overrides }, catalog);
+    let overrides = overrides_for(provider, called).or_else(|| overrides_for(provider, model));
+    let priced = price(&PriceInput { provider_type, model, usage, overrides }, catalog);
     (model, priced)
 }
 

@@ -29,8 +29,9 @@ use tollgate_core::budget::{Call, DEFAULT_OUTPUT_TOKENS, MINUTE_MS, Pooling, est
 use tollgate_core::pricing::{PriceInput, price};
 use tollgate_core::{Microcents, Usage};
 
-/// Headers added to the client's response.
-pub(super) type Extra = Vec<(HeaderName, HeaderValue)>;
+/// Headers added to the client's response (inline: at most a warning and six rate-limit
+/// headers, so no allocation).
+pub(super) type Extra = smallvec::SmallVec<[(HeaderName, HeaderValue); 7]>;
 
 /// What an admitted call carries on: its reservations and the headers for its response.
 pub(super) struct Admission {
@@ -87,7 +88,7 @@ pub(super) async fn check(
 ) -> Result<Admission, Refusal> {
     let limits = &snap.limits;
     if limits.is_empty() {
-        return Ok(Admission { charge: Charge::empty(), headers: Vec::new() });
+        return Ok(Admission { charge: Charge::empty(), headers: Extra::new() });
     }
     let info = &inbound.info;
     let call = Call {
@@ -99,9 +100,9 @@ pub(super) async fn check(
         model: info.model.as_deref(),
     };
     let budgets = matching_budgets(&limits.budgets, &call);
-    let rates: Vec<_> = limits.rate_limits.iter().filter(|r| r.applies(&call)).collect();
+    let rates: smallvec::SmallVec<[_; 2]> = limits.rate_limits.iter().filter(|r| r.applies(&call)).collect();
     if budgets.is_empty() && rates.is_empty() {
-        return Ok(Admission { charge: Charge::empty(), headers: Vec::new() });
+        return Ok(Admission { charge: Charge::empty(), headers: Extra::new() });
     }
 
     // The estimate: prompt bounded by the body's bytes, output by the request's own limit.
@@ -124,7 +125,7 @@ pub(super) async fn check(
     let tokens = prompt.saturating_add(output);
 
     let now = state.now_ms();
-    let mut wants = Vec::with_capacity(budgets.len() + 2 * rates.len());
+    let mut wants: smallvec::SmallVec<[Want<'_>; 4]> = smallvec::SmallVec::new();
     for (b, pool) in &budgets {
         let (start_ms, end_ms) = b.period.bounds(now);
         let (agent, user) = match b.pooling_mode {
@@ -166,7 +167,7 @@ pub(super) async fn check(
     match state.limits().reserve(&wants).await {
         Ok((mut charge, seen)) => {
             charge.priced_with(catalog, a.entry.clone(), a.ptype, info.model.clone());
-            let mut headers = Vec::with_capacity(7);
+            let mut headers = Extra::new();
             // The first budget past its warning mark.
             if let Some((b, s)) = budgets
                 .iter()
@@ -213,7 +214,7 @@ pub(super) async fn check(
                 )
             } else {
                 let unit = if want.kind == Kind::Requests { "requests" } else { "tokens" };
-                let mut all = vec![None; wants.len()];
+                let mut all: crate::limits::SeenList = smallvec::smallvec![None; wants.len()];
                 all[index] = Some(Seen { remaining: 0, ..seen });
                 rate_headers(&mut headers, &wants, &all, now, true);
                 (
