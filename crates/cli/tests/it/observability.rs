@@ -511,55 +511,49 @@ async fn json_logs_parse_line_by_line() {
 /// names the resource, and the access line carries the span's trace id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_traces_with_the_standard_otel_variables() {
-    let rx = receiver().await;
-    let envs = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url.as_str()),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=collector-secret-1"),
-        ("OTEL_SERVICE_NAME", "gateway-under-test"),
-        ("OTEL_TRACES_SAMPLER", "always_on"),
-    ];
-    let (stderr, _token, request_id) = logged_run_with(&["--log-format", "json"], &envs).await;
-    // SIGTERM drains the usage writer, then the exporter: the span is there once it exited.
-    let spans = rx.wait_for(1, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
-    let span = spans.iter().find(|s| s.str("tollgate.request_id") == Some(request_id.as_str()));
-    let span = span.unwrap_or_else(|| panic!("no span for {request_id}: {spans:#?}"));
-    assert_eq!(span.resource.get("service.name"), Some(&json!("gateway-under-test")));
-    assert_eq!(span.name, "chat gpt-4o");
-    assert_eq!(span.str("tollgate.user"), Some("alice@example.com"));
-    let headers = rx.request_headers();
-    assert!(headers.iter().all(|h| h.get("x-collector-key").is_some_and(|v| v == "collector-secret-1")));
-    assert!(headers.iter().all(|h| h.get("content-type").is_some_and(|v| v == "application/x-protobuf")));
-    let access = stderr
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| l["target"] == "tollgate::access")
-        .unwrap_or_else(|| panic!("{stderr}"));
-    assert_eq!(access["fields"]["trace_id"], json!(span.trace_id), "the access line names the trace");
-    assert!(!stderr.contains("collector-secret-1"), "an exporter header was logged");
+    binary_traces(None).await;
 }
 
 /// The same with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`: the endpoint is taken as given, the
 /// headers travel as gRPC metadata, the span arrives over OTLP/gRPC.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_traces_over_grpc_with_the_standard_otel_variables() {
+    binary_traces(Some("grpc")).await;
+}
+
+/// One traced request through the real binary, exporting over the `protocol` the variables
+/// name (`None`: the default, OTLP/HTTP).
+async fn binary_traces(protocol: Option<&str>) {
     let rx = receiver().await;
-    let envs = [
+    let service = format!("gateway-over-{}", protocol.unwrap_or("http"));
+    let mut envs = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", rx.base_url.as_str()),
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "x-collector-key=collector-secret-1"),
-        ("OTEL_SERVICE_NAME", "gateway-over-grpc"),
+        ("OTEL_SERVICE_NAME", service.as_str()),
+        ("OTEL_TRACES_SAMPLER", "always_on"),
     ];
+    envs.extend(protocol.map(|p| ("OTEL_EXPORTER_OTLP_PROTOCOL", p)));
     let (stderr, _token, request_id) = logged_run_with(&["--log-format", "json"], &envs).await;
+    // SIGTERM drains the usage writer, then the exporter: the span is there once it exited.
     let spans = rx.wait_for(1, Duration::from_secs(10)).await.unwrap_or_else(|e| panic!("{e:#}"));
     let span = spans.iter().find(|s| s.str("tollgate.request_id") == Some(request_id.as_str()));
     let span = span.unwrap_or_else(|| panic!("no span for {request_id}: {spans:#?}\n{stderr}"));
-    assert_eq!(span.resource.get("service.name"), Some(&json!("gateway-over-grpc")));
+    assert_eq!(span.resource.get("service.name"), Some(&json!(service)));
     assert_eq!(span.name, "chat gpt-4o");
+    assert_eq!(span.str("tollgate.user"), Some("alice@example.com"));
     let headers = rx.request_headers();
     assert!(!headers.is_empty());
-    assert!(headers.iter().all(|h| h.get("x-otlp-transport").is_some_and(|v| v == "grpc")), "{headers:?}");
+    let grpc = protocol == Some("grpc");
+    assert!(headers.iter().all(|h| h.contains_key("x-otlp-transport") == grpc), "{headers:?}");
     assert!(headers.iter().all(|h| h.get("x-collector-key").is_some_and(|v| v == "collector-secret-1")));
-    assert!(headers.iter().all(|h| h.get("content-type").is_some_and(|v| v == "application/grpc")));
+    let content_type = if grpc { "application/grpc" } else { "application/x-protobuf" };
+    assert!(headers.iter().all(|h| h.get("content-type").is_some_and(|v| v == content_type)));
+    let access = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["target"] == "tollgate::access")
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(access["fields"]["trace_id"], json!(span.trace_id), "the access line names the trace");
     assert!(!stderr.contains("collector-secret-1"), "an exporter header was logged");
 }
 
