@@ -721,11 +721,11 @@ mod tests {
 
     #[test]
     fn traceparent_is_what_the_propagator_writes() {
-        let state = TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).unwrap();
+        let state = TraceState::from_key_value([("vendor", "v1"), ("other", "x")]).unwrap_or_else(|e| panic!("{e}"));
         for (flags, state) in [(TraceFlags::SAMPLED, state.clone()), (TraceFlags::default(), TraceState::default())] {
             let sc = SpanContext::new(
-                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap(),
-                SpanId::from_hex("b7ad6b7169203331").unwrap(),
+                TraceId::from_hex("0af7651916cd43dd8448eb211c80319c").unwrap_or_else(|e| panic!("{e}")),
+                SpanId::from_hex("b7ad6b7169203331").unwrap_or_else(|e| panic!("{e}")),
                 flags,
                 true,
                 state,
