@@ -14,6 +14,8 @@
 # `perf report -i DIR/perf.data`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/provision.sh
+. "$ROOT/bench/provision.sh"
 TOOL=callgrind; MODE=metered; FLUSH_MS=${FLUSH_MS:-5000}; DURATION=10; CONNECTIONS=50; OUT=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -69,20 +71,8 @@ case "$TOOL" in
 esac
 TG_PID=$!; PIDS+=("$TG_PID")
 wait_port "$TG_PORT"
-cli=("$BIN/tollgate" --url "http://127.0.0.1:$TG_PORT")
-for _ in $(seq 1 600); do [ -s "$DATA/admin.token" ] && break; sleep 0.05; done
-export TOLLGATE_DATA_DIR=$DATA
-printf '%s' "$UPSTREAM_KEY" | "${cli[@]}" secret set MOCK_API_KEY >/dev/null
-"${cli[@]}" provider create mock --type openai_compatible \
-  --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
-  --openai-compatible-config.api-key-ref MOCK_API_KEY \
-  --transcripts.record-input-messages "$transcripts" --transcripts.record-output-messages "$transcripts" >/dev/null
-TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
-if [ "$MODE" = limited ]; then
-  "${cli[@]}" budget create bench-pool --pooling shared --limit 1000000 >/dev/null
-  "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
-fi
-unset TOLLGATE_DATA_DIR
+limited=false; [ "$MODE" = limited ] && limited=true
+provision_tollgate "$BIN" "$TG_PORT" "$DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "$transcripts" "$limited" false
 URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"
 load() { "$BIN/tollgate-bench" load --scenario profile --target "$MODE" --url "$URL" --token "$TOKEN" \
   --connections "$CONNECTIONS" --warmup 0 --duration "$1" >>"$OUT/load.log" 2>&1; }

@@ -31,6 +31,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=bench/provision.sh
+. "$ROOT/bench/provision.sh"
 
 DURATION=20
 SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12"
@@ -185,28 +187,9 @@ start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRA
     --worker-threads 1 --usage-recording="$recording" --log warn "$@" >"$TG_DATA/serve.log" 2>&1 &
   TG_PID=$!; PIDS+=("$TG_PID")
   wait_port "$TG_PORT"
-  local cli=("$BIN/tollgate" --url "http://127.0.0.1:$TG_PORT")
-  for _ in $(seq 1 100); do [ -s "$TG_DATA/admin.token" ] && break; sleep 0.05; done
-  export TOLLGATE_DATA_DIR=$TG_DATA
-  printf '%s' "$UPSTREAM_KEY" | "${cli[@]}" secret set MOCK_API_KEY >/dev/null
-  "${cli[@]}" provider create mock --type openai_compatible \
-    --openai-compatible-config.base-url "http://127.0.0.1:$MOCK_PORT/v1" \
-    --openai-compatible-config.api-key-ref MOCK_API_KEY \
-    --transcripts.record-input-messages "${TG_TRANSCRIPTS:-false}" \
-    --transcripts.record-output-messages "${TG_TRANSCRIPTS:-false}" >/dev/null
-  if [ "$API" = anthropic ]; then
-    "${cli[@]}" provider create mock-anthropic --type anthropic \
-      --anthropic-config.base-url "http://127.0.0.1:$MOCK_PORT" \
-      --anthropic-config.api-key-ref MOCK_API_KEY >/dev/null
-  fi
-  TOKEN=$("${cli[@]}" token create bench --role invoker -o json | grep -o '"token": *"tg_[A-Za-z0-9]*"' | grep -o 'tg_[A-Za-z0-9]*')
-  if [ "${TG_LIMITED:-false}" = true ]; then
-    # One budget and one rate limit every request matches, sized so none is refused: the cost
-    # of reserving and settling on every call, not of refusing.
-    "${cli[@]}" budget create bench-pool --pooling shared --limit 1000000 >/dev/null
-    "${cli[@]}" rate-limit create bench-rate --provider mock --rpm 1000000000 --tpm 1000000000000 >/dev/null
-  fi
-  unset TOLLGATE_DATA_DIR
+  local anthropic=false; [ "$API" = anthropic ] && anthropic=true
+  provision_tollgate "$BIN" "$TG_PORT" "$TG_DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "${TG_TRANSCRIPTS:-false}" \
+    "${TG_LIMITED:-false}" "$anthropic"
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/$(gateway_route)"; WATCH=$TG_PID
 }
 stop_tollgate() {
