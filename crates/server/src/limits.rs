@@ -587,3 +587,41 @@ fn see(c: &Counters, end_ms: i64) -> Seen {
     let taken = used.saturating_add(c.reserved).saturating_add(c.others);
     Seen { used, remaining: (c.limit - taken).max(0), limit: c.limit, end_ms }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher as _;
+
+    /// The window map is searched with a `KeyRef`: it must hash like the `Key` it stands for
+    /// and be equivalent to exactly that key, or every call would create a new window.
+    #[test]
+    fn a_borrowed_key_finds_its_window() {
+        let mut map = hashbrown::HashMap::new();
+        let key = |kind, name: &str, pool: &str, start_ms| Key {
+            kind,
+            name: name.to_string(),
+            pool: pool.to_string(),
+            start_ms,
+        };
+        map.insert(key(Kind::Budget, "b", "agent-1", 10), 1);
+        map.insert(key(Kind::Budget, "b", "agent-2", 10), 2);
+        map.insert(key(Kind::Requests, "b", "agent-1", 10), 3);
+        map.insert(key(Kind::Budget, "b", "agent-1", 20), 4);
+        map.insert(key(Kind::Tokens, "ab", "c", 0), 5);
+        let probe = |kind, name, pool, start_ms| map.get(&KeyRef { kind, name, pool, start_ms }).copied();
+        assert_eq!(probe(Kind::Budget, "b", "agent-1", 10), Some(1));
+        assert_eq!(probe(Kind::Budget, "b", "agent-2", 10), Some(2));
+        assert_eq!(probe(Kind::Requests, "b", "agent-1", 10), Some(3));
+        assert_eq!(probe(Kind::Budget, "b", "agent-1", 20), Some(4));
+        assert_eq!(probe(Kind::Budget, "b", "agent-3", 10), None);
+        // Field boundaries count: ("ab", "c") is not ("a", "bc").
+        assert_eq!(probe(Kind::Tokens, "ab", "c", 0), Some(5));
+        assert_eq!(probe(Kind::Tokens, "a", "bc", 0), None);
+        let s = map.hasher();
+        assert_eq!(
+            s.hash_one(key(Kind::Tokens, "ab", "c", 0)),
+            s.hash_one(KeyRef { kind: Kind::Tokens, name: "ab", pool: "c", start_ms: 0 })
+        );
+    }
+}
