@@ -293,27 +293,36 @@ async fn root_spans_errors_and_refusals(db: TestDb) {
 /// Spans that cannot be exported are dropped and counted, and requests do not wait for the
 /// exporter: with the receiver answering 503, requests succeed and the drop counter rises.
 async fn failed_exports_are_counted_not_waited_for(db: TestDb) {
-    let rx = receiver().await;
-    rx.fail_next(1000);
-    let rig = Rig::on(traced_gateway(db, &rx).await, "openai", json!({})).await;
-    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
-    for _ in 0..3 {
-        assert_eq!(rig.post("/chat/completions", &body).await.status, 200);
-    }
-    rig.events(3).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics_text(&rig.gw).await;
-        let dropped = sample(&text, "tollgate_otel_spans_dropped_total", &[]);
-        if dropped >= 3.0 {
-            assert!(sample(&text, "tollgate_otel_export_failures_total", &[]) >= 1.0);
-            assert_eq!(sample(&text, "tollgate_otel_spans_exported_total", &[]), 0.0);
-            break;
+    // Over each transport: the receiver answers 503 (OTLP/HTTP) or UNAVAILABLE (OTLP/gRPC).
+    let mut db = Some(db);
+    for protocol in [OtlpProtocol::HttpProtobuf, OtlpProtocol::Grpc] {
+        let db = match db.take() {
+            Some(d) => d,
+            None => TestDb::sqlite().await,
+        };
+        let rx = receiver().await;
+        rx.fail_next(1000);
+        let rig = Rig::on(traced_gateway_over(db, &rx, protocol).await, "openai", json!({})).await;
+        let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+        for _ in 0..3 {
+            assert_eq!(rig.post("/chat/completions", &body).await.status, 200, "{protocol:?}");
         }
-        assert!(std::time::Instant::now() < deadline, "dropped spans not counted: {text}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        rig.events(3).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = metrics_text(&rig.gw).await;
+            let dropped = sample(&text, "tollgate_otel_spans_dropped_total", &[]);
+            if dropped >= 3.0 {
+                assert!(sample(&text, "tollgate_otel_export_failures_total", &[]) >= 1.0, "{protocol:?}");
+                assert_eq!(sample(&text, "tollgate_otel_spans_exported_total", &[]), 0.0, "{protocol:?}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{protocol:?}: dropped spans not counted: {text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(rx.spans().is_empty(), "{protocol:?}");
+        assert!(!rx.request_headers().is_empty(), "{protocol:?}: the exports did reach the receiver");
     }
-    assert!(rx.spans().is_empty());
 }
 
 async fn metrics_text(gw: &TestGateway) -> String {
