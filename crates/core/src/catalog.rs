@@ -296,8 +296,13 @@ pub struct Catalog {
     source: String,
     overlay_version: Option<String>,
     models: Vec<ModelEntry>,
-    index: HashMap<ProviderType, HashMap<String, usize>>,
+    index: Index,
 }
+
+/// Entry positions by provider type and name. Hashed with hashbrown's default (foldhash,
+/// seeded per process), not SipHash: every priced request looks models up several times, the
+/// keys are the catalog's own, and a lookup only reads, so chosen names cannot degrade it.
+type Index = hashbrown::HashMap<ProviderType, hashbrown::HashMap<String, usize>>;
 
 impl Catalog {
     /// The catalog compiled into the binary.
@@ -327,7 +332,7 @@ impl Catalog {
         mut models: Vec<ModelEntry>,
     ) -> Result<Catalog, ValidationError> {
         models.sort_by(|a, b| (a.provider_type, &a.name).cmp(&(b.provider_type, &b.name)));
-        let mut index: HashMap<ProviderType, HashMap<String, usize>> = HashMap::new();
+        let mut index = Index::new();
         for (i, m) in models.iter_mut().enumerate() {
             if m.label.is_empty() {
                 m.label = m.name.clone();

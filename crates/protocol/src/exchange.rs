@@ -42,33 +42,13 @@ pub fn inspect(id: WireFamilyId, method: &str, path: &str, query: Option<&str>, 
 /// `inferenceConfig.maxTokens` (Bedrock Converse). The largest when several are given;
 /// `None` when the body sets none (or is not a JSON object). Budgets reserve by it
 /// (ARCHITECTURE.md, Decisions: Budgets and rate limits).
+///
+/// Read by the same single pass that finds the model (`json_scan::peek_body`): families that
+/// read their model from the body carry it in [`RequestInfo::output_limit`] already; this
+/// reads it for the others (model in the path). Member names are compared decoded (as the
+/// upstream's parser reads them); a value that is not an integer caps nothing.
 pub fn output_limit(body: &[u8]) -> Option<i64> {
-    use crate::json_scan::{find_member, object_members};
-    let top = object_members(body, 0)?;
-    let number = |buf: &[u8], span: &crate::json_scan::ObjectSpan, name: &str| {
-        find_member(buf, span, name).and_then(|m| serde_json::from_slice::<i64>(&buf[m.value.clone()]).ok())
-    };
-    let mut best: Option<i64> = None;
-    let mut take = |v: Option<i64>| {
-        if let Some(v) = v.filter(|v| *v > 0) {
-            best = Some(best.map_or(v, |b| b.max(v)));
-        }
-    };
-    for name in ["max_tokens", "max_completion_tokens", "max_output_tokens", "maxTokens"] {
-        take(number(body, &top, name));
-    }
-    for (outer, inner) in [
-        ("generationConfig", "maxOutputTokens"),
-        ("generation_config", "max_output_tokens"),
-        ("inferenceConfig", "maxTokens"),
-    ] {
-        if let Some(m) = find_member(body, &top, outer)
-            && let Some(o) = object_members(body, m.value.start)
-        {
-            take(number(body, &o, inner));
-        }
-    }
-    best
+    crate::json_scan::peek_body(body).output_limit
 }
 
 /// The one documented body edit: an OpenAI chat/completions stream that does not already ask
@@ -543,7 +523,8 @@ mod tests {
                 endpoint: Endpoint::ChatCompletions,
                 model: Some("gpt-4o".into()),
                 stream: true,
-                body_error: None
+                body_error: None,
+                output_limit: crate::OutputLimit::Read(None),
             }
         );
         let dup = inspect(
@@ -575,7 +556,8 @@ mod tests {
                 endpoint: Endpoint::GenerateContent,
                 model: Some("tunedModels/x".into()),
                 stream: false,
-                body_error: None
+                body_error: None,
+                output_limit: crate::OutputLimit::Unread,
             }
         );
         let get = inspect(WireFamilyId::Google, "GET", "/v1beta/models/gemini-2.5-flash", None, b"");
@@ -827,5 +809,38 @@ mod output_limit_tests {
         assert_eq!(output_limit(br#"{"messages":[],"inferenceConfig":{"maxTokens":12}}"#), Some(12));
         assert_eq!(output_limit(br#"{"messages":[{"max_tokens":99}]}"#), None, "only the request's own limit");
         assert_eq!(output_limit(b"not json"), None);
+    }
+
+    #[test]
+    fn reads_like_the_upstreams_parser() {
+        // Last occurrence of a name wins; the largest positive cap over the names.
+        assert_eq!(output_limit(br#"{"max_tokens":500,"max_tokens":5}"#), Some(5));
+        assert_eq!(output_limit(br#"{"max_tokens":5,"inferenceConfig":{"maxTokens":8,"maxTokens":6}}"#), Some(6));
+        assert_eq!(output_limit(br#"{"generationConfig":{"maxOutputTokens":4},"generationConfig":null}"#), None);
+        assert_eq!(output_limit(br#"{"generation_config":{"max_output_tokens":13}}"#), Some(13));
+        // Escaped names are the names they decode to, as the upstream reads them.
+        assert_eq!(output_limit(br#"{"max\u005ftokens":21}"#), Some(21));
+        // Not an integer, not positive, or out of range: no cap.
+        for v in ["5.0", "1e3", "\"5\"", "true", "[5]", "{\"a\":5}", "0", "-4", "9223372036854775808"] {
+            let body = format!(r#"{{"max_tokens":{v}}}"#);
+            assert_eq!(output_limit(body.as_bytes()), None, "{body}");
+        }
+        assert_eq!(output_limit(br#"{"max_tokens":9223372036854775807}"#), Some(i64::MAX));
+        // Not a JSON object, or not valid JSON: no cap (the budget falls back to the catalog).
+        assert_eq!(output_limit(br#"[{"max_tokens":5}]"#), None);
+        assert_eq!(output_limit(br#"{"max_tokens":5"#), None);
+    }
+
+    #[test]
+    fn families_reading_the_body_carry_the_cap_and_the_others_read_it_when_asked() {
+        use crate::{OutputLimit, WireFamilyId, inspect};
+        let body = br#"{"model":"gpt-4o","max_tokens":64}"#;
+        let openai = inspect(WireFamilyId::OpenAi, "POST", "/chat/completions", None, body);
+        assert_eq!(openai.output_limit, OutputLimit::Read(Some(64)));
+        assert_eq!(openai.output_limit(b"{}"), Some(64), "read once, with the model");
+        let google_body = br#"{"contents":[],"generationConfig":{"maxOutputTokens":32}}"#;
+        let google = inspect(WireFamilyId::Google, "POST", "/v1beta/models/g:generateContent", None, google_body);
+        assert_eq!(google.output_limit, OutputLimit::Unread);
+        assert_eq!(google.output_limit(google_body), Some(32));
     }
 }

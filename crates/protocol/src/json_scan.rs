@@ -504,12 +504,16 @@ pub(crate) struct BodyPeek {
     pub model: Option<String>,
     pub stream: bool,
     pub error: Option<String>,
+    /// The largest positive output-token cap the body names (see [`crate::output_limit`]);
+    /// `None` when it names none, or the body is not a valid JSON object.
+    pub output_limit: Option<i64>,
 }
 
 /// Reads the top-level `model` and `stream` of a JSON request body without building a
 /// `Value`. A body whose first non-whitespace byte is not `{` is not JSON: nothing is read and
 /// no error is set. Otherwise an invalid body, a non-string `model` or a repeated `model` set
-/// `error`, since the model cannot then be read unambiguously.
+/// `error`, since the model cannot then be read unambiguously. The same pass reads the
+/// request's output-token caps (`output_limit`), so budgets need no second scan of the body.
 pub(crate) fn peek_body(body: &[u8]) -> BodyPeek {
     if body.get(skip_ws(body, 0)) != Some(&b'{') {
         return BodyPeek::default();
@@ -524,12 +528,14 @@ pub(crate) fn peek_body(body: &[u8]) -> BodyPeek {
                 None
             };
             let model = if error.is_some() { None } else { p.model };
-            BodyPeek { model, stream: p.stream, error }
+            let output_limit = p.caps.iter().flatten().copied().filter(|v| *v > 0).max();
+            BodyPeek { model, stream: p.stream, error, output_limit }
         }
         Err(e) => BodyPeek {
             model: None,
             stream: false,
             error: Some(format!("the request body is not valid JSON, so `model` cannot be read: {e}")),
+            output_limit: None,
         },
     }
 }
@@ -538,11 +544,56 @@ struct Peeked {
     model: Option<String>,
     model_count: u32,
     stream: bool,
+    /// Each output-token cap as its last occurrence gave it ([`Cap`] order).
+    caps: [Option<i64>; Cap::COUNT],
+}
+
+/// Where a family puts a request's output-token cap: top-level `max_tokens`,
+/// `max_completion_tokens`, `max_output_tokens`, `maxTokens`, and inside the top-level
+/// objects `generationConfig.maxOutputTokens` (Gemini), `generation_config.max_output_tokens`
+/// and `inferenceConfig.maxTokens` (Bedrock Converse).
+#[derive(Clone, Copy)]
+enum Cap {
+    MaxTokens,
+    MaxCompletionTokens,
+    MaxOutputTokens,
+    MaxTokensCamel,
+    GenerationConfig,
+    GenerationConfigSnake,
+    InferenceConfig,
+}
+
+impl Cap {
+    const COUNT: usize = 7;
+
+    fn top(key: &str) -> Option<Cap> {
+        Some(match key {
+            "max_tokens" => Cap::MaxTokens,
+            "max_completion_tokens" => Cap::MaxCompletionTokens,
+            "max_output_tokens" => Cap::MaxOutputTokens,
+            "maxTokens" => Cap::MaxTokensCamel,
+            "generationConfig" => Cap::GenerationConfig,
+            "generation_config" => Cap::GenerationConfigSnake,
+            "inferenceConfig" => Cap::InferenceConfig,
+            _ => return None,
+        })
+    }
+
+    /// The member inside the object a nested cap names (`None`: the cap is top-level).
+    fn inner(self) -> Option<&'static str> {
+        match self {
+            Cap::MaxTokens | Cap::MaxCompletionTokens | Cap::MaxOutputTokens | Cap::MaxTokensCamel => None,
+            Cap::GenerationConfig => Some("maxOutputTokens"),
+            Cap::GenerationConfigSnake => Some("max_output_tokens"),
+            Cap::InferenceConfig => Some("maxTokens"),
+        }
+    }
 }
 
 enum PeekKey {
     Model,
     Stream,
+    Cap(Cap),
     Other,
 }
 
@@ -558,7 +609,7 @@ impl<'de> Deserialize<'de> for PeekKey {
                 Ok(match v {
                     "model" => PeekKey::Model,
                     "stream" => PeekKey::Stream,
-                    _ => PeekKey::Other,
+                    _ => Cap::top(v).map_or(PeekKey::Other, PeekKey::Cap),
                 })
             }
         }
@@ -575,7 +626,7 @@ impl<'de> Deserialize<'de> for Peeked {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Peeked, A::Error> {
-                let mut p = Peeked { model: None, model_count: 0, stream: false };
+                let mut p = Peeked { model: None, model_count: 0, stream: false, caps: [None; Cap::COUNT] };
                 while let Some(key) = map.next_key::<PeekKey>()? {
                     match key {
                         PeekKey::Model => {
@@ -583,6 +634,12 @@ impl<'de> Deserialize<'de> for Peeked {
                             p.model = map.next_value::<Loose>()?.string;
                         }
                         PeekKey::Stream => p.stream = map.next_value::<Loose>()?.boolean == Some(true),
+                        PeekKey::Cap(cap) => {
+                            p.caps[cap as usize] = match cap.inner() {
+                                None => map.next_value::<Integer>()?.0,
+                                Some(inner) => map.next_value_seed(CapMember(inner))?,
+                            };
+                        }
                         PeekKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -592,6 +649,129 @@ impl<'de> Deserialize<'de> for Peeked {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// Any JSON value, keeping only an integer that fits `i64` (as `serde_json::from_slice::<i64>`
+/// reads one: `5.0`, `1e3` and `"5"` are not integers).
+struct Integer(Option<i64>);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IntegerVisitor)
+    }
+}
+
+struct IntegerVisitor;
+
+impl<'de> Visitor<'de> for IntegerVisitor {
+    type Value = Integer;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Integer, E> {
+        Ok(Integer(Some(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
+        Ok(Integer(i64::try_from(v).ok()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Integer, E> {
+        Ok(Integer(None))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Integer, E> {
+        Ok(Integer(None))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Integer, E> {
+        Ok(Integer(None))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Integer, E> {
+        Ok(Integer(None))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Integer, E> {
+        Ok(Integer(None))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Integer, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Integer(None))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Integer, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Integer(None))
+    }
+}
+
+/// Any JSON value; of an object, the integer its member named `.0` has (last occurrence).
+struct CapMember(&'static str);
+
+impl<'de> de::DeserializeSeed<'de> for CapMember {
+    type Value = Option<i64>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<i64>, D::Error> {
+        struct V(&'static str);
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<i64>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<MemberName>()? {
+                    if key.0 == self.0 {
+                        found = map.next_value::<Integer>()?.0;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Option<i64>, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<i64>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V(self.0))
+    }
+}
+
+/// A member name, borrowed when the input allows (escaped names are decoded into a copy).
+struct MemberName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MemberName<'de>, E> {
+                Ok(MemberName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -855,10 +1035,10 @@ mod tests {
 
     #[test]
     fn peek_reads_model_and_stream() {
-        let p = peek_body(br#"{"messages": [{"model": "inner"}], "model": "gpt-4o", "stream": true}"#);
-        assert_eq!(p, BodyPeek { model: Some("gpt-4o".into()), stream: true, error: None });
+        let p = peek_body(br#"{"messages": [{"model": "inner"}], "model": "gpt-4o", "stream": true, "max_tokens": 9}"#);
+        assert_eq!(p, BodyPeek { model: Some("gpt-4o".into()), stream: true, error: None, output_limit: Some(9) });
         let p = peek_body(br#"{"model": "a\u00e9", "stream": "yes"}"#);
-        assert_eq!(p, BodyPeek { model: Some("aé".into()), stream: false, error: None });
+        assert_eq!(p, BodyPeek { model: Some("aé".into()), stream: false, error: None, output_limit: None });
         assert_eq!(peek_body(b"{}"), BodyPeek::default());
         assert_eq!(peek_body(b"model=gpt-4o"), BodyPeek::default());
         assert_eq!(peek_body(b""), BodyPeek::default());

@@ -60,7 +60,7 @@ pub use messages::{input_messages, output_messages};
 pub use params::{RequestParams, request_params};
 pub use sse::{SseEvent, SseParser};
 pub use tollgate_core::{Usage, WireFamilyId};
-pub use wire::{Assembled, Endpoint, RequestInfo, StreamDecoder, ToolCall, WireFamily};
+pub use wire::{Assembled, Endpoint, OutputLimit, RequestInfo, StreamDecoder, ToolCall, WireFamily};
 
 #[cfg(test)]
 use tollgate_core::ProviderType;

@@ -84,6 +84,41 @@ pub struct RequestInfo {
     /// The message names the field and the rule. (The proxy refuses such requests with 400
     /// when the provider has an allow-list.)
     pub body_error: Option<String>,
+    /// The request's output-token cap ([`crate::output_limit`]), when inspect read the body.
+    pub output_limit: OutputLimit,
+}
+
+/// A request's own cap on its output tokens, as [`crate::inspect`] found it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutputLimit {
+    /// The family reads its model from the path, so inspect left the body unread:
+    /// [`RequestInfo::output_limit`] reads it when asked.
+    #[default]
+    Unread,
+    /// Read with the model: the largest positive cap the body names, if any.
+    Read(Option<i64>),
+}
+
+impl RequestInfo {
+    /// A request whose model (and output cap) came from its JSON body.
+    pub(crate) fn peeked(endpoint: Endpoint, peek: crate::json_scan::BodyPeek) -> RequestInfo {
+        RequestInfo {
+            endpoint,
+            model: peek.model,
+            stream: peek.stream,
+            body_error: peek.error,
+            output_limit: OutputLimit::Read(peek.output_limit),
+        }
+    }
+
+    /// The request's output-token cap: what inspect read, else read from `body` now (only
+    /// the budget estimate asks, so families that do not read the body pay only then).
+    pub fn output_limit(&self, body: &[u8]) -> Option<i64> {
+        match self.output_limit {
+            OutputLimit::Read(v) => v,
+            OutputLimit::Unread => crate::output_limit(body),
+        }
+    }
 }
 
 /// Keeps the elements of the array member `list` of the top-level object whose string member

@@ -14,6 +14,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
+
 /// How many shards a [`SharedMap`] has.
 pub const SHARDS: usize = 256;
 
@@ -200,9 +202,34 @@ pub struct Snapshot {
 #[derive(Debug, Default)]
 pub struct Limits {
     pub budgets: Vec<Arc<BudgetSpec>>,
-    pub rate_limits: Vec<Arc<RateLimitSpec>>,
+    pub rate_limits: Vec<Arc<RateLimit>>,
     /// Stored timestamps (created, updated) by name, for the API and console.
     pub stamps: HashMap<String, (i64, i64)>,
+}
+
+/// A rate limit in force, with the values of its `x-ratelimit-limit-*` headers formatted once
+/// (every response under it carries them).
+#[derive(Debug)]
+pub struct RateLimit {
+    pub spec: RateLimitSpec,
+    /// `x-ratelimit-limit-requests`: `requests_per_minute`, when set.
+    pub requests_value: Option<HeaderValue>,
+    /// `x-ratelimit-limit-tokens`: `tokens_per_minute`, when set.
+    pub tokens_value: Option<HeaderValue>,
+}
+
+impl RateLimit {
+    pub fn new(spec: RateLimitSpec) -> RateLimit {
+        let value = |v: Option<i64>| v.map(crate::proxy::count_value);
+        RateLimit { requests_value: value(spec.requests_per_minute), tokens_value: value(spec.tokens_per_minute), spec }
+    }
+}
+
+impl std::ops::Deref for RateLimit {
+    type Target = RateLimitSpec;
+    fn deref(&self) -> &RateLimitSpec {
+        &self.spec
+    }
 }
 
 impl Limits {
@@ -233,7 +260,7 @@ impl Limits {
             {
                 Ok(r) => {
                     out.stamps.insert(format!("r/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
-                    out.rate_limits.push(Arc::new(r));
+                    out.rate_limits.push(Arc::new(RateLimit::new(r)));
                 }
                 Err(e) => {
                     tracing::error!(rate_limit = %rec.name, error = %e, "stored rate limit is unreadable; not enforced")

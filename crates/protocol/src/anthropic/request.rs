@@ -21,7 +21,7 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8
         Endpoint::Other
     };
     let peek = json_scan::peek_body(body);
-    RequestInfo { endpoint, model: peek.model, stream: peek.stream, body_error: peek.error }
+    RequestInfo::peeked(endpoint, peek)
 }
 
 pub(crate) fn filter_model_list(body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {

@@ -9,14 +9,20 @@
 use percent_encoding::percent_decode_str;
 
 use crate::openai;
-use crate::wire::{Endpoint, RequestInfo};
+use crate::wire::{Endpoint, OutputLimit, RequestInfo};
 
 pub(crate) fn inspect(method: &str, path: &str, query: Option<&str>, body: &[u8]) -> RequestInfo {
     if path.starts_with("/openai/") {
         return openai::request::inspect(method, path, query, body);
     }
     let Some((model, action)) = model_and_action(path) else {
-        return RequestInfo { endpoint: Endpoint::Other, model: None, stream: false, body_error: None };
+        return RequestInfo {
+            endpoint: Endpoint::Other,
+            model: None,
+            stream: false,
+            body_error: None,
+            output_limit: OutputLimit::Unread,
+        };
     };
     let post = method.eq_ignore_ascii_case("POST");
     let endpoint = match action {
@@ -27,7 +33,7 @@ pub(crate) fn inspect(method: &str, path: &str, query: Option<&str>, body: &[u8]
         _ => Endpoint::Other,
     };
     let stream = matches!(endpoint, Endpoint::InvokeStream | Endpoint::ConverseStream);
-    RequestInfo { endpoint, model, stream, body_error: None }
+    RequestInfo { endpoint, model, stream, body_error: None, output_limit: OutputLimit::Unread }
 }
 
 /// The decoded model id of `/model/{id}/{action}` and the action (`None` without one).

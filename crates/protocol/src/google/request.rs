@@ -7,7 +7,7 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::wire::{Endpoint, RequestInfo, filter_list};
+use crate::wire::{Endpoint, OutputLimit, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, _body: &[u8]) -> RequestInfo {
     let (model, action) = model_and_action(path);
@@ -27,7 +27,13 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, _body: &[u
     {
         endpoint = Endpoint::ListModels;
     }
-    RequestInfo { endpoint, model, stream: endpoint == Endpoint::StreamGenerateContent, body_error: None }
+    RequestInfo {
+        endpoint,
+        model,
+        stream: endpoint == Endpoint::StreamGenerateContent,
+        body_error: None,
+        output_limit: OutputLimit::Unread,
+    }
 }
 
 /// The model named by the path, and the `:action` when the model is the last segment.

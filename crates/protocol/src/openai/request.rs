@@ -6,6 +6,8 @@
 use bytes::Bytes;
 
 use crate::json_scan::{self, Member, ObjectSpan, object_members};
+#[cfg(test)]
+use crate::wire::OutputLimit;
 use crate::wire::{Endpoint, RequestInfo, filter_list};
 
 pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8]) -> RequestInfo {
@@ -28,7 +30,7 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8
         Endpoint::Other
     };
     let peek = json_scan::peek_body(body);
-    RequestInfo { endpoint, model: peek.model, stream: peek.stream, body_error: peek.error }
+    RequestInfo::peeked(endpoint, peek)
 }
 
 /// The endpoints the `include_usage` edit (and so the usage-chunk filter) applies to.
@@ -123,7 +125,13 @@ mod tests {
     use super::*;
 
     fn info(endpoint: Endpoint, stream: bool) -> RequestInfo {
-        RequestInfo { endpoint, model: Some("gpt-4o".into()), stream, body_error: None }
+        RequestInfo {
+            endpoint,
+            model: Some("gpt-4o".into()),
+            stream,
+            body_error: None,
+            output_limit: OutputLimit::Unread,
+        }
     }
 
     fn edit(body: &str) -> (String, bool) {

@@ -4,7 +4,7 @@
 //! The call's budgets (`core::budget::matching_budgets`) and rate limits come from the
 //! snapshot; with none, the stage costs one emptiness check. Otherwise it estimates the call:
 //! the prompt bounded by the body's length in bytes, the output by the request's own limit
-//! (`protocol::output_limit`), else the catalog's maximum output for the model, else
+//! (`RequestInfo::output_limit`: read with the model, in the same pass), else the catalog's maximum output for the model, else
 //! [`DEFAULT_OUTPUT_TOKENS`]; priced with the provider's overrides and the catalog like the
 //! real call. It then reserves on every matching window ([`crate::limits::Limits::reserve`]:
 //! in memory while this replica's lease covers it). The resulting [`Charge`] goes into the
@@ -109,7 +109,8 @@ pub(super) async fn check(
     let catalog = state.catalog();
     let prompt = i64::try_from(inbound.body.len()).unwrap_or(i64::MAX);
     let model = info.model.as_deref();
-    let output = tollgate_protocol::output_limit(&inbound.body)
+    let output = info
+        .output_limit(&inbound.body)
         .or_else(|| {
             model.and_then(|m| tollgate_core::pricing::lookup(&catalog, a.ptype, m).0.and_then(|e| e.max_output_tokens))
         })
@@ -144,12 +145,16 @@ pub(super) async fn check(
             source: Some(SourceRef { agent, user, providers: &b.scope.providers }),
         });
     }
+    // Beside each want: the rate limit's preformatted `x-ratelimit-limit-*` value.
+    let mut limit_values: smallvec::SmallVec<[Option<&HeaderValue>; 4]> = smallvec::smallvec![None; wants.len()];
     let minute = now.div_euclid(MINUTE_MS) * MINUTE_MS;
     for r in &rates {
-        for (kind, limit, amount) in
-            [(Kind::Requests, r.requests_per_minute, 1), (Kind::Tokens, r.tokens_per_minute, tokens)]
-        {
+        for (kind, limit, amount, value) in [
+            (Kind::Requests, r.requests_per_minute, 1, r.requests_value.as_ref()),
+            (Kind::Tokens, r.tokens_per_minute, tokens, r.tokens_value.as_ref()),
+        ] {
             if let Some(limit) = limit {
+                limit_values.push(value);
                 wants.push(Want {
                     kind,
                     name: &r.name,
@@ -186,7 +191,7 @@ pub(super) async fn check(
                     ),
                 ));
             }
-            rate_headers(&mut headers, &wants, &seen, now, false);
+            rate_headers(&mut headers, &wants, &seen, &limit_values, now, false);
             Ok(Admission { charge, headers })
         }
         Err(Refused::Over { index, seen }) => {
@@ -216,7 +221,7 @@ pub(super) async fn check(
                 let unit = if want.kind == Kind::Requests { "requests" } else { "tokens" };
                 let mut all: crate::limits::SeenList = smallvec::smallvec![None; wants.len()];
                 all[index] = Some(Seen { remaining: 0, ..seen });
-                rate_headers(&mut headers, &wants, &all, now, true);
+                rate_headers(&mut headers, &wants, &all, &limit_values, now, true);
                 (
                     Fault::RateLimited,
                     format!(
@@ -240,10 +245,19 @@ pub(super) async fn check(
 }
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` of the tightest window of each kind.
-/// On every response under a rate limit, so built without formatting: names are constants,
-/// numbers go through `HeaderValue::from(i64)`, and the reset (`"<seconds>s"`, at most a
-/// minute for these windows) comes from a table of shared values.
-fn rate_headers(out: &mut Extra, wants: &[Want<'_>], seen: &[Option<Seen>], now: i64, refused: bool) {
+/// On every response under a rate limit, so built with as little work as can be: names are
+/// constants, the limit is the rate limit's value formatted when it was loaded
+/// (`limit_values`, beside each want), the remaining count costs one small allocation
+/// ([`count_value`]), and the reset (`"<seconds>s"`, at most a minute for these windows) comes
+/// from a table of shared values.
+fn rate_headers(
+    out: &mut Extra,
+    wants: &[Want<'_>],
+    seen: &[Option<Seen>],
+    limit_values: &[Option<&HeaderValue>],
+    now: i64,
+    refused: bool,
+) {
     const REQUESTS: [HeaderName; 3] = [
         HeaderName::from_static("x-ratelimit-limit-requests"),
         HeaderName::from_static("x-ratelimit-remaining-requests"),
@@ -255,14 +269,27 @@ fn rate_headers(out: &mut Extra, wants: &[Want<'_>], seen: &[Option<Seen>], now:
         HeaderName::from_static("x-ratelimit-reset-tokens"),
     ];
     for (kind, [limit, remaining, reset]) in [(Kind::Requests, REQUESTS), (Kind::Tokens, TOKENS)] {
-        let tightest =
-            wants.iter().zip(seen).filter(|(w, _)| w.kind == kind).filter_map(|(_, s)| *s).min_by_key(|s| s.remaining);
-        let Some(s) = tightest else { continue };
+        let tightest = wants
+            .iter()
+            .zip(seen)
+            .zip(limit_values)
+            .filter(|((w, _), _)| w.kind == kind)
+            .filter_map(|((_, s), v)| s.map(|s| (s, *v)))
+            .min_by_key(|(s, _)| s.remaining);
+        let Some((s, limit_value)) = tightest else { continue };
         let left = if refused { 0 } else { s.remaining };
-        out.push((limit, HeaderValue::from(s.limit)));
-        out.push((remaining, HeaderValue::from(left)));
+        out.push((limit, limit_value.cloned().unwrap_or_else(|| count_value(s.limit))));
+        out.push((remaining, count_value(left)));
         out.push((reset, reset_value(seconds_to(s.end_ms, now))));
     }
+}
+
+/// A count as a header value, in one allocation (`HeaderValue::from(i64)` makes two: it
+/// formats into a growable buffer, then shrinks it into its own).
+pub(crate) fn count_value(n: i64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(digits.format(n).as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// `"<n>s"`: shared values for 0 to 60 seconds (a minute window), formatted beyond.
