@@ -403,6 +403,19 @@ row() { # scenario target -- load flags...
   sleep 1
 }
 
+# A feature's cost row: the run without it (A) and with it (B) in ABBA order (BENCH_ROUNDS=2,
+# the default), each for the full duration, so a drift in the machine's speed over the run
+# (other guests, thermal, turbo) weighs on both sides alike instead of on whichever ran second;
+# the report compares the mean req/s of each side. BENCH_ROUNDS=1 runs A then B once.
+pair() { # scenario A B -- load flags...
+  local scenario=$1 a=$2 b=$3; shift 3
+  local order="$a $b" i
+  for ((i = 1; i < ${BENCH_ROUNDS:-2}; i++)); do
+    if ((i % 2 == 1)); then order="$order $b $a"; else order="$order $a $b"; fi
+  done
+  for t in $order; do row "$scenario" "$t" "$@"; done
+}
+
 targets() {
   local t="direct nginx tollgate"
   [ "$LITELLM_OK" = 1 ] && t="$t litellm"
@@ -441,19 +454,19 @@ for s in $SCENARIOS; do
         for t in direct nginx tollgate; do row P6 "$t" -- --connections 1000 --warmup 1 --duration 10 --stream; done
         stop_mock ;;
     P7) start_mock
-        for t in tollgate-unmetered tollgate; do row P7 "$t" -- --connections 50 --duration "$D"; done
+        pair P7 tollgate-unmetered tollgate -- --connections 50 --duration "$D"
         stop_mock ;;
     P8) start_mock
-        for t in tollgate tollgate-transcripts; do row P8 "$t" -- --connections 50 --duration "$D"; done
+        pair P8 tollgate tollgate-transcripts -- --connections 50 --duration "$D"
         stop_mock ;;
     P9) start_mock --chunks 20 --first-chunk-ms 20 --chunk-interval-ms 10
         for t in tollgate tollgate-transcripts; do row P9 "$t" -- --connections 50 --duration "$D" --stream; done
         stop_mock ;;
     P10) start_mock # P1 with tracing on: every span sampled and exported to the mock's /v1/traces
-        for t in tollgate tollgate-traced; do row P10 "$t" -- --connections 50 --duration "$D"; done
+        pair P10 tollgate tollgate-traced -- --connections 50 --duration "$D"
         stop_mock ;;
     P11) start_mock # P1 with one budget and one rate limit every request matches
-        for t in tollgate tollgate-limited; do row P11 "$t" -- --connections 50 --duration "$D"; done
+        pair P11 tollgate tollgate-limited -- --connections 50 --duration "$D"
         stop_mock ;;
     P12) start_mock; API=anthropic # P1 as Anthropic's /v1/messages
         for t in $(anthropic_targets); do row P12 "$t" -- --connections 50 --duration "$D"; done

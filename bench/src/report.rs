@@ -60,8 +60,11 @@ pub struct Summary {
 pub fn merge(lines: Vec<Row>) -> Vec<Row> {
     let mut out: Vec<Row> = Vec::new();
     for r in lines {
-        match out.iter_mut().find(|o| o.scenario == r.scenario && o.target == r.target) {
-            Some(o) => {
+        // A target run again in the same scenario (the ABBA rounds of a cost row) is a row of
+        // its own; a usage count belongs to the latest run of its target.
+        let last = out.iter_mut().rev().find(|o| o.scenario == r.scenario && o.target == r.target);
+        match last {
+            Some(o) if !(r.load.is_some() && o.load.is_some()) => {
                 if r.load.is_some() {
                     o.load = r.load;
                 }
@@ -69,7 +72,7 @@ pub fn merge(lines: Vec<Row>) -> Vec<Row> {
                     o.usage_events = r.usage_events;
                 }
             }
-            None => out.push(r),
+            _ => out.push(r),
         }
     }
     out
@@ -77,6 +80,25 @@ pub fn merge(lines: Vec<Row>) -> Vec<Row> {
 
 fn load<'a>(rows: &'a [Row], scenario: &str, target: &str) -> Option<&'a LoadReport> {
     rows.iter().find(|r| r.scenario == scenario && r.target == target).and_then(|r| r.load.as_ref())
+}
+
+/// The mean req/s over every run of a target in a scenario (a cost row's rounds all last the
+/// same time, so this is its requests over its time).
+fn mean_rps(rows: &[Row], scenario: &str, target: &str) -> Option<f64> {
+    let runs: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.scenario == scenario && r.target == target)
+        .filter_map(|r| r.load.as_ref().map(|l| l.rps))
+        .collect();
+    (!runs.is_empty()).then(|| runs.iter().sum::<f64>() / runs.len() as f64)
+}
+
+/// A feature's cost in % of req/s: 1 − with ÷ without, over the means of both sides; with the
+/// two means for the verdict's detail.
+fn cost(rows: &[Row], scenario: &str, with: &str, without: &str) -> (Option<f64>, f64, f64) {
+    let (on, off) = (mean_rps(rows, scenario, with), mean_rps(rows, scenario, without));
+    let cost = on.zip(off).filter(|(_, off)| *off > 0.0).map(|(on, off)| (1.0 - on / off) * 100.0);
+    (cost, on.unwrap_or(0.0), off.unwrap_or(0.0))
 }
 
 fn verdict(name: &str, value: Option<f64>, limit: &str, ok: impl Fn(f64) -> bool, detail: String) -> Verdict {
@@ -134,23 +156,21 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 48.0,
         format!("peak over the run, {streams} concurrent streams"),
     ));
-    let (on, off) = (load(rows, "P7", TOLLGATE), load(rows, "P7", TOLLGATE_UNMETERED));
-    let cost = on.zip(off).map(|(on, off)| (1.0 - on.rps / off.rps) * 100.0);
+    let (p7, on, off) = cost(rows, "P7", TOLLGATE, TOLLGATE_UNMETERED);
     v.push(verdict(
         "P7 metering cost (% RPS)",
-        cost,
+        p7,
         "<= 5",
         |x| x <= 5.0,
-        format!("{:.0} metered vs {:.0} unmetered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
+        format!("{on:.0} metered vs {off:.0} unmetered req/s"),
     ));
-    let (on, off) = (load(rows, "P8", TOLLGATE_TRANSCRIPTS), load(rows, "P8", TOLLGATE));
-    let cost = on.zip(off).map(|(on, off)| (1.0 - on.rps / off.rps) * 100.0);
+    let (p8, on, off) = cost(rows, "P8", TOLLGATE_TRANSCRIPTS, TOLLGATE);
     v.push(verdict(
         "P8 transcript cost (% RPS, both toggles on vs metering only)",
-        cost,
+        p8,
         "<= 5",
         |x| x <= 5.0,
-        format!("{:.0} recorded vs {:.0} metered req/s", on.map_or(0.0, |l| l.rps), off.map_or(0.0, |l| l.rps)),
+        format!("{on:.0} recorded vs {off:.0} metered req/s"),
     ));
     let (on, off) = (load(rows, "P9", TOLLGATE_TRANSCRIPTS), load(rows, "P9", TOLLGATE));
     let added = ttft(on).zip(ttft(off)).map(|(t, m)| t as f64 - m as f64);
@@ -161,27 +181,21 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 100.0,
         format!("{} recorded vs {} µs metered", ttft(on).unwrap_or(0), ttft(off).unwrap_or(0)),
     ));
-    let (traced, plain) = (load(rows, "P10", TOLLGATE_TRACED), load(rows, "P10", TOLLGATE));
-    let cost = traced.zip(plain).map(|(t, p)| (1.0 - t.rps / p.rps) * 100.0);
+    let (p10, traced, plain) = cost(rows, "P10", TOLLGATE_TRACED, TOLLGATE);
     v.push(verdict(
         "P10 tracing cost (% RPS)",
-        cost,
+        p10,
         "<= 5",
         |x| x <= 5.0,
-        format!("{:.0} traced vs {:.0} untraced req/s", traced.map_or(0.0, |l| l.rps), plain.map_or(0.0, |l| l.rps)),
+        format!("{traced:.0} traced vs {plain:.0} untraced req/s"),
     ));
-    let (limited, plain) = (load(rows, "P11", TOLLGATE_LIMITED), load(rows, "P11", TOLLGATE));
-    let cost = limited.zip(plain).map(|(l, p)| (1.0 - l.rps / p.rps) * 100.0);
+    let (p11, limited, plain) = cost(rows, "P11", TOLLGATE_LIMITED, TOLLGATE);
     v.push(verdict(
         "P11 budget + rate limit cost (% RPS)",
-        cost,
+        p11,
         "<= 5",
         |x| x <= 5.0,
-        format!(
-            "{:.0} with one budget and one rate limit vs {:.0} without req/s",
-            limited.map_or(0.0, |l| l.rps),
-            plain.map_or(0.0, |l| l.rps)
-        ),
+        format!("{limited:.0} with one budget and one rate limit vs {plain:.0} without req/s"),
     ));
     let metered: Vec<&Row> = rows
         .iter()
@@ -333,8 +347,10 @@ mod tests {
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
             row("P10", TOLLGATE, 1000.0, 0.0, 1),
             row("P10", TOLLGATE_TRACED, 930.0, 0.0, 1),
-            row("P11", TOLLGATE, 1000.0, 0.0, 1),
+            row("P11", TOLLGATE, 1100.0, 0.0, 1),
             row("P11", TOLLGATE_LIMITED, 900.0, 0.0, 1),
+            row("P11", TOLLGATE_LIMITED, 900.0, 0.0, 1),
+            row("P11", TOLLGATE, 900.0, 0.0, 1),
             row("P12", TOLLGATE, 900.0, 20.0, 1),
             row("P12", "litellm-rust", 300.0, 90.0, 1),
             Row { scenario: "P1".into(), target: TOLLGATE.into(), load: None, usage_events: Some(100) },
@@ -342,6 +358,7 @@ mod tests {
             Row { scenario: "P7".into(), target: TOLLGATE.into(), load: None, usage_events: Some(99) },
         ];
         rows = merge(rows);
+        assert_eq!(rows.iter().filter(|r| r.scenario == "P11").count(), 4, "each ABBA round stays a row");
         let v = judge(&rows);
         let get = |n: &str| v.iter().find(|x| x.name.starts_with(n)).map(|x| (x.value, x.met));
         assert_eq!(get("P1 RPS"), Some((Some(0.95), Some(true))));
