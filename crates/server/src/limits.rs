@@ -364,10 +364,12 @@ impl Limits {
     pub async fn reserve(&self, wants: &[Want<'_>]) -> Result<(Charge, SeenList), Refused> {
         let mut charge = Charge::empty();
         let mut seen = SeenList::new();
+        // One clock read for the call's fast paths, taken again after a slow path (which may
+        // wait on the database), so no lease is used past its validity.
+        let mut now = Instant::now();
         for (index, want) in wants.iter().enumerate() {
             let w = self.window(want);
             let fast = {
-                let now = Instant::now();
                 let mut c = w.counters();
                 if c.limit != want.limit {
                     // The limit was edited: the lease is re-cut by the next sync, now.
@@ -381,7 +383,11 @@ impl Limits {
                 // Boxed: the slow path holds a database transaction's future (~15 KB), and
                 // inlined it made every proxied request's future that much larger (the
                 // handler's future is moved into its box by value: 17 KB with it, -Zprint-type-sizes).
-                None => Box::pin(self.acquire(&w, want.amount)).await,
+                None => {
+                    let acquired = Box::pin(self.acquire(&w, want.amount)).await;
+                    now = Instant::now();
+                    acquired
+                }
             };
             match result {
                 Ok(Some(s)) => {
