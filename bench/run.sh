@@ -4,9 +4,6 @@
 #
 #   bench/run.sh [--duration SECONDS] [--scenarios "P1 P3 ..."] [--peers] [--no-build]
 #
-# P8 is P1 against Tollgate without and with one budget and one rate limit that every request
-# matches (reserve + settle on each call; nothing refused).
-#
 # The proxy under test runs alone on one core (taskset), the mock and the load client share the
 # other, everything at nice -20; Tollgate gets one runtime worker thread and nginx one worker.
 # Per row: req/s, latency percentiles, time to first chunk, the proxy's CPU time per request
@@ -15,8 +12,9 @@
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
 # P8 and P9 run P1 and P5 with both transcript toggles off and on; P10 runs P1 with tracing off
 # and on (every span sampled and exported over OTLP/HTTP to the mock's /v1/traces); P11 runs
-# P1 without and with one budget and one rate limit that every request matches: each
-# feature's cost, judged against the row without it in the same run.
+# P1 without and with one budget and one rate limit that every request matches (reserve +
+# settle on each call; nothing refused): each feature's cost, judged against the rows without
+# it in the same run, the two sides interleaved ABBA (see pair() below).
 #
 # P12 is P1 in Anthropic's shape (POST /v1/messages, x-api-key, usage.input_tokens): Tollgate
 # through an anthropic provider, nginx, and with --peers LiteLLM's Python path and its Rust path.
