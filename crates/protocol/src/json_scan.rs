@@ -652,6 +652,31 @@ impl<'de> Deserialize<'de> for Peeked {
     }
 }
 
+/// Visitor methods for the JSON kinds a visitor does not keep: each consumes the value (arrays
+/// and objects element by element) and answers `$answer`.
+macro_rules! answer_other_kinds {
+    ($answer:expr; $($kind:ident),+) => { $(answer_other_kinds!(@ $kind, $answer);)+ };
+    (@ i64, $a:expr) => { fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> { Ok($a) } };
+    (@ u64, $a:expr) => { fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> { Ok($a) } };
+    (@ f64, $a:expr) => { fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> { Ok($a) } };
+    (@ str, $a:expr) => { fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> { Ok($a) } };
+    (@ bool, $a:expr) => { fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> { Ok($a) } };
+    (@ unit, $a:expr) => { fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> { Ok($a) } };
+    (@ none, $a:expr) => { fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> { Ok($a) } };
+    (@ seq, $a:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($a)
+        }
+    };
+    (@ map, $a:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($a)
+        }
+    };
+}
+
 /// Any JSON value, keeping only an integer that fits `i64` (as `serde_json::from_slice::<i64>`
 /// reads one: `5.0`, `1e3` and `"5"` are not integers).
 struct Integer(Option<i64>);
@@ -675,29 +700,7 @@ impl<'de> Visitor<'de> for IntegerVisitor {
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Integer, E> {
         Ok(Integer(i64::try_from(v).ok()))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Integer, E> {
-        Ok(Integer(None))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Integer, E> {
-        Ok(Integer(None))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Integer, E> {
-        Ok(Integer(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Integer, E> {
-        Ok(Integer(None))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Integer, E> {
-        Ok(Integer(None))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Integer, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Integer(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Integer, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Integer(None))
-    }
+    answer_other_kinds!(Integer(None); f64, str, bool, unit, none, seq, map);
 }
 
 /// Any JSON value; of an object, the integer its member named `.0` has (last occurrence).
@@ -723,31 +726,7 @@ impl<'de> de::DeserializeSeed<'de> for CapMember {
                 }
                 Ok(found)
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Option<i64>, E> {
-                Ok(None)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<i64>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(None)
-            }
+            answer_other_kinds!(None; i64, u64, f64, str, bool, unit, none, seq);
         }
         d.deserialize_any(V(self.0))
     }
@@ -796,29 +775,7 @@ impl<'de> Deserialize<'de> for Loose {
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Loose, E> {
                 Ok(Loose { string: None, boolean: Some(v) })
             }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Loose, E> {
-                Ok(Loose::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Loose, E> {
-                Ok(Loose::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Loose, E> {
-                Ok(Loose::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Loose, E> {
-                Ok(Loose::default())
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Loose, E> {
-                Ok(Loose::default())
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Loose::default())
-            }
+            answer_other_kinds!(Loose::default(); i64, u64, f64, unit, none, seq, map);
         }
         d.deserialize_any(V)
     }
@@ -843,26 +800,7 @@ pub(crate) fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::E
             // `as` saturates and maps NaN to 0.
             Ok(Some((v as i64).max(0)))
         }
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<i64>, E> {
-            Ok(None)
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<i64>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Option<i64>, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> Result<Option<i64>, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<i64>, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<i64>, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
+        answer_other_kinds!(None; str, bool, unit, none, seq, map);
     }
     d.deserialize_any(V)
 }

@@ -220,9 +220,17 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(spec: RateLimitSpec) -> RateLimit {
-        let value = |v: Option<i64>| v.map(crate::proxy::count_value);
+        let value = |v: Option<i64>| v.map(count_value);
         RateLimit { requests_value: value(spec.requests_per_minute), tokens_value: value(spec.tokens_per_minute), spec }
     }
+}
+
+/// A count as a header value, in one allocation (`HeaderValue::from(i64)` makes two: it
+/// formats into a growable buffer, then shrinks it into its own).
+pub fn count_value(n: i64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(digits.format(n).as_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 impl std::ops::Deref for RateLimit {

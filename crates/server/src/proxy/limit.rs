@@ -20,7 +20,7 @@ use super::admit::{Admitted, Inbound};
 use super::error::{Fault, ProxyError};
 use crate::limits::{Charge, Kind, Refused, Seen, SourceRef, Want};
 use crate::metrics::Metrics;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, count_value};
 use crate::state::AppState;
 use crate::time::rfc3339;
 use axum::http::{HeaderName, HeaderValue};
@@ -282,14 +282,6 @@ fn rate_headers(
         out.push((remaining, count_value(left)));
         out.push((reset, reset_value(seconds_to(s.end_ms, now))));
     }
-}
-
-/// A count as a header value, in one allocation (`HeaderValue::from(i64)` makes two: it
-/// formats into a growable buffer, then shrinks it into its own).
-pub(crate) fn count_value(n: i64) -> HeaderValue {
-    let mut digits = itoa::Buffer::new();
-    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(digits.format(n).as_bytes()))
-        .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// `"<n>s"`: shared values for 0 to 60 seconds (a minute window), formatted beyond.

@@ -35,7 +35,6 @@ mod limit;
 mod prepare;
 mod respond;
 
-pub(crate) use limit::count_value;
 pub(crate) use prepare::{add_credential, upstream_url};
 
 use crate::state::AppState;
