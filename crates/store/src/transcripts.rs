@@ -187,6 +187,15 @@ fn record_from_row<R: RowExt>(row: &R) -> Result<TranscriptRecord, StoreError> {
 /// Rows per multi-row statement (13 columns: far under both backends' bind limits).
 const ROWS_PER_INSERT: usize = 200;
 
+/// The transcript INSERTs: a batch is cut into these statement sizes, each prepared once
+/// (`db::MultiRowInsert`); a row whose event id is stored already is left as it is.
+static INSERT: crate::db::MultiRowInsert = crate::db::MultiRowInsert::new(
+    "transcripts",
+    COLUMNS,
+    " ON CONFLICT (event_id) DO NOTHING",
+    &[ROWS_PER_INSERT, 50, 10, 1],
+);
+
 impl TranscriptStore {
     /// Opens the transcript database at `url` (a SQLite file of its own, or PostgreSQL) and
     /// runs its migrations.
@@ -207,29 +216,33 @@ impl TranscriptStore {
         if records.is_empty() {
             return Ok(());
         }
+        let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            for chunk in records.chunks(ROWS_PER_INSERT) {
-                let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO transcripts ({COLUMNS}) "));
-                qb.push_values(chunk, |mut b, r| {
+            let mut rest = records;
+            for size in INSERT.pieces(records.len()) {
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let mut q = sqlx::query(INSERT.sql(is_pg, size));
+                for r in chunk {
                     let (is, ib, it) = split(&r.input);
                     let (os, ob, ot) = split(&r.output);
-                    b.push_bind(r.event_id.clone())
-                        .push_bind(r.ts_ms)
-                        .push_bind(r.provider.clone())
-                        .push_bind(r.key_id.clone())
-                        .push_bind(r.request_headers.clone())
-                        .push_bind(r.response_content_type.clone())
-                        .push_bind(is)
-                        .push_bind(ib)
-                        .push_bind(it)
-                        .push_bind(os)
-                        .push_bind(ob)
-                        .push_bind(ot)
-                        .push_bind(r.stored_bytes());
-                });
-                qb.push(" ON CONFLICT (event_id) DO NOTHING");
-                qb.build().persistent(false).execute(&mut *tx).await?;
+                    q = q
+                        .bind(r.event_id.as_str())
+                        .bind(r.ts_ms)
+                        .bind(r.provider.as_str())
+                        .bind(r.key_id.as_str())
+                        .bind(r.request_headers.as_str())
+                        .bind(r.response_content_type.as_deref())
+                        .bind(is)
+                        .bind(ib)
+                        .bind(it)
+                        .bind(os)
+                        .bind(ob)
+                        .bind(ot)
+                        .bind(r.stored_bytes());
+                }
+                q.persistent(true).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -403,9 +416,9 @@ impl TranscriptStore {
     }
 }
 
-fn split(b: &Option<SealedBody>) -> (Option<String>, Option<i64>, bool) {
+fn split(b: &Option<SealedBody>) -> (Option<&str>, Option<i64>, bool) {
     match b {
-        Some(b) => (Some(b.sealed.clone()), Some(b.bytes), b.truncated),
+        Some(b) => (Some(b.sealed.as_str()), Some(b.bytes), b.truncated),
         None => (None, None, false),
     }
 }
@@ -417,6 +430,18 @@ mod tests {
 
     fn ring() -> Keyring {
         Keyring::new(MasterKey::generate().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn inserts_are_cut_into_prepared_sizes_with_their_conflict_clause() {
+        assert_eq!(INSERT.pieces(263), vec![200, 50, 10, 1, 1, 1]);
+        let sqlite = INSERT.sql(false, 10);
+        assert_eq!(sqlite.matches('?').count(), 10 * 13);
+        assert!(sqlite.starts_with("INSERT INTO transcripts (event_id, ts, "), "{sqlite}");
+        let pg = INSERT.sql(true, 10);
+        assert!(pg.ends_with("$129, $130) ON CONFLICT (event_id) DO NOTHING"), "{pg}");
+        assert!(pg.contains("($14, $15, "), "{pg}");
+        assert_eq!(INSERT.sql(true, 3), "", "only the prepared sizes exist");
     }
 
     #[test]

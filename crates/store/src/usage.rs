@@ -54,56 +54,10 @@ pub(crate) const COLUMNS: &str = columns!();
 /// Rows per INSERT statement: 35 columns × 400 stays under both backends' bind limits.
 const ROWS_PER_INSERT: usize = 400;
 
-/// The statement sizes a batch is cut into, largest first. Every size stays prepared on the
-/// connection, so no batch re-parses a statement (parsing a multi-row INSERT of ~200 rows
-/// cost more than executing it), and the statement cache holds at most these five.
-const INSERT_SIZES: [usize; 5] = [ROWS_PER_INSERT, 100, 25, 5, 1];
-
-/// The INSERT of `rows` events (one of [`INSERT_SIZES`]), its text built once per process:
-/// `?` placeholders on SQLite (bound in order), `$n` on PostgreSQL.
-fn insert_sql(postgres: bool, rows: usize) -> &'static str {
-    static SQL: std::sync::LazyLock<Vec<(bool, usize, String)>> = std::sync::LazyLock::new(|| {
-        let columns = COLUMNS.split(',').count();
-        let mut out = Vec::new();
-        for postgres in [false, true] {
-            for rows in INSERT_SIZES {
-                let mut sql = format!("INSERT INTO usage_events ({COLUMNS}) VALUES ");
-                let mut n = 0;
-                for r in 0..rows {
-                    sql.push_str(if r == 0 { "(" } else { ", (" });
-                    for c in 0..columns {
-                        if c > 0 {
-                            sql.push_str(", ");
-                        }
-                        n += 1;
-                        if postgres {
-                            sql.push('$');
-                            sql.push_str(&n.to_string());
-                        } else {
-                            sql.push('?');
-                        }
-                    }
-                    sql.push(')');
-                }
-                out.push((postgres, rows, sql));
-            }
-        }
-        out
-    });
-    SQL.iter().find(|(pg, n, _)| *pg == postgres && *n == rows).map_or("", |(_, _, sql)| sql.as_str())
-}
-
-/// Cuts `n` rows into statement sizes from [`INSERT_SIZES`], largest first.
-fn insert_pieces(mut n: usize) -> Vec<usize> {
-    let mut out = Vec::new();
-    for size in INSERT_SIZES {
-        while n >= size {
-            out.push(size);
-            n -= size;
-        }
-    }
-    out
-}
+/// The usage-event INSERTs: a batch is cut into these statement sizes, each prepared once
+/// (`db::MultiRowInsert`).
+static INSERT: crate::db::MultiRowInsert =
+    crate::db::MultiRowInsert::new("usage_events", COLUMNS, "", &[ROWS_PER_INSERT, 100, 25, 5, 1]);
 
 pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
     let id = row.text("id")?;
@@ -235,13 +189,10 @@ impl UsageStore {
             let result: Result<(), StoreError> = async {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 let mut rest = events;
-                for size in insert_pieces(events.len()) {
+                for size in INSERT.pieces(events.len()) {
                     let (chunk, tail) = rest.split_at(size);
                     rest = tail;
-                    // Prepared once per size: caching every batch size (1..=ROWS_PER_INSERT rows,
-                    // ~13,600 binds each) grew each pooled connection's statement cache by
-                    // megabytes per distinct size. The text is built once per process too.
-                    let mut q = sqlx::query(insert_sql(is_pg, size));
+                    let mut q = sqlx::query(INSERT.sql(is_pg, size));
                     for e in chunk {
                         q = bind_event!(q, e);
                     }
@@ -447,13 +398,13 @@ pub(crate) mod tests {
 
     #[test]
     fn batches_are_cut_into_the_prepared_sizes_only() {
-        assert_eq!(insert_pieces(0), Vec::<usize>::new());
-        assert_eq!(insert_pieces(1000), vec![400, 400, 100, 100]);
-        assert_eq!(insert_pieces(237), vec![100, 100, 25, 5, 5, 1, 1]);
+        assert_eq!(INSERT.pieces(0), Vec::<usize>::new());
+        assert_eq!(INSERT.pieces(1000), vec![400, 400, 100, 100]);
+        assert_eq!(INSERT.pieces(237), vec![100, 100, 25, 5, 5, 1, 1]);
         for n in 0..=1234 {
-            let pieces = insert_pieces(n);
+            let pieces = INSERT.pieces(n);
             assert_eq!(pieces.iter().sum::<usize>(), n, "{n}");
-            assert!(pieces.iter().all(|p| INSERT_SIZES.contains(p)), "{n}: {pieces:?}");
+            assert!(pieces.iter().all(|p| [400, 100, 25, 5, 1].contains(p)), "{n}: {pieces:?}");
             assert!(pieces.windows(2).all(|w| w[0] >= w[1]), "{n}: largest first");
         }
     }
