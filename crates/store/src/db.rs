@@ -320,6 +320,20 @@ impl MultiRowInsert {
         all.iter().find(|(pg, n, _)| *pg == postgres && *n == rows).map_or("", |(_, _, sql)| sql.as_str())
     }
 
+    /// `rows` cut into the prepared sizes, largest first, each piece with its statement.
+    pub(crate) fn statements<'s, 'r, T>(
+        &'s self,
+        postgres: bool,
+        rows: &'r [T],
+    ) -> impl Iterator<Item = (&'s str, &'r [T])> + use<'s, 'r, T> {
+        let mut rest = rows;
+        self.pieces(rows.len()).into_iter().map(move |size| {
+            let (piece, tail) = rest.split_at(size);
+            rest = tail;
+            (self.sql(postgres, size), piece)
+        })
+    }
+
     /// Cuts `n` rows into statement sizes, largest first.
     pub(crate) fn pieces(&self, mut n: usize) -> Vec<usize> {
         let mut out = Vec::new();

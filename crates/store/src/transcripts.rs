@@ -219,11 +219,8 @@ impl TranscriptStore {
         let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let mut rest = records;
-            for size in INSERT.pieces(records.len()) {
-                let (chunk, tail) = rest.split_at(size);
-                rest = tail;
-                let mut q = sqlx::query(INSERT.sql(is_pg, size));
+            for (sql, chunk) in INSERT.statements(is_pg, records) {
+                let mut q = sqlx::query(sql);
                 for r in chunk {
                     let (is, ib, it) = split(&r.input);
                     let (os, ob, ot) = split(&r.output);
@@ -442,6 +439,14 @@ mod tests {
         assert!(pg.ends_with("$129, $130) ON CONFLICT (event_id) DO NOTHING"), "{pg}");
         assert!(pg.contains("($14, $15, "), "{pg}");
         assert_eq!(INSERT.sql(true, 3), "", "only the prepared sizes exist");
+        let rows: Vec<usize> = (0..63).collect();
+        let cut: Vec<(usize, Vec<usize>)> =
+            INSERT.statements(false, &rows).map(|(sql, p)| (sql.matches('?').count() / 13, p.to_vec())).collect();
+        assert_eq!(
+            cut.iter().map(|(n, p)| (*n, p.len())).collect::<Vec<_>>(),
+            vec![(50, 50), (10, 10), (1, 1), (1, 1), (1, 1)]
+        );
+        assert_eq!(cut.into_iter().flat_map(|(_, p)| p).collect::<Vec<_>>(), rows, "every row once, in order");
     }
 
     #[test]

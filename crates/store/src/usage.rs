@@ -188,11 +188,8 @@ impl UsageStore {
             let mut conn = p.acquire().await?;
             let result: Result<(), StoreError> = async {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let mut rest = events;
-                for size in INSERT.pieces(events.len()) {
-                    let (chunk, tail) = rest.split_at(size);
-                    rest = tail;
-                    let mut q = sqlx::query(INSERT.sql(is_pg, size));
+                for (sql, chunk) in INSERT.statements(is_pg, events) {
+                    let mut q = sqlx::query(sql);
                     for e in chunk {
                         q = bind_event!(q, e);
                     }

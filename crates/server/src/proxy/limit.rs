@@ -6,9 +6,10 @@
 //! the prompt bounded by the body's length in bytes, the output by the request's own limit
 //! (`RequestInfo::output_limit`: read with the model, in the same pass), else the catalog's
 //! maximum output for the model, else [`DEFAULT_OUTPUT_TOKENS`]; priced with the provider's
-//! overrides and the catalog like the real call. It then reserves on every matching window ([`crate::limits::Limits::reserve`]:
-//! in memory while this replica's lease covers it). The resulting [`Charge`] goes into the
-//! `Recorder` once the call is forwarded, which settles it with the call's real usage.
+//! overrides and the catalog like the real call. It then reserves on every matching window
+//! ([`crate::limits::Limits::reserve`]: in memory while this replica's lease covers it). The
+//! resulting [`Charge`] goes into the `Recorder` once the call is forwarded, which settles it
+//! with the call's real usage.
 //!
 //! Refusals are downstream [`ProxyError`]s (429 in the provider's native shape, naming the
 //! budget or limit, the use, the limit and the reset, with `Retry-After`); under
