@@ -2,7 +2,10 @@
 //! conversation rows in the batch's transaction, like its rollups) and the request-log queries
 //! (`requests.rs`, which read them). A conversation is the requests sharing a conversation id
 //! (`X-Tollgate-Conversation`, or a session id a well-known client sends); a request without
-//! one is a conversation of its own, keyed by its event id. Depends on the event type only.
+//! one is a conversation of its own, keyed by its event id. Such a one-turn conversation has
+//! no row here: it is read from its event (the partial index `usage_events_singletons`), so
+//! an event without a conversation id costs its own row and nothing more (issue 21).
+//! Depends on the event type only.
 
 use crate::UsageEvent;
 use std::borrow::Cow;
@@ -30,11 +33,14 @@ pub fn conversation_of(e: &UsageEvent) -> &str {
     e.conversation_id.as_deref().unwrap_or(&e.id)
 }
 
-/// A batch's conversation rows, keyed (and so locked, on PostgreSQL) in sorted order.
+/// A batch's conversation rows, keyed (and so locked, on PostgreSQL) in sorted order: one per
+/// conversation id in the batch (events without one are their own conversation, read from the
+/// event, and add no row).
 pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<&str, ConversationDelta<'_>> {
     let mut out: BTreeMap<&str, ConversationDelta<'_>> = BTreeMap::new();
     for e in events {
-        let d = out.entry(conversation_of(e)).or_insert_with(|| ConversationDelta {
+        let Some(id) = e.conversation_id.as_deref() else { continue };
+        let d = out.entry(id).or_insert_with(|| ConversationDelta {
             started_at: e.ts_ms,
             last_at: e.ts_ms,
             providers: Cow::Borrowed(&e.provider),
@@ -61,6 +67,18 @@ pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<&str, Conve
     out
 }
 
+/// An event without a conversation id read as the one-turn conversation it is, under the
+/// column names of a conversation row (casts: PostgreSQL types a literal and a `CASE` as
+/// `int4`).
+pub(crate) const SINGLETON_COLUMNS: &str = "id, ts AS started_at, ts AS last_at, provider AS providers, \
+     user_email, agent, CAST(1 AS BIGINT) AS turns, \
+     CAST(CASE WHEN status = 'success' THEN 0 ELSE 1 END AS BIGINT) AS failed_turns, \
+     CAST(tokens_input + tokens_output + tokens_reasoning + tokens_cached_input + tokens_cache_write_5m \
+     + tokens_cache_write_1h + tokens_cache_write_unknown AS BIGINT) AS tokens, cost_total AS cost";
+/// Which events are one-turn conversations: the predicate of the partial index
+/// `usage_events_singletons` (the same text, so both planners use it).
+pub(crate) const SINGLETON: &str = "conversation_id IS NULL";
+
 /// Rows per conversation upsert (10 binds each).
 pub(crate) const CONVERSATIONS_PER_UPSERT: usize = 100;
 
@@ -81,3 +99,40 @@ pub(crate) const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE S
      failed_turns = conversations.failed_turns + excluded.failed_turns, \
      tokens = conversations.tokens + excluded.tokens, \
      cost = conversations.cost + excluded.cost";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    #[test]
+    fn only_named_conversations_get_a_row() {
+        let mut a = crate::usage::tests::event(1);
+        a.conversation_id = Some("c".into());
+        let mut b = crate::usage::tests::event(2);
+        b.conversation_id = Some("c".into());
+        b.status = RequestStatus::UpstreamError;
+        let lone = crate::usage::tests::event(3);
+        let batch = [a, b, lone];
+        let rows = conversation_deltas(&batch);
+        assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec!["c"]);
+        assert_eq!((rows["c"].turns, rows["c"].failed_turns), (2, 1));
+        assert_eq!(conversation_of(&batch[2]), batch[2].id, "the lone event is its own conversation");
+    }
+
+    /// The conversation list's read of one-turn conversations uses their partial index.
+    #[tokio::test]
+    async fn lone_events_are_read_through_their_index() -> Result<(), sqlx::Error> {
+        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
+        for (_, _, sql) in crate::db::SQLITE_USAGE_MIGRATIONS {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut db).await?;
+        }
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON} \
+             ORDER BY ts DESC, id DESC LIMIT 5"
+        );
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&mut db).await?;
+        assert!(plan.iter().any(|p| p.3.contains("usage_events_singletons")), "{plan:?}");
+        Ok(())
+    }
+}

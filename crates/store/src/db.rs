@@ -119,6 +119,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "failed requests", include_str!("../migrations/postgres/0009_failed_requests.sql")),
     (10, "lean event indexes", include_str!("../migrations/postgres/0010_lean_event_indexes.sql")),
     (11, "token usage", include_str!("../migrations/postgres/0011_token_usage.sql")),
+    (12, "singleton conversations", include_str!("../migrations/postgres/0012_singleton_conversations.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -128,6 +129,7 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "failed requests", include_str!("../migrations/sqlite_usage/0004_failed_requests.sql")),
     (5, "lean event indexes", include_str!("../migrations/sqlite_usage/0005_lean_event_indexes.sql")),
     (6, "token usage", include_str!("../migrations/sqlite_usage/0006_token_usage.sql")),
+    (7, "singleton conversations", include_str!("../migrations/sqlite_usage/0007_singleton_conversations.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =

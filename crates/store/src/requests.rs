@@ -4,6 +4,7 @@
 //! set, so each query can use the `(ts, id)` / `(conversation_id, ts)` / `(last_at, id)`
 //! indexes; a page is `ORDER BY … DESC LIMIT n` after the last key of the previous page.
 
+use crate::conversation::{SINGLETON, SINGLETON_COLUMNS};
 use crate::db::RowExt;
 use crate::usage::{COLUMNS, event_from_row};
 use crate::{StoreError, UsageEvent, UsageStore};
@@ -80,6 +81,45 @@ fn conversation_from_row<R: RowExt>(row: &R) -> Result<ConversationRow, StoreErr
         tokens: row.int("tokens")?,
         cost: row.int("cost")?,
     })
+}
+
+macro_rules! conversation_columns {
+    () => {
+        "id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, cost"
+    };
+}
+/// The columns of a conversation row, in `conversation_from_row`'s names.
+const CONVERSATION_COLUMNS: &str = conversation_columns!();
+
+/// Pushes the time bounds `[start, end)` on `column` and the keyset condition "before
+/// `(after.0, after.1)`" on `(column, id)`.
+fn push_keyset<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    column: &str,
+    start_ms: Option<i64>,
+    end_ms: Option<i64>,
+    after: Option<(i64, &str)>,
+) where
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    if let Some(t) = start_ms {
+        qb.push(format!(" AND {column} >= "));
+        qb.push_bind(t);
+    }
+    if let Some(t) = end_ms {
+        qb.push(format!(" AND {column} < "));
+        qb.push_bind(t);
+    }
+    if let Some((ts, id)) = after {
+        qb.push(format!(" AND ({column} < "));
+        qb.push_bind(ts);
+        qb.push(format!(" OR ({column} = "));
+        qb.push_bind(ts);
+        qb.push(" AND id < ");
+        qb.push_bind(id.to_string());
+        qb.push("))");
+    }
 }
 
 /// Pushes ` AND provider IN (…)` for a scope (an empty scope matches nothing).
@@ -211,18 +251,17 @@ impl UsageStore {
     }
 
     /// Conversations matching `f`, most recently active first, after the `(last_at, id)` key
-    /// `after`; at most `limit`.
+    /// `after`; at most `limit`. Two keyset reads merged: the conversation rows, and the events
+    /// without a conversation id (each a one-turn conversation; see `conversation.rs`).
     pub async fn list_conversations(
         &self,
         f: &ConversationFilter,
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<ConversationRow>, StoreError> {
-        on_pool!(self, |p| {
-            let mut qb = QueryBuilder::new(
-                "SELECT id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, cost \
-                 FROM conversations WHERE 1 = 1",
-            );
+        let limit = limit.max(1);
+        let mut rows = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new(format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE 1 = 1"));
             if let Some(pr) = &f.provider {
                 qb.push(" AND (',' || providers || ',') LIKE ");
                 qb.push_bind(format!("%,{pr},%"));
@@ -248,36 +287,48 @@ impl UsageStore {
                 }
                 None => {}
             }
-            if let Some(t) = f.start_ms {
-                qb.push(" AND last_at >= ");
-                qb.push_bind(t);
-            }
-            if let Some(t) = f.end_ms {
-                qb.push(" AND last_at < ");
-                qb.push_bind(t);
-            }
-            if let Some((ts, id)) = after {
-                qb.push(" AND (last_at < ");
-                qb.push_bind(ts);
-                qb.push(" OR (last_at = ");
-                qb.push_bind(ts);
-                qb.push(" AND id < ");
-                qb.push_bind(id.to_string());
-                qb.push("))");
-            }
+            push_keyset(&mut qb, "last_at", f.start_ms, f.end_ms, after);
             qb.push(" ORDER BY last_at DESC, id DESC LIMIT ");
-            qb.push_bind(limit.max(1));
+            qb.push_bind(limit);
             let rows = qb.build().persistent(false).fetch_all(p).await?;
-            rows.iter().map(conversation_from_row).collect()
-        })
+            rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
+        });
+        let singles = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new(format!("SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON}"));
+            push_eq(&mut qb, "provider", &f.provider);
+            push_scope(&mut qb, "provider", &f.scope);
+            push_eq(&mut qb, "user_email", &f.user);
+            push_eq(&mut qb, "agent", &f.agent);
+            match f.failed {
+                Some(true) => {
+                    qb.push(" AND status <> 'success'");
+                }
+                Some(false) => {
+                    qb.push(" AND status = 'success'");
+                }
+                None => {}
+            }
+            push_keyset(&mut qb, "ts", f.start_ms, f.end_ms, after);
+            qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
+            qb.push_bind(limit);
+            let rows = qb.build().persistent(false).fetch_all(p).await?;
+            rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
+        });
+        rows.extend(singles);
+        rows.sort_unstable_by(|a, b| (b.last_at_ms, &b.id).cmp(&(a.last_at_ms, &a.id)));
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(rows)
     }
 
-    /// One conversation row.
+    /// One conversation: its row, or the event without a conversation id that is one.
     pub async fn get_conversation(&self, id: &str) -> Result<Option<ConversationRow>, StoreError> {
-        const SQL: &str = "SELECT id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, \
-             cost FROM conversations WHERE id = $1";
+        const SQL: &str = concat!("SELECT ", conversation_columns!(), " FROM conversations WHERE id = $1");
+        let single = format!("SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON} AND id = $1");
         on_pool!(self, |p| {
-            let row = sqlx::query(SQL).bind(id).fetch_optional(p).await?;
+            let row = match sqlx::query(SQL).bind(id).fetch_optional(p).await? {
+                Some(row) => Some(row),
+                None => sqlx::query(sqlx::AssertSqlSafe(single)).bind(id).fetch_optional(p).await?,
+            };
             row.as_ref().map(conversation_from_row).transpose()
         })
     }

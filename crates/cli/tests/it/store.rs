@@ -30,6 +30,7 @@ macro_rules! store_cases {
 
 store_cases!(
     usage_events_batch_roundtrip,
+    conversations_named_lone_and_legacy,
     usage_rollups_follow_events,
     top_n_series_plus_other_equal_the_total,
     usage_retention_keeps_rollups,
@@ -159,6 +160,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "failed requests",
             "lean event indexes",
             "token usage",
+            "singleton conversations",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]
@@ -971,6 +973,79 @@ async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
     let again = usage_store(&db).await?;
     assert_eq!(again.count_events().await?, 450);
     again.close().await;
+    Ok(())
+}
+
+/// Conversations come from two places: the rows of named conversations, and the events of
+/// lone requests (no conversation id, no row). Events stored before that change named their own
+/// id and have a row; each conversation is listed once, in one order, across pages and filters.
+async fn conversations_named_lone_and_legacy(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_core::RequestStatus;
+    use tollgate_store::ConversationFilter;
+    let store = usage_store(&db).await?;
+    let mut named_a = priced_event(1, 1_000, "p1", Some("u@x"));
+    named_a.conversation_id = Some("named".into());
+    let mut named_b = priced_event(2, 5_000, "p2", Some("u@x"));
+    named_b.conversation_id = Some("named".into());
+    let mut legacy = priced_event(3, 2_000, "p1", None);
+    legacy.conversation_id = Some(legacy.id.clone());
+    let lone = priced_event(5, 3_000, "p2", None);
+    let mut lone_failed = priced_event(8, 4_000, "p1", Some("u@x"));
+    lone_failed.status = RequestStatus::UpstreamError;
+    store.insert_events(&[named_a, named_b, legacy.clone(), lone.clone(), lone_failed.clone()]).await?;
+
+    let ids = |rows: &[tollgate_store::ConversationRow]| rows.iter().map(|c| c.id.clone()).collect::<Vec<_>>();
+    let all = store.list_conversations(&ConversationFilter::default(), None, 10).await?;
+    assert_eq!(ids(&all), vec!["named".to_string(), lone_failed.id.clone(), lone.id.clone(), legacy.id.clone()]);
+    let lone_row = &all[2];
+    assert_eq!(
+        (lone_row.started_at_ms, lone_row.last_at_ms, lone_row.turns, lone_row.failed_turns),
+        (3_000, 3_000, 1, 0)
+    );
+    assert_eq!((lone_row.tokens, lone_row.cost, lone_row.providers.clone()), (17, 151, vec!["p2".to_string()]));
+    assert_eq!((all[0].turns, all[0].providers.clone()), (2, vec!["p1".to_string(), "p2".to_string()]));
+    assert_eq!(all[1].failed_turns, 1);
+
+    // Pages of one, after each page's last key: the same list.
+    let mut paged = Vec::new();
+    let mut after: Option<(i64, String)> = None;
+    loop {
+        let page = store
+            .list_conversations(&ConversationFilter::default(), after.as_ref().map(|(t, i)| (*t, i.as_str())), 1)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.last_at_ms, last.id.clone()));
+        paged.extend(ids(&page));
+    }
+    assert_eq!(paged, ids(&all));
+
+    let f = |provider: Option<&str>, failed: Option<bool>, user: Option<&str>| ConversationFilter {
+        provider: provider.map(str::to_string),
+        failed,
+        user: user.map(str::to_string),
+        ..ConversationFilter::default()
+    };
+    let p1 = store.list_conversations(&f(Some("p1"), None, None), None, 10).await?;
+    assert_eq!(ids(&p1), vec!["named".to_string(), lone_failed.id.clone(), legacy.id.clone()]);
+    let failed = store.list_conversations(&f(None, Some(true), None), None, 10).await?;
+    assert_eq!(ids(&failed), vec![lone_failed.id.clone()]);
+    let ok = store.list_conversations(&f(None, Some(false), None), None, 10).await?;
+    assert_eq!(ids(&ok), vec!["named".to_string(), lone.id.clone(), legacy.id.clone()]);
+    let unattributed = store.list_conversations(&f(None, None, Some("")), None, 10).await?;
+    assert_eq!(ids(&unattributed), vec![lone.id.clone(), legacy.id.clone()]);
+    let window = ConversationFilter { start_ms: Some(2_500), end_ms: Some(4_500), ..ConversationFilter::default() };
+    assert_eq!(ids(&store.list_conversations(&window, None, 10).await?), vec![lone_failed.id.clone(), lone.id.clone()]);
+    let scoped = ConversationFilter { scope: Some(vec!["p2".into()]), ..ConversationFilter::default() };
+    assert_eq!(ids(&store.list_conversations(&scoped, None, 10).await?), vec!["named".to_string(), lone.id.clone()]);
+
+    for id in ["named", lone.id.as_str(), legacy.id.as_str()] {
+        let row = store.get_conversation(id).await?.with_context(|| format!("{id} not found"))?;
+        assert_eq!(Some(&row), all.iter().find(|c| c.id == id));
+    }
+    assert!(store.get_conversation("nope").await?.is_none());
+    assert_eq!(store.conversation_turns(&lone.id, 10).await?, vec![lone.clone()]);
+    assert_eq!(store.conversation_turns(&legacy.id, 10).await?, vec![legacy.clone()]);
+    store.close().await;
     Ok(())
 }
 

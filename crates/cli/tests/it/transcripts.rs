@@ -302,12 +302,44 @@ async fn conversations_group_turns(db: TestDb) {
 
     let failed = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations?status=failed", None).await, 200);
     assert_eq!(failed["conversations"].as_array().map(Vec::len), Some(1));
+    // A one-turn conversation is read from its event (no conversation row): its detail, and
+    // the list's pages, which merge both sources in one order.
+    let d = expect(admin(&rig.gw, Method::GET, &format!("/api/v1/conversations/{lone_id}"), None).await, 200);
+    assert_eq!(d["turns"].as_array().map(Vec::len), Some(1), "{d}");
+    assert_eq!(d["turns"][0]["id"], lone_id);
+    let mut paged = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let q = match &token {
+            Some(t) => format!("/api/v1/conversations?page_size=1&page_token={t}"),
+            None => "/api/v1/conversations?page_size=1".into(),
+        };
+        let v = expect(admin(&rig.gw, Method::GET, &q, None).await, 200);
+        paged.extend(v["conversations"].as_array().into_iter().flatten().map(|c| c["id"].clone()));
+        token = v["next_page_token"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let listed: Vec<_> = convs.iter().map(|c| c["id"].clone()).collect();
+    assert_eq!(paged, listed, "pages of one walk the same list, once each");
+    // A failed request without a conversation is a failed conversation of its own.
+    rig.up.push(Reply::json(529, &json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})));
+    assert_eq!(rig.post(&path, &body).await.status, 529);
+    rig.gw.flush_usage().await;
+    let failed = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations?status=failed", None).await, 200);
+    let failed: Vec<_> = failed["conversations"].as_array().into_iter().flatten().cloned().collect();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!((failed[0]["turns"].clone(), failed[0]["status"].clone()), (json!(1), json!("failed")));
+    assert_eq!(failed[1]["id"], "cc-123");
+    let ok = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations?status=ok", None).await, 200);
+    assert_eq!(ok["conversations"].as_array().map(Vec::len), Some(3), "{ok}");
     let d = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations/cc-123", None).await, 200);
     let turns = d["turns"].as_array().cloned().unwrap_or_default();
     assert_eq!(turns.len(), 2);
     assert_eq!((turns[0]["status"].clone(), turns[1]["status"].clone()), (json!("upstream_error"), json!("success")));
     let failed_reqs = requests(&rig.gw, "?status=failed").await;
-    assert_eq!(failed_reqs.len(), 1);
+    assert_eq!(failed_reqs.len(), 2);
     assert_eq!(requests(&rig.gw, "?conversation=conv-a").await.len(), 2);
     expect(admin(&rig.gw, Method::GET, "/api/v1/conversations/nope", None).await, 404);
     let bad = admin(&rig.gw, Method::GET, "/api/v1/requests?status=bogus", None).await;
@@ -330,7 +362,7 @@ async fn conversations_group_turns(db: TestDb) {
             break;
         }
     }
-    assert_eq!(seen.len(), 7);
+    assert_eq!(seen.len(), 8);
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.reverse();

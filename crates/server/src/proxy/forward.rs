@@ -87,7 +87,8 @@ pub(super) async fn send(
         priced_by_override: false,
         unpriced: false,
         request_id: event_id.clone(),
-        conversation_id: Some(conversation_id(&parts.headers).unwrap_or_else(|| event_id.clone())),
+        // None: a conversation of its own, read from this event (no conversation row).
+        conversation_id: conversation_id(&parts.headers),
     });
     let mut recorder =
         Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
@@ -157,16 +158,23 @@ pub(super) async fn send(
 /// session ids well-known clients send on every request — Claude Code's
 /// `x-claude-code-session-id` (one UUID per session, since v2.1.86), the Codex CLI's
 /// `session-id` (older versions and other agents: `session_id`). The OpenAI Agents SDK sends
-/// none. Without any, the request is a conversation of its own (its event id).
-pub(super) const CONVERSATION_HEADERS: [&str; 4] =
-    ["x-tollgate-conversation", "x-claude-code-session-id", "session-id", "session_id"];
+/// none. Without any, the request is a conversation of its own (keyed by its event id, which
+/// its usage event does not repeat as conversation id: see tollgate_store's `conversation.rs`).
+/// Typed names: a lookup by `HeaderName` hashes the name without parsing it again (four
+/// lookups by `&str` were ~1,500 instructions per request).
+pub(super) static CONVERSATION_HEADERS: [http::HeaderName; 4] = [
+    http::HeaderName::from_static("x-tollgate-conversation"),
+    http::HeaderName::from_static("x-claude-code-session-id"),
+    http::HeaderName::from_static("session-id"),
+    http::HeaderName::from_static("session_id"),
+];
 
 /// The first conversation label of [`CONVERSATION_HEADERS`], trimmed and cut to
 /// [`MAX_CONVERSATION_ID`].
 pub(super) fn conversation_id(headers: &HeaderMap) -> Option<String> {
     CONVERSATION_HEADERS.iter().find_map(|h| {
         headers
-            .get(*h)
+            .get(h)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
             .filter(|v| !v.is_empty())
