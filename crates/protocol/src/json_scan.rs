@@ -109,7 +109,8 @@ impl ObjectCapture {
     /// parsers; callers do the same).
     pub fn push(&mut self, chunk: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         let mut out = Vec::new();
-        for &b in chunk {
+        let mut i = 0;
+        while let Some(&b) = chunk.get(i) {
             match self.state {
                 ObjState::Done | ObjState::NotAnObject => break,
                 ObjState::Start => {
@@ -135,6 +136,7 @@ impl ObjectCapture {
                         self.key_escape = true;
                     } else if b == b'"' {
                         self.state = ObjState::BeforeColon;
+                        i += 1;
                         continue;
                     }
                     // Names longer than any wanted name cannot match; stop collecting them.
@@ -156,12 +158,17 @@ impl ObjectCapture {
                 }
                 ObjState::BeforeValue => {
                     if !is_ws(b) {
+                        // The value's first byte is read as part of it.
                         self.state = ObjState::Value;
-                        self.value_byte(b, &mut out);
+                        continue;
                     }
                 }
-                ObjState::Value => self.value_byte(b, &mut out),
+                ObjState::Value => {
+                    i += self.value_run(&chunk[i..], &mut out);
+                    continue;
+                }
             }
+            i += 1;
         }
         out
     }
@@ -171,30 +178,60 @@ impl ObjectCapture {
         self.value.len() + self.key.len()
     }
 
-    fn value_byte(&mut self, b: u8, out: &mut Vec<(&'static str, Vec<u8>)>) {
-        if !self.lex.in_string(b) {
-            match b {
+    /// Reads `bytes` as the member value in progress, up to and including the `,` or `}` that
+    /// ends it (completing the value), or all of them; returns how many it read. A string is
+    /// skipped with `memchr` to its next quote or backslash, other bytes one at a time: the
+    /// proxy runs this over every non-streamed JSON answer.
+    fn value_run(&mut self, bytes: &[u8], out: &mut Vec<(&'static str, Vec<u8>)>) -> usize {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.lex.in_string {
+                if self.lex.escape {
+                    self.lex.escape = false;
+                    i += 1;
+                    continue;
+                }
+                match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                    None => i = bytes.len(),
+                    Some(k) => {
+                        i += k;
+                        if bytes[i] == b'"' {
+                            self.lex.in_string = false;
+                        } else {
+                            self.lex.escape = true;
+                        }
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            match bytes[i] {
+                b'"' => self.lex.in_string = true,
                 b'{' | b'[' => self.depth += 1,
-                b'}' | b']' if self.depth == 0 => {
+                b'}' | b']' | b',' if self.depth == 0 => {
+                    let end = if bytes[i] == b',' { ObjState::BeforeKey } else { ObjState::Done };
+                    self.keep(&bytes[..i]);
                     self.complete(out);
-                    self.state = ObjState::Done;
-                    return;
+                    self.state = end;
+                    return i + 1;
                 }
                 b'}' | b']' => self.depth -= 1,
-                b',' if self.depth == 0 => {
-                    self.complete(out);
-                    self.state = ObjState::BeforeKey;
-                    return;
-                }
                 _ => {}
             }
+            i += 1;
         }
+        self.keep(bytes);
+        bytes.len()
+    }
+
+    /// Appends `bytes` to the captured value, or drops the value once it would pass the cap.
+    fn keep(&mut self, bytes: &[u8]) {
         if self.target.is_some() && !self.value_overflow {
-            if self.value.len() >= self.cap {
+            if self.value.len() + bytes.len() > self.cap {
                 self.value_overflow = true;
                 self.value = Vec::new();
             } else {
-                self.value.push(b);
+                self.value.extend_from_slice(bytes);
             }
         }
     }

@@ -79,14 +79,8 @@ pub(crate) const SINGLETON_COLUMNS: &str = "id, ts AS started_at, ts AS last_at,
 /// `usage_events_singletons` (the same text, so both planners use it).
 pub(crate) const SINGLETON: &str = "conversation_id IS NULL";
 
-/// Rows per conversation upsert (10 binds each).
-pub(crate) const CONVERSATIONS_PER_UPSERT: usize = 100;
-
-pub(crate) const CONVERSATION_UPSERT_HEAD: &str = "INSERT INTO conversations (id, started_at, last_at, providers, \
-     user_email, agent, turns, failed_turns, tokens, cost) ";
-
 /// Same text on both backends (`CASE` instead of `LEAST`/`MIN`, `||` concatenation).
-pub(crate) const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
+const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
      started_at = CASE WHEN excluded.started_at < conversations.started_at THEN excluded.started_at \
                   ELSE conversations.started_at END, \
      last_at = CASE WHEN excluded.last_at > conversations.last_at THEN excluded.last_at \
@@ -99,6 +93,14 @@ pub(crate) const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE S
      failed_turns = conversations.failed_turns + excluded.failed_turns, \
      tokens = conversations.tokens + excluded.tokens, \
      cost = conversations.cost + excluded.cost";
+
+/// The conversation upserts (10 binds per row), in fixed prepared sizes (`db::MultiRowInsert`).
+pub(crate) static CONVERSATION_UPSERT: crate::db::MultiRowInsert = crate::db::MultiRowInsert::new(
+    "conversations",
+    "id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, cost",
+    CONVERSATION_UPSERT_TAIL,
+    &[100, 10, 1],
+);
 
 #[cfg(test)]
 mod tests {

@@ -265,8 +265,9 @@ impl_row_ext!(PgRow);
 /// Multi-row INSERTs cut into a few fixed statement sizes, each prepared once per connection
 /// and its text built once per process: parsing a multi-row INSERT cost more than executing
 /// it (callgrind: SQLite's parser over ~200 rows of placeholders), and a statement cached per
-/// distinct batch size grew each pooled connection by megabytes. Both stores' batch writes
-/// (usage events, transcripts) go through one.
+/// distinct batch size grew each pooled connection by megabytes. Every batch write goes
+/// through one: usage events, their rollup, conversation and token-day upserts (whose few,
+/// varying rows per batch were a statement prepared per batch), and transcripts.
 pub(crate) struct MultiRowInsert {
     table: &'static str,
     columns: &'static str,

@@ -4,7 +4,10 @@
 //! Depends on the event type only, never on the writer or the queries.
 
 use crate::UsageEvent;
-use std::collections::{BTreeMap, HashMap};
+use crate::db::MultiRowInsert;
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
 use tollgate_core::{Cost, RequestStatus, Usage};
 
 /// One hour in milliseconds.
@@ -117,18 +120,17 @@ impl Table {
         }
     }
 
-    /// `INSERT INTO <table> (<key>, <counters>) ` — the head of a multi-row upsert.
-    pub(crate) fn upsert_head(self) -> &'static str {
-        &UPSERTS[self as usize].0
-    }
-
-    /// `ON CONFLICT (<key>) DO UPDATE SET x = <table>.x + excluded.x, …`
-    pub(crate) fn upsert_tail(self) -> &'static str {
-        &UPSERTS[self as usize].1
+    /// The table's multi-row upsert (`INSERT … ON CONFLICT (<key>) DO UPDATE SET` each counter
+    /// to its sum with `excluded`), in fixed prepared sizes (`db::MultiRowInsert`): a batch's
+    /// rows in a table are few and vary, and a statement prepared per batch cost more than its
+    /// rows.
+    pub(crate) fn upsert(self) -> &'static MultiRowInsert {
+        &UPSERTS[self as usize]
     }
 }
 
-static UPSERTS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock::new(|| {
+/// Per table: its key and counter columns, and its `ON CONFLICT` tail.
+static UPSERT_TEXTS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
     Table::ALL
         .iter()
         .map(|t| {
@@ -140,52 +142,54 @@ static UPSERTS: std::sync::LazyLock<Vec<(String, String)>> = std::sync::LazyLock
             let sets: Vec<String> =
                 STAT_COLUMNS.iter().map(|c| format!("{c} = {}.{c} + excluded.{c}", t.name())).collect();
             (
-                format!("INSERT INTO {} ({key}, {}) ", t.name(), STAT_COLUMNS.join(", ")),
+                format!("{key}, {}", STAT_COLUMNS.join(", ")),
                 format!(" ON CONFLICT ({key}) DO UPDATE SET {}", sets.join(", ")),
             )
         })
         .collect()
 });
 
+static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
+    Table::ALL
+        .iter()
+        .zip(UPSERT_TEXTS.iter())
+        .map(|(t, (columns, tail))| MultiRowInsert::new(t.name(), columns, tail, &[ROLLUP_ROWS_PER_UPSERT, 100, 10, 1]))
+        .collect()
+});
+
 /// The rollup rows a batch of events adds to, per table, summed per key (sorted, so upserts
 /// take row locks in one global order and concurrent writers cannot deadlock).
 ///
-/// Summed under keys borrowed from the events (no allocation per event: a batch has far fewer
-/// rows than events); the owned, sorted keys are made once per row at the end.
+/// Each event is summed once, into its hourly row with user and agent, under a key borrowed
+/// from the event (one hash per event, no allocation); the three coarser tables are then
+/// summed from those rows (a batch has far fewer rows than events), and the owned, sorted keys
+/// are made once per row at the end. Integer sums: the order of addition changes nothing.
 pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
     type Borrowed<'a> = (i64, &'a str, &'static str, &'a str, &'a str, &'a str);
-    let mut sums: [HashMap<Borrowed<'_>, RollupStats>; 4] = Default::default();
+    let mut hourly: HashMap<Borrowed<'_>, RollupStats> = HashMap::with_capacity(64);
     for e in events {
-        let stats = RollupStats::of(e);
         let model = e.model.as_deref().unwrap_or_default();
-        for (table, rows) in Table::ALL.iter().zip(sums.iter_mut()) {
-            let (user, agent) = if table.principal() {
-                (e.user.as_deref().unwrap_or_default(), e.agent.as_deref().unwrap_or_default())
-            } else {
-                ("", "")
-            };
-            let bucket = e.ts_ms - e.ts_ms.rem_euclid(table.width_ms());
-            rows.entry((bucket, &e.provider, e.provider_type.as_str(), model, user, agent)).or_default().add(&stats);
-        }
+        let (user, agent) = (e.user.as_deref().unwrap_or_default(), e.agent.as_deref().unwrap_or_default());
+        let bucket = e.ts_ms - e.ts_ms.rem_euclid(Table::Hourly.width_ms());
+        let key = (bucket, e.provider.as_str(), e.provider_type.as_str(), model, user, agent);
+        hourly.entry(key).or_default().add(&RollupStats::of(e));
     }
     Table::ALL
         .iter()
-        .zip(sums)
-        .map(|(table, rows)| {
-            let rows = rows
-                .into_iter()
-                .map(|((bucket_start_ms, provider, provider_type, model, user, agent), stats)| {
-                    let key = RollupKey {
-                        bucket_start_ms,
-                        provider: provider.to_string(),
-                        provider_type,
-                        model: model.to_string(),
-                        user: user.to_string(),
-                        agent: agent.to_string(),
-                    };
-                    (key, stats)
-                })
-                .collect();
+        .map(|table| {
+            let mut rows: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
+            for (&(hour, provider, provider_type, model, user, agent), stats) in &hourly {
+                let (user, agent) = if table.principal() { (user, agent) } else { ("", "") };
+                let key = RollupKey {
+                    bucket_start_ms: hour - hour.rem_euclid(table.width_ms()),
+                    provider: provider.to_string(),
+                    provider_type,
+                    model: model.to_string(),
+                    user: user.to_string(),
+                    agent: agent.to_string(),
+                };
+                rows.entry(key).or_default().add(stats);
+            }
             (*table, rows)
         })
         .collect()
@@ -217,38 +221,77 @@ pub(crate) const STAT_COLUMNS: [&str; 19] = [
 /// Rows per upsert statement: at most 25 columns × 400 stays under both backends' bind limits.
 pub(crate) const ROLLUP_ROWS_PER_UPSERT: usize = 400;
 
-/// Pushes one rollup row's values (the key, user and agent only for `principal` tables, then
-/// the counters) onto a `push_values` row builder.
-macro_rules! push_rollup {
-    ($b:expr, $k:expr, $v:expr, $principal:expr) => {{
+/// Binds one rollup row's values (the key, user and agent only for `principal` tables, then
+/// the counters) to a query: `$q = bind_rollup!($q, key, stats, principal)`.
+macro_rules! bind_rollup {
+    ($q:expr, $k:expr, $v:expr, $principal:expr) => {{
         let k: &$crate::rollup::RollupKey = $k;
         let v: &$crate::rollup::RollupStats = $v;
-        $b.push_bind(k.bucket_start_ms)
-            .push_bind(k.provider.clone())
-            .push_bind(k.provider_type)
-            .push_bind(k.model.clone());
+        let mut q = $q.bind(k.bucket_start_ms).bind(k.provider.clone()).bind(k.provider_type).bind(k.model.clone());
         if $principal {
-            $b.push_bind(k.user.clone()).push_bind(k.agent.clone());
+            q = q.bind(k.user.clone()).bind(k.agent.clone());
         }
-        $b.push_bind(v.requests)
-            .push_bind(v.failed_requests)
-            .push_bind(v.unpriced_requests)
-            .push_bind(v.override_requests)
-            .push_bind(v.tokens.input)
-            .push_bind(v.tokens.output)
-            .push_bind(v.tokens.reasoning)
-            .push_bind(v.tokens.cached_input)
-            .push_bind(v.tokens.cache_write_5m)
-            .push_bind(v.tokens.cache_write_1h)
-            .push_bind(v.tokens.cache_write_unknown)
-            .push_bind(v.cost.input)
-            .push_bind(v.cost.output)
-            .push_bind(v.cost.reasoning)
-            .push_bind(v.cost.cached_input)
-            .push_bind(v.cost.cache_write_5m)
-            .push_bind(v.cost.cache_write_1h)
-            .push_bind(v.cost.cache_write_unknown)
-            .push_bind(v.cost.total);
+        q.bind(v.requests)
+            .bind(v.failed_requests)
+            .bind(v.unpriced_requests)
+            .bind(v.override_requests)
+            .bind(v.tokens.input)
+            .bind(v.tokens.output)
+            .bind(v.tokens.reasoning)
+            .bind(v.tokens.cached_input)
+            .bind(v.tokens.cache_write_5m)
+            .bind(v.tokens.cache_write_1h)
+            .bind(v.tokens.cache_write_unknown)
+            .bind(v.cost.input)
+            .bind(v.cost.output)
+            .bind(v.cost.reasoning)
+            .bind(v.cost.cached_input)
+            .bind(v.cost.cache_write_5m)
+            .bind(v.cost.cache_write_1h)
+            .bind(v.cost.cache_write_unknown)
+            .bind(v.cost.total)
     }};
 }
-pub(crate) use push_rollup;
+pub(crate) use bind_rollup;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table holds each event exactly once, under its own bucket width and key: the
+    /// coarser tables, summed from the hourly rows, equal a direct sum per event.
+    #[test]
+    fn coarser_tables_equal_direct_sums() {
+        let events: Vec<UsageEvent> = (0..300)
+            .map(|i| {
+                let mut e = crate::usage::tests::event(i);
+                e.ts_ms = i as i64 * 997_000; // ~3.3 days, across hours and days
+                e.user = (i % 3 != 0).then(|| format!("u{}", i % 4));
+                e.agent = (i % 5 == 0).then(|| "a".to_string());
+                e.status = if i % 7 == 0 { RequestStatus::UpstreamError } else { RequestStatus::Success };
+                e.cost.total = i as i64 * 11;
+                e
+            })
+            .collect();
+        let got = rollup(&events);
+        assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), Table::ALL.to_vec());
+        for (table, rows) in &got {
+            let mut want: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
+            for e in &events {
+                let principal = table.principal();
+                let key = RollupKey {
+                    bucket_start_ms: e.ts_ms - e.ts_ms.rem_euclid(table.width_ms()),
+                    provider: e.provider.clone(),
+                    provider_type: e.provider_type.as_str(),
+                    model: e.model.clone().unwrap_or_default(),
+                    user: if principal { e.user.clone().unwrap_or_default() } else { String::new() },
+                    agent: if principal { e.agent.clone().unwrap_or_default() } else { String::new() },
+                };
+                want.entry(key).or_default().add(&RollupStats::of(e));
+            }
+            assert_eq!(rows, &want, "{table:?}");
+            let requests: i64 = rows.values().map(|s| s.requests).sum();
+            assert_eq!(requests, 300, "{table:?}: each event once");
+        }
+    }
+}

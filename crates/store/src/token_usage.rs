@@ -32,18 +32,20 @@ pub(crate) fn token_days(events: &[UsageEvent]) -> BTreeMap<(&str, i64), TokenDa
     out
 }
 
-/// Rows per token-day upsert (5 binds each).
-pub(crate) const TOKEN_DAYS_PER_UPSERT: usize = 200;
-
-pub(crate) const TOKEN_DAY_UPSERT_HEAD: &str =
-    "INSERT INTO token_usage_daily (token_id, day_start, requests, cost_total, last_at) ";
-
 /// Same text on both backends (`CASE` instead of `GREATEST`/`MAX`).
-pub(crate) const TOKEN_DAY_UPSERT_TAIL: &str = " ON CONFLICT (token_id, day_start) DO UPDATE SET \
+const TOKEN_DAY_UPSERT_TAIL: &str = " ON CONFLICT (token_id, day_start) DO UPDATE SET \
      requests = token_usage_daily.requests + excluded.requests, \
      cost_total = token_usage_daily.cost_total + excluded.cost_total, \
      last_at = CASE WHEN excluded.last_at > token_usage_daily.last_at THEN excluded.last_at \
                ELSE token_usage_daily.last_at END";
+
+/// The token-day upserts, in fixed prepared sizes (`db::MultiRowInsert`).
+pub(crate) static TOKEN_DAY_UPSERT: crate::db::MultiRowInsert = crate::db::MultiRowInsert::new(
+    "token_usage_daily",
+    "token_id, day_start, requests, cost_total, last_at",
+    TOKEN_DAY_UPSERT_TAIL,
+    &[100, 10, 1],
+);
 
 /// One token's usage as the tokens page shows it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

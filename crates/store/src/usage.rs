@@ -8,13 +8,10 @@
 //! (`usage.sqlite`), so a burst of usage writes never holds the config database's write lock;
 //! on PostgreSQL it is the same database (and may share the config pool).
 
-use crate::conversation::{
-    CONVERSATION_UPSERT_HEAD, CONVERSATION_UPSERT_TAIL, CONVERSATIONS_PER_UPSERT, ConversationDelta,
-    conversation_deltas,
-};
+use crate::conversation::{CONVERSATION_UPSERT, ConversationDelta, conversation_deltas};
 use crate::db::{Pool, RowExt};
-use crate::rollup::{ROLLUP_ROWS_PER_UPSERT, push_rollup, rollup};
-use crate::token_usage::{TOKEN_DAY_UPSERT_HEAD, TOKEN_DAY_UPSERT_TAIL, TOKEN_DAYS_PER_UPSERT, token_days};
+use crate::rollup::{bind_rollup, rollup};
+use crate::token_usage::{TOKEN_DAY_UPSERT, token_days};
 use crate::{Store, StoreError, UsageEvent};
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
@@ -197,47 +194,41 @@ impl UsageStore {
                 }
                 // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
                 // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
+                // Every statement is one of a few prepared sizes (`db::MultiRowInsert`).
                 for (table, rows) in &rollups {
                     let rows: Vec<_> = rows.iter().collect();
                     let principal = table.principal();
-                    for chunk in rows.chunks(ROLLUP_ROWS_PER_UPSERT) {
-                        let mut qb = sqlx::QueryBuilder::new(table.upsert_head());
-                        qb.push_values(chunk, |mut b, (k, v)| push_rollup!(b, k, v, principal));
-                        qb.push(table.upsert_tail());
-                        // As above: only the full-size upsert stays prepared, or every distinct
-                        // partial size would grow each connection's statement cache.
-                        let full = chunk.len() == ROLLUP_ROWS_PER_UPSERT;
-                        qb.build().persistent(full).execute(&mut *tx).await?;
+                    for (sql, chunk) in table.upsert().statements(is_pg, &rows) {
+                        let mut q = sqlx::query(sql);
+                        for (k, v) in chunk {
+                            q = bind_rollup!(q, k, v, principal);
+                        }
+                        q.persistent(true).execute(&mut *tx).await?;
                     }
                 }
-                for chunk in conversations.chunks(CONVERSATIONS_PER_UPSERT) {
-                    let mut qb = sqlx::QueryBuilder::new(CONVERSATION_UPSERT_HEAD);
-                    qb.push_values(chunk, |mut b, (id, c)| {
-                        b.push_bind(id.to_string())
-                            .push_bind(c.started_at)
-                            .push_bind(c.last_at)
-                            .push_bind(c.providers.to_string())
-                            .push_bind(c.user.map(str::to_string))
-                            .push_bind(c.agent.map(str::to_string))
-                            .push_bind(c.turns)
-                            .push_bind(c.failed_turns)
-                            .push_bind(c.tokens)
-                            .push_bind(c.cost);
-                    });
-                    qb.push(CONVERSATION_UPSERT_TAIL);
-                    qb.build().persistent(chunk.len() == CONVERSATIONS_PER_UPSERT).execute(&mut *tx).await?;
+                for (sql, chunk) in CONVERSATION_UPSERT.statements(is_pg, &conversations) {
+                    let mut q = sqlx::query(sql);
+                    for (id, c) in chunk {
+                        q = q
+                            .bind(id.to_string())
+                            .bind(c.started_at)
+                            .bind(c.last_at)
+                            .bind(c.providers.to_string())
+                            .bind(c.user.map(str::to_string))
+                            .bind(c.agent.map(str::to_string))
+                            .bind(c.turns)
+                            .bind(c.failed_turns)
+                            .bind(c.tokens)
+                            .bind(c.cost);
+                    }
+                    q.persistent(true).execute(&mut *tx).await?;
                 }
-                for chunk in token_days.chunks(TOKEN_DAYS_PER_UPSERT) {
-                    let mut qb = sqlx::QueryBuilder::new(TOKEN_DAY_UPSERT_HEAD);
-                    qb.push_values(chunk, |mut b, ((token, day), d)| {
-                        b.push_bind(token.to_string())
-                            .push_bind(*day)
-                            .push_bind(d.requests)
-                            .push_bind(d.cost)
-                            .push_bind(d.last_at);
-                    });
-                    qb.push(TOKEN_DAY_UPSERT_TAIL);
-                    qb.build().persistent(chunk.len() == TOKEN_DAYS_PER_UPSERT).execute(&mut *tx).await?;
+                for (sql, chunk) in TOKEN_DAY_UPSERT.statements(is_pg, &token_days) {
+                    let mut q = sqlx::query(sql);
+                    for ((token, day), d) in chunk {
+                        q = q.bind(token.to_string()).bind(*day).bind(d.requests).bind(d.cost).bind(d.last_at);
+                    }
+                    q.persistent(true).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
