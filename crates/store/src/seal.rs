@@ -22,6 +22,9 @@ const VERSION: &str = "v1";
 pub struct MasterKey {
     bytes: [u8; KEY_LEN],
     id: String,
+    /// The AES-256-GCM key schedule, built once: building it per seal (key expansion and the
+    /// GHASH table) cost about as much as sealing a small transcript body.
+    aead: std::sync::Arc<RandomizedNonceKey>,
 }
 
 impl MasterKey {
@@ -29,7 +32,7 @@ impl MasterKey {
     pub fn generate() -> Result<MasterKey, StoreError> {
         let mut bytes = [0u8; KEY_LEN];
         aws_lc_rs::rand::fill(&mut bytes).map_err(|_| StoreError::Crypto("random number generator failed".into()))?;
-        Ok(Self::from_array(bytes))
+        Self::from_array(bytes)
     }
 
     /// Exactly 32 bytes.
@@ -37,7 +40,7 @@ impl MasterKey {
         let arr: [u8; KEY_LEN] = bytes
             .try_into()
             .map_err(|_| StoreError::Crypto(format!("master key must be {KEY_LEN} bytes, got {}", bytes.len())))?;
-        Ok(Self::from_array(arr))
+        Self::from_array(arr)
     }
 
     /// Standard base64 (surrounding whitespace ignored) of exactly 32 bytes.
@@ -55,15 +58,12 @@ impl MasterKey {
         self.id.clone()
     }
 
-    fn from_array(bytes: [u8; KEY_LEN]) -> MasterKey {
+    fn from_array(bytes: [u8; KEY_LEN]) -> Result<MasterKey, StoreError> {
         let hash = digest(&SHA256, &bytes);
         let id = hash.as_ref()[..8].iter().map(|b| format!("{b:02x}")).collect();
-        MasterKey { bytes, id }
-    }
-
-    fn aead_key(&self) -> Result<RandomizedNonceKey, StoreError> {
-        RandomizedNonceKey::new(&AES_256_GCM, &self.bytes)
-            .map_err(|_| StoreError::Crypto("cannot initialise AES-256-GCM key".into()))
+        let aead = RandomizedNonceKey::new(&AES_256_GCM, &bytes)
+            .map_err(|_| StoreError::Crypto("cannot initialise AES-256-GCM key".into()))?;
+        Ok(MasterKey { bytes, id, aead: std::sync::Arc::new(aead) })
     }
 }
 
@@ -117,15 +117,24 @@ impl Keyring {
 
     /// Seals under the primary key: `v1:<key_id>:<base64(nonce || ciphertext || tag)>`.
     pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<String, StoreError> {
-        let key = self.primary.aead_key()?;
-        let mut in_out = plaintext.to_vec();
-        let nonce = key
-            .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+        // nonce || ciphertext || tag, encrypted in place after the nonce's room.
+        let mut blob = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
+        blob.extend_from_slice(&[0u8; NONCE_LEN]);
+        blob.extend_from_slice(plaintext);
+        let (nonce, tag) = self
+            .primary
+            .aead
+            .seal_in_place_separate_tag(Aad::from(aad), &mut blob[NONCE_LEN..])
             .map_err(|_| StoreError::Crypto("sealing failed".into()))?;
-        let mut blob = Vec::with_capacity(NONCE_LEN + in_out.len());
-        blob.extend_from_slice(nonce.as_ref());
-        blob.extend_from_slice(&in_out);
-        Ok(format!("{VERSION}:{}:{}", self.primary.id, B64.encode(blob)))
+        blob[..NONCE_LEN].copy_from_slice(nonce.as_ref());
+        blob.extend_from_slice(tag.as_ref());
+        let mut out = String::with_capacity(VERSION.len() + self.primary.id.len() + 2 + blob.len().div_ceil(3) * 4);
+        out.push_str(VERSION);
+        out.push(':');
+        out.push_str(&self.primary.id);
+        out.push(':');
+        B64.encode_string(&blob, &mut out);
+        Ok(out)
     }
 
     /// Opens a value sealed by [`Keyring::seal`] with any key held here.
@@ -141,7 +150,7 @@ impl Keyring {
         let nonce = Nonce::try_assume_unique_for_key(&blob[..NONCE_LEN])
             .map_err(|_| StoreError::Crypto("sealed value has a bad nonce".into()))?;
         let plain = key
-            .aead_key()?
+            .aead
             .open_in_place(nonce, Aad::from(aad), &mut blob[NONCE_LEN..])
             .map_err(|_| StoreError::Crypto(format!("cannot open value sealed with key \"{key_id}\"")))?;
         Ok(plain.to_vec())
