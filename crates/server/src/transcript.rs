@@ -160,12 +160,8 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
                     })
                     .transpose()
             };
-            let headers: serde_json::Map<String, serde_json::Value> = p
-                .captured
-                .request_headers
-                .iter()
-                .map(|(k, v)| ((*k).to_string(), serde_json::Value::String(v.clone())))
-                .collect();
+            let headers =
+                serde_json::to_string(&HeadersJson(&p.captured.request_headers)).map_err(|e| e.to_string())?;
             Ok(TranscriptRecord {
                 input: seal(Direction::Input, &p.captured.input)?,
                 output: seal(Direction::Output, &p.captured.output)?,
@@ -173,11 +169,21 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
                 ts_ms: p.ts_ms,
                 provider: p.provider,
                 key_id: key_id.clone(),
-                request_headers: serde_json::Value::Object(headers).to_string(),
+                request_headers: headers,
                 response_content_type: p.captured.response_content_type,
             })
         })
         .collect()
+}
+
+/// Captured request headers as a JSON object, written straight from the pairs (no map of
+/// owned keys and values built first).
+struct HeadersJson<'a>(&'a [(&'static str, String)]);
+
+impl serde::Serialize for HeadersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 /// Deletes transcripts older than `days` days (0: no age limit), then the oldest until the

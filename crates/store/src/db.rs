@@ -120,6 +120,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "lean event indexes", include_str!("../migrations/postgres/0010_lean_event_indexes.sql")),
     (11, "token usage", include_str!("../migrations/postgres/0011_token_usage.sql")),
     (12, "singleton conversations", include_str!("../migrations/postgres/0012_singleton_conversations.sql")),
+    (13, "lean transcript indexes", include_str!("../migrations/postgres/0013_lean_transcript_indexes.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -132,8 +133,10 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "singleton conversations", include_str!("../migrations/sqlite_usage/0007_singleton_conversations.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
-pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "transcripts", include_str!("../migrations/sqlite_transcripts/0001_transcripts.sql"))];
+pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "transcripts", include_str!("../migrations/sqlite_transcripts/0001_transcripts.sql")),
+    (2, "lean transcript indexes", include_str!("../migrations/sqlite_transcripts/0002_lean_transcript_indexes.sql")),
+];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

@@ -161,6 +161,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "lean event indexes",
             "token usage",
             "singleton conversations",
+            "lean transcript indexes",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]

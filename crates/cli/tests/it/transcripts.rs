@@ -141,6 +141,11 @@ async fn both_toggles_record_every_family(db: TestDb) {
             assert!(!text.contains(UPSTREAM_KEY), "{kind}: the upstream key is in a transcript");
             assert!(!text.contains(&rig.token), "{kind}: the gateway token is in a transcript");
             assert_eq!(d["request_headers"].get("authorization"), None);
+            assert!(
+                d["request_headers"]["content-type"].as_str().is_some_and(|v| v.starts_with("application/json")),
+                "{kind}: allow-listed headers are kept: {}",
+                d["request_headers"]
+            );
             // A reader sees the request and its flags, not the bodies.
             let reader = rig.gw.token("reader").await.unwrap_or_else(|e| panic!("{e:#}"));
             let v =
