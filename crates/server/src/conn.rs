@@ -31,6 +31,7 @@
 
 use crate::metrics::Metrics;
 use axum::Router;
+use futures_util::future::Either;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -96,7 +97,7 @@ pub fn fit_to_fd_limit(wanted: usize) -> usize {
 /// connection is closed.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: Limits,
     tls: Option<crate::tls::ServerTls>,
     metrics: Arc<Metrics>,
@@ -205,7 +206,7 @@ pub async fn serve(
 struct One {
     builder: Arc<auto::Builder<TokioExecutor>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
+    app: App,
     limits: Limits,
     metrics: Arc<Metrics>,
     close: watch::Receiver<bool>,
@@ -405,11 +406,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
-/// The router as a hyper service, counting each request in flight until its response body is
+/// What connections serve: the merged router, and the proxy as a bare service (with the same
+/// outer layers) for requests on proxy paths, which skip the router's matching
+/// (`proxy::service`).
+#[derive(Clone)]
+pub struct App {
+    pub router: Router,
+    pub proxy: ProxyService,
+}
+
+/// The proxy handler under the gateway's outer layers, type-erased.
+pub type ProxyService = tower::util::BoxCloneSyncService<axum::extract::Request, axum::response::Response, Infallible>;
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+/// The app as a hyper service, counting each request in flight until its response body is
 /// finished or dropped.
 #[derive(Clone)]
 struct Service {
-    app: Router,
+    app: App,
     act: Arc<Activity>,
 }
 
@@ -443,9 +462,14 @@ impl hyper::service::Service<axum::http::Request<Incoming>> for Service {
 
     fn call(&self, req: axum::http::Request<Incoming>) -> Self::Future {
         let guard = InFlight::new(self.act.clone());
-        let app = self.app.clone();
+        let resp = if crate::proxy::is_proxy_path(req.uri().path()) {
+            let proxy = self.app.proxy.clone();
+            Either::Left(tower::ServiceExt::oneshot(proxy, req.map(axum::body::Body::new)))
+        } else {
+            Either::Right(tower::ServiceExt::oneshot(self.app.router.clone(), req))
+        };
         Box::pin(async move {
-            let resp = match tower::ServiceExt::oneshot(app, req).await {
+            let resp = match resp.await {
                 Ok(r) => r,
                 Err(never) => match never {},
             };

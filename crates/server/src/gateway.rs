@@ -19,13 +19,13 @@ use crate::metrics::Metrics;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::state::{AppState, Parts};
-use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tollgate_core::Role;
 use tollgate_store::{Store, TokenRecord, TranscriptStore, UsageStore};
+use tower::Layer as _;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -37,7 +37,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub struct Gateway {
     listener: TcpListener,
     state: AppState,
-    router: Router,
+    app: crate::conn::App,
     local_addr: SocketAddr,
     bootstrap_token: Option<String>,
     writer: UsageWriter,
@@ -188,25 +188,19 @@ impl Gateway {
         state.reload_full().await?;
         let (admin, _spec) = admin::router(state.clone());
         let mut router = crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin);
-        if let Some(oidc) = state.oidc().cloned() {
-            router = router.layer(axum::middleware::from_fn(move |req, next| jwt_keys(oidc.clone(), req, next)));
-        }
-        let router = router.layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<_>| {
-                    // The path only: a query string may carry a credential (`?key=`).
-                    // `request_id` is filled in by the proxy (`proxy::handle`).
-                    tracing::span!(
-                        Level::INFO,
-                        "request",
-                        method = %req.method(),
-                        path = %req.uri().path(),
-                        request_id = tracing::field::Empty
-                    )
-                })
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        );
-        Ok(Gateway { listener, state, router, local_addr, bootstrap_token, writer, usage, transcripts, tls, exporter })
+        // The proxy's fast path (`conn::App`) gets the same outer layers as the router.
+        let proxy = crate::proxy::service(state.clone());
+        let proxy: crate::conn::ProxyService = match state.oidc().cloned() {
+            Some(oidc) => {
+                let jwt = axum::middleware::from_fn(move |req, next| jwt_keys(oidc.clone(), req, next));
+                router = router.layer(jwt.clone());
+                boxed(request_trace!().layer(jwt.layer(proxy)))
+            }
+            None => boxed(request_trace!().layer(proxy)),
+        };
+        let router = router.layer(request_trace!());
+        let app = crate::conn::App { router, proxy };
+        Ok(Gateway { listener, state, app, local_addr, bootstrap_token, writer, usage, transcripts, tls, exporter })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -276,7 +270,7 @@ impl Gateway {
         // `with_state(())`, which rebuilds the whole route table (every console and admin
         // route) — ~27 KiB and a few µs per connection. Finalised here, each connection gets a
         // reference-counted clone.
-        let app = self.router.with_state::<()>(());
+        let app = crate::conn::App { router: self.app.router.with_state::<()>(()), proxy: self.app.proxy };
         let meter = self.state.meter().clone();
         let cut = meter.clone();
         crate::conn::serve(self.listener, app, limits, self.tls, self.state.metrics().clone(), shutdown, move || {
@@ -318,6 +312,44 @@ impl Gateway {
 /// (`client_auth::presented_token`) whose signing key is not cached yet triggers the
 /// rate-limited JWKS refresh (`Oidc::ensure_key`), so the handlers' synchronous validation
 /// finds a rotated key. Any other request passes after a header look-up.
+/// The outer tracing layer of every request (the router's and the proxy fast path's): a
+/// `request` span with the method and the path only (a query string may carry a credential:
+/// `?key=`); `request_id` is filled in by the proxy (`proxy::handle`).
+macro_rules! request_trace {
+    () => {
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                tracing::span!(
+                    Level::INFO,
+                    "request",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id = tracing::field::Empty
+                )
+            })
+            .on_response(DefaultOnResponse::new().level(Level::INFO))
+    };
+}
+use request_trace;
+
+/// Erases a layered proxy service's type (`conn::ProxyService`), its body turned back into
+/// axum's.
+fn boxed<S, B>(svc: S) -> crate::conn::ProxyService
+where
+    S: tower::Service<axum::extract::Request, Response = axum::http::Response<B>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    tower::util::BoxCloneSyncService::new(tower::ServiceExt::map_response(svc, |r: axum::http::Response<B>| {
+        r.map(axum::body::Body::new)
+    }))
+}
+
 async fn jwt_keys(
     oidc: Arc<crate::oidc::Oidc>,
     req: axum::extract::Request,
