@@ -312,21 +312,8 @@ async fn conversations_group_turns(db: TestDb) {
     let d = expect(admin(&rig.gw, Method::GET, &format!("/api/v1/conversations/{lone_id}"), None).await, 200);
     assert_eq!(d["turns"].as_array().map(Vec::len), Some(1), "{d}");
     assert_eq!(d["turns"][0]["id"], lone_id);
-    let mut paged = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let q = match &token {
-            Some(t) => format!("/api/v1/conversations?page_size=1&page_token={t}"),
-            None => "/api/v1/conversations?page_size=1".into(),
-        };
-        let v = expect(admin(&rig.gw, Method::GET, &q, None).await, 200);
-        paged.extend(v["conversations"].as_array().into_iter().flatten().map(|c| c["id"].clone()));
-        token = v["next_page_token"].as_str().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    let listed: Vec<_> = convs.iter().map(|c| c["id"].clone()).collect();
+    let paged = all_pages(&rig.gw, "/api/v1/conversations?page_size=1", "conversations").await;
+    let listed: Vec<_> = convs.iter().map(|c| c["id"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(paged, listed, "pages of one walk the same list, once each");
     // A failed request without a conversation is a failed conversation of its own.
     rig.up.push(Reply::json(529, &json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}})));
@@ -351,27 +338,31 @@ async fn conversations_group_turns(db: TestDb) {
     assert_eq!(expect(bad, 400)["error"]["field"], "status");
 
     // Keyset pagination: pages of two, newest first, no overlap.
-    let mut seen = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let q = match &token {
-            Some(t) => format!("/api/v1/requests?page_size=2&page_token={t}"),
-            None => "/api/v1/requests?page_size=2".into(),
-        };
-        let v = expect(admin(&rig.gw, Method::GET, &q, None).await, 200);
-        for r in v["requests"].as_array().into_iter().flatten() {
-            seen.push(r["id"].as_str().unwrap_or_default().to_string());
-        }
-        token = v["next_page_token"].as_str().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
+    let seen = all_pages(&rig.gw, "/api/v1/requests?page_size=2", "requests").await;
     assert_eq!(seen.len(), 8);
     let mut sorted = seen.clone();
     sorted.sort();
     sorted.reverse();
     assert_eq!(seen, sorted, "newest first (UUIDv7 ids sort by time)");
+}
+
+/// The ids of every item of a keyset-paginated list (`first`: its first page's path with a
+/// query; `key`: the member holding the items), following `next_page_token` to the end.
+async fn all_pages(gw: &TestGateway, first: &str, key: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let q = match &token {
+            Some(t) => format!("{first}&page_token={t}"),
+            None => first.to_string(),
+        };
+        let v = expect(admin(gw, Method::GET, &q, None).await, 200);
+        ids.extend(v[key].as_array().into_iter().flatten().map(|r| r["id"].as_str().unwrap_or_default().to_string()));
+        token = v["next_page_token"].as_str().map(str::to_string);
+        if token.is_none() {
+            return ids;
+        }
+    }
 }
 
 /// Purging a provider's transcripts keeps its requests; deleting a provider with
