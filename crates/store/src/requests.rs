@@ -91,14 +91,14 @@ macro_rules! conversation_columns {
 /// The columns of a conversation row, in `conversation_from_row`'s names.
 const CONVERSATION_COLUMNS: &str = conversation_columns!();
 
-/// Pushes the time bounds `[start, end)` on `column` and the keyset condition "before
-/// `(after.0, after.1)`" on `(column, id)`.
-fn push_keyset<DB: sqlx::Database>(
+/// Pushes one newest-first page over `(column, id)`: the time bounds `[start, end)` on
+/// `column`, the keyset condition "before `after`", the order and the limit.
+fn push_page<DB: sqlx::Database>(
     qb: &mut QueryBuilder<DB>,
     column: &str,
-    start_ms: Option<i64>,
-    end_ms: Option<i64>,
+    (start_ms, end_ms): (Option<i64>, Option<i64>),
     after: Option<(i64, &str)>,
+    limit: i64,
 ) where
     for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
     for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
@@ -120,6 +120,8 @@ fn push_keyset<DB: sqlx::Database>(
         qb.push_bind(id.to_string());
         qb.push("))");
     }
+    qb.push(format!(" ORDER BY {column} DESC, id DESC LIMIT "));
+    qb.push_bind(limit);
 }
 
 /// Pushes ` AND provider IN (…)` for a scope (an empty scope matches nothing).
@@ -190,25 +192,7 @@ macro_rules! request_query {
             qb.push_bind(c.clone());
             qb.push("))");
         }
-        if let Some(t) = $f.start_ms {
-            qb.push(" AND ts >= ");
-            qb.push_bind(t);
-        }
-        if let Some(t) = $f.end_ms {
-            qb.push(" AND ts < ");
-            qb.push_bind(t);
-        }
-        if let Some((ts, id)) = $after {
-            qb.push(" AND (ts < ");
-            qb.push_bind(ts);
-            qb.push(" OR (ts = ");
-            qb.push_bind(ts);
-            qb.push(" AND id < ");
-            qb.push_bind(id.to_string());
-            qb.push("))");
-        }
-        qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
-        qb.push_bind($limit);
+        push_page(&mut qb, "ts", ($f.start_ms, $f.end_ms), $after, $limit);
         qb
     }};
 }
@@ -278,18 +262,10 @@ impl UsageStore {
             }
             push_eq(&mut qb, "user_email", &f.user);
             push_eq(&mut qb, "agent", &f.agent);
-            match f.failed {
-                Some(true) => {
-                    qb.push(" AND failed_turns > 0");
-                }
-                Some(false) => {
-                    qb.push(" AND failed_turns = 0");
-                }
-                None => {}
+            if let Some(failed) = f.failed {
+                qb.push(if failed { " AND failed_turns > 0" } else { " AND failed_turns = 0" });
             }
-            push_keyset(&mut qb, "last_at", f.start_ms, f.end_ms, after);
-            qb.push(" ORDER BY last_at DESC, id DESC LIMIT ");
-            qb.push_bind(limit);
+            push_page(&mut qb, "last_at", (f.start_ms, f.end_ms), after, limit);
             let rows = qb.build().persistent(false).fetch_all(p).await?;
             rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
         });
@@ -299,18 +275,10 @@ impl UsageStore {
             push_scope(&mut qb, "provider", &f.scope);
             push_eq(&mut qb, "user_email", &f.user);
             push_eq(&mut qb, "agent", &f.agent);
-            match f.failed {
-                Some(true) => {
-                    qb.push(" AND status <> 'success'");
-                }
-                Some(false) => {
-                    qb.push(" AND status = 'success'");
-                }
-                None => {}
+            if let Some(failed) = f.failed {
+                qb.push(if failed { " AND status <> 'success'" } else { " AND status = 'success'" });
             }
-            push_keyset(&mut qb, "ts", f.start_ms, f.end_ms, after);
-            qb.push(" ORDER BY ts DESC, id DESC LIMIT ");
-            qb.push_bind(limit);
+            push_page(&mut qb, "ts", (f.start_ms, f.end_ms), after, limit);
             let rows = qb.build().persistent(false).fetch_all(p).await?;
             rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
         });
