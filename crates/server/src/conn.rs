@@ -406,9 +406,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     }
 }
 
-/// What connections serve: the merged router, and the proxy as a bare service (with the same
-/// outer layers) for requests on proxy paths, which skip the router's matching
-/// (`proxy::service`).
+/// What connections serve: the proxy (`proxy::service`, under the same outer layers as the
+/// router) for every request on a proxy path, the merged console and admin router for the
+/// rest.
 #[derive(Clone)]
 pub struct App {
     pub router: Router,

@@ -3,8 +3,9 @@
 //! upstream) and set up its TLS (`tls.rs`: certificate files or the self-signed CA), open the usage store, load the catalog with its overlay, start the usage writer,
 //! build the address policy (checking `--aws-sts-endpoint` / `--bedrock-control-endpoint`)
 //! and the HTTP clients, create the bootstrap admin token on first start, load the config
-//! snapshot, and merge the proxy, console and admin routers. Then serve (with the connection
-//! limits of `conn.rs`) until the shutdown signal, finish in-flight requests within the
+//! snapshot, merge the console and admin routers and put the proxy service beside them
+//! (`conn::App`: proxy paths skip the router). Then serve (with the connection limits of
+//! `conn.rs`) until the shutdown signal, finish in-flight requests within the
 //! shutdown grace (cutting the rest), drain the usage queue and close.
 //!
 //! The merged router is resolved with `with_state(())` once, before serving: each new
@@ -187,8 +188,8 @@ impl Gateway {
         backfill_bindings(&state).await?;
         state.reload_full().await?;
         let (admin, _spec) = admin::router(state.clone());
-        let mut router = crate::proxy::router(state.clone()).merge(crate::console::router(state.clone())).merge(admin);
-        // The proxy's fast path (`conn::App`) gets the same outer layers as the router.
+        let mut router = crate::console::router(state.clone()).merge(admin);
+        // The proxy (`conn::App`: proxy paths skip the router) gets the same outer layers.
         let proxy = crate::proxy::service(state.clone());
         let proxy: crate::conn::ProxyService = match state.oidc().cloned() {
             Some(oidc) => {

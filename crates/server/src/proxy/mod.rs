@@ -38,32 +38,20 @@ mod respond;
 pub(crate) use prepare::{add_credential, upstream_url};
 
 use crate::state::AppState;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
-use axum::routing::any;
 use error::{Fault, ProxyError};
 use std::time::Instant;
 use tollgate_core::ProviderType;
 
 const PREFIX: &str = "/llm/v1/providers/";
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        // The bare proxy URL (with or without its slash): only the HEAD probe is answered there.
-        .route("/llm/v1/providers/{name}", any(handle))
-        .route("/llm/v1/providers/{name}/", any(handle))
-        .route("/llm/v1/providers/{name}/{*path}", any(handle))
-        .with_state(state)
-}
-
-/// The proxy as a bare service, for the connection layer's fast path (`conn::App`): a
-/// request whose path [`is_proxy_path`] goes straight to the handler, without the router's
-/// path matching and its two layers of wrapped futures (~6,000 instructions per request under
-/// callgrind). The routes in [`router`] stay for the app's other uses (tests, the merged
-/// router's 404s); both reach the same handler.
+/// The proxy as a service: the connection layer (`conn::App`) sends every request whose path
+/// [`is_proxy_path`] here, not through the router (axum's path matching and its two layers of
+/// wrapped futures were ~6,000 instructions per request under callgrind). Every method, on
+/// `/llm/v1/providers/<name>` and below.
 pub(crate) fn service(
     state: AppState,
 ) -> impl tower::Service<
@@ -81,7 +69,7 @@ pub(crate) fn service(
     })
 }
 
-/// Whether `path` is one of [`router`]'s routes: `/llm/v1/providers/<name>` and below.
+/// Whether `path` is the proxy's: `/llm/v1/providers/<name>` and below (a non-empty name).
 pub(crate) fn is_proxy_path(path: &str) -> bool {
     split_path(path).is_some()
 }
