@@ -7,7 +7,8 @@
 # The proxy under test runs alone on one core (taskset), the mock and the load client share the
 # other, everything at nice -20; Tollgate gets one runtime worker thread and nginx one worker.
 # Per row: req/s, latency percentiles, time to first chunk, the proxy's CPU time per request
-# (from /proc) and its peak RSS, the load average before and after. Each Tollgate row runs on a
+# (from /proc) and its peak RSS (P6 also its RSS 5 s after the streams' connections closed:
+# whether a burst's memory is given back), the load average before and after. Each Tollgate row runs on a
 # fresh data dir; after it, the gateway is stopped (SIGTERM drains the usage queue) and the
 # usage store must hold exactly one event per 2xx answer. Writes bench/results/<stamp>.{json,md}.
 # P8 and P9 run P1 and P5 with both transcript toggles off and on; P10 runs P1 with tracing off
@@ -449,7 +450,7 @@ for s in $SCENARIOS; do
         for t in direct nginx tollgate; do row P5 "$t" -- --connections 50 --duration "$D" --stream; done
         stop_mock ;;
     P6) start_mock --chunks 50 --first-chunk-ms 100 --chunk-interval-ms 100
-        for t in direct nginx tollgate; do row P6 "$t" -- --connections 1000 --warmup 1 --duration 10 --stream; done
+        for t in direct nginx tollgate; do row P6 "$t" -- --connections 1000 --warmup 1 --duration 10 --stream --settle 5; done
         stop_mock ;;
     P7) start_mock
         pair P7 tollgate-unmetered tollgate -- --connections 50 --duration "$D"

@@ -65,6 +65,9 @@ pub struct LoadConfig {
     pub request_timeout: Duration,
     /// Extra request headers (e.g. a peer gateway's routing headers).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// After the run, with every connection closed, wait this long and sample the watched
+    /// process's RSS again: whether the memory of a burst is given back.
+    pub settle: Option<Duration>,
 }
 
 impl LoadConfig {
@@ -82,6 +85,7 @@ impl LoadConfig {
             watch_pid: None,
             request_timeout: Duration::from_secs(60),
             headers: Vec::new(),
+            settle: None,
         }
     }
 }
@@ -121,6 +125,11 @@ pub struct ProcStats {
     /// Highest RSS sampled (every 100 ms) from the start of the run to its end.
     pub rss_peak_kib: u64,
     pub rss_end_kib: u64,
+    /// RSS `settle` seconds after the run, its connections closed (`--settle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_settled_kib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_s: Option<f64>,
 }
 
 /// The result of one run.
@@ -374,7 +383,24 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         Some(w) => {
             let (pid, cpu_ms, rss_peak_kib, rss_end_kib) = w.await?;
             let per = if total.requests > 0 { cpu_ms * 1000.0 / total.requests as f64 } else { 0.0 };
-            Some(ProcStats { pid, cpu_ms, cpu_us_per_request: per, rss_peak_kib, rss_end_kib })
+            // Every connection task has returned, so the client's connections are closed.
+            let rss_settled_kib = match run.cfg.settle {
+                Some(settle) => {
+                    tokio::time::sleep(settle).await;
+                    procfs::rss_kib(pid)
+                }
+                None => None,
+            };
+            let settle_s = run.cfg.settle.map(|d| d.as_secs_f64());
+            Some(ProcStats {
+                pid,
+                cpu_ms,
+                cpu_us_per_request: per,
+                rss_peak_kib,
+                rss_end_kib,
+                rss_settled_kib,
+                settle_s,
+            })
         }
         None => None,
     };

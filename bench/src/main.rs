@@ -90,6 +90,10 @@ struct LoadArgs {
     /// Extra request header `Name: value` (repeatable).
     #[arg(long = "header")]
     headers: Vec<String>,
+    /// Seconds to wait after the run (connections closed) before sampling the watched
+    /// process's RSS once more: whether a burst's memory is given back.
+    #[arg(long)]
+    settle: Option<f64>,
     #[arg(long)]
     scenario: String,
     #[arg(long)]
@@ -175,6 +179,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cfg.warmup = Duration::try_from_secs_f64(a.warmup).context("--warmup")?;
             cfg.rate = a.rate;
             cfg.watch_pid = a.watch_pid;
+            cfg.settle = a.settle.map(Duration::try_from_secs_f64).transpose().context("--settle")?;
             for h in &a.headers {
                 let (k, v) =
                     h.split_once(':').ok_or_else(|| anyhow::anyhow!("--header {h:?}: expected `Name: value`"))?;

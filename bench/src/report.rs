@@ -147,14 +147,19 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         |x| x <= 500.0,
         format!("{} vs {} µs direct; nginx adds {nginx_added} µs", ttft(t5).unwrap_or(0), ttft(d5).unwrap_or(0)),
     ));
-    let rss = load(rows, "P6", TOLLGATE).and_then(|l| l.proxy.as_ref()).map(|p| p.rss_peak_kib as f64 / 1024.0);
+    let p6 = load(rows, "P6", TOLLGATE).and_then(|l| l.proxy.as_ref());
+    let rss = p6.map(|p| p.rss_peak_kib as f64 / 1024.0);
     let streams = load(rows, "P6", TOLLGATE).map_or(0, |l| l.connections);
+    let settled = match p6.and_then(|p| p.rss_settled_kib.zip(p.settle_s)) {
+        Some((kib, s)) => format!("; {:.0} MiB {s:.0} s after they closed", kib as f64 / 1024.0),
+        None => String::new(),
+    };
     v.push(verdict(
         "P6 RSS with 1,000 open streams (MiB)",
         rss,
         "<= 48",
         |x| x <= 48.0,
-        format!("peak over the run, {streams} concurrent streams"),
+        format!("peak over the run, {streams} concurrent streams{settled}"),
     ));
     let (p7, on, off) = cost(rows, "P7", TOLLGATE, TOLLGATE_UNMETERED);
     v.push(verdict(
@@ -337,12 +342,17 @@ mod tests {
 
     #[test]
     fn judges_ratios_within_one_run() {
+        let mut p6 = row("P6", TOLLGATE, 0.0, 0.0, 1);
+        if let Some(p) = p6.load.as_mut().and_then(|l| l.proxy.as_mut()) {
+            p.rss_settled_kib = Some(12 * 1024);
+            p.settle_s = Some(5.0);
+        }
         let mut rows = vec![
             row("P1", NGINX, 1000.0, 10.0, 100),
             row("P1", TOLLGATE, 950.0, 16.0, 120),
             row("P3", DIRECT, 0.0, 0.0, 50),
             row("P3", TOLLGATE, 0.0, 0.0, 140),
-            row("P6", TOLLGATE, 0.0, 0.0, 1),
+            p6,
             row("P7", TOLLGATE, 960.0, 0.0, 1),
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
             row("P10", TOLLGATE, 1000.0, 0.0, 1),
@@ -366,6 +376,8 @@ mod tests {
         assert_eq!(get("P3"), Some((Some(90.0), Some(true))));
         assert_eq!(get("P5"), Some((None, None)));
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
+        let p6 = v.iter().find(|x| x.name.starts_with("P6")).map(|x| x.detail.as_str());
+        assert_eq!(p6, Some("peak over the run, 0 concurrent streams; 12 MiB 5 s after they closed"));
         assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
         assert!(get("P10").is_some_and(|(v, m)| v.is_some_and(|x| (x - 7.0).abs() < 1e-9) && m == Some(false)));
         assert!(get("P11").is_some_and(|(v, m)| v.is_some_and(|x| (x - 10.0).abs() < 1e-9) && m == Some(false)));
