@@ -65,7 +65,10 @@ pub(crate) fn service(
 + 'static {
     tower::service_fn(move |req: Request| {
         let state = state.clone();
-        async move { Ok(handle(State(state), req).await) }
+        // Boxed where it is made: the handler's future (~7 KB) is then moved once, into its
+        // box, instead of by value through each layer that wraps it (the trace layer, the
+        // response map, the type-erasing box): ~5 copies of it per request (callgrind).
+        Box::pin(async move { Ok(handle(State(state), req).await) })
     })
 }
 
