@@ -55,7 +55,7 @@ fn main() -> ExitCode {
 /// Decisions: Memory allocator). mimalloc returns a freed page only after a delay (1 s), and
 /// only when the thread that freed it calls into the allocator again; after a burst (1,000
 /// streams ending, their connections closing) the runtime thread goes quiet and the memory
-/// stayed resident for good (P6: 67 MiB of anonymous memory a minute after the streams, 10 MiB
+/// stayed resident for good (P6: 67 MiB of anonymous memory 97 s after the streams, 10 MiB
 /// before them). The collect runs on a runtime thread; it walks that thread's heap and purges
 /// the shared arenas' pages whose delay has passed.
 async fn release_freed_memory() {
@@ -67,7 +67,7 @@ async fn release_freed_memory() {
     }
 }
 
-/// The workspace's one `unsafe` (STYLE.md, Safety): a call into mimalloc's C API.
+/// The workspace's one `unsafe` (STYLE.md, Formatting and lints): a call into mimalloc's C API.
 #[allow(unsafe_code)]
 fn mi_collect() {
     // SAFETY: `mi_collect` takes no pointers and holds no state of ours; mimalloc documents it
