@@ -319,7 +319,7 @@ pub struct MeteredStream {
     deadline: Option<Pin<Box<Sleep>>>,
     armed: bool,
     tap: Tap,
-    recorder: Recorder,
+    recorder: Box<Recorder>,
     http_status: u16,
     /// The upstream's declared length: reaching it completes the body even if the client's
     /// side never polls for the end.
@@ -349,7 +349,7 @@ impl MeteredStream {
         upstream: Incoming,
         read_timeout: Duration,
         tap: Tap,
-        recorder: Recorder,
+        recorder: Box<Recorder>,
         http_status: u16,
         expected_len: Option<u64>,
     ) -> MeteredStream {

@@ -40,7 +40,8 @@ pub(super) struct Arrival<'a> {
 /// The upstream's response head (body not yet read), its recorder and the request's event id.
 pub(super) struct Forwarded {
     pub upstream: http::Response<Incoming>,
-    pub recorder: Recorder,
+    /// Boxed: it is ~1 KB and travels by value through `forward`, `respond` and the body.
+    pub recorder: Box<Recorder>,
     pub event_id: String,
 }
 
@@ -61,7 +62,7 @@ pub(super) async fn send(
     inbound: &Inbound,
     prep: Prepared,
     riders: Riders,
-) -> Result<Forwarded, (ProxyError, Recorder)> {
+) -> Result<Forwarded, (ProxyError, Box<Recorder>)> {
     let name = at.name;
     let event_id = at.request_id.to_string();
     let info = &inbound.info;
@@ -91,7 +92,7 @@ pub(super) async fn send(
         conversation_id: conversation_id(&parts.headers),
     });
     let mut recorder =
-        Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone());
+        Box::new(Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone()));
     recorder.set_capture(riders.capture);
     recorder.observe(riders.span, crate::telemetry::operation_name(info.endpoint));
 

@@ -108,7 +108,7 @@ async fn filtered_model_list(
     state: &AppState,
     upstream: http::Response<hyper::body::Incoming>,
     a: &Admitted,
-    mut recorder: Recorder,
+    mut recorder: Box<Recorder>,
     headers: HeaderMap,
     status: StatusCode,
     decoder: Option<Decoder>,
