@@ -134,28 +134,31 @@ pub fn filter_list(body: &[u8], list: &str, field: &str, keep: &dyn Fn(&str) -> 
 }
 
 /// Keeps the elements of the array member `list` of the top-level object that `keep` accepts
-/// (given each element's raw JSON bytes); the rest of the body is unchanged.
+/// (given each element's raw JSON bytes); the rest of the body is unchanged. Each kept element
+/// after the first keeps the separator that preceded it in the original, so the result is
+/// never longer than the body, and is the body itself when every element is kept.
 pub fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let obj = json_scan::object_members(body, 0)?;
     let member = json_scan::find_member(body, &obj, list)?;
     let arr = json_scan::array_elements(body, member.value.start)?;
-    let kept: Vec<_> = arr.elements.iter().filter(|r| keep(&body[(*r).clone()])).collect();
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(&body[..=arr.open]);
-    if let (Some(first), Some(last)) = (arr.elements.first(), arr.elements.last())
-        && !kept.is_empty()
-    {
-        let sep = match arr.elements.get(1) {
-            Some(second) => &body[first.end..second.start],
-            None => b",".as_slice(),
-        };
-        out.extend_from_slice(&body[arr.open + 1..first.start]);
-        for (i, r) in kept.iter().enumerate() {
-            if i > 0 {
-                out.extend_from_slice(sep);
+    let mut previous: Option<&std::ops::Range<usize>> = None;
+    let mut wrote = false;
+    for el in &arr.elements {
+        if keep(&body[el.clone()]) {
+            match previous {
+                // The original separator before this element (its comma and whitespace).
+                Some(prev) if wrote => out.extend_from_slice(&body[prev.end..el.start]),
+                // The first kept element: the whitespace after `[`.
+                _ => out.extend_from_slice(&body[arr.open + 1..arr.elements[0].start]),
             }
-            out.extend_from_slice(&body[(*r).clone()]);
+            out.extend_from_slice(&body[el.clone()]);
+            wrote = true;
         }
+        previous = Some(el);
+    }
+    if let Some(last) = arr.elements.last().filter(|_| wrote) {
         out.extend_from_slice(&body[last.end..arr.close]);
     }
     out.extend_from_slice(&body[arr.close..]);
@@ -292,4 +295,33 @@ pub trait WireFamily: Sync {
     /// (`event` is the SSE `event:` field), or an AWS event-stream frame's payload (`event` is
     /// its `:event-type`).
     fn assemble_event(&self, event: Option<&str>, data: &serde_json::Value, out: &mut Assembled);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Separators of different widths (found by the `json_scan` fuzz target: keeping every
+    /// element once wrote the first separator between all of them, one byte more than given).
+    #[test]
+    fn filtered_lists_keep_their_own_separators() {
+        let body = br#"{"data": [ {"id":"a"},   {"id":"b"},{"id":"c"} ,
+ {"id":"d"} ], "more": 1}"#;
+        let keep = |ids: &'static [&'static str]| move |name: &str| ids.contains(&name);
+        let all = filter_list(body, "data", "id", &keep(&["a", "b", "c", "d"]));
+        assert_eq!(all.as_deref(), Some(body.as_slice()), "every element kept: the body itself");
+        let some = filter_list(body, "data", "id", &keep(&["b", "d"])).unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&some), "{\"data\": [ {\"id\":\"b\"} ,\n {\"id\":\"d\"} ], \"more\": 1}");
+        let first_last = filter_list(body, "data", "id", &keep(&["a", "d"])).unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(&first_last),
+            "{\"data\": [ {\"id\":\"a\"} ,\n {\"id\":\"d\"} ], \"more\": 1}"
+        );
+        let none = filter_list(body, "data", "id", &keep(&[])).unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&none), "{\"data\": [], \"more\": 1}");
+        for out in [&some, &first_last, &none] {
+            assert!(out.len() < body.len());
+            assert!(serde_json::from_slice::<serde_json::Value>(out).is_ok(), "{}", String::from_utf8_lossy(out));
+        }
+    }
 }
