@@ -143,20 +143,17 @@ pub fn filter_list_by(body: &[u8], list: &str, keep: &dyn Fn(&[u8]) -> bool) -> 
     let arr = json_scan::array_elements(body, member.value.start)?;
     let mut out = Vec::with_capacity(body.len());
     out.extend_from_slice(&body[..=arr.open]);
-    let mut previous: Option<&std::ops::Range<usize>> = None;
     let mut wrote = false;
-    for el in &arr.elements {
-        if keep(&body[el.clone()]) {
-            match previous {
-                // The original separator before this element (its comma and whitespace).
-                Some(prev) if wrote => out.extend_from_slice(&body[prev.end..el.start]),
-                // The first kept element: the whitespace after `[`.
-                _ => out.extend_from_slice(&body[arr.open + 1..arr.elements[0].start]),
-            }
-            out.extend_from_slice(&body[el.clone()]);
-            wrote = true;
+    for (i, el) in arr.elements.iter().enumerate() {
+        if !keep(&body[el.clone()]) {
+            continue;
         }
-        previous = Some(el);
+        // Before the first kept element the whitespace after `[`; before each later one the
+        // separator (comma and whitespace) that preceded it in the original.
+        let gap = if wrote { arr.elements[i - 1].end..el.start } else { arr.open + 1..arr.elements[0].start };
+        out.extend_from_slice(&body[gap]);
+        out.extend_from_slice(&body[el.clone()]);
+        wrote = true;
     }
     if let Some(last) = arr.elements.last().filter(|_| wrote) {
         out.extend_from_slice(&body[last.end..arr.close]);
