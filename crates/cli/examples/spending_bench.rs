@@ -148,6 +148,11 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             // Four in five requests belong to a conversation of about ten turns of one token;
             // the rest are conversations of their own.
             conversation_id: (rng.below(5) != 0).then(|| format!("conv-{tok}-{}", i / 600)),
+            // Every tenth event recorded, in batches of 100 (`seed_transcripts`).
+            transcript: i.is_multiple_of(10).then(|| tollgate_store::TranscriptRef {
+                batch: format!("b{}", i / 1000),
+                flags: tollgate_store::TranscriptFlags { input: true, output: true, truncated: false },
+            }),
         });
         if batch.len() == 1000 {
             store.insert_events(&batch).await.expect("insert");
@@ -161,41 +166,41 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
     t.elapsed()
 }
 
-/// Seeds a transcript for every tenth event (the ids `seed` gave them), with small JSON bodies.
+/// Seeds a transcript for every tenth event (the ids `seed` gave them), with small JSON bodies,
+/// sealed in batches of 100 as the usage writer does (the batch ids `seed` named).
 async fn seed_transcripts(
     store: &tollgate_store::TranscriptStore,
     keys: &tollgate_store::Keyring,
     a: &Args,
     end_ms: i64,
 ) {
-    use tollgate_store::transcripts::{Direction, SealedBody, seal_body};
+    use tollgate_store::transcripts::{Entry, seal_batch};
     let span = a.days * 86_400_000;
-    let mut batch = Vec::with_capacity(500);
+    let mut entries = Vec::with_capacity(100);
+    let mut sealed = Vec::with_capacity(50);
     for i in (0..a.events).step_by(10) {
-        let id = format!("{i:016x}");
-        let input = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"question {i}"}}]}}"#);
-        let output = format!(r#"{{"content":[{{"type":"text","text":"answer {i}"}}]}}"#);
-        let body = |dir, text: &str| SealedBody {
-            sealed: seal_body(keys, &id, dir, text.as_bytes()).expect("seal"),
-            bytes: text.len() as i64,
-            truncated: false,
-        };
-        batch.push(tollgate_store::TranscriptRecord {
-            input: Some(body(Direction::Input, &input)),
-            output: Some(body(Direction::Output, &output)),
-            event_id: id.clone(),
+        entries.push(Entry {
+            event_id: format!("{i:016x}"),
             ts_ms: end_ms - span + (i as i64 * span) / a.events as i64,
-            provider: "prod-anthropic".into(),
-            key_id: keys.primary_id(),
             request_headers: "{}".into(),
             response_content_type: Some("application/json".into()),
+            input: Some(
+                format!(r#"{{"model":"m","messages":[{{"role":"user","content":"question {i}"}}]}}"#).into_bytes(),
+            ),
+            output: Some(format!(r#"{{"content":[{{"type":"text","text":"answer {i}"}}]}}"#).into_bytes()),
+            ..Entry::default()
         });
-        if batch.len() == 500 {
-            store.insert(&batch).await.expect("insert transcripts");
-            batch.clear();
+        if (i + 10) % 1000 == 0 || i + 10 >= a.events {
+            let batch = format!("b{}", i / 1000);
+            let group = std::mem::take(&mut entries);
+            sealed.push(seal_batch(keys, batch, "prod-anthropic".into(), group).expect("seal"));
+        }
+        if sealed.len() == 50 {
+            store.insert_batches(&sealed).await.expect("insert transcripts");
+            sealed.clear();
         }
     }
-    store.insert(&batch).await.expect("insert transcripts");
+    store.insert_batches(&sealed).await.expect("insert transcripts");
 }
 
 /// Times the request log and conversation lists (first page, filtered, deep page).

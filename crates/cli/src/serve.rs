@@ -145,7 +145,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TOLLGATE_TRANSCRIPT_RETENTION_DAYS", default_value_t = 30)]
     pub transcript_retention_days: u32,
     /// The oldest transcripts are deleted while all of them take more than this many bytes
-    /// (sealed and compressed); 0 means no cap.
+    /// (each counted by its size before compression); 0 means no cap.
     #[arg(long, env = "TOLLGATE_TRANSCRIPT_MAX_TOTAL_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
     pub transcript_max_total_bytes: u64,
     /// Record one usage event per proxied request. `false` turns metering off (nothing is

@@ -245,6 +245,7 @@ impl Gateway {
             self.state.settings().usage_retention_days,
             crate::retention::TranscriptLimits {
                 store: self.transcripts.clone(),
+                keys: self.state.store().clone(),
                 days: self.state.settings().transcript_retention_days,
                 max_total_bytes: self.state.settings().transcript_max_total_bytes,
             },

@@ -435,15 +435,29 @@ impl UsageWriter {
     /// an event, and a failing usage store does not stop them.
     async fn flush(&mut self, pending: &mut Vec<Metered>) {
         let mut transcripts = Vec::new();
+        // One transcript batch per provider and flush; each event names its batch.
+        let mut batches: Vec<(String, String)> = Vec::new();
         for m in pending.iter_mut() {
             if let (Some(span), Some(t)) = (m.observed.span.as_mut(), m.transcript.as_deref()) {
                 crate::telemetry::set_output_messages(span, &m.event, t);
             }
             if let Some(t) = m.transcript.take() {
+                let batch = match batches.iter().find(|(p, _)| *p == m.event.provider) {
+                    Some((_, id)) => id.clone(),
+                    None => {
+                        let id = uuid::Uuid::now_v7().to_string();
+                        batches.push((m.event.provider.clone(), id.clone()));
+                        id
+                    }
+                };
+                if self.transcripts.is_some() {
+                    m.event.transcript = Some(tollgate_store::TranscriptRef { batch: batch.clone(), flags: t.flags() });
+                }
                 transcripts.push(crate::transcript::Pending {
                     event_id: m.event.id.clone(),
                     ts_ms: m.event.ts_ms,
                     provider: m.event.provider.clone(),
+                    batch,
                     captured: *t,
                 });
             }
@@ -695,6 +709,7 @@ mod tests {
             unpriced: false,
             request_id: format!("r{i}"),
             conversation_id: None,
+            transcript: None,
         }
     }
 

@@ -38,10 +38,13 @@ pub async fn sweep(usage: &UsageStore, metrics: &Metrics, days: u32, now_ms: i64
     }
 }
 
-/// What the transcript part of a sweep keeps: days (0: any age) and total sealed bytes (0: any).
+/// What the transcript part of a sweep keeps: days (0: any age) and total bytes as the size cap
+/// counts them (`TranscriptStore::total_bytes`; 0: any).
 #[derive(Debug, Clone)]
 pub struct TranscriptLimits {
     pub store: TranscriptStore,
+    /// The config store, for its keyring: batches that straddle a limit are re-sealed.
+    pub keys: tollgate_store::Store,
     pub days: u32,
     pub max_total_bytes: u64,
 }
@@ -70,6 +73,7 @@ pub async fn run(
         sweep(&usage, &metrics, days, clock.now_ms()).await;
         crate::transcript::sweep(
             &transcripts.store,
+            &transcripts.keys.keyring(),
             &metrics,
             transcripts.days,
             transcripts.max_total_bytes,
@@ -110,6 +114,7 @@ mod tests {
             unpriced: false,
             request_id: id.into(),
             conversation_id: None,
+            transcript: None,
         }
     }
 

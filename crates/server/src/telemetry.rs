@@ -498,7 +498,7 @@ pub fn set_output_messages(
     let family = event.provider_type.descriptor().wire_family;
     let endpoint = tollgate_protocol::inspect(family, "POST", &event.endpoint, None, b"{}").endpoint;
     let assembled =
-        tollgate_protocol::assemble(family, endpoint, captured.response_content_type.as_deref(), &output.to_vec());
+        tollgate_protocol::assemble(family, endpoint, captured.response_content_type.as_deref(), &output.bytes);
     if let Some(json) = assembled.as_ref().and_then(tollgate_protocol::output_messages) {
         span.set_output_messages(json);
     }

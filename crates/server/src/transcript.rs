@@ -1,20 +1,20 @@
 //! Transcripts off the request path (ARCHITECTURE.md, Decisions: Transcripts): what a capture
 //! hands the usage writer ([`Captured`], built by `proxy::capture`), how the writer stores it
-//! ([`Sink::write`]: zstd, then sealed with the master key, in a blocking task, then one insert
-//! per batch into the [`TranscriptStore`]), the memory bound on captures waiting in the usage
-//! queue ([`admit`]), and retention ([`sweep`]: age, then the total-size cap, oldest first, in
-//! chunks).
+//! ([`Sink::write`]: a flush's transcripts of one provider encoded together, compressed and
+//! sealed once with the master key in a blocking task, then one row per batch in the
+//! [`TranscriptStore`]; each event names its batch), the memory bound on captures waiting in
+//! the usage queue ([`admit`]), and retention ([`sweep`]: age, then the total-size cap, oldest
+//! first, in chunks).
 //!
 //! Transcripts are best effort next to usage: a batch the transcript store refuses is dropped
 //! and counted (`tollgate_transcripts_dropped_total`), never spilled to disk (the spill file is
 //! plaintext) and never allowed to hold back usage events.
 
 use crate::metrics::Metrics;
-use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tollgate_store::transcripts::{Direction, SealedBody, seal_body};
-use tollgate_store::{Store, TranscriptRecord, TranscriptStore};
+use tollgate_store::transcripts::{Entry, SealedBatch, seal_batch};
+use tollgate_store::{Keyring, Store, TranscriptFlags, TranscriptStore};
 
 /// Largest total of captured bytes waiting for the writer; a capture that would pass it is
 /// dropped (and counted) while the usage event itself is still queued.
@@ -25,27 +25,25 @@ pub const CHUNK: i64 = 1_000;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// One captured direction: the pieces as they were read or sent (references, joined only in
-/// the writer, off the request path).
-#[derive(Debug, Clone)]
+/// One captured direction: a copy of the bytes as they were read or sent. A copy, not the
+/// `Bytes` themselves: those are views into hyper's connection read buffers, and holding one
+/// until the writer's next flush keeps the whole buffer (8–16 KiB) from being reused, so every
+/// following read on that connection allocated a fresh one (measured: P8 cost ~20 % of RPS
+/// holding references, against the ~300 instructions of copying a small body).
+#[derive(Debug, Clone, Default)]
 pub struct Body {
-    pub chunks: Vec<Bytes>,
+    pub bytes: Vec<u8>,
     /// The body was longer than `--transcript-max-bytes`: this is its head.
     pub truncated: bool,
 }
 
 impl Body {
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(Bytes::len).sum()
+        self.bytes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The bytes, joined.
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.chunks.concat()
+        self.bytes.is_empty()
     }
 }
 
@@ -60,6 +58,11 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// What the event's reference says it recorded.
+    pub fn flags(&self) -> TranscriptFlags {
+        TranscriptFlags::of(self.input.as_ref().map(|b| b.truncated), self.output.as_ref().map(|b| b.truncated))
+    }
+
     /// Bytes held in memory.
     pub fn size(&self) -> u64 {
         let len = |b: &Option<Body>| b.as_ref().map_or(0, |b| b.len() as u64);
@@ -79,12 +82,13 @@ pub fn admit(metrics: &Metrics, size: u64) -> bool {
     true
 }
 
-/// A capture with the event it belongs to.
+/// A capture with the event it belongs to and the batch the event names.
 #[derive(Debug)]
 pub struct Pending {
     pub event_id: String,
     pub ts_ms: i64,
     pub provider: String,
+    pub batch: String,
     pub captured: Captured,
 }
 
@@ -98,16 +102,18 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Seals and stores a batch; failures are logged and counted, never retried.
+    /// Seals and stores a flush's transcripts, one batch per batch id; failures are logged and
+    /// counted, never retried.
     pub async fn write(&self, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
         let size: u64 = batch.iter().map(|p| p.captured.size()).sum();
         let n = batch.len() as u64;
+        let truncated = batch.iter().filter(|p| p.captured.flags().truncated).count() as u64;
         let keyring = self.keys.keyring();
         let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batch)).await;
-        let records = match sealed {
+        let sealed = match sealed {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "sealing transcripts failed; dropped");
@@ -118,14 +124,9 @@ impl Sink {
                 None
             }
         };
-        if let Some(records) = records {
-            let stored: i64 = records.iter().map(TranscriptRecord::stored_bytes).sum();
-            let truncated = records
-                .iter()
-                .flat_map(|r| [&r.input, &r.output])
-                .filter(|b| b.as_ref().is_some_and(|b| b.truncated))
-                .count() as u64;
-            match self.store.insert(&records).await {
+        if let Some(batches) = sealed {
+            let stored: i64 = batches.iter().map(|b| b.stored_bytes).sum();
+            match self.store.insert_batches(&batches).await {
                 Ok(()) => {
                     Metrics::add(&self.metrics.transcripts_captured, n);
                     Metrics::add(&self.metrics.transcripts_truncated, truncated);
@@ -143,36 +144,33 @@ impl Sink {
     }
 }
 
-fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Vec<TranscriptRecord>, String> {
-    let key_id = keyring.primary_id();
-    batch
+/// Groups `batch` by batch id (in order of first appearance) and seals each group.
+fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Vec<SealedBatch>, String> {
+    let mut groups: Vec<(String, String, Vec<Entry>)> = Vec::new();
+    for p in batch {
+        let headers = serde_json::to_string(&HeadersJson(&p.captured.request_headers)).map_err(|e| e.to_string())?;
+        let (input_truncated, output_truncated) = (
+            p.captured.input.as_ref().is_some_and(|b| b.truncated),
+            p.captured.output.as_ref().is_some_and(|b| b.truncated),
+        );
+        let entry = Entry {
+            input: p.captured.input.map(|b| b.bytes),
+            input_truncated,
+            output: p.captured.output.map(|b| b.bytes),
+            output_truncated,
+            event_id: p.event_id,
+            ts_ms: p.ts_ms,
+            request_headers: headers,
+            response_content_type: p.captured.response_content_type,
+        };
+        match groups.iter_mut().find(|(id, _, _)| *id == p.batch) {
+            Some((_, _, entries)) => entries.push(entry),
+            None => groups.push((p.batch, p.provider, vec![entry])),
+        }
+    }
+    groups
         .into_iter()
-        .map(|p| {
-            let seal = |dir, body: &Option<Body>| -> Result<Option<SealedBody>, String> {
-                body.as_ref()
-                    .map(|b| {
-                        let bytes = b.to_vec();
-                        Ok(SealedBody {
-                            sealed: seal_body(keyring, &p.event_id, dir, &bytes).map_err(|e| e.to_string())?,
-                            bytes: bytes.len() as i64,
-                            truncated: b.truncated,
-                        })
-                    })
-                    .transpose()
-            };
-            let headers =
-                serde_json::to_string(&HeadersJson(&p.captured.request_headers)).map_err(|e| e.to_string())?;
-            Ok(TranscriptRecord {
-                input: seal(Direction::Input, &p.captured.input)?,
-                output: seal(Direction::Output, &p.captured.output)?,
-                event_id: p.event_id,
-                ts_ms: p.ts_ms,
-                provider: p.provider,
-                key_id: key_id.clone(),
-                request_headers: headers,
-                response_content_type: p.captured.response_content_type,
-            })
-        })
+        .map(|(id, provider, entries)| seal_batch(keyring, id, provider, entries).map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -188,16 +186,23 @@ impl serde::Serialize for HeadersJson<'_> {
 
 /// Deletes transcripts older than `days` days (0: no age limit), then the oldest until the
 /// rest fit in `max_total_bytes` (0: no cap); returns how many went.
-pub async fn sweep(store: &TranscriptStore, metrics: &Metrics, days: u32, max_total_bytes: u64, now_ms: i64) -> u64 {
+pub async fn sweep(
+    store: &TranscriptStore,
+    keyring: &Keyring,
+    metrics: &Metrics,
+    days: u32,
+    max_total_bytes: u64,
+    now_ms: i64,
+) -> u64 {
     let mut gone = 0;
     if days > 0 {
-        match store.delete_before(None, now_ms - i64::from(days) * DAY_MS, CHUNK).await {
+        match store.delete_before(keyring, None, now_ms - i64::from(days) * DAY_MS, CHUNK).await {
             Ok(n) => gone += n,
             Err(e) => tracing::warn!(error = %e, "transcript retention sweep failed; will retry"),
         }
     }
     if max_total_bytes > 0 {
-        match store.shrink_to(i64::try_from(max_total_bytes).unwrap_or(i64::MAX), CHUNK).await {
+        match store.shrink_to(keyring, i64::try_from(max_total_bytes).unwrap_or(i64::MAX), CHUNK).await {
             Ok(n) => gone += n,
             Err(e) => tracing::warn!(error = %e, "transcript size cap sweep failed; will retry"),
         }

@@ -121,6 +121,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "token usage", include_str!("../migrations/postgres/0011_token_usage.sql")),
     (12, "singleton conversations", include_str!("../migrations/postgres/0012_singleton_conversations.sql")),
     (13, "lean transcript indexes", include_str!("../migrations/postgres/0013_lean_transcript_indexes.sql")),
+    (14, "transcript batches", include_str!("../migrations/postgres/0014_transcript_batches.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -131,11 +132,13 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "lean event indexes", include_str!("../migrations/sqlite_usage/0005_lean_event_indexes.sql")),
     (6, "token usage", include_str!("../migrations/sqlite_usage/0006_token_usage.sql")),
     (7, "singleton conversations", include_str!("../migrations/sqlite_usage/0007_singleton_conversations.sql")),
+    (8, "transcript refs", include_str!("../migrations/sqlite_usage/0008_transcript_refs.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "transcripts", include_str!("../migrations/sqlite_transcripts/0001_transcripts.sql")),
     (2, "lean transcript indexes", include_str!("../migrations/sqlite_transcripts/0002_lean_transcript_indexes.sql")),
+    (3, "transcript batches", include_str!("../migrations/sqlite_transcripts/0003_transcript_batches.sql")),
 ];
 
 fn migrator(list: &'static [(i64, &'static str, &'static str)]) -> Migrator {

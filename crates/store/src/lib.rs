@@ -45,7 +45,7 @@ pub use secrets::BindOutcome;
 pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use token_usage::TokenUsage;
 pub use tollgate_core::{ProviderType, Role};
-pub use transcripts::{TranscriptFlags, TranscriptRecord, TranscriptStore};
+pub use transcripts::{Transcript, TranscriptFlags, TranscriptRecord, TranscriptRef, TranscriptStore};
 pub use types::UsageEvent;
 pub use types::{
     DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageQuery, ProviderQuery, ProviderRecord, SecretMeta, SecretValue,

@@ -161,4 +161,9 @@ pub struct UsageEvent {
     pub unpriced: bool,
     pub request_id: String,
     pub conversation_id: Option<String>,
+    /// Where the request's transcript is, when its provider recorded one: the batch the usage
+    /// writer sealed it into, and what it holds. `None` otherwise, and for events recorded
+    /// before transcripts were batched (a transcript of theirs is a row of its own, keyed by the
+    /// event id).
+    pub transcript: Option<crate::transcripts::TranscriptRef>,
 }

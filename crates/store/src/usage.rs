@@ -12,6 +12,7 @@ use crate::conversation::{CONVERSATION_UPSERT, ConversationDelta, conversation_d
 use crate::db::{Pool, RowExt};
 use crate::rollup::{bind_rollup, rollup};
 use crate::token_usage::{TOKEN_DAY_UPSERT, token_days};
+use crate::transcripts::{TranscriptFlags, TranscriptRef};
 use crate::{Store, StoreError, UsageEvent};
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
@@ -43,12 +44,13 @@ macro_rules! columns {
      http_status, error_class, streamed, latency_ms, ttft_ms, tokens_input, tokens_output, tokens_reasoning, \
      tokens_cached_input, tokens_cache_write_5m, tokens_cache_write_1h, tokens_cache_write_unknown, cost_input, \
      cost_output, cost_reasoning, cost_cached_input, cost_cache_write_5m, cost_cache_write_1h, \
-     cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, unpriced, request_id, conversation_id"
+     cost_cache_write_unknown, cost_total, catalog_version, priced_by_override, unpriced, request_id, conversation_id, \
+     transcript_batch, transcript_flags"
     };
 }
 pub(crate) const COLUMNS: &str = columns!();
 
-/// Rows per INSERT statement: 35 columns × 400 stays under both backends' bind limits.
+/// Rows per INSERT statement: 38 columns × 400 stays under both backends' bind limits.
 const ROWS_PER_INSERT: usize = 400;
 
 /// The usage-event INSERTs: a batch is cut into these statement sizes, each prepared once
@@ -104,11 +106,18 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
         unpriced: row.boolean("unpriced")?,
         request_id: row.text("request_id")?,
         conversation_id: row.opt_text("conversation_id")?,
+        transcript: match row.opt_text("transcript_batch")? {
+            Some(batch) => Some(TranscriptRef {
+                batch,
+                flags: TranscriptFlags::from_bits(row.opt_int("transcript_flags")?.unwrap_or(0)),
+            }),
+            None => None,
+        },
         id,
     })
 }
 
-/// Binds one event's 35 values, in [`COLUMNS`] order, onto a query.
+/// Binds one event's 38 values, in [`COLUMNS`] order, onto a query.
 macro_rules! bind_event {
     ($q:expr, $e:expr) => {{
         let e: &UsageEvent = $e;
@@ -147,6 +156,8 @@ macro_rules! bind_event {
             .bind(e.unpriced)
             .bind(e.request_id.clone())
             .bind(e.conversation_id.clone())
+            .bind(e.transcript.as_ref().map(|t| t.batch.clone()))
+            .bind(e.transcript.as_ref().map(|t| t.flags.bits()))
     }};
 }
 
@@ -321,6 +332,7 @@ pub fn encode_event(e: &UsageEvent) -> serde_json::Value {
         "ttft_ms": e.ttft_ms, "usage": e.usage, "cost": e.cost, "catalog_version": e.catalog_version,
         "priced_by_override": e.priced_by_override, "unpriced": e.unpriced,
         "request_id": e.request_id, "conversation_id": e.conversation_id,
+        "transcript": e.transcript.as_ref().map(|t| serde_json::json!({"batch": t.batch, "flags": t.flags.bits()})),
     })
 }
 
@@ -350,6 +362,13 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
         unpriced: bool,
         request_id: String,
         conversation_id: Option<String>,
+        #[serde(default)]
+        transcript: Option<WireRef>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WireRef {
+        batch: String,
+        flags: i64,
     }
     let w: Wire = serde_json::from_value(v).map_err(|e| StoreError::Corrupt(format!("usage event: {e}")))?;
     let status = RequestStatus::parse(&w.status)
@@ -377,6 +396,7 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
         unpriced: w.unpriced,
         request_id: w.request_id,
         conversation_id: w.conversation_id,
+        transcript: w.transcript.map(|t| TranscriptRef { batch: t.batch, flags: TranscriptFlags::from_bits(t.flags) }),
     })
 }
 
@@ -421,6 +441,7 @@ pub(crate) mod tests {
             unpriced: false,
             request_id: format!("r{i}-{}", "y".repeat(60)),
             conversation_id: None,
+            transcript: None,
         }
     }
 

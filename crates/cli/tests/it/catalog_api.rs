@@ -204,6 +204,7 @@ fn event(id: &str, ts_ms: i64, provider: &str, model: &str, cost_total: i64, sta
         unpriced: false,
         request_id: id.into(),
         conversation_id: None,
+        transcript: None,
     }
 }
 

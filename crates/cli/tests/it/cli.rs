@@ -1127,6 +1127,7 @@ async fn e2e_models_and_spending() {
         unpriced: false,
         request_id: id.into(),
         conversation_id: None,
+        transcript: None,
     };
     store.insert_events(&[ev("e1", "gone-openai", 400_000), ev("e2", "gone-openai", 400_000)]).await.unwrap();
     store.close().await;

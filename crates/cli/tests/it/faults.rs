@@ -168,7 +168,7 @@ async fn full_disk_then_freed_loses_no_usage() {
 }
 
 /// A usage event with long ids and several models and users, so 1,000 of them fill pages fast.
-fn store_event(i: usize) -> tollgate_store::UsageEvent {
+pub(crate) fn store_event(i: usize) -> tollgate_store::UsageEvent {
     tollgate_store::UsageEvent {
         id: format!("ev-{i:08}-{}", "x".repeat(40)),
         ts_ms: i as i64 * 1000,
@@ -192,6 +192,7 @@ fn store_event(i: usize) -> tollgate_store::UsageEvent {
         unpriced: false,
         request_id: format!("r{i}-{}", "y".repeat(60)),
         conversation_id: None,
+        transcript: None,
     }
 }
 

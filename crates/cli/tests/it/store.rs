@@ -162,6 +162,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "token usage",
             "singleton conversations",
             "lean transcript indexes",
+            "transcript batches",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]
@@ -951,6 +952,7 @@ async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
             unpriced: i % 11 == 0,
             request_id: format!("req-{i}"),
             conversation_id: (i % 2 == 0).then(|| "conv".into()),
+            transcript: None,
         })
         .collect();
     store.insert_events(&events).await?;
@@ -1075,6 +1077,7 @@ fn priced_event(i: i64, ts_ms: i64, provider: &str, user: Option<&str>) -> tollg
         unpriced: i % 5 == 0,
         request_id: format!("r{i}"),
         conversation_id: None,
+        transcript: None,
     }
 }
 

@@ -100,6 +100,23 @@ async fn transcript_store(gw: &TestGateway, db_url: &str) -> tollgate_store::Tra
     tollgate_store::TranscriptStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The sealed text of every transcript batch the gateway stored, read straight from the table.
+async fn sealed_batches(gw: &TestGateway, db_url: &str) -> Vec<String> {
+    const SQL: &str = "SELECT sealed FROM transcript_batches";
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_scalar(SQL).fetch_all(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        pool.close().await;
+        rows
+    } else {
+        let url = format!("sqlite://{}", gw.data_dir.join("transcripts.sqlite").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+        let rows = sqlx::query_scalar(SQL).fetch_all(&pool).await.unwrap_or_else(|e| panic!("{e}"));
+        pool.close().await;
+        rows
+    }
+}
+
 /// The request log as the admin sees it, newest first.
 async fn requests(gw: &TestGateway, query: &str) -> Vec<Value> {
     let v = expect(admin(gw, Method::GET, &format!("/api/v1/requests{query}"), None).await, 200);
@@ -153,20 +170,17 @@ async fn both_toggles_record_every_family(db: TestDb) {
             assert_eq!((v["bodies_withheld"].clone(), v["input"].clone()), (json!(true), Value::Null));
             assert_eq!(v["input_recorded"], true);
         }
-        // Sealed at rest: the marker is in no file (SQLite) and not in the stored rows (both).
-        let ts = transcript_store(&rig.gw, &db_url).await;
+        // Sealed at rest: the marker is in no file (SQLite) and not in the stored batches (both).
         let list = requests(&rig.gw, &format!("?provider={}", rig.name)).await;
         assert_eq!(list.len(), 2, "{kind}");
         for req in &list {
-            let rec = ts.get(req["id"].as_str().unwrap_or_default()).await.unwrap_or_else(|e| panic!("{e}"));
-            let rec = rec.unwrap_or_else(|| panic!("{kind}: no transcript row"));
-            for b in [&rec.input, &rec.output] {
-                let sealed = &b.as_ref().unwrap_or_else(|| panic!("{kind}: body missing")).sealed;
-                assert!(sealed.starts_with("v1:") && !sealed.contains(&mark), "{kind}: not sealed");
-            }
-            assert_eq!(req["input_recorded"], true);
+            assert_eq!((req["input_recorded"].clone(), req["output_recorded"].clone()), (json!(true), json!(true)));
         }
-        ts.close().await;
+        let sealed = sealed_batches(&rig.gw, &db_url).await;
+        assert!(!sealed.is_empty(), "{kind}: no batch stored");
+        for s in &sealed {
+            assert!(s.starts_with("v1:") && !s.contains(&mark), "{kind}: not sealed");
+        }
         if !db_url.starts_with("postgres") {
             assert_absent_from_files(&data_dirs(&rig.gw, &db_url), &mark);
         }
@@ -446,17 +460,27 @@ async fn retention_and_size_cap(db: TestDb) {
     }
     rig.gw.flush_usage().await;
     let ts = transcript_store(&rig.gw, &db_url).await;
+    let ring = tollgate_server::keys::load_keyring(&tollgate_server::Settings::new(&rig.gw.data_dir))
+        .unwrap_or_else(|e| panic!("{e}"));
     let metrics = tollgate_server::metrics::Metrics::default();
     let now = rig.gw.clock.now_ms();
-    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 30, 0, now).await, 0, "nothing is 30 days old yet");
+    assert_eq!(
+        tollgate_server::transcript::sweep(&ts, &ring, &metrics, 30, 0, now).await,
+        0,
+        "nothing is 30 days old yet"
+    );
     rig.gw.clock.advance(15 * DAY);
     let now = rig.gw.clock.now_ms();
-    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 30, 0, now).await, 2, "the two from 35 days ago");
+    assert_eq!(
+        tollgate_server::transcript::sweep(&ts, &ring, &metrics, 30, 0, now).await,
+        2,
+        "the two from 35 days ago"
+    );
     assert_eq!(ts.count().await.unwrap_or(-1), 3);
     // The cap: room for two of the three (same size each); the oldest goes.
     let total = ts.total_bytes().await.unwrap_or(0);
     let cap = u64::try_from(total * 2 / 3).unwrap_or(0);
-    assert_eq!(tollgate_server::transcript::sweep(&ts, &metrics, 0, cap, now).await, 1);
+    assert_eq!(tollgate_server::transcript::sweep(&ts, &ring, &metrics, 0, cap, now).await, 1);
     assert!(ts.total_bytes().await.unwrap_or(i64::MAX) <= total * 2 / 3);
     assert_eq!(metrics.transcripts_expired.load(std::sync::atomic::Ordering::Relaxed), 3);
     let left = requests(&rig.gw, "").await;
@@ -473,8 +497,8 @@ async fn retention_and_size_cap(db: TestDb) {
 
 /// `secrets rotate-key` re-seals transcripts too: afterwards they open with the new key alone.
 async fn rotation_reseals_transcripts(db: TestDb) {
-    use tollgate_store::transcripts::{Direction, SealedBody, open_body, seal_body};
-    use tollgate_store::{Keyring, MasterKey, TranscriptRecord};
+    use tollgate_store::transcripts::{Direction, Entry, SealedBody, open_body, seal_batch, seal_body};
+    use tollgate_store::{Keyring, MasterKey, TranscriptFlags, TranscriptRecord, TranscriptRef};
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let old = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
     let new = MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
@@ -499,27 +523,121 @@ async fn rotation_reseals_transcripts(db: TestDb) {
         input: Some(SealedBody { sealed, bytes: plain.len() as i64, truncated: false }),
         output: None,
     };
-    ts.insert(&[rec]).await.unwrap_or_else(|e| panic!("{e}"));
+    ts.insert_rows(&[rec]).await.unwrap_or_else(|e| panic!("{e}"));
+    // And a batch, as the gateway writes them now.
+    let entry = Entry {
+        event_id: "ev-2".into(),
+        ts_ms: 2,
+        request_headers: "{}".into(),
+        input: Some(plain.to_vec()),
+        ..Entry::default()
+    };
+    let batch = seal_batch(&ring, "b-1".into(), "p".into(), vec![entry]).unwrap_or_else(|e| panic!("{e}"));
+    ts.insert_batches(&[batch]).await.unwrap_or_else(|e| panic!("{e}"));
+    let reference = TranscriptRef { batch: "b-1".into(), flags: TranscriptFlags { input: true, ..Default::default() } };
     let mut settings = tollgate_server::Settings::new(dir.path());
     settings.master_key = Some(tollgate_server::Sensitive(old.to_base64()));
     let r = tollgate_server::keys::rotate(&settings, &store, &ts, Some(&new.to_base64()))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(r.transcripts_resealed, 1);
+    assert_eq!(r.transcripts_resealed, 2, "the row and the batched transcript");
     let got = ts.get("ev-1").await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|| panic!("row"));
     assert_eq!(got.key_id, new.key_id());
     let body = got.input.unwrap_or_else(|| panic!("input"));
-    let only_new = Keyring::new(new);
+    let only_new = Keyring::new(new.clone());
     let opened = open_body(&only_new, "ev-1", Direction::Input, &body.sealed, plain.len());
     assert_eq!(opened.unwrap_or_else(|e| panic!("{e}")), plain.to_vec());
-    assert!(open_body(&Keyring::new(old), "ev-1", Direction::Input, &body.sealed, plain.len()).is_err());
+    assert!(open_body(&Keyring::new(old.clone()), "ev-1", Direction::Input, &body.sealed, plain.len()).is_err());
     // Bound to its row and direction: the output slot does not open it.
     assert!(open_body(&only_new, "ev-1", Direction::Output, &body.sealed, plain.len()).is_err());
+    // The batch opens with the new key alone, and no longer with the old one.
+    let batched = ts.open(&only_new, "ev-2", Some(&reference)).await.unwrap_or_else(|e| panic!("{e}"));
+    let batched = batched.unwrap_or_else(|| panic!("batched transcript"));
+    assert_eq!(
+        (batched.key_id.as_str(), batched.input.map(|b| b.bytes)),
+        (new.key_id().as_str(), Some(plain.to_vec()))
+    );
+    assert!(ts.open(&Keyring::new(old), "ev-2", Some(&reference)).await.is_err());
+    // The row too, through the same call (no reference: recorded before batching).
+    let row = ts.open(&only_new, "ev-1", None).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(row.and_then(|t| t.input).map(|b| b.bytes), Some(plain.to_vec()));
     ts.close().await;
     store.close().await;
 }
 
-crate::both_backends!(retention_and_size_cap, rotation_reseals_transcripts);
+/// Batches at the store: the request log's flags come from the batch an event names and the
+/// ids it still holds (an event naming a batch never stored is not recorded); a purge that
+/// cuts through a batch re-seals it with the newer transcripts only; the size cap takes the
+/// oldest batch whole when it fits in the excess.
+async fn batches_are_cut_and_flagged_by_what_they_hold(db: TestDb) {
+    use tollgate_store::transcripts::{Entry, seal_batch};
+    use tollgate_store::{Keyring, MasterKey, TranscriptFlags, TranscriptRef};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let url = if db.is_postgres() {
+        db.url().to_string()
+    } else {
+        format!("sqlite://{}/transcripts.sqlite?mode=rwc", dir.path().display())
+    };
+    let ts = tollgate_store::TranscriptStore::connect(&url).await.unwrap_or_else(|e| panic!("{e}"));
+    let ring = Keyring::new(MasterKey::generate().unwrap_or_else(|e| panic!("{e}")));
+    let entry = |id: &str, ts_ms: i64| Entry {
+        event_id: id.into(),
+        ts_ms,
+        request_headers: "{}".into(),
+        input: Some(format!("prompt of {id}").into_bytes()),
+        ..Entry::default()
+    };
+    let b1 = seal_batch(&ring, "b-1".into(), "p".into(), vec![entry("e1", 10), entry("e2", 20), entry("e3", 30)]);
+    let b2 = seal_batch(&ring, "b-2".into(), "q".into(), vec![entry("e4", 5)]);
+    let (b1, b2) = (b1.unwrap_or_else(|e| panic!("{e}")), b2.unwrap_or_else(|e| panic!("{e}")));
+    ts.insert_batches(&[b1, b2.clone()]).await.unwrap_or_else(|e| panic!("{e}"));
+    let flags = TranscriptFlags { input: true, ..Default::default() };
+    let events: Vec<tollgate_store::UsageEvent> =
+        [("e1", "b-1"), ("e2", "b-1"), ("e3", "b-1"), ("e4", "b-2"), ("e5", "b-9")]
+            .iter()
+            .enumerate()
+            .map(|(i, (id, batch))| {
+                let mut e = crate::faults::store_event(i);
+                e.id = (*id).into();
+                e.transcript = Some(TranscriptRef { batch: (*batch).into(), flags });
+                e
+            })
+            .collect();
+    let held = |events: &[tollgate_store::UsageEvent], m: &std::collections::HashMap<String, TranscriptFlags>| {
+        events.iter().map(|e| m.contains_key(&e.id)).collect::<Vec<bool>>()
+    };
+    let m = ts.flags(&events).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(held(&events, &m), vec![true, true, true, true, false], "e5's batch was never stored");
+    assert_eq!(m.get("e1"), Some(&flags));
+    assert_eq!(ts.count().await.unwrap_or(-1), 4);
+
+    // A purge of provider p before 25 cuts through b-1: e1 and e2 go, e3 stays; q is untouched.
+    assert_eq!(ts.delete_before(&ring, Some("p"), 25, 1).await.unwrap_or_else(|e| panic!("{e}")), 2);
+    let m = ts.flags(&events).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(held(&events, &m), vec![false, false, true, true, false]);
+    let open = |id: &'static str, batch: &'static str| {
+        let r = TranscriptRef { batch: batch.into(), flags };
+        let (ts, ring) = (ts.clone(), ring.clone());
+        async move { ts.open(&ring, id, Some(&r)).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+    assert!(open("e1", "b-1").await.is_none(), "purged");
+    let e3 = open("e3", "b-1").await.unwrap_or_else(|| panic!("e3 kept"));
+    assert_eq!(e3.input.map(|b| b.bytes), Some(b"prompt of e3".to_vec()));
+    assert_eq!(ts.count().await.unwrap_or(-1), 2);
+
+    // The cap: one byte over takes the oldest batch (b-2, from t=5) whole.
+    let total = ts.total_bytes().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ts.shrink_to(&ring, total - 1, 10).await.unwrap_or_else(|e| panic!("{e}")), 1);
+    assert!(open("e4", "b-2").await.is_none() && open("e3", "b-1").await.is_some());
+    assert_eq!(ts.total_bytes().await.unwrap_or(-1), total - b2.stored_bytes);
+    ts.close().await;
+}
+
+crate::both_backends!(
+    retention_and_size_cap,
+    rotation_reseals_transcripts,
+    batches_are_cut_and_flagged_by_what_they_hold
+);
 
 /// The CLI: `requests list|get`, `conversations list|get`, `transcripts purge`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

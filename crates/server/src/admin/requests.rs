@@ -20,8 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use tollgate_core::{RequestStatus, Role};
-use tollgate_store::transcripts::{Direction, open_body};
-use tollgate_store::{RequestFilter, TokenRecord, TranscriptFlags, TranscriptRecord, UsageEvent};
+use tollgate_store::{RequestFilter, TokenRecord, Transcript, TranscriptFlags, UsageEvent};
 use utoipa::{IntoParams, ToSchema};
 
 /// Filters of the request log.
@@ -268,8 +267,7 @@ pub(crate) fn summary(e: &UsageEvent, flags: TranscriptFlags) -> RequestSummary 
 
 /// Summaries of `events` with their transcript flags (one query for the page).
 pub(crate) async fn summaries(state: &AppState, events: &[UsageEvent]) -> Result<Vec<RequestSummary>, ApiError> {
-    let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
-    let flags = state.transcripts().flags(&ids).await?;
+    let flags = state.transcripts().flags(events).await?;
     Ok(events.iter().map(|e| summary(e, flags.get(&e.id).copied().unwrap_or_default())).collect())
 }
 
@@ -315,17 +313,10 @@ pub async fn detail(state: &AppState, caller: &TokenRecord, id: &str) -> Result<
     if !in_scope(caller, &event.provider) {
         return Err(not_found());
     }
-    let record = state.transcripts().get(id).await?;
-    let flags = record
-        .as_ref()
-        .map(|r| TranscriptFlags {
-            input: r.input.is_some(),
-            output: r.output.is_some(),
-            truncated: [&r.input, &r.output].iter().any(|b| b.as_ref().is_some_and(|b| b.truncated)),
-        })
-        .unwrap_or_default();
+    let keyring = state.store().keyring();
+    let record = state.transcripts().open(&keyring, id, event.transcript.as_ref()).await?;
     let mut out = RequestDetail {
-        request: summary(&event, flags),
+        request: summary(&event, record.as_ref().map(Transcript::flags).unwrap_or_default()),
         bodies_withheld: false,
         input: None,
         input_truncated: false,
@@ -342,33 +333,23 @@ pub async fn detail(state: &AppState, caller: &TokenRecord, id: &str) -> Result<
     }
     tracing::info!(target: "tollgate::audit", token = %caller.name, token_id = %caller.id, request = %id,
         provider = %event.provider, "transcript bodies read");
-    open_into(state, &event, &record, &mut out)?;
+    fill(&event, record, &mut out);
     Ok(out)
 }
 
-fn open_into(
-    state: &AppState,
-    event: &UsageEvent,
-    record: &TranscriptRecord,
-    out: &mut RequestDetail,
-) -> Result<(), ApiError> {
-    let keyring = state.store().keyring();
-    let open = |dir, body: &tollgate_store::transcripts::SealedBody| {
-        open_body(&keyring, &record.event_id, dir, &body.sealed, usize::try_from(body.bytes).unwrap_or(0))
-            .map_err(ApiError::from)
-    };
+fn fill(event: &UsageEvent, record: Transcript, out: &mut RequestDetail) {
     out.request_headers = serde_json::from_str(&record.request_headers).ok();
     out.response_content_type.clone_from(&record.response_content_type);
     if let Some(b) = &record.input {
-        out.input = Some(as_json_or_text(&open(Direction::Input, b)?));
+        out.input = Some(as_json_or_text(&b.bytes));
         out.input_truncated = b.truncated;
     }
     if let Some(b) = &record.output {
-        let bytes = open(Direction::Output, b)?;
+        let bytes = &b.bytes;
         let ct = record.response_content_type.as_deref();
         let family = event.provider_type.descriptor().wire_family;
         let endpoint = tollgate_protocol::inspect(family, "POST", &event.endpoint, None, b"{}").endpoint;
-        out.output_message = tollgate_protocol::assemble(family, endpoint, ct, &bytes).map(|m| AssembledMessage {
+        out.output_message = tollgate_protocol::assemble(family, endpoint, ct, bytes).map(|m| AssembledMessage {
             text: m.text,
             thinking: m.thinking,
             tool_calls: m
@@ -378,13 +359,12 @@ fn open_into(
                 .collect(),
         });
         out.output = Some(if ct.is_some_and(|c| c.starts_with("application/vnd.amazon.eventstream")) {
-            event_stream_frames(&bytes)
+            event_stream_frames(bytes)
         } else {
-            as_json_or_text(&bytes)
+            as_json_or_text(bytes)
         });
         out.output_truncated = b.truncated;
     }
-    Ok(())
 }
 
 /// A body as JSON when it parses, else as (lossy UTF-8) text.

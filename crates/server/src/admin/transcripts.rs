@@ -36,7 +36,8 @@ pub struct PurgeResponse {
 
 /// Deletes the transcripts of `provider` before `before_ms` (shared with provider deletion).
 pub async fn purge(state: &AppState, provider: &str, before_ms: i64) -> Result<u64, ApiError> {
-    let n = state.transcripts().delete_before(Some(provider), before_ms, crate::transcript::CHUNK).await?;
+    let keyring = state.store().keyring();
+    let n = state.transcripts().delete_before(&keyring, Some(provider), before_ms, crate::transcript::CHUNK).await?;
     tracing::info!(provider, deleted = n, "transcripts purged");
     Ok(n)
 }

@@ -5,20 +5,26 @@
 //! stream shows it every batch it hands the client ([`Capture::output`]), and the finished
 //! [`Captured`] travels with the usage event to the writer, which compresses and seals it.
 //!
-//! Nothing is copied on the request path: the input is the request body's `Bytes` (a reference
-//! count; the client's bytes, before the gateway's `include_usage` edit) and the output is a
-//! list of the `Bytes` batches the client received, joined only by the writer. Each direction keeps at most
+//! The input is a copy of the request body (the client's bytes, before the gateway's
+//! `include_usage` edit) and the output a copy of the batches the client received, appended as
+//! they are sent (copies, not references: see `transcript::Body`). Each direction keeps at most
 //! `--transcript-max-bytes` (the head; the rest is counted and flagged truncated). With both
 //! toggles off there is no capture at all. Headers: only [`HEADER_ALLOW_LIST`] is kept, so no
 //! client credential, gateway token or injected upstream key can reach a transcript.
 
 use crate::snapshot::ProviderEntry;
 use crate::transcript::{Body, Captured};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, header};
 use bytes::Bytes;
 
-/// Request headers kept with a transcript: non-secret, and useful to read a body back.
-pub const HEADER_ALLOW_LIST: [&str; 4] = ["content-type", "anthropic-version", "anthropic-beta", "user-agent"];
+/// Request headers kept with a transcript: non-secret, and useful to read a body back. Names,
+/// not strings: a lookup by `&str` parses the name first (~600 instructions each).
+pub static HEADER_ALLOW_LIST: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    HeaderName::from_static("anthropic-version"),
+    HeaderName::from_static("anthropic-beta"),
+    header::USER_AGENT,
+];
 
 /// Longest header value kept.
 const MAX_HEADER_VALUE: usize = 512;
@@ -34,8 +40,7 @@ pub struct Capture {
 
 #[derive(Debug, Default)]
 struct Out {
-    chunks: Vec<Bytes>,
-    len: usize,
+    bytes: Vec<u8>,
     truncated: bool,
 }
 
@@ -48,13 +53,14 @@ pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes
     }
     let input = t.record_input_messages.then(|| {
         let truncated = body.len() > max_bytes;
-        Body { chunks: vec![if truncated { body.slice(..max_bytes) } else { body.clone() }], truncated }
+        Body { bytes: body[..body.len().min(max_bytes)].to_vec(), truncated }
     });
     let request_headers = HEADER_ALLOW_LIST
         .iter()
         .filter_map(|name| {
-            let v = headers.get(*name)?.to_str().ok()?;
-            Some((*name, v.chars().take(MAX_HEADER_VALUE).collect()))
+            // `to_str` admits visible ASCII only: every byte is a character.
+            let v = headers.get(name)?.to_str().ok()?;
+            Some((name.as_str(), v[..v.len().min(MAX_HEADER_VALUE)].to_string()))
         })
         .collect();
     Some(Box::new(Capture {
@@ -66,30 +72,25 @@ pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes
 }
 
 impl Capture {
-    /// Keeps (a reference to) bytes the client was sent, up to the limit.
+    /// Keeps a copy of bytes the client was sent, up to the limit.
     pub fn output(&mut self, bytes: &Bytes) {
         let Some(out) = self.output.as_mut() else { return };
         if out.truncated || bytes.is_empty() {
             out.truncated |= !bytes.is_empty();
             return;
         }
-        let room = self.max - out.len;
+        let room = self.max - out.bytes.len();
         if bytes.len() > room {
             out.truncated = true;
-            if room > 0 {
-                out.chunks.push(bytes.slice(..room));
-                out.len += room;
-            }
+            out.bytes.extend_from_slice(&bytes[..room]);
             return;
         }
-        out.chunks.push(bytes.clone());
-        out.len += bytes.len();
+        out.bytes.extend_from_slice(bytes);
     }
 
-    /// The finished capture; `response_content_type` tells how to read the output back. No
-    /// copy: the writer joins the pieces.
+    /// The finished capture; `response_content_type` tells how to read the output back.
     pub fn finish(self, response_content_type: Option<String>) -> Captured {
-        let output = self.output.map(|o| Body { chunks: o.chunks, truncated: o.truncated });
+        let output = self.output.map(|o| Body { bytes: o.bytes, truncated: o.truncated });
         Captured { input: self.input, output, request_headers: self.request_headers, response_content_type }
     }
 }
@@ -125,9 +126,9 @@ mod tests {
         c.output(&Bytes::from_static(b"f"));
         let done = c.finish(Some("text/event-stream".into()));
         let input = done.input.unwrap_or_else(|| panic!("input"));
-        assert_eq!((&input.to_vec()[..], input.truncated), (&b"0123"[..], true));
+        assert_eq!((&input.bytes[..], input.truncated), (&b"0123"[..], true));
         let output = done.output.unwrap_or_else(|| panic!("output"));
-        assert_eq!((&output.to_vec()[..], output.truncated), (&b"abcd"[..], true));
+        assert_eq!((&output.bytes[..], output.truncated), (&b"abcd"[..], true));
         assert_eq!(done.request_headers, vec![("user-agent", "sdk/1".to_string())]);
     }
 
@@ -139,6 +140,6 @@ mod tests {
         let done = c.finish(None);
         assert!(done.input.is_none());
         let output = done.output.unwrap_or_else(|| panic!("output"));
-        assert_eq!((&output.to_vec()[..], output.truncated), (&b"answer"[..], false));
+        assert_eq!((&output.bytes[..], output.truncated), (&b"answer"[..], false));
     }
 }

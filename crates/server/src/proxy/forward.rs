@@ -90,6 +90,7 @@ pub(super) async fn send(
         request_id: event_id.clone(),
         // None: a conversation of its own, read from this event (no conversation row).
         conversation_id: conversation_id(&parts.headers),
+        transcript: None,
     });
     let mut recorder =
         Box::new(Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone()));

@@ -393,6 +393,7 @@ fn history(kind: ProviderType, provider: &str, models: &[&str], days: i64, now_m
                     unpriced: priced.unpriced,
                     request_id: format!("hist-{provider}-{d}-{i}-{k}"),
                     conversation_id: None,
+                    transcript: None,
                 });
             }
         }
