@@ -182,7 +182,7 @@ async fn seed_transcripts(
         entries.push(Entry {
             event_id: format!("{i:016x}"),
             ts_ms: end_ms - span + (i as i64 * span) / a.events as i64,
-            request_headers: "{}".into(),
+            request_headers: String::new(),
             response_content_type: Some("application/json".into()),
             input: Some(
                 format!(r#"{{"model":"m","messages":[{{"role":"user","content":"question {i}"}}]}}"#).into_bytes(),

@@ -52,8 +52,9 @@ impl Body {
 pub struct Captured {
     pub input: Option<Body>,
     pub output: Option<Body>,
-    /// Allow-listed request headers (`proxy::capture::HEADER_ALLOW_LIST`).
-    pub request_headers: Vec<(&'static str, String)>,
+    /// Allow-listed request headers (`proxy::capture::HEADER_ALLOW_LIST`) as `name: value`
+    /// lines.
+    pub request_headers: String,
     pub response_content_type: Option<String>,
 }
 
@@ -148,7 +149,6 @@ impl Sink {
 fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Vec<SealedBatch>, String> {
     let mut groups: Vec<(String, String, Vec<Entry>)> = Vec::new();
     for p in batch {
-        let headers = serde_json::to_string(&HeadersJson(&p.captured.request_headers)).map_err(|e| e.to_string())?;
         let (input_truncated, output_truncated) = (
             p.captured.input.as_ref().is_some_and(|b| b.truncated),
             p.captured.output.as_ref().is_some_and(|b| b.truncated),
@@ -160,7 +160,7 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
             output_truncated,
             event_id: p.event_id,
             ts_ms: p.ts_ms,
-            request_headers: headers,
+            request_headers: p.captured.request_headers,
             response_content_type: p.captured.response_content_type,
         };
         match groups.iter_mut().find(|(id, _, _)| *id == p.batch) {
@@ -172,16 +172,6 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
         .into_iter()
         .map(|(id, provider, entries)| seal_batch(keyring, id, provider, entries).map_err(|e| e.to_string()))
         .collect()
-}
-
-/// Captured request headers as a JSON object, written straight from the pairs (no map of
-/// owned keys and values built first).
-struct HeadersJson<'a>(&'a [(&'static str, String)]);
-
-impl serde::Serialize for HeadersJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
 }
 
 /// Deletes transcripts older than `days` days (0: no age limit), then the oldest until the

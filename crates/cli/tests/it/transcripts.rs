@@ -528,7 +528,7 @@ async fn rotation_reseals_transcripts(db: TestDb) {
     let entry = Entry {
         event_id: "ev-2".into(),
         ts_ms: 2,
-        request_headers: "{}".into(),
+        request_headers: "content-type: application/json\n".into(),
         input: Some(plain.to_vec()),
         ..Entry::default()
     };
@@ -553,6 +553,7 @@ async fn rotation_reseals_transcripts(db: TestDb) {
     // The batch opens with the new key alone, and no longer with the old one.
     let batched = ts.open(&only_new, "ev-2", Some(&reference)).await.unwrap_or_else(|e| panic!("{e}"));
     let batched = batched.unwrap_or_else(|| panic!("batched transcript"));
+    assert_eq!(batched.request_headers, vec![("content-type".to_string(), "application/json".to_string())]);
     assert_eq!(
         (batched.key_id.as_str(), batched.input.map(|b| b.bytes)),
         (new.key_id().as_str(), Some(plain.to_vec()))
@@ -583,7 +584,7 @@ async fn batches_are_cut_and_flagged_by_what_they_hold(db: TestDb) {
     let entry = |id: &str, ts_ms: i64| Entry {
         event_id: id.into(),
         ts_ms,
-        request_headers: "{}".into(),
+        request_headers: String::new(),
         input: Some(format!("prompt of {id}").into_bytes()),
         ..Entry::default()
     };

@@ -338,7 +338,9 @@ pub async fn detail(state: &AppState, caller: &TokenRecord, id: &str) -> Result<
 }
 
 fn fill(event: &UsageEvent, record: Transcript, out: &mut RequestDetail) {
-    out.request_headers = serde_json::from_str(&record.request_headers).ok();
+    out.request_headers = Some(serde_json::Value::Object(
+        record.request_headers.iter().map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone()))).collect(),
+    ));
     out.response_content_type.clone_from(&record.response_content_type);
     if let Some(b) = &record.input {
         out.input = Some(as_json_or_text(&b.bytes));

@@ -35,7 +35,8 @@ pub struct Capture {
     max: usize,
     input: Option<Body>,
     output: Option<Out>,
-    request_headers: Vec<(&'static str, String)>,
+    /// The allow-listed request headers as `name: value` lines.
+    request_headers: String,
 }
 
 #[derive(Debug, Default)]
@@ -55,14 +56,16 @@ pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes
         let truncated = body.len() > max_bytes;
         Body { bytes: body[..body.len().min(max_bytes)].to_vec(), truncated }
     });
-    let request_headers = HEADER_ALLOW_LIST
-        .iter()
-        .filter_map(|name| {
-            // `to_str` admits visible ASCII only: every byte is a character.
-            let v = headers.get(name)?.to_str().ok()?;
-            Some((name.as_str(), v[..v.len().min(MAX_HEADER_VALUE)].to_string()))
-        })
-        .collect();
+    let mut request_headers = String::new();
+    for name in &HEADER_ALLOW_LIST {
+        // `to_str` admits visible ASCII only: every byte is a character, and none a line break.
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            request_headers.push_str(name.as_str());
+            request_headers.push_str(": ");
+            request_headers.push_str(&v[..v.len().min(MAX_HEADER_VALUE)]);
+            request_headers.push('\n');
+        }
+    }
     Some(Box::new(Capture {
         max: max_bytes,
         input,
@@ -129,7 +132,7 @@ mod tests {
         assert_eq!((&input.bytes[..], input.truncated), (&b"0123"[..], true));
         let output = done.output.unwrap_or_else(|| panic!("output"));
         assert_eq!((&output.bytes[..], output.truncated), (&b"abcd"[..], true));
-        assert_eq!(done.request_headers, vec![("user-agent", "sdk/1".to_string())]);
+        assert_eq!(done.request_headers, "user-agent: sdk/1\n");
     }
 
     #[test]
