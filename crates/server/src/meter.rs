@@ -435,21 +435,15 @@ impl UsageWriter {
     /// an event, and a failing usage store does not stop them.
     async fn flush(&mut self, pending: &mut Vec<Metered>) {
         let mut transcripts = Vec::new();
-        // One transcript batch per provider and flush; each event names its batch.
-        let mut batches: Vec<(String, String)> = Vec::new();
+        // A transcript batch per provider and flush (more when one would pass
+        // `transcript::BATCH_MAX_BYTES`); each event names its batch.
+        let mut batches = crate::transcript::Batches::default();
         for m in pending.iter_mut() {
             if let (Some(span), Some(t)) = (m.observed.span.as_mut(), m.transcript.as_deref()) {
                 crate::telemetry::set_output_messages(span, &m.event, t);
             }
             if let Some(t) = m.transcript.take() {
-                let batch = match batches.iter().find(|(p, _)| *p == m.event.provider) {
-                    Some((_, id)) => id.clone(),
-                    None => {
-                        let id = uuid::Uuid::now_v7().to_string();
-                        batches.push((m.event.provider.clone(), id.clone()));
-                        id
-                    }
-                };
+                let batch = batches.assign(&m.event.provider, t.size());
                 if self.transcripts.is_some() {
                     m.event.transcript = Some(tollgate_store::TranscriptRef { batch: batch.clone(), flags: t.flags() });
                 }

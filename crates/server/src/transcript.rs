@@ -83,6 +83,41 @@ pub fn admit(metrics: &Metrics, size: u64) -> bool {
     true
 }
 
+/// Most captured bytes sealed into one batch: a flush's transcripts of a provider go into as
+/// many batches as keep each under this (a batch is encoded, compressed and sealed in memory,
+/// and stored as one row), unless a single transcript is larger on its own.
+pub const BATCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// The batches a flush is filling, one open per provider.
+#[derive(Debug, Default)]
+pub struct Batches {
+    open: Vec<(String, String, u64)>,
+}
+
+impl Batches {
+    /// The id of the batch a transcript of `size` bytes from `provider` goes into: the
+    /// provider's open batch, or a new one (a UUIDv7) when there is none or it would pass
+    /// [`BATCH_MAX_BYTES`].
+    pub fn assign(&mut self, provider: &str, size: u64) -> String {
+        match self.open.iter_mut().find(|(p, _, _)| p == provider) {
+            Some((_, id, bytes)) if *bytes == 0 || size == 0 || *bytes + size <= BATCH_MAX_BYTES => {
+                *bytes += size;
+                id.clone()
+            }
+            Some((_, id, bytes)) => {
+                *id = uuid::Uuid::now_v7().to_string();
+                *bytes = size;
+                id.clone()
+            }
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                self.open.push((provider.to_string(), id.clone(), size));
+                id
+            }
+        }
+    }
+}
+
 /// A capture with the event it belongs to and the batch the event names.
 #[derive(Debug)]
 pub struct Pending {
@@ -202,4 +237,26 @@ pub async fn sweep(
         tracing::info!(deleted = gone, days, max_total_bytes, "transcript retention: deleted transcripts");
     }
     gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_one_provider_and_at_most_its_share_of_bytes() {
+        let mut b = Batches::default();
+        let first = b.assign("p", 10);
+        assert_eq!(b.assign("p", BATCH_MAX_BYTES - 10), first, "up to the limit: the same batch");
+        let q = b.assign("q", 1);
+        assert_ne!(q, first, "another provider: another batch");
+        let second = b.assign("p", 1);
+        assert_ne!(second, first, "past the limit: a new batch");
+        let huge = b.assign("q", BATCH_MAX_BYTES * 2);
+        assert_ne!(huge, q, "a transcript larger than the limit starts a batch of its own");
+        assert_ne!(b.assign("q", 1), huge, "and nothing joins it");
+        let mut lone = Batches::default();
+        let big = lone.assign("p", BATCH_MAX_BYTES * 2);
+        assert_eq!(lone.assign("p", 0), big, "an empty capture adds nothing");
+    }
 }
