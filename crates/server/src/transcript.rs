@@ -84,9 +84,11 @@ pub fn admit(metrics: &Metrics, size: u64) -> bool {
 }
 
 /// Most captured bytes sealed into one batch: a flush's transcripts of a provider go into as
-/// many batches as keep each under this (a batch is encoded, compressed and sealed in memory,
-/// and stored as one row), unless a single transcript is larger on its own.
-pub const BATCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// many batches as keep each under this, unless a single transcript is larger on its own. A
+/// batch is encoded, compressed and sealed in memory and stored as one row, and reading one
+/// request opens its whole batch (the console's conversation view opens one per turn): 1 MiB
+/// opens in ~2 ms, and a flush of small exchanges (1,000 of ~600 bytes) still fits in one.
+pub const BATCH_MAX_BYTES: u64 = 1024 * 1024;
 
 /// The batches a flush is filling, one open per provider.
 #[derive(Debug, Default)]
