@@ -384,6 +384,23 @@ macro_rules! batch_columns {
     };
 }
 
+/// `bind_contents!(query, batch)`: binds a sealed batch's contents after what `query` bound
+/// already: `ts_first`, `ts_last`, `key_id`, `entries`, `event_ids`, `plain_bytes`,
+/// `stored_bytes`, `sealed`, in that order (the INSERT and the rewrite's UPDATE both).
+macro_rules! bind_contents {
+    ($q:expr, $b:expr) => {{
+        let b: &SealedBatch = $b;
+        $q.bind(b.ts_first)
+            .bind(b.ts_last)
+            .bind(b.key_id.as_str())
+            .bind(b.entries)
+            .bind(b.event_ids.as_str())
+            .bind(b.plain_bytes)
+            .bind(b.stored_bytes)
+            .bind(b.sealed.as_str())
+    }};
+}
+
 /// `fetch_batches!(store, sql, binds…)`: the batch rows `sql` selects.
 macro_rules! fetch_batches {
     ($store:expr, $sql:expr $(, $bind:expr)*) => {
@@ -482,17 +499,7 @@ impl TranscriptStore {
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for b in batches {
-                sqlx::query(SQL)
-                    .bind(b.id.as_str())
-                    .bind(b.provider.as_str())
-                    .bind(b.ts_first)
-                    .bind(b.ts_last)
-                    .bind(b.key_id.as_str())
-                    .bind(b.entries)
-                    .bind(b.event_ids.as_str())
-                    .bind(b.plain_bytes)
-                    .bind(b.stored_bytes)
-                    .bind(b.sealed.as_str())
+                bind_contents!(sqlx::query(SQL).bind(b.id.as_str()).bind(b.provider.as_str()), b)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -712,24 +719,14 @@ impl TranscriptStore {
             return Ok(n == 1);
         }
         let b = seal_batch(keyring, row.id.clone(), row.provider.clone(), kept)?;
+        const REWRITE: &str = "UPDATE transcript_batches SET ts_first = $3, ts_last = $4, key_id = $5, entries = $6, \
+             event_ids = $7, plain_bytes = $8, stored_bytes = $9, sealed = $10, version = version + 1 \
+             WHERE id = $1 AND version = $2";
         let n = on_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE transcript_batches SET ts_first = $3, ts_last = $4, key_id = $5, entries = $6, event_ids = $7, \
-                 plain_bytes = $8, stored_bytes = $9, sealed = $10, version = version + 1 WHERE id = $1 AND version = $2",
-            )
-            .bind(row.id.as_str())
-            .bind(row.version)
-            .bind(b.ts_first)
-            .bind(b.ts_last)
-            .bind(b.key_id.as_str())
-            .bind(b.entries)
-            .bind(b.event_ids.as_str())
-            .bind(b.plain_bytes)
-            .bind(b.stored_bytes)
-            .bind(b.sealed.as_str())
-            .execute(p)
-            .await?
-            .rows_affected()
+            bind_contents!(sqlx::query(REWRITE).bind(row.id.as_str()).bind(row.version), &b)
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         Ok(n == 1)
     }
