@@ -305,7 +305,7 @@ impl Metrics {
         );
         counter(
             "tollgate_transcripts_bytes_stored_total",
-            "Bytes of sealed, compressed transcript bodies written.",
+            "Bytes of sealed, compressed transcript batches written.",
             &[("", &self.transcripts_bytes_stored)],
         );
         counter(

@@ -163,12 +163,13 @@ impl Sink {
             }
         };
         if let Some(batches) = sealed {
-            let stored: i64 = batches.iter().map(|b| b.stored_bytes).sum();
+            // What reaches the disk: the sealed text (the size cap counts bytes before compression).
+            let stored: usize = batches.iter().map(|b| b.sealed.len()).sum();
             match self.store.insert_batches(&batches).await {
                 Ok(()) => {
                     Metrics::add(&self.metrics.transcripts_captured, n);
                     Metrics::add(&self.metrics.transcripts_truncated, truncated);
-                    Metrics::add(&self.metrics.transcripts_bytes_stored, u64::try_from(stored).unwrap_or(0));
+                    Metrics::add(&self.metrics.transcripts_bytes_stored, stored as u64);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, transcripts = n, "transcript store write failed; transcripts dropped");
