@@ -228,13 +228,6 @@ impl std::fmt::Debug for Entry {
 }
 
 impl Entry {
-    pub fn flags(&self) -> TranscriptFlags {
-        TranscriptFlags::of(
-            self.input.as_ref().map(|_| self.input_truncated),
-            self.output.as_ref().map(|_| self.output_truncated),
-        )
-    }
-
     /// What the size cap counts for it: its encoded size, before compression.
     pub fn stored_bytes(&self) -> i64 {
         i64::try_from(prost::Message::encoded_len(self)).unwrap_or(i64::MAX)
@@ -1019,8 +1012,12 @@ mod tests {
         }
         let e = entry("e1", 5, b"secret prompt");
         assert!(!format!("{e:?}").contains("secret"), "Debug leaves bodies out");
-        assert_eq!(e.flags(), TranscriptFlags { input: true, output: true, truncated: true });
-        assert_eq!(TranscriptFlags::from_bits(e.flags().bits()), e.flags());
+        let flags = TranscriptFlags::of(Some(false), Some(true));
+        assert_eq!(flags, TranscriptFlags { input: true, output: true, truncated: true });
+        assert_eq!(TranscriptFlags::from_bits(flags.bits()), flags);
+        let input_only = TranscriptFlags::of(Some(false), None);
+        assert_eq!(TranscriptFlags::from_bits(input_only.bits()), input_only);
+        assert_eq!(input_only, TranscriptFlags { input: true, output: false, truncated: false });
     }
 
     #[test]
