@@ -445,12 +445,12 @@ impl UsageWriter {
             if let Some(t) = m.transcript.take() {
                 let batch = batches.assign(&m.event.provider, t.size());
                 if self.transcripts.is_some() {
-                    m.event.transcript = Some(tollgate_store::TranscriptRef { batch: batch.clone(), flags: t.flags() });
+                    let batch = batches.id(batch).to_string();
+                    m.event.transcript = Some(tollgate_store::TranscriptRef { batch, flags: t.flags() });
                 }
                 transcripts.push(crate::transcript::Pending {
                     event_id: m.event.id.clone(),
                     ts_ms: m.event.ts_ms,
-                    provider: m.event.provider.clone(),
                     batch,
                     captured: *t,
                 });
@@ -461,7 +461,7 @@ impl UsageWriter {
             return;
         }
         match &self.transcripts {
-            Some(sink) => sink.write(transcripts).await,
+            Some(sink) => sink.write(batches, transcripts).await,
             None => {
                 let size: u64 = transcripts.iter().map(|p| p.captured.size()).sum();
                 self.metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);

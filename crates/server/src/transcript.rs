@@ -90,43 +90,49 @@ pub fn admit(metrics: &Metrics, size: u64) -> bool {
 /// opens in ~2 ms, and a flush of small exchanges (1,000 of ~600 bytes) still fits in one.
 pub const BATCH_MAX_BYTES: u64 = 1024 * 1024;
 
-/// The batches a flush is filling, one open per provider.
+/// The batches a flush fills: each has an id and a provider, and one per provider is open.
 #[derive(Debug, Default)]
 pub struct Batches {
-    open: Vec<(String, String, u64)>,
+    /// Every batch of the flush: its id (a UUIDv7), provider and captured bytes so far.
+    list: Vec<(String, String, u64)>,
+    /// Per provider, the index of its open batch in `list`.
+    open: Vec<usize>,
 }
 
 impl Batches {
-    /// The id of the batch a transcript of `size` bytes from `provider` goes into: the
-    /// provider's open batch, or a new one (a UUIDv7) when there is none or it would pass
+    /// The index of the batch a transcript of `size` bytes from `provider` goes into: the
+    /// provider's open batch, or a new one when there is none or it would pass
     /// [`BATCH_MAX_BYTES`].
-    pub fn assign(&mut self, provider: &str, size: u64) -> String {
-        match self.open.iter_mut().find(|(p, _, _)| p == provider) {
-            Some((_, id, bytes)) if *bytes == 0 || size == 0 || *bytes + size <= BATCH_MAX_BYTES => {
+    pub fn assign(&mut self, provider: &str, size: u64) -> usize {
+        let open = self.open.iter_mut().find(|i| self.list[**i].1 == provider);
+        if let Some(i) = open {
+            let bytes = &mut self.list[*i].2;
+            if *bytes == 0 || size == 0 || *bytes + size <= BATCH_MAX_BYTES {
                 *bytes += size;
-                id.clone()
+                return *i;
             }
-            Some((_, id, bytes)) => {
-                *id = uuid::Uuid::now_v7().to_string();
-                *bytes = size;
-                id.clone()
-            }
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                self.open.push((provider.to_string(), id.clone(), size));
-                id
-            }
+            *i = self.list.len();
+            self.list.push((uuid::Uuid::now_v7().to_string(), provider.to_string(), size));
+            return *i;
         }
+        self.open.push(self.list.len());
+        self.list.push((uuid::Uuid::now_v7().to_string(), provider.to_string(), size));
+        self.list.len() - 1
+    }
+
+    /// The id of batch `i` (an index [`Batches::assign`] returned).
+    pub fn id(&self, i: usize) -> &str {
+        &self.list[i].0
     }
 }
 
-/// A capture with the event it belongs to and the batch the event names.
+/// A capture with the event it belongs to and the batch (an index into the flush's
+/// [`Batches`]) the event names.
 #[derive(Debug)]
 pub struct Pending {
     pub event_id: String,
     pub ts_ms: i64,
-    pub provider: String,
-    pub batch: String,
+    pub batch: usize,
     pub captured: Captured,
 }
 
@@ -142,7 +148,7 @@ pub struct Sink {
 impl Sink {
     /// Seals and stores a flush's transcripts, one batch per batch id; failures are logged and
     /// counted, never retried.
-    pub async fn write(&self, batch: Vec<Pending>) {
+    pub async fn write(&self, batches: Batches, batch: Vec<Pending>) {
         if batch.is_empty() {
             return;
         }
@@ -150,7 +156,7 @@ impl Sink {
         let n = batch.len() as u64;
         let truncated = batch.iter().filter(|p| p.captured.flags().truncated).count() as u64;
         let keyring = self.keys.keyring();
-        let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batch)).await;
+        let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batches, batch)).await;
         let sealed = match sealed {
             Ok(Ok(r)) => Some(r),
             Ok(Err(e)) => {
@@ -183,9 +189,14 @@ impl Sink {
     }
 }
 
-/// Groups `batch` by batch id (in order of first appearance) and seals each group.
-fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Vec<SealedBatch>, String> {
-    let mut groups: Vec<(String, String, Vec<Entry>)> = Vec::new();
+/// Groups `batch` by the batch each names and seals each group (batches without a transcript
+/// are skipped).
+fn seal_all(
+    keyring: &tollgate_store::Keyring,
+    batches: Batches,
+    batch: Vec<Pending>,
+) -> Result<Vec<SealedBatch>, String> {
+    let mut groups: Vec<Vec<Entry>> = batches.list.iter().map(|_| Vec::new()).collect();
     for p in batch {
         let (input_truncated, output_truncated) = (
             p.captured.input.as_ref().is_some_and(|b| b.truncated),
@@ -201,14 +212,17 @@ fn seal_all(keyring: &tollgate_store::Keyring, batch: Vec<Pending>) -> Result<Ve
             request_headers: p.captured.request_headers,
             response_content_type: p.captured.response_content_type,
         };
-        match groups.iter_mut().find(|(id, _, _)| *id == p.batch) {
-            Some((_, _, entries)) => entries.push(entry),
-            None => groups.push((p.batch, p.provider, vec![entry])),
+        match groups.get_mut(p.batch) {
+            Some(entries) => entries.push(entry),
+            None => return Err(format!("transcript names batch {} of {}", p.batch, batches.list.len())),
         }
     }
-    groups
+    batches
+        .list
         .into_iter()
-        .map(|(id, provider, entries)| seal_batch(keyring, id, provider, entries).map_err(|e| e.to_string()))
+        .zip(groups)
+        .filter(|(_, entries)| !entries.is_empty())
+        .map(|((id, provider, _), entries)| seal_batch(keyring, id, provider, entries).map_err(|e| e.to_string()))
         .collect()
 }
 
@@ -252,9 +266,10 @@ mod tests {
         let first = b.assign("p", 10);
         assert_eq!(b.assign("p", BATCH_MAX_BYTES - 10), first, "up to the limit: the same batch");
         let q = b.assign("q", 1);
-        assert_ne!(q, first, "another provider: another batch");
+        assert_ne!(b.id(q), b.id(first), "another provider: another batch");
         let second = b.assign("p", 1);
-        assert_ne!(second, first, "past the limit: a new batch");
+        assert_ne!(b.id(second), b.id(first), "past the limit: a new batch");
+        assert_eq!(b.assign("p", 1), second, "the new batch is the provider's open one");
         let huge = b.assign("q", BATCH_MAX_BYTES * 2);
         assert_ne!(huge, q, "a transcript larger than the limit starts a batch of its own");
         assert_ne!(b.assign("q", 1), huge, "and nothing joins it");

@@ -56,15 +56,21 @@ pub fn begin(entry: &ProviderEntry, headers: &HeaderMap, body: &Bytes, max_bytes
         let truncated = body.len() > max_bytes;
         Body { bytes: body[..body.len().min(max_bytes)].to_vec(), truncated }
     });
-    let mut request_headers = String::new();
-    for name in &HEADER_ALLOW_LIST {
+    // One pass over the request's headers (four map lookups cost more: each hashes its name),
+    // keeping the first value of each allow-listed name, in the client's order.
+    let mut request_headers = String::with_capacity(128);
+    let mut seen = [false; HEADER_ALLOW_LIST.len()];
+    for (name, value) in headers {
+        let Some(i) = HEADER_ALLOW_LIST.iter().position(|n| n == name) else { continue };
         // `to_str` admits visible ASCII only: every byte is a character, and none a line break.
-        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
-            request_headers.push_str(name.as_str());
-            request_headers.push_str(": ");
-            request_headers.push_str(&v[..v.len().min(MAX_HEADER_VALUE)]);
-            request_headers.push('\n');
+        let Ok(v) = value.to_str() else { continue };
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
         }
+        request_headers.push_str(name.as_str());
+        request_headers.push_str(": ");
+        request_headers.push_str(&v[..v.len().min(MAX_HEADER_VALUE)]);
+        request_headers.push('\n');
     }
     Some(Box::new(Capture {
         max: max_bytes,
@@ -122,6 +128,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("authorization", "Bearer tg_secret".parse().unwrap_or_else(|e| panic!("{e}")));
         h.insert("user-agent", "sdk/1".parse().unwrap_or_else(|e| panic!("{e}")));
+        h.append("anthropic-beta", "first".parse().unwrap_or_else(|e| panic!("{e}")));
+        h.append("anthropic-beta", "second".parse().unwrap_or_else(|e| panic!("{e}")));
+        h.insert("x-api-key", "sk-secret".parse().unwrap_or_else(|e| panic!("{e}")));
         let mut c =
             begin(&entry(true, true), &h, &Bytes::from_static(b"0123456789"), 4).unwrap_or_else(|| panic!("capture"));
         c.output(&Bytes::from_static(b"ab"));
@@ -132,7 +141,10 @@ mod tests {
         assert_eq!((&input.bytes[..], input.truncated), (&b"0123"[..], true));
         let output = done.output.unwrap_or_else(|| panic!("output"));
         assert_eq!((&output.bytes[..], output.truncated), (&b"abcd"[..], true));
-        assert_eq!(done.request_headers, "user-agent: sdk/1\n");
+        assert_eq!(
+            done.request_headers, "user-agent: sdk/1\nanthropic-beta: first\n",
+            "the first value of each kept name"
+        );
     }
 
     #[test]
