@@ -14,6 +14,7 @@ use crate::rollup::{bind_rollup, rollup};
 use crate::token_usage::{TOKEN_DAY_UPSERT, token_days};
 use crate::transcripts::{TranscriptFlags, TranscriptRef};
 use crate::{Store, StoreError, UsageEvent};
+use hashbrown::HashMap;
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
 
@@ -117,22 +118,43 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
     })
 }
 
-/// Binds one event's 38 values, in [`COLUMNS`] order, onto a query.
+/// Shared copies of the text values a batch of events repeats (provider, model, user, token,
+/// status, …): bound as `Arc<str>`, a repeated value costs a reference count instead of the
+/// copy and the allocations sqlx makes of an owned `String` or a `&str` (two each, freed after
+/// the statement). A value seen once is copied once (`Arc<str>` holds its bytes inline).
+#[derive(Default)]
+struct Interned<'a> {
+    values: HashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Interned<'a> {
+    fn get(&mut self, s: &'a str) -> Arc<str> {
+        self.values.entry(s).or_insert_with(|| Arc::from(s)).clone()
+    }
+
+    fn opt(&mut self, s: Option<&'a str>) -> Option<Arc<str>> {
+        s.map(|s| self.get(s))
+    }
+}
+
+/// Binds one event's 38 values, in [`COLUMNS`] order, onto a query; `$t` is the batch's
+/// [`Interned`] values.
 macro_rules! bind_event {
-    ($q:expr, $e:expr) => {{
+    ($q:expr, $e:expr, $t:expr) => {{
         let e: &UsageEvent = $e;
-        $q.bind(e.id.clone())
+        let t: &mut Interned<'_> = $t;
+        $q.bind(Arc::<str>::from(e.id.as_str()))
             .bind(e.ts_ms)
-            .bind(e.provider.clone())
-            .bind(e.provider_type.as_str())
-            .bind(e.model.clone())
-            .bind(e.endpoint.clone())
-            .bind(e.user.clone())
-            .bind(e.agent.clone())
-            .bind(e.token_id.clone())
-            .bind(e.status.as_str())
+            .bind(t.get(&e.provider))
+            .bind(t.get(e.provider_type.as_str()))
+            .bind(t.opt(e.model.as_deref()))
+            .bind(t.get(&e.endpoint))
+            .bind(t.opt(e.user.as_deref()))
+            .bind(t.opt(e.agent.as_deref()))
+            .bind(t.opt(e.token_id.as_deref()))
+            .bind(t.get(e.status.as_str()))
             .bind(e.http_status)
-            .bind(e.error_class.clone())
+            .bind(t.opt(e.error_class.as_deref()))
             .bind(e.streamed)
             .bind(e.latency_ms)
             .bind(e.ttft_ms)
@@ -151,13 +173,13 @@ macro_rules! bind_event {
             .bind(e.cost.cache_write_1h)
             .bind(e.cost.cache_write_unknown)
             .bind(e.cost.total)
-            .bind(e.catalog_version.clone())
+            .bind(t.opt(e.catalog_version.as_deref()))
             .bind(e.priced_by_override)
             .bind(e.unpriced)
-            .bind(e.request_id.clone())
-            .bind(e.conversation_id.clone())
-            .bind(e.transcript.as_ref().map(|t| t.batch.clone()))
-            .bind(e.transcript.as_ref().map(|t| t.flags.bits()))
+            .bind(Arc::<str>::from(e.request_id.as_str()))
+            .bind(e.conversation_id.as_deref().map(Arc::<str>::from))
+            .bind(t.opt(e.transcript.as_ref().map(|r| r.batch.as_str())))
+            .bind(e.transcript.as_ref().map(|r| r.flags.bits()))
     }};
 }
 
@@ -196,10 +218,11 @@ impl UsageStore {
             let mut conn = p.acquire().await?;
             let result: Result<(), StoreError> = async {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let mut interned = Interned::default();
                 for (sql, chunk) in INSERT.statements(is_pg, events) {
                     let mut q = sqlx::query(sql);
                     for e in chunk {
-                        q = bind_event!(q, e);
+                        q = bind_event!(q, e, &mut interned);
                     }
                     q.persistent(true).execute(&mut *tx).await?;
                 }
