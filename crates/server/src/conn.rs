@@ -32,6 +32,7 @@
 use crate::metrics::Metrics;
 use axum::Router;
 use futures_util::future::Either;
+use futures_util::task::AtomicWaker;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -39,8 +40,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -287,6 +288,7 @@ impl One {
         if closing {
             conn.as_mut().graceful_shutdown();
         }
+        let (pressure_woken, close_woken) = (Woken::new(), Woken::new());
         loop {
             // The next moment the watchdog has to look again, and what happens then.
             let now = act.now_ms();
@@ -310,11 +312,11 @@ impl One {
                     }
                     break;
                 }
-                changed = self.pressure.changed(), if pressure_open => {
+                changed = Gate::new(Box::pin(self.pressure.changed()), &pressure_woken), if pressure_open => {
                     // Re-plan with the other header timeout.
                     pressure_open = changed.is_ok();
                 }
-                changed = self.close.changed(), if !closing => {
+                changed = Gate::new(Box::pin(self.close.changed()), &close_woken), if !closing => {
                     closing = true;
                     if changed.is_ok() {
                         conn.as_mut().graceful_shutdown();
@@ -364,6 +366,63 @@ enum Verdict {
 
 /// The socket (or the TLS stream over it), noting when the first byte of a request head
 /// arrives.
+/// Whether a [`Gate`]'s future was woken since it was last polled.
+#[derive(Debug)]
+struct Woken {
+    flag: AtomicBool,
+    /// The task's own waker, woken in turn.
+    task: AtomicWaker,
+}
+
+impl Woken {
+    fn new() -> (Arc<Woken>, Waker) {
+        let w = Arc::new(Woken { flag: AtomicBool::new(true), task: AtomicWaker::new() });
+        let waker = Waker::from(w.clone());
+        (w, waker)
+    }
+}
+
+impl Wake for Woken {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.flag.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+/// A future polled only on its first poll and when its own waker fired since. The connection
+/// task is woken for every read and write of its requests, and `tokio::select!` then polls
+/// every branch; a `watch::Receiver::changed` future takes the channel's waiter lock on each
+/// poll (~180 instructions, two such branches, ~3 wakes per request), this check an atomic swap.
+struct Gate<'w, F> {
+    inner: Pin<Box<F>>,
+    woken: &'w (Arc<Woken>, Waker),
+}
+
+impl<'w, F: Future> Gate<'w, F> {
+    fn new(inner: Pin<Box<F>>, woken: &'w (Arc<Woken>, Waker)) -> Gate<'w, F> {
+        // A new future has not been polled: poll it once whatever happened before.
+        woken.0.flag.store(true, Ordering::Release);
+        Gate { inner, woken }
+    }
+}
+
+impl<F: Future> Future for Gate<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let (state, waker) = self.woken;
+        state.task.register(cx.waker());
+        if !state.flag.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        self.inner.as_mut().poll(&mut Context::from_waker(waker))
+    }
+}
+
 struct Tracked<S> {
     inner: S,
     act: Arc<Activity>,
@@ -499,5 +558,67 @@ impl HttpBody for Body {
     }
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts its polls; ready once `ready` is set, and wakes whoever polled it then.
+    struct Probe {
+        polls: Arc<AtomicUsize>,
+        ready: Arc<AtomicBool>,
+        waker: Arc<std::sync::Mutex<Option<Waker>>>,
+    }
+
+    impl Future for Probe {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            self.polls.fetch_add(1, Ordering::SeqCst);
+            if self.ready.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_gate_polls_its_future_first_and_then_only_when_it_was_woken() {
+        let (polls, ready) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let inner_waker = Arc::new(std::sync::Mutex::new(None));
+        let probe = Probe { polls: polls.clone(), ready: ready.clone(), waker: inner_waker.clone() };
+        let woken = Woken::new();
+        let mut gate = Gate::new(Box::pin(probe), &woken);
+        let task = Arc::new(Counted(AtomicUsize::new(0)));
+        let task_waker = Waker::from(task.clone());
+        let mut cx = Context::from_waker(&task_waker);
+        assert!(Pin::new(&mut gate).poll(&mut cx).is_pending());
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "the first poll reaches the future");
+        for _ in 0..5 {
+            assert!(Pin::new(&mut gate).poll(&mut cx).is_pending());
+        }
+        assert_eq!(polls.load(Ordering::SeqCst), 1, "the task woken for something else: the future is left alone");
+        ready.store(true, Ordering::SeqCst);
+        let w = inner_waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        w.unwrap_or_else(|| panic!("the future kept a waker")).wake();
+        assert_eq!(task.0.load(Ordering::SeqCst), 1, "its wake wakes the task");
+        assert!(Pin::new(&mut gate).poll(&mut cx).is_ready(), "and the next poll reaches it");
+        assert_eq!(polls.load(Ordering::SeqCst), 2);
+        drop(gate);
+        // A new gate on the same state polls its new future at once.
+        let again = Probe { polls: polls.clone(), ready, waker: inner_waker };
+        assert!(Pin::new(&mut Gate::new(Box::pin(again), &woken)).poll(&mut cx).is_ready());
+        assert_eq!(polls.load(Ordering::SeqCst), 3);
+    }
+
+    struct Counted(AtomicUsize);
+
+    impl Wake for Counted {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }

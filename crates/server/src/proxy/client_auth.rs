@@ -6,9 +6,11 @@
 //! With authorization passthrough the client's `Authorization` belongs to the upstream, so
 //! the gateway token must come in `X-Tollgate-Token`.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 
-pub const TOLLGATE_TOKEN: &str = "x-tollgate-token";
+/// A `HeaderName`, not a `&str`: looked up on every proxied request, and a lookup by string
+/// parses the name first.
+pub static TOLLGATE_TOKEN: HeaderName = HeaderName::from_static("x-tollgate-token");
 
 /// Why no token could be taken from a request.
 #[derive(Debug, PartialEq, Eq)]
@@ -19,7 +21,7 @@ pub enum TokenProblem {
     PassthroughNeedsHeader,
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: impl axum::http::header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
@@ -36,7 +38,7 @@ pub fn presented_token<'a>(
     query: Option<&'a str>,
     passthrough: bool,
 ) -> Result<&'a str, TokenProblem> {
-    if let Some(t) = header(headers, TOLLGATE_TOKEN) {
+    if let Some(t) = header(headers, &TOLLGATE_TOKEN) {
         return Ok(t);
     }
     if passthrough {

@@ -105,6 +105,11 @@ pub(super) async fn send(
     *up.method_mut() = parts.method.clone();
     *up.uri_mut() = prep.uri;
     *up.headers_mut() = prep.headers;
+    // The request URL's origin is the base URL's (`prepare` checks it), so its `Host` is the
+    // one worked out per snapshot; the HTTP client formats one only when none is set.
+    if let Some(host) = &a.entry.host_header {
+        up.headers_mut().entry(http::header::HOST).or_insert_with(|| host.clone());
+    }
     let upstream = match tokio::time::timeout(read_timeout, state.proxy_client().request(up)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -145,9 +150,9 @@ pub(super) async fn send(
         );
         return Err((err, recorder));
     }
-    if let Some(rid) = ["x-request-id", "request-id", "x-amzn-requestid"]
+    if let Some(rid) = REQUEST_ID_HEADERS
         .iter()
-        .find_map(|h| upstream.headers().get(*h))
+        .find_map(|h| upstream.headers().get(h))
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 200)
     {
@@ -155,6 +160,13 @@ pub(super) async fn send(
     }
     Ok(Forwarded { upstream, recorder, event_id })
 }
+
+/// Where upstreams put the id of their answer (OpenAI, Anthropic, Bedrock), in that order.
+static REQUEST_ID_HEADERS: [http::HeaderName; 3] = [
+    http::HeaderName::from_static("x-request-id"),
+    http::HeaderName::from_static("request-id"),
+    http::HeaderName::from_static("x-amzn-requestid"),
+];
 
 /// Headers that name a conversation, in order of precedence: the gateway's own, then the
 /// session ids well-known clients send on every request — Claude Code's

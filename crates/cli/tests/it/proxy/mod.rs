@@ -240,6 +240,12 @@ pub fn assert_credential_swapped(kind: &str, got: &tollgate_testkit::upstream::R
         Some((h, v)) => assert_eq!(got.header(h), Some(v.as_str()), "{kind}: upstream headers {:?}", got.headers),
         None => assert!(got.header("authorization").is_none(), "keyless upstream got {:?}", got.headers),
     }
+    // One `Host`, the upstream's own authority (the fake upstreams listen on 127.0.0.1).
+    let hosts: Vec<_> = got.headers.get_all("host").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert!(
+        matches!(&hosts[..], [h] if h.strip_prefix("127.0.0.1:").is_some_and(|p| p.parse::<u16>().is_ok())),
+        "{kind}: the upstream's Host, once, not {hosts:?}"
+    );
     for (name, value) in &got.headers {
         let v = String::from_utf8_lossy(value.as_bytes());
         assert!(!v.contains(gateway_token), "gateway token leaked upstream in header {name}");
