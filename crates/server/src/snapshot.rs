@@ -169,8 +169,10 @@ pub struct ProviderEntry {
     /// The upstream base URL parsed (`None`: it does not parse), for the per-request check
     /// that the request URL stays under it (`proxy::prepare::under_base`).
     pub base_url: Option<url::Url>,
-    /// The `Host` header of requests to the upstream (`host[:port]`, the port only when not
-    /// the scheme's default: what the HTTP client would otherwise format for every request).
+    /// The `Host` header of requests to a plain-HTTP upstream (`host[:port]`, the port only
+    /// when not the scheme's default: what the HTTP client would otherwise format for every
+    /// request). `None` for `https` upstreams: those may negotiate HTTP/2, where the client
+    /// sends `:authority` and no `Host`, and this keeps it that way.
     pub host_header: Option<http::HeaderValue>,
 }
 
@@ -182,7 +184,7 @@ impl ProviderEntry {
         let server = base_url.as_ref().and_then(|u| {
             Some((u.host_str()?.trim_start_matches('[').trim_end_matches(']').to_string(), u.port_or_known_default()?))
         });
-        let host_header = base_url.as_ref().and_then(|u| {
+        let host_header = base_url.as_ref().filter(|u| u.scheme() == "http").and_then(|u| {
             let host = u.host_str()?;
             let value = match u.port() {
                 Some(port) => format!("{host}:{port}"),
@@ -316,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn the_host_header_names_a_port_only_when_it_is_not_the_schemes() {
+    fn a_plain_http_upstreams_host_header_names_a_port_only_when_it_is_not_the_schemes() {
         let host = |base: &str| {
             let spec: ProviderSpec = serde_json::from_value(serde_json::json!({
                 "name": "p", "display_name": "P", "type": "openai_compatible",
@@ -325,9 +327,10 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
             ProviderEntry::new(spec, 0, 0).host_header.and_then(|h| h.to_str().ok().map(str::to_string))
         };
-        assert_eq!(host("https://api.example.com/v1"), Some("api.example.com".to_string()));
-        assert_eq!(host("https://api.example.com:443/v1"), Some("api.example.com".to_string()));
+        assert_eq!(host("http://api.example.com/v1"), Some("api.example.com".to_string()));
+        assert_eq!(host("http://api.example.com:80/v1"), Some("api.example.com".to_string()));
         assert_eq!(host("http://127.0.0.1:8080"), Some("127.0.0.1:8080".to_string()));
+        assert_eq!(host("https://api.example.com/v1"), None, "https may be HTTP/2: the client's own");
         assert_eq!(host("http://[::1]:9000/x"), Some("[::1]:9000".to_string()));
     }
 

@@ -106,7 +106,8 @@ pub(super) async fn send(
     *up.uri_mut() = prep.uri;
     *up.headers_mut() = prep.headers;
     // The request URL's origin is the base URL's (`prepare` checks it), so its `Host` is the
-    // one worked out per snapshot; the HTTP client formats one only when none is set.
+    // one worked out per snapshot (plain-HTTP upstreams only: see `ProviderEntry`); the HTTP
+    // client formats one only when none is set.
     if let Some(host) = &a.entry.host_header {
         up.headers_mut().entry(http::header::HOST).or_insert_with(|| host.clone());
     }
