@@ -364,8 +364,6 @@ enum Verdict {
     Idle,
 }
 
-/// The socket (or the TLS stream over it), noting when the first byte of a request head
-/// arrives.
 /// Whether a [`Gate`]'s future was woken since it was last polled.
 #[derive(Debug)]
 struct Woken {
@@ -423,6 +421,8 @@ impl<F: Future> Future for Gate<'_, F> {
     }
 }
 
+/// The socket (or the TLS stream over it), noting when the first byte of a request head
+/// arrives.
 struct Tracked<S> {
     inner: S,
     act: Arc<Activity>,
