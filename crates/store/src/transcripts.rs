@@ -341,22 +341,28 @@ impl Transcript {
         TranscriptFlags::of(self.input.as_ref().map(|b| b.truncated), self.output.as_ref().map(|b| b.truncated))
     }
 
-    fn from_entry(e: Entry, key_id: String) -> Transcript {
+    fn from_entry(e: Entry, key_id: String) -> Result<Transcript, StoreError> {
         let body = |b: Option<Vec<u8>>, truncated| b.map(|bytes| OpenBody { bytes, truncated });
-        Transcript {
+        Ok(Transcript {
+            request_headers: parse_headers(&e.request_headers)
+                .map_err(|why| StoreError::Corrupt(format!("headers of transcript \"{}\": {why}", e.event_id)))?,
             input: body(e.input, e.input_truncated),
             output: body(e.output, e.output_truncated),
             event_id: e.event_id,
             key_id,
-            request_headers: e
-                .request_headers
-                .lines()
-                .filter_map(|l| l.split_once(": "))
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
             response_content_type: e.response_content_type,
-        }
+        })
     }
+}
+
+/// Kept request headers as stored: `name: value` lines, or a JSON object of strings (the rows
+/// of transcripts recorded before batching, and the first batches written, kept them so).
+fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    if text.starts_with('{') {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        return Ok(map.into_iter().map(|(n, v)| (n, v.as_str().unwrap_or_default().to_string())).collect());
+    }
+    Ok(text.lines().filter_map(|l| l.split_once(": ")).map(|(n, v)| (n.to_string(), v.to_string())).collect())
 }
 
 /// A stored batch's row.
@@ -559,14 +565,8 @@ impl TranscriptStore {
             return Ok(Some(Transcript {
                 input: open(Direction::Input, row.input)?,
                 output: open(Direction::Output, row.output)?,
-                // A JSON object of strings in these rows.
-                request_headers: serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-                    &row.request_headers,
-                )
-                .map_err(|e| StoreError::Corrupt(format!("headers of transcript \"{event_id}\": {e}")))?
-                .into_iter()
-                .map(|(n, v)| (n, v.as_str().unwrap_or_default().to_string()))
-                .collect(),
+                request_headers: parse_headers(&row.request_headers)
+                    .map_err(|why| StoreError::Corrupt(format!("headers of transcript \"{event_id}\": {why}")))?,
                 event_id: row.event_id,
                 key_id: row.key_id,
                 response_content_type: row.response_content_type,
@@ -579,7 +579,7 @@ impl TranscriptStore {
         });
         let Some(row) = row else { return Ok(None) };
         let entries = open_batch(keyring, &row.id, &row.sealed, row.plain_bytes)?;
-        Ok(entries.into_iter().find(|e| e.event_id == event_id).map(|e| Transcript::from_entry(e, row.key_id)))
+        entries.into_iter().find(|e| e.event_id == event_id).map(|e| Transcript::from_entry(e, row.key_id)).transpose()
     }
 
     /// The row of an event's transcript recorded before batching, if there is one.
@@ -1012,6 +1012,14 @@ mod tests {
         }
         let e = entry("e1", 5, b"secret prompt");
         assert!(!format!("{e:?}").contains("secret"), "Debug leaves bodies out");
+        let pairs = |v: &[(&str, &str)]| v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>();
+        assert_eq!(parse_headers("user-agent: t/1\nx-y: a: b\n"), Ok(pairs(&[("user-agent", "t/1"), ("x-y", "a: b")])));
+        assert_eq!(
+            parse_headers(r#"{"content-type":"application/json"}"#),
+            Ok(pairs(&[("content-type", "application/json")]))
+        );
+        assert_eq!(parse_headers(""), Ok(Vec::new()));
+        assert!(parse_headers("{not json").is_err());
         let flags = TranscriptFlags::of(Some(false), Some(true));
         assert_eq!(flags, TranscriptFlags { input: true, output: true, truncated: true });
         assert_eq!(TranscriptFlags::from_bits(flags.bits()), flags);
