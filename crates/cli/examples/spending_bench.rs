@@ -95,6 +95,20 @@ fn token_plan(rng: &mut Rng) -> Vec<[(usize, usize); 2]> {
         .collect()
 }
 
+/// Event `i`'s id: a UUIDv7 of its arrival time (as the proxy makes them; the usage store finds
+/// an event by the time its id carries), its random bits from `i`.
+fn event_id(i: u64, ts_ms: i64) -> String {
+    let mut random = [0u8; 10];
+    random[2..].copy_from_slice(&i.to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(ts_ms as u64, &random).into_uuid().to_string()
+}
+
+/// Event `i`'s arrival time: events spread evenly over the window, in time order.
+fn event_ts(a: &Args, end_ms: i64, i: u64) -> i64 {
+    let span = a.days * 86_400_000;
+    end_ms - span + (i as i64 * span) / a.events as i64
+}
+
 async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
     let catalog = Catalog::embedded().expect("catalog");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -124,7 +138,7 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             price(&PriceInput { provider_type: ptype, model: Some(model), usage: &usage, overrides: None }, &catalog);
         let failed = rng.below(50) == 0;
         batch.push(UsageEvent {
-            id: format!("{i:016x}"),
+            id: event_id(i, ts),
             ts_ms: ts,
             provider: provider.into(),
             provider_type: ptype,
@@ -144,7 +158,7 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             catalog_version: Some(catalog.version().to_string()),
             priced_by_override: false,
             unpriced: priced.unpriced,
-            request_id: format!("req{i}"),
+            request_id: event_id(i, ts),
             // Four in five requests belong to a conversation of about ten turns of one token;
             // the rest are conversations of their own.
             conversation_id: (rng.below(5) != 0).then(|| format!("conv-{tok}-{}", i / 600)),
@@ -175,13 +189,12 @@ async fn seed_transcripts(
     end_ms: i64,
 ) {
     use tollgate_store::transcripts::{Entry, seal_batch};
-    let span = a.days * 86_400_000;
     let mut entries = Vec::with_capacity(100);
     let mut sealed = Vec::with_capacity(50);
     for i in (0..a.events).step_by(10) {
         entries.push(Entry {
-            event_id: format!("{i:016x}"),
-            ts_ms: end_ms - span + (i as i64 * span) / a.events as i64,
+            event_id: event_id(i, event_ts(a, end_ms, i)),
+            ts_ms: event_ts(a, end_ms, i),
             request_headers: String::new(),
             response_content_type: Some("application/json".into()),
             input: Some(
@@ -204,7 +217,7 @@ async fn seed_transcripts(
 }
 
 /// Times the request log and conversation lists (first page, filtered, deep page).
-async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args) {
+async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args, end_ms: i64) {
     let get = |path: String| async move {
         let t = Instant::now();
         let resp = client.get(format!("{base}{path}")).bearer_auth(token).send().await.expect("request");
@@ -253,7 +266,7 @@ async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args
         ("conversations, status=failed", "/api/v1/conversations?status=failed".to_string()),
         ("conversations, provider filter", "/api/v1/conversations?provider=prod-gemini".to_string()),
         ("conversations, page after 1,000", format!("/api/v1/conversations?page_token={conv_deep}")),
-        ("one request with its transcript", "/api/v1/requests/00000000000003e8".to_string()),
+        ("one request with its transcript", format!("/api/v1/requests/{}", event_id(1000, event_ts(a, end_ms, 1000)))),
         ("one conversation (turns)", "/api/v1/conversations/conv-3-5".to_string()),
     ];
     println!("\n| request log ({} events, {} transcripts) | p50 ms | max ms | rows |", a.events, a.events / 10);
@@ -404,7 +417,7 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
         times.sort_by(f64::total_cmp);
         println!("| `{name}` | {:.1} | {:.1} | {shape} |", pct(&times, 0.5), times[times.len() - 1]);
     }
-    request_log(&base, &token, &client, a).await;
+    request_log(&base, &token, &client, a, end_ms).await;
     console_pages(label, &base, &token, &client, a, end_ms).await;
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -547,7 +560,7 @@ async fn console_pages(label: &str, base: &str, admin: &str, api: &reqwest::Clie
             "Requests, provider chip, deep page (a week before the end)",
             format!("/requests?provider=prod-anthropic&after={}:{:016x}", end_ms - 7 * 86_400_000, u64::MAX),
         ),
-        ("Request detail (with its transcript)", "/requests/00000000000003e8".into()),
+        ("Request detail (with its transcript)", format!("/requests/{}", event_id(1000, event_ts(a, end_ms, 1000)))),
         ("Transcripts, first page", "/transcripts".into()),
         ("Transcripts, status=failed", "/transcripts?status=failed".into()),
         ("Transcripts, provider chip", "/transcripts?provider=prod-gemini".into()),

@@ -100,8 +100,12 @@ impl Gateway {
                 tracing::info!(database = %crate::settings::redact_url(&url), "usage store open");
                 u
             }
-            None => UsageStore::sharing(&store)
-                .ok_or_else(|| ServerError::Settings("the usage store cannot share a SQLite database".into()))?,
+            None => {
+                let u = UsageStore::sharing(&store)
+                    .ok_or_else(|| ServerError::Settings("the usage store cannot share a SQLite database".into()))?;
+                u.upgrade().await?;
+                u
+            }
         };
         let transcripts = match settings.effective_transcript_database_url() {
             Some(url) => {

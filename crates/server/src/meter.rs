@@ -56,7 +56,7 @@ pub struct Metered {
 /// The sending half, held by the app state; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Meter {
-    tx: mpsc::Sender<Metered>,
+    tx: mpsc::Sender<Box<Metered>>,
     metrics: Arc<Metrics>,
     last_drop_log_ms: Arc<AtomicI64>,
     inflight: Arc<Inflight>,
@@ -137,7 +137,7 @@ pub struct SpillConfig {
 /// The receiving half, run by [`UsageWriter::run`].
 #[derive(Debug)]
 pub struct UsageWriter {
-    rx: mpsc::Receiver<Metered>,
+    rx: mpsc::Receiver<Box<Metered>>,
     flush_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     store: UsageStore,
     catalog: Arc<CatalogHandle>,
@@ -257,17 +257,18 @@ impl Meter {
     /// Queues one event without waiting. Never blocks the caller. `provider` is the snapshot
     /// entry the request was served with: its `custom_pricing` overrides the catalog.
     pub fn record(&self, event: UsageEvent, provider: Option<Arc<ProviderEntry>>) {
-        self.record_metered(Metered {
+        self.record_metered(Box::new(Metered {
             event,
             provider,
             response_model: None,
             transcript: None,
             observed: Default::default(),
-        });
+        }));
     }
 
-    /// Queues an event with everything the writer needs to price it.
-    pub fn record_metered(&self, mut metered: Metered) {
+    /// Queues an event with everything the writer needs to price it (boxed: the queue and the
+    /// writer's batch move a pointer, not the ~1 KB it holds).
+    pub fn record_metered(&self, mut metered: Box<Metered>) {
         let event = &mut metered.event;
         if event.status == tollgate_core::RequestStatus::ClientCancelled && self.cutting.load(Ordering::Acquire) {
             event.error_class = Some(SHUTDOWN_CUT.to_string());
@@ -314,7 +315,7 @@ impl UsageWriter {
     /// left by an earlier process is counted as queued and replayed first.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.open_spill().await;
-        let mut batch: Vec<Metered> = Vec::with_capacity(self.batch_size);
+        let mut batch: Vec<Box<Metered>> = Vec::with_capacity(self.batch_size);
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -380,7 +381,7 @@ impl UsageWriter {
     ///
     /// Then the request's telemetry is finished with the priced event (`telemetry::observe`:
     /// metric series, access-log line, span end).
-    fn price(&self, catalog: &tollgate_core::Catalog, m: Metered) -> UsageEvent {
+    fn price(&self, catalog: &tollgate_core::Catalog, m: Box<Metered>) -> UsageEvent {
         let mut event = m.event;
         let (model, priced) = price_call(
             catalog,
@@ -433,7 +434,8 @@ impl UsageWriter {
 
     /// Commits (or keeps) a batch's events, then stores its transcripts: they never hold back
     /// an event, and a failing usage store does not stop them.
-    async fn flush(&mut self, pending: &mut Vec<Metered>) {
+    #[expect(clippy::vec_box, reason = "the queue's boxes, moved as they came (unboxing copies ~1 KB each)")]
+    async fn flush(&mut self, pending: &mut Vec<Box<Metered>>) {
         let mut transcripts = Vec::new();
         // A transcript batch per provider and flush (more when one would pass
         // `transcript::BATCH_MAX_BYTES`); each event names its batch.
@@ -470,7 +472,8 @@ impl UsageWriter {
         }
     }
 
-    async fn flush_events(&mut self, pending: &mut Vec<Metered>) {
+    #[expect(clippy::vec_box, reason = "the queue's boxes, moved as they came (unboxing copies ~1 KB each)")]
+    async fn flush_events(&mut self, pending: &mut Vec<Box<Metered>>) {
         let catalog = self.catalog.current();
         let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
         // While the store is failing, batches go straight to the spill until the next retry.
@@ -601,11 +604,11 @@ impl UsageWriter {
             if chunk.is_empty() && chunk_end == offset {
                 break;
             }
-            let ids: Vec<String> = chunk.iter().map(|e| e.id.clone()).collect();
-            let stored = self.store.existing_ids(&ids).await?;
+            let stored = self.store.existing_ids(&chunk).await?;
+            let read = chunk.len() as u64;
             let fresh: Vec<UsageEvent> = chunk.into_iter().filter(|e| !stored.contains(&e.id)).collect();
             self.store.insert_events(&fresh).await?;
-            let done = (ids.len() as u64).min(spill.events);
+            let done = read.min(spill.events);
             spill.events -= done;
             self.written(done);
             offset = chunk_end;

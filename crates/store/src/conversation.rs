@@ -3,8 +3,9 @@
 //! (`requests.rs`, which read them). A conversation is the requests sharing a conversation id
 //! (`X-Tollgate-Conversation`, or a session id a well-known client sends); a request without
 //! one is a conversation of its own, keyed by its event id. Such a one-turn conversation has
-//! no row here: it is read from its event (the partial index `usage_events_singletons`), so
-//! an event without a conversation id costs its own row and nothing more (issue 21).
+//! no row here: it is read from its event (segments holding one carry the term "one-turn
+//! conversation", `segments.rs`), so an event without a conversation id costs nothing more
+//! than being stored (issue 21).
 //! Depends on the event type only.
 
 use crate::UsageEvent;
@@ -67,18 +68,6 @@ pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<&str, Conve
     out
 }
 
-/// An event without a conversation id read as the one-turn conversation it is, under the
-/// column names of a conversation row (casts: PostgreSQL types a literal and a `CASE` as
-/// `int4`).
-pub(crate) const SINGLETON_COLUMNS: &str = "id, ts AS started_at, ts AS last_at, provider AS providers, \
-     user_email, agent, CAST(1 AS BIGINT) AS turns, \
-     CAST(CASE WHEN status = 'success' THEN 0 ELSE 1 END AS BIGINT) AS failed_turns, \
-     CAST(tokens_input + tokens_output + tokens_reasoning + tokens_cached_input + tokens_cache_write_5m \
-     + tokens_cache_write_1h + tokens_cache_write_unknown AS BIGINT) AS tokens, cost_total AS cost";
-/// Which events are one-turn conversations: the predicate of the partial index
-/// `usage_events_singletons` (the same text, so both planners use it).
-pub(crate) const SINGLETON: &str = "conversation_id IS NULL";
-
 /// Same text on both backends (`CASE` instead of `LEAST`/`MIN`, `||` concatenation).
 const CONVERSATION_UPSERT_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET \
      started_at = CASE WHEN excluded.started_at < conversations.started_at THEN excluded.started_at \
@@ -105,7 +94,6 @@ pub(crate) static CONVERSATION_UPSERT: crate::db::MultiRowInsert = crate::db::Mu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::Connection;
 
     #[test]
     fn only_named_conversations_get_a_row() {
@@ -120,21 +108,5 @@ mod tests {
         assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec!["c"]);
         assert_eq!((rows["c"].turns, rows["c"].failed_turns), (2, 1));
         assert_eq!(conversation_of(&batch[2]), batch[2].id, "the lone event is its own conversation");
-    }
-
-    /// The conversation list's read of one-turn conversations uses their partial index.
-    #[tokio::test]
-    async fn lone_events_are_read_through_their_index() -> Result<(), sqlx::Error> {
-        let mut db = sqlx::SqliteConnection::connect("sqlite::memory:").await?;
-        for (_, _, sql) in crate::db::SQLITE_USAGE_MIGRATIONS {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut db).await?;
-        }
-        let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON} \
-             ORDER BY ts DESC, id DESC LIMIT 5"
-        );
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&mut db).await?;
-        assert!(plan.iter().any(|p| p.3.contains("usage_events_singletons")), "{plan:?}");
-        Ok(())
     }
 }

@@ -122,6 +122,7 @@ pub(crate) const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "singleton conversations", include_str!("../migrations/postgres/0012_singleton_conversations.sql")),
     (13, "lean transcript indexes", include_str!("../migrations/postgres/0013_lean_transcript_indexes.sql")),
     (14, "transcript batches", include_str!("../migrations/postgres/0014_transcript_batches.sql")),
+    (15, "usage segments", include_str!("../migrations/postgres/0015_usage_segments.sql")),
 ];
 /// On SQLite usage events live in their own file with its own migration history.
 pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -133,6 +134,7 @@ pub(crate) const SQLITE_USAGE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "token usage", include_str!("../migrations/sqlite_usage/0006_token_usage.sql")),
     (7, "singleton conversations", include_str!("../migrations/sqlite_usage/0007_singleton_conversations.sql")),
     (8, "transcript refs", include_str!("../migrations/sqlite_usage/0008_transcript_refs.sql")),
+    (9, "usage segments", include_str!("../migrations/sqlite_usage/0009_usage_segments.sql")),
 ];
 /// On SQLite transcripts live in a third file with its own migration history.
 pub(crate) const SQLITE_TRANSCRIPT_MIGRATIONS: &[(i64, &str, &str)] = &[

@@ -25,6 +25,7 @@ mod requests;
 mod rollup;
 pub mod seal;
 mod secrets;
+mod segments;
 mod spending;
 mod token_usage;
 mod tokens;

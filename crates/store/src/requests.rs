@@ -1,12 +1,11 @@
 //! The request log and conversations: newest-first, keyset-paginated reads of usage events
-//! (every proxied request, recorded bodies or not) and of the conversation rows the usage
-//! writer upserts with them (`conversation.rs`). Filters are added to the statement only when
-//! set, so each query can use the `(ts, id)` / `(conversation_id, ts)` / `(last_at, id)`
-//! indexes; a page is `ORDER BY … DESC LIMIT n` after the last key of the previous page.
+//! (every proxied request, recorded bodies or not; read from their segments,
+//! `segments.rs`, driven by the most selective filter's term) and of the conversation rows the
+//! usage writer upserts with them (`conversation.rs`, `(last_at, id)` index). A page is the
+//! `limit` events or rows after the last key of the previous page.
 
-use crate::conversation::{SINGLETON, SINGLETON_COLUMNS};
 use crate::db::RowExt;
-use crate::usage::{COLUMNS, event_from_row};
+use crate::segments::{Scan, Term};
 use crate::{StoreError, UsageEvent, UsageStore};
 use sqlx::QueryBuilder;
 use tollgate_core::RequestStatus;
@@ -124,25 +123,6 @@ fn push_page<DB: sqlx::Database>(
     qb.push_bind(limit);
 }
 
-/// Pushes ` AND provider IN (…)` for a scope (an empty scope matches nothing).
-fn push_scope<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, column: &str, scope: &Option<Vec<String>>)
-where
-    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
-{
-    if let Some(scope) = scope {
-        if scope.is_empty() {
-            qb.push(" AND 1 = 0");
-            return;
-        }
-        qb.push(format!(" AND {column} IN ("));
-        let mut sep = qb.separated(", ");
-        for p in scope {
-            sep.push_bind(p.clone());
-        }
-        qb.push(")");
-    }
-}
-
 /// `Some("")` filters the unattributed (NULL) value; other values match exactly.
 fn push_eq<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, column: &str, v: &Option<String>)
 where
@@ -160,41 +140,80 @@ where
     }
 }
 
-/// `($f, $after, $limit, $sqlite)`: the request-log statement. On SQLite a filter on failed
-/// requests (without a conversation, which has its own index) names the partial index of
-/// failed events: without statistics the planner would walk the provider index and read every
-/// event of that provider (572 ms for provider + failed + user at 10^6 events; with the
-/// partial index it reads only failed events). PostgreSQL's planner picks it by itself.
-macro_rules! request_query {
-    ($f:expr, $after:expr, $limit:expr, $sqlite:expr) => {{
-        let hint = if $sqlite && $f.failed && $f.conversation.is_none() && $f.status.is_none() {
-            " INDEXED BY usage_events_failed"
-        } else {
-            ""
-        };
-        let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM usage_events{hint} WHERE 1 = 1"));
-        push_eq(&mut qb, "provider", &$f.provider);
-        push_scope(&mut qb, "provider", &$f.scope);
-        push_eq(&mut qb, "model", &$f.model);
-        push_eq(&mut qb, "user_email", &$f.user);
-        push_eq(&mut qb, "agent", &$f.agent);
-        if let Some(s) = $f.status {
-            qb.push(" AND status = ");
-            qb.push_bind(s.as_str());
-        }
-        if $f.failed {
-            qb.push(" AND status <> 'success'");
-        }
-        if let Some(c) = &$f.conversation {
-            qb.push(" AND (conversation_id = ");
-            qb.push_bind(c.clone());
-            qb.push(" OR (conversation_id IS NULL AND id = ");
-            qb.push_bind(c.clone());
-            qb.push("))");
-        }
-        push_page(&mut qb, "ts", ($f.start_ms, $f.end_ms), $after, $limit);
-        qb
-    }};
+/// `Some("")` matches the unattributed (absent) value; other values match exactly.
+fn eq(filter: &Option<String>, value: Option<&str>) -> bool {
+    match filter.as_deref() {
+        None => true,
+        Some("") => value.is_none(),
+        Some(f) => value == Some(f),
+    }
+}
+
+/// The term group of an optional-value filter (`Some("")`: the absent value).
+fn term_of<'a>(filter: &'a Option<String>, make: fn(Option<&'a str>) -> Term<'a>) -> Option<Vec<String>> {
+    filter.as_deref().map(|v| vec![make((!v.is_empty()).then_some(v)).text()])
+}
+
+/// The scope's term group (a provider in scope); an empty scope matches nothing.
+fn scope_terms(scope: &Option<Vec<String>>) -> Option<Vec<String>> {
+    scope.as_ref().map(|s| s.iter().map(|p| Term::Provider(p).text()).collect())
+}
+
+impl RequestFilter {
+    /// Whether `e` passes every filter but the conversation and the time bounds.
+    fn matches(&self, e: &UsageEvent) -> bool {
+        self.provider.as_deref().is_none_or(|p| e.provider == p)
+            && self.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+            && eq(&self.model, e.model.as_deref())
+            && eq(&self.user, e.user.as_deref())
+            && eq(&self.agent, e.agent.as_deref())
+            && self.status.is_none_or(|s| e.status == s)
+            && (!self.failed || e.status != RequestStatus::Success)
+    }
+
+    /// Term groups, most selective first.
+    fn groups(&self) -> Vec<Vec<String>> {
+        [
+            term_of(&self.user, Term::User),
+            term_of(&self.agent, Term::Agent),
+            term_of(&self.model, Term::Model),
+            self.status.map(|s| vec![Term::Status(s.as_str()).text()]),
+            self.failed.then(|| vec![Term::Failed.text()]),
+            self.provider.as_deref().map(|p| vec![Term::Provider(p).text()]),
+            scope_terms(&self.scope),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+impl ConversationFilter {
+    /// Whether a one-turn conversation's event passes the filters but the time bounds.
+    fn matches_single(&self, e: &UsageEvent) -> bool {
+        e.conversation_id.is_none()
+            && self.provider.as_deref().is_none_or(|p| e.provider == p)
+            && self.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+            && eq(&self.user, e.user.as_deref())
+            && eq(&self.agent, e.agent.as_deref())
+            && self.failed.is_none_or(|f| f == (e.status != RequestStatus::Success))
+    }
+}
+
+/// An event without a conversation id as the one-turn conversation it is.
+fn single_row(e: UsageEvent) -> ConversationRow {
+    ConversationRow {
+        started_at_ms: e.ts_ms,
+        last_at_ms: e.ts_ms,
+        providers: vec![e.provider],
+        user: e.user,
+        agent: e.agent,
+        turns: 1,
+        failed_turns: i64::from(e.status != RequestStatus::Success),
+        tokens: e.usage.total_tokens(),
+        cost: e.cost.total,
+        id: e.id,
+    }
 }
 
 impl UsageStore {
@@ -205,33 +224,48 @@ impl UsageStore {
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> Result<Vec<UsageEvent>, StoreError> {
-        let sqlite = matches!(self.inner.pool, crate::db::Pool::Sqlite(_));
-        on_pool!(self, |p| {
-            let mut qb = request_query!(f, after, limit.max(1), sqlite);
-            let rows = qb.build().persistent(false).fetch_all(p).await?;
-            rows.iter().map(event_from_row).collect()
-        })
+        let limit = usize::try_from(limit.max(1)).unwrap_or(usize::MAX);
+        let in_time = |e: &UsageEvent| {
+            f.start_ms.is_none_or(|s| e.ts_ms >= s)
+                && f.end_ms.is_none_or(|x| e.ts_ms < x)
+                && after.is_none_or(|(ts, id)| (e.ts_ms, e.id.as_str()) < (ts, id))
+        };
+        if let Some(c) = &f.conversation {
+            // A conversation's turns are few: read them all, then filter and page.
+            let mut turns = self.turns(c, 0).await?;
+            turns.retain(|e| f.matches(e) && in_time(e));
+            turns.reverse();
+            turns.truncate(limit);
+            return Ok(turns);
+        }
+        let scan = Scan { groups: f.groups(), start_ms: f.start_ms, end_ms: f.end_ms, after, limit, ..Scan::default() };
+        self.scan(&scan, |e| f.matches(e)).await
     }
 
-    /// One event by id.
+    /// One event by id (event ids are UUIDv7s, found through the time they carry; an id of
+    /// another form names no event).
     pub async fn get_event(&self, id: &str) -> Result<Option<UsageEvent>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM usage_events WHERE id = $1");
-        on_pool!(self, |p| {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?;
-            row.as_ref().map(event_from_row).transpose()
-        })
+        self.find_event(id).await
     }
 
     /// The turns of a conversation, oldest first (at most `limit`).
     pub async fn conversation_turns(&self, id: &str, limit: i64) -> Result<Vec<UsageEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM usage_events WHERE conversation_id = $1 OR (conversation_id IS NULL AND id = $1) \
-             ORDER BY ts, id LIMIT $2"
-        );
-        on_pool!(self, |p| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).bind(limit.max(1)).fetch_all(p).await?;
-            rows.iter().map(event_from_row).collect()
-        })
+        self.turns(id, usize::try_from(limit.max(1)).unwrap_or(usize::MAX)).await
+    }
+
+    /// The events of conversation `id`, oldest first, at most `limit` (0: all): those naming it,
+    /// or the event of that id when it names none (a conversation of one turn).
+    async fn turns(&self, id: &str, limit: usize) -> Result<Vec<UsageEvent>, StoreError> {
+        let scan =
+            Scan { groups: vec![vec![Term::Conversation(id).text()]], oldest_first: true, limit, ..Scan::default() };
+        let mut turns = self.scan(&scan, |e| e.conversation_id.as_deref() == Some(id)).await?;
+        if turns.is_empty()
+            && let Some(e) = self.find_event(id).await?
+            && e.conversation_id.is_none()
+        {
+            turns.push(e);
+        }
+        Ok(turns)
     }
 
     /// Conversations matching `f`, most recently active first, after the `(last_at, id)` key
@@ -269,19 +303,26 @@ impl UsageStore {
             let rows = qb.build().persistent(false).fetch_all(p).await?;
             rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
         });
-        let singles = on_pool!(self, |p| {
-            let mut qb = QueryBuilder::new(format!("SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON}"));
-            push_eq(&mut qb, "provider", &f.provider);
-            push_scope(&mut qb, "provider", &f.scope);
-            push_eq(&mut qb, "user_email", &f.user);
-            push_eq(&mut qb, "agent", &f.agent);
-            if let Some(failed) = f.failed {
-                qb.push(if failed { " AND status <> 'success'" } else { " AND status = 'success'" });
-            }
-            push_page(&mut qb, "ts", (f.start_ms, f.end_ms), after, limit);
-            let rows = qb.build().persistent(false).fetch_all(p).await?;
-            rows.iter().map(conversation_from_row).collect::<Result<Vec<_>, _>>()?
-        });
+        let scan = Scan {
+            groups: [
+                Some(vec![Term::Single.text()]),
+                term_of(&f.user, Term::User),
+                term_of(&f.agent, Term::Agent),
+                f.provider.as_deref().map(|p| vec![Term::Provider(p).text()]),
+                scope_terms(&f.scope),
+                (f.failed == Some(true)).then(|| vec![Term::Failed.text()]),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            start_ms: f.start_ms,
+            end_ms: f.end_ms,
+            after,
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            ..Scan::default()
+        };
+        let singles: Vec<ConversationRow> =
+            self.scan(&scan, |e| f.matches_single(e)).await?.into_iter().map(single_row).collect();
         rows.extend(singles);
         rows.sort_unstable_by(|a, b| (b.last_at_ms, &b.id).cmp(&(a.last_at_ms, &a.id)));
         rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -291,14 +332,14 @@ impl UsageStore {
     /// One conversation: its row, or the event without a conversation id that is one.
     pub async fn get_conversation(&self, id: &str) -> Result<Option<ConversationRow>, StoreError> {
         const SQL: &str = concat!("SELECT ", conversation_columns!(), " FROM conversations WHERE id = $1");
-        let single = format!("SELECT {SINGLETON_COLUMNS} FROM usage_events WHERE {SINGLETON} AND id = $1");
-        on_pool!(self, |p| {
-            let row = match sqlx::query(SQL).bind(id).fetch_optional(p).await? {
-                Some(row) => Some(row),
-                None => sqlx::query(sqlx::AssertSqlSafe(single)).bind(id).fetch_optional(p).await?,
-            };
-            row.as_ref().map(conversation_from_row).transpose()
-        })
+        let row = on_pool!(self, |p| {
+            let row = sqlx::query(SQL).bind(id).fetch_optional(p).await?;
+            row.as_ref().map(conversation_from_row).transpose()?
+        });
+        if row.is_some() {
+            return Ok(row);
+        }
+        Ok(self.find_event(id).await?.filter(|e| e.conversation_id.is_none()).map(single_row))
     }
 
     /// Deletes conversations whose last turn is older than `before_ms`, in chunks.

@@ -14,7 +14,6 @@ use crate::rollup::{bind_rollup, rollup};
 use crate::token_usage::{TOKEN_DAY_UPSERT, token_days};
 use crate::transcripts::{TranscriptFlags, TranscriptRef};
 use crate::{Store, StoreError, UsageEvent};
-use hashbrown::HashMap;
 use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
 
@@ -49,15 +48,35 @@ macro_rules! columns {
      transcript_batch, transcript_flags"
     };
 }
-pub(crate) const COLUMNS: &str = columns!();
 
-/// Rows per INSERT statement: 38 columns × 400 stays under both backends' bind limits.
-const ROWS_PER_INSERT: usize = 400;
+/// The term rows of a segment, in fixed prepared sizes (`db::MultiRowInsert`).
+static TERMS: crate::db::MultiRowInsert =
+    crate::db::MultiRowInsert::new("usage_segment_terms", "term, ts_max, segment", "", &[50, 10, 1]);
 
-/// The usage-event INSERTs: a batch is cut into these statement sizes, each prepared once
-/// (`db::MultiRowInsert`).
-static INSERT: crate::db::MultiRowInsert =
-    crate::db::MultiRowInsert::new("usage_events", COLUMNS, "", &[ROWS_PER_INSERT, 100, 25, 5, 1]);
+const INSERT_SEGMENT: &str =
+    "INSERT INTO usage_segments (ts_min, ts_max, events, data) VALUES ($1, $2, $3, $4) RETURNING id";
+
+/// Writes `events` as segments (`segments.rs`) inside the transaction `tx` (either backend).
+macro_rules! write_segments {
+    ($tx:expr, $events:expr, $is_pg:expr) => {{
+        for seg in crate::segments::cut($events) {
+            let id: i64 = sqlx::query_scalar(INSERT_SEGMENT)
+                .bind(seg.ts_min)
+                .bind(seg.ts_max)
+                .bind(seg.events)
+                .bind(seg.data)
+                .fetch_one(&mut *$tx)
+                .await?;
+            for (sql, chunk) in TERMS.statements($is_pg, &seg.terms) {
+                let mut q = sqlx::query(sql);
+                for t in chunk {
+                    q = q.bind(t.as_str()).bind(seg.ts_max).bind(id);
+                }
+                q.persistent(true).execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
 
 pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreError> {
     let id = row.text("id")?;
@@ -118,77 +137,14 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
     })
 }
 
-/// Shared copies of the text values a batch of events repeats (provider, model, user, token,
-/// status, …): bound as `Arc<str>`, a repeated value costs a reference count instead of the
-/// copy and the allocations sqlx makes of an owned `String` or a `&str` (two each, freed after
-/// the statement). A value seen once is copied once (`Arc<str>` holds its bytes inline).
-#[derive(Default)]
-struct Interned<'a> {
-    values: HashMap<&'a str, Arc<str>>,
-}
-
-impl<'a> Interned<'a> {
-    fn get(&mut self, s: &'a str) -> Arc<str> {
-        self.values.entry(s).or_insert_with(|| Arc::from(s)).clone()
-    }
-
-    fn opt(&mut self, s: Option<&'a str>) -> Option<Arc<str>> {
-        s.map(|s| self.get(s))
-    }
-}
-
-/// Binds one event's 38 values, in [`COLUMNS`] order, onto a query; `$t` is the batch's
-/// [`Interned`] values.
-macro_rules! bind_event {
-    ($q:expr, $e:expr, $t:expr) => {{
-        let e: &UsageEvent = $e;
-        let t: &mut Interned<'_> = $t;
-        $q.bind(Arc::<str>::from(e.id.as_str()))
-            .bind(e.ts_ms)
-            .bind(t.get(&e.provider))
-            .bind(t.get(e.provider_type.as_str()))
-            .bind(t.opt(e.model.as_deref()))
-            .bind(t.get(&e.endpoint))
-            .bind(t.opt(e.user.as_deref()))
-            .bind(t.opt(e.agent.as_deref()))
-            .bind(t.opt(e.token_id.as_deref()))
-            .bind(t.get(e.status.as_str()))
-            .bind(e.http_status)
-            .bind(t.opt(e.error_class.as_deref()))
-            .bind(e.streamed)
-            .bind(e.latency_ms)
-            .bind(e.ttft_ms)
-            .bind(e.usage.input)
-            .bind(e.usage.output)
-            .bind(e.usage.reasoning)
-            .bind(e.usage.cached_input)
-            .bind(e.usage.cache_write_5m)
-            .bind(e.usage.cache_write_1h)
-            .bind(e.usage.cache_write_unknown)
-            .bind(e.cost.input)
-            .bind(e.cost.output)
-            .bind(e.cost.reasoning)
-            .bind(e.cost.cached_input)
-            .bind(e.cost.cache_write_5m)
-            .bind(e.cost.cache_write_1h)
-            .bind(e.cost.cache_write_unknown)
-            .bind(e.cost.total)
-            .bind(t.opt(e.catalog_version.as_deref()))
-            .bind(e.priced_by_override)
-            .bind(e.unpriced)
-            .bind(Arc::<str>::from(e.request_id.as_str()))
-            .bind(e.conversation_id.as_deref().map(Arc::<str>::from))
-            .bind(t.opt(e.transcript.as_ref().map(|r| r.batch.as_str())))
-            .bind(e.transcript.as_ref().map(|r| r.flags.bits()))
-    }};
-}
-
 impl UsageStore {
     /// Opens the usage database at `url` (a SQLite file of its own, or PostgreSQL) and runs
     /// its migrations.
     pub async fn connect(url: &str) -> Result<UsageStore, StoreError> {
         let pool = crate::db::connect(url, crate::db::USAGE).await?;
-        Ok(UsageStore { inner: Arc::new(UsageInner { pool }) })
+        let store = UsageStore { inner: Arc::new(UsageInner { pool }) };
+        store.upgrade().await?;
+        Ok(store)
     }
 
     /// Shares the config store's pool (PostgreSQL: usage tables are in the same database and
@@ -218,14 +174,7 @@ impl UsageStore {
             let mut conn = p.acquire().await?;
             let result: Result<(), StoreError> = async {
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let mut interned = Interned::default();
-                for (sql, chunk) in INSERT.statements(is_pg, events) {
-                    let mut q = sqlx::query(sql);
-                    for e in chunk {
-                        q = bind_event!(q, e, &mut interned);
-                    }
-                    q.persistent(true).execute(&mut *tx).await?;
-                }
+                write_segments!(tx, events, is_pg);
                 // Tables in a fixed order and keys sorted (a BTreeMap): concurrent writers on
                 // PostgreSQL lock rollup rows in the same order and cannot deadlock each other.
                 // Every statement is one of a few prepared sizes (`db::MultiRowInsert`).
@@ -277,66 +226,131 @@ impl UsageStore {
         Ok(())
     }
 
-    /// Which of `ids` are already stored (a batch replayed from the spill file after a commit
-    /// whose answer was lost must not be counted twice).
-    pub async fn existing_ids(&self, ids: &[String]) -> Result<std::collections::HashSet<String>, StoreError> {
-        let mut found = std::collections::HashSet::new();
-        for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let rows: Vec<String> = on_pool!(self, |p| {
-                let mut qb = sqlx::QueryBuilder::new("SELECT id FROM usage_events WHERE id IN (");
-                let mut sep = qb.separated(", ");
-                for id in chunk {
-                    sep.push_bind(id.clone());
-                }
-                qb.push(")");
-                qb.build_query_scalar::<String>().persistent(false).fetch_all(p).await?
-            });
-            found.extend(rows);
-        }
-        Ok(found)
+    /// Which of `events` are already stored, by id (a batch replayed from the spill file
+    /// after a commit whose answer was lost must not be counted twice): the segments over the
+    /// batch's arrival times are read.
+    pub async fn existing_ids(&self, events: &[UsageEvent]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let (Some(lo), Some(hi)) = (events.iter().map(|e| e.ts_ms).min(), events.iter().map(|e| e.ts_ms).max()) else {
+            return Ok(std::collections::HashSet::new());
+        };
+        let wanted: std::collections::HashSet<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let scan = crate::segments::Scan {
+            start_ms: Some(lo),
+            end_ms: Some(hi.saturating_add(1)),
+            ..crate::segments::Scan::default()
+        };
+        let found = self.scan(&scan, |e| wanted.contains(e.id.as_str())).await?;
+        Ok(found.into_iter().map(|e| e.id).collect())
     }
 
-    /// Deletes raw events older than `before_ms`, at most `chunk` per statement, until none
-    /// are left; returns how many went. Rollups are kept.
+    /// Deletes raw events older than `before_ms` and returns how many went; rollups are kept.
+    /// Whole segments go at most `chunk` events' worth per statement; a segment holding events
+    /// on both sides of `before_ms` is rewritten with the newer ones.
     pub async fn delete_events_before(&self, before_ms: i64, chunk: i64) -> Result<u64, StoreError> {
-        const SQL: &str =
-            "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events WHERE ts < $1 ORDER BY ts LIMIT $2)";
+        let span = crate::segments::SPAN_MAX_MS;
+        // Segments entirely older: deleted with their terms, a chunk at a time.
+        const OLD: &str = "SELECT id, events FROM usage_segments WHERE ts_max < $1 ORDER BY ts_max LIMIT 256";
+        const DROP_TERMS: &str = "DELETE FROM usage_segment_terms WHERE segment = $1";
         let mut total = 0u64;
         loop {
             let n = on_pool!(self, |p| {
-                sqlx::query(SQL).bind(before_ms).bind(chunk.max(1)).execute(p).await?.rows_affected()
+                let mut tx = p.begin().await?;
+                let rows: Vec<(i64, i64)> = sqlx::query_as(OLD).bind(before_ms).fetch_all(&mut *tx).await?;
+                let mut n = 0i64;
+                for (i, (id, events)) in rows.iter().enumerate() {
+                    if i > 0 && n + events > chunk {
+                        break;
+                    }
+                    sqlx::query("DELETE FROM usage_segments WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                    sqlx::query(DROP_TERMS).bind(id).execute(&mut *tx).await?;
+                    n += events;
+                }
+                tx.commit().await?;
+                if rows.is_empty() { None } else { Some(u64::try_from(n).unwrap_or(0)) }
             });
-            total += n;
-            if n == 0 {
-                return Ok(total);
+            match n {
+                Some(n) => total += n,
+                None => break,
             }
         }
+        // Segments straddling the cut (their `ts_max` is within a span of it).
+        const STRADDLING: &str = "SELECT id, data FROM usage_segments WHERE ts_max >= $1 AND ts_max < $2 \
+             AND ts_min < $1 ORDER BY ts_max, id";
+        let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
+        let removed = on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(STRADDLING)
+                .bind(before_ms)
+                .bind(before_ms.saturating_add(span).saturating_add(1))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut removed = 0u64;
+            for (id, data) in rows {
+                let events = crate::segments::decode(id, &data)?;
+                let kept: Vec<UsageEvent> = events.iter().filter(|e| e.ts_ms >= before_ms).cloned().collect();
+                removed += (events.len() - kept.len()) as u64;
+                sqlx::query("DELETE FROM usage_segments WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                sqlx::query(DROP_TERMS).bind(id).execute(&mut *tx).await?;
+                write_segments!(tx, &kept, is_pg);
+            }
+            tx.commit().await?;
+            removed
+        });
+        Ok(total + removed)
     }
 
     /// Events matching `q`, oldest first.
     pub async fn list_events(&self, q: &UsageQuery) -> Result<Vec<UsageEvent>, StoreError> {
-        let limit = i64::from(q.limit.unwrap_or(1000));
-        const SQL: &str = concat!(
-            "SELECT ",
-            columns!(),
-            " FROM usage_events WHERE ($1 IS NULL OR provider = $1) AND ts >= $2 ORDER BY ts, id LIMIT $3"
-        );
-        on_pool!(self, |p| {
-            let rows = sqlx::query(SQL)
-                .bind(q.provider.as_deref())
-                .bind(q.since_ms.unwrap_or(i64::MIN))
-                .bind(limit)
-                .fetch_all(p)
-                .await?;
-            rows.iter().map(event_from_row).collect()
-        })
+        let scan = crate::segments::Scan {
+            groups: q.provider.iter().map(|p| vec![crate::segments::Term::Provider(p).text()]).collect(),
+            start_ms: q.since_ms,
+            oldest_first: true,
+            limit: q.limit.unwrap_or(1000) as usize,
+            ..crate::segments::Scan::default()
+        };
+        self.scan(&scan, |e| q.provider.as_ref().is_none_or(|p| *p == e.provider)).await
     }
 
     /// How many events are stored.
     pub async fn count_events(&self) -> Result<i64, StoreError> {
-        let n: i64 =
-            on_pool!(self, |p| { sqlx::query_scalar("SELECT COUNT(*) FROM usage_events").fetch_one(p).await? });
+        const SQL: &str = "SELECT CAST(COALESCE((SELECT SUM(events) FROM usage_segments), 0) AS BIGINT) \
+             + (SELECT COUNT(*) FROM usage_events)";
+        let n: i64 = on_pool!(self, |p| { sqlx::query_scalar(SQL).fetch_one(p).await? });
         Ok(n)
+    }
+
+    /// Moves events stored before segments (rows of `usage_events`) into segments, a
+    /// thousand at a time, each move one transaction (the rows are deleted and returned by
+    /// one statement, so replicas upgrading together never move a row twice). Run when the
+    /// store opens; returns how many moved.
+    pub async fn upgrade(&self) -> Result<u64, StoreError> {
+        const TAKE: &str = concat!(
+            "DELETE FROM usage_events WHERE id IN (SELECT id FROM usage_events ORDER BY ts, id LIMIT 1000) RETURNING ",
+            columns!()
+        );
+        let is_pg = matches!(self.inner.pool, crate::db::Pool::Postgres(_));
+        let mut moved = 0u64;
+        loop {
+            let n = on_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                let rows = sqlx::query(TAKE).fetch_all(&mut *tx).await?;
+                let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
+                write_segments!(tx, &events, is_pg);
+                tx.commit().await?;
+                events.len() as u64
+            });
+            if n == 0 {
+                break;
+            }
+            if moved == 0 {
+                tracing::info!("moving usage events stored before segments into segments");
+            }
+            moved += n;
+        }
+        if moved > 0 {
+            tracing::info!(events = moved, "usage events moved into segments");
+        }
+        Ok(moved)
     }
 
     pub async fn close(&self) {
@@ -426,19 +440,6 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-
-    #[test]
-    fn batches_are_cut_into_the_prepared_sizes_only() {
-        assert_eq!(INSERT.pieces(0), Vec::<usize>::new());
-        assert_eq!(INSERT.pieces(1000), vec![400, 400, 100, 100]);
-        assert_eq!(INSERT.pieces(237), vec![100, 100, 25, 5, 5, 1, 1]);
-        for n in 0..=1234 {
-            let pieces = INSERT.pieces(n);
-            assert_eq!(pieces.iter().sum::<usize>(), n, "{n}");
-            assert!(pieces.iter().all(|p| [400, 100, 25, 5, 1].contains(p)), "{n}: {pieces:?}");
-            assert!(pieces.windows(2).all(|w| w[0] >= w[1]), "{n}: largest first");
-        }
-    }
 
     pub(crate) fn event(i: usize) -> UsageEvent {
         UsageEvent {

@@ -34,6 +34,7 @@ store_cases!(
     usage_rollups_follow_events,
     top_n_series_plus_other_equal_the_total,
     usage_retention_keeps_rollups,
+    legacy_events_move_into_segments,
     usage_rollup_tables_agree,
     migrations_idempotent,
     provider_crud,
@@ -163,6 +164,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "singleton conversations",
             "lean transcript indexes",
             "transcript batches",
+            "usage segments",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]
@@ -906,8 +908,8 @@ async fn usage_store(db: &TestDb) -> anyhow::Result<tollgate_store::UsageStore> 
     }
 }
 
-/// A batch larger than one INSERT statement round-trips every column exactly, in one
-/// transaction; filters and ordering work; reconnecting does not re-migrate.
+/// A batch round-trips every field exactly through its segment; filters and ordering work;
+/// a replayed batch's stored events are found; reconnecting does not re-migrate.
 async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
     use tollgate_core::{Cost, RequestStatus, Usage};
     let store = usage_store(&db).await?;
@@ -967,11 +969,11 @@ async fn usage_events_batch_roundtrip(db: TestDb) -> anyhow::Result<()> {
         })
         .await?;
     assert_eq!(odd.iter().map(|e| e.ts_ms).collect::<Vec<_>>(), (1_401..1_420).step_by(2).collect::<Vec<_>>());
-    // A batch with a duplicate id fails as a whole: nothing of it is written.
-    let mut bad = events[..3].to_vec();
-    bad[0].id = "fresh-1".into();
-    assert!(store.insert_events(&bad).await.is_err());
-    assert_eq!(store.count_events().await?, 450, "a failed batch writes nothing");
+    // What a replay of the spill file checks: which events of a batch are stored already.
+    let mut replayed = events[..3].to_vec();
+    replayed[0].id = "fresh-1".into();
+    let stored = store.existing_ids(&replayed).await?;
+    assert_eq!(stored, events[1..3].iter().map(|e| e.id.clone()).collect());
     store.close().await;
     let again = usage_store(&db).await?;
     assert_eq!(again.count_events().await?, 450);
@@ -1055,7 +1057,13 @@ async fn conversations_named_lone_and_legacy(db: TestDb) -> anyhow::Result<()> {
 fn priced_event(i: i64, ts_ms: i64, provider: &str, user: Option<&str>) -> tollgate_store::UsageEvent {
     use tollgate_core::{Cost, RequestStatus, Usage};
     tollgate_store::UsageEvent {
-        id: format!("ev-{provider}-{i:05}"),
+        // a UUIDv7 of the arrival time, as the proxy makes them (events are found by it)
+        id: uuid::Builder::from_unix_timestamp_millis(
+            ts_ms as u64,
+            &[provider.len() as u8, provider.as_bytes()[provider.len() - 1], 0, 0, 0, 0, 0, 0, i as u8, (i >> 8) as u8],
+        )
+        .into_uuid()
+        .to_string(),
         ts_ms,
         provider: provider.into(),
         provider_type: ProviderType::Openai,
@@ -1082,8 +1090,8 @@ fn priced_event(i: i64, ts_ms: i64, provider: &str, user: Option<&str>) -> tollg
 }
 
 /// Each batch adds to its hourly rollups in the same transaction: rows are keyed by hour,
-/// provider, type, model, user and agent; counters add up across batches; a failed batch adds
-/// nothing; spending queries group by bucket and dimension and respect filters.
+/// provider, type, model, user and agent; counters add up across batches; spending queries
+/// group by bucket and dimension and respect filters.
 async fn usage_rollups_follow_events(db: TestDb) -> anyhow::Result<()> {
     use tollgate_store::{DAY_MS, Dimension, HOUR_MS, SpendingFilter};
     let store = usage_store(&db).await?;
@@ -1096,9 +1104,6 @@ async fn usage_rollups_follow_events(db: TestDb) -> anyhow::Result<()> {
     store.insert_events(&batch1).await?;
     let batch2: Vec<_> = (0..4).map(|i| priced_event(i, t0 + 25 * HOUR_MS + i, "b", None)).collect();
     store.insert_events(&batch2).await?;
-    // a duplicate id fails the batch: neither events nor rollups change
-    let dup = vec![priced_event(99, t0, "a", None), priced_event(0, t0, "a", Some("alice@example.com"))];
-    assert!(store.insert_events(&dup).await.is_err());
 
     let rows = store.rollup_rows(t0, t0 + 2 * DAY_MS).await?;
     assert_eq!(rows.len(), 4, "{rows:#?}");
@@ -1244,6 +1249,75 @@ async fn usage_retention_keeps_rollups(db: TestDb) -> anyhow::Result<()> {
     let all = SpendingFilter { start_ms: t0, end_ms: t0 + 30 * HOUR_MS, ..SpendingFilter::default() };
     assert_eq!(store.spending(&all, None, None).await?[0].stats.requests, 25, "rollups are kept");
     assert_eq!(store.delete_events_before(t0 + 20 * HOUR_MS, 7).await?, 0);
+    // Ten events a second apart share a segment: a cut inside it keeps the newer ones.
+    let close: Vec<_> = (0..10).map(|i| priced_event(100 + i, t0 + 22 * HOUR_MS + i * 1_000, "b", None)).collect();
+    store.insert_events(&close).await?;
+    assert_eq!(store.delete_events_before(t0 + 22 * HOUR_MS + 5_500, 7).await?, 6 + 3, "and hours 20 to 22");
+    let left =
+        store.list_events(&tollgate_store::UsageQuery { provider: Some("b".into()), ..Default::default() }).await?;
+    assert_eq!(left, close[6..].to_vec());
+    assert_eq!(store.count_events().await?, 2 + 4);
+    for e in &close {
+        assert_eq!(store.get_event(&e.id).await?.is_some(), e.ts_ms >= t0 + 22 * HOUR_MS + 5_500, "{}", e.id);
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Events stored before segments (rows of `usage_events`) move into segments when the store
+/// opens, every field kept, and are found as before (ids are UUIDv7s of their arrival time);
+/// the rows are gone.
+async fn legacy_events_move_into_segments(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_testkit::db::sqlx::{self, Connection as _};
+    let store = usage_store(&db).await?;
+    store.close().await;
+    let url = if db.is_postgres() { db.url().to_string() } else { db.url().replace("tollgate.db", "usage.sqlite") };
+    const INSERT: &str = "INSERT INTO usage_events (id, ts, provider, provider_type, model, endpoint, user_email, \
+         agent, token_id, status, http_status, error_class, streamed, latency_ms, ttft_ms, tokens_input, tokens_output, \
+         cost_total, catalog_version, priced_by_override, unpriced, request_id, conversation_id) VALUES \
+         ('019b76da-a800-7000-8000-000000000001', 1767225600000, 'p', 'anthropic', 'claude-x', '/v1/messages', \
+          'u@x', NULL, 'tok', 'success', 200, NULL, TRUE, 900, 120, 10, 20, 3300, 'v1', FALSE, FALSE, \
+          '019b76da-a800-7000-8000-000000000001', 'conv-1'), \
+         ('019b76da-abe8-7000-8000-000000000002', 1767225601000, 'p', 'anthropic', NULL, '/v1/messages', \
+          NULL, 'bot', NULL, 'upstream_error', 529, 'upstream_5xx', FALSE, 40, NULL, 0, 0, 0, NULL, FALSE, TRUE, \
+          'req-2', NULL)";
+    let count = "SELECT COUNT(*) FROM usage_events";
+    let legacy_rows = if db.is_postgres() {
+        let mut c = sqlx::postgres::PgConnection::connect(&url).await?;
+        sqlx::query(INSERT).execute(&mut c).await?;
+        let again = tollgate_store::UsageStore::connect(&url).await?;
+        let n: i64 = sqlx::query_scalar(count).fetch_one(&mut c).await?;
+        c.close().await?;
+        (again, n)
+    } else {
+        let mut c = sqlx::sqlite::SqliteConnection::connect(&url).await?;
+        sqlx::query(INSERT).execute(&mut c).await?;
+        c.close().await?;
+        let again = tollgate_store::UsageStore::connect(&url).await?;
+        let mut c = sqlx::sqlite::SqliteConnection::connect(&url).await?;
+        let n: i64 = sqlx::query_scalar(count).fetch_one(&mut c).await?;
+        c.close().await?;
+        (again, n)
+    };
+    let (store, rows) = legacy_rows;
+    assert_eq!(rows, 0, "the rows moved");
+    assert_eq!(store.count_events().await?, 2);
+    let all = store.list_events(&tollgate_store::UsageQuery::default()).await?;
+    assert_eq!(all.len(), 2);
+    let (a, b) = (&all[0], &all[1]);
+    assert_eq!(
+        (a.model.as_deref(), a.user.as_deref(), a.streamed, a.ttft_ms, a.usage.output, a.cost.total),
+        (Some("claude-x"), Some("u@x"), true, Some(120), 20, 3300)
+    );
+    assert_eq!((a.conversation_id.as_deref(), a.request_id.as_str()), (Some("conv-1"), a.id.as_str()));
+    assert_eq!(
+        (b.status, b.http_status, b.error_class.as_deref()),
+        (tollgate_core::RequestStatus::UpstreamError, Some(529), Some("upstream_5xx"))
+    );
+    assert_eq!((b.agent.as_deref(), b.request_id.as_str(), b.unpriced), (Some("bot"), "req-2", true));
+    assert_eq!(store.get_event(&b.id).await?.as_ref(), Some(b));
+    assert_eq!(store.conversation_turns("conv-1", 10).await?, vec![a.clone()]);
+    assert_eq!(store.upgrade().await?, 0, "nothing left to move");
     store.close().await;
     Ok(())
 }

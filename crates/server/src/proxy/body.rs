@@ -138,13 +138,13 @@ impl Recorder {
                 .take()
                 .map(|c| Box::new(c.finish(self.response_content_type.take())))
                 .filter(|t| crate::transcript::admit(&self.metrics, t.size()));
-            self.meter.record_metered(Metered {
+            self.meter.record_metered(Box::new(Metered {
                 event,
                 provider: self.provider.take(),
                 response_model: self.response_model.take(),
                 transcript,
                 observed,
-            });
+            }));
         } else if let Some(span) = observed.span {
             // Usage recording is off: no event, no price. The span still ends with the outcome.
             let usage = outcome.usage.unwrap_or_default();

@@ -98,11 +98,20 @@ fn base_probe() -> Response {
     resp
 }
 
+/// A UUIDv7 carrying `ts_ms` (epoch ms) and random bits.
+fn request_id(ts_ms: i64) -> String {
+    let ms = u64::try_from(ts_ms).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, ((ms % 1000) * 1_000_000) as u32);
+    uuid::Uuid::new_v7(ts).to_string()
+}
+
 async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let arrived = (Instant::now(), state.now_ms());
     // The request's id: in every log line of the request (a field of the connection layer's
     // `request` span), the usage event's id, `x-tollgate-request-id` and the span attribute.
-    let request_id = uuid::Uuid::now_v7().to_string();
+    // A UUIDv7 of the arrival time the event records: the usage store finds an event by the
+    // time its id carries (tollgate_store's segments.rs).
+    let request_id = request_id(arrived.1);
     tracing::Span::current().record("request_id", request_id.as_str());
     let (parts, body) = req.into_parts();
     let metrics = state.metrics();
