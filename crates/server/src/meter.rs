@@ -383,7 +383,7 @@ impl UsageWriter {
     /// metric series, access-log line, span end).
     fn price(&self, catalog: &tollgate_core::Catalog, m: Box<Metered>) -> UsageEvent {
         let mut event = m.event;
-        let (model, priced) = price_call(
+        let (model, priced) = price_call_borrowed(
             catalog,
             m.provider.as_deref(),
             event.provider_type,
@@ -391,7 +391,10 @@ impl UsageWriter {
             m.response_model.as_deref(),
             &event.usage,
         );
-        event.model = model;
+        // The priced model is the called one unless the response named another (no copy then).
+        if model != event.model.as_deref() {
+            event.model = model.map(str::to_string);
+        }
         if priced.unpriced {
             Metrics::inc(&self.metrics.usage_events_unpriced);
         }

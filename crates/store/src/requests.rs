@@ -171,14 +171,14 @@ impl RequestFilter {
             && (!self.failed || e.status != RequestStatus::Success)
     }
 
-    /// Term groups, most selective first.
+    /// Term groups, most selective first (failures have segments of their own).
     fn groups(&self) -> Vec<Vec<String>> {
         [
+            self.failed.then(|| vec![Term::Failed.text()]),
+            self.status.map(|s| vec![Term::Status(s.as_str()).text()]),
             term_of(&self.user, Term::User),
             term_of(&self.agent, Term::Agent),
             term_of(&self.model, Term::Model),
-            self.status.map(|s| vec![Term::Status(s.as_str()).text()]),
-            self.failed.then(|| vec![Term::Failed.text()]),
             self.provider.as_deref().map(|p| vec![Term::Provider(p).text()]),
             scope_terms(&self.scope),
         ]
@@ -305,12 +305,12 @@ impl UsageStore {
         });
         let scan = Scan {
             groups: [
-                Some(vec![Term::Single.text()]),
+                (f.failed == Some(true)).then(|| vec![Term::Failed.text()]),
                 term_of(&f.user, Term::User),
                 term_of(&f.agent, Term::Agent),
                 f.provider.as_deref().map(|p| vec![Term::Provider(p).text()]),
+                Some(vec![Term::Single.text()]),
                 scope_terms(&f.scope),
-                (f.failed == Some(true)).then(|| vec![Term::Failed.text()]),
             ]
             .into_iter()
             .flatten()

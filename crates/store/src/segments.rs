@@ -75,9 +75,19 @@ pub(crate) struct NewSegment {
 }
 
 /// Cuts `events` into segments (sorted by arrival, at most [`SPAN_MAX_MS`] and
-/// [`SEGMENT_MAX_EVENTS`] each) and encodes them.
+/// [`SEGMENT_MAX_EVENTS`] each) and encodes them. Requests that did not succeed go into
+/// segments of their own: a filter on failures (the console's status chip, Cost & Usage's
+/// "Failed requests") then reads only those, a few percent of the events, whatever else it
+/// filters on (a segment without the failure term is skipped before it is read).
 pub(crate) fn cut(events: &[UsageEvent]) -> Vec<NewSegment> {
-    let mut order: Vec<&UsageEvent> = events.iter().collect();
+    let (mut order, mut failed): (Vec<&UsageEvent>, Vec<&UsageEvent>) =
+        events.iter().partition(|e| e.status == RequestStatus::Success);
+    let mut out = cut_sorted(&mut order);
+    out.extend(cut_sorted(&mut failed));
+    out
+}
+
+fn cut_sorted(order: &mut [&UsageEvent]) -> Vec<NewSegment> {
     order.sort_by_key(|e| e.ts_ms);
     let mut out = Vec::new();
     let mut start = 0;
@@ -238,27 +248,43 @@ mod tag {
     pub const TRANSCRIPT_FLAGS: u32 = 37;
 }
 
-/// Writes one event's fields (proto3: zero values are left out) with prost's wire encoding,
+/// A varint (prost's encoding), one byte without a call for the small values most fields
+/// hold.
+#[inline]
+fn put_varint(buf: &mut Vec<u8>, v: u64) {
+    if v < 0x80 {
+        buf.push(v as u8);
+    } else {
+        prost::encoding::encode_varint(v, buf);
+    }
+}
+
+/// A field key: `tag << 3 | wire type` (0 varint, 2 length-delimited).
+#[inline]
+fn put_key(buf: &mut Vec<u8>, tag: u32, wire: u32) {
+    put_varint(buf, u64::from((tag << 3) | wire));
+}
+
+/// Writes one event's fields (proto3: zero values are left out) in prost's wire format,
 /// straight from the event (no owned copy of its strings).
 fn encode_event<'e>(buf: &mut Vec<u8>, e: &'e UsageEvent, base: i64, d: &mut Dict<'e>) {
-    use prost::encoding::{WireType, encode_key, encode_varint};
     let text = |buf: &mut Vec<u8>, t: u32, s: &str| {
         if !s.is_empty() {
-            encode_key(t, WireType::LengthDelimited, buf);
-            encode_varint(s.len() as u64, buf);
+            put_key(buf, t, 2);
+            put_varint(buf, s.len() as u64);
             buf.extend_from_slice(s.as_bytes());
         }
     };
     let int = |buf: &mut Vec<u8>, t: u32, v: i64| {
         if v != 0 {
-            encode_key(t, WireType::Varint, buf);
-            encode_varint(v as u64, buf);
+            put_key(buf, t, 0);
+            put_varint(buf, v as u64);
         }
     };
     let opt = |buf: &mut Vec<u8>, t: u32, v: Option<i64>| {
         if let Some(v) = v {
-            encode_key(t, WireType::Varint, buf);
-            encode_varint(v as u64, buf);
+            put_key(buf, t, 0);
+            put_varint(buf, v as u64);
         }
     };
     text(buf, tag::ID, &e.id);
@@ -310,9 +336,7 @@ fn encode_event<'e>(buf: &mut Vec<u8>, e: &'e UsageEvent, base: i64, d: &mut Dic
     int(buf, tag::UNPRICED, i64::from(e.unpriced));
     // The request id is the event id for every proxied request: stored only when it differs.
     if e.request_id != e.id {
-        encode_key(tag::REQUEST_ID, WireType::LengthDelimited, buf);
-        encode_varint(e.request_id.len() as u64, buf);
-        buf.extend_from_slice(e.request_id.as_bytes());
+        text(buf, tag::REQUEST_ID, &e.request_id);
     }
     int(buf, tag::CONVERSATION, i64::from(d.opt(Slot::Conversation, e.conversation_id.as_deref(), mark::CONVERSATION)));
     if e.conversation_id.is_none() {
@@ -325,7 +349,6 @@ fn encode_event<'e>(buf: &mut Vec<u8>, e: &'e UsageEvent, base: i64, d: &mut Dic
 }
 
 fn encode(events: &[&UsageEvent]) -> NewSegment {
-    use prost::encoding::{WireType, encode_key, encode_varint};
     let ts_min = events.iter().map(|e| e.ts_ms).min().unwrap_or(0);
     let ts_max = events.iter().map(|e| e.ts_ms).max().unwrap_or(0);
     let mut dict = Dict::default();
@@ -334,16 +357,16 @@ fn encode(events: &[&UsageEvent]) -> NewSegment {
     for e in events {
         one.clear();
         encode_event(&mut one, e, ts_min, &mut dict);
-        encode_key(tag::EVENT, WireType::LengthDelimited, &mut body);
-        encode_varint(one.len() as u64, &mut body);
+        put_key(&mut body, tag::EVENT, 2);
+        put_varint(&mut body, one.len() as u64);
         body.extend_from_slice(&one);
     }
     let mut data = Vec::with_capacity(body.len() + dict.values.iter().map(|(v, _)| v.len() + 3).sum::<usize>() + 12);
-    encode_key(tag::TS_BASE, WireType::Varint, &mut data);
-    encode_varint(ts_min as u64, &mut data);
+    put_key(&mut data, tag::TS_BASE, 0);
+    put_varint(&mut data, ts_min as u64);
     for (v, _) in &dict.values {
-        encode_key(tag::DICT, WireType::LengthDelimited, &mut data);
-        encode_varint(v.len() as u64, &mut data);
+        put_key(&mut data, tag::DICT, 2);
+        put_varint(&mut data, v.len() as u64);
         data.extend_from_slice(v.as_bytes());
     }
     data.extend_from_slice(&body);
@@ -718,11 +741,16 @@ mod tests {
         b.request_id = b.id.clone();
         b.ts_ms = -5;
         let c = event(2);
-        let segs = cut(&[a.clone(), b.clone(), c.clone()]);
-        assert_eq!(segs.len(), 1);
+        let mut d = a.clone();
+        d.status = RequestStatus::Success;
+        let segs = cut(&[a.clone(), b.clone(), c.clone(), d.clone()]);
+        assert_eq!(segs.len(), 2, "the failed request in a segment of its own");
         let back = decode(1, &segs[0].data).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back, vec![b, c, a], "sorted by arrival");
+        assert_eq!(back, vec![b, c, d], "sorted by arrival");
         assert_eq!((segs[0].ts_min, segs[0].ts_max, segs[0].events), (-5, 3000, 3));
+        assert!(!segs[0].terms.iter().any(|t| t == "f"));
+        assert_eq!(decode(2, &segs[1].data).unwrap_or_else(|e| panic!("{e}")), vec![a]);
+        assert!(segs[1].terms.iter().any(|t| t == "f"));
     }
 
     #[test]
@@ -775,12 +803,15 @@ mod tests {
             })
             .collect();
         for chunk in [&events[..], &events[..1], &events[1..2], &events[6..7]] {
-            let mut want: Vec<String> = chunk.iter().flat_map(terms_of).collect();
-            want.sort_unstable();
-            want.dedup();
             let segs = cut(chunk);
-            assert_eq!(segs.len(), 1);
-            assert_eq!(segs[0].terms, want);
+            for seg in &segs {
+                let events = decode(0, &seg.data).unwrap_or_else(|e| panic!("{e}"));
+                let mut want: Vec<String> = events.iter().flat_map(terms_of).collect();
+                want.sort_unstable();
+                want.dedup();
+                assert_eq!(seg.terms, want);
+            }
+            assert_eq!(segs.iter().map(|s| s.events).sum::<i64>(), chunk.len() as i64);
         }
     }
 
@@ -792,11 +823,11 @@ mod tests {
         b.status = RequestStatus::ClientCancelled;
         b.model = None;
         let segs = cut(&[a, b]);
-        let terms = &segs[0].terms;
+        let terms: Vec<String> = segs.iter().flat_map(|s| s.terms.clone()).collect();
         for t in ["p:p", "m:model-1", "m:", "u:user-1", "u:user-2", "a:", "s:success", "f", "c:c1", "n"] {
             assert!(terms.iter().any(|x| x == t), "{t} in {terms:?}");
         }
-        assert_eq!(terms.iter().filter(|t| *t == "p:p").count(), 1);
+        assert_eq!(segs[0].terms.iter().filter(|t| *t == "p:p").count(), 1);
     }
 
     #[test]

