@@ -143,13 +143,19 @@ fn request_row(r: &Value) -> Vec<String> {
 const REQUEST_HEADERS: [&str; 11] =
     ["TIME", "ID", "PROVIDER", "MODEL", "USER/AGENT", "STATUS", "LATENCY MS", "TTFT MS", "TOKENS", "COST", "RECORDED"];
 
+/// One conversation as a table row: from the list (`turns` a count) or from `get` (`turns`
+/// the turns themselves, counted here).
 fn conversation_row(c: &Value) -> Vec<String> {
     let providers: Vec<&str> = c["providers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let turns = match &c["turns"] {
+        Value::Array(t) => t.len().to_string(),
+        _ => text(c, "turns"),
+    };
     vec![
         text(c, "id"),
         text(c, "started_at"),
         text(c, "duration_ms"),
-        text(c, "turns"),
+        turns,
         text(c, "status"),
         text(c, "tokens"),
         usd(&c["cost_microcents"]),

@@ -668,6 +668,8 @@ async fn cli_requests_conversations_and_purge() {
     assert_eq!(json["requests"].as_array().map(Vec::len), Some(1), "{json}");
     assert!(convs.contains("cli-conv"), "{convs}");
     assert!(conv.contains("cli-conv") && conv.contains("success"), "{conv}");
+    let summary: Vec<&str> = conv.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(summary.get(3), Some(&"1"), "the TURNS column counts the turns: {conv}");
     assert!(purge.contains("purged 1 transcript(s)"), "{purge}");
     assert!(after.contains("input: not recorded"), "{after}");
 }
