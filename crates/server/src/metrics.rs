@@ -17,7 +17,6 @@
 //! model is `none`, and once [`MAX_SERIES`] label sets exist every new one folds its model
 //! into `other`. There is no user, agent or token label: those are in the usage reports.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -354,8 +353,8 @@ pub const TOKEN_BUCKETS: [u64; 14] =
 /// Label sets kept apart at most; beyond, new ones fold their model into `other`.
 pub const MAX_SERIES: usize = 2_000;
 
-/// The labels of one per-request series.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// The labels of one per-request series. Field order and types hash like [`SeriesRef`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey {
     /// The configured provider name.
     pub provider: String,
@@ -366,10 +365,43 @@ pub struct SeriesKey {
     pub status: &'static str,
 }
 
+/// A [`SeriesKey`] borrowed from the request it counts: the series is found without copying
+/// its labels (an owned key is made once, for a new series).
+#[derive(Debug, Clone, Copy, Hash)]
+pub struct SeriesRef<'a> {
+    pub provider: &'a str,
+    pub genai_provider: &'static str,
+    pub operation: &'static str,
+    pub model: &'a str,
+    pub status: &'static str,
+}
+
+impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
+    fn equivalent(&self, k: &SeriesKey) -> bool {
+        self.provider == k.provider
+            && self.genai_provider == k.genai_provider
+            && self.operation == k.operation
+            && self.model == k.model
+            && self.status == k.status
+    }
+}
+
+impl SeriesRef<'_> {
+    fn to_key(self) -> SeriesKey {
+        SeriesKey {
+            provider: self.provider.to_string(),
+            genai_provider: self.genai_provider,
+            operation: self.operation,
+            model: self.model.to_string(),
+            status: self.status,
+        }
+    }
+}
+
 /// One finished request, as the per-request series count it.
 #[derive(Debug)]
 pub struct Observation<'a> {
-    pub key: SeriesKey,
+    pub key: SeriesRef<'a>,
     pub duration_ms: u64,
     pub ttft_ms: Option<u64>,
     pub upstream_ms: Option<u64>,
@@ -432,7 +464,8 @@ type Pick = fn(&Series) -> &Histogram;
 /// The per-request series: written by the usage writer, read by `/metrics`.
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
-    series: Mutex<BTreeMap<SeriesKey, Series>>,
+    /// Hashed, so a request's series is found by its borrowed labels; `/metrics` sorts them.
+    series: Mutex<hashbrown::HashMap<SeriesKey, Series>>,
 }
 
 /// The label pairs of a series.
@@ -475,9 +508,12 @@ impl RequestMetrics {
         let mut series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut key = o.key;
         if series.len() >= MAX_SERIES && !series.contains_key(&key) {
-            key.model = "other".to_string();
+            key.model = "other";
         }
-        let s = series.entry(key).or_insert_with(Series::new);
+        if !series.contains_key(&key) {
+            series.insert(key.to_key(), Series::new());
+        }
+        let Some(s) = series.get_mut(&key) else { return };
         s.duration.observe(&LATENCY_BUCKETS_MS, o.duration_ms);
         if let Some(t) = o.ttft_ms {
             s.ttft.observe(&LATENCY_BUCKETS_MS, t);
@@ -500,7 +536,9 @@ impl RequestMetrics {
 
     /// Appends the text exposition of every series to `out`.
     fn render(&self, out: &mut String) {
-        let series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut series: Vec<(&SeriesKey, &Series)> = map.iter().collect();
+        series.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let latency: [(&str, &str, Pick); 3] = [
             (
                 "gen_ai_client_operation_duration_seconds",
@@ -520,7 +558,7 @@ impl RequestMetrics {
         ];
         for (name, help, pick) in latency {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-            for (k, s) in series.iter() {
+            for &(k, s) in &series {
                 write_histogram(out, name, &labels(k), &LATENCY_BUCKETS_MS, pick(s), seconds);
             }
         }
@@ -530,7 +568,7 @@ impl RequestMetrics {
             "# HELP {name} Tokens per request with usage: input (cache reads and writes included) and output (reasoning included) (GenAI convention gen_ai.client.token.usage).\n# TYPE {name} histogram"
         );
         for (token_type, pick) in [("input", (|s| &s.input_tokens) as Pick), ("output", |s| &s.output_tokens)] {
-            for (k, s) in series.iter() {
+            for &(k, s) in &series {
                 let l = format!("{},gen_ai_token_type=\"{token_type}\"", labels(k));
                 write_histogram(out, name, &l, &TOKEN_BUCKETS, pick(s), |v| v.to_string());
             }
@@ -539,7 +577,7 @@ impl RequestMetrics {
             out,
             "# HELP tollgate_tokens_total Tokens of priced requests, by token bucket (buckets are disjoint).\n# TYPE tollgate_tokens_total counter"
         );
-        for (k, s) in series.iter() {
+        for &(k, s) in &series {
             for (i, b) in Bucket::ALL.into_iter().enumerate() {
                 let _ =
                     writeln!(out, "tollgate_tokens_total{{{},bucket=\"{}\"}} {}", labels(k), b.as_str(), s.tokens[i]);
@@ -549,7 +587,7 @@ impl RequestMetrics {
             out,
             "# HELP tollgate_cost_microcents_total Cost of requests in microcents (1 USD = 100,000,000), by token bucket; buckets add up to the total.\n# TYPE tollgate_cost_microcents_total counter"
         );
-        for (k, s) in series.iter() {
+        for &(k, s) in &series {
             for (i, b) in Bucket::ALL.into_iter().enumerate() {
                 let _ = writeln!(
                     out,
@@ -560,5 +598,53 @@ impl RequestMetrics {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observe(m: &RequestMetrics, provider: &str, model: &str) {
+        let usage = Usage { input: 3, output: 2, ..Usage::default() };
+        m.observe(Observation {
+            key: SeriesRef { provider, genai_provider: "openai", operation: "chat", model, status: "success" },
+            duration_ms: 5,
+            ttft_ms: None,
+            upstream_ms: Some(4),
+            usage: &usage,
+            cost: &Cost::default(),
+        });
+    }
+
+    /// A request finds its series by borrowed labels (equal labels from different strings
+    /// count together); `/metrics` lists the series sorted by their labels.
+    #[test]
+    fn series_are_found_by_borrowed_labels_and_rendered_sorted() {
+        let m = RequestMetrics::default();
+        observe(&m, &String::from("zeta"), "gpt");
+        observe(&m, &String::from("alpha"), "gpt");
+        observe(&m, &String::from("zeta"), &String::from("gpt"));
+        let mut out = String::new();
+        m.render(&mut out);
+        let counts: Vec<&str> =
+            out.lines().filter(|l| l.starts_with("gen_ai_client_operation_duration_seconds_count")).collect();
+        assert_eq!(counts.len(), 2, "{out}");
+        assert!(counts[0].contains("tollgate_provider=\"alpha\"") && counts[0].ends_with(" 1"), "{counts:?}");
+        assert!(counts[1].contains("tollgate_provider=\"zeta\"") && counts[1].ends_with(" 2"), "{counts:?}");
+    }
+
+    #[test]
+    fn past_the_series_cap_new_models_fold_into_other() {
+        let m = RequestMetrics::default();
+        for i in 0..MAX_SERIES {
+            observe(&m, "p", &format!("m{i}"));
+        }
+        observe(&m, "p", "brand-new");
+        observe(&m, "p", "m7");
+        let series = m.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        assert_eq!(series.len(), MAX_SERIES + 1);
+        assert!(series.keys().any(|k| k.model == "other"));
+        assert!(!series.keys().any(|k| k.model == "brand-new"));
     }
 }

@@ -513,8 +513,8 @@ pub fn observe(
     observed: Observed,
 ) {
     metrics.requests.observe(crate::metrics::Observation {
-        key: crate::metrics::SeriesKey {
-            provider: event.provider.clone(),
+        key: crate::metrics::SeriesRef {
+            provider: &event.provider,
             genai_provider: event.provider_type.descriptor().genai_provider_name,
             operation: observed.operation,
             model: metric_model(catalog, provider, event),
@@ -572,17 +572,17 @@ pub fn observe(
 /// The `gen_ai_request_model` label: the model when the catalog prices it for this type or the
 /// provider's allow-list names it, else `other`; `none` without a model (the cardinality rule
 /// in `metrics`).
-fn metric_model(
+fn metric_model<'e>(
     catalog: &tollgate_core::Catalog,
     provider: Option<&crate::snapshot::ProviderEntry>,
-    event: &tollgate_store::UsageEvent,
-) -> String {
-    let Some(model) = event.model.as_deref() else { return "none".to_string() };
+    event: &'e tollgate_store::UsageEvent,
+) -> &'e str {
+    let Some(model) = event.model.as_deref() else { return "none" };
     let allowed = provider.is_some_and(|p| p.spec.provider_models.iter().any(|m| m.name == model));
     if allowed || tollgate_core::pricing::lookup(catalog, event.provider_type, model).0.is_some() {
-        model.to_string()
+        model
     } else {
-        "other".to_string()
+        "other"
     }
 }
 
