@@ -386,14 +386,14 @@ impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
     }
 }
 
-impl SeriesRef<'_> {
-    fn to_key(self) -> SeriesKey {
+impl From<&SeriesRef<'_>> for SeriesKey {
+    fn from(r: &SeriesRef<'_>) -> SeriesKey {
         SeriesKey {
-            provider: self.provider.to_string(),
-            genai_provider: self.genai_provider,
-            operation: self.operation,
-            model: self.model.to_string(),
-            status: self.status,
+            provider: r.provider.to_string(),
+            genai_provider: r.genai_provider,
+            operation: r.operation,
+            model: r.model.to_string(),
+            status: r.status,
         }
     }
 }
@@ -510,10 +510,7 @@ impl RequestMetrics {
         if series.len() >= MAX_SERIES && !series.contains_key(&key) {
             key.model = "other";
         }
-        if !series.contains_key(&key) {
-            series.insert(key.to_key(), Series::new());
-        }
-        let Some(s) = series.get_mut(&key) else { return };
+        let s = series.entry_ref(&key).or_insert_with(Series::new);
         s.duration.observe(&LATENCY_BUCKETS_MS, o.duration_ms);
         if let Some(t) = o.ttft_ms {
             s.ttft.observe(&LATENCY_BUCKETS_MS, t);
