@@ -164,7 +164,7 @@ pub struct TranscriptFlags {
 }
 
 impl TranscriptFlags {
-    /// As stored in `usage_events.transcript_flags`: 1 input, 2 output, 4 truncated.
+    /// As stored with the event (`transcript_flags`): 1 input, 2 output, 4 truncated.
     pub fn bits(self) -> i64 {
         i64::from(self.input) | i64::from(self.output) << 1 | i64::from(self.truncated) << 2
     }

@@ -1,5 +1,6 @@
-//! Usage events: one row per proxied request, written in batches by the gateway's usage
-//! writer (never on the request path), plus their hourly rollups, upserted in the same
+//! Usage events: one per proxied request, written in batches by the gateway's usage writer
+//! (never on the request path) as segments (`segments.rs`: a batch's events encoded together,
+//! with a term row per filterable value), plus their hourly rollups, upserted in the same
 //! transaction (so a report never sees an event without its rollup or the reverse). Reports
 //! read the rollups (`spending.rs`); raw events are for drill-down and expire with retention
 //! ([`UsageStore::delete_events_before`], in chunks so no statement holds a long lock).
