@@ -34,7 +34,7 @@ pub(crate) const SEGMENT_MAX_EVENTS: usize = 1_000;
 pub(crate) const ID_TIME_SLACK_MS: i64 = 2_000;
 
 /// One filterable value present in a segment, as stored in `usage_segment_terms.term`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Term<'a> {
     Provider(&'a str),
     /// `None`: events without one (the request log's "unattributed" filter).

@@ -50,7 +50,9 @@ macro_rules! columns {
     };
 }
 
-/// The term rows of a segment, in fixed prepared sizes (`db::MultiRowInsert`).
+/// The term rows of a segment, in fixed prepared sizes (`db::MultiRowInsert`). Each carries
+/// its segment's `ts_max` (a copy): a read driven by one term walks `(term, ts_max, segment)`
+/// in the order pages need, without reading the segments it skips.
 static TERMS: crate::db::MultiRowInsert =
     crate::db::MultiRowInsert::new("usage_segment_terms", "term, ts_max, segment", "", &[50, 10, 1]);
 
