@@ -15,7 +15,8 @@
 # and on (every span sampled and exported over OTLP/HTTP to the mock's /v1/traces); P11 runs
 # P1 without and with one budget and one rate limit that every request matches (reserve +
 # settle on each call; nothing refused): each feature's cost, judged against the rows without
-# it in the same run, the two sides interleaved ABBA (see pair() below).
+# it in the same run, the two sides interleaved ABBA (see pair() below; P9 compares the mean of
+# each side's p99 time to first chunk over its rounds).
 #
 # P12 is P1 in Anthropic's shape (POST /v1/messages, x-api-key, usage.input_tokens): Tollgate
 # through an anthropic provider, nginx, and with --peers LiteLLM's Python path and its Rust path.
@@ -459,7 +460,7 @@ for s in $SCENARIOS; do
         pair P8 tollgate tollgate-transcripts -- --connections 50 --duration "$D"
         stop_mock ;;
     P9) start_mock --chunks 20 --first-chunk-ms 20 --chunk-interval-ms 10
-        for t in tollgate tollgate-transcripts; do row P9 "$t" -- --connections 50 --duration "$D" --stream; done
+        pair P9 tollgate tollgate-transcripts -- --connections 50 --duration "$D" --stream
         stop_mock ;;
     P10) start_mock # P1 with tracing on: every span sampled and exported to the mock's /v1/traces
         pair P10 tollgate tollgate-traced -- --connections 50 --duration "$D"

@@ -258,6 +258,7 @@ impl Gateway {
         ));
         let oidc = self.state.oidc().cloned().map(|o| tokio::spawn(o.run(stop_rx.clone())));
         let limit_sync = tokio::spawn(self.state.limits().clone().run(stop_rx.clone()));
+        let reaper = tokio::spawn(self.state.proxy_client().clone().reap(stop_rx.clone()));
         let writer = tokio::spawn(self.writer.run(stop_rx));
         // The exporter stops after the writer: the writer's drain ends the last spans.
         let (export_stop, export_stop_rx) = tokio::sync::watch::channel(false);
@@ -292,6 +293,7 @@ impl Gateway {
         self.state.limits().sync_all().await;
         let _ = stop_tx.send(true);
         let _ = limit_sync.await;
+        let _ = reaper.await;
         let _ = poller.await;
         let _ = listener.await;
         let _ = catalog_watch.await;

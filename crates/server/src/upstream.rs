@@ -4,22 +4,19 @@
 //! 502 so a credential is never replayed to another host), a connect timeout and a per-read
 //! timeout but no total timeout, because streams legitimately run for minutes.
 //!
-//! Two clients share these rules. The proxy forwards through [`ProxyClient`], hyper's pooled
-//! client used directly: the request is already an `http::Request` with a fully read body,
-//! so reqwest's layers (URL re-parsing, redirect and retry services, body and timeout
-//! wrappers) were pure per-request cost on the hot path; the proxy applies the read timeout
-//! itself (to the response head here, to each body read in `proxy::body`). The admin side
-//! (Test Connection) keeps the convenient reqwest client.
+//! Two clients share these rules. The proxy forwards through [`ProxyClient`] (`pool`: hyper's
+//! connection API with a pool of our own): the request is already an `http::Request` with a
+//! fully read body, so reqwest's layers (URL re-parsing, redirect and retry services, body and
+//! timeout wrappers) were pure per-request cost on the hot path; the proxy applies the read
+//! timeout itself (to the response head in `proxy::forward`, to each body read in
+//! `proxy::body`). The admin side (Test Connection) keeps the convenient reqwest client.
 
 pub use crate::address_policy::host_of;
 use crate::address_policy::{AddressPolicy, PolicyResolver};
 use crate::error::ServerError;
 use crate::settings::Settings;
 use bytes::Bytes;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_platform_verifier::BuilderVerifierExt as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,11 +24,11 @@ use std::time::Duration;
 /// Request body of a proxied request: the client's body, read whole before forwarding.
 pub type ProxyBody = http_body_util::Full<Bytes>;
 
-/// The shared client of the proxy path.
-pub type ProxyClient = Client<HttpsConnector<HttpConnector<PolicyResolver>>, ProxyBody>;
+mod pool;
+pub use pool::{Lease, ProxyClient, UpstreamError};
 
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-const POOL_MAX_IDLE_PER_HOST: usize = 1024;
+const POOL_IDLE_TIMEOUT: Duration = pool::IDLE_TIMEOUT;
+const POOL_MAX_IDLE_PER_HOST: usize = pool::MAX_IDLE_PER_ORIGIN;
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Builds the shared upstream client used by the admin side (Test Connection).
@@ -70,12 +67,7 @@ pub fn build_proxy_client(settings: &Settings, policy: &Arc<AddressPolicy>) -> R
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(https))
+    Ok(ProxyClient::new(https))
 }
 
 /// Why an upstream could not be reached, in a few words for people: the cause found in the

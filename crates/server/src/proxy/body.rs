@@ -54,6 +54,9 @@ pub struct Recorder {
     operation: &'static str,
     /// The call's budget and rate-limit reservations, settled with the event's usage.
     charge: Option<crate::limits::Charge>,
+    /// The upstream HTTP/1.1 connection the response is read from: back to the pool once the
+    /// body was read to its end ([`Recorder::release_connection`]), closed if dropped earlier.
+    connection: Option<crate::upstream::Lease>,
     done: bool,
 }
 
@@ -93,7 +96,20 @@ impl Recorder {
             span: None,
             operation: "other",
             charge: None,
+            connection: None,
             done: false,
+        }
+    }
+
+    /// Holds the upstream connection the response comes on (HTTP/1.1 only).
+    pub fn hold_connection(&mut self, lease: Option<crate::upstream::Lease>) {
+        self.connection = lease;
+    }
+
+    /// The upstream body was read to its end: its connection can serve another request.
+    pub fn release_connection(&mut self) {
+        if let Some(lease) = self.connection.take() {
+            lease.release();
         }
     }
 
@@ -578,6 +594,7 @@ impl Stream for MeteredStream {
                     idle_polls = 0;
                     batch.push(this.tap.feed(chunk));
                     if this.expected_len.is_some_and(|n| this.received >= n) {
+                        this.recorder.release_connection();
                         batch.push(this.tap.finish());
                         let out = this.ready(&mut batch);
                         this.complete();
@@ -629,12 +646,14 @@ impl Stream for MeteredStream {
                     return Poll::Ready(Some(Err(std::io::Error::other("upstream body failed"))));
                 }
                 Upstream::End => {
+                    this.recorder.release_connection();
                     batch.push(this.tap.finish());
                     let out = this.ready(&mut batch);
                     this.complete();
                     return out;
                 }
                 Upstream::EndAfter(rest) => {
+                    this.recorder.release_connection();
                     batch.push(this.tap.feed(rest));
                     batch.push(this.tap.finish());
                     let out = this.ready(&mut batch);

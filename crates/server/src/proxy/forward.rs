@@ -112,7 +112,10 @@ pub(super) async fn send(
         up.headers_mut().entry(http::header::HOST).or_insert_with(|| host.clone());
     }
     let upstream = match tokio::time::timeout(read_timeout, state.proxy_client().request(up)).await {
-        Ok(Ok(r)) => r,
+        Ok(Ok((r, lease))) => {
+            recorder.hold_connection(lease);
+            r
+        }
         Ok(Err(e)) => {
             tracing::warn!(provider = name, error = %ErrorChain(&e), "upstream request failed");
             // A connect timeout is both: it is a connection failure (502), not a slow answer.
@@ -206,9 +209,9 @@ pub(super) fn conversation_id(headers: &HeaderMap) -> Option<String> {
     best.map(|(_, v)| v.chars().take(MAX_CONVERSATION_ID).collect())
 }
 
-/// An error and its causes (`client error (Connect): tcp connect error: Connection refused`);
+/// An error and its causes (`could not connect: tcp connect error: Connection refused`);
 /// never a URL or a header value.
-struct ErrorChain<'a>(&'a hyper_util::client::legacy::Error);
+struct ErrorChain<'a>(&'a crate::upstream::UpstreamError);
 
 impl std::fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

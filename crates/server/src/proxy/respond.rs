@@ -137,6 +137,7 @@ async fn filtered_model_list(
             }
         }
     }
+    recorder.release_connection();
     if let Some(mut d) = decoder {
         let decoded = d.decode(&bytes).and_then(|head| Ok([head, d.finish()?].concat()));
         match decoded {
