@@ -55,6 +55,19 @@ impl Lexer {
     }
 }
 
+/// The bytes outside a string that change [`ObjectCapture`]'s state: a quote opens a string,
+/// brackets nest, a comma or a closing bracket at depth 0 ends the member.
+static STRUCTURAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'{' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b'}' as usize] = true;
+    t[b']' as usize] = true;
+    t[b',' as usize] = true;
+    t
+};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ObjState {
     Start,
@@ -132,17 +145,28 @@ impl ObjectCapture {
                 ObjState::Key => {
                     if self.key_escape {
                         self.key_escape = false;
-                    } else if b == b'\\' {
-                        self.key_escape = true;
-                    } else if b == b'"' {
-                        self.state = ObjState::BeforeColon;
+                        self.keep_key(&chunk[i..=i]);
                         i += 1;
                         continue;
                     }
-                    // Names longer than any wanted name cannot match; stop collecting them.
-                    if self.key.len() <= 64 {
-                        self.key.push(b);
+                    // The name's plain bytes up to its closing quote or a backslash, at once.
+                    let rest = &chunk[i..];
+                    let run = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+                    self.keep_key(&rest[..run]);
+                    i += run;
+                    match rest.get(run) {
+                        Some(b'"') => {
+                            self.state = ObjState::BeforeColon;
+                            i += 1;
+                        }
+                        Some(_) => {
+                            self.key_escape = true;
+                            self.keep_key(b"\\");
+                            i += 1;
+                        }
+                        None => {}
                     }
+                    continue;
                 }
                 ObjState::BeforeColon => {
                     if b == b':' {
@@ -173,15 +197,24 @@ impl ObjectCapture {
         out
     }
 
+    /// Appends name bytes; names longer than any wanted name cannot match, so at most 65 are
+    /// kept.
+    fn keep_key(&mut self, bytes: &[u8]) {
+        let room = 65usize.saturating_sub(self.key.len());
+        self.key.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
     /// Bytes held for the member being captured.
     pub fn buffered_len(&self) -> usize {
         self.value.len() + self.key.len()
     }
 
     /// Reads `bytes` as the member value in progress, up to and including the `,` or `}` that
-    /// ends it (completing the value), or all of them; returns how many it read. A string is
-    /// skipped with `memchr` to its next quote or backslash, other bytes one at a time: the
-    /// proxy runs this over every non-streamed JSON answer.
+    /// ends it (completing the value), or all of them; returns how many it read. The proxy
+    /// runs this over every non-streamed JSON answer, so bytes that cannot change the state
+    /// are skipped in runs: inside a string with `memchr` up to the next quote or backslash
+    /// (an inline scan of the first 32 bytes measured slower on the P1 answer), outside one
+    /// up to the next structural byte ([`STRUCTURAL`]).
     fn value_run(&mut self, bytes: &[u8], out: &mut Vec<(&'static str, Vec<u8>)>) -> usize {
         let mut i = 0;
         while i < bytes.len() {
@@ -205,11 +238,15 @@ impl ObjectCapture {
                 }
                 continue;
             }
-            match bytes[i] {
+            while i < bytes.len() && !STRUCTURAL[usize::from(bytes[i])] {
+                i += 1;
+            }
+            let Some(&b) = bytes.get(i) else { break };
+            match b {
                 b'"' => self.lex.in_string = true,
                 b'{' | b'[' => self.depth += 1,
                 b'}' | b']' | b',' if self.depth == 0 => {
-                    let end = if bytes[i] == b',' { ObjState::BeforeKey } else { ObjState::Done };
+                    let end = if b == b',' { ObjState::BeforeKey } else { ObjState::Done };
                     self.keep(&bytes[..i]);
                     self.complete(out);
                     self.state = end;
@@ -931,6 +968,29 @@ mod tests {
                 vec![("usage", r#"{"prompt_tokens": 5, "s": "}]\\"}"#.to_string()), ("last", "null".to_string())],
                 "step {step}"
             );
+        }
+    }
+
+    /// Members with long strings, with
+    /// escapes, brackets and commas inside strings, an escaped quote in a wanted name's
+    /// neighbour, and a 70-byte name (kept to 65 bytes, so it matches nothing): the captured
+    /// values parse to what serde_json reads from the whole object, in every chunking.
+    #[test]
+    fn capture_agrees_with_a_parser_across_long_strings_and_escapes() {
+        let long = "a \\\" quoted, [bracketed] {braced} string that is well over thirty-two bytes long";
+        let name70 = "n".repeat(70);
+        let body = format!(
+            r#"{{"a\"b": "{long}", "choices": [{{"message": {{"content": "{long}"}}, "x": ["]", "}}"]}}], "{name70}": 1, "usage": {{"t": "{long}", "n": [1, 2, {{"k": "\\"}}]}}, "model":"{long}"}}"#
+        );
+        let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+        for step in [1, 2, 3, 5, 7, 31, 32, 33, 64, body.len()] {
+            let got = capture_all(&["choices", "usage", "model"], body.as_bytes(), step);
+            let names: Vec<&str> = got.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names, ["choices", "usage", "model"], "step {step}");
+            for (name, raw) in got {
+                let v: serde_json::Value = serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{name} {raw}: {e}"));
+                assert_eq!(v, whole[name], "{name}, step {step}");
+            }
         }
     }
 
