@@ -55,6 +55,9 @@ pub struct Received {
     pub headers: HeaderMap,
     /// The full request body.
     pub body: Bytes,
+    /// The client's address: which connection the request came on (the gateway's pooled
+    /// upstream connections are told apart by it).
+    pub peer: Option<SocketAddr>,
 }
 
 impl Received {
@@ -341,7 +344,7 @@ impl FakeUpstream {
                     }
                 }
                 tokio::select! {
-                    _ = axum::serve(listener, app) => {}
+                    _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()) => {}
                     _ = stop_rx => {}
                 }
             });
@@ -477,6 +480,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
         query: parts.uri.query().map(str::to_string),
+        peer: parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0),
         headers: parts.headers,
         body,
     };

@@ -81,6 +81,7 @@ pub(super) fn serve(req: &Received, credential: Option<&str>, pace: Duration) ->
         query: None,
         headers: HeaderMap::new(),
         body: Bytes::from(body.to_string()),
+        peer: req.peer,
     };
     openai::serve(&inner, None, pace)
 }

@@ -124,6 +124,38 @@ async fn client_disconnect_mid_stream(db: TestDb) {
     assert!(metrics.contains("tollgate_proxy_client_cancelled_total 1"), "{metrics}");
 }
 
+/// The gateway's upstream connection pool (`upstream::pool`): an answer read to its end (JSON
+/// or a stream) gives its connection back, so requests one after another reach the upstream
+/// on one connection; a stream the client abandoned closes its connection, and the next
+/// request comes on a new one.
+async fn upstream_connections_are_reused_after_whole_answers(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let chat = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    let stream = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    for body in [&chat, &stream, &chat, &stream] {
+        let r = rig.post("/chat/completions", body).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let peers: Vec<_> = rig.up.requests().iter().map(|r| r.peer).collect();
+    assert_eq!(peers.len(), 4);
+    assert!(peers[0].is_some() && peers.iter().all(|p| *p == peers[0]), "one upstream connection: {peers:?}");
+
+    let events = fake_openai::chat_stream("gpt-4o", true);
+    rig.up.push(UpReply::script(200, "text/event-stream", vec![Step::Send(events[0].clone()), Step::Hang]));
+    let mut resp = match rig.request(Method::POST, "/chat/completions").json(&stream).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("{e:#}"),
+    };
+    assert!(next_chunk(&mut resp, Duration::from_secs(5)).await.is_some());
+    drop(resp);
+    rig.events(5).await;
+    let r = rig.post("/chat/completions", &chat).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let peers: Vec<_> = rig.up.requests().iter().map(|r| r.peer).collect();
+    assert_eq!(peers[4], peers[0], "the abandoned stream was on the pooled connection");
+    assert_ne!(peers[5], peers[0], "a connection whose answer was cut is not used again");
+}
+
 /// The client gives up while the gateway still waits for the upstream's response head: the
 /// request is abandoned at once (the upstream connection closed) and still gets its one event.
 async fn client_gives_up_before_the_head(db: TestDb) {
@@ -472,6 +504,7 @@ both_backends!(
     injected_include_usage,
     complete_stream_then_client_hangs_up,
     client_disconnect_mid_stream,
+    upstream_connections_are_reused_after_whole_answers,
     client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
     upstream_resets_mid_stream,
