@@ -135,12 +135,14 @@ impl Recorder {
         if let Some(charge) = self.charge.take() {
             charge.settle(outcome.usage.as_ref().unwrap_or(&Usage::default()), self.response_model.as_deref());
         }
-        let latency = self.started.elapsed();
+        // One clock read for both spans of time.
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(self.started);
         let observed = crate::telemetry::Observed {
             operation: self.operation,
             span: self.span.take(),
             latency,
-            upstream: Some(self.sent.elapsed()),
+            upstream: Some(now.saturating_duration_since(self.sent)),
         };
         if let Some(mut event) = self.draft.take() {
             event.status = outcome.status;
