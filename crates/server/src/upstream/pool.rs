@@ -14,8 +14,8 @@
 //! (SipHash-keyed maps, a boxed future per checkout, a task per response to return the
 //! connection) in the P1 profile. What it also did and this keeps: a request refused by a
 //! pooled connection that closed before the request was written (the upstream's keep-alive
-//! timeout racing the checkout) is sent again on another connection, since nothing of it
-//! reached the upstream; idle connections close after [`IDLE_TIMEOUT`] (checked at checkout
+//! timeout racing the checkout, or an HTTP/2 connection's GOAWAY) is sent again on another
+//! connection, since nothing of it reached the upstream; idle connections close after [`IDLE_TIMEOUT`] (checked at checkout
 //! and by [`ProxyClient::reap`]); at most [`MAX_IDLE_PER_ORIGIN`] are kept per origin.
 
 use super::ProxyBody;
@@ -179,7 +179,18 @@ impl ProxyClient {
         };
         let origin = self.origin(https, &authority);
         if let Some(mut h2) = origin.h2() {
-            return h2.send_request(req).await.map(|r| (r, None)).map_err(UpstreamError::Request);
+            match h2.try_send_request(req).await {
+                Ok(resp) => return Ok((resp, None)),
+                Err(mut e) => match e.take_message() {
+                    // The connection stopped taking streams (a GOAWAY, or it closed) before this
+                    // request went out on it: forget it; a new connection takes the request.
+                    Some(back) => {
+                        *origin.h2.lock().unwrap_or_else(PoisonError::into_inner) = None;
+                        req = back;
+                    }
+                    None => return Err(UpstreamError::Request(e.into_error())),
+                },
+            }
         }
         // HTTP/1.1 writes the request target as given: origin-form, with the authority in `Host`.
         let absolute = req.uri().clone();
@@ -334,8 +345,9 @@ mod tests {
 
     /// A real HTTP server (hyper's, HTTP/1.1 and HTTP/2) on loopback, optionally over TLS with
     /// ALPN; counts the connections it accepted and answers each request with the protocol
-    /// version it arrived in and its `Host`.
-    async fn server(tls: Option<Arc<rustls::ServerConfig>>) -> (String, Arc<AtomicUsize>) {
+    /// version it arrived in and its `Host`. With `goaway`, a TLS connection is shut down
+    /// gracefully (HTTP/2: a GOAWAY) once it answered its first request.
+    async fn server(tls: Option<Arc<rustls::ServerConfig>>, goaway: bool) -> (String, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -347,16 +359,34 @@ mod tests {
                 count.fetch_add(1, Ordering::SeqCst);
                 let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
-                        let text = format!("{:?} {host} {}", req.version(), req.uri().path());
-                        Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(Bytes::from(text))))
+                    let served = Arc::new(tokio::sync::Notify::new());
+                    let signal = served.clone();
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let signal = signal.clone();
+                        async move {
+                            let host =
+                                req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("-");
+                            let text = format!("{:?} {host} {}", req.version(), req.uri().path());
+                            signal.notify_one();
+                            Ok::<_, std::convert::Infallible>(Response::new(http_body_util::Full::new(Bytes::from(
+                                text,
+                            ))))
+                        }
                     });
                     let auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     match tls {
                         Some(cfg) => {
                             let Ok(stream) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else { return };
-                            let _ = auto.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                            let conn = auto.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                            tokio::pin!(conn);
+                            if goaway {
+                                tokio::select! {
+                                    _ = conn.as_mut() => return,
+                                    _ = served.notified() => {}
+                                }
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            let _ = conn.await;
                         }
                         None => {
                             let _ = auto.serve_connection(hyper_util::rt::TokioIo::new(tcp), svc).await;
@@ -368,6 +398,31 @@ mod tests {
         (format!("{scheme}://{addr}"), accepted)
     }
 
+    /// A TLS server config for `127.0.0.1` offering HTTP/2 and HTTP/1.1, and a client config
+    /// trusting it.
+    fn tls_pair() -> (Arc<rustls::ServerConfig>, rustls::ClientConfig) {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap_or_else(|e| panic!("{e}"));
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .and_then(|p| p.self_signed(&key))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap_or_else(|e| panic!("{e}"));
+        let mut server_cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)
+            .unwrap_or_else(|e| panic!("{e}"));
+        server_cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap_or_else(|e| panic!("{e}"));
+        let client_cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (Arc::new(server_cfg), client_cfg)
+    }
+
     async fn text(resp: Response<Incoming>) -> String {
         let body = resp.into_body().collect().await.unwrap_or_else(|e| panic!("{e}")).to_bytes();
         String::from_utf8_lossy(&body).into_owned()
@@ -375,7 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn http1_connections_are_reused_once_their_body_was_read() {
-        let (base, accepted) = server(None).await;
+        let (base, accepted) = server(None, false).await;
         let client = plain_client();
         for i in 0..5 {
             let (resp, lease) = client.request(get(&format!("{base}/v1/x{i}"))).await.unwrap_or_else(|e| panic!("{e}"));
@@ -398,7 +453,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_lease_is_never_reused() {
-        let (base, accepted) = server(None).await;
+        let (base, accepted) = server(None, false).await;
         let client = plain_client();
         for _ in 0..3 {
             let (resp, lease) = client.request(get(&format!("{base}/v1/x"))).await.unwrap_or_else(|e| panic!("{e}"));
@@ -452,26 +507,8 @@ mod tests {
     /// concurrent ones included; no lease (nothing to give back).
     #[tokio::test]
     async fn https_upstreams_negotiate_http2_and_share_one_connection() {
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap_or_else(|e| panic!("{e}"));
-        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .and_then(|p| p.self_signed(&key))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let key_der = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap_or_else(|e| panic!("{e}"));
-        let mut server_cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone()], key_der)
-            .unwrap_or_else(|e| panic!("{e}"));
-        server_cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        let (base, accepted) = server(Some(Arc::new(server_cfg))).await;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert.der().clone()).unwrap_or_else(|e| panic!("{e}"));
-        let tls = rustls::ClientConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let (server_cfg, tls) = tls_pair();
+        let (base, accepted) = server(Some(server_cfg), false).await;
         let client = ProxyClient::new(connector(tls));
         let (resp, lease) = client.request(get(&format!("{base}/v1/first"))).await.unwrap_or_else(|e| panic!("{e}"));
         assert!(lease.is_none());
@@ -483,6 +520,22 @@ mod tests {
             assert_eq!(text(resp).await, format!("HTTP/2.0 - /v1/c{i}"));
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "one HTTP/2 connection for all five");
+    }
+
+    /// An HTTP/2 upstream that sends GOAWAY after its first answer (as servers do when they
+    /// rotate connections): the next request is answered on a new connection, whether the
+    /// pool saw the old one close or the request was refused by it before it was sent.
+    #[tokio::test]
+    async fn an_http2_goaway_moves_the_next_request_to_a_new_connection() {
+        let (server_cfg, tls) = tls_pair();
+        let (base, accepted) = server(Some(server_cfg), true).await;
+        let client = ProxyClient::new(connector(tls));
+        for i in 0..3 {
+            let (resp, lease) = client.request(get(&format!("{base}/v1/r{i}"))).await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(lease.is_none());
+            assert_eq!(text(resp).await, format!("HTTP/2.0 - /v1/r{i}"));
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "each connection served one request, then went away");
     }
 
     /// Every request's future is moved into its task whole: the connect path (7 KB of
