@@ -271,25 +271,45 @@ impl ProxyClient {
                 _ = shutdown.changed() => return,
             }
             let Some(inner) = weak.upgrade() else { return };
-            let now = Instant::now();
-            let origins: Vec<Arc<Origin>> = {
-                let o = inner.origins.lock().unwrap_or_else(PoisonError::into_inner);
-                o.http.values().chain(o.https.values()).cloned().collect()
-            };
-            for origin in origins {
-                let expired: Vec<Idle> = {
-                    let mut idle = origin.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                    let (keep, expired) = std::mem::take(&mut *idle)
-                        .into_iter()
-                        .partition(|i| !i.sender.is_closed() && now.saturating_duration_since(i.since) < IDLE_TIMEOUT);
-                    *idle = keep;
-                    expired
-                };
-                // Dropped outside the lock: each drop ends a connection task.
-                drop(expired);
-                origin.h2();
-            }
+            ProxyClient { inner }.sweep(Instant::now());
         }
+    }
+
+    /// Closes the idle connections older than [`IDLE_TIMEOUT`] at `now` (and closed ones), and
+    /// forgets origins left with no connection that no request holds.
+    fn sweep(&self, now: Instant) {
+        let origins: Vec<Arc<Origin>> = {
+            let o = self.inner.origins.lock().unwrap_or_else(PoisonError::into_inner);
+            o.http.values().chain(o.https.values()).cloned().collect()
+        };
+        for origin in origins {
+            let expired: Vec<Idle> = {
+                let mut idle = origin.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let (keep, expired) = std::mem::take(&mut *idle)
+                    .into_iter()
+                    .partition(|i| !i.sender.is_closed() && now.saturating_duration_since(i.since) < IDLE_TIMEOUT);
+                *idle = keep;
+                expired
+            };
+            // Dropped outside the lock: each drop ends a connection task.
+            drop(expired);
+            origin.h2();
+        }
+        // An origin only the map holds (no request, no lease) and without connections goes.
+        let unused = |o: &Arc<Origin>| {
+            Arc::strong_count(o) == 1
+                && o.idle.lock().unwrap_or_else(PoisonError::into_inner).is_empty()
+                && o.h2.lock().unwrap_or_else(PoisonError::into_inner).is_none()
+        };
+        let mut o = self.inner.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        o.http.retain(|_, origin| !unused(origin));
+        o.https.retain(|_, origin| !unused(origin));
+    }
+
+    /// Origins the pool knows (tests).
+    pub fn origins(&self) -> usize {
+        let o = self.inner.origins.lock().unwrap_or_else(PoisonError::into_inner);
+        o.http.len() + o.https.len()
     }
 
     /// Idle HTTP/1.1 connections kept, over every origin (tests).
@@ -449,6 +469,32 @@ mod tests {
         la.into_iter().chain(lb).for_each(Lease::release);
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(client.idle_connections(), 2);
+    }
+
+    /// The reaper's sweep closes connections idle for longer than the timeout and forgets an
+    /// origin left with nothing; a leased connection keeps its origin.
+    #[tokio::test]
+    async fn idle_connections_expire_and_empty_origins_are_forgotten() {
+        let (base, accepted) = server(None, false).await;
+        let (other, _) = server(None, false).await;
+        let client = plain_client();
+        let (resp, lease) = client.request(get(&format!("{base}/a"))).await.unwrap_or_else(|e| panic!("{e}"));
+        text(resp).await;
+        lease.into_iter().for_each(Lease::release);
+        let (resp, held) = client.request(get(&format!("{other}/b"))).await.unwrap_or_else(|e| panic!("{e}"));
+        text(resp).await;
+        assert_eq!((client.idle_connections(), client.origins()), (1, 2));
+        client.sweep(Instant::now());
+        assert_eq!((client.idle_connections(), client.origins()), (1, 2), "nothing expired yet");
+        client.sweep(Instant::now() + IDLE_TIMEOUT);
+        assert_eq!(client.idle_connections(), 0, "the idle connection expired");
+        assert_eq!(client.origins(), 1, "the origin of the held lease stays");
+        drop(held);
+        client.sweep(Instant::now());
+        assert_eq!(client.origins(), 0);
+        let (resp, _) = client.request(get(&format!("{base}/c"))).await.unwrap_or_else(|e| panic!("{e}"));
+        text(resp).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection after the old one expired");
     }
 
     #[tokio::test]
