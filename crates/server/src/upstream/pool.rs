@@ -193,7 +193,6 @@ impl ProxyClient {
             }
         }
         // HTTP/1.1 writes the request target as given: origin-form, with the authority in `Host`.
-        let absolute = req.uri().clone();
         let path = req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(path);
         if !req.headers().contains_key(http::header::HOST) {
@@ -216,6 +215,15 @@ impl ProxyClient {
         }
         // Boxed: the connect and handshake futures are kilobytes, and every request's future
         // (moved whole into its task) would carry their space though few requests connect.
+        // The absolute URL again (the connector needs it, and HTTP/2 sends it), built only
+        // here: few requests connect.
+        let scheme = if https { Scheme::HTTPS } else { Scheme::HTTP };
+        let absolute = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(req.uri().path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")))
+            .build()
+            .map_err(|e| UpstreamError::Connect(Box::new(e)))?;
         match Box::pin(self.connect(&absolute)).await? {
             Fresh::H1(mut sender) => {
                 let resp = sender.send_request(req).await.map_err(UpstreamError::Request)?;
