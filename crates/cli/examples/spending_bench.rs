@@ -164,7 +164,7 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             conversation_id: (rng.below(5) != 0).then(|| format!("conv-{tok}-{}", i / 600)),
             // Every tenth event recorded, in batches of 100 (`seed_transcripts`).
             transcript: i.is_multiple_of(10).then(|| tollgate_store::TranscriptRef {
-                batch: format!("b{}", i / 1000),
+                batch: format!("b{}", i / 1000).into(),
                 flags: tollgate_store::TranscriptFlags { input: true, output: true, truncated: false },
             }),
         });

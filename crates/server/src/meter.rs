@@ -439,7 +439,8 @@ impl UsageWriter {
     /// an event, and a failing usage store does not stop them.
     #[expect(clippy::vec_box, reason = "the queue's boxes, moved as they came (unboxing copies ~1 KB each)")]
     async fn flush(&mut self, pending: &mut Vec<Box<Metered>>) {
-        let mut transcripts = Vec::new();
+        // Sized once: growing it moved every capture already in (~150 instructions a request).
+        let mut transcripts = Vec::with_capacity(pending.iter().filter(|m| m.transcript.is_some()).count());
         // A transcript batch per provider and flush (more when one would pass
         // `transcript::BATCH_MAX_BYTES`); each event names its batch.
         let mut batches = crate::transcript::Batches::default();
@@ -448,17 +449,12 @@ impl UsageWriter {
                 crate::telemetry::set_output_messages(span, &m.event, t);
             }
             if let Some(t) = m.transcript.take() {
-                let batch = batches.assign(&m.event.provider, t.size());
+                let batch = batches.assign(&m.event.provider, t.size(), &m.event.id);
                 if self.transcripts.is_some() {
-                    let batch = batches.id(batch).to_string();
+                    let batch = batches.id(batch).clone();
                     m.event.transcript = Some(tollgate_store::TranscriptRef { batch, flags: t.flags() });
                 }
-                transcripts.push(crate::transcript::Pending {
-                    event_id: m.event.id.clone(),
-                    ts_ms: m.event.ts_ms,
-                    batch,
-                    captured: *t,
-                });
+                transcripts.push(crate::transcript::Pending { ts_ms: m.event.ts_ms, batch, captured: *t });
             }
         }
         self.flush_events(pending).await;

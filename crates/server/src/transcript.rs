@@ -13,7 +13,7 @@
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tollgate_store::transcripts::{Entry, SealedBatch, seal_batch};
+use tollgate_store::transcripts::{Entry, SealedBatch, seal_batch_of};
 use tollgate_store::{Keyring, Store, TranscriptFlags, TranscriptStore};
 
 /// Largest total of captured bytes waiting for the writer; a capture that would pass it is
@@ -93,44 +93,69 @@ pub const BATCH_MAX_BYTES: u64 = 1024 * 1024;
 /// The batches a flush fills: each has an id and a provider, and one per provider is open.
 #[derive(Debug, Default)]
 pub struct Batches {
-    /// Every batch of the flush: its id (a UUIDv7), provider and captured bytes so far.
-    list: Vec<(String, String, u64)>,
+    /// Every batch of the flush, in the order they were opened.
+    list: Vec<Batch>,
     /// Per provider, the index of its open batch in `list`.
     open: Vec<usize>,
 }
 
+/// One batch of a flush: its id (a UUIDv7), provider, captured bytes and the event ids of its
+/// transcripts so far, space-separated in the order they were assigned (the batch keeps them
+/// beside its sealed entries, see `seal_batch_of`; the count sizes its entry list once, where
+/// growing it moved every entry already in).
+#[derive(Debug)]
+struct Batch {
+    id: Arc<str>,
+    provider: String,
+    bytes: u64,
+    count: usize,
+    event_ids: String,
+}
+
+impl Batch {
+    fn new(provider: &str, bytes: u64, event_id: &str) -> Batch {
+        let mut event_ids = String::with_capacity(64 * 37);
+        event_ids.push_str(event_id);
+        let id = uuid::Uuid::now_v7().to_string().into();
+        Batch { id, provider: provider.to_string(), bytes, count: 1, event_ids }
+    }
+}
+
 impl Batches {
-    /// The index of the batch a transcript of `size` bytes from `provider` goes into: the
-    /// provider's open batch, or a new one when there is none or it would pass
-    /// [`BATCH_MAX_BYTES`].
-    pub fn assign(&mut self, provider: &str, size: u64) -> usize {
-        let open = self.open.iter_mut().find(|i| self.list[**i].1 == provider);
+    /// The index of the batch the transcript of event `event_id`, `size` bytes from
+    /// `provider`, goes into: the provider's open batch, or a new one when there is none or it
+    /// would pass [`BATCH_MAX_BYTES`]. Transcripts must reach [`Sink::write`] in the order they
+    /// were assigned.
+    pub fn assign(&mut self, provider: &str, size: u64, event_id: &str) -> usize {
+        let open = self.open.iter_mut().find(|i| self.list[**i].provider == provider);
         if let Some(i) = open {
-            let bytes = &mut self.list[*i].2;
-            if *bytes == 0 || size == 0 || *bytes + size <= BATCH_MAX_BYTES {
-                *bytes += size;
+            let b = &mut self.list[*i];
+            if b.bytes == 0 || size == 0 || b.bytes + size <= BATCH_MAX_BYTES {
+                b.bytes += size;
+                b.count += 1;
+                b.event_ids.push(' ');
+                b.event_ids.push_str(event_id);
                 return *i;
             }
             *i = self.list.len();
-            self.list.push((uuid::Uuid::now_v7().to_string(), provider.to_string(), size));
+            self.list.push(Batch::new(provider, size, event_id));
             return *i;
         }
         self.open.push(self.list.len());
-        self.list.push((uuid::Uuid::now_v7().to_string(), provider.to_string(), size));
+        self.list.push(Batch::new(provider, size, event_id));
         self.list.len() - 1
     }
 
     /// The id of batch `i` (an index [`Batches::assign`] returned).
-    pub fn id(&self, i: usize) -> &str {
-        &self.list[i].0
+    pub fn id(&self, i: usize) -> &Arc<str> {
+        &self.list[i].id
     }
 }
 
-/// A capture with the event it belongs to and the batch (an index into the flush's
-/// [`Batches`]) the event names.
+/// A capture with the batch (an index into the flush's [`Batches`]) its event names; the
+/// batch holds the event's id.
 #[derive(Debug)]
 pub struct Pending {
-    pub event_id: String,
     pub ts_ms: i64,
     pub batch: usize,
     pub captured: Captured,
@@ -158,7 +183,12 @@ impl Sink {
         let keyring = self.keys.keyring();
         let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batches, batch)).await;
         let sealed = match sealed {
-            Ok(Ok(r)) => Some(r),
+            Ok(Ok((r, captures))) => {
+                // The captured bodies go back to the allocator here, on the thread that
+                // allocated them (see `seal_batch_of`).
+                drop(captures);
+                Some(r)
+            }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "sealing transcripts failed; dropped");
                 None
@@ -190,13 +220,13 @@ impl Sink {
 }
 
 /// Groups `batch` by the batch each names and seals each group (batches without a transcript
-/// are skipped).
+/// are skipped); hands the entries back with the sealed batches, for the caller to free.
 fn seal_all(
     keyring: &tollgate_store::Keyring,
     batches: Batches,
     batch: Vec<Pending>,
-) -> Result<Vec<SealedBatch>, String> {
-    let mut groups: Vec<Vec<Entry>> = batches.list.iter().map(|_| Vec::new()).collect();
+) -> Result<(Vec<SealedBatch>, Vec<Vec<Entry>>), String> {
+    let mut groups: Vec<Vec<Entry>> = batches.list.iter().map(|b| Vec::with_capacity(b.count)).collect();
     for p in batch {
         let (input_truncated, output_truncated) = (
             p.captured.input.as_ref().is_some_and(|b| b.truncated),
@@ -207,7 +237,7 @@ fn seal_all(
             input_truncated,
             output: p.captured.output.map(|b| b.bytes),
             output_truncated,
-            event_id: p.event_id,
+            event_id: String::new(),
             ts_ms: p.ts_ms,
             request_headers: p.captured.request_headers,
             response_content_type: p.captured.response_content_type,
@@ -217,13 +247,16 @@ fn seal_all(
             None => return Err(format!("transcript names batch {} of {}", p.batch, batches.list.len())),
         }
     }
-    batches
+    let sealed = batches
         .list
         .into_iter()
-        .zip(groups)
+        .zip(&groups)
         .filter(|(_, entries)| !entries.is_empty())
-        .map(|((id, provider, _), entries)| seal_batch(keyring, id, provider, entries).map_err(|e| e.to_string()))
-        .collect()
+        .map(|(b, entries)| {
+            seal_batch_of(keyring, b.id.to_string(), b.provider, b.event_ids, entries).map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<SealedBatch>, String>>()?;
+    Ok((sealed, groups))
 }
 
 /// Deletes transcripts older than `days` days (0: no age limit), then the oldest until the
@@ -263,18 +296,57 @@ mod tests {
     #[test]
     fn a_batch_holds_one_provider_and_at_most_its_share_of_bytes() {
         let mut b = Batches::default();
-        let first = b.assign("p", 10);
-        assert_eq!(b.assign("p", BATCH_MAX_BYTES - 10), first, "up to the limit: the same batch");
-        let q = b.assign("q", 1);
+        let first = b.assign("p", 10, "e1");
+        assert_eq!(b.assign("p", BATCH_MAX_BYTES - 10, "e2"), first, "up to the limit: the same batch");
+        let q = b.assign("q", 1, "e3");
         assert_ne!(b.id(q), b.id(first), "another provider: another batch");
-        let second = b.assign("p", 1);
+        let second = b.assign("p", 1, "e4");
         assert_ne!(b.id(second), b.id(first), "past the limit: a new batch");
-        assert_eq!(b.assign("p", 1), second, "the new batch is the provider's open one");
-        let huge = b.assign("q", BATCH_MAX_BYTES * 2);
+        assert_eq!(b.assign("p", 1, "e5"), second, "the new batch is the provider's open one");
+        let huge = b.assign("q", BATCH_MAX_BYTES * 2, "e6");
         assert_ne!(huge, q, "a transcript larger than the limit starts a batch of its own");
-        assert_ne!(b.assign("q", 1), huge, "and nothing joins it");
+        assert_ne!(b.assign("q", 1, "e7"), huge, "and nothing joins it");
+        let ids: Vec<(&str, &str)> = b.list.iter().map(|x| (x.provider.as_str(), x.event_ids.as_str())).collect();
+        assert_eq!(
+            ids,
+            [("p", "e1 e2"), ("q", "e3"), ("p", "e4 e5"), ("q", "e6"), ("q", "e7")],
+            "each batch's ids, in order"
+        );
+        assert_eq!(b.list.iter().map(|x| x.count).collect::<Vec<_>>(), [2, 1, 2, 1, 1]);
         let mut lone = Batches::default();
-        let big = lone.assign("p", BATCH_MAX_BYTES * 2);
-        assert_eq!(lone.assign("p", 0), big, "an empty capture adds nothing");
+        let big = lone.assign("p", BATCH_MAX_BYTES * 2, "e1");
+        assert_eq!(lone.assign("p", 0, "e2"), big, "an empty capture adds nothing");
+    }
+
+    #[test]
+    fn a_flush_seals_each_batch_with_its_events_in_order() {
+        let ring =
+            tollgate_store::Keyring::new(tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}")));
+        let mut batches = Batches::default();
+        let mut pending = Vec::new();
+        for (i, provider) in ["p", "q", "p"].into_iter().enumerate() {
+            let event_id = format!("event-{i}");
+            let body = Body { bytes: format!("prompt {i}").into_bytes(), truncated: false };
+            let captured = Captured {
+                input: Some(body),
+                output: None,
+                request_headers: String::new(),
+                response_content_type: None,
+            };
+            let batch = batches.assign(provider, captured.size(), &event_id);
+            pending.push(Pending { ts_ms: i as i64, batch, captured });
+        }
+        let (sealed, entries) = seal_all(&ring, batches, pending).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(entries.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1], "the entries come back to be freed");
+        let listed: Vec<(&str, &str)> = sealed.iter().map(|b| (b.provider.as_str(), b.event_ids.as_str())).collect();
+        assert_eq!(listed, [("p", "event-0 event-2"), ("q", "event-1")]);
+        let p = &sealed[0];
+        let opened = tollgate_store::transcripts::open_batch(&ring, &p.id, &p.event_ids, &p.sealed, p.plain_bytes)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(String, Option<Vec<u8>>)> = opened.into_iter().map(|e| (e.event_id, e.input)).collect();
+        assert_eq!(
+            got,
+            [("event-0".into(), Some(b"prompt 0".to_vec())), ("event-2".into(), Some(b"prompt 2".to_vec()))]
+        );
     }
 }

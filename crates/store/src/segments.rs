@@ -490,7 +490,7 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
             .ok_or_else(|| corrupt(format!("event \"{}\" has unknown status \"{status_text}\"", w.id)))?;
         let transcript = match text(w.transcript_batch, "transcript batch")? {
             Some(batch) => Some(crate::transcripts::TranscriptRef {
-                batch,
+                batch: batch.into(),
                 flags: crate::transcripts::TranscriptFlags::from_bits(w.transcript_flags.unwrap_or(0)),
             }),
             None => None,

@@ -131,7 +131,7 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
         conversation_id: row.opt_text("conversation_id")?,
         transcript: match row.opt_text("transcript_batch")? {
             Some(batch) => Some(TranscriptRef {
-                batch,
+                batch: batch.into(),
                 flags: TranscriptFlags::from_bits(row.opt_int("transcript_flags")?.unwrap_or(0)),
             }),
             None => None,
@@ -372,7 +372,7 @@ pub fn encode_event(e: &UsageEvent) -> serde_json::Value {
         "ttft_ms": e.ttft_ms, "usage": e.usage, "cost": e.cost, "catalog_version": e.catalog_version,
         "priced_by_override": e.priced_by_override, "unpriced": e.unpriced,
         "request_id": e.request_id, "conversation_id": e.conversation_id,
-        "transcript": e.transcript.as_ref().map(|t| serde_json::json!({"batch": t.batch, "flags": t.flags.bits()})),
+        "transcript": e.transcript.as_ref().map(|t| serde_json::json!({"batch": &*t.batch, "flags": t.flags.bits()})),
     })
 }
 
@@ -436,7 +436,9 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
         unpriced: w.unpriced,
         request_id: w.request_id,
         conversation_id: w.conversation_id,
-        transcript: w.transcript.map(|t| TranscriptRef { batch: t.batch, flags: TranscriptFlags::from_bits(t.flags) }),
+        transcript: w
+            .transcript
+            .map(|t| TranscriptRef { batch: t.batch.into(), flags: TranscriptFlags::from_bits(t.flags) }),
     })
 }
 
