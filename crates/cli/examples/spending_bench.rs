@@ -23,6 +23,11 @@
 //! priced with the embedded catalog. This gives about 100 rollup rows per hour.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
 
+/// The gateway's allocator (`crates/cli/src/main.rs`), so the timed server allocates as the
+/// `tollgate` binary does (SQLite's own allocations stay on the C allocator either way).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 use tollgate_core::pricing::{PriceInput, price};
 use tollgate_core::{Catalog, ProviderType, RequestStatus, Usage};
