@@ -184,8 +184,8 @@ impl Sink {
         let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batches, batch)).await;
         let sealed = match sealed {
             Ok(Ok((r, captures))) => {
-                // The captured bodies go back to the allocator here, on the thread that
-                // allocated them (see `seal_batch_of`).
+                // The captured bodies go back to the allocator here, on a runtime worker (with
+                // one worker thread, the one that allocated them; see `seal_batch_of`).
                 drop(captures);
                 Some(r)
             }
