@@ -308,10 +308,10 @@ pub fn seal_batch(
 
 /// [`seal_batch`] with the event ids given as the batch keeps them (space-separated, in entry
 /// order); the entries' own `event_id` must be empty. The usage writer collects the list as it
-/// assigns events to batches, so no entry carries a copy of its id, and keeps the entries: they
-/// were allocated on its thread and are freed there (freed on the sealing thread, each of their
-/// buffers went back through the allocator's cross-thread path, and the proxy's next
-/// allocations on those pages took its slow path).
+/// assigns events to batches, so no entry carries a copy of its id, and keeps the entries to
+/// free them on a runtime worker (freed on the sealing thread, each of their buffers went back
+/// through the allocator's cross-thread path, and the proxy's next allocations on those pages
+/// took its slow path; ARCHITECTURE.md, Decisions: Memory allocator).
 pub fn seal_batch_of(
     keyring: &Keyring,
     id: String,
@@ -319,7 +319,7 @@ pub fn seal_batch_of(
     event_ids: String,
     entries: &[Entry],
 ) -> Result<SealedBatch, StoreError> {
-    // A byte count (vectorised), not `split`: the list has an id per request of the batch.
+    // Spaces counted byte by byte rather than split into a list: one id per request of the batch.
     let listed = if event_ids.is_empty() { 0 } else { event_ids.bytes().filter(|b| *b == b' ').count() + 1 };
     if listed != entries.len() || entries.iter().any(|e| !e.event_id.is_empty()) {
         return Err(StoreError::Invalid(format!(
