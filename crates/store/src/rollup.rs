@@ -1,6 +1,6 @@
 //! The rollup schema, shared by the usage writer (`usage.rs`, which upserts a batch's rollup
 //! rows in the batch's transaction) and the spending queries (`spending.rs`, which read them):
-//! the key of a row, its counters, the four tables and how a batch of events becomes rows.
+//! the key of a row, its counters, the six tables and how a batch of events becomes rows.
 //! Depends on the event type only, never on the writer or the queries.
 
 use crate::UsageEvent;
@@ -86,36 +86,75 @@ impl RollupStats {
     }
 }
 
-/// A rollup table. All four hold the same counters; the `*_model` ones drop user and agent
-/// (far fewer rows), the daily ones are keyed by UTC day.
+/// A rollup table. All six hold the same counters; they differ in their key. `Hourly` and
+/// `Daily` keep every dimension; the `*_model` ones drop user and agent (far fewer rows); the
+/// `*_user` and `*_agent` ones keep only that principal (an hourly report over all users reads
+/// one row per hour and user instead of summing every provider and model of each in a sort).
+/// The daily ones are keyed by UTC day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Table {
     Hourly,
     HourlyModel,
+    HourlyUser,
+    HourlyAgent,
     Daily,
     DailyModel,
 }
 
+/// Which dimensions a table's rows are keyed by (besides the bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Keys {
+    /// Provider, provider type and model.
+    pub(crate) model: bool,
+    pub(crate) user: bool,
+    pub(crate) agent: bool,
+}
+
 impl Table {
-    pub(crate) const ALL: [Table; 4] = [Table::Hourly, Table::HourlyModel, Table::Daily, Table::DailyModel];
+    pub(crate) const ALL: [Table; 6] =
+        [Table::Hourly, Table::HourlyModel, Table::HourlyUser, Table::HourlyAgent, Table::Daily, Table::DailyModel];
 
     pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Hourly => "usage_rollup_hourly",
             Table::HourlyModel => "usage_rollup_hourly_model",
+            Table::HourlyUser => "usage_rollup_hourly_user",
+            Table::HourlyAgent => "usage_rollup_hourly_agent",
             Table::Daily => "usage_rollup_daily",
             Table::DailyModel => "usage_rollup_daily_model",
         }
     }
 
-    /// Whether rows are keyed by user and agent too.
-    pub(crate) fn principal(self) -> bool {
-        matches!(self, Table::Hourly | Table::Daily)
+    /// The dimensions rows are keyed by.
+    pub(crate) fn keys(self) -> Keys {
+        let (model, user, agent) = match self {
+            Table::Hourly | Table::Daily => (true, true, true),
+            Table::HourlyModel | Table::DailyModel => (true, false, false),
+            Table::HourlyUser => (false, true, false),
+            Table::HourlyAgent => (false, false, true),
+        };
+        Keys { model, user, agent }
+    }
+
+    /// The key columns, in primary-key order.
+    pub(crate) fn key_columns(self) -> Vec<&'static str> {
+        let k = self.keys();
+        let mut columns = vec!["bucket_start"];
+        if k.model {
+            columns.extend(["provider", "provider_type", "model"]);
+        }
+        if k.user {
+            columns.push("user_email");
+        }
+        if k.agent {
+            columns.push("agent");
+        }
+        columns
     }
 
     pub(crate) fn width_ms(self) -> i64 {
         match self {
-            Table::Hourly | Table::HourlyModel => HOUR_MS,
+            Table::Hourly | Table::HourlyModel | Table::HourlyUser | Table::HourlyAgent => HOUR_MS,
             Table::Daily | Table::DailyModel => DAY_MS,
         }
     }
@@ -134,11 +173,7 @@ static UPSERT_TEXTS: LazyLock<Vec<(String, String)>> = LazyLock::new(|| {
     Table::ALL
         .iter()
         .map(|t| {
-            let key = if t.principal() {
-                "bucket_start, provider, provider_type, model, user_email, agent"
-            } else {
-                "bucket_start, provider, provider_type, model"
-            };
+            let key = t.key_columns().join(", ");
             let sets: Vec<String> =
                 STAT_COLUMNS.iter().map(|c| format!("{c} = {}.{c} + excluded.{c}", t.name())).collect();
             (
@@ -158,7 +193,8 @@ static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
 });
 
 /// The rollup rows a batch of events adds to, per table, summed per key (sorted, so upserts
-/// take row locks in one global order and concurrent writers cannot deadlock).
+/// take row locks in one global order and concurrent writers cannot deadlock). A dimension a
+/// table is not keyed by is `""` in its keys.
 ///
 /// Each event is summed once, into its hourly row with user and agent, under a key borrowed
 /// from the event (one hash per event, no allocation); the three coarser tables are then
@@ -179,14 +215,16 @@ pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, R
         .map(|table| {
             let mut rows: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
             for (&(hour, provider, provider_type, model, user, agent), stats) in &hourly {
-                let (user, agent) = if table.principal() { (user, agent) } else { ("", "") };
+                let k = table.keys();
+                let (provider, provider_type, model) =
+                    if k.model { (provider, provider_type, model) } else { ("", "", "") };
                 let key = RollupKey {
                     bucket_start_ms: hour - hour.rem_euclid(table.width_ms()),
                     provider: provider.to_string(),
                     provider_type,
                     model: model.to_string(),
-                    user: user.to_string(),
-                    agent: agent.to_string(),
+                    user: if k.user { user } else { "" }.to_string(),
+                    agent: if k.agent { agent } else { "" }.to_string(),
                 };
                 rows.entry(key).or_default().add(stats);
             }
@@ -221,15 +259,22 @@ pub(crate) const STAT_COLUMNS: [&str; 19] = [
 /// Rows per upsert statement: at most 25 columns × 400 stays under both backends' bind limits.
 pub(crate) const ROLLUP_ROWS_PER_UPSERT: usize = 400;
 
-/// Binds one rollup row's values (the key, user and agent only for `principal` tables, then
-/// the counters) to a query: `$q = bind_rollup!($q, key, stats, principal)`.
+/// Binds one rollup row's values (the key columns the table has, `Table::key_columns` order,
+/// then the counters) to a query: `$q = bind_rollup!($q, key, stats, table.keys())`.
 macro_rules! bind_rollup {
-    ($q:expr, $k:expr, $v:expr, $principal:expr) => {{
+    ($q:expr, $k:expr, $v:expr, $keys:expr) => {{
         let k: &$crate::rollup::RollupKey = $k;
         let v: &$crate::rollup::RollupStats = $v;
-        let mut q = $q.bind(k.bucket_start_ms).bind(k.provider.clone()).bind(k.provider_type).bind(k.model.clone());
-        if $principal {
-            q = q.bind(k.user.clone()).bind(k.agent.clone());
+        let keys: $crate::rollup::Keys = $keys;
+        let mut q = $q.bind(k.bucket_start_ms);
+        if keys.model {
+            q = q.bind(k.provider.clone()).bind(k.provider_type).bind(k.model.clone());
+        }
+        if keys.user {
+            q = q.bind(k.user.clone());
+        }
+        if keys.agent {
+            q = q.bind(k.agent.clone());
         }
         q.bind(v.requests)
             .bind(v.failed_requests)
@@ -278,14 +323,14 @@ mod tests {
         for (table, rows) in &got {
             let mut want: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
             for e in &events {
-                let principal = table.principal();
+                let k = table.keys();
                 let key = RollupKey {
                     bucket_start_ms: e.ts_ms - e.ts_ms.rem_euclid(table.width_ms()),
-                    provider: e.provider.clone(),
-                    provider_type: e.provider_type.as_str(),
-                    model: e.model.clone().unwrap_or_default(),
-                    user: if principal { e.user.clone().unwrap_or_default() } else { String::new() },
-                    agent: if principal { e.agent.clone().unwrap_or_default() } else { String::new() },
+                    provider: if k.model { e.provider.clone() } else { String::new() },
+                    provider_type: if k.model { e.provider_type.as_str() } else { "" },
+                    model: if k.model { e.model.clone().unwrap_or_default() } else { String::new() },
+                    user: if k.user { e.user.clone().unwrap_or_default() } else { String::new() },
+                    agent: if k.agent { e.agent.clone().unwrap_or_default() } else { String::new() },
                 };
                 want.entry(key).or_default().add(&RollupStats::of(e));
             }

@@ -3,11 +3,12 @@
 //!
 //! A rollup row is keyed by (hour or day, provider, provider type, model, user, agent) — absent
 //! model, user or agent are stored as `''` — and holds request counts plus tokens and cost per
-//! bucket. Four tables (hourly/daily × with/without user and agent) hold the same counters; a
-//! report reads the smallest that can answer it: the `*_model` tables unless it filters or
-//! groups by user or agent, and the daily tables for the whole days of a window that is not
-//! bucketed by hour (the hours at its edges come from the hourly table). Reports never scan raw
-//! events, so their cost grows with buckets × groups, not with traffic.
+//! bucket. Six tables hold the same counters under coarser keys (`rollup::Table`); a report
+//! reads the smallest that can answer it ([`tables_for`]): the `*_model` tables unless it
+//! filters or groups by user or agent, the hourly table of one principal alone when it names a
+//! user (or an agent) and nothing of provider or model, and the daily tables for the whole days
+//! of a window that is not bucketed by hour (the hours at its edges come from an hourly table).
+//! Reports never scan raw events, so their cost grows with buckets × groups, not with traffic.
 //!
 //! A grouped series cut to its top N keys ([`UsageStore::spending_top`]) never aggregates the
 //! keys it cuts: it ranks keys by their window totals (the daily tables), buckets only the top
@@ -143,10 +144,7 @@ impl UsageStore {
         bucket_ms: Option<i64>,
         keys: Option<&[String]>,
     ) -> Result<Vec<SpendingRow>, StoreError> {
-        let principal =
-            f.user.is_some() || f.agent.is_some() || matches!(group, Some(Dimension::User | Dimension::Agent));
-        let (hourly, daily) =
-            if principal { (Table::Hourly, Table::Daily) } else { (Table::HourlyModel, Table::DailyModel) };
+        let (hourly, daily) = tables_for(f, group);
         let (start, end) = (f.start_ms, f.end_ms);
         let segments: Vec<(Table, i64, i64)> = match bucket_ms {
             Some(HOUR_MS) => vec![(hourly, start, end)],
@@ -197,8 +195,15 @@ impl UsageStore {
             None => "CAST(0 AS BIGINT)".to_string(),
         };
         let key_expr = group.map_or("''", Dimension::column);
-        let sums: Vec<String> =
-            STAT_COLUMNS.iter().map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}")).collect();
+        // Grouped by the table's whole key (a per-user table by hour and user): each row is a
+        // group of its own, read as it is stored (no sums, no sort).
+        let whole_key =
+            bucket_ms == Some(table.width_ms()) && group.is_some() && table.key_columns()[1..] == [key_expr];
+        let sums: Vec<String> = if whole_key {
+            STAT_COLUMNS.iter().map(|c| c.to_string()).collect()
+        } else {
+            STAT_COLUMNS.iter().map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}")).collect()
+        };
         let mut grouping = Vec::new();
         if bucket_ms.is_some() {
             grouping.push(bucket_expr.clone());
@@ -206,12 +211,25 @@ impl UsageStore {
         if group.is_some() {
             grouping.push(key_expr.to_string());
         }
-        let group_by = if grouping.is_empty() { String::new() } else { format!(" GROUP BY {}", grouping.join(", ")) };
-        let principal_filters = if table.principal() {
-            " AND ($5 IS NULL OR user_email = $5) AND ($6 IS NULL OR agent = $6)"
-        } else {
-            " AND $5 IS NULL AND $6 IS NULL"
-        };
+        let group_by =
+            if grouping.is_empty() || whole_key { String::new() } else { format!(" GROUP BY {}", grouping.join(", ")) };
+        // Every filter is bound ($3–$7); one on a column the table lacks must be absent
+        // (`tables_for` picks a table that has it).
+        let k = table.keys();
+        let filters: String = [
+            ("provider", 3, k.model),
+            ("model", 4, k.model),
+            ("user_email", 5, k.user),
+            ("agent", 6, k.agent),
+            ("provider_type", 7, k.model),
+        ]
+        .iter()
+        .map(
+            |(column, n, kept)| {
+                if *kept { format!(" AND (${n} IS NULL OR {column} = ${n})") } else { format!(" AND ${n} IS NULL") }
+            },
+        )
+        .collect();
         let keys = match (keys, group) {
             (Some(k), Some(_)) => k,
             (Some(_), None) => return Err(StoreError::Invalid("a key filter needs a grouping".into())),
@@ -225,8 +243,7 @@ impl UsageStore {
         };
         let sql = format!(
             "SELECT {bucket_expr} AS bucket_start, {key_expr} AS group_key, {} FROM {} \
-             WHERE bucket_start >= $1 AND bucket_start < $2 AND ($3 IS NULL OR provider = $3) \
-             AND ($4 IS NULL OR model = $4){principal_filters} AND ($7 IS NULL OR provider_type = $7){key_filter}{group_by}",
+             WHERE bucket_start >= $1 AND bucket_start < $2{filters}{key_filter}{group_by}",
             sums.join(", "),
             table.name()
         );
@@ -287,41 +304,91 @@ impl UsageStore {
                         user: r.text("user_email")?,
                         agent: r.text("agent")?,
                     };
-                    Ok((key, stats_from_row(r)?))
+                    Ok((key, stats_at(r, 6)?))
                 })
                 .collect()
         })
     }
 }
 
-fn spending_row<R: RowExt>(r: &R) -> Result<SpendingRow, StoreError> {
-    Ok(SpendingRow { bucket_start_ms: r.int("bucket_start")?, key: r.text("group_key")?, stats: stats_from_row(r)? })
+/// The hourly and daily tables a report reads: the smallest whose key has every dimension the
+/// report filters or groups by. No user or agent: the `*_model` tables. A user (or an agent)
+/// and no provider, provider type or model: the hourly table of that principal alone (there is
+/// no daily one: the whole days of such a report sum the full daily table, which is small next
+/// to the hourly rows it replaces). Anything else: the full tables.
+fn tables_for(f: &SpendingFilter, group: Option<Dimension>) -> (Table, Table) {
+    let by = |d: Dimension| group == Some(d);
+    let model = f.provider.is_some()
+        || f.model.is_some()
+        || f.provider_type.is_some()
+        || by(Dimension::Provider)
+        || by(Dimension::Model)
+        || by(Dimension::ProviderType);
+    let user = f.user.is_some() || by(Dimension::User);
+    let agent = f.agent.is_some() || by(Dimension::Agent);
+    match (model, user, agent) {
+        (_, false, false) => (Table::HourlyModel, Table::DailyModel),
+        (false, true, false) => (Table::HourlyUser, Table::Daily),
+        (false, false, true) => (Table::HourlyAgent, Table::Daily),
+        _ => (Table::Hourly, Table::Daily),
+    }
 }
 
-fn stats_from_row<R: RowExt>(r: &R) -> Result<RollupStats, StoreError> {
+fn spending_row<R: RowExt>(r: &R) -> Result<SpendingRow, StoreError> {
+    Ok(SpendingRow { bucket_start_ms: r.int_at(0)?, key: r.text("group_key")?, stats: stats_at(r, 2)? })
+}
+
+/// The counters of a row whose columns from `first` on are [`STAT_COLUMNS`], in order (read
+/// by position: a report's rows are many and wide).
+fn stats_at<R: RowExt>(r: &R, first: usize) -> Result<RollupStats, StoreError> {
+    let mut v = [0i64; STAT_COLUMNS.len()];
+    for (i, slot) in v.iter_mut().enumerate() {
+        *slot = r.int_at(first + i)?;
+    }
+    let [
+        requests,
+        failed_requests,
+        unpriced_requests,
+        override_requests,
+        tokens_input,
+        tokens_output,
+        tokens_reasoning,
+        tokens_cached_input,
+        tokens_cache_write_5m,
+        tokens_cache_write_1h,
+        tokens_cache_write_unknown,
+        cost_input,
+        cost_output,
+        cost_reasoning,
+        cost_cached_input,
+        cost_cache_write_5m,
+        cost_cache_write_1h,
+        cost_cache_write_unknown,
+        cost_total,
+    ] = v;
     Ok(RollupStats {
-        requests: r.int("requests")?,
-        failed_requests: r.int("failed_requests")?,
-        unpriced_requests: r.int("unpriced_requests")?,
-        override_requests: r.int("override_requests")?,
+        requests,
+        failed_requests,
+        unpriced_requests,
+        override_requests,
         tokens: Usage {
-            input: r.int("tokens_input")?,
-            output: r.int("tokens_output")?,
-            reasoning: r.int("tokens_reasoning")?,
-            cached_input: r.int("tokens_cached_input")?,
-            cache_write_5m: r.int("tokens_cache_write_5m")?,
-            cache_write_1h: r.int("tokens_cache_write_1h")?,
-            cache_write_unknown: r.int("tokens_cache_write_unknown")?,
+            input: tokens_input,
+            output: tokens_output,
+            reasoning: tokens_reasoning,
+            cached_input: tokens_cached_input,
+            cache_write_5m: tokens_cache_write_5m,
+            cache_write_1h: tokens_cache_write_1h,
+            cache_write_unknown: tokens_cache_write_unknown,
         },
         cost: Cost {
-            input: r.int("cost_input")?,
-            output: r.int("cost_output")?,
-            reasoning: r.int("cost_reasoning")?,
-            cached_input: r.int("cost_cached_input")?,
-            cache_write_5m: r.int("cost_cache_write_5m")?,
-            cache_write_1h: r.int("cost_cache_write_1h")?,
-            cache_write_unknown: r.int("cost_cache_write_unknown")?,
-            total: r.int("cost_total")?,
+            input: cost_input,
+            output: cost_output,
+            reasoning: cost_reasoning,
+            cached_input: cost_cached_input,
+            cache_write_5m: cost_cache_write_5m,
+            cache_write_1h: cost_cache_write_1h,
+            cache_write_unknown: cost_cache_write_unknown,
+            total: cost_total,
         },
     })
 }

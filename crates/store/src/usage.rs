@@ -183,11 +183,11 @@ impl UsageStore {
                 // Every statement is one of a few prepared sizes (`db::MultiRowInsert`).
                 for (table, rows) in &rollups {
                     let rows: Vec<_> = rows.iter().collect();
-                    let principal = table.principal();
+                    let keys = table.keys();
                     for (sql, chunk) in table.upsert().statements(is_pg, &rows) {
                         let mut q = sqlx::query(sql);
                         for (k, v) in chunk {
-                            q = bind_rollup!(q, k, v, principal);
+                            q = bind_rollup!(q, k, v, keys);
                         }
                         q.persistent(true).execute(&mut *tx).await?;
                     }

@@ -36,6 +36,7 @@ store_cases!(
     usage_retention_keeps_rollups,
     legacy_events_move_into_segments,
     usage_rollup_tables_agree,
+    principal_rollups_agree_and_backfill,
     migrations_idempotent,
     provider_crud,
     provider_list_filters,
@@ -165,6 +166,7 @@ async fn migrations_idempotent(db: TestDb) -> anyhow::Result<()> {
             "lean transcript indexes",
             "transcript batches",
             "usage segments",
+            "principal rollups",
         ]
     } else {
         &["config", "console signouts", "secret bindings", "config changes", "limits"]
@@ -1362,5 +1364,98 @@ async fn usage_rollup_tables_agree(db: TestDb) -> anyhow::Result<()> {
     let a = inside.iter().filter(|e| e.provider == "a").count() as i64;
     assert_eq!(by_provider.iter().find(|r| r.key == "a").map(|r| r.stats.requests), Some(a));
     store.close().await;
+    Ok(())
+}
+
+/// The hourly rollups of one principal alone (per hour and user, per hour and agent) give
+/// exactly what the full hourly table gives for every report they answer (user or agent
+/// grouping or filter, hourly and daily buckets, the ranked top-N series), and a database
+/// from before them is backfilled from the full hourly table when the store opens.
+async fn principal_rollups_agree_and_backfill(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_store::{DAY_MS, Dimension, HOUR_MS, SpendingFilter, SpendingRow};
+    use tollgate_testkit::db::sqlx::{self, Connection as _};
+    let t0 = 1_767_225_600_000; // a UTC midnight
+    // 3 days, an event every 47 minutes across 4 users (one absent), 3 agents (one absent) and
+    // 2 providers: several rows of the full table per hour and principal
+    let events: Vec<_> = (0..92)
+        .map(|i| {
+            let user = ["u0", "u1", "u2", ""][i as usize % 4];
+            let mut e = priced_event(i, t0 + i * 47 * 60_000 + 11, ["a", "b"][i as usize % 2], Some(user));
+            e.user = Some(user.to_string()).filter(|u| !u.is_empty());
+            e.agent = [Some("ag1"), Some("ag2"), None][i as usize % 3].map(str::to_string);
+            e.cost.total = 100 + i * 7;
+            e
+        })
+        .collect();
+    let store = usage_store(&db).await?;
+    store.insert_events(&events).await?;
+    // A window with ragged edges; provider_type = "openai" (every event's) forces the full
+    // tables without changing what matches.
+    let f = SpendingFilter { start_ms: t0 + 5 * HOUR_MS, end_ms: t0 + 2 * DAY_MS + 19 * HOUR_MS, ..Default::default() };
+    let full = |f: &SpendingFilter| SpendingFilter { provider_type: Some("openai".into()), ..f.clone() };
+    let reports = |store: tollgate_store::UsageStore| {
+        let f = f.clone();
+        async move {
+            let mut got: Vec<(String, Vec<SpendingRow>, Vec<SpendingRow>)> = Vec::new();
+            for (dim, filter) in [
+                (Some(Dimension::User), SpendingFilter::default()),
+                (Some(Dimension::Agent), SpendingFilter::default()),
+                (None, SpendingFilter { user: Some("u1".into()), ..SpendingFilter::default() }),
+                (None, SpendingFilter { user: Some(String::new()), ..SpendingFilter::default() }),
+                (None, SpendingFilter { agent: Some("ag2".into()), ..SpendingFilter::default() }),
+                (Some(Dimension::User), SpendingFilter { agent: Some("ag1".into()), ..SpendingFilter::default() }),
+            ] {
+                let f = SpendingFilter { start_ms: f.start_ms, end_ms: f.end_ms, ..filter };
+                for bucket in [Some(HOUR_MS), Some(DAY_MS), None] {
+                    let fast = store.spending(&f, dim, bucket).await?;
+                    let slow = store.spending(&full(&f), dim, bucket).await?;
+                    got.push((format!("{dim:?} {f:?} {bucket:?}"), fast, slow));
+                }
+            }
+            let top = store.spending_top(&f, Dimension::User, HOUR_MS, 2).await?;
+            let top_full = store.spending_top(&full(&f), Dimension::User, HOUR_MS, 2).await?;
+            anyhow::ensure!(top == top_full, "top 2 users: {top:#?} != {top_full:#?}");
+            anyhow::ensure!(top.truncated_key_count == 2, "4 keys (one unattributed), 2 kept: {top:#?}");
+            store.close().await;
+            anyhow::Ok(got)
+        }
+    };
+    let before = reports(store).await?;
+    let inside = events.iter().filter(|e| e.ts_ms >= f.start_ms && e.ts_ms < f.end_ms).count() as i64;
+    for (what, fast, slow) in &before {
+        assert_eq!(fast, slow, "{what}");
+        assert!(!fast.is_empty(), "{what}: something to compare");
+        if what.starts_with("Some(User) SpendingFilter { start_ms") && what.contains("agent: None") {
+            assert_eq!(fast.iter().map(|r| r.stats.requests).sum::<i64>(), inside, "{what}: each event once");
+        }
+    }
+    // A database from before these tables: they and their migration's record are gone, and
+    // opening the store again builds them from the full hourly rollup.
+    let statements: [&str; 3] = if db.is_postgres() {
+        [
+            "DROP TABLE usage_rollup_hourly_user",
+            "DROP TABLE usage_rollup_hourly_agent",
+            "DELETE FROM _sqlx_migrations WHERE version = 16",
+        ]
+    } else {
+        [
+            "DROP TABLE usage_rollup_hourly_user",
+            "DROP TABLE usage_rollup_hourly_agent",
+            "DELETE FROM _sqlx_migrations WHERE version = 10",
+        ]
+    };
+    if db.is_postgres() {
+        let mut c = sqlx::PgConnection::connect(db.url()).await?;
+        for sql in statements {
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&db.url().replace("tollgate.db", "usage.sqlite")).await?;
+        for sql in statements {
+            sqlx::query(sql).execute(&mut c).await?;
+        }
+    }
+    let after = reports(usage_store(&db).await?).await?;
+    assert_eq!(after, before, "the backfilled tables answer as the written ones did");
     Ok(())
 }
