@@ -2,9 +2,10 @@
 //! bounded in-memory queue with `try_send` (never awaiting), and one writer task commits
 //! them to the usage store in batches (N events or T ms, whichever first).
 //!
-//! The writer prices each event just before it is stored (never on the request path), with the
-//! catalog current at that moment and the provider's price overrides captured when the request
-//! arrived (an `Arc` of its snapshot entry, so capturing them costs a reference count).
+//! The writer prices each event as it takes it from the queue (never on the request path), with
+//! the catalog current at that moment and the provider's price overrides captured when the
+//! request arrived (an `Arc` of its snapshot entry, so capturing them costs a reference count),
+//! and gathers the priced events until a batch is full or the interval ends.
 //!
 //! When the queue is full the event is dropped, counted in [`Metrics`] and logged at most once
 //! a minute: the proxy never slows down because the database is slow.
@@ -153,6 +154,11 @@ pub struct UsageWriter {
     backoff: Duration,
     /// Where captured transcripts go (none: they are dropped, see [`UsageWriter::with_transcripts`]).
     transcripts: Option<crate::transcript::Sink>,
+    /// The batch being gathered: events priced as they arrive (see [`UsageWriter::take`]),
+    /// their captures and the transcript batches those are assigned to.
+    events: Vec<UsageEvent>,
+    captures: Vec<crate::transcript::Pending>,
+    batches: crate::transcript::Batches,
 }
 
 /// The spill file: events appended one JSON object a line; `replayed` bytes from its start are
@@ -205,6 +211,9 @@ pub fn channel(
         retry_at: None,
         backoff: flush_interval,
         transcripts: None,
+        events: Vec::with_capacity(batch_size.max(1)),
+        captures: Vec::new(),
+        batches: crate::transcript::Batches::default(),
     };
     (meter, writer)
 }
@@ -315,31 +324,27 @@ impl UsageWriter {
     /// left by an earlier process is counted as queued and replayed first.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.open_spill().await;
-        let mut batch: Vec<Box<Metered>> = Vec::with_capacity(self.batch_size);
+        let mut incoming: Vec<Box<Metered>> = Vec::with_capacity(self.batch_size);
         let mut tick = tokio::time::interval(self.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                n = self.rx.recv_many(&mut batch, self.batch_size) => {
+                n = self.rx.recv_many(&mut incoming, self.batch_size) => {
                     if n == 0 {
                         break;
                     }
-                    if batch.len() >= self.batch_size {
-                        self.flush(&mut batch).await;
-                    }
+                    self.take_all(&mut incoming).await;
                 }
-                _ = tick.tick() => self.flush(&mut batch).await,
+                _ = tick.tick() => self.flush().await,
                 Some(ack) = self.flush_rx.recv() => {
                     // Everything queued before the flush request, committed before the answer
                     // (a failing store is tried once more now, not once per batch).
                     self.retry_now();
                     while let Ok(m) = self.rx.try_recv() {
-                        batch.push(m);
-                        if batch.len() >= self.batch_size {
-                            self.flush(&mut batch).await;
-                        }
+                        incoming.push(m);
                     }
-                    self.flush(&mut batch).await;
+                    self.take_all(&mut incoming).await;
+                    self.flush().await;
                     let _ = ack.send(());
                 }
                 _ = shutdown.changed() => break,
@@ -350,10 +355,10 @@ impl UsageWriter {
         // database cannot hold shutdown for one timeout per batch.
         self.rx.close();
         self.retry_now();
-        while self.rx.recv_many(&mut batch, self.batch_size).await > 0 {
-            self.flush(&mut batch).await;
+        while self.rx.recv_many(&mut incoming, self.batch_size).await > 0 {
+            self.take_all(&mut incoming).await;
         }
-        self.flush(&mut batch).await;
+        self.flush().await;
         if !self.held.is_empty() {
             let n = self.held.len() as u64;
             self.drop_events(n);
@@ -435,48 +440,72 @@ impl UsageWriter {
         }
     }
 
-    /// Commits (or keeps) a batch's events, then stores its transcripts: they never hold back
-    /// an event, and a failing usage store does not stop them.
+    /// Takes in events as they arrive, and commits a batch whenever one is full.
     #[expect(clippy::vec_box, reason = "the queue's boxes, moved as they came (unboxing copies ~1 KB each)")]
-    async fn flush(&mut self, pending: &mut Vec<Box<Metered>>) {
-        // Sized once: growing it moved every capture already in (~150 instructions a request).
-        let mut transcripts = Vec::with_capacity(pending.iter().filter(|m| m.transcript.is_some()).count());
-        // A transcript batch per provider and flush (more when one would pass
-        // `transcript::BATCH_MAX_BYTES`); each event names its batch.
-        let mut batches = crate::transcript::Batches::default();
-        for m in pending.iter_mut() {
-            if let (Some(span), Some(t)) = (m.observed.span.as_mut(), m.transcript.as_deref()) {
-                crate::telemetry::set_output_messages(span, &m.event, t);
-            }
-            if let Some(t) = m.transcript.take() {
-                let batch = batches.assign(&m.event.provider, t.size(), &m.event.id);
-                if self.transcripts.is_some() {
-                    let batch = batches.id(batch).clone();
-                    m.event.transcript = Some(tollgate_store::TranscriptRef { batch, flags: t.flags() });
-                }
-                transcripts.push(crate::transcript::Pending { ts_ms: m.event.ts_ms, batch, captured: *t });
-            }
-        }
-        self.flush_events(pending).await;
-        if transcripts.is_empty() {
-            return;
-        }
-        match &self.transcripts {
-            Some(sink) => sink.write(batches, transcripts).await,
-            None => {
-                let size: u64 = transcripts.iter().map(|p| p.captured.size()).sum();
-                self.metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);
-                Metrics::add(&self.metrics.transcripts_dropped, transcripts.len() as u64);
+    async fn take_all(&mut self, incoming: &mut Vec<Box<Metered>>) {
+        let catalog = self.catalog.current();
+        for m in incoming.drain(..) {
+            self.take(&catalog, m);
+            if self.events.len() >= self.batch_size {
+                self.flush().await;
             }
         }
     }
 
-    #[expect(clippy::vec_box, reason = "the queue's boxes, moved as they came (unboxing copies ~1 KB each)")]
-    async fn flush_events(&mut self, pending: &mut Vec<Box<Metered>>) {
-        let catalog = self.catalog.current();
-        let batch: Vec<UsageEvent> = pending.drain(..).map(|m| self.price(&catalog, m)).collect();
+    /// Adds one event to the batch as it arrives, while what the request wrote is still in
+    /// the core's caches (priced at the end of a 1,000-event batch, every event was read back
+    /// from memory): its capture goes to a transcript batch, then it is priced and its
+    /// telemetry finished.
+    fn take(&mut self, catalog: &tollgate_core::Catalog, mut m: Box<Metered>) {
+        if let (Some(span), Some(t)) = (m.observed.span.as_mut(), m.transcript.as_deref()) {
+            crate::telemetry::set_output_messages(span, &m.event, t);
+        }
+        // A transcript batch per provider and flush (more when one would pass
+        // `transcript::BATCH_MAX_BYTES`); each event names its batch.
+        if let Some(t) = m.transcript.take() {
+            let batch = self.batches.assign(&m.event.provider, t.size(), &m.event.id);
+            if self.transcripts.is_some() {
+                let batch = self.batches.id(batch).clone();
+                m.event.transcript = Some(tollgate_store::TranscriptRef { batch, flags: t.flags() });
+            }
+            if self.captures.capacity() == 0 {
+                // Sized once per batch: growing it moved every capture already in.
+                self.captures.reserve(self.batch_size);
+            }
+            self.captures.push(crate::transcript::Pending { ts_ms: m.event.ts_ms, batch, captured: *t });
+        }
+        let event = self.price(catalog, m);
+        if self.events.capacity() == 0 {
+            self.events.reserve(self.batch_size);
+        }
+        self.events.push(event);
+    }
+
+    /// Commits (or keeps) the batch's events, then stores its transcripts: they never hold
+    /// back an event, and a failing usage store does not stop them.
+    async fn flush(&mut self) {
+        self.flush_events().await;
+        let batches = std::mem::take(&mut self.batches);
+        if self.captures.is_empty() {
+            return;
+        }
+        let captures = std::mem::take(&mut self.captures);
+        match &self.transcripts {
+            Some(sink) => sink.write(batches, captures).await,
+            None => {
+                let size: u64 = captures.iter().map(|p| p.captured.size()).sum();
+                self.metrics.transcripts_pending_bytes.fetch_sub(size, Ordering::AcqRel);
+                Metrics::add(&self.metrics.transcripts_dropped, captures.len() as u64);
+            }
+        }
+    }
+
+    /// Commits the batch's events; kept (spilled or held) when the store fails. The batch's
+    /// vector keeps its capacity for the next one.
+    async fn flush_events(&mut self) {
         // While the store is failing, batches go straight to the spill until the next retry.
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            let batch = std::mem::take(&mut self.events);
             self.park(batch).await;
             return;
         }
@@ -484,19 +513,22 @@ impl UsageWriter {
             && let Err(e) = self.recover().await
         {
             self.failed(&e);
+            let batch = std::mem::take(&mut self.events);
             self.park(batch).await;
             return;
         }
-        if batch.is_empty() {
+        if self.events.is_empty() {
             return;
         }
-        match self.store.insert_events(&batch).await {
+        match self.store.insert_events(&self.events).await {
             Ok(()) => {
-                self.written(batch.len() as u64);
+                self.written(self.events.len() as u64);
+                self.events.clear();
                 self.healthy();
             }
             Err(e) => {
                 self.failed(&e);
+                let batch = std::mem::take(&mut self.events);
                 self.park(batch).await;
             }
         }

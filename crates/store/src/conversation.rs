@@ -88,7 +88,7 @@ pub(crate) static CONVERSATION_UPSERT: crate::db::MultiRowInsert = crate::db::Mu
     "conversations",
     "id, started_at, last_at, providers, user_email, agent, turns, failed_turns, tokens, cost",
     CONVERSATION_UPSERT_TAIL,
-    &[100, 10, 1],
+    &crate::db::SMALL_BATCH_SIZES,
 );
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ pub(crate) static TOKEN_DAY_UPSERT: crate::db::MultiRowInsert = crate::db::Multi
     "token_usage_daily",
     "token_id, day_start, requests, cost_total, last_at",
     TOKEN_DAY_UPSERT_TAIL,
-    &[100, 10, 1],
+    &crate::db::SMALL_BATCH_SIZES,
 );
 
 /// One token's usage as the tokens page shows it.

@@ -54,7 +54,7 @@ macro_rules! columns {
 /// its segment's `ts_max` (a copy): a read driven by one term walks `(term, ts_max, segment)`
 /// in the order pages need, without reading the segments it skips.
 static TERMS: crate::db::MultiRowInsert =
-    crate::db::MultiRowInsert::new("usage_segment_terms", "term, ts_max, segment", "", &[50, 10, 1]);
+    crate::db::MultiRowInsert::new("usage_segment_terms", "term, ts_max, segment", "", &[32, 16, 8, 4, 2, 1]);
 
 const INSERT_SEGMENT: &str =
     "INSERT INTO usage_segments (ts_min, ts_max, events, data) VALUES ($1, $2, $3, $4) RETURNING id";
@@ -445,6 +445,26 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A batch's few rows take one statement per bit of their count (each statement is a
+    /// round trip to SQLite's worker thread), and every row goes into exactly one statement.
+    #[test]
+    fn few_rows_take_few_statements() {
+        assert_eq!(TERMS.pieces(6), vec![4, 2]);
+        assert_eq!(TERMS.pieces(63), vec![32, 16, 8, 4, 2, 1]);
+        assert_eq!(TERMS.pieces(70), vec![32, 32, 4, 2]);
+        let rollups = crate::rollup::Table::Hourly.upsert();
+        assert_eq!(rollups.pieces(1), vec![1]);
+        assert_eq!(rollups.pieces(7), vec![4, 2, 1]);
+        assert_eq!(rollups.pieces(911), vec![400, 400, 100, 8, 2, 1]);
+        assert_eq!(crate::conversation::CONVERSATION_UPSERT.pieces(45), vec![32, 8, 4, 1]);
+        for n in 0..1_000 {
+            assert_eq!(rollups.pieces(n).iter().sum::<usize>(), n);
+            let rows: Vec<usize> = (0..n).collect();
+            let cut: Vec<usize> = TERMS.statements(false, &rows).flat_map(|(_, piece)| piece.iter().copied()).collect();
+            assert_eq!(cut, rows, "every row once, in order");
+        }
+    }
 
     pub(crate) fn event(i: usize) -> UsageEvent {
         UsageEvent {

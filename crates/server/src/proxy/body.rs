@@ -37,7 +37,9 @@ use tollgate_store::UsageEvent;
 pub struct Recorder {
     meter: Meter,
     metrics: Arc<Metrics>,
-    draft: Option<UsageEvent>,
+    /// The event so far, already in the box the meter's queue takes: emitting it fills in
+    /// the outcome in place instead of moving ~1 KB into a new box (`None`: recording is off).
+    draft: Option<Box<Metered>>,
     started: Instant,
     /// The provider as served, for its price overrides (priced later by the usage writer);
     /// handed over with the event.
@@ -83,6 +85,9 @@ impl Recorder {
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
+        let draft = draft.map(|event| {
+            Box::new(Metered { event, provider: None, response_model: None, transcript: None, observed: Default::default() })
+        });
         Recorder {
             meter,
             metrics,
@@ -144,7 +149,8 @@ impl Recorder {
             latency,
             upstream: Some(now.saturating_duration_since(self.sent)),
         };
-        if let Some(mut event) = self.draft.take() {
+        if let Some(mut metered) = self.draft.take() {
+            let event = &mut metered.event;
             event.status = outcome.status;
             event.http_status = outcome.http_status.map(i64::from);
             event.error_class = outcome.error_class.map(str::to_string);
@@ -156,13 +162,11 @@ impl Recorder {
                 .take()
                 .map(|c| Box::new(c.finish(self.response_content_type.take())))
                 .filter(|t| crate::transcript::admit(&self.metrics, t.size()));
-            self.meter.record_metered(Box::new(Metered {
-                event,
-                provider: self.provider.take(),
-                response_model: self.response_model.take(),
-                transcript,
-                observed,
-            }));
+            metered.provider = self.provider.take();
+            metered.response_model = self.response_model.take();
+            metered.transcript = transcript;
+            metered.observed = observed;
+            self.meter.record_metered(metered);
         } else if let Some(span) = observed.span {
             // Usage recording is off: no event, no price. The span still ends with the outcome.
             let usage = outcome.usage.unwrap_or_default();
@@ -242,7 +246,7 @@ impl Recorder {
     /// Records the upstream's own request id (`x-request-id` / `request-id`) on the event.
     pub fn set_request_id(&mut self, id: &str) {
         if let Some(d) = self.draft.as_mut() {
-            d.request_id = id.to_string();
+            d.event.request_id = id.to_string();
         }
     }
 
