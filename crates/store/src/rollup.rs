@@ -188,7 +188,9 @@ static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
     Table::ALL
         .iter()
         .zip(UPSERT_TEXTS.iter())
-        .map(|(t, (columns, tail))| MultiRowInsert::new(t.name(), columns, tail, &[ROLLUP_ROWS_PER_UPSERT, 100, 32, 16, 8, 4, 2, 1]))
+        .map(|(t, (columns, tail))| {
+            MultiRowInsert::new(t.name(), columns, tail, &[ROLLUP_ROWS_PER_UPSERT, 100, 32, 16, 8, 4, 2, 1])
+        })
         .collect()
 });
 

@@ -86,7 +86,13 @@ impl Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
         let draft = draft.map(|event| {
-            Box::new(Metered { event, provider: None, response_model: None, transcript: None, observed: Default::default() })
+            Box::new(Metered {
+                event,
+                provider: None,
+                response_model: None,
+                transcript: None,
+                observed: Default::default(),
+            })
         });
         Recorder {
             meter,
