@@ -199,7 +199,7 @@ static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
 /// table is not keyed by is `""` in its keys.
 ///
 /// Each event is summed once, into its hourly row with user and agent, under a key borrowed
-/// from the event (one hash per event, no allocation); the three coarser tables are then
+/// from the event (one hash per event, no allocation); the five coarser tables are then
 /// summed from those rows (a batch has far fewer rows than events), and the owned, sorted keys
 /// are made once per row at the end. Integer sums: the order of addition changes nothing.
 pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
@@ -216,8 +216,8 @@ pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, R
         .iter()
         .map(|table| {
             let mut rows: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
+            let k = table.keys();
             for (&(hour, provider, provider_type, model, user, agent), stats) in &hourly {
-                let k = table.keys();
                 let (provider, provider_type, model) =
                     if k.model { (provider, provider_type, model) } else { ("", "", "") };
                 let key = RollupKey {
