@@ -10,8 +10,9 @@
 //! spread further — a long stream finishing after many short requests — is cut), so a time
 //! bound on an event is a bound on its segment's `ts_max` and the reads below walk the
 //! `ts_max` index with exact ranges. Reads ([`Scan`]) page through candidate segments in
-//! `ts_max` order (driven by the most selective term when the query names one), decode them
-//! and filter events exactly in Rust; newest-first pages are final once no segment left can
+//! `ts_max` order (driven by the most selective term when the query names one, the other
+//! terms intersected over each chunk's time window), decode them and filter events exactly
+//! in Rust; newest-first pages are final once no segment left can
 //! hold a newer event. An event is found by id through the time in its UUIDv7
 //! ([`id_time_ms`]: the proxy makes the id from the arrival time it records); an id of another
 //! form names no event.
@@ -572,19 +573,34 @@ pub(crate) struct Scan<'a> {
     pub limit: usize,
 }
 
-/// Segments fetched per statement.
-const PAGE: i64 = 16;
+/// Segments whose data is fetched per statement.
+const PAGE: usize = 16;
+
+/// Segment keys read per statement from the driving term (or the segments' time index):
+/// the first read is small (a page usually ends in the newest segments), later ones grow.
+const KEYS_FIRST: i64 = 64;
+const KEYS_MAX: i64 = 1_024;
+
+/// A segment's place in the read order: `(ts_max, id)`.
+type Key = (i64, i64);
 
 impl crate::UsageStore {
-    /// The events of `scan` for which `keep` holds, in the scan's order: candidate segments
-    /// are read in `ts_max` order, a page at a time, decoded and filtered here, until the
-    /// events wanted are final (no segment left can hold one that sorts before them).
+    /// The events of `scan` for which `keep` holds, in the scan's order.
+    ///
+    /// The plan is the same on both backends and does not depend on the planner's
+    /// statistics (PostgreSQL, joining a term's rows to the segments, drove a two-term read
+    /// from the wrong side and took seconds at 10^5 segments): the driving term's segment keys
+    /// (or, without one, the segments' time index) are read in `ts_max` order, a chunk at a
+    /// time, each an index-only range read; every other group is checked by reading its
+    /// terms' keys over the chunk's `ts_max` window (again an index range) and intersecting
+    /// here; the segments left are fetched by id a page at a time, decoded and filtered
+    /// exactly, until the events wanted are final (no segment left can hold one that sorts
+    /// before them).
     pub(crate) async fn scan(
         &self,
         scan: &Scan<'_>,
         keep: impl Fn(&UsageEvent) -> bool,
     ) -> Result<Vec<UsageEvent>, StoreError> {
-        use sqlx::QueryBuilder;
         if scan.groups.iter().any(Vec::is_empty) {
             return Ok(Vec::new());
         }
@@ -603,6 +619,8 @@ impl crate::UsageStore {
             }
         }
         let driver = scan.groups.iter().position(|g| g.len() == 1);
+        let others: Vec<&Vec<String>> =
+            scan.groups.iter().enumerate().filter(|(i, _)| Some(*i) != driver).map(|(_, g)| g).collect();
         let in_range = |e: &UsageEvent| {
             scan.start_ms.is_none_or(|s| e.ts_ms >= s)
                 && scan.end_ms.is_none_or(|x| e.ts_ms < x)
@@ -611,82 +629,50 @@ impl crate::UsageStore {
                     if desc { key < (ts, id) } else { key > (ts, id) }
                 })
         };
-        let mut out: Vec<UsageEvent> = Vec::new();
-        let mut cursor: Option<(i64, i64)> = None;
-        'pages: loop {
-            let rows: Vec<(i64, i64, Vec<u8>)> = on_pool!(self, |p| {
-                let (col_ts, col_id) = if driver.is_some() { ("t.ts_max", "t.segment") } else { ("s.ts_max", "s.id") };
-                let mut qb = match driver {
-                    Some(d) => {
-                        let mut qb = QueryBuilder::new(
-                            "SELECT s.id, s.ts_max, s.data FROM usage_segment_terms t \
-                             JOIN usage_segments s ON s.id = t.segment WHERE t.term = ",
-                        );
-                        qb.push_bind(scan.groups[d][0].clone());
-                        qb
-                    }
-                    None => QueryBuilder::new("SELECT s.id, s.ts_max, s.data FROM usage_segments s WHERE 1 = 1"),
-                };
-                if let Some(lo) = lo {
-                    qb.push(format!(" AND {col_ts} >= "));
-                    qb.push_bind(lo);
-                }
-                if let Some(hi) = hi {
-                    qb.push(format!(" AND {col_ts} <= "));
-                    qb.push_bind(hi);
-                }
-                if let Some(m) = min_below {
-                    qb.push(" AND s.ts_min < ");
-                    qb.push_bind(m);
-                }
-                for (i, g) in scan.groups.iter().enumerate() {
-                    if Some(i) == driver {
-                        continue;
-                    }
-                    qb.push(
-                        " AND EXISTS (SELECT 1 FROM usage_segment_terms x WHERE x.ts_max = s.ts_max \
-                         AND x.segment = s.id AND x.term IN (",
-                    );
-                    let mut sep = qb.separated(", ");
-                    for t in g {
-                        sep.push_bind(t.clone());
-                    }
-                    qb.push("))");
-                }
-                if let Some((ts, id)) = cursor {
-                    let op = if desc { "<" } else { ">" };
-                    qb.push(format!(" AND ({col_ts} {op} "));
-                    qb.push_bind(ts);
-                    qb.push(format!(" OR ({col_ts} = "));
-                    qb.push_bind(ts);
-                    qb.push(format!(" AND {col_id} {op} "));
-                    qb.push_bind(id);
-                    qb.push("))");
-                }
-                let dir = if desc { "DESC" } else { "ASC" };
-                qb.push(format!(" ORDER BY {col_ts} {dir}, {col_id} {dir} LIMIT "));
-                qb.push_bind(PAGE);
-                qb.build_query_as::<(i64, i64, Vec<u8>)>().persistent(false).fetch_all(p).await?
-            });
-            let fetched = rows.len();
-            for (id, ts_max, data) in rows {
-                if scan.limit > 0 {
-                    // Events already found that no segment from here on can precede.
-                    let settled = if desc {
+        // Events already found that no segment from `ts_max` on can precede.
+        let settled = |out: &[UsageEvent], ts_max: i64| {
+            scan.limit > 0
+                && scan.limit
+                    <= if desc {
                         out.iter().filter(|e| e.ts_ms > ts_max).count()
                     } else {
                         out.iter().filter(|e| e.ts_ms < ts_max - SPAN_MAX_MS).count()
-                    };
-                    if settled >= scan.limit {
-                        break 'pages;
+                    }
+        };
+        let mut out: Vec<UsageEvent> = Vec::new();
+        let mut cursor: Option<Key> = None;
+        let mut chunk = KEYS_FIRST;
+        'chunks: loop {
+            let mut keys =
+                self.segment_keys(driver.map(|d| scan.groups[d][0].as_str()), (lo, hi), cursor, desc, chunk).await?;
+            let full = keys.len() as i64 == chunk;
+            cursor = keys.last().copied();
+            if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
+                let window = (first.0.min(last.0), first.0.max(last.0));
+                for g in &others {
+                    let present = self.term_keys(g, window).await?;
+                    keys.retain(|k| present.contains(k));
+                }
+            }
+            for page in keys.chunks(PAGE) {
+                if settled(&out, page[0].0) {
+                    break 'chunks;
+                }
+                let mut data = self.segment_data(page, min_below).await?;
+                for &(ts_max, id) in page {
+                    if settled(&out, ts_max) {
+                        break 'chunks;
+                    }
+                    // Absent: its events all arrived too late for `min_below`.
+                    if let Some(bytes) = data.remove(&id) {
+                        out.extend(decode(id, &bytes)?.into_iter().filter(|e| in_range(e) && keep(e)));
                     }
                 }
-                out.extend(decode(id, &data)?.into_iter().filter(|e| in_range(e) && keep(e)));
-                cursor = Some((ts_max, id));
             }
-            if fetched < PAGE as usize {
+            if !full {
                 break;
             }
+            chunk = (chunk * 4).min(KEYS_MAX);
         }
         if desc {
             out.sort_unstable_by(|a, b| (b.ts_ms, &b.id).cmp(&(a.ts_ms, &a.id)));
@@ -697,6 +683,98 @@ impl crate::UsageStore {
             out.truncate(scan.limit);
         }
         Ok(out)
+    }
+
+    /// Up to `limit` segment keys in read order after `cursor`, with `ts_max` in `lo..=hi`:
+    /// those of segments holding `term`, or of every segment. One index-only range read.
+    async fn segment_keys(
+        &self,
+        term: Option<&str>,
+        (lo, hi): (Option<i64>, Option<i64>),
+        cursor: Option<Key>,
+        desc: bool,
+        limit: i64,
+    ) -> Result<Vec<Key>, StoreError> {
+        use sqlx::QueryBuilder;
+        let (col_ts, col_id) = if term.is_some() { ("ts_max", "segment") } else { ("ts_max", "id") };
+        Ok(on_pool!(self, |p| {
+            let mut qb = match term {
+                Some(t) => {
+                    let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term = ");
+                    qb.push_bind(t.to_owned());
+                    qb
+                }
+                None => QueryBuilder::new("SELECT ts_max, id FROM usage_segments WHERE 1 = 1"),
+            };
+            if let Some(lo) = lo {
+                qb.push(format!(" AND {col_ts} >= "));
+                qb.push_bind(lo);
+            }
+            if let Some(hi) = hi {
+                qb.push(format!(" AND {col_ts} <= "));
+                qb.push_bind(hi);
+            }
+            if let Some((ts, id)) = cursor {
+                let op = if desc { "<" } else { ">" };
+                qb.push(format!(" AND ({col_ts} {op} "));
+                qb.push_bind(ts);
+                qb.push(format!(" OR ({col_ts} = "));
+                qb.push_bind(ts);
+                qb.push(format!(" AND {col_id} {op} "));
+                qb.push_bind(id);
+                qb.push("))");
+            }
+            let dir = if desc { "DESC" } else { "ASC" };
+            qb.push(format!(" ORDER BY {col_ts} {dir}, {col_id} {dir} LIMIT "));
+            qb.push_bind(limit);
+            qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
+        }))
+    }
+
+    /// The keys of segments holding any of `terms` with `ts_max` in `a..=b` (an index range
+    /// read per term).
+    async fn term_keys(
+        &self,
+        terms: &[String],
+        (a, b): (i64, i64),
+    ) -> Result<std::collections::HashSet<Key>, StoreError> {
+        use sqlx::QueryBuilder;
+        let rows: Vec<Key> = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
+            let mut sep = qb.separated(", ");
+            for t in terms {
+                sep.push_bind(t.clone());
+            }
+            qb.push(") AND ts_max >= ");
+            qb.push_bind(a);
+            qb.push(" AND ts_max <= ");
+            qb.push_bind(b);
+            qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// The data of the segments `keys` (by id) whose `ts_min` is below `min_below`.
+    async fn segment_data(
+        &self,
+        keys: &[Key],
+        min_below: Option<i64>,
+    ) -> Result<std::collections::HashMap<i64, Vec<u8>>, StoreError> {
+        use sqlx::QueryBuilder;
+        let rows: Vec<(i64, Vec<u8>)> = on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new("SELECT id, data FROM usage_segments WHERE id IN (");
+            let mut sep = qb.separated(", ");
+            for (_, id) in keys {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            if let Some(m) = min_below {
+                qb.push(" AND ts_min < ");
+                qb.push_bind(m);
+            }
+            qb.build_query_as::<(i64, Vec<u8>)>().persistent(false).fetch_all(p).await?
+        });
+        Ok(rows.into_iter().collect())
     }
 
     /// One event by id, through the time its UUIDv7 carries (the segments around it); an id

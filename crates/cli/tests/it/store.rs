@@ -31,6 +31,7 @@ macro_rules! store_cases {
 store_cases!(
     usage_events_batch_roundtrip,
     conversations_named_lone_and_legacy,
+    request_log_pages_match_every_filter,
     usage_rollups_follow_events,
     top_n_series_plus_other_equal_the_total,
     usage_retention_keeps_rollups,
@@ -1052,6 +1053,103 @@ async fn conversations_named_lone_and_legacy(db: TestDb) -> anyhow::Result<()> {
     assert!(store.get_conversation("nope").await?.is_none());
     assert_eq!(store.conversation_turns(&lone.id, 10).await?, vec![lone.clone()]);
     assert_eq!(store.conversation_turns(&legacy.id, 10).await?, vec![legacy.clone()]);
+    store.close().await;
+    Ok(())
+}
+
+/// The request log over many segments (hundreds, of mixed terms, failures in segments of
+/// their own): for each filter, alone and combined, paging through it a few events at a time
+/// returns exactly the events a filter over every event keeps, newest first, each once; the
+/// oldest-first read (events since a time, by provider) likewise.
+async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> {
+    use tollgate_core::RequestStatus;
+    use tollgate_store::{RequestFilter, UsageEvent};
+    let store = usage_store(&db).await?;
+    let t0 = 1_767_225_600_000;
+    let providers = ["p1", "p2", "p3"];
+    let events: Vec<UsageEvent> = (0..1_800i64)
+        .map(|i| {
+            let mut e = priced_event(i, t0 + i * 20_000, providers[(i % 3) as usize], None);
+            e.user = (i % 7 != 0).then(|| format!("u{}", i % 4));
+            e.agent = (i % 5 != 0).then(|| format!("a{}", i % 2));
+            e.model = Some(format!("m{}", i % 6));
+            e.status = match i {
+                _ if i % 11 == 0 => RequestStatus::UpstreamError,
+                _ if i % 13 == 0 => RequestStatus::ClientCancelled,
+                _ => RequestStatus::Success,
+            };
+            e
+        })
+        .collect();
+    for batch in events.chunks(45) {
+        store.insert_events(batch).await?;
+    }
+    let keeps = |f: &RequestFilter, e: &UsageEvent| {
+        let eq = |want: &Option<String>, have: &Option<String>| match want.as_deref() {
+            None => true,
+            Some("") => have.is_none(),
+            Some(w) => have.as_deref() == Some(w),
+        };
+        f.provider.as_ref().is_none_or(|p| *p == e.provider)
+            && f.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+            && eq(&f.model, &e.model)
+            && eq(&f.user, &e.user)
+            && eq(&f.agent, &e.agent)
+            && f.status.is_none_or(|s| s == e.status)
+            && (!f.failed || e.status != RequestStatus::Success)
+            && f.start_ms.is_none_or(|s| e.ts_ms >= s)
+            && f.end_ms.is_none_or(|x| e.ts_ms < x)
+    };
+    let s = |v: &str| Some(v.to_string());
+    let filters = [
+        RequestFilter::default(),
+        RequestFilter { provider: s("p1"), ..RequestFilter::default() },
+        RequestFilter { failed: true, ..RequestFilter::default() },
+        RequestFilter { failed: true, provider: s("p2"), ..RequestFilter::default() },
+        RequestFilter { failed: true, user: s("u1"), provider: s("p1"), ..RequestFilter::default() },
+        RequestFilter { user: s("u2"), provider: s("p3"), ..RequestFilter::default() },
+        RequestFilter { agent: s("a1"), model: s("m3"), ..RequestFilter::default() },
+        RequestFilter { user: s(""), agent: s(""), ..RequestFilter::default() },
+        RequestFilter { status: Some(RequestStatus::ClientCancelled), provider: s("p2"), ..RequestFilter::default() },
+        RequestFilter { scope: Some(vec!["p1".into(), "p3".into()]), ..RequestFilter::default() },
+        RequestFilter { scope: Some(vec!["p3".into()]), failed: true, user: s("u3"), ..RequestFilter::default() },
+        RequestFilter {
+            provider: s("p1"),
+            failed: true,
+            start_ms: Some(t0 + 5_000_000),
+            end_ms: Some(t0 + 25_000_000),
+            ..RequestFilter::default()
+        },
+        RequestFilter { start_ms: Some(t0 + 30_000_001), end_ms: Some(t0 + 30_100_000), ..RequestFilter::default() },
+        RequestFilter { provider: s("none"), ..RequestFilter::default() },
+        RequestFilter { user: s("u1"), model: s("m2"), ..RequestFilter::default() },
+    ];
+    for f in &filters {
+        let mut want: Vec<&UsageEvent> = events.iter().filter(|e| keeps(f, e)).collect();
+        want.sort_by(|a, b| (b.ts_ms, &b.id).cmp(&(a.ts_ms, &a.id)));
+        for limit in [9, 500] {
+            let mut got: Vec<UsageEvent> = Vec::new();
+            loop {
+                let after = got.last().map(|e| (e.ts_ms, e.id.clone()));
+                let page = store.list_requests(f, after.as_ref().map(|(t, i)| (*t, i.as_str())), limit).await?;
+                assert!(page.len() <= limit as usize);
+                let last = page.len() < limit as usize;
+                got.extend(page);
+                if last {
+                    break;
+                }
+            }
+            let got: Vec<&UsageEvent> = got.iter().collect();
+            assert_eq!(got.len(), want.len(), "{f:?} in pages of {limit}");
+            assert!(got == want, "{f:?} in pages of {limit}: the events differ");
+        }
+    }
+    let since = t0 + 12_345_678;
+    let p2: Vec<&UsageEvent> = events.iter().filter(|e| e.provider == "p2" && e.ts_ms >= since).take(40).collect();
+    let got = store
+        .list_events(&tollgate_store::UsageQuery { provider: s("p2"), since_ms: Some(since), limit: Some(40) })
+        .await?;
+    assert_eq!(got.iter().collect::<Vec<_>>(), p2, "oldest first from a time, by provider");
     store.close().await;
     Ok(())
 }
