@@ -581,6 +581,12 @@ const PAGE: usize = 16;
 const KEYS_FIRST: i64 = 64;
 const KEYS_MAX: i64 = 1_024;
 
+/// A term group is read over a chunk's time window while it has at most this many rows per
+/// driving key there (plus a few); denser, its rows at the chunk's keys are looked up instead
+/// (a rare user filtered with a common provider would otherwise read the provider's rows over
+/// the days between that user's requests).
+const WINDOW_ROWS_PER_KEY: usize = 8;
+
 /// A segment's place in the read order: `(ts_max, id)`.
 type Key = (i64, i64);
 
@@ -647,12 +653,16 @@ impl crate::UsageStore {
                 self.segment_keys(driver.map(|d| scan.groups[d][0].as_str()), (lo, hi), cursor, desc, chunk).await?;
             let full = keys.len() as i64 == chunk;
             cursor = keys.last().copied();
-            if let (Some(first), Some(last)) = (keys.first(), keys.last()) {
+            for g in &others {
+                let (Some(first), Some(last)) = (keys.first(), keys.last()) else { break };
                 let window = (first.0.min(last.0), first.0.max(last.0));
-                for g in &others {
-                    let present = self.term_keys(g, window).await?;
-                    keys.retain(|k| present.contains(k));
-                }
+                let cap = keys.len() * WINDOW_ROWS_PER_KEY + 64;
+                let present = match self.term_keys(g, window, cap).await? {
+                    Some(present) => present,
+                    // The group is much denser than the driver here: probe the keys instead.
+                    None => self.term_keys_at(g, &keys).await?,
+                };
+                keys.retain(|k| present.contains(k));
             }
             for page in keys.chunks(PAGE) {
                 if settled(&out, page[0].0) {
@@ -732,12 +742,13 @@ impl crate::UsageStore {
     }
 
     /// The keys of segments holding any of `terms` with `ts_max` in `a..=b` (an index range
-    /// read per term).
+    /// read per term); `None` when there are more than `cap` (the caller probes instead).
     async fn term_keys(
         &self,
         terms: &[String],
         (a, b): (i64, i64),
-    ) -> Result<std::collections::HashSet<Key>, StoreError> {
+        cap: usize,
+    ) -> Result<Option<std::collections::HashSet<Key>>, StoreError> {
         use sqlx::QueryBuilder;
         let rows: Vec<Key> = on_pool!(self, |p| {
             let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
@@ -749,9 +760,40 @@ impl crate::UsageStore {
             qb.push_bind(a);
             qb.push(" AND ts_max <= ");
             qb.push_bind(b);
+            qb.push(" LIMIT ");
+            qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
             qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
         });
-        Ok(rows.into_iter().collect())
+        Ok((rows.len() <= cap).then(|| rows.into_iter().collect()))
+    }
+
+    /// The keys among `keys` of segments holding any of `terms`: the terms' rows at the keys'
+    /// `ts_max` values (index lookups, `PROBES` values a statement).
+    async fn term_keys_at(&self, terms: &[String], keys: &[Key]) -> Result<std::collections::HashSet<Key>, StoreError> {
+        use sqlx::QueryBuilder;
+        const PROBES: usize = 256;
+        let mut times: Vec<i64> = keys.iter().map(|k| k.0).collect();
+        times.sort_unstable();
+        times.dedup();
+        let mut present = std::collections::HashSet::new();
+        for part in times.chunks(PROBES) {
+            let rows: Vec<Key> = on_pool!(self, |p| {
+                let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
+                let mut sep = qb.separated(", ");
+                for t in terms {
+                    sep.push_bind(t.clone());
+                }
+                qb.push(") AND ts_max IN (");
+                let mut sep = qb.separated(", ");
+                for t in part {
+                    sep.push_bind(*t);
+                }
+                qb.push(")");
+                qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
+            });
+            present.extend(rows);
+        }
+        Ok(present)
     }
 
     /// The data of the segments `keys` (by id) whose `ts_min` is below `min_below`.

@@ -1070,7 +1070,8 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
     let events: Vec<UsageEvent> = (0..1_800i64)
         .map(|i| {
             let mut e = priced_event(i, t0 + i * 20_000, providers[(i % 3) as usize], None);
-            e.user = (i % 7 != 0).then(|| format!("u{}", i % 4));
+            // a rare user: its segments are far apart, the providers' dense between them
+            e.user = if i % 150 == 7 { Some("rare".into()) } else { (i % 7 != 0).then(|| format!("u{}", i % 4)) };
             e.agent = (i % 5 != 0).then(|| format!("a{}", i % 2));
             e.model = Some(format!("m{}", i % 6));
             e.status = match i {
@@ -1123,6 +1124,8 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
         RequestFilter { start_ms: Some(t0 + 30_000_001), end_ms: Some(t0 + 30_100_000), ..RequestFilter::default() },
         RequestFilter { provider: s("none"), ..RequestFilter::default() },
         RequestFilter { user: s("u1"), model: s("m2"), ..RequestFilter::default() },
+        RequestFilter { user: s("rare"), provider: s("p2"), ..RequestFilter::default() },
+        RequestFilter { user: s("rare"), scope: Some(vec!["p1".into(), "p2".into()]), ..RequestFilter::default() },
     ];
     for f in &filters {
         let mut want: Vec<&UsageEvent> = events.iter().filter(|e| keeps(f, e)).collect();
