@@ -590,6 +590,13 @@ const WINDOW_ROWS_PER_KEY: usize = 8;
 /// A segment's place in the read order: `(ts_max, id)`.
 type Key = (i64, i64);
 
+/// Which rows of a term group to read: over a `ts_max` window (at most `limit`), or at
+/// these `ts_max` values.
+enum TermsAt<'a> {
+    Window { a: i64, b: i64, limit: usize },
+    Times(&'a [i64]),
+}
+
 impl crate::UsageStore {
     /// The events of `scan` for which `keep` holds, in the scan's order.
     ///
@@ -749,51 +756,53 @@ impl crate::UsageStore {
         (a, b): (i64, i64),
         cap: usize,
     ) -> Result<Option<std::collections::HashSet<Key>>, StoreError> {
-        use sqlx::QueryBuilder;
-        let rows: Vec<Key> = on_pool!(self, |p| {
-            let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
-            let mut sep = qb.separated(", ");
-            for t in terms {
-                sep.push_bind(t.clone());
-            }
-            qb.push(") AND ts_max >= ");
-            qb.push_bind(a);
-            qb.push(" AND ts_max <= ");
-            qb.push_bind(b);
-            qb.push(" LIMIT ");
-            qb.push_bind(i64::try_from(cap).unwrap_or(i64::MAX).saturating_add(1));
-            qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
-        });
+        let rows = self.term_rows(terms, TermsAt::Window { a, b, limit: cap.saturating_add(1) }).await?;
         Ok((rows.len() <= cap).then(|| rows.into_iter().collect()))
     }
 
     /// The keys among `keys` of segments holding any of `terms`: the terms' rows at the keys'
     /// `ts_max` values (index lookups, `PROBES` values a statement).
     async fn term_keys_at(&self, terms: &[String], keys: &[Key]) -> Result<std::collections::HashSet<Key>, StoreError> {
-        use sqlx::QueryBuilder;
         const PROBES: usize = 256;
         let mut times: Vec<i64> = keys.iter().map(|k| k.0).collect();
         times.sort_unstable();
         times.dedup();
         let mut present = std::collections::HashSet::new();
         for part in times.chunks(PROBES) {
-            let rows: Vec<Key> = on_pool!(self, |p| {
-                let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
-                let mut sep = qb.separated(", ");
-                for t in terms {
-                    sep.push_bind(t.clone());
-                }
-                qb.push(") AND ts_max IN (");
-                let mut sep = qb.separated(", ");
-                for t in part {
-                    sep.push_bind(*t);
-                }
-                qb.push(")");
-                qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
-            });
-            present.extend(rows);
+            present.extend(self.term_rows(terms, TermsAt::Times(part)).await?);
         }
         Ok(present)
+    }
+
+    /// The `(ts_max, segment)` rows of `terms` at `at`.
+    async fn term_rows(&self, terms: &[String], at: TermsAt<'_>) -> Result<Vec<Key>, StoreError> {
+        use sqlx::QueryBuilder;
+        Ok(on_pool!(self, |p| {
+            let mut qb = QueryBuilder::new("SELECT ts_max, segment FROM usage_segment_terms WHERE term IN (");
+            let mut sep = qb.separated(", ");
+            for t in terms {
+                sep.push_bind(t.clone());
+            }
+            match at {
+                TermsAt::Window { a, b, limit } => {
+                    qb.push(") AND ts_max >= ");
+                    qb.push_bind(a);
+                    qb.push(" AND ts_max <= ");
+                    qb.push_bind(b);
+                    qb.push(" LIMIT ");
+                    qb.push_bind(i64::try_from(limit).unwrap_or(i64::MAX));
+                }
+                TermsAt::Times(times) => {
+                    qb.push(") AND ts_max IN (");
+                    let mut sep = qb.separated(", ");
+                    for t in times {
+                        sep.push_bind(*t);
+                    }
+                    qb.push(")");
+                }
+            }
+            qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
+        }))
     }
 
     /// The data of the segments `keys` (by id) whose `ts_min` is below `min_below`.
