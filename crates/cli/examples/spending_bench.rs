@@ -20,7 +20,8 @@
 //! Traffic shape (deterministic): 60 gateway tokens (40 users × agents), each calling one home
 //! model 80% of the time and one other 20%, over 6 providers of 4 types (one provider deleted,
 //! as its history stays in reports) and 12 models; token counts vary per request; cost is
-//! priced with the embedded catalog. This gives about 100 rollup rows per hour.
+//! priced with the embedded catalog. This gives about 100 rollup rows per hour. One request in
+//! 5,000 is from a rare user (a sparse term beside dense ones in the request log).
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used, clippy::expect_used)]
 
 /// The gateway's allocator (`crates/cli/src/main.rs`), so the timed server allocates as the
@@ -88,6 +89,13 @@ fn args() -> Args {
 }
 
 /// The model each of 60 tokens calls: (provider index, model index) for home and other.
+/// The rare user: one request in `RARE_EVERY`.
+const RARE_USER: &str = "rare@example.com";
+const RARE_EVERY: u64 = 5_000;
+
+/// What a kept seed was made by: a seed of an earlier shape is made again.
+const SEED_SHAPE: i64 = 2;
+
 fn token_plan(rng: &mut Rng) -> Vec<[(usize, usize); 2]> {
     (0..60)
         .map(|_| {
@@ -149,7 +157,12 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             provider_type: ptype,
             model: Some(model.into()),
             endpoint: "/v1/messages".into(),
-            user: Some(format!("user{}@example.com", tok % 40)),
+            // One request in 5,000 from a rare user (the request log's sparse-term case).
+            user: Some(if i % RARE_EVERY == RARE_EVERY / 2 {
+                RARE_USER.to_string()
+            } else {
+                format!("user{}@example.com", tok % 40)
+            }),
             agent: (!tok.is_multiple_of(4)).then(|| format!("agent-{}", tok % 15)),
             token_id: Some(format!("tok{tok}")),
             status: if failed { RequestStatus::UpstreamError } else { RequestStatus::Success },
@@ -266,6 +279,10 @@ async fn request_log(base: &str, token: &str, client: &reqwest::Client, a: &Args
             "requests, provider + status=failed + user",
             "/api/v1/requests?provider=prod-anthropic&status=failed&user=user3@example.com".to_string(),
         ),
+        (
+            "requests, rare user (1 in 5,000) + provider",
+            format!("/api/v1/requests?user={RARE_USER}&provider=prod-openai"),
+        ),
         ("requests, 1000 a page", "/api/v1/requests?page_size=1000".to_string()),
         ("conversations, first page", "/api/v1/conversations".to_string()),
         ("conversations, status=failed", "/api/v1/conversations?status=failed".to_string()),
@@ -319,7 +336,7 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
     let marker = kept.map(|d| d.join("seeded"));
     let reuse = marker.as_ref().and_then(|m| std::fs::read_to_string(m).ok()).and_then(|t| {
         let v: Vec<i64> = t.split_whitespace().filter_map(|x| x.parse().ok()).collect();
-        (v.len() == 3 && v[0] == a.events as i64 && v[1] == a.days).then_some(v[2])
+        (v.len() == 4 && v[0] == a.events as i64 && v[1] == a.days && v[3] == SEED_SHAPE).then_some(v[2])
     });
     if let Some(d) = kept {
         std::fs::create_dir_all(d).expect("keep dir");
@@ -372,7 +389,7 @@ async fn bench(label: &str, db: Option<TestDb>, a: &Args) {
         if let (Some(f), Some(m)) = (&key_file, &marker) {
             let key = settings.master_key.as_ref().expect("key").0.clone();
             std::fs::write(f, key).expect("master.key");
-            std::fs::write(m, format!("{} {} {end_ms}\n", a.events, a.days)).expect("marker");
+            std::fs::write(m, format!("{} {} {end_ms} {SEED_SHAPE}\n", a.events, a.days)).expect("marker");
         }
         format!(
             "seeded in {:.1} s ({:.0} events/s through insert_events, rollups included)",
