@@ -605,8 +605,9 @@ impl crate::UsageStore {
     /// from the wrong side and took seconds at 10^5 segments): the driving term's segment keys
     /// (or, without one, the segments' time index) are read in `ts_max` order, a chunk at a
     /// time, each an index-only range read; every other group is checked by reading its
-    /// terms' keys over the chunk's `ts_max` window (again an index range) and intersecting
-    /// here; the segments left are fetched by id a page at a time, decoded and filtered
+    /// terms' keys over the chunk's `ts_max` window (again an index range; a group much denser
+    /// there than the driver is looked up at the chunk's `ts_max` values instead) and
+    /// intersecting here; the segments left are fetched by id a page at a time, decoded and filtered
     /// exactly, until the events wanted are final (no segment left can hold one that sorts
     /// before them).
     pub(crate) async fn scan(
