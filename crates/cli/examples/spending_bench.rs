@@ -10,8 +10,9 @@
 //! ```
 //! PostgreSQL uses `TOLLGATE_TEST_DATABASE_URL` (a fresh `t_<uuid>` database, dropped after).
 //! `--keep DIR` (SQLite only) puts the usage and transcript databases and the master key in DIR
-//! and reuses them when DIR already holds a run with the same `--events` and `--days` (seeding
-//! 10^7 events takes minutes; the config database is fresh every run).
+//! and reuses them when DIR already holds a run with the same `--events` and `--days` and a seed
+//! of the current shape (seeding 10^7 events takes minutes; the config database is fresh every
+//! run).
 //! Then the request log and conversations (`GET /api/v1/requests`, `/api/v1/conversations`,
 //! first pages, filters, a deep page) over the same events, with a sealed transcript for one
 //! event in ten. After the API, the same data is read through the console: every page that shows usage (and

@@ -11,8 +11,8 @@
 //! bound on an event is a bound on its segment's `ts_max` and the reads below walk the
 //! `ts_max` index with exact ranges. Reads ([`Scan`]) page through candidate segments in
 //! `ts_max` order (driven by the most selective term when the query names one, the other
-//! terms intersected over each chunk's time window), decode them and filter events exactly
-//! in Rust; newest-first pages are final once no segment left can
+//! terms intersected over each chunk's time window or looked up at its times), decode them
+//! and filter events exactly in Rust; newest-first pages are final once no segment left can
 //! hold a newer event. An event is found by id through the time in its UUIDv7
 //! ([`id_time_ms`]: the proxy makes the id from the arrival time it records); an id of another
 //! form names no event.
@@ -607,9 +607,9 @@ impl crate::UsageStore {
     /// time, each an index-only range read; every other group is checked by reading its
     /// terms' keys over the chunk's `ts_max` window (again an index range; a group much denser
     /// there than the driver is looked up at the chunk's `ts_max` values instead) and
-    /// intersecting here; the segments left are fetched by id a page at a time, decoded and filtered
-    /// exactly, until the events wanted are final (no segment left can hold one that sorts
-    /// before them).
+    /// intersecting here; the segments left are fetched by id a page at a time, decoded and
+    /// filtered exactly, until the events wanted are final (no segment left can hold one that
+    /// sorts before them).
     pub(crate) async fn scan(
         &self,
         scan: &Scan<'_>,
@@ -714,7 +714,7 @@ impl crate::UsageStore {
         limit: i64,
     ) -> Result<Vec<Key>, StoreError> {
         use sqlx::QueryBuilder;
-        let (col_ts, col_id) = if term.is_some() { ("ts_max", "segment") } else { ("ts_max", "id") };
+        let col_id = if term.is_some() { "segment" } else { "id" };
         Ok(on_pool!(self, |p| {
             let mut qb = match term {
                 Some(t) => {
@@ -725,25 +725,25 @@ impl crate::UsageStore {
                 None => QueryBuilder::new("SELECT ts_max, id FROM usage_segments WHERE 1 = 1"),
             };
             if let Some(lo) = lo {
-                qb.push(format!(" AND {col_ts} >= "));
+                qb.push(" AND ts_max >= ");
                 qb.push_bind(lo);
             }
             if let Some(hi) = hi {
-                qb.push(format!(" AND {col_ts} <= "));
+                qb.push(" AND ts_max <= ");
                 qb.push_bind(hi);
             }
             if let Some((ts, id)) = cursor {
                 let op = if desc { "<" } else { ">" };
-                qb.push(format!(" AND ({col_ts} {op} "));
+                qb.push(format!(" AND (ts_max {op} "));
                 qb.push_bind(ts);
-                qb.push(format!(" OR ({col_ts} = "));
+                qb.push(" OR (ts_max = ");
                 qb.push_bind(ts);
                 qb.push(format!(" AND {col_id} {op} "));
                 qb.push_bind(id);
                 qb.push("))");
             }
             let dir = if desc { "DESC" } else { "ASC" };
-            qb.push(format!(" ORDER BY {col_ts} {dir}, {col_id} {dir} LIMIT "));
+            qb.push(format!(" ORDER BY ts_max {dir}, {col_id} {dir} LIMIT "));
             qb.push_bind(limit);
             qb.build_query_as::<Key>().persistent(false).fetch_all(p).await?
         }))
