@@ -89,7 +89,6 @@ fn args() -> Args {
     a
 }
 
-/// The model each of 60 tokens calls: (provider index, model index) for home and other.
 /// The rare user: one request in `RARE_EVERY`.
 const RARE_USER: &str = "rare@example.com";
 const RARE_EVERY: u64 = 5_000;
@@ -97,6 +96,7 @@ const RARE_EVERY: u64 = 5_000;
 /// What a kept seed was made by: a seed of an earlier shape is made again.
 const SEED_SHAPE: i64 = 2;
 
+/// The model each of 60 tokens calls: (provider index, model index) for home and other.
 fn token_plan(rng: &mut Rng) -> Vec<[(usize, usize); 2]> {
     (0..60)
         .map(|_| {
