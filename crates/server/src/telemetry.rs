@@ -216,8 +216,15 @@ impl Tracing {
         Ok((Tracing { tracer, provider }, Exporter { rx, exporter, metrics, interval }))
     }
 
-    /// Starts the span of an admitted request (see the module header, step 1).
-    pub fn start_span(&self, client_headers: &http::HeaderMap, s: &SpanStart<'_>, start: SystemTime) -> RequestSpan {
+    /// Starts the span of an admitted request (see the module header, step 1). Boxed: the
+    /// recorder and the usage event carry an `Option` of it, which unboxed made every request
+    /// ~300 bytes larger to move, traced or not.
+    pub fn start_span(
+        &self,
+        client_headers: &http::HeaderMap,
+        s: &SpanStart<'_>,
+        start: SystemTime,
+    ) -> Box<RequestSpan> {
         let parent = TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(client_headers));
         let operation = operation_name(s.endpoint);
         let name = match s.model {
@@ -257,7 +264,7 @@ impl Tracing {
             .with_start_time(start)
             .with_attributes(attrs)
             .start_with_context(&self.tracer, &parent);
-        RequestSpan { span, start }
+        Box::new(RequestSpan { span, start })
     }
 
     /// Ends nothing; exports what is queued and stops the provider (at shutdown, after the
@@ -465,7 +472,7 @@ pub struct Observed {
     /// `gen_ai.operation.name` of the request's endpoint ([`operation_name`]).
     pub operation: &'static str,
     /// The request's span (tracing on).
-    pub span: Option<RequestSpan>,
+    pub span: Option<Box<RequestSpan>>,
     /// From arrival to the end of the response, as measured (the event keeps milliseconds).
     pub latency: Duration,
     /// From sending the upstream request to the end of its response.
@@ -504,9 +511,10 @@ pub fn set_output_messages(
     }
 }
 
+/// `in_catalog`: the catalog priced the event's model (pricing looked it up already).
 pub fn observe(
     metrics: &Metrics,
-    catalog: &tollgate_core::Catalog,
+    in_catalog: bool,
     provider: Option<&crate::snapshot::ProviderEntry>,
     event: &tollgate_store::UsageEvent,
     response_model: Option<&str>,
@@ -517,7 +525,7 @@ pub fn observe(
             provider: &event.provider,
             genai_provider: event.provider_type.descriptor().genai_provider_name,
             operation: observed.operation,
-            model: metric_model(catalog, provider, event),
+            model: metric_model(in_catalog, provider, event),
             status: event.status.as_str(),
         },
         duration_ms: u64::try_from(event.latency_ms).unwrap_or(0),
@@ -527,7 +535,7 @@ pub fn observe(
         usage: &event.usage,
         cost: &event.cost,
     });
-    let trace_id = observed.span.as_ref().and_then(RequestSpan::trace_id);
+    let trace_id = observed.span.as_deref().and_then(RequestSpan::trace_id);
     let u = &event.usage;
     tracing::info!(
         target: "tollgate::access",
@@ -573,17 +581,13 @@ pub fn observe(
 /// provider's allow-list names it, else `other`; `none` without a model (the cardinality rule
 /// in `metrics`).
 fn metric_model<'e>(
-    catalog: &tollgate_core::Catalog,
+    in_catalog: bool,
     provider: Option<&crate::snapshot::ProviderEntry>,
     event: &'e tollgate_store::UsageEvent,
 ) -> &'e str {
     let Some(model) = event.model.as_deref() else { return "none" };
     let allowed = provider.is_some_and(|p| p.spec.provider_models.iter().any(|m| m.name == model));
-    if allowed || tollgate_core::pricing::lookup(catalog, event.provider_type, model).0.is_some() {
-        model
-    } else {
-        "other"
-    }
+    if in_catalog || allowed { model } else { "other" }
 }
 
 /// [`RequestSpan::inject`] for a span context.

@@ -37,7 +37,7 @@ pub fn conversation_of(e: &UsageEvent) -> &str {
 /// A batch's conversation rows, keyed (and so locked, on PostgreSQL) in sorted order: one per
 /// conversation id in the batch (events without one are their own conversation, read from the
 /// event, and add no row).
-pub(crate) fn conversation_deltas(events: &[UsageEvent]) -> BTreeMap<&str, ConversationDelta<'_>> {
+pub(crate) fn conversation_deltas<'e>(events: &[&'e UsageEvent]) -> BTreeMap<&'e str, ConversationDelta<'e>> {
     let mut out: BTreeMap<&str, ConversationDelta<'_>> = BTreeMap::new();
     for e in events {
         let Some(id) = e.conversation_id.as_deref() else { continue };
@@ -104,7 +104,7 @@ mod tests {
         b.status = RequestStatus::UpstreamError;
         let lone = crate::usage::tests::event(3);
         let batch = [a, b, lone];
-        let rows = conversation_deltas(&batch);
+        let rows = conversation_deltas(&batch.iter().collect::<Vec<_>>());
         assert_eq!(rows.keys().copied().collect::<Vec<_>>(), vec!["c"]);
         assert_eq!((rows["c"].turns, rows["c"].failed_turns), (2, 1));
         assert_eq!(conversation_of(&batch[2]), batch[2].id, "the lone event is its own conversation");

@@ -202,7 +202,7 @@ static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
 /// from the event (one hash per event, no allocation); the five coarser tables are then
 /// summed from those rows (a batch has far fewer rows than events), and the owned, sorted keys
 /// are made once per row at the end. Integer sums: the order of addition changes nothing.
-pub(crate) fn rollup(events: &[UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
+pub(crate) fn rollup(events: &[&UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
     type Borrowed<'a> = (i64, &'a str, &'static str, &'a str, &'a str, &'a str);
     let mut hourly: HashMap<Borrowed<'_>, RollupStats> = HashMap::with_capacity(64);
     for e in events {
@@ -320,7 +320,7 @@ mod tests {
                 e
             })
             .collect();
-        let got = rollup(&events);
+        let got = rollup(&events.iter().collect::<Vec<_>>());
         assert_eq!(got.iter().map(|(t, _)| *t).collect::<Vec<_>>(), Table::ALL.to_vec());
         for (table, rows) in &got {
             let mut want: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();

@@ -80,9 +80,9 @@ pub(crate) struct NewSegment {
 /// segments of their own: a filter on failures (the console's status chip, Cost & Usage's
 /// "Failed requests") then reads only those, a few percent of the events, whatever else it
 /// filters on (a segment without the failure term is skipped before it is read).
-pub(crate) fn cut(events: &[UsageEvent]) -> Vec<NewSegment> {
+pub(crate) fn cut(events: &[&UsageEvent]) -> Vec<NewSegment> {
     let (mut order, mut failed): (Vec<&UsageEvent>, Vec<&UsageEvent>) =
-        events.iter().partition(|e| e.status == RequestStatus::Success);
+        events.iter().copied().partition(|e| e.status == RequestStatus::Success);
     let mut out = cut_sorted(&mut order);
     out.extend(cut_sorted(&mut failed));
     out
@@ -873,7 +873,7 @@ mod tests {
         let c = event(2);
         let mut d = a.clone();
         d.status = RequestStatus::Success;
-        let segs = cut(&[a.clone(), b.clone(), c.clone(), d.clone()]);
+        let segs = cut(&[&a, &b, &c, &d]);
         assert_eq!(segs.len(), 2, "the failed request in a segment of its own");
         let back = decode(1, &segs[0].data).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, vec![b, c, d], "sorted by arrival");
@@ -890,7 +890,7 @@ mod tests {
             e.ts_ms = i as i64;
         }
         events[7].ts_ms = 10 * SPAN_MAX_MS;
-        let segs = cut(&events);
+        let segs = cut(&events.iter().collect::<Vec<_>>());
         let sizes: Vec<i64> = segs.iter().map(|s| s.events).collect();
         assert_eq!(sizes, vec![1_000, 1_000, 499, 1]);
         assert!(segs.iter().all(|s| s.ts_max - s.ts_min <= SPAN_MAX_MS));
@@ -933,7 +933,7 @@ mod tests {
             })
             .collect();
         for chunk in [&events[..], &events[..1], &events[1..2], &events[6..7]] {
-            let segs = cut(chunk);
+            let segs = cut(&chunk.iter().collect::<Vec<_>>());
             for seg in &segs {
                 let events = decode(0, &seg.data).unwrap_or_else(|e| panic!("{e}"));
                 let mut want: Vec<String> = events.iter().flat_map(terms_of).collect();
@@ -952,7 +952,7 @@ mod tests {
         let mut b = event(2);
         b.status = RequestStatus::ClientCancelled;
         b.model = None;
-        let segs = cut(&[a, b]);
+        let segs = cut(&[&a, &b]);
         let terms: Vec<String> = segs.iter().flat_map(|s| s.terms.clone()).collect();
         for t in ["p:p", "m:model-1", "m:", "u:user-1", "u:user-2", "a:", "s:success", "f", "c:c1", "n"] {
             assert!(terms.iter().any(|x| x == t), "{t} in {terms:?}");
@@ -963,7 +963,7 @@ mod tests {
     #[test]
     fn corrupt_segments_are_reported() {
         assert!(matches!(decode(9, &[0xff, 0xff]), Err(StoreError::Corrupt(m)) if m.contains("segment 9")));
-        let mut data = cut(&[event(1)]).remove(0).data;
+        let mut data = cut(&[&event(1)]).remove(0).data;
         // the first dictionary entry (the provider) removed: indexes point past the end
         let mut wire: SegmentWire = prost::Message::decode(data.as_slice()).unwrap_or_else(|e| panic!("{e}"));
         wire.dict.clear();

@@ -20,7 +20,7 @@ pub(crate) struct TokenDay {
 
 /// A batch's token-day rows, keyed (and so locked, on PostgreSQL) in sorted order; events
 /// without a token (none reach the proxy without one today) are left out.
-pub(crate) fn token_days(events: &[UsageEvent]) -> BTreeMap<(&str, i64), TokenDay> {
+pub(crate) fn token_days<'e>(events: &[&'e UsageEvent]) -> BTreeMap<(&'e str, i64), TokenDay> {
     let mut out: BTreeMap<(&str, i64), TokenDay> = BTreeMap::new();
     for e in events {
         let Some(token) = e.token_id.as_deref() else { continue };
@@ -75,7 +75,7 @@ mod tests {
         let mut none = a.clone();
         none.token_id = None;
         let batch = [a, b, c, none];
-        let days = token_days(&batch);
+        let days = token_days(&batch.iter().collect::<Vec<_>>());
         assert_eq!(days.len(), 2);
         assert_eq!(days[&("t1", 5 * DAY_MS)], TokenDay { requests: 2, cost: 305, last_at: 5 * DAY_MS + 20 });
         assert_eq!(days[&("t1", 6 * DAY_MS)], TokenDay { requests: 1, cost: 300, last_at: 6 * DAY_MS });

@@ -165,10 +165,23 @@ impl UsageStore {
     /// is active") and the connection keeps believing it is inside one, so the next batch on it
     /// began with a `SAVEPOINT` and never really committed — while holding the write lock the
     /// other connections then waited on. A fresh connection has no such state.
-    pub async fn insert_events(&self, events: &[UsageEvent]) -> Result<(), StoreError> {
+    ///
+    /// The events are borrowed in any form (`UsageEvent`, `&UsageEvent`, a writer's boxes):
+    /// the usage writer stores the boxes the requests filled in, without moving ~0.5 KB out
+    /// of each.
+    pub fn insert_events<'a, E: std::borrow::Borrow<UsageEvent>>(
+        &'a self,
+        events: &'a [E],
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'a {
+        let events: Vec<&UsageEvent> = events.iter().map(std::borrow::Borrow::borrow).collect();
+        self.insert_borrowed(events)
+    }
+
+    async fn insert_borrowed(&self, events: Vec<&UsageEvent>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
+        let events = &events[..];
         let rollups = rollup(events);
         let conversations: Vec<(&str, ConversationDelta<'_>)> = conversation_deltas(events).into_iter().collect();
         let token_days: Vec<_> = token_days(events).into_iter().collect();
@@ -290,7 +303,7 @@ impl UsageStore {
             let mut removed = 0u64;
             for (id, data) in rows {
                 let events = crate::segments::decode(id, &data)?;
-                let kept: Vec<UsageEvent> = events.iter().filter(|e| e.ts_ms >= before_ms).cloned().collect();
+                let kept: Vec<&UsageEvent> = events.iter().filter(|e| e.ts_ms >= before_ms).collect();
                 removed += (events.len() - kept.len()) as u64;
                 sqlx::query("DELETE FROM usage_segments WHERE id = $1").bind(id).execute(&mut *tx).await?;
                 sqlx::query(DROP_TERMS).bind(id).execute(&mut *tx).await?;
@@ -338,7 +351,7 @@ impl UsageStore {
                 let mut tx = p.begin().await?;
                 let rows = sqlx::query(TAKE).fetch_all(&mut *tx).await?;
                 let events = rows.iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?;
-                write_segments!(tx, &events, is_pg);
+                write_segments!(tx, &events.iter().collect::<Vec<_>>(), is_pg);
                 tx.commit().await?;
                 events.len() as u64
             });

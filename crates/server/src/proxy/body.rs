@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use tokio::time::Sleep;
 use tollgate_core::{RequestStatus, Usage};
 use tollgate_protocol::Tap;
-use tollgate_store::UsageEvent;
 
 /// Emits a request's usage event exactly once.
 #[derive(Debug)]
@@ -52,7 +51,7 @@ pub struct Recorder {
     /// When the upstream request was sent (the recorder is created just before).
     sent: Instant,
     /// The request's trace span and operation name, handed to the writer with the event.
-    span: Option<crate::telemetry::RequestSpan>,
+    span: Option<Box<crate::telemetry::RequestSpan>>,
     operation: &'static str,
     /// The call's budget and rate-limit reservations, settled with the event's usage.
     charge: Option<crate::limits::Charge>,
@@ -73,27 +72,18 @@ pub struct Outcome<'a> {
 }
 
 impl Recorder {
-    /// `draft` holds everything known before forwarding (`None` when usage recording is off:
-    /// the outcome is still counted in the metrics); `started` is the request's arrival;
-    /// `provider` is the snapshot entry the request is served with.
+    /// `draft` holds the event with everything known before forwarding, already boxed (`None`
+    /// when usage recording is off: the outcome is still counted in the metrics); `started` is
+    /// the request's arrival; `provider` is the snapshot entry the request is served with.
     pub fn new(
         meter: Meter,
         metrics: Arc<Metrics>,
-        draft: Option<UsageEvent>,
+        draft: Option<Box<Metered>>,
         started: Instant,
         provider: Arc<ProviderEntry>,
     ) -> Recorder {
         Metrics::inc(&metrics.proxy_requests_forwarded);
         meter.begin();
-        let draft = draft.map(|event| {
-            Box::new(Metered {
-                event,
-                provider: None,
-                response_model: None,
-                transcript: None,
-                observed: Default::default(),
-            })
-        });
         Recorder {
             meter,
             metrics,
@@ -125,7 +115,7 @@ impl Recorder {
     }
 
     /// Attaches the request's telemetry: its span (tracing on) and `gen_ai.operation.name`.
-    pub fn observe(&mut self, span: Option<crate::telemetry::RequestSpan>, operation: &'static str) {
+    pub fn observe(&mut self, span: Option<Box<crate::telemetry::RequestSpan>>, operation: &'static str) {
         self.span = span;
         self.operation = operation;
     }
@@ -239,7 +229,7 @@ impl Recorder {
     /// Whether the request's span records (then the tap also reads the response's id and
     /// finish reasons: [`Tap::record_outcome`]).
     pub fn tracing(&self) -> bool {
-        self.span.as_ref().is_some_and(crate::telemetry::RequestSpan::is_recording)
+        self.span.as_deref().is_some_and(crate::telemetry::RequestSpan::is_recording)
     }
 
     /// Records the model the response named (priced by it when the type says so).

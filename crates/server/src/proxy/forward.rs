@@ -49,7 +49,7 @@ pub(super) struct Forwarded {
 /// provider records bodies) and the trace span (when tracing is on).
 pub(super) struct Riders {
     pub capture: Option<Box<super::capture::Capture>>,
-    pub span: Option<crate::telemetry::RequestSpan>,
+    pub span: Option<Box<crate::telemetry::RequestSpan>>,
 }
 
 /// Sends `prep`; an `Err` carries the recorder, which the caller gives the error to. `span`
@@ -66,31 +66,41 @@ pub(super) async fn send(
     let name = at.name;
     let event_id = at.request_id.to_string();
     let info = &inbound.info;
-    let draft = state.settings().usage_recording.then(|| UsageEvent {
-        id: event_id.clone(),
-        ts_ms: at.ts_ms,
-        provider: name.to_string(),
-        provider_type: a.ptype,
-        model: info.model.clone(),
-        endpoint: at.path.to_string(),
-        user: a.token.user.clone(),
-        agent: a.token.agent.clone(),
-        token_id: Some(a.token.id.clone()),
-        status: RequestStatus::Success,
-        http_status: None,
-        error_class: None,
-        streamed: info.stream,
-        latency_ms: 0,
-        ttft_ms: None,
-        usage: Usage::default(),
-        cost: Cost::default(),
-        catalog_version: None,
-        priced_by_override: false,
-        unpriced: false,
-        request_id: event_id.clone(),
-        // None: a conversation of its own, read from this event (no conversation row).
-        conversation_id: conversation_id(&parts.headers),
-        transcript: None,
+    // Built in the box the meter's queue takes (one copy onto the heap; the usage writer then
+    // stores it from there).
+    let draft = state.settings().usage_recording.then(|| {
+        Box::new(crate::meter::Metered {
+            event: UsageEvent {
+                id: event_id.clone(),
+                ts_ms: at.ts_ms,
+                provider: name.to_string(),
+                provider_type: a.ptype,
+                model: info.model.clone(),
+                endpoint: at.path.to_string(),
+                user: a.token.user.clone(),
+                agent: a.token.agent.clone(),
+                token_id: Some(a.token.id.clone()),
+                status: RequestStatus::Success,
+                http_status: None,
+                error_class: None,
+                streamed: info.stream,
+                latency_ms: 0,
+                ttft_ms: None,
+                usage: Usage::default(),
+                cost: Cost::default(),
+                catalog_version: None,
+                priced_by_override: false,
+                unpriced: false,
+                request_id: event_id.clone(),
+                // None: a conversation of its own, read from this event (no conversation row).
+                conversation_id: conversation_id(&parts.headers),
+                transcript: None,
+            },
+            provider: None,
+            response_model: None,
+            transcript: None,
+            observed: Default::default(),
+        })
     });
     let mut recorder =
         Box::new(Recorder::new(state.meter().clone(), state.metrics().clone(), draft, at.started, a.entry.clone()));

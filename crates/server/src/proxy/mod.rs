@@ -176,7 +176,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     });
 
     // 2. Prepare.
-    let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound, span.as_ref()).await {
+    let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound, span.as_deref()).await {
         Ok(p) => p,
         Err(e) => {
             if let Some(span) = span {
