@@ -174,7 +174,7 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             ttft_ms: Some(100 + rng.below(900) as i64),
             usage: if failed { Usage::default() } else { usage },
             cost: if failed { Default::default() } else { priced.cost },
-            catalog_version: Some(catalog.version().to_string()),
+            catalog_version: Some(catalog.shared_version()),
             priced_by_override: false,
             unpriced: priced.unpriced,
             request_id: event_id(i, ts),

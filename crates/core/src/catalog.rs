@@ -291,7 +291,9 @@ struct OverlayDocument {
 /// A loaded catalog: entries indexed by (provider type, name).
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    version: String,
+    /// Shared: every usage event priced with this catalog holds it (a reference count, not a
+    /// copy per event).
+    version: std::sync::Arc<str>,
     effective_date: String,
     source: String,
     overlay_version: Option<String>,
@@ -345,7 +347,7 @@ impl Catalog {
                 ));
             }
         }
-        Ok(Catalog { version, effective_date, source, overlay_version, models, index })
+        Ok(Catalog { version: version.into(), effective_date, source, overlay_version, models, index })
     }
 
     /// Merges an operator overlay into this catalog. Each overlay entry names `provider_type` and
@@ -423,6 +425,11 @@ impl Catalog {
     /// The version stored on every usage event priced with this catalog.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// [`Catalog::version`] as the shared value a usage event holds.
+    pub fn shared_version(&self) -> std::sync::Arc<str> {
+        self.version.clone()
     }
 
     pub fn effective_date(&self) -> &str {

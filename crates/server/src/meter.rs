@@ -416,7 +416,7 @@ impl UsageWriter {
         event.cost = priced.cost;
         event.unpriced = priced.unpriced;
         event.priced_by_override = priced.override_applied;
-        event.catalog_version = Some(catalog.version().to_string());
+        event.catalog_version = Some(catalog.shared_version());
         crate::telemetry::observe(
             &self.metrics,
             priced.matched != tollgate_core::pricing::CatalogMatch::None,

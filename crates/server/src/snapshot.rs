@@ -174,6 +174,8 @@ pub struct ProviderEntry {
     /// request). `None` for `https` upstreams: those may negotiate HTTP/2, where the client
     /// sends `:authority` and no `Host`, and this keeps it that way.
     pub host_header: Option<http::HeaderValue>,
+    /// The provider's name as every usage event of it holds it (shared, not a copy per event).
+    pub name: Arc<str>,
 }
 
 impl ProviderEntry {
@@ -192,7 +194,8 @@ impl ProviderEntry {
             };
             http::HeaderValue::from_str(&value).ok()
         });
-        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host, server, base_url, host_header }
+        let name = spec.name.as_str().into();
+        ProviderEntry { spec, created_at_ms, updated_at_ms, base_host, server, base_url, host_header, name }
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) fn conversation_deltas<'e>(events: &[&'e UsageEvent]) -> BTreeMap<&'e
         });
         d.started_at = d.started_at.min(e.ts_ms);
         d.last_at = d.last_at.max(e.ts_ms);
-        if !d.providers.split(',').any(|p| p == e.provider) {
+        if !d.providers.split(',').any(|p| *p == *e.provider) {
             let providers = d.providers.to_mut();
             providers.push(',');
             providers.push_str(&e.provider);

@@ -162,8 +162,8 @@ fn scope_terms(scope: &Option<Vec<String>>) -> Option<Vec<String>> {
 impl RequestFilter {
     /// Whether `e` passes every filter but the conversation and the time bounds.
     fn matches(&self, e: &UsageEvent) -> bool {
-        self.provider.as_deref().is_none_or(|p| e.provider == p)
-            && self.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+        self.provider.as_deref().is_none_or(|p| *e.provider == *p)
+            && self.scope.as_ref().is_none_or(|s| s.iter().any(|p| **p == *e.provider))
             && eq(&self.model, e.model.as_deref())
             && eq(&self.user, e.user.as_deref())
             && eq(&self.agent, e.agent.as_deref())
@@ -192,8 +192,8 @@ impl ConversationFilter {
     /// Whether a one-turn conversation's event passes the filters but the time bounds.
     fn matches_single(&self, e: &UsageEvent) -> bool {
         e.conversation_id.is_none()
-            && self.provider.as_deref().is_none_or(|p| e.provider == p)
-            && self.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+            && self.provider.as_deref().is_none_or(|p| *e.provider == *p)
+            && self.scope.as_ref().is_none_or(|s| s.iter().any(|p| **p == *e.provider))
             && eq(&self.user, e.user.as_deref())
             && eq(&self.agent, e.agent.as_deref())
             && self.failed.is_none_or(|f| f == (e.status != RequestStatus::Success))
@@ -205,7 +205,7 @@ fn single_row(e: UsageEvent) -> ConversationRow {
     ConversationRow {
         started_at_ms: e.ts_ms,
         last_at_ms: e.ts_ms,
-        providers: vec![e.provider],
+        providers: vec![e.provider.to_string()],
         user: e.user,
         agent: e.agent,
         turns: 1,

@@ -209,7 +209,7 @@ pub(crate) fn rollup(events: &[&UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, 
         let model = e.model.as_deref().unwrap_or_default();
         let (user, agent) = (e.user.as_deref().unwrap_or_default(), e.agent.as_deref().unwrap_or_default());
         let bucket = e.ts_ms - e.ts_ms.rem_euclid(Table::Hourly.width_ms());
-        let key = (bucket, e.provider.as_str(), e.provider_type.as_str(), model, user, agent);
+        let key = (bucket, &*e.provider, e.provider_type.as_str(), model, user, agent);
         hourly.entry(key).or_default().add(&RollupStats::of(e));
     }
     Table::ALL
@@ -328,7 +328,7 @@ mod tests {
                 let k = table.keys();
                 let key = RollupKey {
                     bucket_start_ms: e.ts_ms - e.ts_ms.rem_euclid(table.width_ms()),
-                    provider: if k.model { e.provider.clone() } else { String::new() },
+                    provider: if k.model { e.provider.to_string() } else { String::new() },
                     provider_type: if k.model { e.provider_type.as_str() } else { "" },
                     model: if k.model { e.model.clone().unwrap_or_default() } else { String::new() },
                     user: if k.user { e.user.clone().unwrap_or_default() } else { String::new() },

@@ -21,6 +21,7 @@
 //! store opens ([`crate::UsageStore::upgrade`]).
 
 use crate::{StoreError, UsageEvent};
+use std::sync::Arc;
 use tollgate_core::{Cost, ProviderType, RequestStatus, Usage};
 
 /// The widest spread of arrival times (`ts`) inside one segment.
@@ -155,7 +156,9 @@ mod mark {
 impl<'a> Dict<'a> {
     fn get(&mut self, slot: Slot, s: &'a str, mark: u8) -> u32 {
         let (last, i) = self.last[slot as usize];
-        let i = if i != 0 && last == s {
+        // Shared values (the provider, the catalog version, the static names) are the same
+        // pointer from event to event: no byte comparison then.
+        let i = if i != 0 && (std::ptr::eq(last, s) || last == s) {
             i
         } else {
             let next = self.values.len() as u32 + 1;
@@ -467,18 +470,24 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
     let corrupt = |what: String| StoreError::Corrupt(format!("usage segment {segment}: {what}"));
     let wire: SegmentWire = prost::Message::decode(data).map_err(|e| corrupt(format!("does not decode: {e}")))?;
     let dict = &wire.dict;
-    let text = |i: u32, what: &str| -> Result<Option<String>, StoreError> {
+    let entry = |i: u32, what: &str| -> Result<Option<&str>, StoreError> {
         match i {
             0 => Ok(None),
             i => dict
                 .get(i as usize - 1)
-                .cloned()
-                .map(Some)
+                .map(|s| Some(s.as_str()))
                 .ok_or_else(|| corrupt(format!("{what} refers to entry {i} of a {}-entry dictionary", dict.len()))),
         }
     };
-    let required = |i: u32, what: &str| -> Result<String, StoreError> {
-        text(i, what)?.ok_or_else(|| corrupt(format!("an event has no {what}")))
+    let text = |i: u32, what: &str| -> Result<Option<String>, StoreError> { Ok(entry(i, what)?.map(str::to_string)) };
+    let required = |i: u32, what: &str| -> Result<&str, StoreError> {
+        entry(i, what)?.ok_or_else(|| corrupt(format!("an event has no {what}")))
+    };
+    // The values events hold as shared text (provider, catalog version): one `Arc<str>` per
+    // dictionary entry, cloned into each event.
+    let shared_dict: Vec<Arc<str>> = dict.iter().map(|s| Arc::from(s.as_str())).collect();
+    let shared = |i: u32, what: &str| -> Result<Option<Arc<str>>, StoreError> {
+        Ok(entry(i, what)?.map(|_| shared_dict[i as usize - 1].clone()))
     };
     let mut out = Vec::with_capacity(wire.events.len());
     for w in wire.events {
@@ -487,7 +496,7 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
             .parse::<ProviderType>()
             .map_err(|_| corrupt(format!("event \"{}\" has unknown provider type \"{type_text}\"", w.id)))?;
         let status_text = required(w.status, "status")?;
-        let status = RequestStatus::parse(&status_text)
+        let status = RequestStatus::parse(status_text)
             .ok_or_else(|| corrupt(format!("event \"{}\" has unknown status \"{status_text}\"", w.id)))?;
         let transcript = match text(w.transcript_batch, "transcript batch")? {
             Some(batch) => Some(crate::transcripts::TranscriptRef {
@@ -499,7 +508,7 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
         let request_id = if w.request_id.is_empty() { w.id.clone() } else { w.request_id };
         out.push(UsageEvent {
             ts_ms: wire.ts_base.wrapping_add(w.ts),
-            provider: required(w.provider, "provider")?,
+            provider: shared(w.provider, "provider")?.ok_or_else(|| corrupt("an event has no provider".into()))?,
             provider_type,
             model: text(w.model, "model")?,
             endpoint: text(w.endpoint, "endpoint")?.unwrap_or_default(),
@@ -531,7 +540,7 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
                 cache_write_unknown: w.cost_cache_write_unknown,
                 total: w.cost_total,
             },
-            catalog_version: text(w.catalog_version, "catalog version")?,
+            catalog_version: shared(w.catalog_version, "catalog version")?,
             priced_by_override: w.priced_by_override,
             unpriced: w.unpriced,
             request_id,
@@ -922,7 +931,7 @@ mod tests {
             .map(|i| {
                 let mut e = event(i);
                 e.ts_ms = i as i64;
-                e.provider = format!("p{}", i % 3);
+                e.provider = format!("p{}", i % 3).into();
                 e.model = (i % 7 != 0).then(|| format!("m{}", i % 4));
                 e.user = (i % 5 != 0).then(|| format!("u{}", i % 6));
                 // a value that is a user in some events and an agent in others

@@ -134,7 +134,7 @@ pub struct UsageEvent {
     pub id: String,
     /// When the request arrived, epoch ms.
     pub ts_ms: i64,
-    pub provider: String,
+    pub provider: std::sync::Arc<str>,
     pub provider_type: ProviderType,
     /// The model as the client called it (body or path), if the request named one.
     pub model: Option<String>,
@@ -155,7 +155,7 @@ pub struct UsageEvent {
     pub ttft_ms: Option<i64>,
     pub usage: Usage,
     pub cost: Cost,
-    pub catalog_version: Option<String>,
+    pub catalog_version: Option<std::sync::Arc<str>>,
     pub priced_by_override: bool,
     /// The model (or a bucket with tokens) had no price: the cost is 0, not a guess.
     pub unpriced: bool,

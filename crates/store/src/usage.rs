@@ -92,7 +92,7 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
         .ok_or_else(|| StoreError::Corrupt(format!("usage event \"{id}\" has unknown status \"{status_text}\"")))?;
     Ok(UsageEvent {
         ts_ms: row.int("ts")?,
-        provider: row.text("provider")?,
+        provider: row.text("provider")?.into(),
         provider_type,
         model: row.opt_text("model")?,
         endpoint: row.text("endpoint")?,
@@ -124,7 +124,7 @@ pub(crate) fn event_from_row<R: RowExt>(row: &R) -> Result<UsageEvent, StoreErro
             cache_write_unknown: row.int("cost_cache_write_unknown")?,
             total: row.int("cost_total")?,
         },
-        catalog_version: row.opt_text("catalog_version")?,
+        catalog_version: row.opt_text("catalog_version")?.map(Into::into),
         priced_by_override: row.boolean("priced_by_override")?,
         unpriced: row.boolean("unpriced")?,
         request_id: row.text("request_id")?,
@@ -324,7 +324,7 @@ impl UsageStore {
             limit: q.limit.unwrap_or(1000) as usize,
             ..crate::segments::Scan::default()
         };
-        self.scan(&scan, |e| q.provider.as_ref().is_none_or(|p| *p == e.provider)).await
+        self.scan(&scan, |e| q.provider.as_deref().is_none_or(|p| *p == *e.provider)).await
     }
 
     /// How many events are stored.
@@ -378,11 +378,11 @@ impl UsageStore {
 /// the gateway's usage spill); [`decode_event`] reads it back.
 pub fn encode_event(e: &UsageEvent) -> serde_json::Value {
     serde_json::json!({
-        "id": e.id, "ts_ms": e.ts_ms, "provider": e.provider, "provider_type": e.provider_type,
+        "id": e.id, "ts_ms": e.ts_ms, "provider": &*e.provider, "provider_type": e.provider_type,
         "model": e.model, "endpoint": e.endpoint, "user": e.user, "agent": e.agent,
         "token_id": e.token_id, "status": e.status.as_str(), "http_status": e.http_status,
         "error_class": e.error_class, "streamed": e.streamed, "latency_ms": e.latency_ms,
-        "ttft_ms": e.ttft_ms, "usage": e.usage, "cost": e.cost, "catalog_version": e.catalog_version,
+        "ttft_ms": e.ttft_ms, "usage": e.usage, "cost": e.cost, "catalog_version": e.catalog_version.as_deref(),
         "priced_by_override": e.priced_by_override, "unpriced": e.unpriced,
         "request_id": e.request_id, "conversation_id": e.conversation_id,
         "transcript": e.transcript.as_ref().map(|t| serde_json::json!({"batch": &*t.batch, "flags": t.flags.bits()})),
@@ -429,7 +429,7 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
     Ok(UsageEvent {
         id: w.id,
         ts_ms: w.ts_ms,
-        provider: w.provider,
+        provider: w.provider.into(),
         provider_type: w.provider_type,
         model: w.model,
         endpoint: w.endpoint,
@@ -444,7 +444,7 @@ pub fn decode_event(v: serde_json::Value) -> Result<UsageEvent, StoreError> {
         ttft_ms: w.ttft_ms,
         usage: w.usage,
         cost: w.cost,
-        catalog_version: w.catalog_version,
+        catalog_version: w.catalog_version.map(Into::into),
         priced_by_override: w.priced_by_override,
         unpriced: w.unpriced,
         request_id: w.request_id,

@@ -443,11 +443,11 @@ async fn every_connect_tab_snippet_runs_as_written() {
     let forwarded: usize = provs.iter().map(|p| p.up.requests().len()).sum();
     let events = crate::proxy::usage_events(&gw, forwarded).await;
     for e in &events {
-        assert!(provs.iter().any(|p| p.name == e.provider), "{e:?}");
+        assert!(provs.iter().any(|p| *p.name == *e.provider), "{e:?}");
         assert!(e.token_id.is_some(), "{e:?}");
         // Claude Code in Bedrock mode also looks its models up with GetInferenceProfile on the
         // runtime endpoint; the fake Bedrock does not serve it (404) and Claude Code carries on.
-        let side_lookup = e.provider == "c-bedrock" && e.endpoint.starts_with("/inference-profiles");
+        let side_lookup = &*e.provider == "c-bedrock" && e.endpoint.starts_with("/inference-profiles");
         assert!(e.http_status.is_some_and(|s| s < 400) || side_lookup, "a snippet's request failed upstream: {e:?}");
     }
     #[allow(clippy::print_stderr)] // what ran, for `--nocapture`

@@ -312,7 +312,7 @@ async fn conformance(db: TestDb) {
 
     // Stored events: one per case, priced exactly as worked out by hand.
     let events = usage_events(&gw, cases.len()).await;
-    let by_provider: HashMap<&str, &UsageEvent> = events.iter().map(|e| (e.provider.as_str(), e)).collect();
+    let by_provider: HashMap<&str, &UsageEvent> = events.iter().map(|e| (&*e.provider, e)).collect();
     for ((file, c), (name, _)) in cases.iter().zip(&names) {
         let ev = by_provider.get(name.as_str()).unwrap_or_else(|| panic!("{file}: no usage event for {name}"));
         let e = &c.expected;

@@ -1091,8 +1091,8 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
             Some("") => have.is_none(),
             Some(w) => have.as_deref() == Some(w),
         };
-        f.provider.as_ref().is_none_or(|p| *p == e.provider)
-            && f.scope.as_ref().is_none_or(|s| s.contains(&e.provider))
+        f.provider.as_deref().is_none_or(|p| p == &*e.provider)
+            && f.scope.as_ref().is_none_or(|s| s.iter().any(|p| **p == *e.provider))
             && eq(&f.model, &e.model)
             && eq(&f.user, &e.user)
             && eq(&f.agent, &e.agent)
@@ -1148,7 +1148,7 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
         }
     }
     let since = t0 + 12_345_678;
-    let p2: Vec<&UsageEvent> = events.iter().filter(|e| e.provider == "p2" && e.ts_ms >= since).take(40).collect();
+    let p2: Vec<&UsageEvent> = events.iter().filter(|e| &*e.provider == "p2" && e.ts_ms >= since).take(40).collect();
     let got = store
         .list_events(&tollgate_store::UsageQuery { provider: s("p2"), since_ms: Some(since), limit: Some(40) })
         .await?;
@@ -1462,7 +1462,7 @@ async fn usage_rollup_tables_agree(db: TestDb) -> anyhow::Result<()> {
     let want_u1 = inside.iter().filter(|e| e.user.as_deref() == Some("u1")).count() as i64;
     assert_eq!(store.spending(&u1, None, None).await?[0].stats.requests, want_u1);
     let by_provider = store.spending(&f, Some(Dimension::Provider), None).await?;
-    let a = inside.iter().filter(|e| e.provider == "a").count() as i64;
+    let a = inside.iter().filter(|e| &*e.provider == "a").count() as i64;
     assert_eq!(by_provider.iter().find(|r| r.key == "a").map(|r| r.stats.requests), Some(a));
     store.close().await;
     Ok(())

@@ -233,7 +233,7 @@ pub(crate) fn summary(e: &UsageEvent, flags: TranscriptFlags) -> RequestSummary 
     RequestSummary {
         id: e.id.clone(),
         time: rfc3339(e.ts_ms),
-        provider: e.provider.clone(),
+        provider: e.provider.to_string(),
         provider_type: e.provider_type.as_str().to_string(),
         model: e.model.clone(),
         endpoint: e.endpoint.clone(),

@@ -210,7 +210,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> Result<Re
         .map(|e| Failure {
             id: e.id.clone(),
             time: format::ago(e.ts_ms, now),
-            provider: e.provider.clone(),
+            provider: e.provider.to_string(),
             model: e.model.clone().unwrap_or_else(|| "—".into()),
             status: e.status.as_str().to_string(),
         })

@@ -73,7 +73,7 @@ pub(super) async fn send(
             event: UsageEvent {
                 id: event_id.clone(),
                 ts_ms: at.ts_ms,
-                provider: name.to_string(),
+                provider: a.entry.name.clone(),
                 provider_type: a.ptype,
                 model: info.model.clone(),
                 endpoint: at.path.to_string(),

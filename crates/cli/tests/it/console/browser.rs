@@ -373,7 +373,7 @@ fn history(kind: ProviderType, provider: &str, models: &[&str], days: i64, now_m
                 out.push(UsageEvent {
                     id: uuid::Uuid::now_v7().to_string(),
                     ts_ms: today - d * DAY_MS + (k + 1) * 3_600_000 + i as i64 * 60_000,
-                    provider: provider.to_string(),
+                    provider: provider.into(),
                     provider_type: kind,
                     model: Some(model.to_string()),
                     endpoint: "/v1/messages".into(),
@@ -388,7 +388,7 @@ fn history(kind: ProviderType, provider: &str, models: &[&str], days: i64, now_m
                     ttft_ms: Some(200),
                     usage,
                     cost: priced.cost,
-                    catalog_version: Some(catalog.version().to_string()),
+                    catalog_version: Some(catalog.shared_version()),
                     priced_by_override: false,
                     unpriced: priced.unpriced,
                     request_id: format!("hist-{provider}-{d}-{i}-{k}"),

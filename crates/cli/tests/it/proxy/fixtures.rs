@@ -13,6 +13,9 @@ use tollgate_testkit::upstream::Reply as UpReply;
 async fn replay(db: TestDb, kind: &'static str, family: &str) {
     let rig = Rig::new(db, kind, json!({})).await;
     let cases = fixtures::cases(family).unwrap_or_else(|e| panic!("{e:#}"));
+    // Each case's event, by the request id the gateway answered with (events read back are
+    // ordered by arrival and then id: two cases in the same millisecond may come back either way).
+    let mut ids = Vec::with_capacity(cases.len());
     for (i, fx) in cases.iter().enumerate() {
         let (file, case) = (&fx.path, &fx.case);
         let label = format!("{}.case.json", fx.name);
@@ -27,6 +30,8 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
             req = req.json(body);
         }
         let got = send(req).await;
+        let id = got.headers.get("x-tollgate-request-id").and_then(|v| v.to_str().ok());
+        ids.push(id.unwrap_or_else(|| panic!("{label}: no x-tollgate-request-id")).to_string());
         let want = fx
             .file_bytes(case.client_response.as_deref().unwrap_or(&case.response))
             .unwrap_or_else(|e| panic!("{label}: {e:#}"));
@@ -60,7 +65,11 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
         }
     }
     let events = rig.events(cases.len()).await;
-    for (fx, ev) in cases.iter().zip(&events) {
+    let events: Vec<&UsageEvent> = ids
+        .iter()
+        .map(|id| events.iter().find(|e| e.id == *id).unwrap_or_else(|| panic!("no usage event {id}")))
+        .collect();
+    for (fx, ev) in cases.iter().zip(events) {
         let (case, label) = (&fx.case, format!("{}.case.json", fx.name));
         assert_eq!(ev.usage, case.usage.unwrap_or_default(), "{label}: usage buckets");
         let want_status = if (200..300).contains(&case.status) && case.stream_error.is_none() {
@@ -70,7 +79,7 @@ async fn replay(db: TestDb, kind: &'static str, family: &str) {
         };
         assert_eq!(ev.status, want_status, "{label}: status ({:?})", ev.error_class);
         assert_eq!(ev.http_status, Some(i64::from(case.status)), "{label}");
-        assert_eq!(ev.provider, rig.name);
+        assert_eq!(&*ev.provider, &*rig.name);
         assert_eq!(ev.provider_type.as_str(), kind);
         assert_eq!(ev.endpoint, case.path, "{label}");
         assert!(ev.token_id.is_some(), "{label}: token id");
