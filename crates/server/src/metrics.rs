@@ -18,6 +18,7 @@
 //! into `other`. There is no user, agent or token label: those are in the usage reports.
 
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tollgate_core::{Bucket, Cost, Usage};
@@ -376,13 +377,15 @@ pub struct SeriesRef<'a> {
     pub status: &'static str,
 }
 
-impl hashbrown::Equivalent<SeriesKey> for SeriesRef<'_> {
-    fn equivalent(&self, k: &SeriesKey) -> bool {
-        self.provider == k.provider
-            && self.genai_provider == k.genai_provider
-            && self.operation == k.operation
+impl SeriesRef<'_> {
+    /// Whether these are `k`'s labels (the static ones compared by pointer first).
+    fn same_as(&self, k: &SeriesKey) -> bool {
+        let fixed = |a: &'static str, b: &'static str| std::ptr::eq(a, b) || a == b;
+        fixed(self.status, k.status)
+            && fixed(self.operation, k.operation)
+            && fixed(self.genai_provider, k.genai_provider)
             && self.model == k.model
-            && self.status == k.status
+            && self.provider == k.provider
     }
 }
 
@@ -464,8 +467,54 @@ type Pick = fn(&Series) -> &Histogram;
 /// The per-request series: written by the usage writer, read by `/metrics`.
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
-    /// Hashed, so a request's series is found by its borrowed labels; `/metrics` sorts them.
-    series: Mutex<hashbrown::HashMap<SeriesKey, Series>>,
+    series: Mutex<SeriesTable>,
+}
+
+/// The series in the order they appeared, found by their borrowed labels through a hash
+/// index; `/metrics` sorts them. Consecutive requests mostly count in one series (one provider,
+/// model and outcome), so the previous request's series is tried first: comparing its labels
+/// (the static ones and a shared provider name by pointer) costs less than hashing them.
+#[derive(Debug, Default)]
+struct SeriesTable {
+    rows: Vec<(SeriesKey, Series)>,
+    index: hashbrown::HashTable<usize>,
+    hasher: hashbrown::DefaultHashBuilder,
+    /// The row the previous request counted in (`usize::MAX` before the first).
+    last: usize,
+}
+
+impl SeriesTable {
+    /// The row of `key`'s series, made when new; past [`MAX_SERIES`] a new label set folds its
+    /// model into `other`.
+    fn row(&mut self, mut key: SeriesRef<'_>) -> usize {
+        if self.rows.get(self.last).is_some_and(|(k, _)| key.same_as(k)) {
+            return self.last;
+        }
+        let i = match self.find(&key) {
+            Some(i) => i,
+            None => {
+                if self.rows.len() >= MAX_SERIES {
+                    key.model = "other";
+                }
+                match self.find(&key) {
+                    Some(i) => i,
+                    None => {
+                        let i = self.rows.len();
+                        self.rows.push((SeriesKey::from(&key), Series::new()));
+                        let (rows, hasher) = (&self.rows, &self.hasher);
+                        self.index.insert_unique(hasher.hash_one(key), i, |&j| hasher.hash_one(&rows[j].0));
+                        i
+                    }
+                }
+            }
+        };
+        self.last = i;
+        i
+    }
+
+    fn find(&self, key: &SeriesRef<'_>) -> Option<usize> {
+        self.index.find(self.hasher.hash_one(key), |&i| key.same_as(&self.rows[i].0)).copied()
+    }
 }
 
 /// The label pairs of a series.
@@ -505,12 +554,9 @@ fn escape(v: &str) -> String {
 impl RequestMetrics {
     /// Counts one finished, priced request.
     pub fn observe(&self, o: Observation<'_>) {
-        let mut series = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key = o.key;
-        if series.len() >= MAX_SERIES && !series.contains_key(&key) {
-            key.model = "other";
-        }
-        let s = series.entry_ref(&key).or_insert_with(Series::new);
+        let mut table = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let i = table.row(o.key);
+        let s = &mut table.rows[i].1;
         s.duration.observe(&LATENCY_BUCKETS_MS, o.duration_ms);
         if let Some(t) = o.ttft_ms {
             s.ttft.observe(&LATENCY_BUCKETS_MS, t);
@@ -533,8 +579,8 @@ impl RequestMetrics {
 
     /// Appends the text exposition of every series to `out`.
     fn render(&self, out: &mut String) {
-        let map = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut series: Vec<(&SeriesKey, &Series)> = map.iter().collect();
+        let table = self.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut series: Vec<(&SeriesKey, &Series)> = table.rows.iter().map(|(k, s)| (k, s)).collect();
         series.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let latency: [(&str, &str, Pick); 3] = [
             (
@@ -631,6 +677,44 @@ mod tests {
         assert!(counts[1].contains("tollgate_provider=\"zeta\"") && counts[1].ends_with(" 2"), "{counts:?}");
     }
 
+    /// The previous request's series is taken only when every label matches.
+    #[test]
+    fn consecutive_requests_count_in_their_own_series() {
+        let m = RequestMetrics::default();
+        let usage = Usage::default();
+        for (model, status) in [
+            ("gpt", "success"),
+            ("gpt", "success"),
+            ("gpt", "upstream_error"),
+            ("gpt-2", "success"),
+            ("gpt", "success"),
+        ] {
+            m.observe(Observation {
+                key: SeriesRef { provider: "p", genai_provider: "openai", operation: "chat", model, status },
+                duration_ms: 5,
+                ttft_ms: None,
+                upstream_ms: None,
+                usage: &usage,
+                cost: &Cost::default(),
+            });
+        }
+        let mut out = String::new();
+        m.render(&mut out);
+        let count = |model: &str, status: &str| {
+            out.lines()
+                .find(|l| {
+                    l.starts_with("gen_ai_client_operation_duration_seconds_count")
+                        && l.contains(&format!("gen_ai_request_model=\"{model}\""))
+                        && l.contains(&format!("status=\"{status}\""))
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .map(str::to_string)
+        };
+        assert_eq!(count("gpt", "success").as_deref(), Some("3"), "{out}");
+        assert_eq!(count("gpt", "upstream_error").as_deref(), Some("1"), "{out}");
+        assert_eq!(count("gpt-2", "success").as_deref(), Some("1"), "{out}");
+    }
+
     #[test]
     fn past_the_series_cap_new_models_fold_into_other() {
         let m = RequestMetrics::default();
@@ -639,9 +723,9 @@ mod tests {
         }
         observe(&m, "p", "brand-new");
         observe(&m, "p", "m7");
-        let series = m.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        assert_eq!(series.len(), MAX_SERIES + 1);
-        assert!(series.keys().any(|k| k.model == "other"));
-        assert!(!series.keys().any(|k| k.model == "brand-new"));
+        let table = m.series.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        assert_eq!(table.rows.len(), MAX_SERIES + 1);
+        assert!(table.rows.iter().any(|(k, _)| k.model == "other"));
+        assert!(!table.rows.iter().any(|(k, _)| k.model == "brand-new"));
     }
 }

@@ -204,20 +204,35 @@ static UPSERTS: LazyLock<Vec<MultiRowInsert>> = LazyLock::new(|| {
 /// are made once per row at the end. Integer sums: the order of addition changes nothing.
 pub(crate) fn rollup(events: &[&UsageEvent]) -> Vec<(Table, BTreeMap<RollupKey, RollupStats>)> {
     type Borrowed<'a> = (i64, &'a str, &'static str, &'a str, &'a str, &'a str);
-    let mut hourly: HashMap<Borrowed<'_>, RollupStats> = HashMap::with_capacity(64);
+    // The hourly rows in the order they appear, found by key. Consecutive events mostly share
+    // a row (one provider, model and principal), so the previous event's row is tried first:
+    // comparing its key (shared names by pointer) costs less than hashing this one's.
+    let mut hourly: Vec<(Borrowed<'_>, RollupStats)> = Vec::with_capacity(64);
+    let mut index: HashMap<Borrowed<'_>, usize> = HashMap::with_capacity(64);
+    let same = |a: &Borrowed<'_>, b: &Borrowed<'_>| {
+        let text = |x: &str, y: &str| std::ptr::eq(x, y) || x == y;
+        a.0 == b.0 && text(a.1, b.1) && text(a.2, b.2) && text(a.3, b.3) && text(a.4, b.4) && text(a.5, b.5)
+    };
+    let mut last = usize::MAX;
     for e in events {
         let model = e.model.as_deref().unwrap_or_default();
         let (user, agent) = (e.user.as_deref().unwrap_or_default(), e.agent.as_deref().unwrap_or_default());
         let bucket = e.ts_ms - e.ts_ms.rem_euclid(Table::Hourly.width_ms());
         let key = (bucket, &*e.provider, e.provider_type.as_str(), model, user, agent);
-        hourly.entry(key).or_default().add(&RollupStats::of(e));
+        if hourly.get(last).is_none_or(|(k, _)| !same(k, &key)) {
+            last = *index.entry(key).or_insert_with(|| {
+                hourly.push((key, RollupStats::default()));
+                hourly.len() - 1
+            });
+        }
+        hourly[last].1.add(&RollupStats::of(e));
     }
     Table::ALL
         .iter()
         .map(|table| {
             let mut rows: BTreeMap<RollupKey, RollupStats> = BTreeMap::new();
             let k = table.keys();
-            for (&(hour, provider, provider_type, model, user, agent), stats) in &hourly {
+            for &((hour, provider, provider_type, model, user, agent), ref stats) in &hourly {
                 let (provider, provider_type, model) =
                     if k.model { (provider, provider_type, model) } else { ("", "", "") };
                 let key = RollupKey {
@@ -312,8 +327,11 @@ mod tests {
         let events: Vec<UsageEvent> = (0..300)
             .map(|i| {
                 let mut e = crate::usage::tests::event(i);
-                e.ts_ms = i as i64 * 997_000; // ~3.3 days, across hours and days
-                e.user = (i % 3 != 0).then(|| format!("u{}", i % 4));
+                e.ts_ms = i as i64 * 299_000; // ~1 day, 12 events an hour
+                // Runs of events under one key (the previous row found again) and keys that
+                // come back after others (found by hash).
+                e.user = (i % 9 != 0).then(|| format!("u{}", (i / 4) % 3));
+                e.model = Some(format!("m{}", (i / 8) % 2));
                 e.agent = (i % 5 == 0).then(|| "a".to_string());
                 e.status = if i % 7 == 0 { RequestStatus::UpstreamError } else { RequestStatus::Success };
                 e.cost.total = i as i64 * 11;
