@@ -479,7 +479,7 @@ struct SeriesTable {
     rows: Vec<(SeriesKey, Series)>,
     index: hashbrown::HashTable<usize>,
     hasher: hashbrown::DefaultHashBuilder,
-    /// The row the previous request counted in (`usize::MAX` before the first).
+    /// The row the previous request counted in (0 before the first, when there is no row).
     last: usize,
 }
 
