@@ -480,14 +480,13 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
         }
     };
     let text = |i: u32, what: &str| -> Result<Option<String>, StoreError> { Ok(entry(i, what)?.map(str::to_string)) };
-    let required = |i: u32, what: &str| -> Result<&str, StoreError> {
-        entry(i, what)?.ok_or_else(|| corrupt(format!("an event has no {what}")))
-    };
+    let missing = |what: &str| corrupt(format!("an event has no {what}"));
+    let required = |i: u32, what: &str| -> Result<&str, StoreError> { entry(i, what)?.ok_or_else(|| missing(what)) };
     // The values events hold as shared text (provider, catalog version): one `Arc<str>` per
-    // dictionary entry, cloned into each event.
-    let shared_dict: Vec<Arc<str>> = dict.iter().map(|s| Arc::from(s.as_str())).collect();
-    let shared = |i: u32, what: &str| -> Result<Option<Arc<str>>, StoreError> {
-        Ok(entry(i, what)?.map(|_| shared_dict[i as usize - 1].clone()))
+    // dictionary entry used so, made on first use and cloned into each event.
+    let mut shared_dict: Vec<Option<Arc<str>>> = vec![None; dict.len()];
+    let mut shared = |i: u32, what: &str| -> Result<Option<Arc<str>>, StoreError> {
+        Ok(entry(i, what)?.map(|s| shared_dict[i as usize - 1].get_or_insert_with(|| Arc::from(s)).clone()))
     };
     let mut out = Vec::with_capacity(wire.events.len());
     for w in wire.events {
@@ -508,7 +507,7 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
         let request_id = if w.request_id.is_empty() { w.id.clone() } else { w.request_id };
         out.push(UsageEvent {
             ts_ms: wire.ts_base.wrapping_add(w.ts),
-            provider: shared(w.provider, "provider")?.ok_or_else(|| corrupt("an event has no provider".into()))?,
+            provider: shared(w.provider, "provider")?.ok_or_else(|| missing("provider"))?,
             provider_type,
             model: text(w.model, "model")?,
             endpoint: text(w.endpoint, "endpoint")?.unwrap_or_default(),
@@ -886,6 +885,7 @@ mod tests {
         assert_eq!(segs.len(), 2, "the failed request in a segment of its own");
         let back = decode(1, &segs[0].data).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back, vec![b, c, d], "sorted by arrival");
+        assert!(Arc::ptr_eq(&back[0].provider, &back[2].provider), "one provider value shared by the segment's events");
         assert_eq!((segs[0].ts_min, segs[0].ts_max, segs[0].events), (-5, 3000, 3));
         assert!(!segs[0].terms.iter().any(|t| t == "f"));
         assert_eq!(decode(2, &segs[1].data).unwrap_or_else(|e| panic!("{e}")), vec![a]);
