@@ -309,8 +309,11 @@ pub struct Call<'a> {
 /// The budgets a call counts against, each with its pool key (agent, user, or `""` for
 /// shared). A per-agent (per-user) override for the caller replaces the defaults of that
 /// pooling; calls without an agent (user) are not capped by per-agent (per-user) budgets.
-pub fn matching_budgets<'b, 'c, B: AsRef<BudgetSpec>>(budgets: &'b [B], call: &Call<'c>) -> Vec<(&'b B, &'c str)> {
-    let mut out = Vec::new();
+pub fn matching_budgets<'b, 'c, B: AsRef<BudgetSpec>, O: Default + Extend<(&'b B, &'c str)>>(
+    budgets: &'b [B],
+    call: &Call<'c>,
+) -> O {
+    let mut out = O::default();
     for (mode, who) in [(Pooling::PerAgent, call.agent), (Pooling::PerUser, call.user), (Pooling::Shared, None)] {
         let of_mode = budgets.iter().filter(|b| (*b).as_ref().pooling_mode == mode);
         if mode == Pooling::Shared {
@@ -518,7 +521,10 @@ mod tests {
             budget("users", Pooling::PerUser, None, None, &[]),
         ];
         let names = |c: Call<'_>| {
-            matching_budgets(&all, &c).into_iter().map(|(b, k)| format!("{}:{k}", b.name)).collect::<Vec<_>>()
+            matching_budgets::<_, Vec<_>>(&all, &c)
+                .into_iter()
+                .map(|(b, k)| format!("{}:{k}", b.name))
+                .collect::<Vec<_>>()
         };
         assert_eq!(names(call(Some("a1"), None, "oa")), ["a1-override:a1", "pool:"]);
         assert_eq!(names(call(Some("a2"), Some("u"), "an")), ["default:a2", "users:u"]);

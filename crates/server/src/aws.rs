@@ -80,7 +80,7 @@ pub struct SecretLookup<'a> {
 impl SecretLookup<'_> {
     async fn value(&self, name: &str) -> Option<SecretValue> {
         match self.snapshot {
-            Some(snap) => self.source.credential(self.store, snap, name).await,
+            Some(snap) => self.source.credential(self.store, snap, name).await.map(std::borrow::Cow::into_owned),
             None => self.source.value(self.store, name).await.ok().flatten(),
         }
     }

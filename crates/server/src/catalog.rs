@@ -9,6 +9,7 @@
 
 use crate::error::ServerError;
 use crate::metrics::Metrics;
+use crate::snapshot::ProviderEntry;
 use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,45 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 fn merge(embedded: &Catalog, bytes: &[u8]) -> Result<Catalog, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "catalog overlay: not UTF-8".to_string())?;
     embedded.with_overlay(text).map_err(|e| e.to_string())
+}
+
+/// Prices one call the way its usage event is priced: returns the model that priced it
+/// (borrowed: nothing is allocated) and the result. For a type whose descriptor says
+/// `model_from_response` (Azure OpenAI: clients call a deployment name), the model the
+/// response named replaces the called one when the catalog knows it; otherwise the called name
+/// stays. Price overrides are the provider's for the model as called (its allow-list names),
+/// else for the model that priced it. The usage writer (which then settles the call's
+/// `limits::Charge` with the result) and a charge settled without an event both call this, so
+/// a budget is charged exactly what the event costs.
+pub fn price_call<'m>(
+    catalog: &Catalog,
+    provider: Option<&ProviderEntry>,
+    provider_type: tollgate_core::ProviderType,
+    called: Option<&'m str>,
+    response_model: Option<&'m str>,
+    usage: &tollgate_core::Usage,
+) -> (Option<&'m str>, tollgate_core::pricing::Priced) {
+    let mut model = called;
+    if let Some(reported) = response_model.filter(|_| provider_type.descriptor().model_from_response)
+        && tollgate_core::pricing::lookup(catalog, provider_type, reported).0.is_some()
+    {
+        model = Some(reported);
+    }
+    let overrides = overrides_for(provider, called).or_else(|| overrides_for(provider, model));
+    let priced = tollgate_core::pricing::price(
+        &tollgate_core::pricing::PriceInput { provider_type, model, usage, overrides },
+        catalog,
+    );
+    (model, priced)
+}
+
+/// The provider's `custom_pricing` for `model` (as its allow-list names it).
+pub fn overrides_for<'p>(
+    provider: Option<&'p ProviderEntry>,
+    model: Option<&str>,
+) -> Option<&'p tollgate_core::provider::ModelPricing> {
+    let (p, model) = (provider?, model?);
+    p.spec.provider_models.iter().find(|pm| pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
 }
 
 #[cfg(test)]

@@ -31,7 +31,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
-use tollgate_core::pricing::{PriceInput, price};
 use tollgate_store::{UsageEvent, UsageStore};
 
 /// File in the data dir that holds usage events the store could not take yet.
@@ -52,6 +51,11 @@ pub struct Metered {
     /// The request's span and measured durations: finished by the writer after pricing
     /// (`telemetry::observe`).
     pub observed: crate::telemetry::Observed,
+    /// The call's budget and rate-limit reservations: settled by the writer with the cost it
+    /// prices the event at (one pricing per call, and a budget is charged exactly what its
+    /// event records); settled at once with the call's own pricing if the queue refuses the
+    /// event.
+    pub charge: Option<crate::limits::Charge>,
 }
 
 /// The writer stores its batch from the boxes the requests filled in (`UsageStore::insert_events`
@@ -77,55 +81,6 @@ pub struct Meter {
 
 /// Error class of a request cut because the shutdown grace ran out.
 pub const SHUTDOWN_CUT: &str = "shutdown";
-
-/// Prices one call the way its usage event is priced: returns the model that priced it and the
-/// result. For a type whose descriptor says `model_from_response` (Azure OpenAI: clients call
-/// a deployment name), the model the response named replaces the called one when the catalog
-/// knows it; otherwise the called name stays. Price overrides are the provider's for the model
-/// as called (its allow-list names), else for the model that priced it. The usage writer and
-/// the budget settlement (`limits::Charge`) both call this, so a budget is charged exactly
-/// what the event costs.
-pub fn price_call(
-    catalog: &tollgate_core::Catalog,
-    provider: Option<&ProviderEntry>,
-    provider_type: tollgate_core::ProviderType,
-    called: Option<&str>,
-    response_model: Option<&str>,
-    usage: &tollgate_core::Usage,
-) -> (Option<String>, tollgate_core::pricing::Priced) {
-    let (model, priced) = price_call_borrowed(catalog, provider, provider_type, called, response_model, usage);
-    (model.map(str::to_string), priced)
-}
-
-/// [`price_call`] with the priced model borrowed (the budget settlement needs only the cost,
-/// and allocates nothing for it).
-pub fn price_call_borrowed<'m>(
-    catalog: &tollgate_core::Catalog,
-    provider: Option<&ProviderEntry>,
-    provider_type: tollgate_core::ProviderType,
-    called: Option<&'m str>,
-    response_model: Option<&'m str>,
-    usage: &tollgate_core::Usage,
-) -> (Option<&'m str>, tollgate_core::pricing::Priced) {
-    let mut model = called;
-    if let Some(reported) = response_model.filter(|_| provider_type.descriptor().model_from_response)
-        && tollgate_core::pricing::lookup(catalog, provider_type, reported).0.is_some()
-    {
-        model = Some(reported);
-    }
-    let overrides = overrides_for(provider, called).or_else(|| overrides_for(provider, model));
-    let priced = price(&PriceInput { provider_type, model, usage, overrides }, catalog);
-    (model, priced)
-}
-
-/// The provider's `custom_pricing` for `model` (as its allow-list names it).
-pub fn overrides_for<'p>(
-    provider: Option<&'p ProviderEntry>,
-    model: Option<&str>,
-) -> Option<&'p tollgate_core::provider::ModelPricing> {
-    let (p, model) = (provider?, model?);
-    p.spec.provider_models.iter().find(|pm| pm.name == model).and_then(|pm| pm.custom_pricing.as_ref())
-}
 
 /// Requests forwarded whose usage event is not emitted yet (see [`Meter::flush`]).
 #[derive(Debug, Default)]
@@ -282,6 +237,7 @@ impl Meter {
             response_model: None,
             transcript: None,
             observed: Default::default(),
+            charge: None,
         }));
     }
 
@@ -296,9 +252,14 @@ impl Meter {
         Metrics::inc(&self.metrics.usage_events_queued);
         Metrics::inc(&self.metrics.usage_events_pending);
         if let Err(e) = self.tx.try_send(metered) {
-            let refused = match &e {
-                mpsc::error::TrySendError::Full(m) | mpsc::error::TrySendError::Closed(m) => m,
+            let (mut refused, why) = match e {
+                mpsc::error::TrySendError::Full(m) => (m, "the usage queue is full"),
+                mpsc::error::TrySendError::Closed(m) => (m, "the usage writer has stopped"),
             };
+            // The call still counts against its budgets and rate limits.
+            if let Some(charge) = refused.charge.take() {
+                charge.settle(&refused.event.usage, refused.response_model.as_deref());
+            }
             if let Some(t) = &refused.transcript {
                 self.metrics.transcripts_pending_bytes.fetch_sub(t.size(), Ordering::AcqRel);
                 Metrics::inc(&self.metrics.transcripts_dropped);
@@ -310,10 +271,6 @@ impl Meter {
             if now.saturating_sub(last) >= 60_000
                 && self.last_drop_log_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
             {
-                let why = match e {
-                    mpsc::error::TrySendError::Full(_) => "the usage queue is full",
-                    mpsc::error::TrySendError::Closed(_) => "the usage writer has stopped",
-                };
                 tracing::warn!(
                     dropped_total = self.metrics.usage_events_dropped.load(Ordering::Relaxed),
                     "dropping usage events: {why}"
@@ -398,7 +355,7 @@ impl UsageWriter {
     /// metric series, access-log line, span end).
     fn price(&self, catalog: &tollgate_core::Catalog, m: &mut Metered) {
         let event = &mut m.event;
-        let (model, priced) = price_call_borrowed(
+        let (model, priced) = crate::catalog::price_call(
             catalog,
             m.provider.as_deref(),
             event.provider_type,
@@ -417,6 +374,9 @@ impl UsageWriter {
         event.unpriced = priced.unpriced;
         event.priced_by_override = priced.override_applied;
         event.catalog_version = Some(catalog.shared_version());
+        if let Some(charge) = m.charge.take() {
+            charge.settle_at(event.cost.total, &event.usage);
+        }
         crate::telemetry::observe(
             &self.metrics,
             priced.matched != tollgate_core::pricing::CatalogMatch::None,
@@ -779,6 +739,106 @@ mod tests {
         assert_eq!(metrics.usage_events_queued.load(Relaxed), 5);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 3);
         assert_eq!(metrics.usage_events_pending.load(Relaxed), 2);
+    }
+
+    /// A budget/rate-limit engine on its own SQLite store, and a want on a window of `kind`.
+    async fn limits(dir: &std::path::Path, usage: UsageStore) -> crate::limits::Limits {
+        let key = tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
+        let url = format!("sqlite://{}/config.sqlite?mode=rwc", dir.display());
+        let store = tollgate_store::Store::connect(&url, tollgate_store::Keyring::new(key))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let clock = crate::time::Clock::default();
+        crate::limits::Limits::new(store, usage, "test".into(), clock, Arc::new(Metrics::default()), false)
+    }
+
+    fn want(kind: crate::limits::Kind, amount: i64) -> crate::limits::Want<'static> {
+        crate::limits::Want {
+            kind,
+            name: "w",
+            pool: "",
+            start_ms: 0,
+            end_ms: i64::MAX / 2,
+            limit: 1_000_000_000_000,
+            amount,
+            source: None,
+        }
+    }
+
+    /// What the window of `kind` has counted as used (spent or consumed), read by a reservation
+    /// of nothing.
+    async fn used(limits: &crate::limits::Limits, kind: crate::limits::Kind) -> i64 {
+        let (_charge, seen) = limits.reserve(&[want(kind, 0)]).await.unwrap_or_else(|_| panic!("refused"));
+        seen[0].map_or(-1, |s| s.used)
+    }
+
+    fn priced_event(i: usize) -> UsageEvent {
+        let mut e = event(i);
+        e.model = Some("gpt-4o-mini".into());
+        e.usage = Usage { input: 1_000_000, output: 2_000, ..Usage::default() };
+        e
+    }
+
+    fn metered(event: UsageEvent, charge: crate::limits::Charge) -> Box<Metered> {
+        Box::new(Metered {
+            event,
+            provider: None,
+            response_model: None,
+            transcript: None,
+            observed: Default::default(),
+            charge: Some(charge),
+        })
+    }
+
+    /// The writer settles a call's budget with exactly the cost it stores for its event (one
+    /// pricing per call).
+    #[tokio::test]
+    async fn the_writer_settles_a_charge_at_its_events_cost() {
+        use crate::limits::Kind;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        let limits = limits(dir.path(), usage.clone()).await;
+        let metrics = Arc::new(Metrics::default());
+        let (meter, writer) =
+            channel(usage.clone(), catalog(), metrics.clone(), 100, 50, Duration::from_secs(3600), None);
+        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let _task = tokio::spawn(writer.run(stop_rx));
+        let (charge, _) = limits
+            .reserve(&[want(Kind::Budget, 50_000_000), want(Kind::Tokens, 5_000_000), want(Kind::Requests, 1)])
+            .await
+            .unwrap_or_else(|_| panic!("refused"));
+        assert!(limits.reserved_total() > 0);
+        meter.record_metered(metered(priced_event(1), charge));
+        meter.flush().await;
+        let stored = usage.list_events(&tollgate_store::UsageQuery::default()).await.unwrap_or_default();
+        let cost = stored.first().map_or(0, |e| e.cost.total);
+        assert!(cost > 0, "the event is priced: {stored:?}");
+        assert_eq!(used(&limits, Kind::Budget).await, cost, "the budget is charged the event's cost");
+        assert_eq!(used(&limits, Kind::Tokens).await, 1_002_000);
+        assert_eq!(used(&limits, Kind::Requests).await, 1);
+        assert_eq!(limits.reserved_total(), 0, "nothing stays reserved");
+    }
+
+    /// An event the queue refuses still settles its call's charge (with the call's usage), so a
+    /// full queue cannot make calls free against their rate limits.
+    #[tokio::test]
+    async fn a_refused_event_settles_its_charge_at_once() {
+        use crate::limits::Kind;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let usage = store(dir.path()).await;
+        let limits = limits(dir.path(), usage.clone()).await;
+        let metrics = Arc::new(Metrics::default());
+        let (meter, _writer) = channel(usage, catalog(), metrics.clone(), 1, 10, Duration::from_secs(3600), None);
+        meter.record(event(0), None); // no writer is running: the queue is now full
+        let (charge, _) = limits
+            .reserve(&[want(Kind::Tokens, 5_000_000), want(Kind::Requests, 1)])
+            .await
+            .unwrap_or_else(|_| panic!("refused"));
+        meter.record_metered(metered(priced_event(1), charge));
+        assert_eq!(metrics.usage_events_dropped.load(Relaxed), 1);
+        assert_eq!(used(&limits, Kind::Tokens).await, 1_002_000, "settled with the call's tokens");
+        assert_eq!(used(&limits, Kind::Requests).await, 1);
+        assert_eq!(limits.reserved_total(), 0);
     }
 
     #[tokio::test]

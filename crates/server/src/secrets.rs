@@ -52,14 +52,20 @@ impl SecretSource {
         format!("{prefix}{name}")
     }
 
-    /// A provider credential on the request path: from the snapshot's cache for the database
-    /// backend (no database read), from the environment or the secret directory otherwise.
-    pub async fn credential(&self, store: &Store, snap: &Snapshot, name: &str) -> Option<SecretValue> {
+    /// A provider credential on the request path: borrowed from the snapshot's cache for the
+    /// database backend (no database read, no copy), read from the environment or the secret
+    /// directory otherwise.
+    pub async fn credential<'s>(
+        &self,
+        store: &Store,
+        snap: &'s Snapshot,
+        name: &str,
+    ) -> Option<std::borrow::Cow<'s, SecretValue>> {
         match self {
-            SecretSource::Database => snap.credentials.get(name).cloned(),
+            SecretSource::Database => snap.credentials.get(name).map(std::borrow::Cow::Borrowed),
             // Boxed: an external secret source's lookup (files, env) is a large future, and
             // inlined it would grow every proxied request's future.
-            other => Box::pin(other.value(store, name)).await.ok().flatten(),
+            other => Box::pin(other.value(store, name)).await.ok().flatten().map(std::borrow::Cow::Owned),
         }
     }
 

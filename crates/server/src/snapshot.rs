@@ -245,7 +245,9 @@ impl RateLimit {
 }
 
 /// A count as a header value, in one allocation (`HeaderValue::from(i64)` makes two: it
-/// formats into a growable buffer, then shrinks it into its own).
+/// formats into a growable buffer, then shrinks it into its own). Cutting values from a shared
+/// per-thread chunk instead was measured no cheaper: the thread-local access costs what the
+/// allocation saved.
 pub fn count_value(n: i64) -> HeaderValue {
     let mut digits = itoa::Buffer::new();
     HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(digits.format(n).as_bytes()))

@@ -62,6 +62,9 @@ struct Inner {
     /// This process's id in `x-tollgate-hop` (loop detection), random per start; also its
     /// lease holder name for budgets and rate limits.
     hop_id: String,
+    /// `hop_id` as the header value of a request that arrived without hops (the usual case:
+    /// shared, not formatted per request).
+    hop_value: axum::http::HeaderValue,
     limits: crate::limits::Limits,
     /// OpenTelemetry tracing, when an OTLP endpoint is configured.
     tracing: Option<crate::telemetry::Tracing>,
@@ -126,6 +129,8 @@ impl AppState {
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
                 oidc: parts.oidc,
+                hop_value: axum::http::HeaderValue::from_str(&hop_id)
+                    .unwrap_or_else(|_| axum::http::HeaderValue::from_static("tollgate")),
                 hop_id,
                 limits,
                 tracing: parts.tracing,
@@ -202,6 +207,11 @@ impl AppState {
         &self.inner.hop_id
     }
 
+    /// [`AppState::hop_id`] as a header value.
+    pub fn hop_value(&self) -> &axum::http::HeaderValue {
+        &self.inner.hop_value
+    }
+
     /// The budget and rate-limit engine (leases, reservations).
     pub fn limits(&self) -> &crate::limits::Limits {
         &self.inner.limits
@@ -214,7 +224,7 @@ impl AppState {
 
     /// A provider credential by secret name: from the snapshot for the database backend (no
     /// database read), from the environment or the secret directory otherwise.
-    pub async fn credential(&self, snap: &Snapshot, name: &str) -> Option<SecretValue> {
+    pub async fn credential<'s>(&self, snap: &'s Snapshot, name: &str) -> Option<std::borrow::Cow<'s, SecretValue>> {
         self.inner.secrets.credential(&self.inner.store, snap, name).await
     }
 

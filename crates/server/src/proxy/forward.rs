@@ -100,6 +100,7 @@ pub(super) async fn send(
             response_model: None,
             transcript: None,
             observed: Default::default(),
+            charge: None,
         })
     });
     let mut recorder =

@@ -8,8 +8,8 @@
 //! maximum output for the model, else [`DEFAULT_OUTPUT_TOKENS`]; priced with the provider's
 //! overrides and the catalog like the real call. It then reserves on every matching window
 //! ([`crate::limits::Limits::reserve`]: in memory while this replica's lease covers it). The
-//! resulting [`Charge`] goes into the `Recorder` once the call is forwarded, which settles it
-//! with the call's real usage.
+//! resulting [`Charge`] goes into the `Recorder` once the call is forwarded and travels with
+//! the call's usage event: the usage writer settles it at the event's own cost.
 //!
 //! Refusals are downstream [`ProxyError`]s (429 in the provider's native shape, naming the
 //! budget or limit, the use, the limit and the reset, with `Retry-After`); under
@@ -100,7 +100,8 @@ pub(super) async fn check(
         token_name: &a.token.name,
         model: info.model.as_deref(),
     };
-    let budgets = matching_budgets(&limits.budgets, &call);
+    // Inline: a call matches few budgets, and this runs on every call under one.
+    let budgets: smallvec::SmallVec<[_; 4]> = matching_budgets(&limits.budgets, &call);
     let rates: smallvec::SmallVec<[_; 2]> = limits.rate_limits.iter().filter(|r| r.applies(&call)).collect();
     if budgets.is_empty() && rates.is_empty() {
         return Ok(Admission { charge: Charge::empty(), headers: Extra::new() });
@@ -120,7 +121,7 @@ pub(super) async fn check(
         0
     } else {
         let usage = Usage { input: prompt, output, ..Usage::default() };
-        let overrides = crate::meter::overrides_for(Some(&a.entry), model);
+        let overrides = crate::catalog::overrides_for(Some(&a.entry), model);
         let priced = price(&PriceInput { provider_type: a.ptype, model, usage: &usage, overrides }, &catalog);
         estimate_cost(&priced.rates, prompt, output)
     };

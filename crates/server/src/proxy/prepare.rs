@@ -78,7 +78,7 @@ pub(super) async fn prepare(
     let passthrough = spec.authorization_passthrough();
     let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
     let bedrock = a.ptype == ProviderType::Bedrock;
-    headers::add_hop(&mut headers, &parts.headers, state.hop_id());
+    headers::add_hop(&mut headers, &parts.headers, state.hop_id(), state.hop_value());
     if let Some(span) = span {
         span.inject(&mut headers);
     }

@@ -1,7 +1,7 @@
 //! Stage 4, **respond**: turns the upstream's response into the client's.
 //!
-//! The head is copied minus hop-by-hop headers (and `content-length` when the body may
-//! change), plus `x-tollgate-request-id`. The body is a [`MeteredStream`]: each upstream chunk
+//! The head is the upstream's own, cleaned in place of hop-by-hop headers (and
+//! `content-length` when the body may change), plus `x-tollgate-request-id`. The body is a [`MeteredStream`]: each upstream chunk
 //! goes through the protocol's `Tap` (usage parsed on the side; the `include_usage` extra
 //! chunk dropped) and on to the client at once; its end, error or drop emits the usage event.
 //! Bedrock's `x-amzn-bedrock-*-token-count` response headers are shown to the tap too. A
@@ -75,11 +75,11 @@ pub(super) async fn respond(
         tracing::warn!(provider = %spec.name, encoding = %other,
             "the upstream compressed its answer with an encoding the gateway does not decode; its usage cannot be read");
     }
-    let mut out_headers = headers::client_response_headers(
-        upstream.headers(),
-        injected || filter_models || decoder.is_some(),
-        1 + extra.len(),
-    );
+    // The client gets the upstream's own header map, cleaned in place (not copied: a copy
+    // hashes every name again).
+    let (head, body) = upstream.into_parts();
+    let mut out_headers = head.headers;
+    headers::to_client_response(&mut out_headers, injected || filter_models || decoder.is_some(), 1 + extra.len());
     if decoder.is_some() {
         out_headers.remove(header::CONTENT_ENCODING);
     }
@@ -91,12 +91,11 @@ pub(super) async fn respond(
     }
 
     if filter_models {
-        return Box::pin(filtered_model_list(state, upstream, a, recorder, out_headers, status, decoder)).await;
+        return Box::pin(filtered_model_list(state, body, a, recorder, out_headers, status, decoder)).await;
     }
 
-    let expected_len = if injected { None } else { upstream.body().size_hint().exact() };
-    let stream = MeteredStream::new(upstream.into_body(), read_timeout, tap, recorder, status.as_u16(), expected_len)
-        .decoding(decoder);
+    let expected_len = if injected { None } else { body.size_hint().exact() };
+    let stream = MeteredStream::new(body, read_timeout, tap, recorder, status.as_u16(), expected_len).decoding(decoder);
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = status;
     *resp.headers_mut() = out_headers;
@@ -106,7 +105,7 @@ pub(super) async fn respond(
 /// Discovery: a models list filtered to the provider's allow-list.
 async fn filtered_model_list(
     state: &AppState,
-    upstream: http::Response<hyper::body::Incoming>,
+    mut body: hyper::body::Incoming,
     a: &Admitted,
     mut recorder: Box<Recorder>,
     headers: HeaderMap,
@@ -117,7 +116,6 @@ async fn filtered_model_list(
     let read_timeout = state.settings().upstream_read_timeout;
     let ttft = recorder.started().elapsed();
     let mut bytes = Vec::new();
-    let mut body = upstream.into_body();
     loop {
         let frame = match tokio::time::timeout(read_timeout, body.frame()).await {
             Ok(None) => break,
