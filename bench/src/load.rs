@@ -152,8 +152,13 @@ pub struct LoadReport {
     /// Every request that got an answer head, over the whole run (warm-up and tail included).
     pub total_responses: u64,
     pub total_2xx: u64,
-    /// Non-2xx answers, transport errors and timeouts over the whole run.
+    /// Non-2xx answers, transport errors and timeouts over the whole run, and (open loop) the
+    /// requests of the fixed rate never started (`unsent`).
     pub errors: u64,
+    /// Open loop: requests of the fixed rate not started before the end of the run (counted
+    /// in `errors`; they never reached the target).
+    #[serde(default)]
+    pub unsent: u64,
     /// 2xx answers whose body had no `usage` object.
     pub missing_usage: u64,
     /// Open loop: slots that started more than 1 ms after their intended time.
@@ -418,6 +423,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         total_responses: total.total_responses,
         total_2xx: total.total_2xx,
         errors: total.errors,
+        unsent,
         missing_usage: total.missing_usage,
         late_starts: total.late_starts,
         first_error: total.first_error,

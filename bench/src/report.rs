@@ -234,10 +234,11 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
     for r in &metered {
         let Some(l) = &r.load else { continue };
         match r.usage_events {
-            Some(n) if l.errors == 0 && n == l.total_2xx as i64 && l.missing_usage == 0 => checked += 1,
+            // Requests never started (open loop) never reached the gateway: no answer, no event.
+            Some(n) if l.errors == l.unsent && n == l.total_2xx as i64 && l.missing_usage == 0 => checked += 1,
             Some(n) => bad.push(format!(
-                "{}: {n} events for {} 2xx ({} errors, {} without usage)",
-                r.scenario, l.total_2xx, l.errors, l.missing_usage
+                "{}: {n} events for {} 2xx ({} errors, {} of them never sent; {} without usage)",
+                r.scenario, l.total_2xx, l.errors, l.unsent, l.missing_usage
             )),
             None => bad.push(format!("{}: not counted", r.scenario)),
         }
@@ -426,5 +427,25 @@ mod tests {
         );
         assert!(md.contains("|  | litellm-rust | 300 |"), "{md}");
         assert!(md.ends_with("\nSkipped:\n\n- LangDB ai-gateway: needs a local patch\n"), "{md}");
+    }
+
+    /// Requests of an open-loop rate never sent reached no gateway: they leave the one-event
+    /// check alone; any other error fails it, as does an event too many or too few.
+    #[test]
+    fn usage_check_counts_answers_not_unsent_slots() {
+        let usage = |errors: u64, unsent: u64, events: i64| {
+            let mut r = row("P4", TOLLGATE, 0.0, 0.0, 1);
+            if let Some(l) = r.load.as_mut() {
+                (l.errors, l.unsent) = (errors, unsent);
+            }
+            r.usage_events = Some(events);
+            let v = judge(&[r]);
+            v.iter().find(|x| x.name.starts_with("Usage")).and_then(|x| x.met)
+        };
+        assert_eq!(usage(0, 0, 100), Some(true));
+        assert_eq!(usage(1, 1, 100), Some(true), "one slot never sent");
+        assert_eq!(usage(2, 1, 100), Some(false), "an error that reached the gateway");
+        assert_eq!(usage(1, 1, 101), Some(false));
+        assert_eq!(usage(0, 0, 99), Some(false));
     }
 }
