@@ -148,9 +148,8 @@ fn merge(embedded: &Catalog, bytes: &[u8]) -> Result<Catalog, String> {
 /// `model_from_response` (Azure OpenAI: clients call a deployment name), the model the
 /// response named replaces the called one when the catalog knows it; otherwise the called name
 /// stays. Price overrides are the provider's for the model as called (its allow-list names),
-/// else for the model that priced it. The usage writer (which then settles the call's
-/// `limits::Charge` with the result) and a charge settled without an event both call this, so
-/// a budget is charged exactly what the event costs.
+/// else for the model that priced it. The usage writer and the budget settlement
+/// (`limits::Charge`) both call this, so a budget is charged exactly what the event costs.
 pub fn price_call<'m>(
     catalog: &Catalog,
     provider: Option<&ProviderEntry>,

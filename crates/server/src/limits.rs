@@ -17,8 +17,8 @@
 //! the transaction runs can never use a part being handed back.
 //!
 //! Invariants: a request never waits on the database unless its window's lease is too small;
-//! every reservation is released exactly once (a [`Charge`] settles with the request's usage
-//! event — in the usage writer, or at once when no event is queued — or releases on `Drop`); the database never sees `spent + leases > limit` from this replica
+//! every reservation is released exactly once (a [`Charge`] settles on the `Recorder`'s emit or
+//! releases on `Drop`); the database never sees `spent + leases > limit` from this replica
 //! except through calls whose real cost passed their estimate.
 
 use crate::metrics::Metrics;
@@ -203,8 +203,7 @@ pub enum Refused {
     Unavailable(StoreError),
 }
 
-/// Reservations a call holds; settled by [`Charge::settle_at`] (the usage writer, with the
-/// event's price) or [`Charge::settle`] (no event queued: it prices the usage itself), or
+/// Reservations a call holds; settled by [`Charge::settle`] (from the `Recorder`'s emit), or
 /// released unspent on `Drop`.
 #[derive(Debug)]
 pub struct Charge {
@@ -244,10 +243,8 @@ impl Charge {
     }
 
     /// Releases every reservation and adds the call's real cost (budgets), its tokens (tokens
-    /// per minute) and 1 (requests per minute), pricing `usage` itself. `usage` is the usage
-    /// the call's event gets (or would get, with usage recording off). The usage writer, which
-    /// prices the event anyway, settles with [`Charge::settle_at`] instead.
-    pub fn settle(self, usage: &Usage, response_model: Option<&str>) {
+    /// per minute) and 1 (requests per minute). `usage` is the usage the call's event gets.
+    pub fn settle(mut self, usage: &Usage, response_model: Option<&str>) {
         let cost = match &self.pricing {
             Some(p) if self.held.iter().any(|(w, _)| w.key.kind == Kind::Budget) => {
                 crate::catalog::price_call(
@@ -264,11 +261,6 @@ impl Charge {
             }
             _ => 0,
         };
-        self.settle_at(cost, usage);
-    }
-
-    /// [`Charge::settle`] with the call's cost already priced (`cost`: its event's total).
-    pub fn settle_at(mut self, cost: i64, usage: &Usage) {
         let tokens = usage.total_tokens();
         for (w, reserved) in std::mem::take(&mut self.held) {
             let used = match w.key.kind {

@@ -51,11 +51,6 @@ pub struct Metered {
     /// The request's span and measured durations: finished by the writer after pricing
     /// (`telemetry::observe`).
     pub observed: crate::telemetry::Observed,
-    /// The call's budget and rate-limit reservations: settled by the writer with the cost it
-    /// prices the event at (one pricing per call, and a budget is charged exactly what its
-    /// event records); settled at once with the call's own pricing if the queue refuses the
-    /// event.
-    pub charge: Option<crate::limits::Charge>,
 }
 
 /// The writer stores its batch from the boxes the requests filled in (`UsageStore::insert_events`
@@ -237,7 +232,6 @@ impl Meter {
             response_model: None,
             transcript: None,
             observed: Default::default(),
-            charge: None,
         }));
     }
 
@@ -252,14 +246,10 @@ impl Meter {
         Metrics::inc(&self.metrics.usage_events_queued);
         Metrics::inc(&self.metrics.usage_events_pending);
         if let Err(e) = self.tx.try_send(metered) {
-            let (mut refused, why) = match e {
+            let (refused, why) = match e {
                 mpsc::error::TrySendError::Full(m) => (m, "the usage queue is full"),
                 mpsc::error::TrySendError::Closed(m) => (m, "the usage writer has stopped"),
             };
-            // The call still counts against its budgets and rate limits.
-            if let Some(charge) = refused.charge.take() {
-                charge.settle(&refused.event.usage, refused.response_model.as_deref());
-            }
             if let Some(t) = &refused.transcript {
                 self.metrics.transcripts_pending_bytes.fetch_sub(t.size(), Ordering::AcqRel);
                 Metrics::inc(&self.metrics.transcripts_dropped);
@@ -374,9 +364,6 @@ impl UsageWriter {
         event.unpriced = priced.unpriced;
         event.priced_by_override = priced.override_applied;
         event.catalog_version = Some(catalog.shared_version());
-        if let Some(charge) = m.charge.take() {
-            charge.settle_at(event.cost.total, &event.usage);
-        }
         crate::telemetry::observe(
             &self.metrics,
             priced.matched != tollgate_core::pricing::CatalogMatch::None,
@@ -739,106 +726,6 @@ mod tests {
         assert_eq!(metrics.usage_events_queued.load(Relaxed), 5);
         assert_eq!(metrics.usage_events_dropped.load(Relaxed), 3);
         assert_eq!(metrics.usage_events_pending.load(Relaxed), 2);
-    }
-
-    /// A budget/rate-limit engine on its own SQLite store, and a want on a window of `kind`.
-    async fn limits(dir: &std::path::Path, usage: UsageStore) -> crate::limits::Limits {
-        let key = tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}"));
-        let url = format!("sqlite://{}/config.sqlite?mode=rwc", dir.display());
-        let store = tollgate_store::Store::connect(&url, tollgate_store::Keyring::new(key))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let clock = crate::time::Clock::default();
-        crate::limits::Limits::new(store, usage, "test".into(), clock, Arc::new(Metrics::default()), false)
-    }
-
-    fn want(kind: crate::limits::Kind, amount: i64) -> crate::limits::Want<'static> {
-        crate::limits::Want {
-            kind,
-            name: "w",
-            pool: "",
-            start_ms: 0,
-            end_ms: i64::MAX / 2,
-            limit: 1_000_000_000_000,
-            amount,
-            source: None,
-        }
-    }
-
-    /// What the window of `kind` has counted as used (spent or consumed), read by a reservation
-    /// of nothing.
-    async fn used(limits: &crate::limits::Limits, kind: crate::limits::Kind) -> i64 {
-        let (_charge, seen) = limits.reserve(&[want(kind, 0)]).await.unwrap_or_else(|_| panic!("refused"));
-        seen[0].map_or(-1, |s| s.used)
-    }
-
-    fn priced_event(i: usize) -> UsageEvent {
-        let mut e = event(i);
-        e.model = Some("gpt-4o-mini".into());
-        e.usage = Usage { input: 1_000_000, output: 2_000, ..Usage::default() };
-        e
-    }
-
-    fn metered(event: UsageEvent, charge: crate::limits::Charge) -> Box<Metered> {
-        Box::new(Metered {
-            event,
-            provider: None,
-            response_model: None,
-            transcript: None,
-            observed: Default::default(),
-            charge: Some(charge),
-        })
-    }
-
-    /// The writer settles a call's budget with exactly the cost it stores for its event (one
-    /// pricing per call).
-    #[tokio::test]
-    async fn the_writer_settles_a_charge_at_its_events_cost() {
-        use crate::limits::Kind;
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let usage = store(dir.path()).await;
-        let limits = limits(dir.path(), usage.clone()).await;
-        let metrics = Arc::new(Metrics::default());
-        let (meter, writer) =
-            channel(usage.clone(), catalog(), metrics.clone(), 100, 50, Duration::from_secs(3600), None);
-        let (_stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let _task = tokio::spawn(writer.run(stop_rx));
-        let (charge, _) = limits
-            .reserve(&[want(Kind::Budget, 50_000_000), want(Kind::Tokens, 5_000_000), want(Kind::Requests, 1)])
-            .await
-            .unwrap_or_else(|_| panic!("refused"));
-        assert!(limits.reserved_total() > 0);
-        meter.record_metered(metered(priced_event(1), charge));
-        meter.flush().await;
-        let stored = usage.list_events(&tollgate_store::UsageQuery::default()).await.unwrap_or_default();
-        let cost = stored.first().map_or(0, |e| e.cost.total);
-        assert!(cost > 0, "the event is priced: {stored:?}");
-        assert_eq!(used(&limits, Kind::Budget).await, cost, "the budget is charged the event's cost");
-        assert_eq!(used(&limits, Kind::Tokens).await, 1_002_000);
-        assert_eq!(used(&limits, Kind::Requests).await, 1);
-        assert_eq!(limits.reserved_total(), 0, "nothing stays reserved");
-    }
-
-    /// An event the queue refuses still settles its call's charge (with the call's usage), so a
-    /// full queue cannot make calls free against their rate limits.
-    #[tokio::test]
-    async fn a_refused_event_settles_its_charge_at_once() {
-        use crate::limits::Kind;
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let usage = store(dir.path()).await;
-        let limits = limits(dir.path(), usage.clone()).await;
-        let metrics = Arc::new(Metrics::default());
-        let (meter, _writer) = channel(usage, catalog(), metrics.clone(), 1, 10, Duration::from_secs(3600), None);
-        meter.record(event(0), None); // no writer is running: the queue is now full
-        let (charge, _) = limits
-            .reserve(&[want(Kind::Tokens, 5_000_000), want(Kind::Requests, 1)])
-            .await
-            .unwrap_or_else(|_| panic!("refused"));
-        meter.record_metered(metered(priced_event(1), charge));
-        assert_eq!(metrics.usage_events_dropped.load(Relaxed), 1);
-        assert_eq!(used(&limits, Kind::Tokens).await, 1_002_000, "settled with the call's tokens");
-        assert_eq!(used(&limits, Kind::Requests).await, 1);
-        assert_eq!(limits.reserved_total(), 0);
     }
 
     #[tokio::test]

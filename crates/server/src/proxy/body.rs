@@ -132,6 +132,10 @@ impl Recorder {
             }
             _ => {}
         }
+        // Budgets and rate limits settle with exactly the usage the event gets.
+        if let Some(charge) = self.charge.take() {
+            charge.settle(outcome.usage.as_ref().unwrap_or(&Usage::default()), self.response_model.as_deref());
+        }
         // One clock read for both spans of time.
         let now = Instant::now();
         let latency = now.saturating_duration_since(self.started);
@@ -158,31 +162,22 @@ impl Recorder {
             metered.response_model = self.response_model.take();
             metered.transcript = transcript;
             metered.observed = observed;
-            // Budgets and rate limits settle with exactly the usage and cost the event gets:
-            // the writer settles them when it prices the event.
-            metered.charge = self.charge.take();
             self.meter.record_metered(metered);
-        } else {
-            // Usage recording is off: no event. Budgets and rate limits still settle, priced
-            // here; the span still ends with the outcome.
+        } else if let Some(span) = observed.span {
+            // Usage recording is off: no event, no price. The span still ends with the outcome.
             let usage = outcome.usage.unwrap_or_default();
-            if let Some(charge) = self.charge.take() {
-                charge.settle(&usage, self.response_model.as_deref());
-            }
-            if let Some(span) = observed.span {
-                span.finish(&crate::telemetry::SpanEnd {
-                    status: outcome.status,
-                    http_status: outcome.http_status.map(i64::from),
-                    error_class: outcome.error_class,
-                    response_model: self.response_model.as_deref(),
-                    usage: &usage,
-                    cost: &tollgate_core::Cost::default(),
-                    catalog_version: None,
-                    latency,
-                    ttft: outcome.ttft,
-                    unpriced: true,
-                });
-            }
+            span.finish(&crate::telemetry::SpanEnd {
+                status: outcome.status,
+                http_status: outcome.http_status.map(i64::from),
+                error_class: outcome.error_class,
+                response_model: self.response_model.as_deref(),
+                usage: &usage,
+                cost: &tollgate_core::Cost::default(),
+                catalog_version: None,
+                latency,
+                ttft: outcome.ttft,
+                unpriced: true,
+            });
         }
         self.meter.end();
     }

@@ -100,7 +100,6 @@ pub(super) async fn send(
             response_model: None,
             transcript: None,
             observed: Default::default(),
-            charge: None,
         })
     });
     let mut recorder =

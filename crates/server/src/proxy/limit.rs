@@ -8,8 +8,8 @@
 //! maximum output for the model, else [`DEFAULT_OUTPUT_TOKENS`]; priced with the provider's
 //! overrides and the catalog like the real call. It then reserves on every matching window
 //! ([`crate::limits::Limits::reserve`]: in memory while this replica's lease covers it). The
-//! resulting [`Charge`] goes into the `Recorder` once the call is forwarded and travels with
-//! the call's usage event: the usage writer settles it at the event's own cost.
+//! resulting [`Charge`] goes into the `Recorder` once the call is forwarded, which settles it
+//! with the call's real usage.
 //!
 //! Refusals are downstream [`ProxyError`]s (429 in the provider's native shape, naming the
 //! budget or limit, the use, the limit and the reset, with `Retry-After`); under
