@@ -63,8 +63,9 @@ struct Inner {
     /// lease holder name for budgets and rate limits.
     hop_id: String,
     /// `hop_id` as the header value of a request that arrived without hops (the usual case:
-    /// shared, not formatted per request).
-    hop_value: axum::http::HeaderValue,
+    /// shared, not formatted per request). `None` only if the id were not a valid header value
+    /// (it is hex): then each request formats it, as with hops.
+    hop_value: Option<axum::http::HeaderValue>,
     limits: crate::limits::Limits,
     /// OpenTelemetry tracing, when an OTLP endpoint is configured.
     tracing: Option<crate::telemetry::Tracing>,
@@ -129,8 +130,7 @@ impl AppState {
                 proxy_client: parts.proxy_client,
                 policy: parts.policy,
                 oidc: parts.oidc,
-                hop_value: axum::http::HeaderValue::from_str(&hop_id)
-                    .unwrap_or_else(|_| axum::http::HeaderValue::from_static("tollgate")),
+                hop_value: axum::http::HeaderValue::from_str(&hop_id).ok(),
                 hop_id,
                 limits,
                 tracing: parts.tracing,
@@ -208,8 +208,8 @@ impl AppState {
     }
 
     /// [`AppState::hop_id`] as a header value.
-    pub fn hop_value(&self) -> &axum::http::HeaderValue {
-        &self.inner.hop_value
+    pub fn hop_value(&self) -> Option<&axum::http::HeaderValue> {
+        self.inner.hop_value.as_ref()
     }
 
     /// The budget and rate-limit engine (leases, reservations).

@@ -91,10 +91,10 @@ pub fn hops(client: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// Adds `x-tollgate-hop` to the upstream request: the client's hops plus `own` (`own_value`:
 /// the same as a header value, sent as it is when the client came with no hops).
-pub fn add_hop(out: &mut HeaderMap, client: &HeaderMap, own: &str, own_value: &HeaderValue) {
+pub fn add_hop(out: &mut HeaderMap, client: &HeaderMap, own: &str, own_value: Option<&HeaderValue>) {
     let mut arrived = hops(client).peekable();
-    if arrived.peek().is_none() {
-        out.insert(HOP.clone(), own_value.clone());
+    if let (None, Some(v)) = (arrived.peek(), own_value) {
+        out.insert(HOP.clone(), v.clone());
         return;
     }
     let mut all: Vec<&str> = arrived.collect();

@@ -1,10 +1,10 @@
 //! Stage 4, **respond**: turns the upstream's response into the client's.
 //!
 //! The head is the upstream's own, cleaned in place of hop-by-hop headers (and
-//! `content-length` when the body may change), plus `x-tollgate-request-id`. The body is a [`MeteredStream`]: each upstream chunk
-//! goes through the protocol's `Tap` (usage parsed on the side; the `include_usage` extra
-//! chunk dropped) and on to the client at once; its end, error or drop emits the usage event.
-//! Bedrock's `x-amzn-bedrock-*-token-count` response headers are shown to the tap too. A
+//! `content-length` when the body may change), plus `x-tollgate-request-id`. The body is a
+//! [`MeteredStream`]: each upstream chunk goes through the protocol's `Tap` (usage parsed on
+//! the side; the `include_usage` extra chunk dropped) and on to the client at once; its end,
+//! error or drop emits the usage event. Bedrock's `x-amzn-bedrock-*-token-count` response headers are shown to the tap too. A
 //! successful `GET` models list of a provider with an allow-list is the one body read whole
 //! (up to [`MAX_MODEL_LIST_BYTES`]) and filtered to the allowed models.
 //!
