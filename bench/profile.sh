@@ -3,9 +3,10 @@
 # counts: exact and indifferent to other load on the machine) or `perf record` (sampled time,
 # kernel included) while the bench's load client sends P1 requests, and prints instructions
 # (callgrind) per forwarded request over the measured window only (start-up, provisioning and
-# the warm-up are not counted).
+# the warm-up are not counted), or `threads`: CPU time per request of each of the gateway's threads
+# (from /proc, at full speed: which thread a mode's extra time lands on).
 #
-#   bench/profile.sh [--tool callgrind|perf] [--mode metered|unmetered|traced|limited|transcripts]
+#   bench/profile.sh [--tool callgrind|perf|threads] [--mode metered|unmetered|traced|limited|transcripts]
 #                    [--duration SECONDS] [--connections N] [--out DIR]
 #
 # Needs the release binaries (or TOLLGATE_BIN_DIR) (`cargo build --release -p tollgate-cli -p tollgate-bench`; build
@@ -41,6 +42,12 @@ wait_port() {
   for _ in $(seq 1 1200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
   echo "nothing listens on port $1" >&2; return 1
 }
+thread_ticks() { # one line per thread of the gateway: tid, name, user and system clock ticks
+  for t in /proc/"$TG_PID"/task/*; do
+    awk -v tid="${t##*/}" '{ sub(/^.*\) /, ""); print tid, $12, $13 }' "$t/stat" 2>/dev/null | \
+      { read -r id user sys; echo "$id $(tr ' ' '_' <"$t/comm") $user $sys"; } || true
+  done
+}
 counter() { # metric name: its value now
   curl -s "http://127.0.0.1:$TG_PORT/metrics" | awk -v m="$1" '$1 == m {s += $2} END {print s + 0}'
 }
@@ -64,9 +71,9 @@ serve=("$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$DATA" --
   # keeps its usage batches near the bench's full ones (1,000 events), so per-event costs compare.
   --usage-flush-interval-ms "$FLUSH_MS")
 case "$TOOL" in
-  callgrind) valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
+  callgrind) valgrind --tool=callgrind ${CALLGRIND_ARGS:-} --instr-atstart=no --callgrind-out-file="$OUT/callgrind.out" \
       "${serve[@]}" >"$OUT/serve.log" 2>&1 & ;;
-  perf) "${serve[@]}" >"$OUT/serve.log" 2>&1 & ;;
+  perf | threads) "${serve[@]}" >"$OUT/serve.log" 2>&1 & ;;
   *) echo "unknown tool $TOOL" >&2; exit 2 ;;
 esac
 TG_PID=$!; PIDS+=("$TG_PID")
@@ -85,6 +92,7 @@ case "$TOOL" in
     callgrind_control -i off "$TG_PID" >/dev/null ;;
   perf) perf record -g -F 2999 -p "$TG_PID" -o "$OUT/perf.data" -- sleep "$(echo "$DURATION + 0.5" | bc)" \
       >/dev/null 2>&1 & PERF=$!; load "$DURATION"; wait "$PERF" ;;
+  threads) thread_ticks >"$OUT/threads.before"; load "$DURATION"; sleep 0.5; thread_ticks >"$OUT/threads.after" ;;
 esac
 after=$(counter tollgate_proxy_requests_forwarded_total); written_after=$(counter tollgate_usage_events_written_total)
 n=$((after - before)); w=$((written_after - written_before))
@@ -94,5 +102,15 @@ if [ "$TOOL" = callgrind ]; then
   total=$(callgrind_annotate "$OUT/callgrind.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "instructions: $total, per request: $((total / (n > 0 ? n : 1)))"
   echo "by function, inclusive: callgrind_annotate --inclusive=yes $OUT/callgrind.out"
+fi
+if [ "$TOOL" = threads ]; then
+  hz=$(getconf CLK_TCK)
+  echo "CPU per request by thread (µs), over $DURATION s:"
+  awk -v n="$n" -v hz="$hz" 'BEGIN { printf "  %-24s %8s %8s %8s\n", "thread", "user", "system", "total" }
+    NR == FNR { u[$1] = $3; s[$1] = $4; next }
+    { du = $3 - u[$1]; ds = $4 - s[$1]; tu += du; ts += ds; k = 1e6 / hz / n
+      if (du + ds > 0) printf "  %-24s %8.2f %8.2f %8.2f\n", $2 " (" $1 ")", du * k, ds * k, (du + ds) * k }
+    END { k = 1e6 / hz / n; printf "  %-24s %8.2f %8.2f %8.2f\n", "all threads", tu * k, ts * k, (tu + ts) * k }' \
+    "$OUT/threads.before" "$OUT/threads.after" | tee "$OUT/threads.txt"
 fi
 echo "profile: $OUT"

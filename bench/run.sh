@@ -21,6 +21,9 @@
 # P12 is P1 in Anthropic's shape (POST /v1/messages, x-api-key, usage.input_tokens): Tollgate
 # through an anthropic provider, nginx, and with --peers LiteLLM's Python path and its Rust path.
 #
+# TOLLGATE_BIN_DIR runs another build of the gateway (two builds compared: an allocator, a
+# profile); the mock, load client and report always come from $CARGO_TARGET_DIR/release.
+#
 # BENCH_KEEP=1 keeps the work dir (configs, logs, data dirs); BENCH_PORT_BASE moves the ports.
 # --peers adds, each installed on first use and skipped (with the reason) when it cannot run:
 # LiteLLM (pip, pinned, in a venv under ~/.cache/tollgate-bench-peers) and its Rust path
@@ -62,6 +65,9 @@ LITELLM_PORT=$((PORT_BASE + 4)); PORTKEY_PORT=$((PORT_BASE + 5)); LITELLM_RS_POR
 UPSTREAM_KEY=sk-bench-upstream-0123456789
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET_DIR/release
+# The gateway under test (TOLLGATE_BIN_DIR: another build of it); the mock, the load client
+# and the report always come from $BIN.
+TG_BIN=${TOLLGATE_BIN_DIR:-$BIN}
 ulimit -n 20000 2>/dev/null || true
 
 if [ "$BUILD" = 1 ]; then
@@ -183,12 +189,12 @@ TG_DATA=
 start_tollgate() { # usage recording: true|false, then extra serve flags; TG_TRANSCRIPTS=true records both directions, TG_LIMITED=true adds one budget and one rate limit
   TG_DATA=$WORK/tollgate-$RANDOM; mkdir -p "$TG_DATA"
   local recording=$1; shift
-  "${PIN_PROXY[@]}" "$BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
+  "${PIN_PROXY[@]}" "$TG_BIN/tollgate" serve --listen "127.0.0.1:$TG_PORT" --data-dir "$TG_DATA" \
     --worker-threads 1 --usage-recording="$recording" --log warn "$@" >"$TG_DATA/serve.log" 2>&1 &
   TG_PID=$!; PIDS+=("$TG_PID")
   wait_port "$TG_PORT"
   local anthropic=false; [ "$API" = anthropic ] && anthropic=true
-  provision_tollgate "$BIN" "$TG_PORT" "$TG_DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "${TG_TRANSCRIPTS:-false}" \
+  provision_tollgate "$TG_BIN" "$TG_PORT" "$TG_DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "${TG_TRANSCRIPTS:-false}" \
     "${TG_LIMITED:-false}" "$anthropic"
   URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/$(gateway_route)"; WATCH=$TG_PID
 }

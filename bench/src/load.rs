@@ -122,6 +122,9 @@ pub struct ProcStats {
     pub cpu_ms: f64,
     /// `cpu_ms` per request completed in the window, in microseconds.
     pub cpu_us_per_request: f64,
+    /// The part of `cpu_us_per_request` spent in the kernel (system time).
+    #[serde(default)]
+    pub cpu_system_us_per_request: f64,
     /// Highest RSS sampled (every 100 ms) from the start of the run to its end.
     pub rss_peak_kib: u64,
     pub rss_end_kib: u64,
@@ -386,8 +389,10 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let window = run.cfg.duration.as_secs_f64();
     let proxy = match watcher {
         Some(w) => {
-            let (pid, cpu_ms, rss_peak_kib, rss_end_kib) = w.await?;
-            let per = if total.requests > 0 { cpu_ms * 1000.0 / total.requests as f64 } else { 0.0 };
+            let (pid, cpu, rss_peak_kib, rss_end_kib) = w.await?;
+            let ms = |ticks: u64| ticks as f64 * 1000.0 / procfs::clock_ticks() as f64;
+            let cpu_ms = ms(cpu.total());
+            let per = |ms: f64| if total.requests > 0 { ms * 1000.0 / total.requests as f64 } else { 0.0 };
             // Every connection task has returned, so the client's connections are closed.
             let rss_settled_kib = match run.cfg.settle {
                 Some(settle) => {
@@ -400,7 +405,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
             Some(ProcStats {
                 pid,
                 cpu_ms,
-                cpu_us_per_request: per,
+                cpu_us_per_request: per(cpu_ms),
+                cpu_system_us_per_request: per(ms(cpu.system)),
                 rss_peak_kib,
                 rss_end_kib,
                 rss_settled_kib,
@@ -455,7 +461,7 @@ fn pace(tx: mpsc::UnboundedSender<Instant>, rate: f64, start: Instant, end: Inst
 }
 
 /// Samples the watched process: CPU ticks at the window's edges, RSS every 100 ms.
-async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, f64, u64, u64) {
+async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, procfs::CpuTicks, u64, u64) {
     let mut peak = 0;
     let mut cpu_start = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -480,12 +486,11 @@ async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, f64, u64, u64
     }
     let cpu_end = procfs::cpu_ticks(pid);
     let ticks = match (cpu_start, cpu_end) {
-        (Some(a), Some(b)) => b.saturating_sub(a),
-        _ => 0,
+        (Some(a), Some(b)) => b.since(a),
+        _ => procfs::CpuTicks { user: 0, system: 0 },
     };
-    let cpu_ms = ticks as f64 * 1000.0 / procfs::clock_ticks() as f64;
     let rss_end = procfs::rss_kib(pid).unwrap_or(0);
-    (pid, cpu_ms, peak.max(rss_end), rss_end)
+    (pid, ticks, peak.max(rss_end), rss_end)
 }
 
 async fn connect(run: &Run) -> anyhow::Result<SendRequest<Full<Bytes>>> {

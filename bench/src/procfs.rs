@@ -18,20 +18,40 @@ pub fn clock_ticks() -> u64 {
     words.chunks_exact(2).find(|kv| kv[0] == AT_CLKTCK).map_or(100, |kv| kv[1].max(1))
 }
 
-/// User + system CPU time of a process in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time of a process in clock ticks, all threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub user: u64,
+    /// In the kernel on the process's behalf (its system calls: on loopback, each socket write
+    /// also runs the receiving side's TCP processing).
+    pub system: u64,
+}
+
+impl CpuTicks {
+    pub fn total(self) -> u64 {
+        self.user + self.system
+    }
+
+    /// What was spent between `earlier` and `self`.
+    pub fn since(self, earlier: CpuTicks) -> CpuTicks {
+        CpuTicks { user: self.user.saturating_sub(earlier.user), system: self.system.saturating_sub(earlier.system) }
+    }
+}
+
+/// User and system CPU time of a process in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<CpuTicks> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_cpu_ticks(&stat)
 }
 
-fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+fn parse_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     // The command name (field 2) may contain spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     // rest starts at field 3 (state); utime and stime are fields 14 and 15.
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some(CpuTicks { user: utime, system: stime })
 }
 
 /// Resident set size in KiB (`VmRSS`).
@@ -58,7 +78,8 @@ mod tests {
     #[test]
     fn parses_stat_with_an_awkward_name() {
         let stat = "4242 (tok (io) x) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 37 0 0 20 0 3 0 1000 1 2 3";
-        assert_eq!(parse_cpu_ticks(stat), Some(287));
+        assert_eq!(parse_cpu_ticks(stat), Some(CpuTicks { user: 250, system: 37 }));
+        assert_eq!(parse_cpu_ticks(stat).map(CpuTicks::total), Some(287));
         assert_eq!(parse_cpu_ticks("garbage"), None);
     }
 

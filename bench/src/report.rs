@@ -286,7 +286,7 @@ pub fn markdown(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Machine: {}  \nCommit: `{}`  \nDate: {}\n", s.machine, s.commit, s.date);
     out.push_str(
-        "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | TTFT p50 / p99 ms | proxy CPU µs/req | proxy RSS MiB | \
+        "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | TTFT p50 / p99 ms | proxy CPU µs/req (kernel) | proxy RSS MiB | \
          errors | usage events / 2xx | load avg before → after |\n",
     );
     out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
@@ -301,7 +301,10 @@ pub fn markdown(s: &Summary) -> String {
         last = r.scenario.clone();
         let ttft = l.ttft_us.as_ref().map_or("–".into(), |t| format!("{} / {}", ms(t.p50), ms(t.p99)));
         let (cpu, rss) = match &l.proxy {
-            Some(p) => (format!("{:.1}", p.cpu_us_per_request), format!("{:.1}", p.rss_peak_kib as f64 / 1024.0)),
+            Some(p) => (
+                format!("{:.1} ({:.1})", p.cpu_us_per_request, p.cpu_system_us_per_request),
+                format!("{:.1}", p.rss_peak_kib as f64 / 1024.0),
+            ),
             None => ("–".into(), "–".into()),
         };
         let usage = r.usage_events.map_or("–".into(), |n| format!("{n} / {}", l.total_2xx));

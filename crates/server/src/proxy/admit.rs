@@ -99,16 +99,23 @@ pub(super) fn caller(
 /// to). Encoded slashes themselves stay allowed: Bedrock model ARNs and Gemini tuned-model names
 /// carry them (`inference-profile%2Fus.anthropic…`).
 pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyError> {
-    for segment in path.split('/') {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-        if decoded.split(['/', '\\']).any(|part| part == "." || part == "..") {
-            return Err(ProxyError::new(
-                Fault::PathTraversal,
-                Some(ptype),
-                "request path: a `.` or `..` segment (also percent-encoded, or behind an encoded slash or a \
-                 backslash) would leave the provider's base URL; such paths are refused",
-            ));
-        }
+    let dot = |part: &[u8]| part == b"." || part == b"..";
+    let traversal = if path.bytes().any(|b| b == b'%' || b == b'\\') {
+        path.split('/').any(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            decoded.as_bytes().split(|&b| b == b'/' || b == b'\\').any(dot)
+        })
+    } else {
+        // Nothing encoded, no backslash (the usual path): its own segments.
+        path.as_bytes().split(|&b| b == b'/').any(dot)
+    };
+    if traversal {
+        return Err(ProxyError::new(
+            Fault::PathTraversal,
+            Some(ptype),
+            "request path: a `.` or `..` segment (also percent-encoded, or behind an encoded slash or a \
+             backslash) would leave the provider's base URL; such paths are refused",
+        ));
     }
     Ok(())
 }

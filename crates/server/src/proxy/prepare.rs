@@ -94,27 +94,41 @@ pub(super) async fn prepare(
     let stripped_query = parts.uri.query().map(headers::strip_query_key);
     let base = spec.upstream_base_url();
     let url = upstream_url(&base, path, stripped_query.as_deref());
-    // Normalised as a URL (what is signed and sent), then as the HTTP client's URI.
-    let Ok(parsed) = parse_upstream(a.entry.base_url.as_ref(), &url) else {
-        return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
+    let denied = |d| ProxyError::new(Fault::UpstreamAddressDenied, Some(a.ptype), format!("provider \"{name}\": {d}"));
+    let url = match a.entry.base_url.as_ref() {
+        // The usual request: a plain path and query the URL parser would leave as they are,
+        // under the base. The address policy on the base's origin, which is the URL's.
+        Some(base) if plain_under_base(base, &url) => {
+            state.address_policy().check_parsed(base).map_err(denied)?;
+            url
+        }
+        _ => {
+            // Normalised as a URL (what is signed and sent).
+            let Ok(parsed) = parse_upstream(a.entry.base_url.as_ref(), &url) else {
+                return Err(ProxyError::new(
+                    Fault::BadRequest,
+                    Some(a.ptype),
+                    "the request path is not a valid URL path",
+                ));
+            };
+            // Second line behind `admit::check_path`: whatever the URL parser normalised, the
+            // path sent stays under the base URL's path prefix.
+            // Against the base as parsed once per snapshot (`spec.upstream_base_url()` depends
+            // on the spec only); a base that does not parse has nothing under it.
+            if !a.entry.base_url.as_ref().is_some_and(|b| under_parsed_base(b, &parsed)) {
+                return Err(ProxyError::new(
+                    Fault::PathTraversal,
+                    Some(a.ptype),
+                    "request path: it would leave the provider's base URL; such paths are refused",
+                ));
+            }
+            // The address policy on the URL as sent (the resolver checks what a name resolves to).
+            state.address_policy().check_parsed(&parsed).map_err(denied)?;
+            String::from(parsed)
+        }
     };
-    // Second line behind `admit::check_path`: whatever the URL parser normalised, the path
-    // sent stays under the base URL's path prefix.
-    // Against the base as parsed once per snapshot (`spec.upstream_base_url()` depends on
-    // the spec only); a base that does not parse has nothing under it.
-    if !a.entry.base_url.as_ref().is_some_and(|b| under_parsed_base(b, &parsed)) {
-        return Err(ProxyError::new(
-            Fault::PathTraversal,
-            Some(a.ptype),
-            "request path: it would leave the provider's base URL; such paths are refused",
-        ));
-    }
-    // The address policy on the URL as sent (the resolver checks what a name resolves to).
-    state.address_policy().check_parsed(&parsed).map_err(|d| {
-        ProxyError::new(Fault::UpstreamAddressDenied, Some(a.ptype), format!("provider \"{name}\": {d}"))
-    })?;
-    let normalised = String::from(parsed);
-    let Some((url, uri)) = normalised.parse::<Uri>().ok().map(|uri| (normalised, uri)) else {
+    // Then as the HTTP client's URI.
+    let Some((url, uri)) = url.parse::<Uri>().ok().map(|uri| (url, uri)) else {
         return Err(ProxyError::new(Fault::BadRequest, Some(a.ptype), "the request path is not a valid URL path"));
     };
     if bedrock {
@@ -176,6 +190,71 @@ pub(crate) fn parse_upstream(base: Option<&reqwest::Url>, url: &str) -> Result<r
     reqwest::Url::parse(url)
 }
 
+/// Whether `url` is the parsed base's origin followed by a path and query that parsing would
+/// leave exactly as they are, the path under the base's path: only unreserved characters,
+/// sub-delimiters, `:`, `@` and `/` (no `%`, so no encoded dot either, no `\\`, nothing the
+/// parser percent-encodes), no `.` or `..` segment, not starting with `//`; the query the
+/// same plus `?` and `%` (less `'`, which a special scheme's query encodes). Such a URL is its
+/// own normalised form (`parse_upstream` would return it unchanged: unit test), so the proxy
+/// skips the parse; anything else takes it.
+pub(crate) fn plain_under_base(base: &reqwest::Url, url: &str) -> bool {
+    /// Per byte: 1 plain in a path, 2 plain in a query, 3 both.
+    static PLAIN: [u8; 256] = {
+        let mut t = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            if c.is_ascii_alphanumeric() {
+                t[b] = 3;
+            }
+            b += 1;
+        }
+        let both = b"-._~!$&()*+,;=:@/";
+        let mut i = 0;
+        while i < both.len() {
+            t[both[i] as usize] = 3;
+            i += 1;
+        }
+        t[b'\'' as usize] = 1;
+        t[b'?' as usize] = 2;
+        t[b'%' as usize] = 2;
+        t
+    };
+    let Some(rest) = url.strip_prefix(&base[..url::Position::BeforePath]) else {
+        return false;
+    };
+    let bytes = rest.as_bytes();
+    if bytes.first() != Some(&b'/') || bytes.get(1) == Some(&b'/') {
+        return false;
+    }
+    // The path up to the first `?`: plain bytes, no `.` or `..` segment.
+    let mut segment = 1;
+    let mut end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        if b == b'/' || b == b'?' {
+            if matches!(&bytes[segment..i], b"." | b"..") {
+                return false;
+            }
+            if b == b'?' {
+                end = i;
+                break;
+            }
+            segment = i + 1;
+        } else if PLAIN[usize::from(b)] & 1 == 0 {
+            return false;
+        }
+    }
+    if end == bytes.len() && matches!(&bytes[segment..], b"." | b"..") {
+        return false;
+    }
+    bytes[end..].iter().skip(1).all(|&b| PLAIN[usize::from(b)] & 2 != 0) && path_under(base.path(), &rest[..end])
+}
+
+/// Whether `path` is `base_path` (less a trailing `/`) or below it.
+fn path_under(base_path: &str, path: &str) -> bool {
+    path.strip_prefix(base_path.trim_end_matches('/')).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Whether `url` is on the base URL's origin and its path under the base URL's path.
 pub(crate) fn under_base(base: &str, url: &reqwest::Url) -> bool {
     reqwest::Url::parse(base).is_ok_and(|base| under_parsed_base(&base, url))
@@ -183,10 +262,7 @@ pub(crate) fn under_base(base: &str, url: &reqwest::Url) -> bool {
 
 /// [`under_base`] with the base already parsed.
 pub(crate) fn under_parsed_base(base: &reqwest::Url, url: &reqwest::Url) -> bool {
-    let prefix = base.path().trim_end_matches('/');
-    let path = url.path();
-    base.origin() == url.origin()
-        && path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    base.origin() == url.origin() && path_under(base.path(), url.path())
 }
 
 /// The upstream URL: base + path + query. When the base already ends in `/v1` and the
@@ -236,6 +312,57 @@ mod tests {
         let other = "http://127.0.0.1:9/v1/x";
         assert_eq!(parse_upstream(Some(&base), other).unwrap_or_else(|e| panic!("{e}")).as_str(), other);
         assert_eq!(parse_upstream(None, other).unwrap_or_else(|e| panic!("{e}")).as_str(), other);
+    }
+
+    #[test]
+    fn a_plain_url_is_its_own_normalised_form() {
+        // Every URL the fast path takes parses to itself, under the base; over generated
+        // paths and queries from an alphabet of every kind of character the parser treats
+        // specially (a fixed LCG: the same cases every run).
+        let alphabet: Vec<&str> =
+            "a b / . .. %2e %2E %2e%2e % 2 ? & = : @ ! $ ' ( ) * + , ; ~ - _ \\ # < > \" ` { } ^ | [ ] \u{e9} \t"
+                .split(' ')
+                .chain([" "])
+                .collect();
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % n
+        };
+        let (mut taken, mut left) = (0, 0);
+        for base in ["https://api.example.com:8443/v1", "http://127.0.0.1:9", "https://h.example/openai/v1/"] {
+            let parsed = reqwest::Url::parse(base).unwrap_or_else(|e| panic!("{e}"));
+            for _ in 0..20_000 {
+                let len = 1 + next(14);
+                let tail: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+                let url = upstream_url(base, &format!("/v1/{tail}"), None);
+                if plain_under_base(&parsed, &url) {
+                    taken += 1;
+                    let whole = reqwest::Url::parse(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+                    assert_eq!(whole.as_str(), url, "{url} is not its own normalised form");
+                    assert!(under_parsed_base(&parsed, &whole), "{url}");
+                } else {
+                    left += 1;
+                }
+            }
+        }
+        assert!(taken > 1_000 && left > 1_000, "{taken} taken, {left} left");
+        let base = reqwest::Url::parse("http://h:1/openai/v1").unwrap_or_else(|e| panic!("{e}"));
+        assert!(plain_under_base(&base, "http://h:1/openai/v1/chat/completions?x=1&y=%20"));
+        assert!(plain_under_base(&base, "http://h:1/openai/v1/model/us.anthropic.claude:0/invoke"));
+        for refused in [
+            "http://h:1/openai/v1/../x",
+            "http://h:1/openai/v1/./x",
+            "http://h:1/openai/v1/%2e%2e/x",
+            "http://h:1/openai/v2/x",
+            "http://h:1/openai/v1x",
+            "http://h:2/openai/v1/x",
+            "http://h:1//openai/v1/x",
+            "http://h:1/openai/v1/a b",
+            "http://h:1/openai/v1/x?q='",
+        ] {
+            assert!(!plain_under_base(&base, refused), "{refused}");
+        }
     }
 
     #[test]
