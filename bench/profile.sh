@@ -13,6 +13,8 @@
 # with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only for readable profiles). The profile lands
 # in DIR (default a new /tmp directory): `callgrind_annotate DIR/callgrind.out` or
 # `perf report -i DIR/perf.data`.
+# CALLGRIND_ARGS adds valgrind options (e.g. `--cache-sim=yes`: cache misses per function);
+# TOLLGATE_BIN_DIR profiles another build (its directory must hold `tollgate-bench` too).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/provision.sh
