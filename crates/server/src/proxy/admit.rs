@@ -99,15 +99,14 @@ pub(super) fn caller(
 /// to). Encoded slashes themselves stay allowed: Bedrock model ARNs and Gemini tuned-model names
 /// carry them (`inference-profile%2Fus.anthropic…`).
 pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyError> {
-    let dot = |part: &[u8]| part == b"." || part == b"..";
     let traversal = if path.bytes().any(|b| b == b'%' || b == b'\\') {
         path.split('/').any(|segment| {
             let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-            decoded.as_bytes().split(|&b| b == b'/' || b == b'\\').any(dot)
+            decoded.as_bytes().split(|&b| b == b'/' || b == b'\\').any(dot_segment)
         })
     } else {
         // Nothing encoded, no backslash (the usual path): its own segments.
-        path.as_bytes().split(|&b| b == b'/').any(dot)
+        path.as_bytes().split(|&b| b == b'/').any(dot_segment)
     };
     if traversal {
         return Err(ProxyError::new(
@@ -118,6 +117,11 @@ pub(super) fn check_path(ptype: ProviderType, path: &str) -> Result<(), ProxyErr
         ));
     }
     Ok(())
+}
+
+/// Whether a path segment is `.` or `..` (as it stands: decoding is the caller's).
+pub(super) fn dot_segment(segment: &[u8]) -> bool {
+    segment == b"." || segment == b".."
 }
 
 /// A request that already passed through this gateway (its `x-tollgate-hop` names this

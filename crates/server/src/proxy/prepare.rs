@@ -192,7 +192,7 @@ pub(crate) fn parse_upstream(base: Option<&reqwest::Url>, url: &str) -> Result<r
 
 /// Whether `url` is the parsed base's origin followed by a path and query that parsing would
 /// leave exactly as they are, the path under the base's path: only unreserved characters,
-/// sub-delimiters, `:`, `@` and `/` (no `%`, so no encoded dot either, no `\\`, nothing the
+/// sub-delimiters, `:`, `@` and `/` (no `%`, so no encoded dot either, no `\`, nothing the
 /// parser percent-encodes), no `.` or `..` segment, not starting with `//`; the query the
 /// same plus `?` and `%` (less `'`, which a special scheme's query encodes). Such a URL is its
 /// own normalised form (`parse_upstream` would return it unchanged: unit test), so the proxy
@@ -232,7 +232,7 @@ pub(crate) fn plain_under_base(base: &reqwest::Url, url: &str) -> bool {
     let mut end = bytes.len();
     for (i, &b) in bytes.iter().enumerate().skip(1) {
         if b == b'/' || b == b'?' {
-            if matches!(&bytes[segment..i], b"." | b"..") {
+            if super::admit::dot_segment(&bytes[segment..i]) {
                 return false;
             }
             if b == b'?' {
@@ -244,7 +244,7 @@ pub(crate) fn plain_under_base(base: &reqwest::Url, url: &str) -> bool {
             return false;
         }
     }
-    if end == bytes.len() && matches!(&bytes[segment..], b"." | b"..") {
+    if end == bytes.len() && super::admit::dot_segment(&bytes[segment..]) {
         return false;
     }
     bytes[end..].iter().skip(1).all(|&b| PLAIN[usize::from(b)] & 2 != 0) && path_under(base.path(), &rest[..end])

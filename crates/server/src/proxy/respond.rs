@@ -4,9 +4,10 @@
 //! `content-length` when the body may change), plus `x-tollgate-request-id`. The body is a
 //! [`MeteredStream`]: each upstream chunk goes through the protocol's `Tap` (usage parsed on
 //! the side; the `include_usage` extra chunk dropped) and on to the client at once; its end,
-//! error or drop emits the usage event. Bedrock's `x-amzn-bedrock-*-token-count` response headers are shown to the tap too. A
-//! successful `GET` models list of a provider with an allow-list is the one body read whole
-//! (up to [`MAX_MODEL_LIST_BYTES`]) and filtered to the allowed models.
+//! error or drop emits the usage event. Bedrock's `x-amzn-bedrock-*-token-count` response
+//! headers are shown to the tap too. A successful `GET` models list of a provider with an
+//! allow-list is the one body read whole (up to [`MAX_MODEL_LIST_BYTES`]) and filtered to the
+//! allowed models.
 //!
 //! An upstream that compresses although asked for `identity` (gzip, deflate) is decoded for
 //! the client (`content-encoding` and `content-length` dropped), so usage is read and edits
