@@ -160,12 +160,12 @@ async fn seed(store: &UsageStore, a: &Args, end_ms: i64) -> Duration {
             endpoint: "/v1/messages".into(),
             // One request in 5,000 from a rare user (the request log's sparse-term case).
             user: Some(if i % RARE_EVERY == RARE_EVERY / 2 {
-                RARE_USER.to_string()
+                RARE_USER.into()
             } else {
-                format!("user{}@example.com", tok % 40)
+                format!("user{}@example.com", tok % 40).into()
             }),
-            agent: (!tok.is_multiple_of(4)).then(|| format!("agent-{}", tok % 15)),
-            token_id: Some(format!("tok{tok}")),
+            agent: (!tok.is_multiple_of(4)).then(|| format!("agent-{}", tok % 15).into()),
+            token_id: Some(format!("tok{tok}").into()),
             status: if failed { RequestStatus::UpstreamError } else { RequestStatus::Success },
             http_status: Some(if failed { 529 } else { 200 }),
             error_class: failed.then(|| "upstream_5xx".into()),

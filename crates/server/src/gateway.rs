@@ -392,7 +392,7 @@ async fn backfill_bindings(state: &AppState) -> Result<(), ServerError> {
 /// On first start (no tokens at all), creates an admin token and writes it to the data dir.
 async fn bootstrap_admin(state: &AppState) -> Result<Option<String>, ServerError> {
     let template = TokenRecord {
-        id: String::new(),
+        id: "".into(),
         name: "bootstrap-admin".into(),
         hash: [0; 32],
         prefix: String::new(),

@@ -349,12 +349,12 @@ impl Oidc {
         let role = self.role(claims);
         let exp = claims.get("exp").and_then(Value::as_i64).map(|s| s.saturating_mul(1000));
         TokenRecord {
-            id: format!("oidc:{sub}"),
+            id: format!("oidc:{sub}").into(),
             name: format!("OIDC {sub}"),
             hash: [0; 32],
             prefix: "jwt".into(),
-            user,
-            agent,
+            user: user.map(Into::into),
+            agent: agent.map(Into::into),
             role,
             providers: None,
             expires_at_ms: exp.map(|e| e.saturating_add(SKEW_S * 1000)),

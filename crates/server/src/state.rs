@@ -444,7 +444,7 @@ impl AppState {
                     Some(t) => {
                         next.tokens.remove(&t.hash);
                     }
-                    None => next.tokens.retain(|_, t| t.id != name),
+                    None => next.tokens.retain(|_, t| &*t.id != name),
                 }
             }
             ConfigKind::Limit => {

@@ -330,9 +330,9 @@ mod tests {
                 e.ts_ms = i as i64 * 299_000; // ~1 day, 12 events an hour
                 // Runs of events under one key (the previous row found again) and keys that
                 // come back after others (found by hash).
-                e.user = (i % 9 != 0).then(|| format!("u{}", (i / 4) % 3));
+                e.user = (i % 9 != 0).then(|| format!("u{}", (i / 4) % 3).into());
                 e.model = Some(format!("m{}", (i / 8) % 2));
-                e.agent = (i % 5 == 0).then(|| "a".to_string());
+                e.agent = (i % 5 == 0).then(|| "a".into());
                 e.status = if i % 7 == 0 { RequestStatus::UpstreamError } else { RequestStatus::Success };
                 e.cost.total = i as i64 * 11;
                 e
@@ -349,8 +349,8 @@ mod tests {
                     provider: if k.model { e.provider.to_string() } else { String::new() },
                     provider_type: if k.model { e.provider_type.as_str() } else { "" },
                     model: if k.model { e.model.clone().unwrap_or_default() } else { String::new() },
-                    user: if k.user { e.user.clone().unwrap_or_default() } else { String::new() },
-                    agent: if k.agent { e.agent.clone().unwrap_or_default() } else { String::new() },
+                    user: if k.user { e.user.as_deref().unwrap_or_default().to_string() } else { String::new() },
+                    agent: if k.agent { e.agent.as_deref().unwrap_or_default().to_string() } else { String::new() },
                 };
                 want.entry(key).or_default().add(&RollupStats::of(e));
             }

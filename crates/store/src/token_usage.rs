@@ -22,14 +22,35 @@ pub(crate) struct TokenDay {
 /// without a token (none reach the proxy without one today) are left out.
 pub(crate) fn token_days<'e>(events: &[&'e UsageEvent]) -> BTreeMap<(&'e str, i64), TokenDay> {
     let mut out: BTreeMap<(&str, i64), TokenDay> = BTreeMap::new();
+    // Consecutive events mostly share a token (the same shared text: compared by pointer) and
+    // a day: they are summed here and entered in the map when the key changes.
+    let mut run: Option<((&str, i64), TokenDay)> = None;
     for e in events {
         let Some(token) = e.token_id.as_deref() else { continue };
-        let d = out.entry((token, e.ts_ms - e.ts_ms.rem_euclid(DAY_MS))).or_default();
+        let key = (token, e.ts_ms - e.ts_ms.rem_euclid(DAY_MS));
+        let d = match &mut run {
+            Some((k, d)) if k.1 == key.1 && (std::ptr::eq(k.0, key.0) || k.0 == key.0) => d,
+            _ => {
+                if let Some((k, d)) = run.take() {
+                    add(out.entry(k).or_default(), d);
+                }
+                &mut run.insert((key, TokenDay::default())).1
+            }
+        };
         d.requests += 1;
         d.cost += e.cost.total;
         d.last_at = d.last_at.max(e.ts_ms);
     }
+    if let Some((k, d)) = run {
+        add(out.entry(k).or_default(), d);
+    }
     out
+}
+
+fn add(into: &mut TokenDay, d: TokenDay) {
+    into.requests += d.requests;
+    into.cost += d.cost;
+    into.last_at = into.last_at.max(d.last_at);
 }
 
 /// Same text on both backends (`CASE` instead of `GREATEST`/`MAX`).
@@ -74,10 +95,14 @@ mod tests {
         c.ts_ms = 6 * DAY_MS;
         let mut none = a.clone();
         none.token_id = None;
-        let batch = [a, b, c, none];
+        // Back to the first token and day after others: added to the same row.
+        let mut again = b.clone();
+        again.ts_ms = 5 * DAY_MS + 15;
+        again.cost.total = 7;
+        let batch = [a, b, c, none, again];
         let days = token_days(&batch.iter().collect::<Vec<_>>());
         assert_eq!(days.len(), 2);
-        assert_eq!(days[&("t1", 5 * DAY_MS)], TokenDay { requests: 2, cost: 305, last_at: 5 * DAY_MS + 20 });
+        assert_eq!(days[&("t1", 5 * DAY_MS)], TokenDay { requests: 3, cost: 312, last_at: 5 * DAY_MS + 20 });
         assert_eq!(days[&("t1", 6 * DAY_MS)], TokenDay { requests: 1, cost: 300, last_at: 6 * DAY_MS });
     }
 }

@@ -48,14 +48,14 @@ fn token_from_row<R: RowExt>(row: &R) -> Result<TokenRecord, StoreError> {
         name: row.text("name")?,
         hash,
         prefix: row.text("prefix")?,
-        user: row.opt_text("user_email")?,
-        agent: row.opt_text("agent")?,
+        user: row.opt_text("user_email")?.map(Into::into),
+        agent: row.opt_text("agent")?.map(Into::into),
         role,
         providers,
         expires_at_ms: row.opt_int("expires_at")?,
         created_at_ms: row.int("created_at")?,
         revoked_at_ms: row.opt_int("revoked_at")?,
-        id,
+        id: id.into(),
     })
 }
 
@@ -89,10 +89,10 @@ impl Store {
     /// `AlreadyExists` (named by id) when the id or the hash is already stored.
     pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         let providers = providers_json(t)?;
-        write_tx!(self, &[Change::new(ConfigKind::Token, &t.id)], |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Token, &*t.id)], |tx, is_pg| {
             let done = bind_token!(sqlx::query(INSERT_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
-                return Err(StoreError::AlreadyExists { what: "token", name: t.id.clone() });
+                return Err(StoreError::AlreadyExists { what: "token", name: t.id.to_string() });
             }
         });
         Ok(())
@@ -102,7 +102,7 @@ impl Store {
     /// exist. Safe when replicas start together: the version bump serialises the check.
     pub async fn insert_bootstrap_token(&self, t: &TokenRecord) -> Result<bool, StoreError> {
         let providers = providers_json(t)?;
-        write_tx!(self, &[Change::new(ConfigKind::Token, &t.id)], |tx, is_pg| {
+        write_tx!(self, &[Change::new(ConfigKind::Token, &*t.id)], |tx, is_pg| {
             let done = bind_token!(sqlx::query(INSERT_IF_EMPTY_SQL), t, providers).execute(&mut *tx).await?;
             if done.rows_affected() == 0 {
                 return Ok(false);

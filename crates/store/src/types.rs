@@ -110,15 +110,15 @@ impl fmt::Debug for SecretValue {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
     /// UUIDv7, so id order is creation order.
-    pub id: String,
+    pub id: std::sync::Arc<str>,
     pub name: String,
     pub hash: [u8; 32],
     /// Display prefix, e.g. `tg_AbC123`.
     pub prefix: String,
     /// The principal's email.
-    pub user: Option<String>,
+    pub user: Option<std::sync::Arc<str>>,
     /// The principal's agent slug.
-    pub agent: Option<String>,
+    pub agent: Option<std::sync::Arc<str>>,
     pub role: Role,
     /// Provider scope; `None` = every provider.
     pub providers: Option<Vec<String>>,
@@ -140,9 +140,9 @@ pub struct UsageEvent {
     pub model: Option<String>,
     /// Upstream-relative path, e.g. `/chat/completions` (no query string).
     pub endpoint: String,
-    pub user: Option<String>,
-    pub agent: Option<String>,
-    pub token_id: Option<String>,
+    pub user: Option<std::sync::Arc<str>>,
+    pub agent: Option<std::sync::Arc<str>>,
+    pub token_id: Option<std::sync::Arc<str>>,
     pub status: RequestStatus,
     /// The status the client received, when a response head was sent.
     pub http_status: Option<i64>,

@@ -176,7 +176,7 @@ pub(crate) fn store_event(i: usize) -> tollgate_store::UsageEvent {
         provider_type: tollgate_store::ProviderType::Openai,
         model: Some(format!("model-{}", i % 50)),
         endpoint: "/chat/completions".into(),
-        user: Some(format!("user-{}", i % 100)),
+        user: Some(format!("user-{}", i % 100).into()),
         agent: None,
         token_id: None,
         status: tollgate_core::RequestStatus::Success,

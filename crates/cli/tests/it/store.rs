@@ -86,11 +86,11 @@ fn with_ref(mut p: ProviderRecord, field: &str, secret: &str) -> ProviderRecord 
 
 fn token(n: u8, role: Role, expires_at_ms: Option<i64>) -> TokenRecord {
     TokenRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: uuid::Uuid::now_v7().to_string().into(),
         name: format!("token-{n}"),
         hash: [n; 32],
         prefix: format!("tg_{n:06}"),
-        user: Some(format!("user{n}@example.com")),
+        user: Some(format!("user{n}@example.com").into()),
         agent: None,
         role,
         providers: None,
@@ -553,7 +553,7 @@ async fn tokens_insert_list_paginate(db: TestDb) -> anyhow::Result<()> {
     let mut dup_id = token(50, Role::Reader, None);
     dup_id.id = inserted[0].id.clone();
     let e = err(store.insert_token(&dup_id).await);
-    assert!(matches!(&e, StoreError::AlreadyExists { what: "token", name } if *name == dup_id.id), "{e:?}");
+    assert!(matches!(&e, StoreError::AlreadyExists { what: "token", name } if **name == *dup_id.id), "{e:?}");
     let mut dup_hash = token(51, Role::Reader, None);
     dup_hash.hash = inserted[3].hash;
     let e = err(store.insert_token(&dup_hash).await);
@@ -718,10 +718,10 @@ async fn config_changes_name_each_write(db: TestDb) -> anyhow::Result<()> {
     changes!(store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true).await?, [Provider "p"]);
     changes!(store.delete_provider("p").await?, [Provider "p"]);
     let admin = token(1, Role::Admin, None);
-    changes!(store.insert_bootstrap_token(&admin).await?, [Token admin.id.clone()]);
+    changes!(store.insert_bootstrap_token(&admin).await?, [Token & *admin.id]);
     let reader = token(2, Role::Reader, None);
-    changes!(store.insert_token(&reader).await?, [Token reader.id.clone()]);
-    changes!(store.revoke_token(&reader.id, 5).await?, [Token reader.id.clone()]);
+    changes!(store.insert_token(&reader).await?, [Token & *reader.id]);
+    changes!(store.revoke_token(&reader.id, 5).await?, [Token & *reader.id]);
     changes!(store.sign_out_session("mac-1", 10_000, 5).await?, [Session "signed-out"]);
     changes!(store.rotate_master_key(MasterKey::generate()?).await?, [Secret tollgate_store::ALL_NAMES]);
     let wanted =
@@ -820,8 +820,8 @@ async fn concurrent_writes_stay_consistent(db: TestDb) -> anyhow::Result<()> {
         }
         let (rx, ry) = tokio::join!(a.revoke_token(&x.id, 1), b.revoke_token(&y.id, 1));
         match (&rx, &ry) {
-            (Ok(_), Err(StoreError::LastAdmin)) => survivor = Some(y.id.clone()),
-            (Err(StoreError::LastAdmin), Ok(_)) => survivor = Some(x.id.clone()),
+            (Ok(_), Err(StoreError::LastAdmin)) => survivor = Some(y.id.to_string()),
+            (Err(StoreError::LastAdmin), Ok(_)) => survivor = Some(x.id.to_string()),
             other => panic!("round {round}: exactly one revocation must win, got {other:?}"),
         }
         assert_eq!(a.all_tokens().await?.len(), 1, "one active admin left");
@@ -1071,8 +1071,9 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
         .map(|i| {
             let mut e = priced_event(i, t0 + i * 20_000, providers[(i % 3) as usize], None);
             // a rare user: its segments are far apart, the providers' dense between them
-            e.user = if i % 150 == 7 { Some("rare".into()) } else { (i % 7 != 0).then(|| format!("u{}", i % 4)) };
-            e.agent = (i % 5 != 0).then(|| format!("a{}", i % 2));
+            e.user =
+                if i % 150 == 7 { Some("rare".into()) } else { (i % 7 != 0).then(|| format!("u{}", i % 4).into()) };
+            e.agent = (i % 5 != 0).then(|| format!("a{}", i % 2).into());
             e.model = Some(format!("m{}", i % 6));
             e.status = match i {
                 _ if i % 11 == 0 => RequestStatus::UpstreamError,
@@ -1086,16 +1087,16 @@ async fn request_log_pages_match_every_filter(db: TestDb) -> anyhow::Result<()> 
         store.insert_events(batch).await?;
     }
     let keeps = |f: &RequestFilter, e: &UsageEvent| {
-        let eq = |want: &Option<String>, have: &Option<String>| match want.as_deref() {
+        let eq = |want: &Option<String>, have: Option<&str>| match want.as_deref() {
             None => true,
             Some("") => have.is_none(),
-            Some(w) => have.as_deref() == Some(w),
+            Some(w) => have == Some(w),
         };
         f.provider.as_deref().is_none_or(|p| p == &*e.provider)
             && f.scope.as_ref().is_none_or(|s| s.iter().any(|p| **p == *e.provider))
-            && eq(&f.model, &e.model)
-            && eq(&f.user, &e.user)
-            && eq(&f.agent, &e.agent)
+            && eq(&f.model, e.model.as_deref())
+            && eq(&f.user, e.user.as_deref())
+            && eq(&f.agent, e.agent.as_deref())
             && f.status.is_none_or(|s| s == e.status)
             && (!f.failed || e.status != RequestStatus::Success)
             && f.start_ms.is_none_or(|s| e.ts_ms >= s)
@@ -1172,7 +1173,7 @@ fn priced_event(i: i64, ts_ms: i64, provider: &str, user: Option<&str>) -> tollg
         provider_type: ProviderType::Openai,
         model: Some("gpt-5.4".into()),
         endpoint: "/chat/completions".into(),
-        user: user.map(str::to_string),
+        user: user.map(Into::into),
         agent: None,
         token_id: None,
         status: if i % 4 == 0 { RequestStatus::UpstreamError } else { RequestStatus::Success },
@@ -1268,7 +1269,7 @@ async fn top_n_series_plus_other_equal_the_total(db: TestDb) -> anyhow::Result<(
         let per = [900, 40, 700, 333, 333, 120, 15, 610, 77, 480, 260, 5, 150][u as usize];
         e.cost.input = per;
         e.cost.total = per + e.cost.output + e.cost.cached_input;
-        e.agent = (i % 5 != 0).then(|| format!("agent-{}", i % 5));
+        e.agent = (i % 5 != 0).then(|| format!("agent-{}", i % 5).into());
         if i % 7 == 0 {
             e.provider = "b".into();
         }
@@ -1436,7 +1437,7 @@ async fn usage_rollup_tables_agree(db: TestDb) -> anyhow::Result<()> {
     let events: Vec<_> = (0..25)
         .map(|i| {
             let mut e = priced_event(i, t0 + i * 5 * HOUR_MS + 7, if i % 2 == 0 { "a" } else { "b" }, None);
-            e.user = Some(format!("u{}", i % 3));
+            e.user = Some(format!("u{}", i % 3).into());
             e
         })
         .collect();
@@ -1482,8 +1483,8 @@ async fn principal_rollups_agree_and_backfill(db: TestDb) -> anyhow::Result<()> 
         .map(|i| {
             let user = ["u0", "u1", "u2", ""][i as usize % 4];
             let mut e = priced_event(i, t0 + i * 47 * 60_000 + 11, ["a", "b"][i as usize % 2], Some(user));
-            e.user = Some(user.to_string()).filter(|u| !u.is_empty());
-            e.agent = [Some("ag1"), Some("ag2"), None][i as usize % 3].map(str::to_string);
+            e.user = Some(user.into()).filter(|u: &std::sync::Arc<str>| !u.is_empty());
+            e.agent = [Some("ag1"), Some("ag2"), None][i as usize % 3].map(Into::into);
             e.cost.total = 100 + i * 7;
             e
         })

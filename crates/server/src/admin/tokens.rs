@@ -81,12 +81,12 @@ impl TokenView {
             "active"
         };
         TokenView {
-            id: t.id.clone(),
+            id: t.id.to_string(),
             name: t.name.clone(),
             token: None,
             prefix: t.prefix.clone(),
-            user: t.user.clone(),
-            agent: t.agent.clone(),
+            user: t.user.as_deref().map(str::to_string),
+            agent: t.agent.as_deref().map(str::to_string),
             role: t.role,
             providers: t.providers.clone(),
             expires_at: t.expires_at_ms.map(rfc3339),
@@ -193,12 +193,12 @@ fn validate_request(req: CreateTokenRequest, now: i64) -> Result<TokenRecord, Ap
         }
     };
     Ok(TokenRecord {
-        id: String::new(),
+        id: "".into(),
         name,
         hash: [0; 32],
         prefix: String::new(),
-        user: req.user,
-        agent: req.agent,
+        user: req.user.map(Into::into),
+        agent: req.agent.map(Into::into),
         role,
         providers,
         expires_at_ms,
@@ -210,7 +210,7 @@ fn validate_request(req: CreateTokenRequest, now: i64) -> Result<TokenRecord, Ap
 /// Builds a new token record for `template`; returns the token and the record to store.
 pub fn mint(mut template: TokenRecord) -> Result<(String, TokenRecord), ApiError> {
     let token = generate_token()?;
-    template.id = uuid::Uuid::now_v7().to_string();
+    template.id = uuid::Uuid::now_v7().to_string().into();
     template.hash = hash_token(&token);
     template.prefix = display_prefix(&token);
     Ok((token, template))
@@ -260,7 +260,7 @@ pub async fn list(
     let usage = usage_by_token(&state).await?;
     let now = state.now_ms();
     Ok(Json(ListTokensResponse {
-        tokens: res.items.iter().map(|t| TokenView::of(t, now).with_usage(usage.get(&t.id))).collect(),
+        tokens: res.items.iter().map(|t| TokenView::of(t, now).with_usage(usage.get(&*t.id))).collect(),
         next_page_token: res.next_after.map(|k| paging::encode(&k)),
     }))
 }
@@ -284,7 +284,7 @@ pub async fn get(
         return Err(ApiError::Gone(format!("token \"{id}\" ({}) was revoked at {}", t.name, rfc3339(at))));
     }
     let usage = usage_by_token(&state).await?;
-    Ok(Json(TokenView::of(&t, state.now_ms()).with_usage(usage.get(&t.id))))
+    Ok(Json(TokenView::of(&t, state.now_ms()).with_usage(usage.get(&*t.id))))
 }
 
 /// Revoke a gateway token. It stops working for the next request.

@@ -58,12 +58,12 @@ pub struct Principal {
 pub fn principal_of(encoded: &str) -> Option<TokenRecord> {
     let p: Principal = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).ok()?).ok()?;
     Some(TokenRecord {
-        id: format!("oidc:{}", p.sub),
+        id: format!("oidc:{}", p.sub).into(),
         name: format!("OIDC {}", p.sub),
         hash: [0; 32],
         prefix: "jwt".into(),
-        user: p.user,
-        agent: p.agent,
+        user: p.user.map(Into::into),
+        agent: p.agent.map(Into::into),
         role: p.role,
         providers: None,
         expires_at_ms: None,
@@ -230,7 +230,7 @@ impl Session {
     /// Who is signed in, for the header.
     pub fn who(&self) -> String {
         match (&self.token.user, &self.token.agent) {
-            (Some(u), _) => u.clone(),
+            (Some(u), _) => u.to_string(),
             (None, Some(a)) => format!("agent {a}"),
             (None, None) => self.token.name.clone(),
         }
@@ -251,7 +251,7 @@ pub fn session_of(console: &Console, headers: &HeaderMap) -> Option<Session> {
         // Signed in through the identity provider: the principal is in the (MAC'd) cookie.
         Some(principal) if console.state.oidc().is_some() => Arc::new(principal_of(principal)?),
         Some(_) => return None,
-        None => snap.tokens.values().find(|t| t.id == id)?.clone(),
+        None => snap.tokens.values().find(|t| *t.id == *id)?.clone(),
     };
     if token.expires_at_ms.is_some_and(|e| e <= now) || !token.role.allows(Role::Reader) {
         return None;

@@ -143,8 +143,8 @@ pub async fn callback(
     }
     let principal = Principal {
         sub: rec.id.trim_start_matches("oidc:").to_string(),
-        user: rec.user.clone(),
-        agent: rec.agent.clone(),
+        user: rec.user.as_deref().map(str::to_string),
+        agent: rec.agent.as_deref().map(str::to_string),
         role: rec.role,
     };
     let json = serde_json::to_vec(&principal).map_err(|e| ConsoleError::Internal(e.to_string()))?;

@@ -140,7 +140,7 @@ async fn render(
         .items
         .iter()
         .map(|t| {
-            let u = usage.get(&t.id).copied().unwrap_or_default();
+            let u = usage.get(&*t.id).copied().unwrap_or_default();
             let v = TokenView::of(t, now);
             TokenRow {
                 last_used: u.last_used_ms.map(|at| format::ago(at, now)).unwrap_or_default(),
@@ -298,7 +298,7 @@ pub async fn revoke(
 ) -> Result<Response, ConsoleError> {
     session.require(Role::Admin)?;
     match admin::tokens::revoke_id(&console.state, &id).await {
-        Ok(_) if id == session.token.id => Ok(Redirect::to("/login").into_response()),
+        Ok(_) if *id == *session.token.id => Ok(Redirect::to("/login").into_response()),
         Ok(_) => Ok(Redirect::to("/tokens?notice=revoked").into_response()),
         Err(e @ crate::ApiError::Conflict(_)) => {
             let status = e.status();

@@ -33,8 +33,9 @@ pub(super) struct Arrival<'a> {
     pub ts_ms: i64,
     pub name: &'a str,
     pub path: &'a str,
-    /// The gateway's id for the request (the usage event's id, `x-tollgate-request-id`).
-    pub request_id: &'a str,
+    /// The gateway's id for the request (the usage event's id, `x-tollgate-request-id`),
+    /// handed over: it becomes [`Forwarded::event_id`].
+    pub request_id: String,
 }
 
 /// The upstream's response head (body not yet read), its recorder and the request's event id.
@@ -57,15 +58,15 @@ pub(super) struct Riders {
 pub(super) async fn send(
     state: &AppState,
     a: &Admitted,
-    at: &Arrival<'_>,
+    at: Arrival<'_>,
     parts: &Parts,
-    inbound: &Inbound,
+    inbound: &mut Inbound,
     prep: Prepared,
     riders: Riders,
 ) -> Result<Forwarded, (ProxyError, Box<Recorder>)> {
     let name = at.name;
-    let event_id = at.request_id.to_string();
-    let info = &inbound.info;
+    let event_id = at.request_id;
+    let info = &mut inbound.info;
     // Built in the box the meter's queue takes (one copy onto the heap; the usage writer then
     // stores it from there).
     let draft = state.settings().usage_recording.then(|| {
@@ -75,7 +76,8 @@ pub(super) async fn send(
                 ts_ms: at.ts_ms,
                 provider: a.entry.name.clone(),
                 provider_type: a.ptype,
-                model: info.model.clone(),
+                // Moved, not copied: nothing after this stage reads the request's model.
+                model: info.model.take(),
                 endpoint: at.path.to_string(),
                 user: a.token.user.clone(),
                 agent: a.token.agent.clone(),

@@ -189,9 +189,9 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let injected = prepared.injected;
 
     // 3. Forward.
-    let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path, request_id: &request_id };
+    let at = forward::Arrival { started: arrived.0, ts_ms: arrived.1, name, path, request_id };
     let mut forwarded =
-        match forward::send(&state, &a, &at, &parts, &inbound, prepared, forward::Riders { capture, span }).await {
+        match forward::send(&state, &a, at, &parts, &mut inbound, prepared, forward::Riders { capture, span }).await {
             Ok(f) => f,
             Err((e, mut recorder)) => {
                 recorder.attach_charge(charge);

@@ -1423,7 +1423,7 @@ async fn tokens_show_last_use_and_7_day_spend(db: TestDb) {
     }
     let events = rig.events(2).await;
     let token_id = events[0].token_id.clone().unwrap_or_default();
-    assert!(events.iter().all(|e| e.token_id.as_deref() == Some(token_id.as_str())), "{events:?}");
+    assert!(events.iter().all(|e| e.token_id.as_deref() == Some(&*token_id)), "{events:?}");
     let spend: i64 = events.iter().map(|e| e.cost.total).sum();
     assert!(spend > 0, "a priced model: {events:?}");
     let last = events.iter().map(|e| e.ts_ms).max().unwrap_or_default();
