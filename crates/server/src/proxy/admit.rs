@@ -39,6 +39,8 @@ pub(super) struct Admitted {
 /// The request as the protocol reads it, once its body and model passed.
 pub(super) struct Inbound {
     pub body: Bytes,
+    /// `info.model` is moved into the usage event by `forward::send` when usage is recorded:
+    /// the stages after it do not read it.
     pub info: RequestInfo,
 }
 
