@@ -94,10 +94,10 @@ fn cut_sorted(order: &mut [&UsageEvent]) -> Vec<NewSegment> {
     // The usual flush fits one segment: its events are encoded in the order they came (a read
     // sorts what it decodes; the order inside a segment means nothing), without the sort
     // (~180 instructions an event: completion order is not arrival order).
-    let (lo, hi) = order.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| (lo.min(e.ts_ms), hi.max(e.ts_ms)));
     if order.is_empty() {
         return Vec::new();
     }
+    let (lo, hi) = order.iter().fold((i64::MAX, i64::MIN), |(lo, hi), e| (lo.min(e.ts_ms), hi.max(e.ts_ms)));
     if order.len() <= SEGMENT_MAX_EVENTS && hi - lo <= SPAN_MAX_MS {
         return vec![encode_span(order, lo, hi)];
     }
@@ -504,8 +504,8 @@ pub(crate) fn decode(segment: i64, data: &[u8]) -> Result<Vec<UsageEvent>, Store
     let text = |i: u32, what: &str| -> Result<Option<String>, StoreError> { Ok(entry(i, what)?.map(str::to_string)) };
     let missing = |what: &str| corrupt(format!("an event has no {what}"));
     let required = |i: u32, what: &str| -> Result<&str, StoreError> { entry(i, what)?.ok_or_else(|| missing(what)) };
-    // The values events hold as shared text (provider, user, agent, token, catalog version): one `Arc<str>` per
-    // dictionary entry used so, made on first use and cloned into each event.
+    // The values events hold as shared text (provider, user, agent, token, catalog version):
+    // one `Arc<str>` per dictionary entry used so, made on first use and cloned into each event.
     let mut shared_dict: Vec<Option<Arc<str>>> = vec![None; dict.len()];
     let mut shared = |i: u32, what: &str| -> Result<Option<Arc<str>>, StoreError> {
         Ok(entry(i, what)?.map(|s| shared_dict[i as usize - 1].get_or_insert_with(|| Arc::from(s)).clone()))
