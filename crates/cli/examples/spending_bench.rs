@@ -28,7 +28,7 @@
 /// The gateway's allocator (`crates/cli/src/main.rs`), so the timed server allocates as the
 /// `tollgate` binary does (SQLite's own allocations stay on the C allocator either way).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tollgate_cli::alloc::Allocator = tollgate_cli::alloc::Allocator;
 
 use std::time::{Duration, Instant};
 use tollgate_core::pricing::{PriceInput, price};

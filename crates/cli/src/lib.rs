@@ -5,6 +5,7 @@
 //! (pure functions in [`provider`] and [`token`], tested without sockets) and rendering
 //! answers ([`output`]). They must not depend on the server or the store: only on HTTP.
 
+pub mod alloc;
 pub mod apply;
 pub mod args;
 pub mod budget;

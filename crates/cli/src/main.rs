@@ -7,9 +7,10 @@ use std::process::ExitCode;
 /// mimalloc instead of the system allocator (ARCHITECTURE.md, Decisions: Memory allocator):
 /// a proxied request makes about a hundred small allocations, and glibc's malloc spent a fifth
 /// of the gateway's instructions on them (consolidating its fast bins whenever a request asked
-/// for a block over 1 KiB, as a response head with rate-limit headers does).
+/// for a block over 1 KiB, as a response head with rate-limit headers does). Called through
+/// its C API (`tollgate_cli::alloc`), not the `mimalloc` crate's wrapper.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tollgate_cli::alloc::Allocator = tollgate_cli::alloc::Allocator;
 
 fn main() -> ExitCode {
     let cli = tollgate_cli::args::Cli::parse();
@@ -63,14 +64,6 @@ async fn release_freed_memory() {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        mi_collect();
+        tollgate_cli::alloc::collect();
     }
-}
-
-/// The workspace's one `unsafe` (STYLE.md, Formatting and lints): a call into mimalloc's C API.
-#[allow(unsafe_code)]
-fn mi_collect() {
-    // SAFETY: `mi_collect` takes no pointers and holds no state of ours; mimalloc documents it
-    // as callable from any thread at any time (it collects the calling thread's heap).
-    unsafe { libmimalloc_sys::mi_collect(false) }
 }
