@@ -7,7 +7,11 @@
 # (from /proc, at full speed: which thread a mode's extra time lands on).
 #
 #   bench/profile.sh [--tool callgrind|perf|threads] [--mode metered|unmetered|traced|limited|transcripts]
-#                    [--duration SECONDS] [--connections N] [--out DIR]
+#                    [--duration SECONDS] [--connections N] [--out DIR] [--stream] [--api openai|anthropic]
+#
+# `--stream` asks for streamed answers (the mock's SSE), `--api anthropic` sends Anthropic
+# `/v1/messages` calls through an anthropic provider (P1's shape is OpenAI chat completions);
+# bench/pgo.sh runs the modes and shapes as its training load.
 #
 # Needs the release binaries (or TOLLGATE_BIN_DIR) (`cargo build --release -p tollgate-cli -p tollgate-bench`; build
 # with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only for readable profiles). The profile lands
@@ -19,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench/provision.sh
 . "$ROOT/bench/provision.sh"
-TOOL=callgrind; MODE=metered; FLUSH_MS=${FLUSH_MS:-5000}; DURATION=10; CONNECTIONS=50; OUT=
+TOOL=callgrind; MODE=metered; FLUSH_MS=${FLUSH_MS:-5000}; DURATION=10; CONNECTIONS=50; OUT=; STREAM=(); API=openai
 while [ $# -gt 0 ]; do
   case "$1" in
     --tool) TOOL=$2; shift 2 ;;
@@ -27,6 +31,8 @@ while [ $# -gt 0 ]; do
     --duration) DURATION=$2; shift 2 ;;
     --connections) CONNECTIONS=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
+    --stream) STREAM=(--stream); shift ;;
+    --api) API=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -81,10 +87,15 @@ esac
 TG_PID=$!; PIDS+=("$TG_PID")
 wait_port "$TG_PORT"
 limited=false; [ "$MODE" = limited ] && limited=true
-provision_tollgate "$BIN" "$TG_PORT" "$DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "$transcripts" "$limited" false
-URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/mock/chat/completions"
-load() { "$BIN/tollgate-bench" load --scenario profile --target "$MODE" --url "$URL" --token "$TOKEN" \
-  --connections "$CONNECTIONS" --warmup 0 --duration "$1" >>"$OUT/load.log" 2>&1; }
+case "$API" in
+  openai) anthropic=false; route=mock/chat/completions ;;
+  anthropic) anthropic=true; route=mock-anthropic/v1/messages ;;
+  *) echo "unknown api $API" >&2; exit 2 ;;
+esac
+provision_tollgate "$BIN" "$TG_PORT" "$DATA" "$MOCK_PORT" "$UPSTREAM_KEY" "$transcripts" "$limited" "$anthropic"
+URL="http://127.0.0.1:$TG_PORT/llm/v1/providers/$route"
+load() { "$BIN/tollgate-bench" load --scenario profile --target "$MODE" --url "$URL" --token "$TOKEN" --api "$API" \
+  "${STREAM[@]}" --connections "$CONNECTIONS" --warmup 0 --duration "$1" >>"$OUT/load.log" 2>&1; }
 
 load 1 # warm-up: connections, pools, caches
 sleep 0.5 # the warm-up's usage batch

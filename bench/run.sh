@@ -2,8 +2,10 @@
 # Proxy overhead benchmark: the mock upstream reached directly, through nginx (the limit of an
 # HTTP proxy) and through Tollgate with metering on, side by side in one run, on loopback.
 #
-#   bench/run.sh [--duration SECONDS] [--scenarios "P1 P3 ..."] [--peers] [--no-build]
+#   bench/run.sh [--duration SECONDS] [--scenarios "P1 P3 ..."] [--peers] [--no-build] [--pgo]
 #
+# --pgo measures the profile-guided build of the gateway (bench/pgo.sh, into target/pgo/release;
+# with --no-build, the one already there); the report's commit says "PGO build".
 # The proxy under test runs alone on one core (taskset), the mock and the load client share the
 # other, everything at nice -20; Tollgate gets one runtime worker thread and nginx one worker.
 # Per row: req/s, latency percentiles, time to first chunk, the proxy's CPU time per request
@@ -41,12 +43,14 @@ DURATION=20
 SCENARIOS="P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12"
 PEERS=0
 BUILD=1
+PGO=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION=$2; shift 2 ;;
     --scenarios) SCENARIOS=$2; shift 2 ;;
     --peers) PEERS=1; shift ;;
     --no-build) BUILD=0; shift ;;
+    --pgo) PGO=1; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -68,12 +72,15 @@ BIN=$TARGET_DIR/release
 # The gateway under test (TOLLGATE_BIN_DIR: another build of it); the mock, the load client
 # and the report always come from $BIN.
 TG_BIN=${TOLLGATE_BIN_DIR:-$BIN}
+[ "$PGO" = 1 ] && TG_BIN=${TOLLGATE_BIN_DIR:-$ROOT/target/pgo/release}
 ulimit -n 20000 2>/dev/null || true
 
 if [ "$BUILD" = 1 ]; then
   log "building release binaries"
   cargo build --release -q -p tollgate-cli -p tollgate-bench
+  if [ "$PGO" = 1 ]; then log "building the profile-guided gateway (bench/pgo.sh)"; bench/pgo.sh >&2; fi
 fi
+[ -x "$TG_BIN/tollgate" ] || { echo "no gateway binary in $TG_BIN (build it, or drop --no-build)" >&2; exit 1; }
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   log "installing nginx-light"
@@ -483,6 +490,7 @@ done
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 COMMIT=$(git rev-parse --short=12 HEAD)$(git diff --quiet HEAD -- crates bench Cargo.toml Cargo.lock || echo "-dirty")
+[ "$PGO" = 1 ] && COMMIT="$COMMIT, PGO build"
 MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r); proxy on CPU $PROXY_CPU, mock + client on CPU $LOAD_CPU"
 mkdir -p bench/results
 cp "$ROWS" "bench/results/$STAMP.rows.jsonl"
