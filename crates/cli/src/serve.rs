@@ -89,10 +89,14 @@ pub struct ServeArgs {
     /// Capacity of the in-memory usage event queue (events beyond it are dropped and counted).
     #[arg(long, env = "TOLLGATE_USAGE_QUEUE_CAPACITY", default_value_t = 65_536)]
     pub usage_queue_capacity: usize,
-    /// Milliseconds between usage writer flushes (it also flushes every 1000 events, and
-    /// drains everything on shutdown).
+    /// Milliseconds between usage writer flushes (it also flushes every
+    /// --usage-batch-size events, and drains everything on shutdown).
     #[arg(long, env = "TOLLGATE_USAGE_FLUSH_INTERVAL_MS", default_value_t = 250)]
     pub usage_flush_interval_ms: u64,
+    /// Most usage events the writer commits in one transaction (1 to 10,000): a full batch is
+    /// committed at once, without waiting for --usage-flush-interval-ms.
+    #[arg(long, env = "TOLLGATE_USAGE_BATCH_SIZE", default_value_t = 1000)]
+    pub usage_batch_size: usize,
     /// Largest size, in bytes, of `<data-dir>/usage-spill.jsonl`, where usage events wait while
     /// the usage database refuses writes (replayed when it recovers, or on the next start).
     /// 0: no spill file (events wait in memory up to --usage-queue-capacity, then are dropped).
@@ -317,6 +321,10 @@ impl ServeArgs {
             anyhow::bail!("--usage-flush-interval-ms must be at least 1");
         }
         s.usage_flush_interval = Duration::from_millis(self.usage_flush_interval_ms);
+        if !(1..=10_000).contains(&self.usage_batch_size) {
+            anyhow::bail!("--usage-batch-size must be between 1 and 10000");
+        }
+        s.usage_batch_size = self.usage_batch_size;
         s.usage_spill_max_bytes = self.usage_spill_max_bytes;
         s.header_read_timeout = seconds("--header-read-timeout-seconds", self.header_read_timeout_seconds)?;
         s.idle_timeout = seconds("--idle-timeout-seconds", self.idle_timeout_seconds)?;

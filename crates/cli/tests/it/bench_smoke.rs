@@ -67,7 +67,7 @@ async fn p1_and_p2_through_the_gateway_meter_every_answer_once() {
 /// metrics still count the forwarded requests).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_with_one_worker_and_recording_off_proxies_but_stores_no_usage() {
-    use crate::serve_binary::{BIN, serve};
+    use crate::serve_binary::BIN;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let refused = std::process::Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--worker-threads", "0", "--data-dir"])
@@ -77,33 +77,10 @@ async fn binary_with_one_worker_and_recording_off_proxies_but_stores_no_usage() 
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--worker-threads must be at least 1"));
 
-    let mock =
-        Mock::start(([127, 0, 0, 1], 0).into(), MockConfig { key: Some(UPSTREAM_KEY.into()), ..MockConfig::default() })
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}"));
     let data = dir.path().join("data");
-    let served = serve(&data, &["--worker-threads", "1", "--usage-recording=false"], &[]);
-    let admin_token = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default().trim().to_string();
-    let client = reqwest::Client::new();
+    let (served, _mock, client, admin_token) =
+        serve_with_mock(&data, &["--worker-threads", "1", "--usage-recording=false"]).await;
     let base = served.base_url.clone();
-    let put = client
-        .put(format!("{base}/api/v1/secrets/MOCK_API_KEY"))
-        .bearer_auth(&admin_token)
-        .json(&json!({"value": UPSTREAM_KEY}))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(put.status(), 201);
-    let provider = json!({"name": "mock", "display_name": "Bench mock", "type": "openai_compatible",
-        "openai_compatible_config": {"base_url": mock.base_url(), "api_key_ref": "MOCK_API_KEY"}});
-    let created = client
-        .post(format!("{base}/api/v1/llm-providers"))
-        .bearer_auth(&admin_token)
-        .json(&provider)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(created.status(), 201);
     for stream in [false, true, false] {
         let resp = client
             .post(format!("{base}/llm/v1/providers/mock/chat/completions"))
@@ -126,6 +103,96 @@ async fn binary_with_one_worker_and_recording_off_proxies_but_stores_no_usage() 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(usage.count_events().await.unwrap_or(-1), 0);
+}
+
+/// The binary serving from `data` with `args`, and an `openai_compatible` provider "mock" in
+/// front of a bench mock: the server, the mock (kept alive), a client and the admin token.
+async fn serve_with_mock(
+    data: &std::path::Path,
+    args: &[&str],
+) -> (crate::serve_binary::Served, Mock, reqwest::Client, String) {
+    let mock =
+        Mock::start(([127, 0, 0, 1], 0).into(), MockConfig { key: Some(UPSTREAM_KEY.into()), ..MockConfig::default() })
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    let served = crate::serve_binary::serve(data, args, &[]);
+    let admin_token = std::fs::read_to_string(data.join("admin.token")).unwrap_or_default().trim().to_string();
+    let client = reqwest::Client::new();
+    let base = served.base_url.clone();
+    let put = client
+        .put(format!("{base}/api/v1/secrets/MOCK_API_KEY"))
+        .bearer_auth(&admin_token)
+        .json(&json!({"value": UPSTREAM_KEY}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(put.status(), 201);
+    let provider = json!({"name": "mock", "display_name": "Bench mock", "type": "openai_compatible",
+        "openai_compatible_config": {"base_url": mock.base_url(), "api_key_ref": "MOCK_API_KEY"}});
+    let created = client
+        .post(format!("{base}/api/v1/llm-providers"))
+        .bearer_auth(&admin_token)
+        .json(&provider)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(created.status(), 201);
+    (served, mock, client, admin_token)
+}
+
+/// `--usage-batch-size`: a full batch is committed at once, without waiting for the flush
+/// interval (an hour here); the rest is committed by the drain at SIGTERM. Out of range is
+/// refused, naming the flag and its bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_usage_batch_is_committed_without_waiting_for_the_interval() {
+    use crate::serve_binary::BIN;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for bad in ["0", "10001"] {
+        let refused = std::process::Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--usage-batch-size", bad, "--data-dir"])
+            .arg(dir.path().join("refused"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!refused.status.success());
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains("--usage-batch-size must be between 1 and 10000"), "{stderr}");
+    }
+
+    let data = dir.path().join("data");
+    let args = ["--usage-batch-size", "2", "--usage-flush-interval-ms", "3600000"];
+    let (served, _mock, client, admin_token) = serve_with_mock(&data, &args).await;
+    let base = served.base_url.clone();
+    let call = || {
+        client
+            .post(format!("{base}/llm/v1/providers/mock/chat/completions"))
+            .bearer_auth(&admin_token)
+            .header("content-type", "application/json")
+            .body(load::request_body(false))
+            .send()
+    };
+    let written = || async {
+        let text = client.get(format!("{base}/metrics")).send().await.unwrap_or_else(|e| panic!("{e}"));
+        let text = text.text().await.unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("tollgate_usage_events_written_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    for _ in 0..3 {
+        assert_eq!(call().await.unwrap_or_else(|e| panic!("{e}")).status(), 200);
+    }
+    // Two events make a full batch: committed while the third waits for the hour's flush.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while written().await < 2 {
+        assert!(std::time::Instant::now() < deadline, "the full batch was not committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(written().await, 2, "only full batches are committed before the interval");
+    served.terminate();
+    let usage = tollgate_store::UsageStore::connect(&format!("sqlite://{}", data.join("usage.sqlite").display()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(usage.count_events().await.unwrap_or(-1), 3, "the drain at SIGTERM commits the third");
 }
 
 /// Open loop against a target slower than the rate: requests the target never got to count
