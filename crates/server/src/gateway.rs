@@ -17,6 +17,7 @@ use crate::error::ServerError;
 use crate::keys::{load_keyring, write_private_file};
 use crate::meter::UsageWriter;
 use crate::metrics::Metrics;
+use crate::request_span::RequestSpanLayer;
 use crate::secrets::SecretSource;
 use crate::settings::Settings;
 use crate::state::{AppState, Parts};
@@ -27,8 +28,6 @@ use tokio::net::TcpListener;
 use tollgate_core::Role;
 use tollgate_store::{Store, TokenRecord, TranscriptStore, UsageStore};
 use tower::Layer as _;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 /// File in the data dir that receives the bootstrap admin token (0600).
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
@@ -199,11 +198,11 @@ impl Gateway {
             Some(oidc) => {
                 let jwt = axum::middleware::from_fn(move |req, next| jwt_keys(oidc.clone(), req, next));
                 router = router.layer(jwt.clone());
-                boxed(request_trace!().layer(jwt.layer(proxy)))
+                boxed(RequestSpanLayer.layer(jwt.layer(proxy)))
             }
-            None => boxed(request_trace!().layer(proxy)),
+            None => boxed(RequestSpanLayer.layer(proxy)),
         };
-        let router = router.layer(request_trace!());
+        let router = router.layer(RequestSpanLayer);
         let app = crate::conn::App { router, proxy };
         Ok(Gateway { listener, state, app, local_addr, bootstrap_token, writer, usage, transcripts, tls, exporter })
     }
@@ -316,30 +315,6 @@ impl Gateway {
     }
 }
 
-/// With OIDC on, before any handler: a JWT in one of the places a gateway token may be
-/// (`client_auth::presented_token`) whose signing key is not cached yet triggers the
-/// rate-limited JWKS refresh (`Oidc::ensure_key`), so the handlers' synchronous validation
-/// finds a rotated key. Any other request passes after a header look-up.
-/// The outer tracing layer of every request (the router's and the proxy fast path's): a
-/// `request` span with the method and the path only (a query string may carry a credential:
-/// `?key=`); `request_id` is filled in by the proxy (`proxy::handle`).
-macro_rules! request_trace {
-    () => {
-        TraceLayer::new_for_http()
-            .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
-                tracing::span!(
-                    Level::INFO,
-                    "request",
-                    method = %req.method(),
-                    path = %req.uri().path(),
-                    request_id = tracing::field::Empty
-                )
-            })
-            .on_response(DefaultOnResponse::new().level(Level::INFO))
-    };
-}
-use request_trace;
-
 /// Erases a layered proxy service's type (`conn::ProxyService`), its body turned back into
 /// axum's.
 fn boxed<S, B>(svc: S) -> crate::conn::ProxyService
@@ -358,6 +333,10 @@ where
     }))
 }
 
+/// With OIDC on, before any handler: a JWT in one of the places a gateway token may be
+/// (`client_auth::presented_token`) whose signing key is not cached yet triggers the
+/// rate-limited JWKS refresh (`Oidc::ensure_key`), so the handlers' synchronous validation
+/// finds a rotated key. Any other request passes after a header look-up.
 async fn jwt_keys(
     oidc: Arc<crate::oidc::Oidc>,
     req: axum::extract::Request,

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod oidc;
 pub mod proxy;
 pub mod report;
+pub mod request_span;
 pub mod retention;
 pub mod secrets;
 pub mod settings;

@@ -13,6 +13,7 @@ use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderValue;
 
@@ -220,10 +221,58 @@ pub struct Snapshot {
 /// The budgets and rate limits in force (ARCHITECTURE.md, Decisions: Budgets and rate limits).
 #[derive(Debug, Default)]
 pub struct Limits {
-    pub budgets: Vec<Arc<BudgetSpec>>,
+    pub budgets: Vec<Budget>,
     pub rate_limits: Vec<Arc<RateLimit>>,
     /// Stored timestamps (created, updated) by name, for the API and console.
     pub stamps: HashMap<String, (i64, i64)>,
+}
+
+/// A budget in force, with its current period remembered (every call under it needs the
+/// period's bounds, and a monthly period is a calendar computation).
+#[derive(Debug)]
+pub struct Budget {
+    pub spec: BudgetSpec,
+    /// `[start, end)` of the period last computed, in days since the epoch, in one word (start
+    /// in the high half, length in days in the low half; 0: none yet), so no reader sees half
+    /// of an update.
+    period: AtomicU64,
+}
+
+impl Budget {
+    pub fn new(spec: BudgetSpec) -> Budget {
+        Budget { spec, period: AtomicU64::new(0) }
+    }
+
+    /// `[start, end)` in epoch milliseconds of the budget's period holding `now_ms`
+    /// (`Period::bounds`, remembered until `now_ms` leaves it).
+    pub fn bounds(&self, now_ms: i64) -> (i64, i64) {
+        const DAY_MS: i64 = 86_400_000;
+        let packed = self.period.load(Ordering::Relaxed);
+        let days = i64::from(packed as u32);
+        let start = i64::from((packed >> 32) as u32 as i32) * DAY_MS;
+        let end = start + days * DAY_MS;
+        if days > 0 && start <= now_ms && now_ms < end {
+            return (start, end);
+        }
+        let (start, end) = self.spec.period.bounds(now_ms);
+        if let (Ok(first), Ok(days)) = (i32::try_from(start / DAY_MS), u32::try_from((end - start) / DAY_MS)) {
+            self.period.store((u64::from(first as u32) << 32) | u64::from(days), Ordering::Relaxed);
+        }
+        (start, end)
+    }
+}
+
+impl AsRef<BudgetSpec> for Budget {
+    fn as_ref(&self) -> &BudgetSpec {
+        &self.spec
+    }
+}
+
+impl std::ops::Deref for Budget {
+    type Target = BudgetSpec;
+    fn deref(&self) -> &BudgetSpec {
+        &self.spec
+    }
 }
 
 /// A rate limit in force, with the values of its `x-ratelimit-limit-*` headers formatted once
@@ -277,7 +326,7 @@ impl Limits {
             {
                 Ok(b) => {
                     out.stamps.insert(format!("b/{}", rec.name), (rec.created_at_ms, rec.updated_at_ms));
-                    out.budgets.push(Arc::new(b));
+                    out.budgets.push(Budget::new(b));
                 }
                 Err(e) => tracing::error!(budget = %rec.name, error = %e, "stored budget is unreadable; not enforced"),
             }
@@ -303,6 +352,26 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_remembers_its_period_until_the_clock_leaves_it() {
+        use tollgate_core::budget::Period;
+        let ms = |y, m, d| {
+            let day = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap_or_else(|| panic!("{y}-{m}-{d}"));
+            day.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_millis()
+        };
+        for period in [Period::Daily, Period::Weekly, Period::Monthly] {
+            let b = Budget::new(BudgetSpec { period, ..BudgetSpec::default() });
+            // Across two month ends (one into a leap February), a week, back in time and
+            // before the epoch: always what the period itself says.
+            let mut at = vec![ms(2028, 1, 31) + 5, ms(2028, 1, 31) + 86_399_999, ms(2028, 2, 1), ms(2028, 2, 29) + 1];
+            at.extend([ms(2028, 3, 1) - 1, ms(2028, 3, 1), ms(2027, 12, 31), ms(1969, 12, 31) + 7, ms(2028, 3, 6)]);
+            for now in at {
+                assert_eq!(b.bounds(now), period.bounds(now), "{period:?} at {now}");
+                assert_eq!(b.bounds(now), period.bounds(now), "{period:?} at {now}, remembered");
+            }
+        }
+    }
 
     #[test]
     fn an_update_copies_only_the_shard_it_changes() {

@@ -43,9 +43,25 @@ impl Clock {
     }
 }
 
-/// The system clock, for what is not a decision (log rate limits, file timestamps).
+/// The system clock, for what is not a decision (log rate limits, file timestamps). Read
+/// without chrono (its `Utc::now` builds a calendar date first: ~170 instructions, and this
+/// runs on every proxied request).
 pub fn system_now_ms() -> i64 {
-    Utc::now().timestamp_millis()
+    epoch_ms(SystemTime::now())
+}
+
+/// Milliseconds since the Unix epoch of `t`, rounded towards the past (chrono's
+/// `timestamp_millis`).
+fn epoch_ms(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        // Before the epoch: a negative count.
+        Err(e) => {
+            let d = e.duration();
+            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            if d.subsec_nanos() % 1_000_000 == 0 { -ms } else { -ms - 1 }
+        }
+    }
 }
 
 /// RFC 3339 with millisecond precision and a `Z` suffix.
@@ -56,4 +72,31 @@ pub fn rfc3339(ms: i64) -> String {
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     DateTime::parse_from_rfc3339(s).ok().map(|d| d.timestamp_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_milliseconds_match_chronos() {
+        let ns = |n: u64| Duration::from_nanos(n);
+        let epoch = SystemTime::UNIX_EPOCH;
+        for t in [
+            epoch,
+            epoch + ns(1),
+            epoch + ns(999_999),
+            epoch + ns(1_500_000),
+            epoch + ns(1_765_000_000_123_456_789),
+            epoch - ns(1),
+            epoch - ns(1_000_000),
+            epoch - ns(1_500_000),
+            epoch - ns(86_400_000_000_001),
+        ] {
+            assert_eq!(epoch_ms(t), DateTime::<Utc>::from(t).timestamp_millis(), "{t:?}");
+        }
+        let before = Utc::now().timestamp_millis();
+        let now = system_now_ms();
+        assert!(before <= now && now <= Utc::now().timestamp_millis());
+    }
 }

@@ -44,13 +44,15 @@ pub(super) struct Inbound {
     pub info: RequestInfo,
 }
 
-/// Gateway token, provider, scope, enabled.
+/// Gateway token, provider, scope, enabled. `now_ms`: the request's arrival on the gateway's
+/// clock (the token's expiry is checked against it; the request reads the clock once).
 pub(super) fn caller(
     state: &AppState,
     snap: &Snapshot,
     name: &str,
     headers: &HeaderMap,
     query: Option<&str>,
+    now_ms: i64,
 ) -> Result<Admitted, ProxyError> {
     // Authentication first, the same way for every name (known, unknown, passthrough or not),
     // and answered in one provider-independent 401 shape: a request without a valid token
@@ -63,7 +65,7 @@ pub(super) fn caller(
              or `X-Tollgate-Token` (providers with authorization passthrough take it only in `X-Tollgate-Token`)",
         )
     })?;
-    let token = auth::lookup(state, presented, state.now_ms())
+    let token = auth::lookup(state, presented, now_ms)
         .map_err(|e| ProxyError::new(Fault::Unauthenticated, None, e.to_string()))?;
     let entry = snap.providers.get(name).cloned();
     let ptype = entry.as_ref().and_then(|e| e.spec.provider_type);

@@ -49,9 +49,16 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 /// authorization, content-type, content-length: most of them dropped) removing in place cost
 /// ~650 instructions more than this copy (each `HeaderMap::remove` is a hashed lookup), measured
 /// with callgrind. SDKs that send a dozen `x-stainless-*` headers might favour the other way.
-pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> HeaderMap {
+///
+/// `answer_extra`: headers the gateway will add to the answer (budget and rate-limit headers).
+/// hyper parses the answer into the map of the request it last sent on that connection
+/// (cleared, capacity kept), so sizing this map for an answer's usual headers plus those
+/// keeps the answer's map from growing (a reallocation and a rehash of every header) when
+/// they are added; without extras it is sized for the client's headers, as before.
+pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool, answer_extra: usize) -> HeaderMap {
     let listed = connection_listed(client);
-    let mut out = HeaderMap::with_capacity(client.len());
+    let capacity = if answer_extra == 0 { client.len() } else { client.len().max(ANSWER_HEADERS) + answer_extra };
+    let mut out = HeaderMap::with_capacity(capacity);
     for (name, value) in client {
         let n = name.as_str();
         let drop = is_hop_by_hop(name, &listed)
@@ -68,6 +75,11 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool) -> Header
     out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     out
 }
+
+/// Headers an upstream's answer usually carries (content type and length, date, server, request
+/// id, …): room the upstream request's map keeps for the answer when the gateway adds headers
+/// to it (see [`upstream_request_headers`]).
+const ANSWER_HEADERS: usize = 8;
 
 /// The loop-detection header: every forward carries the ids of the gateways it passed
 /// through, this one's last (`x-tollgate-hop: a1b2…, c3d4…`).
@@ -202,14 +214,14 @@ mod tests {
         ] {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
-        let out = upstream_request_headers(&h, false);
+        let out = upstream_request_headers(&h, false, 0);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(
             names,
             ["anthropic-version", "anthropic-beta", "openai-organization", "content-type", "accept-encoding"]
         );
         assert_eq!(out.get("accept-encoding").and_then(|v| v.to_str().ok()), Some("identity"));
-        let out = upstream_request_headers(&h, true);
+        let out = upstream_request_headers(&h, true, 0);
         assert_eq!(out.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tg_x"));
         assert!(out.get("x-tollgate-token").is_none());
     }

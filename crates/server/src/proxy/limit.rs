@@ -130,7 +130,7 @@ pub(super) async fn check(
     let now = state.now_ms();
     let mut wants: smallvec::SmallVec<[Want<'_>; 4]> = smallvec::SmallVec::new();
     for (b, pool) in &budgets {
-        let (start_ms, end_ms) = b.period.bounds(now);
+        let (start_ms, end_ms) = b.bounds(now);
         let (agent, user) = match b.pooling_mode {
             Pooling::PerAgent => (Some(*pool), b.scope.user.as_deref()),
             Pooling::PerUser => (b.scope.agent.as_deref(), Some(*pool)),

@@ -132,7 +132,7 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     let snap = state.snapshot();
 
     // 1. Admit.
-    let a = match admit::caller(&state, &snap, name, &parts.headers, parts.uri.query()) {
+    let a = match admit::caller(&state, &snap, name, &parts.headers, parts.uri.query(), arrived.1) {
         Ok(a) => a,
         Err(e) => return e.respond(metrics, None),
     };
@@ -176,16 +176,18 @@ async fn handle(State(state): State<AppState>, req: Request) -> Response {
     });
 
     // 2. Prepare.
-    let prepared = match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound, span.as_deref()).await {
-        Ok(p) => p,
-        Err(e) => {
-            if let Some(span) = span {
-                let row = e.fault.row();
-                span.end_internal(row.reason, row.kind.status(), arrived.0.elapsed());
+    let prepared =
+        match prepare::prepare(&state, &snap, &a, name, &parts, path, &mut inbound, span.as_deref(), extra.len()).await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if let Some(span) = span {
+                    let row = e.fault.row();
+                    span.end_internal(row.reason, row.kind.status(), arrived.0.elapsed());
+                }
+                return e.respond(metrics, None);
             }
-            return e.respond(metrics, None);
-        }
-    };
+        };
     let injected = prepared.injected;
 
     // 3. Forward.

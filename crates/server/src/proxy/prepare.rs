@@ -62,7 +62,8 @@ impl CredentialError {
 }
 
 /// Builds the upstream request for an admitted one. `span` (tracing on) is propagated as the
-/// upstream request's `traceparent`, before signing.
+/// upstream request's `traceparent`, before signing. `answer_extra`: headers the gateway adds
+/// to the answer (`headers::upstream_request_headers`).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn prepare(
     state: &AppState,
@@ -73,10 +74,11 @@ pub(super) async fn prepare(
     path: &str,
     inbound: &mut Inbound,
     span: Option<&crate::telemetry::RequestSpan>,
+    answer_extra: usize,
 ) -> Result<Prepared, ProxyError> {
     let spec = &a.entry.spec;
     let passthrough = spec.authorization_passthrough();
-    let mut headers = headers::upstream_request_headers(&parts.headers, passthrough);
+    let mut headers = headers::upstream_request_headers(&parts.headers, passthrough, answer_extra);
     let bedrock = a.ptype == ProviderType::Bedrock;
     headers::add_hop(&mut headers, &parts.headers, state.hop_id(), state.hop_value());
     if let Some(span) = span {
