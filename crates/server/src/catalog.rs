@@ -34,9 +34,19 @@ pub struct CatalogHandle {
     embedded: Catalog,
     current: ArcSwap<Catalog>,
     overlay: Option<PathBuf>,
-    /// The overlay bytes last seen (loaded or rejected) and the status to report.
-    seen: Mutex<(Option<Vec<u8>>, OverlayStatus)>,
+    seen: Mutex<Seen>,
     metrics: Arc<Metrics>,
+}
+
+/// What the overlay's polls have seen.
+#[derive(Debug)]
+struct Seen {
+    /// The bytes last loaded or rejected (a poll that reads them again does nothing).
+    bytes: Option<Vec<u8>>,
+    /// The status to report.
+    status: OverlayStatus,
+    /// A failure the last poll saw and did not report yet.
+    unsettled: Option<String>,
 }
 
 impl CatalogHandle {
@@ -60,7 +70,7 @@ impl CatalogHandle {
             embedded,
             current: ArcSwap::from_pointee(merged),
             overlay,
-            seen: Mutex::new((seen, status)),
+            seen: Mutex::new(Seen { bytes: seen, status, unsettled: None }),
             metrics,
         })
     }
@@ -71,49 +81,65 @@ impl CatalogHandle {
     }
 
     pub fn status(&self) -> OverlayStatus {
-        self.seen.lock().map(|g| g.1.clone()).unwrap_or_default()
+        self.seen.lock().map(|g| g.status.clone()).unwrap_or_default()
     }
 
     /// Re-reads the overlay; swaps in a new catalog when the file changed and validates.
-    /// Returns whether the catalog changed.
+    /// Returns whether the catalog changed. A failure (unreadable, invalid) is reported when
+    /// the next poll sees it again ([`CatalogHandle::failed`]).
     pub fn refresh(&self) -> bool {
         let Some(path) = &self.overlay else { return false };
         let Ok(mut seen) = self.seen.lock() else { return false };
         let bytes = match read(path) {
             Ok(b) => b,
             Err(e) => {
-                if seen.1.error.as_deref() != Some(e.as_str()) {
-                    Metrics::inc(&self.metrics.catalog_overlay_errors);
-                    tracing::error!(error = %e, version = self.current().version(), "catalog overlay unreadable; still using the last good catalog");
-                    seen.1.error = Some(e);
-                    seen.0 = None;
-                }
+                self.failed(&mut seen, e, None);
                 return false;
             }
         };
-        if seen.0.as_deref() == Some(bytes.as_slice()) {
+        if seen.bytes.as_deref() == Some(bytes.as_slice()) {
             return false;
         }
-        let result = merge(&self.embedded, &bytes);
-        seen.0 = Some(bytes);
-        match result {
+        match merge(&self.embedded, &bytes) {
             Ok(merged) => {
                 tracing::info!(version = merged.version(), models = merged.models().len(), "catalog overlay reloaded");
                 Metrics::inc(&self.metrics.catalog_overlay_reloads);
-                seen.1.version = merged.overlay_version().map(str::to_string);
-                seen.1.error = None;
-                seen.1.loaded_at_ms = Some(crate::time::system_now_ms());
+                seen.bytes = Some(bytes);
+                seen.unsettled = None;
+                seen.status.version = merged.overlay_version().map(str::to_string);
+                seen.status.error = None;
+                seen.status.loaded_at_ms = Some(crate::time::system_now_ms());
                 self.current.store(Arc::new(merged));
                 true
             }
             Err(e) => {
-                Metrics::inc(&self.metrics.catalog_overlay_errors);
-                tracing::error!(error = %e, path = %path.display(), version = self.current().version(),
-                    "catalog overlay rejected; still using the last good catalog");
-                seen.1.error = Some(e.to_string());
+                self.failed(&mut seen, e.to_string(), Some(bytes));
                 false
             }
         }
+    }
+
+    /// A failed poll. Reported (error log, `tollgate_catalog_overlay_errors_total`, the
+    /// status's `error`) once two polls in a row saw the same failure: a file read while an
+    /// editor rewrites it in place (truncated, half written, briefly absent) fails once and is
+    /// read whole at the next poll, which is no reason for an alarm. `bytes`: what was read
+    /// (an invalid file, not merged again until it changes once reported); `None` when the
+    /// file could not be read (its next content is merged whatever it is).
+    fn failed(&self, seen: &mut Seen, error: String, bytes: Option<Vec<u8>>) {
+        if seen.status.error.as_deref() == Some(error.as_str()) {
+            return;
+        }
+        if seen.unsettled.as_deref() != Some(error.as_str()) {
+            tracing::debug!(error = %error, "catalog overlay failed to load; judged again at the next poll");
+            seen.unsettled = Some(error);
+            return;
+        }
+        seen.unsettled = None;
+        Metrics::inc(&self.metrics.catalog_overlay_errors);
+        tracing::error!(error = %error, version = self.current().version(),
+            "catalog overlay rejected or unreadable; still using the last good catalog");
+        seen.status.error = Some(error);
+        seen.bytes = bytes;
     }
 
     /// Polls the overlay file until shutdown.
@@ -217,11 +243,29 @@ mod tests {
         assert_eq!(rate, Some(7));
         assert_eq!(metrics.catalog_overlay_reloads.load(Relaxed), 1);
 
-        write(&path, r#"{"version": "o3", "models": [{"provider_type": "openai", "name": "x"}]}"#);
+        // A file read while it is rewritten in place (truncated, then half written) fails once
+        // each time; the next poll reads it whole: nothing is reported.
+        write(&path, "");
         assert!(!h.refresh());
-        assert!(h.current().version().ends_with("+o2"), "a bad edit keeps the last good catalog");
+        write(&path, r#"{"version": "o3", "effective_date": "2026-12-03", "mod"#);
+        assert!(!h.refresh());
+        assert_eq!(h.status().error, None, "a torn read is not reported");
+        write(
+            &path,
+            r#"{"version": "o3", "effective_date": "2026-12-03", "models": [
+                {"provider_type": "openai_compatible", "name": "llama", "pricing": {"input_per_million": 8}}]}"#,
+        );
+        assert!(h.refresh());
+        assert!(h.current().version().ends_with("+o3"));
+        assert_eq!(metrics.catalog_overlay_errors.load(Relaxed), 0);
+
+        write(&path, r#"{"version": "o4", "models": [{"provider_type": "openai", "name": "x"}]}"#);
+        assert!(!h.refresh());
+        assert_eq!(h.status().error, None, "reported when the next poll sees it again");
+        assert!(!h.refresh());
+        assert!(h.current().version().ends_with("+o3"), "a bad edit keeps the last good catalog");
         let st = h.status();
-        assert_eq!(st.version.as_deref(), Some("o2"));
+        assert_eq!(st.version.as_deref(), Some("o3"));
         assert!(st.error.as_deref().is_some_and(|e| e.contains("models[0].effective_date")), "{st:?}");
         assert_eq!(metrics.catalog_overlay_errors.load(Relaxed), 1);
         assert!(!h.refresh(), "the same bad bytes are reported once");
@@ -229,8 +273,10 @@ mod tests {
 
         std::fs::remove_file(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!h.refresh());
-        assert!(h.status().error.is_some());
-        assert!(h.current().version().ends_with("+o2"));
+        assert!(!h.refresh());
+        assert!(h.status().error.as_deref().is_some_and(|e| e.contains("overlay.json")), "{:?}", h.status());
+        assert_eq!(metrics.catalog_overlay_errors.load(Relaxed), 2);
+        assert!(h.current().version().ends_with("+o3"));
     }
 
     #[test]
