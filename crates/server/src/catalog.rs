@@ -93,7 +93,7 @@ impl CatalogHandle {
         let bytes = match read(path) {
             Ok(b) => b,
             Err(e) => {
-                self.failed(&mut seen, e, None);
+                self.failed(&mut seen, path, e, None);
                 return false;
             }
         };
@@ -113,7 +113,7 @@ impl CatalogHandle {
                 true
             }
             Err(e) => {
-                self.failed(&mut seen, e.to_string(), Some(bytes));
+                self.failed(&mut seen, path, e.to_string(), Some(bytes));
                 false
             }
         }
@@ -125,8 +125,10 @@ impl CatalogHandle {
     /// read whole at the next poll, which is no reason for an alarm. `bytes`: what was read
     /// (an invalid file, not merged again until it changes once reported); `None` when the
     /// file could not be read (its next content is merged whatever it is).
-    fn failed(&self, seen: &mut Seen, error: String, bytes: Option<Vec<u8>>) {
+    fn failed(&self, seen: &mut Seen, path: &Path, error: String, bytes: Option<Vec<u8>>) {
         if seen.status.error.as_deref() == Some(error.as_str()) {
+            // Reported already (another edit may fail the same way: not merged again either).
+            seen.bytes = bytes;
             return;
         }
         if seen.unsettled.as_deref() != Some(error.as_str()) {
@@ -136,7 +138,7 @@ impl CatalogHandle {
         }
         seen.unsettled = None;
         Metrics::inc(&self.metrics.catalog_overlay_errors);
-        tracing::error!(error = %error, version = self.current().version(),
+        tracing::error!(error = %error, path = %path.display(), version = self.current().version(),
             "catalog overlay rejected or unreadable; still using the last good catalog");
         seen.status.error = Some(error);
         seen.bytes = bytes;
