@@ -8,11 +8,10 @@
 use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_store::{TranscriptStore, UsageStore};
+use tollgate_store::{DAY_MS, TranscriptStore, UsageStore};
 
 /// Rows per DELETE statement.
 const CHUNK: i64 = 10_000;
-const DAY_MS: i64 = 86_400_000;
 
 /// Deletes events older than `days` days before `now_ms`; returns how many went.
 pub async fn sweep(usage: &UsageStore, metrics: &Metrics, days: u32, now_ms: i64) -> u64 {

@@ -246,7 +246,7 @@ impl Budget {
     /// `[start, end)` in epoch milliseconds of the budget's period holding `now_ms`
     /// (`Period::bounds`, remembered until `now_ms` leaves it).
     pub fn bounds(&self, now_ms: i64) -> (i64, i64) {
-        const DAY_MS: i64 = 86_400_000;
+        use tollgate_store::DAY_MS;
         let packed = self.period.load(Ordering::Relaxed);
         let days = i64::from(packed as u32);
         let start = i64::from((packed >> 32) as u32 as i32) * DAY_MS;
