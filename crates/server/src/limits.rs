@@ -37,7 +37,7 @@ const LEASE_TTL_MS: i64 = 30_000;
 /// so it never uses a lease the database already considers expired).
 const LOCAL_TTL: Duration = Duration::from_secs(20);
 /// Windows not written for this long are deleted from the database by the pruning sync.
-const WINDOW_KEEP_MS: i64 = 40 * 86_400_000;
+const WINDOW_KEEP_MS: i64 = 40 * tollgate_store::DAY_MS;
 
 /// What a window counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

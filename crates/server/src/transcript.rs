@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tollgate_store::transcripts::{Entry, SealedBatch, seal_batch_of};
-use tollgate_store::{Keyring, Store, TranscriptFlags, TranscriptStore};
+use tollgate_store::{DAY_MS, Keyring, Store, TranscriptFlags, TranscriptStore};
 
 /// Largest total of captured bytes waiting for the writer; a capture that would pass it is
 /// dropped (and counted) while the usage event itself is still queued.
@@ -22,8 +22,6 @@ pub const MAX_PENDING_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Rows per retention DELETE statement.
 pub const CHUNK: i64 = 1_000;
-
-const DAY_MS: i64 = 86_400_000;
 
 /// One captured direction: a copy of the bytes as they were read or sent. A copy, not the
 /// `Bytes` themselves: those are views into hyper's connection read buffers, and holding one
