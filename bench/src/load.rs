@@ -127,6 +127,10 @@ pub struct ProcStats {
     pub cpu_system_us_per_request: f64,
     /// Highest RSS sampled (every 100 ms) from the start of the run to its end.
     pub rss_peak_kib: u64,
+    /// Highest anonymous part of it (`RssAnon`: what the process allocated, without the
+    /// pages of its binary and other mapped files), sampled alike.
+    #[serde(default)]
+    pub rss_peak_anon_kib: u64,
     pub rss_end_kib: u64,
     /// RSS `settle` seconds after the run, its connections closed (`--settle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,7 +393,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let window = run.cfg.duration.as_secs_f64();
     let proxy = match watcher {
         Some(w) => {
-            let (pid, cpu, rss_peak_kib, rss_end_kib) = w.await?;
+            let (pid, cpu, peak, rss_end_kib) = w.await?;
             let ms = |ticks: u64| ticks as f64 * 1000.0 / procfs::clock_ticks() as f64;
             let cpu_ms = ms(cpu.total());
             let per = |ms: f64| if total.requests > 0 { ms * 1000.0 / total.requests as f64 } else { 0.0 };
@@ -407,7 +411,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
                 cpu_ms,
                 cpu_us_per_request: per(cpu_ms),
                 cpu_system_us_per_request: per(ms(cpu.system)),
-                rss_peak_kib,
+                rss_peak_kib: peak.total,
+                rss_peak_anon_kib: peak.anon,
                 rss_end_kib,
                 rss_settled_kib,
                 settle_s,
@@ -460,15 +465,21 @@ fn pace(tx: mpsc::UnboundedSender<Instant>, rate: f64, start: Instant, end: Inst
     }
 }
 
-/// Samples the watched process: CPU ticks at the window's edges, RSS every 100 ms.
-async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, procfs::CpuTicks, u64, u64) {
-    let mut peak = 0;
+/// Samples the watched process: CPU ticks at the window's edges, RSS every 100 ms (the peaks
+/// of the total and of its anonymous part, each over the run; the total at the end).
+async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, procfs::CpuTicks, procfs::Rss, u64) {
+    let mut peak = procfs::Rss::default();
+    let sample = |peak: &mut procfs::Rss| {
+        let now = procfs::rss(pid).unwrap_or_default();
+        *peak = procfs::Rss { total: peak.total.max(now.total), anon: peak.anon.max(now.anon) };
+        now.total
+    };
     let mut cpu_start = None;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
         let now = Instant::now();
-        peak = peak.max(procfs::rss_kib(pid).unwrap_or(0));
+        sample(&mut peak);
         if cpu_start.is_none() && now >= warm_end {
             cpu_start = procfs::cpu_ticks(pid);
         }
@@ -489,8 +500,8 @@ async fn watch(pid: u32, warm_end: Instant, end: Instant) -> (u32, procfs::CpuTi
         (Some(a), Some(b)) => b.since(a),
         _ => procfs::CpuTicks { user: 0, system: 0 },
     };
-    let rss_end = procfs::rss_kib(pid).unwrap_or(0);
-    (pid, ticks, peak.max(rss_end), rss_end)
+    let rss_end = sample(&mut peak);
+    (pid, ticks, peak, rss_end)
 }
 
 async fn connect(run: &Run) -> anyhow::Result<SendRequest<Full<Bytes>>> {

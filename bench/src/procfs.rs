@@ -54,10 +54,29 @@ fn parse_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     Some(CpuTicks { user: utime, system: stime })
 }
 
+/// Resident memory of a process in KiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rss {
+    /// All of it (`VmRSS`): anonymous memory plus the pages of mapped files (the binary's code
+    /// and data above all) and shared memory.
+    pub total: u64,
+    /// Anonymous memory alone (`RssAnon`): the heap, the stacks; what the process allocated.
+    pub anon: u64,
+}
+
+/// Resident memory (`VmRSS`, `RssAnon`) from one read of `/proc/<pid>/status`.
+pub fn rss(pid: u32) -> Option<Rss> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_rss(&status)
+}
+
+fn parse_rss(status: &str) -> Option<Rss> {
+    Some(Rss { total: status_field(status, "VmRSS:")?, anon: status_field(status, "RssAnon:").unwrap_or(0) })
+}
+
 /// Resident set size in KiB (`VmRSS`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status_field(&status, "VmRSS:")
+    rss(pid).map(|r| r.total)
 }
 
 fn status_field(status: &str, name: &str) -> Option<u64> {
@@ -90,5 +109,15 @@ mod tests {
         assert!(cpu_ticks(me).is_some());
         assert_eq!(status_field("Name:\tx\nVmRSS:\t  1234 kB\n", "VmRSS:"), Some(1234));
         assert!(clock_ticks() >= 1);
+        let r = rss(me).unwrap_or_default();
+        assert!(r.anon > 0 && r.anon <= r.total, "{r:?}");
+    }
+
+    #[test]
+    fn parses_total_and_anonymous_memory() {
+        let status = "Name:\tx\nVmRSS:\t  1234 kB\nRssAnon:\t   1000 kB\nRssFile:\t    234 kB\n";
+        assert_eq!(parse_rss(status), Some(Rss { total: 1234, anon: 1000 }));
+        assert_eq!(parse_rss("VmRSS:\t 7 kB\n"), Some(Rss { total: 7, anon: 0 }), "a kernel without RssAnon");
+        assert_eq!(parse_rss("Name:\tx\n"), None);
     }
 }

@@ -162,6 +162,11 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
     let p6 = load(rows, "P6", TOLLGATE).and_then(|l| l.proxy.as_ref());
     let rss = p6.map(|p| p.rss_peak_kib as f64 / 1024.0);
     let streams = load(rows, "P6", TOLLGATE).map_or(0, |l| l.connections);
+    // Rows of runs before the anonymous part was sampled have none.
+    let anon = match p6.map(|p| p.rss_peak_anon_kib) {
+        Some(kib) if kib > 0 => format!(" ({:.0} MiB of it anonymous)", kib as f64 / 1024.0),
+        _ => String::new(),
+    };
     let settled = match p6.and_then(|p| p.rss_settled_kib.zip(p.settle_s)) {
         Some((kib, s)) => format!("; {:.0} MiB {s:.0} s after they closed", kib as f64 / 1024.0),
         None => String::new(),
@@ -171,7 +176,7 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
         rss,
         "<= 48",
         |x| x <= 48.0,
-        format!("peak over the run, {streams} concurrent streams{settled}"),
+        format!("peak over the run{anon}, {streams} concurrent streams{settled}"),
     ));
     let (p7, on, off) = cost(rows, "P7", TOLLGATE, TOLLGATE_UNMETERED);
     v.push(verdict(
@@ -286,7 +291,7 @@ pub fn markdown(s: &Summary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Machine: {}  \nCommit: `{}`  \nDate: {}\n", s.machine, s.commit, s.date);
     out.push_str(
-        "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | TTFT p50 / p99 ms | proxy CPU µs/req (kernel) | proxy RSS MiB | \
+        "| scenario | target | req/s | p50 ms | p90 ms | p99 ms | TTFT p50 / p99 ms | proxy CPU µs/req (kernel) | proxy RSS MiB (anonymous) | \
          errors | usage events / 2xx | load avg before → after |\n",
     );
     out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n");
@@ -303,7 +308,10 @@ pub fn markdown(s: &Summary) -> String {
         let (cpu, rss) = match &l.proxy {
             Some(p) => (
                 format!("{:.1} ({:.1})", p.cpu_us_per_request, p.cpu_system_us_per_request),
-                format!("{:.1}", p.rss_peak_kib as f64 / 1024.0),
+                match p.rss_peak_anon_kib {
+                    0 => format!("{:.1}", p.rss_peak_kib as f64 / 1024.0),
+                    anon => format!("{:.1} ({:.1})", p.rss_peak_kib as f64 / 1024.0, anon as f64 / 1024.0),
+                },
             ),
             None => ("–".into(), "–".into()),
         };
@@ -366,6 +374,7 @@ mod tests {
         let mut p6 = row("P6", TOLLGATE, 0.0, 0.0, 1);
         if let Some(p) = p6.load.as_mut().and_then(|l| l.proxy.as_mut()) {
             p.rss_settled_kib = Some(12 * 1024);
+            p.rss_peak_anon_kib = 20 * 1024;
             p.settle_s = Some(5.0);
         }
         let mut rows = vec![
@@ -402,7 +411,10 @@ mod tests {
         assert_eq!(get("P5"), Some((None, None)));
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
         let p6 = v.iter().find(|x| x.name.starts_with("P6")).map(|x| x.detail.as_str());
-        assert_eq!(p6, Some("peak over the run, 0 concurrent streams; 12 MiB 5 s after they closed"));
+        assert_eq!(
+            p6,
+            Some("peak over the run (20 MiB of it anonymous), 0 concurrent streams; 12 MiB 5 s after they closed")
+        );
         assert!(get("P7").is_some_and(|(v, m)| v.is_some_and(|x| (x - 4.0).abs() < 1e-9) && m == Some(true)));
         // p99 TTFT is twice p50 in these rows: (2080 + 2200) / 2 - (2000 + 2120) / 2
         assert!(get("P9").is_some_and(|(v, m)| v.is_some_and(|x| (x - 80.0).abs() < 1e-9) && m == Some(true)));
@@ -421,6 +433,8 @@ mod tests {
             skipped: vec!["LangDB ai-gateway: needs a local patch".into()],
         });
         assert!(md.contains("| P1 50 connections, instant JSON | nginx | 1000 |"), "{md}");
+        assert!(md.contains("| 30.0 (20.0) |"), "P6's RSS and its anonymous part: {md}");
+        assert!(md.contains("| 30.0 | 0 |"), "a row without the anonymous part shows the total alone: {md}");
         assert!(md.contains("| P1 RPS, Tollgate / nginx | 0.95 | >= 0.90 | yes |"), "{md}");
         assert!(
             md.contains(
