@@ -6,7 +6,7 @@
 # waiting on instruction fetches of a large code path (hyper, tokio, the handler; callgrind's
 # cache simulation counts ~2,400 first-level instruction-cache misses per P1 request), and
 # this build spends ~15 % less CPU per proxied request than the plain release build
-# (README, "Sixteenth pass"). The code is the same; only its layout and inlining differ.
+# (bench/HISTORY.md, "Sixteenth pass"). The code is the same; only its layout and inlining differ.
 #
 #   bench/pgo.sh [--out DIR]
 #
