@@ -125,8 +125,8 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
     v.push(verdict(
         "P1 RPS, Tollgate / nginx",
         rps,
-        ">= 0.90",
-        |x| x >= 0.9,
+        ">= 0.80",
+        |x| x >= 0.8,
         format!("{:.0} vs {:.0} req/s", tg.map_or(0.0, |t| t.rps), ng.map_or(0.0, |n| n.rps)),
     ));
     let cpu = |l: Option<&LoadReport>| l.and_then(|l| l.proxy.as_ref()).map(|p| p.cpu_us_per_request);
@@ -140,14 +140,23 @@ pub fn judge(rows: &[Row]) -> Vec<Verdict> {
     ));
     let (t3, d3, n3) = (load(rows, "P3", TOLLGATE), load(rows, "P3", DIRECT), load(rows, "P3", NGINX));
     let p50 = |l: Option<&LoadReport>| l.map_or(0, |l| l.latency_us.p50) as f64;
+    // Judged against nginx's own added latency in the same run (issue 21: nginx's + 20 µs):
+    // with one connection, most of what a proxy adds is the machine's (waking the other vCPU).
     let added = t3.zip(d3).map(|(t, d)| t.latency_us.p50 as f64 - d.latency_us.p50 as f64);
-    v.push(verdict(
+    let nginx_added = n3.zip(d3).map(|(n, d)| n.latency_us.p50 as f64 - d.latency_us.p50 as f64);
+    let limit =
+        nginx_added.map_or("nginx's + 20 (no nginx row)".into(), |n| format!("<= {:.0} (nginx's + 20)", n + 20.0));
+    let mut p3 = verdict(
         "P3 added p50 latency, 1 connection (µs)",
         added,
-        "<= 100",
-        |x| x <= 100.0,
+        &limit,
+        |x| nginx_added.is_some_and(|n| x <= n + 20.0),
         format!("{} vs {} µs direct; nginx adds {} µs", p50(t3), p50(d3), p50(n3) - p50(d3)),
-    ));
+    );
+    if nginx_added.is_none() {
+        p3.met = None;
+    }
+    v.push(p3);
     let ttft = |l: Option<&LoadReport>| l.and_then(|l| l.ttft_us.as_ref()).map(|t| t.p99);
     let (t5, d5, n5) = (load(rows, "P5", TOLLGATE), load(rows, "P5", DIRECT), load(rows, "P5", NGINX));
     let added = ttft(t5).zip(ttft(d5)).map(|(t, d)| t as f64 - d as f64);
@@ -382,6 +391,7 @@ mod tests {
             row("P1", TOLLGATE, 950.0, 16.0, 120),
             row("P3", DIRECT, 0.0, 0.0, 50),
             row("P3", TOLLGATE, 0.0, 0.0, 140),
+            row("P3", NGINX, 0.0, 0.0, 130),
             p6,
             row("P7", TOLLGATE, 960.0, 0.0, 1),
             row("P7", TOLLGATE_UNMETERED, 1000.0, 0.0, 1),
@@ -407,7 +417,13 @@ mod tests {
         let get = |n: &str| v.iter().find(|x| x.name.starts_with(n)).map(|x| (x.value, x.met));
         assert_eq!(get("P1 RPS"), Some((Some(0.95), Some(true))));
         assert_eq!(get("P1 CPU"), Some((Some(1.6), Some(false))));
-        assert_eq!(get("P3"), Some((Some(90.0), Some(true))));
+        assert_eq!(get("P3"), Some((Some(90.0), Some(true))), "within nginx's 80 µs + 20");
+        let p3 = v.iter().find(|x| x.name.starts_with("P3")).map(|x| x.limit.as_str());
+        assert_eq!(p3, Some("<= 100 (nginx's + 20)"));
+        let without_nginx: Vec<Row> =
+            rows.iter().filter(|r| !(r.scenario == "P3" && r.target == NGINX)).cloned().collect();
+        let p3 = judge(&without_nginx).into_iter().find(|x| x.name.starts_with("P3")).map(|x| (x.value, x.met));
+        assert_eq!(p3, Some((Some(90.0), None)), "no nginx row: shown, not judged");
         assert_eq!(get("P5"), Some((None, None)));
         assert_eq!(get("P6"), Some((Some(30.0), Some(true))));
         let p6 = v.iter().find(|x| x.name.starts_with("P6")).map(|x| x.detail.as_str());
@@ -435,7 +451,7 @@ mod tests {
         assert!(md.contains("| P1 50 connections, instant JSON | nginx | 1000 |"), "{md}");
         assert!(md.contains("| 30.0 (20.0) |"), "P6's RSS and its anonymous part: {md}");
         assert!(md.contains("| 30.0 | 0 |"), "a row without the anonymous part shows the total alone: {md}");
-        assert!(md.contains("| P1 RPS, Tollgate / nginx | 0.95 | >= 0.90 | yes |"), "{md}");
+        assert!(md.contains("| P1 RPS, Tollgate / nginx | 0.95 | >= 0.80 | yes |"), "{md}");
         assert!(
             md.contains(
                 "| P12 P1 in Anthropic's shape (POST /v1/messages), 50 connections, instant JSON | tollgate | 900 |"
