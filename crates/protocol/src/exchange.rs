@@ -525,6 +525,7 @@ mod tests {
                 stream: true,
                 body_error: None,
                 output_limit: crate::OutputLimit::Read(None),
+                body_names_model: true,
             }
         );
         let dup = inspect(
@@ -558,6 +559,7 @@ mod tests {
                 stream: false,
                 body_error: None,
                 output_limit: crate::OutputLimit::Unread,
+                body_names_model: false,
             }
         );
         let get = inspect(WireFamilyId::Google, "GET", "/v1beta/models/gemini-2.5-flash", None, b"");

@@ -86,6 +86,13 @@ pub struct RequestInfo {
     pub body_error: Option<String>,
     /// The request's output-token cap ([`crate::output_limit`]), when inspect read the body.
     pub output_limit: OutputLimit,
+    /// The endpoint takes its model from the request body (a JSON `model` member, or a
+    /// `model` form field in a multipart body: OpenAI's audio and image edits), so a request
+    /// to it that names none leaves the upstream to pick one (OpenAI's images and audio have
+    /// defaults). The proxy refuses such a request when the provider has an allow-list.
+    /// False where the model is in the path (Gemini, Bedrock, Azure deployments) and for
+    /// endpoints that name no model (models lists, files, batches).
+    pub body_names_model: bool,
 }
 
 /// A request's own cap on its output tokens, as [`crate::inspect`] found it.
@@ -108,6 +115,7 @@ impl RequestInfo {
             stream: peek.stream,
             body_error: peek.error,
             output_limit: OutputLimit::Read(peek.output_limit),
+            body_names_model: false,
         }
     }
 

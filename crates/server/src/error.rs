@@ -141,6 +141,7 @@ impl From<StoreError> for ApiError {
                 "secret \"{name}\" is referenced by providers: {}; change or delete them first",
                 providers.join(", ")
             )),
+            StoreError::SecretBoundElsewhere { .. } => ApiError::unprocessable("api_key_ref", e.to_string()),
             StoreError::LastAdmin => {
                 ApiError::Conflict("cannot revoke the last active admin token; create another admin token first".into())
             }

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// `providers` is sorted.
     #[error("secret \"{name}\" is used by provider(s) {}", .providers.join(", "))]
     SecretInUse { name: String, providers: Vec<String> },
+    /// A provider save would send `secret` to a host outside its binding (`hosts`, sorted).
+    #[error("secret \"{secret}\" is bound to {}", .hosts.join(", "))]
+    SecretBoundElsewhere { secret: String, hosts: Vec<String> },
     #[error("cannot revoke the last active admin token")]
     LastAdmin,
     /// A sealed value names a key id the keyring does not hold.

@@ -42,7 +42,7 @@ pub use limits::{LimitRecord, LimitResource, WindowKey, WindowState, WindowSync,
 pub use requests::{ConversationFilter, ConversationRow, RequestFilter};
 pub use rollup::{DAY_MS, HOUR_MS, RollupKey, RollupStats};
 pub use seal::{Keyring, MasterKey};
-pub use secrets::BindOutcome;
+pub use secrets::{BindOutcome, HostBinding};
 pub use spending::{Dimension, SpendingFilter, SpendingRow, TopSpending};
 pub use token_usage::TokenUsage;
 pub use tollgate_core::{ProviderType, Role};

@@ -6,8 +6,9 @@
 //! always come from the same snapshot. `secret_refs` come back sorted by field.
 
 use crate::db::RowExt;
+use crate::secrets::{HostBinding, bind_host};
 use crate::types::page_size;
-use crate::{Change, ConfigKind, Page, ProviderQuery, ProviderRecord, ProviderType, Store, StoreError};
+use crate::{BindOutcome, Change, ConfigKind, Page, ProviderQuery, ProviderRecord, ProviderType, Store, StoreError};
 
 /// Columns of a provider joined with its refs (`field`, `secret` are NULL when it has none).
 macro_rules! provider_select {
@@ -103,12 +104,46 @@ macro_rules! save_refs {
     }};
 }
 
+/// Inside a provider save's transaction, after its row and refs: binds the injected secret to
+/// its host ([`HostBinding`]); a secret bound elsewhere fails the save (`SecretBoundElsewhere`:
+/// the transaction rolls back, the provider row with it). The change log records the secret
+/// only when its binding changed.
+macro_rules! save_binding {
+    ($tx:ident, $binding:expr) => {{
+        match $binding {
+            None => None,
+            Some(b) => match bind_host!($tx, b.secret, b.host, b.add_if_other) {
+                BindOutcome::Refused(hosts) => {
+                    return Err(StoreError::SecretBoundElsewhere { secret: b.secret.to_string(), hosts });
+                }
+                outcome => {
+                    if outcome != BindOutcome::AlreadyBound {
+                        sqlx::query(crate::db::RECORD_SQL)
+                            .bind(ConfigKind::Secret.as_str())
+                            .bind(b.secret)
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
+                    Some(outcome)
+                }
+            },
+        }
+    }};
+}
+
 impl Store {
     /// Inserts a new provider and its refs. `AlreadyExists` when the name is taken. With
     /// `check_refs_in_db`, every referenced secret must exist in the secrets table (rows are
     /// locked `FOR SHARE` on Postgres until commit), else `SecretNotFound` naming the field.
-    pub async fn insert_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
-        write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
+    /// `binding`: the injected secret is bound to its host in the same transaction
+    /// (`SecretBoundElsewhere` when it may not be); the outcome comes back.
+    pub async fn insert_provider(
+        &self,
+        record: &ProviderRecord,
+        check_refs_in_db: bool,
+        binding: Option<HostBinding<'_>>,
+    ) -> Result<Option<BindOutcome>, StoreError> {
+        let bound = write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
             let inserted = sqlx::query(INSERT_SQL)
                 .bind(&record.name)
                 .bind(record.provider_type.as_str())
@@ -123,14 +158,20 @@ impl Store {
                 return Err(StoreError::AlreadyExists { what: "provider", name: record.name.clone() });
             }
             save_refs!(tx, is_pg, record, check_refs_in_db);
+            save_binding!(tx, binding)
         });
-        Ok(())
+        Ok(bound)
     }
 
     /// Replaces a provider's columns and refs; `created_at` is kept. `NotFound` when absent.
     /// `check_refs_in_db` as for [`Store::insert_provider`].
-    pub async fn update_provider(&self, record: &ProviderRecord, check_refs_in_db: bool) -> Result<(), StoreError> {
-        write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
+    pub async fn update_provider(
+        &self,
+        record: &ProviderRecord,
+        check_refs_in_db: bool,
+        binding: Option<HostBinding<'_>>,
+    ) -> Result<Option<BindOutcome>, StoreError> {
+        let bound = write_tx!(self, &[Change::new(ConfigKind::Provider, &record.name)], |tx, is_pg| {
             let updated = sqlx::query(UPDATE_SQL)
                 .bind(&record.name)
                 .bind(record.provider_type.as_str())
@@ -144,8 +185,9 @@ impl Store {
                 return Err(StoreError::NotFound { what: "provider", name: record.name.clone() });
             }
             save_refs!(tx, is_pg, record, check_refs_in_db);
+            save_binding!(tx, binding)
         });
-        Ok(())
+        Ok(bound)
     }
 
     pub async fn get_provider(&self, name: &str) -> Result<Option<ProviderRecord>, StoreError> {

@@ -9,7 +9,50 @@ use crate::types::page_size;
 use crate::{Change, ConfigKind, Keyring, MasterKey, Page, PageQuery, SecretMeta, SecretValue, Store, StoreError};
 use std::collections::{BTreeSet, HashMap};
 
-/// The outcome of [`Store::bind_secret_host`].
+/// A provider save's injected secret and the host it will be sent to (`host[:port]` of the
+/// base URL): [`Store::insert_provider`] and [`Store::update_provider`] bind it in the save's
+/// own transaction, so a save that fails (a name taken, a provider gone, a secret bound
+/// elsewhere) changes no binding.
+#[derive(Debug, Clone, Copy)]
+pub struct HostBinding<'a> {
+    pub secret: &'a str,
+    pub host: &'a str,
+    /// An admin's save: a secret bound to other hosts gets this one added instead of refusing.
+    pub add_if_other: bool,
+}
+
+/// Inside a write transaction: reads `secret`'s bound hosts and decides `host`'s
+/// [`BindOutcome`], inserting the binding row for `FirstUse` and `Added` (nothing for
+/// `AlreadyBound` and `Refused`).
+macro_rules! bind_host {
+    ($tx:ident, $secret:expr, $host:expr, $add_if_other:expr) => {{
+        let (secret, host): (&str, &str) = ($secret, $host);
+        let hosts: Vec<String> = sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 ORDER BY host")
+            .bind(secret)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let outcome = if hosts.iter().any(|h| h == host) {
+            $crate::BindOutcome::AlreadyBound
+        } else if hosts.is_empty() {
+            $crate::BindOutcome::FirstUse
+        } else if $add_if_other {
+            $crate::BindOutcome::Added
+        } else {
+            $crate::BindOutcome::Refused(hosts)
+        };
+        if matches!(outcome, $crate::BindOutcome::FirstUse | $crate::BindOutcome::Added) {
+            sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
+                .bind(secret)
+                .bind(host)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        outcome
+    }};
+}
+pub(crate) use bind_host;
+
+/// The outcome of [`Store::bind_secret_host`] and of a provider save's [`HostBinding`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindOutcome {
     /// The host was already in the secret's binding.
@@ -159,28 +202,7 @@ impl Store {
         add_if_other: bool,
     ) -> Result<BindOutcome, StoreError> {
         let outcome = write_tx!(self, &[Change::new(ConfigKind::Secret, secret)], |tx, is_pg| {
-            let hosts: Vec<String> =
-                sqlx::query_scalar("SELECT host FROM secret_bindings WHERE secret = $1 ORDER BY host")
-                    .bind(secret)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let outcome = if hosts.iter().any(|h| h == host) {
-                BindOutcome::AlreadyBound
-            } else if hosts.is_empty() {
-                BindOutcome::FirstUse
-            } else if add_if_other {
-                BindOutcome::Added
-            } else {
-                BindOutcome::Refused(hosts)
-            };
-            if matches!(outcome, BindOutcome::FirstUse | BindOutcome::Added) {
-                sqlx::query("INSERT INTO secret_bindings (secret, host) VALUES ($1, $2)")
-                    .bind(secret)
-                    .bind(host)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            outcome
+            bind_host!(tx, secret, host, add_if_other)
         });
         Ok(outcome)
     }

@@ -81,7 +81,7 @@ async fn provider_create_reads_the_same_rows_with_1_or_1000_providers(db: TestDb
             created_at_ms: 1,
             updated_at_ms: 1,
         };
-        other.insert_provider(&rec, true).await.unwrap_or_else(|e| panic!("{e}"));
+        other.insert_provider(&rec, true, None).await.unwrap_or_else(|e| panic!("{e}"));
     }
     other.close().await;
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -4,8 +4,8 @@
 
 use anyhow::Context;
 use tollgate_store::{
-    Backend, Change, ConfigKind, Keyring, MasterKey, Notice, PageQuery, ProviderQuery, ProviderRecord, ProviderType,
-    Role, SecretValue, Store, StoreError, TokenRecord,
+    Backend, BindOutcome, Change, ConfigKind, HostBinding, Keyring, MasterKey, Notice, PageQuery, ProviderQuery,
+    ProviderRecord, ProviderType, Role, SecretValue, Store, StoreError, TokenRecord,
 };
 use tollgate_testkit::db::TestDb;
 
@@ -43,6 +43,7 @@ store_cases!(
     provider_list_filters,
     provider_pagination,
     provider_refs_checked_in_db,
+    provider_saves_bind_their_secret_or_nothing,
     secret_in_use_is_not_deleted,
     secrets_sealed_at_rest,
     wrong_keyring_is_unknown_key_id,
@@ -184,14 +185,14 @@ async fn provider_crud(db: TestDb) -> anyhow::Result<()> {
         "a.ref",
         "A_KEY",
     );
-    store.insert_provider(&rec, false).await?;
+    store.insert_provider(&rec, false, None).await?;
     let got = store.get_provider("prod-openai").await?.context("inserted provider missing")?;
     let mut sorted = rec.clone();
     sorted.secret_refs.sort();
     assert_eq!(got, sorted, "round trip, refs sorted by field");
     assert!(store.get_provider("nope").await?.is_none());
 
-    let dup = err(store.insert_provider(&provider("prod-openai", ProviderType::Google, "x", false), false).await);
+    let dup = err(store.insert_provider(&provider("prod-openai", ProviderType::Google, "x", false), false, None).await);
     assert!(matches!(&dup, StoreError::AlreadyExists { what: "provider", name } if name == "prod-openai"), "{dup:?}");
     assert_eq!(store.get_provider("prod-openai").await?.context("gone")?, sorted, "failed insert changed nothing");
 
@@ -199,7 +200,7 @@ async fn provider_crud(db: TestDb) -> anyhow::Result<()> {
     changed.spec_json = r#"{"v":2}"#.to_owned();
     changed.created_at_ms = 9_999; // must be ignored
     changed.updated_at_ms = 2_000;
-    store.update_provider(&changed, false).await?;
+    store.update_provider(&changed, false, None).await?;
     let got = store.get_provider("prod-openai").await?.context("updated provider missing")?;
     assert_eq!(got.display_name, "Renamed");
     assert!(!got.enabled);
@@ -210,7 +211,7 @@ async fn provider_crud(db: TestDb) -> anyhow::Result<()> {
     assert!(store.providers_referencing("A_KEY").await?.is_empty());
     assert_eq!(store.providers_referencing("C_KEY").await?, vec!["prod-openai".to_owned()]);
 
-    let missing = err(store.update_provider(&provider("ghost", ProviderType::Openai, "G", true), false).await);
+    let missing = err(store.update_provider(&provider("ghost", ProviderType::Openai, "G", true), false, None).await);
     assert!(matches!(&missing, StoreError::NotFound { what: "provider", name } if name == "ghost"), "{missing:?}");
     assert_eq!(missing.to_string(), r#"provider "ghost" not found"#);
 
@@ -220,7 +221,7 @@ async fn provider_crud(db: TestDb) -> anyhow::Result<()> {
     let again = err(store.delete_provider("prod-openai").await);
     assert!(matches!(again, StoreError::NotFound { what: "provider", .. }), "{again:?}");
     // The name is free again.
-    store.insert_provider(&provider("prod-openai", ProviderType::Google, "G", true), false).await?;
+    store.insert_provider(&provider("prod-openai", ProviderType::Google, "G", true), false, None).await?;
     assert_eq!(store.all_providers().await?.len(), 1);
     store.close().await;
     Ok(())
@@ -236,7 +237,7 @@ async fn provider_list_filters(db: TestDb) -> anyhow::Result<()> {
         provider("epsilon", ProviderType::Google, "underXscore", false),
         provider("zeta-alpha", ProviderType::Bedrock, "Z", true),
     ] {
-        store.insert_provider(&p, false).await?;
+        store.insert_provider(&p, false, None).await?;
     }
     let all = store.all_providers().await?;
     assert_eq!(names(&all), ["alpha", "beta", "delta", "epsilon", "gamma", "zeta-alpha"]);
@@ -291,7 +292,7 @@ async fn provider_pagination(db: TestDb) -> anyhow::Result<()> {
     for i in (0..23).rev() {
         let name = format!("p-{i:02}");
         let p = with_ref(provider(&name, ProviderType::Openai, "P", i % 3 != 0), "openai_config.api_key_ref", "K");
-        store.insert_provider(&p, false).await?;
+        store.insert_provider(&p, false, None).await?;
         expected.push(name);
     }
     expected.sort();
@@ -349,7 +350,7 @@ async fn provider_refs_checked_in_db(db: TestDb) -> anyhow::Result<()> {
         "AWS_SECRET",
     );
     store.put_secret("AWS_ID", &secret("id"), 1).await?;
-    let e = err(store.insert_provider(&rec, true).await);
+    let e = err(store.insert_provider(&rec, true, None).await);
     match &e {
         StoreError::SecretNotFound { field, name } => {
             assert_eq!(field, "bedrock_config.static_credentials.secret_access_key_ref");
@@ -362,19 +363,71 @@ async fn provider_refs_checked_in_db(db: TestDb) -> anyhow::Result<()> {
     assert!(store.providers_referencing("AWS_ID").await?.is_empty(), "no ref rows left behind");
 
     store.put_secret("AWS_SECRET", &secret("s"), 2).await?;
-    store.insert_provider(&rec, true).await?;
+    store.insert_provider(&rec, true, None).await?;
     assert!(store.get_provider("a").await?.is_some());
 
     let bad = with_ref(provider("a", ProviderType::Bedrock, "Changed", true), "x.ref", "MISSING");
-    let e = err(store.update_provider(&bad, true).await);
+    let e = err(store.update_provider(&bad, true, None).await);
     assert!(matches!(&e, StoreError::SecretNotFound { field, name } if field == "x.ref" && name == "MISSING"), "{e:?}");
     let unchanged = store.get_provider("a").await?.context("provider lost")?;
     assert_eq!(unchanged.display_name, "A", "failed update changed nothing");
     assert_eq!(unchanged.secret_refs.len(), 2);
 
     // Without the check (secret held by another backend), a missing secret is accepted.
-    store.insert_provider(&with_ref(provider("b", ProviderType::Openai, "B", true), "f", "ENV_ONLY"), false).await?;
+    store
+        .insert_provider(&with_ref(provider("b", ProviderType::Openai, "B", true), "f", "ENV_ONLY"), false, None)
+        .await?;
     assert_eq!(store.providers_referencing("ENV_ONLY").await?, vec!["b".to_owned()]);
+    store.close().await;
+    Ok(())
+}
+
+/// A provider save binds its injected secret in its own transaction: the first save binds,
+/// an admin's save at another host adds it, anyone else's is refused with nothing written;
+/// a save that fails for another reason (the name taken, the provider gone) binds nothing.
+async fn provider_saves_bind_their_secret_or_nothing(db: TestDb) -> anyhow::Result<()> {
+    let store = open(&db).await?;
+    store.put_secret("K", &secret("v"), 1).await?;
+    let rec = |name: &str, display: &str| with_ref(provider(name, ProviderType::Openai, display, true), "f", "K");
+    let at = |host, add_if_other| Some(HostBinding { secret: "K", host, add_if_other });
+    let hosts = |store: &Store| {
+        let store = store.clone();
+        async move { store.secret_bindings("K").await.map(|h| h.into_iter().collect::<Vec<_>>()) }
+    };
+
+    let first = store.insert_provider(&rec("a", "A"), true, at("api.openai.com", false)).await?;
+    assert_eq!(first, Some(BindOutcome::FirstUse));
+    assert_eq!(hosts(&store).await?, ["api.openai.com"]);
+    let again = store.insert_provider(&rec("b", "B"), true, at("api.openai.com", false)).await?;
+    assert_eq!(again, Some(BindOutcome::AlreadyBound));
+
+    // The name is taken: 409's cause, and the admin's new host is not added.
+    let taken = err(store.insert_provider(&rec("a", "A2"), true, at("attacker.example:9", true)).await);
+    assert!(matches!(taken, StoreError::AlreadyExists { .. }), "{taken:?}");
+    // The provider is gone: nothing bound either.
+    let gone = err(store.update_provider(&rec("ghost", "G"), true, at("attacker.example:9", true)).await);
+    assert!(matches!(gone, StoreError::NotFound { .. }), "{gone:?}");
+    assert_eq!(hosts(&store).await?, ["api.openai.com"], "a failed save bound a host");
+
+    // Bound elsewhere and not an admin: refused, and the save itself rolled back.
+    let refused = err(store.insert_provider(&rec("c", "C"), true, at("attacker.example:9", false)).await);
+    match &refused {
+        StoreError::SecretBoundElsewhere { secret, hosts } => {
+            assert_eq!(secret, "K");
+            assert_eq!(hosts, &["api.openai.com"]);
+        }
+        other => panic!("expected SecretBoundElsewhere, got {other:?}"),
+    }
+    assert!(store.get_provider("c").await?.is_none(), "the refused save left its provider");
+    let moved = err(store.update_provider(&rec("b", "B moved"), true, at("attacker.example:9", false)).await);
+    assert!(matches!(moved, StoreError::SecretBoundElsewhere { .. }), "{moved:?}");
+    assert_eq!(store.get_provider("b").await?.context("b")?.display_name, "B", "the refused update changed b");
+
+    // An admin's save adds the host, with the provider.
+    let added = store.update_provider(&rec("b", "B moved"), true, at("eu.openai.com", true)).await?;
+    assert_eq!(added, Some(BindOutcome::Added));
+    assert_eq!(hosts(&store).await?, ["api.openai.com", "eu.openai.com"]);
+    assert_eq!(store.get_provider("b").await?.context("b")?.display_name, "B moved");
     store.close().await;
     Ok(())
 }
@@ -388,6 +441,7 @@ async fn secret_in_use_is_not_deleted(db: TestDb) -> anyhow::Result<()> {
             .insert_provider(
                 &with_ref(provider(name, ProviderType::Openai, name, true), "openai_config.api_key_ref", "SHARED"),
                 true,
+                None,
             )
             .await?;
     }
@@ -663,16 +717,19 @@ async fn config_version_bumps_on_every_write(db: TestDb) -> anyhow::Result<()> {
     bumps!("put_secret (replace)", store.put_secret("K", &secret("w"), 2).await?);
     bumps!(
         "insert_provider",
-        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true).await?
+        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true, None).await?
     );
-    bumps!("update_provider", store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true).await?);
+    bumps!(
+        "update_provider",
+        store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true, None).await?
+    );
     no_bump!(
         "insert_provider",
-        err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false).await)
+        err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false, None).await)
     );
     no_bump!(
         "update_provider",
-        err(store.update_provider(&provider("q", ProviderType::Openai, "Q", true), false).await)
+        err(store.update_provider(&provider("q", ProviderType::Openai, "Q", true), false, None).await)
     );
     bumps!("delete_provider", store.delete_provider("p").await?);
     bumps!("rotate_master_key", store.rotate_master_key(MasterKey::generate()?).await?);
@@ -711,11 +768,21 @@ async fn config_changes_name_each_write(db: TestDb) -> anyhow::Result<()> {
     changes!(store.put_secret("K", &secret("v"), 1).await?, [Secret "K"]);
     changes!(store.bind_secret_host("K", "api.openai.com", false).await?, [Secret "K"]);
     changes!(
-        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true).await?,
+        store.insert_provider(&with_ref(provider("p", ProviderType::Openai, "P", true), "f", "K"), true, None).await?,
         [Provider "p"]
     );
-    changes!(err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false).await), []);
-    changes!(store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true).await?, [Provider "p"]);
+    changes!(err(store.insert_provider(&provider("p", ProviderType::Openai, "P", true), false, None).await), []);
+    changes!(store.update_provider(&provider("p", ProviderType::Openai, "P2", true), true, None).await?, [Provider "p"]);
+    // A save that binds its secret names the secret too, only when the binding changed.
+    let to = |host| Some(HostBinding { secret: "K", host, add_if_other: true });
+    changes!(
+        store.update_provider(&provider("p", ProviderType::Openai, "P3", true), true, to("api.openai.com")).await?,
+        [Provider "p"]
+    );
+    changes!(
+        store.update_provider(&provider("p", ProviderType::Openai, "P4", true), true, to("eu.openai.com")).await?,
+        [Provider "p", Secret "K"]
+    );
     changes!(store.delete_provider("p").await?, [Provider "p"]);
     let admin = token(1, Role::Admin, None);
     changes!(store.insert_bootstrap_token(&admin).await?, [Token & *admin.id]);
@@ -778,7 +845,7 @@ async fn config_notifications_follow_commits(db: TestDb) -> anyhow::Result<()> {
     }
     // A failed write first (rolled back: no notification), then a committed one: the first
     // notification received must be the committed write's version.
-    err(store.update_provider(&provider("missing", ProviderType::Openai, "M", true), false).await);
+    err(store.update_provider(&provider("missing", ProviderType::Openai, "M", true), false, None).await);
     store.put_secret("K", &secret("v"), 1).await?;
     let v = store.config_version().await?;
     assert_eq!(next!(listener)??, Notice::Changed(v));
@@ -836,11 +903,11 @@ async fn concurrent_writes_stay_consistent(db: TestDb) -> anyhow::Result<()> {
             "openai_config.api_key_ref",
             &secret_name,
         );
-        let (saved, deleted) = tokio::join!(a.insert_provider(&rec, true), b.delete_secret(&secret_name));
+        let (saved, deleted) = tokio::join!(a.insert_provider(&rec, true, None), b.delete_secret(&secret_name));
         let provider_exists = a.get_provider(&provider_name).await?.is_some();
         let secret_exists = a.get_secret_meta(&secret_name).await?.is_some();
         match (&saved, &deleted) {
-            (Ok(()), Err(StoreError::SecretInUse { .. })) => {
+            (Ok(None), Err(StoreError::SecretInUse { .. })) => {
                 assert!(provider_exists && secret_exists)
             }
             (Err(StoreError::SecretNotFound { .. }), Ok(())) => {

@@ -21,7 +21,11 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8
         Endpoint::Other
     };
     let peek = json_scan::peek_body(body);
-    RequestInfo::peeked(endpoint, peek)
+    let mut info = RequestInfo::peeked(endpoint, peek);
+    // Messages, token counts and the legacy text completions name their model in the body.
+    info.body_names_model = method.eq_ignore_ascii_case("POST")
+        && (matches!(endpoint, Endpoint::Messages | Endpoint::CountTokens) || p.ends_with("/v1/complete"));
+    info
 }
 
 pub(crate) fn filter_model_list(body: &[u8], allowed: &dyn Fn(&str) -> bool) -> Option<Vec<u8>> {

@@ -22,6 +22,7 @@ pub(crate) fn inspect(method: &str, path: &str, query: Option<&str>, body: &[u8]
             stream: false,
             body_error: None,
             output_limit: OutputLimit::Unread,
+            body_names_model: false,
         };
     };
     let post = method.eq_ignore_ascii_case("POST");
@@ -33,7 +34,14 @@ pub(crate) fn inspect(method: &str, path: &str, query: Option<&str>, body: &[u8]
         _ => Endpoint::Other,
     };
     let stream = matches!(endpoint, Endpoint::InvokeStream | Endpoint::ConverseStream);
-    RequestInfo { endpoint, model, stream, body_error: None, output_limit: OutputLimit::Unread }
+    RequestInfo {
+        endpoint,
+        model,
+        stream,
+        body_error: None,
+        output_limit: OutputLimit::Unread,
+        body_names_model: false,
+    }
 }
 
 /// The decoded model id of `/model/{id}/{action}` and the action (`None` without one).

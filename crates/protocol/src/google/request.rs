@@ -33,6 +33,7 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, _body: &[u
         stream: endpoint == Endpoint::StreamGenerateContent,
         body_error: None,
         output_limit: OutputLimit::Unread,
+        body_names_model: false,
     }
 }
 

@@ -30,8 +30,28 @@ pub(crate) fn inspect(method: &str, path: &str, _query: Option<&str>, body: &[u8
         Endpoint::Other
     };
     let peek = json_scan::peek_body(body);
-    RequestInfo::peeked(endpoint, peek)
+    let mut info = RequestInfo::peeked(endpoint, peek);
+    info.body_names_model = method.eq_ignore_ascii_case("POST") && MODEL_IN_BODY.iter().any(|s| p.ends_with(s));
+    info
 }
+
+/// The POST endpoints whose body names the model (JSON `model`, or the `model` form field of
+/// the multipart ones: audio transcriptions and translations, image edits and variations).
+/// Images, audio and moderations have upstream defaults, so a request to them without a model
+/// still runs one (see [`RequestInfo::body_names_model`]).
+const MODEL_IN_BODY: [&str; 11] = [
+    "/chat/completions",
+    "/completions",
+    "/responses",
+    "/embeddings",
+    "/images/generations",
+    "/images/edits",
+    "/images/variations",
+    "/audio/speech",
+    "/audio/transcriptions",
+    "/audio/translations",
+    "/moderations",
+];
 
 /// The endpoints the `include_usage` edit (and so the usage-chunk filter) applies to.
 pub(crate) fn edits(endpoint: Endpoint) -> bool {
@@ -131,6 +151,7 @@ mod tests {
             stream,
             body_error: None,
             output_limit: OutputLimit::Unread,
+            body_names_model: true,
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_core::patch::merge_patch;
 use tollgate_core::warnings::{FieldWarning, model_warnings};
 use tollgate_core::{ProviderSpec, ProviderType, Role};
-use tollgate_store::{BindOutcome, ProviderQuery, ProviderRecord, TokenRecord};
+use tollgate_store::{BindOutcome, HostBinding, ProviderQuery, ProviderRecord, StoreError, TokenRecord};
 use utoipa::{IntoParams, ToSchema};
 
 /// A page of providers.
@@ -115,35 +115,55 @@ async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiEr
 }
 
 /// The provider's injected secret must be bound to its base URL's host: an unbound secret is
-/// bound now (first use binds); a secret bound elsewhere is refused (400 naming the ref field)
-/// unless the caller is admin, whose save adds the host. Atomic in the store.
-async fn bind_secret(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec) -> Result<(), ApiError> {
-    let Some((field, secret, host)) = crate::binding::injected_secret(spec) else {
-        return Ok(());
+/// bound by the save (first use binds); a secret bound elsewhere refuses the save (422 naming
+/// the ref field) unless the caller is admin, whose save adds the host. The binding is written
+/// in the save's own transaction ([`tollgate_store::HostBinding`]), so a save that fails for
+/// any reason (a name taken, a provider gone) changes no binding. None when the provider
+/// injects no secret.
+fn binding<'a>(
+    caller: &TokenRecord,
+    spec: &ProviderSpec,
+    injected: &'a Option<(String, String, Option<String>)>,
+) -> Result<Option<HostBinding<'a>>, ApiError> {
+    let Some((_, secret, host)) = injected else {
+        return Ok(None);
     };
     let Some(host) = host else {
         return Err(ApiError::unprocessable(format!("{}_config.base_url", spec.kind()), "must have a host"));
     };
-    let admin = caller.role.allows(Role::Admin);
-    match state.store().bind_secret_host(&secret, &host, admin).await? {
-        BindOutcome::AlreadyBound => Ok(()),
-        BindOutcome::FirstUse => {
-            tracing::info!(secret = %secret, host = %host, "secret bound on first use");
-            Ok(())
-        }
-        BindOutcome::Added => {
+    let add_if_other = caller.role.allows(Role::Admin);
+    Ok(Some(HostBinding { secret, host, add_if_other }))
+}
+
+/// What a save's binding did (logged), or the save's error; a secret bound elsewhere becomes
+/// the 422 naming the ref field.
+fn saved(
+    injected: &Option<(String, String, Option<String>)>,
+    result: Result<Option<BindOutcome>, StoreError>,
+) -> Result<(), ApiError> {
+    let (field, secret, host) = match injected {
+        Some((field, secret, Some(host))) => (field.as_str(), secret.as_str(), host.as_str()),
+        _ => ("api_key_ref", "", ""),
+    };
+    match result {
+        Ok(Some(BindOutcome::FirstUse)) => tracing::info!(secret = %secret, host = %host, "secret bound on first use"),
+        Ok(Some(BindOutcome::Added)) => {
             tracing::info!(secret = %secret, host = %host, "admin added a host to a secret's binding");
-            Ok(())
         }
-        BindOutcome::Refused(hosts) => Err(ApiError::unprocessable(
-            field,
-            format!(
-                "secret \"{secret}\" is bound to {} and may not be sent to {host}; an admin may add the host, \
-                 or re-enter the secret's value with `bound_hosts`",
-                hosts.join(", ")
-            ),
-        )),
+        Ok(Some(BindOutcome::AlreadyBound | BindOutcome::Refused(_)) | None) => {}
+        Err(StoreError::SecretBoundElsewhere { secret, hosts }) => {
+            return Err(ApiError::unprocessable(
+                field,
+                format!(
+                    "secret \"{secret}\" is bound to {} and may not be sent to {host}; an admin may add the host, \
+                     or re-enter the secret's value with `bound_hosts`",
+                    hosts.join(", ")
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
     }
+    Ok(())
 }
 
 /// The base URL's host must pass the upstream address policy (link-local, cloud metadata and
@@ -282,8 +302,9 @@ pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderS
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
     let rec = record(&spec, now, now)?;
-    bind_secret(state, caller, &spec).await?;
-    state.store().insert_provider(&rec, in_db).await?;
+    let injected = crate::binding::injected_secret(&spec);
+    let bound = binding(caller, &spec, &injected)?;
+    saved(&injected, state.store().insert_provider(&rec, in_db, bound).await)?;
     super::reload_after_write(state).await;
     tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
     Ok(view(state, spec, now, now))
@@ -409,8 +430,9 @@ pub async fn update_spec(
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
     let rec = record(&spec, current.created_at_ms, now)?;
-    bind_secret(state, caller, &spec).await?;
-    state.store().update_provider(&rec, in_db).await?;
+    let injected = crate::binding::injected_secret(&spec);
+    let bound = binding(caller, &spec, &injected)?;
+    saved(&injected, state.store().update_provider(&rec, in_db, bound).await)?;
     super::reload_after_write(state).await;
     tracing::info!(provider = %name, "provider updated");
     Ok(view(state, spec, current.created_at_ms, now))

@@ -3,8 +3,9 @@
 //! it reveals no names; then 400 when passthrough needs `X-Tollgate-Token`) → the provider
 //! (404, OpenAI shape) → token scope and enabled (403).
 //! [`request`]: the body up to `--max-request-body-bytes` (413), the protocol's reading of it
-//! (endpoint, model, stream flag), the model allow-list (404, the native unknown-model error,
-//! message `model_not_allowed: …`) and Bedrock's profile-only models (400
+//! (endpoint, model, stream flag; a multipart body's `model` field), the model allow-list (404,
+//! the native unknown-model error, message `model_not_allowed: …`; 400 when an endpoint that
+//! takes its model from the body names none) and Bedrock's profile-only models (400
 //! `ValidationException`).
 //!
 //! Invariants: the checks run in this fixed order; everything is read from the snapshot (no
@@ -161,7 +162,17 @@ pub(super) async fn request(
     body: Body,
 ) -> Result<Inbound, ProxyError> {
     let body = read_body(state, a.ptype, &parts.headers, body).await?;
-    let info = tollgate_protocol::inspect(a.family, parts.method.as_str(), path, parts.uri.query(), &body);
+    let mut info = tollgate_protocol::inspect(a.family, parts.method.as_str(), path, parts.uri.query(), &body);
+    if info.body_names_model
+        && info.model.is_none()
+        && info.body_error.is_none()
+        && let Some(boundary) = multipart_boundary(&parts.headers)
+    {
+        match multipart_model(body.clone(), boundary).await {
+            Ok(model) => info.model = model,
+            Err(problem) => info.body_error = Some(problem),
+        }
+    }
     check_model(a, name, &info)?;
     // The live catalog (embedded + the operator's overlay), so an overlay that marks a model
     // profile-only, or lists new profiles, takes effect without a restart.
@@ -213,7 +224,38 @@ async fn read_body(
     Ok(buf.freeze())
 }
 
-/// The model allow-list.
+/// The boundary of a `multipart/form-data` body, from its `content-type`.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    if !ct.trim_start().to_ascii_lowercase().starts_with("multipart/form-data") {
+        return None;
+    }
+    multer::parse_boundary(ct).ok()
+}
+
+/// The `model` form field of a multipart body (OpenAI's audio transcriptions and
+/// translations, image edits and variations), read with `multer` from the body already in
+/// memory: none when absent; an error naming the rule when the body is not multipart as its
+/// header says, or names the model twice.
+async fn multipart_model(body: Bytes, boundary: String) -> Result<Option<String>, String> {
+    let bad = |e: multer::Error| format!("request body: not valid multipart/form-data ({e})");
+    let chunks = futures_util::stream::once(async move { Ok::<Bytes, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(chunks, boundary);
+    let mut model = None;
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        if field.name() == Some("model") {
+            if model.is_some() {
+                return Err("model: given more than once; name the model once".to_string());
+            }
+            model = Some(field.text().await.map_err(bad)?);
+        }
+    }
+    Ok(model)
+}
+
+/// The model allow-list: a request outside it is refused as the upstream refuses an unknown
+/// model; one to an endpoint that takes its model from the body but names none is refused
+/// too (the upstream would pick a default model, outside the operator's choice).
 fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), ProxyError> {
     let spec = &a.entry.spec;
     if spec.provider_models.is_empty() {
@@ -228,7 +270,15 @@ fn check_model(a: &Admitted, name: &str, info: &RequestInfo) -> Result<(), Proxy
             Some(a.ptype),
             format!("model \"{model}\" is not enabled on provider \"{name}\""),
         )),
-        _ => Ok(()),
+        None if info.body_names_model => Err(ProxyError::new(
+            Fault::BadRequest,
+            Some(a.ptype),
+            format!(
+                "model: required; provider \"{name}\" serves only the models it lists (provider_models), so the \
+                 request must name one"
+            ),
+        )),
+        Some(_) | None => Ok(()),
     }
 }
 

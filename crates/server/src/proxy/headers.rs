@@ -41,7 +41,9 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
 
 /// The headers to send upstream: the client's end-to-end headers (`anthropic-version`,
 /// `anthropic-beta`, `OpenAI-Organization`, `content-type`, …) minus every credential and
-/// hop-by-hop header; the client's `Authorization` is kept only under passthrough.
+/// hop-by-hop header; the client's `Authorization` is kept only under passthrough. `Cookie`
+/// is a credential here too: a browser sends the console's session cookie to every URL of the
+/// gateway's origin, proxy URLs included, and no LLM API reads cookies.
 /// The client's `accept-encoding` is replaced by `identity` so the upstream answers
 /// uncompressed and the usage tap can read the body (one that compresses anyway is decoded by
 /// the body stream); `host` and `content-length` are set by the HTTP client.
@@ -66,6 +68,7 @@ pub fn upstream_request_headers(client: &HeaderMap, passthrough: bool, answer_ex
             || name == header::CONTENT_LENGTH
             || name == header::ACCEPT_ENCODING
             || (name == header::AUTHORIZATION && !passthrough)
+            || name == header::COOKIE
             || tollgate_core::provider::client_key_headers().any(|h| h == n)
             || n.starts_with("x-tollgate-");
         if !drop {
@@ -162,8 +165,10 @@ pub fn bedrock_guardrail(headers: &mut HeaderMap, info: &RequestInfo, cfg: &Bedr
     }
 }
 
-/// Makes the upstream's response headers the client's, in place: hop-by-hop ones removed, and
-/// `content-length` too when the gateway may change the body length; `room` more (the headers
+/// Makes the upstream's response headers the client's, in place: hop-by-hop ones removed,
+/// `Set-Cookie` too (an upstream must not set cookies on the gateway's origin, where the
+/// console's session cookie lives; the gateway sends no cookie upstream anyway), and
+/// `content-length` when the gateway may change the body length; `room` more (the headers
 /// the gateway adds: its request id, budget and rate-limit headers) reserved, so adding them
 /// does not grow the map again. Not copied: a copy hashes every name again (~1k instructions
 /// per response, measured), and an upstream sends few hop-by-hop headers to remove. Where one
@@ -173,7 +178,11 @@ pub fn to_client_response(headers: &mut HeaderMap, body_may_change: bool, room: 
     let listed = connection_listed(headers);
     let gone: smallvec::SmallVec<[HeaderName; 4]> = headers
         .keys()
-        .filter(|name| is_hop_by_hop(name, &listed) || (body_may_change && *name == header::CONTENT_LENGTH))
+        .filter(|name| {
+            is_hop_by_hop(name, &listed)
+                || *name == header::SET_COOKIE
+                || (body_may_change && *name == header::CONTENT_LENGTH)
+        })
         .cloned()
         .collect();
     for name in gone {
@@ -211,6 +220,7 @@ mod tests {
             ("anthropic-beta", "prompt-caching-2024-07-31"),
             ("openai-organization", "org-1"),
             ("content-type", "application/json"),
+            ("cookie", "tollgate_session=v1.abc; other=1"),
         ] {
             h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
@@ -224,6 +234,7 @@ mod tests {
         let out = upstream_request_headers(&h, true, 0);
         assert_eq!(out.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer tg_x"));
         assert!(out.get("x-tollgate-token").is_none());
+        assert!(out.get("cookie").is_none(), "the console's session cookie went upstream");
     }
 
     #[test]
@@ -234,10 +245,12 @@ mod tests {
                 ("content-type", "application/json"),
                 ("connection", "keep-alive, x-custom-hop"),
                 ("x-custom-hop", "1"),
-                ("set-cookie", "a=1"),
+                ("vary", "a"),
+                ("set-cookie", "tollgate_session=fixed; Path=/"),
                 ("keep-alive", "timeout=5"),
                 ("transfer-encoding", "chunked"),
-                ("set-cookie", "b=2"),
+                ("vary", "b"),
+                ("set-cookie", "__cf_bm=x"),
                 ("content-length", "12"),
                 ("x-request-id", "req_1"),
                 ("proxy-connection", "keep-alive"),
@@ -254,14 +267,15 @@ mod tests {
         };
         let mut same_length = upstream();
         to_client_response(&mut same_length, false, 7);
-        assert_eq!(names(&same_length), ["content-length", "content-type", "set-cookie", "x-request-id"]);
+        // No cookie from the upstream reaches the gateway's origin.
+        assert_eq!(names(&same_length), ["content-length", "content-type", "vary", "x-request-id"]);
         // Both values of a repeated header stay, in their order.
-        let cookies: Vec<_> = same_length.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
-        assert_eq!(cookies, ["a=1", "b=2"]);
+        let vary: Vec<_> = same_length.get_all("vary").iter().filter_map(|v| v.to_str().ok()).collect();
+        assert_eq!(vary, ["a", "b"]);
         assert!(same_length.capacity() >= same_length.len() + 7, "room reserved for the gateway's headers");
         let mut changed = upstream();
         to_client_response(&mut changed, true, 0);
-        assert_eq!(names(&changed), ["content-type", "set-cookie", "x-request-id"]);
+        assert_eq!(names(&changed), ["content-type", "vary", "x-request-id"]);
     }
 
     #[test]

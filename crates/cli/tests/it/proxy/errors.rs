@@ -206,6 +206,87 @@ async fn refusals_openai_compatible(db: TestDb) {
 
 both_backends!(refusals_openai, refusals_anthropic, refusals_google, refusals_openai_compatible);
 
+/// A multipart/form-data body with these text fields and one small file part.
+fn form(boundary: &str, fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = String::new();
+    for (name, value) in fields {
+        out.push_str(&format!("--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+    }
+    out.push_str(&format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\
+         content-type: audio/wav\r\n\r\nRIFF....WAVE\r\n--{boundary}--\r\n"
+    ));
+    out.into_bytes()
+}
+
+/// With an allow-list, a request to an endpoint that takes its model from the body must name
+/// an allowed one: a missing model is refused (400, native shape) rather than left to the
+/// upstream's default (OpenAI's images and audio have one), and a multipart body's `model`
+/// field is checked like a JSON body's. Endpoints that name no model (models list, files)
+/// pass as before, and without an allow-list nothing changes.
+async fn allow_list_needs_a_named_model(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({"provider_models": [{"name": "allowed-model"}]})).await;
+    let missing = "model: required; provider";
+    for (path, body) in [
+        ("/images/generations", json!({"prompt": "a cat"})),
+        ("/chat/completions", json!({"messages": [{"role": "user", "content": "hi"}]})),
+        ("/v1/audio/speech", json!({"input": "hi", "voice": "alloy"})),
+        ("/v1/embeddings", json!({"input": "hi"})),
+    ] {
+        assert_native(&rig.post(path, &body).await, "openai", 400, missing);
+    }
+    let multipart = |fields: &[(&str, &str)]| {
+        rig.request(Method::POST, "/v1/audio/transcriptions")
+            .header("content-type", "multipart/form-data; boundary=XyZ-b0undary")
+            .body(form("XyZ-b0undary", fields))
+    };
+    assert_native(&send(multipart(&[("language", "en")])).await, "openai", 400, missing);
+    let r = send(multipart(&[("model", "whisper-1")])).await;
+    assert_native(&r, "openai", 404, "model_not_allowed: model \"whisper-1\" is not enabled");
+    let r = send(multipart(&[("model", "allowed-model"), ("model", "whisper-1")])).await;
+    assert_native(&r, "openai", 400, "model: given more than once");
+    let torn = rig
+        .request(Method::POST, "/v1/audio/transcriptions")
+        .header("content-type", "multipart/form-data; boundary=other")
+        .body(form("XyZ-b0undary", &[("model", "allowed-model")]));
+    assert_native(&send(torn).await, "openai", 400, "not valid multipart/form-data");
+    assert!(rig.up.requests().is_empty(), "a refused request reached the upstream: {:?}", rig.up.requests());
+
+    // The allowed model in a form field goes through, and is the usage event's model.
+    rig.up.push(UpReply::json(200, &json!({"text": "hello"})));
+    let r = send(multipart(&[("model", "allowed-model"), ("language", "en")])).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = rig.up.last_request().unwrap_or_else(|| panic!("not forwarded"));
+    assert!(String::from_utf8_lossy(&got.body).contains("RIFF....WAVE"), "the form went upstream unchanged");
+    // Endpoints without a model: the models list and a file upload.
+    let r = send(rig.request(Method::GET, "/v1/models")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    rig.up.push(UpReply::json(200, &json!({"id": "file-1", "object": "file"})));
+    let upload = rig
+        .request(Method::POST, "/v1/files")
+        .header("content-type", "multipart/form-data; boundary=XyZ-b0undary")
+        .body(form("XyZ-b0undary", &[("purpose", "batch")]));
+    assert_eq!(send(upload).await.status, 200);
+    assert_eq!(rig.up.requests().len(), 3);
+    let events = rig.events(3).await;
+    assert_eq!(events[0].model.as_deref(), Some("allowed-model"), "{events:#?}");
+
+    // Without an allow-list a request without a model is forwarded, as before.
+    let open = json!({"provider_models": null});
+    expect(admin(&rig.gw, Method::PATCH, &format!("/api/v1/llm-providers/{}", rig.name), Some(open)).await, 200);
+    rig.up.push(UpReply::json(200, &json!({"created": 1, "data": []})));
+    assert_eq!(rig.post("/images/generations", &json!({"prompt": "a cat"})).await.status, 200);
+
+    // Anthropic's messages name their model in the body too.
+    let claude = Rig::on(rig.gw, "anthropic", json!({"provider_models": [{"name": "allowed-model"}]})).await;
+    let r =
+        claude.post("/v1/messages", &json!({"max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})).await;
+    assert_native(&r, "anthropic", 400, missing);
+    assert!(claude.up.requests().is_empty());
+}
+
+both_backends!(allow_list_needs_a_named_model);
+
 /// RFC 3339 (UTC, milliseconds) of a system time, for token expiries.
 fn chrono_like_rfc3339(t: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

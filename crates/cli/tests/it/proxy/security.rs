@@ -272,6 +272,43 @@ async fn same_401_for_known_and_unknown(db: TestDb) {
 
 both_backends!(same_401_for_known_and_unknown);
 
+/// A browser signed in to the console sends its session cookie to every URL of the gateway's
+/// origin, proxy URLs included: no cookie goes upstream, and no upstream sets one on the
+/// gateway's origin (a `tollgate_session` from an upstream would be session fixation).
+async fn cookies_stay_at_the_gateway(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let mut console = crate::console::Console::new(&rig.gw);
+    console.sign_in(&rig.gw.admin_token).await;
+    let session = console.client.get(rig.gw.url("/providers")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(session.status(), 200, "signed in");
+    rig.up.push(tollgate_testkit::upstream::Reply {
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("set-cookie".into(), "tollgate_session=fixed-by-upstream; Path=/".into()),
+            ("set-cookie".into(), "__cf_bm=upstream; Path=/".into()),
+        ],
+        ..tollgate_testkit::upstream::Reply::json(200, &json!({"object": "list", "data": []}))
+    });
+    let r = console
+        .client
+        .get(rig.gw.url(&format!("/llm/v1/providers/{}/models", rig.name)))
+        .header("cookie", "tollgate_session=v1.a-session-id; other=1")
+        .bearer_auth(&rig.token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("set-cookie").is_none(), "an upstream cookie reached the client: {:?}", r.headers());
+    let got = rig.up.last_request().unwrap_or_else(|| panic!("nothing reached the upstream"));
+    assert!(got.header("cookie").is_none(), "cookies went upstream: {:?}", got.headers);
+    assert_credential_swapped("openai", &got, &rig.token);
+    // The console's own session still works (the upstream's cookie did not replace it).
+    let again = console.get("/providers").await;
+    assert_eq!(again.status, 200, "{}", again.body);
+}
+
+both_backends!(cookies_stay_at_the_gateway);
+
 /// A writer scoped to its own provider cannot overwrite a secret that a provider outside its
 /// scope uses (it would redirect what another team's provider sends): 403 naming the
 /// provider, the value unchanged (the other team's requests still carry the original key).
@@ -411,6 +448,17 @@ async fn secrets_are_bound_to_hosts(db: TestDb) {
     assert_eq!(b["ok"], false, "{b}");
     assert!(b["message"].as_str().unwrap_or_default().contains("not bound to host"), "{b}");
     assert_eq!(victim.requests().len(), before, "a request went to an unbound host");
+
+    // (7) A save refused for another reason binds nothing, even an admin's: a create whose
+    // name is taken (409) and an update of a provider that does not exist (404), both at the
+    // attacker with the victim's key.
+    let mut taken = provider_at("openai", "team-a", &attacker.provider_base_url(), json!({}));
+    taken["openai_config"]["api_key_ref"] = json!("OTHER_TEAM_KEY");
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(taken)).await, 409);
+    let ghost = json!({"openai_config": {"base_url": attacker.provider_base_url(), "api_key_ref": "OTHER_TEAM_KEY"}});
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/ghost", Some(ghost)).await, 404);
+    let meta = expect(admin(&gw, Method::GET, "/api/v1/secrets/OTHER_TEAM_KEY", None).await, 200);
+    assert_eq!(meta["bound_hosts"], json!(["api.example.com"]), "a refused save bound a host: {meta}");
 
     // (5) An admin rebinds: PATCH bound_hosts, or saving a provider at a new host adds it.
     let back = json!({"bound_hosts": [host_port(&victim)]});
