@@ -103,6 +103,50 @@ pub struct SourceRef<'a> {
     pub providers: &'a [String],
 }
 
+impl SpendSource {
+    fn as_ref(&self) -> SourceRef<'_> {
+        SourceRef { agent: self.agent.as_deref(), user: self.user.as_deref(), providers: &self.providers }
+    }
+}
+
+/// What the usage rollups hold of `src`'s spend from `start_ms` to `end_ms` (cut at the end of
+/// `now_ms`'s hour: rollups are hourly), in microcents: under the key `""` without `per`, else
+/// per user or agent (`per`: `Dimension::User` or `Dimension::Agent`; unattributed usage is
+/// left out). A new budget window starts from this ([`Limits`]), and a budget's view shows it
+/// for pools with no window yet (`admin::budgets::usage`).
+pub async fn rollup_spend(
+    usage: &tollgate_store::UsageStore,
+    src: SourceRef<'_>,
+    start_ms: i64,
+    end_ms: i64,
+    now_ms: i64,
+    per: Option<tollgate_store::Dimension>,
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    let hour = tollgate_store::HOUR_MS;
+    let end = ((now_ms.div_euclid(hour) + 1) * hour).min(end_ms);
+    let providers: Vec<Option<String>> =
+        if src.providers.is_empty() { vec![None] } else { src.providers.iter().cloned().map(Some).collect() };
+    let mut out: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for provider in providers {
+        let f = SpendingFilter {
+            start_ms,
+            end_ms: end,
+            provider,
+            agent: src.agent.map(str::to_string),
+            user: src.user.map(str::to_string),
+            ..SpendingFilter::default()
+        };
+        for row in usage.spending(&f, per, None).await? {
+            if per.is_some() && row.key.is_empty() {
+                continue;
+            }
+            let total = out.entry(row.key).or_default();
+            *total = total.saturating_add(row.stats.cost.total);
+        }
+    }
+    Ok(out)
+}
+
 impl SourceRef<'_> {
     fn to_owned(self) -> SpendSource {
         SpendSource {
@@ -476,26 +520,9 @@ impl Limits {
     /// A budget window's spend before this replica first saw it: the period's usage rollups.
     async fn spend_so_far(&self, w: &Window) -> Result<i64, StoreError> {
         let Some(src) = &w.source else { return Ok(0) };
-        let hour = tollgate_store::HOUR_MS;
         let now = self.inner.clock.now_ms();
-        let end = (now.div_euclid(hour) + 1) * hour;
-        let providers: Vec<Option<String>> =
-            if src.providers.is_empty() { vec![None] } else { src.providers.iter().cloned().map(Some).collect() };
-        let mut total = 0i64;
-        for provider in providers {
-            let f = SpendingFilter {
-                start_ms: w.key.start_ms,
-                end_ms: end.min(w.end_ms),
-                provider,
-                agent: src.agent.clone(),
-                user: src.user.clone(),
-                ..SpendingFilter::default()
-            };
-            for row in self.inner.usage.spending(&f, None, None).await? {
-                total = total.saturating_add(row.stats.cost.total);
-            }
-        }
-        Ok(total)
+        let spent = rollup_spend(&self.inner.usage, src.as_ref(), w.key.start_ms, w.end_ms, now, None).await?;
+        Ok(spent.get("").copied().unwrap_or(0))
     }
 
     /// Syncs every window that has something to flush or a lease to refresh or hand back, and

@@ -711,6 +711,13 @@ async fn console_pages(db: TestDb) {
     let detailed = c.get(&format!("/requests/{ok_id}?view=detailed")).await;
     let raw = section(&detailed.body, r#"id="detailed-view""#, "</section>");
     assert!(raw.contains("message_stop") && raw.contains(&mark), "{raw}");
+    // The failed request's Chat view shows the upstream's error, not the prompt alone.
+    let failed_id = list[0]["id"].as_str().unwrap_or_default().to_string();
+    let chat = c.get(&format!("/requests/{failed_id}")).await;
+    let view = section(&chat.body, r#"id="chat-view""#, "</section>");
+    let error = section(view, r#"bubble-error"#, "</div>\n  </div>");
+    assert!(error.contains("HTTP 500: boom"), "the recorded error: {view}");
+    assert!(view.contains(&mark), "and the prompt: {view}");
 
     let t = c.get("/transcripts").await;
     t.expect(200);

@@ -19,9 +19,9 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use std::collections::HashMap;
 use tollgate_core::Role;
-use tollgate_core::budget::BudgetSpec;
+use tollgate_core::budget::{BudgetSpec, Pooling};
 use tollgate_core::patch::merge_patch;
-use tollgate_store::{LimitRecord, LimitResource, StoreError, TokenRecord};
+use tollgate_store::{Dimension, LimitRecord, LimitResource, StoreError, TokenRecord};
 use utoipa::ToSchema;
 
 /// Every budget.
@@ -41,9 +41,13 @@ pub(crate) fn require_unscoped(caller: &TokenRecord) -> Result<(), ApiError> {
 }
 
 /// The spend of a budget's current period: `(top pool, its spend, reserved here)`, from the
-/// flushed windows plus what this replica settled and has in flight.
+/// flushed windows plus what this replica settled and has in flight; a pool with no window
+/// yet (no matching call since the budget was made) shows what the usage rollups hold of the
+/// period, which is where its window will start from, so a new budget shows the period's
+/// spend at once rather than $0 until its first call.
 pub async fn usage(state: &AppState, b: &BudgetSpec) -> Result<(Option<String>, i64, i64), ApiError> {
-    let (start, _) = b.period.bounds(state.now_ms());
+    let now = state.now_ms();
+    let (start, end) = b.period.bounds(now);
     let mut pools: HashMap<String, i64> =
         state.store().limit_window_spent(Kind::Budget.as_str(), &b.name, start).await?.into_iter().collect();
     let mut reserved = 0;
@@ -51,11 +55,44 @@ pub async fn usage(state: &AppState, b: &BudgetSpec) -> Result<(Option<String>, 
         *pools.entry(pool).or_default() += consumed;
         reserved += r;
     }
+    for (pool, spent) in rollup_pools(state, b, start, end, now).await? {
+        pools.entry(pool).or_insert(spent);
+    }
     let top = pools.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
     Ok(match top {
         Some((pool, spent)) => (Some(pool).filter(|p| !p.is_empty()), spent, reserved),
         None => (None, 0, reserved),
     })
+}
+
+/// The period's spend per pool as the usage rollups hold it: the whole scope for a shared
+/// budget, each user's or agent's for a per-user or per-agent one (a default leaves out those
+/// with an override of their own, whose calls it does not cap: `budget::matching_budgets`).
+async fn rollup_pools(
+    state: &AppState,
+    b: &BudgetSpec,
+    start: i64,
+    end: i64,
+    now: i64,
+) -> Result<HashMap<String, i64>, ApiError> {
+    let (per, agent, user) = match (b.pooling_mode, b.override_key()) {
+        (Pooling::Shared, _) => (None, b.scope.agent.as_deref(), b.scope.user.as_deref()),
+        (Pooling::PerAgent, key) => (Some(Dimension::Agent), key, b.scope.user.as_deref()),
+        (Pooling::PerUser, key) => (Some(Dimension::User), b.scope.agent.as_deref(), key),
+    };
+    let src = crate::limits::SourceRef { agent, user, providers: &b.scope.providers };
+    let mut pools = crate::limits::rollup_spend(state.usage(), src, start, end, now, per).await?;
+    if per.is_some() && b.override_key().is_none() {
+        let snapshot = state.snapshot();
+        for other in snapshot.limits.budgets.iter().map(|o| &o.spec) {
+            if other.pooling_mode == b.pooling_mode
+                && let Some(key) = other.override_key()
+            {
+                pools.remove(key);
+            }
+        }
+    }
+    Ok(pools)
 }
 
 /// The API view: the spec plus output-only fields.

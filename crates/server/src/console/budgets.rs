@@ -71,7 +71,10 @@ impl BudgetRow {
             top: b.top_key.clone().unwrap_or_default(),
             spent_raw: spent,
             limit_raw: b.limit_microcents,
-            warn_raw: b.warn_at_microcents.unwrap_or(b.limit_microcents),
+            // The meter's `low` (its green region ends there; `high` is the limit, where red
+            // starts): the warning level, kept under the limit so a budget at or past its cap
+            // is never in the green region (without a warning level, green up to the cap).
+            warn_raw: b.warn_at_microcents.unwrap_or(b.limit_microcents).min(b.limit_microcents - 1),
             warn: b.warn_at_microcents.map(format::usd).unwrap_or_else(|| "—".into()),
             resets: b.period_resets_at.clone().unwrap_or_default(),
             updated: format::ago(updated_ms, now_ms),

@@ -329,6 +329,31 @@ pub fn output_bubble(d: &RequestDetail) -> Option<Bubble> {
     })
 }
 
+/// A failed request's recorded answer as an `error` bubble when it read back as no message
+/// (an upstream's error JSON has no text to assemble): the upstream's own message where its
+/// shape has one (`error.message`: OpenAI, Anthropic, Gemini; `message` / `Message`: Bedrock),
+/// else the body as recorded.
+pub fn error_bubble(d: &RequestDetail) -> Option<Bubble> {
+    if d.request.status == "success" {
+        return None;
+    }
+    let said = d
+        .output_message
+        .as_ref()
+        .is_some_and(|m| !m.text.trim().is_empty() || !m.thinking.trim().is_empty() || !m.tool_calls.is_empty());
+    if said {
+        return None;
+    }
+    let output = d.output.as_ref()?;
+    let message = [&output["error"]["message"], &output["message"], &output["Message"]]
+        .into_iter()
+        .find_map(|v| v.as_str().filter(|s| !s.trim().is_empty()))
+        .map(str::to_string)
+        .unwrap_or_else(|| pretty(&d.output));
+    let status = d.request.http_status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
+    Some(Bubble { role: "error".into(), text: format!("{status}{message}"), ..Bubble::default() })
+}
+
 fn pretty(v: &Option<Value>) -> String {
     match v {
         None => String::new(),
@@ -356,7 +381,10 @@ fn turn(d: &RequestDetail, only_last_input: bool) -> Turn {
         // In a conversation each turn repeats the history: show what is new (the last message).
         bubbles = bubbles.split_off(bubbles.len() - 1);
     }
-    bubbles.extend(output_bubble(d));
+    match error_bubble(d) {
+        Some(e) => bubbles.push(e),
+        None => bubbles.extend(output_bubble(d)),
+    }
     Turn {
         row: row(&d.request),
         recorded: d.request.input_recorded || d.request.output_recorded,

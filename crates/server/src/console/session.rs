@@ -302,11 +302,13 @@ impl FromRequestParts<Console> for Session {
     }
 }
 
-/// Only a local path may be a redirect target after sign-in (no `//host`, no scheme).
+/// Only a local path may be a redirect target after sign-in (no `//host`, no scheme); without
+/// one, Home (`/`, where the README sends a new user: a signed-out `/` redirects to `/login`
+/// with no `next`).
 pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with("/login") => n,
-        _ => "/providers",
+        _ => "/",
     }
 }
 
@@ -488,9 +490,9 @@ mod tests {
     fn only_local_paths_are_redirect_targets() {
         assert_eq!(safe_next(Some("/providers/x?tab=connect")), "/providers/x?tab=connect");
         for bad in ["https://evil.example", "//evil.example", "/\\evil", "javascript:alert(1)", "/login?next=/x"] {
-            assert_eq!(safe_next(Some(bad)), "/providers", "{bad}");
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }
-        assert_eq!(safe_next(None), "/providers");
+        assert_eq!(safe_next(None), "/");
     }
 
     #[test]

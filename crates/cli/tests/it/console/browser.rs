@@ -1055,6 +1055,23 @@ async fn the_console_end_to_end_in_chromium() {
                 if wide[0].as_i64() > wide[1].as_i64() {
                     problems.push(format!("{page} overflows at 390 px: {wide}"));
                 }
+                // A chart wider than the phone opens at its newest (right) end; tab strips
+                // scroll sideways only (no 1 px vertical scrollbar beside them).
+                let charts = b
+                    .js("return Array.from(document.querySelectorAll('.chart')).filter(c => c.scrollWidth > c.clientWidth + 1)                          .map(c => [c.querySelector('svg').getBoundingClientRect().right, c.getBoundingClientRect().right])")
+                    .await;
+                for c in charts.as_array().into_iter().flatten() {
+                    if c[0].as_f64().unwrap_or(0.0) > c[1].as_f64().unwrap_or(0.0) + 1.0 {
+                        problems.push(format!("{page}: a chart opens scrolled away from its newest bars: {c}"));
+                    }
+                }
+                // (a vertical scrollbar takes its width from the box's client width)
+                let tabs = b
+                    .js("return Array.from(document.querySelectorAll('.tabs')).filter(t => { const s = getComputedStyle(t);                          return t.offsetWidth - t.clientWidth - parseFloat(s.borderLeftWidth) - parseFloat(s.borderRightWidth) > 0; }).length")
+                    .await;
+                if tabs.as_i64() != Some(0) {
+                    problems.push(format!("{page}: a tab strip shows a vertical scrollbar at 390 px"));
+                }
             }
             if let Some(axe) = &axe {
                 let bad = axe_violations(&b, axe).await;
@@ -1089,6 +1106,10 @@ async fn the_console_end_to_end_in_chromium() {
     b.el("#token").await;
     b.fill("#token", &reader).await;
     b.click("#sign-in").await;
+    // signed out from a page, signed in again: Home (no page asked for)
+    b.el("#home-tiles").await;
+    assert_eq!(b.path().await, "/");
+    b.go("/providers").await;
     b.el("#providers-table").await;
     assert!(!b.exists("#create-provider").await && !b.exists(r#"a[href="/tokens"]"#).await);
     b.go("/providers/claude-team").await;

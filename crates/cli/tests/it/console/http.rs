@@ -350,6 +350,23 @@ async fn budgets_page(db: TestDb) {
         "{row}"
     );
     assert!(page.body.contains(r#"aria-current="page">Budgets"#));
+    // The bars: green up to the warning level (`low`), amber to the cap, red from the cap
+    // (`high`); without a warning level green up to the cap, never at or past it.
+    assert!(card.contains(r#"max="10000000000" low="8000000000" high="10000000000""#), "{card}");
+    assert!(row.contains(r#"max="25050000000" low="12525000000" high="25050000000""#), "{row}");
+    expect(
+        admin(
+            &gw,
+            Method::POST,
+            "/api/v1/budgets",
+            Some(json!({"name": "bare", "scope": {"agent": "bare"}, "limit_microcents": 100})),
+        )
+        .await,
+        201,
+    );
+    let page = c.get("/budgets").await;
+    let bare = section(&page.body, r#"<tr data-budget="bare""#, "</tr>");
+    assert!(bare.contains(r#"max="100" low="99" high="100""#), "{bare}");
 
     // Rate limits are listed.
     expect(
@@ -419,7 +436,15 @@ async fn sign_in_sessions_and_sign_out(db: TestDb) {
     let mut other = Console::new(&gw);
     other.get("/login").await;
     let p = other.post("/login", &[("token", &gw.admin_token), ("next", "//evil.example/x")]).await;
-    assert_eq!(p.location.as_deref(), Some("/providers"));
+    assert_eq!(p.location.as_deref(), Some("/"));
+    // signed out, `/` goes to the sign-in page, and signing in there lands on Home
+    let mut fresh = Console::new(&gw);
+    assert_eq!(fresh.get("/").await.location.as_deref(), Some("/login"));
+    let login = fresh.get("/login").await;
+    let next = login.body.find(r#"name="next""#).map(|at| &login.body[at..at + 60]).unwrap_or_default();
+    assert!(next.contains(r#"value="/""#), "the form's next: {next}");
+    let p = fresh.post("/login", &[("token", &gw.admin_token), ("next", "/")]).await;
+    assert_eq!(p.location.as_deref(), Some("/"));
 
     // behind a TLS proxy the cookie is Secure
     let mut tls = Console::new(&gw);

@@ -246,13 +246,22 @@ async fn default_override_and_warning(db: TestDb, kind: &'static str) {
     // Another agent has its own pool.
     let other = post(&a2).await;
     assert_eq!(other.status, 200, "{kind}: a2 is not capped by a1's spend: {}", other.text());
-    rig.events(2).await; // the refusal made no event
+    let events = rig.events(2).await; // the refusal made no event
+    // A budget made now shows the period's spend before any call of its own (the usage
+    // rollups its windows will start from), not $0: shared, the whole scope's.
+    let everyone = json!({"name": "everyone", "pooling_mode": "shared", "limit_microcents": 1_000_000_000_000i64});
+    let created = expect(admin(gw, Method::POST, "/api/v1/budgets", Some(everyone)).await, 201);
+    let total: i64 = events.iter().map(|e| e.cost.total).sum();
+    assert_eq!(created["current_spend_microcents"].as_i64(), Some(total), "{kind}: {created}");
+    expect(admin(gw, Method::DELETE, "/api/v1/budgets/everyone", None).await, 204);
 
     // An override created mid-period starts from a1's spend (read from the usage rollups) and
     // raises its cap; its warning mark is already passed.
     let o = json!({"name": "a1-more", "scope": {"agent": "a1"}, "limit_microcents": 2 * real + estimate - 1, "warn_at_microcents": real});
     let created = expect(admin(gw, Method::POST, "/api/v1/budgets", Some(o)).await, 201);
     assert_eq!(created["reserved_microcents"], 0);
+    assert_eq!(created["current_spend_microcents"].as_i64(), Some(real), "{kind}: a1's spend at once: {created}");
+    assert_eq!(created["top_key"], "a1", "{kind}: {created}");
     let allowed = post(&a1).await;
     assert_eq!(allowed.status, 200, "{kind}: the override raised a1's cap: {}", allowed.text());
     let warning =
