@@ -164,7 +164,7 @@ impl Store {
     }
 
     /// Replaces a provider's columns and refs; `created_at` is kept. `NotFound` when absent.
-    /// `check_refs_in_db` as for [`Store::insert_provider`].
+    /// `check_refs_in_db` and `binding` as for [`Store::insert_provider`].
     pub async fn update_provider(
         &self,
         record: &ProviderRecord,
