@@ -1,7 +1,7 @@
 //! Header hygiene on the proxy path: what the client sent that must not reach the upstream
-//! (every client credential, hop-by-hop headers, the gateway's own `x-tollgate-*` headers),
-//! what the upstream sent that must not reach the client (hop-by-hop), and the upstream
-//! credential the gateway injects instead.
+//! (every client credential, cookies included, hop-by-hop headers, the gateway's own
+//! `x-tollgate-*` headers), what the upstream sent that must not reach the client (hop-by-hop,
+//! `Set-Cookie`), and the upstream credential the gateway injects instead.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use tollgate_core::provider::BedrockConfig;
