@@ -142,9 +142,11 @@ impl From<StoreError> for ApiError {
                 providers.join(", ")
             )),
             StoreError::SecretBoundElsewhere { .. } => ApiError::unprocessable("api_key_ref", e.to_string()),
-            StoreError::LastAdmin => {
-                ApiError::Conflict("cannot revoke the last active admin token; create another admin token first".into())
-            }
+            StoreError::LastAdmin => ApiError::Conflict(
+                "cannot revoke the last lasting admin token (unscoped, without an expiry): the gateway would keep no \
+                 token that can administer everything; create another unscoped admin token without an expiry first"
+                    .into(),
+            ),
             other => ApiError::Internal(other.to_string()),
         }
     }

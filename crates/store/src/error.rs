@@ -21,7 +21,7 @@ pub enum StoreError {
     /// A provider save would send `secret` to a host outside its binding (`hosts`, sorted).
     #[error("secret \"{secret}\" is bound to {}", .hosts.join(", "))]
     SecretBoundElsewhere { secret: String, hosts: Vec<String> },
-    #[error("cannot revoke the last active admin token")]
+    #[error("cannot revoke the last lasting admin token (unscoped, without an expiry)")]
     LastAdmin,
     /// A sealed value names a key id the keyring does not hold.
     #[error("sealed with master key \"{0}\", which is not in the keyring")]

@@ -141,7 +141,10 @@ impl Store {
     }
 
     /// Sets revoked_at (idempotent: an already revoked token is returned as is). `LastAdmin`
-    /// when it is the last admin token that is neither revoked nor expired at `now_ms`.
+    /// when it is an admin token usable at `now_ms` and no other *lasting* admin token would
+    /// remain: one not revoked, without an expiry and without a provider scope. An admin that
+    /// expires, or that administers only some providers, cannot stand in for the last one (the
+    /// gateway would be left without a token that can administer everything, for good).
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<TokenRecord, StoreError> {
         let token = write_tx!(self, &[Change::new(ConfigKind::Token, id)], |tx, is_pg| {
             let row = sqlx::query(token_select!("WHERE id = $1")).bind(id).fetch_optional(&mut *tx).await?;
@@ -158,10 +161,9 @@ impl Store {
             if token.role == Role::Admin && usable {
                 let others: i64 = sqlx::query_scalar(
                     "SELECT COUNT(*) FROM gateway_tokens WHERE role = 'admin' AND id <> $1 \
-                     AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
+                     AND revoked_at IS NULL AND expires_at IS NULL AND providers_json IS NULL",
                 )
                 .bind(id)
-                .bind(now_ms)
                 .fetch_one(&mut *tx)
                 .await?;
                 if others == 0 {

@@ -657,14 +657,28 @@ async fn revoke_protects_last_admin(db: TestDb) -> anyhow::Result<()> {
     assert_eq!(again.revoked_at_ms, Some(now), "idempotent: first revocation time kept");
     assert_eq!(store.revoke_token(&expired_admin.id, now).await?.revoked_at_ms, Some(now), "expired admin may go");
 
+    // An admin that expires, or one scoped to some providers, cannot stand in for the last
+    // lasting one: revoking it would leave, in time or at once, no token that administers
+    // everything.
     let second = token(5, Role::Admin, Some(now + 10_000));
+    let scoped = TokenRecord { providers: Some(vec!["team-a".into()]), ..token(6, Role::Admin, None) };
     store.insert_token(&second).await?;
-    store.revoke_token(&admin.id, now).await?;
-    let e = err(store.revoke_token(&second.id, now).await);
+    store.insert_token(&scoped).await?;
+    let e = err(store.revoke_token(&admin.id, now).await);
     assert!(matches!(e, StoreError::LastAdmin), "{e:?}");
-    assert_eq!(e.to_string(), "cannot revoke the last active admin token");
-    // Once the last admin has expired, revoking it locks nobody out any more than it is.
-    assert_eq!(store.revoke_token(&second.id, now + 10_000).await?.revoked_at_ms, Some(now + 10_000));
+    assert_eq!(e.to_string(), "cannot revoke the last lasting admin token (unscoped, without an expiry)");
+    // They themselves may go while a lasting one stays.
+    assert_eq!(store.revoke_token(&second.id, now).await?.revoked_at_ms, Some(now));
+    assert_eq!(store.revoke_token(&scoped.id, now).await?.revoked_at_ms, Some(now));
+    let third = token(7, Role::Admin, None);
+    store.insert_token(&third).await?;
+    store.revoke_token(&admin.id, now).await?;
+    let e = err(store.revoke_token(&third.id, now).await);
+    assert!(matches!(e, StoreError::LastAdmin), "{e:?}");
+    // An admin that has expired locks nobody out any more than it is: it may always go.
+    let gone = token(8, Role::Admin, Some(now + 5));
+    store.insert_token(&gone).await?;
+    assert_eq!(store.revoke_token(&gone.id, now + 5).await?.revoked_at_ms, Some(now + 5));
 
     let missing = err(store.revoke_token("no-such-id", now).await);
     assert!(matches!(&missing, StoreError::NotFound { what: "token", name } if name == "no-such-id"), "{missing:?}");

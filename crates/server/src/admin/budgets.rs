@@ -242,8 +242,19 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/budgets", tag = "budgets",
     responses((status = 200, body = ListBudgetsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<ListBudgetsResponse>, ApiError> {
-    authorize(&state, &headers, Role::Reader)?;
-    Ok(Json(ListBudgetsResponse { budgets: all(&state).await? }))
+    let caller = authorize(&state, &headers, Role::Reader)?;
+    let budgets = all(&state).await?.into_iter().filter(|b| visible_to(&caller, b)).collect();
+    Ok(Json(ListBudgetsResponse { budgets }))
+}
+
+/// Whether `caller` may see budget `b`: every budget for an unscoped token; for a token scoped
+/// to some providers, only budgets scoped to providers within its scope (the others count
+/// spend through providers it may not read: another team's spend).
+pub fn visible_to(caller: &TokenRecord, b: &BudgetSpec) -> bool {
+    match &caller.providers {
+        None => true,
+        Some(mine) => !b.scope.providers.is_empty() && b.scope.providers.iter().all(|p| mine.contains(p)),
+    }
 }
 
 /// Get a budget.
@@ -256,8 +267,11 @@ pub async fn get(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<BudgetSpec>, ApiError> {
-    authorize(&state, &headers, Role::Reader)?;
+    let caller = authorize(&state, &headers, Role::Reader)?;
     let (spec, rec) = stored(&state, &name).await?;
+    if !visible_to(&caller, &spec) {
+        return Err(ApiError::NotFound(format!("budget \"{name}\" not found")));
+    }
     Ok(Json(view(&state, spec, rec.created_at_ms, rec.updated_at_ms).await?))
 }
 

@@ -101,6 +101,19 @@ fn record_view(state: &AppState, rec: &ProviderRecord) -> Result<ProviderSpec, A
     Ok(view(state, spec, rec.created_at_ms, rec.updated_at_ms))
 }
 
+/// A provider-scoped caller's provider may reference only secrets that no provider outside
+/// its scope uses: another team's key on the same host would otherwise spend that team's
+/// credential and quota (the host binding guards where a key goes, not who uses it).
+async fn check_refs_scope(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec) -> Result<(), ApiError> {
+    if caller.providers.is_none() {
+        return Ok(());
+    }
+    for (_, name) in spec.secret_refs() {
+        super::secrets::check_secret_scope(state, caller, &name).await?;
+    }
+    Ok(())
+}
+
 /// For read-only secret backends the store cannot check references; check them here.
 async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiError> {
     if state.secrets().is_writable() {
@@ -298,6 +311,7 @@ pub async fn create(
 pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderSpec) -> Result<ProviderSpec, ApiError> {
     require_scope(caller, &spec.name)?;
     check_address(state, &spec)?;
+    check_refs_scope(state, caller, &spec).await?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
@@ -426,6 +440,7 @@ pub async fn update_spec(
     merge_patch(&mut doc, patch);
     let spec = ProviderSpec::from_value(doc)?;
     check_address(state, &spec)?;
+    check_refs_scope(state, caller, &spec).await?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();

@@ -98,8 +98,18 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/rate-limits", tag = "rate-limits",
     responses((status = 200, body = ListRateLimitsResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<ListRateLimitsResponse>, ApiError> {
-    authorize(&state, &headers, Role::Reader)?;
-    Ok(Json(ListRateLimitsResponse { rate_limits: all(&state).await? }))
+    let caller = authorize(&state, &headers, Role::Reader)?;
+    let rate_limits = all(&state).await?.into_iter().filter(|r| visible_to(&caller, r)).collect();
+    Ok(Json(ListRateLimitsResponse { rate_limits }))
+}
+
+/// Whether `caller` may see rate limit `r`: every one for an unscoped token; for a token
+/// scoped to some providers, only those scoped to one of its providers.
+pub fn visible_to(caller: &TokenRecord, r: &RateLimitSpec) -> bool {
+    match &caller.providers {
+        None => true,
+        Some(mine) => r.scope.provider.as_ref().is_some_and(|p| mine.contains(p)),
+    }
 }
 
 /// Get a rate limit.
@@ -112,9 +122,13 @@ pub async fn get(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<RateLimitSpec>, ApiError> {
-    authorize(&state, &headers, Role::Reader)?;
+    let caller = authorize(&state, &headers, Role::Reader)?;
     let rec = stored(&state, &name).await?;
-    Ok(Json(view(parse(&rec)?, rec.created_at_ms, rec.updated_at_ms)))
+    let spec = parse(&rec)?;
+    if !visible_to(&caller, &spec) {
+        return Err(ApiError::NotFound(format!("rate limit \"{name}\" not found")));
+    }
+    Ok(Json(view(spec, rec.created_at_ms, rec.updated_at_ms)))
 }
 
 /// Update a rate limit with a JSON merge patch (RFC 7396). `name` cannot change.

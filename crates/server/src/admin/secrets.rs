@@ -243,8 +243,10 @@ pub async fn patch(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<SecretView>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
+    let caller = authorize(&state, &headers, Role::Admin)?;
     check_name(&name)?;
+    // An admin scoped to some providers rebinds only secrets its own providers alone use.
+    check_secret_scope(&state, &caller, &name).await?;
     let v = super::parse_json_object(&body)?;
     let obj = v.as_object().ok_or_else(|| ApiError::invalid("", "request body must be a JSON object"))?;
     if let Some(k) = obj.keys().find(|k| k.as_str() != "bound_hosts") {
@@ -329,8 +331,8 @@ pub async fn check_secret_scope(
         return Ok(());
     }
     Err(ApiError::PermissionDenied(format!(
-        "secret \"{name}\" is used by provider(s) outside this token's scope ({}); only a writer scoped to them \
-         (or unscoped) may change it",
+        "secret \"{name}\" is used by provider(s) outside this token's scope ({}); only a token scoped to them \
+         (or unscoped) may change or use it",
         outside.join(", ")
     )))
 }

@@ -226,16 +226,44 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<TokenView>), ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
+    let caller = authorize(&state, &headers, Role::Admin)?;
     let req: CreateTokenRequest = tollgate_core::error::from_json_value(parse_json_object(&body)?)?;
-    Ok((StatusCode::CREATED, Json(create_from(&state, req).await?)))
+    Ok((StatusCode::CREATED, Json(create_from(&state, &caller, req).await?)))
 }
 
-/// Validates, mints and stores a token (the caller has checked the role); the view carries the
-/// token, once. Shared by the admin API and the console.
-pub async fn create_from(state: &AppState, req: CreateTokenRequest) -> Result<TokenView, ApiError> {
+/// A provider-scoped caller acts within its scope whatever its role: it may create or revoke
+/// only tokens scoped within its own providers (an admin scoped to one provider must not mint
+/// an unscoped admin, or revoke other teams' tokens).
+fn within_scope(caller: &TokenRecord, providers: Option<&[String]>, what: &str) -> Result<(), ApiError> {
+    let Some(mine) = caller.providers.as_ref() else { return Ok(()) };
+    match providers {
+        Some(theirs) if theirs.iter().all(|p| mine.contains(p)) => Ok(()),
+        Some(theirs) => {
+            let outside: Vec<&str> = theirs.iter().filter(|p| !mine.contains(p)).map(String::as_str).collect();
+            Err(ApiError::PermissionDenied(format!(
+                "this token is scoped to {}; it may not {what} a token for {}",
+                mine.join(", "),
+                outside.join(", ")
+            )))
+        }
+        None => Err(ApiError::PermissionDenied(format!(
+            "this token is scoped to {}; it may not {what} a token for every provider (name `providers` within its scope)",
+            mine.join(", ")
+        ))),
+    }
+}
+
+/// Validates, mints and stores a token (the caller has checked the role; a scoped caller
+/// creates only tokens within its scope); the view carries the token, once. Shared by the
+/// admin API and the console.
+pub async fn create_from(
+    state: &AppState,
+    caller: &TokenRecord,
+    req: CreateTokenRequest,
+) -> Result<TokenView, ApiError> {
     let now = state.now_ms();
     let template = validate_request(req, now)?;
+    within_scope(caller, template.providers.as_deref(), "create")?;
     let (token, rec) = mint(template)?;
     state.store().insert_token(&rec).await?;
     super::reload_after_write(state).await;
@@ -298,14 +326,24 @@ pub async fn revoke(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
-    Ok(Json(revoke_id(&state, &id).await?))
+    let caller = authorize(&state, &headers, Role::Admin)?;
+    Ok(Json(revoke_id(&state, &caller, &id).await?))
 }
 
-/// Revokes a token (the caller has checked the role); the last active admin token cannot be
-/// revoked. Shared by the admin API and the console.
-pub async fn revoke_id(state: &AppState, id: &str) -> Result<TokenView, ApiError> {
+/// Revokes a token (the caller has checked the role; a scoped caller revokes only tokens
+/// within its scope); the last lasting admin token — active, unscoped, without an expiry —
+/// cannot be revoked, so the gateway always keeps one that can administer everything.
+/// Shared by the admin API and the console.
+pub async fn revoke_id(state: &AppState, caller: &TokenRecord, id: &str) -> Result<TokenView, ApiError> {
     let now = state.now_ms();
+    if caller.providers.is_some() {
+        let target = state
+            .store()
+            .get_token(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
+        within_scope(caller, target.providers.as_deref(), "revoke")?;
+    }
     let t = state.store().revoke_token(id, now).await?;
     super::reload_after_write(state).await;
     tracing::info!(token_id = %id, "gateway token revoked");

@@ -163,13 +163,19 @@ struct BudgetsPage {
     chips: [&'static str; 4],
 }
 
-/// Every budget as rows, with its spend this period (for this page, provider detail and
-/// Cost & Usage); `provider` keeps only the budgets that can apply to calls through it.
-pub async fn rows(console: &Console, provider: Option<&str>) -> Result<Vec<(bool, BudgetRow)>, ConsoleError> {
+/// Every budget `session` may see as rows, with its spend this period (for this page,
+/// provider detail and Cost & Usage); `provider` keeps only the budgets that can apply to
+/// calls through it.
+pub async fn rows(
+    console: &Console,
+    session: &Session,
+    provider: Option<&str>,
+) -> Result<Vec<(bool, BudgetRow)>, ConsoleError> {
     let now = console.state.now_ms();
     let all = admin::budgets::all(&console.state).await?;
     Ok(all
         .iter()
+        .filter(|b| admin::budgets::visible_to(&session.token, b))
         .filter(|b| provider.is_none_or(|p| b.scope.providers.is_empty() || b.scope.providers.iter().any(|x| x == p)))
         .map(|b| (BudgetRow::is_default(b), BudgetRow::of(b, now)))
         .collect())
@@ -182,8 +188,16 @@ async fn render(
     form: BudgetForm,
     status: StatusCode,
 ) -> Result<Response, ConsoleError> {
-    let (defaults, others): (Vec<_>, Vec<_>) = rows(console, None).await?.into_iter().partition(|(d, _)| *d);
-    let rates = console.state.snapshot().limits.rate_limits.iter().map(|r| RateRow::of(r)).collect();
+    let (defaults, others): (Vec<_>, Vec<_>) = rows(console, session, None).await?.into_iter().partition(|(d, _)| *d);
+    let rates = console
+        .state
+        .snapshot()
+        .limits
+        .rate_limits
+        .iter()
+        .filter(|r| admin::rate_limits::visible_to(&session.token, &r.spec))
+        .map(|r| RateRow::of(r))
+        .collect();
     let page = BudgetsPage {
         layout: Layout::of(session, "Budgets", "budgets").with_notice(notice),
         defaults: defaults.into_iter().map(|(_, r)| r).collect(),

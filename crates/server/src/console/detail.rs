@@ -346,7 +346,7 @@ pub async fn show(
         passthrough: spec.authorization_passthrough(),
         usage_url,
         warnings: tollgate_core::warnings::model_warnings(spec, &catalog),
-        budgets: super::budgets::rows(&console, Some(&name)).await?.into_iter().map(|(_, r)| r).collect(),
+        budgets: super::budgets::rows(&console, &session, Some(&name)).await?.into_iter().map(|(_, r)| r).collect(),
         model_rows: if tab == "models" {
             super::provider_tabs::model_rows(spec, &catalog, &by_model)
         } else {

@@ -194,7 +194,7 @@ pub async fn page(State(console): State<Console>, session: Session) -> Result<Re
     }
 
     // budgets at or past their warning level
-    let budgets = super::budgets::rows(&console, None)
+    let budgets = super::budgets::rows(&console, &session, None)
         .await?
         .into_iter()
         .map(|(_, r)| r)

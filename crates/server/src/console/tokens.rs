@@ -251,7 +251,7 @@ pub async fn create(
         expires_at,
     };
     if role.is_some() {
-        match admin::tokens::create_from(&console.state, req).await {
+        match admin::tokens::create_from(&console.state, &session.token, req).await {
             Ok(view) => return redirect_created(&console, &headers, view),
             Err(
                 crate::ApiError::InvalidArgument { field, message } | crate::ApiError::Unprocessable { field, message },
@@ -297,7 +297,7 @@ pub async fn revoke(
     Path(id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     session.require(Role::Admin)?;
-    match admin::tokens::revoke_id(&console.state, &id).await {
+    match admin::tokens::revoke_id(&console.state, &session.token, &id).await {
         Ok(_) if *id == *session.token.id => Ok(Redirect::to("/login").into_response()),
         Ok(_) => Ok(Redirect::to("/tokens?notice=revoked").into_response()),
         Err(e @ crate::ApiError::Conflict(_)) => {

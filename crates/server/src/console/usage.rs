@@ -913,7 +913,7 @@ async fn render(
     );
     let page = UsagePage {
         layout: Layout::of(session, "Cost & Usage", "usage").with_notice(notice),
-        budgets: super::budgets::rows(console, None).await?.into_iter().map(|(_, r)| r).collect(),
+        budgets: super::budgets::rows(console, session, None).await?.into_iter().map(|(_, r)| r).collect(),
         subtitle,
         ranges: RANGES.iter().map(|(r, l)| (*r, *l, *r == view.range)).collect(),
         groups: GROUPS

@@ -1109,7 +1109,7 @@ async fn secrets_and_tokens_pages(db: TestDb) {
     c.get("/tokens").await;
     let p = c.post(&format!("/tokens/{me}/revoke"), &[]).await;
     p.expect(409);
-    assert!(p.body.contains("last active admin token"));
+    assert!(p.body.contains("last lasting admin token"));
     // the create form of that page is on the least privilege too, listed first
     let roles = section(&p.body, r#"id="token-role""#, "</select>");
     assert!(roles.contains(r#"<option value="invoker" selected>"#), "{roles}");

@@ -309,6 +309,90 @@ async fn cookies_stay_at_the_gateway(db: TestDb) {
 
 both_backends!(cookies_stay_at_the_gateway);
 
+/// A token scoped to some providers acts within them whatever its role: an admin scoped to
+/// team A cannot mint a wider token, revoke team B's, rebind team B's key, point team A's
+/// provider at it, nor read team B's budgets and rate limits; within its scope it may.
+async fn scoped_tokens_stay_in_their_scope(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await; // p-openai: team B's, with OPENAI_API_KEY
+    let gw = &rig.gw;
+    let catcher =
+        FakeUpstream::start(tollgate_core::ProviderType::Openai, None).await.unwrap_or_else(|e| panic!("{e:#}"));
+    secret(gw, "TEAM_A_KEY", "sk-team-a-own-77").await;
+    let mut team_a = provider_at("openai", "team-a", &catcher.provider_base_url(), json!({}));
+    team_a["openai_config"]["api_key_ref"] = json!("TEAM_A_KEY");
+    expect(admin(gw, Method::POST, "/api/v1/llm-providers", Some(team_a)).await, 201);
+    let mint = |body: Value| async move {
+        let v = expect(admin(gw, Method::POST, "/api/v1/tokens", Some(body)).await, 201);
+        (v["token"].as_str().unwrap_or_default().to_string(), v["id"].as_str().unwrap_or_default().to_string())
+    };
+    let (a_admin, _) = mint(json!({"name": "a-admin", "role": "admin", "providers": ["team-a"]})).await;
+    let (_, b_id) = mint(json!({"name": "b-bot", "role": "invoker", "providers": [rig.name.clone()]})).await;
+    let as_a = |method: Method, path: String, body: Option<Value>| {
+        let a_admin = a_admin.clone();
+        async move { call(gw, method, &path, Some(&a_admin), body).await }
+    };
+    let denied = |got: (u16, Value), needle: &str| {
+        assert_eq!(got.0, 403, "{}", got.1);
+        let msg = got.1["error"]["message"].as_str().unwrap_or_default().to_string();
+        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    };
+
+    // Tokens: none wider than its scope, none revoked outside it.
+    let t = "/api/v1/tokens".to_string();
+    denied(as_a(Method::POST, t.clone(), Some(json!({"name": "esc", "role": "admin"}))).await, "every provider");
+    let other = json!({"name": "esc2", "role": "writer", "providers": [rig.name.clone()]});
+    denied(as_a(Method::POST, t.clone(), Some(other)).await, &rig.name);
+    let (s, _) =
+        as_a(Method::POST, t, Some(json!({"name": "a-bot", "role": "invoker", "providers": ["team-a"]}))).await;
+    assert_eq!(s, 201, "within its scope it may");
+    denied(as_a(Method::DELETE, format!("/api/v1/tokens/{b_id}"), None).await, &rig.name);
+    // Team B's key: not rebound, not referenced from team A's provider.
+    let rebind = json!({"bound_hosts": [host_port(&rig.up), host_port(&catcher)]});
+    denied(as_a(Method::PATCH, "/api/v1/secrets/OPENAI_API_KEY".into(), Some(rebind)).await, &rig.name);
+    let swap = json!({"openai_config": {"api_key_ref": "OPENAI_API_KEY"}});
+    denied(as_a(Method::PATCH, "/api/v1/llm-providers/team-a".into(), Some(swap)).await, &rig.name);
+    let own = json!({"bound_hosts": [host_port(&catcher)]});
+    let (s, b) = as_a(Method::PATCH, "/api/v1/secrets/TEAM_A_KEY".into(), Some(own)).await;
+    assert_eq!(s, 200, "its own secret: {b}");
+    let invoker = gw.token("invoker").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let (path, req) = super::errors::generation("openai", "gpt-4o-mini");
+    let r =
+        send(gw.client.post(gw.url(&format!("/llm/v1/providers/team-a{path}"))).bearer_auth(&invoker).json(&req)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!leaked(&catcher, UPSTREAM_KEY), "team B's key reached team A's upstream");
+
+    // Budgets and rate limits: only those scoped to its providers.
+    for (kind, body) in [
+        (
+            "budgets",
+            json!({"name": "b-spend", "pooling_mode": "shared", "scope": {"providers": [rig.name.clone()]}, "limit_microcents": 100}),
+        ),
+        ("budgets", json!({"name": "all-agents", "limit_microcents": 100})),
+        (
+            "budgets",
+            json!({"name": "a-spend", "pooling_mode": "shared", "scope": {"providers": ["team-a"]}, "limit_microcents": 100}),
+        ),
+        ("rate-limits", json!({"name": "b-rl", "scope": {"provider": rig.name.clone()}, "requests_per_minute": 60})),
+        ("rate-limits", json!({"name": "a-rl", "scope": {"provider": "team-a"}, "requests_per_minute": 60})),
+    ] {
+        expect(admin(gw, Method::POST, &format!("/api/v1/{kind}"), Some(body)).await, 201);
+    }
+    let (_, budgets) = as_a(Method::GET, "/api/v1/budgets".into(), None).await;
+    let names: Vec<&str> =
+        budgets["budgets"].as_array().into_iter().flatten().filter_map(|b| b["name"].as_str()).collect();
+    assert_eq!(names, ["a-spend"], "{budgets}");
+    let (_, limits) = as_a(Method::GET, "/api/v1/rate-limits".into(), None).await;
+    let names: Vec<&str> =
+        limits["rate_limits"].as_array().into_iter().flatten().filter_map(|b| b["name"].as_str()).collect();
+    assert_eq!(names, ["a-rl"], "{limits}");
+    assert_eq!(as_a(Method::GET, "/api/v1/budgets/b-spend".into(), None).await.0, 404);
+    assert_eq!(as_a(Method::GET, "/api/v1/rate-limits/b-rl".into(), None).await.0, 404);
+    let (_, all) = admin(gw, Method::GET, "/api/v1/budgets", None).await;
+    assert_eq!(all["budgets"].as_array().map(Vec::len), Some(3), "an unscoped token sees every budget");
+}
+
+both_backends!(scoped_tokens_stay_in_their_scope);
+
 /// A writer scoped to its own provider cannot overwrite a secret that a provider outside its
 /// scope uses (it would redirect what another team's provider sends): 403 naming the
 /// provider, the value unchanged (the other team's requests still carry the original key).
