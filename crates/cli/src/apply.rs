@@ -21,13 +21,13 @@
 
 use crate::client::{Client, fetch_pages};
 use anyhow::{Context, anyhow, bail};
-use serde::Deserialize as _;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use tollgate_core::ProviderSpec;
 use tollgate_core::budget::{BudgetSpec, RateLimitSpec};
+use tollgate_server::admin::Strict;
 
 /// Flags of `apply` and `diff`.
 #[derive(Debug, Clone, clap::Args)]
@@ -278,7 +278,16 @@ fn read_all(files: &[String]) -> anyhow::Result<BTreeMap<(Kind, String), Desired
             let mut n = 0;
             for doc in serde_yaml_ng::Deserializer::from_str(&text) {
                 n += 1;
-                let v = Value::deserialize(doc).with_context(|| format!("{path}#{n}: not valid YAML or JSON"))?;
+                let v = match tollgate_server::admin::strict_value(doc) {
+                    Ok(v) => v,
+                    Err(Strict::Duplicate { path: key }) => bail!(
+                        "nothing was changed:\n  {path}#{n}: {key}: appears twice in one mapping; a key may appear \
+                         once (it is never resolved to the last value)"
+                    ),
+                    Err(Strict::Format(e)) => {
+                        return Err(e).with_context(|| format!("{path}#{n}: not valid YAML or JSON"));
+                    }
+                };
                 if !v.is_null() {
                     docs.push((format!("{path}#{n}"), v));
                 }

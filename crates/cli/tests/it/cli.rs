@@ -1350,6 +1350,26 @@ async fn e2e_apply_and_diff() {
     assert!(run.code == 2 && run.stderr.contains("secret \"NOPE\" does not exist"), "{}", run.stderr);
     assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
     std::fs::remove_file(dir.path().join("z-missing.yaml")).unwrap();
+    // A key twice in one mapping (YAML or JSON) is refused naming it, as the API refuses it,
+    // never read as its last value.
+    for (file, twice) in [
+        (
+            "z-twice.yaml",
+            a.replace("Team A", "First").replace("display_name: First", "display_name: First\ndisplay_name: Last"),
+        ),
+        (
+            "z-twice.json",
+            r#"{"kind":"Provider","name":"team-a","display_name":"First","display_name":"Last"}"#.to_string(),
+        ),
+    ] {
+        assert!(twice.matches("display_name").count() == 2, "{twice}");
+        std::fs::write(dir.path().join(file), &twice).unwrap();
+        let run = tg(&gw, &["apply", "-f", dir.path().join(file).to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{file}: {}", run.stderr);
+        assert!(run.stderr.contains(&format!("{file}#1: display_name: appears twice")), "{}", run.stderr);
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+    }
+    assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
 
     // What `get -o yaml` prints, plus a kind, applies back unchanged (from standard input).
     let yaml = tg(&gw, &["provider", "get", "team-b", "-o", "yaml"]).ok().stdout;

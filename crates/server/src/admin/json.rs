@@ -32,6 +32,28 @@ pub(crate) fn parse(body: &[u8]) -> Result<Value, StrictJsonError> {
     }
 }
 
+/// Why [`strict_value`] refused a document.
+#[derive(Debug)]
+pub enum Strict<E> {
+    /// `path` (dotted, `[i]` for sequence elements) appears twice in its mapping.
+    Duplicate { path: String },
+    /// The format's own error (not valid YAML or JSON).
+    Format(E),
+}
+
+/// Reads one document of any self-describing format into a [`Value`] with the rule admin
+/// bodies have: a key twice in one mapping is refused, never resolved to the last value. The
+/// CLI reads manifests (YAML or JSON) through it, so a file says what the API would accept.
+pub fn strict_value<'de, D: Deserializer<'de>>(d: D) -> Result<Value, Strict<D::Error>> {
+    let duplicate = RefCell::new(None);
+    let parsed = Seed { path: String::new(), duplicate: &duplicate }.deserialize(d);
+    match (parsed, duplicate.into_inner()) {
+        (_, Some(path)) => Err(Strict::Duplicate { path }),
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(Strict::Format(e)),
+    }
+}
+
 struct Seed<'a> {
     path: String,
     duplicate: &'a RefCell<Option<String>>,

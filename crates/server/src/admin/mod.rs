@@ -9,6 +9,7 @@ pub mod check;
 pub mod conversations;
 pub mod health;
 mod json;
+pub use json::{Strict, strict_value};
 pub mod models;
 pub mod paging;
 pub mod providers;
