@@ -516,12 +516,39 @@ async fn shutdown_signal() {
     }
 }
 
+/// The file in the data dir that `serve` holds a shared lock on while it runs, and that
+/// `secrets rotate-key` locks exclusively: a rotation beside a live gateway left it sealing new
+/// secrets under the retired key and unable to open the re-sealed ones until restarted. An
+/// advisory lock (`flock`): the kernel drops it when the process ends, however it ends;
+/// gateways on other machines (replicas on PostgreSQL) are not seen, as README's "Running
+/// several replicas" says.
+const RUNNING_LOCK: &str = "serve.lock";
+
+/// Opens (creating) the data dir's [`RUNNING_LOCK`] file.
+fn running_lock(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    tollgate_server::keys::create_private_dir(data_dir)?;
+    let path = data_dir.join(RUNNING_LOCK);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
 /// Runs the gateway until SIGTERM/SIGINT.
 #[allow(clippy::print_stdout)]
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log, args.log_format)?;
     let settings = args.settings()?;
     let data_dir = settings.data_dir.clone();
+    let running = running_lock(&data_dir)?;
+    if running.try_lock_shared().is_err() {
+        anyhow::bail!(
+            "a master key rotation (`tollgate secrets rotate-key`) is running on {}; start the gateway when it is done",
+            data_dir.display()
+        );
+    }
     let gateway = Gateway::start(settings).await.context("starting the gateway")?;
     if let Some(token) = gateway.bootstrap_token() {
         let file = data_dir.join(tollgate_server::gateway::ADMIN_TOKEN_FILE);
@@ -543,6 +570,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         gateway.state().public_url()
     );
     gateway.serve(shutdown_signal()).await.context("serving")?;
+    drop(running);
     Ok(())
 }
 
@@ -557,11 +585,21 @@ pub struct RotateKeyArgs {
     pub new_master_key: Option<String>,
 }
 
-/// Re-seals every stored secret under a new master key, in one transaction. Run it with the
-/// gateways stopped (or restart them afterwards) so they load the new key.
+/// Re-seals every stored secret under a new master key, in one transaction. Refused while a
+/// gateway runs on the same data dir ([`RUNNING_LOCK`]); gateways elsewhere (replicas) must be
+/// restarted afterwards so they load the new key.
 #[allow(clippy::print_stdout)]
 pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let settings = args.store.settings()?;
+    let running = running_lock(&settings.data_dir)?;
+    if running.try_lock().is_err() {
+        anyhow::bail!(
+            "a gateway is running on {}: stop it first (it would keep sealing new secrets under the old key and could \
+             not open the re-sealed ones until restarted); replicas elsewhere are restarted after the rotation \
+             (README, Running several replicas)",
+            settings.data_dir.display()
+        );
+    }
     let keyring = tollgate_server::keys::load_keyring(&settings)?;
     let store = tollgate_store::Store::connect(&settings.effective_database_url(), keyring)
         .await
@@ -574,6 +612,7 @@ pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     let r = tollgate_server::keys::rotate(&settings, &store, &transcripts, args.new_master_key.as_deref()).await?;
     transcripts.close().await;
     store.close().await;
+    drop(running);
     println!(
         "re-sealed {} secret(s) and {} transcript(s): key {} -> {}",
         r.resealed, r.transcripts_resealed, r.old_key_id, r.new_key_id

@@ -345,6 +345,19 @@ async fn rotate_key_reseals_every_secret() {
         .await;
         assert_eq!(s, 201);
     }
+    // Refused while the gateway runs on that data dir (nothing re-sealed), allowed once it stopped.
+    let beside = Command::new(BIN)
+        .args(["secrets", "rotate-key", "--data-dir"])
+        .arg(&data)
+        .env_remove("TOLLGATE_MASTER_KEY")
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&beside.stderr);
+    assert!(!beside.status.success() && err.contains("a gateway is running on"), "{err}");
+    assert!(
+        !data.read_dir().into_iter().flatten().flatten().any(|e| e.file_name().to_string_lossy().contains("retired"))
+    );
     served.terminate();
     let old_key = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
     let out = Command::new(BIN)
