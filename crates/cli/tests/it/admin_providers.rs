@@ -401,6 +401,16 @@ async fn patch_semantics(db: TestDb) {
     assert_eq!(warnings, Some(json!([])), "the PATCH answer adds its warnings");
     assert_eq!(again, p, "PATCH answer equals what is stored");
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/nope", Some(json!({"enabled": false}))).await, 404);
+    // A name outside its pattern is a bad argument, not a missing provider.
+    for (method, path) in [
+        (Method::GET, "/api/v1/llm-providers/BAD_NAME"),
+        (Method::PATCH, "/api/v1/llm-providers/BAD_NAME"),
+        (Method::DELETE, "/api/v1/llm-providers/BAD_NAME"),
+        (Method::POST, "/api/v1/llm-providers/BAD_NAME/check"),
+    ] {
+        let body = (method == Method::PATCH).then(|| json!({"enabled": false}));
+        expect_shape_field(admin(&gw, method, path, body).await, "name");
+    }
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/aws", Some(json!("string"))).await, 400);
 }
 

@@ -81,6 +81,7 @@ pub async fn check(
     body: Bytes,
 ) -> Result<Json<CheckResult>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
+    super::providers::check_path_name(&name)?;
     require_scope(&caller, &name)?;
     // no body, or JSON `null`: no model to look for
     let req: CheckRequest = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {

@@ -114,6 +114,12 @@ async fn check_refs_scope(state: &AppState, caller: &TokenRecord, spec: &Provide
     Ok(())
 }
 
+/// A provider name in the path must match the name's pattern: 400 naming it, as for every
+/// path parameter outside its pattern (a name that cannot exist is not "not found").
+pub(crate) fn check_path_name(name: &str) -> Result<(), ApiError> {
+    tollgate_core::validate::resource_name(name).map_err(|m| ApiError::invalid("name", m))
+}
+
 /// For read-only secret backends the store cannot check references; check them here.
 async fn check_refs(state: &AppState, spec: &ProviderSpec) -> Result<bool, ApiError> {
     if state.secrets().is_writable() {
@@ -375,14 +381,15 @@ pub async fn list(
 /// Get a provider.
 #[utoipa::path(get, path = "/api/v1/llm-providers/{name}", tag = "providers",
     params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
-    responses((status = 200, body = ProviderSpec), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ProviderSpec), (status = 400, description = "The name breaks its pattern", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<ProviderSpec>, ApiError> {
     let caller = authorize(&state, &headers, Role::Reader)?;
+    check_path_name(&name)?;
     require_scope(&caller, &name)?;
     let rec = state
         .store()
@@ -408,6 +415,7 @@ pub async fn update(
     body: Bytes,
 ) -> Result<Json<ProviderWriteResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
+    check_path_name(&name)?;
     let patch = parse_json_object(&body)?;
     let updated = update_spec(&state, &caller, &name, &patch).await?;
     Ok(Json(ProviderWriteResponse::of(&state, updated)))
@@ -474,6 +482,7 @@ pub async fn delete(
     Query(p): Query<DeleteParams>,
 ) -> Result<StatusCode, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
+    check_path_name(&name)?;
     delete_named(&state, &caller, &name).await?;
     if p.purge_transcripts == Some(true) {
         super::transcripts::purge(&state, &name, i64::MAX).await?;
