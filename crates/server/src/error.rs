@@ -85,7 +85,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// invalid_argument | unauthenticated | permission_denied | not_found | gone | already_exists |
-    /// conflict | failed_precondition | internal | unavailable
+    /// conflict | failed_precondition | payload_too_large | internal | unavailable
     pub code: String,
     pub message: String,
     /// Dotted path of the offending field, for invalid_argument (400: the request's shape;

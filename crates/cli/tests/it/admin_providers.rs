@@ -401,6 +401,10 @@ async fn patch_semantics(db: TestDb) {
     assert_eq!(warnings, Some(json!([])), "the PATCH answer adds its warnings");
     assert_eq!(again, p, "PATCH answer equals what is stored");
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/nope", Some(json!({"enabled": false}))).await, 404);
+    // A body over the admin API's limit: 413 in the API's JSON error shape.
+    let huge = json!({"name": "big", "display_name": "x".repeat(2 * 1024 * 1024), "type": "openai"});
+    let (status, body) = admin(&gw, Method::POST, "/api/v1/llm-providers", Some(huge)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
     // A name outside its pattern is a bad argument, not a missing provider.
     for (method, path) in [
         (Method::GET, "/api/v1/llm-providers/BAD_NAME"),

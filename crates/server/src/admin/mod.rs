@@ -101,8 +101,33 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .split_for_parts();
     // no fallback here: the console's (`console::unknown_path`) answers unknown paths, with
     // this API's JSON 404 for everything but a browser's page request
-    let router = router.layer(Extension(Arc::new(spec.clone()))).layer(DefaultBodyLimit::max(body_limit));
+    let router = router
+        .layer(Extension(Arc::new(spec.clone())))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(move |r: axum::response::Response| json_too_large(r, body_limit)));
     (router, spec)
+}
+
+/// The body-limit refusal in this API's error shape: axum's extractor answers 413 in plain
+/// text (`Failed to buffer the request body: length limit exceeded`); every other admin error
+/// is the JSON `ErrorBody`.
+async fn json_too_large(resp: axum::response::Response, limit: usize) -> axum::response::Response {
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if resp.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || json {
+        return resp;
+    }
+    let body = crate::error::ErrorBody {
+        error: crate::error::ErrorDetail {
+            code: "payload_too_large".into(),
+            message: format!("request body: larger than the admin API's limit of {limit} bytes"),
+            field: None,
+        },
+    };
+    axum::response::IntoResponse::into_response((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(body)))
 }
 
 /// The OpenAPI 3.1 document of this API.
