@@ -224,14 +224,22 @@ pub(super) async fn check(
                 let mut all: crate::limits::SeenList = smallvec::smallvec![None; wants.len()];
                 all[index] = Some(Seen { remaining: 0, ..seen });
                 rate_headers(&mut headers, &wants, &all, &limit_values, now, true);
-                (
-                    Fault::RateLimited,
+                let message = if want.kind == Kind::Tokens && want.amount > seen.limit {
+                    // Waiting cannot help: the call alone reserves more than a whole minute holds.
+                    format!(
+                        "rate_limited: rate limit \"{}\" allows {} tokens per minute, and this call reserves {} (its \
+                         prompt bounded by the body's size plus its output limit), so it can never pass; lower its \
+                         output limit (`max_tokens`) or raise the rate limit",
+                        want.name, seen.limit, want.amount
+                    )
+                } else {
                     format!(
                         "rate_limited: rate limit \"{}\" allows {} {unit} per minute and has no room for this call \
-                         ({} used); it resets at {resets}",
-                        want.name, seen.limit, seen.used
-                    ),
-                )
+                         ({} used, {} reserved by this call); it resets at {resets}",
+                        want.name, seen.limit, seen.used, want.amount
+                    )
+                };
+                (Fault::RateLimited, message)
             };
             Err(Refusal { error: ProxyError::new(fault, Some(a.ptype), message), headers })
         }

@@ -436,6 +436,13 @@ async fn requests_per_minute(db: TestDb) {
     rig.events(3).await;
     rig.gw.clock.advance(Duration::from_secs(60));
     assert_eq!(rig.post(&path, &body).await.status, 200, "a new minute admits again");
+    // A call that alone reserves more tokens than the limit allows in a minute is told so,
+    // not sent to wait for a reset that cannot help.
+    let tight = json!({"name": "tight", "scope": {"provider": rig.name}, "tokens_per_minute": 10});
+    expect(admin(&rig.gw, Method::POST, "/api/v1/rate-limits", Some(tight)).await, 201);
+    let refused = rig.post(&path, &body).await;
+    super::errors::assert_native(&refused, "openai", 429, "allows 10 tokens per minute, and this call reserves");
+    assert!(refused.text().contains("so it can never pass"), "{}", refused.text());
 }
 
 /// Two `tollgate serve` processes (the real binary, as replicas run) on one PostgreSQL
