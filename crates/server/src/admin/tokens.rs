@@ -253,6 +253,12 @@ fn within_scope(caller: &TokenRecord, providers: Option<&[String]>, what: &str) 
     }
 }
 
+/// Whether `caller` may see token `t`: every token for an unscoped caller; for a scoped one,
+/// only tokens scoped within its providers (the ones it may create and revoke).
+pub fn visible_to(caller: &TokenRecord, t: &TokenRecord) -> bool {
+    within_scope(caller, t.providers.as_deref(), "see").is_ok()
+}
+
 /// Validates, mints and stores a token (the caller has checked the role; a scoped caller
 /// creates only tokens within its scope); the view carries the token, once. Shared by the
 /// admin API and the console.
@@ -282,13 +288,18 @@ pub async fn list(
     headers: HeaderMap,
     Query(p): Query<PageParams>,
 ) -> Result<Json<ListTokensResponse>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
+    let caller = authorize(&state, &headers, Role::Admin)?;
     let page = paging::parse(p.page_size.as_deref(), p.page_token.as_deref())?;
     let res = state.store().list_tokens(&PageQuery { after: page.after, limit: page.limit }).await?;
     let usage = usage_by_token(&state).await?;
     let now = state.now_ms();
     Ok(Json(ListTokensResponse {
-        tokens: res.items.iter().map(|t| TokenView::of(t, now).with_usage(usage.get(&*t.id))).collect(),
+        tokens: res
+            .items
+            .iter()
+            .filter(|t| visible_to(&caller, t))
+            .map(|t| TokenView::of(t, now).with_usage(usage.get(&*t.id)))
+            .collect(),
         next_page_token: res.next_after.map(|k| paging::encode(&k)),
     }))
 }
@@ -304,9 +315,13 @@ pub async fn get(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<TokenView>, ApiError> {
-    authorize(&state, &headers, Role::Admin)?;
-    let t =
-        state.store().get_token(&id).await?.ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
+    let caller = authorize(&state, &headers, Role::Admin)?;
+    let t = state
+        .store()
+        .get_token(&id)
+        .await?
+        .filter(|t| visible_to(&caller, t))
+        .ok_or_else(|| ApiError::NotFound(format!("token \"{id}\" not found")))?;
     // DELETE revoked it: gone as a resource; the list keeps it (status `revoked`) for audit
     if let Some(at) = t.revoked_at_ms {
         return Err(ApiError::Gone(format!("token \"{id}\" ({}) was revoked at {}", t.name, rfc3339(at))));
@@ -320,7 +335,7 @@ pub async fn get(
     params(("id" = String, Path, description = "Token id")),
     responses((status = 200, description = "Revoked", body = TokenView), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, description = "The last active admin token", body = ErrorBody)))]
+        (status = 409, description = "The last lasting admin token (unscoped, without an expiry)", body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -139,6 +139,7 @@ async fn render(
     let rows = res
         .items
         .iter()
+        .filter(|t| admin::tokens::visible_to(&session.token, t))
         .map(|t| {
             let u = usage.get(&*t.id).copied().unwrap_or_default();
             let v = TokenView::of(t, now);

@@ -346,6 +346,12 @@ async fn scoped_tokens_stay_in_their_scope(db: TestDb) {
         as_a(Method::POST, t, Some(json!({"name": "a-bot", "role": "invoker", "providers": ["team-a"]}))).await;
     assert_eq!(s, 201, "within its scope it may");
     denied(as_a(Method::DELETE, format!("/api/v1/tokens/{b_id}"), None).await, &rig.name);
+    // …and lists and reads only its own tokens.
+    let (_, listed) = as_a(Method::GET, "/api/v1/tokens".into(), None).await;
+    let names: Vec<&str> =
+        listed["tokens"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["a-admin", "a-bot"], "{listed}");
+    assert_eq!(as_a(Method::GET, format!("/api/v1/tokens/{b_id}"), None).await.0, 404);
     // Team B's key: not rebound, not referenced from team A's provider.
     let rebind = json!({"bound_hosts": [host_port(&rig.up), host_port(&catcher)]});
     denied(as_a(Method::PATCH, "/api/v1/secrets/OPENAI_API_KEY".into(), Some(rebind)).await, &rig.name);
