@@ -542,13 +542,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging(&args.log, args.log_format)?;
     let settings = args.settings()?;
     let data_dir = settings.data_dir.clone();
-    let running = running_lock(&data_dir)?;
-    if running.try_lock_shared().is_err() {
-        anyhow::bail!(
-            "a master key rotation (`tollgate secrets rotate-key`) is running on {}; start the gateway when it is done",
-            data_dir.display()
-        );
-    }
+    // A data dir the gateway may not write (PostgreSQL and the master key from the
+    // environment need none) only loses the rotation's check: warned, not fatal.
+    let running = match running_lock(&data_dir) {
+        Ok(file) => {
+            if file.try_lock_shared().is_err() {
+                anyhow::bail!(
+                    "a master key rotation (`tollgate secrets rotate-key`) is running on {}; start the gateway when \
+                     it is done",
+                    data_dir.display()
+                );
+            }
+            Some(file)
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no {RUNNING_LOCK} in the data dir: `secrets rotate-key` cannot see that this gateway runs");
+            None
+        }
+    };
     let gateway = Gateway::start(settings).await.context("starting the gateway")?;
     if let Some(token) = gateway.bootstrap_token() {
         let file = data_dir.join(tollgate_server::gateway::ADMIN_TOKEN_FILE);
