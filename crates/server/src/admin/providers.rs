@@ -101,14 +101,24 @@ fn record_view(state: &AppState, rec: &ProviderRecord) -> Result<ProviderSpec, A
     Ok(view(state, spec, rec.created_at_ms, rec.updated_at_ms))
 }
 
-/// A provider-scoped caller's provider may reference only secrets that no provider outside
-/// its scope uses: another team's key on the same host would otherwise spend that team's
-/// credential and quota (the host binding guards where a key goes, not who uses it).
-async fn check_refs_scope(state: &AppState, caller: &TokenRecord, spec: &ProviderSpec) -> Result<(), ApiError> {
+/// A provider-scoped caller may not make its provider reference a secret that a provider
+/// outside its scope uses: another team's key on the same host would otherwise spend that
+/// team's credential and quota (the host binding guards where a key goes, not who uses it).
+/// Only references the save adds or changes are checked (`kept`: the stored provider's), so a
+/// team keeps editing a provider an admin set up on a shared key.
+async fn check_refs_scope(
+    state: &AppState,
+    caller: &TokenRecord,
+    spec: &ProviderSpec,
+    kept: &[(String, String)],
+) -> Result<(), ApiError> {
     if caller.providers.is_none() {
         return Ok(());
     }
-    for (_, name) in spec.secret_refs() {
+    for (field, name) in spec.secret_refs() {
+        if kept.iter().any(|(f, n)| *f == field && *n == name) {
+            continue;
+        }
         super::secrets::check_secret_scope(state, caller, &name).await?;
     }
     Ok(())
@@ -317,7 +327,7 @@ pub async fn create(
 pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderSpec) -> Result<ProviderSpec, ApiError> {
     require_scope(caller, &spec.name)?;
     check_address(state, &spec)?;
-    check_refs_scope(state, caller, &spec).await?;
+    check_refs_scope(state, caller, &spec, &[]).await?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
@@ -448,7 +458,7 @@ pub async fn update_spec(
     merge_patch(&mut doc, patch);
     let spec = ProviderSpec::from_value(doc)?;
     check_address(state, &spec)?;
-    check_refs_scope(state, caller, &spec).await?;
+    check_refs_scope(state, caller, &spec, &current.secret_refs).await?;
     let in_db = check_refs(state, &spec).await?;
     check_guardrail(state, &spec).await?;
     let now = state.now_ms();
