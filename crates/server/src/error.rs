@@ -38,6 +38,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The body is over the admin API's limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("internal error")]
     Internal(String),
     #[error("service unavailable: {0}")]
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::FailedPrecondition(_) => (StatusCode::BAD_REQUEST, "failed_precondition"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }

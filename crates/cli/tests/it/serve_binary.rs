@@ -346,13 +346,16 @@ async fn rotate_key_reseals_every_secret() {
         assert_eq!(s, 201);
     }
     // Refused while the gateway runs on that data dir (nothing re-sealed), allowed once it stopped.
-    let beside = Command::new(BIN)
-        .args(["secrets", "rotate-key", "--data-dir"])
-        .arg(&data)
-        .env_remove("TOLLGATE_MASTER_KEY")
-        .env_remove("TOLLGATE_DATABASE_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let rotate = || {
+        Command::new(BIN)
+            .args(["secrets", "rotate-key", "--data-dir"])
+            .arg(&data)
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let beside = rotate();
     let err = String::from_utf8_lossy(&beside.stderr);
     assert!(!beside.status.success() && err.contains("a gateway is running on"), "{err}");
     assert!(
@@ -360,13 +363,7 @@ async fn rotate_key_reseals_every_secret() {
     );
     served.terminate();
     let old_key = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
-    let out = Command::new(BIN)
-        .args(["secrets", "rotate-key", "--data-dir"])
-        .arg(&data)
-        .env_remove("TOLLGATE_MASTER_KEY")
-        .env_remove("TOLLGATE_DATABASE_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = rotate();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("re-sealed {} secret(s)", SECRET_VALUES.len())), "{stdout}");

@@ -55,8 +55,11 @@ pub async fn usage(state: &AppState, b: &BudgetSpec) -> Result<(Option<String>, 
         *pools.entry(pool).or_default() += consumed;
         reserved += r;
     }
-    for (pool, spent) in rollup_pools(state, b, start, end, now).await? {
-        pools.entry(pool).or_insert(spent);
+    // A shared budget's one pool with a window already has its spend: no rollup read.
+    if !(b.pooling_mode == Pooling::Shared && pools.contains_key("")) {
+        for (pool, spent) in rollup_pools(state, b, start, end, now).await? {
+            pools.entry(pool).or_insert(spent);
+        }
     }
     let top = pools.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)));
     Ok(match top {

@@ -120,14 +120,9 @@ async fn json_too_large(resp: axum::response::Response, limit: usize) -> axum::r
     if resp.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || json {
         return resp;
     }
-    let body = crate::error::ErrorBody {
-        error: crate::error::ErrorDetail {
-            code: "payload_too_large".into(),
-            message: format!("request body: larger than the admin API's limit of {limit} bytes"),
-            field: None,
-        },
-    };
-    axum::response::IntoResponse::into_response((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(body)))
+    let refusal =
+        ApiError::PayloadTooLarge(format!("request body: larger than the admin API's limit of {limit} bytes"));
+    axum::response::IntoResponse::into_response(refusal)
 }
 
 /// The OpenAPI 3.1 document of this API.
