@@ -14,13 +14,19 @@
 //! the stored provider to the manifest, so a field left out of the manifest returns to its
 //! default) or leaves each provider alone, and with `--prune` deletes the providers the files no
 //! longer name. A server-side failure after validation (a concurrent change) stops the run and
-//! is reported with what was already done.
+//! is reported with what was already done. Before writing (and for `--dry-run`), every create
+//! and update is sent to the server as a dry run ([`rehearse`]), so the rules only the server
+//! can check (the upstream address policy, secret host bindings, provider scope, budget
+//! overrides) refuse the whole run up front. What a rehearsal cannot see is a conflict between
+//! two documents of the same run (two new providers binding one secret to two hosts) or a
+//! concurrent change: those still stop the run midway.
 //!
 //! Exit status: `apply` 0, or 2 on an error; `diff` 0 when nothing differs, 1 when something
 //! does, 2 on an error ([`Exit`]).
 
 use crate::client::{Client, fetch_pages};
 use anyhow::{Context, anyhow, bail};
+use reqwest::Method;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
@@ -39,7 +45,8 @@ pub struct ApplyArgs {
     /// Also delete the providers that no manifest names (off by default).
     #[arg(long)]
     pub prune: bool,
-    /// `apply` only: print what would change, change nothing.
+    /// `apply` only: print what would change (every create and update rehearsed by the
+    /// server), change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -150,6 +157,9 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
+    if let Err(e) = rehearse(client, &plan).await {
+        return fail(&e);
+    }
     for ((kind, name), change, desired) in &plan {
         let coll = kind.collection();
         let verb = match change {
@@ -171,6 +181,35 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         }
         let suffix = if a.dry_run && *change != Change::Unchanged { " (dry run)" } else { "" };
         crate::output::line(&format!("{verb} {}/{name}{suffix}", kind.label()));
+    }
+    Ok(())
+}
+
+/// Sends every create and update of the plan as a dry run (`?dry_run=true`: the server runs
+/// all its checks, its database's inside the write's own transaction, and rolls back), and
+/// fails, naming every document the server refuses, before anything is written: rules only the
+/// server knows (the upstream address policy, a secret bound to another host, a provider
+/// scope, one override per user or agent) refuse the run, not its middle.
+async fn rehearse(client: &Client, plan: &Plan) -> anyhow::Result<()> {
+    let dry = [("dry_run", "true".to_string())];
+    let mut problems = Vec::new();
+    for ((kind, name), change, desired) in plan {
+        let (Some(d), coll) = (desired, kind.collection()) else { continue };
+        let sent = match change {
+            Change::Create => client.send(Method::POST, &[coll], &dry, Some((&d.spec, "application/json"))).await,
+            Change::Update { patch, .. } => {
+                client.send(Method::PATCH, &[coll, name], &dry, Some((patch, crate::client::MERGE_PATCH))).await
+            }
+            Change::Unchanged | Change::Delete => continue,
+        };
+        if let Err(e) = sent {
+            let Some(api) = e.downcast_ref::<crate::client::ApiError>() else { return Err(e) };
+            let field = api.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
+            problems.push(format!("{}: {}/{name}: {field}{}", d.origin, kind.label(), api.message));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("nothing was changed (the server refused):\n  {}", problems.join("\n  "));
     }
     Ok(())
 }

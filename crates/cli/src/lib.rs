@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Provider(cmd) => provider::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Secret(secret::SecretCommand::RotateKey(a)) => serve::rotate_key(a).await,
         Command::Secret(cmd) => secret::run(&Client::new(&cli.global)?, fmt, cmd).await,
+        Command::Token(token::TokenCommand::RecoverAdmin(a)) => serve::recover_admin(a).await,
         Command::Token(cmd) => token::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Model(cmd) => model::run(&Client::new(&cli.global)?, fmt, cmd).await,
         Command::Spending(cmd) => spending::run(&Client::new(&cli.global)?, fmt, cmd).await,

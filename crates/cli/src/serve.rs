@@ -635,6 +635,70 @@ pub async fn rotate_key(args: RotateKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Flags of `tollgate token recover-admin`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecoverAdminArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The new token's name (shown in `token list`).
+    #[arg(long, default_value = "recovered-admin")]
+    pub name: String,
+}
+
+/// The break-glass path when every admin token is lost: mints an unscoped admin token without
+/// an expiry straight into the gateway's database (reaching it is already the keys to
+/// everything) and prints it once. It needs no master key (tokens are hashed, not sealed; a
+/// throwaway key opens the store and seals nothing) and may run beside live gateways, which
+/// pick the token up like any config write. A database that does not exist is refused rather
+/// than created (a mistyped `--data-dir` would otherwise print a token for an empty gateway).
+pub async fn recover_admin(args: RecoverAdminArgs) -> anyhow::Result<()> {
+    let settings = args.store.settings()?;
+    tollgate_core::validate::char_len(&args.name, 1, 128)
+        .and_then(|()| tollgate_core::validate::no_control(&args.name))
+        .map_err(|m| anyhow::anyhow!("--name: {m}"))?;
+    if settings.database_url.is_none() {
+        let db = settings.data_dir.join("tollgate.sqlite");
+        if !db.exists() {
+            anyhow::bail!(
+                "no gateway database at {}: pass the gateway's --data-dir or --database-url (a gateway that never \
+                 started has no tokens yet; its first start prints the bootstrap admin token)",
+                db.display()
+            );
+        }
+    }
+    let throwaway = tollgate_store::seal::MasterKey::generate().context("a throwaway key")?;
+    let store = tollgate_store::Store::connect(
+        &settings.effective_database_url(),
+        tollgate_store::seal::Keyring::new(throwaway),
+    )
+    .await
+    .context("opening the store")?;
+    let template = tollgate_store::TokenRecord {
+        id: "".into(),
+        name: args.name.clone(),
+        hash: [0; 32],
+        prefix: String::new(),
+        user: None,
+        agent: None,
+        role: tollgate_core::Role::Admin,
+        providers: None,
+        expires_at_ms: None,
+        created_at_ms: chrono::Utc::now().timestamp_millis(),
+        revoked_at_ms: None,
+    };
+    let (token, rec) = tollgate_server::admin::tokens::mint(template).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let inserted = store.insert_token(&rec).await.context("storing the token");
+    store.close().await;
+    inserted?;
+    crate::output::line(&token);
+    crate::output::note(&format!(
+        "created admin token {} (id {}). Save it now: it will not be shown again. Use it with --token or \
+         TOLLGATE_ADMIN_TOKEN, then revoke the tokens that were lost (`tollgate token list`).",
+        args.name, rec.id
+    ));
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

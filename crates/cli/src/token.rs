@@ -28,6 +28,9 @@ pub enum TokenCommand {
     Get(TokenId),
     /// Revoke a token (by id, or by name when one unrevoked token has it).
     Revoke(TokenId),
+    /// Offline, on the gateway's database (not through the API): mint a new admin token when
+    /// every admin token is lost. Printed once.
+    RecoverAdmin(crate::serve::RecoverAdminArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -213,6 +216,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
             }
             Ok(())
         }
+        TokenCommand::RecoverAdmin(_) => bail!("`token recover-admin` runs offline, not through the admin API"),
     }
 }
 

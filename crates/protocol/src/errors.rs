@@ -31,8 +31,10 @@ pub enum GatewayErrorKind {
     PayloadTooLarge,
     /// 429: a budget is exhausted.
     BudgetExceeded,
-    /// 429: a rate limit (requests or tokens per minute) is reached.
+    /// 429: a requests-per-minute limit is reached.
     RateLimited,
+    /// 429: a tokens-per-minute limit is reached (OpenAI's error `type` names the unit).
+    TokenRateLimited,
     /// 503: the gateway cannot decide (budget state unreadable under
     /// `--budget-failure-mode closed`).
     Unavailable,
@@ -53,7 +55,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => 403,
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => 404,
             GatewayErrorKind::PayloadTooLarge => 413,
-            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => 429,
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited | GatewayErrorKind::TokenRateLimited => {
+                429
+            }
             GatewayErrorKind::Unavailable => 503,
             GatewayErrorKind::Internal => 500,
             GatewayErrorKind::BadGateway => 502,
@@ -71,6 +75,7 @@ impl GatewayErrorKind {
             GatewayErrorKind::PayloadTooLarge => ("invalid_request_error", "request_too_large"),
             GatewayErrorKind::BudgetExceeded => ("insufficient_quota", "budget_exceeded"),
             GatewayErrorKind::RateLimited => ("requests", "rate_limit_exceeded"),
+            GatewayErrorKind::TokenRateLimited => ("tokens", "rate_limit_exceeded"),
             GatewayErrorKind::Unavailable => ("api_error", "service_unavailable"),
             GatewayErrorKind::Internal => ("server_error", "internal_error"),
             GatewayErrorKind::BadGateway => ("api_error", "bad_gateway"),
@@ -85,7 +90,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::PermissionDenied => "permission_error",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "not_found_error",
             GatewayErrorKind::PayloadTooLarge => "request_too_large",
-            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "rate_limit_error",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited | GatewayErrorKind::TokenRateLimited => {
+                "rate_limit_error"
+            }
             GatewayErrorKind::Internal
             | GatewayErrorKind::BadGateway
             | GatewayErrorKind::GatewayTimeout
@@ -99,7 +106,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::Unauthenticated => "UNAUTHENTICATED",
             GatewayErrorKind::PermissionDenied => "PERMISSION_DENIED",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "NOT_FOUND",
-            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "RESOURCE_EXHAUSTED",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited | GatewayErrorKind::TokenRateLimited => {
+                "RESOURCE_EXHAUSTED"
+            }
             GatewayErrorKind::Internal => "INTERNAL",
             GatewayErrorKind::BadGateway | GatewayErrorKind::Unavailable => "UNAVAILABLE",
             GatewayErrorKind::GatewayTimeout => "DEADLINE_EXCEEDED",
@@ -112,7 +121,9 @@ impl GatewayErrorKind {
             GatewayErrorKind::Unauthenticated => "UnrecognizedClientException",
             GatewayErrorKind::PermissionDenied => "AccessDeniedException",
             GatewayErrorKind::NotFound | GatewayErrorKind::ModelNotAllowed => "ResourceNotFoundException",
-            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited => "ThrottlingException",
+            GatewayErrorKind::BudgetExceeded | GatewayErrorKind::RateLimited | GatewayErrorKind::TokenRateLimited => {
+                "ThrottlingException"
+            }
             GatewayErrorKind::Internal => "InternalServerException",
             GatewayErrorKind::BadGateway | GatewayErrorKind::Unavailable => "ServiceUnavailableException",
             GatewayErrorKind::GatewayTimeout => "ModelTimeoutException",
@@ -258,6 +269,17 @@ mod tests {
         }
         let r = render(Some(ProviderType::Bedrock), GatewayErrorKind::RateLimited, "r");
         assert!(r.headers.contains(&("x-amzn-errortype", "ThrottlingException".to_string())));
+        // OpenAI's `type` names the limit's unit, as its own 429s do.
+        for (kind, unit) in
+            [(GatewayErrorKind::RateLimited, "requests"), (GatewayErrorKind::TokenRateLimited, "tokens")]
+        {
+            let o = body(&render(Some(ProviderType::Openai), kind, "r"));
+            assert_eq!(
+                (o["error"]["type"].as_str(), o["error"]["code"].as_str()),
+                (Some(unit), Some("rate_limit_exceeded"))
+            );
+            assert_eq!(render(Some(ProviderType::Anthropic), kind, "r").status, 429);
+        }
     }
 
     #[test]

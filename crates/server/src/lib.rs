@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod aws;
 pub mod binding;
+pub mod body;
 pub mod catalog;
 pub mod conn;
 pub mod console;

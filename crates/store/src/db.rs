@@ -43,7 +43,8 @@ macro_rules! on_pool {
 /// `write_tx!(store, changes, |tx, is_pg| body)`: runs `body` in a write transaction `tx`
 /// that has already bumped the config version and recorded `changes` (a slice of
 /// [`crate::Change`]: what this write may change) in the change log, then commits and
-/// evaluates to `body`'s value. On PostgreSQL the transaction also sends the config
+/// evaluates to `body`'s value (a [`crate::Store::rehearsal`] handle rolls back instead of
+/// committing). On PostgreSQL the transaction also sends the config
 /// notification (`pg_notify`), which PostgreSQL delivers only if it commits.
 /// Leaving `body` early (`?`, `return`) drops `tx`, which rolls everything back, the version
 /// bump, the change rows and the notification included. `is_pg` lets the body pick
@@ -62,7 +63,11 @@ macro_rules! write_tx {
                 }
                 sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
                 let out = $body;
-                $tx.commit().await?;
+                if $store.rehearsal {
+                    $tx.rollback().await?;
+                } else {
+                    $tx.commit().await?;
+                }
                 out
             }
             $crate::db::Pool::Postgres(p) => {
@@ -76,7 +81,11 @@ macro_rules! write_tx {
                 sqlx::query($crate::db::PRUNE_SQL).bind($crate::db::KEEP_VERSIONS).execute(&mut *$tx).await?;
                 sqlx::query($crate::db::NOTIFY_SQL).execute(&mut *$tx).await?;
                 let out = $body;
-                $tx.commit().await?;
+                if $store.rehearsal {
+                    $tx.rollback().await?;
+                } else {
+                    $tx.commit().await?;
+                }
                 out
             }
         }

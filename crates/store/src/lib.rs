@@ -68,6 +68,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// A rehearsal handle ([`Store::rehearsal`]): config writes run whole, then roll back.
+    rehearsal: bool,
 }
 
 #[derive(Debug)]
@@ -81,7 +83,15 @@ impl Store {
     /// and runs pending migrations. SQLite parent directories are created as needed.
     pub async fn connect(url: &str, keyring: Keyring) -> Result<Store, StoreError> {
         let pool = db::connect(url, db::CONFIG).await?;
-        Ok(Store { inner: Arc::new(Inner { pool, keyring: RwLock::new(keyring) }) })
+        Ok(Store { inner: Arc::new(Inner { pool, keyring: RwLock::new(keyring) }), rehearsal: false })
+    }
+
+    /// A handle on the same database whose config writes (everything in a `write_tx!`) run
+    /// every statement and check of the real write, then roll back: a dry run that sees
+    /// exactly what the write would (a name taken, a secret bound elsewhere, a second override),
+    /// changes nothing and notifies no replica.
+    pub fn rehearsal(&self) -> Store {
+        Store { inner: self.inner.clone(), rehearsal: true }
     }
 
     pub fn backend(&self) -> Backend {

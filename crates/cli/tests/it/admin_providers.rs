@@ -11,7 +11,8 @@ both_backends!(
     name_and_type_are_immutable,
     secret_refs_resolve_at_save,
     patch_semantics,
-    unknown_models_are_saved_with_warnings
+    unknown_models_are_saved_with_warnings,
+    dry_runs_check_everything_and_write_nothing
 );
 
 const TYPES: [&str; 6] = ["openai", "anthropic", "google", "bedrock", "openai_compatible", "azure_openai"];
@@ -401,8 +402,10 @@ async fn patch_semantics(db: TestDb) {
     assert_eq!(warnings, Some(json!([])), "the PATCH answer adds its warnings");
     assert_eq!(again, p, "PATCH answer equals what is stored");
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/nope", Some(json!({"enabled": false}))).await, 404);
-    // A body over the admin API's limit: 413 in the API's JSON error shape.
-    let huge = json!({"name": "big", "display_name": "x".repeat(2 * 1024 * 1024), "type": "openai"});
+    // A body over the admin API's limit: 413 in the API's JSON error shape. 16 MiB is more than
+    // loopback's socket buffers hold: unless the gateway drains the body before answering, the
+    // client is still writing when the connection closes and sees a reset instead of the 413.
+    let huge = json!({"name": "big", "display_name": "x".repeat(16 * 1024 * 1024), "type": "openai"});
     let (status, body) = admin(&gw, Method::POST, "/api/v1/llm-providers", Some(huge)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (413, Some("payload_too_large")), "{body}");
     // A name outside its pattern is a bad argument, not a missing provider.
@@ -451,4 +454,70 @@ async fn unknown_models_are_saved_with_warnings(db: TestDb) {
     assert_eq!(w.len(), 1, "{created}");
     assert_eq!(w[0]["field"], "provider_models[0].name");
     assert!(w[0]["message"].as_str().is_some_and(|m| m.contains("us.anthropic.claude-sonnet-4-6")), "{w:?}");
+}
+
+/// `?dry_run=true` runs every check of a create or update, the store's in-transaction ones
+/// included (a name taken, a secret bound to another host), answers what the write would,
+/// and writes nothing: no provider, no binding, no change.
+async fn dry_runs_check_everything_and_write_nothing(db: TestDb) {
+    let gw = gateway(db).await;
+    all_secrets(&gw).await;
+    let body = provider_body("openai", "rehearsed");
+    let (status, got) = admin(&gw, Method::POST, "/api/v1/llm-providers?dry_run=true", Some(body.clone())).await;
+    assert_eq!((status, got["name"].as_str()), (200, Some("rehearsed")), "{got}");
+    assert_eq!(got["warnings"], json!([]), "{got}");
+    expect(admin(&gw, Method::GET, "/api/v1/llm-providers/rehearsed", None).await, 404);
+    assert_eq!(openai_key_hosts(&gw).await, json!([]), "a rehearsal binds no secret");
+    // the rehearsal runs the same checks as the write: the address policy refuses here too
+    let mut meta = provider_body("openai", "meta");
+    meta["openai_config"]["base_url"] = json!("http://169.254.169.254/v1");
+    expect_field(
+        admin(&gw, Method::POST, "/api/v1/llm-providers?dry_run=true", Some(meta)).await,
+        "openai_config.base_url",
+    );
+
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(body.clone())).await, 201);
+    assert_eq!(openai_key_hosts(&gw).await, json!(["api.openai.com"]));
+    // the store's own check, inside the rolled-back transaction: the name is taken
+    let (status, got) = admin(&gw, Method::POST, "/api/v1/llm-providers?dry_run=true", Some(body)).await;
+    assert_eq!((status, got["error"]["code"].as_str()), (409, Some("already_exists")), "{got}");
+
+    let patch = json!({"display_name": "Renamed"});
+    let got = expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/rehearsed?dry_run=true", Some(patch)).await, 200);
+    assert_eq!(got["display_name"], "Renamed", "the answer is what the write would store");
+    let stored = expect(admin(&gw, Method::GET, "/api/v1/llm-providers/rehearsed", None).await, 200);
+    assert_eq!(stored["display_name"], "Test rehearsed", "nothing was written");
+    // a writer may not send the key to another host: the binding check runs in the rehearsal
+    let writer = gw.token("writer").await.unwrap_or_else(|e| panic!("{e:#}"));
+    let elsewhere = json!({"openai_config": {"base_url": "https://elsewhere.example/v1"}});
+    let path = "/api/v1/llm-providers/rehearsed?dry_run=true";
+    expect_field(
+        call(&gw, Method::PATCH, path, Some(&writer), Some(elsewhere.clone())).await,
+        "openai_config.api_key_ref",
+    );
+    // an admin's rehearsal would add the host; it adds nothing
+    expect(admin(&gw, Method::PATCH, path, Some(elsewhere)).await, 200);
+    assert_eq!(openai_key_hosts(&gw).await, json!(["api.openai.com"]));
+
+    // budgets and rate limits: the same switch
+    let budget = json!({"name": "b", "limit_microcents": 100});
+    expect(admin(&gw, Method::POST, "/api/v1/budgets?dry_run=true", Some(budget)).await, 200);
+    expect(admin(&gw, Method::GET, "/api/v1/budgets/b", None).await, 404);
+    let rl = json!({"name": "r", "requests_per_minute": 5});
+    expect(admin(&gw, Method::POST, "/api/v1/rate-limits?dry_run=true", Some(rl)).await, 200);
+    expect(admin(&gw, Method::GET, "/api/v1/rate-limits/r", None).await, 404);
+    expect_shape_field(
+        admin(
+            &gw,
+            Method::POST,
+            "/api/v1/rate-limits?dry_run=maybe",
+            Some(json!({"name": "r", "requests_per_minute": 5})),
+        )
+        .await,
+        "dry_run",
+    );
+}
+
+async fn openai_key_hosts(gw: &TestGateway) -> Value {
+    expect(admin(gw, Method::GET, "/api/v1/secrets/OPENAI_API_KEY", None).await, 200)["bound_hosts"].clone()
 }

@@ -1371,6 +1371,29 @@ async fn e2e_apply_and_diff() {
     }
     assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
 
+    // A rule only the server can check (here the upstream address policy) refuses the whole
+    // run before any write: team-a (first in the plan) is not updated either. `--dry-run`
+    // reports the same refusal.
+    std::fs::write(
+        dir.path().join("z-meta.yaml"),
+        bad.replace("Bad_Name", "team-m").replace("api_key_ref", "base_url: http://169.254.169.254/v1\n  api_key_ref"),
+    )
+    .unwrap();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let run = tg(&gw, &[&["apply", "-f", d][..], extra].concat());
+        assert_eq!(run.code, 2, "{extra:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing was changed (the server refused)")
+                && run.stderr.contains("z-meta.yaml#1: provider/team-m: openai_config.base_url: "),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stdout, "", "{extra:?}");
+    }
+    assert_eq!(tg(&gw, &["provider", "get", "team-a", "-o", "json"]).ok().json()["display_name"], "Team A (prod)");
+    assert_eq!(tg(&gw, &["provider", "get", "team-m"]).code, 1);
+    std::fs::remove_file(dir.path().join("z-meta.yaml")).unwrap();
+
     // What `get -o yaml` prints, plus a kind, applies back unchanged (from standard input).
     let yaml = tg(&gw, &["provider", "get", "team-b", "-o", "yaml"]).ok().stdout;
     let run = tg_in(&gw, &["apply", "-f", "-"], Some(&format!("kind: Provider\n{yaml}"))).ok();
@@ -1466,4 +1489,17 @@ async fn e2e_budgets_and_rate_limits() {
         "rate limits are not pruned by a budgets-only run"
     );
     assert_eq!(tg(&gw, &["rate-limit", "get", "rl", "-o", "json"]).ok().json()["requests_per_minute"], 120);
+
+    // One override per agent is the store's rule (checked in the write's transaction): a
+    // second override in a manifest refuses the run before the first document is written.
+    tg(&gw, &["budget", "create", "bot", "--limit", "100", "--agent", "bot"]).ok();
+    std::fs::write(
+        dir.path().join("limits.yaml"),
+        "kind: Budget\nname: shared\npooling_mode: shared\nlimit_microcents: 200\n---\nkind: Budget\nname: zbot\nscope:\n  agent: bot\nlimit_microcents: 5\n",
+    )
+    .unwrap();
+    let run = tg(&gw, &["apply", "-f", d]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("limits.yaml#2: budget/zbot: scope.agent: "), "{}", run.stderr);
+    assert_eq!(tg(&gw, &["budget", "get", "shared", "-o", "json"]).ok().json()["limit_microcents"], 100);
 }

@@ -405,6 +405,57 @@ async fn rotate_key_reseals_every_secret() {
     again.terminate();
 }
 
+/// Every admin token lost: `token recover-admin` mints one straight into the database, beside
+/// the running gateway, which accepts it at once; a data dir without a database is refused and
+/// left without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_admin_mints_a_working_admin_token_offline() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let data = dir.path().join("data");
+    let recover = |data: &Path| {
+        Command::new(BIN)
+            .args(["token", "recover-admin", "--name", "break-glass", "--data-dir"])
+            .arg(data)
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let missing = dir.path().join("typo");
+    let out = recover(&missing);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no gateway database at"), "{err}");
+    assert!(!missing.join("tollgate.sqlite").exists() && !missing.join("master.key").exists(), "nothing created");
+
+    let served = serve(&data, &[], &[]);
+    let key_before = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();
+    let out = recover(&data);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let token = stdout.trim().to_string();
+    assert!(token.starts_with("tg_") && !token.contains(char::is_whitespace), "{stdout}");
+    assert_eq!(std::fs::read_to_string(data.join("master.key")).unwrap_or_default(), key_before, "key untouched");
+    // The running gateway takes it (a config write its poll picks up): an admin-only call.
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/tokens", served.base_url);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (status, body) = req(&client, Method::GET, url.clone(), &token, None, &mut String::new()).await;
+        if status == 200 || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed.0, 200, "{}", listed.1);
+    let names: Vec<&str> =
+        listed.1["tokens"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    assert!(names.contains(&"break-glass"), "{names:?}");
+    let made = listed.1["tokens"].as_array().into_iter().flatten().find(|t| t["name"] == "break-glass").cloned();
+    let made = made.unwrap_or_default();
+    assert_eq!((made["role"].as_str(), made["expires_at"].is_null()), (Some("admin"), true), "{made}");
+    served.terminate();
+}
+
 #[test]
 fn settings_debug_never_shows_the_master_key_or_db_password() {
     let mut s = tollgate_server::Settings::new("/tmp/x");

@@ -5,7 +5,8 @@
 //! largest pool for per-agent and per-user budgets, named by `top_key`) and the reservations in
 //! flight on the answering replica. Editing a budget never resets its period's spend.
 
-use crate::admin::parse_json_object;
+use crate::admin::query::Query;
+use crate::admin::{Write, WriteParams, parse_json_object};
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::limits::Kind;
@@ -14,8 +15,7 @@ use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use std::collections::HashMap;
 use tollgate_core::Role;
@@ -159,16 +159,22 @@ fn parse(rec: &LimitRecord) -> Result<BudgetSpec, ApiError> {
 }
 
 /// Creates a validated budget (the API and the console). The caller checked the role.
-pub async fn create_spec(state: &AppState, caller: &TokenRecord, b: BudgetSpec) -> Result<BudgetSpec, ApiError> {
+pub async fn create_spec(
+    state: &AppState,
+    caller: &TokenRecord,
+    b: BudgetSpec,
+    write: Write,
+) -> Result<BudgetSpec, ApiError> {
     require_unscoped(caller)?;
     let now = state.now_ms();
-    state
-        .store()
+    write
+        .store(state)
         .insert_limit_resource(LimitResource::Budget, &record(&b, now, now)?)
         .await
         .map_err(|e| store_error(&b, e))?;
-    super::reload_after_write(state).await;
-    tracing::info!(budget = %b.name, "budget created");
+    if write.committed(state).await {
+        tracing::info!(budget = %b.name, "budget created");
+    }
     view(state, b, now, now).await
 }
 
@@ -178,6 +184,7 @@ pub async fn update_spec(
     caller: &TokenRecord,
     name: &str,
     patch: &serde_json::Value,
+    write: Write,
 ) -> Result<BudgetSpec, ApiError> {
     require_unscoped(caller)?;
     let (_, rec) = stored(state, name).await?;
@@ -191,13 +198,14 @@ pub async fn update_spec(
     merge_patch(&mut doc, patch);
     let b = BudgetSpec::from_value(doc)?;
     let now = state.now_ms();
-    state
-        .store()
+    write
+        .store(state)
         .update_limit_resource(LimitResource::Budget, &record(&b, rec.created_at_ms, now)?)
         .await
         .map_err(|e| store_error(&b, e))?;
-    super::reload_after_write(state).await;
-    tracing::info!(budget = %name, "budget updated");
+    if write.committed(state).await {
+        tracing::info!(budget = %name, "budget updated");
+    }
     view(state, b, rec.created_at_ms, now).await
 }
 
@@ -222,9 +230,11 @@ pub async fn all(state: &AppState) -> Result<Vec<BudgetSpec>, ApiError> {
 
 /// Create a budget.
 #[utoipa::path(post, path = "/api/v1/budgets", tag = "budgets",
+    params(WriteParams),
     request_body = BudgetSpec,
     responses(
         (status = 201, description = "Created", body = BudgetSpec),
+        (status = 200, description = "`dry_run=true`: every check passed; what would be created, nothing was", body = BudgetSpec),
         (status = 400, description = "Not JSON, a wrong JSON type or an unknown field; `field` names it", body = ErrorBody),
         (status = 422, description = "A value breaks a rule; `field` names it", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -232,13 +242,13 @@ pub async fn all(state: &AppState) -> Result<Vec<BudgetSpec>, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(w): Query<WriteParams>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let b = BudgetSpec::from_value(parse_json_object(&body)?)?;
-    let created = create_spec(&state, &caller, b).await?;
-    let location = format!("/api/v1/budgets/{}", created.name);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
+    let created = create_spec(&state, &caller, b, w.write()).await?;
+    Ok(super::created(w.write(), format!("/api/v1/budgets/{}", created.name), Json(created)))
 }
 
 /// List budgets, with each one's spend in its current period.
@@ -281,7 +291,7 @@ pub async fn get(
 /// Update a budget with a JSON merge patch (RFC 7396). `name` cannot change; the period's
 /// spend is kept.
 #[utoipa::path(patch, path = "/api/v1/budgets/{name}", tag = "budgets",
-    params(("name" = String, Path, description = "Budget name")),
+    params(("name" = String, Path, description = "Budget name"), WriteParams),
     request_body(content = BudgetSpec, content_type = "application/merge-patch+json",
         description = "Fields to change; `null` clears a field"),
     responses((status = 200, body = BudgetSpec), (status = 400, body = ErrorBody),
@@ -291,11 +301,12 @@ pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(w): Query<WriteParams>,
     body: Bytes,
 ) -> Result<Json<BudgetSpec>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let patch = parse_json_object(&body)?;
-    Ok(Json(update_spec(&state, &caller, &name, &patch).await?))
+    Ok(Json(update_spec(&state, &caller, &name, &patch, w.write()).await?))
 }
 
 /// Delete a budget (its spend history stays in the usage reports).

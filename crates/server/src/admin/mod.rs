@@ -104,25 +104,28 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let router = router
         .layer(Extension(Arc::new(spec.clone())))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::map_response(move |r: axum::response::Response| json_too_large(r, body_limit)));
+        .layer(axum::middleware::from_fn(move |req, next| capped_body(req, next, body_limit)));
     (router, spec)
 }
 
-/// The body-limit refusal in this API's error shape: axum's extractor answers 413 in plain
-/// text (`Failed to buffer the request body: length limit exceeded`); every other admin error
-/// is the JSON `ErrorBody`.
-async fn json_too_large(resp: axum::response::Response, limit: usize) -> axum::response::Response {
-    let json = resp
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json"));
-    if resp.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || json {
-        return resp;
+/// Reads every admin request's body under the API's limit before routing, so the refusal is
+/// this API's JSON error (axum's extractor answers 413 in plain text) and an oversized body is
+/// drained first (see [`crate::body`]): a client still writing it gets the 413, not a reset.
+async fn capped_body(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    limit: usize,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    match crate::body::read_capped(&parts.headers, body, limit).await {
+        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(crate::body::BodyError::TooLarge { cap }) => {
+            ApiError::PayloadTooLarge(format!("request body: larger than the admin API's limit of {cap} bytes"))
+                .into_response()
+        }
+        Err(e @ crate::body::BodyError::Unreadable) => ApiError::invalid("body", e.to_string()).into_response(),
     }
-    let refusal =
-        ApiError::PayloadTooLarge(format!("request body: larger than the admin API's limit of {limit} bytes"));
-    axum::response::IntoResponse::into_response(refusal)
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -134,6 +137,66 @@ async fn openapi_json(Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>)
 
 /// Rebuilds this replica's snapshot right after a config write, so the next request (proxy
 /// or admin) sees it; if that fails, the config poller retries.
+/// Whether a create or update is written, or only rehearsed (`?dry_run=true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Write {
+    Commit,
+    /// Every check of the real write runs, the store's own inside its transaction (a name
+    /// taken, a secret bound elsewhere, a second override), which then rolls back
+    /// ([`tollgate_store::Store::rehearsal`]): nothing is written, reloaded or logged.
+    DryRun,
+}
+
+impl Write {
+    /// The store handle this write goes through.
+    pub(crate) fn store(self, state: &AppState) -> tollgate_store::Store {
+        match self {
+            Write::Commit => state.store().clone(),
+            Write::DryRun => state.store().rehearsal(),
+        }
+    }
+
+    /// After the write: a committed one reloads this replica's snapshot and answers true (the
+    /// caller logs it); a dry run answers false.
+    pub(crate) async fn committed(self, state: &AppState) -> bool {
+        if self == Write::DryRun {
+            return false;
+        }
+        reload_after_write(state).await;
+        true
+    }
+}
+
+/// `?dry_run=` of the create and update operations.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WriteParams {
+    /// `true`: run every check of the write (the database's inside its transaction, then
+    /// rolled back) and answer what it would, changing nothing. `tollgate apply` rehearses
+    /// every document this way before it writes any.
+    pub dry_run: Option<bool>,
+}
+
+impl WriteParams {
+    pub fn write(&self) -> Write {
+        if self.dry_run == Some(true) { Write::DryRun } else { Write::Commit }
+    }
+}
+
+/// A create's answer: 201 with `Location`, or 200 for a dry run (nothing was created).
+pub(crate) fn created(
+    write: Write,
+    location: String,
+    body: impl axum::response::IntoResponse,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    match write {
+        Write::Commit => (StatusCode::CREATED, [(header::LOCATION, location)], body).into_response(),
+        Write::DryRun => (StatusCode::OK, body).into_response(),
+    }
+}
+
 pub(crate) async fn reload_after_write(state: &AppState) {
     if let Err(e) = state.reload().await {
         tracing::error!(error = %e, "config reload after a write failed; the poller will retry");

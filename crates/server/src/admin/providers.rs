@@ -4,7 +4,7 @@
 //! control plane, signed with the provider's own credentials in its region.
 
 use super::query::Query;
-use crate::admin::{paging, parse_json_object};
+use crate::admin::{Write, WriteParams, paging, parse_json_object};
 use crate::auth::{authorize, require_scope};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -12,8 +12,7 @@ use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use tollgate_core::patch::merge_patch;
 use tollgate_core::warnings::{FieldWarning, model_warnings};
@@ -301,9 +300,11 @@ fn record(spec: &ProviderSpec, created_ms: i64, updated_ms: i64) -> Result<Provi
 
 /// Create a provider.
 #[utoipa::path(post, path = "/api/v1/llm-providers", tag = "providers",
+    params(WriteParams),
     request_body = ProviderSpec,
     responses(
         (status = 201, description = "Created; `warnings` lists models that will be unpriced or refused", body = ProviderWriteResponse),
+        (status = 200, description = "`dry_run=true`: every check passed; what would be created, nothing was", body = ProviderWriteResponse),
         (status = 400, description = "Not JSON, a wrong JSON type or an unknown field; `field` names it", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, description = "A provider with this name exists", body = ErrorBody),
@@ -312,19 +313,25 @@ the upstream address policy, a secret bound elsewhere); `field` names it", body 
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(w): Query<WriteParams>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let spec = ProviderSpec::from_value(parse_json_object(&body)?)?;
-    let created = create_spec(&state, &caller, spec).await?;
-    let location = format!("/api/v1/llm-providers/{}", created.name);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(ProviderWriteResponse::of(&state, created))))
+    let created = create_spec(&state, &caller, spec, w.write()).await?;
+    let body = Json(ProviderWriteResponse::of(&state, created));
+    Ok(super::created(w.write(), format!("/api/v1/llm-providers/{}", body.0.provider.name), body))
 }
 
 /// Creates a validated provider for `caller` (whose role the caller of this function has
 /// checked): scope, secret references, the Bedrock guardrail, the write and the reload. The
 /// admin API and the console both create providers through here.
-pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderSpec) -> Result<ProviderSpec, ApiError> {
+pub async fn create_spec(
+    state: &AppState,
+    caller: &TokenRecord,
+    spec: ProviderSpec,
+    write: Write,
+) -> Result<ProviderSpec, ApiError> {
     require_scope(caller, &spec.name)?;
     check_address(state, &spec)?;
     check_refs_scope(state, caller, &spec, &[]).await?;
@@ -334,9 +341,10 @@ pub async fn create_spec(state: &AppState, caller: &TokenRecord, spec: ProviderS
     let rec = record(&spec, now, now)?;
     let injected = crate::binding::injected_secret(&spec);
     let bound = binding(caller, &spec, &injected)?;
-    saved(&injected, state.store().insert_provider(&rec, in_db, bound).await)?;
-    super::reload_after_write(state).await;
-    tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
+    saved(&injected, write.store(state).insert_provider(&rec, in_db, bound).await)?;
+    if write.committed(state).await {
+        tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
+    }
     Ok(view(state, spec, now, now))
 }
 
@@ -411,7 +419,7 @@ pub async fn get(
 
 /// Update a provider with a JSON merge patch (RFC 7396). `name` and `type` cannot change.
 #[utoipa::path(patch, path = "/api/v1/llm-providers/{name}", tag = "providers",
-    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")),
+    params(("name" = String, Path, description = "Provider name", pattern = r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$"), WriteParams),
     request_body(content = ProviderSpec, content_type = "application/merge-patch+json",
         description = "Fields to change; `null` clears a field"),
     responses((status = 200, description = "Updated; `warnings` lists models that will be unpriced or refused",
@@ -422,12 +430,13 @@ pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(w): Query<WriteParams>,
     body: Bytes,
 ) -> Result<Json<ProviderWriteResponse>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     check_path_name(&name)?;
     let patch = parse_json_object(&body)?;
-    let updated = update_spec(&state, &caller, &name, &patch).await?;
+    let updated = update_spec(&state, &caller, &name, &patch, w.write()).await?;
     Ok(Json(ProviderWriteResponse::of(&state, updated)))
 }
 
@@ -439,6 +448,7 @@ pub async fn update_spec(
     caller: &TokenRecord,
     name: &str,
     patch: &serde_json::Value,
+    write: Write,
 ) -> Result<ProviderSpec, ApiError> {
     require_scope(caller, name)?;
     let current = state
@@ -465,9 +475,10 @@ pub async fn update_spec(
     let rec = record(&spec, current.created_at_ms, now)?;
     let injected = crate::binding::injected_secret(&spec);
     let bound = binding(caller, &spec, &injected)?;
-    saved(&injected, state.store().update_provider(&rec, in_db, bound).await)?;
-    super::reload_after_write(state).await;
-    tracing::info!(provider = %name, "provider updated");
+    saved(&injected, write.store(state).update_provider(&rec, in_db, bound).await)?;
+    if write.committed(state).await {
+        tracing::info!(provider = %name, "provider updated");
+    }
     Ok(view(state, spec, current.created_at_ms, now))
 }
 

@@ -3,7 +3,8 @@
 //! and rate limits). Readers read; writers without a provider scope write.
 
 use crate::admin::budgets::require_unscoped;
-use crate::admin::parse_json_object;
+use crate::admin::query::Query;
+use crate::admin::{Write, WriteParams, parse_json_object};
 use crate::auth::authorize;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -11,8 +12,7 @@ use crate::time::rfc3339;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use tollgate_core::Role;
 use tollgate_core::budget::RateLimitSpec;
@@ -64,20 +64,28 @@ pub async fn all(state: &AppState) -> Result<Vec<RateLimitSpec>, ApiError> {
 }
 
 /// Creates a validated rate limit. The caller checked the role.
-pub async fn create_spec(state: &AppState, caller: &TokenRecord, r: RateLimitSpec) -> Result<RateLimitSpec, ApiError> {
+pub async fn create_spec(
+    state: &AppState,
+    caller: &TokenRecord,
+    r: RateLimitSpec,
+    write: Write,
+) -> Result<RateLimitSpec, ApiError> {
     require_unscoped(caller)?;
     let now = state.now_ms();
-    state.store().insert_limit_resource(LimitResource::RateLimit, &record(&r, now, now)?).await?;
-    super::reload_after_write(state).await;
-    tracing::info!(rate_limit = %r.name, "rate limit created");
+    write.store(state).insert_limit_resource(LimitResource::RateLimit, &record(&r, now, now)?).await?;
+    if write.committed(state).await {
+        tracing::info!(rate_limit = %r.name, "rate limit created");
+    }
     Ok(view(r, now, now))
 }
 
 /// Create a rate limit.
 #[utoipa::path(post, path = "/api/v1/rate-limits", tag = "rate-limits",
+    params(WriteParams),
     request_body = RateLimitSpec,
     responses(
         (status = 201, description = "Created", body = RateLimitSpec),
+        (status = 200, description = "`dry_run=true`: every check passed; what would be created, nothing was", body = RateLimitSpec),
         (status = 400, description = "Not JSON, a wrong JSON type or an unknown field; `field` names it", body = ErrorBody),
         (status = 422, description = "A value breaks a rule; `field` names it", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -85,13 +93,13 @@ pub async fn create_spec(state: &AppState, caller: &TokenRecord, r: RateLimitSpe
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    Query(w): Query<WriteParams>,
     body: Bytes,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     let r = RateLimitSpec::from_value(parse_json_object(&body)?)?;
-    let created = create_spec(&state, &caller, r).await?;
-    let location = format!("/api/v1/rate-limits/{}", created.name);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(created)))
+    let created = create_spec(&state, &caller, r, w.write()).await?;
+    Ok(super::created(w.write(), format!("/api/v1/rate-limits/{}", created.name), Json(created)))
 }
 
 /// List rate limits.
@@ -133,7 +141,7 @@ pub async fn get(
 
 /// Update a rate limit with a JSON merge patch (RFC 7396). `name` cannot change.
 #[utoipa::path(patch, path = "/api/v1/rate-limits/{name}", tag = "rate-limits",
-    params(("name" = String, Path, description = "Rate limit name")),
+    params(("name" = String, Path, description = "Rate limit name"), WriteParams),
     request_body(content = RateLimitSpec, content_type = "application/merge-patch+json",
         description = "Fields to change; `null` clears a field"),
     responses((status = 200, body = RateLimitSpec), (status = 400, body = ErrorBody),
@@ -143,10 +151,12 @@ pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    Query(w): Query<WriteParams>,
     body: Bytes,
 ) -> Result<Json<RateLimitSpec>, ApiError> {
     let caller = authorize(&state, &headers, Role::Writer)?;
     require_unscoped(&caller)?;
+    let write = w.write();
     let patch = parse_json_object(&body)?;
     let rec = stored(&state, &name).await?;
     if let Some(v) = patch.get("name")
@@ -159,9 +169,10 @@ pub async fn update(
     merge_patch(&mut doc, &patch);
     let r = RateLimitSpec::from_value(doc)?;
     let now = state.now_ms();
-    state.store().update_limit_resource(LimitResource::RateLimit, &record(&r, rec.created_at_ms, now)?).await?;
-    super::reload_after_write(&state).await;
-    tracing::info!(rate_limit = %name, "rate limit updated");
+    write.store(&state).update_limit_resource(LimitResource::RateLimit, &record(&r, rec.created_at_ms, now)?).await?;
+    if write.committed(&state).await {
+        tracing::info!(rate_limit = %name, "rate limit updated");
+    }
     Ok(Json(view(r, rec.created_at_ms, now)))
 }
 

@@ -259,7 +259,9 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
     };
     let result = match budget_of(&form) {
         Ok(v) => match BudgetSpec::from_value(v) {
-            Ok(spec) => admin::budgets::create_spec(&console.state, &session.token, spec).await.map(|_| ()),
+            Ok(spec) => admin::budgets::create_spec(&console.state, &session.token, spec, admin::Write::Commit)
+                .await
+                .map(|_| ()),
             Err(e) => Err(e.into()),
         },
         Err((field, message)) => Err(crate::ApiError::invalid(field, message)),

@@ -360,7 +360,8 @@ pub async fn show(
 async fn set_enabled(console: &Console, session: &Session, name: &str, on: bool) -> Result<Response, ConsoleError> {
     session.require(Role::Writer)?;
     session.require_scope(name)?;
-    admin::providers::update_spec(&console.state, &session.token, name, &json!({"enabled": on})).await?;
+    admin::providers::update_spec(&console.state, &session.token, name, &json!({"enabled": on}), admin::Write::Commit)
+        .await?;
     let code = if on { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/providers/{name}?notice={code}&name={name}")).into_response())
 }

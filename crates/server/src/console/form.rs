@@ -794,7 +794,7 @@ pub async fn create(State(console): State<Console>, session: Session, body: Byte
         Ok(c) => c,
         Err((field, e)) => return refused(f, vec![(format!("{field}.new_value"), e.to_string())]),
     };
-    match admin::providers::create_spec(&console.state, &session.token, spec).await {
+    match admin::providers::create_spec(&console.state, &session.token, spec, admin::Write::Commit).await {
         Ok(p) => {
             let to = format!("/providers/{}?notice=created&name={}", p.name, p.name);
             Ok(Redirect::to(&to).into_response())
@@ -860,7 +860,7 @@ pub async fn update(
         Ok(c) => c,
         Err((field, e)) => return refused(f, vec![(format!("{field}.new_value"), e.to_string())]),
     };
-    match admin::providers::update_spec(&console.state, &session.token, &name, &patch).await {
+    match admin::providers::update_spec(&console.state, &session.token, &name, &patch, admin::Write::Commit).await {
         Ok(p) => Ok(Redirect::to(&format!("/providers/{}?notice=updated&name={}", p.name, p.name)).into_response()),
         Err(e) => {
             undo_secrets(&console, &created).await;

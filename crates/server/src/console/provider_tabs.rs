@@ -212,7 +212,14 @@ pub async fn toggle_model(
             )));
         }
     }
-    admin::providers::update_spec(&console.state, &session.token, &name, &json!({"provider_models": list})).await?;
+    admin::providers::update_spec(
+        &console.state,
+        &session.token,
+        &name,
+        &json!({"provider_models": list}),
+        admin::Write::Commit,
+    )
+    .await?;
     let code = if on { "model-enabled" } else { "model-disabled" };
     Ok(Redirect::to(&format!("/providers/{name}?tab=models&notice={code}&name={model}")).into_response())
 }
@@ -254,7 +261,7 @@ pub async fn save_settings(
         },
         "tags": tags,
     });
-    admin::providers::update_spec(&console.state, &session.token, &name, &patch).await?;
+    admin::providers::update_spec(&console.state, &session.token, &name, &patch, admin::Write::Commit).await?;
     Ok(Redirect::to(&format!("/providers/{name}?tab=settings&notice=updated&name={name}")).into_response())
 }
 

@@ -15,19 +15,16 @@
 use super::client_auth::{self, TokenProblem};
 use super::error::{Fault, ProxyError};
 use crate::auth;
+use crate::body::BodyError;
 use crate::state::{AppState, ProviderEntry, Snapshot};
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use std::sync::Arc;
 use tollgate_core::ProviderType;
 use tollgate_protocol::{Endpoint, RequestInfo, WireFamilyId};
 use tollgate_store::TokenRecord;
-
-/// How much of an oversized request body is read and discarded before answering 413.
-const MAX_DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
 /// Everything about the caller and the provider once the checks passed.
 pub(super) struct Admitted {
@@ -182,9 +179,8 @@ pub(super) async fn request(
     Ok(Inbound { body, info })
 }
 
-/// Reads the request body up to the configured cap. An oversized body is still read (and
-/// discarded, up to [`MAX_DRAIN_BYTES`]) before the 413 goes out, so clients that write the
-/// whole body before reading see the error instead of a reset connection.
+/// Reads the request body up to the configured cap (an oversized one is drained first; see
+/// [`crate::body`]).
 async fn read_body(
     state: &AppState,
     ptype: ProviderType,
@@ -192,36 +188,14 @@ async fn read_body(
     body: Body,
 ) -> Result<Bytes, ProxyError> {
     let cap = state.settings().max_request_body_bytes;
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    let mut over = declared.is_some_and(|n| n > cap as u64);
-    let mut buf = bytes::BytesMut::with_capacity(if over { 0 } else { declared.unwrap_or(0).min(cap as u64) as usize });
-    let mut drained: usize = 0;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(ProxyError::new(Fault::BadRequest, Some(ptype), "request body: could not be read"));
-        };
-        if over {
-            drained += chunk.len();
-            if drained > MAX_DRAIN_BYTES {
-                break;
-            }
-        } else if buf.len() + chunk.len() > cap {
-            over = true;
-            buf = bytes::BytesMut::new();
-        } else {
-            buf.extend_from_slice(&chunk);
-        }
-    }
-    if over {
-        return Err(ProxyError::new(
+    crate::body::read_capped(headers, body, cap).await.map_err(|e| match e {
+        BodyError::TooLarge { cap } => ProxyError::new(
             Fault::PayloadTooLarge,
             Some(ptype),
             format!("request body: larger than the gateway's limit of {cap} bytes"),
-        ));
-    }
-    Ok(buf.freeze())
+        ),
+        BodyError::Unreadable => ProxyError::new(Fault::BadRequest, Some(ptype), e.to_string()),
+    })
 }
 
 /// The boundary of a `multipart/form-data` body, from its `content-type`.

@@ -98,8 +98,10 @@ pub enum Fault {
     BodyUnreadable,
     /// A budget the call counts against has no room for its estimated cost.
     BudgetExceeded,
-    /// A rate limit (requests or tokens per minute) has no room for the call.
+    /// A requests-per-minute limit has no room for the call.
     RateLimited,
+    /// A tokens-per-minute limit has no room for the call.
+    TokenRateLimited,
     /// Budget / rate-limit state could not be read under `--budget-failure-mode closed`.
     LimitsUnavailable,
 }
@@ -119,7 +121,7 @@ pub struct Row {
 
 impl Fault {
     /// Every fault, for the metric labels and the table's tests.
-    pub const ALL: [Fault; 22] = [
+    pub const ALL: [Fault; 23] = [
         Fault::Unauthenticated,
         Fault::NotFound,
         Fault::PermissionDenied,
@@ -141,6 +143,7 @@ impl Fault {
         Fault::BodyUnreadable,
         Fault::BudgetExceeded,
         Fault::RateLimited,
+        Fault::TokenRateLimited,
         Fault::LimitsUnavailable,
     ];
 
@@ -172,6 +175,7 @@ impl Fault {
             }
             Fault::BudgetExceeded => (Downstream, K::BudgetExceeded, "budget_exceeded", None),
             Fault::RateLimited => (Downstream, K::RateLimited, "rate_limited", None),
+            Fault::TokenRateLimited => (Downstream, K::TokenRateLimited, "rate_limited", None),
             Fault::LimitsUnavailable => (Internal, K::Unavailable, "limits_unavailable", None),
         };
         Row { source, kind, reason, usage }

@@ -239,7 +239,8 @@ pub(super) async fn check(
                         want.name, seen.limit, seen.used, want.amount
                     )
                 };
-                (Fault::RateLimited, message)
+                let fault = if want.kind == Kind::Requests { Fault::RateLimited } else { Fault::TokenRateLimited };
+                (fault, message)
             };
             Err(Refusal { error: ProxyError::new(fault, Some(a.ptype), message), headers })
         }

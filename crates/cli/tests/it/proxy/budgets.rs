@@ -429,6 +429,7 @@ async fn requests_per_minute(db: TestDb) {
     let refused = rig.post(&path, &body).await;
     super::errors::assert_native(&refused, "openai", 429, "rate limit \"three\" allows 3 requests per minute");
     assert_eq!(refused.json()["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(refused.json()["error"]["type"], "requests", "OpenAI's type names the limit's unit");
     assert_eq!(refused.headers.get("x-ratelimit-remaining-requests").and_then(|v| v.to_str().ok()), Some("0"));
     let retry: i64 =
         refused.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -443,6 +444,7 @@ async fn requests_per_minute(db: TestDb) {
     let refused = rig.post(&path, &body).await;
     super::errors::assert_native(&refused, "openai", 429, "allows 10 tokens per minute, and this call reserves");
     assert!(refused.text().contains("so it can never pass"), "{}", refused.text());
+    assert_eq!(refused.json()["error"]["type"], "tokens", "a tokens-per-minute refusal");
 }
 
 /// Two `tollgate serve` processes (the real binary, as replicas run) on one PostgreSQL
