@@ -146,10 +146,17 @@ fn items(v: &Value, key: &str) -> Vec<Value> {
     v.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
+/// One budget or rate limit; its `warnings` (scope references that name nothing) go to
+/// stderr, not into the table.
 fn show(v: &Value, fmt: OutputFormat) -> anyhow::Result<()> {
+    output::warnings(v);
     match fmt {
         OutputFormat::Table => {
-            output::key_values(v);
+            let mut shown = v.clone();
+            if let Some(o) = shown.as_object_mut() {
+                o.remove("warnings");
+            }
+            output::key_values(&shown);
             Ok(())
         }
         _ => output::document(v, fmt),

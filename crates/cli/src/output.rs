@@ -98,6 +98,15 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
 }
 
 /// Prints a resource as `key  value` lines.
+/// The `warnings` of an answer, one `warning: <field>: <message>` line each on stderr (stdout
+/// keeps only the document, so `-o json` stays parseable).
+#[allow(clippy::print_stderr)]
+pub fn warnings(answer: &Value) {
+    for w in answer.get("warnings").and_then(Value::as_array).into_iter().flatten() {
+        eprintln!("warning: {}: {}", cell(w, "field"), cell(w, "message"));
+    }
+}
+
 pub fn key_values(value: &Value) {
     let pairs = flatten(value);
     let width = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);

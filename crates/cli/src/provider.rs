@@ -560,7 +560,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             let body = create_body(&args)?;
             let created = client.post(&[COLLECTION], &body).await?.json();
             show_one(&created, fmt, "created")?;
-            print_warnings(&created);
+            output::warnings(&created);
             Ok(())
         }
         ProviderCommand::Get(a) => {
@@ -578,7 +578,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             let patch = update_patch(&args, current_models)?;
             let updated = client.patch(&[COLLECTION, &args.name], &patch).await?.json();
             show_one(&updated, fmt, "updated")?;
-            print_warnings(&updated);
+            output::warnings(&updated);
             Ok(())
         }
         ProviderCommand::Delete(a) => {
@@ -612,15 +612,6 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             }
             Ok(())
         }
-    }
-}
-
-/// The `warnings` of a create or update answer, one `warning: <field>: <message>` line each on
-/// stderr (stdout keeps only the document, so `-o json` stays parseable).
-#[allow(clippy::print_stderr)]
-fn print_warnings(answer: &Value) {
-    for w in answer.get("warnings").and_then(Value::as_array).into_iter().flatten() {
-        eprintln!("warning: {}: {}", output::cell(w, "field"), output::cell(w, "message"));
     }
 }
 

@@ -179,6 +179,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: TokenCommand) -> anyho
         TokenCommand::Create(a) => {
             let body = create_body(&a, Utc::now())?;
             let created = client.post(&[COLLECTION], &body).await?.json();
+            output::warnings(&created);
             if fmt != OutputFormat::Table {
                 return output::document(&created, fmt);
             }

@@ -10,6 +10,7 @@
 use crate::error::{ValidationError, from_json_value};
 use crate::pricing::{Rates, bucket_cost};
 use crate::validate;
+use crate::warnings::FieldWarning;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -170,11 +171,16 @@ pub struct BudgetSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// Output only: scope references that name nothing (a provider that does not exist). The
+    /// budget is kept as written and counts no call through them until they exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(read_only)]
+    pub warnings: Vec<FieldWarning>,
 }
 
 /// The output-only field names of a budget (accepted on input and ignored, so a GET body can
 /// be sent back).
-pub const BUDGET_OUTPUT_FIELDS: [&str; 7] = [
+pub const BUDGET_OUTPUT_FIELDS: [&str; 8] = [
     "current_spend_microcents",
     "top_key",
     "reserved_microcents",
@@ -182,6 +188,7 @@ pub const BUDGET_OUTPUT_FIELDS: [&str; 7] = [
     "period_resets_at",
     "created_at",
     "updated_at",
+    "warnings",
 ];
 
 fn field_err(field: &'static str) -> impl Fn(String) -> ValidationError {
@@ -376,6 +383,12 @@ pub struct RateLimitSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// Output only: scope references that name nothing (a provider that does not exist, a token
+    /// id or name no active token has). The limit is kept as written and matches no call until
+    /// they exist.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(read_only)]
+    pub warnings: Vec<FieldWarning>,
 }
 
 impl RateLimitSpec {
@@ -384,7 +397,7 @@ impl RateLimitSpec {
         if !value.is_object() {
             return Err(ValidationError::new("", "request body must be a JSON object"));
         }
-        strip_output(&mut value, &["created_at", "updated_at"]);
+        strip_output(&mut value, &["created_at", "updated_at", "warnings"]);
         let mut spec: RateLimitSpec = from_json_value(value).map_err(missing_field_named)?;
         validate::resource_name(&spec.name).map_err(field_err("name"))?;
         if spec.display_name.is_empty() {

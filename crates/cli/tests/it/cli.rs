@@ -1456,6 +1456,13 @@ async fn e2e_budgets_and_rate_limits() {
     let table = tg(&gw, &["rate-limit", "list"]).ok().stdout;
     assert!(table.contains("agent bot") && table.contains("60") && table.contains("1000"), "{table}");
     assert_eq!(tg(&gw, &["rate-limit", "create", "bad"]).code, 1, "neither --rpm nor --tpm");
+    // A provider that does not exist: created, with the warning on stderr (stdout stays the document).
+    let run = tg(&gw, &["rate-limit", "create", "ghost", "--rpm", "5", "--provider", "ghost", "-o", "json"]).ok();
+    assert!(run.stderr.contains("warning: scope.provider: provider \"ghost\" does not exist"), "{}", run.stderr);
+    assert_eq!(run.json()["warnings"][0]["field"], "scope.provider");
+    let run = tg(&gw, &["rate-limit", "get", "ghost"]).ok();
+    assert!(!run.stdout.contains("warnings") && run.stderr.contains("warning: scope.provider"), "{run:?}");
+    tg(&gw, &["rate-limit", "delete", "ghost"]).ok();
 
     // GitOps: budgets and rate limits next to providers; what `get -o yaml` prints applies back.
     let dir = tempfile::tempdir().unwrap();

@@ -114,6 +114,8 @@ pub async fn view(
     b.period_resets_at = Some(rfc3339(end));
     b.created_at = Some(rfc3339(created_ms));
     b.updated_at = Some(rfc3339(updated_ms));
+    let providers = b.scope.providers.iter().enumerate().map(|(i, p)| (format!("scope.providers[{i}]"), p.clone()));
+    b.warnings = super::dangling_refs(state, providers.collect::<Vec<_>>(), None);
     Ok(b)
 }
 

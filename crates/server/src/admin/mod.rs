@@ -183,6 +183,36 @@ impl WriteParams {
     }
 }
 
+/// Warnings for the scope references of a budget or rate limit that name nothing on this
+/// replica's snapshot: `providers` (field, name) that do not exist, a `token` (field, id or
+/// name) no active token has. Never a refusal: a manifest may create the provider after the
+/// limit, and deleting a provider leaves its limits in place (they show the warning then).
+pub(crate) fn dangling_refs(
+    state: &AppState,
+    providers: impl IntoIterator<Item = (String, String)>,
+    token: Option<(&str, &str)>,
+) -> Vec<tollgate_core::warnings::FieldWarning> {
+    use tollgate_core::warnings::FieldWarning;
+    let snap = state.snapshot();
+    let mut out: Vec<FieldWarning> = providers
+        .into_iter()
+        .filter(|(_, name)| !snap.providers.contains_key(name.as_str()))
+        .map(|(field, name)| FieldWarning {
+            field,
+            message: format!("provider \"{name}\" does not exist: no call goes through it until it is created"),
+        })
+        .collect();
+    if let Some((field, t)) = token
+        && !snap.tokens.values().any(|r| &*r.id == t || r.name == t)
+    {
+        out.push(FieldWarning {
+            field: field.to_string(),
+            message: format!("no active token has the id or name \"{t}\": no call matches until one does"),
+        });
+    }
+    out
+}
+
 /// A create's answer: 201 with `Location`, or 200 for a dry run (nothing was created).
 pub(crate) fn created(
     write: Write,

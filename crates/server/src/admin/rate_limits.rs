@@ -26,10 +26,17 @@ pub struct ListRateLimitsResponse {
     pub rate_limits: Vec<RateLimitSpec>,
 }
 
-fn view(mut r: RateLimitSpec, created_ms: i64, updated_ms: i64) -> RateLimitSpec {
+fn view(state: &AppState, mut r: RateLimitSpec, created_ms: i64, updated_ms: i64) -> RateLimitSpec {
     r.created_at = Some(rfc3339(created_ms));
     r.updated_at = Some(rfc3339(updated_ms));
+    r.warnings = scope_warnings(state, &r);
     r
+}
+
+/// The limit's scope references that name nothing (the API's `warnings`, the console's note).
+pub fn scope_warnings(state: &AppState, r: &RateLimitSpec) -> Vec<tollgate_core::warnings::FieldWarning> {
+    let provider = r.scope.provider.clone().map(|p| ("scope.provider".to_string(), p));
+    super::dangling_refs(state, provider, r.scope.token.as_deref().map(|t| ("scope.token", t)))
 }
 
 fn record(r: &RateLimitSpec, created_ms: i64, updated_ms: i64) -> Result<LimitRecord, ApiError> {
@@ -60,7 +67,7 @@ async fn stored(state: &AppState, name: &str) -> Result<LimitRecord, ApiError> {
 /// Every rate limit, by name (the API and the console).
 pub async fn all(state: &AppState) -> Result<Vec<RateLimitSpec>, ApiError> {
     let recs = state.store().all_limit_resources(LimitResource::RateLimit).await?;
-    recs.iter().map(|rec| Ok(view(parse(rec)?, rec.created_at_ms, rec.updated_at_ms))).collect()
+    recs.iter().map(|rec| Ok(view(state, parse(rec)?, rec.created_at_ms, rec.updated_at_ms))).collect()
 }
 
 /// Creates a validated rate limit. The caller checked the role.
@@ -76,7 +83,7 @@ pub async fn create_spec(
     if write.committed(state).await {
         tracing::info!(rate_limit = %r.name, "rate limit created");
     }
-    Ok(view(r, now, now))
+    Ok(view(state, r, now, now))
 }
 
 /// Create a rate limit.
@@ -136,7 +143,7 @@ pub async fn get(
     if !visible_to(&caller, &spec) {
         return Err(ApiError::NotFound(format!("rate limit \"{name}\" not found")));
     }
-    Ok(Json(view(spec, rec.created_at_ms, rec.updated_at_ms)))
+    Ok(Json(view(&state, spec, rec.created_at_ms, rec.updated_at_ms)))
 }
 
 /// Update a rate limit with a JSON merge patch (RFC 7396). `name` cannot change.
@@ -173,7 +180,7 @@ pub async fn update(
     if write.committed(&state).await {
         tracing::info!(rate_limit = %name, "rate limit updated");
     }
-    Ok(Json(view(r, rec.created_at_ms, now)))
+    Ok(Json(view(&state, r, rec.created_at_ms, now)))
 }
 
 /// Delete a rate limit.

@@ -69,6 +69,10 @@ pub struct TokenView {
     pub requests_7d: i64,
     /// What they cost, in microcents.
     pub spend_7d_microcents: i64,
+    /// On create only: `providers` entries that name no existing provider (the token is
+    /// issued; it cannot use them until they are created).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<tollgate_core::warnings::FieldWarning>,
 }
 
 impl TokenView {
@@ -96,6 +100,7 @@ impl TokenView {
             last_used_at: None,
             requests_7d: 0,
             spend_7d_microcents: 0,
+            warnings: Vec::new(),
         }
     }
 
@@ -276,6 +281,8 @@ pub async fn create_from(
     tracing::info!(token_id = %rec.id, name = %rec.name, role = %rec.role, "gateway token created");
     let mut view = TokenView::of(&rec, now);
     view.token = Some(token);
+    let scope = rec.providers.iter().flatten().enumerate().map(|(i, p)| (format!("providers[{i}]"), p.clone()));
+    view.warnings = super::dangling_refs(state, scope.collect::<Vec<_>>(), None);
     Ok(view)
 }
 

@@ -43,6 +43,8 @@ pub struct BudgetRow {
     pub updated: String,
     pub percent: i64,
     pub over_warn: bool,
+    /// Scope references that name nothing (a provider that does not exist).
+    pub warnings: Vec<String>,
 }
 
 impl BudgetRow {
@@ -84,6 +86,7 @@ impl BudgetRow {
                 0
             },
             over_warn: b.warn_at_microcents.is_some_and(|w| spent >= w),
+            warnings: b.warnings.iter().map(|w| w.message.clone()).collect(),
         }
     }
 
@@ -100,10 +103,12 @@ pub struct RateRow {
     pub applies: String,
     pub rpm: String,
     pub tpm: String,
+    /// Scope references that name nothing (a provider that does not exist, an unknown token).
+    pub warnings: Vec<String>,
 }
 
 impl RateRow {
-    fn of(r: &RateLimitSpec) -> RateRow {
+    fn of(state: &crate::state::AppState, r: &RateLimitSpec) -> RateRow {
         let s = &r.scope;
         let parts: Vec<String> = [
             ("token", &s.token),
@@ -120,6 +125,7 @@ impl RateRow {
             applies: if parts.is_empty() { "every call".into() } else { parts.join(" · ") },
             rpm: r.requests_per_minute.map(format::int).unwrap_or_else(|| "—".into()),
             tpm: r.tokens_per_minute.map(format::int).unwrap_or_else(|| "—".into()),
+            warnings: admin::rate_limits::scope_warnings(state, r).into_iter().map(|w| w.message).collect(),
         }
     }
 }
@@ -196,7 +202,7 @@ async fn render(
         .rate_limits
         .iter()
         .filter(|r| admin::rate_limits::visible_to(&session.token, &r.spec))
-        .map(|r| RateRow::of(r))
+        .map(|r| RateRow::of(&console.state, r))
         .collect();
     let page = BudgetsPage {
         layout: Layout::of(session, "Budgets", "budgets").with_notice(notice),

@@ -982,6 +982,12 @@ async fn the_console_end_to_end_in_chromium() {
     b.wait_text("#notice", "Budget \"app-override\" created.").await;
     let row = b.text(r#"tr[data-budget="app-override"]"#).await;
     assert!(row.contains("app") && row.contains("$250") && row.contains("$200"), "{row}");
+    // a rate limit whose provider is misspelt: kept, with the warning on its row
+    let typo = json!({"name": "typo", "scope": {"provider": "prod-opneai"}, "requests_per_minute": 60});
+    assert_eq!(admin(&gw, Method::POST, "/api/v1/rate-limits", Some(typo)).await.0, 201);
+    b.go("/budgets").await;
+    let typo = b.text(r#"tr[data-rate-limit="typo"]"#).await;
+    assert!(typo.contains("provider \"prod-opneai\" does not exist"), "{typo}");
     b.shot("13-budgets").await;
 
     // ---- secrets page with its users, and a reader's read-only console

@@ -375,6 +375,17 @@ async fn budgets_page(db: TestDb) {
     );
     let page = c.get("/budgets").await;
     assert!(section(&page.body, r#"data-rate-limit="rl""#, "</tr>").contains("every call"));
+    // A scope reference that names nothing is shown on its row.
+    let ghost = json!({"name": "ghost-rl", "scope": {"provider": "ghost"}, "requests_per_minute": 1});
+    expect(admin(&gw, Method::POST, "/api/v1/rate-limits", Some(ghost)).await, 201);
+    let ghost = json!({"name": "ghost-b", "scope": {"agent": "g", "providers": ["ghost"]}, "limit_microcents": 1});
+    expect(admin(&gw, Method::POST, "/api/v1/budgets", Some(ghost)).await, 201);
+    let page = c.get("/budgets").await;
+    for (start, what) in [(r#"data-rate-limit="ghost-rl""#, "rate limit"), (r#"<tr data-budget="ghost-b""#, "budget")] {
+        let row = section(&page.body, start, "</tr>");
+        assert!(row.contains(r#"class="small warn-text""#) && row.contains("does not exist"), "{what}: {row}");
+    }
+    assert!(!section(&page.body, r#"data-rate-limit="rl""#, "</tr>").contains("warn-text"));
 
     // The provider page and Cost & Usage show the budgets that apply.
     expect(

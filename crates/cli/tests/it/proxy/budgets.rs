@@ -177,6 +177,44 @@ async fn budget_and_rate_limit_api(db: TestDb) {
     assert_eq!(list["rate_limits"].as_array().map(Vec::len), Some(1));
     expect(admin(&gw, Method::DELETE, &format!("{r}/rl"), None).await, 204);
     expect(admin(&gw, Method::GET, &format!("{r}/rl"), None).await, 404);
+
+    // A scope reference that names nothing is kept (a manifest may create the provider after
+    // the limit), with a warning naming the field on every answer until it exists.
+    let fields = |v: &Value| -> Vec<String> {
+        v["warnings"].as_array().into_iter().flatten().filter_map(|w| w["field"].as_str().map(str::to_string)).collect()
+    };
+    let ghostly = json!({"name": "ghostly", "limit_microcents": 5, "pooling_mode": "shared",
+                         "scope": {"providers": ["ghost"]}});
+    let ghostly = expect(admin(&gw, Method::POST, b, Some(ghostly)).await, 201);
+    assert_eq!(fields(&ghostly), ["scope.providers[0]"]);
+    assert!(
+        ghostly["warnings"][0]["message"].as_str().is_some_and(|m| m.contains("provider \"ghost\" does not exist"))
+    );
+    let haunted =
+        json!({"name": "haunted", "scope": {"provider": "ghost", "token": "nobody"}, "requests_per_minute": 1});
+    assert_eq!(
+        fields(&expect(admin(&gw, Method::POST, r, Some(haunted)).await, 201)),
+        ["scope.provider", "scope.token"]
+    );
+    let by_name = json!({"name": "by-name", "scope": {"token": "w"}, "requests_per_minute": 1});
+    assert_eq!(
+        fields(&expect(admin(&gw, Method::POST, r, Some(by_name)).await, 201)),
+        Vec::<String>::new(),
+        "token w exists"
+    );
+    let t = json!({"name": "t", "role": "invoker", "providers": ["ghost", "nowhere"]});
+    assert_eq!(
+        fields(&expect(admin(&gw, Method::POST, "/api/v1/tokens", Some(t)).await, 201)),
+        ["providers[0]", "providers[1]"]
+    );
+    secret(&gw, "OPENAI_API_KEY", "sk-x").await;
+    expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "ghost"))).await, 201);
+    let got = expect(admin(&gw, Method::GET, &format!("{b}/ghostly"), None).await, 200);
+    assert!(got.get("warnings").is_none(), "the provider exists now: {got}");
+    assert_eq!(fields(&expect(admin(&gw, Method::GET, &format!("{r}/haunted"), None).await, 200)), ["scope.token"]);
+    // what GET answers (its warnings included) is accepted back as a body
+    let back = expect(admin(&gw, Method::GET, &format!("{r}/haunted"), None).await, 200);
+    expect(admin(&gw, Method::PATCH, &format!("{r}/haunted"), Some(back)).await, 200);
 }
 
 /// On one provider type: an agent that spent its per-agent default is refused with the
