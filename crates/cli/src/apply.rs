@@ -42,7 +42,7 @@ pub struct ApplyArgs {
     /// `-` for standard input; repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<String>,
-    /// Also delete the providers that no manifest names (off by default).
+    /// Also delete, of each kind the manifests hold, what they no longer name (off by default).
     #[arg(long)]
     pub prune: bool,
     /// `apply` only: print what would change (every create and update rehearsed by the
@@ -157,10 +157,18 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
         Ok(p) => p,
         Err(e) => return fail(&e),
     };
-    if let Err(e) = rehearse(client, &plan).await {
-        return fail(&e);
-    }
-    for ((kind, name), change, desired) in &plan {
+    let rehearsed = match rehearse(client, &plan).await {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    // What this run creates: a dry run's warning about one of them will not hold after the run.
+    let created: Vec<String> = plan
+        .iter()
+        .filter(|((kind, _), change, _)| *kind == Kind::Provider && *change == Change::Create)
+        .map(|((_, name), _, _)| format!("provider \"{name}\""))
+        .collect();
+    let mut done_count = 0;
+    for (((kind, name), change, desired), rehearsal) in plan.iter().zip(&rehearsed) {
         let coll = kind.collection();
         let verb = match change {
             Change::Create => "created",
@@ -168,50 +176,94 @@ pub async fn apply(client: &Client, a: ApplyArgs) -> anyhow::Result<()> {
             Change::Unchanged => "unchanged",
             Change::Delete => "deleted",
         };
-        if !a.dry_run {
+        let origin = desired.as_ref().map_or("", |d| d.origin.as_str());
+        let answer = if a.dry_run {
+            rehearsal.clone()
+        } else {
             let done = match change {
                 Change::Create => client.post(&[coll], desired.as_ref().map_or(&Value::Null, |d| &d.spec)).await,
                 Change::Update { patch, .. } => client.patch(&[coll, name], patch).await,
                 Change::Unchanged => Ok(crate::client::Answer { status: 200, body: None }),
                 Change::Delete => client.delete(&[coll, name]).await,
             };
-            if let Err(e) = done {
-                return fail(&e.context(format!("{} {}/{name}", verb.trim_end_matches('d'), kind.label())));
+            match done {
+                Ok(answer) => answer.body,
+                Err(e) => {
+                    let what = refusal(&e, origin, kind.label(), name);
+                    return fail(&anyhow!(
+                        "{what}\nthe run stopped there: the {done_count} change(s) listed above stay applied; \
+                         nothing after it was applied"
+                    ));
+                }
             }
+        };
+        if *change != Change::Unchanged {
+            done_count += 1;
         }
         let suffix = if a.dry_run && *change != Change::Unchanged { " (dry run)" } else { "" };
         crate::output::line(&format!("{verb} {}/{name}{suffix}", kind.label()));
+        for w in answer.iter().flat_map(|b| b["warnings"].as_array().cloned().unwrap_or_default()) {
+            let message = w["message"].as_str().unwrap_or_default();
+            if a.dry_run && created.iter().any(|p| message.starts_with(p.as_str())) {
+                continue;
+            }
+            crate::output::warning(&format!(
+                "{origin}: {}/{name}: {}: {message}",
+                kind.label(),
+                w["field"].as_str().unwrap_or_default()
+            ));
+        }
     }
     Ok(())
+}
+
+/// A server refusal of one document: `origin: kind/name: message` (the API's message already
+/// starts with the field it names).
+fn refusal(e: &anyhow::Error, origin: &str, label: &str, name: &str) -> String {
+    match e.downcast_ref::<crate::client::ApiError>() {
+        Some(api) => format!("{origin}: {label}/{name}: {}", api.message),
+        None => format!("{origin}: {label}/{name}: {e:#}"),
+    }
 }
 
 /// Sends every create and update of the plan as a dry run (`?dry_run=true`: the server runs
 /// all its checks, its database's inside the write's own transaction, and rolls back), and
 /// fails, naming every document the server refuses, before anything is written: rules only the
 /// server knows (the upstream address policy, a secret bound to another host, a provider
-/// scope, one override per user or agent) refuse the run, not its middle.
-async fn rehearse(client: &Client, plan: &Plan) -> anyhow::Result<()> {
+/// scope, one override per user or agent) refuse the run, not its middle. Answers each plan
+/// entry's rehearsal answer (None for what is not rehearsed: unchanged, deleted).
+async fn rehearse(client: &Client, plan: &Plan) -> anyhow::Result<Vec<Option<Value>>> {
     let dry = [("dry_run", "true".to_string())];
     let mut problems = Vec::new();
+    let mut answers = Vec::with_capacity(plan.len());
     for ((kind, name), change, desired) in plan {
-        let (Some(d), coll) = (desired, kind.collection()) else { continue };
+        let (Some(d), coll) = (desired, kind.collection()) else {
+            answers.push(None);
+            continue;
+        };
         let sent = match change {
             Change::Create => client.send(Method::POST, &[coll], &dry, Some((&d.spec, "application/json"))).await,
             Change::Update { patch, .. } => {
                 client.send(Method::PATCH, &[coll, name], &dry, Some((patch, crate::client::MERGE_PATCH))).await
             }
-            Change::Unchanged | Change::Delete => continue,
+            Change::Unchanged | Change::Delete => {
+                answers.push(None);
+                continue;
+            }
         };
-        if let Err(e) = sent {
-            let Some(api) = e.downcast_ref::<crate::client::ApiError>() else { return Err(e) };
-            let field = api.field.as_deref().map(|f| format!("{f}: ")).unwrap_or_default();
-            problems.push(format!("{}: {}/{name}: {field}{}", d.origin, kind.label(), api.message));
+        match sent {
+            Ok(answer) => answers.push(answer.body),
+            Err(e) if e.downcast_ref::<crate::client::ApiError>().is_some() => {
+                problems.push(refusal(&e, &d.origin, kind.label(), name));
+                answers.push(None);
+            }
+            Err(e) => return Err(e),
         }
     }
     if !problems.is_empty() {
         bail!("nothing was changed (the server refused):\n  {}", problems.join("\n  "));
     }
-    Ok(())
+    Ok(answers)
 }
 
 /// `tollgate diff`.
@@ -367,7 +419,7 @@ fn desired_of(origin: &str, v: Value) -> anyhow::Result<Desired> {
             Some(kind) => kind,
             None => bail!("{origin}: kind: unknown kind `{k}`; expected {expected}"),
         },
-        _ => bail!("{origin}: kind: required (`kind: {PROVIDER}`, or {expected})"),
+        _ => bail!("{origin}: kind: required (`kind: {PROVIDER}`; one of {expected})"),
     };
     let spec = kind.normalise(Value::Object(m)).map_err(|e| anyhow!("{origin}: {e}"))?;
     let name = spec["name"].as_str().unwrap_or_default().to_string();

@@ -56,7 +56,8 @@ pub enum Command {
     /// Manage rate limits (requests and tokens per minute).
     #[command(subcommand, name = "rate-limit", visible_alias = "rate-limits")]
     RateLimit(crate::budget::RateLimitCommand),
-    /// Create, update (and with --prune delete) providers to match manifest files (GitOps).
+    /// Create, update (and with --prune delete) providers, budgets and rate limits to match
+    /// manifest files (GitOps); every write is rehearsed on the server first.
     Apply(crate::apply::ApplyArgs),
     /// Show what `apply` would change: `+ name`, `~ name (update: fields)`, `= name`, `- name`;
     /// exit 1 when anything differs.

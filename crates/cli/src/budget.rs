@@ -163,6 +163,20 @@ fn show(v: &Value, fmt: OutputFormat) -> anyhow::Result<()> {
     }
 }
 
+/// The warnings of every listed item, `warning: <label>/<name>: <field>: <message>` on stderr.
+fn list_warnings(v: &Value, key: &str, label: &str) {
+    for item in items(v, key) {
+        for w in item["warnings"].as_array().into_iter().flatten() {
+            output::warning(&format!(
+                "{label}/{}: {}: {}",
+                output::cell(&item, "name"),
+                output::cell(w, "field"),
+                output::cell(w, "message")
+            ));
+        }
+    }
+}
+
 /// Runs one budget command.
 pub async fn run(client: &Client, fmt: OutputFormat, cmd: BudgetCommand) -> anyhow::Result<()> {
     match cmd {
@@ -173,6 +187,7 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: BudgetCommand) -> anyh
         BudgetCommand::Get(a) => show(&client.get(&[BUDGETS, &a.name], &[]).await?, fmt),
         BudgetCommand::List => {
             let v = client.get(&[BUDGETS], &[]).await?;
+            list_warnings(&v, "budgets", "budget");
             if fmt != OutputFormat::Table {
                 return output::document(&v, fmt);
             }
@@ -289,6 +304,7 @@ pub async fn run_rate_limit(client: &Client, fmt: OutputFormat, cmd: RateLimitCo
         RateLimitCommand::Get(a) => show(&client.get(&[RATE_LIMITS, &a.name], &[]).await?, fmt),
         RateLimitCommand::List => {
             let v = client.get(&[RATE_LIMITS], &[]).await?;
+            list_warnings(&v, "rate_limits", "rate-limit");
             if fmt != OutputFormat::Table {
                 return output::document(&v, fmt);
             }

@@ -98,6 +98,12 @@ pub fn flatten(value: &Value) -> Vec<(String, String)> {
 }
 
 /// Prints a resource as `key  value` lines.
+/// One `warning: <text>` line on stderr.
+#[allow(clippy::print_stderr)]
+pub fn warning(text: &str) {
+    eprintln!("warning: {text}");
+}
+
 /// The `warnings` of an answer, one `warning: <field>: <message>` line each on stderr (stdout
 /// keeps only the document, so `-o json` stays parseable).
 #[allow(clippy::print_stderr)]

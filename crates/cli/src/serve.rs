@@ -653,26 +653,24 @@ pub struct RecoverAdminArgs {
 /// than created (a mistyped `--data-dir` would otherwise print a token for an empty gateway).
 pub async fn recover_admin(args: RecoverAdminArgs) -> anyhow::Result<()> {
     let settings = args.store.settings()?;
+    if args.name.trim().is_empty() {
+        anyhow::bail!("--name: must not be empty or only spaces");
+    }
     tollgate_core::validate::char_len(&args.name, 1, 128)
         .and_then(|()| tollgate_core::validate::no_control(&args.name))
         .map_err(|m| anyhow::anyhow!("--name: {m}"))?;
-    if settings.database_url.is_none() {
-        let db = settings.data_dir.join("tollgate.sqlite");
-        if !db.exists() {
-            anyhow::bail!(
-                "no gateway database at {}: pass the gateway's --data-dir or --database-url (a gateway that never \
-                 started has no tokens yet; its first start prints the bootstrap admin token)",
-                db.display()
-            );
-        }
-    }
     let throwaway = tollgate_store::seal::MasterKey::generate().context("a throwaway key")?;
-    let store = tollgate_store::Store::connect(
-        &settings.effective_database_url(),
-        tollgate_store::seal::Keyring::new(throwaway),
-    )
-    .await
-    .context("opening the store")?;
+    let url = settings.effective_database_url();
+    let store = match tollgate_store::Store::connect_existing(&url, tollgate_store::seal::Keyring::new(throwaway)).await
+    {
+        Ok(s) => s,
+        Err(e @ tollgate_store::StoreError::NotAGatewayDatabase(_)) => anyhow::bail!(
+            "{e}: pass the gateway's own --data-dir or --database-url (TOLLGATE_DATABASE_URL, when set, wins over \
+             --data-dir); a gateway's first start prints its bootstrap admin token"
+        ),
+        // the store error's text already holds its cause: one line, not the chain three times
+        Err(e) => anyhow::bail!("opening the gateway database: {e}"),
+    };
     let template = tollgate_store::TokenRecord {
         id: "".into(),
         name: args.name.clone(),
@@ -692,9 +690,12 @@ pub async fn recover_admin(args: RecoverAdminArgs) -> anyhow::Result<()> {
     inserted?;
     crate::output::line(&token);
     crate::output::note(&format!(
-        "created admin token {} (id {}). Save it now: it will not be shown again. Use it with --token or \
-         TOLLGATE_ADMIN_TOKEN, then revoke the tokens that were lost (`tollgate token list`).",
-        args.name, rec.id
+        "created admin token {} (id {}) in {}. Save it now: it will not be shown again. Running gateways \
+         accept it once they reload (at once on PostgreSQL, within --config-poll-seconds on SQLite). Use it \
+         with --token or TOLLGATE_ADMIN_TOKEN, then revoke the tokens that were lost (`tollgate token list`).",
+        args.name,
+        rec.id,
+        tollgate_store::redacted_url(&url)
     ));
     Ok(())
 }

@@ -307,8 +307,8 @@ pub struct Transcripts {
 
 /// An LLM provider, as clients send it and as the API answers.
 ///
-/// `url`, `created_at` and `updated_at` are output only: accepted on input (so a
-/// fetched resource can be sent back) and ignored.
+/// `url`, `created_at` and `updated_at` (and a write answer's `warnings`) are output only:
+/// accepted on input (so a fetched resource can be sent back) and ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSpec {
@@ -397,10 +397,12 @@ impl ProviderSpec {
     }
 
     /// Deserializes a JSON value (reporting the path of any type error) and validates it.
-    pub fn from_value(value: serde_json::Value) -> Result<ProviderSpec, ValidationError> {
-        if !value.is_object() {
+    pub fn from_value(mut value: serde_json::Value) -> Result<ProviderSpec, ValidationError> {
+        let Some(o) = value.as_object_mut() else {
             return Err(ValidationError::shape("", "request body must be a JSON object"));
-        }
+        };
+        // a create or update answer's own `warnings`: output only, so the answer can be sent back
+        o.remove("warnings");
         let mut spec: ProviderSpec = crate::error::from_json_value(value)?;
         spec.normalize_and_validate()?;
         Ok(spec)

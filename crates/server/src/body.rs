@@ -30,6 +30,15 @@ pub async fn read_capped(headers: &HeaderMap, body: Body, cap: usize) -> Result<
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let mut over = declared.is_some_and(|n| n > cap as u64);
+    // A client that waits for `100 Continue` has sent no body yet: refuse without reading it
+    // (reading would make hyper send the 100 and the client the whole body).
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if over && expects_continue {
+        return Err(BodyError::TooLarge { cap });
+    }
     let mut buf = bytes::BytesMut::with_capacity(if over { 0 } else { declared.unwrap_or(0).min(cap as u64) as usize });
     let mut drained: usize = 0;
     let mut stream = body.into_data_stream();
@@ -77,5 +86,18 @@ mod tests {
             Err(std::io::Error::other("hung up")),
         ]));
         assert_eq!(read_capped(&none, failing, 4).await, Err(BodyError::Unreadable));
+    }
+
+    #[tokio::test]
+    async fn a_client_waiting_for_continue_is_refused_unread() {
+        // Polling this body would answer Unreadable: TooLarge means it was never read.
+        let unread =
+            || Body::from_stream(futures_util::stream::iter(vec![Err::<Bytes, _>(std::io::Error::other("read"))]));
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from_static("5"));
+        h.insert(header::EXPECT, axum::http::HeaderValue::from_static("100-continue"));
+        assert_eq!(read_capped(&h, unread(), 4).await, Err(BodyError::TooLarge { cap: 4 }));
+        h.insert(header::CONTENT_LENGTH, axum::http::HeaderValue::from_static("3"));
+        assert_eq!(read_capped(&h, unread(), 4).await, Err(BodyError::Unreadable), "within the cap: read");
     }
 }

@@ -177,11 +177,40 @@ pub(crate) const TRANSCRIPTS: Migrations = (SQLITE_TRANSCRIPT_MIGRATIONS, POSTGR
 
 /// Opens a pool for `url` and runs pending migrations of `migrations`.
 pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, StoreError> {
+    open(url, migrations, true).await
+}
+
+/// Like [`connect`], but only to a database this gateway already set up (its migrations
+/// table holds a row): nothing is created — no SQLite file, no directory, no schema in a
+/// PostgreSQL database that has none ([`StoreError::NotAGatewayDatabase`]).
+pub(crate) async fn connect_existing(url: &str, migrations: Migrations) -> Result<Pool, StoreError> {
+    open(url, migrations, false).await
+}
+
+/// How many migrations the database recorded (0 when it has no migrations table).
+const APPLIED_SQLITE: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
+const APPLIED_PG: &str =
+    "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'";
+
+async fn open(url: &str, migrations: Migrations, create: bool) -> Result<Pool, StoreError> {
     let url = url.trim();
+    let not_ours = || StoreError::NotAGatewayDatabase(redacted(url));
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(format!("bad postgres url: {e}")))?;
         let pool = PgPoolOptions::new().max_connections(10).connect_with(options).await?;
+        if !create {
+            let tables: i64 = sqlx::query_scalar(APPLIED_PG).fetch_one(&pool).await?;
+            let applied: i64 = if tables == 0 {
+                0
+            } else {
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&pool).await?
+            };
+            if applied == 0 {
+                pool.close().await;
+                return Err(not_ours());
+            }
+        }
         migrator(migrations.1).run(&pool).await?;
         tracing::debug!(backend = "postgres", "store connected and migrated");
         return Ok(Pool::Postgres(pool));
@@ -198,8 +227,27 @@ pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, S
     } else {
         SqliteConnectOptions::new().filename(url)
     };
+    if !create {
+        // Checked over a read-only connection first: the pool's own would switch the file to
+        // WAL (writing it) before the check could refuse it.
+        if in_memory || !options.get_filename().is_file() {
+            return Err(not_ours());
+        }
+        let ro = SqliteConnectOptions::new().filename(options.get_filename()).read_only(true);
+        let mut conn = sqlx::ConnectOptions::connect(&ro).await?;
+        let tables: i64 = sqlx::query_scalar(APPLIED_SQLITE).fetch_one(&mut conn).await?;
+        let applied: i64 = if tables == 0 {
+            0
+        } else {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations").fetch_one(&mut conn).await?
+        };
+        sqlx::Connection::close(conn).await?;
+        if applied == 0 {
+            return Err(not_ours());
+        }
+    }
     let options = options
-        .create_if_missing(true)
+        .create_if_missing(create)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
@@ -215,6 +263,20 @@ pub(crate) async fn connect(url: &str, migrations: Migrations) -> Result<Pool, S
     migrator(migrations.0).run(&pool).await?;
     tracing::debug!(backend = "sqlite", "store connected and migrated");
     Ok(Pool::Sqlite(pool))
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redacted(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority = rest.split('/').next().unwrap_or_default();
+        if let Some((userinfo, host)) = authority.rsplit_once('@')
+            && let Some((user, _)) = userinfo.split_once(':')
+        {
+            let tail = &rest[authority.len()..];
+            return format!("{scheme}://{user}:***@{host}{tail}");
+        }
+    }
+    url.to_string()
 }
 
 /// Creates the SQLite file owner-only (0600) before SQLite opens it, and narrows an existing
@@ -380,5 +442,17 @@ impl MultiRowInsert {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_hides_only_the_password() {
+        assert_eq!(redacted("postgres://u:pw@h:5432/db?x=a@b"), "postgres://u:***@h:5432/db?x=a@b");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redacted("sqlite://./x.sqlite"), "sqlite://./x.sqlite");
     }
 }

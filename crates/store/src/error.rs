@@ -30,6 +30,10 @@ pub enum StoreError {
     Crypto(String),
     #[error("invalid database url: {0}")]
     InvalidUrl(String),
+    /// [`crate::Store::connect_existing`]: the database (named, password hidden) does not exist or
+    /// holds no gateway schema.
+    #[error("{0} is not a Tollgate database (it does not exist, or no gateway ever started on it)")]
+    NotAGatewayDatabase(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error("migration error: {0}")]

@@ -57,6 +57,11 @@ pub use usage::{UsageQuery, UsageStore, decode_event, encode_event};
 use db::Pool;
 use std::sync::{Arc, RwLock};
 
+/// A database URL as messages show it: the password replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    db::redacted(url)
+}
+
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -92,6 +97,14 @@ impl Store {
     /// changes nothing and notifies no replica.
     pub fn rehearsal(&self) -> Store {
         Store { inner: self.inner.clone(), rehearsal: true }
+    }
+
+    /// Like [`Store::connect`], but only to a database a gateway already set up; creates
+    /// nothing (the offline `token recover-admin`: a mistyped URL must not yield a new, empty
+    /// gateway database and a token that works nowhere).
+    pub async fn connect_existing(url: &str, keyring: Keyring) -> Result<Store, StoreError> {
+        let pool = db::connect_existing(url, db::CONFIG).await?;
+        Ok(Store { inner: Arc::new(Inner { pool, keyring: RwLock::new(keyring) }), rehearsal: false })
     }
 
     pub fn backend(&self) -> Backend {

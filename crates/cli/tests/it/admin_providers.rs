@@ -401,6 +401,10 @@ async fn patch_semantics(db: TestDb) {
     let warnings = p.as_object_mut().and_then(|o| o.remove("warnings"));
     assert_eq!(warnings, Some(json!([])), "the PATCH answer adds its warnings");
     assert_eq!(again, p, "PATCH answer equals what is stored");
+    // a write answer, its `warnings` included, can be sent back as is
+    let answer = expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/aws", Some(json!({}))).await, 200);
+    assert!(answer.get("warnings").is_some(), "{answer}");
+    expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/aws", Some(answer)).await, 200);
     expect(admin(&gw, Method::PATCH, "/api/v1/llm-providers/nope", Some(json!({"enabled": false}))).await, 404);
     // A body over the admin API's limit: 413 in the API's JSON error shape. 16 MiB is more than
     // loopback's socket buffers hold: unless the gateway drains the body before answering, the
@@ -499,6 +503,10 @@ async fn dry_runs_check_everything_and_write_nothing(db: TestDb) {
     expect(admin(&gw, Method::PATCH, path, Some(elsewhere)).await, 200);
     assert_eq!(openai_key_hosts(&gw).await, json!(["api.openai.com"]));
 
+    // an operation without a dry run refuses the parameter instead of doing the real write
+    let (status, got) = admin(&gw, Method::DELETE, "/api/v1/llm-providers/rehearsed?dry_run=true", None).await;
+    assert_eq!((status, got["error"]["field"].as_str()), (400, Some("dry_run")), "{got}");
+    expect(admin(&gw, Method::GET, "/api/v1/llm-providers/rehearsed", None).await, 200);
     // budgets and rate limits: the same switch
     let budget = json!({"name": "b", "limit_microcents": 100});
     expect(admin(&gw, Method::POST, "/api/v1/budgets?dry_run=true", Some(budget)).await, 200);

@@ -1462,6 +1462,8 @@ async fn e2e_budgets_and_rate_limits() {
     assert_eq!(run.json()["warnings"][0]["field"], "scope.provider");
     let run = tg(&gw, &["rate-limit", "get", "ghost"]).ok();
     assert!(!run.stdout.contains("warnings") && run.stderr.contains("warning: scope.provider"), "{run:?}");
+    let run = tg(&gw, &["rate-limit", "list"]).ok();
+    assert!(run.stderr.contains("warning: rate-limit/ghost: scope.provider: provider \"ghost\""), "{}", run.stderr);
     tg(&gw, &["rate-limit", "delete", "ghost"]).ok();
 
     // GitOps: budgets and rate limits next to providers; what `get -o yaml` prints applies back.
@@ -1509,4 +1511,28 @@ async fn e2e_budgets_and_rate_limits() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("limits.yaml#2: budget/zbot: scope.agent: "), "{}", run.stderr);
     assert_eq!(tg(&gw, &["budget", "get", "shared", "-o", "json"]).ok().json()["limit_microcents"], 100);
+
+    // The server's warnings are printed per document; a dry run leaves out those about a
+    // provider the same run creates.
+    tg_in(&gw, &["secret", "set", "FRESH_KEY"], Some("sk-fresh\n")).ok();
+    let docs = "kind: Provider\nname: fresh\ndisplay_name: Fresh\ntype: openai\nopenai_config:\n  api_key_ref: FRESH_KEY\n---\nkind: RateLimit\nname: on-fresh\nscope:\n  provider: fresh\nrequests_per_minute: 5\n---\nkind: RateLimit\nname: on-typo\nscope:\n  provider: frseh\nrequests_per_minute: 5\n";
+    std::fs::write(dir.path().join("limits.yaml"), docs).unwrap();
+    let typo = "limits.yaml#3: rate-limit/on-typo: scope.provider: provider \"frseh\" does not exist";
+    let run = tg(&gw, &["apply", "-f", d, "--dry-run"]).ok();
+    assert!(run.stderr.contains(typo) && !run.stderr.contains("\"fresh\""), "{}", run.stderr);
+    let run = tg(&gw, &["apply", "-f", d]).ok();
+    assert!(run.stderr.contains(typo) && !run.stderr.contains("\"fresh\""), "{}", run.stderr);
+
+    // Two documents of one run that conflict (two new overrides for one agent) pass their
+    // rehearsals; the second write is refused, and the run says where it stopped.
+    let docs = "kind: Budget\nname: twin-a\nscope:\n  agent: twin\nlimit_microcents: 5\n---\nkind: Budget\nname: twin-b\nscope:\n  agent: twin\nlimit_microcents: 6\n";
+    std::fs::write(dir.path().join("limits.yaml"), docs).unwrap();
+    let run = tg(&gw, &["apply", "-f", d]);
+    assert_eq!((run.code, run.stdout.as_str()), (2, "created budget/twin-a\n"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("limits.yaml#2: budget/twin-b: scope.agent: ")
+            && run.stderr.contains("the run stopped there: the 1 change(s) listed above stay applied"),
+        "{}",
+        run.stderr
+    );
 }

@@ -424,8 +424,50 @@ async fn recover_admin_mints_a_working_admin_token_offline() {
     let missing = dir.path().join("typo");
     let out = recover(&missing);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("no gateway database at"), "{err}");
+    assert!(!out.status.success() && err.contains("is not a Tollgate database"), "{err}");
     assert!(!missing.join("tollgate.sqlite").exists() && !missing.join("master.key").exists(), "nothing created");
+    // A database URL naming a file that is not there, or one that is no gateway's: refused,
+    // nothing created or migrated.
+    let typo = dir.path().join("typo.sqlite");
+    let empty = dir.path().join("empty.sqlite");
+    std::fs::write(&empty, b"").unwrap_or_else(|e| panic!("{e}"));
+    for db in [&typo, &empty] {
+        let out = Command::new(BIN)
+            .args(["token", "recover-admin", "--database-url"])
+            .arg(format!("sqlite://{}", db.display()))
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("is not a Tollgate database"), "{}: {err}", db.display());
+    }
+    assert!(!typo.exists(), "no database created");
+    assert_eq!(std::fs::metadata(&empty).map(|m| m.len()).unwrap_or(1), 0, "nothing migrated");
+    // A PostgreSQL database without the gateway's schema: refused, and left without one.
+    if let Some(pg) = TestDb::postgres().await {
+        let out = Command::new(BIN)
+            .args(["token", "recover-admin", "--database-url", pg.url()])
+            .env_remove("TOLLGATE_DATABASE_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("is not a Tollgate database"), "{err}");
+        let conn = sqlx::PgPool::connect(pg.url()).await.unwrap_or_else(|e| panic!("{e}"));
+        let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'")
+            .fetch_one(&conn)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tables, 0, "no schema created");
+        conn.close().await;
+    }
+    // The names the API refuses are refused here too.
+    let out = Command::new(BIN)
+        .args(["token", "recover-admin", "--name", "   ", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name: must not be empty"), "{out:?}");
 
     let served = serve(&data, &[], &[]);
     let key_before = std::fs::read_to_string(data.join("master.key")).unwrap_or_default();

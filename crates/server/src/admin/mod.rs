@@ -118,6 +118,13 @@ async fn capped_body(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
+    if dry_run_unsupported(&parts.method, parts.uri.path(), parts.uri.query()) {
+        return ApiError::invalid(
+            "dry_run",
+            "this operation has no dry run (only creating and updating providers, budgets and rate limits have one)",
+        )
+        .into_response();
+    }
     match crate::body::read_capped(&parts.headers, body, limit).await {
         Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Err(crate::body::BodyError::TooLarge { cap }) => {
@@ -128,6 +135,26 @@ async fn capped_body(
     }
 }
 
+/// Whether the request asks for a dry run (`dry_run` in its query) of an operation that has
+/// none: such a parameter would be ignored and the real write done (a DELETE, a token minted),
+/// so it is refused before the handler runs.
+fn dry_run_unsupported(method: &axum::http::Method, path: &str, query: Option<&str>) -> bool {
+    use axum::http::Method;
+    let asked = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some("dry_run")));
+    if !asked {
+        return false;
+    }
+    let rest = ["/api/v1/llm-providers", "/api/v1/budgets", "/api/v1/rate-limits"]
+        .iter()
+        .find_map(|collection| path.strip_prefix(collection));
+    let one = |r: &str| r.strip_prefix('/').is_some_and(|name| !name.is_empty() && !name.contains('/'));
+    match rest {
+        Some("") => *method != Method::POST,
+        Some(r) if one(r) => *method != Method::PATCH,
+        _ => true,
+    }
+}
+
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "health", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
@@ -135,8 +162,6 @@ async fn openapi_json(Extension(spec): Extension<Arc<utoipa::openapi::OpenApi>>)
     Json((*spec).clone())
 }
 
-/// Rebuilds this replica's snapshot right after a config write, so the next request (proxy
-/// or admin) sees it; if that fails, the config poller retries.
 /// Whether a create or update is written, or only rehearsed (`?dry_run=true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -227,6 +252,8 @@ pub(crate) fn created(
     }
 }
 
+/// Rebuilds this replica's snapshot right after a config write, so the next request (proxy
+/// or admin) sees it; if that fails, the config poller retries.
 pub(crate) async fn reload_after_write(state: &AppState) {
     if let Err(e) = state.reload().await {
         tracing::error!(error = %e, "config reload after a write failed; the poller will retry");
@@ -293,4 +320,36 @@ pub(crate) fn time_param(field: &'static str, v: &Option<String>) -> Result<Opti
 
 fn duplicate_key(path: String) -> ApiError {
     ApiError::invalid(path, "duplicate key: each key may appear only once in a JSON object")
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    #[test]
+    fn dry_run_only_where_a_write_can_rehearse() {
+        let q = Some("dry_run=true");
+        for (m, p) in [
+            (Method::POST, "/api/v1/llm-providers"),
+            (Method::PATCH, "/api/v1/llm-providers/oa"),
+            (Method::POST, "/api/v1/budgets"),
+            (Method::PATCH, "/api/v1/rate-limits/r"),
+        ] {
+            assert!(!super::dry_run_unsupported(&m, p, q), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::DELETE, "/api/v1/llm-providers/oa"),
+            (Method::POST, "/api/v1/tokens"),
+            (Method::PUT, "/api/v1/secrets/K"),
+            (Method::POST, "/api/v1/llm-providers/oa/check"),
+            (Method::GET, "/api/v1/budgets"),
+        ] {
+            assert!(super::dry_run_unsupported(&m, p, q), "{m} {p}");
+        }
+        assert!(!super::dry_run_unsupported(
+            &Method::DELETE,
+            "/api/v1/llm-providers/oa",
+            Some("purge_transcripts=true")
+        ));
+    }
 }

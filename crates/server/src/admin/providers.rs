@@ -163,17 +163,20 @@ fn binding<'a>(
     Ok(Some(HostBinding { secret, host, add_if_other }))
 }
 
-/// What a save's binding did (logged), or the save's error; a secret bound elsewhere becomes
-/// the 422 naming the ref field.
+/// What a save's binding did (logged; a dry run logs nothing), or the save's error; a secret
+/// bound elsewhere becomes the 422 naming the ref field.
 fn saved(
     injected: &Option<(String, String, Option<String>)>,
     result: Result<Option<BindOutcome>, StoreError>,
+    write: Write,
 ) -> Result<(), ApiError> {
     let (field, secret, host) = match injected {
         Some((field, secret, Some(host))) => (field.as_str(), secret.as_str(), host.as_str()),
         _ => ("api_key_ref", "", ""),
     };
     match result {
+        // a rehearsal's binding was rolled back: nothing to log
+        Ok(_) if write == Write::DryRun => {}
         Ok(Some(BindOutcome::FirstUse)) => tracing::info!(secret = %secret, host = %host, "secret bound on first use"),
         Ok(Some(BindOutcome::Added)) => {
             tracing::info!(secret = %secret, host = %host, "admin added a host to a secret's binding");
@@ -341,7 +344,7 @@ pub async fn create_spec(
     let rec = record(&spec, now, now)?;
     let injected = crate::binding::injected_secret(&spec);
     let bound = binding(caller, &spec, &injected)?;
-    saved(&injected, write.store(state).insert_provider(&rec, in_db, bound).await)?;
+    saved(&injected, write.store(state).insert_provider(&rec, in_db, bound).await, write)?;
     if write.committed(state).await {
         tracing::info!(provider = %spec.name, r#type = %spec.kind(), "provider created");
     }
@@ -475,7 +478,7 @@ pub async fn update_spec(
     let rec = record(&spec, current.created_at_ms, now)?;
     let injected = crate::binding::injected_secret(&spec);
     let bound = binding(caller, &spec, &injected)?;
-    saved(&injected, write.store(state).update_provider(&rec, in_db, bound).await)?;
+    saved(&injected, write.store(state).update_provider(&rec, in_db, bound).await, write)?;
     if write.committed(state).await {
         tracing::info!(provider = %name, "provider updated");
     }

@@ -25,14 +25,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The parameter serde's message names (`Failed to deserialize query string: dry_run: …`),
-/// or "" when it names none (a parameter twice, a malformed string).
+/// The parameter serde's message names (`Failed to deserialize query string: dry_run: …`, or
+/// `… duplicate field \`dry_run\``), or "" when it names none (a malformed string).
 fn named_parameter(text: &str) -> &str {
     let rest = text.split_once("query string: ").map_or(text, |(_, r)| r);
-    match rest.split_once(": ") {
-        Some((name, _)) if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => name,
-        _ => "",
-    }
+    let name = match rest.strip_prefix("duplicate field `") {
+        Some(d) => d.split('`').next().unwrap_or_default(),
+        None => rest.split_once(": ").map_or("", |(name, _)| name),
+    };
+    if name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') { name } else { "" }
 }
 
 #[cfg(test)]
@@ -43,6 +44,7 @@ mod tests {
             "Failed to deserialize query string: dry_run: provided string was not `true` or `false`",
         );
         assert_eq!(named, "dry_run");
-        assert_eq!(super::named_parameter("Failed to deserialize query string: duplicate field `x`"), "");
+        assert_eq!(super::named_parameter("Failed to deserialize query string: duplicate field `x`"), "x");
+        assert_eq!(super::named_parameter("Failed to deserialize query string: expected `,` or `}`"), "");
     }
 }

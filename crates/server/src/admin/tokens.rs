@@ -69,8 +69,8 @@ pub struct TokenView {
     pub requests_7d: i64,
     /// What they cost, in microcents.
     pub spend_7d_microcents: i64,
-    /// On create only: `providers` entries that name no existing provider (the token is
-    /// issued; it cannot use them until they are created).
+    /// `providers` entries that name no existing provider (the token is issued; it cannot use
+    /// them until they are created).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<tollgate_core::warnings::FieldWarning>,
 }
@@ -102,6 +102,13 @@ impl TokenView {
             spend_7d_microcents: 0,
             warnings: Vec::new(),
         }
+    }
+
+    /// Adds the warnings about `providers` entries that name no existing provider.
+    pub fn with_warnings(mut self, state: &AppState) -> TokenView {
+        let scope = self.providers.iter().flatten().enumerate().map(|(i, p)| (format!("providers[{i}]"), p.clone()));
+        self.warnings = super::dangling_refs(state, scope.collect::<Vec<_>>(), None);
+        self
     }
 
     /// Adds the token's usage (from [`usage_by_token`]).
@@ -279,10 +286,8 @@ pub async fn create_from(
     state.store().insert_token(&rec).await?;
     super::reload_after_write(state).await;
     tracing::info!(token_id = %rec.id, name = %rec.name, role = %rec.role, "gateway token created");
-    let mut view = TokenView::of(&rec, now);
+    let mut view = TokenView::of(&rec, now).with_warnings(state);
     view.token = Some(token);
-    let scope = rec.providers.iter().flatten().enumerate().map(|(i, p)| (format!("providers[{i}]"), p.clone()));
-    view.warnings = super::dangling_refs(state, scope.collect::<Vec<_>>(), None);
     Ok(view)
 }
 
@@ -305,7 +310,7 @@ pub async fn list(
             .items
             .iter()
             .filter(|t| visible_to(&caller, t))
-            .map(|t| TokenView::of(t, now).with_usage(usage.get(&*t.id)))
+            .map(|t| TokenView::of(t, now).with_usage(usage.get(&*t.id)).with_warnings(&state))
             .collect(),
         next_page_token: res.next_after.map(|k| paging::encode(&k)),
     }))
@@ -334,7 +339,7 @@ pub async fn get(
         return Err(ApiError::Gone(format!("token \"{id}\" ({}) was revoked at {}", t.name, rfc3339(at))));
     }
     let usage = usage_by_token(&state).await?;
-    Ok(Json(TokenView::of(&t, state.now_ms()).with_usage(usage.get(&*t.id))))
+    Ok(Json(TokenView::of(&t, state.now_ms()).with_usage(usage.get(&*t.id)).with_warnings(&state)))
 }
 
 /// Revoke a gateway token. It stops working for the next request.

@@ -226,6 +226,10 @@ pub(super) async fn check(
                 rate_headers(&mut headers, &wants, &all, &limit_values, now, true);
                 let message = if want.kind == Kind::Tokens && want.amount > seen.limit {
                     // Waiting cannot help: the call alone reserves more than a whole minute holds.
+                    // No `Retry-After`, and `x-should-retry: false`, which the official OpenAI
+                    // and Anthropic SDKs honour instead of retrying a 429.
+                    headers.retain(|(n, _)| *n != axum::http::header::RETRY_AFTER);
+                    headers.extend(header("x-should-retry", "false".into()));
                     format!(
                         "rate_limited: rate limit \"{}\" allows {} tokens per minute, and this call reserves {} (its \
                          prompt bounded by the body's size plus its output limit), so it can never pass; lower its \

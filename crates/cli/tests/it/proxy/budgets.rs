@@ -203,15 +203,15 @@ async fn budget_and_rate_limit_api(db: TestDb) {
         "token w exists"
     );
     let t = json!({"name": "t", "role": "invoker", "providers": ["ghost", "nowhere"]});
-    assert_eq!(
-        fields(&expect(admin(&gw, Method::POST, "/api/v1/tokens", Some(t)).await, 201)),
-        ["providers[0]", "providers[1]"]
-    );
+    let t = expect(admin(&gw, Method::POST, "/api/v1/tokens", Some(t)).await, 201);
+    assert_eq!(fields(&t), ["providers[0]", "providers[1]"]);
+    let t_path = format!("/api/v1/tokens/{}", t["id"].as_str().unwrap_or_default());
     secret(&gw, "OPENAI_API_KEY", "sk-x").await;
     expect(admin(&gw, Method::POST, "/api/v1/llm-providers", Some(provider_body("openai", "ghost"))).await, 201);
     let got = expect(admin(&gw, Method::GET, &format!("{b}/ghostly"), None).await, 200);
     assert!(got.get("warnings").is_none(), "the provider exists now: {got}");
     assert_eq!(fields(&expect(admin(&gw, Method::GET, &format!("{r}/haunted"), None).await, 200)), ["scope.token"]);
+    assert_eq!(fields(&expect(admin(&gw, Method::GET, &t_path, None).await, 200)), ["providers[1]"], "GET too");
     // what GET answers (its warnings included) is accepted back as a body
     let back = expect(admin(&gw, Method::GET, &format!("{r}/haunted"), None).await, 200);
     expect(admin(&gw, Method::PATCH, &format!("{r}/haunted"), Some(back)).await, 200);
@@ -483,6 +483,9 @@ async fn requests_per_minute(db: TestDb) {
     super::errors::assert_native(&refused, "openai", 429, "allows 10 tokens per minute, and this call reserves");
     assert!(refused.text().contains("so it can never pass"), "{}", refused.text());
     assert_eq!(refused.json()["error"]["type"], "tokens", "a tokens-per-minute refusal");
+    // waiting cannot help: no Retry-After, and the SDKs' own "do not retry" header
+    assert!(refused.headers.get("retry-after").is_none(), "{:?}", refused.headers);
+    assert_eq!(refused.headers.get("x-should-retry").and_then(|v| v.to_str().ok()), Some("false"));
 }
 
 /// Two `tollgate serve` processes (the real binary, as replicas run) on one PostgreSQL
