@@ -40,7 +40,7 @@ pub enum ProviderCommand {
     Update(UpdateArgs),
     /// Delete a provider.
     #[command(visible_alias = "rm")]
-    Delete(NameArg),
+    Delete(DeleteArgs),
     /// Test the connection: probe the upstream with the stored credential (exit code 1 on failure).
     Check(CheckArgs),
 }
@@ -58,6 +58,15 @@ pub struct CheckArgs {
 pub struct NameArg {
     /// Provider name.
     pub name: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeleteArgs {
+    /// Provider name.
+    pub name: String,
+    /// Also delete the provider's transcripts (recorded bodies); its usage history stays.
+    #[arg(long)]
+    pub purge_transcripts: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -582,7 +591,8 @@ pub async fn run(client: &Client, fmt: OutputFormat, cmd: ProviderCommand) -> an
             Ok(())
         }
         ProviderCommand::Delete(a) => {
-            client.delete(&[COLLECTION, &a.name]).await?;
+            let query = if a.purge_transcripts { vec![("purge_transcripts", "true".to_string())] } else { vec![] };
+            client.send(reqwest::Method::DELETE, &[COLLECTION, &a.name], &query, None).await?;
             if fmt == OutputFormat::Table {
                 output::line(&format!("deleted provider {}", a.name));
             }

@@ -143,14 +143,10 @@ fn request_row(r: &Value) -> Vec<String> {
 const REQUEST_HEADERS: [&str; 11] =
     ["TIME", "ID", "PROVIDER", "MODEL", "USER/AGENT", "STATUS", "LATENCY MS", "TTFT MS", "TOKENS", "COST", "RECORDED"];
 
-/// One conversation as a table row: from the list (`turns` a count) or from `get` (`turns`
-/// the turns themselves, counted here).
+/// One conversation as a table row (the list's or `get`'s: both carry `turns`, a count).
 fn conversation_row(c: &Value) -> Vec<String> {
     let providers: Vec<&str> = c["providers"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    let turns = match &c["turns"] {
-        Value::Array(t) => t.len().to_string(),
-        _ => text(c, "turns"),
-    };
+    let turns = text(c, "turns");
     vec![
         text(c, "id"),
         text(c, "started_at"),
@@ -251,7 +247,7 @@ pub async fn run_conversations(client: &Client, fmt: OutputFormat, cmd: Conversa
                 &["CONVERSATION", "STARTED", "DURATION MS", "TURNS", "STATUS", "TOKENS", "COST", "PROVIDERS"],
                 &[conversation_row(&v)],
             );
-            let turns = v["turns"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let turns = v["requests"].as_array().map(Vec::as_slice).unwrap_or_default();
             let rows: Vec<Vec<String>> = turns.iter().map(request_row).collect();
             output::table(&REQUEST_HEADERS, &rows);
             Ok(())

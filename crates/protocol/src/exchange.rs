@@ -286,6 +286,12 @@ impl Tap {
         }
     }
 
+    /// Generation is over; only trailing metadata (the usage) is left (see
+    /// [`StreamDecoder::generation_ended`]).
+    pub fn generation_ended(&self) -> bool {
+        self.decoder.as_deref().is_some_and(StreamDecoder::generation_ended)
+    }
+
     /// The response's own id (recorded after [`Self::record_outcome`]).
     pub fn response_id(&self) -> Option<&str> {
         self.decoder.as_deref().and_then(StreamDecoder::response_id)

@@ -221,6 +221,10 @@ impl StreamDecoder for OutcomeDecoder {
         self.id.as_deref()
     }
 
+    fn generation_ended(&self) -> bool {
+        self.inner.generation_ended()
+    }
+
     fn finish_reasons(&self) -> Vec<String> {
         self.reasons.iter().flatten().cloned().collect()
     }

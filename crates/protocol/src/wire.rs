@@ -211,6 +211,12 @@ pub trait StreamDecoder: std::fmt::Debug + Send + Sync {
     fn finish_reasons(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Generation is over and only the stream's trailing metadata is left (an OpenAI chunk
+    /// with a `finish_reason`, after which the usage chunk comes; Bedrock's `messageStop`,
+    /// before its `metadata`). Families whose usage travels with the end say false.
+    fn generation_ended(&self) -> bool {
+        false
+    }
 }
 
 /// A response read back as a message (for transcripts): the text, the reasoning ("thinking")

@@ -219,6 +219,11 @@ impl Meter {
 
     /// From now on, requests that end cancelled were cut by the shutdown (their connections
     /// are being dropped), not abandoned by their clients.
+    /// Whether shutdown is cutting the requests still open.
+    pub fn is_cutting(&self) -> bool {
+        self.cutting.load(Ordering::Acquire)
+    }
+
     pub fn cutting_at_shutdown(&self) {
         self.cutting.store(true, Ordering::Release);
     }

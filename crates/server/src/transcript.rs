@@ -179,7 +179,8 @@ impl Sink {
         let n = batch.len() as u64;
         let truncated = batch.iter().filter(|p| p.captured.flags().truncated).count() as u64;
         let keyring = self.keys.keyring();
-        let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, batches, batch)).await;
+        let purged = self.store.purge_cutoffs();
+        let sealed = tokio::task::spawn_blocking(move || seal_all(&keyring, &purged, batches, batch)).await;
         let sealed = match sealed {
             Ok(Ok((r, captures))) => {
                 // The captured bodies go back to the allocator here, on a runtime worker (with
@@ -221,7 +222,8 @@ impl Sink {
 /// are skipped); hands the entries back with the sealed batches, for the caller to free.
 fn seal_all(
     keyring: &tollgate_store::Keyring,
-    batches: Batches,
+    purged: &std::collections::HashMap<String, i64>,
+    mut batches: Batches,
     batch: Vec<Pending>,
 ) -> Result<(Vec<SealedBatch>, Vec<Vec<Entry>>), String> {
     let mut groups: Vec<Vec<Entry>> = batches.list.iter().map(|b| Vec::with_capacity(b.count)).collect();
@@ -244,6 +246,30 @@ fn seal_all(
             Some(entries) => entries.push(entry),
             None => return Err(format!("transcript names batch {} of {}", p.batch, batches.list.len())),
         }
+    }
+    // A purge of the provider after these requests started: their transcripts are dropped,
+    // with their ids (the batch lists one id per entry, in entry order).
+    for (b, entries) in batches.list.iter_mut().zip(groups.iter_mut()) {
+        let Some(&cutoff) = purged.get(&b.provider) else { continue };
+        if entries.iter().all(|e| e.ts_ms >= cutoff) {
+            continue;
+        }
+        let ids: Vec<String> = b.event_ids.split(' ').map(str::to_string).collect();
+        let mut kept_ids = String::new();
+        let mut kept = Vec::with_capacity(entries.len());
+        for (e, id) in std::mem::take(entries).into_iter().zip(ids) {
+            if e.ts_ms >= cutoff {
+                if !kept_ids.is_empty() {
+                    kept_ids.push(' ');
+                }
+                kept_ids.push_str(&id);
+                kept.push(e);
+            }
+        }
+        tracing::debug!(provider = %b.provider, dropped = b.count - kept.len(), "transcripts purged before they were written");
+        b.count = kept.len();
+        b.event_ids = kept_ids;
+        *entries = kept;
     }
     let sealed = batches
         .list
@@ -316,10 +342,8 @@ mod tests {
         assert_eq!(lone.assign("p", 0, "e2"), big, "an empty capture adds nothing");
     }
 
-    #[test]
-    fn a_flush_seals_each_batch_with_its_events_in_order() {
-        let ring =
-            tollgate_store::Keyring::new(tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}")));
+    /// Three captures (`p`, `q`, `p`, at ts 0, 1, 2) assigned to their batches.
+    fn three() -> (Batches, Vec<Pending>) {
         let mut batches = Batches::default();
         let mut pending = Vec::new();
         for (i, provider) in ["p", "q", "p"].into_iter().enumerate() {
@@ -334,7 +358,16 @@ mod tests {
             let batch = batches.assign(provider, captured.size(), &event_id);
             pending.push(Pending { ts_ms: i as i64, batch, captured });
         }
-        let (sealed, entries) = seal_all(&ring, batches, pending).unwrap_or_else(|e| panic!("{e}"));
+        (batches, pending)
+    }
+
+    #[test]
+    fn a_flush_seals_each_batch_with_its_events_in_order() {
+        let ring =
+            tollgate_store::Keyring::new(tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}")));
+        let (batches, pending) = three();
+        let (sealed, entries) =
+            seal_all(&ring, &Default::default(), batches, pending).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(entries.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1], "the entries come back to be freed");
         let listed: Vec<(&str, &str)> = sealed.iter().map(|b| (b.provider.as_str(), b.event_ids.as_str())).collect();
         assert_eq!(listed, [("p", "event-0 event-2"), ("q", "event-1")]);
@@ -346,5 +379,23 @@ mod tests {
             got,
             [("event-0".into(), Some(b"prompt 0".to_vec())), ("event-2".into(), Some(b"prompt 2".to_vec()))]
         );
+    }
+
+    #[test]
+    fn a_purge_drops_the_transcripts_of_requests_started_before_it() {
+        let ring =
+            tollgate_store::Keyring::new(tollgate_store::MasterKey::generate().unwrap_or_else(|e| panic!("{e}")));
+        let (batches, pending) = three();
+        // p purged at ts 1: event-0 (ts 0) goes, event-2 (ts 2, started after) stays; q untouched.
+        let purged = [("p".to_string(), 1)].into_iter().collect();
+        let (sealed, _) = seal_all(&ring, &purged, batches, pending).unwrap_or_else(|e| panic!("{e}"));
+        let listed: Vec<(&str, &str, i64)> =
+            sealed.iter().map(|b| (b.provider.as_str(), b.event_ids.as_str(), b.entries)).collect();
+        assert_eq!(listed, [("p", "event-2", 1), ("q", "event-1", 1)]);
+        // a purge after all of them: p's batch is not written at all
+        let (batches, pending) = three();
+        let purged = [("p".to_string(), 3)].into_iter().collect();
+        let (sealed, _) = seal_all(&ring, &purged, batches, pending).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sealed.iter().map(|b| b.provider.as_str()).collect::<Vec<_>>(), ["q"]);
     }
 }

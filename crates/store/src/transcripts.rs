@@ -528,6 +528,14 @@ pub struct TranscriptStore {
 #[derive(Debug)]
 struct Inner {
     pool: Pool,
+    /// Per provider, the purge cutoff ([`TranscriptStore::mark_purged`]).
+    purged: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl Inner {
+    fn new(pool: Pool) -> Inner {
+        Inner { pool, purged: std::sync::Mutex::default() }
+    }
 }
 
 const COLUMNS: &str = "event_id, ts, provider, key_id, request_headers, response_content_type, input_sealed, \
@@ -573,13 +581,34 @@ impl TranscriptStore {
     /// runs its migrations.
     pub async fn connect(url: &str) -> Result<TranscriptStore, StoreError> {
         let pool = crate::db::connect(url, crate::db::TRANSCRIPTS).await?;
-        Ok(TranscriptStore { inner: Arc::new(Inner { pool }) })
+        Ok(TranscriptStore { inner: Arc::new(Inner::new(pool)) })
     }
 
     /// Shares the config store's pool (PostgreSQL: the config migrations created the tables).
     /// `None` on SQLite, whose transcripts live in their own file.
     pub fn sharing(store: &Store) -> Option<TranscriptStore> {
-        store.postgres_pool().map(|pool| TranscriptStore { inner: Arc::new(Inner { pool }) })
+        store.postgres_pool().map(|pool| TranscriptStore { inner: Arc::new(Inner::new(pool)) })
+    }
+
+    /// Records that `provider`'s transcripts of requests that started before `cutoff_ms` were
+    /// purged: the ones still on their way (queued in this process's usage writer, or of a
+    /// stream still running) are dropped when they are written ([`TranscriptStore::purge_cutoffs`]),
+    /// instead of landing after the purge. Per process: another replica's queue is its own.
+    pub fn mark_purged(&self, provider: &str, cutoff_ms: i64) {
+        let mut purged = match self.inner.purged.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let c = purged.entry(provider.to_string()).or_insert(cutoff_ms);
+        *c = (*c).max(cutoff_ms);
+    }
+
+    /// The cutoffs [`TranscriptStore::mark_purged`] recorded, by provider.
+    pub fn purge_cutoffs(&self) -> std::collections::HashMap<String, i64> {
+        match self.inner.purged.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Writes sealed batches ([`seal_batch`]) in one transaction; a batch whose id is stored

@@ -59,6 +59,13 @@ async fn secrets_api(db: TestDb) {
     );
     expect_shape_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({}))).await, "value");
     expect_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": ""}))).await, "value");
+    // a value no header can carry is refused at write time, not by every later call
+    let broken = expect_field(
+        admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": "sk-abc\ndef"}))).await,
+        "value",
+    );
+    assert!(broken["error"]["message"].as_str().is_some_and(|m| m.contains("character 7")), "{broken}");
+    expect(admin(&gw, Method::GET, "/api/v1/secrets/OK_NAME", None).await, 404);
     expect_shape_field(admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": 42}))).await, "value");
     expect_shape_field(
         admin(&gw, Method::PUT, "/api/v1/secrets/OK_NAME", Some(json!({"value": "x", "note": "y"}))).await,

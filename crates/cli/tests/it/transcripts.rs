@@ -324,8 +324,9 @@ async fn conversations_group_turns(db: TestDb) {
     // A one-turn conversation is read from its event (no conversation row): its detail, and
     // the list's pages, which merge both sources in one order.
     let d = expect(admin(&rig.gw, Method::GET, &format!("/api/v1/conversations/{lone_id}"), None).await, 200);
-    assert_eq!(d["turns"].as_array().map(Vec::len), Some(1), "{d}");
-    assert_eq!(d["turns"][0]["id"], lone_id);
+    assert_eq!(d["requests"].as_array().map(Vec::len), Some(1), "{d}");
+    assert_eq!(d["requests"][0]["id"], lone_id);
+    assert_eq!(d["turns"], 1, "the count, once: {d}");
     let paged = all_pages(&rig.gw, "/api/v1/conversations?page_size=1", "conversations").await;
     let listed: Vec<_> = convs.iter().map(|c| c["id"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(paged, listed, "pages of one walk the same list, once each");
@@ -341,7 +342,7 @@ async fn conversations_group_turns(db: TestDb) {
     let ok = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations?status=ok", None).await, 200);
     assert_eq!(ok["conversations"].as_array().map(Vec::len), Some(3), "{ok}");
     let d = expect(admin(&rig.gw, Method::GET, "/api/v1/conversations/cc-123", None).await, 200);
-    let turns = d["turns"].as_array().cloned().unwrap_or_default();
+    let turns = d["requests"].as_array().cloned().unwrap_or_default();
     assert_eq!(turns.len(), 2);
     assert_eq!((turns[0]["status"].clone(), turns[1]["status"].clone()), (json!("upstream_error"), json!("success")));
     let failed_reqs = requests(&rig.gw, "?status=failed").await;
@@ -405,10 +406,18 @@ async fn purges(db: TestDb) {
     assert_eq!(expect(all, 200)["deleted"], 3);
     assert_eq!(ts.count().await.unwrap_or(-1), 0);
     assert_eq!(requests(&rig.gw, "").await.len(), 3, "the requests stay");
+    // A transcript still queued in the usage writer when the purge runs (its request answered,
+    // its flush not yet due) is dropped when written, not stored after the purge.
+    assert_eq!(rig.post(&path, &body).await.status, 200);
+    let all = admin(&rig.gw, Method::DELETE, &format!("/api/v1/transcripts?provider={}", rig.name), None).await;
+    expect(all, 200);
+    rig.gw.flush_usage().await;
+    assert_eq!(ts.count().await.unwrap_or(-1), 0, "the queued transcript was purged too");
+    assert_eq!(requests(&rig.gw, "").await.len(), 4, "its request is recorded");
 
     assert_eq!(rig.post(&path, &body).await.status, 200);
     rig.gw.flush_usage().await;
-    assert_eq!(ts.count().await.unwrap_or(-1), 1);
+    assert_eq!(ts.count().await.unwrap_or(-1), 1, "a request after the purge is recorded");
     expect(
         admin(&rig.gw, Method::DELETE, &format!("/api/v1/llm-providers/{}?purge_transcripts=true", rig.name), None)
             .await,
@@ -672,6 +681,13 @@ async fn cli_requests_conversations_and_purge() {
     assert_eq!(summary.get(3), Some(&"1"), "the TURNS column counts the turns: {conv}");
     assert!(purge.contains("purged 1 transcript(s)"), "{purge}");
     assert!(after.contains("input: not recorded"), "{after}");
+    // `provider delete --purge-transcripts` purges what was recorded since
+    let r = send(rig.request(Method::POST, &path).json(&body)).await;
+    let id = r.headers.get("x-tollgate-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    rig.gw.flush_usage().await;
+    assert!(crate::cli::tg(gw, &["requests", "get", &id]).ok().stdout.contains("cli-marker"));
+    crate::cli::tg(gw, &["provider", "delete", "p-openai", "--purge-transcripts"]).ok();
+    assert!(crate::cli::tg(gw, &["requests", "get", &id]).ok().stdout.contains("input: not recorded"));
 }
 
 /// The console: Requests (filters as chips, rows linking to the request), the request's Chat

@@ -87,4 +87,7 @@ impl StreamDecoder for stream::Decoder {
     fn terminal(&self) -> bool {
         stream::Decoder::terminal(self)
     }
+    fn generation_ended(&self) -> bool {
+        stream::Decoder::generation_ended(self)
+    }
 }

@@ -42,6 +42,8 @@ pub(crate) struct Decoder {
     /// The stream's final event was seen: ConverseStream's `metadata`, or the
     /// InvokeModelWithResponseStream chunk carrying `amazon-bedrock-invocationMetrics`.
     terminal: bool,
+    /// ConverseStream's `messageStop` was seen: generation is over, the `metadata` (usage) is next.
+    stopped: bool,
 }
 
 #[derive(Deserialize)]
@@ -88,6 +90,7 @@ impl Decoder {
             llama: (None, None),
             error: None,
             terminal: false,
+            stopped: false,
         }
     }
 
@@ -119,6 +122,7 @@ impl Decoder {
             }
             _ => match f.event_type.as_deref() {
                 Some("chunk") => self.on_chunk(&f.payload),
+                Some("messageStop") => self.stopped = true,
                 Some("metadata") => {
                     self.terminal = true;
                     if let Ok(MetadataEvent { usage: Some(u) }) = serde_json::from_slice(&f.payload) {
@@ -184,6 +188,10 @@ impl Decoder {
 
     pub(crate) fn terminal(&self) -> bool {
         self.terminal
+    }
+
+    pub(crate) fn generation_ended(&self) -> bool {
+        self.stopped
     }
 }
 
@@ -251,8 +259,10 @@ mod tests {
     fn converse_stream_metadata_and_exceptions() {
         let mut d = Decoder::new(Endpoint::ConverseStream);
         d.on_frame(&event("messageStart", r#"{"role":"assistant"}"#));
+        assert!(!d.generation_ended());
         d.on_frame(&event("messageStop", r#"{"stopReason":"end_turn"}"#));
         assert!(!d.terminal(), "metadata follows messageStop");
+        assert!(d.generation_ended(), "only the metadata (usage) is left");
         d.on_frame(&event(
             "metadata",
             r#"{"usage":{"inputTokens":9,"outputTokens":4,"totalTokens":113,"cacheReadInputTokens":100},"metrics":{"latencyMs":80}}"#,

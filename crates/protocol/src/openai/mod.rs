@@ -76,4 +76,7 @@ impl StreamDecoder for stream::Decoder {
     fn response_model(&self) -> Option<&str> {
         stream::Decoder::response_model(self)
     }
+    fn generation_ended(&self) -> bool {
+        stream::Decoder::generation_ended(self)
+    }
 }

@@ -29,6 +29,15 @@ pub(crate) struct Decoder {
     /// Record the model the response names.
     want_model: bool,
     model: Option<String>,
+    /// A chunk named a `finish_reason`: generation is over (the usage chunk, if any, is next).
+    ended: bool,
+}
+
+/// A choice of a chunk: only whether it finished.
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    finish_reason: Option<IgnoredAny>,
 }
 
 /// The parts of a chat/completions chunk or a Responses event the tap reads.
@@ -37,7 +46,7 @@ struct Payload {
     #[serde(default, rename = "type")]
     kind: Option<String>,
     #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
+    choices: Option<Vec<Choice>>,
     #[serde(default)]
     usage: Option<RawUsage>,
     #[serde(default)]
@@ -64,7 +73,7 @@ impl Decoder {
     /// `want_model`: also record the model the response names (chunk or body `model`,
     /// Responses `response.model`), the first one seen.
     pub(crate) fn new(_endpoint: Endpoint, filter: bool, want_model: bool) -> Decoder {
-        Decoder { filter, usage: None, error: None, terminal: false, want_model, model: None }
+        Decoder { filter, usage: None, error: None, terminal: false, want_model, model: None, ended: false }
     }
 
     pub(crate) fn body_members(&self) -> &'static [&'static str] {
@@ -120,7 +129,14 @@ impl Decoder {
         self.terminal
     }
 
+    pub(crate) fn generation_ended(&self) -> bool {
+        self.ended
+    }
+
     fn apply(&mut self, mut p: Payload) {
+        if p.choices.as_ref().is_some_and(|c| c.iter().any(|c| c.finish_reason.is_some())) {
+            self.ended = true;
+        }
         if self.want_model && self.model.is_none() {
             self.model =
                 p.model.take().or_else(|| p.response.as_mut().and_then(|r| r.model.take())).filter(|m| !m.is_empty());
@@ -169,6 +185,10 @@ mod tests {
         let content = r#"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#;
         assert_eq!(d.on_event(&ev(content)), Action::Forward);
         let usage = r#"{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#;
+        assert!(!d.generation_ended());
+        let finished = r#"{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}"#;
+        assert_eq!(d.on_event(&ev(finished)), Action::Forward);
+        assert!(d.generation_ended(), "a finish_reason: only the usage chunk is left");
         assert_eq!(d.on_event(&ev(usage)), Action::Drop);
         assert!(!d.terminal());
         assert_eq!(d.on_event(&ev("[DONE]")), Action::Forward);

@@ -92,8 +92,9 @@ pub struct ConversationList {
 pub struct ConversationDetail {
     #[serde(flatten)]
     pub conversation: ConversationSummary,
-    /// Oldest first (at most 1000).
-    pub turns: Vec<RequestSummary>,
+    /// The turns themselves (`turns` is their count), oldest first (at most 1000). Named
+    /// apart from `turns`: a flattened summary and this list under one key wrote it twice.
+    pub requests: Vec<RequestSummary>,
 }
 
 pub(crate) fn view(c: &ConversationRow) -> ConversationSummary {
@@ -184,5 +185,5 @@ pub async fn detail(state: &AppState, caller: &TokenRecord, id: &str) -> Result<
     if events.is_empty() && caller.providers.is_some() {
         return Err(not_found());
     }
-    Ok(ConversationDetail { conversation: view(&row), turns: summaries(state, &events).await? })
+    Ok(ConversationDetail { conversation: view(&row), requests: summaries(state, &events).await? })
 }

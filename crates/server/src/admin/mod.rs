@@ -103,6 +103,8 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     // this API's JSON 404 for everything but a browser's page request
     let router = router
         .layer(Extension(Arc::new(spec.clone())))
+        // a route layer: a method no route has still gets its 405 first
+        .route_layer(axum::middleware::from_fn(refuse_dry_run))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |req, next| capped_body(req, next, body_limit)));
     (router, spec)
@@ -118,13 +120,6 @@ async fn capped_body(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
-    if dry_run_unsupported(&parts.method, parts.uri.path(), parts.uri.query()) {
-        return ApiError::invalid(
-            "dry_run",
-            "this operation has no dry run (only creating and updating providers, budgets and rate limits have one)",
-        )
-        .into_response();
-    }
     match crate::body::read_capped(&parts.headers, body, limit).await {
         Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await,
         Err(crate::body::BodyError::TooLarge { cap }) => {
@@ -133,6 +128,19 @@ async fn capped_body(
         }
         Err(e @ crate::body::BodyError::Unreadable) => ApiError::invalid("body", e.to_string()).into_response(),
     }
+}
+
+/// Refuses `dry_run` on an operation that has none ([`dry_run_unsupported`]).
+async fn refuse_dry_run(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if dry_run_unsupported(req.method(), req.uri().path(), req.uri().query()) {
+        return ApiError::invalid(
+            "dry_run",
+            "this operation has no dry run (only creating and updating providers, budgets and rate limits have one)",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Whether the request asks for a dry run (`dry_run` in its query) of an operation that has

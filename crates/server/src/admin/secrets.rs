@@ -297,6 +297,14 @@ pub async fn store_value(
     if value.chars().count() > MAX_SECRET_CHARS {
         return Err(ApiError::unprocessable("value", format!("must be at most {MAX_SECRET_CHARS} characters")));
     }
+    // Every secret is a credential sent in a header (or signing one): a line break or other
+    // control character could never be sent, and every call would fail with a 500 instead.
+    if let Some(i) = value.chars().position(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "value",
+            format!("must not contain control characters (a line break, a tab, …): one at character {}", i + 1),
+        ));
+    }
     let created = state.store().put_secret(name, &SecretValue::new(value.to_string()), state.now_ms()).await?;
     let meta = state
         .store()

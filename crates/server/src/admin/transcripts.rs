@@ -37,6 +37,9 @@ pub struct PurgeResponse {
 /// Deletes the transcripts of `provider` before `before_ms` (shared with provider deletion).
 pub async fn purge(state: &AppState, provider: &str, before_ms: i64) -> Result<u64, ApiError> {
     let keyring = state.store().keyring();
+    // First, so a transcript still queued or captured (its request started before the purge)
+    // is dropped when written rather than landing after the delete below.
+    state.transcripts().mark_purged(provider, before_ms.min(state.now_ms().saturating_add(1)));
     let n = state.transcripts().delete_before(&keyring, Some(provider), before_ms, crate::transcript::CHUNK).await?;
     tracing::info!(provider, deleted = n, "transcripts purged");
     Ok(n)

@@ -562,8 +562,8 @@ pub async fn conversation(
 ) -> Result<Response, ConsoleError> {
     session.require(Role::Reader)?;
     let c = conversations::detail(&console.state, &session.token, &id).await?;
-    let mut turns = Vec::with_capacity(c.turns.len());
-    for (i, t) in c.turns.iter().enumerate() {
+    let mut turns = Vec::with_capacity(c.requests.len());
+    for (i, t) in c.requests.iter().enumerate() {
         let d = requests::detail(&console.state, &session.token, &t.id).await?;
         turns.push(turn(&d, i > 0));
     }

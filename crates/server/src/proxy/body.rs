@@ -246,6 +246,11 @@ impl Recorder {
         }
     }
 
+    /// Whether shutdown is cutting open requests (nothing may linger past it).
+    pub fn shutting_down(&self) -> bool {
+        self.meter.is_cutting()
+    }
+
     pub fn started(&self) -> Instant {
         self.started
     }
@@ -350,6 +355,9 @@ pub struct MeteredStream {
     terminal_sent: bool,
     /// The upstream failed after bytes that were sent first; the error goes out next.
     failed_after_batch: bool,
+    /// The client hung up and [`ClientBody`] reads the rest for its usage: the outcome is the
+    /// client's cancellation whatever the upstream does.
+    client_gone: bool,
     /// Bytes held over a scheduler round so that chunks already read join them, and how many
     /// polls in a row found nothing new.
     held: Batch,
@@ -385,6 +393,7 @@ impl MeteredStream {
             ttft: None,
             done: false,
             terminal_sent: false,
+            client_gone: false,
             failed_after_batch: false,
             held: Batch::Empty,
             idle_polls: 0,
@@ -412,7 +421,9 @@ impl MeteredStream {
     fn complete(&mut self) {
         self.done = true;
         self.recorder.read_tap(&self.tap);
-        let (status, class) = if !(200..300).contains(&self.http_status) {
+        let (status, class) = if self.client_gone {
+            (RequestStatus::ClientCancelled, Some("client_cancelled"))
+        } else if !(200..300).contains(&self.http_status) {
             (RequestStatus::UpstreamError, Some(upstream_class(self.http_status)))
         } else if self.tap.stream_error().is_some() {
             (RequestStatus::UpstreamError, Some("stream_error"))
@@ -431,7 +442,9 @@ impl MeteredStream {
     fn fail(&mut self, timed_out: bool) {
         self.done = true;
         self.recorder.read_tap(&self.tap);
-        let (status, class) = if timed_out {
+        let (status, class) = if self.client_gone {
+            (RequestStatus::ClientCancelled, "client_cancelled")
+        } else if timed_out {
             (RequestStatus::Timeout, "read_timeout")
         } else {
             (RequestStatus::ConnectionError, "upstream_body_error")
@@ -685,5 +698,59 @@ impl Drop for MeteredStream {
                 ttft: self.ttft,
             });
         }
+    }
+}
+
+/// How long the upstream is still read after the client hung up once generation ended.
+pub const HANGUP_DRAIN: Duration = Duration::from_secs(2);
+
+/// The client-facing body: a [`MeteredStream`] that outlives a client which hangs up after
+/// the upstream finished generating (a finish reason seen) but before the stream's end. The
+/// usage comes last (OpenAI's usage chunk, which the gateway itself asks for; Bedrock's
+/// `metadata` event), so a client that stops reading at the finish reason would otherwise be
+/// metered — and its budget settled — at nothing for a whole answer. The rest is read for at
+/// most [`HANGUP_DRAIN`], outside the request, and the event records the cancellation with
+/// the upstream's own usage. A hang-up mid-generation is not drained (reading on would make
+/// the upstream generate, and bill, more) and is recorded at once, with what the tap saw.
+#[derive(Debug)]
+pub struct ClientBody(Option<MeteredStream>);
+
+impl ClientBody {
+    pub fn new(stream: MeteredStream) -> ClientBody {
+        ClientBody(Some(stream))
+    }
+}
+
+impl Stream for ClientBody {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut().0.as_mut() {
+            Some(s) => Pin::new(s).poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        let Some(mut s) = self.0.take() else { return };
+        let generated = !s.done && !s.terminal_sent && s.tap.generation_ended();
+        if !generated || s.recorder.shutting_down() {
+            return; // dropped here: its own Drop records what happened
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        s.client_gone = true;
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(HANGUP_DRAIN, async {
+                while let Some(item) = futures_util::StreamExt::next(&mut s).await {
+                    if item.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            // Dropped here: complete if the upstream ended, else recorded as cancelled.
+        });
     }
 }

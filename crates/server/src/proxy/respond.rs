@@ -97,7 +97,7 @@ pub(super) async fn respond(
 
     let expected_len = if injected { None } else { body.size_hint().exact() };
     let stream = MeteredStream::new(body, read_timeout, tap, recorder, status.as_u16(), expected_len).decoding(decoder);
-    let mut resp = Response::new(Body::from_stream(stream));
+    let mut resp = Response::new(Body::from_stream(super::body::ClientBody::new(stream)));
     *resp.status_mut() = status;
     *resp.headers_mut() = out_headers;
     resp

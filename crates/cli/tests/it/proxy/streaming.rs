@@ -124,6 +124,34 @@ async fn client_disconnect_mid_stream(db: TestDb) {
     assert!(metrics.contains("tollgate_proxy_client_cancelled_total 1"), "{metrics}");
 }
 
+/// The client stops reading at the finish reason, before the usage chunk (the one the gateway
+/// asked for itself) arrived: the gateway reads the rest of the stream for its usage, so the
+/// cancelled call is metered with the upstream's own tokens, not at nothing.
+async fn hang_up_after_the_finish_reason_keeps_the_usage(db: TestDb) {
+    let rig = Rig::new(db, "openai", json!({})).await;
+    let events = fake_openai::chat_stream("gpt-4o", true);
+    let (generated, rest) = events.split_at(events.len() - 2); // the usage chunk and [DONE] last
+    let mut steps: Vec<Step> = generated.iter().cloned().map(Step::Send).collect();
+    steps.push(Step::Sleep(Duration::from_millis(300)));
+    steps.extend(rest.iter().cloned().map(Step::Send));
+    rig.up.push(UpReply::script(200, "text/event-stream", steps));
+    let stream = json!({"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let mut resp = match rig.request(Method::POST, "/chat/completions").json(&stream).send().await {
+        Ok(r) => r,
+        Err(e) => panic!("{e:#}"),
+    };
+    let mut seen = String::new();
+    while !seen.contains("\"finish_reason\":\"stop\"") {
+        let Some(chunk) = next_chunk(&mut resp, Duration::from_secs(5)).await else { panic!("no finish: {seen}") };
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!seen.contains("[DONE]"), "the client left before the end: {seen}");
+    drop(resp);
+    let stored = rig.events(1).await;
+    assert_eq!(stored[0].status, RequestStatus::ClientCancelled);
+    assert_eq!(stored[0].usage, chat_usage_buckets(), "the upstream's usage, read after the hang-up");
+}
+
 /// The gateway's upstream connection pool (`upstream::pool`): an answer read to its end (JSON
 /// or a stream) gives its connection back, so requests one after another reach the upstream
 /// on one connection; a stream the client abandoned closes its connection, and the next
@@ -504,6 +532,7 @@ both_backends!(
     injected_include_usage,
     complete_stream_then_client_hangs_up,
     client_disconnect_mid_stream,
+    hang_up_after_the_finish_reason_keeps_the_usage,
     upstream_connections_are_reused_after_whole_answers,
     client_gives_up_before_the_head,
     upstream_stalls_mid_stream,
