@@ -103,7 +103,6 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     // this API's JSON 404 for everything but a browser's page request
     let router = router
         .layer(Extension(Arc::new(spec.clone())))
-        // a route layer: a method no route has still gets its 405 first
         .route_layer(axum::middleware::from_fn(refuse_dry_run))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(move |req, next| capped_body(req, next, body_limit)));
@@ -143,24 +142,23 @@ async fn refuse_dry_run(req: axum::extract::Request, next: axum::middleware::Nex
     next.run(req).await
 }
 
-/// Whether the request asks for a dry run (`dry_run` in its query) of an operation that has
-/// none: such a parameter would be ignored and the real write done (a DELETE, a token minted),
-/// so it is refused before the handler runs.
+/// Whether the request asks for a dry run (`dry_run` in its query) of a write that has none
+/// (a delete, a token minted, a secret stored, a purge): the parameter would be ignored and
+/// the real write done, so it is refused before the handler runs. Reads ignore it, and a
+/// method no route has still gets its 405 from the router.
 fn dry_run_unsupported(method: &axum::http::Method, path: &str, query: Option<&str>) -> bool {
     use axum::http::Method;
     let asked = query.is_some_and(|q| q.split('&').any(|kv| kv.split('=').next() == Some("dry_run")));
     if !asked {
         return false;
     }
-    let rest = ["/api/v1/llm-providers", "/api/v1/budgets", "/api/v1/rate-limits"]
-        .iter()
-        .find_map(|collection| path.strip_prefix(collection));
-    let one = |r: &str| r.strip_prefix('/').is_some_and(|name| !name.is_empty() && !name.contains('/'));
-    match rest {
-        Some("") => *method != Method::POST,
-        Some(r) if one(r) => *method != Method::PATCH,
-        _ => true,
-    }
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    matches!(
+        (method, segments.as_slice()),
+        (&Method::DELETE, ["llm-providers" | "budgets" | "rate-limits" | "tokens" | "secrets", _] | ["transcripts"])
+            | (&Method::POST, ["tokens"] | ["llm-providers", _, "check"])
+            | (&Method::PUT | &Method::PATCH, ["secrets", _])
+    )
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -350,9 +348,15 @@ mod tests {
             (Method::POST, "/api/v1/tokens"),
             (Method::PUT, "/api/v1/secrets/K"),
             (Method::POST, "/api/v1/llm-providers/oa/check"),
-            (Method::GET, "/api/v1/budgets"),
+            (Method::DELETE, "/api/v1/transcripts"),
         ] {
             assert!(super::dry_run_unsupported(&m, p, q), "{m} {p}");
+        }
+        // reads ignore it; a method no route has is the router's 405
+        for (m, p) in
+            [(Method::GET, "/api/v1/budgets"), (Method::TRACE, "/api/v1/budgets"), (Method::PUT, "/api/v1/budgets")]
+        {
+            assert!(!super::dry_run_unsupported(&m, p, q), "{m} {p}");
         }
         assert!(!super::dry_run_unsupported(
             &Method::DELETE,
