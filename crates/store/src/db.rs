@@ -187,7 +187,7 @@ pub(crate) async fn connect_existing(url: &str, migrations: Migrations) -> Resul
     open(url, migrations, false).await
 }
 
-/// How many migrations the database recorded (0 when it has no migrations table).
+/// 1 when the database has sqlx's migrations table, else 0 (then it is no gateway's).
 const APPLIED_SQLITE: &str = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'";
 const APPLIED_PG: &str =
     "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'";
